@@ -1,0 +1,165 @@
+//! MobileVLM V2's projector (`LDPNetV2Projector`, ARCHITECTURES.md §3): MLP, adaptive average
+//! pooling to 12×12, then a depthwise positional-encoding conv with a residual (PEG).
+
+use crate::elem::Elem;
+use crate::error::{check_len, Error};
+use crate::kernels::activation::Activation;
+use crate::kernels::depthwise::{depthwise3x3, DwShape};
+use crate::kernels::pointwise::pointwise;
+use crate::kernels::pool::adaptive_avg_pool;
+
+/// Side of the pooled grid (`TokenDownLayer((12, 12))`).
+pub const POOL: usize = 12;
+
+/// Shape of a MobileVLM V2 projector on an `h × h` token grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct V2Config {
+    /// Token width in, e.g. 1024.
+    pub c_in: usize,
+    /// Token width out, e.g. 2048.
+    pub c_out: usize,
+    /// Grid side; `N = h²`.
+    pub h: usize,
+}
+
+impl V2Config {
+    /// Input tokens.
+    pub const fn tokens_in(&self) -> usize {
+        self.h * self.h
+    }
+    /// Output tokens (always 144).
+    pub const fn tokens_out(&self) -> usize {
+        POOL * POOL
+    }
+    /// Elements of the input `[N][c_in]`.
+    pub const fn input_len(&self) -> usize {
+        self.tokens_in() * self.c_in
+    }
+    /// Elements of the output `[144][c_out]`.
+    pub const fn output_len(&self) -> usize {
+        self.tokens_out() * self.c_out
+    }
+    /// Scratch elements of the activation type: two maps `[N][c_out]` (the pooled map reuses one).
+    pub const fn scratch_len(&self) -> usize {
+        let n = if self.tokens_in() > POOL * POOL {
+            self.tokens_in()
+        } else {
+            POOL * POOL
+        };
+        2 * n * self.c_out
+    }
+    /// Number of parameters.
+    pub const fn param_count(&self) -> usize {
+        let c = self.c_out;
+        (self.c_in * c + c) + (c * c + c) + (9 * c + c)
+    }
+    /// Multiply-accumulates of one forward pass (pooling counted as one MAC per input value).
+    pub const fn macs(&self) -> usize {
+        let (n, c) = (self.tokens_in(), self.c_out);
+        n * self.c_in * c + n * c * c + n * c + POOL * POOL * 9 * c
+    }
+    /// Checks that the configuration is usable.
+    pub const fn validate(&self) -> Result<(), Error> {
+        if self.c_in == 0 || self.c_out == 0 {
+            return Err(Error::InvalidConfig(
+                "mobilevlm-v2: channel counts must be > 0",
+            ));
+        }
+        if self.h == 0 {
+            return Err(Error::InvalidConfig(
+                "mobilevlm-v2: grid must be at least 1×1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Borrowed weights of the V2 projector.
+#[derive(Debug, Clone, Copy)]
+pub struct V2Weights<'a, W> {
+    /// `mlp.mlp.0.weight`, `[c_out][c_in]`.
+    pub fc1_w: &'a [W],
+    /// `mlp.mlp.0.bias`.
+    pub fc1_b: &'a [f32],
+    /// `mlp.mlp.2.weight`, `[c_out][c_out]`.
+    pub fc2_w: &'a [W],
+    /// `mlp.mlp.2.bias`.
+    pub fc2_b: &'a [f32],
+    /// `peg.peg.0.weight`, depthwise `[c_out][9]`.
+    pub peg_w: &'a [W],
+    /// `peg.peg.0.bias`.
+    pub peg_b: &'a [f32],
+}
+
+impl<W> V2Weights<'_, W> {
+    /// Checks every slice length against `cfg`.
+    pub fn validate(&self, cfg: &V2Config) -> Result<(), Error> {
+        let c = cfg.c_out;
+        check_len("mlp.mlp.0.weight", self.fc1_w, c * cfg.c_in)?;
+        check_len("mlp.mlp.0.bias", self.fc1_b, c)?;
+        check_len("mlp.mlp.2.weight", self.fc2_w, c * c)?;
+        check_len("mlp.mlp.2.bias", self.fc2_b, c)?;
+        check_len("peg.peg.0.weight", self.peg_w, 9 * c)?;
+        check_len("peg.peg.0.bias", self.peg_b, c)
+    }
+}
+
+/// Runs the projector on tokens `input` (`[N][c_in]`), writing `output` (`[144][c_out]`).
+pub fn forward<X: Elem, W: Elem, A: Elem, Y: Elem>(
+    cfg: &V2Config,
+    wts: &V2Weights<'_, W>,
+    input: &[X],
+    output: &mut [Y],
+    scratch: &mut [A],
+) -> Result<(), Error> {
+    cfg.validate()?;
+    wts.validate(cfg)?;
+    check_len("input", input, cfg.input_len())?;
+    check_len("output", output, cfg.output_len())?;
+    let need = cfg.scratch_len();
+    if scratch.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: scratch.len(),
+        });
+    }
+    let (c, n) = (cfg.c_out, cfg.tokens_in());
+    let half = need / 2;
+    let (buf_a, buf_b) = scratch[..need].split_at_mut(half);
+    pointwise(
+        input,
+        cfg.c_in,
+        wts.fc1_w,
+        Some(wts.fc1_b),
+        c,
+        Some(Activation::Gelu),
+        &mut buf_a[..n * c],
+    )?;
+    pointwise(
+        &buf_a[..n * c],
+        c,
+        wts.fc2_w,
+        Some(wts.fc2_b),
+        c,
+        None,
+        &mut buf_b[..n * c],
+    )?;
+    let pooled = &mut buf_a[..POOL * POOL * c];
+    adaptive_avg_pool(&buf_b[..n * c], cfg.h, cfg.h, c, pooled, POOL, POOL)?;
+    let s = DwShape {
+        h: POOL,
+        w: POOL,
+        c,
+        stride: 1,
+    };
+    depthwise3x3(
+        s,
+        &*pooled,
+        wts.peg_w,
+        Some(wts.peg_b),
+        Some(&*pooled),
+        output,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Which tensors a blob holds, in which order, with which shapes — per architecture and dtype.
+//! The reader checks every table entry against this list; the writer emits exactly this list.
+
+use super::format::{Arch, DType, ElemType};
+
+/// A symbolic dimension, resolved against the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    /// `c_in`.
+    Cin,
+    /// `c_out`.
+    Cout,
+    /// The SE squeeze width.
+    S,
+    /// A literal.
+    Lit(u32),
+}
+
+/// The element type of a spec entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemOf {
+    /// The model's weight type: f32, f16 (or i8 for int8 models).
+    Weight,
+    /// A fixed type.
+    Fixed(ElemType),
+}
+
+/// One expected tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// The PyTorch state-dict key (without prefix), or a derived name for quantization data.
+    pub name: &'static str,
+    /// Element type.
+    pub elem: ElemOf,
+    /// Shape, outermost first.
+    pub dims: &'static [Dim],
+}
+
+const fn w(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
+    TensorSpec {
+        name,
+        elem: ElemOf::Weight,
+        dims,
+    }
+}
+const fn f(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
+    TensorSpec {
+        name,
+        elem: ElemOf::Fixed(ElemType::F32),
+        dims,
+    }
+}
+
+use Dim::{Cin, Cout, Lit, S};
+const PW_IN: &[Dim] = &[Cout, Cin];
+const PW: &[Dim] = &[Cout, Cout];
+const DW: &[Dim] = &[Cout, Lit(9)];
+const VEC: &[Dim] = &[Cout];
+
+/// Float (f32/f16) tensors of `ldp`, in blob order.
+pub const LDP_FLOAT: &[TensorSpec] = &[
+    w("pointwise1.weight", PW_IN),
+    f("pointwise1.bias", VEC),
+    w("depthwise1.weight", DW),
+    f("depthwise1.bias", VEC),
+    w("pointwise2.weight", PW),
+    f("pointwise2.bias", VEC),
+    f("norm1.weight", VEC),
+    f("norm1.bias", VEC),
+    w("depthwise2.weight", DW),
+    f("depthwise2.bias", VEC),
+    w("pointwise3.weight", PW),
+    f("pointwise3.bias", VEC),
+    f("norm2.weight", VEC),
+    f("norm2.bias", VEC),
+];
+
+macro_rules! v1_block {
+    ($b:literal) => {
+        [
+            w(concat!("mb_block.", $b, ".block.0.0.weight"), DW),
+            f(concat!("mb_block.", $b, ".block.0.1.weight"), VEC),
+            f(concat!("mb_block.", $b, ".block.0.1.bias"), VEC),
+            w(concat!("mb_block.", $b, ".block.1.fc1.weight"), &[S, Cout]),
+            f(concat!("mb_block.", $b, ".block.1.fc1.bias"), &[S]),
+            w(concat!("mb_block.", $b, ".block.1.fc2.weight"), &[Cout, S]),
+            f(concat!("mb_block.", $b, ".block.1.fc2.bias"), VEC),
+            w(concat!("mb_block.", $b, ".block.2.0.weight"), PW),
+            f(concat!("mb_block.", $b, ".block.2.1.weight"), VEC),
+            f(concat!("mb_block.", $b, ".block.2.1.bias"), VEC),
+        ]
+    };
+}
+
+const V1_B1: [TensorSpec; 10] = v1_block!("1");
+const V1_B2: [TensorSpec; 10] = v1_block!("2");
+
+/// Float tensors of `mobilevlm-v1`, in blob order.
+pub const V1_FLOAT: &[TensorSpec] = &[
+    w("mlp.1.weight", PW_IN),
+    f("mlp.1.bias", VEC),
+    w("mlp.3.weight", PW),
+    f("mlp.3.bias", VEC),
+    V1_B1[0],
+    V1_B1[1],
+    V1_B1[2],
+    V1_B1[3],
+    V1_B1[4],
+    V1_B1[5],
+    V1_B1[6],
+    V1_B1[7],
+    V1_B1[8],
+    V1_B1[9],
+    V1_B2[0],
+    V1_B2[1],
+    V1_B2[2],
+    V1_B2[3],
+    V1_B2[4],
+    V1_B2[5],
+    V1_B2[6],
+    V1_B2[7],
+    V1_B2[8],
+    V1_B2[9],
+];
+
+/// Float tensors of `mobilevlm-v2`, in blob order.
+pub const V2_FLOAT: &[TensorSpec] = &[
+    w("mlp.mlp.0.weight", PW_IN),
+    f("mlp.mlp.0.bias", VEC),
+    w("mlp.mlp.2.weight", PW),
+    f("mlp.mlp.2.bias", VEC),
+    w("peg.peg.0.weight", DW),
+    f("peg.peg.0.bias", VEC),
+];
+
+/// The tensor list of a model of this architecture and dtype.
+pub fn specs(arch: Arch, dtype: DType) -> &'static [TensorSpec] {
+    match (arch, dtype) {
+        (Arch::Ldp, DType::F32 | DType::F16) => LDP_FLOAT,
+        (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,
+        (Arch::MobileVlmV2, DType::F32 | DType::F16) => V2_FLOAT,
+        (Arch::Ldp, DType::Int8) => crate::quant::specs::LDP_INT8,
+        (Arch::MobileVlmV1, DType::Int8) => crate::quant::specs::V1_INT8,
+        (Arch::MobileVlmV2, DType::Int8) => crate::quant::specs::V2_INT8,
+    }
+}
+
+/// The element type of `spec` in a model of `dtype`.
+pub const fn elem_type(spec: &TensorSpec, dtype: DType) -> ElemType {
+    match spec.elem {
+        ElemOf::Fixed(e) => e,
+        ElemOf::Weight => match dtype {
+            DType::F32 => ElemType::F32,
+            DType::F16 => ElemType::F16,
+            DType::Int8 => ElemType::I8,
+        },
+    }
+}
+
+/// Resolves a symbolic shape against the header's sizes (`None` if a dim overflows u32).
+pub fn resolve(dims: &[Dim], c_in: u32, c_out: u32, s: u32) -> [u32; 4] {
+    let mut out = [0u32; 4];
+    for (o, d) in out.iter_mut().zip(dims) {
+        *o = match *d {
+            Dim::Cin => c_in,
+            Dim::Cout => c_out,
+            Dim::S => s,
+            Dim::Lit(v) => v,
+        };
+    }
+    out
+}

@@ -1,0 +1,86 @@
+//! Depthwise 3×3 convolution, padding 1, stride 1 or 2, over channels-last maps, with an
+//! optional fused residual addition.
+//!
+//! `y[oy][ox][c] = bias[c] + Σ_{ky,kx} x[oy·s+ky-1][ox·s+kx-1][c] · w[c][ky·3+kx] (+ r[oy][ox][c])`,
+//! taps outside the map count as zero. `x: [h][w][c]`, `w: [c][9]` (PyTorch's `[C, 1, 3, 3]`),
+//! `y` and `r`: `[ho][wo][c]` with `ho = (h-1)/s + 1` (= `ceil(h/2)` for stride 2).
+
+pub mod reference;
+pub mod tiled;
+
+use crate::elem::Elem;
+use crate::error::{check_len, Error};
+
+/// Output size of a 3×3, padding-1 convolution along one axis.
+#[inline]
+pub const fn out_dim(n: usize, stride: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n - 1) / stride + 1
+    }
+}
+
+/// Geometry of one depthwise call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DwShape {
+    /// Input rows.
+    pub h: usize,
+    /// Input columns.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Stride (1 or 2).
+    pub stride: usize,
+}
+
+impl DwShape {
+    /// Output rows.
+    pub const fn ho(&self) -> usize {
+        out_dim(self.h, self.stride)
+    }
+    /// Output columns.
+    pub const fn wo(&self) -> usize {
+        out_dim(self.w, self.stride)
+    }
+}
+
+pub(crate) fn check<X, W, Y, R>(
+    s: DwShape,
+    x: &[X],
+    weight: &[W],
+    bias: Option<&[f32]>,
+    residual: Option<&[R]>,
+    y: &[Y],
+) -> Result<(), Error> {
+    if s.stride != 1 && s.stride != 2 {
+        return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
+    }
+    if s.c == 0 || s.h == 0 || s.w == 0 {
+        return Err(Error::InvalidConfig("depthwise: empty shape"));
+    }
+    check_len("depthwise input", x, s.h * s.w * s.c)?;
+    check_len("depthwise weight", weight, s.c * 9)?;
+    if let Some(b) = bias {
+        check_len("depthwise bias", b, s.c)?;
+    }
+    let out = s.ho() * s.wo() * s.c;
+    if let Some(r) = residual {
+        check_len("depthwise residual", r, out)?;
+    }
+    check_len("depthwise output", y, out)
+}
+
+/// Depthwise 3×3 convolution with the best kernel available.
+pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
+    s: DwShape,
+    x: &[X],
+    weight: &[W],
+    bias: Option<&[f32]>,
+    residual: Option<&[R]>,
+    y: &mut [Y],
+) -> Result<(), Error> {
+    check(s, x, weight, bias, residual, y)?;
+    tiled::depthwise3x3(s, x, weight, bias, residual, y);
+    Ok(())
+}

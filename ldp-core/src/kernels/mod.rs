@@ -1,0 +1,10 @@
+//! Kernel families. Each has a plain reference implementation beside the fast one; callers use
+//! the family's top-level function, which picks the fast path for the target.
+
+pub mod activation;
+pub mod depthwise;
+pub mod norm;
+pub mod pointwise;
+pub mod pool;
+pub mod resize;
+pub mod se;

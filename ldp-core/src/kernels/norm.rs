@@ -1,0 +1,90 @@
+//! LayerNorm over the channels of each pixel (channels-last), biased variance, affine.
+//!
+//! `y = (x - mean) / sqrt(var + eps) · gamma + beta`, `eps = 1e-5`, as `nn.LayerNorm(C)`
+//! applied to channels-last data (and timm's `LayerNormAct2d(act_layer=None)`).
+
+use crate::elem::Elem;
+use crate::error::{check_len, Error};
+
+/// PyTorch's default LayerNorm epsilon.
+pub const LN_EPS: f32 = 1e-5;
+
+const LANES: usize = 8;
+
+/// Sum of a slice in 8 independent lanes (vectorizes; also more accurate than a serial sum).
+#[inline]
+fn lane_sum<A: Elem>(x: &[A], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for l in 0..LANES {
+            acc[l] += f(ch[l].to_f32());
+        }
+    }
+    let mut s = 0.0f32;
+    for v in chunks.remainder() {
+        s += f(v.to_f32());
+    }
+    let mut pair = [0.0f32; 4];
+    for l in 0..4 {
+        pair[l] = acc[l] + acc[l + 4];
+    }
+    s + (pair[0] + pair[2]) + (pair[1] + pair[3])
+}
+
+/// Normalizes one pixel `x` (length C) into `y`.
+#[inline]
+pub fn layer_norm_pixel<X: Elem, Y: Elem>(x: &[X], gamma: &[f32], beta: &[f32], y: &mut [Y]) {
+    let c = x.len();
+    let inv_c = 1.0 / c as f32;
+    let mean = lane_sum(x, |v| v) * inv_c;
+    let var = lane_sum(x, |v| (v - mean) * (v - mean)) * inv_c;
+    let rstd = 1.0 / libm::sqrtf(var + LN_EPS);
+    for i in 0..c.min(y.len()).min(gamma.len()).min(beta.len()) {
+        y[i] = Y::from_f32((x[i].to_f32() - mean) * rstd * gamma[i] + beta[i]);
+    }
+}
+
+/// LayerNorm of every pixel of `buf` (`[pixels][c]`), in place.
+pub fn layer_norm_inplace<A: Elem>(
+    buf: &mut [A],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+) -> Result<(), Error> {
+    check_len("norm.weight", gamma, c)?;
+    check_len("norm.bias", beta, c)?;
+    if c == 0 || buf.len() % c != 0 {
+        return Err(Error::BufferLen {
+            what: "layer_norm input",
+            expected: c,
+            found: buf.len(),
+        });
+    }
+    for px in buf.chunks_exact_mut(c) {
+        let inv_c = 1.0 / c as f32;
+        let mean = lane_sum(px, |v| v) * inv_c;
+        let var = lane_sum(px, |v| (v - mean) * (v - mean)) * inv_c;
+        let rstd = 1.0 / libm::sqrtf(var + LN_EPS);
+        for i in 0..c {
+            px[i] = A::from_f32((px[i].to_f32() - mean) * rstd * gamma[i] + beta[i]);
+        }
+    }
+    Ok(())
+}
+
+/// Plain reference: LayerNorm of every pixel, accumulating in f64.
+pub fn layer_norm_reference(x: &[f32], c: usize, gamma: &[f32], beta: &[f32], y: &mut [f32]) {
+    for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let mean = px.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
+        let var = px
+            .iter()
+            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+            .sum::<f64>()
+            / c as f64;
+        let rstd = 1.0 / libm::sqrt(var + LN_EPS as f64);
+        for i in 0..c {
+            out[i] = ((px[i] as f64 - mean) * rstd * gamma[i] as f64 + beta[i] as f64) as f32;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Squeeze-excitation (torchvision's `SqueezeExcitation` with `scale_activation=Hardsigmoid`).
+//!
+//! `s = hardsigmoid(fc2(relu(fc1(mean_{h,w}(x)))))`, `x[p][c] *= s[c]`.
+
+use crate::elem::Elem;
+use crate::error::{check_len, Error};
+use crate::kernels::activation::{hardsigmoid, relu};
+
+/// The weights of a squeeze-excitation block.
+#[derive(Debug, Clone, Copy)]
+pub struct SeWeights<'a, W> {
+    /// `fc1.weight`, `[s][c]`.
+    pub fc1_w: &'a [W],
+    /// `fc1.bias`, `[s]`.
+    pub fc1_b: &'a [f32],
+    /// `fc2.weight`, `[c][s]`.
+    pub fc2_w: &'a [W],
+    /// `fc2.bias`, `[c]`.
+    pub fc2_b: &'a [f32],
+}
+
+/// Scratch elements (f32) that [`squeeze_excite`] needs for `c` channels and squeeze width `s`.
+pub const fn scratch_len(c: usize, s: usize) -> usize {
+    2 * c + s
+}
+
+/// Applies squeeze-excitation to `x: [pixels][c]` in place; `tmp` holds [`scratch_len`] f32s.
+pub fn squeeze_excite<A: Elem, W: Elem>(
+    x: &mut [A],
+    c: usize,
+    s: usize,
+    wts: &SeWeights<'_, W>,
+    tmp: &mut [f32],
+) -> Result<(), Error> {
+    if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
+        return Err(Error::InvalidConfig(
+            "squeeze-excitation: empty or ragged input",
+        ));
+    }
+    check_len("se.fc1.weight", wts.fc1_w, s * c)?;
+    check_len("se.fc1.bias", wts.fc1_b, s)?;
+    check_len("se.fc2.weight", wts.fc2_w, c * s)?;
+    check_len("se.fc2.bias", wts.fc2_b, c)?;
+    if tmp.len() < scratch_len(c, s) {
+        return Err(Error::ScratchTooSmall {
+            need: scratch_len(c, s),
+            have: tmp.len(),
+        });
+    }
+    let (mean, rest) = tmp.split_at_mut(c);
+    let (hid, rest) = rest.split_at_mut(s);
+    let gate = &mut rest[..c];
+    let pixels = x.len() / c;
+    mean.iter_mut().for_each(|m| *m = 0.0);
+    for px in x.chunks_exact(c) {
+        for (m, v) in mean.iter_mut().zip(px) {
+            *m += v.to_f32();
+        }
+    }
+    let inv = 1.0 / pixels as f32;
+    mean.iter_mut().for_each(|m| *m *= inv);
+    for j in 0..s {
+        let mut acc = wts.fc1_b[j];
+        for i in 0..c {
+            acc += wts.fc1_w[j * c + i].to_f32() * mean[i];
+        }
+        hid[j] = relu(acc);
+    }
+    for i in 0..c {
+        let mut acc = wts.fc2_b[i];
+        for j in 0..s {
+            acc += wts.fc2_w[i * s + j].to_f32() * hid[j];
+        }
+        gate[i] = hardsigmoid(acc);
+    }
+    for px in x.chunks_exact_mut(c) {
+        for (v, g) in px.iter_mut().zip(gate.iter()) {
+            *v = A::from_f32(v.to_f32() * g);
+        }
+    }
+    Ok(())
+}
