@@ -6,16 +6,20 @@
 //! `2·(n+1)·eps·Σ|x·w|` (a standard bound for any summation order of n+1 terms); the depthwise
 //! kernel uses the reference's order and must match bit for bit.
 
+use ldp_core::kernels::activation::Activation;
 use ldp_core::kernels::depthwise::{self, DwShape};
 use ldp_core::kernels::pointwise;
-use ldp_core::kernels::activation::Activation;
 use proptest::prelude::*;
 
 fn vals(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
         })
         .collect()
@@ -90,6 +94,11 @@ fn errors_not_panics_on_bad_lengths() {
     let w = [0.0f32; 9];
     let mut y = [0.0f32; 10];
     assert!(pointwise::pointwise::<f32, f32, f32>(&x, 3, &w, None, 3, None, &mut y).is_err());
-    let s = DwShape { h: 2, w: 2, c: 3, stride: 3 };
+    let s = DwShape {
+        h: 2,
+        w: 2,
+        c: 3,
+        stride: 3,
+    };
     assert!(depthwise::depthwise3x3::<f32, f32, f32, f32>(s, &x, &w, None, None, &mut y).is_err());
 }

@@ -140,7 +140,7 @@ impl ElemType {
 /// | 6 | 2 | header length (64) |
 /// | 8 | 1 | [`Arch`] |
 /// | 9 | 1 | [`DType`] |
-/// | 10 | 2 | flags (0) |
+/// | 10 | 2 | flags (bit 0: int8 input quantized per channel; other bits 0) |
 /// | 12 | 4 | `c_in` |
 /// | 16 | 4 | `c_out` |
 /// | 20 | 4 | `h` (grid rows) |
@@ -158,7 +158,7 @@ pub struct Header {
     pub arch: Arch,
     /// Storage type.
     pub dtype: DType,
-    /// Flags (must be 0 in version 1).
+    /// Flags (bit 0: per-channel int8 input; the reader rejects other bits).
     pub flags: u16,
     /// Input channels.
     pub c_in: u32,
@@ -240,9 +240,6 @@ impl Header {
         let arch = Arch::from_u8(b[8]).ok_or(BlobError::BadHeader("unknown architecture"))?;
         let dtype = DType::from_u8(b[9]).ok_or(BlobError::BadHeader("unknown dtype"))?;
         let flags = rd_u16(b, 10);
-        if flags != 0 {
-            return Err(BlobError::BadHeader("unknown flags"));
-        }
         if b[48..64].iter().any(|&v| v != 0) {
             return Err(BlobError::BadHeader("reserved bytes are not zero"));
         }

@@ -5,7 +5,7 @@ use half::f16;
 use super::format::{
     rd_u32, Arch, DType, ElemType, Header, TensorEntry, ALIGN, ENTRY_LEN, HEADER_LEN, MAX_DIM,
 };
-use super::specs::{elem_type, resolve, specs, TensorSpec};
+use super::specs::{elem_type, resolve_flags, specs, TensorSpec, FLAG_PER_CHANNEL_INPUT};
 use super::{crc::crc32, BlobError};
 use crate::arch::{
     ldp::{self, LdpConfig, LdpWeights},
@@ -202,6 +202,11 @@ impl<'a> Model<'a> {
         if stored != computed {
             return Err(BlobError::BadCrc { stored, computed });
         }
+        if header.flags & !FLAG_PER_CHANNEL_INPUT != 0
+            || (header.flags != 0 && header.dtype != DType::Int8)
+        {
+            return Err(BlobError::BadHeader("unknown flags"));
+        }
         let config = config_of(&header)?;
         let specs = specs(header.arch, header.dtype);
         if header.n_tensors as usize != specs.len() {
@@ -236,7 +241,13 @@ impl<'a> Model<'a> {
             if e.elem != elem_type(spec, header.dtype) {
                 return Err(BlobError::BadTable("element type does not match the dtype"));
             }
-            let want = resolve(spec.dims, header.c_in, header.c_out, header.squeeze);
+            let want = resolve_flags(
+                spec.dims,
+                header.c_in,
+                header.c_out,
+                header.squeeze,
+                header.flags,
+            );
             if e.rank as usize != spec.dims.len() || e.dims != want {
                 return Err(BlobError::ShapeMismatch { index: idx });
             }
@@ -305,6 +316,14 @@ impl<'a> Model<'a> {
             .ok_or(Error::Blob(BlobError::BadTable(
                 "tensor index out of range",
             )))
+    }
+    /// Index of the tensor named `prefix` + `suffix`, if the model has one.
+    pub fn find(&self, prefix: &str, suffix: &str) -> Option<usize> {
+        self.specs.iter().position(|s| {
+            s.name.len() == prefix.len() + suffix.len()
+                && s.name.starts_with(prefix)
+                && s.name.ends_with(suffix)
+        })
     }
     /// Tensor `i` as f32s (it must be stored as f32).
     pub fn f32s(&self, i: usize) -> Result<&'a [f32], Error> {

@@ -14,7 +14,15 @@ pub enum Dim {
     S,
     /// A literal.
     Lit(u32),
+    /// `c_in` when the input is quantized per channel (header flag bit 0), else 1.
+    CinQ,
+    /// The channel count of the `ldp` skip source's quantization parameters: `c_in` when the
+    /// skip is the (per-channel) input itself, else 1.
+    SkipQ,
 }
+
+/// Header flag bit 0: the int8 model input is quantized per channel.
+pub const FLAG_PER_CHANNEL_INPUT: u16 = 1;
 
 /// The element type of a spec entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,8 +165,14 @@ pub const fn elem_type(spec: &TensorSpec, dtype: DType) -> ElemType {
     }
 }
 
-/// Resolves a symbolic shape against the header's sizes (`None` if a dim overflows u32).
+/// Resolves a symbolic shape against the header's sizes (flags 0).
 pub fn resolve(dims: &[Dim], c_in: u32, c_out: u32, s: u32) -> [u32; 4] {
+    resolve_flags(dims, c_in, c_out, s, 0)
+}
+
+/// Resolves a symbolic shape against the header's sizes and flags.
+pub fn resolve_flags(dims: &[Dim], c_in: u32, c_out: u32, s: u32, flags: u16) -> [u32; 4] {
+    let per_ch = flags & FLAG_PER_CHANNEL_INPUT != 0;
     let mut out = [0u32; 4];
     for (o, d) in out.iter_mut().zip(dims) {
         *o = match *d {
@@ -166,6 +180,20 @@ pub fn resolve(dims: &[Dim], c_in: u32, c_out: u32, s: u32) -> [u32; 4] {
             Dim::Cout => c_out,
             Dim::S => s,
             Dim::Lit(v) => v,
+            Dim::CinQ => {
+                if per_ch {
+                    c_in
+                } else {
+                    1
+                }
+            }
+            Dim::SkipQ => {
+                if per_ch && c_in == c_out {
+                    c_in
+                } else {
+                    1
+                }
+            }
         };
     }
     out

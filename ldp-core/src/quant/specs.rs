@@ -1,10 +1,257 @@
-//! Tensor lists of int8 blobs.
+//! Tensor lists of int8 blobs, and the index layout of each architecture's `quant.meta`
+//! (`i32`) and `quant.scales` (`f32`) arrays. Index `i` of `quant.scales` is the real scale of
+//! the activation whose zero point is `quant.meta[i]` (0 elsewhere).
 
-use crate::blob::specs::TensorSpec;
+use crate::blob::format::ElemType;
+use crate::blob::specs::{Dim, ElemOf, TensorSpec};
+use Dim::{Cin, CinQ, Cout, Lit, SkipQ, S};
+
+const fn t(name: &'static str, e: ElemType, dims: &'static [Dim]) -> TensorSpec {
+    TensorSpec {
+        name,
+        elem: ElemOf::Fixed(e),
+        dims,
+    }
+}
+const I8: ElemType = ElemType::I8;
+const I16: ElemType = ElemType::I16;
+const I32: ElemType = ElemType::I32;
+const F32: ElemType = ElemType::F32;
+const VEC: &[Dim] = &[Cout];
+const LUT: &[Dim] = &[Lit(256)];
+
+macro_rules! conv {
+    ($n:expr, $dims:expr, $o:expr) => {
+        [
+            t(concat!($n, ".weight"), I8, $dims),
+            t(concat!($n, ".bias"), I32, $o),
+            t(concat!($n, ".mult"), I16, $o),
+        ]
+    };
+}
+macro_rules! norm {
+    ($n:expr) => {
+        [
+            t(concat!($n, ".gamma"), I16, VEC),
+            t(concat!($n, ".beta"), I16, VEC),
+        ]
+    };
+}
+
+/// Indices into `quant.meta` / `quant.scales` of `ldp`.
+pub mod ldp_meta {
+    #![allow(missing_docs)]
+    pub const Z_X: usize = 0;
+    pub const PW1_SHIFT: usize = 1;
+    pub const Z_P: usize = 2;
+    pub const Z_A: usize = 3;
+    pub const SKIP_SHIFT: usize = 4;
+    pub const Z_R: usize = 5;
+    pub const DW1_SHIFT: usize = 6;
+    pub const Z_D: usize = 7;
+    pub const ADD1_MA: usize = 8;
+    pub const ADD1_MB: usize = 9;
+    pub const ADD1_SHIFT: usize = 10;
+    pub const Z_B: usize = 11;
+    pub const PW2_SHIFT: usize = 12;
+    pub const Z_Q: usize = 13;
+    pub const LN1_SHIFT: usize = 14;
+    pub const LN1_EPS: usize = 15;
+    pub const Z_N: usize = 16;
+    pub const Z_C: usize = 17;
+    pub const DW2_SHIFT: usize = 18;
+    pub const Z_E: usize = 19;
+    pub const ADD2_MA: usize = 20;
+    pub const ADD2_MB: usize = 21;
+    pub const ADD2_SHIFT: usize = 22;
+    pub const Z_F: usize = 23;
+    pub const PW3_SHIFT: usize = 24;
+    pub const Z_G: usize = 25;
+    pub const LN2_SHIFT: usize = 26;
+    pub const LN2_EPS: usize = 27;
+    pub const Z_Y: usize = 28;
+    pub const LEN: usize = 29;
+}
 
 /// int8 tensors of `ldp`.
-pub const LDP_INT8: &[TensorSpec] = &[];
+pub const LDP_INT8: &[TensorSpec] = &{
+    let pw1 = conv!("pointwise1", &[Cout, Cin], VEC);
+    let dw1 = conv!("depthwise1", &[Cout, Lit(9)], VEC);
+    let pw2 = conv!("pointwise2", &[Cout, Cout], VEC);
+    let n1 = norm!("norm1");
+    let dw2 = conv!("depthwise2", &[Cout, Lit(9)], VEC);
+    let pw3 = conv!("pointwise3", &[Cout, Cout], VEC);
+    let n2 = norm!("norm2");
+    [
+        t("input.scale", F32, &[CinQ]),
+        t("input.zero", I8, &[CinQ]),
+        pw1[0],
+        pw1[1],
+        pw1[2],
+        t("gelu1.lut", I8, LUT),
+        t("skip.mult", I16, &[SkipQ]),
+        dw1[0],
+        dw1[1],
+        dw1[2],
+        pw2[0],
+        pw2[1],
+        pw2[2],
+        n1[0],
+        n1[1],
+        t("gelu2.lut", I8, LUT),
+        dw2[0],
+        dw2[1],
+        dw2[2],
+        pw3[0],
+        pw3[1],
+        pw3[2],
+        n2[0],
+        n2[1],
+        t("quant.scales", F32, &[Lit(ldp_meta::LEN as u32)]),
+        t("quant.meta", I32, &[Lit(ldp_meta::LEN as u32)]),
+    ]
+};
+
+/// Indices into `quant.meta` / `quant.scales` of `mobilevlm-v1`. Block `b` (0 or 1) entries are
+/// at `BLOCK0 + b·BLOCK_LEN + offset`.
+pub mod v1_meta {
+    #![allow(missing_docs)]
+    pub const Z_X: usize = 0;
+    pub const FC1_SHIFT: usize = 1;
+    pub const Z_H1P: usize = 2;
+    pub const Z_H1: usize = 3;
+    pub const FC2_SHIFT: usize = 4;
+    pub const Z_Z: usize = 5;
+    pub const ADD_MA: usize = 6;
+    pub const ADD_MB: usize = 7;
+    pub const ADD_SHIFT: usize = 8;
+    pub const Z_Z2: usize = 9;
+    pub const BLOCK0: usize = 10;
+    // Offsets inside a block:
+    pub const DW_SHIFT: usize = 0;
+    pub const Z_D: usize = 1;
+    pub const LN1_SHIFT: usize = 2;
+    pub const LN1_EPS: usize = 3;
+    pub const Z_N: usize = 4;
+    pub const Z_HS: usize = 5;
+    pub const SE_FC1_SHIFT: usize = 6;
+    pub const Z_SH: usize = 7;
+    pub const SE_FC2_SHIFT: usize = 8;
+    pub const Z_SG: usize = 9;
+    pub const SE_MULT: usize = 10;
+    pub const SE_SHIFT: usize = 11;
+    pub const Z_SE: usize = 12;
+    pub const PW_SHIFT: usize = 13;
+    pub const Z_PW: usize = 14;
+    pub const LN2_SHIFT: usize = 15;
+    pub const LN2_EPS: usize = 16;
+    pub const Z_U: usize = 17;
+    pub const BLOCK_LEN: usize = 18;
+    pub const LEN: usize = BLOCK0 + 2 * BLOCK_LEN;
+}
+
+macro_rules! v1_block {
+    ($b:literal) => {{
+        let dw = conv!(concat!("mb_block.", $b, ".block.0.0"), &[Cout, Lit(9)], VEC);
+        let n1 = norm!(concat!("mb_block.", $b, ".block.0.1"));
+        let f1 = conv!(concat!("mb_block.", $b, ".block.1.fc1"), &[S, Cout], &[S]);
+        let f2 = conv!(concat!("mb_block.", $b, ".block.1.fc2"), &[Cout, S], VEC);
+        let pw = conv!(concat!("mb_block.", $b, ".block.2.0"), &[Cout, Cout], VEC);
+        let n2 = norm!(concat!("mb_block.", $b, ".block.2.1"));
+        [
+            dw[0],
+            dw[1],
+            dw[2],
+            n1[0],
+            n1[1],
+            t(concat!("mb_block.", $b, ".hswish.lut"), I8, LUT),
+            f1[0],
+            f1[1],
+            f1[2],
+            f2[0],
+            f2[1],
+            f2[2],
+            t(concat!("mb_block.", $b, ".block.1.gate.lut"), I16, LUT),
+            pw[0],
+            pw[1],
+            pw[2],
+            n2[0],
+            n2[1],
+        ]
+    }};
+}
+
 /// int8 tensors of `mobilevlm-v1`.
-pub const V1_INT8: &[TensorSpec] = &[];
+pub const V1_INT8: &[TensorSpec] = &{
+    let f1 = conv!("mlp.1", &[Cout, Cin], VEC);
+    let f3 = conv!("mlp.3", &[Cout, Cout], VEC);
+    let b1 = v1_block!("1");
+    let b2 = v1_block!("2");
+    let mut out = [t("", F32, &[]); 9 + 36 + 2];
+    let head = [
+        t("input.scale", F32, &[CinQ]),
+        t("input.zero", I8, &[CinQ]),
+        f1[0],
+        f1[1],
+        f1[2],
+        t("gelu.lut", I8, LUT),
+        f3[0],
+        f3[1],
+        f3[2],
+    ];
+    let mut i = 0;
+    while i < 9 {
+        out[i] = head[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < 18 {
+        out[9 + j] = b1[j];
+        out[27 + j] = b2[j];
+        j += 1;
+    }
+    out[45] = t("quant.scales", F32, &[Lit(v1_meta::LEN as u32)]);
+    out[46] = t("quant.meta", I32, &[Lit(v1_meta::LEN as u32)]);
+    out
+};
+
+/// Indices into `quant.meta` / `quant.scales` of `mobilevlm-v2`.
+pub mod v2_meta {
+    #![allow(missing_docs)]
+    pub const Z_X: usize = 0;
+    pub const FC1_SHIFT: usize = 1;
+    pub const Z_H1P: usize = 2;
+    pub const Z_H1: usize = 3;
+    pub const FC2_SHIFT: usize = 4;
+    pub const Z_M: usize = 5;
+    pub const PEG_SHIFT: usize = 6;
+    pub const Z_D: usize = 7;
+    pub const ADD_MA: usize = 8;
+    pub const ADD_MB: usize = 9;
+    pub const ADD_SHIFT: usize = 10;
+    pub const Z_Y: usize = 11;
+    pub const LEN: usize = 12;
+}
+
 /// int8 tensors of `mobilevlm-v2`.
-pub const V2_INT8: &[TensorSpec] = &[];
+pub const V2_INT8: &[TensorSpec] = &{
+    let f0 = conv!("mlp.mlp.0", &[Cout, Cin], VEC);
+    let f2 = conv!("mlp.mlp.2", &[Cout, Cout], VEC);
+    let peg = conv!("peg.peg.0", &[Cout, Lit(9)], VEC);
+    [
+        t("input.scale", F32, &[CinQ]),
+        t("input.zero", I8, &[CinQ]),
+        f0[0],
+        f0[1],
+        f0[2],
+        t("gelu.lut", I8, LUT),
+        f2[0],
+        f2[1],
+        f2[2],
+        peg[0],
+        peg[1],
+        peg[2],
+        t("quant.scales", F32, &[Lit(v2_meta::LEN as u32)]),
+        t("quant.meta", I32, &[Lit(v2_meta::LEN as u32)]),
+    ]
+};

@@ -1,0 +1,40 @@
+//! Portable int8 depthwise kernel: interior pixels take all 9 taps without bounds tests, border
+//! pixels the valid ones; channels innermost (contiguous in NHWC).
+
+use super::fixed::{requant, sat_i8};
+use super::kernels::ConvQ;
+use crate::kernels::depthwise::DwShape;
+
+/// Shapes validated by the caller.
+pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
+    let (ho, wo, c) = (s.ho(), s.wo(), s.c);
+    let z = q.in_zero;
+    for oy in 0..ho {
+        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
+        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        for ox in 0..wo {
+            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
+            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let o = (oy * wo + ox) * c;
+            for ch in 0..c {
+                let wk = &q.weight[ch * 9..ch * 9 + 9];
+                let mut acc = q.bias[ch];
+                for ky in ky0..ky1 {
+                    let row = (oy * s.stride + ky - 1) * s.w;
+                    for kx in kx0..kx1 {
+                        let xv = x[(row + ox * s.stride + kx - 1) * c + ch] as i32 - z;
+                        acc = acc.wrapping_add(xv * wk[ky * 3 + kx] as i32);
+                    }
+                }
+                let v = sat_i8(
+                    q.out_zero
+                        .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
+                );
+                y[o + ch] = match q.lut {
+                    Some(t) => t[(v as i32 + 128) as usize],
+                    None => v,
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,628 @@
+//! The int8 graphs of the three architectures: the same steps as [`crate::arch`], on int8
+//! maps, with every parameter read from the blob by name.
+
+use super::kernels::{
+    adaptive_avg_pool, add_inplace, depthwise, layer_norm_inplace, pointwise, resize_bilinear,
+    se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
+};
+use super::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
+use crate::arch::mobilevlm_v2::POOL;
+use crate::blob::{Model, ModelConfig};
+use crate::error::Error;
+use crate::kernels::depthwise::DwShape;
+
+/// Called after each int8 layer with its name, output, zero point and scale (for per-layer
+/// evaluation); `None` in normal runs.
+pub type Trace<'t> = Option<&'t mut dyn FnMut(&'static str, &[i8], i32, f32)>;
+
+const fn r16(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+/// Bytes of scratch the int8-in/int8-out forward pass needs.
+pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
+    match cfg {
+        ModelConfig::Ldp(c) => {
+            let (hw, hw2) = (c.h * c.w, c.h2() * c.w2());
+            2 * r16(hw * c.c_out) + r16(hw2 * c.c_out)
+        }
+        ModelConfig::MobileVlmV1(c) => {
+            3 * r16(c.tokens_in() * c.c_out) + 4 * se_tmp_len(c.c_out, c.squeeze) + 16
+        }
+        ModelConfig::MobileVlmV2(c) => {
+            let n = if c.tokens_in() > POOL * POOL {
+                c.tokens_in()
+            } else {
+                POOL * POOL
+            };
+            2 * r16(n * c.c_out)
+        }
+    }
+}
+
+/// Bytes of scratch the f32-boundary forward pass needs (int8 scratch + quantized input and output).
+pub const fn scratch_bytes(cfg: &ModelConfig) -> usize {
+    scratch_bytes_i8(cfg) + r16(cfg.input_len()) + r16(cfg.output_len())
+}
+
+pub(crate) struct Params<'m, 'a> {
+    pub m: &'m Model<'a>,
+    pub meta: &'a [i32],
+    pub scales: &'a [f32],
+}
+
+impl<'m, 'a> Params<'m, 'a> {
+    pub fn new(m: &'m Model<'a>) -> Result<Self, Error> {
+        let meta = m.i32s(idx(m, "quant.meta", "")?)?;
+        let scales = m.f32s(idx(m, "quant.scales", "")?)?;
+        Ok(Params { m, meta, scales })
+    }
+    fn z(&self, i: usize) -> i32 {
+        self.meta.get(i).copied().unwrap_or(0)
+    }
+    fn s(&self, i: usize) -> f32 {
+        self.scales.get(i).copied().unwrap_or(0.0)
+    }
+    fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
+        self.m.i8s(idx(self.m, name, "")?)
+    }
+    fn conv(
+        &self,
+        prefix: &str,
+        shift: usize,
+        in_zero: i32,
+        out_zero: i32,
+        lut: Option<&'a [i8]>,
+    ) -> Result<ConvQ<'a>, Error> {
+        Ok(ConvQ {
+            weight: self.m.i8s(idx(self.m, prefix, ".weight")?)?,
+            bias: self.m.i32s(idx(self.m, prefix, ".bias")?)?,
+            mult: self.m.i16s(idx(self.m, prefix, ".mult")?)?,
+            shift: self.z(shift),
+            in_zero,
+            out_zero,
+            lut,
+        })
+    }
+    fn norm(
+        &self,
+        prefix: &str,
+        shift: usize,
+        eps: usize,
+        out_zero: i32,
+        lut: Option<&'a [i8]>,
+    ) -> Result<NormQ<'a>, Error> {
+        Ok(NormQ {
+            gamma: self.m.i16s(idx(self.m, prefix, ".gamma")?)?,
+            beta: self.m.i16s(idx(self.m, prefix, ".beta")?)?,
+            shift: self.z(shift),
+            eps_q8: self.z(eps),
+            out_zero,
+            lut,
+        })
+    }
+    fn add(&self, za: i32, zb: i32, ma: usize, mb: usize, shift: usize, zo: usize) -> AddQ {
+        AddQ {
+            a_zero: za,
+            a_mult: self.z(ma),
+            b_zero: zb,
+            b_mult: self.z(mb),
+            shift: self.z(shift),
+            out_zero: self.z(zo),
+        }
+    }
+}
+
+fn idx(m: &Model<'_>, prefix: &str, suffix: &str) -> Result<usize, Error> {
+    m.find(prefix, suffix).ok_or(Error::Unsupported(
+        "int8 blob lacks a tensor this build needs",
+    ))
+}
+
+fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
+    if let Some(f) = t.as_mut() {
+        f(name, data, z, s);
+    }
+}
+
+fn split<'s>(buf: &'s mut [u8], n: usize) -> (&'s mut [i8], &'s mut [u8]) {
+    let (a, b) = buf.split_at_mut(r16(n));
+    (&mut bytemuck::cast_slice_mut::<u8, i8>(a)[..n], b)
+}
+
+/// The int8 forward pass: quantized input `x` (`[pixels][c_in]`) to quantized output `y`.
+pub(crate) fn forward_i8(
+    m: &Model<'_>,
+    x: &[i8],
+    y: &mut [i8],
+    scratch: &mut [u8],
+    mut t: Trace<'_>,
+) -> Result<(), Error> {
+    let cfg = m.config();
+    crate::error::check_len("int8 input", x, cfg.input_len())?;
+    crate::error::check_len("int8 output", y, cfg.output_len())?;
+    let need = scratch_bytes_i8(&cfg);
+    if scratch.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: scratch.len(),
+        });
+    }
+    let p = Params::new(m)?;
+    match cfg {
+        ModelConfig::Ldp(c) => {
+            let (co, hw, h2, w2) = (c.c_out, c.h * c.w, c.h2(), c.w2());
+            let (a, rest) = split(scratch, hw * co);
+            let (b, rest) = split(rest, hw * co);
+            let (r, _) = split(rest, h2 * w2 * co);
+            let gelu1 = p.lut("gelu1.lut")?;
+            pointwise(
+                x,
+                c.c_in,
+                &p.conv("pointwise1", L::PW1_SHIFT, 0, p.z(L::Z_P), Some(gelu1))?,
+                co,
+                a,
+            )?;
+            trace(&mut t, "a", a, p.z(L::Z_A), p.s(L::Z_A));
+            let mult = m.i16s(idx(m, "skip.mult", "")?)?;
+            if c.c_in == co {
+                let zin = m.i8s(idx(m, "input.zero", "")?)?;
+                resize_bilinear(
+                    x,
+                    c.h,
+                    c.w,
+                    co,
+                    zin,
+                    mult,
+                    p.z(L::SKIP_SHIFT),
+                    p.z(L::Z_R),
+                    r,
+                    h2,
+                    w2,
+                )?;
+            } else {
+                let za = [p.z(L::Z_A).clamp(-128, 127) as i8];
+                resize_bilinear(
+                    a,
+                    c.h,
+                    c.w,
+                    co,
+                    &za,
+                    mult,
+                    p.z(L::SKIP_SHIFT),
+                    p.z(L::Z_R),
+                    r,
+                    h2,
+                    w2,
+                )?;
+            }
+            trace(&mut t, "skip", r, p.z(L::Z_R), p.s(L::Z_R));
+            let s1 = DwShape {
+                h: c.h,
+                w: c.w,
+                c: co,
+                stride: 1,
+            };
+            depthwise(
+                s1,
+                a,
+                &p.conv("depthwise1", L::DW1_SHIFT, p.z(L::Z_A), p.z(L::Z_D), None)?,
+                b,
+            )?;
+            trace(&mut t, "depthwise1", b, p.z(L::Z_D), p.s(L::Z_D));
+            add_inplace(
+                b,
+                a,
+                &p.add(
+                    p.z(L::Z_D),
+                    p.z(L::Z_A),
+                    L::ADD1_MA,
+                    L::ADD1_MB,
+                    L::ADD1_SHIFT,
+                    L::Z_B,
+                ),
+            )?;
+            trace(&mut t, "add1", b, p.z(L::Z_B), p.s(L::Z_B));
+            pointwise(
+                b,
+                co,
+                &p.conv("pointwise2", L::PW2_SHIFT, 0, p.z(L::Z_Q), None)?,
+                co,
+                a,
+            )?;
+            trace(&mut t, "pointwise2", a, p.z(L::Z_Q), p.s(L::Z_Q));
+            let gelu2 = p.lut("gelu2.lut")?;
+            layer_norm_inplace(
+                a,
+                co,
+                &p.norm("norm1", L::LN1_SHIFT, L::LN1_EPS, p.z(L::Z_N), Some(gelu2))?,
+            )?;
+            trace(&mut t, "norm1+gelu", a, p.z(L::Z_C), p.s(L::Z_C));
+            let s2 = DwShape {
+                h: c.h,
+                w: c.w,
+                c: co,
+                stride: 2,
+            };
+            let e = &mut b[..h2 * w2 * co];
+            depthwise(
+                s2,
+                a,
+                &p.conv("depthwise2", L::DW2_SHIFT, p.z(L::Z_C), p.z(L::Z_E), None)?,
+                e,
+            )?;
+            trace(&mut t, "depthwise2", e, p.z(L::Z_E), p.s(L::Z_E));
+            add_inplace(
+                e,
+                r,
+                &p.add(
+                    p.z(L::Z_E),
+                    p.z(L::Z_R),
+                    L::ADD2_MA,
+                    L::ADD2_MB,
+                    L::ADD2_SHIFT,
+                    L::Z_F,
+                ),
+            )?;
+            trace(&mut t, "add2", e, p.z(L::Z_F), p.s(L::Z_F));
+            pointwise(
+                e,
+                co,
+                &p.conv("pointwise3", L::PW3_SHIFT, 0, p.z(L::Z_G), None)?,
+                co,
+                y,
+            )?;
+            trace(&mut t, "pointwise3", y, p.z(L::Z_G), p.s(L::Z_G));
+            layer_norm_inplace(
+                y,
+                co,
+                &p.norm("norm2", L::LN2_SHIFT, L::LN2_EPS, p.z(L::Z_Y), None)?,
+            )?;
+            trace(&mut t, "norm2", y, p.z(L::Z_Y), p.s(L::Z_Y));
+        }
+        ModelConfig::MobileVlmV1(c) => {
+            let (co, n, s) = (c.c_out, c.tokens_in(), c.squeeze);
+            let (a, rest) = split(scratch, n * co);
+            let (b, rest) = split(rest, n * co);
+            let (cb, rest) = split(rest, n * co);
+            let off = rest.as_ptr().align_offset(4);
+            let tmp: &mut [i32] = rest
+                .get_mut(off..off + 4 * se_tmp_len(co, s))
+                .and_then(|t| bytemuck::try_cast_slice_mut(t).ok())
+                .ok_or(Error::Misaligned { what: "scratch" })?;
+            let gelu = p.lut("gelu.lut")?;
+            pointwise(
+                x,
+                c.c_in,
+                &p.conv("mlp.1", V1::FC1_SHIFT, 0, p.z(V1::Z_H1P), Some(gelu))?,
+                co,
+                a,
+            )?;
+            trace(&mut t, "mlp.1+gelu", a, p.z(V1::Z_H1), p.s(V1::Z_H1));
+            pointwise(
+                a,
+                co,
+                &p.conv("mlp.3", V1::FC2_SHIFT, 0, p.z(V1::Z_Z), None)?,
+                co,
+                b,
+            )?;
+            trace(&mut t, "mlp.3", b, p.z(V1::Z_Z), p.s(V1::Z_Z));
+            // Block 1: stride 1, residual.
+            v1_block(
+                &p,
+                0,
+                "mb_block.1",
+                DwShape {
+                    h: c.h,
+                    w: c.h,
+                    c: co,
+                    stride: 1,
+                },
+                s,
+                b,
+                p.z(V1::Z_Z),
+                a,
+                cb,
+                tmp,
+                &mut t,
+            )?;
+            add_inplace(
+                b,
+                cb,
+                &p.add(
+                    p.z(V1::Z_Z),
+                    p.z(V1::BLOCK0 + V1::Z_U),
+                    V1::ADD_MA,
+                    V1::ADD_MB,
+                    V1::ADD_SHIFT,
+                    V1::Z_Z2,
+                ),
+            )?;
+            trace(
+                &mut t,
+                "mb_block.1 (+residual)",
+                b,
+                p.z(V1::Z_Z2),
+                p.s(V1::Z_Z2),
+            );
+            // Block 2: stride 2, straight into the output.
+            let n2 = c.tokens_out();
+            v1_block(
+                &p,
+                1,
+                "mb_block.2",
+                DwShape {
+                    h: c.h,
+                    w: c.h,
+                    c: co,
+                    stride: 2,
+                },
+                s,
+                b,
+                p.z(V1::Z_Z2),
+                &mut a[..n2 * co],
+                y,
+                tmp,
+                &mut t,
+            )?;
+        }
+        ModelConfig::MobileVlmV2(c) => {
+            let (co, n) = (c.c_out, c.tokens_in());
+            let nmax = n.max(POOL * POOL);
+            let (a, rest) = split(scratch, nmax * co);
+            let (b, _) = split(rest, nmax * co);
+            let gelu = p.lut("gelu.lut")?;
+            pointwise(
+                x,
+                c.c_in,
+                &p.conv("mlp.mlp.0", V2::FC1_SHIFT, 0, p.z(V2::Z_H1P), Some(gelu))?,
+                co,
+                &mut a[..n * co],
+            )?;
+            trace(
+                &mut t,
+                "mlp.mlp.0+gelu",
+                &a[..n * co],
+                p.z(V2::Z_H1),
+                p.s(V2::Z_H1),
+            );
+            pointwise(
+                &a[..n * co],
+                co,
+                &p.conv("mlp.mlp.2", V2::FC2_SHIFT, 0, p.z(V2::Z_M), None)?,
+                co,
+                &mut b[..n * co],
+            )?;
+            trace(
+                &mut t,
+                "mlp.mlp.2",
+                &b[..n * co],
+                p.z(V2::Z_M),
+                p.s(V2::Z_M),
+            );
+            let pooled = &mut a[..POOL * POOL * co];
+            adaptive_avg_pool(&b[..n * co], c.h, c.h, co, p.z(V2::Z_M), pooled, POOL, POOL)?;
+            trace(&mut t, "dwn", pooled, p.z(V2::Z_M), p.s(V2::Z_M));
+            let sh = DwShape {
+                h: POOL,
+                w: POOL,
+                c: co,
+                stride: 1,
+            };
+            depthwise(
+                sh,
+                pooled,
+                &p.conv("peg.peg.0", V2::PEG_SHIFT, p.z(V2::Z_M), p.z(V2::Z_D), None)?,
+                y,
+            )?;
+            trace(&mut t, "peg.peg.0", y, p.z(V2::Z_D), p.s(V2::Z_D));
+            add_inplace(
+                y,
+                pooled,
+                &p.add(
+                    p.z(V2::Z_D),
+                    p.z(V2::Z_M),
+                    V2::ADD_MA,
+                    V2::ADD_MB,
+                    V2::ADD_SHIFT,
+                    V2::Z_Y,
+                ),
+            )?;
+            trace(&mut t, "peg (+residual)", y, p.z(V2::Z_Y), p.s(V2::Z_Y));
+        }
+    }
+    Ok(())
+}
+
+/// One MobileVLM V1 inverted-residual block: `out = LN(PW(SE(HS(LN(DW(z))))))`, using `d` as
+/// the intermediate map.
+#[allow(clippy::too_many_arguments)]
+fn v1_block(
+    p: &Params<'_, '_>,
+    b: usize,
+    prefix: &'static str,
+    shape: DwShape,
+    s: usize,
+    z: &[i8],
+    z_zero: i32,
+    d: &mut [i8],
+    out: &mut [i8],
+    tmp: &mut [i32],
+    t: &mut Trace<'_>,
+) -> Result<(), Error> {
+    let base = V1::BLOCK0 + b * V1::BLOCK_LEN;
+    let m = |o: usize| base + o;
+    let co = shape.c;
+    let pfx = |suffix: &'static str| -> Result<usize, Error> { idx(p.m, prefix, suffix) };
+    depthwise(
+        shape,
+        z,
+        &p.conv_at(
+            pfx(".block.0.0.weight")?,
+            m(V1::DW_SHIFT),
+            z_zero,
+            p.z(m(V1::Z_D)),
+            None,
+        )?,
+        d,
+    )?;
+    trace(
+        t,
+        if b == 0 {
+            "mb_block.1.dw"
+        } else {
+            "mb_block.2.dw"
+        },
+        d,
+        p.z(m(V1::Z_D)),
+        p.s(m(V1::Z_D)),
+    );
+    let hs = p.m.i8s(pfx(".hswish.lut")?)?;
+    let nq = NormQ {
+        gamma: p.m.i16s(pfx(".block.0.1.gamma")?)?,
+        beta: p.m.i16s(pfx(".block.0.1.beta")?)?,
+        shift: p.z(m(V1::LN1_SHIFT)),
+        eps_q8: p.z(m(V1::LN1_EPS)),
+        out_zero: p.z(m(V1::Z_N)),
+        lut: Some(hs),
+    };
+    layer_norm_inplace(d, co, &nq)?;
+    trace(
+        t,
+        if b == 0 {
+            "mb_block.1.ln+hswish"
+        } else {
+            "mb_block.2.ln+hswish"
+        },
+        d,
+        p.z(m(V1::Z_HS)),
+        p.s(m(V1::Z_HS)),
+    );
+    let se = SeQ {
+        in_zero: p.z(m(V1::Z_HS)),
+        fc1: p.conv_at(
+            pfx(".block.1.fc1.weight")?,
+            m(V1::SE_FC1_SHIFT),
+            0,
+            p.z(m(V1::Z_SH)),
+            None,
+        )?,
+        fc2: p.conv_at(
+            pfx(".block.1.fc2.weight")?,
+            m(V1::SE_FC2_SHIFT),
+            0,
+            p.z(m(V1::Z_SG)),
+            None,
+        )?,
+        gate: p.m.i16s(pfx(".block.1.gate.lut")?)?,
+        mult: p.z(m(V1::SE_MULT)),
+        shift: p.z(m(V1::SE_SHIFT)),
+        out_zero: p.z(m(V1::Z_SE)),
+    };
+    squeeze_excite(d, co, s, &se, tmp)?;
+    trace(
+        t,
+        if b == 0 {
+            "mb_block.1.se"
+        } else {
+            "mb_block.2.se"
+        },
+        d,
+        p.z(m(V1::Z_SE)),
+        p.s(m(V1::Z_SE)),
+    );
+    pointwise(
+        d,
+        co,
+        &p.conv_at(
+            pfx(".block.2.0.weight")?,
+            m(V1::PW_SHIFT),
+            0,
+            p.z(m(V1::Z_PW)),
+            None,
+        )?,
+        co,
+        out,
+    )?;
+    let nq2 = NormQ {
+        gamma: p.m.i16s(pfx(".block.2.1.gamma")?)?,
+        beta: p.m.i16s(pfx(".block.2.1.beta")?)?,
+        shift: p.z(m(V1::LN2_SHIFT)),
+        eps_q8: p.z(m(V1::LN2_EPS)),
+        out_zero: p.z(m(V1::Z_U)),
+        lut: None,
+    };
+    layer_norm_inplace(out, co, &nq2)?;
+    trace(
+        t,
+        if b == 0 {
+            "mb_block.1.pw+ln"
+        } else {
+            "mb_block.2.pw+ln"
+        },
+        out,
+        p.z(m(V1::Z_U)),
+        p.s(m(V1::Z_U)),
+    );
+    Ok(())
+}
+
+impl<'a> Params<'_, 'a> {
+    /// A conv whose weight tensor is at index `w` and whose bias and mult follow it.
+    fn conv_at(
+        &self,
+        w: usize,
+        shift: usize,
+        in_zero: i32,
+        out_zero: i32,
+        lut: Option<&'a [i8]>,
+    ) -> Result<ConvQ<'a>, Error> {
+        Ok(ConvQ {
+            weight: self.m.i8s(w)?,
+            bias: self.m.i32s(w + 1)?,
+            mult: self.m.i16s(w + 2)?,
+            shift: self.z(shift),
+            in_zero,
+            out_zero,
+            lut,
+        })
+    }
+}
+
+/// Quantizes a channels-last f32 input with the model's input parameters.
+pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<(), Error> {
+    let scale = m.f32s(idx(m, "input.scale", "")?)?;
+    let zero = m.i8s(idx(m, "input.zero", "")?)?;
+    let (c_in, _) = m.config().channels();
+    crate::error::check_len("input", x, m.config().input_len())?;
+    crate::error::check_len("quantized input", xq, x.len())?;
+    if scale.is_empty() || zero.len() != scale.len() {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    }
+    let per_ch = scale.len() == c_in && c_in > 1;
+    for (i, (v, q)) in x.iter().zip(xq.iter_mut()).enumerate() {
+        let ch = if per_ch { i % c_in } else { 0 };
+        let r = libm::roundf(*v / scale[ch]);
+        // `as i32` saturates and maps NaN to 0: defined on every target.
+        *q = super::fixed::sat_i8((r as i32).saturating_add(zero[ch] as i32));
+    }
+    Ok(())
+}
+
+/// Dequantizes the int8 output: `(q − z)·s`.
+pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Result<(), Error> {
+    let p = Params::new(m)?;
+    let zi = match m.config() {
+        ModelConfig::Ldp(_) => L::Z_Y,
+        ModelConfig::MobileVlmV1(_) => V1::BLOCK0 + V1::BLOCK_LEN + V1::Z_U,
+        ModelConfig::MobileVlmV2(_) => V2::Z_Y,
+    };
+    let (z, s) = (p.z(zi), p.s(zi));
+    crate::error::check_len("output", y, yq.len())?;
+    for (o, &q) in y.iter_mut().zip(yq) {
+        *o = (q as i32 - z) as f32 * s;
+    }
+    Ok(())
+}

@@ -1,0 +1,482 @@
+//! int8 kernels. Each has a plain reference next to the fast version where the two differ;
+//! both must agree bit for bit (integer sums are exact in any order).
+//!
+//! Conventions: activations are `i8` with a per-tensor zero point (the model input may be
+//! per-channel; its zero points are folded into the first layer's bias at convert time).
+//! Requantization multipliers are per output channel `i16` mantissas with one right shift per
+//! layer: `y = sat(z_out + round(acc · mult[o] / 2^shift))`.
+
+use super::fixed::{div_round, isqrt_u64, requant, requant64, sat_i8};
+use crate::error::{check_len, Error};
+
+/// Parameters of an int8 convolution (pointwise or depthwise).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvQ<'a> {
+    /// Weights: pointwise `[c_out][c_in]`, depthwise `[c][9]`; symmetric per output channel.
+    pub weight: &'a [i8],
+    /// Bias in accumulator units; for pointwise convs the input zero points are folded in.
+    pub bias: &'a [i32],
+    /// Requantization mantissa per output channel.
+    pub mult: &'a [i16],
+    /// Right shift of the layer (`1..=62`).
+    pub shift: i32,
+    /// Input zero point (used by depthwise; pointwise has it folded into `bias`).
+    pub in_zero: i32,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Optional 256-entry table applied to the int8 output (fused activation).
+    pub lut: Option<&'a [i8]>,
+}
+
+#[inline(always)]
+fn finish(acc: i32, mult: i16, q: &ConvQ<'_>) -> i8 {
+    let v = sat_i8(q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)));
+    match q.lut {
+        Some(t) => t[(v as i32 + 128) as usize],
+        None => v,
+    }
+}
+
+fn check_conv(q: &ConvQ<'_>, wlen: usize, c_out: usize) -> Result<(), Error> {
+    check_len("int8 weight", q.weight, wlen)?;
+    check_len("int8 bias", q.bias, c_out)?;
+    check_len("int8 mult", q.mult, c_out)?;
+    if let Some(t) = q.lut {
+        check_len("int8 lut", t, 256)?;
+    }
+    Ok(())
+}
+
+/// Reference int8 pointwise conv: `x: [pixels][c_in]` → `y: [pixels][c_out]`.
+pub fn pointwise_reference(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let pixels = check_pw(x, c_in, q, c_out, y)?;
+    for p in 0..pixels {
+        for o in 0..c_out {
+            let mut acc = q.bias[o];
+            for i in 0..c_in {
+                acc = acc.wrapping_add(x[p * c_in + i] as i32 * q.weight[o * c_in + i] as i32);
+            }
+            y[p * c_out + o] = finish(acc, q.mult[o], q);
+        }
+    }
+    Ok(())
+}
+
+fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Result<usize, Error> {
+    if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
+        return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
+    }
+    check_conv(q, c_in * c_out, c_out)?;
+    let pixels = x.len() / c_in;
+    check_len("int8 pointwise output", y, pixels * c_out)?;
+    Ok(pixels)
+}
+
+/// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators).
+pub fn pointwise(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let pixels = check_pw(x, c_in, q, c_out, y)?;
+    super::pointwise_fast::pointwise(x, c_in, q, c_out, y, pixels);
+    Ok(())
+}
+
+/// Reference int8 depthwise 3×3 (padding = the input zero point, i.e. real zero).
+pub fn depthwise_reference(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    check_dw(s, x, q, y)?;
+    let (ho, wo) = (s.ho(), s.wo());
+    for oy in 0..ho {
+        for ox in 0..wo {
+            for c in 0..s.c {
+                let mut acc = q.bias[c];
+                for ky in 0..3 {
+                    let iy = (oy * s.stride + ky) as isize - 1;
+                    if iy < 0 || iy >= s.h as isize {
+                        continue;
+                    }
+                    for kx in 0..3 {
+                        let ix = (ox * s.stride + kx) as isize - 1;
+                        if ix < 0 || ix >= s.w as isize {
+                            continue;
+                        }
+                        let xv = x[(iy as usize * s.w + ix as usize) * s.c + c] as i32 - q.in_zero;
+                        acc = acc.wrapping_add(xv * q.weight[c * 9 + ky * 3 + kx] as i32);
+                    }
+                }
+                y[(oy * wo + ox) * s.c + c] = finish(acc, q.mult[c], q);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_dw(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &[i8],
+) -> Result<(), Error> {
+    if s.stride != 1 && s.stride != 2 {
+        return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
+    }
+    if s.c == 0 || s.h == 0 || s.w == 0 {
+        return Err(Error::InvalidConfig("depthwise: empty shape"));
+    }
+    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
+    check_conv(q, s.c * 9, s.c)?;
+    check_len("int8 depthwise output", y, s.ho() * s.wo() * s.c)
+}
+
+/// Tiled int8 depthwise 3×3.
+pub fn depthwise(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    check_dw(s, x, q, y)?;
+    super::depthwise_fast::depthwise(s, x, q, y);
+    Ok(())
+}
+
+/// Parameters of an int8 addition `out = a + b` (TFLite's ADD, single rounding):
+/// `out = sat(z_out + round(((a - z_a)·m_a + (b - z_b)·m_b) / 2^shift))`.
+#[derive(Debug, Clone, Copy)]
+pub struct AddQ {
+    /// Zero point of `a`.
+    pub a_zero: i32,
+    /// Multiplier of `a` (`s_a / s_out · 2^shift`).
+    pub a_mult: i32,
+    /// Zero point of `b`.
+    pub b_zero: i32,
+    /// Multiplier of `b`.
+    pub b_mult: i32,
+    /// Right shift.
+    pub shift: i32,
+    /// Output zero point.
+    pub out_zero: i32,
+}
+
+impl AddQ {
+    /// Adds one pair of values.
+    #[inline(always)]
+    pub fn add(&self, a: i8, b: i8) -> i8 {
+        let acc = (a as i64 - self.a_zero as i64).wrapping_mul(self.a_mult as i64)
+            + (b as i64 - self.b_zero as i64).wrapping_mul(self.b_mult as i64);
+        sat_i8(
+            self.out_zero
+                .wrapping_add(requant64(acc, self.shift) as i32),
+        )
+    }
+}
+
+/// `a = a + b` elementwise, in place.
+pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
+    check_len("int8 add operand", b, a.len())?;
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x = q.add(*x, y);
+    }
+    Ok(())
+}
+
+/// Applies a 256-entry table in place.
+pub fn lut_inplace(x: &mut [i8], lut: &[i8]) -> Result<(), Error> {
+    check_len("int8 lut", lut, 256)?;
+    for v in x.iter_mut() {
+        *v = lut[(*v as i32 + 128) as usize];
+    }
+    Ok(())
+}
+
+/// Bilinear taps in Q10 fixed point: `(i0, i1, λ)` with `λ` in `0..=1024`, computed exactly in
+/// integers from `src = (d + 0.5)·n_in/n_out − 0.5` (PyTorch's `align_corners=False`).
+#[inline]
+pub fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
+    // src·1024 = ((2d+1)·n_in·1024 − n_out·1024) / (2·n_out), rounded to nearest.
+    let num = ((2 * d + 1) as i64 * n_in as i64 - n_out as i64) * 1024;
+    let den = 2 * n_out as i64;
+    let src = if num <= 0 { 0 } else { (num + den / 2) / den };
+    let i0 = ((src >> 10) as usize).min(n_in - 1);
+    let lambda = if i0 == n_in - 1 {
+        0
+    } else {
+        src - ((i0 as i64) << 10)
+    };
+    let i1 = if i0 + 1 < n_in { i0 + 1 } else { i0 };
+    (i0, i1, lambda)
+}
+
+/// int8 bilinear resize `x: [h][w][c]` → `y: [ho][wo][c]`, requantized per input channel:
+/// `y = sat(z_out + round(Σ w_k·(x_k − z_in[c]) · mult[c] / 2^(20 + shift)))`, weights in Q20.
+/// With `mult` of length 1 the same multiplier serves every channel.
+#[allow(clippy::too_many_arguments)]
+pub fn resize_bilinear(
+    x: &[i8],
+    h: usize,
+    w: usize,
+    c: usize,
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    ho: usize,
+    wo: usize,
+) -> Result<(), Error> {
+    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
+        return Err(Error::InvalidConfig("int8 resize: empty shape"));
+    }
+    check_len("int8 resize input", x, h * w * c)?;
+    check_len("int8 resize output", y, ho * wo * c)?;
+    if (in_zero.len() != 1 && in_zero.len() != c) || (mult.len() != 1 && mult.len() != c) {
+        return Err(Error::InvalidConfig(
+            "int8 resize: per-channel parameters of the wrong length",
+        ));
+    }
+    for oy in 0..ho {
+        let (y0, y1, ly) = taps_q10(oy, h, ho);
+        for ox in 0..wo {
+            let (x0, x1, lx) = taps_q10(ox, w, wo);
+            let w00 = (1024 - ly) * (1024 - lx);
+            let w01 = (1024 - ly) * lx;
+            let w10 = ly * (1024 - lx);
+            let w11 = ly * lx;
+            let (p00, p01, p10, p11) = (
+                (y0 * w + x0) * c,
+                (y0 * w + x1) * c,
+                (y1 * w + x0) * c,
+                (y1 * w + x1) * c,
+            );
+            let o = (oy * wo + ox) * c;
+            for ch in 0..c {
+                let z = in_zero[if in_zero.len() == 1 { 0 } else { ch }] as i64;
+                let m = mult[if mult.len() == 1 { 0 } else { ch }] as i64;
+                let s = w00 * (x[p00 + ch] as i64 - z)
+                    + w01 * (x[p01 + ch] as i64 - z)
+                    + w10 * (x[p10 + ch] as i64 - z)
+                    + w11 * (x[p11 + ch] as i64 - z);
+                let v = requant64(s.wrapping_mul(m), 20 + shift);
+                y[o + ch] = sat_i8(out_zero.wrapping_add(v as i32));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// int8 adaptive average pool (TFLite AVERAGE_POOL_2D rounding; output keeps the input's
+/// quantization): `y = z + div_round(Σ (x − z), count)`.
+#[allow(clippy::too_many_arguments)]
+pub fn adaptive_avg_pool(
+    x: &[i8],
+    h: usize,
+    w: usize,
+    c: usize,
+    zero: i32,
+    y: &mut [i8],
+    ho: usize,
+    wo: usize,
+) -> Result<(), Error> {
+    use crate::kernels::pool::bin;
+    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
+        return Err(Error::InvalidConfig("int8 pool: empty shape"));
+    }
+    check_len("int8 pool input", x, h * w * c)?;
+    check_len("int8 pool output", y, ho * wo * c)?;
+    for oy in 0..ho {
+        let (ys, ye) = bin(oy, h, ho);
+        for ox in 0..wo {
+            let (xs, xe) = bin(ox, w, wo);
+            let count = ((ye - ys) * (xe - xs)) as i64;
+            let o = (oy * wo + ox) * c;
+            for ch in 0..c {
+                let mut s = 0i64;
+                for iy in ys..ye {
+                    for ix in xs..xe {
+                        s += x[(iy * w + ix) * c + ch] as i64 - zero as i64;
+                    }
+                }
+                y[o + ch] = sat_i8(zero.wrapping_add(div_round(s, count) as i32));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parameters of an integer LayerNorm.
+///
+/// For one pixel of `C` int8 values `q` (any zero point: it cancels), with `S1 = Σq`,
+/// `S2 = Σq²` and `D = C·S2 − S1² (= C²·var)`, the normalized value is
+/// `x̂ = (C·q − S1) / sqrt(D + E)` where `E = C²·eps/s_in²` (stored as `eps_q8 = E/C²·256`).
+/// **rsqrt**: `R = isqrt((D+E) << 2k)` exactly (bitwise integer square root, `k` chosen so the
+/// argument uses 61–62 bits), then one `i64` division `inv = 2^62 / R` per pixel; `x̂·2^16 =
+/// (C·q − S1)·inv >> (46 − k)`. Then `y = sat(z_out + round((x̂·2^16·g[c] + b[c]·2^16) / 2^T))`
+/// with `g = γ/s_out·2^(T−16)` and `b = β/s_out·2^(T−16)` as `i16`. All integer: identical on every target.
+#[derive(Debug, Clone, Copy)]
+pub struct NormQ<'a> {
+    /// Per-channel gain.
+    pub gamma: &'a [i16],
+    /// Per-channel offset.
+    pub beta: &'a [i16],
+    /// `T`.
+    pub shift: i32,
+    /// `eps/s_in² · 256`.
+    pub eps_q8: i32,
+    /// Output zero point.
+    pub out_zero: i32,
+    /// Optional fused activation table.
+    pub lut: Option<&'a [i8]>,
+}
+
+/// Integer LayerNorm of every pixel of `buf` (`[pixels][c]`), in place.
+pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+    check_len("int8 norm gamma", q.gamma, c)?;
+    check_len("int8 norm beta", q.beta, c)?;
+    if let Some(t) = q.lut {
+        check_len("int8 lut", t, 256)?;
+    }
+    if c == 0 || buf.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
+    }
+    let cc = c as i64;
+    let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
+    for px in buf.chunks_exact_mut(c) {
+        let (mut s1, mut s2) = (0i64, 0i64);
+        for &v in px.iter() {
+            s1 += v as i64;
+            s2 += (v as i64) * (v as i64);
+        }
+        let d = (cc * s2 - s1 * s1).max(0) as u64;
+        let v = d.saturating_add(e).max(1);
+        let bits = 64 - v.leading_zeros() as i32;
+        let k = ((62 - bits) / 2).max(0);
+        let r = isqrt_u64(v << (2 * k)).max(1);
+        let inv = ((1u64 << 62) / r) as i64;
+        for (i, x) in px.iter_mut().enumerate() {
+            let num = cc * (*x as i64) - s1;
+            let xh = requant64(num.wrapping_mul(inv), 46 - k);
+            let acc = xh.wrapping_mul(q.gamma[i] as i64) + ((q.beta[i] as i64) << 16);
+            let out = sat_i8(q.out_zero.wrapping_add(requant64(acc, q.shift) as i32));
+            *x = match q.lut {
+                Some(t) => t[(out as i32 + 128) as usize],
+                None => out,
+            };
+        }
+    }
+    Ok(())
+}
+
+/// Parameters of the int8 squeeze-excitation block (MobileVLM V1).
+///
+/// Scheme: per-channel mean of the int8 map, rounded like AVERAGE_POOL_2D (keeps the input's
+/// quantization); `fc1` (int8 weights, i32 bias with the input zero point folded in) requantized
+/// to int8 and clamped at its zero point (ReLU); `fc2` likewise; the Hardsigmoid gate is a
+/// 256-entry table of Q15 values (`0..=32767`); finally
+/// `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.
+#[derive(Debug, Clone, Copy)]
+pub struct SeQ<'a> {
+    /// Zero point of the input map.
+    pub in_zero: i32,
+    /// `fc1`: `[s][c]`; its `in_zero` is unused (folded), `lut` unused.
+    pub fc1: ConvQ<'a>,
+    /// `fc2`: `[c][s]`; its `out_zero` is the gate-table index base.
+    pub fc2: ConvQ<'a>,
+    /// Hardsigmoid table, Q15.
+    pub gate: &'a [i16],
+    /// Output multiplier.
+    pub mult: i32,
+    /// Output shift.
+    pub shift: i32,
+    /// Output zero point.
+    pub out_zero: i32,
+}
+
+/// Bytes of temporary storage (as `i32`s) that [`squeeze_excite`] needs.
+pub const fn se_tmp_len(c: usize, s: usize) -> usize {
+    2 * c + s
+}
+
+/// int8 squeeze-excitation of `x: [pixels][c]`, in place. `tmp` holds [`se_tmp_len`] `i32`s.
+pub fn squeeze_excite(
+    x: &mut [i8],
+    c: usize,
+    s: usize,
+    q: &SeQ<'_>,
+    tmp: &mut [i32],
+) -> Result<(), Error> {
+    if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
+    }
+    check_conv(&q.fc1, s * c, s)?;
+    check_conv(&q.fc2, c * s, c)?;
+    check_len("int8 gate lut", q.gate, 256)?;
+    if tmp.len() < se_tmp_len(c, s) {
+        return Err(Error::ScratchTooSmall {
+            need: se_tmp_len(c, s),
+            have: tmp.len(),
+        });
+    }
+    let (sum, rest) = tmp.split_at_mut(c);
+    let (hid, rest) = rest.split_at_mut(s);
+    let gate = &mut rest[..c];
+    let pixels = (x.len() / c) as i64;
+    sum.iter_mut().for_each(|v| *v = 0);
+    // Sums in i64 per channel, folded to the mean right away to stay in i32.
+    for ch in 0..c {
+        let mut acc = 0i64;
+        let mut i = ch;
+        while i < x.len() {
+            acc += x[i] as i64 - q.in_zero as i64;
+            i += c;
+        }
+        sum[ch] = q
+            .in_zero
+            .wrapping_add(div_round(acc, pixels) as i32)
+            .clamp(-128, 127);
+    }
+    for j in 0..s {
+        let mut acc = q.fc1.bias[j];
+        for i in 0..c {
+            acc = acc.wrapping_add(sum[i] * q.fc1.weight[j * c + i] as i32);
+        }
+        let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
+            acc,
+            q.fc1.mult[j] as i32,
+            q.fc1.shift,
+        )));
+        hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
+    }
+    for i in 0..c {
+        let mut acc = q.fc2.bias[i];
+        for j in 0..s {
+            acc = acc.wrapping_add(hid[j] * q.fc2.weight[i * s + j] as i32);
+        }
+        let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
+            acc,
+            q.fc2.mult[i] as i32,
+            q.fc2.shift,
+        )));
+        gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
+    }
+    for px in x.chunks_exact_mut(c) {
+        for (v, g) in px.iter_mut().zip(gate.iter()) {
+            let acc = (*v as i32 - q.in_zero).wrapping_mul(*g);
+            *v = sat_i8(q.out_zero.wrapping_add(requant(acc, q.mult, q.shift)));
+        }
+    }
+    Ok(())
+}
