@@ -1,0 +1,628 @@
+//! The command line: `convert`, `run`, `inspect`, `eval`.
+
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use ldp_core::{Arch, DType, Model, ModelConfig};
+
+use crate::aligned::AlignedBytes;
+use crate::calib::CalibSet;
+use crate::graph::FloatModel;
+use crate::import::import_file;
+use crate::layout::{join_batch, output_sample_shape, split_batch};
+use crate::metrics::{compare, Metrics};
+use crate::npy::{self, shape_str};
+use crate::quantize::{self, CalibMethod, Int8Options};
+use crate::write;
+
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  # MobileVLM V2 projector from a whole-model checkpoint, 24x24 = 576 CLIP tokens in, f16 blob out
+  ldp-quant convert --weights model.safetensors --grid 24x24 --dtype f16 -o projector.ldp
+  # Look at it, run it, and measure its error against the f32 reference
+  ldp-quant inspect --model projector.ldp
+  ldp-quant run --model projector.ldp --input tokens.npy -o out.npy
+  ldp-quant eval --model projector.ldp --weights model.safetensors --input tokens.npy
+
+Layouts (.npy, little-endian float32): `ldp` takes NCHW [1, C, H, W] (or [C, H, W], or a batch
+[B, C, H, W]); MobileVLM takes tokens [1, N, C] (or [N, C], or [B, N, C]) with N = h*h.";
+
+const CONVERT_EXAMPLES: &str = "\
+Examples:
+  ldp-quant convert --weights ldp.safetensors --grid 64x64 --dtype f32 -o ldp.ldp
+  ldp-quant convert --weights mobilevlm.safetensors --grid 24x24 --dtype f16 -o v1.ldp
+  ldp-quant convert --weights ckpt.safetensors --arch mobilevlm-v2 --prefix model.mm_projector. \\
+      --grid 24x24 --dtype int8 --calib calib.npy -o v2_int8.ldp
+
+The architecture is detected from the key names (`pointwise1.*` = ldp, `mlp.1.*`/`mb_block.*` =
+mobilevlm-v1, `mlp.mlp.*`/`peg.*` = mobilevlm-v2), with no prefix, `model.mm_projector.` or
+`model.mm_projector.model.` tried in turn; other tensors of a whole-model checkpoint are ignored.
+Weights may be F32, F16 or BF16. The calibration file (int8) is a batch [B, ...] of inputs in the
+same layout as `run` takes.";
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  ldp-quant run --model ldp.ldp --input image_nchw.npy -o out.npy     # [1,C,H,W] -> [1,C_out,H/2,W/2]
+  ldp-quant run --model v2.ldp --input tokens.npy -o projected.npy    # [1,576,1024] -> [1,144,2048]
+
+A batch [B, ...] in gives [B, ...] out; a sample without the batch axis gives [1, ...] out.";
+
+const INSPECT_EXAMPLES: &str = "\
+Example:
+  ldp-quant inspect --model projector.ldp";
+
+const EVAL_EXAMPLES: &str = "\
+Example:
+  ldp-quant eval --model v1_f16.ldp --weights mobilevlm.safetensors --input heldout.npy
+
+Prints the relative L2 error, cosine similarity and max abs error of the blob's output against
+the f32 reference computed from the same weights, per sample and over the whole batch.";
+
+/// Import, quantize, run, inspect and evaluate MobileVLM Lightweight Downsample Projector blobs.
+///
+/// Converts a PyTorch projector (safetensors) into a model blob for `ldp-core` (f32, f16 or
+/// int8), runs blobs on .npy inputs, shows what a blob holds and measures a blob's error against
+/// the f32 reference.
+#[derive(Debug, Parser)]
+#[command(name = "ldp-quant", version, after_help = MAIN_EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert a safetensors checkpoint into a model blob (f32, f16 or int8).
+    #[command(after_help = CONVERT_EXAMPLES)]
+    Convert(ConvertArgs),
+    /// Run a model blob on a .npy input and write the output .npy.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Show a blob's architecture, shapes, dtype, sizes, RAM needs and tensor table.
+    #[command(after_help = INSPECT_EXAMPLES)]
+    Inspect(InspectArgs),
+    /// Compare a blob's output with the f32 reference computed from the original weights.
+    #[command(after_help = EVAL_EXAMPLES)]
+    Eval(EvalArgs),
+}
+
+/// Architecture names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    /// The seed LDP block (NCHW image in, half-resolution image out).
+    Ldp,
+    /// MobileVLM V1's LDPNetProjector (tokens in, ceil(h/2)^2 tokens out).
+    #[value(name = "mobilevlm-v1")]
+    MobilevlmV1,
+    /// MobileVLM V2's LDPNetV2Projector (tokens in, 144 tokens out).
+    #[value(name = "mobilevlm-v2")]
+    MobilevlmV2,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(a: ArchArg) -> Arch {
+        match a {
+            ArchArg::Ldp => Arch::Ldp,
+            ArchArg::MobilevlmV1 => Arch::MobileVlmV1,
+            ArchArg::MobilevlmV2 => Arch::MobileVlmV2,
+        }
+    }
+}
+
+/// Storage types on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit float weights and activations (exact).
+    F32,
+    /// 16-bit float weights and activations, f32 arithmetic (half the size).
+    F16,
+    /// 8-bit integer weights and activations (needs --calib).
+    Int8,
+}
+
+impl From<DtypeArg> for DType {
+    fn from(d: DtypeArg) -> DType {
+        match d {
+            DtypeArg::F32 => DType::F32,
+            DtypeArg::F16 => DType::F16,
+            DtypeArg::Int8 => DType::Int8,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct WeightsArgs {
+    /// The PyTorch weights (.safetensors): the projector alone or a whole-model checkpoint.
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+    /// Architecture (default: detected from the key names).
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// Key prefix of the projector, e.g. `model.mm_projector.` (default: detected).
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ConvertArgs {
+    #[command(flatten)]
+    weights: WeightsArgs,
+    /// Input grid HxW: the image size for `ldp` (e.g. 64x64), the token grid h x h for MobileVLM
+    /// (e.g. 24x24 for 576 tokens).
+    #[arg(long, value_name = "HxW")]
+    grid: String,
+    /// Storage type of the blob.
+    #[arg(long, value_enum)]
+    dtype: DtypeArg,
+    /// Calibration inputs for int8: .npy [B, ...one input's shape...] (float32).
+    #[arg(long, value_name = "FILE")]
+    calib: Option<PathBuf>,
+    /// How int8 activation ranges are picked from the calibration data.
+    #[arg(long, value_enum, default_value_t = CalibMethod::Mse)]
+    calib_method: CalibMethod,
+    /// Where to write the blob.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The model blob (written by `ldp-quant convert`).
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    /// Input .npy (float32, PyTorch layout; see below).
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Where to write the output .npy (float32, PyTorch layout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct InspectArgs {
+    /// The model blob.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// The model blob to evaluate.
+    #[arg(long, value_name = "FILE")]
+    model: PathBuf,
+    #[command(flatten)]
+    weights: WeightsArgs,
+    /// Input .npy (float32, PyTorch layout), one sample or a batch.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+}
+
+/// Parses `--grid HxW`.
+pub fn parse_grid(s: &str) -> anyhow::Result<(usize, usize)> {
+    let t = s.trim();
+    let parts: Vec<&str> = t.split(['x', 'X', '×']).collect();
+    let bad = || anyhow::anyhow!("--grid `{s}` is not of the form HxW (e.g. 24x24)");
+    match parts.as_slice() {
+        [h, w] => {
+            let h: usize = h.trim().parse().map_err(|_| bad())?;
+            let w: usize = w.trim().parse().map_err(|_| bad())?;
+            if h == 0 || w == 0 {
+                bail!("--grid `{s}`: both sides must be at least 1");
+            }
+            Ok((h, w))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Loads and validates a blob; the returned buffer must outlive the [`Model`].
+pub fn load_blob(path: &Path) -> anyhow::Result<AlignedBytes> {
+    let buf = AlignedBytes::read_file(path)?;
+    Model::parse(buf.as_bytes())
+        .map_err(|e| anyhow::anyhow!("`{}`: invalid model blob: {e}", path.display()))?;
+    Ok(buf)
+}
+
+fn parse_model<'a>(path: &Path, buf: &'a AlignedBytes) -> anyhow::Result<Model<'a>> {
+    Model::parse(buf.as_bytes())
+        .map_err(|e| anyhow::anyhow!("`{}`: invalid model blob: {e}", path.display()))
+}
+
+pub(crate) fn progress(len: usize, what: &str) -> ProgressBar {
+    if len > 1 && std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(len as u64);
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}") {
+            pb.set_style(style.progress_chars("=> "));
+        }
+        pb.set_message(what.to_string());
+        pb
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
+/// Stdout that turns a closed pipe into an error instead of a panic.
+fn out(s: &str) -> anyhow::Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(s.as_bytes()).and_then(|_| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+fn scratch_for(model: &Model<'_>) -> AlignedBytes {
+    AlignedBytes::zeroed(model.scratch_bytes())
+}
+
+/// Runs a blob on channels-last samples.
+pub fn run_samples(
+    model: &Model<'_>,
+    samples: &[Vec<f32>],
+    what: &str,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut scratch = scratch_for(model);
+    let pb = progress(samples.len(), what);
+    let mut outs = Vec::with_capacity(samples.len());
+    for (i, x) in samples.iter().enumerate() {
+        let mut y = vec![0.0f32; model.output_len()];
+        model
+            .forward(x, &mut y, scratch.as_mut_bytes())
+            .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+        outs.push(y);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(outs)
+}
+
+fn convert(a: ConvertArgs) -> anyhow::Result<()> {
+    let (h, w) = parse_grid(&a.grid)?;
+    let arch = a.weights.arch.map(Arch::from);
+    if let Some(ar) = arch {
+        if ar != Arch::Ldp && h != w {
+            bail!(
+                "{} takes a square token grid (N = h*h tokens), got --grid {h}x{w}; use e.g. --grid {h}x{h}",
+                ar.name()
+            );
+        }
+    }
+    let imp = import_file(&a.weights.weights, arch, a.weights.prefix.as_deref())?;
+    let prefix = imp.prefix.clone();
+    let src_dtypes = imp.source_dtypes.join("/");
+    let model = FloatModel::from_imported(imp, h, w)?;
+    let config = model.config();
+    let dtype = DType::from(a.dtype);
+    let blob = match dtype {
+        DType::F32 | DType::F16 => {
+            if a.calib.is_some() {
+                eprintln!("note: --calib is only used with --dtype int8; ignored");
+            }
+            write::float_blob(&model, dtype)?
+        }
+        DType::Int8 => {
+            let calib = match &a.calib {
+                Some(p) => Some(CalibSet::from_npy(p, &config)?),
+                None => None,
+            };
+            let opts = Int8Options {
+                calib_method: a.calib_method,
+            };
+            quantize::int8(&model, calib.as_ref(), &opts)?
+        }
+    };
+    write::verify(&blob)?;
+    std::fs::write(&a.output, &blob)
+        .with_context(|| format!("cannot write `{}`", a.output.display()))?;
+    let (c_in, c_out) = config.channels();
+    let (gh, gw) = config.input_grid();
+    out(&format!(
+        "wrote {}: {} {}, c_in {c_in}, c_out {c_out}, grid {gh}x{gw}, {} bytes (weights: {}, {}, {})\n",
+        a.output.display(),
+        config.arch().name(),
+        dtype.name(),
+        blob.len(),
+        a.weights.weights.display(),
+        if prefix.is_empty() {
+            "no prefix".to_string()
+        } else {
+            format!("prefix `{prefix}`")
+        },
+        src_dtypes
+    ))
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let buf = load_blob(&a.model)?;
+    let model = parse_model(&a.model, &buf)?;
+    let config = model.config();
+    let x = npy::read_f32(&a.input)?;
+    let samples = split_batch(&x, &config, &format!("input `{}`", a.input.display()), true)?;
+    let outs = run_samples(&model, &samples, "run")?;
+    let y = join_batch(&outs, &config)?;
+    npy::write_f32(&a.output, &y.shape, &y.data)?;
+    out(&format!(
+        "wrote {}: {} -> {}\n",
+        a.output.display(),
+        x.shape_str(),
+        y.shape_str()
+    ))
+}
+
+fn config_summary(config: &ModelConfig) -> String {
+    match config {
+        ModelConfig::MobileVlmV1(c) => format!(", squeeze width {}", c.squeeze),
+        _ => String::new(),
+    }
+}
+
+/// Per-layer quantization parameters of an int8 blob, for `inspect`.
+///
+/// TODO(int8, lead): list each layer's input/output scale and zero point and the per-channel
+/// weight scales (min/max) here. Returns `None` until the int8 format exists.
+fn int8_params_section(model: &Model<'_>) -> Option<String> {
+    let _ = model;
+    None
+}
+
+fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let buf = load_blob(&a.model)?;
+    let model = parse_model(&a.model, &buf)?;
+    let config = model.config();
+    let (c_in, c_out) = config.channels();
+    let (h, w) = config.input_grid();
+    let mut in_shape = vec![1];
+    in_shape.extend(crate::layout::input_sample_shape(&config));
+    let mut out_shape = vec![1];
+    out_shape.extend(output_sample_shape(&config));
+    let layout = match config {
+        ModelConfig::Ldp(_) => "NCHW",
+        _ => "tokens [1, N, C]",
+    };
+    let mut s = String::new();
+    s.push_str(&format!("model:        {}\n", a.model.display()));
+    s.push_str(&format!("architecture: {}\n", model.arch().name()));
+    s.push_str(&format!("dtype:        {}\n", model.dtype().name()));
+    s.push_str(&format!(
+        "channels:     c_in {c_in}, c_out {c_out}{}\n",
+        config_summary(&config)
+    ));
+    s.push_str(&format!("input grid:   {h}x{w}\n"));
+    s.push_str(&format!(
+        "input:        {} ({layout})\n",
+        shape_str(&in_shape)
+    ));
+    s.push_str(&format!(
+        "output:       {} ({layout})\n",
+        shape_str(&out_shape)
+    ));
+    s.push_str(&format!("parameters:   {}\n", config.param_count()));
+    s.push_str(&format!("MACs:         {}\n", config.macs()));
+    s.push_str(&format!("blob size:    {} bytes\n", model.bytes().len()));
+    s.push_str(&format!(
+        "scratch RAM:  {} bytes (plus input {} and output {} bytes as f32)\n",
+        model.scratch_bytes(),
+        4 * config.input_len(),
+        4 * config.output_len()
+    ));
+    s.push_str(&format!("tensors:      {}\n", model.tensor_count()));
+    let rows: Vec<(String, String, String, String, String)> = (0..model.tensor_count())
+        .filter_map(|i| model.tensor(i))
+        .map(|(spec, e, data)| {
+            let dims: Vec<usize> = e.dims[..e.rank as usize]
+                .iter()
+                .map(|&d| d as usize)
+                .collect();
+            (
+                spec.name.to_string(),
+                format!("{:?}", e.elem).to_lowercase(),
+                shape_str(&dims),
+                data.len().to_string(),
+                e.offset.to_string(),
+            )
+        })
+        .collect();
+    let wn = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
+    let ws = rows.iter().map(|r| r.2.len()).max().unwrap_or(5).max(5);
+    s.push_str(&format!(
+        "  {:>3}  {:<wn$}  {:<4}  {:<ws$}  {:>10}  {:>10}\n",
+        "#", "name", "type", "shape", "bytes", "offset"
+    ));
+    for (i, r) in rows.iter().enumerate() {
+        s.push_str(&format!(
+            "  {:>3}  {:<wn$}  {:<4}  {:<ws$}  {:>10}  {:>10}\n",
+            i, r.0, r.1, r.2, r.3, r.4
+        ));
+    }
+    if model.dtype() == DType::Int8 {
+        // ---- int8 quantization parameters (filled in by the int8 work) ----
+        match int8_params_section(&model) {
+            Some(sec) => s.push_str(&sec),
+            None => {
+                s.push_str("quantization parameters: (not shown yet: int8 support in progress)\n")
+            }
+        }
+    }
+    out(&s)
+}
+
+/// Per-layer error metrics for `eval`.
+///
+/// TODO(int8, lead): run the blob and the f32 reference layer by layer on `samples` and return a
+/// table (layer, rel L2, cosine, max abs). Returns `None` until ldp-core exposes intermediates.
+fn per_layer_report(
+    model: &Model<'_>,
+    reference: &FloatModel,
+    samples: &[Vec<f32>],
+) -> anyhow::Result<Option<String>> {
+    let _ = (model, reference, samples);
+    Ok(None)
+}
+
+fn fmt_metrics(m: &Metrics) -> String {
+    format!(
+        "rel_l2 = {:.3e}, cosine = {:.8}, max_abs = {:.3e}",
+        m.rel_l2, m.cosine, m.max_abs
+    )
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    let buf = load_blob(&a.model)?;
+    let model = parse_model(&a.model, &buf)?;
+    let config = model.config();
+    // The blob says which architecture the weights must be; --arch may only confirm it.
+    let arch = match a.weights.arch.map(Arch::from) {
+        Some(ar) if ar != model.arch() => bail!(
+            "--arch {} but `{}` holds a {} model",
+            ar.name(),
+            a.model.display(),
+            model.arch().name()
+        ),
+        Some(ar) => ar,
+        None => model.arch(),
+    };
+    let imp = import_file(&a.weights.weights, Some(arch), a.weights.prefix.as_deref())?;
+    let (h, w) = config.input_grid();
+    let reference = FloatModel::from_imported(imp, h, w)?;
+    if reference.config() != config {
+        let (ci, co) = reference.config().channels();
+        let (bi, bo) = config.channels();
+        bail!(
+            "the weights (c_in {ci}, c_out {co}{}) do not match the blob (c_in {bi}, c_out {bo}{}); \
+             pass the checkpoint the blob was converted from",
+            config_summary(&reference.config()),
+            config_summary(&config)
+        );
+    }
+    let x = npy::read_f32(&a.input)?;
+    let samples = split_batch(&x, &config, &format!("input `{}`", a.input.display()), true)?;
+    let pb = progress(samples.len(), "eval");
+    let mut scratch = scratch_for(&model);
+    let mut ref_scratch = Vec::new();
+    let (mut all_y, mut all_r) = (Vec::new(), Vec::new());
+    let mut s = format!(
+        "model: {} ({} {}) vs f32 reference from {}; input {}\n",
+        a.model.display(),
+        model.arch().name(),
+        model.dtype().name(),
+        a.weights.weights.display(),
+        x.shape_str()
+    );
+    for (i, xs) in samples.iter().enumerate() {
+        let mut y = vec![0.0f32; config.output_len()];
+        model
+            .forward(xs, &mut y, scratch.as_mut_bytes())
+            .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+        let mut r = vec![0.0f32; config.output_len()];
+        reference.forward_with(xs, &mut r, &mut ref_scratch)?;
+        let m = compare(&y, &r);
+        s.push_str(&format!("sample {i}: {}\n", fmt_metrics(&m)));
+        all_y.extend_from_slice(&y);
+        all_r.extend_from_slice(&r);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let m = compare(&all_y, &all_r);
+    s.push_str(&format!(
+        "overall ({} sample{}): {}\n",
+        samples.len(),
+        if samples.len() == 1 { "" } else { "s" },
+        fmt_metrics(&m)
+    ));
+    if let Some(t) = per_layer_report(&model, &reference, &samples)? {
+        s.push_str(&t);
+    }
+    out(&s)
+}
+
+/// Runs the command line given in `args` (including the program name).
+pub fn run_cli<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => return Err(CliUsage(e).into()),
+    };
+    match cli.command {
+        Command::Convert(a) => convert(a),
+        Command::Run(a) => run(a),
+        Command::Inspect(a) => inspect(a),
+        Command::Eval(a) => eval(a),
+    }
+}
+
+/// A clap parse error (or a request for help/version), kept so `main` can render it.
+#[derive(Debug)]
+pub struct CliUsage(pub clap::Error);
+
+impl std::fmt::Display for CliUsage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", one_line_usage(&self.0))
+    }
+}
+
+impl std::error::Error for CliUsage {}
+
+/// Renders a clap error as one line: the message, the usage, and where to find help.
+fn one_line_usage(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut msg = Vec::new();
+    let mut usage = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with("For more information") {
+            continue;
+        }
+        if let Some(u) = l.strip_prefix("Usage:") {
+            usage = Some(u.trim().to_string());
+            continue;
+        }
+        if l.starts_with("tip:") {
+            msg.push(format!("({l})"));
+            continue;
+        }
+        msg.push(l.strip_prefix("error:").unwrap_or(l).trim().to_string());
+    }
+    let mut s = msg.join(" ");
+    if let Some(u) = usage {
+        s.push_str(&format!("; usage: {u}"));
+    }
+    s.push_str("; see `ldp-quant --help`");
+    s
+}
+
+/// The process entry point: runs the CLI, prints `error: …` as one line on failure.
+pub fn main() -> std::process::ExitCode {
+    match run_cli(std::env::args_os()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(CliUsage(e)) = err.downcast_ref::<CliUsage>() {
+                use clap::error::ErrorKind;
+                if matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) {
+                    let _ = e.print();
+                    return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        std::process::ExitCode::from(2)
+                    } else {
+                        std::process::ExitCode::SUCCESS
+                    };
+                }
+                eprintln!("error: {}", one_line_usage(e));
+                return std::process::ExitCode::from(2);
+            }
+            let msg = format!("{err:#}").replace(['\n', '\r'], " ");
+            eprintln!("error: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The owned f32 model: a configuration plus one `Vec<f32>` per tensor, in the blob's spec
+//! order. It builds `ldp-core`'s weight views and runs the f32 reference forward pass, which is
+//! what `eval` compares a blob against and what the quantizer calibrates on.
+
+use anyhow::{bail, Context};
+use ldp_core::arch::ldp::{self, LdpConfig, LdpWeights};
+use ldp_core::arch::mobilevlm_v1::{self, V1BlockWeights, V1Config, V1Weights};
+use ldp_core::arch::mobilevlm_v2::{self, V2Config, V2Weights};
+use ldp_core::blob::format::MAX_DIM;
+use ldp_core::blob::specs::{resolve, TensorSpec};
+use ldp_core::kernels::se::SeWeights;
+use ldp_core::{Arch, ModelConfig};
+
+use crate::import::{float_specs, Imported};
+
+/// An f32 model of any architecture.
+#[derive(Debug, Clone)]
+pub struct FloatModel {
+    config: ModelConfig,
+    squeeze: usize,
+    tensors: Vec<Vec<f32>>,
+}
+
+/// Builds the typed configuration for an architecture, channel counts and input grid.
+///
+/// MobileVLM grids are square (`h × h`, `N = h²` tokens); `w` must equal `h` for them.
+pub fn config_for(
+    arch: Arch,
+    c_in: usize,
+    c_out: usize,
+    squeeze: usize,
+    h: usize,
+    w: usize,
+) -> anyhow::Result<ModelConfig> {
+    if h == 0 || w == 0 {
+        bail!("the grid must be at least 1x1, got {h}x{w}");
+    }
+    let max = MAX_DIM as usize;
+    if h > max || w > max || c_in > max || c_out > max {
+        bail!("grid sides and channel counts must be at most {max}");
+    }
+    Ok(match arch {
+        Arch::Ldp => ModelConfig::Ldp(LdpConfig { c_in, c_out, h, w }),
+        Arch::MobileVlmV1 | Arch::MobileVlmV2 if h != w => bail!(
+            "{} takes a square token grid (N = h*h tokens), got --grid {h}x{w}; use e.g. --grid {h}x{h}",
+            arch.name()
+        ),
+        Arch::MobileVlmV1 => ModelConfig::MobileVlmV1(V1Config {
+            c_in,
+            c_out,
+            h,
+            squeeze,
+        }),
+        Arch::MobileVlmV2 => ModelConfig::MobileVlmV2(V2Config { c_in, c_out, h }),
+    })
+}
+
+/// The SE width of a configuration (0 when the architecture has none).
+pub fn squeeze_of(config: &ModelConfig) -> usize {
+    match config {
+        ModelConfig::MobileVlmV1(c) => c.squeeze,
+        _ => 0,
+    }
+}
+
+/// A small deterministic generator (xorshift), for synthetic weights in tests and seeds.
+struct Rng(u64);
+impl Rng {
+    fn next_f32(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+impl FloatModel {
+    /// A model from its configuration and tensors (in `specs(arch, F32)` order, blob layouts).
+    pub fn new(config: ModelConfig, tensors: Vec<Vec<f32>>) -> anyhow::Result<Self> {
+        let squeeze = squeeze_of(&config);
+        let specs = float_specs(config.arch());
+        if tensors.len() != specs.len() {
+            bail!(
+                "{} needs {} tensors, got {}",
+                config.arch().name(),
+                specs.len(),
+                tensors.len()
+            );
+        }
+        let (c_in, c_out) = config.channels();
+        for (spec, t) in specs.iter().zip(&tensors) {
+            let n: usize = resolve(spec.dims, c_in as u32, c_out as u32, squeeze as u32)
+                [..spec.dims.len()]
+                .iter()
+                .map(|&d| d as usize)
+                .product();
+            if t.len() != n {
+                bail!(
+                    "tensor `{}` has {} elements, the configuration needs {n}",
+                    spec.name,
+                    t.len()
+                );
+            }
+        }
+        Ok(FloatModel {
+            config,
+            squeeze,
+            tensors,
+        })
+    }
+
+    /// The model of imported weights on an `h × w` input grid.
+    pub fn from_imported(imp: Imported, h: usize, w: usize) -> anyhow::Result<Self> {
+        let config = config_for(imp.arch, imp.c_in, imp.c_out, imp.squeeze, h, w)?;
+        Self::new(config, imp.tensors)
+    }
+
+    /// Deterministic pseudo-random weights (uniform, scaled by fan-in; LayerNorm weights near 1).
+    pub fn synthetic(config: ModelConfig, seed: u64) -> Self {
+        let squeeze = squeeze_of(&config);
+        let (c_in, c_out) = config.channels();
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let tensors = float_specs(config.arch())
+            .iter()
+            .map(|spec| {
+                let d = resolve(spec.dims, c_in as u32, c_out as u32, squeeze as u32);
+                let dims = &d[..spec.dims.len()];
+                let n: usize = dims.iter().map(|&x| x as usize).product();
+                let fan_in = if dims.len() == 2 { dims[1].max(1) } else { 1 } as f32;
+                let is_norm_weight = spec.name.ends_with("weight") && dims.len() == 1;
+                (0..n)
+                    .map(|_| {
+                        let r = rng.next_f32();
+                        if is_norm_weight {
+                            1.0 + 0.1 * r
+                        } else if dims.len() == 1 {
+                            0.1 * r
+                        } else {
+                            r / fan_in.sqrt()
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        FloatModel {
+            config,
+            squeeze,
+            tensors,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> ModelConfig {
+        self.config
+    }
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
+        self.config.arch()
+    }
+    /// SE squeeze width (V1), else 0.
+    pub fn squeeze(&self) -> usize {
+        self.squeeze
+    }
+    /// The tensor list (`specs(arch, F32)`).
+    pub fn specs(&self) -> &'static [TensorSpec] {
+        float_specs(self.arch())
+    }
+    /// All tensors, in spec order.
+    pub fn tensors(&self) -> &[Vec<f32>] {
+        &self.tensors
+    }
+    /// Mutable tensors (same lengths must be kept; used by tests and the quantizer).
+    pub fn tensors_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.tensors
+    }
+    /// A tensor by its spec name.
+    pub fn tensor(&self, name: &str) -> Option<&[f32]> {
+        let i = self.specs().iter().position(|s| s.name == name)?;
+        self.tensors.get(i).map(|v| v.as_slice())
+    }
+
+    fn t(&self, name: &str) -> anyhow::Result<&[f32]> {
+        self.tensor(name)
+            .with_context(|| format!("internal: tensor `{name}` missing"))
+    }
+
+    /// `ldp` weight views.
+    pub fn ldp_weights(&self) -> anyhow::Result<LdpWeights<'_, f32>> {
+        Ok(LdpWeights {
+            pw1_w: self.t("pointwise1.weight")?,
+            pw1_b: self.t("pointwise1.bias")?,
+            dw1_w: self.t("depthwise1.weight")?,
+            dw1_b: self.t("depthwise1.bias")?,
+            pw2_w: self.t("pointwise2.weight")?,
+            pw2_b: self.t("pointwise2.bias")?,
+            ln1_w: self.t("norm1.weight")?,
+            ln1_b: self.t("norm1.bias")?,
+            dw2_w: self.t("depthwise2.weight")?,
+            dw2_b: self.t("depthwise2.bias")?,
+            pw3_w: self.t("pointwise3.weight")?,
+            pw3_b: self.t("pointwise3.bias")?,
+            ln2_w: self.t("norm2.weight")?,
+            ln2_b: self.t("norm2.bias")?,
+        })
+    }
+
+    fn v1_block(&self, b: u8) -> anyhow::Result<V1BlockWeights<'_, f32>> {
+        let k = |s: &str| format!("mb_block.{b}.block.{s}");
+        Ok(V1BlockWeights {
+            dw_w: self.t(&k("0.0.weight"))?,
+            ln1_w: self.t(&k("0.1.weight"))?,
+            ln1_b: self.t(&k("0.1.bias"))?,
+            se: SeWeights {
+                fc1_w: self.t(&k("1.fc1.weight"))?,
+                fc1_b: self.t(&k("1.fc1.bias"))?,
+                fc2_w: self.t(&k("1.fc2.weight"))?,
+                fc2_b: self.t(&k("1.fc2.bias"))?,
+            },
+            pw_w: self.t(&k("2.0.weight"))?,
+            ln2_w: self.t(&k("2.1.weight"))?,
+            ln2_b: self.t(&k("2.1.bias"))?,
+        })
+    }
+
+    /// `mobilevlm-v1` weight views.
+    pub fn v1_weights(&self) -> anyhow::Result<V1Weights<'_, f32>> {
+        Ok(V1Weights {
+            fc1_w: self.t("mlp.1.weight")?,
+            fc1_b: self.t("mlp.1.bias")?,
+            fc2_w: self.t("mlp.3.weight")?,
+            fc2_b: self.t("mlp.3.bias")?,
+            block1: self.v1_block(1)?,
+            block2: self.v1_block(2)?,
+        })
+    }
+
+    /// `mobilevlm-v2` weight views.
+    pub fn v2_weights(&self) -> anyhow::Result<V2Weights<'_, f32>> {
+        Ok(V2Weights {
+            fc1_w: self.t("mlp.mlp.0.weight")?,
+            fc1_b: self.t("mlp.mlp.0.bias")?,
+            fc2_w: self.t("mlp.mlp.2.weight")?,
+            fc2_b: self.t("mlp.mlp.2.bias")?,
+            peg_w: self.t("peg.peg.0.weight")?,
+            peg_b: self.t("peg.peg.0.bias")?,
+        })
+    }
+
+    /// Scratch elements (f32) of the reference forward pass.
+    pub fn scratch_len(&self) -> usize {
+        self.config.float_scratch_len()
+    }
+
+    /// The f32 reference forward pass on one channels-last input; `scratch` is resized as needed.
+    pub fn forward_with(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        scratch: &mut Vec<f32>,
+    ) -> anyhow::Result<()> {
+        let need = self.scratch_len();
+        if scratch.len() < need {
+            scratch.resize(need, 0.0);
+        }
+        let r = match self.config {
+            ModelConfig::Ldp(cfg) => {
+                ldp::forward(&cfg, &self.ldp_weights()?, input, output, scratch)
+            }
+            ModelConfig::MobileVlmV1(cfg) => {
+                mobilevlm_v1::forward(&cfg, &self.v1_weights()?, input, output, scratch)
+            }
+            ModelConfig::MobileVlmV2(cfg) => {
+                mobilevlm_v2::forward(&cfg, &self.v2_weights()?, input, output, scratch)
+            }
+        };
+        r.map_err(|e| anyhow::anyhow!("f32 reference forward pass failed: {e}"))
+    }
+
+    /// The f32 reference forward pass on one channels-last input.
+    pub fn forward(&self, input: &[f32]) -> anyhow::Result<Vec<f32>> {
+        let mut out = vec![0.0f32; self.config.output_len()];
+        let mut scratch = Vec::new();
+        self.forward_with(input, &mut out, &mut scratch)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,271 @@
+//! `.npy` files: little-endian f32 in and out (f64 reading for reference data).
+//!
+//! Parsing is done by `npyz`; this module adds the checks a command-line tool needs before it
+//! trusts a file: the dtype, C order, a shape whose size does not overflow, and a data section of
+//! exactly the declared length (a truncated file is reported as such).
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use npyz::WriterBuilder;
+
+/// A dense array in C order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array<T> {
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Elements, row-major.
+    pub data: Vec<T>,
+}
+
+impl<T> Array<T> {
+    /// Shape as `[a, b, c]`.
+    pub fn shape_str(&self) -> String {
+        shape_str(&self.shape)
+    }
+}
+
+/// Formats a shape as `[a, b, c]`.
+pub fn shape_str(shape: &[usize]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Guards `npyz` against shapes whose element count overflows (it multiplies them unchecked):
+/// finds the `'shape': (...)` tuple in the header text and multiplies with overflow checks.
+fn precheck_header(bytes: &[u8]) -> anyhow::Result<()> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        bail!("not a .npy file (missing the \\x93NUMPY magic)");
+    }
+    let (hlen, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                bail!("truncated .npy header");
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => bail!("unsupported .npy format version {v}"),
+    };
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= bytes.len())
+        .context("truncated .npy header")?;
+    let text = String::from_utf8_lossy(&bytes[start..end]);
+    if let Some(at) = text.find("'shape'") {
+        let rest = &text[at..];
+        if let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) {
+            if open < close {
+                let mut n: u64 = 1;
+                for part in rest[open + 1..close].split(',') {
+                    let t = part.trim().trim_end_matches('L');
+                    if t.is_empty() {
+                        continue;
+                    }
+                    let d: u64 = t
+                        .parse()
+                        .with_context(|| format!("bad dimension `{t}` in the .npy shape"))?;
+                    n = n
+                        .checked_mul(d)
+                        .filter(|&n| n <= (isize::MAX as u64) / 8)
+                        .context("the .npy shape is impossibly large")?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses the header and returns it with the raw data section.
+fn header_and_data(bytes: &[u8]) -> anyhow::Result<(npyz::NpyHeader, &[u8])> {
+    precheck_header(bytes)?;
+    let mut rest: &[u8] = bytes;
+    let header = npyz::NpyHeader::from_reader(&mut rest).context("cannot parse the .npy header")?;
+    if header.order() != npyz::Order::C {
+        bail!("the array is in Fortran order; save it with C order (np.ascontiguousarray)");
+    }
+    Ok((header, rest))
+}
+
+fn type_str(header: &npyz::NpyHeader) -> String {
+    match header.dtype() {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => other.descr(),
+    }
+}
+
+fn decode<T, const N: usize>(
+    bytes: &[u8],
+    want: &str,
+    hint: &str,
+    conv: fn([u8; N]) -> T,
+) -> anyhow::Result<Array<T>> {
+    let (header, data) = header_and_data(bytes)?;
+    let found = type_str(&header);
+    if found != want {
+        bail!("the array has dtype `{found}`, expected `{want}`; {hint}");
+    }
+    let shape: Vec<usize> = header
+        .shape()
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .context("the .npy shape does not fit in memory")?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .context("the .npy shape is impossibly large")?;
+    let need = n
+        .checked_mul(N)
+        .context("the .npy shape is impossibly large")?;
+    if data.len() < need {
+        bail!(
+            "truncated .npy file: shape {} needs {need} data bytes, found {}",
+            shape_str(&shape),
+            data.len()
+        );
+    }
+    if data.len() > need {
+        bail!(
+            ".npy file has {} bytes after the data of shape {} (corrupted?)",
+            data.len() - need,
+            shape_str(&shape)
+        );
+    }
+    let data = data
+        .chunks_exact(N)
+        .map(|c| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(c);
+            conv(a)
+        })
+        .collect();
+    Ok(Array { shape, data })
+}
+
+/// Decodes an f32 little-endian `.npy` image.
+pub fn parse_f32(bytes: &[u8]) -> anyhow::Result<Array<f32>> {
+    decode(
+        bytes,
+        "<f4",
+        "convert it with `x.astype(np.float32)` before saving",
+        f32::from_le_bytes,
+    )
+}
+
+/// Decodes an f64 little-endian `.npy` image.
+pub fn parse_f64(bytes: &[u8]) -> anyhow::Result<Array<f64>> {
+    decode(
+        bytes,
+        "<f8",
+        "expected a float64 reference array",
+        f64::from_le_bytes,
+    )
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+}
+
+/// Reads an f32 little-endian `.npy` file.
+pub fn read_f32(path: &Path) -> anyhow::Result<Array<f32>> {
+    parse_f32(&read(path)?).with_context(|| format!("`{}`", path.display()))
+}
+
+/// Reads an f64 little-endian `.npy` file.
+pub fn read_f64(path: &Path) -> anyhow::Result<Array<f64>> {
+    parse_f64(&read(path)?).with_context(|| format!("`{}`", path.display()))
+}
+
+/// Encodes an f32 array as `.npy` bytes (`<f4`, C order).
+pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> anyhow::Result<Vec<u8>> {
+    let n: usize = shape.iter().product();
+    if n != data.len() {
+        bail!(
+            "internal: shape {} does not match {} elements",
+            shape_str(shape),
+            data.len()
+        );
+    }
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut out = Vec::with_capacity(128 + 4 * data.len());
+    {
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut out)
+            .begin_nd()
+            .context("cannot encode .npy")?;
+        w.extend(data.iter().copied())
+            .context("cannot encode .npy")?;
+        w.finish().context("cannot encode .npy")?;
+    }
+    Ok(out)
+}
+
+/// Encodes an f64 array as `.npy` bytes (`<f8`, C order).
+pub fn to_bytes_f64(shape: &[usize], data: &[f64]) -> anyhow::Result<Vec<u8>> {
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut out = Vec::new();
+    {
+        let mut w = npyz::WriteOptions::<f64>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut out)
+            .begin_nd()
+            .context("cannot encode .npy")?;
+        w.extend(data.iter().copied())
+            .context("cannot encode .npy")?;
+        w.finish().context("cannot encode .npy")?;
+    }
+    Ok(out)
+}
+
+/// Writes an f32 `.npy` file.
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> anyhow::Result<()> {
+    let bytes = to_bytes_f32(shape, data)?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_f32() {
+        let data: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let b = to_bytes_f32(&[2, 3, 4], &data).unwrap();
+        let a = parse_f32(&b).unwrap();
+        assert_eq!(a.shape, vec![2, 3, 4]);
+        assert_eq!(a.data, data);
+    }
+
+    #[test]
+    fn rejects_f64_truncated_and_trailing() {
+        let b = to_bytes_f64(&[2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let e = parse_f32(&b).unwrap_err().to_string();
+        assert!(e.contains("<f8"), "{e}");
+        assert_eq!(parse_f64(&b).unwrap().data, vec![1.0, 2.0, 3.0, 4.0]);
+        let b = to_bytes_f32(&[4], &[1.0; 4]).unwrap();
+        for cut in 0..b.len() {
+            assert!(parse_f32(&b[..cut]).is_err(), "cut {cut}");
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert!(parse_f32(&long).is_err());
+    }
+
+    #[test]
+    fn rejects_huge_shape() {
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }\n";
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        b.extend_from_slice(dict.as_bytes());
+        b.extend_from_slice(&[0u8; 4]);
+        let e = parse_f32(&b).unwrap_err().to_string();
+        assert!(e.contains("large"), "{e}");
+    }
+}

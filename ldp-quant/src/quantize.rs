@@ -1,0 +1,68 @@
+//! Weight conversion per dtype: f32 (as is), f16 (round to nearest even) and int8 (to do).
+
+use anyhow::bail;
+
+use crate::calib::CalibSet;
+use crate::graph::FloatModel;
+
+/// Little-endian f32 bytes.
+pub fn f32_bytes(data: &[f32]) -> Vec<u8> {
+    data.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Little-endian f16 bytes (IEEE binary16, round to nearest even). A value that overflows f16
+/// (|v| > 65504) is an error naming the tensor and index.
+pub fn f16_bytes(name: &str, data: &[f32]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() * 2);
+    for (i, &v) in data.iter().enumerate() {
+        let h = half::f16::from_f32(v);
+        if v.is_finite() && !h.is_finite() {
+            bail!("weight `{name}` [{i}] = {v} does not fit in f16 (max 65504); use --dtype f32");
+        }
+        out.extend_from_slice(&h.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// How int8 activation ranges are chosen from the calibration data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CalibMethod {
+    /// The observed minimum and maximum.
+    Minmax,
+    /// A high percentile of the absolute values (clips outliers).
+    Percentile,
+    /// The clipping range that minimises the mean squared quantization error.
+    #[default]
+    Mse,
+}
+
+impl CalibMethod {
+    /// Name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            CalibMethod::Minmax => "minmax",
+            CalibMethod::Percentile => "percentile",
+            CalibMethod::Mse => "mse",
+        }
+    }
+}
+
+/// Options of the int8 quantizer.
+#[derive(Debug, Clone, Default)]
+pub struct Int8Options {
+    /// Activation range selection.
+    pub calib_method: CalibMethod,
+}
+
+/// Quantizes `model` to an int8 blob (TFLite's scheme), calibrating activation ranges on
+/// `calib`. Returns the complete blob bytes (use [`crate::write::assemble`]).
+///
+/// Not implemented yet: the lead implements it (issue 4).
+pub fn int8(
+    model: &FloatModel,
+    calib: Option<&CalibSet>,
+    opts: &Int8Options,
+) -> anyhow::Result<Vec<u8>> {
+    let _ = (model, calib, opts);
+    bail!("int8 quantization is not implemented yet; use --dtype f32 or --dtype f16")
+}

@@ -1,0 +1,539 @@
+//! End-to-end tests of the `ldp-quant` binary against the committed golden data
+//! (`host-tests/golden/`, PyTorch float64 references), plus its error handling.
+//!
+//! Run with `cargo test -p ldp-quant --test cli -- --nocapture` to see the measured errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ldp_quant::metrics::compare;
+use ldp_quant::npy;
+use safetensors::{Dtype, SafeTensors};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldp-quant");
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../host-tests/golden")
+}
+
+fn cases() -> Vec<String> {
+    let text = std::fs::read_to_string(golden().join("index.json"))
+        .expect("host-tests/golden/index.json (golden data) is missing");
+    serde_json::from_str(&text).expect("index.json is a list of case names")
+}
+
+struct Meta {
+    arch: String,
+    h: usize,
+    w: usize,
+}
+
+fn meta(case: &str) -> Meta {
+    let text = std::fs::read_to_string(golden().join(case).join("meta.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    Meta {
+        arch: v["arch"].as_str().unwrap().to_string(),
+        h: v["h"].as_u64().unwrap() as usize,
+        w: v["w"].as_u64().unwrap() as usize,
+    }
+}
+
+fn grid(m: &Meta) -> String {
+    format!("{}x{}", m.h, m.w)
+}
+
+fn cmd<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("spawn ldp-quant")
+}
+
+fn ok<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let o = cmd(args);
+    assert!(
+        o.status.success(),
+        "ldp-quant {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The command must fail with exactly one stderr line `error: …` (containing `needle`), no panic.
+fn fails<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], needle: &str) -> String {
+    let o = cmd(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !o.status.success(),
+        "ldp-quant {args:?} succeeded; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr is not one line: {err:?}");
+    assert!(lines[0].starts_with("error: "), "stderr: {err:?}");
+    assert!(
+        err.to_lowercase().contains(&needle.to_lowercase()),
+        "stderr {err:?} does not mention {needle:?}"
+    );
+    println!("  {args:?}\n    -> {}", lines[0]);
+    err
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Relative L2 of an f32 output against an f64 reference, shapes checked.
+fn rel_l2(out: &Path, expected: &Path) -> f64 {
+    let y = npy::read_f32(out).unwrap();
+    let r = npy::read_f64(expected).unwrap();
+    assert_eq!(
+        y.shape,
+        r.shape,
+        "{} vs {}",
+        out.display(),
+        expected.display()
+    );
+    let m = compare(&y.data, &r.data);
+    assert!(m.rel_l2.is_finite());
+    m.rel_l2
+}
+
+fn convert(weights: &Path, grid: &str, dtype: &str, out: &Path) {
+    ok(&[
+        "convert",
+        "--weights",
+        &p(weights),
+        "--grid",
+        grid,
+        "--dtype",
+        dtype,
+        "-o",
+        &p(out),
+    ]);
+}
+
+fn run(model: &Path, input: &Path, out: &Path) {
+    ok(&[
+        "run",
+        "--model",
+        &p(model),
+        "--input",
+        &p(input),
+        "-o",
+        &p(out),
+    ]);
+}
+
+/// convert + run every golden case (single input and the held-out batch) in `dtype`.
+fn golden_dtype(dtype: &str, bound: f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut worst = 0.0f64;
+    println!("dtype {dtype}: rel L2 vs PyTorch float64 (bound {bound:e})");
+    for case in cases() {
+        let m = meta(&case);
+        let g = golden().join(&case);
+        let blob = dir.path().join(format!("{case}.ldp"));
+        convert(&g.join("weights.safetensors"), &grid(&m), dtype, &blob);
+        let y = dir.path().join(format!("{case}.npy"));
+        run(&blob, &g.join("input.npy"), &y);
+        let e1 = rel_l2(&y, &g.join("expected.npy"));
+        let yb = dir.path().join(format!("{case}_heldout.npy"));
+        run(&blob, &g.join("heldout.npy"), &yb);
+        let e2 = rel_l2(&yb, &g.join("heldout_expected.npy"));
+        println!(
+            "  {case:<22} {:<13} input {e1:.3e}  heldout batch {e2:.3e}",
+            m.arch
+        );
+        assert!(e1 <= bound, "{case} {dtype}: rel L2 {e1:e} > {bound:e}");
+        assert!(
+            e2 <= bound,
+            "{case} {dtype} heldout: rel L2 {e2:e} > {bound:e}"
+        );
+        worst = worst.max(e1).max(e2);
+    }
+    println!("  worst {worst:.3e}");
+}
+
+#[test]
+fn golden_f32_every_case() {
+    golden_dtype("f32", 1e-5);
+}
+
+#[test]
+fn golden_f16_every_case() {
+    golden_dtype("f16", 5e-3);
+}
+
+#[test]
+fn checkpoint_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = golden().join("checkpoints");
+    // (file, grid, input, expected, prefix that must be detected)
+    let rows = [
+        (
+            "v1_whole.safetensors",
+            "6x6",
+            golden().join("v1_32to64_h6/input.npy"),
+            golden().join("v1_32to64_h6/expected.npy"),
+            "model.mm_projector.model.",
+        ),
+        (
+            "v2_whole_bf16.safetensors",
+            "6x6",
+            golden().join("v2_32to64_h6/input.npy"),
+            ck.join("v2_whole_bf16_expected.npy"),
+            "model.mm_projector.",
+        ),
+        (
+            "ldp_f16.safetensors",
+            "8x8",
+            golden().join("ldp_c16_8x8/input.npy"),
+            ck.join("ldp_f16_expected.npy"),
+            "no prefix",
+        ),
+        (
+            "ldp_linear_shapes.safetensors",
+            "8x8",
+            golden().join("ldp_c16_8x8/input.npy"),
+            golden().join("ldp_c16_8x8/expected.npy"),
+            "no prefix",
+        ),
+    ];
+    for (file, grid, input, expected, prefix) in rows {
+        for (dtype, bound) in [("f32", 1e-5), ("f16", 5e-3)] {
+            let blob = dir.path().join(format!("{file}.{dtype}.ldp"));
+            let stdout = ok(&[
+                "convert",
+                "--weights",
+                &p(&ck.join(file)),
+                "--grid",
+                grid,
+                "--dtype",
+                dtype,
+                "-o",
+                &p(&blob),
+            ]);
+            assert!(stdout.contains(prefix), "{file}: {stdout}");
+            let y = dir.path().join(format!("{file}.{dtype}.npy"));
+            run(&blob, &input, &y);
+            let e = rel_l2(&y, &expected);
+            println!("  {file:<30} {dtype}: rel L2 {e:.3e}");
+            assert!(e <= bound, "{file} {dtype}: rel L2 {e:e} > {bound:e}");
+        }
+    }
+}
+
+#[test]
+fn unbatched_inputs_give_batch_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in ["ldp_c8to24_7x9", "v1_24to48_h7", "v2_8to16_h13"] {
+        let m = meta(case);
+        let g = golden().join(case);
+        let blob = dir.path().join("m.ldp");
+        convert(&g.join("weights.safetensors"), &grid(&m), "f32", &blob);
+        // Drop the leading batch axis of the [1, …] input.
+        let x = npy::read_f32(&g.join("input.npy")).unwrap();
+        assert_eq!(x.shape[0], 1);
+        let x1 = dir.path().join("x1.npy");
+        npy::write_f32(&x1, &x.shape[1..], &x.data).unwrap();
+        let y = dir.path().join("y.npy");
+        run(&blob, &x1, &y);
+        let e = rel_l2(&y, &g.join("expected.npy"));
+        assert!(e <= 1e-5, "{case}: {e:e}");
+    }
+}
+
+#[test]
+fn inspect_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = golden().join("v1_32to64_h6");
+    let blob = dir.path().join("v1.ldp");
+    convert(&g.join("weights.safetensors"), "6x6", "f16", &blob);
+    let s = ok(&["inspect", "--model", &p(&blob)]);
+    println!("{s}");
+    for needle in [
+        "mobilevlm-v1",
+        "f16",
+        "[1, 36, 32]",
+        "[1, 9, 64]",
+        "scratch RAM",
+        "squeeze width 16",
+        "mb_block.2.block.2.1.bias",
+        "parameters:   20384",
+    ] {
+        assert!(s.contains(needle), "inspect lacks {needle:?}");
+    }
+    let s = ok(&[
+        "eval",
+        "--model",
+        &p(&blob),
+        "--weights",
+        &p(&g.join("weights.safetensors")),
+        "--input",
+        &p(&g.join("heldout.npy")),
+    ]);
+    println!("{s}");
+    assert_eq!(s.matches("sample ").count(), 4, "{s}");
+    let overall = s
+        .lines()
+        .find(|l| l.starts_with("overall (4 samples)"))
+        .expect("overall line");
+    let rel: f64 = overall
+        .split("rel_l2 = ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("rel_l2 number");
+    assert!(rel > 0.0 && rel < 5e-3, "f16 eval rel L2 {rel}");
+    // An f32 blob against its own weights is exact up to rounding.
+    let blob32 = dir.path().join("v1_32.ldp");
+    convert(&g.join("weights.safetensors"), "6x6", "f32", &blob32);
+    let s = ok(&[
+        "eval",
+        "--model",
+        &p(&blob32),
+        "--weights",
+        &p(&g.join("weights.safetensors")),
+        "--input",
+        &p(&g.join("input.npy")),
+    ]);
+    assert!(s.contains("overall (1 sample): rel_l2 = 0.000e0"), "{s}");
+}
+
+/// Tensors of a safetensors file as owned (name, dtype, shape, bytes).
+type Owned = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
+
+fn load_st(path: &Path) -> Owned {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Owned = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn save_st(path: &Path, tensors: &Owned) {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| p(&dir.path().join(n));
+    let g = golden().join("ldp_c16_8x8");
+    let gv1 = golden().join("v1_32to64_h6");
+    let w = p(&g.join("weights.safetensors"));
+    let input = p(&g.join("input.npy"));
+    let blob = dir.path().join("ok.ldp");
+    convert(&g.join("weights.safetensors"), "8x8", "f32", &blob);
+    let blob_s = p(&blob);
+    let convd = |weights: &str, grid: &str, dtype: &str| -> Vec<String> {
+        vec![
+            "convert".into(),
+            "--weights".into(),
+            weights.into(),
+            "--grid".into(),
+            grid.into(),
+            "--dtype".into(),
+            dtype.into(),
+            "-o".into(),
+            d("out.ldp"),
+        ]
+    };
+    let conv = |weights: &str, grid: &str| convd(weights, grid, "f32");
+    let runv = |model: &str, input: &str| -> Vec<String> {
+        vec![
+            "run".into(),
+            "--model".into(),
+            model.into(),
+            "--input".into(),
+            input.into(),
+            "-o".into(),
+            d("y.npy"),
+        ]
+    };
+
+    // Missing files.
+    fails(&conv(&d("nope.safetensors"), "8x8"), "nope.safetensors");
+    fails(&runv(&d("nope.ldp"), &input), "nope.ldp");
+    fails(&runv(&blob_s, &d("nope.npy")), "nope.npy");
+    fails(&["inspect", "--model", &d("nope.ldp")], "cannot read");
+
+    // Bad .npy inputs.
+    let good = std::fs::read(g.join("input.npy")).unwrap();
+    std::fs::write(d("trunc.npy"), &good[..good.len() - 7]).unwrap();
+    fails(&runv(&blob_s, &d("trunc.npy")), "truncated");
+    std::fs::write(d("header_only.npy"), &good[..40]).unwrap();
+    fails(&runv(&blob_s, &d("header_only.npy")), "error");
+    fails(&runv(&blob_s, &p(&g.join("expected.npy"))), "<f8");
+    fails(
+        &runv(&blob_s, &p(&golden().join("ldp_c8to24_7x9/input.npy"))),
+        "expected [1, 16, 8, 8]",
+    );
+    fails(
+        &runv(&blob_s, &p(&gv1.join("input.npy"))),
+        "has shape [1, 36, 32]",
+    );
+    std::fs::write(d("garbage.npy"), b"hello world, not numpy").unwrap();
+    fails(&runv(&blob_s, &d("garbage.npy")), "npy");
+
+    // Corrupted blobs.
+    let bytes = std::fs::read(&blob).unwrap();
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x10;
+    std::fs::write(d("flipped.ldp"), &flipped).unwrap();
+    fails(&runv(&d("flipped.ldp"), &input), "CRC");
+    fails(&["inspect", "--model", &d("flipped.ldp")], "CRC");
+    let mut v2 = bytes.clone();
+    v2[4] = 2;
+    let n = v2.len() - 4;
+    let crc = ldp_core::blob::crc::crc32(&v2[..n]);
+    v2[n..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(d("v2.ldp"), &v2).unwrap();
+    fails(&runv(&d("v2.ldp"), &input), "version 2");
+    std::fs::write(d("short.ldp"), &bytes[..bytes.len() - 100]).unwrap();
+    fails(&runv(&d("short.ldp"), &input), "length mismatch");
+    std::fs::write(d("empty.ldp"), b"").unwrap();
+    fails(&runv(&d("empty.ldp"), &input), "truncated");
+    fails(&runv(&input, &input), "magic");
+
+    // Weights: renamed keys, NaN, ambiguous architecture, wrong dtype, wrong shape.
+    let st = load_st(&g.join("weights.safetensors"));
+    let renamed: Owned = st
+        .iter()
+        .map(|(n, d, s, b)| (n.replace("pointwise2", "pw2"), *d, s.clone(), b.clone()))
+        .collect();
+    save_st(&dir.path().join("renamed.safetensors"), &renamed);
+    let e = fails(
+        &conv(&d("renamed.safetensors"), "8x8"),
+        "missing tensor `pointwise2.weight`",
+    );
+    assert!(e.contains("pw2.weight"), "found keys are listed: {e}");
+    let mut nan = st.clone();
+    let i = nan.iter().position(|t| t.0 == "depthwise1.weight").unwrap();
+    nan[i].3[4 * 5..4 * 6].copy_from_slice(&f32::NAN.to_le_bytes());
+    save_st(&dir.path().join("nan.safetensors"), &nan);
+    let e = fails(&conv(&d("nan.safetensors"), "8x8"), "depthwise1.weight");
+    assert!(e.contains("index 5") && e.contains("NaN"), "{e}");
+    let mut both = st.clone();
+    both.extend(load_st(&golden().join("v2_32to64_h6/weights.safetensors")));
+    save_st(&dir.path().join("both.safetensors"), &both);
+    let e = fails(
+        &conv(&d("both.safetensors"), "8x8"),
+        "ambiguous architecture",
+    );
+    assert!(e.contains("--arch"), "{e}");
+    // …which --arch resolves.
+    ok(&[
+        conv(&d("both.safetensors"), "8x8"),
+        vec!["--arch".into(), "ldp".into()],
+    ]
+    .concat());
+    let mut i32s = st.clone();
+    i32s[0].1 = Dtype::I32;
+    save_st(&dir.path().join("i32.safetensors"), &i32s);
+    fails(
+        &conv(&d("i32.safetensors"), "8x8"),
+        "only F32, F16 and BF16",
+    );
+    let mut shape = st.clone();
+    let i = shape
+        .iter()
+        .position(|t| t.0 == "pointwise3.weight")
+        .unwrap();
+    shape[i].2 = vec![16, 16, 1];
+    save_st(&dir.path().join("shape.safetensors"), &shape);
+    fails(
+        &conv(&d("shape.safetensors"), "8x8"),
+        "expected [16, 16, 1, 1] or [16, 16]",
+    );
+    std::fs::write(
+        d("junk.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}junk!!",
+    )
+    .unwrap();
+    fails(&conv(&d("junk.safetensors"), "8x8"), "safetensors");
+    fails(&conv(&d("v2.ldp"), "8x8"), "safetensors");
+    fails(
+        &[
+            conv(&w, "8x8"),
+            vec!["--prefix".into(), "model.mm_projector.".into()],
+        ]
+        .concat(),
+        "no projector tensors",
+    );
+    fails(
+        &[
+            conv(&w, "8x8"),
+            vec!["--arch".into(), "mobilevlm-v2".into()],
+        ]
+        .concat(),
+        "looks like `ldp`",
+    );
+
+    // Grids.
+    let v1w = p(&gv1.join("weights.safetensors"));
+    fails(&conv(&v1w, "6x7"), "square");
+    fails(
+        &[
+            conv(&v1w, "6x7"),
+            vec!["--arch".into(), "mobilevlm-v1".into()],
+        ]
+        .concat(),
+        "square",
+    );
+    fails(&conv(&w, "8by8"), "HxW");
+    fails(&conv(&w, "0x8"), "at least 1");
+
+    // The int8 calibration file is validated against the model's input.
+    let int8 = |calib: &Path| -> Vec<String> {
+        [convd(&w, "8x8", "int8"), vec!["--calib".into(), p(calib)]].concat()
+    };
+    fails(
+        &int8(&gv1.join("calib.npy")),
+        "calibration data has shape [8, 36, 32]",
+    );
+
+    // eval with weights that do not match the blob.
+    fails(
+        &[
+            "eval",
+            "--model",
+            &blob_s,
+            "--weights",
+            &p(&golden().join("ldp_c8to24_7x9/weights.safetensors")),
+            "--input",
+            &input,
+        ],
+        "do not match the blob",
+    );
+
+    // Usage errors are one line too.
+    fails(
+        &["convert", "--weights", &w, "--dtype", "f32", "-o", "x"],
+        "--grid",
+    );
+    fails(&["frobnicate"], "unrecognized subcommand");
+}
+
+#[test]
+fn help_has_examples() {
+    for sub in [&["--help"][..], &["convert", "--help"], &["run", "--help"]] {
+        let s = ok(sub);
+        assert!(s.contains("Examples"), "{sub:?}: {s}");
+    }
+}
