@@ -1,1 +1,27 @@
-fn main() {}
+//! Test firmware for `ldp-core`: runs every embedded model blob on the board, checks its output
+//! against the embedded expected output and prints one `RESULT` line per model.
+//!
+//! Bare metal only (`target_os = "none"`); the host build is a stub so that `cargo build
+//! --workspace` and `cargo clippy --workspace` work. See `firmware/README.md`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod app;
+#[cfg(target_os = "none")]
+mod board;
+#[cfg(target_os = "none")]
+mod check;
+#[cfg(target_os = "none")]
+mod models;
+#[cfg(target_os = "none")]
+mod stack;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "firmware: this crate runs on bare metal. Build it for a board, e.g.\n  \
+         cargo build -p firmware --release --target thumbv7em-none-eabihf --features qemu-m4\n\
+         or let xtask do it: `cargo xtask qemu`, `cargo xtask run`, `cargo xtask build-boards`."
+    );
+    std::process::exit(2);
+}
