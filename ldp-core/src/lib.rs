@@ -46,6 +46,9 @@
 #![no_std]
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
+// Kernels index several arrays in lockstep and take their geometry as plain arguments; these
+// two lints would make them harder to read, not easier.
+#![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
 pub mod arch;
 pub mod blob;

@@ -164,6 +164,10 @@ struct ConvertArgs {
     /// How int8 activation ranges are picked from the calibration data.
     #[arg(long, value_enum, default_value_t = CalibMethod::Mse)]
     calib_method: CalibMethod,
+    /// int8 input quantization: one scale per input channel (folded into the first layer;
+    /// robust to outlier channels) or one for the whole tensor.
+    #[arg(long, value_enum, default_value_t = crate::int8::InputQuant::PerChannel)]
+    input_quant: crate::int8::InputQuant,
     /// Where to write the blob.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -311,6 +315,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
             };
             let opts = Int8Options {
                 calib_method: a.calib_method,
+                input_quant: a.input_quant,
             };
             quantize::int8(&model, calib.as_ref(), &opts)?
         }
@@ -452,15 +457,65 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
 
 /// Per-layer error metrics for `eval`.
 ///
-/// TODO(int8, lead): run the blob and the f32 reference layer by layer on `samples` and return a
-/// table (layer, rel L2, cosine, max abs). Returns `None` until ldp-core exposes intermediates.
+/// Runs the int8 blob and the f32 reference layer by layer on `samples` (channels-last) and
+/// returns a table (layer, rel L2, cosine, max abs) of every int8 activation against its f32
+/// twin. Only int8 blobs have per-layer data (`None` otherwise).
 fn per_layer_report(
     model: &Model<'_>,
     reference: &FloatModel,
     samples: &[Vec<f32>],
 ) -> anyhow::Result<Option<String>> {
-    let _ = (model, reference, samples);
-    Ok(None)
+    if model.dtype() != ldp_core::DType::Int8 {
+        return Ok(None);
+    }
+    // name -> (int8 dequantized, f32 reference), concatenated over samples, in graph order.
+    let mut order: Vec<&'static str> = Vec::new();
+    let mut acc: std::collections::HashMap<&'static str, (Vec<f64>, Vec<f64>)> = Default::default();
+    let mut scratch = vec![0u8; model.scratch_bytes()];
+    let mut out = vec![0.0f32; model.output_len()];
+    for x in samples {
+        let refs: std::collections::HashMap<&'static str, Vec<f32>> =
+            crate::int8::intermediates(reference, x)?
+                .into_iter()
+                .collect();
+        let mut seen: Vec<(&'static str, Vec<f64>)> = Vec::new();
+        let mut obs = |name: &'static str, q: &[i8], z: i32, s: f32| {
+            seen.push((
+                name,
+                q.iter()
+                    .map(|&v| (v as i32 - z) as f64 * s as f64)
+                    .collect(),
+            ));
+        };
+        ldp_core::quant::forward_f32_traced(model, x, &mut out, &mut scratch, Some(&mut obs))
+            .map_err(|e| anyhow::anyhow!("running the blob: {e}"))?;
+        for (name, v) in seen {
+            let Some(r) = refs.get(name) else { continue };
+            if r.len() != v.len() {
+                continue;
+            }
+            if !acc.contains_key(name) {
+                order.push(name);
+            }
+            let e = acc.entry(name).or_default();
+            e.0.extend(v);
+            e.1.extend(r.iter().map(|&f| f as f64));
+        }
+    }
+    let mut s = String::from("per layer (int8 activation vs f32 reference):\n");
+    s.push_str(&format!(
+        "  {:<10} {:>12} {:>10} {:>12}\n",
+        "layer", "rel_l2", "cosine", "max_abs"
+    ));
+    for name in order {
+        let (q, r) = &acc[name];
+        let m = crate::metrics::compare(q, r);
+        s.push_str(&format!(
+            "  {:<10} {:>12.4e} {:>10.6} {:>12.4e}\n",
+            name, m.rel_l2, m.cosine, m.max_abs
+        ));
+    }
+    Ok(Some(s))
 }
 
 fn fmt_metrics(m: &Metrics) -> String {

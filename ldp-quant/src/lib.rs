@@ -18,6 +18,7 @@ pub mod calib;
 pub mod cli;
 pub mod graph;
 pub mod import;
+pub mod int8;
 pub mod layout;
 pub mod metrics;
 pub mod npy;

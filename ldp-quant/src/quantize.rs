@@ -52,6 +52,8 @@ impl CalibMethod {
 pub struct Int8Options {
     /// Activation range selection.
     pub calib_method: CalibMethod,
+    /// Input quantization granularity.
+    pub input_quant: crate::int8::InputQuant,
 }
 
 /// Quantizes `model` to an int8 blob (TFLite's scheme), calibrating activation ranges on
@@ -63,6 +65,8 @@ pub fn int8(
     calib: Option<&CalibSet>,
     opts: &Int8Options,
 ) -> anyhow::Result<Vec<u8>> {
-    let _ = (model, calib, opts);
-    bail!("int8 quantization is not implemented yet; use --dtype f32 or --dtype f16")
+    match calib {
+        Some(c) => crate::int8::quantize(model, c, opts),
+        None => bail!("int8 needs calibration inputs: pass --calib C.npy with a batch [B, ...] of typical inputs"),
+    }
 }

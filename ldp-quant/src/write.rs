@@ -8,7 +8,7 @@
 use anyhow::{bail, Context};
 use ldp_core::blob::crc::crc32;
 use ldp_core::blob::format::{Header, TensorEntry, ALIGN, ENTRY_LEN, HEADER_LEN};
-use ldp_core::blob::specs::{elem_type, resolve, specs};
+use ldp_core::blob::specs::{elem_type, resolve_flags, specs};
 use ldp_core::{DType, Model, ModelConfig};
 
 use crate::aligned::AlignedBytes;
@@ -28,6 +28,16 @@ fn u32_of(v: usize, what: &str) -> anyhow::Result<u32> {
 pub fn assemble(
     config: &ModelConfig,
     dtype: DType,
+    tensors: &[Vec<u8>],
+) -> anyhow::Result<Vec<u8>> {
+    assemble_with_flags(config, dtype, 0, tensors)
+}
+
+/// [`assemble`] with header flags (bit 0: per-channel int8 input, see `ldp_core::blob::specs`).
+pub fn assemble_with_flags(
+    config: &ModelConfig,
+    dtype: DType,
+    flags: u16,
     tensors: &[Vec<u8>],
 ) -> anyhow::Result<Vec<u8>> {
     let arch = config.arch();
@@ -56,7 +66,7 @@ pub fn assemble(
     let mut at = data_offset;
     for (i, (spec, bytes)) in specs.iter().zip(tensors).enumerate() {
         let elem = elem_type(spec, dtype);
-        let dims = resolve(spec.dims, c_in, c_out, squeeze);
+        let dims = resolve_flags(spec.dims, c_in, c_out, squeeze, flags);
         let n: u64 = dims[..spec.dims.len()].iter().map(|&d| d as u64).product();
         if n * elem.size() as u64 != bytes.len() as u64 {
             bail!(
@@ -80,7 +90,7 @@ pub fn assemble(
     let header = Header {
         arch,
         dtype,
-        flags: 0,
+        flags,
         c_in,
         c_out,
         h: u32_of(h, "h")?,

@@ -11,8 +11,9 @@ use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
 use crate::kernels::depthwise::DwShape;
 
-/// Called after each int8 layer with its name, output, zero point and scale (for per-layer
-/// evaluation); `None` in normal runs.
+/// Called after each int8 layer with the name of its output activation (the names of
+/// `ldp-quant`'s f32 reference graph: `a`, `b`, … for `ldp`; `h1`, `z`, `b1.d`, … for V1; `h1`,
+/// `m`, `pooled`, `d`, `y` for V2), the int8 data, its zero point and scale; `None` in normal runs.
 pub type Trace<'t> = Option<&'t mut dyn FnMut(&'static str, &[i8], i32, f32)>;
 
 const fn r16(n: usize) -> usize {
@@ -125,7 +126,7 @@ fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
     }
 }
 
-fn split<'s>(buf: &'s mut [u8], n: usize) -> (&'s mut [i8], &'s mut [u8]) {
+fn split(buf: &mut [u8], n: usize) -> (&mut [i8], &mut [u8]) {
     let (a, b) = buf.split_at_mut(r16(n));
     (&mut bytemuck::cast_slice_mut::<u8, i8>(a)[..n], b)
 }
@@ -196,7 +197,7 @@ pub(crate) fn forward_i8(
                     w2,
                 )?;
             }
-            trace(&mut t, "skip", r, p.z(L::Z_R), p.s(L::Z_R));
+            trace(&mut t, "r", r, p.z(L::Z_R), p.s(L::Z_R));
             let s1 = DwShape {
                 h: c.h,
                 w: c.w,
@@ -209,7 +210,7 @@ pub(crate) fn forward_i8(
                 &p.conv("depthwise1", L::DW1_SHIFT, p.z(L::Z_A), p.z(L::Z_D), None)?,
                 b,
             )?;
-            trace(&mut t, "depthwise1", b, p.z(L::Z_D), p.s(L::Z_D));
+            trace(&mut t, "d", b, p.z(L::Z_D), p.s(L::Z_D));
             add_inplace(
                 b,
                 a,
@@ -222,7 +223,7 @@ pub(crate) fn forward_i8(
                     L::Z_B,
                 ),
             )?;
-            trace(&mut t, "add1", b, p.z(L::Z_B), p.s(L::Z_B));
+            trace(&mut t, "b", b, p.z(L::Z_B), p.s(L::Z_B));
             pointwise(
                 b,
                 co,
@@ -230,14 +231,14 @@ pub(crate) fn forward_i8(
                 co,
                 a,
             )?;
-            trace(&mut t, "pointwise2", a, p.z(L::Z_Q), p.s(L::Z_Q));
+            trace(&mut t, "q", a, p.z(L::Z_Q), p.s(L::Z_Q));
             let gelu2 = p.lut("gelu2.lut")?;
             layer_norm_inplace(
                 a,
                 co,
                 &p.norm("norm1", L::LN1_SHIFT, L::LN1_EPS, p.z(L::Z_N), Some(gelu2))?,
             )?;
-            trace(&mut t, "norm1+gelu", a, p.z(L::Z_C), p.s(L::Z_C));
+            trace(&mut t, "c", a, p.z(L::Z_C), p.s(L::Z_C));
             let s2 = DwShape {
                 h: c.h,
                 w: c.w,
@@ -251,7 +252,7 @@ pub(crate) fn forward_i8(
                 &p.conv("depthwise2", L::DW2_SHIFT, p.z(L::Z_C), p.z(L::Z_E), None)?,
                 e,
             )?;
-            trace(&mut t, "depthwise2", e, p.z(L::Z_E), p.s(L::Z_E));
+            trace(&mut t, "e", e, p.z(L::Z_E), p.s(L::Z_E));
             add_inplace(
                 e,
                 r,
@@ -264,7 +265,7 @@ pub(crate) fn forward_i8(
                     L::Z_F,
                 ),
             )?;
-            trace(&mut t, "add2", e, p.z(L::Z_F), p.s(L::Z_F));
+            trace(&mut t, "f", e, p.z(L::Z_F), p.s(L::Z_F));
             pointwise(
                 e,
                 co,
@@ -272,13 +273,13 @@ pub(crate) fn forward_i8(
                 co,
                 y,
             )?;
-            trace(&mut t, "pointwise3", y, p.z(L::Z_G), p.s(L::Z_G));
+            trace(&mut t, "g", y, p.z(L::Z_G), p.s(L::Z_G));
             layer_norm_inplace(
                 y,
                 co,
                 &p.norm("norm2", L::LN2_SHIFT, L::LN2_EPS, p.z(L::Z_Y), None)?,
             )?;
-            trace(&mut t, "norm2", y, p.z(L::Z_Y), p.s(L::Z_Y));
+            trace(&mut t, "y", y, p.z(L::Z_Y), p.s(L::Z_Y));
         }
         ModelConfig::MobileVlmV1(c) => {
             let (co, n, s) = (c.c_out, c.tokens_in(), c.squeeze);
@@ -298,7 +299,7 @@ pub(crate) fn forward_i8(
                 co,
                 a,
             )?;
-            trace(&mut t, "mlp.1+gelu", a, p.z(V1::Z_H1), p.s(V1::Z_H1));
+            trace(&mut t, "h1", a, p.z(V1::Z_H1), p.s(V1::Z_H1));
             pointwise(
                 a,
                 co,
@@ -306,7 +307,7 @@ pub(crate) fn forward_i8(
                 co,
                 b,
             )?;
-            trace(&mut t, "mlp.3", b, p.z(V1::Z_Z), p.s(V1::Z_Z));
+            trace(&mut t, "z", b, p.z(V1::Z_Z), p.s(V1::Z_Z));
             // Block 1: stride 1, residual.
             v1_block(
                 &p,
@@ -338,13 +339,7 @@ pub(crate) fn forward_i8(
                     V1::Z_Z2,
                 ),
             )?;
-            trace(
-                &mut t,
-                "mb_block.1 (+residual)",
-                b,
-                p.z(V1::Z_Z2),
-                p.s(V1::Z_Z2),
-            );
+            trace(&mut t, "z2", b, p.z(V1::Z_Z2), p.s(V1::Z_Z2));
             // Block 2: stride 2, straight into the output.
             let n2 = c.tokens_out();
             v1_block(
@@ -379,13 +374,7 @@ pub(crate) fn forward_i8(
                 co,
                 &mut a[..n * co],
             )?;
-            trace(
-                &mut t,
-                "mlp.mlp.0+gelu",
-                &a[..n * co],
-                p.z(V2::Z_H1),
-                p.s(V2::Z_H1),
-            );
+            trace(&mut t, "h1", &a[..n * co], p.z(V2::Z_H1), p.s(V2::Z_H1));
             pointwise(
                 &a[..n * co],
                 co,
@@ -393,16 +382,10 @@ pub(crate) fn forward_i8(
                 co,
                 &mut b[..n * co],
             )?;
-            trace(
-                &mut t,
-                "mlp.mlp.2",
-                &b[..n * co],
-                p.z(V2::Z_M),
-                p.s(V2::Z_M),
-            );
+            trace(&mut t, "m", &b[..n * co], p.z(V2::Z_M), p.s(V2::Z_M));
             let pooled = &mut a[..POOL * POOL * co];
             adaptive_avg_pool(&b[..n * co], c.h, c.h, co, p.z(V2::Z_M), pooled, POOL, POOL)?;
-            trace(&mut t, "dwn", pooled, p.z(V2::Z_M), p.s(V2::Z_M));
+            trace(&mut t, "pooled", pooled, p.z(V2::Z_M), p.s(V2::Z_M));
             let sh = DwShape {
                 h: POOL,
                 w: POOL,
@@ -415,7 +398,7 @@ pub(crate) fn forward_i8(
                 &p.conv("peg.peg.0", V2::PEG_SHIFT, p.z(V2::Z_M), p.z(V2::Z_D), None)?,
                 y,
             )?;
-            trace(&mut t, "peg.peg.0", y, p.z(V2::Z_D), p.s(V2::Z_D));
+            trace(&mut t, "d", y, p.z(V2::Z_D), p.s(V2::Z_D));
             add_inplace(
                 y,
                 pooled,
@@ -428,7 +411,7 @@ pub(crate) fn forward_i8(
                     V2::Z_Y,
                 ),
             )?;
-            trace(&mut t, "peg (+residual)", y, p.z(V2::Z_Y), p.s(V2::Z_Y));
+            trace(&mut t, "y", y, p.z(V2::Z_Y), p.s(V2::Z_Y));
         }
     }
     Ok(())
@@ -468,11 +451,7 @@ fn v1_block(
     )?;
     trace(
         t,
-        if b == 0 {
-            "mb_block.1.dw"
-        } else {
-            "mb_block.2.dw"
-        },
+        if b == 0 { "b1.d" } else { "b2.d" },
         d,
         p.z(m(V1::Z_D)),
         p.s(m(V1::Z_D)),
@@ -489,11 +468,7 @@ fn v1_block(
     layer_norm_inplace(d, co, &nq)?;
     trace(
         t,
-        if b == 0 {
-            "mb_block.1.ln+hswish"
-        } else {
-            "mb_block.2.ln+hswish"
-        },
+        if b == 0 { "b1.hs" } else { "b2.hs" },
         d,
         p.z(m(V1::Z_HS)),
         p.s(m(V1::Z_HS)),
@@ -522,11 +497,7 @@ fn v1_block(
     squeeze_excite(d, co, s, &se, tmp)?;
     trace(
         t,
-        if b == 0 {
-            "mb_block.1.se"
-        } else {
-            "mb_block.2.se"
-        },
+        if b == 0 { "b1.se" } else { "b2.se" },
         d,
         p.z(m(V1::Z_SE)),
         p.s(m(V1::Z_SE)),
@@ -555,11 +526,7 @@ fn v1_block(
     layer_norm_inplace(out, co, &nq2)?;
     trace(
         t,
-        if b == 0 {
-            "mb_block.1.pw+ln"
-        } else {
-            "mb_block.2.pw+ln"
-        },
+        if b == 0 { "b1.u" } else { "b2.u" },
         out,
         p.z(m(V1::Z_U)),
         p.s(m(V1::Z_U)),

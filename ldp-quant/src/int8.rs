@@ -1,0 +1,1153 @@
+//! The int8 quantizer: calibration of activation ranges on the f32 model, run layer by layer,
+//! and conversion of every layer to the integer parameters `ldp_core::quant` executes
+//! (TFLite's scheme; see that module for the arithmetic).
+//!
+//! The f32 graphs here ([`intermediates`]) mirror `ldp_core::quant::graph` step for step and name
+//! every activation the int8 graph quantizes, so the calibration ranges, the per-layer
+//! evaluation and the runtime agree on what each tensor is.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context};
+use ldp_core::arch::mobilevlm_v2::POOL;
+use ldp_core::blob::specs::{specs, FLAG_PER_CHANNEL_INPUT};
+use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
+use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
+use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
+use ldp_core::kernels::pointwise::pointwise;
+use ldp_core::kernels::pool::adaptive_avg_pool;
+use ldp_core::kernels::resize::bilinear;
+use ldp_core::quant::fixed::encode_multiplier;
+use ldp_core::quant::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
+use ldp_core::{DType, ModelConfig};
+
+use crate::calib::CalibSet;
+use crate::graph::FloatModel;
+use crate::quantize::{CalibMethod, Int8Options};
+
+/// How the model input is quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum InputQuant {
+    /// One scale and zero point for the whole input (plain TFLite).
+    PerTensor,
+    /// One scale and zero point per input channel, folded into the first layer's weights
+    /// (handles CLIP's outlier channels; costs 5 bytes per input channel).
+    #[default]
+    PerChannel,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The instrumented f32 graphs.
+
+/// Every named activation of one forward pass, channels-last, in graph order.
+pub type Acts = Vec<(&'static str, Vec<f32>)>;
+
+fn ck<T>(r: Result<T, ldp_core::Error>) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::anyhow!("f32 reference graph: {e}"))
+}
+
+fn t<'m>(m: &'m FloatModel, name: &str) -> anyhow::Result<&'m [f32]> {
+    m.tensor(name)
+        .with_context(|| format!("internal: tensor `{name}` missing"))
+}
+
+fn pw(x: &[f32], ci: usize, w: &[f32], b: Option<&[f32]>, co: usize) -> anyhow::Result<Vec<f32>> {
+    let mut y = vec![0.0; x.len() / ci * co];
+    ck(pointwise(x, ci, w, b, co, None, &mut y))?;
+    Ok(y)
+}
+
+fn dw(s: DwShape, x: &[f32], w: &[f32], b: Option<&[f32]>) -> anyhow::Result<Vec<f32>> {
+    let mut y = vec![0.0; s.ho() * s.wo() * s.c];
+    ck(depthwise3x3::<f32, f32, f32, f32>(s, x, w, b, None, &mut y))?;
+    Ok(y)
+}
+
+fn map(x: &[f32], f: impl Fn(f32) -> f32) -> Vec<f32> {
+    x.iter().map(|&v| f(v)).collect()
+}
+
+fn add(a: &[f32], b: &[f32]) -> Vec<f32> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
+fn ln(x: &[f32], c: usize, g: &[f32], b: &[f32]) -> anyhow::Result<Vec<f32>> {
+    let mut y = x.to_vec();
+    ck(layer_norm_inplace(&mut y, c, g, b))?;
+    Ok(y)
+}
+
+/// The f32 forward pass of `m` on one channels-last input, returning every activation that the
+/// int8 graph quantizes, by name. The last entry is the output.
+pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
+    let mut acts: Acts = vec![("x", x.to_vec())];
+    match m.config() {
+        ModelConfig::Ldp(c) => {
+            let co = c.c_out;
+            let p = pw(
+                x,
+                c.c_in,
+                t(m, "pointwise1.weight")?,
+                Some(t(m, "pointwise1.bias")?),
+                co,
+            )?;
+            let a = map(&p, gelu);
+            let (h2, w2) = (c.h2(), c.w2());
+            let mut r = vec![0.0; h2 * w2 * co];
+            ck(bilinear(
+                if c.c_in == co { x } else { &a[..] },
+                c.h,
+                c.w,
+                co,
+                &mut r,
+                h2,
+                w2,
+            ))?;
+            let s1 = DwShape {
+                h: c.h,
+                w: c.w,
+                c: co,
+                stride: 1,
+            };
+            let d = dw(
+                s1,
+                &a,
+                t(m, "depthwise1.weight")?,
+                Some(t(m, "depthwise1.bias")?),
+            )?;
+            let b = add(&d, &a);
+            let q = pw(
+                &b,
+                co,
+                t(m, "pointwise2.weight")?,
+                Some(t(m, "pointwise2.bias")?),
+                co,
+            )?;
+            let n = ln(&q, co, t(m, "norm1.weight")?, t(m, "norm1.bias")?)?;
+            let cc = map(&n, gelu);
+            let s2 = DwShape {
+                h: c.h,
+                w: c.w,
+                c: co,
+                stride: 2,
+            };
+            let e = dw(
+                s2,
+                &cc,
+                t(m, "depthwise2.weight")?,
+                Some(t(m, "depthwise2.bias")?),
+            )?;
+            let f = add(&e, &r);
+            let g = pw(
+                &f,
+                co,
+                t(m, "pointwise3.weight")?,
+                Some(t(m, "pointwise3.bias")?),
+                co,
+            )?;
+            let y = ln(&g, co, t(m, "norm2.weight")?, t(m, "norm2.bias")?)?;
+            acts.extend([
+                ("p", p),
+                ("a", a),
+                ("r", r),
+                ("d", d),
+                ("b", b),
+                ("q", q),
+                ("n", n),
+                ("c", cc),
+                ("e", e),
+                ("f", f),
+                ("g", g),
+                ("y", y),
+            ]);
+        }
+        ModelConfig::MobileVlmV1(c) => {
+            let co = c.c_out;
+            let h1p = pw(
+                x,
+                c.c_in,
+                t(m, "mlp.1.weight")?,
+                Some(t(m, "mlp.1.bias")?),
+                co,
+            )?;
+            let h1 = map(&h1p, gelu);
+            let z = pw(
+                &h1,
+                co,
+                t(m, "mlp.3.weight")?,
+                Some(t(m, "mlp.3.bias")?),
+                co,
+            )?;
+            acts.extend([("h1p", h1p), ("h1", h1), ("z", z.clone())]);
+            let u1 = v1_block(
+                m,
+                1,
+                DwShape {
+                    h: c.h,
+                    w: c.h,
+                    c: co,
+                    stride: 1,
+                },
+                c.squeeze,
+                &z,
+                &mut acts,
+            )?;
+            let z2 = add(&z, &u1);
+            acts.push(("z2", z2.clone()));
+            v1_block(
+                m,
+                2,
+                DwShape {
+                    h: c.h,
+                    w: c.h,
+                    c: co,
+                    stride: 2,
+                },
+                c.squeeze,
+                &z2,
+                &mut acts,
+            )?;
+        }
+        ModelConfig::MobileVlmV2(c) => {
+            let co = c.c_out;
+            let h1p = pw(
+                x,
+                c.c_in,
+                t(m, "mlp.mlp.0.weight")?,
+                Some(t(m, "mlp.mlp.0.bias")?),
+                co,
+            )?;
+            let h1 = map(&h1p, gelu);
+            let mm = pw(
+                &h1,
+                co,
+                t(m, "mlp.mlp.2.weight")?,
+                Some(t(m, "mlp.mlp.2.bias")?),
+                co,
+            )?;
+            let mut pooled = vec![0.0; POOL * POOL * co];
+            ck(adaptive_avg_pool(
+                &mm,
+                c.h,
+                c.h,
+                co,
+                &mut pooled,
+                POOL,
+                POOL,
+            ))?;
+            let s = DwShape {
+                h: POOL,
+                w: POOL,
+                c: co,
+                stride: 1,
+            };
+            let d = dw(
+                s,
+                &pooled,
+                t(m, "peg.peg.0.weight")?,
+                Some(t(m, "peg.peg.0.bias")?),
+            )?;
+            let y = add(&d, &pooled);
+            acts.extend([
+                ("h1p", h1p),
+                ("h1", h1),
+                ("m", mm),
+                ("pooled", pooled),
+                ("d", d),
+                ("y", y),
+            ]);
+        }
+    }
+    Ok(acts)
+}
+
+const B1: [&str; 9] = [
+    "b1.d", "b1.n", "b1.hs", "b1.sh", "b1.sg", "b1.se", "b1.pw", "b1.u", "",
+];
+const B2: [&str; 9] = [
+    "b2.d", "b2.n", "b2.hs", "b2.sh", "b2.sg", "b2.se", "b2.pw", "b2.u", "",
+];
+
+fn v1_block(
+    m: &FloatModel,
+    b: u8,
+    s: DwShape,
+    sq: usize,
+    z: &[f32],
+    acts: &mut Acts,
+) -> anyhow::Result<Vec<f32>> {
+    let names = if b == 1 { B1 } else { B2 };
+    let k = |x: &str| format!("mb_block.{b}.block.{x}");
+    let co = s.c;
+    let d = dw(s, z, t(m, &k("0.0.weight"))?, None)?;
+    let n = ln(&d, co, t(m, &k("0.1.weight"))?, t(m, &k("0.1.bias"))?)?;
+    let hs = map(&n, hardswish);
+    let pixels = hs.len() / co;
+    let mut mean = vec![0.0f32; co];
+    for px in hs.chunks_exact(co) {
+        for (a, v) in mean.iter_mut().zip(px) {
+            *a += v;
+        }
+    }
+    mean.iter_mut().for_each(|v| *v /= pixels as f32);
+    let sh = map(
+        &pw(
+            &mean,
+            co,
+            t(m, &k("1.fc1.weight"))?,
+            Some(t(m, &k("1.fc1.bias"))?),
+            sq,
+        )?,
+        relu,
+    );
+    let sg = pw(
+        &sh,
+        sq,
+        t(m, &k("1.fc2.weight"))?,
+        Some(t(m, &k("1.fc2.bias"))?),
+        co,
+    )?;
+    let gate = map(&sg, hardsigmoid);
+    let mut se = hs.clone();
+    for px in se.chunks_exact_mut(co) {
+        for (v, g) in px.iter_mut().zip(&gate) {
+            *v *= g;
+        }
+    }
+    let pwo = pw(&se, co, t(m, &k("2.0.weight"))?, None, co)?;
+    let u = ln(&pwo, co, t(m, &k("2.1.weight"))?, t(m, &k("2.1.bias"))?)?;
+    let _ = Activation::Relu;
+    acts.extend([
+        (names[0], d),
+        (names[1], n),
+        (names[2], hs),
+        (names[3], sh),
+        (names[4], sg),
+        (names[5], se),
+        (names[6], pwo),
+        (names[7], u.clone()),
+    ]);
+    Ok(u)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calibration: ranges of every activation.
+
+/// Values kept per activation for percentile and MSE range selection.
+const KEEP: usize = 1 << 18;
+
+#[derive(Debug, Clone, Default)]
+struct Obs {
+    min: f32,
+    max: f32,
+    seen: usize,
+    sample: Vec<f32>,
+    /// Per channel (only for the input): min, max and kept values.
+    per_ch: Vec<(f32, f32, Vec<f32>)>,
+}
+
+impl Obs {
+    fn observe(&mut self, v: &[f32], channels: Option<usize>) {
+        if self.seen == 0 {
+            self.min = f32::INFINITY;
+            self.max = f32::NEG_INFINITY;
+        }
+        for &x in v {
+            self.min = self.min.min(x);
+            self.max = self.max.max(x);
+        }
+        // Deterministic stride subsampling keeps at most KEEP values over all samples.
+        let stride = (v.len() / (KEEP / 8).max(1)).max(1);
+        self.sample.extend(v.iter().step_by(stride).copied());
+        if self.sample.len() > KEEP {
+            let s: Vec<f32> = self.sample.iter().step_by(2).copied().collect();
+            self.sample = s;
+        }
+        self.seen += 1;
+        if let Some(c) = channels {
+            if self.per_ch.is_empty() {
+                self.per_ch = vec![(f32::INFINITY, f32::NEG_INFINITY, Vec::new()); c];
+            }
+            for px in v.chunks_exact(c) {
+                for (ch, &x) in px.iter().enumerate() {
+                    let e = &mut self.per_ch[ch];
+                    e.0 = e.0.min(x);
+                    e.1 = e.1.max(x);
+                    if e.2.len() < KEEP / 16 {
+                        e.2.push(x);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An activation's quantization: `real = scale · (q − zero)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QP {
+    /// Scale.
+    pub scale: f32,
+    /// Zero point.
+    pub zero: i32,
+}
+
+fn qp_of(lo: f32, hi: f32) -> QP {
+    let lo = lo.min(0.0) as f64;
+    let hi = hi.max(0.0) as f64;
+    let span = (hi - lo).max(1e-8);
+    let scale = span / 255.0;
+    let zero = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
+    QP {
+        scale: scale as f32,
+        zero,
+    }
+}
+
+fn quant_mse(v: &[f32], q: QP) -> f64 {
+    let s = q.scale as f64;
+    v.iter()
+        .map(|&x| {
+            let qq = ((x as f64 / s).round() + q.zero as f64).clamp(-128.0, 127.0);
+            let d = (qq - q.zero as f64) * s - x as f64;
+            d * d
+        })
+        .sum::<f64>()
+}
+
+/// Below this many observed values, the extremes of the calibration set underestimate the
+/// range of unseen inputs; the range is widened to cover mean ± 4 standard deviations.
+const FEW: usize = 2048;
+
+fn choose(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP {
+    let q = choose_clipped(min, max, sample, method);
+    if sample.len() >= FEW || sample.is_empty() {
+        return q;
+    }
+    let n = sample.len() as f64;
+    let mean = sample.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let sd = (sample
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let lo = (q.scale as f64 * (-128 - q.zero) as f64).min(mean - 4.0 * sd);
+    let hi = (q.scale as f64 * (127 - q.zero) as f64).max(mean + 4.0 * sd);
+    qp_of(lo as f32, hi as f32)
+}
+
+fn choose_clipped(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP {
+    match method {
+        CalibMethod::Minmax => qp_of(min, max),
+        CalibMethod::Percentile => {
+            let mut s = sample.to_vec();
+            s.sort_by(|a, b| a.total_cmp(b));
+            if s.is_empty() {
+                return qp_of(min, max);
+            }
+            let at = |p: f64| s[((s.len() - 1) as f64 * p).round() as usize];
+            qp_of(at(0.0001), at(0.9999))
+        }
+        CalibMethod::Mse => {
+            let mut best = (f64::INFINITY, qp_of(min, max));
+            let sub: Vec<f32> = sample
+                .iter()
+                .step_by((sample.len() / 20000).max(1))
+                .copied()
+                .collect();
+            for i in 0..=40 {
+                let f = 1.0 - i as f32 * 0.0225; // 1.0 .. 0.1
+                for j in 0..=8 {
+                    // Shift the window toward the heavier side as well as shrinking it.
+                    let g = 1.0 - j as f32 * 0.1;
+                    for (lo, hi) in [
+                        (min * f, max * f * g.max(0.2)),
+                        (min * f * g.max(0.2), max * f),
+                    ] {
+                        let q = qp_of(lo, hi);
+                        let e = quant_mse(&sub, q);
+                        if e < best.0 {
+                            best = (e, q);
+                        }
+                    }
+                }
+            }
+            best.1
+        }
+    }
+}
+
+/// Collected ranges of every named activation.
+pub struct Ranges {
+    obs: HashMap<&'static str, Obs>,
+    method: CalibMethod,
+}
+
+impl Ranges {
+    fn qp(&self, name: &str) -> anyhow::Result<QP> {
+        let o = self
+            .obs
+            .get(name)
+            .with_context(|| format!("internal: no range for `{name}`"))?;
+        Ok(choose(o.min, o.max, &o.sample, self.method))
+    }
+    fn qp_per_channel(&self, name: &str) -> anyhow::Result<Vec<QP>> {
+        let o = self
+            .obs
+            .get(name)
+            .with_context(|| format!("internal: no range for `{name}`"))?;
+        Ok(o.per_ch
+            .iter()
+            .map(|(lo, hi, s)| choose(*lo, *hi, s, self.method))
+            .collect())
+    }
+}
+
+/// Runs the f32 model over the calibration inputs and records the range of every activation.
+pub fn calibrate(m: &FloatModel, calib: &CalibSet, method: CalibMethod) -> anyhow::Result<Ranges> {
+    let c_in = m.config().channels().0;
+    let mut obs: HashMap<&'static str, Obs> = HashMap::new();
+    let bar = crate::cli::progress(calib.len(), "calibrating");
+    for s in &calib.samples {
+        for (name, v) in intermediates(m, s)? {
+            let ch = if name == "x" { Some(c_in) } else { None };
+            obs.entry(name).or_default().observe(&v, ch);
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let r = Ranges { obs, method };
+    if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
+        let mut names: Vec<_> = r.obs.keys().copied().collect();
+        names.sort();
+        for n in names {
+            let o = &r.obs[n];
+            let q = r.qp(n)?;
+            let num = quant_mse(&o.sample, q);
+            let den: f64 = o.sample.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            eprintln!(
+                "calib {n:>8}: min {:>9.4} max {:>9.4} -> [{:>9.4}, {:>9.4}] step {:.4} q-only rel {:.4}",
+                o.min,
+                o.max,
+                q.scale * (-128 - q.zero) as f32,
+                q.scale * (127 - q.zero) as f32,
+                q.scale,
+                (num / den.max(1e-30)).sqrt()
+            );
+        }
+    }
+    Ok(r)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer conversion.
+
+/// int8 conv parameters in blob form.
+struct ConvOut {
+    weight: Vec<i8>,
+    bias: Vec<i32>,
+    mult: Vec<i16>,
+    shift: i32,
+}
+
+/// Encodes per-channel real multipliers as `i16` mantissas with one shift.
+fn mults16(m: &[f64]) -> (Vec<i16>, i32) {
+    let max = m.iter().cloned().fold(0.0f64, f64::max);
+    if max <= 0.0 {
+        return (vec![0; m.len()], 31);
+    }
+    let shift = ((32767.0 / max).log2().floor() as i32).clamp(1, 62);
+    let k = (2f64).powi(shift);
+    (
+        m.iter()
+            .map(|&v| (v * k).round().clamp(0.0, 32767.0) as i16)
+            .collect(),
+        shift,
+    )
+}
+
+/// Quantizes a conv. `w` is `[o][k]`; `in_scale[k % n_in]`-style: for pointwise, the scale of input
+/// channel `k` (`in_scales.len() == k` or 1); for depthwise (`depthwise = true`) one input scale.
+/// `in_zero` (per input channel, or 1) is folded into the bias for pointwise convs.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    w: &[f32],
+    bias: Option<&[f32]>,
+    o: usize,
+    k: usize,
+    in_scale: &[f32],
+    in_zero: &[i32],
+    out_scale: f32,
+    depthwise: bool,
+) -> ConvOut {
+    let sc = |i: usize| -> f64 {
+        if depthwise || in_scale.len() == 1 {
+            in_scale[0] as f64
+        } else {
+            in_scale[i] as f64
+        }
+    };
+    let zc = |i: usize| -> i32 {
+        if in_zero.len() == 1 {
+            in_zero[0]
+        } else {
+            in_zero[i]
+        }
+    };
+    let mut weight = vec![0i8; o * k];
+    let mut bq = vec![0i32; o];
+    let mut m = vec![0f64; o];
+    for oo in 0..o {
+        // Effective weights with the input scale folded in (per input channel for pointwise).
+        let row: Vec<f64> = (0..k)
+            .map(|i| w[oo * k + i] as f64 * if depthwise { 1.0 } else { sc(i) })
+            .collect();
+        let amax = row.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        let sw = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+        let mut zsum = 0i64;
+        for i in 0..k {
+            let q = (row[i] / sw).round().clamp(-127.0, 127.0) as i8;
+            weight[oo * k + i] = q;
+            if !depthwise {
+                zsum += zc(i) as i64 * q as i64;
+            }
+        }
+        // Accumulator scale: sw (pointwise, input scale folded) or s_in·sw (depthwise).
+        let acc_scale = if depthwise { sc(0) * sw } else { sw };
+        let b = bias.map_or(0.0, |b| b[oo] as f64);
+        let bqv = (b / acc_scale).round() - zsum as f64;
+        bq[oo] = bqv.clamp(i32::MIN as f64 / 4.0, i32::MAX as f64 / 4.0) as i32;
+        m[oo] = acc_scale / out_scale as f64;
+    }
+    let (mult, shift) = mults16(&m);
+    ConvOut {
+        weight,
+        bias: bq,
+        mult,
+        shift,
+    }
+}
+
+fn lut(f: impl Fn(f64) -> f64, inp: QP, out: QP) -> Vec<i8> {
+    (-128i32..=127)
+        .map(|q| {
+            let x = inp.scale as f64 * (q - inp.zero) as f64;
+            ((f(x) / out.scale as f64).round() + out.zero as f64).clamp(-128.0, 127.0) as i8
+        })
+        .collect()
+}
+
+struct NormOut {
+    gamma: Vec<i16>,
+    beta: Vec<i16>,
+    shift: i32,
+    eps: i32,
+}
+
+fn norm(g: &[f32], b: &[f32], inp: QP, out: QP) -> NormOut {
+    let so = out.scale as f64;
+    let mx = g
+        .iter()
+        .chain(b)
+        .fold(0.0f64, |a, &v| a.max((v as f64 / so).abs()));
+    let e = if mx > 0.0 {
+        (32767.0 / mx).log2().floor() as i32
+    } else {
+        14
+    };
+    let e = e.clamp(-15, 46);
+    let k = (2f64).powi(e);
+    let gamma = g
+        .iter()
+        .map(|&v| (v as f64 / so * k).round().clamp(-32767.0, 32767.0) as i16)
+        .collect();
+    let beta = b
+        .iter()
+        .map(|&v| (v as f64 / so * k).round().clamp(-32767.0, 32767.0) as i16)
+        .collect();
+    let si = inp.scale as f64;
+    let eps = (LN_EPS as f64 / (si * si) * 256.0)
+        .round()
+        .clamp(0.0, (1u64 << 24) as f64) as i32;
+    NormOut {
+        gamma,
+        beta,
+        shift: (e + 16).clamp(1, 62),
+        eps,
+    }
+}
+
+/// `(m_a, m_b, shift)` of an ADD with inputs `a`, `b` and output `o`.
+fn add_params(a: QP, b: QP, o: QP) -> (i32, i32, i32) {
+    let ra = a.scale as f64 / o.scale as f64;
+    let rb = b.scale as f64 / o.scale as f64;
+    let mx = ra.max(rb).max(1e-30);
+    let shift = ((f64::from(1u32 << 30) / mx).log2().floor() as i32).clamp(1, 62);
+    let k = (2f64).powi(shift);
+    (
+        (ra * k).round().min(i32::MAX as f64) as i32,
+        (rb * k).round().min(i32::MAX as f64) as i32,
+        shift,
+    )
+}
+
+fn i8b(v: &[i8]) -> Vec<u8> {
+    v.iter().map(|&x| x as u8).collect()
+}
+fn i16b(v: &[i16]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn i32b(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+fn f32b(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Blob tensors by name, assembled in spec order at the end.
+#[derive(Default)]
+struct Out {
+    t: HashMap<String, Vec<u8>>,
+    meta: Vec<i32>,
+    scales: Vec<f32>,
+}
+
+impl Out {
+    fn conv(&mut self, prefix: &str, c: ConvOut, shift_idx: usize) {
+        self.t.insert(format!("{prefix}.weight"), i8b(&c.weight));
+        self.t.insert(format!("{prefix}.bias"), i32b(&c.bias));
+        self.t.insert(format!("{prefix}.mult"), i16b(&c.mult));
+        self.meta[shift_idx] = c.shift;
+    }
+    fn act(&mut self, idx: usize, q: QP) {
+        self.meta[idx] = q.zero;
+        self.scales[idx] = q.scale;
+    }
+    fn norm(&mut self, prefix: &str, n: NormOut, shift: usize, eps: usize) {
+        self.t.insert(format!("{prefix}.gamma"), i16b(&n.gamma));
+        self.t.insert(format!("{prefix}.beta"), i16b(&n.beta));
+        self.meta[shift] = n.shift;
+        self.meta[eps] = n.eps;
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn add(&mut self, a: QP, b: QP, o: QP, ma: usize, mb: usize, shift: usize, zo: usize) {
+        let (x, y, s) = add_params(a, b, o);
+        self.meta[ma] = x;
+        self.meta[mb] = y;
+        self.meta[shift] = s;
+        self.act(zo, o);
+    }
+}
+
+/// Quantizes `m` to an int8 blob, calibrating on `calib`.
+pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Result<Vec<u8>> {
+    if calib.is_empty() {
+        bail!("int8 needs calibration inputs: pass --calib C.npy with a batch of typical inputs");
+    }
+    let r = calibrate(m, calib, opts.calib_method)?;
+    let cfg = m.config();
+    let (c_in, co) = cfg.channels();
+    let per_ch = opts.input_quant == InputQuant::PerChannel && c_in > 1;
+    let xq: Vec<QP> = if per_ch {
+        r.qp_per_channel("x")?
+    } else {
+        vec![r.qp("x")?]
+    };
+    let xs: Vec<f32> = xq.iter().map(|q| q.scale).collect();
+    let xz: Vec<i32> = xq.iter().map(|q| q.zero).collect();
+    let meta_len = match cfg {
+        ModelConfig::Ldp(_) => L::LEN,
+        ModelConfig::MobileVlmV1(_) => V1::LEN,
+        ModelConfig::MobileVlmV2(_) => V2::LEN,
+    };
+    let mut o = Out {
+        t: HashMap::new(),
+        meta: vec![0; meta_len],
+        scales: vec![0.0; meta_len],
+    };
+    o.t.insert("input.scale".into(), f32b(&xs));
+    o.t.insert(
+        "input.zero".into(),
+        xz.iter().map(|&z| z as i8 as u8).collect(),
+    );
+    let w = |n: &str| t(m, n);
+    match cfg {
+        ModelConfig::Ldp(c) => {
+            if !per_ch {
+                o.act(L::Z_X, xq[0]);
+            }
+            let (p, a, rr, d, b) = (r.qp("p")?, r.qp("a")?, r.qp("r")?, r.qp("d")?, r.qp("b")?);
+            let (q, n, cc, e, f, g, y) = (
+                r.qp("q")?,
+                r.qp("n")?,
+                r.qp("c")?,
+                r.qp("e")?,
+                r.qp("f")?,
+                r.qp("g")?,
+                r.qp("y")?,
+            );
+            for (i, v) in [
+                (L::Z_P, p),
+                (L::Z_A, a),
+                (L::Z_D, d),
+                (L::Z_Q, q),
+                (L::Z_N, n),
+                (L::Z_C, cc),
+                (L::Z_E, e),
+                (L::Z_G, g),
+                (L::Z_Y, y),
+            ] {
+                o.act(i, v);
+            }
+            o.conv(
+                "pointwise1",
+                conv(
+                    w("pointwise1.weight")?,
+                    Some(w("pointwise1.bias")?),
+                    co,
+                    c.c_in,
+                    &xs,
+                    &xz,
+                    p.scale,
+                    false,
+                ),
+                L::PW1_SHIFT,
+            );
+            o.t.insert("gelu1.lut".into(), i8b(&lut(gelu64, p, a)));
+            // Skip: resize of x (per-channel or per-tensor) or of a, requantized to r.
+            let src: Vec<f32> = if c.c_in == co {
+                xs.clone()
+            } else {
+                vec![a.scale]
+            };
+            let (sm, ss) = mults16(
+                &src.iter()
+                    .map(|&s| s as f64 / rr.scale as f64)
+                    .collect::<Vec<_>>(),
+            );
+            o.t.insert("skip.mult".into(), i16b(&sm));
+            o.meta[L::SKIP_SHIFT] = ss;
+            o.act(L::Z_R, rr);
+            o.conv(
+                "depthwise1",
+                conv(
+                    w("depthwise1.weight")?,
+                    Some(w("depthwise1.bias")?),
+                    co,
+                    9,
+                    &[a.scale],
+                    &[a.zero],
+                    d.scale,
+                    true,
+                ),
+                L::DW1_SHIFT,
+            );
+            o.add(d, a, b, L::ADD1_MA, L::ADD1_MB, L::ADD1_SHIFT, L::Z_B);
+            o.conv(
+                "pointwise2",
+                conv(
+                    w("pointwise2.weight")?,
+                    Some(w("pointwise2.bias")?),
+                    co,
+                    co,
+                    &[b.scale],
+                    &[b.zero],
+                    q.scale,
+                    false,
+                ),
+                L::PW2_SHIFT,
+            );
+            o.norm(
+                "norm1",
+                norm(w("norm1.weight")?, w("norm1.bias")?, q, n),
+                L::LN1_SHIFT,
+                L::LN1_EPS,
+            );
+            o.t.insert("gelu2.lut".into(), i8b(&lut(gelu64, n, cc)));
+            o.conv(
+                "depthwise2",
+                conv(
+                    w("depthwise2.weight")?,
+                    Some(w("depthwise2.bias")?),
+                    co,
+                    9,
+                    &[cc.scale],
+                    &[cc.zero],
+                    e.scale,
+                    true,
+                ),
+                L::DW2_SHIFT,
+            );
+            o.add(e, rr, f, L::ADD2_MA, L::ADD2_MB, L::ADD2_SHIFT, L::Z_F);
+            o.conv(
+                "pointwise3",
+                conv(
+                    w("pointwise3.weight")?,
+                    Some(w("pointwise3.bias")?),
+                    co,
+                    co,
+                    &[f.scale],
+                    &[f.zero],
+                    g.scale,
+                    false,
+                ),
+                L::PW3_SHIFT,
+            );
+            o.norm(
+                "norm2",
+                norm(w("norm2.weight")?, w("norm2.bias")?, g, y),
+                L::LN2_SHIFT,
+                L::LN2_EPS,
+            );
+        }
+        ModelConfig::MobileVlmV1(c) => {
+            if !per_ch {
+                o.act(V1::Z_X, xq[0]);
+            }
+            let (h1p, h1, z, z2) = (r.qp("h1p")?, r.qp("h1")?, r.qp("z")?, r.qp("z2")?);
+            o.act(V1::Z_H1P, h1p);
+            o.act(V1::Z_H1, h1);
+            o.act(V1::Z_Z, z);
+            o.conv(
+                "mlp.1",
+                conv(
+                    w("mlp.1.weight")?,
+                    Some(w("mlp.1.bias")?),
+                    co,
+                    c.c_in,
+                    &xs,
+                    &xz,
+                    h1p.scale,
+                    false,
+                ),
+                V1::FC1_SHIFT,
+            );
+            o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
+            o.conv(
+                "mlp.3",
+                conv(
+                    w("mlp.3.weight")?,
+                    Some(w("mlp.3.bias")?),
+                    co,
+                    co,
+                    &[h1.scale],
+                    &[h1.zero],
+                    z.scale,
+                    false,
+                ),
+                V1::FC2_SHIFT,
+            );
+            v1_block_q(m, &r, &mut o, 1, z, c.squeeze, co)?;
+            let u1 = r.qp("b1.u")?;
+            o.add(z, u1, z2, V1::ADD_MA, V1::ADD_MB, V1::ADD_SHIFT, V1::Z_Z2);
+            v1_block_q(m, &r, &mut o, 2, z2, c.squeeze, co)?;
+        }
+        ModelConfig::MobileVlmV2(c) => {
+            if !per_ch {
+                o.act(V2::Z_X, xq[0]);
+            }
+            let (h1p, h1, mm, d, y) = (
+                r.qp("h1p")?,
+                r.qp("h1")?,
+                r.qp("m")?,
+                r.qp("d")?,
+                r.qp("y")?,
+            );
+            for (i, v) in [
+                (V2::Z_H1P, h1p),
+                (V2::Z_H1, h1),
+                (V2::Z_M, mm),
+                (V2::Z_D, d),
+            ] {
+                o.act(i, v);
+            }
+            o.conv(
+                "mlp.mlp.0",
+                conv(
+                    w("mlp.mlp.0.weight")?,
+                    Some(w("mlp.mlp.0.bias")?),
+                    co,
+                    c.c_in,
+                    &xs,
+                    &xz,
+                    h1p.scale,
+                    false,
+                ),
+                V2::FC1_SHIFT,
+            );
+            o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
+            o.conv(
+                "mlp.mlp.2",
+                conv(
+                    w("mlp.mlp.2.weight")?,
+                    Some(w("mlp.mlp.2.bias")?),
+                    co,
+                    co,
+                    &[h1.scale],
+                    &[h1.zero],
+                    mm.scale,
+                    false,
+                ),
+                V2::FC2_SHIFT,
+            );
+            o.conv(
+                "peg.peg.0",
+                conv(
+                    w("peg.peg.0.weight")?,
+                    Some(w("peg.peg.0.bias")?),
+                    co,
+                    9,
+                    &[mm.scale],
+                    &[mm.zero],
+                    d.scale,
+                    true,
+                ),
+                V2::PEG_SHIFT,
+            );
+            o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
+        }
+    }
+    o.t.insert("quant.meta".into(), i32b(&o.meta));
+    o.t.insert("quant.scales".into(), f32b(&o.scales));
+    let mut tensors = Vec::new();
+    for spec in specs(cfg.arch(), DType::Int8) {
+        tensors.push(
+            o.t.remove(spec.name)
+                .with_context(|| format!("internal: int8 tensor `{}` not produced", spec.name))?,
+        );
+    }
+    let flags = if per_ch { FLAG_PER_CHANNEL_INPUT } else { 0 };
+    crate::write::assemble_with_flags(&cfg, DType::Int8, flags, &tensors)
+}
+
+fn gelu64(x: f64) -> f64 {
+    0.5 * x * libm_erfc(-x / std::f64::consts::SQRT_2)
+}
+fn libm_erfc(x: f64) -> f64 {
+    // erfc via the f32 kernel's f64 twin in `libm`: accurate to f64 rounding.
+    libm::erfc(x)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn v1_block_q(
+    m: &FloatModel,
+    r: &Ranges,
+    o: &mut Out,
+    b: u8,
+    zin: QP,
+    sq: usize,
+    co: usize,
+) -> anyhow::Result<()> {
+    let base = V1::BLOCK0 + (b as usize - 1) * V1::BLOCK_LEN;
+    let names = if b == 1 { B1 } else { B2 };
+    let k = |x: &str| format!("mb_block.{b}.block.{x}");
+    let w = |n: String| -> anyhow::Result<&[f32]> { t(m, &n) };
+    let (d, n, hs, sh, sg, se, pwo, u) = (
+        r.qp(names[0])?,
+        r.qp(names[1])?,
+        r.qp(names[2])?,
+        r.qp(names[3])?,
+        r.qp(names[4])?,
+        r.qp(names[5])?,
+        r.qp(names[6])?,
+        r.qp(names[7])?,
+    );
+    for (i, v) in [
+        (V1::Z_D, d),
+        (V1::Z_N, n),
+        (V1::Z_HS, hs),
+        (V1::Z_SH, sh),
+        (V1::Z_SG, sg),
+        (V1::Z_SE, se),
+        (V1::Z_PW, pwo),
+        (V1::Z_U, u),
+    ] {
+        o.act(base + i, v);
+    }
+    o.conv(
+        &k("0.0"),
+        conv(
+            w(k("0.0.weight"))?,
+            None,
+            co,
+            9,
+            &[zin.scale],
+            &[zin.zero],
+            d.scale,
+            true,
+        ),
+        base + V1::DW_SHIFT,
+    );
+    o.norm(
+        &k("0.1"),
+        norm(w(k("0.1.weight"))?, w(k("0.1.bias"))?, d, n),
+        base + V1::LN1_SHIFT,
+        base + V1::LN1_EPS,
+    );
+    o.t.insert(
+        format!("mb_block.{b}.hswish.lut"),
+        i8b(&lut(|x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0, n, hs)),
+    );
+    o.conv(
+        &k("1.fc1"),
+        conv(
+            w(k("1.fc1.weight"))?,
+            Some(w(k("1.fc1.bias"))?),
+            sq,
+            co,
+            &[hs.scale],
+            &[hs.zero],
+            sh.scale,
+            false,
+        ),
+        base + V1::SE_FC1_SHIFT,
+    );
+    o.conv(
+        &k("1.fc2"),
+        conv(
+            w(k("1.fc2.weight"))?,
+            Some(w(k("1.fc2.bias"))?),
+            co,
+            sq,
+            &[sh.scale],
+            &[sh.zero],
+            sg.scale,
+            false,
+        ),
+        base + V1::SE_FC2_SHIFT,
+    );
+    let gate: Vec<i16> = (-128i32..=127)
+        .map(|q| {
+            let x = sg.scale as f64 * (q - sg.zero) as f64;
+            ((x + 3.0).clamp(0.0, 6.0) / 6.0 * 32768.0)
+                .round()
+                .min(32767.0) as i16
+        })
+        .collect();
+    o.t.insert(k("1.gate.lut"), i16b(&gate));
+    let (sm, ss) = encode_multiplier(hs.scale as f64 / (32768.0 * se.scale as f64));
+    o.meta[base + V1::SE_MULT] = sm;
+    o.meta[base + V1::SE_SHIFT] = ss;
+    o.conv(
+        &k("2.0"),
+        conv(
+            w(k("2.0.weight"))?,
+            None,
+            co,
+            co,
+            &[se.scale],
+            &[se.zero],
+            pwo.scale,
+            false,
+        ),
+        base + V1::PW_SHIFT,
+    );
+    o.norm(
+        &k("2.1"),
+        norm(w(k("2.1.weight"))?, w(k("2.1.bias"))?, pwo, u),
+        base + V1::LN2_SHIFT,
+        base + V1::LN2_EPS,
+    );
+    let _ = hardsigmoid(0.0);
+    Ok(())
+}
