@@ -93,6 +93,8 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=memory");
     println!("cargo:rerun-if-env-changed=LDP_FW_DATA");
+    println!("cargo:rerun-if-env-changed=LDP_FW_SELFTEST");
+    println!("cargo:rustc-check-cfg=cfg(ldp_selftest, values(\"panic\", \"fault\"))");
     if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("none") {
         return; // host stub
     }
@@ -151,6 +153,18 @@ fn run() -> Result<(), String> {
         println!("cargo:rustc-link-arg-bins=-T{}", path.display());
     }
     println!("cargo:rustc-link-arg-bins=-Tdefmt.x");
+
+    // Self-test of the failure paths (`cargo xtask fault-test`): panic or fault at start-up.
+    match env::var("LDP_FW_SELFTEST").as_deref() {
+        Ok("panic") => println!("cargo:rustc-cfg=ldp_selftest=\"panic\""),
+        Ok("fault") => println!("cargo:rustc-cfg=ldp_selftest=\"fault\""),
+        Ok("") | Err(_) => {}
+        Ok(other) => {
+            return Err(format!(
+                "LDP_FW_SELFTEST={other}: expected `panic` or `fault`"
+            ))
+        }
+    }
 
     // Model data.
     let data_dir = match env::var_os("LDP_FW_DATA") {
@@ -313,7 +327,6 @@ fn generate(dir: &Path, board: &BoardSpec) -> Result<String, String> {
         .map(|e| e.expected_len / 4)
         .max()
         .unwrap_or(0);
-    let mut embedded = 0usize;
     for e in entries.iter().filter(|e| !fits(e)) {
         println!(
             "cargo:warning=board {}: {}/{} needs {} bytes of scratch + {} of output, above the board's {} bytes: it will be skipped",
@@ -378,29 +391,24 @@ fn generate(dir: &Path, board: &BoardSpec) -> Result<String, String> {
             if kind == "BLOB" {
                 let _ = writeln!(
                     w,
-                    "static {name}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({}));",
+                    "#[link_section = \".ldp_data.{name}\"]\nstatic {name}: Aligned<[u8; {len}]> = Aligned(*include_bytes!({}));",
                     lit(path)
                 );
             } else {
                 let _ = writeln!(
                     w,
                     "// SAFETY: same size; every bit pattern is a valid f32; the targets are little-endian like the file.\n\
+                     #[link_section = \".ldp_data.{name}\"]\n\
                      static {name}: Aligned<[f32; {n}]> = Aligned(unsafe {{ core::mem::transmute::<[u8; {len}], [f32; {n}]>(*include_bytes!({p})) }});",
                     n = len / 4,
                     p = lit(path)
                 );
             }
-            embedded += len;
             statics.push((path.clone(), name.clone()));
             r[k] = name;
         }
         refs.push(r);
     }
-    let _ = writeln!(
-        w,
-        "/// Bytes of all embedded blobs, inputs and expected outputs."
-    );
-    let _ = writeln!(w, "pub const EMBEDDED_BYTES: usize = {embedded};");
     let _ = writeln!(w, "/// The embedded models, in manifest order.");
     let _ = writeln!(w, "pub static MODELS: [Embedded; {}] = [", entries.len());
     for (i, e) in entries.iter().enumerate() {

@@ -24,7 +24,7 @@ const EXIT_NOTHING_RAN: i32 = 3;
 /// Flash the image would take with only this model: code and constants (the image minus every
 /// embedded blob and test vector) plus this model's blob.
 fn flash_bytes(m: &Embedded) -> usize {
-    Current::flash_used().saturating_sub(models::EMBEDDED_BYTES) + m.blob.len()
+    board::code_bytes() + m.blob.len()
 }
 
 /// The firmware's main function, called by the board's entry point after `Current::init()`.
@@ -33,13 +33,18 @@ pub fn run() -> ! {
     let arena: &'static mut [u8] = unsafe { &mut (*addr_of_mut!(ARENA)).0 };
     let output: &'static mut [f32] = unsafe { &mut (*addr_of_mut!(OUTPUT)).0 };
     models::keep_board_marker();
+    selftest();
     info!(
-        "ldp firmware: board {=str}, {=usize} model(s) from {=str}, arena {=usize} bytes, image {=usize} bytes of flash",
+        "ldp firmware: board {=str}, {=usize} model(s) from {=str}, arena {=usize} bytes; image: {=usize} bytes of code and constants, {=usize} bytes of model data",
         models::BOARD,
         MODELS.len(),
         models::DATA_DIR,
         arena.len(),
-        Current::flash_used()
+        board::code_bytes(),
+        {
+            let (s, e) = board::model_data_range();
+            e - s
+        }
     );
 
     let (mut ran, mut failed) = (0usize, 0usize);
@@ -64,6 +69,19 @@ pub fn run() -> ! {
         0
     };
     Current::exit(code)
+}
+
+/// With `LDP_FW_SELFTEST=panic|fault` at build time: fail on purpose, to check that the failure
+/// paths end the program with the right status (101, 102) instead of hanging.
+fn selftest() {
+    #[cfg(ldp_selftest = "panic")]
+    panic!("self-test: panic on purpose");
+    #[cfg(ldp_selftest = "fault")]
+    {
+        info!("self-test: executing an undefined instruction");
+        // SAFETY: not safe at all, on purpose: the fault handler must end the program.
+        unsafe { core::arch::asm!("udf #0") };
+    }
 }
 
 /// Runs one model; `None` when it was skipped, else whether it passed.

@@ -34,6 +34,9 @@ Commands:
         run in QEMU, decode the log and summarize accuracy, instructions, RAM and flash.
   build-boards [--board B]...
         Build the real boards (nrf52840, h743, rpi4 with kernel8.img) into target/xtask/boards/.
+  fault-test [--board B]...
+        Check the failure paths on the QEMU boards: firmware built to panic must exit 101, one
+        that executes an undefined instruction must exit 102 (never hang).
   gen-default
         Regenerate firmware/data/default/ from host-tests/golden/ with ldp-quant.
   runner ELF
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Some("build-boards") => cmd_build_boards(&ctx, &args[1..]),
         Some("gen-default") => data::gen_default(&ctx).map(|_| true),
         Some("runner") => cmd_runner(&ctx, &args[1..]),
+        Some("fault-test") => cmd_fault_test(&ctx, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(true)
@@ -227,6 +231,7 @@ fn build_firmware(
     ctx: &Ctx,
     board: &Board,
     data_dir: Option<&Path>,
+    selftest: Option<&str>,
 ) -> Result<(PathBuf, Duration), String> {
     let mut cmd = Command::new(&ctx.cargo);
     cmd.current_dir(&ctx.root).args([
@@ -245,6 +250,10 @@ fn build_firmware(
     if let Some(d) = data_dir {
         cmd.env("LDP_FW_DATA", d);
     }
+    match selftest {
+        Some(mode) => cmd.env("LDP_FW_SELFTEST", mode),
+        None => cmd.env_remove("LDP_FW_SELFTEST"),
+    };
     let start = Instant::now();
     tools::run(&mut cmd)?;
     let took = start.elapsed();
@@ -300,7 +309,7 @@ fn cmd_qemu(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     let total = Instant::now();
     for b in boards {
         println!("== {}: {}", b.name, b.core);
-        let outcome = build_firmware(ctx, b, None).and_then(|(elf, build)| {
+        let outcome = build_firmware(ctx, b, None, None).and_then(|(elf, build)| {
             let run = qemu::run(
                 b,
                 &elf,
@@ -448,7 +457,7 @@ fn cmd_run(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         "[2/5] build the firmware for {} ({})",
         board.name, board.target
     );
-    let (elf, build_time) = build_firmware(ctx, board, Some(&data_dir))?;
+    let (elf, build_time) = build_firmware(ctx, board, Some(&data_dir), None)?;
     println!(
         "      {} ({:.1} s)",
         elf.display(),
@@ -467,11 +476,12 @@ fn cmd_run(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         &defmt_print,
         plugin.as_deref(),
     )?;
-    println!(
-        "      exit status {:?}, {:.1} s",
-        run.status,
-        run.wall.as_secs_f64()
-    );
+    let status = match (run.status, run.timed_out) {
+        (_, true) => "timed out".to_string(),
+        (Some(c), _) => format!("exit status {c}"),
+        (None, _) => "killed".to_string(),
+    };
+    println!("      {status}, {:.1} s", run.wall.as_secs_f64());
     println!("[4/5] decode the defmt log");
     report_run(board, &run);
 
@@ -491,6 +501,10 @@ fn cmd_run(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
                     .count(),
             );
         let g = |k: &str| metric.and_then(|m| m.get(k)).cloned().unwrap_or_default();
+        let e = |k: &str| match g(k).parse::<f64>() {
+            Ok(v) => format!("{v:.2e}"),
+            Err(_) => g(k),
+        };
         let n = |k: &str| g(k).parse::<u64>().unwrap_or(0);
         let (tol, out_bytes) = info
             .get(&(arch.clone(), dtype.clone()))
@@ -510,8 +524,8 @@ fn cmd_run(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         } else {
             format!(
                 "relative L2 error {} vs the reference (bound {tol}), max abs error {}",
-                g("rel_l2"),
-                g("max_abs")
+                e("rel_l2"),
+                e("max_abs")
             )
         };
         println!("    accuracy      {accuracy}");
@@ -568,7 +582,7 @@ fn cmd_build_boards(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     let total = Instant::now();
     for b in boards {
         println!("== {}: {}", b.name, b.core);
-        let (elf_path, took) = build_firmware(ctx, b, None)?;
+        let (elf_path, took) = build_firmware(ctx, b, None, None)?;
         let elf = elf::Elf::read(&elf_path)?;
         let (flash, ram) = elf.memory_use();
         println!("   {} ({:.1} s)", elf_path.display(), took.as_secs_f64());
@@ -709,4 +723,54 @@ fn cmd_runner(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         eprintln!("QEMU timed out");
     }
     Ok(run.status == Some(0) && run.problems.is_empty())
+}
+
+fn cmd_fault_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
+    let opts = Opts::parse(args, &["board", "timeout"])?;
+    let timeout = match opts.get("timeout") {
+        Some(_) => opts.timeout()?,
+        None => Duration::from_secs(60),
+    };
+    let boards = boards_from(&opts, true)?;
+    let defmt_print = tools::ensure_defmt_print(ctx)?;
+    let (mut passed, mut failed) = (0, 0);
+    for b in boards {
+        for (mode, want) in [("panic", 101), ("fault", 102)] {
+            let outcome = build_firmware(ctx, b, None, Some(mode)).and_then(|(elf, _)| {
+                qemu::run(
+                    b,
+                    &elf,
+                    &ctx.work_dir().join("fault-test").join(b.name),
+                    timeout,
+                    &defmt_print,
+                    None,
+                )
+            });
+            match outcome {
+                Ok(run) if run.status == Some(want) => {
+                    let last = run.log.last().cloned().unwrap_or_default();
+                    println!("{} {mode}: exit {want} as expected ({last})", b.name);
+                    passed += 1;
+                }
+                Ok(run) => {
+                    println!(
+                        "{} {mode}: FAILED: exit status {:?}{}, expected {want}",
+                        b.name,
+                        run.status,
+                        if run.timed_out { " (timed out)" } else { "" }
+                    );
+                    for l in &run.log {
+                        println!("  {l}");
+                    }
+                    failed += 1;
+                }
+                Err(e) => {
+                    println!("{} {mode}: FAILED: {e}", b.name);
+                    failed += 1;
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
 }

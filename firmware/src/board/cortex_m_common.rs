@@ -21,13 +21,12 @@ extern "C" {
     static _stack_end: u32;
 }
 
-/// Bytes of flash used: from the vector table (the start of flash) to the end of `.data`'s load
-/// image.
-pub fn flash_used() -> usize {
+/// Flash used: from the vector table (the start of flash) to the end of `.data`'s load image.
+pub fn flash_range() -> (usize, usize) {
     let start = addr_of!(__vector_table) as usize;
     let data_lma = addr_of!(__sidata) as usize;
     let data_len = addr_of!(__edata) as usize - addr_of!(__sdata) as usize;
-    data_lma + data_len - start
+    (start, data_lma + data_len)
 }
 
 /// The stack: from the end of `.bss`/`.uninit` (`_stack_end`) up to `_stack_start`.

@@ -25,8 +25,32 @@ pub trait Board {
     fn exit(code: i32) -> !;
     /// `(lowest, highest)` address of the stack region (the stack grows down from `highest`).
     fn stack_bounds() -> (usize, usize);
-    /// Bytes of flash (non-volatile image) the program occupies: code, constants, `.data`.
-    fn flash_used() -> usize;
+    /// `[start, end)` of the non-volatile image (flash; the loaded image on Cortex-A): code,
+    /// constants, the load image of `.data`, and the model data when it is placed in flash.
+    fn flash_range() -> (usize, usize);
+}
+
+extern "C" {
+    // Defined by every board's linker script around the `.ldp_data` section (the embedded
+    // blobs and test vectors).
+    static __ldp_data_start: u8;
+    static __ldp_data_end: u8;
+}
+
+/// `[start, end)` of the embedded model data (`.ldp_data`).
+pub fn model_data_range() -> (usize, usize) {
+    (
+        core::ptr::addr_of!(__ldp_data_start) as usize,
+        core::ptr::addr_of!(__ldp_data_end) as usize,
+    )
+}
+
+/// Bytes of the image without the embedded model data: code and constants.
+pub fn code_bytes() -> usize {
+    let (fs, fe) = Current::flash_range();
+    let (ds, de) = model_data_range();
+    let overlap = fe.min(de).saturating_sub(fs.max(ds));
+    (fe - fs) - overlap
 }
 
 /// `end − start` for a counter that wraps at `2^bits`.

@@ -14,7 +14,7 @@ impl Board for QemuM4 {
     fn stack_bounds() -> (usize, usize) {
         cm::stack_bounds()
     }
-    fn flash_used() -> usize {
-        cm::flash_used()
+    fn flash_range() -> (usize, usize) {
+        cm::flash_range()
     }
 }

@@ -37,8 +37,8 @@ impl Board for Rpi4 {
     fn stack_bounds() -> (usize, usize) {
         aarch64::stack_bounds()
     }
-    fn flash_used() -> usize {
-        aarch64::image_bytes()
+    fn flash_range() -> (usize, usize) {
+        aarch64::image_range()
     }
 }
 

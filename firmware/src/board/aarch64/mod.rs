@@ -139,9 +139,12 @@ extern "C" {
     static __stack_top: u8;
 }
 
-/// Bytes of the loaded image (`.text`, `.rodata`, `.data`): what `kernel8.img` holds.
-pub fn image_bytes() -> usize {
-    addr_of!(__image_end) as usize - addr_of!(__image_start) as usize
+/// The loaded image (`.text`, `.rodata`, `.data`): what `kernel8.img` holds.
+pub fn image_range() -> (usize, usize) {
+    (
+        addr_of!(__image_start) as usize,
+        addr_of!(__image_end) as usize,
+    )
 }
 
 /// The stack reserved by the linker script.
