@@ -274,6 +274,9 @@ fn report_run(board: &Board, run: &qemu::Run) {
     for r in &run.results {
         println!("{}", r.render());
     }
+    for s in &run.skips {
+        println!("{s}");
+    }
     for n in &run.notes {
         eprintln!("  note: {n}");
     }

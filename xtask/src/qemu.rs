@@ -82,6 +82,8 @@ pub struct Run {
     pub log: Vec<String>,
     /// RESULT lines, with `instructions` from the plugin where available.
     pub results: Vec<ResultLine>,
+    /// `SKIP` lines (models the board could not run), from `SKIP` on.
+    pub skips: Vec<String>,
     /// `METRIC` lines, as key/value maps, in order.
     pub metrics: Vec<BTreeMap<String, String>>,
     /// QEMU's stderr and defmt-print's complaints.
@@ -180,6 +182,10 @@ pub fn run(
         .collect();
 
     let mut results: Vec<ResultLine> = log.iter().filter_map(|l| ResultLine::parse(l)).collect();
+    let skips = log
+        .iter()
+        .filter_map(|l| l.find("SKIP board=").map(|at| l[at..].to_string()))
+        .collect();
     let metrics = log
         .iter()
         .filter_map(|l| l.find("METRIC ").map(|at| &l[at + 7..]))
@@ -229,6 +235,7 @@ pub fn run(
         wall,
         log,
         results,
+        skips,
         metrics,
         stderr,
         problems,
