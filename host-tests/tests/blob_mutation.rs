@@ -13,6 +13,9 @@ use ldp_core::arch::mobilevlm_v2::V2Config;
 use ldp_core::blob::crc::crc32;
 use ldp_core::blob::format::{ENTRY_LEN, HEADER_LEN};
 use ldp_core::{BlobError, DType, Model, ModelConfig};
+use ldp_quant::calib::CalibSet;
+use ldp_quant::int8::InputQuant;
+use ldp_quant::quantize::{self, CalibMethod, Int8Options};
 use ldp_quant::{write, AlignedBytes, FloatModel};
 
 /// Small configurations covering every architecture and its branches.
@@ -55,6 +58,30 @@ struct Blob {
     name: String,
     bytes: Vec<u8>,
     n_tensors: usize,
+    /// int8 blobs carry quantization parameters that the reader range-checks, so a mutated data
+    /// byte may be rejected (but never panic); float blobs accept any data.
+    int8: bool,
+}
+
+/// Deterministic calibration inputs for `cfg`.
+fn calib(cfg: ModelConfig, seed: u64) -> CalibSet {
+    let mut s = seed | 1;
+    let samples = (0..4)
+        .map(|_| {
+            (0..cfg.input_len())
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+                })
+                .collect()
+        })
+        .collect();
+    CalibSet {
+        config: cfg,
+        samples,
+    }
 }
 
 fn blobs() -> Vec<Blob> {
@@ -67,6 +94,28 @@ fn blobs() -> Vec<Blob> {
                 name: format!("{name} {}", dtype.name()),
                 bytes,
                 n_tensors: model.specs().len(),
+                int8: false,
+            });
+        }
+        let cal = calib(cfg, 99 + i as u64);
+        for (iq, tag) in [
+            (InputQuant::PerTensor, "per-tensor"),
+            (InputQuant::PerChannel, "per-channel"),
+        ] {
+            let opts = Int8Options {
+                calib_method: CalibMethod::Minmax,
+                input_quant: iq,
+            };
+            let bytes = quantize::int8(&model, Some(&cal), &opts).expect("int8 quantizer");
+            let buf = AlignedBytes::from_slice(&bytes);
+            let n_tensors = Model::parse(buf.as_bytes())
+                .expect("int8 blob parses")
+                .tensor_count();
+            out.push(Blob {
+                name: format!("{name} int8 {tag}"),
+                bytes,
+                n_tensors,
+                int8: true,
             });
         }
     }
@@ -219,12 +268,20 @@ fn header_lies_with_valid_crc_are_rejected() {
                 // up to 65536 (with these channel counts) is a valid model and must run.
                 let grid_only = (field == "h" || field == "w") && b.name.starts_with("ldp");
                 if grid_only && v > 0 && v <= 1 << 16 {
-                    check(&m, &what).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                    let r = check(&m, &what);
+                    // An int8 blob's parameters may be tied to its grid; a float blob's are not.
+                    assert!(b.int8 || r.is_ok(), "{what}: {r:?}");
                     continue;
                 }
                 let e = expect_err(&m, &what);
                 let ok = match field {
                     "n_tensors" => matches!(e, BlobError::BadTable(_)),
+                    _ if b.int8 && !matches!(field, "table_offset" | "data_offset") => matches!(
+                        e,
+                        BlobError::BadHeader(_)
+                            | BlobError::BadTable(_)
+                            | BlobError::ShapeMismatch { .. }
+                    ),
                     "table_offset" | "data_offset" => matches!(e, BlobError::BadHeader(_)),
                     "c_in" if v == 0 || v > 1 << 16 => matches!(e, BlobError::BadHeader(_)),
                     "c_in" => matches!(
@@ -265,15 +322,25 @@ fn header_lies_with_valid_crc_are_rejected() {
             expect_err(&m, "header length 32"),
             BlobError::BadHeader(_)
         ));
-        for flags in [1u16, 2, 0x8000, u16::MAX] {
+        let cur_flags = u16::from_le_bytes([orig[10], orig[11]]);
+        for flags in [0u16, 1, 2, 3, 0x8000, u16::MAX] {
+            if flags == cur_flags {
+                continue;
+            }
             let mut m = orig.clone();
             m[10..12].copy_from_slice(&flags.to_le_bytes());
             fix_crc(&mut m);
             let what = format!("{}: flags {flags:#x}", b.name);
-            assert!(
-                matches!(expect_err(&m, &what), BlobError::BadHeader(_)),
-                "{what}"
-            );
+            let e = expect_err(&m, &what);
+            if b.int8 && flags <= 1 {
+                // Toggling the per-channel-input bit changes the expected parameter shapes.
+                assert!(
+                    matches!(e, BlobError::ShapeMismatch { .. } | BlobError::BadTable(_)),
+                    "{what}: {e:?}"
+                );
+            } else {
+                assert!(matches!(e, BlobError::BadHeader(_)), "{what}: {e:?}");
+            }
         }
         for arch in 0u8..=255 {
             if arch == orig[8] {
@@ -498,16 +565,20 @@ fn misaligned_memory_is_rejected() {
     }
 }
 
-#[test]
-fn data_byte_flips_with_valid_crc_parse_and_run() {
-    for b in blobs() {
-        let data_start = {
-            let buf = AlignedBytes::from_slice(&b.bytes);
-            let m = Model::parse(buf.as_bytes()).unwrap();
-            m.header().data_offset as usize
+/// Flips data bytes (every one of small blobs, every 3rd of larger ones) with the CRC recomputed.
+fn data_flips(int8: bool) {
+    for b in blobs().into_iter().filter(|b| b.int8 == int8) {
+        let buf = AlignedBytes::from_slice(&b.bytes);
+        let model = Model::parse(buf.as_bytes()).unwrap();
+        let data_start = model.header().data_offset as usize;
+        let owner = |i: usize| -> String {
+            (0..model.tensor_count())
+                .filter_map(|t| model.tensor(t))
+                .find(|(_, e, _)| (e.offset as usize..(e.offset + e.len) as usize).contains(&i))
+                .map(|(s, e, _)| format!("`{}` +{}", s.name, i - e.offset as usize))
+                .unwrap_or_else(|| "padding".to_string())
         };
         let end = b.bytes.len() - 4;
-        // Every data byte of small blobs, every 3rd of larger ones.
         let step = if end - data_start > 6000 { 3 } else { 1 };
         let mut n = 0;
         for i in (data_start..end).step_by(step) {
@@ -515,8 +586,10 @@ fn data_byte_flips_with_valid_crc_parse_and_run() {
                 let mut m = b.bytes.clone();
                 m[i] ^= mask;
                 fix_crc(&mut m);
-                let what = format!("{}: data byte {i} ^= {mask:#x}", b.name);
-                check(&m, &what).unwrap_or_else(|e| panic!("{what}: rejected with {e:?}"));
+                let what = format!("{}: data byte {i} ({}) ^= {mask:#x}", b.name, owner(i));
+                let r = check(&m, &what);
+                // Float blobs accept any data; int8 parameters are range-checked and may be refused.
+                assert!(int8 || r.is_ok(), "{what}: rejected with {r:?}");
                 n += 1;
             }
         }
@@ -524,8 +597,27 @@ fn data_byte_flips_with_valid_crc_parse_and_run() {
     }
 }
 
+#[test]
+fn data_byte_flips_with_valid_crc_parse_and_run() {
+    data_flips(false);
+}
+
+/// The same for int8 blobs: a corrupted quantization parameter must be refused by the reader or
+/// computed with (wrapping) integer arithmetic, never panic.
+///
+/// Ignored until ldp-core handles it: `quant::validate` does not range-check `quant.meta`, and a
+/// flipped bit in a zero point (e.g. `ldp` meta[3] = `Z_A`, the depthwise input's) makes
+/// `(x - z) * w` overflow i32 in `ldp-core/src/quant/depthwise_fast.rs` (a panic with overflow
+/// checks, garbage without). Either `validate` range-checks zero points (to -128..=127) and
+/// shifts, or the kernels use wrapping arithmetic.
+#[test]
+#[ignore = "ldp-core int8: unvalidated zero points overflow in depthwise_fast.rs"]
+fn int8_data_byte_flips_with_valid_crc_never_panic() {
+    data_flips(true);
+}
+
 /// Writes the fuzz seed corpus (`host-tests/fuzz/seeds/parse_blob/`): tiny valid blobs of every
-/// architecture in f32 and f16. Run with `--ignored write_fuzz_seeds` after a format change.
+/// architecture in f32, f16 and int8 (per-tensor and per-channel input). Run with `--ignored write_fuzz_seeds` after a format change.
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {
@@ -565,10 +657,24 @@ fn write_fuzz_seeds() {
     ];
     for (i, (name, cfg)) in tiny.into_iter().enumerate() {
         let model = FloatModel::synthetic(cfg, 100 + i as u64);
+        let mut out = Vec::new();
         for dtype in [DType::F32, DType::F16] {
-            let bytes = write::float_blob(&model, dtype).unwrap();
+            out.push((dtype.name(), write::float_blob(&model, dtype).unwrap()));
+        }
+        let cal = calib(cfg, 200 + i as u64);
+        for (iq, tag) in [
+            (InputQuant::PerTensor, "int8_pt"),
+            (InputQuant::PerChannel, "int8_pc"),
+        ] {
+            let opts = Int8Options {
+                calib_method: CalibMethod::Minmax,
+                input_quant: iq,
+            };
+            out.push((tag, quantize::int8(&model, Some(&cal), &opts).unwrap()));
+        }
+        for (tag, bytes) in out {
             check(&bytes, name).unwrap();
-            std::fs::write(dir.join(format!("{name}_{}.ldp", dtype.name())), bytes).unwrap();
+            std::fs::write(dir.join(format!("{name}_{tag}.ldp")), bytes).unwrap();
         }
     }
 }
