@@ -56,6 +56,7 @@ pub mod elem;
 pub mod error;
 pub mod kernels;
 pub mod quant;
+pub mod stream;
 pub mod tensor;
 
 pub use blob::{Arch, BlobError, DType, Model, ModelConfig};

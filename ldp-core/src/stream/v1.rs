@@ -1,0 +1,555 @@
+//! Streaming MobileVLM V1 in three passes over the input.
+//!
+//! Each squeeze-excitation multiplies its map by a gate computed from the mean of the **whole**
+//! map, so no row of a block's output is final before the block's last input row is known.
+//! Rather than keep the maps, the executor recomputes them:
+//!
+//! 1. `z = mlp(x)` row by row, block 1's `hs = Hardswish(LN(DW(z)))` through a 3-row window of
+//!    `z`; accumulate the per-channel sums of `hs` → gate 1.
+//! 2. Again, now also `z2 = z + LN(PW(hs·gate1))` and block 2's `hs2` through a 3-row window of
+//!    `z2`; accumulate the sums of `hs2` → gate 2.
+//! 3. Again, now also `y = LN(PW(hs2·gate2))`, sent row by row.
+//!
+//! RAM: two 3-row windows (`z`, `z2`), pixel chunks, and `3·C + S` SE words. Cost: the MLP and
+//! block 1's depthwise run three times, block 1's SE/pointwise and block 2's depthwise twice
+//! ([`super::v1_macs`]).
+
+use super::kernels::{depthwise_row_float, depthwise_row_i8, DwRows};
+use super::params::{idx, P};
+use super::{check_scratch, v1_scratch_bytes, Carver, RowSink, RowSource, CHUNK};
+use crate::arch::mobilevlm_v1::{V1BlockWeights, V1Config, V1Weights};
+use crate::blob::{DType, Model, ModelConfig};
+use crate::elem::Elem;
+use crate::error::{check_len, Error};
+use crate::kernels::activation::{apply_inplace, hardsigmoid, relu, Activation};
+use crate::kernels::depthwise::DwShape;
+use crate::kernels::norm::layer_norm_inplace;
+use crate::kernels::pointwise::pointwise;
+use crate::quant::fixed::{div_round, requant, sat_i8};
+use crate::quant::kernels::{self as qk, AddQ, ConvQ, NormQ, SeQ};
+use crate::quant::specs::v1_meta as V1;
+
+trait V1Ops {
+    type X: bytemuck::Pod;
+    type A: bytemuck::Pod;
+    type Y: bytemuck::Pod;
+    /// SE sums and gates: `i32` (int8) or `f32`.
+    type Acc: bytemuck::Pod;
+    /// `z = fc2(GELU(fc1(x)))` on whole pixels.
+    fn mlp(&self, x: &[Self::X], h1: &mut [Self::A], z: &mut [Self::A]) -> Result<(), Error>;
+    /// Block `b`'s `Hardswish(LN(DW(z)))`, output row `oy`, columns from `ox0`.
+    fn dw_ln_hs(
+        &self,
+        b: usize,
+        inp: &DwRows<'_, Self::A>,
+        oy: usize,
+        ox0: usize,
+        d: &mut [Self::A],
+    ) -> Result<(), Error>;
+    /// `sums += d` per channel.
+    fn se_accumulate(&self, b: usize, sums: &mut [Self::Acc], d: &[Self::A]);
+    /// Gate of block `b` from the channel sums of its map (`pixels` pixels); `sums` is clobbered.
+    fn se_gate(
+        &self,
+        b: usize,
+        sums: &mut [Self::Acc],
+        pixels: usize,
+        hid: &mut [Self::Acc],
+        gate: &mut [Self::Acc],
+    ) -> Result<(), Error>;
+    /// `d *= gate` per channel.
+    fn se_apply(&self, b: usize, gate: &[Self::Acc], d: &mut [Self::A]);
+    /// Block 1's `u = LN(PW(d))` into `zu`, then `zu = z + u`.
+    fn block1_out(&self, d: &[Self::A], z: &[Self::A], zu: &mut [Self::A]) -> Result<(), Error>;
+    /// Block 2's `y = LN(PW(d))`.
+    fn block2_out(&self, d: &[Self::A], y: &mut [Self::Y]) -> Result<(), Error>;
+}
+
+const INTERNAL: Error = Error::InvalidConfig("stream mobilevlm-v1: internal schedule error");
+
+fn rows3<'r, T>(ring: &'r [T], oy: usize, stride: usize, h: usize, len: usize) -> DwRows<'r, T> {
+    let at = |r: usize| &ring[(r % 3) * len..(r % 3) * len + len];
+    let base = oy * stride;
+    DwRows {
+        rows: [
+            base.checked_sub(1).map(at),
+            Some(at(base)),
+            (base + 1 < h).then(|| at(base + 1)),
+        ],
+        col0: 0,
+    }
+}
+
+fn run<O: V1Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
+    cfg: &V1Config,
+    ops: &O,
+    src: &mut S,
+    sink: &mut K,
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    use core::mem::size_of;
+    cfg.validate()?;
+    let sizes = (size_of::<O::X>(), size_of::<O::A>(), size_of::<O::Y>());
+    check_scratch(scratch, v1_scratch_bytes(cfg, sizes))?;
+    let (h, h2, ci, c, s) = (cfg.h, cfg.h2(), cfg.c_in, cfg.c_out, cfg.squeeze);
+    let row = h * c;
+    let mut cv = Carver::new(scratch);
+    let xb: &mut [O::X] = cv.take(CHUNK * ci)?;
+    let h1: &mut [O::A] = cv.take(CHUNK * c)?;
+    let zr: &mut [O::A] = cv.take(3 * row)?;
+    let z2r: &mut [O::A] = cv.take(3 * row)?;
+    let db: &mut [O::A] = cv.take(CHUNK * c)?;
+    let yb: &mut [O::Y] = cv.take(CHUNK * c)?;
+    let se: &mut [O::Acc] = cv.take(3 * c + s)?;
+    let (sums, rest) = se.split_at_mut(c);
+    let (gate1, rest) = rest.split_at_mut(c);
+    let (gate2, hid) = rest.split_at_mut(c);
+    sums.fill(<O::Acc as bytemuck::Zeroable>::zeroed());
+    for pass in 1..=3 {
+        let (mut n1, mut n2) = (0usize, 0usize);
+        for t in 0..h {
+            let zrow = &mut zr[(t % 3) * row..(t % 3 + 1) * row];
+            let mut x0 = 0;
+            while x0 < h {
+                let x1 = (x0 + CHUNK).min(h);
+                let npx = x1 - x0;
+                src.read(t, x0, &mut xb[..npx * ci])?;
+                ops.mlp(
+                    &xb[..npx * ci],
+                    &mut h1[..npx * c],
+                    &mut zrow[x0 * c..x1 * c],
+                )?;
+                x0 = x1;
+            }
+            let nz = t + 1;
+            while n1 < h && nz >= (n1 + 2).min(h) {
+                let i = n1;
+                let inp = rows3(zr, i, 1, h, row);
+                let mut x0 = 0;
+                while x0 < h {
+                    let x1 = (x0 + CHUNK).min(h);
+                    let d = &mut db[..(x1 - x0) * c];
+                    ops.dw_ln_hs(0, &inp, i, x0, d)?;
+                    if pass == 1 {
+                        ops.se_accumulate(0, sums, d);
+                    } else {
+                        ops.se_apply(0, gate1, d);
+                        let z = &zr[(i % 3) * row + x0 * c..(i % 3) * row + x1 * c];
+                        let zu = &mut z2r[(i % 3) * row + x0 * c..(i % 3) * row + x1 * c];
+                        ops.block1_out(d, z, zu)?;
+                    }
+                    x0 = x1;
+                }
+                n1 += 1;
+                while pass >= 2 && n2 < h2 && n1 >= (2 * n2 + 2).min(h) {
+                    let o = n2;
+                    let inp = rows3(z2r, o, 2, h, row);
+                    let mut x0 = 0;
+                    while x0 < h2 {
+                        let x1 = (x0 + CHUNK).min(h2);
+                        let d = &mut db[..(x1 - x0) * c];
+                        ops.dw_ln_hs(1, &inp, o, x0, d)?;
+                        if pass == 2 {
+                            ops.se_accumulate(1, sums, d);
+                        } else {
+                            ops.se_apply(1, gate2, d);
+                            let y = &mut yb[..(x1 - x0) * c];
+                            ops.block2_out(d, y)?;
+                            sink.write(o, x0, y)?;
+                        }
+                        x0 = x1;
+                    }
+                    n2 += 1;
+                }
+            }
+        }
+        if n1 != h || (pass >= 2 && n2 != h2) {
+            return Err(INTERNAL);
+        }
+        if pass == 1 {
+            ops.se_gate(0, sums, h * h, hid, gate1)?;
+            sums.fill(<O::Acc as bytemuck::Zeroable>::zeroed());
+        } else if pass == 2 {
+            ops.se_gate(1, sums, h2 * h2, hid, gate2)?;
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8
+
+struct BlockQ<'a> {
+    dw: ConvQ<'a>,
+    ln1: NormQ<'a>,
+    se: SeQ<'a>,
+    pw: ConvQ<'a>,
+    ln2: NormQ<'a>,
+}
+
+struct I8Ops<'a> {
+    cfg: V1Config,
+    fc1: ConvQ<'a>,
+    fc2: ConvQ<'a>,
+    add: AddQ,
+    blocks: [BlockQ<'a>; 2],
+}
+
+fn block_q<'a>(p: &P<'_, 'a>, b: usize, prefix: &str, z_in: i32) -> Result<BlockQ<'a>, Error> {
+    let base = V1::BLOCK0 + b * V1::BLOCK_LEN;
+    let m = |o: usize| base + o;
+    let pfx = |suffix: &str| idx(p.m, prefix, suffix);
+    let hs = p.m.i8s(pfx(".hswish.lut")?)?;
+    Ok(BlockQ {
+        dw: p.conv_at(
+            pfx(".block.0.0.weight")?,
+            m(V1::DW_SHIFT),
+            z_in,
+            p.z(m(V1::Z_D)),
+            None,
+        )?,
+        ln1: NormQ {
+            gamma: p.m.i16s(pfx(".block.0.1.gamma")?)?,
+            beta: p.m.i16s(pfx(".block.0.1.beta")?)?,
+            shift: p.z(m(V1::LN1_SHIFT)),
+            eps_q8: p.z(m(V1::LN1_EPS)),
+            out_zero: p.z(m(V1::Z_N)),
+            lut: Some(hs),
+        },
+        se: SeQ {
+            in_zero: p.z(m(V1::Z_HS)),
+            fc1: p.conv_at(
+                pfx(".block.1.fc1.weight")?,
+                m(V1::SE_FC1_SHIFT),
+                0,
+                p.z(m(V1::Z_SH)),
+                None,
+            )?,
+            fc2: p.conv_at(
+                pfx(".block.1.fc2.weight")?,
+                m(V1::SE_FC2_SHIFT),
+                0,
+                p.z(m(V1::Z_SG)),
+                None,
+            )?,
+            gate: p.m.i16s(pfx(".block.1.gate.lut")?)?,
+            mult: p.z(m(V1::SE_MULT)),
+            shift: p.z(m(V1::SE_SHIFT)),
+            out_zero: p.z(m(V1::Z_SE)),
+        },
+        pw: p.conv_at(
+            pfx(".block.2.0.weight")?,
+            m(V1::PW_SHIFT),
+            0,
+            p.z(m(V1::Z_PW)),
+            None,
+        )?,
+        ln2: NormQ {
+            gamma: p.m.i16s(pfx(".block.2.1.gamma")?)?,
+            beta: p.m.i16s(pfx(".block.2.1.beta")?)?,
+            shift: p.z(m(V1::LN2_SHIFT)),
+            eps_q8: p.z(m(V1::LN2_EPS)),
+            out_zero: p.z(m(V1::Z_U)),
+            lut: None,
+        },
+    })
+}
+
+impl V1Ops for I8Ops<'_> {
+    type X = i8;
+    type A = i8;
+    type Y = i8;
+    type Acc = i32;
+    fn mlp(&self, x: &[i8], h1: &mut [i8], z: &mut [i8]) -> Result<(), Error> {
+        let co = self.cfg.c_out;
+        qk::pointwise(x, self.cfg.c_in, &self.fc1, co, &mut *h1)?;
+        qk::pointwise(h1, co, &self.fc2, co, z)
+    }
+    fn dw_ln_hs(
+        &self,
+        b: usize,
+        inp: &DwRows<'_, i8>,
+        oy: usize,
+        ox0: usize,
+        d: &mut [i8],
+    ) -> Result<(), Error> {
+        let s = DwShape {
+            h: self.cfg.h,
+            w: self.cfg.h,
+            c: self.cfg.c_out,
+            stride: b + 1,
+        };
+        let q = &self.blocks[b];
+        depthwise_row_i8(s, inp, &q.dw, oy, ox0, &mut *d)?;
+        qk::layer_norm_inplace(d, self.cfg.c_out, &q.ln1)
+    }
+    fn se_accumulate(&self, b: usize, sums: &mut [i32], d: &[i8]) {
+        let z = self.blocks[b].se.in_zero;
+        for px in d.chunks_exact(sums.len()) {
+            for (s, &v) in sums.iter_mut().zip(px) {
+                *s = s.wrapping_add((v as i32).wrapping_sub(z));
+            }
+        }
+    }
+    fn se_gate(
+        &self,
+        b: usize,
+        sums: &mut [i32],
+        pixels: usize,
+        hid: &mut [i32],
+        gate: &mut [i32],
+    ) -> Result<(), Error> {
+        // `quant::kernels::squeeze_excite`, from the sums on.
+        let q = &self.blocks[b].se;
+        let (c, s) = (sums.len(), hid.len());
+        check_len("int8 se fc1", q.fc1.weight, s * c)?;
+        check_len("int8 se fc2", q.fc2.weight, c * s)?;
+        check_len("int8 se fc1 bias", q.fc1.bias, s)?;
+        check_len("int8 se fc2 bias", q.fc2.bias, c)?;
+        check_len("int8 se fc1 mult", q.fc1.mult, s)?;
+        check_len("int8 se fc2 mult", q.fc2.mult, c)?;
+        check_len("int8 gate lut", q.gate, 256)?;
+        check_len("int8 se gate", gate, c)?;
+        for v in sums.iter_mut() {
+            *v = q
+                .in_zero
+                .wrapping_add(div_round(*v as i64, pixels as i64) as i32)
+                .clamp(-128, 127);
+        }
+        for j in 0..s {
+            let mut acc = q.fc1.bias[j];
+            for i in 0..c {
+                acc = acc.wrapping_add(sums[i] * q.fc1.weight[j * c + i] as i32);
+            }
+            let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
+                acc,
+                q.fc1.mult[j] as i32,
+                q.fc1.shift,
+            )));
+            hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
+        }
+        for i in 0..c {
+            let mut acc = q.fc2.bias[i];
+            for j in 0..s {
+                acc = acc.wrapping_add(hid[j] * q.fc2.weight[i * s + j] as i32);
+            }
+            let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
+                acc,
+                q.fc2.mult[i] as i32,
+                q.fc2.shift,
+            )));
+            gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
+        }
+        Ok(())
+    }
+    fn se_apply(&self, b: usize, gate: &[i32], d: &mut [i8]) {
+        let q = &self.blocks[b].se;
+        for px in d.chunks_exact_mut(gate.len()) {
+            for (v, g) in px.iter_mut().zip(gate) {
+                let acc = (*v as i32).wrapping_sub(q.in_zero).wrapping_mul(*g);
+                *v = sat_i8(q.out_zero.wrapping_add(requant(acc, q.mult, q.shift)));
+            }
+        }
+    }
+    fn block1_out(&self, d: &[i8], z: &[i8], zu: &mut [i8]) -> Result<(), Error> {
+        let (co, q) = (self.cfg.c_out, &self.blocks[0]);
+        qk::pointwise(d, co, &q.pw, co, &mut *zu)?;
+        qk::layer_norm_inplace(&mut *zu, co, &q.ln2)?;
+        check_len("residual", z, zu.len())?;
+        for (o, &zv) in zu.iter_mut().zip(z) {
+            *o = self.add.add(zv, *o);
+        }
+        Ok(())
+    }
+    fn block2_out(&self, d: &[i8], y: &mut [i8]) -> Result<(), Error> {
+        let (co, q) = (self.cfg.c_out, &self.blocks[1]);
+        qk::pointwise(d, co, &q.pw, co, &mut *y)?;
+        qk::layer_norm_inplace(y, co, &q.ln2)
+    }
+}
+
+/// Streams an int8 `mobilevlm-v1` blob in three passes (see the module docs): bit-identical to
+/// [`crate::quant::forward_i8`]. The source is read three times.
+pub fn v1_i8<S: RowSource<i8>, K: RowSink<i8>>(
+    m: &Model<'_>,
+    src: &mut S,
+    sink: &mut K,
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    let ModelConfig::MobileVlmV1(cfg) = m.config() else {
+        return Err(Error::Unsupported("v1_i8 needs a mobilevlm-v1 blob"));
+    };
+    if m.dtype() != DType::Int8 {
+        return Err(Error::Unsupported("v1_i8 needs an int8 blob"));
+    }
+    // The SE sums stay exact in i32 while the map holds fewer than 2^23 pixels.
+    if cfg.tokens_in() >= 1 << 23 {
+        return Err(Error::Unsupported("grid too large for streaming"));
+    }
+    let p = P::new(m)?;
+    let ops = I8Ops {
+        cfg,
+        fc1: p.conv(
+            "mlp.1",
+            V1::FC1_SHIFT,
+            0,
+            p.z(V1::Z_H1P),
+            Some(p.lut("gelu.lut")?),
+        )?,
+        fc2: p.conv("mlp.3", V1::FC2_SHIFT, 0, p.z(V1::Z_Z), None)?,
+        add: p.add(
+            p.z(V1::Z_Z),
+            p.z(V1::BLOCK0 + V1::Z_U),
+            V1::ADD_MA,
+            V1::ADD_MB,
+            V1::ADD_SHIFT,
+            V1::Z_Z2,
+        ),
+        blocks: [
+            block_q(&p, 0, "mb_block.1", p.z(V1::Z_Z))?,
+            block_q(&p, 1, "mb_block.2", p.z(V1::Z_Z2))?,
+        ],
+    };
+    run(&cfg, &ops, src, sink, scratch)
+}
+
+// ---------------------------------------------------------------------------------------------
+// float
+
+struct FloatOps<'a, W, A> {
+    cfg: V1Config,
+    w: V1Weights<'a, W>,
+    _a: core::marker::PhantomData<A>,
+}
+
+impl<'a, W: Elem, A: Elem> FloatOps<'a, W, A> {
+    fn block(&self, b: usize) -> &V1BlockWeights<'a, W> {
+        if b == 0 {
+            &self.w.block1
+        } else {
+            &self.w.block2
+        }
+    }
+}
+
+impl<W: Elem, A: Elem> V1Ops for FloatOps<'_, W, A> {
+    type X = f32;
+    type A = A;
+    type Y = f32;
+    type Acc = f32;
+    fn mlp(&self, x: &[f32], h1: &mut [A], z: &mut [A]) -> Result<(), Error> {
+        let (co, w) = (self.cfg.c_out, &self.w);
+        pointwise(
+            x,
+            self.cfg.c_in,
+            w.fc1_w,
+            Some(w.fc1_b),
+            co,
+            Some(Activation::Gelu),
+            &mut *h1,
+        )?;
+        pointwise(h1, co, w.fc2_w, Some(w.fc2_b), co, None, z)
+    }
+    fn dw_ln_hs(
+        &self,
+        b: usize,
+        inp: &DwRows<'_, A>,
+        oy: usize,
+        ox0: usize,
+        d: &mut [A],
+    ) -> Result<(), Error> {
+        let s = DwShape {
+            h: self.cfg.h,
+            w: self.cfg.h,
+            c: self.cfg.c_out,
+            stride: b + 1,
+        };
+        let q = self.block(b);
+        depthwise_row_float::<A, W, A, A>(s, inp, q.dw_w, None, None, oy, ox0, &mut *d)?;
+        layer_norm_inplace(&mut *d, self.cfg.c_out, q.ln1_w, q.ln1_b)?;
+        apply_inplace(Activation::Hardswish, d);
+        Ok(())
+    }
+    fn se_accumulate(&self, _b: usize, sums: &mut [f32], d: &[A]) {
+        for px in d.chunks_exact(sums.len()) {
+            for (s, v) in sums.iter_mut().zip(px) {
+                *s += v.to_f32();
+            }
+        }
+    }
+    fn se_gate(
+        &self,
+        b: usize,
+        sums: &mut [f32],
+        pixels: usize,
+        hid: &mut [f32],
+        gate: &mut [f32],
+    ) -> Result<(), Error> {
+        // `kernels::se::squeeze_excite`, from the sums on.
+        let w = &self.block(b).se;
+        let (c, s) = (sums.len(), hid.len());
+        check_len("se.fc1.weight", w.fc1_w, s * c)?;
+        check_len("se.fc1.bias", w.fc1_b, s)?;
+        check_len("se.fc2.weight", w.fc2_w, c * s)?;
+        check_len("se.fc2.bias", w.fc2_b, c)?;
+        check_len("se gate", gate, c)?;
+        let inv = 1.0 / pixels as f32;
+        sums.iter_mut().for_each(|m| *m *= inv);
+        for j in 0..s {
+            let mut acc = w.fc1_b[j];
+            for i in 0..c {
+                acc += w.fc1_w[j * c + i].to_f32() * sums[i];
+            }
+            hid[j] = relu(acc);
+        }
+        for i in 0..c {
+            let mut acc = w.fc2_b[i];
+            for j in 0..s {
+                acc += w.fc2_w[i * s + j].to_f32() * hid[j];
+            }
+            gate[i] = hardsigmoid(acc);
+        }
+        Ok(())
+    }
+    fn se_apply(&self, _b: usize, gate: &[f32], d: &mut [A]) {
+        for px in d.chunks_exact_mut(gate.len()) {
+            for (v, g) in px.iter_mut().zip(gate) {
+                *v = A::from_f32(v.to_f32() * g);
+            }
+        }
+    }
+    fn block1_out(&self, d: &[A], z: &[A], zu: &mut [A]) -> Result<(), Error> {
+        let (co, q) = (self.cfg.c_out, &self.w.block1);
+        pointwise(d, co, q.pw_w, None, co, None, &mut *zu)?;
+        layer_norm_inplace(&mut *zu, co, q.ln2_w, q.ln2_b)?;
+        check_len("residual", z, zu.len())?;
+        for (o, zv) in zu.iter_mut().zip(z) {
+            *o = A::from_f32(zv.to_f32() + o.to_f32());
+        }
+        Ok(())
+    }
+    fn block2_out(&self, d: &[A], y: &mut [f32]) -> Result<(), Error> {
+        let (co, q) = (self.cfg.c_out, &self.w.block2);
+        pointwise(d, co, q.pw_w, None, co, None, &mut *y)?;
+        layer_norm_inplace(y, co, q.ln2_w, q.ln2_b)
+    }
+}
+
+/// Streams MobileVLM V1 with float weights `W` and activations stored as `A`, in three passes
+/// (see the module docs): bit-identical to [`crate::arch::mobilevlm_v1::forward`].
+pub fn v1_float<W: Elem, A: Elem, S: RowSource<f32>, K: RowSink<f32>>(
+    cfg: &V1Config,
+    w: &V1Weights<'_, W>,
+    src: &mut S,
+    sink: &mut K,
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    cfg.validate()?;
+    w.validate(cfg)?;
+    let ops = FloatOps::<W, A> {
+        cfg: *cfg,
+        w: *w,
+        _a: core::marker::PhantomData,
+    };
+    run(cfg, &ops, src, sink, scratch)
+}
