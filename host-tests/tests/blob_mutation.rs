@@ -604,14 +604,9 @@ fn data_byte_flips_with_valid_crc_parse_and_run() {
 
 /// The same for int8 blobs: a corrupted quantization parameter must be refused by the reader or
 /// computed with (wrapping) integer arithmetic, never panic.
-///
-/// Ignored until ldp-core handles it: `quant::validate` does not range-check `quant.meta`, and a
-/// flipped bit in a zero point (e.g. `ldp` meta[3] = `Z_A`, the depthwise input's) makes
-/// `(x - z) * w` overflow i32 in `ldp-core/src/quant/depthwise_fast.rs` (a panic with overflow
-/// checks, garbage without). Either `validate` range-checks zero points (to -128..=127) and
-/// shifts, or the kernels use wrapping arithmetic.
+/// (Found by the fuzzer: a flipped zero point used to overflow `(x - z) * w`; `quant::validate`
+/// now range-checks zero points, shifts and multipliers, and the kernels use wrapping arithmetic.)
 #[test]
-#[ignore = "ldp-core int8: unvalidated zero points overflow in depthwise_fast.rs"]
 fn int8_data_byte_flips_with_valid_crc_never_panic() {
     data_flips(true);
 }

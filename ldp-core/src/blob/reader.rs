@@ -296,6 +296,10 @@ impl<'a> Model<'a> {
     pub fn bytes(&self) -> &'a [u8] {
         self.bytes
     }
+    /// The tensor list of this model's architecture and dtype.
+    pub fn specs(&self) -> &'static [TensorSpec] {
+        self.specs
+    }
     /// Number of tensors.
     pub fn tensor_count(&self) -> usize {
         self.specs.len()

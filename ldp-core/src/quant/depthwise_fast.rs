@@ -22,8 +22,9 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
                 for ky in ky0..ky1 {
                     let row = (oy * s.stride + ky - 1) * s.w;
                     for kx in kx0..kx1 {
-                        let xv = x[(row + ox * s.stride + kx - 1) * c + ch] as i32 - z;
-                        acc = acc.wrapping_add(xv * wk[ky * 3 + kx] as i32);
+                        let xv =
+                            (x[(row + ox * s.stride + kx - 1) * c + ch] as i32).wrapping_sub(z);
+                        acc = acc.wrapping_add(xv.wrapping_mul(wk[ky * 3 + kx] as i32));
                     }
                 }
                 let v = sat_i8(

@@ -114,8 +114,10 @@ pub fn depthwise_reference(
                         if ix < 0 || ix >= s.w as isize {
                             continue;
                         }
-                        let xv = x[(iy as usize * s.w + ix as usize) * s.c + c] as i32 - q.in_zero;
-                        acc = acc.wrapping_add(xv * q.weight[c * 9 + ky * 3 + kx] as i32);
+                        let xv = (x[(iy as usize * s.w + ix as usize) * s.c + c] as i32)
+                            .wrapping_sub(q.in_zero);
+                        acc =
+                            acc.wrapping_add(xv.wrapping_mul(q.weight[c * 9 + ky * 3 + kx] as i32));
                     }
                 }
                 y[(oy * wo + ox) * s.c + c] = finish(acc, q.mult[c], q);
@@ -176,8 +178,9 @@ impl AddQ {
     /// Adds one pair of values.
     #[inline(always)]
     pub fn add(&self, a: i8, b: i8) -> i8 {
-        let acc = (a as i64 - self.a_zero as i64).wrapping_mul(self.a_mult as i64)
-            + (b as i64 - self.b_zero as i64).wrapping_mul(self.b_mult as i64);
+        let acc = (a as i64 - self.a_zero as i64)
+            .wrapping_mul(self.a_mult as i64)
+            .wrapping_add((b as i64 - self.b_zero as i64).wrapping_mul(self.b_mult as i64));
         sat_i8(
             self.out_zero
                 .wrapping_add(requant64(acc, self.shift) as i32),
@@ -266,11 +269,12 @@ pub fn resize_bilinear(
             for ch in 0..c {
                 let z = in_zero[if in_zero.len() == 1 { 0 } else { ch }] as i64;
                 let m = mult[if mult.len() == 1 { 0 } else { ch }] as i64;
+                // |x − z| < 2^8 (z is an i8), weights ≤ 2^20: no overflow.
                 let s = w00 * (x[p00 + ch] as i64 - z)
                     + w01 * (x[p01 + ch] as i64 - z)
                     + w10 * (x[p10 + ch] as i64 - z)
                     + w11 * (x[p11 + ch] as i64 - z);
-                let v = requant64(s.wrapping_mul(m), 20 + shift);
+                let v = requant64(s.wrapping_mul(m), shift.saturating_add(20));
                 y[o + ch] = sat_i8(out_zero.wrapping_add(v as i32));
             }
         }
@@ -307,7 +311,7 @@ pub fn adaptive_avg_pool(
                 let mut s = 0i64;
                 for iy in ys..ye {
                     for ix in xs..xe {
-                        s += x[(iy * w + ix) * c + ch] as i64 - zero as i64;
+                        s = s.wrapping_add(x[(iy * w + ix) * c + ch] as i64 - zero as i64);
                     }
                 }
                 y[o + ch] = sat_i8(zero.wrapping_add(div_round(s, count) as i32));
@@ -369,7 +373,9 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
         for (i, x) in px.iter_mut().enumerate() {
             let num = cc * (*x as i64) - s1;
             let xh = requant64(num.wrapping_mul(inv), 46 - k);
-            let acc = xh.wrapping_mul(q.gamma[i] as i64) + ((q.beta[i] as i64) << 16);
+            let acc = xh
+                .wrapping_mul(q.gamma[i] as i64)
+                .wrapping_add((q.beta[i] as i64) << 16);
             let out = sat_i8(q.out_zero.wrapping_add(requant64(acc, q.shift) as i32));
             *x = match q.lut {
                 Some(t) => t[(out as i32 + 128) as usize],
@@ -440,7 +446,7 @@ pub fn squeeze_excite(
         let mut acc = 0i64;
         let mut i = ch;
         while i < x.len() {
-            acc += x[i] as i64 - q.in_zero as i64;
+            acc = acc.wrapping_add(x[i] as i64 - q.in_zero as i64);
             i += c;
         }
         sum[ch] = q
@@ -451,7 +457,7 @@ pub fn squeeze_excite(
     for j in 0..s {
         let mut acc = q.fc1.bias[j];
         for i in 0..c {
-            acc = acc.wrapping_add(sum[i] * q.fc1.weight[j * c + i] as i32);
+            acc = acc.wrapping_add(sum[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
         }
         let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
             acc,
@@ -463,7 +469,7 @@ pub fn squeeze_excite(
     for i in 0..c {
         let mut acc = q.fc2.bias[i];
         for j in 0..s {
-            acc = acc.wrapping_add(hid[j] * q.fc2.weight[i * s + j] as i32);
+            acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
         }
         let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
             acc,
@@ -474,7 +480,7 @@ pub fn squeeze_excite(
     }
     for px in x.chunks_exact_mut(c) {
         for (v, g) in px.iter_mut().zip(gate.iter()) {
-            let acc = (*v as i32 - q.in_zero).wrapping_mul(*g);
+            let acc = (*v as i32).wrapping_sub(q.in_zero).wrapping_mul(*g);
             *v = sat_i8(q.out_zero.wrapping_add(requant(acc, q.mult, q.shift)));
         }
     }

@@ -26,21 +26,162 @@ pub use graph::{scratch_bytes_i8, Trace};
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::Error;
 
-/// Semantic checks of an int8 blob beyond shapes: shifts in range, LUT tables present.
+/// Semantic checks of an int8 blob beyond shapes: every zero point in `-128..=127`, every
+/// shift in `1..=62`, multipliers and LayerNorm epsilons non-negative, input scales finite and
+/// positive. (The kernels also use wrapping arithmetic, so even a blob that slipped past these
+/// checks could not make them panic — only compute garbage.)
 pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     let meta = m
         .find("quant.meta", "")
         .and_then(|i| m.i32s(i).ok())
         .ok_or(BlobError::BadTable("int8 blob without quant.meta"))?;
-    if m.find("quant.scales", "")
+    let scales = m
+        .find("quant.scales", "")
         .and_then(|i| m.f32s(i).ok())
-        .is_none()
-    {
-        return Err(BlobError::BadTable("int8 blob without quant.scales"));
+        .ok_or(BlobError::BadTable("int8 blob without quant.scales"))?;
+    let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
+        ModelConfig::Ldp(_) => (LDP_ZEROS, LDP_SHIFTS, LDP_NONNEG),
+        ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
+        ModelConfig::MobileVlmV2(_) => (V2_ZEROS, V2_SHIFTS, V2_NONNEG),
+    };
+    let at = |i: usize| {
+        meta.get(i)
+            .copied()
+            .ok_or(BlobError::BadTable("quant.meta too short"))
+    };
+    for &i in zeros {
+        if !(-128..=127).contains(&at(i)?) {
+            return Err(BlobError::BadTable(
+                "an int8 zero point is outside -128..=127",
+            ));
+        }
+        let s = scales.get(i).copied().unwrap_or(0.0);
+        if !(s.is_finite() && s >= 0.0) {
+            return Err(BlobError::BadTable("an activation scale is not finite"));
+        }
     }
-    let _ = meta;
+    for &i in shifts {
+        if !(1..=62).contains(&at(i)?) {
+            return Err(BlobError::BadTable(
+                "a requantization shift is outside 1..=62",
+            ));
+        }
+    }
+    for &i in nonneg {
+        if at(i)? < 0 {
+            return Err(BlobError::BadTable("a multiplier or epsilon is negative"));
+        }
+    }
+    let scale = m
+        .find("input.scale", "")
+        .and_then(|i| m.f32s(i).ok())
+        .ok_or(BlobError::BadTable("no input.scale"))?;
+    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(BlobError::BadTable(
+            "an input scale is not finite and positive",
+        ));
+    }
+    for (i, spec) in m.specs().iter().enumerate() {
+        if spec.name.ends_with(".mult") {
+            let v = m.i16s(i).map_err(|_| BlobError::Misaligned)?;
+            if v.iter().any(|&x| x < 0) {
+                return Err(BlobError::BadTable(
+                    "a requantization multiplier is negative",
+                ));
+            }
+        }
+    }
     Ok(())
 }
+
+use specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
+
+const LDP_ZEROS: &[usize] = &[
+    L::Z_X,
+    L::Z_P,
+    L::Z_A,
+    L::Z_R,
+    L::Z_D,
+    L::Z_B,
+    L::Z_Q,
+    L::Z_N,
+    L::Z_C,
+    L::Z_E,
+    L::Z_F,
+    L::Z_G,
+    L::Z_Y,
+];
+const LDP_SHIFTS: &[usize] = &[
+    L::PW1_SHIFT,
+    L::SKIP_SHIFT,
+    L::DW1_SHIFT,
+    L::ADD1_SHIFT,
+    L::PW2_SHIFT,
+    L::LN1_SHIFT,
+    L::DW2_SHIFT,
+    L::ADD2_SHIFT,
+    L::PW3_SHIFT,
+    L::LN2_SHIFT,
+];
+const LDP_NONNEG: &[usize] = &[
+    L::ADD1_MA,
+    L::ADD1_MB,
+    L::ADD2_MA,
+    L::ADD2_MB,
+    L::LN1_EPS,
+    L::LN2_EPS,
+];
+
+const fn v1_block_list<const N: usize>(head: &[usize], offs: &[usize]) -> [usize; N] {
+    let mut out = [0usize; N];
+    let mut i = 0;
+    while i < head.len() {
+        out[i] = head[i];
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 2 {
+        let mut j = 0;
+        while j < offs.len() {
+            out[head.len() + b * offs.len() + j] = V1::BLOCK0 + b * V1::BLOCK_LEN + offs[j];
+            j += 1;
+        }
+        b += 1;
+    }
+    out
+}
+const V1_ZEROS: [usize; 5 + 2 * 8] = v1_block_list(
+    &[V1::Z_X, V1::Z_H1P, V1::Z_H1, V1::Z_Z, V1::Z_Z2],
+    &[
+        V1::Z_D,
+        V1::Z_N,
+        V1::Z_HS,
+        V1::Z_SH,
+        V1::Z_SG,
+        V1::Z_SE,
+        V1::Z_PW,
+        V1::Z_U,
+    ],
+);
+const V1_SHIFTS: [usize; 3 + 2 * 7] = v1_block_list(
+    &[V1::FC1_SHIFT, V1::FC2_SHIFT, V1::ADD_SHIFT],
+    &[
+        V1::DW_SHIFT,
+        V1::LN1_SHIFT,
+        V1::SE_FC1_SHIFT,
+        V1::SE_FC2_SHIFT,
+        V1::SE_SHIFT,
+        V1::PW_SHIFT,
+        V1::LN2_SHIFT,
+    ],
+);
+const V1_NONNEG: [usize; 2 + 2 * 3] = v1_block_list(
+    &[V1::ADD_MA, V1::ADD_MB],
+    &[V1::LN1_EPS, V1::LN2_EPS, V1::SE_MULT],
+);
+const V2_ZEROS: &[usize] = &[V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y];
+const V2_SHIFTS: &[usize] = &[V2::FC1_SHIFT, V2::FC2_SHIFT, V2::PEG_SHIFT, V2::ADD_SHIFT];
+const V2_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB];
 
 /// Scratch bytes of the int8 forward pass with f32 input and output.
 pub(crate) const fn scratch_bytes(cfg: &ModelConfig) -> usize {
