@@ -14,6 +14,8 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+mod build_lm3s;
+
 /// Everything build.rs knows about a board.
 struct BoardSpec {
     feature: &'static str,
@@ -54,6 +56,14 @@ const BOARDS: &[BoardSpec] = &[
         script: "qemu-mps2.x",
         cortex_m: true,
         arena_cap: 3 << 20,
+    },
+    BoardSpec {
+        feature: "qemu-lm3s",
+        target: "thumbv7m-none-eabi",
+        script: "qemu-lm3s.x",
+        cortex_m: true,
+        // Runs the streaming executor on its own data (build_lm3s.rs), no whole-tensor model.
+        arena_cap: 0,
     },
     BoardSpec {
         feature: "qemu-a53",
@@ -166,7 +176,12 @@ fn run() -> Result<(), String> {
         }
     }
 
-    // Model data.
+    // Model data. `qemu-lm3s` streams one model from its own directory instead.
+    if board.feature == "qemu-lm3s" {
+        let code = build_lm3s::generate(&manifest_dir.join("data").join("qemu-lm3s"))?;
+        fs::write(out.join("stream_data.rs"), code).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
     let data_dir = match env::var_os("LDP_FW_DATA") {
         Some(d) if !d.is_empty() => {
             let p = PathBuf::from(d);

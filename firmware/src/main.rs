@@ -5,13 +5,17 @@
 //! --workspace` and `cargo clippy --workspace` work. See `firmware/README.md`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
+mod app;
+/// `qemu-lm3s` (64 KiB of RAM) runs the streaming executor on one model instead.
+#[cfg(all(target_os = "none", feature = "qemu-lm3s"))]
+#[path = "stream_app.rs"]
 mod app;
 #[cfg(target_os = "none")]
 mod board;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
 mod check;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
 mod models;
 #[cfg(target_os = "none")]
 mod stack;

@@ -3,8 +3,8 @@
 //! * int8: bit-identical to `ldp_core::quant::forward_i8` (ldp with several strip widths, V1, V2),
 //!   on synthetic models over odd shapes, 1×1, 1×N, N×1, C_in ≠ C_out, and on the golden cases
 //!   (int8 blobs made in-process with `ldp_quant`);
-//! * f32 and f16: bit-identical to `Model::forward` (the issue asks for 1e-6 relative; the
-//!   executor reuses the whole-tensor arithmetic, so the tests demand equality);
+//! * f32: within 1e-6 relative of `Model::forward` (f16: 2e-3) — in fact bit-identical today,
+//!   as the executor reuses the whole-tensor arithmetic (the golden test prints it);
 //! * the row kernels against the whole-tensor kernels;
 //! * the CRC helpers; the RAM formulas; the committed `qemu-lm3s` firmware data.
 
@@ -139,27 +139,36 @@ fn check_i8(blob: &AlignedBytes, x: &[f32], what: &str) {
     }
 }
 
-/// Float streaming == whole-tensor, bit for bit (so certainly within 1e-6 relative).
-fn check_float(blob: &AlignedBytes, x: &[f32], what: &str) {
+/// Float streaming within 1e-6 relative of whole-tensor in f32 (relative L2, and max abs error
+/// relative to the largest output); f16 within 2e-3. With the same kernels the two are bit-identical today; a SIMD path
+/// whose results depend on where a slice starts may make them differ by an ulp, which the bound
+/// allows. Returns whether every value was bit-identical.
+fn check_float(blob: &AlignedBytes, x: &[f32], what: &str) -> bool {
     let m = Model::parse(blob.as_bytes()).unwrap();
     let want = whole_float(&m, x);
+    let mut identical = true;
     for strip in strips_for(&m.config()) {
         let got = stream_float(&m, x, strip);
-        let mut worst = 0f64;
-        let mut bad = 0;
+        let (mut num, mut den, mut max_abs, mut max_ref) = (0f64, 0f64, 0f64, 0f64);
         for (a, b) in got.iter().zip(&want) {
-            if a.to_bits() != b.to_bits() {
-                bad += 1;
-                worst = worst.max(((a - b).abs() / b.abs().max(1e-30)) as f64);
-            }
+            assert!(a.is_finite(), "{what}: non-finite streaming output");
+            identical &= a.to_bits() == b.to_bits();
+            let d = (*a as f64 - *b as f64).abs();
+            num += d * d;
+            den += (*b as f64) * (*b as f64);
+            max_abs = max_abs.max(d);
+            max_ref = max_ref.max((*b as f64).abs());
         }
-        assert_eq!(
-            bad,
-            0,
-            "{what}: {} strip {strip}: {bad} values differ (worst rel {worst:e})",
+        let rel = (num / den.max(f64::MIN_POSITIVE)).sqrt();
+        // f16 stores activations with 11-bit mantissas: one ulp of difference is 5e-4.
+        let bound = if m.dtype() == DType::F16 { 2e-3 } else { 1e-6 };
+        assert!(
+            rel <= bound && max_abs <= bound * max_ref,
+            "{what}: {} strip {strip}: relative L2 {rel:e}, max abs {max_abs:e} (max |y| {max_ref:e})",
             m.dtype().name()
         );
     }
+    identical
 }
 
 fn ldp(c_in: usize, c_out: usize, h: usize, w: usize) -> ModelConfig {
@@ -197,7 +206,7 @@ fn ldp_int8_bit_identical() {
 }
 
 #[test]
-fn ldp_float_bit_identical() {
+fn ldp_float_within_1e6() {
     for (k, &(ci, co, h, w)) in LDP_SHAPES.iter().enumerate() {
         let cfg = ldp(ci, co, h, w);
         let x = randn(cfg.input_len(), 2000 + k as u64, 1.0);
@@ -222,7 +231,7 @@ const V2_SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 #[test]
-fn v2_int8_and_float_bit_identical() {
+fn v2_int8_identical_float_within_1e6() {
     for (k, &(ci, co, h)) in V2_SHAPES.iter().enumerate() {
         let cfg = ModelConfig::MobileVlmV2(V2Config {
             c_in: ci,
@@ -248,7 +257,7 @@ const V1_SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 #[test]
-fn v1_int8_and_float_bit_identical() {
+fn v1_int8_identical_float_within_1e6() {
     for (k, &(ci, co, h)) in V1_SHAPES.iter().enumerate() {
         let cfg = ModelConfig::MobileVlmV1(V1Config::new(ci, co, h));
         let x = randn(cfg.input_len(), 4000 + k as u64, 1.0);
@@ -263,7 +272,7 @@ fn v1_int8_and_float_bit_identical() {
 /// The golden cases: int8 blobs quantized in-process from the committed weights and
 /// calibration sets, f32 blobs from the same weights; the golden inputs.
 #[test]
-fn golden_cases_bit_identical() {
+fn golden_cases_int8_identical_float_within_1e6() {
     let index: Vec<String> =
         serde_json::from_slice(&std::fs::read(golden_dir().join("index.json")).unwrap()).unwrap();
     for name in index {
@@ -288,7 +297,8 @@ fn golden_cases_bit_identical() {
         let xs = ldp_quant::layout::split_batch(&input, &cfg, "input", false).unwrap();
         for x in &xs {
             check_i8(&int8, x, &name);
-            check_float(&f32b, x, &name);
+            let same = check_float(&f32b, x, &name);
+            println!("{name}: f32 streaming bit-identical to whole-tensor: {same}");
         }
     }
 }
@@ -531,4 +541,43 @@ fn scratch_is_checked_and_small() {
     let seed = ldp(128, 128, 64, 64);
     assert!(stream::whole_tensor_bytes(&seed, DType::Int8) > 1536 * 1024);
     assert!(stream::scratch_bytes(&seed, DType::Int8, 16) < 40 * 1024);
+}
+
+#[allow(dead_code)]
+#[path = "../examples/gen_lm3s.rs"]
+mod gen_lm3s;
+
+/// The committed `qemu-lm3s` data (`firmware/data/qemu-lm3s/`) is consistent: the blob holds the
+/// int8 `LDP(128, 128)` on 64×64, and `output_crc32` in `stream.txt` is the CRC-32 of the
+/// whole-tensor int8 output of that blob on the board's generated input — which streaming in
+/// the board's strips reproduces. (The blob itself depends on the quantizer; regenerate it
+/// with the example after quantizer changes if wanted — the check stays valid either way.)
+#[test]
+fn lm3s_firmware_data_is_consistent() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/data/qemu-lm3s");
+    let blob = AlignedBytes::from_slice(&std::fs::read(dir.join("model.int8.ldp")).unwrap());
+    let m = Model::parse(blob.as_bytes()).unwrap();
+    assert_eq!(m.config(), ModelConfig::Ldp(gen_lm3s::CFG));
+    assert_eq!(m.dtype(), DType::Int8);
+    let text = std::fs::read_to_string(dir.join("stream.txt")).unwrap();
+    let field = |k: &str| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(k))
+            .unwrap_or_else(|| panic!("stream.txt lacks `{k}`"));
+        line.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let crc = u32::from_str_radix(field("output_crc32").trim_start_matches("0x"), 16).unwrap();
+    let seed = u32::from_str_radix(field("input_seed").trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(seed, gen_lm3s::INPUT_SEED);
+    assert_eq!(field("strip").parse::<usize>().unwrap(), gen_lm3s::STRIP);
+    assert_eq!(
+        gen_lm3s::whole_tensor_crc(&m),
+        crc,
+        "stream.txt's output_crc32 does not match the blob: regenerate the data"
+    );
+    assert_eq!(gen_lm3s::streamed_crc(&m), crc);
+    // It fits the board with room for the stack.
+    let cfg = ModelConfig::Ldp(gen_lm3s::CFG);
+    assert!(stream::scratch_bytes(&cfg, DType::Int8, gen_lm3s::STRIP) < 40 * 1024);
 }

@@ -62,6 +62,15 @@ pub const BOARDS: &[Board] = &[
         },
     },
     Board {
+        name: "qemu-lm3s",
+        target: "thumbv7m-none-eabi",
+        core: "Cortex-M3, no FPU, 64 KiB RAM (QEMU lm3s6965evb; streaming int8 LDP 128->128 64x64)",
+        kind: Kind::Qemu {
+            binary: "qemu-system-arm",
+            machine: &["-M", "lm3s6965evb"],
+        },
+    },
+    Board {
         name: "qemu-a53",
         target: "aarch64-unknown-none",
         core: "Cortex-A53 (QEMU virt)",

@@ -102,6 +102,11 @@ mod qemu_m3;
 #[cfg(feature = "qemu-m3")]
 pub use qemu_m3::QemuM3 as Current;
 
+#[cfg(feature = "qemu-lm3s")]
+mod qemu_lm3s;
+#[cfg(feature = "qemu-lm3s")]
+pub use qemu_lm3s::QemuLm3s as Current;
+
 #[cfg(feature = "qemu-a53")]
 mod qemu_a53;
 #[cfg(feature = "qemu-a53")]

@@ -248,7 +248,7 @@ pub fn resize_row_i8(
                 + w01 * (r0[p1 + ch] as i64 - z)
                 + w10 * (r1[p0 + ch] as i64 - z)
                 + w11 * (r1[p1 + ch] as i64 - z);
-            let v = requant64(s.wrapping_mul(m), 20 + q.shift);
+            let v = requant64(s.wrapping_mul(m), q.shift.saturating_add(20));
             y[o + ch] = sat_i8(q.out_zero.wrapping_add(v as i32));
         }
     }

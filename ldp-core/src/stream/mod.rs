@@ -131,6 +131,50 @@ impl<T: Copy> RowSink<T> for SliceSink<'_, T> {
     }
 }
 
+/// A deterministic int8 input generator (a [`RowSource`] for tests and benchmarks without an
+/// input in memory): value `(row, col, ch)` is a hash of its channels-last index and the seed,
+/// folded to a triangular distribution on `-127..=127`. Random access, so column strips may
+/// re-read halo columns; firmware and host produce the same input from the same seed.
+#[derive(Debug, Clone, Copy)]
+pub struct SyntheticSource {
+    seed: u32,
+    w: usize,
+    c: usize,
+}
+
+impl SyntheticSource {
+    /// A generator for rows of `w` pixels of `c` channels.
+    pub const fn new(seed: u32, w: usize, c: usize) -> Self {
+        SyntheticSource { seed, w, c }
+    }
+    /// The value at `(row, col, ch)`.
+    #[inline]
+    pub fn value(&self, row: usize, col: usize, ch: usize) -> i8 {
+        Self::at(self.seed, ((row * self.w + col) * self.c + ch) as u32)
+    }
+    #[inline(always)]
+    fn at(seed: u32, idx: u32) -> i8 {
+        // lowbias32 (Chris Wellons' integer hash) of the index mixed with the seed.
+        let mut x = idx.wrapping_mul(0x9E37_79B1) ^ seed;
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7FEB_352D);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846C_A68B);
+        x ^= x >> 16;
+        (((x & 0xFF) as i32 + ((x >> 8) & 0xFF) as i32 - 255) / 2) as i8
+    }
+}
+
+impl RowSource<i8> for SyntheticSource {
+    fn read(&mut self, row: usize, col: usize, out: &mut [i8]) -> Result<(), Error> {
+        let start = ((row * self.w + col) * self.c) as u32;
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = Self::at(self.seed, start.wrapping_add(k as u32));
+        }
+        Ok(())
+    }
+}
+
 const fn crc_table() -> [u32; 256] {
     let mut t = [0u32; 256];
     let mut i = 0;

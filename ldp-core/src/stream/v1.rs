@@ -319,7 +319,7 @@ impl V1Ops for I8Ops<'_> {
         for j in 0..s {
             let mut acc = q.fc1.bias[j];
             for i in 0..c {
-                acc = acc.wrapping_add(sums[i] * q.fc1.weight[j * c + i] as i32);
+                acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
             }
             let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
                 acc,
@@ -331,7 +331,7 @@ impl V1Ops for I8Ops<'_> {
         for i in 0..c {
             let mut acc = q.fc2.bias[i];
             for j in 0..s {
-                acc = acc.wrapping_add(hid[j] * q.fc2.weight[i * s + j] as i32);
+                acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
             }
             let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
                 acc,
