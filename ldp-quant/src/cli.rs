@@ -164,9 +164,9 @@ struct ConvertArgs {
     /// How int8 activation ranges are picked from the calibration data.
     #[arg(long, value_enum, default_value_t = CalibMethod::Mse)]
     calib_method: CalibMethod,
-    /// int8 input quantization: one scale per input channel (folded into the first layer;
-    /// robust to outlier channels) or one for the whole tensor.
-    #[arg(long, value_enum, default_value_t = crate::int8::InputQuant::PerChannel)]
+    /// int8 input quantization: one scale for the whole tensor (TFLite) or one per input channel
+    /// (folded into the first layer; for inputs with outlier channels).
+    #[arg(long, value_enum, default_value_t = crate::int8::InputQuant::PerTensor)]
     input_quant: crate::int8::InputQuant,
     /// Where to write the blob.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -370,8 +370,57 @@ fn config_summary(config: &ModelConfig) -> String {
 /// TODO(int8, lead): list each layer's input/output scale and zero point and the per-channel
 /// weight scales (min/max) here. Returns `None` until the int8 format exists.
 fn int8_params_section(model: &Model<'_>) -> Option<String> {
-    let _ = model;
-    None
+    if model.dtype() != ldp_core::DType::Int8 {
+        return None;
+    }
+    let meta = model.i32s(model.find("quant.meta", "")?).ok()?;
+    let scales = model.f32s(model.find("quant.scales", "")?).ok()?;
+    let in_scale = model.f32s(model.find("input.scale", "")?).ok()?;
+    let in_zero = model.i8s(model.find("input.zero", "")?).ok()?;
+    let mut s =
+        String::from("quantization parameters (int8, TFLite scheme; real = scale * (q - zero)):\n");
+    if in_scale.len() == 1 {
+        s.push_str(&format!(
+            "  input: per tensor, scale {:.6e}, zero {}\n",
+            in_scale[0], in_zero[0]
+        ));
+    } else {
+        let (lo, hi) = in_scale
+            .iter()
+            .fold((f32::INFINITY, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+        s.push_str(&format!(
+            "  input: per channel ({} channels, folded into the first layer), scale {lo:.3e} .. {hi:.3e}\n",
+            in_scale.len()
+        ));
+    }
+    s.push_str("  activations (zero point, scale) and layer constants (quant.meta):\n");
+    let names = ldp_core::quant::specs::meta_names(model.arch());
+    for (i, (name, v)) in names.iter().zip(meta).enumerate() {
+        let tail = name.rsplit('.').next().unwrap_or(name);
+        if tail.starts_with("Z_") {
+            s.push_str(&format!(
+                "    {name:<16} zero {v:>5}  scale {:.6e}\n",
+                scales.get(i).copied().unwrap_or(0.0)
+            ));
+        } else {
+            s.push_str(&format!("    {name:<16} {v}\n"));
+        }
+    }
+    s.push_str("  per-channel requantization multipliers (i16 mantissa / 2^shift):\n");
+    for (i, spec) in model.specs().iter().enumerate() {
+        if let Some(layer) = spec.name.strip_suffix(".mult") {
+            if let Ok(m) = model.i16s(i) {
+                let (lo, hi) = m
+                    .iter()
+                    .fold((i16::MAX, i16::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                s.push_str(&format!(
+                    "    {layer:<24} {} channels, mantissa {lo} .. {hi}\n",
+                    m.len()
+                ));
+            }
+        }
+    }
+    Some(s)
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! `cargo xtask …`: build, run and measure the firmware.
 //!
+//! * `test` — every test: fmt, clippy, host tests, `ldp-core` on the embedded targets, `qemu`.
 //! * `qemu` — build and run every QEMU board, print their RESULT lines, `N passed, M failed`.
 //! * `run` — quantize a model (or take the bundled example), run it on one QEMU board, and
 //!   summarize accuracy, instructions, RAM and flash for a person.
@@ -25,6 +26,11 @@ const USAGE: &str = "\
 cargo xtask <command> [options]
 
 Commands:
+  test
+        Everything CI checks: cargo fmt --check, cargo clippy -D warnings, cargo test (host:
+        golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
+        thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), then every
+        QEMU board (as `qemu`). Last line: `N passed, M failed` (steps).
   qemu [--board B]... [--timeout S]
         Build the firmware for every QEMU board (or the given ones), run it in QEMU with the
         bundled models, print the RESULT lines and `N passed, M failed`.
@@ -115,6 +121,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ctx = Ctx::new();
     let result = match args.first().map(String::as_str) {
+        Some("test") => cmd_test(&ctx, &args[1..]),
         Some("qemu") => cmd_qemu(&ctx, &args[1..]),
         Some("run") => cmd_run(&ctx, &args[1..]),
         Some("build-boards") => cmd_build_boards(&ctx, &args[1..]),
@@ -300,6 +307,109 @@ fn report_run(board: &Board, run: &qemu::Run) {
             eprintln!("  problem: {p}");
         }
     }
+}
+
+/// `cargo xtask test`: runs every check in order, continues past failures, sums up.
+fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
+    if !args.is_empty() {
+        return Err(format!("`test` takes no options, got {args:?}"));
+    }
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        ("format", vec!["fmt", "--all", "--", "--check"]),
+        (
+            "clippy (host)",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        (
+            "host tests",
+            vec!["test", "--workspace", "--exclude", "firmware"],
+        ),
+        (
+            "ldp-core thumbv6m-none-eabi",
+            vec!["build", "-p", "ldp-core", "--target", "thumbv6m-none-eabi"],
+        ),
+        (
+            "ldp-core thumbv7em-none-eabihf",
+            vec![
+                "build",
+                "-p",
+                "ldp-core",
+                "--target",
+                "thumbv7em-none-eabihf",
+            ],
+        ),
+        (
+            "ldp-core aarch64-unknown-none",
+            vec![
+                "build",
+                "-p",
+                "ldp-core",
+                "--target",
+                "aarch64-unknown-none",
+            ],
+        ),
+        (
+            "clippy ldp-core thumbv7em",
+            vec![
+                "clippy",
+                "-p",
+                "ldp-core",
+                "--target",
+                "thumbv7em-none-eabihf",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut failures = Vec::new();
+    for (name, cargs) in steps {
+        println!("==> {name}: cargo {}", cargs.join(" "));
+        let t = Instant::now();
+        let ok = Command::new(&ctx.cargo)
+            .args(&cargs)
+            .current_dir(&ctx.root)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?
+            .success();
+        println!(
+            "<== {name}: {} ({:.0} s)",
+            if ok { "ok" } else { "FAILED" },
+            t.elapsed().as_secs_f64()
+        );
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+            failures.push(name.to_string());
+        }
+    }
+    println!("==> QEMU boards: cargo xtask qemu");
+    match cmd_qemu(ctx, &[]) {
+        Ok(true) => passed += 1,
+        Ok(false) => {
+            failed += 1;
+            failures.push("qemu".into());
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            failed += 1;
+            failures.push("qemu".into());
+        }
+    }
+    if !failures.is_empty() {
+        println!("failed steps: {}", failures.join(", "));
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
 }
 
 fn cmd_qemu(ctx: &Ctx, args: &[String]) -> Result<bool, String> {

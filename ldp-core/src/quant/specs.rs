@@ -255,3 +255,113 @@ pub const V2_INT8: &[TensorSpec] = &{
         t("quant.meta", I32, &[Lit(v2_meta::LEN as u32)]),
     ]
 };
+
+/// Names of the `quant.meta` entries of `ldp`, by index (`Z_*` are zero points; their
+/// scale is at the same index of `quant.scales`).
+pub const LDP_META_NAMES: [&str; ldp_meta::LEN] = [
+    "Z_X",
+    "PW1_SHIFT",
+    "Z_P",
+    "Z_A",
+    "SKIP_SHIFT",
+    "Z_R",
+    "DW1_SHIFT",
+    "Z_D",
+    "ADD1_MA",
+    "ADD1_MB",
+    "ADD1_SHIFT",
+    "Z_B",
+    "PW2_SHIFT",
+    "Z_Q",
+    "LN1_SHIFT",
+    "LN1_EPS",
+    "Z_N",
+    "Z_C",
+    "DW2_SHIFT",
+    "Z_E",
+    "ADD2_MA",
+    "ADD2_MB",
+    "ADD2_SHIFT",
+    "Z_F",
+    "PW3_SHIFT",
+    "Z_G",
+    "LN2_SHIFT",
+    "LN2_EPS",
+    "Z_Y",
+];
+
+/// Names of the `quant.meta` entries of `v2`, by index (`Z_*` are zero points; their
+/// scale is at the same index of `quant.scales`).
+pub const V2_META_NAMES: [&str; v2_meta::LEN] = [
+    "Z_X",
+    "FC1_SHIFT",
+    "Z_H1P",
+    "Z_H1",
+    "FC2_SHIFT",
+    "Z_M",
+    "PEG_SHIFT",
+    "Z_D",
+    "ADD_MA",
+    "ADD_MB",
+    "ADD_SHIFT",
+    "Z_Y",
+];
+
+/// Names of the `quant.meta` entries of `mobilevlm-v1`, by index (`B1.`/`B2.` = `mb_block.1`/`.2`).
+pub const V1_META_NAMES: [&str; v1_meta::LEN] = [
+    "Z_X",
+    "FC1_SHIFT",
+    "Z_H1P",
+    "Z_H1",
+    "FC2_SHIFT",
+    "Z_Z",
+    "ADD_MA",
+    "ADD_MB",
+    "ADD_SHIFT",
+    "Z_Z2",
+    "B1.DW_SHIFT",
+    "B1.Z_D",
+    "B1.LN1_SHIFT",
+    "B1.LN1_EPS",
+    "B1.Z_N",
+    "B1.Z_HS",
+    "B1.SE_FC1_SHIFT",
+    "B1.Z_SH",
+    "B1.SE_FC2_SHIFT",
+    "B1.Z_SG",
+    "B1.SE_MULT",
+    "B1.SE_SHIFT",
+    "B1.Z_SE",
+    "B1.PW_SHIFT",
+    "B1.Z_PW",
+    "B1.LN2_SHIFT",
+    "B1.LN2_EPS",
+    "B1.Z_U",
+    "B2.DW_SHIFT",
+    "B2.Z_D",
+    "B2.LN1_SHIFT",
+    "B2.LN1_EPS",
+    "B2.Z_N",
+    "B2.Z_HS",
+    "B2.SE_FC1_SHIFT",
+    "B2.Z_SH",
+    "B2.SE_FC2_SHIFT",
+    "B2.Z_SG",
+    "B2.SE_MULT",
+    "B2.SE_SHIFT",
+    "B2.Z_SE",
+    "B2.PW_SHIFT",
+    "B2.Z_PW",
+    "B2.LN2_SHIFT",
+    "B2.LN2_EPS",
+    "B2.Z_U",
+];
+
+/// The `quant.meta` entry names of an architecture.
+pub fn meta_names(arch: crate::Arch) -> &'static [&'static str] {
+    match arch {
+        crate::Arch::Ldp => &LDP_META_NAMES,
+        crate::Arch::MobileVlmV1 => &V1_META_NAMES,
+        crate::Arch::MobileVlmV2 => &V2_META_NAMES,
+    }
+}
