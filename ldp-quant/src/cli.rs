@@ -423,6 +423,52 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     Some(s)
 }
 
+/// RAM of whole-tensor execution against streaming execution (`ldp_core::stream`), for
+/// `inspect`. Whole-tensor: input, output and scratch (int8 input/output for int8 blobs, f32
+/// otherwise); streaming: the scratch arena only (input and output are streamed).
+fn streaming_ram_section(config: &ModelConfig, dtype: DType) -> String {
+    use ldp_core::stream;
+    let macs = config.macs();
+    let extra = |m: usize| 100.0 * (m as f64 / macs.max(1) as f64 - 1.0);
+    let mut s = format!(
+        "RAM whole-tensor: {} bytes (input, output and scratch)\n",
+        stream::whole_tensor_bytes(config, dtype)
+    );
+    match config {
+        ModelConfig::Ldp(c) => {
+            s.push_str("RAM streaming:    (ldp_core::stream, column strips of output columns)\n");
+            let w2 = c.w2();
+            let mut strips = vec![stream::FULL_WIDTH];
+            strips.extend([32, 16, 8, 4, 2, 1].into_iter().filter(|&k| k < w2));
+            for k in strips {
+                let n = stream::strip_count(w2, k);
+                let m = stream::macs(config, k);
+                s.push_str(&format!(
+                    "  {n:>3} strip(s) of <= {:>3} columns: {:>9} bytes, {m} MACs (+{:.1}% halo recompute)\n",
+                    w2.div_ceil(n),
+                    stream::scratch_bytes(config, dtype, k),
+                    extra(m)
+                ));
+            }
+        }
+        ModelConfig::MobileVlmV1(_) => {
+            let m = stream::macs(config, stream::FULL_WIDTH);
+            s.push_str(&format!(
+                "RAM streaming:    {} bytes (ldp_core::stream, three passes for the two SE means: {m} MACs, +{:.1}%)\n",
+                stream::scratch_bytes(config, dtype, stream::FULL_WIDTH),
+                extra(m)
+            ));
+        }
+        ModelConfig::MobileVlmV2(_) => {
+            s.push_str(&format!(
+                "RAM streaming:    {} bytes (ldp_core::stream, whole rows, no recompute)\n",
+                stream::scratch_bytes(config, dtype, stream::FULL_WIDTH)
+            ));
+        }
+    }
+    s
+}
+
 fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     let buf = load_blob(&a.model)?;
     let model = parse_model(&a.model, &buf)?;
@@ -463,6 +509,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         4 * config.input_len(),
         4 * config.output_len()
     ));
+    s.push_str(&streaming_ram_section(&config, model.dtype()));
     s.push_str(&format!("tensors:      {}\n", model.tensor_count()));
     let rows: Vec<(String, String, String, String, String)> = (0..model.tensor_count())
         .filter_map(|i| model.tensor(i))
