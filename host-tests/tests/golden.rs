@@ -30,18 +30,26 @@ fn npy_f32(p: &Path) -> (Vec<u64>, Vec<f32>) {
 }
 fn npy_f64(p: &Path) -> Vec<f64> {
     let bytes = std::fs::read(p).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f64>().unwrap()
+    npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec::<f64>()
+        .unwrap()
 }
 
 fn load(name: &str) -> Case {
     let dir = golden_dir().join(name);
-    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
     let st_bytes = std::fs::read(dir.join("weights.safetensors")).unwrap();
     let st = SafeTensors::deserialize(&st_bytes).unwrap();
     let mut tensors = HashMap::new();
     for (k, v) in st.tensors() {
         assert_eq!(v.dtype(), safetensors::Dtype::F32);
-        let data: Vec<f32> = v.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let data: Vec<f32> = v
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         tensors.insert(k.to_string(), (v.shape().to_vec(), data));
     }
     Case {
@@ -64,7 +72,11 @@ impl Case {
         self.meta[k].as_u64().unwrap() as usize
     }
     fn f(&self, k: &str) -> &[f32] {
-        &self.tensors.get(k).unwrap_or_else(|| panic!("{}: missing {k}", self.name)).1
+        &self
+            .tensors
+            .get(k)
+            .unwrap_or_else(|| panic!("{}: missing {k}", self.name))
+            .1
     }
     fn w<W: Elem>(&self, k: &str) -> Vec<W> {
         self.f(k).iter().map(|&v| W::from_f32(v)).collect()
@@ -78,10 +90,16 @@ fn run<W: Elem, A: Elem>(c: &Case, x_torch: &[f32]) -> Vec<f64> {
     match arch {
         "ldp" => {
             let cfg = ldp::LdpConfig { c_in, c_out, h, w };
-            let ws: Vec<Vec<W>> = ["pointwise1.weight", "depthwise1.weight", "pointwise2.weight", "depthwise2.weight", "pointwise3.weight"]
-                .iter()
-                .map(|k| c.w(k))
-                .collect();
+            let ws: Vec<Vec<W>> = [
+                "pointwise1.weight",
+                "depthwise1.weight",
+                "pointwise2.weight",
+                "depthwise2.weight",
+                "pointwise3.weight",
+            ]
+            .iter()
+            .map(|k| c.w(k))
+            .collect();
             let wts = ldp::LdpWeights {
                 pw1_w: &ws[0],
                 pw1_b: c.f("pointwise1.bias"),
@@ -108,18 +126,30 @@ fn run<W: Elem, A: Elem>(c: &Case, x_torch: &[f32]) -> Vec<f64> {
             y_nchw.iter().map(|&v| v as f64).collect()
         }
         "mobilevlm-v1" => {
-            let cfg = v1::V1Config { c_in, c_out, h, squeeze: c.u("squeeze") };
+            let cfg = v1::V1Config {
+                c_in,
+                c_out,
+                h,
+                squeeze: c.u("squeeze"),
+            };
             let k = |b: u32, s: &str| format!("mb_block.{b}.block.{s}");
             let ws: Vec<Vec<W>> = ["mlp.1.weight".to_string(), "mlp.3.weight".to_string()]
                 .into_iter()
-                .chain([1, 2].into_iter().flat_map(|b| ["0.0.weight", "1.fc1.weight", "1.fc2.weight", "2.0.weight"].map(|s| k(b, s))))
+                .chain([1, 2].into_iter().flat_map(|b| {
+                    ["0.0.weight", "1.fc1.weight", "1.fc2.weight", "2.0.weight"].map(|s| k(b, s))
+                }))
                 .map(|n| c.w(&n))
                 .collect();
             let block = |b: u32, o: usize| v1::V1BlockWeights {
                 dw_w: &ws[o],
                 ln1_w: c.f(&k(b, "0.1.weight")),
                 ln1_b: c.f(&k(b, "0.1.bias")),
-                se: SeWeights { fc1_w: &ws[o + 1], fc1_b: c.f(&k(b, "1.fc1.bias")), fc2_w: &ws[o + 2], fc2_b: c.f(&k(b, "1.fc2.bias")) },
+                se: SeWeights {
+                    fc1_w: &ws[o + 1],
+                    fc1_b: c.f(&k(b, "1.fc1.bias")),
+                    fc2_w: &ws[o + 2],
+                    fc2_b: c.f(&k(b, "1.fc2.bias")),
+                },
                 pw_w: &ws[o + 3],
                 ln2_w: c.f(&k(b, "2.1.weight")),
                 ln2_b: c.f(&k(b, "2.1.bias")),
@@ -139,7 +169,10 @@ fn run<W: Elem, A: Elem>(c: &Case, x_torch: &[f32]) -> Vec<f64> {
         }
         "mobilevlm-v2" => {
             let cfg = v2::V2Config { c_in, c_out, h };
-            let ws: Vec<Vec<W>> = ["mlp.mlp.0.weight", "mlp.mlp.2.weight", "peg.peg.0.weight"].iter().map(|k| c.w(k)).collect();
+            let ws: Vec<Vec<W>> = ["mlp.mlp.0.weight", "mlp.mlp.2.weight", "peg.peg.0.weight"]
+                .iter()
+                .map(|k| c.w(k))
+                .collect();
             let wts = v2::V2Weights {
                 fc1_w: &ws[0],
                 fc1_b: c.f("mlp.mlp.0.bias"),
@@ -178,7 +211,10 @@ fn check_all<W: Elem, A: Elem>(bound: f64, label: &str) {
         }
     }
     println!("{label} worst rel_l2 = {worst:.3e} (bound {bound:e})");
-    assert!(failures.is_empty(), "{label} cases above {bound:e}: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "{label} cases above {bound:e}: {failures:?}"
+    );
 }
 
 #[test]
