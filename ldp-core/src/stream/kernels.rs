@@ -92,31 +92,63 @@ pub fn depthwise_row_i8(
     for ox in ox0..ox1 {
         let kx0 = if ox * st == 0 { 1 } else { 0 };
         let kx1 = (s.w + 1 - ox * st).min(3);
-        let o = (ox - ox0) * c;
-        for ch in 0..c {
-            let wk = &q.weight[ch * 9..ch * 9 + 9];
-            let mut acc = q.bias[ch];
-            for ky in ky0..ky1 {
-                let row = rows[ky];
-                for kx in kx0..kx1 {
-                    let ix = ox * st + kx - 1;
+        // The valid taps of this pixel: the input pixel (all channels) and the tap index, in
+        // (ky, kx) order. Integer sums are exact in any order; this one is the whole-tensor
+        // kernel's anyway.
+        let mut taps: [(&[i8], usize); 9] = [(&[], 0); 9];
+        let mut n = 0;
+        for ky in ky0..ky1 {
+            for kx in kx0..kx1 {
+                let at = (ox * st + kx - 1 - col0) * c;
+                taps[n] = (&rows[ky][at..at + c], ky * 3 + kx);
+                n += 1;
+            }
+        }
+        let out = &mut y[(ox - ox0) * c..(ox - ox0 + 1) * c];
+        if n == 9 {
+            let t: [&[i8]; 9] = core::array::from_fn(|k| taps[k].0);
+            dw_pixel::<9>(&t, &core::array::from_fn(|k| k), q, z, out);
+        } else {
+            for ch in 0..c {
+                let wk = &q.weight[ch * 9..ch * 9 + 9];
+                let mut acc = q.bias[ch];
+                for &(xs, k) in &taps[..n] {
                     // Wrapping: identical to the whole-tensor kernel for valid zero points,
                     // and no overflow panic on a corrupt one.
-                    let xv = (row[(ix - col0) * c + ch] as i32).wrapping_sub(z);
-                    acc = acc.wrapping_add(xv.wrapping_mul(wk[ky * 3 + kx] as i32));
+                    let xv = (xs[ch] as i32).wrapping_sub(z);
+                    acc = acc.wrapping_add(xv.wrapping_mul(wk[k] as i32));
                 }
+                out[ch] = finish_i8(acc, ch, q);
             }
-            let v = sat_i8(
-                q.out_zero
-                    .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
-            );
-            y[o + ch] = match q.lut {
-                Some(t) => t[(v as i32 + 128) as usize],
-                None => v,
-            };
         }
     }
     Ok(())
+}
+
+#[inline(always)]
+fn finish_i8(acc: i32, ch: usize, q: &ConvQ<'_>) -> i8 {
+    let v = sat_i8(
+        q.out_zero
+            .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
+    );
+    match q.lut {
+        Some(t) => t[(v as i32 + 128) as usize],
+        None => v,
+    }
+}
+
+/// One output pixel from `N` taps: `t[j]` the input pixel (`out.len()` channels) of tap `k[j]`.
+#[inline(always)]
+fn dw_pixel<const N: usize>(t: &[&[i8]; N], k: &[usize; N], q: &ConvQ<'_>, z: i32, out: &mut [i8]) {
+    for (ch, o) in out.iter_mut().enumerate() {
+        let wk = &q.weight[ch * 9..ch * 9 + 9];
+        let mut acc = q.bias[ch];
+        for j in 0..N {
+            let xv = (t[j][ch] as i32).wrapping_sub(z);
+            acc = acc.wrapping_add(xv.wrapping_mul(wk[k[j]] as i32));
+        }
+        *o = finish_i8(acc, ch, q);
+    }
 }
 
 /// Float depthwise 3×3 with optional bias and fused residual: output row `oy`, columns
