@@ -1,5 +1,5 @@
 //! build.rs part of the `qemu-lm3s` board: reads `data/qemu-lm3s/` (`model.int8.ldp` and
-//! `stream.txt`, written by `cargo run --release -p host-tests --example gen_lm3s -- firmware/data/qemu-lm3s`), validates the blob against the description
+//! `stream.txt`, written by `cargo xtask gen-lm3s`), validates the blob against the description
 //! and generates `stream_data.rs`: the board marker, the model configuration, the strip width,
 //! the input generator's seed, the expected output CRC-32 and the blob (16-byte aligned, in
 //! `.ldp_data`).
@@ -10,7 +10,12 @@ use std::path::Path;
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     println!("cargo:rerun-if-changed={}", path.display());
-    fs::read(path).map_err(|e| format!("reading {}: {e} (regenerate with `cargo run --release -p host-tests --example gen_lm3s -- firmware/data/qemu-lm3s`)", path.display()))
+    fs::read(path).map_err(|e| {
+        format!(
+            "reading {}: {e} (regenerate with `cargo xtask gen-lm3s`)",
+            path.display()
+        )
+    })
 }
 
 fn parse_num(v: &str) -> Result<u64, String> {

@@ -3,7 +3,7 @@
 //! `ldp_core::stream`: the input is generated row segment by row segment
 //! (`SyntheticSource`, the same generator the host used), the output rows are streamed into a
 //! per-row CRC-32 and never stored, and the checksum is compared with the CRC-32 of the host's
-//! whole-tensor int8 output (`data/qemu-lm3s/stream.txt`, written by `cargo run --release -p host-tests --example gen_lm3s -- firmware/data/qemu-lm3s`).
+//! whole-tensor int8 output (`data/qemu-lm3s/stream.txt`, written by `cargo xtask gen-lm3s`).
 //! Prints the usual `METRIC` and `RESULT` lines (see `firmware/README.md`).
 
 use core::ptr::addr_of_mut;

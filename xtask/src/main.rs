@@ -6,6 +6,7 @@
 //!   summarize accuracy, instructions, RAM and flash for a person.
 //! * `build-boards` — build the real boards (nRF52840-DK, Nucleo-H743ZI, Raspberry Pi 4).
 //! * `gen-default` — regenerate `firmware/data/default/` from the golden cases.
+//! * `gen-lm3s` — regenerate `firmware/data/qemu-lm3s/` (the streaming board's model and CRC).
 //! * `runner` — the cargo runner of the firmware targets (`cargo run -p firmware …`).
 
 mod boards;
@@ -45,6 +46,9 @@ Commands:
         that executes an undefined instruction must exit 102 (never hang).
   gen-default
         Regenerate firmware/data/default/ from host-tests/golden/ with ldp-quant.
+  gen-lm3s
+        Regenerate firmware/data/qemu-lm3s/: the synthetic int8 LDP(128, 128) 64x64 blob and the
+        CRC-32 of its whole-tensor output on the board's generated input (host-tests example).
   runner ELF
         Cargo runner for the firmware targets: runs a QEMU board's ELF (exact instruction counts),
         hands a real board's ELF to probe-rs.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&ctx, &args[1..]),
         Some("build-boards") => cmd_build_boards(&ctx, &args[1..]),
         Some("gen-default") => data::gen_default(&ctx).map(|_| true),
+        Some("gen-lm3s") => cmd_gen_lm3s(&ctx),
         Some("runner") => cmd_runner(&ctx, &args[1..]),
         Some("fault-test") => cmd_fault_test(&ctx, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -886,4 +891,25 @@ fn cmd_fault_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     }
     println!("{passed} passed, {failed} failed");
     Ok(failed == 0)
+}
+
+/// `cargo xtask gen-lm3s`: runs `host-tests/examples/gen_lm3s.rs`, which quantizes the synthetic
+/// model, computes the whole-tensor output's CRC-32 (and checks that streaming reproduces it)
+/// and writes `firmware/data/qemu-lm3s/`.
+fn cmd_gen_lm3s(ctx: &Ctx) -> Result<bool, String> {
+    let dir = ctx.root.join("firmware").join("data").join("qemu-lm3s");
+    let mut cmd = Command::new(&ctx.cargo);
+    cmd.current_dir(&ctx.root)
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "host-tests",
+            "--example",
+            "gen_lm3s",
+            "--",
+        ])
+        .arg(&dir);
+    tools::run(&mut cmd)?;
+    Ok(true)
 }
