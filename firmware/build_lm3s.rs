@@ -106,7 +106,7 @@ pub fn generate(dir: &Path) -> Result<String, String> {
         "/// The board feature this image was built for.\npub const BOARD: &str = \"qemu-lm3s\";"
     );
     let _ = writeln!(w_, "/// Marker symbol: tells host tools (the xtask runner) which board this ELF is for.\n#[no_mangle]\n#[used]\npub static LDP_BOARD_QEMU_LM3S: u8 = 0;");
-    let _ = writeln!(w_, "/// Keeps the marker symbol through the linker's garbage collection.\npub fn keep_board_marker() {{ let _ = unsafe {{ core::ptr::read_volatile(core::ptr::addr_of!(LDP_BOARD_QEMU_LM3S)) }}; }}");
+    let _ = writeln!(w_, "/// Keeps the marker symbol through the linker's garbage collection.\npub fn keep_board_marker() {{\n    // SAFETY: a volatile read of an initialized static `u8`.\n    let _ = unsafe {{ core::ptr::read_volatile(core::ptr::addr_of!(LDP_BOARD_QEMU_LM3S)) }};\n}}");
     let _ = writeln!(w_, "/// The streamed model's configuration.\npub const CFG: ldp_core::arch::ldp::LdpConfig = ldp_core::arch::ldp::LdpConfig {{ c_in: {ci}, c_out: {co}, h: {h}, w: {w} }};");
     let _ = writeln!(
         w_,
