@@ -581,3 +581,20 @@ fn lm3s_firmware_data_is_consistent() {
     let cfg = ModelConfig::Ldp(gen_lm3s::CFG);
     assert!(stream::scratch_bytes(&cfg, DType::Int8, gen_lm3s::STRIP) < 40 * 1024);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 40, .. proptest::prelude::ProptestConfig::default() })]
+
+    /// Random `ldp` geometry (1–12 channels each side, 1–14 rows and columns), random strip
+    /// width, random synthetic model: int8 streaming equals whole-tensor bit for bit.
+    #[test]
+    fn ldp_int8_random_shapes(c_in in 1usize..=12, c_out in 1usize..=12, h in 1usize..=14, w in 1usize..=14,
+                              strip in 1usize..=8, seed in 0u64..1000) {
+        let cfg = ldp(c_in, c_out, h, w);
+        let blob = int8_blob(cfg, seed);
+        let m = Model::parse(blob.as_bytes()).unwrap();
+        let (xq, want) = whole_i8(&m, &randn(cfg.input_len(), seed + 7, 1.0));
+        let got = stream_i8(&m, &xq, strip);
+        proptest::prop_assert_eq!(got, want);
+    }
+}
