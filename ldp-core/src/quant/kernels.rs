@@ -416,48 +416,35 @@ pub const fn se_tmp_len(c: usize, s: usize) -> usize {
     2 * c + s
 }
 
-/// int8 squeeze-excitation of `x: [pixels][c]`, in place. `tmp` holds [`se_tmp_len`] `i32`s.
-pub fn squeeze_excite(
-    x: &mut [i8],
-    c: usize,
-    s: usize,
+/// The SE gate from per-channel sums of `x − z_in` over `pixels` pixels: the sums become the
+/// int8 means (in place, AVERAGE_POOL_2D rounding), then `fc1` + ReLU into `hid` (`s` values),
+/// `fc2` and the Q15 Hardsigmoid table into `gate` (`c` values). Shared by the whole-tensor and
+/// the streaming executors so that both compute the same bits.
+pub fn se_gate_from_sums(
     q: &SeQ<'_>,
-    tmp: &mut [i32],
+    sums: &mut [i32],
+    pixels: usize,
+    hid: &mut [i32],
+    gate: &mut [i32],
 ) -> Result<(), Error> {
-    if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
+    let (c, s) = (sums.len(), hid.len());
+    if c == 0 || s == 0 || pixels == 0 {
         return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
     }
     check_conv(&q.fc1, s * c, s)?;
     check_conv(&q.fc2, c * s, c)?;
     check_len("int8 gate lut", q.gate, 256)?;
-    if tmp.len() < se_tmp_len(c, s) {
-        return Err(Error::ScratchTooSmall {
-            need: se_tmp_len(c, s),
-            have: tmp.len(),
-        });
-    }
-    let (sum, rest) = tmp.split_at_mut(c);
-    let (hid, rest) = rest.split_at_mut(s);
-    let gate = &mut rest[..c];
-    let pixels = (x.len() / c) as i64;
-    sum.iter_mut().for_each(|v| *v = 0);
-    // Sums in i64 per channel, folded to the mean right away to stay in i32.
-    for ch in 0..c {
-        let mut acc = 0i64;
-        let mut i = ch;
-        while i < x.len() {
-            acc = acc.wrapping_add(x[i] as i64 - q.in_zero as i64);
-            i += c;
-        }
-        sum[ch] = q
+    check_len("int8 se gate", gate, c)?;
+    for v in sums.iter_mut() {
+        *v = q
             .in_zero
-            .wrapping_add(div_round(acc, pixels) as i32)
+            .wrapping_add(div_round(*v as i64, pixels as i64) as i32)
             .clamp(-128, 127);
     }
     for j in 0..s {
         let mut acc = q.fc1.bias[j];
         for i in 0..c {
-            acc = acc.wrapping_add(sum[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
+            acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
         }
         let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
             acc,
@@ -478,11 +465,48 @@ pub fn squeeze_excite(
         )));
         gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
     }
+    Ok(())
+}
+
+/// Multiplies `x: [pixels][c]` by the gate: `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.
+pub fn se_apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
+    let c = gate.len().max(1);
     for px in x.chunks_exact_mut(c) {
         for (v, g) in px.iter_mut().zip(gate.iter()) {
             let acc = (*v as i32).wrapping_sub(q.in_zero).wrapping_mul(*g);
             *v = sat_i8(q.out_zero.wrapping_add(requant(acc, q.mult, q.shift)));
         }
     }
+}
+
+/// int8 squeeze-excitation of `x: [pixels][c]`, in place. `tmp` holds [`se_tmp_len`] `i32`s.
+pub fn squeeze_excite(
+    x: &mut [i8],
+    c: usize,
+    s: usize,
+    q: &SeQ<'_>,
+    tmp: &mut [i32],
+) -> Result<(), Error> {
+    if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
+    }
+    if tmp.len() < se_tmp_len(c, s) {
+        return Err(Error::ScratchTooSmall {
+            need: se_tmp_len(c, s),
+            have: tmp.len(),
+        });
+    }
+    let (sums, rest) = tmp.split_at_mut(c);
+    let (hid, rest) = rest.split_at_mut(s);
+    let gate = &mut rest[..c];
+    // Per-channel sums of x − z (wrapping, like the streaming accumulator).
+    sums.iter_mut().for_each(|v| *v = 0);
+    for px in x.chunks_exact(c) {
+        for (acc, &v) in sums.iter_mut().zip(px) {
+            *acc = acc.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+        }
+    }
+    se_gate_from_sums(q, sums, x.len() / c, hid, gate)?;
+    se_apply(q, gate, x);
     Ok(())
 }

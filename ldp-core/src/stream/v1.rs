@@ -25,7 +25,6 @@ use crate::kernels::activation::{apply_inplace, hardsigmoid, relu, Activation};
 use crate::kernels::depthwise::DwShape;
 use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
-use crate::quant::fixed::{div_round, requant, sat_i8};
 use crate::quant::kernels::{self as qk, AddQ, ConvQ, NormQ, SeQ};
 use crate::quant::specs::v1_meta as V1;
 
@@ -299,57 +298,11 @@ impl V1Ops for I8Ops<'_> {
         hid: &mut [i32],
         gate: &mut [i32],
     ) -> Result<(), Error> {
-        // `quant::kernels::squeeze_excite`, from the sums on.
-        let q = &self.blocks[b].se;
-        let (c, s) = (sums.len(), hid.len());
-        check_len("int8 se fc1", q.fc1.weight, s * c)?;
-        check_len("int8 se fc2", q.fc2.weight, c * s)?;
-        check_len("int8 se fc1 bias", q.fc1.bias, s)?;
-        check_len("int8 se fc2 bias", q.fc2.bias, c)?;
-        check_len("int8 se fc1 mult", q.fc1.mult, s)?;
-        check_len("int8 se fc2 mult", q.fc2.mult, c)?;
-        check_len("int8 gate lut", q.gate, 256)?;
-        check_len("int8 se gate", gate, c)?;
-        for v in sums.iter_mut() {
-            *v = q
-                .in_zero
-                .wrapping_add(div_round(*v as i64, pixels as i64) as i32)
-                .clamp(-128, 127);
-        }
-        for j in 0..s {
-            let mut acc = q.fc1.bias[j];
-            for i in 0..c {
-                acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
-            }
-            let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
-                acc,
-                q.fc1.mult[j] as i32,
-                q.fc1.shift,
-            )));
-            hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
-        }
-        for i in 0..c {
-            let mut acc = q.fc2.bias[i];
-            for j in 0..s {
-                acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
-            }
-            let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
-                acc,
-                q.fc2.mult[i] as i32,
-                q.fc2.shift,
-            )));
-            gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
-        }
-        Ok(())
+        // The same function `quant::kernels::squeeze_excite` uses, from the sums on.
+        qk::se_gate_from_sums(&self.blocks[b].se, sums, pixels, hid, gate)
     }
     fn se_apply(&self, b: usize, gate: &[i32], d: &mut [i8]) {
-        let q = &self.blocks[b].se;
-        for px in d.chunks_exact_mut(gate.len()) {
-            for (v, g) in px.iter_mut().zip(gate) {
-                let acc = (*v as i32).wrapping_sub(q.in_zero).wrapping_mul(*g);
-                *v = sat_i8(q.out_zero.wrapping_add(requant(acc, q.mult, q.shift)));
-            }
-        }
+        qk::se_apply(&self.blocks[b].se, gate, d);
     }
     fn block1_out(&self, d: &[i8], z: &[i8], zu: &mut [i8]) -> Result<(), Error> {
         let (co, q) = (self.cfg.c_out, &self.blocks[0]);
