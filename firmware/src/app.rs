@@ -28,12 +28,15 @@ fn flash_bytes(m: &Embedded) -> usize {
 }
 
 /// The firmware's main function, called by the board's entry point after `Current::init()`.
+#[cfg_attr(feature = "perf", allow(unreachable_code))]
 pub fn run() -> ! {
     // SAFETY: `run` is entered once; these are the only references to the two statics.
     let arena: &'static mut [u8] = unsafe { &mut (*addr_of_mut!(ARENA)).0 };
     let output: &'static mut [f32] = unsafe { &mut (*addr_of_mut!(OUTPUT)).0 };
     models::keep_board_marker();
     selftest();
+    #[cfg(feature = "perf")]
+    crate::perf::run(arena, output);
     info!(
         "ldp firmware: board {=str}, {=usize} model(s) from {=str}, arena {=usize} bytes; image: {=usize} bytes of code and constants, {=usize} bytes of model data",
         models::BOARD,

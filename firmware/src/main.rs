@@ -17,6 +17,9 @@ mod board;
 mod check;
 #[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
 mod models;
+/// Perf mode (`--features perf`): kernel self-test and per-layer instruction counts.
+#[cfg(all(target_os = "none", feature = "perf", not(feature = "qemu-lm3s")))]
+mod perf;
 #[cfg(target_os = "none")]
 mod stack;
 

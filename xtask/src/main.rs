@@ -7,12 +7,14 @@
 //! * `build-boards` — build the real boards (nRF52840-DK, Nucleo-H743ZI, Raspberry Pi 4).
 //! * `gen-default` — regenerate `firmware/data/default/` from the golden cases.
 //! * `gen-lm3s` — regenerate `firmware/data/qemu-lm3s/` (the streaming board's model and CRC).
+//! * `perf` — per-layer instruction counts of the seed LDP int8 on Cortex-M (see `perf.rs`).
 //! * `runner` — the cargo runner of the firmware targets (`cargo run -p firmware …`).
 
 mod boards;
 mod data;
 mod elf;
 mod npy;
+mod perf;
 mod qemu;
 mod tools;
 
@@ -44,6 +46,10 @@ Commands:
   fault-test [--board B]...
         Check the failure paths on the QEMU boards: firmware built to panic must exit 101, one
         that executes an undefined instruction must exit 102 (never hang).
+  perf [--board B]... [--no-portable] [--timeout S]
+        Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
+        with the Arm DSP kernels and the portable ones (PERF lines, summary against CMSIS-NN);
+        int8 kernel self-test on qemu-m4, qemu-m7 and qemu-m55.
   gen-default
         Regenerate firmware/data/default/ from host-tests/golden/ with ldp-quant.
   gen-lm3s
@@ -133,6 +139,7 @@ fn main() -> ExitCode {
         Some("gen-lm3s") => cmd_gen_lm3s(&ctx),
         Some("runner") => cmd_runner(&ctx, &args[1..]),
         Some("fault-test") => cmd_fault_test(&ctx, &args[1..]),
+        Some("perf") => perf::cmd_perf(&ctx, &args[1..]),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(true)

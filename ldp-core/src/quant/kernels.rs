@@ -78,7 +78,8 @@ fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Res
     Ok(pixels)
 }
 
-/// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators).
+/// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
+/// Cortex-M with the DSP extension the SMLAD kernel of [`super::arm_dsp`].
 pub fn pointwise(
     x: &[i8],
     c_in: usize,
@@ -87,6 +88,10 @@ pub fn pointwise(
     y: &mut [i8],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
+    #[cfg(ldp_arm_dsp)]
+    if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
+        return Ok(());
+    }
     super::pointwise_fast::pointwise(x, c_in, q, c_out, y, pixels);
     Ok(())
 }
@@ -144,7 +149,8 @@ fn check_dw(
     check_len("int8 depthwise output", y, s.ho() * s.wo() * s.c)
 }
 
-/// Tiled int8 depthwise 3×3.
+/// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
+/// [`super::arm_dsp`].
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -152,6 +158,10 @@ pub fn depthwise(
     y: &mut [i8],
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    #[cfg(ldp_arm_dsp)]
+    if super::arm_dsp::depthwise(s, x, q, y) {
+        return Ok(());
+    }
     super::depthwise_fast::depthwise(s, x, q, y);
     Ok(())
 }

@@ -14,6 +14,8 @@
 //!
 //! Determinism: see [`fixed`] — the int8 forward pass gives the same bits on every target.
 
+#[cfg(any(ldp_arm_dsp, test))]
+pub mod arm_dsp;
 pub mod depthwise_fast;
 pub mod fixed;
 pub mod graph;
@@ -22,6 +24,11 @@ pub mod pointwise_fast;
 pub mod specs;
 
 pub use graph::{scratch_bytes_i8, Trace};
+
+/// Whether this build runs the int8 pointwise and depthwise convolutions with the Arm DSP
+/// kernels (`quant::arm_dsp`: SMLAD/SXTB16, selected by `build.rs` for thumbv7em and
+/// thumbv8m.main targets unless the feature `portable-int8` is on).
+pub const ARM_DSP_KERNELS: bool = cfg!(ldp_arm_dsp);
 
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::Error;
@@ -233,6 +240,18 @@ pub fn forward_i8(
     scratch: &mut [u8],
 ) -> Result<(), Error> {
     graph::forward_i8(m, input, output, scratch, None)
+}
+
+/// [`forward_i8`] with a per-layer observer: `trace` is called after each layer (see [`Trace`]),
+/// e.g. to measure each layer on a board.
+pub fn forward_i8_traced(
+    m: &Model<'_>,
+    input: &[i8],
+    output: &mut [i8],
+    scratch: &mut [u8],
+    trace: Trace<'_>,
+) -> Result<(), Error> {
+    graph::forward_i8(m, input, output, scratch, trace)
 }
 
 /// Quantizes a channels-last f32 input as the model expects.

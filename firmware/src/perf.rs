@@ -1,0 +1,402 @@
+//! Perf mode (cargo feature `perf`; `cargo xtask perf` builds and runs it): a self-test of the
+//! int8 conv kernels against the reference kernels on random shapes, then every embedded int8
+//! model run layer by layer with an instruction marker after each layer.
+//!
+//! Output (all `println!`, parsed by `xtask/src/perf.rs`):
+//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N failures=N`
+//! * per int8 model: `PERFMODEL board=… arch=… dtype=int8 marks=K` (the model executes `K`
+//!   markers: one before the forward pass, one after each layer, one after the return), then one
+//!   `PERFSEG board=… arch=… index=i layer=<name> kind=<kind> macs=<n>` per segment between two
+//!   consecutive markers (the last one, `layer=return`, is the return from the forward pass), then
+//!   the usual `RESULT` line (the output compared bit for bit with the host's int8 output).
+//!
+//! The input is quantized before the first marker and the output dequantized after the last: the
+//! segments cover exactly the integer forward pass (`ldp_core::quant::forward_i8_traced`).
+
+use core::ptr::addr_of_mut;
+
+use defmt::{error, info, println};
+use ldp_core::kernels::depthwise::DwShape;
+use ldp_core::quant::kernels::ConvQ;
+use ldp_core::quant::kernels::{depthwise, depthwise_reference, pointwise, pointwise_reference};
+use ldp_core::{Model, ModelConfig};
+
+use crate::board::{self, Board as _, Current};
+use crate::check;
+use crate::models::{self, Embedded, MODELS};
+use crate::stack;
+
+/// Largest channel count of the self-test's random shapes.
+const ST_C: usize = 67;
+/// Largest grid side of the self-test's random shapes.
+const ST_G: usize = 19;
+/// Bytes of the self-test's activation buffers.
+const ST_X: usize = ST_G * ST_G * ST_C;
+/// Bytes of the self-test's weight buffer.
+const ST_W: usize = ST_C * ST_C;
+
+struct SelfTestBufs {
+    x: [i8; ST_X],
+    y: [i8; ST_X],
+    y_ref: [i8; ST_X],
+    w: [i8; ST_W],
+    bias: [i32; 256],
+    mult: [i16; 256],
+    lut: [i8; 256],
+}
+
+static mut ST: SelfTestBufs = SelfTestBufs {
+    x: [0; ST_X],
+    y: [0; ST_X],
+    y_ref: [0; ST_X],
+    w: [0; ST_W],
+    bias: [0; 256],
+    mult: [0; 256],
+    lut: [0; 256],
+};
+
+/// xorshift64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 16) as u32
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i32, hi: i32) -> i32 {
+        lo + (self.next() % (hi - lo + 1) as u32) as i32
+    }
+    fn fill(&mut self, v: &mut [i8]) {
+        for b in v {
+            *b = self.next() as u8 as i8;
+        }
+    }
+}
+
+/// Random conv parameters for `c_out` output channels in `b`; returns `(shift, in_zero,
+/// out_zero, lut?)`. Shifts cover the three requantization paths of the DSP kernels (below 16,
+/// 16..=32, 33..=62), mostly realistic ones.
+fn random_params(r: &mut Rng, b: &mut SelfTestBufs, c_out: usize) -> (i32, i32, i32, bool) {
+    for o in 0..c_out {
+        b.bias[o] = r.range(-40_000, 40_000);
+        b.mult[o] = r.range(0, 32767) as i16;
+    }
+    r.fill(&mut b.lut);
+    let shift = match r.next() % 8 {
+        0 => r.range(1, 62),
+        1 => r.range(33, 62),
+        _ => r.range(14, 30),
+    };
+    (
+        shift,
+        r.range(-128, 127),
+        r.range(-128, 127),
+        r.next().is_multiple_of(4),
+    )
+}
+
+/// Compares the dispatching int8 kernels (the DSP kernels where this build has them) with the
+/// reference kernels, bit for bit, on random shapes: odd channel counts 1..=67, grids 1..=19
+/// (and 1×1), both strides, wide and many-channel special cases.
+fn kernel_selftest() -> bool {
+    // SAFETY: the only reference to `ST`, taken once.
+    let b: &mut SelfTestBufs = unsafe { &mut *addr_of_mut!(ST) };
+    let mut r = Rng(0x5DEE_CE66_D1CE_4E5B);
+    let (mut n_pw, mut n_dw, mut failures) = (0usize, 0usize, 0usize);
+
+    for case in 0..160usize {
+        let (c_in, c_out, pixels) = match case {
+            0 => (1024, 4, 5),
+            1 => (1000, 3, 4),
+            2 => (16, 16, 1),
+            _ => {
+                let px = if case % 5 == 0 {
+                    1
+                } else {
+                    (r.range(1, ST_G as i32) * r.range(1, ST_G as i32)) as usize
+                };
+                (
+                    r.range(1, ST_C as i32) as usize,
+                    r.range(1, ST_C as i32) as usize,
+                    px,
+                )
+            }
+        };
+        let (shift, _, out_zero, use_lut) = random_params(&mut r, b, c_out);
+        r.fill(&mut b.x[..pixels * c_in]);
+        r.fill(&mut b.w[..c_in * c_out]);
+        let q = ConvQ {
+            weight: &b.w[..c_in * c_out],
+            bias: &b.bias[..c_out],
+            mult: &b.mult[..c_out],
+            shift,
+            in_zero: 0,
+            out_zero,
+            lut: use_lut.then_some(&b.lut[..]),
+        };
+        let n = pixels * c_out;
+        let x = &b.x[..pixels * c_in];
+        let ok = pointwise(x, c_in, &q, c_out, &mut b.y[..n]).is_ok()
+            && pointwise_reference(x, c_in, &q, c_out, &mut b.y_ref[..n]).is_ok()
+            && b.y[..n] == b.y_ref[..n];
+        if !ok {
+            failures += 1;
+            error!(
+                "self-test: pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}: differs from the reference",
+                pixels, c_in, c_out, shift
+            );
+        }
+        n_pw += 1;
+    }
+
+    for case in 0..240usize {
+        let stride = 1 + case % 2;
+        let (h, w, c) = match case {
+            0 | 1 => (5, 7, 200),
+            2 | 3 => (3, 4, 129),
+            _ if case % 7 == 0 => (1, 1, r.range(1, ST_C as i32) as usize),
+            _ => (
+                r.range(1, ST_G as i32) as usize,
+                r.range(1, ST_G as i32) as usize,
+                r.range(1, ST_C as i32) as usize,
+            ),
+        };
+        let s = DwShape { h, w, c, stride };
+        let (shift, in_zero, out_zero, use_lut) = random_params(&mut r, b, c);
+        r.fill(&mut b.x[..h * w * c]);
+        r.fill(&mut b.w[..9 * c]);
+        let q = ConvQ {
+            weight: &b.w[..9 * c],
+            bias: &b.bias[..c],
+            mult: &b.mult[..c],
+            shift,
+            in_zero,
+            out_zero,
+            lut: use_lut.then_some(&b.lut[..]),
+        };
+        let n = s.ho() * s.wo() * c;
+        let x = &b.x[..h * w * c];
+        let ok = depthwise(s, x, &q, &mut b.y[..n]).is_ok()
+            && depthwise_reference(s, x, &q, &mut b.y_ref[..n]).is_ok()
+            && b.y[..n] == b.y_ref[..n];
+        if !ok {
+            failures += 1;
+            error!(
+                "self-test: depthwise {=usize}x{=usize}x{=usize} stride {=usize}, shift {=i32}: differs from the reference",
+                h, w, c, stride, shift
+            );
+        }
+        n_dw += 1;
+    }
+    println!(
+        "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} failures={=usize}",
+        models::BOARD,
+        kernels_name(),
+        n_pw,
+        n_dw,
+        failures
+    );
+    failures == 0
+}
+
+/// The int8 conv kernels of this build, for the log.
+fn kernels_name() -> &'static str {
+    if ldp_core::quant::ARM_DSP_KERNELS {
+        "arm-dsp"
+    } else {
+        "portable"
+    }
+}
+
+/// Name (PyTorch module) and kind of the layer whose output the int8 graph traces as `t`.
+fn layer_of(arch: &str, t: &'static str) -> (&'static str, &'static str) {
+    if arch == "ldp" {
+        return match t {
+            "a" => ("pointwise1", "pointwise"),
+            "r" => ("skip_resize", "resize"),
+            "d" => ("depthwise1", "depthwise"),
+            "b" => ("add1", "add"),
+            "q" => ("pointwise2", "pointwise"),
+            "c" => ("norm1", "norm"),
+            "e" => ("depthwise2", "depthwise"),
+            "f" => ("add2", "add"),
+            "g" => ("pointwise3", "pointwise"),
+            "y" => ("norm2", "norm"),
+            other => (other, "activation"),
+        };
+    }
+    let kind = match t {
+        "h1" | "z" | "m" => "pointwise",
+        "pooled" => "resize",
+        "d" | "b1.d" | "b2.d" => "depthwise",
+        "b1.hs" | "b2.hs" | "b1.u" | "b2.u" => "norm",
+        "y" | "z2" => "add",
+        _ => "activation",
+    };
+    (t, kind)
+}
+
+/// Multiply-accumulates of the `ldp` layer traced as `t` (padded depthwise taps counted).
+fn ldp_macs(cfg: &ModelConfig, t: &str) -> usize {
+    let ModelConfig::Ldp(c) = cfg else { return 0 };
+    let (hw, hw2, co) = (c.h * c.w, c.h2() * c.w2(), c.c_out);
+    match t {
+        "a" => hw * c.c_in * co,
+        "d" => hw * 9 * co,
+        "q" => hw * co * co,
+        "e" => hw2 * 9 * co,
+        "g" => hw2 * co * co,
+        _ => 0,
+    }
+}
+
+/// Most layers traced per model.
+const MAX_SEGS: usize = 32;
+
+fn r16(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+/// Runs one int8 model layer by layer; `None` when skipped, else whether it passed.
+fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool> {
+    let board = models::BOARD;
+    if m.scratch_bytes > arena.len() || m.expected.len() > output.len() {
+        println!(
+            "SKIP board={=str} arch={=str} dtype={=str} reason=needs {=usize} bytes of scratch, the board's arena has {=usize}",
+            board, m.arch, m.dtype, m.scratch_bytes, arena.len()
+        );
+        return None;
+    }
+    let model = match Model::parse(m.blob) {
+        Ok(model) => model,
+        Err(e) => {
+            error!("{=str}/{=str}: {}", m.arch, m.dtype, e);
+            return Some(false);
+        }
+    };
+    let cfg = model.config();
+    let (n_in, n_out) = (cfg.input_len(), cfg.output_len());
+    let (work, rest) = arena.split_at_mut(ldp_core::quant::scratch_bytes_i8(&cfg));
+    let (xq, rest) = rest.split_at_mut(r16(n_in));
+    // SAFETY: i8 and u8 have the same size, alignment and validity.
+    let xq: &mut [i8] = unsafe { core::slice::from_raw_parts_mut(xq.as_mut_ptr().cast(), n_in) };
+    // SAFETY: as above; `scratch_bytes` covers the int8 scratch plus both rounded buffers.
+    let yq: &mut [i8] = unsafe { core::slice::from_raw_parts_mut(rest.as_mut_ptr().cast(), n_out) };
+    let out = &mut output[..m.expected.len()];
+    out.fill(f32::NAN);
+    if let Err(e) = ldp_core::quant::quantize_input(&model, m.input, xq) {
+        error!("{=str}/{=str}: quantize_input: {}", m.arch, m.dtype, e);
+        return Some(false);
+    }
+
+    let mut names: [&'static str; MAX_SEGS] = [""; MAX_SEGS];
+    let mut n = 0usize;
+    let mut on_layer = |name: &'static str, _: &[i8], _: i32, _: f32| {
+        board::mark();
+        if n < MAX_SEGS {
+            names[n] = name;
+        }
+        n += 1;
+    };
+    stack::paint();
+    board::mark();
+    let result = ldp_core::quant::forward_i8_traced(&model, xq, yq, work, Some(&mut on_layer));
+    board::mark();
+    let stack_bytes = stack::high_water();
+
+    let result = result.and_then(|_| ldp_core::quant::dequantize_output(&model, yq, out));
+    let verdict = check::compare(out, m.expected, m.tolerance);
+    let ok = result.is_ok() && verdict.pass && n <= MAX_SEGS;
+    if let Err(e) = result {
+        error!("{=str}/{=str}: forward failed: {}", m.arch, m.dtype, e);
+    }
+    println!(
+        "PERFMODEL board={=str} arch={=str} dtype={=str} marks={=usize}",
+        board,
+        m.arch,
+        m.dtype,
+        n + 2
+    );
+    for (i, &t) in names[..n.min(MAX_SEGS)].iter().enumerate() {
+        let (layer, kind) = layer_of(m.arch, t);
+        println!(
+            "PERFSEG board={=str} arch={=str} index={=usize} layer={=str} kind={=str} macs={=usize}",
+            board,
+            m.arch,
+            i,
+            layer,
+            kind,
+            ldp_macs(&cfg, t)
+        );
+    }
+    println!(
+        "PERFSEG board={=str} arch={=str} index={=usize} layer=return kind=return macs=0",
+        board, m.arch, n
+    );
+    info!(
+        "METRIC board={=str} arch={=str} dtype={=str} rel_l2={=f64} max_abs={=f32} mismatches={=usize} macs={=usize} params={=usize} blob_bytes={=usize}",
+        board,
+        m.arch,
+        m.dtype,
+        verdict.rel_l2,
+        verdict.max_abs,
+        verdict.mismatches,
+        m.macs,
+        m.params,
+        m.blob.len()
+    );
+    println!(
+        "RESULT board={=str} arch={=str} dtype={=str} ok={=bool} instructions={=u64} arena_bytes={=usize} stack_bytes={=usize} flash_bytes={=usize}",
+        board,
+        m.arch,
+        m.dtype,
+        ok,
+        0u64,
+        m.scratch_bytes,
+        stack_bytes,
+        board::code_bytes() + m.blob.len()
+    );
+    Some(ok)
+}
+
+/// The perf-mode main function (called by `app::run` with its arena and output buffer).
+pub fn run(arena: &mut [u8], output: &mut [f32]) -> ! {
+    info!(
+        "ldp firmware (perf): board {=str}, int8 kernels {=str}, {=usize} model(s) from {=str}",
+        models::BOARD,
+        kernels_name(),
+        MODELS.len(),
+        models::DATA_DIR
+    );
+    let selftest_ok = kernel_selftest();
+    let (mut ran, mut failed) = (0usize, 0usize);
+    for m in MODELS.iter().filter(|m| m.dtype == "int8") {
+        match run_traced(m, arena, output) {
+            Some(true) => ran += 1,
+            Some(false) => {
+                ran += 1;
+                failed += 1;
+            }
+            None => {}
+        }
+    }
+    let code = if !selftest_ok || failed > 0 {
+        error!(
+            "perf: kernel self-test {=str}, {=usize} of {=usize} model(s) failed",
+            if selftest_ok { "passed" } else { "FAILED" },
+            failed,
+            ran
+        );
+        1
+    } else if ran == 0 {
+        error!("perf: no int8 model ran");
+        3
+    } else {
+        info!("perf: all {=usize} int8 model(s) passed", ran);
+        0
+    };
+    Current::exit(code)
+}

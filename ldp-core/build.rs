@@ -1,0 +1,25 @@
+//! Build script of `ldp-core`: selects the Arm DSP int8 kernels at compile time.
+//!
+//! `cfg(target_feature = "dsp")` does not exist on stable Rust for Arm targets, so the cfg
+//! `ldp_arm_dsp` is derived from the target triple instead: `thumbv7em-*` (Cortex-M4/M7) and
+//! `thumbv8m.main-*` (Cortex-M33/M35P/M55/M85, which have the DSP extension in the usual
+//! configurations). The cargo feature `portable-int8` turns it off (the portable kernels are then
+//! used, e.g. for a Cortex-M33 built without the DSP extension, or to benchmark both).
+
+use std::env;
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-check-cfg=cfg(ldp_arm_dsp)");
+    println!("cargo:rustc-check-cfg=cfg(ldp_arm_v8m)");
+    let target = env::var("TARGET").unwrap_or_default();
+    let has_dsp = target.starts_with("thumbv7em-") || target.starts_with("thumbv8m.main-");
+    let portable = env::var_os("CARGO_FEATURE_PORTABLE_INT8").is_some();
+    if has_dsp && !portable {
+        println!("cargo:rustc-cfg=ldp_arm_dsp");
+        if target.starts_with("thumbv8m.main-") {
+            // The DSP `asm!` blocks need an assembler directive there (see quant/arm_dsp.rs).
+            println!("cargo:rustc-cfg=ldp_arm_v8m");
+        }
+    }
+}

@@ -1,0 +1,1187 @@
+//! int8 kernels for Cortex-M cores with the DSP extension: Armv7E-M (Cortex-M4, M7) and Armv8-M
+//! Mainline with DSP (Cortex-M33, M55). `build.rs` selects them at compile time (cfg
+//! `ldp_arm_dsp`, from the target triple); the portable kernels stay as the fallback for the
+//! shapes these do not take. On the host this module is compiled for the unit tests only, with
+//! the DSP instructions emulated in plain Rust (the same data flow, so the staging layouts, the
+//! tiling and the tails are tested on the host; the `asm!` itself is tested on the target by the
+//! firmware self-test, `cargo xtask perf`).
+//!
+//! **Bit-identity.** Both kernels produce exactly the bytes of the reference kernels:
+//! * Sums are wrapping `i32` sums of the same products in another order (SMLAD/SMLAxy wrap
+//!   modulo 2³² like `wrapping_add`), which is exact in any order.
+//! * Depthwise: the input zero point is folded into the bias (`bias − z·Σw`, wrapping), which is
+//!   the same sum modulo 2³²; padded taps read the value `z` itself (a small patch around border
+//!   pixels), so they contribute `(z − z)·w = 0` as in the reference (which skips them). This
+//!   needs `z` in `-128..=127`; other zero points take the portable kernel.
+//! * Requantization is [`fixed::requant`](super::fixed::requant) — `round(acc·m / 2^s)`, round
+//!   half up, on the exact 64-bit product — computed with one high-half multiply where the shift
+//!   allows (see [`Rq`]); shifts below 16 use `fixed::requant` itself (pointwise) or the portable
+//!   kernel (depthwise).
+//!
+//! **Pointwise** (`[pixels][c_in]` × `[c_out][c_in]`): tiles of 2 pixels × 3 output channels
+//! with six `i32` accumulators in registers. The weights of a block of output channels are
+//! sign-extended once into a stack buffer (int16 pairs, the three rows of a tile interleaved), the
+//! two pixels' inputs likewise (once per block); the inner loop is then `LDM` (2 input words) +
+//! `LDM` (3 weight words) + 6 `SMLAD` per 2 channels: 0.67 instructions per MAC plus loop and
+//! requantization. Stack: 10 KiB. Takes `c_in ≤ 1024`.
+//!
+//! **Depthwise 3×3** (NHWC, stride 1 or 2, padding 1): 4 channels per 32-bit word. For each
+//! output pixel and channel quad, tap pairs are formed with `PKHBT`/`PKHTB` + `SXTB16` (two
+//! taps of the same channel in the two halves of a register) and accumulated with `SMLAD`; the
+//! ninth tap with `SMLABB`/`SMLATT`; requantization, zero point and saturation follow in the
+//! same loop. Interior pixels read the input directly without bounds checks; border pixels read a
+//! 3×3 patch padded with the input zero point. Channels are processed in chunks of 128 (stack:
+//! 4.5 KiB); a tail of `c % 4` channels is computed in plain Rust.
+
+use super::fixed::{requant, sat_i8};
+use super::kernels::ConvQ;
+use crate::kernels::depthwise::DwShape;
+
+/// The first line of every `asm!` block: Armv7E-M has the DSP instructions; for Armv8-M
+/// Mainline LLVM's assembler does not enable them by default and `.arch_extension dsp` is not
+/// accepted, so the block selects the Cortex-M33 (v8-M Mainline with DSP). `build.rs` sets
+/// `ldp_arm_v8m` for thumbv8m.main targets.
+#[cfg(all(ldp_arm_dsp, ldp_arm_v8m))]
+macro_rules! dsp_on {
+    () => {
+        ".cpu cortex-m33"
+    };
+}
+#[cfg(all(ldp_arm_dsp, not(ldp_arm_v8m)))]
+macro_rules! dsp_on {
+    () => {
+        ""
+    };
+}
+
+/// The DSP instructions, as `asm!` on the target and emulated on the host (tests).
+#[cfg(ldp_arm_dsp)]
+mod prim {
+    use core::arch::asm;
+
+    /// `SXTB16`: bytes 0 and 2, sign-extended into the two halfwords.
+    #[inline(always)]
+    pub fn sxtb16(x: u32) -> u32 {
+        let r: u32;
+        // SAFETY: a register-only instruction of the DSP extension, which every target this
+        // module is compiled for has (build.rs); no memory, stack or flags involved.
+        unsafe {
+            asm!(
+                dsp_on!(),
+                "sxtb16 {r}, {x}",
+                r = lateout(reg) r,
+                x = in(reg) x,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        r
+    }
+
+    /// `SXTB16 …, ROR #8`: bytes 1 and 3, sign-extended.
+    #[inline(always)]
+    pub fn sxtb16_ror8(x: u32) -> u32 {
+        let r: u32;
+        // SAFETY: as in `sxtb16`.
+        unsafe {
+            asm!(
+                dsp_on!(),
+                "sxtb16 {r}, {x}, ror #8",
+                r = lateout(reg) r,
+                x = in(reg) x,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        r
+    }
+
+    /// `SMMULR`: `(a·b + 2³¹) >> 32`, the rounded high half of the 64-bit product.
+    #[inline(always)]
+    pub fn smmulr(a: i32, b: i32) -> i32 {
+        let r: i32;
+        // SAFETY: as in `sxtb16`.
+        unsafe {
+            asm!(
+                dsp_on!(),
+                "smmulr {r}, {a}, {b}",
+                r = lateout(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        r
+    }
+
+    /// `SMMLA`: `(a·b + (c << 32)) >> 32`.
+    #[inline(always)]
+    pub fn smmla(a: i32, b: i32, c: i32) -> i32 {
+        let r: i32;
+        // SAFETY: as in `sxtb16`.
+        unsafe {
+            asm!(
+                dsp_on!(),
+                "smmla {r}, {a}, {b}, {c}",
+                r = lateout(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                c = in(reg) c,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        r
+    }
+}
+
+/// Plain-Rust models of the DSP instructions (host tests).
+#[cfg(not(ldp_arm_dsp))]
+mod prim {
+    #[inline(always)]
+    fn half(v: i32) -> u32 {
+        v as i16 as u16 as u32
+    }
+    /// `SXTB16`.
+    pub fn sxtb16(x: u32) -> u32 {
+        half(x as u8 as i8 as i32) | (half((x >> 16) as u8 as i8 as i32) << 16)
+    }
+    /// `SXTB16 …, ROR #8`.
+    pub fn sxtb16_ror8(x: u32) -> u32 {
+        sxtb16(x.rotate_right(8))
+    }
+    /// `SMMULR`.
+    pub fn smmulr(a: i32, b: i32) -> i32 {
+        ((a as i64 * b as i64 + (1 << 31)) >> 32) as i32
+    }
+    /// `SMMLA`.
+    pub fn smmla(a: i32, b: i32, c: i32) -> i32 {
+        ((a as i64 * b as i64).wrapping_add((c as i64) << 32) >> 32) as i32
+    }
+    /// `SMLAD`: `acc + lo(a)·lo(b) + hi(a)·hi(b)`, wrapping.
+    pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let p0 = (a as i16 as i32) * (b as i16 as i32);
+        let p1 = ((a >> 16) as i16 as i32) * ((b >> 16) as i16 as i32);
+        acc.wrapping_add(p0).wrapping_add(p1)
+    }
+    /// `SMLABB`.
+    pub fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add((a as i16 as i32) * (b as i16 as i32))
+    }
+    /// `SMLATT`.
+    pub fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
+        acc.wrapping_add(((a >> 16) as i16 as i32) * ((b >> 16) as i16 as i32))
+    }
+    /// `PKHBT d, a, b, LSL #16`: low half of `a`, low half of `b` on top.
+    pub fn pkhbt16(a: u32, b: u32) -> u32 {
+        (a & 0xFFFF) | (b << 16)
+    }
+    /// `PKHTB d, b, a, ASR #16`: high half of `a` at the bottom, high half of `b` on top.
+    pub fn pkhtb16(b: u32, a: u32) -> u32 {
+        (b & 0xFFFF_0000) | (a >> 16)
+    }
+}
+
+use prim::{smmla, smmulr, sxtb16, sxtb16_ror8};
+
+/// How the requantization `fixed::requant(acc, m, s)` is computed (`s` = the shift clamped to
+/// `1..=62`, `p = acc·m` exact in 64 bits, `|p| < 2⁴⁶` since `m` is an `i16`):
+///
+/// * `Mulr`, `16 ≤ s ≤ 32`: with `m' = m·2^(32−s)` (fits an `i32`: `|m| ≤ 2¹⁵`, `32 − s ≤ 16`),
+///   `SMMULR(acc, m') = ⌊(p·2^(32−s) + 2³¹) / 2³²⌋ = ⌊(p + 2^(s−1)) / 2^s⌋` — the same rational
+///   number, so the same floor, and it fits 32 bits as `requant`'s result does.
+/// * `Mla`, `33 ≤ s ≤ 62`: `SMMLA(acc, m, 2^(s−33)) = ⌊(p + 2^(s−1)) / 2³²⌋` (the rounding
+///   term is a whole multiple of 2³²), then an arithmetic shift by `s − 32` divides by the rest
+///   of `2^s`: `⌊⌊v / 2³²⌋ / 2^(s−32)⌋ = ⌊v / 2^s⌋`.
+/// * `Generic`, `s < 16`: `fixed::requant` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RqMode {
+    Mulr,
+    Mla,
+    Generic,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rq {
+    mode: RqMode,
+    /// The layer's shift as given (for `Generic`: `fixed::requant` clamps it itself).
+    shift: i32,
+    /// `Mulr`: `32 − s`.
+    up: u32,
+    /// `Mla`: `2^(s−33)`.
+    round_hi: i32,
+    /// `Mla`: `s − 32`.
+    down: u32,
+}
+
+impl Rq {
+    fn new(shift: i32) -> Rq {
+        let s = shift.clamp(1, 62);
+        let mode = match s {
+            16..=32 => RqMode::Mulr,
+            33..=62 => RqMode::Mla,
+            _ => RqMode::Generic,
+        };
+        Rq {
+            mode,
+            shift,
+            up: (32 - s).max(0) as u32,
+            round_hi: if s >= 33 { 1 << (s - 33) } else { 0 },
+            down: (s - 32).max(0) as u32,
+        }
+    }
+
+    /// The multiplier in the form [`Rq::apply`] takes.
+    #[inline(always)]
+    fn mult(&self, m: i16) -> i32 {
+        match self.mode {
+            RqMode::Mulr => (m as i32) << self.up,
+            _ => m as i32,
+        }
+    }
+
+    /// `fixed::requant(acc, m, shift)` with `mp = self.mult(m)`.
+    #[inline(always)]
+    fn apply(&self, acc: i32, mp: i32) -> i32 {
+        match self.mode {
+            RqMode::Mulr => smmulr(acc, mp),
+            RqMode::Mla => smmla(acc, mp, self.round_hi) >> self.down,
+            RqMode::Generic => requant(acc, mp, self.shift),
+        }
+    }
+}
+
+/// `sat(z_out + v)`, then the optional table.
+#[inline(always)]
+fn out_byte(v: i32, q: &ConvQ<'_>) -> i8 {
+    let b = sat_i8(q.out_zero.wrapping_add(v));
+    match q.lut {
+        Some(t) => t[(b as i32 + 128) as usize],
+        None => b,
+    }
+}
+
+/// Four bytes `row[at..at + 4]` as a little-endian word, zeros past the end of `row`.
+#[inline(always)]
+fn word(row: &[i8], at: usize) -> u32 {
+    match row.get(at..at + 4) {
+        Some(b) => u32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]),
+        None => {
+            let mut v = 0u32;
+            for k in 0..4 {
+                if let Some(&b) = row.get(at + k) {
+                    v |= (b as u8 as u32) << (8 * k);
+                }
+            }
+            v
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pointwise
+// ---------------------------------------------------------------------------------------------
+
+/// Largest `c_in` (rounded up to 16) of the DSP pointwise kernel.
+const PW_KMAX: usize = 1024;
+/// Words of the staged weight block (8 KiB: ten tiles of 128 input channels).
+const PW_W_WORDS: usize = 2048;
+/// Outputs per tile.
+const PW_TO: usize = 3;
+
+/// Stages the tile of output channels `o..o + 3` (rows past `c_out` are zero): `dst` = the three
+/// biases, then per channel quad the three rows' `SXTB16` words (channels 0, 2) and their
+/// `SXTB16 ROR 8` words (channels 1, 3), zero past `c_in`, then the three multipliers in the
+/// form [`Rq::apply`] takes.
+fn pw_stage_w(dst: &mut [u32], q: &ConvQ<'_>, rq: &Rq, c_in: usize, c_out: usize, o: usize) {
+    let (head, rest) = dst.split_at_mut(PW_TO);
+    let (body, tail) = rest.split_at_mut(rest.len() - PW_TO);
+    for r in 0..PW_TO {
+        let inside = o + r < c_out;
+        head[r] = if inside { q.bias[o + r] as u32 } else { 0 };
+        tail[r] = if inside {
+            rq.mult(q.mult[o + r]) as u32
+        } else {
+            0
+        };
+    }
+    for (j, d) in body.chunks_exact_mut(6).enumerate() {
+        for r in 0..PW_TO {
+            let v = if o + r < c_out {
+                word(&q.weight[(o + r) * c_in..(o + r + 1) * c_in], 4 * j)
+            } else {
+                0
+            };
+            d[r] = sxtb16(v);
+            d[3 + r] = sxtb16_ror8(v);
+        }
+    }
+}
+
+/// Stages pixels `p` and `p + 1` (zeros if `two` is false): per channel quad
+/// `[p0 (0,2), p1 (0,2), p0 (1,3), p1 (1,3)]`. Words past `c_in` are left as they are: the
+/// staged weights are zero there.
+fn pw_stage_x(dst: &mut [u32], x: &[i8], c_in: usize, p: usize, two: bool) {
+    let r0 = &x[p * c_in..(p + 1) * c_in];
+    let r1 = if two {
+        &x[(p + 1) * c_in..(p + 2) * c_in]
+    } else {
+        &[]
+    };
+    #[cfg(ldp_arm_dsp)]
+    if two && c_in % 4 == 0 {
+        let d = &mut dst[..c_in];
+        // SAFETY: reads c_in/4 words (unaligned `LDR`) from each of the two rows of c_in bytes
+        // and writes c_in words to `d` (`STM` to a `u32` slice: aligned); loop bounds are the
+        // end of `d`. No stack use.
+        unsafe {
+            core::arch::asm!(
+                dsp_on!(),
+                "2:",
+                "ldr r4, [r0], #4",
+                "ldr r5, [r1], #4",
+                "sxtb16 r8, r4",
+                "sxtb16 r9, r5",
+                "sxtb16 r10, r4, ror #8",
+                "sxtb16 r11, r5, ror #8",
+                "stm r2!, {{r8, r9, r10, r11}}",
+                "cmp r2, r3",
+                "bne 2b",
+                inout("r0") r0.as_ptr() => _,
+                inout("r1") r1.as_ptr() => _,
+                inout("r2") d.as_mut_ptr() => _,
+                in("r3") d.as_mut_ptr_range().end,
+                out("r4") _,
+                out("r5") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                options(nostack),
+            );
+        }
+        return;
+    }
+    for (j, d) in dst.chunks_exact_mut(4).enumerate().take(c_in.div_ceil(4)) {
+        let (a, b) = (word(r0, 4 * j), word(r1, 4 * j));
+        d[0] = sxtb16(a);
+        d[1] = sxtb16(b);
+        d[2] = sxtb16_ror8(a);
+        d[3] = sxtb16_ror8(b);
+    }
+}
+
+/// One 2 × 3 tile over the staged channels (`xs`: 2 words per channel pair, `body`: 3 words per
+/// channel pair, a multiple of 16 channels): `[p0o0, p0o1, p0o2, p1o0, p1o1, p1o2]` from `acc`.
+#[cfg(ldp_arm_dsp)]
+#[inline(always)]
+fn pw_tile(xs: &[u32], body: &[u32], acc: [i32; 6]) -> [i32; 6] {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5] = acc;
+    let wend = body.as_ptr_range().end;
+    // SAFETY: the loop reads `body` from its start to `wend` (a whole number of 8-step
+    // iterations: the length is a multiple of 24 words, 12 bytes per step) and `xs` in step (8
+    // bytes per step; `xs` has at least 2/3 of `body`'s length), all inside the slices; both are
+    // `u32` slices, so `LDM` sees aligned addresses. r6/r7 (reserved by LLVM) are saved and
+    // restored on the stack, which is balanced at the end; every other register is declared.
+    unsafe {
+        core::arch::asm!(
+            dsp_on!(),
+            "push {{r6, r7}}",
+            "mov r6, r8",
+            "mov r7, r9",
+            "2:",
+            pw_step!(), pw_step!(), pw_step!(), pw_step!(),
+            pw_step!(), pw_step!(), pw_step!(), pw_step!(),
+            "cmp r6, r7",
+            "bne 2b",
+            "pop {{r6, r7}}",
+            inout("r0") a0,
+            inout("r1") a1,
+            inout("r2") a2,
+            inout("r3") a3,
+            inout("r4") a4,
+            inout("r5") a5,
+            inout("lr") xs.as_ptr() => _,
+            inout("r8") body.as_ptr() => _,
+            inout("r9") wend => _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+        );
+    }
+    [a0, a1, a2, a3, a4, a5]
+}
+
+/// The same computation in plain Rust (host tests).
+#[cfg(not(ldp_arm_dsp))]
+fn pw_tile(xs: &[u32], body: &[u32], mut acc: [i32; 6]) -> [i32; 6] {
+    use prim::smlad;
+    for (x, w) in xs.chunks_exact(2).zip(body.chunks_exact(3)) {
+        for o in 0..3 {
+            acc[o] = smlad(x[0], w[o], acc[o]);
+            acc[3 + o] = smlad(x[1], w[o], acc[3 + o]);
+        }
+    }
+    acc
+}
+
+/// One channel pair of the pointwise inner loop: 2 input words (two pixels), 3 weight words
+/// (three output channels), 6 `SMLAD`. Accumulators r0–r5, inputs at `lr`, weights at r6.
+#[cfg(ldp_arm_dsp)]
+macro_rules! pw_step {
+    () => {
+        concat!(
+            "ldm lr!, {{r8, r9}}\n",
+            "ldm r6!, {{r10, r11, r12}}\n",
+            "smlad r0, r8, r10, r0\n",
+            "smlad r1, r8, r11, r1\n",
+            "smlad r2, r8, r12, r2\n",
+            "smlad r3, r9, r10, r3\n",
+            "smlad r4, r9, r11, r4\n",
+            "smlad r5, r9, r12, r5\n",
+        )
+    };
+}
+#[cfg(ldp_arm_dsp)]
+use pw_step;
+
+/// Full tiles (3 outputs, 2 pixels) of one pixel pair, requantized and stored: `tiles` is a run
+/// of staged tiles of `tile_words` words, `y` points at output channel 0 of the first tile of
+/// pixel `p` (pixel `p + 1` is `c_out` bytes further). `rq` is `Mulr` or `Mla`.
+///
+/// # Safety
+/// `y` must have room for 3 bytes per tile at `y` and at `y + c_out`.
+#[cfg(ldp_arm_dsp)]
+unsafe fn pw_tiles(
+    xs: &[u32],
+    tiles: &[u32],
+    tile_words: usize,
+    y: *mut i8,
+    c_out: usize,
+    rq: &Rq,
+    q: &ConvQ<'_>,
+) {
+    debug_assert!(rq.mode != RqMode::Generic && tiles.len() % tile_words == 0);
+    let lut = q.lut.map_or(core::ptr::null(), |t| t[128..].as_ptr());
+    let down = if rq.mode == RqMode::Mla { rq.down } else { 0 };
+    // SAFETY: per tile, the loop reads 3 bias words, the body (`tile_words − 6` words, a
+    // multiple of 24) and 3 multiplier words, ending at the end of `tiles`; `xs` in step with
+    // the body as in `pw_tile`; all `u32` slices (aligned `LDM`). The table (if any) is read at
+    // `lut + v` with `v` in -128..=127 (after `SSAT`), inside its 256 bytes. The caller
+    // guarantees the 6 output bytes per tile. r6/r7 are saved and restored with the spilled
+    // arguments; the stack is balanced; every other register is declared.
+    unsafe {
+        core::arch::asm!(
+            dsp_on!(),
+            // [sp] xs, [4] end, [8] body bytes, [12] y, [16] c_out, [20] r6, [24] r7,
+            // [28] out_zero, [32] lut+128, [36] round_hi, [40] down (0: SMMULR).
+            "push {{r0, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11}}",
+            "mov r6, r1",
+            "3:",
+            "ldm r6!, {{r0, r1, r2}}",
+            "mov r3, r0",
+            "mov r4, r1",
+            "mov r5, r2",
+            "ldr lr, [sp]",
+            "ldr r7, [sp, #8]",
+            "add r7, r7, r6",
+            "2:",
+            pw_step!(), pw_step!(), pw_step!(), pw_step!(),
+            pw_step!(), pw_step!(), pw_step!(), pw_step!(),
+            "cmp r6, r7",
+            "bne 2b",
+            "ldm r6!, {{r8, r9, r10}}",
+            "ldr r11, [sp, #40]",
+            "cmp r11, #0",
+            "bne 5f",
+            "smmulr r0, r0, r8",
+            "smmulr r1, r1, r9",
+            "smmulr r2, r2, r10",
+            "smmulr r3, r3, r8",
+            "smmulr r4, r4, r9",
+            "smmulr r5, r5, r10",
+            "b 6f",
+            "5:",
+            "ldr r12, [sp, #36]",
+            "smmla r0, r0, r8, r12",
+            "smmla r1, r1, r9, r12",
+            "smmla r2, r2, r10, r12",
+            "smmla r3, r3, r8, r12",
+            "smmla r4, r4, r9, r12",
+            "smmla r5, r5, r10, r12",
+            "asr r0, r0, r11",
+            "asr r1, r1, r11",
+            "asr r2, r2, r11",
+            "asr r3, r3, r11",
+            "asr r4, r4, r11",
+            "asr r5, r5, r11",
+            "6:",
+            "ldr r8, [sp, #28]",
+            "add r0, r0, r8",
+            "ssat r0, #8, r0",
+            "add r1, r1, r8",
+            "ssat r1, #8, r1",
+            "add r2, r2, r8",
+            "ssat r2, #8, r2",
+            "add r3, r3, r8",
+            "ssat r3, #8, r3",
+            "add r4, r4, r8",
+            "ssat r4, #8, r4",
+            "add r5, r5, r8",
+            "ssat r5, #8, r5",
+            "ldr r9, [sp, #32]",
+            "cmp r9, #0",
+            "beq 7f",
+            "ldrb r0, [r9, r0]",
+            "ldrb r1, [r9, r1]",
+            "ldrb r2, [r9, r2]",
+            "ldrb r3, [r9, r3]",
+            "ldrb r4, [r9, r4]",
+            "ldrb r5, [r9, r5]",
+            "7:",
+            "ldr r9, [sp, #12]",
+            "ldr r10, [sp, #16]",
+            "add r11, r9, r10",
+            "strb r0, [r9]",
+            "strb r1, [r9, #1]",
+            "strb r2, [r9, #2]",
+            "strb r3, [r11]",
+            "strb r4, [r11, #1]",
+            "strb r5, [r11, #2]",
+            "add r9, r9, #3",
+            "str r9, [sp, #12]",
+            "ldr r8, [sp, #4]",
+            "cmp r6, r8",
+            "bne 3b",
+            "pop {{r0, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11}}",
+            inout("r0") xs.as_ptr() => _,
+            inout("r1") tiles.as_ptr() => _,
+            inout("r2") tiles.as_ptr_range().end => _,
+            inout("r3") (tile_words - 2 * PW_TO) * 4 => _,
+            inout("r4") y => _,
+            inout("r5") c_out => _,
+            inout("r8") q.out_zero => _,
+            inout("r9") lut => _,
+            inout("r10") rq.round_hi => _,
+            inout("r11") down => _,
+            out("r12") _,
+            out("lr") _,
+        );
+    }
+}
+
+/// The same computation in plain Rust (host tests), reading bias and multipliers from the
+/// staged tiles like the target version.
+///
+/// # Safety
+/// As the target version.
+#[cfg(not(ldp_arm_dsp))]
+unsafe fn pw_tiles(
+    xs: &[u32],
+    tiles: &[u32],
+    tile_words: usize,
+    y: *mut i8,
+    c_out: usize,
+    rq: &Rq,
+    q: &ConvQ<'_>,
+) {
+    for (t, tile) in tiles.chunks_exact(tile_words).enumerate() {
+        let (head, rest) = tile.split_at(PW_TO);
+        let (body, tail) = rest.split_at(rest.len() - PW_TO);
+        let b = [head[0], head[1], head[2]].map(|v| v as i32);
+        let acc = pw_tile(xs, body, [b[0], b[1], b[2], b[0], b[1], b[2]]);
+        for (i, &a) in acc.iter().enumerate() {
+            let v = out_byte(rq.apply(a, tail[i % 3] as i32), q);
+            let at = 3 * t + (i % 3) + (i / 3) * c_out;
+            // SAFETY: the caller guarantees the output bytes.
+            unsafe { *y.add(at) = v };
+        }
+    }
+}
+
+/// DSP int8 pointwise conv; shapes validated by the caller. `false` (nothing written) when
+/// the shape is not taken (`c_in > 1024`): the caller runs the portable kernel.
+pub(crate) fn pointwise(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    pixels: usize,
+) -> bool {
+    let k = c_in.div_ceil(16) * 16;
+    if k > PW_KMAX {
+        return false;
+    }
+    assert!(x.len() >= pixels * c_in && y.len() >= pixels * c_out);
+    let rq = Rq::new(q.shift);
+    let body_words = k / 2 * PW_TO;
+    let tile_words = body_words + 2 * PW_TO;
+    let tiles_per_block = PW_W_WORDS / tile_words;
+    let mut wst = [0u32; PW_W_WORDS];
+    let mut xst = [0u32; PW_KMAX];
+    let xs = &mut xst[..k];
+    let n_tiles = c_out.div_ceil(PW_TO);
+    let n_full = c_out / PW_TO;
+    let mut t0 = 0;
+    while t0 < n_tiles {
+        let nt = tiles_per_block.min(n_tiles - t0);
+        let block = &mut wst[..nt * tile_words];
+        for (t, dst) in block.chunks_exact_mut(tile_words).enumerate() {
+            pw_stage_w(dst, q, &rq, c_in, c_out, (t0 + t) * PW_TO);
+        }
+        let block = &wst[..nt * tile_words];
+        // Tiles of this block with all three outputs inside c_out.
+        let full = n_full.saturating_sub(t0).min(nt);
+        let mut p = 0;
+        while p < pixels {
+            let two = p + 1 < pixels;
+            pw_stage_x(xs, x, c_in, p, two);
+            let mut first = 0;
+            if two && full > 0 && rq.mode != RqMode::Generic {
+                let at = p * c_out + t0 * PW_TO;
+                // Checked: the 3·full bytes of both pixels are inside y.
+                let _ = &y[at + c_out..at + c_out + PW_TO * full];
+                // SAFETY: just checked.
+                unsafe {
+                    pw_tiles(
+                        xs,
+                        &block[..full * tile_words],
+                        tile_words,
+                        y[at..].as_mut_ptr(),
+                        c_out,
+                        &rq,
+                        q,
+                    )
+                };
+                first = full;
+            }
+            for (t, tile) in block.chunks_exact(tile_words).enumerate().skip(first) {
+                let o = (t0 + t) * PW_TO;
+                let n = PW_TO.min(c_out - o);
+                let body = &tile[PW_TO..PW_TO + body_words];
+                let mut bias = [0i32; PW_TO];
+                let mut mp = [0i32; PW_TO];
+                for j in 0..n {
+                    bias[j] = q.bias[o + j];
+                    mp[j] = rq.mult(q.mult[o + j]);
+                }
+                let acc = pw_tile(
+                    xs,
+                    body,
+                    [bias[0], bias[1], bias[2], bias[0], bias[1], bias[2]],
+                );
+                let row = &mut y[p * c_out + o..p * c_out + o + n];
+                for j in 0..n {
+                    row[j] = out_byte(rq.apply(acc[j], mp[j]), q);
+                }
+                if two {
+                    let row = &mut y[(p + 1) * c_out + o..(p + 1) * c_out + o + n];
+                    for j in 0..n {
+                        row[j] = out_byte(rq.apply(acc[3 + j], mp[j]), q);
+                    }
+                }
+            }
+            p += 2;
+        }
+        t0 += nt;
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise 3×3
+// ---------------------------------------------------------------------------------------------
+
+/// Channel quads per pass (128 channels).
+const DW_CHUNK_QUADS: usize = 32;
+/// Staged words per channel quad: bias (4), tap pairs (t2,t5), (t0,t1), (t3,t4) (4 each), tap
+/// t8 (2), pair (t6,t7) (4), multipliers (4) — in the order the loop consumes them.
+const DW_BLOCK_WORDS: usize = 26;
+
+/// `(lo, hi)` as an int16 pair word.
+#[inline(always)]
+fn pair(lo: i8, hi: i8) -> u32 {
+    (lo as i16 as u16 as u32) | ((hi as i16 as u16 as u32) << 16)
+}
+
+/// Stages channels `c0..c0 + 4·dst.len()/26` (whole quads).
+fn dw_stage(dst: &mut [u32], q: &ConvQ<'_>, c0: usize, rq: &Rq) {
+    let z = q.in_zero;
+    for (j, d) in dst.chunks_exact_mut(DW_BLOCK_WORDS).enumerate() {
+        for i in 0..4 {
+            let c = c0 + 4 * j + i;
+            let w = &q.weight[c * 9..c * 9 + 9];
+            let sum: i32 = w.iter().map(|&v| v as i32).sum();
+            d[i] = q.bias[c].wrapping_sub(z.wrapping_mul(sum)) as u32;
+            d[4 + i] = pair(w[2], w[5]);
+            d[8 + i] = pair(w[0], w[1]);
+            d[12 + i] = pair(w[3], w[4]);
+            d[18 + i] = pair(w[6], w[7]);
+            d[22 + i] = rq.mult(q.mult[c]) as u32;
+        }
+        d[16] = pair(w8(q, c0 + 4 * j), w8(q, c0 + 4 * j + 2));
+        d[17] = pair(w8(q, c0 + 4 * j + 1), w8(q, c0 + 4 * j + 3));
+    }
+}
+
+#[inline(always)]
+fn w8(q: &ConvQ<'_>, c: usize) -> i8 {
+    q.weight[c * 9 + 8]
+}
+
+/// Row pointers of one output pixel: the top-left input pixel of its 3×3 window in each row
+/// (channel `c0` of the pass), and the byte distance between neighbouring pixels.
+#[derive(Clone, Copy)]
+struct Win {
+    rows: [*const i8; 3],
+    stride: usize,
+}
+
+/// Computes `nq = ws.len()/26` channel quads of one output pixel into `out[..4·nq]`.
+///
+/// # Safety
+/// For every row pointer `r` and quad `j < nq`, the four bytes at `r + 4j`, `r + stride + 4j` and
+/// `r + 2·stride + 4j` must be readable; `out` must have room for `4·nq` bytes.
+#[cfg(ldp_arm_dsp)]
+#[inline(always)]
+unsafe fn dw_pixel(win: Win, ws: &[u32], rq: &Rq, out_zero: i32, out: *mut i8) {
+    let wend = ws.as_ptr_range().end;
+    macro_rules! pair {
+        () => {
+            concat!(
+                "pkhbt r8, r4, r5, lsl #16\n",
+                "pkhtb r4, r5, r4, asr #16\n",
+                "ldm r7!, {{r9, r10}}\n",
+                "sxtb16 r5, r8\n",
+                "smlad r0, r5, r9, r0\n",
+                "sxtb16 r5, r8, ror #8\n",
+                "smlad r1, r5, r10, r1\n",
+                "ldm r7!, {{r9, r10}}\n",
+                "sxtb16 r5, r4\n",
+                "smlad r2, r5, r9, r2\n",
+                "sxtb16 r5, r4, ror #8\n",
+                "smlad r3, r5, r10, r3\n",
+            )
+        };
+    }
+    macro_rules! dw_loop {
+        ($($rq:expr),* $(,)?) => {
+            core::arch::asm!(
+                dsp_on!(),
+                // [sp] wend, [sp+4] out_zero, [sp+8] r6, [sp+12] r7, [sp+16] out,
+                // [sp+20] round_hi, [sp+24] down.
+                "push {{r4, r5, r6, r7, r8, r9, r10}}",
+                "mov r6, r0",
+                "mov r7, r1",
+                "2:",
+                "ldm r7!, {{r0, r1, r2, r3}}",
+                // (t2, t5)
+                "ldr r4, [r11, r6, lsl #1]",
+                "ldr r5, [r12, r6, lsl #1]",
+                pair!(),
+                // (t0, t1)
+                "ldr r5, [r11, r6]",
+                "ldr r4, [r11], #4",
+                pair!(),
+                // (t3, t4)
+                "ldr r5, [r12, r6]",
+                "ldr r4, [r12], #4",
+                pair!(),
+                // t8
+                "ldr r4, [lr, r6, lsl #1]",
+                "ldm r7!, {{r9, r10}}",
+                "sxtb16 r5, r4",
+                "smlabb r0, r5, r9, r0",
+                "smlatt r2, r5, r9, r2",
+                "sxtb16 r5, r4, ror #8",
+                "smlabb r1, r5, r10, r1",
+                "smlatt r3, r5, r10, r3",
+                // (t6, t7)
+                "ldr r5, [lr, r6]",
+                "ldr r4, [lr], #4",
+                pair!(),
+                // requantize
+                "ldm r7!, {{r4, r5, r8, r9}}",
+                $($rq,)*
+                "ldrd r4, r5, [sp]",
+                "add r0, r0, r5",
+                "ssat r0, #8, r0",
+                "add r1, r1, r5",
+                "ssat r1, #8, r1",
+                "add r2, r2, r5",
+                "ssat r2, #8, r2",
+                "add r3, r3, r5",
+                "ssat r3, #8, r3",
+                "ldr r8, [sp, #16]",
+                "strb r0, [r8], #1",
+                "strb r1, [r8], #1",
+                "strb r2, [r8], #1",
+                "strb r3, [r8], #1",
+                "str r8, [sp, #16]",
+                "cmp r7, r4",
+                "bne 2b",
+                "pop {{r4, r5, r6, r7, r8, r9, r10}}",
+                inout("r0") win.stride => _,
+                inout("r1") ws.as_ptr() => _,
+                out("r2") _,
+                out("r3") _,
+                inout("r4") wend => _,
+                inout("r5") out_zero => _,
+                inout("r8") out => _,
+                inout("r9") rq.round_hi => _,
+                inout("r10") rq.down => _,
+                inout("r11") win.rows[0] => _,
+                inout("r12") win.rows[1] => _,
+                inout("lr") win.rows[2] => _,
+            )
+        };
+    }
+    // SAFETY: the caller guarantees the reads of the three rows (the loop reads quad j of each
+    // row at offsets 0, stride and 2·stride, then advances the row by 4 bytes) and the 4·nq
+    // output bytes; `ws` is read from start to end exactly (26 words per iteration), as `u32`s,
+    // so `LDM` addresses are aligned. r6/r7 are saved on the stack with the spilled arguments
+    // and restored; the stack is balanced; every other register is declared.
+    unsafe {
+        match rq.mode {
+            RqMode::Mulr => dw_loop!(
+                "smmulr r0, r0, r4",
+                "smmulr r1, r1, r5",
+                "smmulr r2, r2, r8",
+                "smmulr r3, r3, r9",
+            ),
+            _ => dw_loop!(
+                "ldr r10, [sp, #20]",
+                "smmla r0, r0, r4, r10",
+                "smmla r1, r1, r5, r10",
+                "smmla r2, r2, r8, r10",
+                "smmla r3, r3, r9, r10",
+                "ldr r4, [sp, #24]",
+                "asr r0, r0, r4",
+                "asr r1, r1, r4",
+                "asr r2, r2, r4",
+                "asr r3, r3, r4",
+            ),
+        }
+    }
+}
+
+/// The same computation in plain Rust (host tests), following the loop's data flow.
+///
+/// # Safety
+/// As the target version.
+#[cfg(not(ldp_arm_dsp))]
+unsafe fn dw_pixel(win: Win, ws: &[u32], rq: &Rq, out_zero: i32, out: *mut i8) {
+    use prim::{pkhbt16, pkhtb16, smlabb, smlad, smlatt};
+    // SAFETY: the caller guarantees these reads (see above).
+    let rd = |r: *const i8, off: usize| unsafe { (r.add(off) as *const u32).read_unaligned() };
+    let s = win.stride;
+    for (j, d) in ws.chunks_exact(DW_BLOCK_WORDS).enumerate() {
+        let [ra, rm, rb] = win.rows.map(|r| r.wrapping_add(4 * j));
+        let mut acc = [d[0] as i32, d[1] as i32, d[2] as i32, d[3] as i32];
+        let mut pair_step = |a: u32, b: u32, w: &[u32]| {
+            let t = pkhbt16(a, b);
+            let u = pkhtb16(b, a);
+            acc[0] = smlad(sxtb16(t), w[0], acc[0]);
+            acc[1] = smlad(sxtb16_ror8(t), w[1], acc[1]);
+            acc[2] = smlad(sxtb16(u), w[2], acc[2]);
+            acc[3] = smlad(sxtb16_ror8(u), w[3], acc[3]);
+        };
+        pair_step(rd(ra, 2 * s), rd(rm, 2 * s), &d[4..8]);
+        pair_step(rd(ra, 0), rd(ra, s), &d[8..12]);
+        pair_step(rd(rm, 0), rd(rm, s), &d[12..16]);
+        let a = rd(rb, 2 * s);
+        let (lo, hi) = (sxtb16(a), sxtb16_ror8(a));
+        acc[0] = smlabb(lo, d[16], acc[0]);
+        acc[2] = smlatt(lo, d[16], acc[2]);
+        acc[1] = smlabb(hi, d[17], acc[1]);
+        acc[3] = smlatt(hi, d[17], acc[3]);
+        let mut pair_step = |a: u32, b: u32, w: &[u32]| {
+            let t = pkhbt16(a, b);
+            let u = pkhtb16(b, a);
+            acc[0] = smlad(sxtb16(t), w[0], acc[0]);
+            acc[1] = smlad(sxtb16_ror8(t), w[1], acc[1]);
+            acc[2] = smlad(sxtb16(u), w[2], acc[2]);
+            acc[3] = smlad(sxtb16_ror8(u), w[3], acc[3]);
+        };
+        pair_step(rd(rb, 0), rd(rb, s), &d[18..22]);
+        for i in 0..4 {
+            let v = rq.apply(acc[i], d[22 + i] as i32);
+            // SAFETY: the caller guarantees 4·nq output bytes.
+            unsafe { *out.add(4 * j + i) = sat_i8(out_zero.wrapping_add(v)) };
+        }
+    }
+}
+
+/// DSP int8 depthwise 3×3; shapes validated by the caller. `false` (nothing written) when the
+/// layer is not taken (input zero point outside `-128..=127`, or a shift below 16): the caller
+/// runs the portable kernel.
+pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
+    let rq = Rq::new(q.shift);
+    if rq.mode == RqMode::Generic || !(-128..=127).contains(&q.in_zero) {
+        return false;
+    }
+    let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
+    let (ho, wo) = (s.ho(), s.wo());
+    assert!(x.len() >= h * w * c && y.len() >= ho * wo * c);
+    let z = q.in_zero as i8;
+    let mut wst = [0u32; DW_CHUNK_QUADS * DW_BLOCK_WORDS];
+    let mut patch = [0i8; 9 * 4 * DW_CHUNK_QUADS];
+    let quads = c / 4;
+    let mut q0 = 0;
+    while q0 < quads {
+        let nq = DW_CHUNK_QUADS.min(quads - q0);
+        let (c0, cc) = (4 * q0, 4 * nq);
+        let ws = &mut wst[..nq * DW_BLOCK_WORDS];
+        dw_stage(ws, q, c0, &rq);
+        let ws = &wst[..nq * DW_BLOCK_WORDS];
+        for oy in 0..ho {
+            let iy = (oy * st) as isize - 1;
+            let rows_inside = iy >= 0 && iy as usize + 2 < h;
+            for ox in 0..wo {
+                let ix = (ox * st) as isize - 1;
+                let o = (oy * wo + ox) * c + c0;
+                let out = y[o..o + cc].as_mut_ptr();
+                if rows_inside && ix >= 0 && ix as usize + 2 < w {
+                    let base = (iy as usize * w + ix as usize) * c + c0;
+                    let row = w * c;
+                    let win = Win {
+                        rows: [
+                            x[base..].as_ptr(),
+                            x[base + row..].as_ptr(),
+                            x[base + 2 * row..].as_ptr(),
+                        ],
+                        stride: c,
+                    };
+                    // SAFETY: the window lies inside the input (rows iy..iy+2 < h, columns
+                    // ix..ix+2 < w, channels c0..c0+cc ≤ c, checked above and by the assert);
+                    // `out` has cc bytes.
+                    unsafe { dw_pixel(win, ws, &rq, q.out_zero, out) };
+                } else {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let dst = &mut patch[(ky * 3 + kx) * cc..(ky * 3 + kx + 1) * cc];
+                            let (yy, xx) = (iy + ky as isize, ix + kx as isize);
+                            if yy >= 0 && (yy as usize) < h && xx >= 0 && (xx as usize) < w {
+                                let at = (yy as usize * w + xx as usize) * c + c0;
+                                dst.copy_from_slice(&x[at..at + cc]);
+                            } else {
+                                dst.fill(z);
+                            }
+                        }
+                    }
+                    let p = &patch[..9 * cc];
+                    let win = Win {
+                        rows: [p.as_ptr(), p[3 * cc..].as_ptr(), p[6 * cc..].as_ptr()],
+                        stride: cc,
+                    };
+                    // SAFETY: the patch holds 3 rows of 3 pixels of cc channels; `out` has cc
+                    // bytes.
+                    unsafe { dw_pixel(win, ws, &rq, q.out_zero, out) };
+                }
+                if let Some(t) = q.lut {
+                    for v in &mut y[o..o + cc] {
+                        *v = t[(*v as i32 + 128) as usize];
+                    }
+                }
+            }
+        }
+        q0 += nq;
+    }
+    // The last c % 4 channels.
+    for ch in 4 * quads..c {
+        let wk = &q.weight[ch * 9..ch * 9 + 9];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut acc = q.bias[ch];
+                for ky in 0..3 {
+                    let iy = (oy * st + ky) as isize - 1;
+                    if iy < 0 || iy as usize >= h {
+                        continue;
+                    }
+                    for kx in 0..3 {
+                        let ix = (ox * st + kx) as isize - 1;
+                        if ix < 0 || ix as usize >= w {
+                            continue;
+                        }
+                        let xv = (x[(iy as usize * w + ix as usize) * c + ch] as i32)
+                            .wrapping_sub(q.in_zero);
+                        acc = acc.wrapping_add(xv.wrapping_mul(wk[ky * 3 + kx] as i32));
+                    }
+                }
+                y[(oy * wo + ox) * c + ch] = out_byte(requant(acc, q.mult[ch] as i32, q.shift), q);
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::super::kernels::{depthwise_reference, pointwise_reference};
+    use super::*;
+    use std::{vec, vec::Vec};
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 16) as u32
+        }
+        fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + (self.next() as i64) % (hi - lo + 1)
+        }
+        fn i8s(&mut self, n: usize) -> Vec<i8> {
+            (0..n).map(|_| self.next() as u8 as i8).collect()
+        }
+    }
+
+    struct Params {
+        weight: Vec<i8>,
+        bias: Vec<i32>,
+        mult: Vec<i16>,
+        lut: Option<Vec<i8>>,
+        shift: i32,
+        in_zero: i32,
+        out_zero: i32,
+    }
+
+    impl Params {
+        fn new(r: &mut Rng, wlen: usize, c_out: usize) -> Params {
+            let lut = (r.next() % 4 == 0).then(|| r.i8s(256));
+            let shift = match r.next() % 8 {
+                0 => r.range(1, 62) as i32,
+                1 => r.range(33, 62) as i32,
+                _ => r.range(14, 30) as i32,
+            };
+            Params {
+                weight: r.i8s(wlen),
+                bias: (0..c_out)
+                    .map(|_| r.range(-40_000, 40_000) as i32)
+                    .collect(),
+                mult: (0..c_out).map(|_| r.range(0, 32767) as i16).collect(),
+                lut,
+                shift,
+                in_zero: r.range(-128, 127) as i32,
+                out_zero: r.range(-128, 127) as i32,
+            }
+        }
+        fn conv(&self) -> ConvQ<'_> {
+            ConvQ {
+                weight: &self.weight,
+                bias: &self.bias,
+                mult: &self.mult,
+                shift: self.shift,
+                in_zero: self.in_zero,
+                out_zero: self.out_zero,
+                lut: self.lut.as_deref(),
+            }
+        }
+    }
+
+    #[test]
+    fn requant_forms_are_exact() {
+        let mut r = Rng(0x1234_5678_9abc_def1);
+        let edges = [
+            0,
+            1,
+            -1,
+            i32::MAX,
+            i32::MIN,
+            1 << 20,
+            -(1 << 20),
+            12345,
+            -12345,
+        ];
+        for shift in -3..70 {
+            let rq = Rq::new(shift);
+            for m in [0i16, 1, -1, i16::MAX, i16::MIN, 16384, 23170, -23170] {
+                for &a in &edges {
+                    assert_eq!(
+                        rq.apply(a, rq.mult(m)),
+                        requant(a, m as i32, shift),
+                        "{a} {m} {shift}"
+                    );
+                }
+                for _ in 0..200 {
+                    let a = r.next() as i32 >> (r.next() % 32);
+                    assert_eq!(rq.apply(a, rq.mult(m)), requant(a, m as i32, shift));
+                }
+            }
+            for _ in 0..2000 {
+                let (a, m) = (r.next() as i32, r.next() as i16);
+                assert_eq!(rq.apply(a, rq.mult(m)), requant(a, m as i32, shift));
+            }
+        }
+    }
+
+    #[test]
+    fn pointwise_matches_reference() {
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..400 {
+            let c_in = r.range(1, 67) as usize;
+            let c_out = r.range(1, 67) as usize;
+            let pixels = if case % 5 == 0 {
+                1
+            } else {
+                r.range(1, 19 * 19) as usize
+            };
+            let x = r.i8s(pixels * c_in);
+            let p = Params::new(&mut r, c_in * c_out, c_out);
+            let mut want = vec![0i8; pixels * c_out];
+            let mut got = vec![0i8; pixels * c_out];
+            pointwise_reference(&x, c_in, &p.conv(), c_out, &mut want).unwrap();
+            assert!(pointwise(&x, c_in, &p.conv(), c_out, &mut got, pixels));
+            assert_eq!(got, want, "case {case}: {pixels} px, {c_in} -> {c_out}");
+        }
+        // Wide inputs: the staged block holds a single tile.
+        for c_in in [500, 1024] {
+            let (c_out, pixels) = (5, 3);
+            let x = r.i8s(pixels * c_in);
+            let p = Params::new(&mut r, c_in * c_out, c_out);
+            let mut want = vec![0i8; pixels * c_out];
+            let mut got = vec![0i8; pixels * c_out];
+            pointwise_reference(&x, c_in, &p.conv(), c_out, &mut want).unwrap();
+            assert!(pointwise(&x, c_in, &p.conv(), c_out, &mut got, pixels));
+            assert_eq!(got, want);
+        }
+        assert!(!pointwise(
+            &[0; 1025],
+            1025,
+            &Params::new(&mut r, 1025, 1).conv(),
+            1,
+            &mut [0],
+            1
+        ));
+    }
+
+    #[test]
+    fn depthwise_matches_reference() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        let mut taken = 0;
+        for case in 0..500 {
+            let c = if case == 0 {
+                200
+            } else {
+                r.range(1, 67) as usize
+            };
+            let (h, w) = if case % 7 == 0 {
+                (1, 1)
+            } else {
+                (r.range(1, 19) as usize, r.range(1, 19) as usize)
+            };
+            let stride = 1 + (r.next() % 2) as usize;
+            let s = DwShape { h, w, c, stride };
+            let x = r.i8s(h * w * c);
+            let p = Params::new(&mut r, 9 * c, c);
+            let mut want = vec![0i8; s.ho() * s.wo() * c];
+            let mut got = vec![0i8; s.ho() * s.wo() * c];
+            depthwise_reference(s, &x, &p.conv(), &mut want).unwrap();
+            if depthwise(s, &x, &p.conv(), &mut got) {
+                taken += 1;
+                assert_eq!(got, want, "case {case}: {s:?}");
+            }
+        }
+        assert!(taken > 400, "{taken}");
+    }
+}
