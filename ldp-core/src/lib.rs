@@ -50,6 +50,10 @@
 // two lints would make them harder to read, not easier.
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
+// Run-time CPU feature detection for the host kernels.
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod arch;
 pub mod blob;
 pub mod elem;

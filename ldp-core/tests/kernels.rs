@@ -6,10 +6,22 @@
 //! `2·(n+1)·eps·Σ|x·w|` (a standard bound for any summation order of n+1 terms); the depthwise
 //! kernel uses the reference's order and must match bit for bit.
 
+use half::f16;
 use ldp_core::kernels::activation::Activation;
 use ldp_core::kernels::depthwise::{self, DwShape};
 use ldp_core::kernels::pointwise;
+use ldp_core::quant::kernels::{self as qk, ConvQ};
+use ldp_core::Elem;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
+
+/// Full-range int8 values (including -128).
+fn i8s(n: usize, seed: u64) -> Vec<i8> {
+    vals(n, seed)
+        .iter()
+        .map(|v| (v * 64.0).floor() as i8)
+        .collect()
+}
 
 fn vals(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed
@@ -25,50 +37,234 @@ fn vals(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Which implementation of a kernel family a check runs.
+#[derive(Clone, Copy, Debug)]
+enum Pw {
+    /// `pointwise::pointwise`, whatever it dispatches to on this machine.
+    Dispatch,
+    /// The portable tiled kernel.
+    Tiled,
+    /// The AVX2 + FMA kernel (skipped when the CPU lacks it).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+fn act_of(i: usize) -> Option<Activation> {
+    [
+        None,
+        Some(Activation::Gelu),
+        Some(Activation::Hardswish),
+        Some(Activation::Hardsigmoid),
+        Some(Activation::Relu),
+    ][i % 5]
+}
+
+/// Runs one pointwise kernel on typed data and checks it against the reference with the
+/// reassociation bound `2·(c_in+1)·eps·Σ|x·w|` (plus one f16 ulp when the output is f16).
+fn check_pointwise<X: Elem, W: Elem, Y: Elem>(
+    kernel: Pw,
+    c_in: usize,
+    c_out: usize,
+    pixels: usize,
+    bias: bool,
+    act: Option<Activation>,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let x: Vec<X> = vals(pixels * c_in, seed)
+        .into_iter()
+        .map(X::from_f32)
+        .collect();
+    let w: Vec<W> = vals(c_out * c_in, seed ^ 1)
+        .into_iter()
+        .map(W::from_f32)
+        .collect();
+    let b = vals(c_out, seed ^ 2);
+    let bias = if bias { Some(&b[..]) } else { None };
+    let mut y_ref = vec![Y::default(); pixels * c_out];
+    let mut y = vec![Y::default(); pixels * c_out];
+    pointwise::reference::pointwise(&x, c_in, &w, bias, c_out, act, &mut y_ref).unwrap();
+    match kernel {
+        Pw::Dispatch => pointwise::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap(),
+        Pw::Tiled => pointwise::tiled::pointwise(&x, c_in, &w, bias, c_out, act, &mut y),
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx2 => {
+            if !avx2() {
+                return Ok(());
+            }
+            // SAFETY: the CPU features were detected just above.
+            unsafe { pointwise::x86::pointwise_avx2(&x, c_in, &w, bias, c_out, act, &mut y) }
+                .unwrap()
+        }
+    }
+    let f16_out = core::mem::size_of::<Y>() == 2;
+    for p in 0..pixels {
+        for o in 0..c_out {
+            let mag: f32 = (0..c_in)
+                .map(|i| (x[p * c_in + i].to_f32() * w[o * c_in + i].to_f32()).abs())
+                .sum::<f32>()
+                + bias.map_or(0.0, |b| b[o].abs());
+            let tol = 2.0 * (c_in as f32 + 1.0) * f32::EPSILON * mag + 1e-30;
+            let (a, r) = (y[p * c_out + o].to_f32(), y_ref[p * c_out + o].to_f32());
+            let ulp = if f16_out {
+                r.abs() / 1024.0 + 6.2e-5
+            } else {
+                0.0
+            };
+            let bound = tol * if act.is_some() { 1.2 } else { 1.0 } + f32::EPSILON * r.abs() + ulp;
+            prop_assert!(
+                (a - r).abs() <= bound,
+                "{kernel:?} p={p} o={o}: {a} vs {r} (bound {bound})"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs one depthwise kernel on typed data; it must equal the reference bit for bit.
+#[allow(clippy::too_many_arguments)]
+fn check_depthwise<X: Elem, W: Elem, Y: Elem, R: Elem>(
+    kernel: Pw,
+    c: usize,
+    h: usize,
+    w: usize,
+    stride: usize,
+    bias: bool,
+    residual: bool,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let s = DwShape { h, w, c, stride };
+    let x: Vec<X> = vals(h * w * c, seed).into_iter().map(X::from_f32).collect();
+    let wt: Vec<W> = vals(c * 9, seed ^ 3).into_iter().map(W::from_f32).collect();
+    let b = vals(c, seed ^ 4);
+    let out = s.ho() * s.wo() * c;
+    let r: Vec<R> = vals(out, seed ^ 5).into_iter().map(R::from_f32).collect();
+    let bias = if bias { Some(&b[..]) } else { None };
+    let res = if residual { Some(&r[..]) } else { None };
+    let mut y_ref = vec![Y::default(); out];
+    let mut y = vec![Y::default(); out];
+    depthwise::reference::depthwise3x3(s, &x, &wt, bias, res, &mut y_ref).unwrap();
+    match kernel {
+        Pw::Dispatch => depthwise::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap(),
+        Pw::Tiled => depthwise::tiled::depthwise3x3(s, &x, &wt, bias, res, &mut y),
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx2 => {
+            if !avx2() {
+                return Ok(());
+            }
+            // SAFETY: the CPU features were detected just above.
+            unsafe { depthwise::x86::depthwise3x3_avx2(s, &x, &wt, bias, res, &mut y) }.unwrap()
+        }
+    }
+    let bits = |v: &[Y]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
+    prop_assert_eq!(bits(&y), bits(&y_ref), "{:?}", kernel);
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+fn all_kernels() -> Vec<Pw> {
+    vec![
+        Pw::Dispatch,
+        Pw::Tiled,
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx2,
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
     #[test]
-    fn pointwise_tiled_matches_reference(c_in in 1usize..=67, c_out in 1usize..=67, pixels in 1usize..=150,
-                                         bias in any::<bool>(), gelu in any::<bool>(), seed in any::<u64>()) {
-        let x = vals(pixels * c_in, seed);
-        let w = vals(c_out * c_in, seed ^ 1);
-        let b = vals(c_out, seed ^ 2);
-        let bias = if bias { Some(&b[..]) } else { None };
-        let act = if gelu { Some(Activation::Gelu) } else { None };
-        let mut y_ref = vec![0.0f32; pixels * c_out];
-        let mut y = vec![0.0f32; pixels * c_out];
-        pointwise::reference::pointwise(&x, c_in, &w, bias, c_out, act, &mut y_ref).unwrap();
-        pointwise::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap();
-        for p in 0..pixels {
-            for o in 0..c_out {
-                let mag: f32 = (0..c_in).map(|i| (x[p * c_in + i] * w[o * c_in + i]).abs()).sum::<f32>()
-                    + bias.map_or(0.0, |b| b[o].abs());
-                let tol = 2.0 * (c_in as f32 + 1.0) * f32::EPSILON * mag + 1e-30;
-                let (a, r) = (y[p * c_out + o], y_ref[p * c_out + o]);
-                prop_assert!((a - r).abs() <= tol * if gelu { 1.2 } else { 1.0 } + f32::EPSILON * r.abs(),
-                    "p={p} o={o}: {a} vs {r} (tol {tol})");
-            }
+    fn pointwise_kernels_match_reference_f32(c_in in 1usize..=67, c_out in 1usize..=67, pixels in 1usize..=150,
+                                             bias in any::<bool>(), act in 0usize..5, seed in any::<u64>()) {
+        for k in all_kernels() {
+            check_pointwise::<f32, f32, f32>(k, c_in, c_out, pixels, bias, act_of(act), seed)?;
         }
     }
 
     #[test]
-    fn depthwise_tiled_matches_reference_bitwise(c in 1usize..=67, h in 1usize..=19, w in 1usize..=19,
+    fn pointwise_kernels_match_reference_f16(c_in in 1usize..=67, c_out in 1usize..=67, pixels in 1usize..=40,
+                                             bias in any::<bool>(), act in 0usize..5, types in 0usize..3,
+                                             seed in any::<u64>()) {
+        for k in all_kernels() {
+            match types {
+                // The f16 model's layers: f32 input (first layer), f16 activations, f16 weights.
+                0 => check_pointwise::<f32, f16, f16>(k, c_in, c_out, pixels, bias, act_of(act), seed)?,
+                1 => check_pointwise::<f16, f16, f16>(k, c_in, c_out, pixels, bias, act_of(act), seed)?,
+                _ => check_pointwise::<f16, f16, f32>(k, c_in, c_out, pixels, bias, act_of(act), seed)?,
+            }
+        }
+    }
+
+    /// Splitting the pixels into chunks (as the streaming executor does) gives the same bits.
+    #[test]
+    fn pointwise_is_chunk_invariant(c_in in 1usize..=40, c_out in 1usize..=40, pixels in 1usize..=60,
+                                    cut in 0usize..60, act in 0usize..5, seed in any::<u64>()) {
+        let cut = cut.min(pixels);
+        let x = vals(pixels * c_in, seed);
+        let w = vals(c_out * c_in, seed ^ 1);
+        let b = vals(c_out, seed ^ 2);
+        let act = act_of(act);
+        let mut whole = vec![0.0f32; pixels * c_out];
+        pointwise::pointwise(&x, c_in, &w, Some(&b), c_out, act, &mut whole).unwrap();
+        let mut parts = vec![0.0f32; pixels * c_out];
+        let (y0, y1) = parts.split_at_mut(cut * c_out);
+        if cut > 0 {
+            pointwise::pointwise(&x[..cut * c_in], c_in, &w, Some(&b), c_out, act, y0).unwrap();
+        }
+        if cut < pixels {
+            pointwise::pointwise(&x[cut * c_in..], c_in, &w, Some(&b), c_out, act, y1).unwrap();
+        }
+        prop_assert_eq!(whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        parts.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    #[test]
+    fn depthwise_kernels_match_reference_bitwise(c in 1usize..=67, h in 1usize..=19, w in 1usize..=19,
                                                  stride in 1usize..=2, bias in any::<bool>(), residual in any::<bool>(),
-                                                 seed in any::<u64>()) {
-        let s = DwShape { h, w, c, stride };
-        let x = vals(h * w * c, seed);
-        let wt = vals(c * 9, seed ^ 3);
-        let b = vals(c, seed ^ 4);
-        let out = s.ho() * s.wo() * c;
-        let r = vals(out, seed ^ 5);
-        let bias = if bias { Some(&b[..]) } else { None };
-        let res = if residual { Some(&r[..]) } else { None };
-        let mut y_ref = vec![0.0f32; out];
-        let mut y = vec![0.0f32; out];
-        depthwise::reference::depthwise3x3(s, &x, &wt, bias, res, &mut y_ref).unwrap();
-        depthwise::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap();
-        prop_assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), y_ref.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                                                 types in 0usize..3, seed in any::<u64>()) {
+        for k in all_kernels() {
+            match types {
+                0 => check_depthwise::<f32, f32, f32, f32>(k, c, h, w, stride, bias, residual, seed)?,
+                1 => check_depthwise::<f16, f16, f16, f16>(k, c, h, w, stride, bias, residual, seed)?,
+                _ => check_depthwise::<f16, f16, f32, f16>(k, c, h, w, stride, bias, residual, seed)?,
+            }
+        }
+    }
+
+    /// int8 pointwise: every kernel equals the reference bit for bit (integer sums are exact).
+    #[test]
+    fn int8_pointwise_kernels_equal_reference(c_in in 1usize..=80, c_out in 1usize..=40, pixels in 1usize..=60,
+                                              shift in 8i32..=40, zo in -128i32..=127, with_lut in any::<bool>(),
+                                              seed in any::<u64>()) {
+        let x = i8s(pixels * c_in, seed);
+        let w = i8s(c_in * c_out, seed ^ 1);
+        let bias: Vec<i32> = i8s(c_out, seed ^ 2).iter().map(|&v| v as i32 * 9001).collect();
+        let mult: Vec<i16> = i8s(c_out, seed ^ 3).iter().map(|&v| (v as i16).unsigned_abs() as i16 * 250).collect();
+        let lut = i8s(256, seed ^ 4);
+        let q = ConvQ { weight: &w, bias: &bias, mult: &mult, shift, in_zero: 0, out_zero: zo,
+                        lut: if with_lut { Some(&lut) } else { None } };
+        let mut a = vec![0i8; pixels * c_out];
+        qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i8; pixels * c_out];
+        qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c);
+        }
     }
 
     #[test]
@@ -84,6 +280,20 @@ proptest! {
             // |x̂| ≤ sqrt(c); relative error of mean/var in f32 is O(c·eps).
             let tol = 8.0 * (c as f32).sqrt() * (c as f32) * f32::EPSILON * (g[i % c].abs() + 1.0) + 4.0 * f32::EPSILON * b[i % c].abs();
             prop_assert!((y[i] - y_ref[i]).abs() <= tol, "i={i}: {} vs {}", y[i], y_ref[i]);
+        }
+    }
+}
+
+/// More input channels than one packed panel holds (the AVX2 kernel continues its sums through
+/// the output) and the MobileVLM-like widths, on a few pixels.
+#[test]
+fn pointwise_long_and_wide_channels() {
+    for (c_in, c_out, pixels) in [(2100, 20, 7), (4200, 3, 2), (1024, 48, 13), (2048, 33, 6)] {
+        for k in all_kernels() {
+            for act in [None, Some(Activation::Gelu)] {
+                check_pointwise::<f32, f32, f32>(k, c_in, c_out, pixels, true, act, 11).unwrap();
+                check_pointwise::<f16, f16, f16>(k, c_in, c_out, pixels, true, act, 12).unwrap();
+            }
         }
     }
 }

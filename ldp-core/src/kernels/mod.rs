@@ -2,6 +2,7 @@
 //! the family's top-level function, which picks the fast path for the target.
 
 pub mod activation;
+pub mod cpu;
 pub mod depthwise;
 pub mod norm;
 pub mod pointwise;

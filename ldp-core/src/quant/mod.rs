@@ -20,8 +20,12 @@ pub mod depthwise_fast;
 pub mod fixed;
 pub mod graph;
 pub mod kernels;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod pointwise_fast;
 pub mod specs;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 pub use graph::{scratch_bytes_i8, Trace};
 

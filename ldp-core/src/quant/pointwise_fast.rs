@@ -53,6 +53,14 @@ pub(crate) fn pointwise(
     y: &mut [i8],
     pixels: usize,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if super::x86::pointwise(x, c_in, q, c_out, y, pixels) {
+        return;
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::neon::pointwise(x, c_in, q, c_out, y, pixels) {
+        return;
+    }
     let mut o = 0;
     while o + 4 <= c_out {
         let mut p = 0;

@@ -5,8 +5,18 @@
 //! taps outside the map count as zero. `x: [h][w][c]`, `w: [c][9]` (PyTorch's `[C, 1, 3, 3]`),
 //! `y` and `r`: `[ho][wo][c]` with `ho = (h-1)/s + 1` (= `ceil(h/2)` for stride 2).
 
+//!
+//! [`depthwise3x3`] picks the kernel: [`x86`] (AVX2, run-time detected with `std`), [`neon`]
+//! (AArch64), else the portable [`tiled`]. Every one of them computes each output in the
+//! reference's order with separate multiplies and adds, so all agree with
+//! [`reference::depthwise3x3`] bit for bit.
+
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 pub mod reference;
 pub mod tiled;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
@@ -81,6 +91,14 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     check(s, x, weight, bias, residual, y)?;
+    #[cfg(target_arch = "x86_64")]
+    if x86::depthwise3x3(s, x, weight, bias, residual, y) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if neon::depthwise3x3(s, x, weight, bias, residual, y) {
+        return Ok(());
+    }
     tiled::depthwise3x3(s, x, weight, bias, residual, y);
     Ok(())
 }

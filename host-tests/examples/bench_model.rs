@@ -1,0 +1,119 @@
+//! Times `ldp-core`'s forward pass on a PyTorch checkpoint, for `tools/bench/compare.py`.
+//!
+//! ```sh
+//! cargo run --release -p host-tests --example bench_model -- \
+//!     --weights W.safetensors --grid 24x24 --dtype f32 --input x.npy [--calib c.npy] \
+//!     [--output y.npy] [--runs 10] [--warmup 2]
+//! ```
+//!
+//! Loads the weights with `ldp-quant`'s importer, builds an f32/f16 blob (or an int8 blob
+//! calibrated on `--calib`, a PyTorch-layout batch), runs the first sample of `--input` `warmup`
+//! times untimed then `runs` times, and prints one line of JSON: the median and minimum wall
+//! time and the median thread CPU time per run, in milliseconds. `--output` writes the output
+//! in PyTorch layout (for an accuracy check against the reference). Single thread.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use ldp_core::{DType, Model};
+use ldp_quant::calib::CalibSet;
+use ldp_quant::quantize::Int8Options;
+use ldp_quant::{layout, npy, AlignedBytes, FloatModel};
+
+fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is always supported
+    // on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut weights = None;
+    let mut grid = None;
+    let mut dtype = "f32".to_string();
+    let mut input = None;
+    let mut calib = None;
+    let mut output = None;
+    let mut runs = 10usize;
+    let mut warmup = 2usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--weights" => weights = Some(PathBuf::from(val()?)),
+            "--grid" => grid = Some(ldp_quant::cli::parse_grid(&val()?)?),
+            "--dtype" => dtype = val()?,
+            "--input" => input = Some(PathBuf::from(val()?)),
+            "--calib" => calib = Some(PathBuf::from(val()?)),
+            "--output" => output = Some(PathBuf::from(val()?)),
+            "--runs" => runs = val()?.parse()?,
+            "--warmup" => warmup = val()?.parse()?,
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    let weights = weights.context("--weights is required")?;
+    let (h, w) = grid.context("--grid is required")?;
+    let input = input.context("--input is required")?;
+
+    let imp = ldp_quant::import::import_file(&weights, None, None)?;
+    let model = FloatModel::from_imported(imp, h, w)?;
+    let cfg = model.config();
+    let blob = match dtype.as_str() {
+        "f32" => ldp_quant::write::float_blob(&model, DType::F32)?,
+        "f16" => ldp_quant::write::float_blob(&model, DType::F16)?,
+        "int8" => {
+            let c = calib.context("--dtype int8 needs --calib")?;
+            let set = CalibSet::from_npy(&c, &cfg)?;
+            ldp_quant::int8::quantize(&model, &set, &Int8Options::default())?
+        }
+        d => bail!("--dtype must be f32, f16 or int8, got {d}"),
+    };
+    let blob = AlignedBytes::from_slice(&blob);
+    let m = Model::parse(blob.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let arr = npy::read_f32(&input)?;
+    let samples = layout::split_batch(&arr, &cfg, "input", true)?;
+    let x = &samples[0];
+    let mut y = vec![0.0f32; m.output_len()];
+    let mut scratch = AlignedBytes::zeroed(m.scratch_bytes());
+    for _ in 0..warmup {
+        m.forward(x, &mut y, scratch.as_mut_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let (t0, c0) = (Instant::now(), thread_cpu_seconds());
+        m.forward(x, &mut y, scratch.as_mut_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        cpu.push((thread_cpu_seconds() - c0) * 1e3);
+        wall.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    if let Some(o) = output {
+        let arr = layout::join_batch(&[y.clone()], &cfg)?;
+        npy::write_f32(&o, &arr.shape, &arr.data)?;
+    }
+    let min = wall.iter().cloned().fold(f64::INFINITY, f64::min);
+    println!(
+        "{{\"arch\": \"{}\", \"dtype\": \"{dtype}\", \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"cpu_median_ms\": {:.3}}}",
+        cfg.arch().name(),
+        wall.len(),
+        median(&mut wall),
+        min,
+        median(&mut cpu)
+    );
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! Per-kernel benchmarks at the seed LDP shapes (128 channels, 64×64 and 32×32) and the
+//! MobileVLM shapes (576 tokens = 24×24, 1024 → 2048 channels; 144 tokens after the stride-2
+//! block). Single thread. `cargo bench -p ldp-core --features std --bench kernels [-- FILTER]`.
+//!
+//! Each pointwise shape is timed through the dispatching entry point (`dispatch`: AVX2 on x86-64
+//! CPUs that have it, NEON on AArch64) and through the portable kernel (`tiled`), in f32, f16
+//! (f16 activations and weights, f32 arithmetic) and int8.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use half::f16;
+use ldp_core::kernels::activation::{gelu_slice, Activation};
+use ldp_core::kernels::depthwise::{self, DwShape};
+use ldp_core::kernels::norm::layer_norm_inplace;
+use ldp_core::kernels::pointwise;
+use ldp_core::quant::kernels::{self as qk, ConvQ};
+
+fn vals(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn i8s(n: usize, seed: u64) -> Vec<i8> {
+    vals(n, seed).iter().map(|v| (v * 127.0) as i8).collect()
+}
+
+/// (name, pixels, c_in, c_out, fused activation)
+const PW: &[(&str, usize, usize, usize, Option<Activation>)] = &[
+    (
+        "ldp_pw1_64x64_128to128_gelu",
+        4096,
+        128,
+        128,
+        Some(Activation::Gelu),
+    ),
+    ("ldp_pw3_32x32_128to128", 1024, 128, 128, None),
+    (
+        "vlm_fc1_576_1024to2048_gelu",
+        576,
+        1024,
+        2048,
+        Some(Activation::Gelu),
+    ),
+    ("vlm_fc2_576_2048to2048", 576, 2048, 2048, None),
+    ("vlm_pw_144_2048to2048", 144, 2048, 2048, None),
+];
+
+fn bench_pointwise(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pointwise");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for &(name, p, ci, co, act) in PW {
+        g.throughput(Throughput::Elements((p * ci * co) as u64)); // MACs
+        let x = vals(p * ci, 1);
+        let w = vals(co * ci, 2);
+        let b = vals(co, 3);
+        let mut y = vec![0.0f32; p * co];
+        g.bench_function(BenchmarkId::new("f32_dispatch", name), |bch| {
+            bch.iter(|| {
+                pointwise::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y).unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
+            bch.iter(|| {
+                pointwise::tiled::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y)
+            })
+        });
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let mut yh = vec![f16::ZERO; p * co];
+        g.bench_function(BenchmarkId::new("f16_dispatch", name), |bch| {
+            bch.iter(|| {
+                pointwise::pointwise(black_box(&xh), ci, &wh, Some(&b), co, act, &mut yh).unwrap()
+            })
+        });
+        let xq = i8s(p * ci, 4);
+        let wq = i8s(co * ci, 5);
+        let bq: Vec<i32> = (0..co as i32).map(|i| i * 37 - 1000).collect();
+        let mult: Vec<i16> = (0..co).map(|i| 20000 + i as i16).collect();
+        let lut: Vec<i8> = (0..256i32).map(|i| (i - 128).max(-20) as i8).collect();
+        let q = ConvQ {
+            weight: &wq,
+            bias: &bq,
+            mult: &mult,
+            shift: 24,
+            in_zero: 0,
+            out_zero: -3,
+            lut: act.map(|_| &lut[..]),
+        };
+        let mut yq = vec![0i8; p * co];
+        g.bench_function(BenchmarkId::new("int8_dispatch", name), |bch| {
+            bch.iter(|| qk::pointwise(black_box(&xq), ci, &q, co, &mut yq).unwrap())
+        });
+    }
+    g.finish();
+}
+
+/// (name, h, w, c, stride)
+const DW: &[(&str, usize, usize, usize, usize)] = &[
+    ("ldp_dw1_64x64x128_s1", 64, 64, 128, 1),
+    ("ldp_dw2_64x64x128_s2", 64, 64, 128, 2),
+    ("vlm_dw_24x24x2048_s1", 24, 24, 2048, 1),
+    ("vlm_dw_24x24x2048_s2", 24, 24, 2048, 2),
+];
+
+fn bench_depthwise(c: &mut Criterion) {
+    let mut g = c.benchmark_group("depthwise");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for &(name, h, w, ch, stride) in DW {
+        let s = DwShape {
+            h,
+            w,
+            c: ch,
+            stride,
+        };
+        let out = s.ho() * s.wo() * ch;
+        g.throughput(Throughput::Elements((out * 9) as u64));
+        let x = vals(h * w * ch, 1);
+        let wt = vals(ch * 9, 2);
+        let b = vals(ch, 3);
+        let mut y = vec![0.0f32; out];
+        g.bench_function(BenchmarkId::new("f32_dispatch", name), |bch| {
+            bch.iter(|| {
+                depthwise::depthwise3x3::<f32, f32, f32, f32>(
+                    s,
+                    black_box(&x),
+                    &wt,
+                    Some(&b),
+                    None,
+                    &mut y,
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
+            bch.iter(|| {
+                depthwise::tiled::depthwise3x3::<f32, f32, f32, f32>(
+                    s,
+                    black_box(&x),
+                    &wt,
+                    Some(&b),
+                    None,
+                    &mut y,
+                )
+            })
+        });
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let wh: Vec<f16> = wt.iter().map(|&v| f16::from_f32(v)).collect();
+        let mut yh = vec![f16::ZERO; out];
+        g.bench_function(BenchmarkId::new("f16_dispatch", name), |bch| {
+            bch.iter(|| {
+                depthwise::depthwise3x3::<f16, f16, f16, f16>(
+                    s,
+                    black_box(&xh),
+                    &wh,
+                    Some(&b),
+                    None,
+                    &mut yh,
+                )
+                .unwrap()
+            })
+        });
+        let xq = i8s(h * w * ch, 4);
+        let wq = i8s(ch * 9, 5);
+        let bq: Vec<i32> = (0..ch as i32).map(|i| i * 37 - 1000).collect();
+        let mult: Vec<i16> = (0..ch).map(|i| 20000 + i as i16).collect();
+        let q = ConvQ {
+            weight: &wq,
+            bias: &bq,
+            mult: &mult,
+            shift: 20,
+            in_zero: 3,
+            out_zero: -3,
+            lut: None,
+        };
+        let mut yq = vec![0i8; out];
+        g.bench_function(BenchmarkId::new("int8_dispatch", name), |bch| {
+            bch.iter(|| qk::depthwise(s, black_box(&xq), &q, &mut yq).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn bench_elementwise(c: &mut Criterion) {
+    let mut g = c.benchmark_group("elementwise");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for &(name, p, ch) in &[
+        ("ldp_64x64x128", 4096usize, 128usize),
+        ("vlm_576x2048", 576, 2048),
+    ] {
+        g.throughput(Throughput::Elements((p * ch) as u64));
+        let x = vals(p * ch, 1);
+        let gm = vals(ch, 2)
+            .iter()
+            .map(|v| 1.0 + 0.1 * v)
+            .collect::<Vec<_>>();
+        let bt = vals(ch, 3);
+        let mut buf = x.clone();
+        g.bench_function(BenchmarkId::new("layernorm_f32", name), |bch| {
+            bch.iter(|| {
+                buf.copy_from_slice(&x);
+                layer_norm_inplace(black_box(&mut buf), ch, &gm, &bt).unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("gelu_f32", name), |bch| {
+            bch.iter(|| {
+                buf.copy_from_slice(&x);
+                gelu_slice(black_box(&mut buf))
+            })
+        });
+        g.bench_function(BenchmarkId::new("gelu_libm_f32", name), |bch| {
+            bch.iter(|| {
+                buf.copy_from_slice(&x);
+                for v in black_box(&mut buf).iter_mut() {
+                    let u = *v * core::f32::consts::FRAC_1_SQRT_2;
+                    *v = 0.5 * *v * (1.0 + libm::erff(u));
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = bench_pointwise, bench_depthwise, bench_elementwise
+}
+criterion_main!(benches);

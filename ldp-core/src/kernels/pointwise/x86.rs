@@ -1,0 +1,343 @@
+//! x86-64 AVX2 + FMA pointwise kernel (a packed GEMM), f32 and f16 storage.
+//!
+//! `y = x · wᵀ`: `x` is `[P][K]`, `w` is `[N][K]`, both contiguous along `K`. A panel of 16 output
+//! channels of `w` is packed, converted to f32, into `[K][16]` (a transpose) in a stack buffer;
+//! then a 6 × 16 register tile (6 pixels × 16 outputs = 12 ymm accumulators) walks down the
+//! pixels: per input channel two vector loads of the panel, six broadcasts of `x` and twelve
+//! FMAs. The panel (≤ 128 KiB) stays in L2 while every pixel streams past it, so each weight is
+//! packed exactly once per call. f16 inputs are widened (F16C) six rows at a time into a second
+//! stack buffer; f16 outputs are narrowed with round-to-nearest-even, like `half`.
+//!
+//! Summation order, per output: `acc = bias`, then one FMA per input channel in channel order.
+//! It depends only on `K`, never on the pixel count or the tile an output lands in, so the
+//! streaming executor (which calls this on chunks of pixels) stays bit-identical to whole-tensor
+//! execution. For `K > KC` the chain continues through `y` (f32 only; f16 outputs with `K > KC`
+//! take the portable kernel). Error against the serial reference: each output is still a serial
+//! sum; FMA only removes roundings, within the `c_in·eps·Σ|x·w|` bound the tests use.
+//!
+//! The fused activation runs on the 16 finished outputs of a row through the same scalar
+//! [`activation`](crate::kernels::activation) functions, vectorized by the compiler inside this
+//! AVX2 function: results equal the scalar activations bit for bit.
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+
+use half::f16;
+
+use crate::elem::Elem;
+use crate::error::Error;
+use crate::kernels::activation::Activation;
+use crate::kernels::cpu;
+use crate::DType;
+
+/// Pixels per register tile.
+const MR: usize = 6;
+/// Outputs per register tile (two ymm).
+const NR: usize = 16;
+/// Input channels per packed panel: `KC·NR` f32 = 128 KiB of stack.
+const KC: usize = 2048;
+
+/// Runs the AVX2 kernel if the CPU has it (else `false`: the caller then uses the portable
+/// kernel). Shapes must already be validated.
+pub(crate) fn pointwise<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> bool {
+    if !cpu::x86_avx2_fma() {
+        return false;
+    }
+    // SAFETY: AVX2, FMA and F16C are present (checked just above).
+    unsafe { pointwise_avx2(x, c_in, w, bias, c_out, act, y) }.is_ok()
+}
+
+/// The AVX2 kernel, for tests and benchmarks that want this path whatever the dispatch picks.
+/// Validates the shapes; f16 outputs with `c_in > 2048` use the portable kernel.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn pointwise_avx2<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> Result<(), Error> {
+    super::check_shapes(x, c_in, w, bias, c_out, y)?;
+    if c_in > KC && Y::DTYPE != DType::F32 {
+        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y);
+    } else {
+        // SAFETY: the caller guarantees the CPU features; `check_shapes` validated
+        // `x.len() = P·c_in`, `w.len() = c_out·c_in`, `bias.len() = c_out`, `y.len() = P·c_out`;
+        // `Y` is f32 whenever `c_in > KC`.
+        unsafe { gemm(x, c_in, w, bias, c_out, act, y) };
+    }
+    Ok(())
+}
+
+/// Loads 8 consecutive elements of `p` as f32.
+///
+/// # Safety
+/// `p..p+8` must be readable; AVX2 and F16C must be available.
+#[inline(always)]
+unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
+    // SAFETY: the caller guarantees 8 readable elements; `T` is f32 or f16 (Elem's only types).
+    unsafe {
+        if T::DTYPE == DType::F16 {
+            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
+        } else {
+            _mm256_loadu_ps(p as *const f32)
+        }
+    }
+}
+
+/// Packs rows `n0..n0+nv` (`nv ≤ 16`), channels `k0..k0+kc` of `w` into `bp[kk·16 + l]`,
+/// zero-filling the rows past `nv`.
+///
+/// # Safety
+/// The ranges must lie inside `w` (`[c_out][k]`); `bp` holds `kc·16` values; F16C available.
+#[inline(always)]
+unsafe fn pack_panel<W: Elem>(
+    w: &[W],
+    k: usize,
+    n0: usize,
+    nv: usize,
+    k0: usize,
+    kc: usize,
+    bp: *mut f32,
+) {
+    for l in 0..NR {
+        if l >= nv {
+            for kk in 0..kc {
+                // SAFETY: kk·16 + l < kc·16.
+                unsafe { *bp.add(kk * NR + l) = 0.0 };
+            }
+            continue;
+        }
+        let row = &w[(n0 + l) * k + k0..(n0 + l) * k + k0 + kc];
+        let mut kk = 0;
+        while kk + 8 <= kc {
+            let mut t = [0.0f32; 8];
+            // SAFETY: row[kk..kk+8] is in bounds; t holds 8 floats.
+            unsafe { _mm256_storeu_ps(t.as_mut_ptr(), load8(row.as_ptr().add(kk))) };
+            for j in 0..8 {
+                // SAFETY: (kk+j)·16 + l < kc·16.
+                unsafe { *bp.add((kk + j) * NR + l) = t[j] };
+            }
+            kk += 8;
+        }
+        while kk < kc {
+            // SAFETY: as above.
+            unsafe { *bp.add(kk * NR + l) = row[kk].to_f32() };
+            kk += 1;
+        }
+    }
+}
+
+/// Applies `act` to 16 values (a `match` outside the loop, so each arm vectorizes).
+#[inline(always)]
+fn activate(act: Option<Activation>, v: &mut [f32; NR]) {
+    use crate::kernels::activation::{gelu, hardsigmoid, hardswish, relu};
+    match act {
+        None => {}
+        Some(Activation::Gelu) => v.iter_mut().for_each(|e| *e = gelu(*e)),
+        Some(Activation::Hardswish) => v.iter_mut().for_each(|e| *e = hardswish(*e)),
+        Some(Activation::Hardsigmoid) => v.iter_mut().for_each(|e| *e = hardsigmoid(*e)),
+        Some(Activation::Relu) => v.iter_mut().for_each(|e| *e = relu(*e)),
+    }
+}
+
+/// One `M × 16` tile over `kc` channels: `acc` enters holding the running sums and leaves
+/// with `kc` more FMAs per output.
+///
+/// # Safety
+/// Each `a[m]` (`m < M`) points at `kc` readable f32; `bp` at `kc·16`; AVX2 + FMA available.
+#[inline(always)]
+unsafe fn micro<const M: usize>(
+    a: &[*const f32; MR],
+    bp: *const f32,
+    kc: usize,
+    acc: &mut [[__m256; 2]; MR],
+) {
+    let mut b = bp;
+    for i in 0..kc {
+        // SAFETY: i < kc, so b points inside the panel and a[m].add(i) inside row m.
+        unsafe {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for m in 0..M {
+                let av = _mm256_broadcast_ss(&*a[m].add(i));
+                acc[m][0] = _mm256_fmadd_ps(av, b0, acc[m][0]);
+                acc[m][1] = _mm256_fmadd_ps(av, b1, acc[m][1]);
+            }
+            b = b.add(NR);
+        }
+    }
+}
+
+/// Pixels `p0..p0+M` against the packed panel of outputs `n0..n0+nv`, channels `k0..k0+kc`.
+///
+/// # Safety
+/// Shapes as in [`pointwise`]; `p0 + M ≤ P`, `n0 + nv ≤ N`, `k0 + kc ≤ K`; `bp` holds the packed
+/// panel; `abuf` holds `MR·KC` f32 (used when `X` is f16); AVX2, FMA, F16C available.
+#[inline(always)]
+unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
+    x: &[X],
+    k: usize,
+    y: &mut [Y],
+    n: usize,
+    p0: usize,
+    n0: usize,
+    nv: usize,
+    k0: usize,
+    kc: usize,
+    bp: *const f32,
+    abuf: *mut f32,
+    bias16: &[f32; NR],
+    act: Option<Activation>,
+) {
+    let first = k0 == 0;
+    let last = k0 + kc == k;
+    // SAFETY (whole body): every pointer below is derived from in-bounds indices, per the
+    // function's contract: rows p0..p0+M of x/y, columns n0..n0+nv of y, channels k0..k0+kc.
+    unsafe {
+        let zero = _mm256_setzero_ps();
+        let mut acc = [[zero; 2]; MR];
+        for m in 0..M {
+            if first {
+                acc[m] = [
+                    _mm256_loadu_ps(bias16.as_ptr()),
+                    _mm256_loadu_ps(bias16.as_ptr().add(8)),
+                ];
+            } else {
+                // K > KC: continue the chain from the f32 partial sums stored in y.
+                let yr = y.as_ptr().add((p0 + m) * n + n0) as *const f32;
+                let mut t = [0.0f32; NR];
+                core::ptr::copy_nonoverlapping(yr, t.as_mut_ptr(), nv);
+                acc[m] = [
+                    _mm256_loadu_ps(t.as_ptr()),
+                    _mm256_loadu_ps(t.as_ptr().add(8)),
+                ];
+            }
+        }
+        let mut a = [core::ptr::null::<f32>(); MR];
+        for m in 0..M {
+            let row = x.as_ptr().add((p0 + m) * k + k0);
+            if X::DTYPE == DType::F32 {
+                a[m] = row as *const f32;
+            } else {
+                let dst = abuf.add(m * KC);
+                let mut i = 0;
+                while i + 8 <= kc {
+                    _mm256_storeu_ps(dst.add(i), load8(row.add(i)));
+                    i += 8;
+                }
+                while i < kc {
+                    *dst.add(i) = (*row.add(i)).to_f32();
+                    i += 1;
+                }
+                a[m] = dst;
+            }
+        }
+        micro::<M>(&a, bp, kc, &mut acc);
+        for m in 0..M {
+            let mut t = [0.0f32; NR];
+            _mm256_storeu_ps(t.as_mut_ptr(), acc[m][0]);
+            _mm256_storeu_ps(t.as_mut_ptr().add(8), acc[m][1]);
+            if last {
+                activate(act, &mut t);
+            }
+            let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
+            if Y::DTYPE == DType::F16 {
+                let h0 = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(t.as_ptr()));
+                let h1 = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(
+                    t.as_ptr().add(8),
+                ));
+                if nv == NR {
+                    _mm_storeu_si128(yr as *mut __m128i, h0);
+                    _mm_storeu_si128((yr as *mut __m128i).add(1), h1);
+                } else {
+                    let mut hs = [f16::ZERO; NR];
+                    _mm_storeu_si128(hs.as_mut_ptr() as *mut __m128i, h0);
+                    _mm_storeu_si128((hs.as_mut_ptr() as *mut __m128i).add(1), h1);
+                    core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
+                }
+            } else {
+                core::ptr::copy_nonoverlapping(t.as_ptr(), yr as *mut f32, nv);
+            }
+        }
+    }
+}
+
+/// The packed GEMM.
+///
+/// # Safety
+/// Shapes validated by `check_shapes`; AVX2, FMA and F16C available; `Y` is f32 when `k > KC`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    n: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) {
+    let pixels = x.len() / k;
+    let mut panel = MaybeUninit::<[f32; KC * NR]>::uninit();
+    let bp = panel.as_mut_ptr() as *mut f32;
+    let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
+    let abuf = abuf_store.as_mut_ptr() as *mut f32;
+    let mut n0 = 0;
+    while n0 < n {
+        let nv = NR.min(n - n0);
+        let mut bias16 = [0.0f32; NR];
+        if let Some(b) = bias {
+            bias16[..nv].copy_from_slice(&b[n0..n0 + nv]);
+        }
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            // SAFETY: rows n0..n0+nv and channels k0..k0+kc lie inside w; the panel holds
+            // KC·16 ≥ kc·16 values and is fully written before it is read.
+            unsafe { pack_panel(w, k, n0, nv, k0, kc, bp) };
+            let mut p0 = 0;
+            while p0 < pixels {
+                let m = MR.min(pixels - p0);
+                // SAFETY: p0 + m ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed above; abuf
+                // holds MR·KC floats; features checked by the caller.
+                unsafe {
+                    match m {
+                        6 => {
+                            tile::<X, Y, 6>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
+                        }
+                        5 => {
+                            tile::<X, Y, 5>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
+                        }
+                        4 => {
+                            tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
+                        }
+                        3 => {
+                            tile::<X, Y, 3>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
+                        }
+                        2 => {
+                            tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
+                        }
+                        _ => {
+                            tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
+                        }
+                    }
+                }
+                p0 += m;
+            }
+            k0 += kc;
+        }
+        n0 += nv;
+    }
+}

@@ -1,0 +1,153 @@
+//! AArch64 NEON int8 pointwise kernel.
+//!
+//! Dot-product form in a register tile of 4 outputs × 2 pixels: per 16 input channels, one
+//! 16-byte load per pixel row and per weight row, then for each (output, pixel) pair
+//! `vmull_s8` on both halves (8 exact i16 products each; `|a·b| ≤ 2^14`) and `vpadalq_s16`,
+//! which adds neighbouring i16 products into the i32 accumulators — 16 MACs in 4 instructions.
+//! (`vmlal_s8` would sum two products in i16, which overflows for `(-128)·(-128)·2`, so it is
+//! not used: results must equal the reference for every input.) i32 sums wrap exactly like
+//! the reference's `wrapping_add`; bias, requantization and table are the reference's scalar
+//! code, so the outputs are bit-identical. The Cortex-A53 has no `sdot`; see the module docs
+//! of [`super`] for the determinism rule.
+
+use core::arch::aarch64::*;
+
+use super::fixed::{requant, sat_i8};
+use super::kernels::ConvQ;
+use crate::error::{check_len, Error};
+
+/// Runs the NEON kernel (`false` only if the target lacks NEON). Shapes validated by the caller.
+pub(crate) fn pointwise(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    pixels: usize,
+) -> bool {
+    if !cfg!(target_feature = "neon") {
+        return false;
+    }
+    // SAFETY: NEON is enabled (checked above); the caller validated x.len() = pixels·c_in,
+    // weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    true
+}
+
+/// The NEON kernel with its own shape checks, for tests and benchmarks.
+///
+/// # Safety
+/// The CPU must support NEON.
+pub unsafe fn pointwise_neon(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
+        return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
+    }
+    let pixels = x.len() / c_in;
+    check_len("int8 weight", q.weight, c_in * c_out)?;
+    check_len("int8 bias", q.bias, c_out)?;
+    check_len("int8 mult", q.mult, c_out)?;
+    if let Some(t) = q.lut {
+        check_len("int8 lut", t, 256)?;
+    }
+    check_len("int8 pointwise output", y, pixels * c_out)?;
+    // SAFETY: NEON per the contract, shapes checked just above.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    Ok(())
+}
+
+#[inline(always)]
+fn out(acc: i32, o: usize, q: &ConvQ<'_>) -> i8 {
+    let v = sat_i8(q.out_zero.wrapping_add(requant(
+        acc.wrapping_add(q.bias[o]),
+        q.mult[o] as i32,
+        q.shift,
+    )));
+    match q.lut {
+        Some(t) => t[(v as i32 + 128) as usize],
+        None => v,
+    }
+}
+
+/// Outputs `o0..o0+TO` of pixels `p0..p0+TP`.
+///
+/// # Safety
+/// `o0 + TO ≤ c_out`, `p0 + TP ≤ pixels`, shapes validated.
+#[inline(always)]
+unsafe fn tile<const TO: usize, const TP: usize>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    o0: usize,
+    p0: usize,
+) {
+    let full = c_in / 16 * 16;
+    // SAFETY (whole body): rows o0..o0+TO of the weights and p0..p0+TP of x are in bounds and
+    // every 16-byte load starts at i ≤ full - 16 inside its row.
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); TP]; TO];
+        let xs: [*const i8; TP] = core::array::from_fn(|p| x.as_ptr().add((p0 + p) * c_in));
+        let ws: [*const i8; TO] = core::array::from_fn(|o| q.weight.as_ptr().add((o0 + o) * c_in));
+        let mut i = 0;
+        while i < full {
+            let xv: [int8x16_t; TP] = core::array::from_fn(|p| vld1q_s8(xs[p].add(i)));
+            for o in 0..TO {
+                let wv = vld1q_s8(ws[o].add(i));
+                for p in 0..TP {
+                    let lo = vmull_s8(vget_low_s8(xv[p]), vget_low_s8(wv));
+                    let hi = vmull_high_s8(xv[p], wv);
+                    acc[o][p] = vpadalq_s16(vpadalq_s16(acc[o][p], lo), hi);
+                }
+            }
+            i += 16;
+        }
+        for o in 0..TO {
+            for p in 0..TP {
+                let mut s = vaddvq_s32(acc[o][p]);
+                for j in full..c_in {
+                    s = s.wrapping_add(*xs[p].add(j) as i32 * *ws[o].add(j) as i32);
+                }
+                y[(p0 + p) * c_out + o0 + o] = out(s, o0 + o, q);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// Shapes validated; NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], pixels: usize) {
+    let mut o = 0;
+    // SAFETY: every tile stays inside o < c_out and p < pixels.
+    unsafe {
+        while o + 4 <= c_out {
+            let mut p = 0;
+            while p + 2 <= pixels {
+                tile::<4, 2>(x, c_in, q, c_out, y, o, p);
+                p += 2;
+            }
+            if p < pixels {
+                tile::<4, 1>(x, c_in, q, c_out, y, o, p);
+            }
+            o += 4;
+        }
+        while o < c_out {
+            let mut p = 0;
+            while p + 2 <= pixels {
+                tile::<1, 2>(x, c_in, q, c_out, y, o, p);
+                p += 2;
+            }
+            if p < pixels {
+                tile::<1, 1>(x, c_in, q, c_out, y, o, p);
+            }
+            o += 1;
+        }
+    }
+}
