@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--skip-build", action="store_true", help="use the already built binary")
     ap.add_argument("--markdown", help="also write the table to this Markdown file")
+    ap.add_argument("--workdir", help="keep the weights, inputs and outputs in this folder "
+                                      "(default: a temporary folder)")
     args = ap.parse_args()
 
     try:
@@ -119,6 +121,9 @@ def main():
     dtypes = [d for d in args.dtypes.split(",") if d]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ldp-bench-") as tmp:
+        if args.workdir:
+            os.makedirs(args.workdir, exist_ok=True)
+            tmp = args.workdir
         for name in args.models.split(","):
             arch, c_in, c_out, h, w = MODELS[name]
             model = gg.build_module(arch, c_in, c_out, args.seed).float().eval()
@@ -127,7 +132,8 @@ def main():
             rng = np.random.default_rng(args.seed)
             x = gg.draw(rng, 1, arch, c_in, h, w, "normal")
             calib = gg.draw(rng, 4, arch, c_in, h, w, "normal")
-            x_path, calib_path = os.path.join(tmp, "x.npy"), os.path.join(tmp, "calib.npy")
+            x_path = os.path.join(tmp, f"{name}.x.npy")
+            calib_path = os.path.join(tmp, f"{name}.calib.npy")
             np.save(x_path, x)
             np.save(calib_path, calib)
             xt = torch.from_numpy(x)
@@ -170,7 +176,7 @@ def main():
                     print(f"   onnxruntime int8: skipped ({e})")
 
             for dt in dtypes:
-                out_path = os.path.join(tmp, f"y_{dt}.npy")
+                out_path = os.path.join(tmp, f"{name}.y_{dt}.npy")
                 ours = run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path,
                                 args.runs, args.warmup)
                 y = np.load(out_path)

@@ -97,8 +97,45 @@ unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
     }
 }
 
+/// Transposes the 8×8 block `r` (row `i` = 8 consecutive values of one weight row): on return
+/// `r[j]` holds element `j` of every row.
+///
+/// # Safety
+/// AVX available.
+#[inline(always)]
+unsafe fn transpose8(r: &mut [__m256; 8]) {
+    // SAFETY: register-only AVX shuffles.
+    unsafe {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        r[0] = _mm256_permute2f128_ps::<0x20>(u0, u4);
+        r[1] = _mm256_permute2f128_ps::<0x20>(u1, u5);
+        r[2] = _mm256_permute2f128_ps::<0x20>(u2, u6);
+        r[3] = _mm256_permute2f128_ps::<0x20>(u3, u7);
+        r[4] = _mm256_permute2f128_ps::<0x31>(u0, u4);
+        r[5] = _mm256_permute2f128_ps::<0x31>(u1, u5);
+        r[6] = _mm256_permute2f128_ps::<0x31>(u2, u6);
+        r[7] = _mm256_permute2f128_ps::<0x31>(u3, u7);
+    }
+}
+
 /// Packs rows `n0..n0+nv` (`nv ≤ 16`), channels `k0..k0+kc` of `w` into `bp[kk·16 + l]`,
-/// zero-filling the rows past `nv`.
+/// zero-filling the rows past `nv`. Full groups of 8 rows × 8 channels go through an 8×8
+/// register transpose; the rest element by element.
 ///
 /// # Safety
 /// The ranges must lie inside `w` (`[c_out][k]`); `bp` holds `kc·16` values; F16C available.
@@ -112,30 +149,42 @@ unsafe fn pack_panel<W: Elem>(
     kc: usize,
     bp: *mut f32,
 ) {
-    for l in 0..NR {
-        if l >= nv {
-            for kk in 0..kc {
-                // SAFETY: kk·16 + l < kc·16.
-                unsafe { *bp.add(kk * NR + l) = 0.0 };
+    let kc8 = kc / 8 * 8;
+    for g in 0..NR / 8 {
+        let l0 = 8 * g;
+        if l0 + 8 <= nv {
+            // SAFETY: rows n0+l0..n0+l0+8 < n0+nv and channels k0+kk..k0+kk+8 ≤ k0+kc lie
+            // inside w; stores go to bp[(kk+j)·16 + l0 .. +8] < kc·16.
+            unsafe {
+                let rows: [*const W; 8] =
+                    core::array::from_fn(|i| w.as_ptr().add((n0 + l0 + i) * k + k0));
+                let mut kk = 0;
+                while kk < kc8 {
+                    let mut r: [__m256; 8] = core::array::from_fn(|i| load8(rows[i].add(kk)));
+                    transpose8(&mut r);
+                    for (j, v) in r.iter().enumerate() {
+                        _mm256_storeu_ps(bp.add((kk + j) * NR + l0), *v);
+                    }
+                    kk += 8;
+                }
+                for kk in kc8..kc {
+                    for i in 0..8 {
+                        *bp.add(kk * NR + l0 + i) = (*rows[i].add(kk)).to_f32();
+                    }
+                }
             }
             continue;
         }
-        let row = &w[(n0 + l) * k + k0..(n0 + l) * k + k0 + kc];
-        let mut kk = 0;
-        while kk + 8 <= kc {
-            let mut t = [0.0f32; 8];
-            // SAFETY: row[kk..kk+8] is in bounds; t holds 8 floats.
-            unsafe { _mm256_storeu_ps(t.as_mut_ptr(), load8(row.as_ptr().add(kk))) };
-            for j in 0..8 {
-                // SAFETY: (kk+j)·16 + l < kc·16.
-                unsafe { *bp.add((kk + j) * NR + l) = t[j] };
+        for l in l0..l0 + 8 {
+            for kk in 0..kc {
+                let v = if l < nv {
+                    w[(n0 + l) * k + k0 + kk].to_f32()
+                } else {
+                    0.0
+                };
+                // SAFETY: kk·16 + l < kc·16.
+                unsafe { *bp.add(kk * NR + l) = v };
             }
-            kk += 8;
-        }
-        while kk < kc {
-            // SAFETY: as above.
-            unsafe { *bp.add(kk * NR + l) = row[kk].to_f32() };
-            kk += 1;
         }
     }
 }
