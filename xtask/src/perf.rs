@@ -124,8 +124,8 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     };
 
     let mut ok = true;
-    // (board, variant) -> run
-    let mut runs: BTreeMap<(String, &'static str), PerfRun> = BTreeMap::new();
+    // (board, variant) -> run, in run order.
+    let mut runs: Vec<((String, &'static str), PerfRun)> = Vec::new();
     for b in &measured {
         let variants: &[&'static str] = if no_portable {
             &["perf"]
@@ -143,17 +143,22 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
                 &plugin,
             )?;
             ok &= run.passed;
-            runs.insert((b.name.to_string(), v), run);
+            runs.push(((b.name.to_string(), v), run));
         }
     }
     for b in &selftest_only {
         let run = build_and_run(ctx, b, "perf", None, timeout, &defmt_print, &plugin)?;
         ok &= run.passed;
-        runs.insert((b.name.to_string(), "perf"), run);
+        runs.push(((b.name.to_string(), "perf"), run));
     }
 
     // Machine-readable lines.
     println!();
+    let get = |board: &str, variant: &str| {
+        runs.iter()
+            .find(|((b, v), _)| b == board && *v == variant)
+            .map(|(_, r)| r)
+    };
     for ((board, variant), run) in &runs {
         println!("{}", run.selftest_line);
         for (arch, _, r) in &run.models {
@@ -163,7 +168,7 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         }
     }
     for b in &measured {
-        if let Some(run) = runs.get(&(b.name.to_string(), "perf")) {
+        if let Some(run) = get(b.name, "perf") {
             for (arch, segs, r) in run.models.iter().filter(|(a, _, _)| a == "ldp") {
                 for line in perf_lines(b.name, arch, segs) {
                     println!("{line}");
@@ -175,12 +180,9 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
 
     // For people.
     for b in &measured {
-        let dsp = runs
-            .get(&(b.name.to_string(), "perf"))
-            .and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"));
-        let port = runs
-            .get(&(b.name.to_string(), "perf-portable"))
-            .and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"));
+        let dsp = get(b.name, "perf").and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"));
+        let port =
+            get(b.name, "perf-portable").and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"));
         if let Some((_, segs, _)) = dsp {
             summary(b, segs, port.map(|(_, s, _)| s.as_slice()));
         }

@@ -94,6 +94,25 @@ mod prim {
         r
     }
 
+    /// `SMLAD`: `acc + lo(a)·lo(b) + hi(a)·hi(b)`, wrapping.
+    #[inline(always)]
+    pub fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: as in `sxtb16`.
+        unsafe {
+            asm!(
+                dsp_on!(),
+                "smlad {r}, {a}, {b}, {c}",
+                r = lateout(reg) r,
+                a = in(reg) a,
+                b = in(reg) b,
+                c = in(reg) acc,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        r
+    }
+
     /// `SMMULR`: `(a·b + 2³¹) >> 32`, the rounded high half of the 64-bit product.
     #[inline(always)]
     pub fn smmulr(a: i32, b: i32) -> i32 {
@@ -1013,6 +1032,305 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
     true
 }
 
+// ---------------------------------------------------------------------------------------------
+// ADD, LayerNorm, bilinear resize
+// ---------------------------------------------------------------------------------------------
+//
+// The same integer functions as the reference kernels (`quant::kernels`), with the 64-bit work
+// narrowed where the operands provably fit 32 bits, the rounding term and the zero points
+// folded into precomputed values, and the 64-bit variable shift of `requant64` split by the
+// shift's range ([`Shr64`]). Exactness arguments are given at each kernel; the host tests
+// compare them with the reference kernels on random data and edge cases.
+
+/// `fixed::requant64(v, shift) as i32`: `((v + 2^(s−1)) >> s)`'s low 32 bits with
+/// `s = shift.clamp(1, 62)`. `HI` must be `s >= 32`: then the low 32 bits of the shifted value
+/// are the high word of `v + 2^(s−1)` shifted by `s − 32` (arithmetic); else they are
+/// `lo >> s | hi << (32 − s)`. No 64-bit variable shift.
+#[derive(Debug, Clone, Copy)]
+struct Shr64 {
+    s: u32,
+    round: i64,
+}
+
+impl Shr64 {
+    fn new(shift: i32) -> Shr64 {
+        let s = shift.clamp(1, 62) as u32;
+        Shr64 {
+            s,
+            round: 1i64 << (s - 1),
+        }
+    }
+    fn hi(&self) -> bool {
+        self.s >= 32
+    }
+    /// `requant64(v, s) as i32`.
+    #[inline(always)]
+    fn apply<const HI: bool>(&self, v: i64) -> i32 {
+        self.shift::<HI>(v.wrapping_add(self.round))
+    }
+    /// The shift alone, for values `t` that already hold the rounding term.
+    #[inline(always)]
+    fn shift<const HI: bool>(&self, t: i64) -> i32 {
+        if HI {
+            ((t >> 32) as i32) >> (self.s - 32)
+        } else {
+            (((t as u64 as u32) >> self.s) | (((t as u64 >> 32) as u32) << (32 - self.s))) as i32
+        }
+    }
+}
+
+/// `a = a + b` (TFLite ADD, `AddQ::add` on every pair). Each operand's contribution takes one
+/// of 256 values: two tables of `(v − z)·m` (`i64`, wrapping, the rounding term folded into the
+/// first — the sum is the same modulo 2⁶⁴ in any order), kept as separate low and high words,
+/// then one 64-bit add and the split shift per element. Stack: 4 KiB.
+pub(crate) fn add_inplace(a: &mut [i8], b: &[i8], q: &super::kernels::AddQ) -> bool {
+    let sh = Shr64::new(q.shift);
+    let mut t = AddTables {
+        a_lo: [0; 256],
+        a_hi: [0; 256],
+        b_lo: [0; 256],
+        b_hi: [0; 256],
+    };
+    for i in 0..256 {
+        let x = i as i64 - 128;
+        let u = (x - q.a_zero as i64)
+            .wrapping_mul(q.a_mult as i64)
+            .wrapping_add(sh.round);
+        let v = (x - q.b_zero as i64).wrapping_mul(q.b_mult as i64);
+        t.a_lo[i] = u as u32;
+        t.a_hi[i] = (u >> 32) as u32;
+        t.b_lo[i] = v as u32;
+        t.b_hi[i] = (v >> 32) as u32;
+    }
+    if sh.hi() {
+        t.run::<true>(a, b, sh, q.out_zero);
+    } else {
+        t.run::<false>(a, b, sh, q.out_zero);
+    }
+    true
+}
+
+/// The operand tables of [`add_inplace`], indexed by `v + 128`.
+struct AddTables {
+    a_lo: [u32; 256],
+    a_hi: [u32; 256],
+    b_lo: [u32; 256],
+    b_hi: [u32; 256],
+}
+
+impl AddTables {
+    #[inline(always)]
+    fn run<const HI: bool>(&self, a: &mut [i8], b: &[i8], sh: Shr64, z: i32) {
+        for (x, &y) in a.iter_mut().zip(b) {
+            let (i, j) = ((*x as u8 ^ 0x80) as usize, (y as u8 ^ 0x80) as usize);
+            let lo = self.a_lo[i] as u64 + self.b_lo[j] as u64;
+            let hi = self.a_hi[i]
+                .wrapping_add(self.b_hi[j])
+                .wrapping_add((lo >> 32) as u32);
+            let t = ((hi as u64) << 32 | (lo as u32) as u64) as i64;
+            *x = sat_i8(z.wrapping_add(sh.shift::<HI>(t)));
+        }
+    }
+}
+
+/// Channels of the staged `β·2¹⁶ + rounding` table of [`layer_norm_inplace`] (2 KiB).
+const LN_MAXC: usize = 256;
+
+/// Integer LayerNorm (`kernels::layer_norm_inplace`), exactly: per pixel the sums `S1`, `S2`
+/// (SMLAD on sign-extended pairs, `i32`: `S2 ≤ 2¹⁴·c` fits for `c ≤ 65536`), then the same
+/// `i64` statistics, exact integer square root and division as the reference. Per element the
+/// bounds make every intermediate fit without wrapping (so the reference's wrapping operations
+/// are plain ones): `|C·q − S1| ≤ 2⁸·c ≤ 2²⁴`; `inv = 2⁶²/R ≤ 2³²` (`R ≥ 2³⁰` because
+/// `(D+E)·4^k` has 61–62 bits, or `R ≥ 2³¹` when `D+E` has more), an unsigned 32-bit multiplier
+/// except for `inv = 2³²` exactly (that pixel takes the `i64` formula); so `|num·inv| < 2⁵⁶`;
+/// `|x̂·2¹⁶| ≤ √((c−1)·D)·2¹⁶/√D < 2²⁴` (Cauchy–Schwarz), so `|x̂·2¹⁶·γ| < 2³⁹`. The two
+/// roundings use [`Shr64`]; `β·2¹⁶` plus the output rounding term is staged per channel.
+/// Takes `c ≤ 256`.
+pub(crate) fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &super::kernels::NormQ<'_>) -> bool {
+    use prim::smlad;
+    if c > LN_MAXC {
+        return false;
+    }
+    let cc = c as i64;
+    let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
+    let out = Shr64::new(q.shift);
+    let gamma = &q.gamma[..c];
+    let mut bt = [0i64; LN_MAXC];
+    for (t, &b) in bt.iter_mut().zip(&q.beta[..c]) {
+        *t = ((b as i64) << 16) + out.round;
+    }
+    let bt = &bt[..c];
+    let lut: Option<&[i8; 256]> = q.lut.and_then(|t| t.try_into().ok());
+    for px in buf.chunks_exact_mut(c) {
+        let (mut s1, mut s2) = (0i32, 0i32);
+        let mut words = px.chunks_exact(4);
+        for wv in &mut words {
+            let v = u32::from_le_bytes([wv[0] as u8, wv[1] as u8, wv[2] as u8, wv[3] as u8]);
+            let (lo, hi) = (sxtb16(v), sxtb16_ror8(v));
+            s1 = smlad(lo, 0x0001_0001, smlad(hi, 0x0001_0001, s1));
+            s2 = smlad(lo, lo, smlad(hi, hi, s2));
+        }
+        for &v in words.remainder() {
+            s1 += v as i32;
+            s2 += v as i32 * v as i32;
+        }
+        let (s1, s2) = (s1 as i64, s2 as i64);
+        let d = (cc * s2 - s1 * s1).max(0) as u64;
+        let v = d.saturating_add(e).max(1);
+        let bits = 64 - v.leading_zeros() as i32;
+        let k = ((62 - bits) / 2).max(0);
+        let r = super::fixed::isqrt_u64(v << (2 * k)).max(1);
+        let inv = (1u64 << 62) / r;
+        let xh = Shr64::new(46 - k);
+        let Ok(inv32) = u32::try_from(inv) else {
+            // inv = 2³² (R = 2³⁰): the reference's formula, term by term.
+            for ((x, &g), &t) in px.iter_mut().zip(gamma).zip(bt) {
+                let num = cc * (*x as i64) - s1;
+                let xv = super::fixed::requant64(num.wrapping_mul(inv as i64), 46 - k);
+                let acc = xv.wrapping_mul(g as i64).wrapping_add(t - out.round);
+                let o = sat_i8(
+                    q.out_zero
+                        .wrapping_add(super::fixed::requant64(acc, q.shift) as i32),
+                );
+                *x = lut.map_or(o, |t| t[(o as u8 ^ 0x80) as usize]);
+            }
+            continue;
+        };
+        let p = LnPixel {
+            c: c as i32,
+            s1: s1 as i32,
+            inv: inv32,
+            xh,
+            out,
+            z: q.out_zero,
+        };
+        match (xh.hi(), out.hi()) {
+            (false, false) => p.run::<false, false>(px, gamma, bt, lut),
+            (false, true) => p.run::<false, true>(px, gamma, bt, lut),
+            (true, false) => p.run::<true, false>(px, gamma, bt, lut),
+            (true, true) => p.run::<true, true>(px, gamma, bt, lut),
+        }
+    }
+    true
+}
+
+/// The per-pixel constants of [`layer_norm_inplace`].
+struct LnPixel {
+    c: i32,
+    s1: i32,
+    inv: u32,
+    xh: Shr64,
+    out: Shr64,
+    z: i32,
+}
+
+impl LnPixel {
+    #[inline(always)]
+    fn run<const XH: bool, const OUT: bool>(
+        &self,
+        px: &mut [i8],
+        gamma: &[i16],
+        bt: &[i64],
+        lut: Option<&[i8; 256]>,
+    ) {
+        for ((x, &g), &t) in px.iter_mut().zip(gamma).zip(bt) {
+            let num = self.c * (*x as i32) - self.s1;
+            let xh = self.xh.apply::<XH>(num as i64 * self.inv as i64);
+            let acc = xh as i64 * g as i64 + t;
+            let v = sat_i8(self.z.wrapping_add(self.out.shift::<OUT>(acc)));
+            *x = match lut {
+                Some(t) => t[(v as u8 ^ 0x80) as usize],
+                None => v,
+            };
+        }
+    }
+}
+
+/// Bilinear resize (`kernels::resize_bilinear`), exactly: the Q20 weights of a pixel sum to
+/// `2²⁰` (`(1024−λy)(1024−λx) + … = 1024²`), so `Σ w·(x − z) = Σ w·x − z·2²⁰`, and
+/// `|Σ w·x| ≤ 2⁷·2²⁰`, `|z·2²⁰| ≤ 2²⁷`: the sum fits an `i32`, its product with the `i16`
+/// multiplier an `i64` (no wrapping), then the split shift by `shift + 20`.
+pub(crate) fn resize_bilinear(
+    x: &[i8],
+    (h, w, c): (usize, usize, usize),
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    (ho, wo): (usize, usize),
+) -> bool {
+    use super::kernels::taps_q10;
+    let sh = Shr64::new(shift.saturating_add(20));
+    let per_ch = in_zero.len() != 1 || mult.len() != 1;
+    for oy in 0..ho {
+        let (y0, y1, ly) = taps_q10(oy, h, ho);
+        for ox in 0..wo {
+            let (x0, x1, lx) = taps_q10(ox, w, wo);
+            let wts = [
+                ((1024 - ly) * (1024 - lx)) as i32,
+                ((1024 - ly) * lx) as i32,
+                (ly * (1024 - lx)) as i32,
+                (ly * lx) as i32,
+            ];
+            let at = |yy: usize, xx: usize| &x[(yy * w + xx) * c..(yy * w + xx + 1) * c];
+            let src = [at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1)];
+            let o = (oy * wo + ox) * c;
+            let dst = &mut y[o..o + c];
+            let px = RzPixel {
+                wts,
+                sh,
+                z: out_zero,
+            };
+            match (per_ch, sh.hi()) {
+                (false, false) => px.run::<false>(dst, src, |_| (in_zero[0], mult[0])),
+                (false, true) => px.run::<true>(dst, src, |_| (in_zero[0], mult[0])),
+                (true, false) => px.run::<false>(dst, src, |ch| {
+                    (in_zero[ch % in_zero.len()], mult[ch % mult.len()])
+                }),
+                (true, true) => px.run::<true>(dst, src, |ch| {
+                    (in_zero[ch % in_zero.len()], mult[ch % mult.len()])
+                }),
+            }
+        }
+    }
+    true
+}
+
+/// One output pixel of [`resize_bilinear`].
+struct RzPixel {
+    wts: [i32; 4],
+    sh: Shr64,
+    z: i32,
+}
+
+impl RzPixel {
+    #[inline(always)]
+    fn run<const HI: bool>(
+        &self,
+        dst: &mut [i8],
+        src: [&[i8]; 4],
+        zm: impl Fn(usize) -> (i8, i16),
+    ) {
+        let [w0, w1, w2, w3] = self.wts;
+        let it = dst
+            .iter_mut()
+            .zip(src[0])
+            .zip(src[1])
+            .zip(src[2])
+            .zip(src[3]);
+        for (ch, ((((o, &a), &b), &cc), &d)) in it.enumerate() {
+            let (z, m) = zm(ch);
+            let s =
+                w0 * a as i32 + w1 * b as i32 + w2 * cc as i32 + w3 * d as i32 - ((z as i32) << 20);
+            *o = sat_i8(
+                self.z
+                    .wrapping_add(self.sh.apply::<HI>(s as i64 * m as i64)),
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -1076,6 +1394,130 @@ mod tests {
                 out_zero: self.out_zero,
                 lut: self.lut.as_deref(),
             }
+        }
+    }
+
+    #[test]
+    fn add_matches_reference() {
+        use super::super::kernels::{add_inplace as add_ref, AddQ};
+        let mut r = Rng(0x0dd_ba11);
+        for case in 0..300 {
+            let n = r.range(1, 700) as usize;
+            let a = r.i8s(n);
+            let b = r.i8s(n);
+            let q = AddQ {
+                a_zero: r.range(-128, 127) as i32,
+                a_mult: if case % 9 == 0 {
+                    r.next() as i32
+                } else {
+                    r.range(0, 1 << 30) as i32
+                },
+                b_zero: r.range(-128, 127) as i32,
+                b_mult: r.range(0, 1 << 30) as i32,
+                shift: if case % 5 == 0 {
+                    r.range(-5, 70) as i32
+                } else {
+                    r.range(20, 40) as i32
+                },
+                out_zero: r.range(-128, 127) as i32,
+            };
+            let mut want = a.clone();
+            add_ref(&mut want, &b, &q).unwrap();
+            let mut got = a.clone();
+            assert!(add_inplace(&mut got, &b, &q));
+            assert_eq!(got, want, "case {case}: {q:?}");
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_reference() {
+        use super::super::kernels::{layer_norm_inplace as ln_ref, NormQ};
+        let mut r = Rng(0x1a7e_2a0f);
+        for case in 0..300 {
+            let c = match case {
+                0 => 1,
+                1 => 128,
+                _ => r.range(1, 200) as usize,
+            };
+            let pixels = r.range(1, 12) as usize;
+            let mut buf = r.i8s(c * pixels);
+            if case % 4 == 0 {
+                // Constant pixels (D = 0), small spreads, extremes.
+                let v = r.next() as u8 as i8;
+                buf[..c].fill(v);
+                if pixels > 1 {
+                    for (i, b) in buf[c..2 * c].iter_mut().enumerate() {
+                        *b = if i % 2 == 0 { 127 } else { -128 };
+                    }
+                }
+            }
+            let gamma: Vec<i16> = (0..c).map(|_| r.next() as i16).collect();
+            let beta: Vec<i16> = (0..c).map(|_| r.next() as i16).collect();
+            let lut = r.i8s(256);
+            let q = NormQ {
+                gamma: &gamma,
+                beta: &beta,
+                shift: if case % 6 == 0 {
+                    r.range(-2, 66) as i32
+                } else {
+                    r.range(14, 40) as i32
+                },
+                eps_q8: match case % 3 {
+                    0 => 0,
+                    1 => r.range(0, 1 << 20) as i32,
+                    _ => r.next() as i32,
+                },
+                out_zero: r.range(-128, 127) as i32,
+                lut: (case % 2 == 0).then_some(&lut[..]),
+            };
+            let mut want = buf.clone();
+            ln_ref(&mut want, c, &q).unwrap();
+            let mut got = buf.clone();
+            assert!(layer_norm_inplace(&mut got, c, &q));
+            assert_eq!(
+                got, want,
+                "case {case}: c {c}, shift {}, eps {}",
+                q.shift, q.eps_q8
+            );
+        }
+    }
+
+    #[test]
+    fn resize_matches_reference() {
+        use super::super::kernels::resize_bilinear as rz_ref;
+        let mut r = Rng(0x5e51_2e00);
+        for case in 0..200 {
+            let (h, w, c) = (
+                r.range(1, 13) as usize,
+                r.range(1, 13) as usize,
+                r.range(1, 40) as usize,
+            );
+            let (ho, wo) = (r.range(1, 13) as usize, r.range(1, 13) as usize);
+            let x = r.i8s(h * w * c);
+            let per_ch = case % 2 == 0;
+            let nz = if per_ch { c } else { 1 };
+            let zin = r.i8s(nz);
+            let mult: Vec<i16> = (0..nz).map(|_| r.next() as i16).collect();
+            let shift = if case % 5 == 0 {
+                r.range(-30, 70) as i32
+            } else {
+                r.range(5, 25) as i32
+            };
+            let z = r.range(-128, 127) as i32;
+            let mut want = vec![0i8; ho * wo * c];
+            rz_ref(&x, h, w, c, &zin, &mult, shift, z, &mut want, ho, wo).unwrap();
+            let mut got = vec![0i8; ho * wo * c];
+            assert!(resize_bilinear(
+                &x,
+                (h, w, c),
+                &zin,
+                &mult,
+                shift,
+                z,
+                &mut got,
+                (ho, wo)
+            ));
+            assert_eq!(got, want, "case {case}");
         }
     }
 

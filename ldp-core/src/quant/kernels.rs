@@ -79,7 +79,7 @@ fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Res
 }
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
-/// Cortex-M with the DSP extension the SMLAD kernel of [`super::arm_dsp`].
+/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`.
 pub fn pointwise(
     x: &[i8],
     c_in: usize,
@@ -150,7 +150,7 @@ fn check_dw(
 }
 
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
-/// [`super::arm_dsp`].
+/// `quant::arm_dsp`.
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -201,6 +201,10 @@ impl AddQ {
 /// `a = a + b` elementwise, in place.
 pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     check_len("int8 add operand", b, a.len())?;
+    #[cfg(ldp_arm_dsp)]
+    if super::arm_dsp::add_inplace(a, b, q) {
+        return Ok(());
+    }
     for (x, &y) in a.iter_mut().zip(b) {
         *x = q.add(*x, y);
     }
@@ -260,6 +264,10 @@ pub fn resize_bilinear(
         return Err(Error::InvalidConfig(
             "int8 resize: per-channel parameters of the wrong length",
         ));
+    }
+    #[cfg(ldp_arm_dsp)]
+    if super::arm_dsp::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
+        return Ok(());
     }
     for oy in 0..ho {
         let (y0, y1, ly) = taps_q10(oy, h, ho);
@@ -365,6 +373,10 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
     }
     if c == 0 || buf.len() % c != 0 {
         return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
+    }
+    #[cfg(ldp_arm_dsp)]
+    if super::arm_dsp::layer_norm_inplace(buf, c, q) {
+        return Ok(());
     }
     let cc = c as i64;
     let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
