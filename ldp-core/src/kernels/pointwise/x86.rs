@@ -192,10 +192,10 @@ unsafe fn pack_panel<W: Elem>(
 /// Applies `act` to 16 values (a `match` outside the loop, so each arm vectorizes).
 #[inline(always)]
 fn activate(act: Option<Activation>, v: &mut [f32; NR]) {
-    use crate::kernels::activation::{gelu, hardsigmoid, hardswish, relu};
+    use crate::kernels::activation::{gelu_block, hardsigmoid, hardswish, relu};
     match act {
         None => {}
-        Some(Activation::Gelu) => v.iter_mut().for_each(|e| *e = gelu(*e)),
+        Some(Activation::Gelu) => gelu_block(v),
         Some(Activation::Hardswish) => v.iter_mut().for_each(|e| *e = hardswish(*e)),
         Some(Activation::Hardsigmoid) => v.iter_mut().for_each(|e| *e = hardsigmoid(*e)),
         Some(Activation::Relu) => v.iter_mut().for_each(|e| *e = relu(*e)),
