@@ -304,17 +304,21 @@ const PW_KMAX: usize = 1024;
 const PW_W_WORDS: usize = 2048;
 /// Outputs per tile.
 const PW_TO: usize = 3;
+/// Words before a staged tile's weights: the three biases twice (the initial accumulators of
+/// both pixels, one `LDM`).
+const PW_HEAD: usize = 2 * PW_TO;
 
 /// Stages the tile of output channels `o..o + 3` (rows past `c_out` are zero): `dst` = the three
-/// biases, then per channel quad the three rows' `SXTB16` words (channels 0, 2) and their
+/// biases (twice), then per channel quad the three rows' `SXTB16` words (channels 0, 2) and their
 /// `SXTB16 ROR 8` words (channels 1, 3), zero past `c_in`, then the three multipliers in the
 /// form [`Rq::apply`] takes.
 fn pw_stage_w(dst: &mut [u32], q: &ConvQ<'_>, rq: &Rq, c_in: usize, c_out: usize, o: usize) {
-    let (head, rest) = dst.split_at_mut(PW_TO);
+    let (head, rest) = dst.split_at_mut(PW_HEAD);
     let (body, tail) = rest.split_at_mut(rest.len() - PW_TO);
     for r in 0..PW_TO {
         let inside = o + r < c_out;
         head[r] = if inside { q.bias[o + r] as u32 } else { 0 };
+        head[PW_TO + r] = head[r];
         tail[r] = if inside {
             rq.mult(q.mult[o + r]) as u32
         } else {
@@ -480,7 +484,7 @@ unsafe fn pw_tiles(
     debug_assert!(rq.mode != RqMode::Generic && tiles.len() % tile_words == 0);
     let lut = q.lut.map_or(core::ptr::null(), |t| t[128..].as_ptr());
     let down = if rq.mode == RqMode::Mla { rq.down } else { 0 };
-    // SAFETY: per tile, the loop reads 3 bias words, the body (`tile_words − 6` words, a
+    // SAFETY: per tile, the loop reads 6 bias words, the body (`tile_words − 9` words, a
     // multiple of 24) and 3 multiplier words, ending at the end of `tiles`; `xs` in step with
     // the body as in `pw_tile`; all `u32` slices (aligned `LDM`). The table (if any) is read at
     // `lut + v` with `v` in -128..=127 (after `SSAT`), inside its 256 bytes. The caller
@@ -494,10 +498,7 @@ unsafe fn pw_tiles(
             "push {{r0, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11}}",
             "mov r6, r1",
             "3:",
-            "ldm r6!, {{r0, r1, r2}}",
-            "mov r3, r0",
-            "mov r4, r1",
-            "mov r5, r2",
+            "ldm r6!, {{r0, r1, r2, r3, r4, r5}}",
             "ldr lr, [sp]",
             "ldr r7, [sp, #8]",
             "add r7, r7, r6",
@@ -573,7 +574,7 @@ unsafe fn pw_tiles(
             inout("r0") xs.as_ptr() => _,
             inout("r1") tiles.as_ptr() => _,
             inout("r2") tiles.as_ptr_range().end => _,
-            inout("r3") (tile_words - 2 * PW_TO) * 4 => _,
+            inout("r3") (tile_words - PW_HEAD - PW_TO) * 4 => _,
             inout("r4") y => _,
             inout("r5") c_out => _,
             inout("r8") q.out_zero => _,
@@ -602,10 +603,10 @@ unsafe fn pw_tiles(
     q: &ConvQ<'_>,
 ) {
     for (t, tile) in tiles.chunks_exact(tile_words).enumerate() {
-        let (head, rest) = tile.split_at(PW_TO);
+        let (head, rest) = tile.split_at(PW_HEAD);
         let (body, tail) = rest.split_at(rest.len() - PW_TO);
-        let b = [head[0], head[1], head[2]].map(|v| v as i32);
-        let acc = pw_tile(xs, body, [b[0], b[1], b[2], b[0], b[1], b[2]]);
+        let b = [head[0], head[1], head[2], head[3], head[4], head[5]].map(|v| v as i32);
+        let acc = pw_tile(xs, body, b);
         for (i, &a) in acc.iter().enumerate() {
             let v = out_byte(rq.apply(a, tail[i % 3] as i32), q);
             let at = 3 * t + (i % 3) + (i / 3) * c_out;
@@ -632,50 +633,72 @@ pub(crate) fn pointwise(
     assert!(x.len() >= pixels * c_in && y.len() >= pixels * c_out);
     let rq = Rq::new(q.shift);
     let body_words = k / 2 * PW_TO;
-    let tile_words = body_words + 2 * PW_TO;
+    let tile_words = PW_HEAD + body_words + PW_TO;
     let tiles_per_block = PW_W_WORDS / tile_words;
     let mut wst = [0u32; PW_W_WORDS];
     let mut xst = [0u32; PW_KMAX];
     let xs = &mut xst[..k];
     let n_tiles = c_out.div_ceil(PW_TO);
-    let n_full = c_out / PW_TO;
+    // Tile t covers output channels origin(t)..origin(t)+3. When c_out is not a multiple of 3
+    // the last tile overlaps the one before it (its first outputs are computed twice, with the
+    // same result) so that every tile is full; only c_out < 3 leaves a partial tile.
+    let origin = |t: usize| {
+        if c_out >= PW_TO {
+            (PW_TO * t).min(c_out - PW_TO)
+        } else {
+            0
+        }
+    };
+    let last_overlaps = c_out >= PW_TO && c_out % PW_TO != 0;
     let mut t0 = 0;
     while t0 < n_tiles {
         let nt = tiles_per_block.min(n_tiles - t0);
         let block = &mut wst[..nt * tile_words];
         for (t, dst) in block.chunks_exact_mut(tile_words).enumerate() {
-            pw_stage_w(dst, q, &rq, c_in, c_out, (t0 + t) * PW_TO);
+            pw_stage_w(dst, q, &rq, c_in, c_out, origin(t0 + t));
         }
         let block = &wst[..nt * tile_words];
-        // Tiles of this block with all three outputs inside c_out.
-        let full = n_full.saturating_sub(t0).min(nt);
+        // Tiles of this block at origin 3·t (all but an overlapping last tile).
+        let regular = if last_overlaps && t0 + nt == n_tiles {
+            nt - 1
+        } else {
+            nt
+        };
         let mut p = 0;
         while p < pixels {
             let two = p + 1 < pixels;
             pw_stage_x(xs, x, c_in, p, two);
-            let mut first = 0;
-            if two && full > 0 && rq.mode != RqMode::Generic {
-                let at = p * c_out + t0 * PW_TO;
-                // Checked: the 3·full bytes of both pixels are inside y.
-                let _ = &y[at + c_out..at + c_out + PW_TO * full];
-                // SAFETY: just checked.
-                unsafe {
-                    pw_tiles(
-                        xs,
-                        &block[..full * tile_words],
-                        tile_words,
-                        y[at..].as_mut_ptr(),
-                        c_out,
-                        &rq,
-                        q,
-                    )
-                };
-                first = full;
+            if two && c_out >= PW_TO && rq.mode != RqMode::Generic {
+                let runs = [
+                    (0, regular, p * c_out + PW_TO * t0),
+                    (regular, nt, p * c_out + c_out - PW_TO),
+                ];
+                for (from, to, at) in runs {
+                    if from == to {
+                        continue;
+                    }
+                    // Checked: the 3 bytes per tile of both pixels are inside y.
+                    let _ = &y[at + c_out..at + c_out + PW_TO * (to - from)];
+                    // SAFETY: just checked.
+                    unsafe {
+                        pw_tiles(
+                            xs,
+                            &block[from * tile_words..to * tile_words],
+                            tile_words,
+                            y[at..].as_mut_ptr(),
+                            c_out,
+                            &rq,
+                            q,
+                        )
+                    };
+                }
+                p += 2;
+                continue;
             }
-            for (t, tile) in block.chunks_exact(tile_words).enumerate().skip(first) {
-                let o = (t0 + t) * PW_TO;
+            for (t, tile) in block.chunks_exact(tile_words).enumerate() {
+                let o = origin(t0 + t);
                 let n = PW_TO.min(c_out - o);
-                let body = &tile[PW_TO..PW_TO + body_words];
+                let body = &tile[PW_HEAD..PW_HEAD + body_words];
                 let mut bias = [0i32; PW_TO];
                 let mut mp = [0i32; PW_TO];
                 for j in 0..n {
@@ -1118,8 +1141,77 @@ struct AddTables {
     b_hi: [u32; 256],
 }
 
+/// One element of the ADD loop: operands at r0 (in place) and r1, tables at r3, r4, r5, r8
+/// (entry 128), sum in r6:r7; the shift follows.
+#[cfg(ldp_arm_dsp)]
+macro_rules! add_elem_sum {
+    () => {
+        concat!(
+            "ldrsb r12, [r0]\n",
+            "ldrsb lr, [r1], #1\n",
+            "ldr r6, [r3, r12, lsl #2]\n",
+            "ldr r7, [r4, r12, lsl #2]\n",
+            "ldr r12, [r5, lr, lsl #2]\n",
+            "ldr lr, [r8, lr, lsl #2]\n",
+            "adds r6, r6, r12\n",
+            "adc r7, r7, lr\n",
+        )
+    };
+}
+
 impl AddTables {
-    #[inline(always)]
+    /// `run` over the whole slices: `asm!` on the target.
+    #[cfg(ldp_arm_dsp)]
+    fn run<const HI: bool>(&self, a: &mut [i8], b: &[i8], sh: Shr64, z: i32) {
+        let n = a.len().min(b.len());
+        if n == 0 {
+            return;
+        }
+        let end = a[..n].as_mut_ptr_range().end;
+        macro_rules! add_loop {
+            ($($shift:expr),* $(,)?) => {
+                core::arch::asm!(
+                    dsp_on!(),
+                    "push {{r6, r7}}",
+                    "2:",
+                    add_elem_sum!(),
+                    $($shift,)*
+                    "add r6, r6, r11",
+                    "ssat r6, #8, r6",
+                    "strb r6, [r0], #1",
+                    "cmp r0, r2",
+                    "bne 2b",
+                    "pop {{r6, r7}}",
+                    inout("r0") a.as_mut_ptr() => _,
+                    inout("r1") b.as_ptr() => _,
+                    in("r2") end,
+                    in("r3") self.a_lo[128..].as_ptr(),
+                    in("r4") self.a_hi[128..].as_ptr(),
+                    in("r5") self.b_lo[128..].as_ptr(),
+                    in("r8") self.b_hi[128..].as_ptr(),
+                    in("r9") sh.s.wrapping_sub(if HI { 32 } else { 0 }),
+                    in("r10") 32u32.wrapping_sub(sh.s),
+                    in("r11") z,
+                    out("r12") _,
+                    out("lr") _,
+                )
+            };
+        }
+        // SAFETY: the loop reads a[i] and b[i] and writes a[i] for i < n (r0 runs from a to
+        // a + n, r1 in step), and reads the four tables at entry 128 + v for a signed byte v,
+        // inside their 256 entries. r6/r7 are saved and restored; every other register is
+        // declared.
+        unsafe {
+            if HI {
+                add_loop!("asr r6, r7, r9");
+            } else {
+                add_loop!("lsr r6, r6, r9", "lsl r7, r7, r10", "orr r6, r6, r7");
+            }
+        }
+    }
+
+    /// The same computation in plain Rust (host tests).
+    #[cfg(not(ldp_arm_dsp))]
     fn run<const HI: bool>(&self, a: &mut [i8], b: &[i8], sh: Shr64, z: i32) {
         for (x, &y) in a.iter_mut().zip(b) {
             let (i, j) = ((*x as u8 ^ 0x80) as usize, (y as u8 ^ 0x80) as usize);
@@ -1225,7 +1317,137 @@ struct LnPixel {
 }
 
 impl LnPixel {
-    #[inline(always)]
+    /// One pixel, in two `asm!` passes on the target: `x̂·2¹⁶` of every element into a stack
+    /// buffer, then the affine map, rounding, zero point, saturation and table.
+    ///
+    /// Pass 1 computes `num·inv + 2^(sh−1)` as `SMLAL(num, inv − 2³¹)` plus `num·2³¹` (added as
+    /// `num << 31` to the low word and `num >> 1` to the high word) — `inv − 2³¹` fits an `i32`
+    /// because `2³⁰ < inv < 2³²` — with `num = S1 − C·q` negated (`MLS`), so the signs flip.
+    #[cfg(ldp_arm_dsp)]
+    fn run<const XH: bool, const OUT: bool>(
+        &self,
+        px: &mut [i8],
+        gamma: &[i16],
+        bt: &[i64],
+        lut: Option<&[i8; 256]>,
+    ) {
+        let n = px.len().min(gamma.len()).min(bt.len());
+        if n == 0 {
+            return;
+        }
+        let mut xb = [0i32; LN_MAXC];
+        let xb = &mut xb[..n];
+        let end = px[..n].as_ptr_range().end;
+        let ninv = (1i64 << 31).wrapping_sub(self.inv as i64) as i32;
+        let (sh, up) = (self.xh.s, 32u32.wrapping_sub(self.xh.s));
+        macro_rules! pass1 {
+            ($($shift:expr),* $(,)?) => {
+                core::arch::asm!(
+                    dsp_on!(),
+                    "push {{r6, r7}}",
+                    "2:",
+                    "ldrsb r12, [r0], #1",
+                    "mls r12, r12, r3, r4",
+                    "mov lr, r8",
+                    "mov r6, r9",
+                    "smlal lr, r6, r12, r5",
+                    "subs lr, lr, r12, lsl #31",
+                    "sbc r6, r6, r12, asr #1",
+                    $($shift,)*
+                    "str lr, [r2], #4",
+                    "cmp r0, r1",
+                    "bne 2b",
+                    "pop {{r6, r7}}",
+                    inout("r0") px.as_ptr() => _,
+                    in("r1") end,
+                    inout("r2") xb.as_mut_ptr() => _,
+                    in("r3") self.c,
+                    in("r4") self.s1,
+                    in("r5") ninv,
+                    in("r8") self.xh.round as u32,
+                    in("r9") (self.xh.round >> 32) as u32,
+                    in("r10") if XH { sh.wrapping_sub(32) } else { sh },
+                    in("r11") up,
+                    out("r12") _,
+                    out("lr") _,
+                )
+            };
+        }
+        // SAFETY: reads px[..n] and writes xb[..n] (n i32s), r0 and r2 in step, no other
+        // memory; r6/r7 saved and restored; every other register declared.
+        unsafe {
+            if XH {
+                pass1!("asr lr, r6, r10");
+            } else {
+                pass1!("lsr lr, lr, r10", "lsl r6, r6, r11", "orr lr, lr, r6");
+            }
+        }
+        let lutp = lut.map_or(core::ptr::null(), |t| t[128..].as_ptr());
+        let (o_sh, o_up) = (self.out.s, 32u32.wrapping_sub(self.out.s));
+        macro_rules! pass2 {
+            ($($tail:expr),* $(,)?) => {
+                core::arch::asm!(
+                    dsp_on!(),
+                    "push {{r6, r7}}",
+                    "2:",
+                    "ldr r11, [r0], #4",
+                    "ldrd lr, r6, [r1], #8",
+                    "ldrsh r12, [r2], #2",
+                    "smlal lr, r6, r11, r12",
+                    $($tail,)*
+                    "strb lr, [r3], #1",
+                    "cmp r3, r4",
+                    "bne 2b",
+                    "pop {{r6, r7}}",
+                    inout("r0") xb.as_ptr() => _,
+                    inout("r1") bt.as_ptr() => _,
+                    inout("r2") gamma.as_ptr() => _,
+                    inout("r3") px.as_mut_ptr() => _,
+                    in("r4") end,
+                    in("r5") if OUT { o_sh.wrapping_sub(32) } else { o_sh },
+                    in("r8") o_up,
+                    in("r9") self.z,
+                    in("r10") lutp,
+                    out("r11") _,
+                    out("r12") _,
+                    out("lr") _,
+                )
+            };
+        }
+        // SAFETY: reads xb[..n], bt[..n] (i64, `LDRD` on 8-byte aligned data), gamma[..n] and
+        // the table (if any) at entry 128 + v for v in -128..=127 after `SSAT`; writes px[..n];
+        // all pointers in step with r3 up to `end`. r6/r7 saved and restored; every other
+        // register declared.
+        unsafe {
+            match (OUT, lut.is_some()) {
+                (true, true) => pass2!(
+                    "asr lr, r6, r5",
+                    "add lr, lr, r9",
+                    "ssat lr, #8, lr",
+                    "ldrb lr, [r10, lr]"
+                ),
+                (true, false) => pass2!("asr lr, r6, r5", "add lr, lr, r9", "ssat lr, #8, lr"),
+                (false, true) => pass2!(
+                    "lsr lr, lr, r5",
+                    "lsl r6, r6, r8",
+                    "orr lr, lr, r6",
+                    "add lr, lr, r9",
+                    "ssat lr, #8, lr",
+                    "ldrb lr, [r10, lr]"
+                ),
+                (false, false) => pass2!(
+                    "lsr lr, lr, r5",
+                    "lsl r6, r6, r8",
+                    "orr lr, lr, r6",
+                    "add lr, lr, r9",
+                    "ssat lr, #8, lr"
+                ),
+            }
+        }
+    }
+
+    /// The same computation in plain Rust (host tests).
+    #[cfg(not(ldp_arm_dsp))]
     fn run<const XH: bool, const OUT: bool>(
         &self,
         px: &mut [i8],
