@@ -6,7 +6,7 @@
 //! tiling and the tails are tested on the host; the `asm!` itself is tested on the target by the
 //! firmware self-test, `cargo xtask perf`).
 //!
-//! **Bit-identity.** Both kernels produce exactly the bytes of the reference kernels:
+//! **Bit-identity.** Every kernel here produces exactly the bytes of the reference kernel:
 //! * Sums are wrapping `i32` sums of the same products in another order (SMLAD/SMLAxy wrap
 //!   modulo 2³² like `wrapping_add`), which is exact in any order.
 //! * Depthwise: the input zero point is folded into the bias (`bias − z·Σw`, wrapping), which is
@@ -23,7 +23,7 @@
 //! sign-extended once into a stack buffer (int16 pairs, the three rows of a tile interleaved), the
 //! two pixels' inputs likewise (once per block); the inner loop is then `LDM` (2 input words) +
 //! `LDM` (3 weight words) + 6 `SMLAD` per 2 channels: 0.67 instructions per MAC plus loop and
-//! requantization. Stack: 10 KiB. Takes `c_in ≤ 1024`.
+//! requantization (in the same `asm!` block per tile). Stack: 12 KiB. Takes `c_in ≤ 1024`.
 //!
 //! **Depthwise 3×3** (NHWC, stride 1 or 2, padding 1): 4 channels per 32-bit word. For each
 //! output pixel and channel quad, tap pairs are formed with `PKHBT`/`PKHTB` + `SXTB16` (two
@@ -32,6 +32,11 @@
 //! same loop. Interior pixels read the input directly without bounds checks; border pixels read a
 //! 3×3 patch padded with the input zero point. Channels are processed in chunks of 128 (stack:
 //! 4.5 KiB); a tail of `c % 4` channels is computed in plain Rust.
+//!
+//! **ADD, LayerNorm, bilinear resize**: the reference kernels' integer functions with the 64-bit
+//! work narrowed where the operands provably fit 32 bits (bounds at each kernel), and the inner
+//! loops of ADD and LayerNorm in `asm!` (see [`add_inplace`], [`layer_norm_inplace`],
+//! [`resize_bilinear`]).
 
 use super::fixed::{requant, sat_i8};
 use super::kernels::ConvQ;
