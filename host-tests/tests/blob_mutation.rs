@@ -105,6 +105,7 @@ fn blobs() -> Vec<Blob> {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
                 input_quant: iq,
+                ..Int8Options::default()
             };
             let bytes = quantize::int8(&model, Some(&cal), &opts).expect("int8 quantizer");
             let buf = AlignedBytes::from_slice(&bytes);
@@ -664,6 +665,7 @@ fn write_fuzz_seeds() {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
                 input_quant: iq,
+                ..Int8Options::default()
             };
             out.push((tag, quantize::int8(&model, Some(&cal), &opts).unwrap()));
         }

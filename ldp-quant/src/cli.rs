@@ -168,6 +168,11 @@ struct ConvertArgs {
     /// (folded into the first layer; for inputs with outlier channels).
     #[arg(long, value_enum, default_value_t = crate::int8::InputQuant::PerTensor)]
     input_quant: crate::int8::InputQuant,
+    /// int8: after picking each activation's range on its own, search wider and narrower ranges
+    /// that lower the int8 model's output error on the calibration set (kept only when both
+    /// halves of the set agree).
+    #[arg(long, value_enum, default_value_t = quantize::RangeSearch::Auto)]
+    range_search: quantize::RangeSearch,
     /// Where to write the blob.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -316,6 +321,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
             let opts = Int8Options {
                 calib_method: a.calib_method,
                 input_quant: a.input_quant,
+                range_search: a.range_search,
             };
             quantize::int8(&model, calib.as_ref(), &opts)?
         }

@@ -23,7 +23,7 @@ use ldp_core::{DType, ModelConfig};
 
 use crate::calib::CalibSet;
 use crate::graph::FloatModel;
-use crate::quantize::{CalibMethod, Int8Options};
+use crate::quantize::{CalibMethod, Int8Options, RangeSearch};
 
 /// How the model input is quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -483,10 +483,17 @@ fn choose_clipped(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP
 pub struct Ranges {
     obs: HashMap<&'static str, Obs>,
     method: CalibMethod,
+    /// Ranges replaced by the output-error search ([`refine`]).
+    overrides: HashMap<&'static str, QP>,
+    /// The per-tensor choice of `method`, computed once.
+    chosen: HashMap<&'static str, QP>,
 }
 
 impl Ranges {
     pub(crate) fn qp(&self, name: &str) -> anyhow::Result<QP> {
+        if let Some(q) = self.overrides.get(name).or_else(|| self.chosen.get(name)) {
+            return Ok(*q);
+        }
         let o = self
             .obs
             .get(name)
@@ -518,7 +525,16 @@ pub fn calibrate(m: &FloatModel, calib: &CalibSet, method: CalibMethod) -> anyho
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let r = Ranges { obs, method };
+    let chosen = obs
+        .iter()
+        .map(|(n, o)| (*n, choose(o.min, o.max, &o.sample, method)))
+        .collect();
+    let r = Ranges {
+        obs,
+        method,
+        overrides: HashMap::new(),
+        chosen,
+    };
     if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
         let mut names: Vec<_> = r.obs.keys().copied().collect();
         names.sort();
@@ -746,7 +762,166 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
     if calib.is_empty() {
         bail!("int8 needs calibration inputs: pass --calib C.npy with a batch of typical inputs");
     }
-    let r = calibrate(m, calib, opts.calib_method)?;
+    let mut r = calibrate(m, calib, opts.calib_method)?;
+    refine(m, calib, &mut r, opts)?;
+    quantize_with(m, &r, opts)
+}
+
+/// Output error of the int8 blob over the calibration set, per sample: `(‖y_q − y‖², ‖y‖²)`.
+fn blob_errors(
+    blob: &[u8],
+    calib: &CalibSet,
+    want: &[Vec<f32>],
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let aligned = crate::AlignedBytes::from_slice(blob);
+    let model = ldp_core::Model::parse(aligned.as_bytes())
+        .map_err(|e| anyhow::anyhow!("internal: int8 blob does not parse: {e}"))?;
+    let mut scratch = vec![0u8; model.scratch_bytes()];
+    let mut y = vec![0f32; model.output_len()];
+    let mut out = Vec::with_capacity(want.len());
+    for (x, w) in calib.samples.iter().zip(want) {
+        ck(model.forward(x, &mut y, &mut scratch))?;
+        let (mut num, mut den) = (0f64, 0f64);
+        for (a, b) in y.iter().zip(w) {
+            num += (*a as f64 - *b as f64).powi(2);
+            den += (*b as f64).powi(2);
+        }
+        out.push((num, den));
+    }
+    Ok(out)
+}
+
+/// Range search: the factors applied to the low end, the high end or both ends of a range.
+/// Heavy-tailed activations feeding a LayerNorm end up clipped hard (×0.35–0.5): LayerNorm
+/// rescales each token, so the resolution of small tokens matters more than large tokens' tails.
+const FACTORS: [f64; 11] = [0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.25, 1.4, 1.7, 2.0];
+/// Range search: coordinate-descent sweeps over all activations.
+const SWEEPS: usize = 3;
+
+/// Above this many int8 MACs in total, `--range-search auto` skips the search.
+const SEARCH_BUDGET_MACS: f64 = 4e10;
+
+/// Number of activations the int8 graph of `cfg` quantizes (an upper bound for the search).
+fn intermediates_len(cfg: ModelConfig) -> usize {
+    match cfg {
+        ModelConfig::Ldp(_) => 13,
+        ModelConfig::MobileVlmV1(_) => 21,
+        ModelConfig::MobileVlmV2(_) => 7,
+    }
+}
+
+/// Relative squared error of the even and of the odd calibration samples.
+fn folds(e: &[(f64, f64)]) -> [f64; 2] {
+    let mut f = [(0f64, 0f64); 2];
+    for (i, (n, d)) in e.iter().enumerate() {
+        f[i % 2].0 += n;
+        f[i % 2].1 += d;
+    }
+    [f[0].0 / f[0].1.max(1e-30), f[1].0 / f[1].1.max(1e-30)]
+}
+
+/// Output-aware range search: starting from the per-tensor ranges, tries wider and narrower
+/// clipping windows for every activation in graph order (coordinate descent, two sweeps) and
+/// keeps a change only when the int8 model's output error drops on both halves of the
+/// calibration set (even and odd samples), so that a change fitted to a few samples' noise is
+/// not taken. Needs at least 4 samples and 64 grid positions per sample; else a no-op.
+fn refine(
+    m: &FloatModel,
+    calib: &CalibSet,
+    r: &mut Ranges,
+    opts: &Int8Options,
+) -> anyhow::Result<()> {
+    let cfg = m.config();
+    let (h, w) = cfg.input_grid();
+    if opts.range_search == RangeSearch::Off || calib.len() < 4 || h * w < 64 {
+        return Ok(());
+    }
+    // Cost: one int8 forward pass per calibration sample per candidate.
+    let evals = (intermediates_len(cfg) * FACTORS.len() * 3 * SWEEPS + 1) as f64;
+    let macs = cfg.macs() as f64 * calib.len() as f64 * evals;
+    if opts.range_search == RangeSearch::Auto && macs > SEARCH_BUDGET_MACS {
+        eprintln!(
+            "note: int8 range search skipped: about {:.0e} int8 MACs over {} calibration samples \
+             (auto limit {:.0e}); pass --range-search on to run it anyway",
+            macs,
+            calib.len(),
+            SEARCH_BUDGET_MACS
+        );
+        return Ok(());
+    }
+    let want: Vec<Vec<f32>> = calib
+        .samples
+        .iter()
+        .map(|x| m.forward(x))
+        .collect::<anyhow::Result<_>>()?;
+    let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| r.obs.contains_key(n))
+        .collect();
+    let mut blob = quantize_with(m, r, opts)?;
+    let mut best = folds(&blob_errors(&blob, calib, &want)?);
+    let start = best;
+    for _sweep in 0..SWEEPS {
+        for &n in &names {
+            let base = r.qp(n)?;
+            let lo = base.scale as f64 * (-128 - base.zero) as f64;
+            let hi = base.scale as f64 * (127 - base.zero) as f64;
+            let mut cands = Vec::new();
+            for f in FACTORS {
+                cands.push((lo * f, hi * f));
+                cands.push((lo * f, hi));
+                cands.push((lo, hi * f));
+            }
+            let mut cur = base;
+            for (l, h) in cands {
+                let q = qp_of(l as f32, h as f32);
+                if q == base || q == cur {
+                    continue;
+                }
+                r.overrides.insert(n, q);
+                let b = quantize_with(m, r, opts)?;
+                if b == blob {
+                    r.overrides.insert(n, cur);
+                    continue;
+                }
+                let e = folds(&blob_errors(&b, calib, &want)?);
+                if e[0] < best[0] && e[1] < best[1] {
+                    best = e;
+                    blob = b;
+                    cur = q;
+                } else {
+                    r.overrides.insert(n, cur);
+                }
+            }
+        }
+    }
+    if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
+        for &n in &names {
+            if let (Some(a), Some(b)) = (r.overrides.get(n), r.chosen.get(n)) {
+                if a != b {
+                    let rng = |q: &QP| {
+                        (
+                            q.scale * (-128 - q.zero) as f32,
+                            q.scale * (127 - q.zero) as f32,
+                        )
+                    };
+                    eprintln!("range search: {n:>8} {:?} -> {:?}", rng(b), rng(a));
+                }
+            }
+        }
+        eprintln!(
+            "range search: calibration output rel L2 {:.4}/{:.4} -> {:.4}/{:.4}",
+            start[0].sqrt(),
+            start[1].sqrt(),
+            best[0].sqrt(),
+            best[1].sqrt()
+        );
+    }
+    Ok(())
+}
+
+fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Result<Vec<u8>> {
     let cfg = m.config();
     let (c_in, co) = cfg.channels();
     let per_ch = opts.input_quant == InputQuant::PerChannel && c_in > 1;
@@ -939,10 +1114,10 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
                 ),
                 V1::FC2_SHIFT,
             );
-            v1_block_q(m, &r, &mut o, 1, z, c.squeeze, co)?;
+            v1_block_q(m, r, &mut o, 1, z, c.squeeze, co)?;
             let u1 = r.qp("b1.u")?;
             o.add(z, u1, z2, V1::ADD_MA, V1::ADD_MB, V1::ADD_SHIFT, V1::Z_Z2);
-            v1_block_q(m, &r, &mut o, 2, z2, c.squeeze, co)?;
+            v1_block_q(m, r, &mut o, 2, z2, c.squeeze, co)?;
         }
         ModelConfig::MobileVlmV2(c) => {
             if !per_ch {

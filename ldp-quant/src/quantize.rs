@@ -47,6 +47,30 @@ impl CalibMethod {
     }
 }
 
+/// Whether the int8 quantizer refines the activation ranges against the model's output error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RangeSearch {
+    /// Search when it is cheap enough (estimated at most ~4·10¹⁰ int8 MACs, seconds on a host)
+    /// and the calibration set can support it (at least 4 samples of at least 64 grid positions).
+    #[default]
+    Auto,
+    /// Search whenever the calibration set can support it, however long it takes.
+    On,
+    /// Keep the per-tensor ranges of `--calib-method`.
+    Off,
+}
+
+impl RangeSearch {
+    /// Name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            RangeSearch::Auto => "auto",
+            RangeSearch::On => "on",
+            RangeSearch::Off => "off",
+        }
+    }
+}
+
 /// Options of the int8 quantizer.
 #[derive(Debug, Clone, Default)]
 pub struct Int8Options {
@@ -54,6 +78,8 @@ pub struct Int8Options {
     pub calib_method: CalibMethod,
     /// Input quantization granularity.
     pub input_quant: crate::int8::InputQuant,
+    /// Output-error range search after the per-tensor choice.
+    pub range_search: RangeSearch,
 }
 
 /// Quantizes `model` to an int8 blob (TFLite's scheme), calibrating activation ranges on
