@@ -309,22 +309,32 @@ fn blob_size_bound_seed_ldp_f16() {
     assert!(len as f64 <= bound, "{len} > {bound}");
 }
 
-#[test]
-#[ignore = "known failure: the seed LDP(128,128) int8 blob is 58036 B (per-tensor input) / 58884 B (per-channel) against a 57756 B bound; the i32 biases, i16 multipliers, two LUTs and 26 table entries exceed the allowance by 280 B"]
-fn blob_size_bound_seed_ldp_int8() {
+fn seed_ldp_int8_size(flags: u16) -> (usize, f64) {
     use ldp_core::arch::ldp::LdpConfig;
+    size_at_real_size(
+        ldp_core::ModelConfig::Ldp(LdpConfig {
+            c_in: 128,
+            c_out: 128,
+            h: 64,
+            w: 64,
+        }),
+        ldp_core::DType::Int8,
+        flags,
+    )
+}
+
+/// The seed `LDP(128, 128)` int8 blob with the default per-tensor input: 57,620 B against a
+/// 57,756 B bound (format version 2; version 1's 32-byte table entries made it 58,036 B).
+#[test]
+fn blob_size_bound_seed_ldp_int8() {
+    let (len, bound) = seed_ldp_int8_size(0);
+    assert!(len as f64 <= bound, "{len} > {bound}");
+}
+
+#[test]
+#[ignore = "known failure: with --input-quant per-channel the seed LDP(128,128) int8 blob is 58468 B against a 57756 B bound (7 B per input channel: f32 scale, i8 zero point, i16 skip multiplier)"]
+fn blob_size_bound_seed_ldp_int8_per_channel_input() {
     use ldp_core::blob::specs::FLAG_PER_CHANNEL_INPUT;
-    for flags in [0, FLAG_PER_CHANNEL_INPUT] {
-        let (len, bound) = size_at_real_size(
-            ldp_core::ModelConfig::Ldp(LdpConfig {
-                c_in: 128,
-                c_out: 128,
-                h: 64,
-                w: 64,
-            }),
-            ldp_core::DType::Int8,
-            flags,
-        );
-        assert!(len as f64 <= bound, "flags {flags}: {len} > {bound}");
-    }
+    let (len, bound) = seed_ldp_int8_size(FLAG_PER_CHANNEL_INPUT);
+    assert!(len as f64 <= bound, "{len} > {bound}");
 }

@@ -518,9 +518,9 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     s.push_str(&streaming_ram_section(&config, model.dtype()));
     s.push_str(&format!("tensors:      {}\n", model.tensor_count()));
     let rows: Vec<(String, String, String, String, String)> = (0..model.tensor_count())
-        .filter_map(|i| model.tensor(i))
-        .map(|(spec, e, data)| {
-            let dims: Vec<usize> = e.dims[..e.rank as usize]
+        .filter_map(|i| Some((model.tensor(i)?, model.tensor_dims(i)?)))
+        .map(|((spec, e, data), dims)| {
+            let dims: Vec<usize> = dims[..e.rank as usize]
                 .iter()
                 .map(|&d| d as usize)
                 .collect();

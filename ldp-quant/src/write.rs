@@ -80,7 +80,6 @@ pub fn assemble_with_flags(
             index: u16::try_from(i).context("too many tensors")?,
             elem,
             rank: spec.dims.len() as u8,
-            dims,
             offset: u32_of(at, "tensor offset")?,
             len: u32_of(bytes.len(), "tensor length")?,
         });

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! [0, 64)            header (little-endian)
-//! [64, 64 + 32·n)    tensor table, n entries of 32 bytes, in the order of the spec list
+//! [64, 64 + 16·n)    tensor table, n entries of 16 bytes, in the order of the spec list
 //! ...                tensor data, each tensor at an offset that is a multiple of 16
 //! [len-4, len)       CRC-32 (IEEE) of bytes [0, len-4)
 //! ```
@@ -13,11 +13,11 @@ use super::BlobError;
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LDPM";
 /// The format version this reader understands.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 64;
 /// Size of one tensor-table entry in bytes.
-pub const ENTRY_LEN: usize = 32;
+pub const ENTRY_LEN: usize = 16;
 /// Alignment of every tensor's data offset (and required alignment of the blob itself).
 pub const ALIGN: usize = 16;
 /// Largest channel count or grid side a blob may declare (keeps all size arithmetic in range).
@@ -260,17 +260,20 @@ impl Header {
     }
 }
 
-/// One 32-byte tensor-table entry.
+/// One 16-byte tensor-table entry.
 ///
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 2 | index of the tensor in the spec list (equals its position in the table) |
 /// | 2 | 1 | [`ElemType`] |
 /// | 3 | 1 | rank (1..=4) |
-/// | 4 | 16 | dims, 4 × u32 (unused dims are 0) |
-/// | 20 | 4 | data offset from the blob start (multiple of 16) |
-/// | 24 | 4 | data length in bytes |
-/// | 28 | 4 | reserved, zero |
+/// | 4 | 4 | data offset from the blob start (multiple of 16) |
+/// | 8 | 4 | data length in bytes |
+/// | 12 | 4 | reserved, zero |
+///
+/// The dimensions are not stored: they follow from the spec list and the header
+/// ([`crate::blob::Model::tensor_dims`]); the length must equal their product times the element
+/// size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TensorEntry {
@@ -278,10 +281,8 @@ pub struct TensorEntry {
     pub index: u16,
     /// Element type.
     pub elem: ElemType,
-    /// Number of used dims.
+    /// Number of dims of the tensor.
     pub rank: u8,
-    /// Dimensions (row-major, outermost first).
-    pub dims: [u32; 4],
     /// Data offset.
     pub offset: u32,
     /// Data length in bytes.
@@ -295,11 +296,8 @@ impl TensorEntry {
         b[0..2].copy_from_slice(&self.index.to_le_bytes());
         b[2] = self.elem as u8;
         b[3] = self.rank;
-        for i in 0..4 {
-            b[4 + 4 * i..8 + 4 * i].copy_from_slice(&self.dims[i].to_le_bytes());
-        }
-        b[20..24].copy_from_slice(&self.offset.to_le_bytes());
-        b[24..28].copy_from_slice(&self.len.to_le_bytes());
+        b[4..8].copy_from_slice(&self.offset.to_le_bytes());
+        b[8..12].copy_from_slice(&self.len.to_le_bytes());
         b
     }
 
@@ -312,16 +310,15 @@ impl TensorEntry {
             });
         }
         let elem = ElemType::from_u8(b[2]).ok_or(BlobError::BadTable("unknown element type"))?;
-        if b[28..32].iter().any(|&v| v != 0) {
+        if b[12..16].iter().any(|&v| v != 0) {
             return Err(BlobError::BadTable("reserved bytes are not zero"));
         }
         Ok(TensorEntry {
             index: rd_u16(b, 0),
             elem,
             rank: b[3],
-            dims: [rd_u32(b, 4), rd_u32(b, 8), rd_u32(b, 12), rd_u32(b, 16)],
-            offset: rd_u32(b, 20),
-            len: rd_u32(b, 24),
+            offset: rd_u32(b, 4),
+            len: rd_u32(b, 8),
         })
     }
 }

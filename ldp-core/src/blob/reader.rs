@@ -248,7 +248,7 @@ impl<'a> Model<'a> {
                 header.squeeze,
                 header.flags,
             );
-            if e.rank as usize != spec.dims.len() || e.dims != want {
+            if e.rank as usize != spec.dims.len() {
                 return Err(BlobError::ShapeMismatch { index: idx });
             }
             let n: u64 = want[..spec.dims.len()].iter().map(|&d| d as u64).product();
@@ -320,6 +320,18 @@ impl<'a> Model<'a> {
             .ok_or(Error::Blob(BlobError::BadTable(
                 "tensor index out of range",
             )))
+    }
+    /// Dimensions of tensor `i` (outermost first, unused dims `0`), resolved from its spec and the
+    /// header, or `None` past the end.
+    pub fn tensor_dims(&self, i: usize) -> Option<[u32; 4]> {
+        let spec = self.specs.get(i)?;
+        Some(resolve_flags(
+            spec.dims,
+            self.header.c_in,
+            self.header.c_out,
+            self.header.squeeze,
+            self.header.flags,
+        ))
     }
     /// Index of the tensor named `prefix` + `suffix`, if the model has one.
     pub fn find(&self, prefix: &str, suffix: &str) -> Option<usize> {
