@@ -150,7 +150,7 @@ fn check_dw(
 }
 
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
-/// `quant::arm_dsp`.
+/// `quant::arm_dsp`, on x86-64 with AVX2 the kernel of `quant::x86_ops`.
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -160,6 +160,10 @@ pub fn depthwise(
     check_dw(s, x, q, y)?;
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::depthwise(s, x, q, y) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::depthwise(s, x, q, y) {
         return Ok(());
     }
     super::depthwise_fast::depthwise(s, x, q, y);
@@ -205,6 +209,16 @@ pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     if super::arm_dsp::add_inplace(a, b, q) {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::add_inplace(a, b, q) {
+        return Ok(());
+    }
+    add_reference(a, b, q)
+}
+
+/// Reference of [`add_inplace`]: [`AddQ::add`] on every pair.
+pub fn add_reference(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
+    check_len("int8 add operand", b, a.len())?;
     for (x, &y) in a.iter_mut().zip(b) {
         *x = q.add(*x, y);
     }
@@ -364,8 +378,7 @@ pub struct NormQ<'a> {
     pub lut: Option<&'a [i8]>,
 }
 
-/// Integer LayerNorm of every pixel of `buf` (`[pixels][c]`), in place.
-pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+fn check_norm(buf: &[i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
     if let Some(t) = q.lut {
@@ -374,10 +387,27 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
     if c == 0 || buf.len() % c != 0 {
         return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
     }
+    Ok(())
+}
+
+/// Integer LayerNorm of every pixel of `buf` (`[pixels][c]`), in place: the Arm DSP or AVX2
+/// kernel where the target has one, else [`layer_norm_reference`].
+pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+    check_norm(buf, c, q)?;
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::layer_norm_inplace(buf, c, q) {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::layer_norm(buf, c, q) {
+        return Ok(());
+    }
+    layer_norm_reference(buf, c, q)
+}
+
+/// Reference integer LayerNorm (the definition in [`NormQ`]), in place.
+pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+    check_norm(buf, c, q)?;
     let cc = c as i64;
     let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
     for px in buf.chunks_exact_mut(c) {

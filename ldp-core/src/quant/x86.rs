@@ -3,8 +3,10 @@
 //! Dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
 //! sign-extended to i16 (`vpmovsxbw`) and multiplied pairwise into i32 (`vpmaddwd`: 16 exact
 //! MACs per instruction), in a register tile of 4 outputs × 3 pixels (12 accumulators). The
-//! accumulators are reduced horizontally once per output; the bias, requantization, saturation
-//! and table are the scalar code of the reference. Every product of two int8 fits i16·i16 → i32
+//! four accumulators of a pixel are reduced together (`vphaddd`, two pixels per register), and
+//! bias, requantization ([`Rq`], exact 64-bit products, bit-identical to [`requant`]) and
+//! saturation run on 8 lanes; the optional table is applied to the 4 stored bytes. When 4 does
+//! not divide `c_out` the last tile overlaps the one before. Every product of two int8 fits i16·i16 → i32
 //! and pair sums fit i32 (|a·b + c·d| ≤ 2·128²), and i32 addition wraps exactly like the
 //! reference's `wrapping_add`, so the result equals the reference bit for bit whatever the order.
 
@@ -73,6 +75,107 @@ fn out(acc: i32, o: usize, q: &ConvQ<'_>) -> i8 {
     }
 }
 
+/// Vectorized [`requant`] of one layer: `out_zero.wrapping_add(requant(acc, m, shift))` for
+/// 8 `i32` lanes, before saturation.
+///
+/// The product `acc·m` is formed exactly in 64 bits (`vpmuldq`, even and odd lanes apart).
+/// AVX2 has no 64-bit arithmetic right shift, so `v >> s` (arithmetic, `v = p + 2^(s−1)`) is
+/// computed as `((v + 2^63) >>> s) − 2^(63−s)` (logical shift): adding `2^63` maps the signed
+/// range onto the unsigned one, and `2^63` is a multiple of `2^s` for `s ≤ 62`, so both sides
+/// are `⌊v / 2^s⌋` exactly. Only the low 32 bits are kept (the reference's `as i32`), and the
+/// low 32 bits of a difference depend only on the low 32 bits of its terms, so the correction
+/// `− 2^(63−s)` (non-zero mod 2^32 only for `s ≥ 32`) and the output zero point fold into one
+/// 32-bit constant. Wrapping 64- and 32-bit additions are the reference's `wrapping_add`.
+#[derive(Clone, Copy)]
+pub(crate) struct Rq {
+    /// `2^(s−1) + 2^63` in every 64-bit lane.
+    k: __m256i,
+    /// `s` (shift count for `vpsrlq`).
+    cnt: __m128i,
+    /// `out_zero − low32(2^(63−s))` in every 32-bit lane.
+    off: __m256i,
+}
+
+impl Rq {
+    /// Constants of a layer (`shift` clamped to `1..=62` as [`requant`] does).
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    pub(crate) unsafe fn new(shift: i32, out_zero: i32) -> Rq {
+        let s = shift.clamp(1, 62) as u32;
+        let corr = if s >= 32 {
+            (1u64 << (63 - s)) as u32
+        } else {
+            0
+        };
+        // SAFETY: register-only AVX2 operations.
+        unsafe {
+            Rq {
+                k: _mm256_set1_epi64x((1i64 << (s - 1)).wrapping_add(i64::MIN)),
+                cnt: _mm_cvtsi32_si128(s as i32),
+                off: _mm256_set1_epi32(out_zero.wrapping_sub(corr as i32)),
+            }
+        }
+    }
+
+    /// `out_zero + requant(acc[i], m[i], shift)` (wrapping) for 8 lanes; `m` any `i32`s.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    pub(crate) unsafe fn apply(self, acc: __m256i, m: __m256i) -> __m256i {
+        // SAFETY: register-only AVX2 operations.
+        unsafe {
+            let pe = _mm256_mul_epi32(acc, m);
+            let po = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m));
+            self.finish(pe, po)
+        }
+    }
+
+    /// `out_zero + requant64(p, shift)` (wrapping, low 32 bits) of the 64-bit values `pe`
+    /// (lanes 0, 2, 4, 6) and `po` (lanes 1, 3, 5, 7), as 8 `i32` lanes in order.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    pub(crate) unsafe fn finish(self, pe: __m256i, po: __m256i) -> __m256i {
+        // SAFETY: register-only AVX2 operations.
+        unsafe {
+            let pe = _mm256_srl_epi64(_mm256_add_epi64(pe, self.k), self.cnt);
+            let po = _mm256_srl_epi64(_mm256_add_epi64(po, self.k), self.cnt);
+            let r = _mm256_blend_epi32::<0b1010_1010>(pe, _mm256_slli_epi64::<32>(po));
+            _mm256_add_epi32(r, self.off)
+        }
+    }
+}
+
+/// Saturates 16 `i32` lanes (`a` then `b`) to int8, in order (`sat_i8` of each: saturating to
+/// i16 then to i8 is the same clamp).
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(crate) unsafe fn sat16(a: __m256i, b: __m256i) -> __m128i {
+    // SAFETY: register-only AVX2 operations.
+    unsafe {
+        let t = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, b));
+        _mm_packs_epi16(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t))
+    }
+}
+
+/// Applies the optional table to `v` in place.
+#[inline(always)]
+pub(crate) fn apply_lut(v: &mut [i8], lut: Option<&[i8]>) {
+    if let Some(t) = lut {
+        if let Ok(t) = <&[i8; 256]>::try_from(t) {
+            for b in v.iter_mut() {
+                *b = t[(*b as u8 ^ 0x80) as usize];
+            }
+        }
+    }
+}
+
 /// Sum of the 8 lanes of `v` (wrapping).
 ///
 /// # Safety
@@ -134,27 +237,115 @@ unsafe fn tile<const TO: usize, const TP: usize>(
     }
 }
 
+/// Outputs `o0..o0+4` of pixels `p0..p0+TP` (`TP` in 1..=3), with the vectorized epilogue:
+/// the four accumulators of a pixel are reduced with `vphaddd` (two pixels per register), then
+/// bias, [`Rq`], saturation, a 4-byte store per pixel and the optional table.
+///
+/// # Safety
+/// `o0 + 4 ≤ c_out`, `p0 + TP ≤ pixels`, shapes validated; AVX2 available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile4<const TP: usize>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    o0: usize,
+    p0: usize,
+    rq: Rq,
+) {
+    let full = c_in / 16 * 16;
+    // SAFETY (whole body): rows o0..o0+4 of the weights and p0..p0+TP of x are in bounds, every
+    // 16-byte load starts at i ≤ full - 16 inside its row; bias/mult are read at o0..o0+4 and
+    // y at (p0+p)·c_out + o0 .. +4, all inside the validated lengths.
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); TP]; 4];
+        let xs: [*const i8; TP] = core::array::from_fn(|p| x.as_ptr().add((p0 + p) * c_in));
+        let ws: [*const i8; 4] = core::array::from_fn(|o| q.weight.as_ptr().add((o0 + o) * c_in));
+        let mut i = 0;
+        while i < full {
+            let xv: [__m256i; TP] = core::array::from_fn(|p| {
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(xs[p].add(i) as *const __m128i))
+            });
+            for o in 0..4 {
+                let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(ws[o].add(i) as *const __m128i));
+                for p in 0..TP {
+                    acc[o][p] = _mm256_add_epi32(acc[o][p], _mm256_madd_epi16(xv[p], wv));
+                }
+            }
+            i += 16;
+        }
+        // Per pixel: [a0 a1 a2 a3] partial sums in each 128-bit half.
+        let h: [__m256i; TP] = core::array::from_fn(|p| {
+            _mm256_hadd_epi32(
+                _mm256_hadd_epi32(acc[0][p], acc[1][p]),
+                _mm256_hadd_epi32(acc[2][p], acc[3][p]),
+            )
+        });
+        let b4 = _mm_loadu_si128(q.bias.as_ptr().add(o0) as *const __m128i);
+        let bias = _mm256_broadcastsi128_si256(b4);
+        let m4 = _mm_cvtepi16_epi32(_mm_loadl_epi64(q.mult.as_ptr().add(o0) as *const __m128i));
+        let mult = _mm256_broadcastsi128_si256(m4);
+        let mut p = 0;
+        while p < TP {
+            let p1 = if p + 1 < TP { p + 1 } else { p };
+            // [pixel p: s0..s3 | pixel p1: s0..s3]
+            let mut s = _mm256_add_epi32(
+                _mm256_permute2x128_si256::<0x20>(h[p], h[p1]),
+                _mm256_permute2x128_si256::<0x31>(h[p], h[p1]),
+            );
+            if full < c_in {
+                let mut t = [0i32; 8];
+                for (k, tk) in t.iter_mut().enumerate() {
+                    let (pp, o) = (if k < 4 { p } else { p1 }, k % 4);
+                    for j in full..c_in {
+                        *tk = tk.wrapping_add(*xs[pp].add(j) as i32 * *ws[o].add(j) as i32);
+                    }
+                }
+                s = _mm256_add_epi32(s, _mm256_loadu_si256(t.as_ptr() as *const __m256i));
+            }
+            let r = rq.apply(_mm256_add_epi32(s, bias), mult);
+            let r = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_setzero_si256());
+            let v0 = _mm256_cvtsi256_si32(r);
+            let v1 = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r));
+            for (pp, v) in [(p, v0), (p1, v1)] {
+                let dst = &mut y[(p0 + pp) * c_out + o0..(p0 + pp) * c_out + o0 + 4];
+                dst.copy_from_slice(&v.to_le_bytes().map(|b| b as i8));
+                apply_lut(dst, q.lut);
+            }
+            p += 2;
+        }
+    }
+}
+
 /// # Safety
 /// Shapes validated; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], pixels: usize) {
     // Pixel blocks keep a block of x in L1/L2 while all weight rows stream past it.
     const PB: usize = 48;
+    // SAFETY: AVX2 available (this function's contract).
+    let rq = unsafe { Rq::new(q.shift, q.out_zero) };
     let mut pb = 0;
     while pb < pixels {
         let pe = (pb + PB).min(pixels);
         let mut o = 0;
         // SAFETY: every tile stays inside o < c_out and p < pe ≤ pixels.
         unsafe {
-            while o + 4 <= c_out {
+            while o < c_out && c_out >= 4 {
+                // When 4 does not divide c_out the last tile overlaps the one before: the
+                // outputs computed twice get the same value.
+                let ot = o.min(c_out - 4);
                 let mut p = pb;
                 while p + 3 <= pe {
-                    tile::<4, 3>(x, c_in, q, c_out, y, o, p);
+                    tile4::<3>(x, c_in, q, c_out, y, ot, p, rq);
                     p += 3;
                 }
-                while p < pe {
-                    tile::<4, 1>(x, c_in, q, c_out, y, o, p);
-                    p += 1;
+                match pe - p {
+                    2 => tile4::<2>(x, c_in, q, c_out, y, ot, p, rq),
+                    1 => tile4::<1>(x, c_in, q, c_out, y, ot, p, rq),
+                    _ => {}
                 }
                 o += 4;
             }
