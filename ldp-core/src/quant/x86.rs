@@ -2,7 +2,8 @@
 //!
 //! Dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
 //! sign-extended to i16 (`vpmovsxbw`) and multiplied pairwise into i32 (`vpmaddwd`: 16 exact
-//! MACs per instruction), in a register tile of 4 outputs × 3 pixels (12 accumulators). The
+//! MACs per instruction), in a register tile of 4 outputs × 2 pixels (8 accumulators: with 4 × 3
+//! the 16 ymm registers do not suffice and the loop spills, 25% slower at 2048 channels). The
 //! four accumulators of a pixel are reduced together (`vphaddd`, two pixels per register), and
 //! bias, requantization ([`Rq`], exact 64-bit products, bit-identical to [`requant`]) and
 //! saturation run on 8 lanes; the optional table is applied to the 4 stored bytes. When 4 does
@@ -237,7 +238,7 @@ unsafe fn tile<const TO: usize, const TP: usize>(
     }
 }
 
-/// Outputs `o0..o0+4` of pixels `p0..p0+TP` (`TP` in 1..=3), with the vectorized epilogue:
+/// Outputs `o0..o0+4` of pixels `p0..p0+TP` (`TP` in 1..=2), with the vectorized epilogue:
 /// the four accumulators of a pixel are reduced with `vphaddd` (two pixels per register), then
 /// bias, [`Rq`], saturation, a 4-byte store per pixel and the optional table.
 ///
@@ -338,14 +339,12 @@ unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], 
                 // outputs computed twice get the same value.
                 let ot = o.min(c_out - 4);
                 let mut p = pb;
-                while p + 3 <= pe {
-                    tile4::<3>(x, c_in, q, c_out, y, ot, p, rq);
-                    p += 3;
+                while p + 2 <= pe {
+                    tile4::<2>(x, c_in, q, c_out, y, ot, p, rq);
+                    p += 2;
                 }
-                match pe - p {
-                    2 => tile4::<2>(x, c_in, q, c_out, y, ot, p, rq),
-                    1 => tile4::<1>(x, c_in, q, c_out, y, ot, p, rq),
-                    _ => {}
+                if p < pe {
+                    tile4::<1>(x, c_in, q, c_out, y, ot, p, rq);
                 }
                 o += 4;
             }
