@@ -446,3 +446,71 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// int8 bilinear resize: dispatch and AVX2 equal the reference bit for bit (grids 1..=19
+    /// down or up, per-tensor or per-channel zero points and multipliers, every shift).
+    #[test]
+    fn int8_resize_kernels_equal_reference(c in 1usize..=67, h in 1usize..=19, w in 1usize..=19,
+                                           ho in 1usize..=19, wo in 1usize..=19, per_ch in any::<bool>(),
+                                           shift in 1i32..=62, zo in -128i32..=127, seed in any::<u64>()) {
+        let x = i8s(h * w * c, seed);
+        let n = if per_ch { c } else { 1 };
+        let zin = i8s(n, seed ^ 1);
+        let mult: Vec<i16> = ints_in(n, seed ^ 2, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let mut a = vec![0i8; ho * wo * c];
+        qk::resize_bilinear_reference(&x, h, w, c, &zin, &mult, shift, zo, &mut a, ho, wo).unwrap();
+        let mut b = vec![0i8; ho * wo * c];
+        qk::resize_bilinear(&x, h, w, c, &zin, &mult, shift, zo, &mut b, ho, wo).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = vec![0i8; ho * wo * c];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::resize_bilinear_avx2(&x, h, w, c, &zin, &mult, shift, zo, &mut d, ho, wo) }.unwrap();
+            prop_assert_eq!(&a, &d);
+        }
+    }
+
+    /// Input quantization and output dequantization: dispatch and AVX2 equal the references bit
+    /// for bit (halfway values, huge values, infinities and NaN included).
+    #[test]
+    fn int8_quantize_kernels_equal_reference(c in 1usize..=67, pixels in 1usize..=19, per_ch in any::<bool>(),
+                                             special in any::<bool>(), z in -128i32..=127, seed in any::<u64>()) {
+        let mut x: Vec<f32> = vals(pixels * c, seed).iter().map(|v| v * 150.0).collect();
+        if special {
+            let sp = [0.5f32, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 1e30, -1e30, f32::INFINITY,
+                      f32::NEG_INFINITY, f32::NAN, -0.0, 8388609.0, 126.5, -127.5, 2147483648.0];
+            for (i, v) in x.iter_mut().enumerate() {
+                if i % 3 == 0 { *v = sp[(i / 3) % sp.len()]; }
+            }
+        }
+        let n = if per_ch { c } else { 1 };
+        let scale: Vec<f32> = vals(n, seed ^ 1).iter().map(|v| if special { 1.0 } else { v.abs() + 0.01 }).collect();
+        let zero = i8s(n, seed ^ 2);
+        let mut a = vec![0i8; x.len()];
+        qk::quantize_reference(&x, c, &scale, &zero, &mut a).unwrap();
+        let mut b = vec![0i8; x.len()];
+        qk::quantize(&x, c, &scale, &zero, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        let s = scale[0];
+        let mut fa = vec![0f32; x.len()];
+        qk::dequantize_reference(&a, z, s, &mut fa).unwrap();
+        let mut fb = vec![0f32; x.len()];
+        qk::dequantize(&a, z, s, &mut fb).unwrap();
+        prop_assert!(fa.iter().zip(&fb).all(|(p, q)| p.to_bits() == q.to_bits()));
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = vec![0i8; x.len()];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::quantize_avx2(&x, c, &scale, &zero, &mut d) }.unwrap();
+            prop_assert_eq!(&a, &d);
+            let mut fd = vec![0f32; x.len()];
+            // SAFETY: as above.
+            unsafe { ldp_core::quant::x86_ops::dequantize_avx2(&a, z, s, &mut fd) }.unwrap();
+            prop_assert!(fa.iter().zip(&fd).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+}

@@ -475,3 +475,311 @@ unsafe fn add_run(a: &mut [i8], b: &[i8], q: &AddQ) {
         *x = q.add(*x, y);
     }
 }
+
+/// Runs the AVX2 quantization (see `kernels::quantize`) if the CPU has it (else `false`).
+/// Parameters validated by the caller.
+pub(crate) fn quantize(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &mut [i8]) -> bool {
+    if !cpu::x86_avx2_fma() || xq.len() != x.len() {
+        return false;
+    }
+    // SAFETY: AVX2 present, equal lengths, parameters validated by the caller.
+    unsafe { quantize_run(x, c, scale, zero, xq) };
+    true
+}
+
+/// The AVX2 quantization with its own checks, for tests and benchmarks.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn quantize_avx2(
+    x: &[f32],
+    c: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    check_len("quantized input", xq, x.len())?;
+    if scale.is_empty() || zero.len() != scale.len() {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    }
+    if scale.len() == c && c > 1 && x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 quantize: ragged input"));
+    }
+    // SAFETY: features per the contract, parameters checked just above.
+    unsafe { quantize_run(x, c, scale, zero, xq) };
+    Ok(())
+}
+
+/// 8 values: `sat_i8((roundf(x / s) as i32).saturating_add(z))`.
+///
+/// `roundf` (half away from zero) is `t = trunc(r)`, plus `copysign(1, r)` when
+/// `|r − t| ≥ 0.5` (`r − t` is exact); infinities give `t = ±∞`, `r − t = NaN`, no step. The
+/// result is then clamped to `±512` (any `r` beyond saturates the int8 result the same way,
+/// zero points being in `-128..=127`) and NaN mapped to 0, as `as i32` does, so the
+/// truncating conversion is exact.
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+unsafe fn quant8(x: __m256, s: __m256, z: __m256i) -> __m256i {
+    // SAFETY: register-only AVX2 operations.
+    unsafe {
+        let r = _mm256_div_ps(x, s);
+        let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(r);
+        let sign = _mm256_and_ps(r, _mm256_set1_ps(-0.0));
+        let d = _mm256_andnot_ps(_mm256_set1_ps(-0.0), _mm256_sub_ps(r, t));
+        let step = _mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_GE_OQ>(d, _mm256_set1_ps(0.5)),
+            _mm256_or_ps(_mm256_set1_ps(1.0), sign),
+        );
+        let v = _mm256_add_ps(t, step);
+        let v = _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
+        let v = _mm256_max_ps(
+            _mm256_min_ps(v, _mm256_set1_ps(512.0)),
+            _mm256_set1_ps(-512.0),
+        );
+        _mm256_add_epi32(_mm256_cvttps_epi32(v), z)
+    }
+}
+
+/// # Safety
+/// `xq.len() == x.len()`, parameters as `kernels::quantize` checks; AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_run(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &mut [i8]) {
+    let per_ch = scale.len() == c && c > 1;
+    let (row, n) = if per_ch {
+        (c, x.len() / c)
+    } else {
+        (x.len(), 1)
+    };
+    let r16 = row / 16 * 16;
+    // SAFETY (whole body): AVX2 available; loads/stores of 16 values at j + 16 ≤ r16 ≤ row
+    // inside row `i` of x/xq (n·row = x.len()), and of scale/zero at j + 16 ≤ c when per_ch.
+    unsafe {
+        let (s0, z0) = (_mm256_set1_ps(scale[0]), _mm256_set1_epi32(zero[0] as i32));
+        for i in 0..n {
+            let xr = x.as_ptr().add(i * row);
+            let qr = xq.as_mut_ptr().add(i * row);
+            let mut j = 0;
+            while j < r16 {
+                let (sa, sb, za, zb) = if per_ch {
+                    let zv = _mm_loadu_si128(zero.as_ptr().add(j) as *const __m128i);
+                    (
+                        _mm256_loadu_ps(scale.as_ptr().add(j)),
+                        _mm256_loadu_ps(scale.as_ptr().add(j + 8)),
+                        _mm256_cvtepi8_epi32(zv),
+                        _mm256_cvtepi8_epi32(_mm_unpackhi_epi64(zv, zv)),
+                    )
+                } else {
+                    (s0, s0, z0, z0)
+                };
+                let a = quant8(_mm256_loadu_ps(xr.add(j)), sa, za);
+                let b = quant8(_mm256_loadu_ps(xr.add(j + 8)), sb, zb);
+                _mm_storeu_si128(qr.add(j) as *mut __m128i, sat16(a, b));
+                j += 16;
+            }
+        }
+    }
+    for i in 0..n {
+        for j in r16..row {
+            let ch = if per_ch { j } else { 0 };
+            let r = libm::roundf(x[i * row + j] / scale[ch]);
+            xq[i * row + j] = sat_i8((r as i32).saturating_add(zero[ch] as i32));
+        }
+    }
+}
+
+/// Runs the AVX2 dequantization (see `kernels::dequantize`) if the CPU has it (else `false`).
+pub(crate) fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> bool {
+    if !cpu::x86_avx2_fma() || y.len() != yq.len() {
+        return false;
+    }
+    // SAFETY: AVX2 present, equal lengths.
+    unsafe { dequantize_run(yq, z, s, y) };
+    true
+}
+
+/// The AVX2 dequantization with its own checks, for tests and benchmarks.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn dequantize_avx2(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {
+    check_len("output", y, yq.len())?;
+    // SAFETY: features per the contract, lengths checked just above.
+    unsafe { dequantize_run(yq, z, s, y) };
+    Ok(())
+}
+
+/// # Safety
+/// `y.len() == yq.len()`; AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dequantize_run(yq: &[i8], z: i32, s: f32, y: &mut [f32]) {
+    let n8 = yq.len() / 8 * 8;
+    // SAFETY: AVX2 available; 8-value loads and stores at i + 8 ≤ n8 ≤ len.
+    unsafe {
+        let (zv, sv) = (_mm256_set1_epi32(z), _mm256_set1_ps(s));
+        let mut i = 0;
+        while i < n8 {
+            let q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(yq.as_ptr().add(i) as *const __m128i));
+            let v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, zv)), sv);
+            _mm256_storeu_ps(y.as_mut_ptr().add(i), v);
+            i += 8;
+        }
+    }
+    for (o, &q) in y[n8..].iter_mut().zip(&yq[n8..]) {
+        *o = (q as i32).wrapping_sub(z) as f32 * s;
+    }
+}
+
+/// Runs the AVX2 bilinear resize (see `kernels::resize_bilinear`) if the CPU has it and
+/// `c ≥ 8` (else `false`). Shapes and parameter lengths validated by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resize_bilinear(
+    x: &[i8],
+    (h, w, c): (usize, usize, usize),
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    (ho, wo): (usize, usize),
+) -> bool {
+    if !cpu::x86_avx2_fma() || c < 8 {
+        return false;
+    }
+    // SAFETY: AVX2 present; the caller validated x = h·w·c, y = ho·wo·c, in_zero and mult of
+    // length 1 or c, all dimensions ≥ 1.
+    unsafe { resize_run(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) };
+    true
+}
+
+/// The AVX2 bilinear resize with its own checks, for tests and benchmarks.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn resize_bilinear_avx2(
+    x: &[i8],
+    h: usize,
+    w: usize,
+    c: usize,
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    ho: usize,
+    wo: usize,
+) -> Result<(), Error> {
+    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
+        return Err(Error::InvalidConfig("int8 resize: empty shape"));
+    }
+    check_len("int8 resize input", x, h * w * c)?;
+    check_len("int8 resize output", y, ho * wo * c)?;
+    if (in_zero.len() != 1 && in_zero.len() != c) || (mult.len() != 1 && mult.len() != c) {
+        return Err(Error::InvalidConfig(
+            "int8 resize: per-channel parameters of the wrong length",
+        ));
+    }
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe { resize_run(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) };
+    Ok(())
+}
+
+/// Per output pixel and 8 channels: `s = Σ w_k·(x_k − z)` in `i32` (the Q20 weights sum to
+/// `2^20` and `|x − z| ≤ 255`, so `|s| < 2^28`: exact, as the reference's `i64` sum), then
+/// [`Rq`] with the shift `shift + 20` (the reference's `requant64(s·m, shift + 20)`, `s·m`
+/// exact in 64 bits) and saturation. `c % 8` tail channels scalar.
+///
+/// # Safety
+/// Shapes validated (see `resize_bilinear`); AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn resize_run(
+    x: &[i8],
+    (h, w, c): (usize, usize, usize),
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    (ho, wo): (usize, usize),
+) {
+    use super::kernels::taps_q10;
+    let c8 = c / 8 * 8;
+    let zat = |ch: usize| in_zero[if in_zero.len() == 1 { 0 } else { ch }];
+    let mat = |ch: usize| mult[if mult.len() == 1 { 0 } else { ch }];
+    // SAFETY (whole body): AVX2 available; 8-byte loads at p + ch + 8 ≤ p + c8 inside a pixel
+    // of x, 8-value loads of in_zero/mult at ch + 8 ≤ c8 ≤ c when they are per channel, 8-byte
+    // stores at o + ch + 8 ≤ o + c inside y.
+    unsafe {
+        let rq = Rq::new(shift.saturating_add(20), out_zero);
+        let (zb, mb) = (
+            _mm256_set1_epi32(zat(0) as i32),
+            _mm256_set1_epi32(mat(0) as i32),
+        );
+        for oy in 0..ho {
+            let (y0, y1, ly) = taps_q10(oy, h, ho);
+            for ox in 0..wo {
+                let (x0, x1, lx) = taps_q10(ox, w, wo);
+                let wts = [
+                    (1024 - ly) * (1024 - lx),
+                    (1024 - ly) * lx,
+                    ly * (1024 - lx),
+                    ly * lx,
+                ];
+                let wv = wts.map(|v| _mm256_set1_epi32(v as i32));
+                let ps = [
+                    (y0 * w + x0) * c,
+                    (y0 * w + x1) * c,
+                    (y1 * w + x0) * c,
+                    (y1 * w + x1) * c,
+                ];
+                let o = (oy * wo + ox) * c;
+                let mut ch = 0;
+                while ch < c8 {
+                    let z = if in_zero.len() == 1 {
+                        zb
+                    } else {
+                        _mm256_cvtepi8_epi32(_mm_loadl_epi64(
+                            in_zero.as_ptr().add(ch) as *const __m128i
+                        ))
+                    };
+                    let m = if mult.len() == 1 {
+                        mb
+                    } else {
+                        _mm256_cvtepi16_epi32(_mm_loadu_si128(
+                            mult.as_ptr().add(ch) as *const __m128i
+                        ))
+                    };
+                    let mut s = _mm256_setzero_si256();
+                    for k in 0..4 {
+                        let v = _mm_loadl_epi64(x.as_ptr().add(ps[k] + ch) as *const __m128i);
+                        let d = _mm256_sub_epi32(_mm256_cvtepi8_epi32(v), z);
+                        s = _mm256_add_epi32(s, _mm256_mullo_epi32(d, wv[k]));
+                    }
+                    let r = rq.apply(s, m);
+                    let t = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_setzero_si256());
+                    let lo = _mm256_cvtsi256_si32(t) as u32 as u64;
+                    let hi = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(t)) as u32 as u64;
+                    core::ptr::write_unaligned(
+                        y.as_mut_ptr().add(o + ch) as *mut u64,
+                        lo | hi << 32,
+                    );
+                    ch += 8;
+                }
+                for ch in c8..c {
+                    let z = zat(ch) as i64;
+                    let s = wts[0] * (x[ps[0] + ch] as i64 - z)
+                        + wts[1] * (x[ps[1] + ch] as i64 - z)
+                        + wts[2] * (x[ps[2] + ch] as i64 - z)
+                        + wts[3] * (x[ps[3] + ch] as i64 - z);
+                    let v = requant64(s.wrapping_mul(mat(ch) as i64), shift.saturating_add(20));
+                    y[o + ch] = sat_i8(out_zero.wrapping_add(v as i32));
+                }
+            }
+        }
+    }
+}
