@@ -514,3 +514,52 @@ proptest! {
         }
     }
 }
+
+/// int8 pointwise around the AVX2 kernel's switch between its packed form (`c_in ≤ 512`,
+/// `c_out ≥ 16`) and its dot-product form, with overlapping last panels and tiles.
+#[test]
+fn int8_pointwise_form_boundaries() {
+    for (c_in, c_out, pixels) in [
+        (511, 16, 7),
+        (512, 17, 13),
+        (513, 33, 6),
+        (1, 16, 5),
+        (2, 31, 12),
+        (128, 128, 19),
+        (1024, 20, 3),
+        (2048, 4, 2),
+    ] {
+        let x = i8s(pixels * c_in, 5);
+        let w = i8s(c_in * c_out, 6);
+        let bias = ints_in(c_out, 7, i32::MIN, i32::MAX);
+        let mult: Vec<i16> = ints_in(c_out, 8, -32768, 32767)
+            .iter()
+            .map(|&v| v as i16)
+            .collect();
+        let lut = i8s(256, 9);
+        for lut in [None, Some(&lut[..])] {
+            let q = ConvQ {
+                weight: &w,
+                bias: &bias,
+                mult: &mult,
+                shift: 27,
+                in_zero: 0,
+                out_zero: -3,
+                lut,
+            };
+            let mut a = vec![0i8; pixels * c_out];
+            qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+            let mut b = vec![0i8; pixels * c_out];
+            qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
+            assert_eq!(a, b, "{c_in} {c_out} {pixels}");
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                let mut c = vec![0i8; pixels * c_out];
+                // SAFETY: the CPU features were detected just above.
+                unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }
+                    .unwrap();
+                assert_eq!(a, c, "{c_in} {c_out} {pixels}");
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! x86-64 AVX2 int8 pointwise kernel.
 //!
-//! Dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
+//! Rows of up to 512 input channels take the packed form (`packed`, below). Otherwise the
+//! dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
 //! sign-extended to i16 (`vpmovsxbw`) and multiplied pairwise into i32 (`vpmaddwd`: 16 exact
 //! MACs per instruction), in a register tile of 4 outputs × 2 pixels (8 accumulators: with 4 × 3
 //! the 16 ymm registers do not suffice and the loop spills, 25% slower at 2048 channels). The
@@ -328,6 +329,11 @@ unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], 
     const PB: usize = 48;
     // SAFETY: AVX2 available (this function's contract).
     let rq = unsafe { Rq::new(q.shift, q.out_zero) };
+    if c_in <= PK_MAX && c_out >= NR {
+        // SAFETY: AVX2 available; shapes validated, c_in ≤ PK_MAX, c_out ≥ NR.
+        unsafe { packed(x, c_in, q, c_out, y, pixels, rq) };
+        return;
+    }
     let mut pb = 0;
     while pb < pixels {
         let pe = (pb + PB).min(pixels);
@@ -362,5 +368,162 @@ unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], 
             }
         }
         pb = pe;
+    }
+}
+
+/// Outputs per packed panel (two ymm of `i32`).
+const NR: usize = 16;
+/// Pixels per packed register tile.
+const MR: usize = 6;
+/// Largest `c_in` of the packed kernel (panel: `PK_MAX/2 · NR` i16 pairs = 16 KiB of stack).
+const PK_MAX: usize = 512;
+
+/// The packed (outer-product) form for short rows (`c_in ≤ 512`, e.g. the seed block's 128
+/// channels, where the dot-product form spends a large share in its horizontal reductions).
+///
+/// A panel of 16 output channels is sign-extended once into `[c_in/2][16][2]` `i16` (pairs of
+/// input channels, zero-padded when `c_in` is odd); for each tile of 6 pixels their rows are
+/// sign-extended into a small buffer, then per input-channel pair: two panel loads, six
+/// broadcasts of a pixel's pair and twelve `vpmaddwd` into 6 × 16 `i32` accumulators that hold
+/// the outputs in order — the epilogue is [`Rq`] on 8 lanes straight away, no reduction.
+/// Exact: same products, wrapping `i32` sums. When 16 does not divide `c_out` the last panel
+/// overlaps the one before.
+///
+/// # Safety
+/// Shapes validated, `c_in ≤ PK_MAX`, `c_out ≥ NR`; AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn packed(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    pixels: usize,
+    rq: Rq,
+) {
+    let k2 = c_in.div_ceil(2);
+    let kp = k2 * 2;
+    let mut panel = [0i16; PK_MAX * NR];
+    let mut xt = [0i16; MR * PK_MAX];
+    let mut o = 0;
+    while o < c_out {
+        let o0 = o.min(c_out - NR);
+        for (j, pr) in panel[..k2 * 2 * NR].chunks_exact_mut(2 * NR).enumerate() {
+            for oo in 0..NR {
+                let row = &q.weight[(o0 + oo) * c_in..(o0 + oo + 1) * c_in];
+                pr[2 * oo] = row[2 * j] as i16;
+                pr[2 * oo + 1] = row.get(2 * j + 1).map_or(0, |&v| v as i16);
+            }
+        }
+        // SAFETY: o0 + NR ≤ c_out: bias/mult reads in bounds; the tiles below stay inside
+        // p < pixels; the buffers hold kp ≤ PK_MAX values per row.
+        unsafe {
+            let bias =
+                [0, 8].map(|h| _mm256_loadu_si256(q.bias.as_ptr().add(o0 + h) as *const __m256i));
+            let mult = [0, 8].map(|h| {
+                _mm256_cvtepi16_epi32(_mm_loadu_si128(
+                    q.mult.as_ptr().add(o0 + h) as *const __m128i
+                ))
+            });
+            let mut p = 0;
+            while p + MR <= pixels {
+                ptile::<MR>(
+                    x,
+                    c_in,
+                    kp,
+                    &panel,
+                    &mut xt,
+                    q,
+                    c_out,
+                    y,
+                    o0,
+                    p,
+                    (bias, mult, rq),
+                );
+                p += MR;
+            }
+            while p < pixels {
+                ptile::<1>(
+                    x,
+                    c_in,
+                    kp,
+                    &panel,
+                    &mut xt,
+                    q,
+                    c_out,
+                    y,
+                    o0,
+                    p,
+                    (bias, mult, rq),
+                );
+                p += 1;
+            }
+        }
+        o += NR;
+    }
+}
+
+/// Epilogue parameters of a panel: bias and multipliers of its 16 outputs, the layer's [`Rq`].
+type PanelOut = ([__m256i; 2], [__m256i; 2], Rq);
+
+/// One tile of the packed kernel: pixels `p0..p0+TP`, outputs `o0..o0+16`.
+///
+/// # Safety
+/// `p0 + TP ≤ pixels`, `o0 + 16 ≤ c_out`, `panel` holds `kp/2` packed pairs of this panel,
+/// `kp = 2·⌈c_in/2⌉ ≤ PK_MAX`; AVX2 available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ptile<const TP: usize>(
+    x: &[i8],
+    c_in: usize,
+    kp: usize,
+    panel: &[i16],
+    xt: &mut [i16],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    o0: usize,
+    p0: usize,
+    (bias, mult, rq): PanelOut,
+) {
+    let c16 = c_in / 16 * 16;
+    // SAFETY (whole body): rows p0..p0+TP of x hold c_in bytes (16-byte loads at i + 16 ≤ c16);
+    // xt rows of PK_MAX i16 receive ≤ kp values; panel pairs are read for j < kp/2; y is
+    // written at (p0+p)·c_out + o0 .. +16.
+    unsafe {
+        for p in 0..TP {
+            let xr = x.as_ptr().add((p0 + p) * c_in);
+            let tr = xt.as_mut_ptr().add(p * PK_MAX);
+            let mut i = 0;
+            while i < c16 {
+                let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(xr.add(i) as *const __m128i));
+                _mm256_storeu_si256(tr.add(i) as *mut __m256i, v);
+                i += 16;
+            }
+            while i < kp {
+                *tr.add(i) = if i < c_in { *xr.add(i) as i16 } else { 0 };
+                i += 1;
+            }
+        }
+        let mut acc = [[_mm256_setzero_si256(); 2]; TP];
+        let xs: [*const i32; TP] =
+            core::array::from_fn(|p| xt.as_ptr().add(p * PK_MAX) as *const i32);
+        let wp = panel.as_ptr() as *const __m256i;
+        for j in 0..kp / 2 {
+            let w0 = _mm256_loadu_si256(wp.add(2 * j));
+            let w1 = _mm256_loadu_si256(wp.add(2 * j + 1));
+            for p in 0..TP {
+                let xb = _mm256_set1_epi32(*xs[p].add(j));
+                acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(xb, w0));
+                acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(xb, w1));
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            let r0 = rq.apply(_mm256_add_epi32(a[0], bias[0]), mult[0]);
+            let r1 = rq.apply(_mm256_add_epi32(a[1], bias[1]), mult[1]);
+            let at = (p0 + p) * c_out + o0;
+            _mm_storeu_si128(y.as_mut_ptr().add(at) as *mut __m128i, sat16(r0, r1));
+            apply_lut(&mut y[at..at + NR], q.lut);
+        }
     }
 }
