@@ -15,7 +15,7 @@
 //!   Takes zero points in `-128..=127` and at least 16 channels; `c % 16` tail channels are
 //!   scalar.
 //! - **LayerNorm**: `S1`, `S2` with `vpmaddwd` (exact in `i32` for `c ≤ 2048`); the per-pixel
-//!   integer square root and division are the reference's scalar code; then per 8 channels
+//!   integer square root (exact, see `isqrt_sse2`) and division are the reference's scalar code; then per 8 channels
 //!   `num·inv` in 64 bits (`inv ≤ 2^32` written as `inv' + b·2^32` with `inv'` an `i32`), the
 //!   two rounding shifts as in [`Rq`], `x̂·γ` with `vpmuldq` (|x̂·2^16| ≤ 2^16·√c fits `i32`),
 //!   the staged `β·2^16` + rounding constant. Takes `c ≤ 2048` (staging: 24 KiB of stack).
@@ -24,7 +24,7 @@
 
 use core::arch::x86_64::*;
 
-use super::fixed::{isqrt_u64, requant, requant64, sat_i8};
+use super::fixed::{requant, requant64, sat_i8};
 use super::kernels::{AddQ, ConvQ, NormQ};
 use super::x86::{apply_lut, sat16, Rq};
 use crate::error::{check_len, Error};
@@ -306,7 +306,7 @@ unsafe fn ln_run(buf: &mut [i8], c: usize, q: &NormQ<'_>) {
             let v = d.saturating_add(e).max(1);
             let bits = 64 - v.leading_zeros() as i32;
             let k = ((62 - bits) / 2).max(0);
-            let r = isqrt_u64(v << (2 * k)).max(1);
+            let r = isqrt_sse2(v << (2 * k)).max(1);
             let inv = ((1u64 << 62) / r) as i64;
             // inv ∈ [2^30, 2^32] (r ≥ 2^30): inv = inv' + b·2^32 with inv' an i32.
             let b = inv >= 1 << 31;
@@ -374,6 +374,24 @@ unsafe fn ln_run(buf: &mut [i8], c: usize, q: &NormQ<'_>) {
             apply_lut(px, q.lut);
         }
     }
+}
+
+/// `floor(sqrt(v))`, exactly — the same value as [`super::fixed::isqrt_u64`] (the floor of the
+/// square root is unique), without its 32 data-dependent branches: the IEEE square root of
+/// `v` rounded to f64 is within 1 of the result (relative errors ≤ 2^−53 on `v`, 2^−53 on the
+/// root, times a root < 2^32), and one correction step each way makes it exact.
+#[inline(always)]
+pub(crate) fn isqrt_sse2(v: u64) -> u64 {
+    // SAFETY: SSE2 is part of x86-64.
+    let f = unsafe { _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(v as f64))) };
+    let mut r = (f as u64).min((1 << 32) - 1);
+    if (r as u128) * (r as u128) > v as u128 {
+        r -= 1;
+    }
+    if ((r + 1) as u128) * ((r + 1) as u128) <= v as u128 {
+        r += 1;
+    }
+    r
 }
 
 /// Sum of the 8 lanes of `v` (wrapping).
@@ -780,6 +798,57 @@ unsafe fn resize_run(
                     y[o + ch] = sat_i8(out_zero.wrapping_add(v as i32));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::isqrt_sse2;
+    use crate::quant::fixed::isqrt_u64;
+    use std::vec::Vec;
+
+    #[test]
+    fn isqrt_sse2_equals_isqrt_u64() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut vals: Vec<u64> = (0u64..5000).collect();
+        for r in [
+            1u64,
+            2,
+            3,
+            1 << 16,
+            (1 << 26) + 1,
+            (1 << 31) - 1,
+            1 << 31,
+            (1 << 32) - 1,
+        ] {
+            let q = r * r;
+            vals.extend([
+                q - 1,
+                q,
+                q + 1,
+                q + r,
+                q + 2 * r,
+                (q + 2 * r).saturating_add(1),
+            ]);
+        }
+        vals.extend([
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 62,
+            (1 << 62) - 1,
+            1 << 60,
+            (1 << 61) + 12345,
+        ]);
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            vals.push(s >> (s % 64));
+        }
+        for v in vals {
+            assert_eq!(isqrt_sse2(v), isqrt_u64(v), "{v}");
         }
     }
 }
