@@ -79,7 +79,8 @@ fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Res
 }
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
-/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`.
+/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with AVX2
+/// the kernels of `quant::x86`, on AArch64 those of `quant::neon`.
 pub fn pointwise(
     x: &[i8],
     c_in: usize,
