@@ -11,9 +11,9 @@
 //!   channels into `i32` (|x·w| ≤ 2^14, pair sums fit). The input zero point is folded into the
 //!   bias (`bias − z·Σw`, wrapping — exact mod 2^32) and taps outside the map read a row
 //!   filled with `z`, whose net contribution `(z − z)·w = 0` is the reference's skipped tap.
-//!   Weights, biases and multipliers are staged per chunk of 256 channels (6.5 KiB of stack).
-//!   Takes zero points in `-128..=127` and at least 16 channels; `c % 16` tail channels are
-//!   scalar.
+//!   Weights, biases and multipliers are staged per chunk of 256 channels (7.3 KiB of stack
+//!   with the zero-point row). Takes zero points in `-128..=127` and at least 16 channels;
+//!   `c % 16` tail channels are scalar.
 //! - **LayerNorm**: `S1`, `S2` with `vpmaddwd` (exact in `i32` for `c ≤ 2048`); the per-pixel
 //!   integer square root (exact, see `isqrt_sse2`) and division are the reference's scalar code; then per 8 channels
 //!   `num·inv` in 64 bits (`inv ≤ 2^32` written as `inv' + b·2^32` with `inv'` an `i32`), the
