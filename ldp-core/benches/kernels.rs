@@ -216,6 +216,38 @@ fn bench_elementwise(c: &mut Criterion) {
                 layer_norm_inplace(black_box(&mut buf), ch, &gm, &bt).unwrap()
             })
         });
+        let xq = i8s(p * ch, 4);
+        let gq: Vec<i16> = i8s(ch, 5).iter().map(|&v| 16384 + 64 * v as i16).collect();
+        let bq: Vec<i16> = i8s(ch, 6).iter().map(|&v| 32 * v as i16).collect();
+        let nq = qk::NormQ {
+            gamma: &gq,
+            beta: &bq,
+            shift: 20,
+            eps_q8: 256,
+            out_zero: 3,
+            lut: None,
+        };
+        let mut bufq = xq.clone();
+        g.bench_function(BenchmarkId::new("layernorm_int8", name), |bch| {
+            bch.iter(|| {
+                bufq.copy_from_slice(&xq);
+                qk::layer_norm_inplace(black_box(&mut bufq), ch, &nq).unwrap()
+            })
+        });
+        let aq = qk::AddQ {
+            a_zero: 3,
+            a_mult: 1 << 29,
+            b_zero: -5,
+            b_mult: 3 << 28,
+            shift: 30,
+            out_zero: 1,
+        };
+        g.bench_function(BenchmarkId::new("add_int8", name), |bch| {
+            bch.iter(|| {
+                bufq.copy_from_slice(&xq);
+                qk::add_inplace(black_box(&mut bufq), &xq, &aq).unwrap()
+            })
+        });
         g.bench_function(BenchmarkId::new("gelu_f32", name), |bch| {
             bch.iter(|| {
                 buf.copy_from_slice(&x);

@@ -312,3 +312,254 @@ fn errors_not_panics_on_bad_lengths() {
     };
     assert!(depthwise::depthwise3x3::<f32, f32, f32, f32>(s, &x, &w, None, None, &mut y).is_err());
 }
+
+/// Uniform `i32`s in `lo..=hi` (any range, full `i32` included).
+fn ints_in(n: usize, seed: u64, lo: i32, hi: i32) -> Vec<i32> {
+    let mut s = seed | 1;
+    let span = (hi as i64 - lo as i64 + 1) as u64;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (lo as i64 + ((s >> 11) % span) as i64) as i32
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// int8 depthwise: the dispatching kernel and the AVX2 kernel equal the reference bit for bit
+    /// (every shift, full-range multipliers and biases, both strides, 1×1 grids, tables; `wide`
+    /// adds 256 channels to cross the kernel's 256-channel staging chunks).
+    #[test]
+    fn int8_depthwise_kernels_equal_reference(c in 1usize..=67, wide in any::<bool>(), h in 1usize..=19,
+                                              w in 1usize..=19, stride in 1usize..=2, shift in 1i32..=62,
+                                              zi in -128i32..=127, zo in -128i32..=127, with_lut in any::<bool>(),
+                                              big in any::<bool>(), seed in any::<u64>()) {
+        let c = if wide { c + 256 } else { c };
+        let s = DwShape { h, w, c, stride };
+        let x = i8s(h * w * c, seed);
+        let wt = i8s(9 * c, seed ^ 1);
+        let (blo, bhi) = if big { (i32::MIN, i32::MAX) } else { (-1 << 16, 1 << 16) };
+        let bias = ints_in(c, seed ^ 2, blo, bhi);
+        let mult: Vec<i16> = ints_in(c, seed ^ 3, if big { -32768 } else { 0 }, 32767).iter().map(|&v| v as i16).collect();
+        let lut = i8s(256, seed ^ 4);
+        let q = ConvQ { weight: &wt, bias: &bias, mult: &mult, shift, in_zero: zi, out_zero: zo,
+                        lut: if with_lut { Some(&lut) } else { None } };
+        let n = s.ho() * s.wo() * c;
+        let mut a = vec![0i8; n];
+        qk::depthwise_reference(s, &x, &q, &mut a).unwrap();
+        let mut b = vec![0i8; n];
+        qk::depthwise(s, &x, &q, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut c = vec![0i8; n];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::depthwise_avx2(s, &x, &q, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c);
+        }
+    }
+
+    /// int8 pointwise with every shift, full-range biases and multipliers (wrapping sums).
+    #[test]
+    fn int8_pointwise_extreme_parameters(c_in in 1usize..=67, c_out in 1usize..=67, pixels in 1usize..=19,
+                                         shift in 1i32..=62, zo in -128i32..=127, with_lut in any::<bool>(),
+                                         seed in any::<u64>()) {
+        let x = i8s(pixels * c_in, seed);
+        let w = i8s(c_in * c_out, seed ^ 1);
+        let bias = ints_in(c_out, seed ^ 2, i32::MIN, i32::MAX);
+        let mult: Vec<i16> = ints_in(c_out, seed ^ 3, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let lut = i8s(256, seed ^ 4);
+        let q = ConvQ { weight: &w, bias: &bias, mult: &mult, shift, in_zero: 0, out_zero: zo,
+                        lut: if with_lut { Some(&lut) } else { None } };
+        let mut a = vec![0i8; pixels * c_out];
+        qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i8; pixels * c_out];
+        qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c);
+        }
+    }
+
+    /// int8 LayerNorm: dispatch and AVX2 equal the reference bit for bit (channels 1..=67, or
+    /// up to 2100 to pass the AVX2 limit of 2048; narrow inputs make the variance tiny).
+    #[test]
+    fn int8_layer_norm_kernels_equal_reference(c in 1usize..=67, wide in 0usize..=2100, use_wide in 0u8..4,
+                                               pixels in 1usize..=19, shift in 1i32..=62,
+                                               eps in prop_oneof![Just(0i32), 0i32..=1000, any::<i32>()],
+                                               narrow in any::<bool>(), zo in -128i32..=127,
+                                               with_lut in any::<bool>(), seed in any::<u64>()) {
+        let c = if use_wide == 0 { wide.max(1) } else { c };
+        let mut x = i8s(pixels * c, seed);
+        if narrow {
+            x.iter_mut().for_each(|v| *v = (*v % 3) - 60);
+        }
+        let gamma: Vec<i16> = ints_in(c, seed ^ 1, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let beta: Vec<i16> = ints_in(c, seed ^ 2, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let lut = i8s(256, seed ^ 3);
+        let q = qk::NormQ { gamma: &gamma, beta: &beta, shift, eps_q8: eps, out_zero: zo,
+                            lut: if with_lut { Some(&lut) } else { None } };
+        let mut a = x.clone();
+        qk::layer_norm_reference(&mut a, c, &q).unwrap();
+        let mut b = x.clone();
+        qk::layer_norm_inplace(&mut b, c, &q).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = x.clone();
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::layer_norm_avx2(&mut d, c, &q) }.unwrap();
+            prop_assert_eq!(&a, &d);
+        }
+    }
+
+    /// int8 ADD: dispatch and AVX2 equal the reference bit for bit (every shift, full-range
+    /// multipliers, zero points in and out of the int8 range).
+    #[test]
+    fn int8_add_kernels_equal_reference(n in 0usize..=300, shift in 1i32..=62,
+                                        za in -130i32..=130, zb in -130i32..=130, zo in -200i32..=200,
+                                        ma in any::<i32>(), mb in any::<i32>(), small in any::<bool>(),
+                                        seed in any::<u64>()) {
+        let a0 = i8s(n, seed);
+        let b0 = i8s(n, seed ^ 1);
+        let (ma, mb) = if small { (ma >> 12, mb >> 12) } else { (ma, mb) };
+        let q = qk::AddQ { a_zero: za, a_mult: ma, b_zero: zb, b_mult: mb, shift, out_zero: zo };
+        let mut a = a0.clone();
+        qk::add_reference(&mut a, &b0, &q).unwrap();
+        let mut b = a0.clone();
+        qk::add_inplace(&mut b, &b0, &q).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = a0.clone();
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::add_avx2(&mut d, &b0, &q) }.unwrap();
+            prop_assert_eq!(&a, &d);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// int8 bilinear resize: dispatch and AVX2 equal the reference bit for bit (grids 1..=19
+    /// down or up, per-tensor or per-channel zero points and multipliers, every shift).
+    #[test]
+    fn int8_resize_kernels_equal_reference(c in 1usize..=67, h in 1usize..=19, w in 1usize..=19,
+                                           ho in 1usize..=19, wo in 1usize..=19, per_ch in any::<bool>(),
+                                           shift in 1i32..=62, zo in -128i32..=127, seed in any::<u64>()) {
+        let x = i8s(h * w * c, seed);
+        let n = if per_ch { c } else { 1 };
+        let zin = i8s(n, seed ^ 1);
+        let mult: Vec<i16> = ints_in(n, seed ^ 2, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let mut a = vec![0i8; ho * wo * c];
+        qk::resize_bilinear_reference(&x, h, w, c, &zin, &mult, shift, zo, &mut a, ho, wo).unwrap();
+        let mut b = vec![0i8; ho * wo * c];
+        qk::resize_bilinear(&x, h, w, c, &zin, &mult, shift, zo, &mut b, ho, wo).unwrap();
+        prop_assert_eq!(&a, &b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = vec![0i8; ho * wo * c];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::resize_bilinear_avx2(&x, h, w, c, &zin, &mult, shift, zo, &mut d, ho, wo) }.unwrap();
+            prop_assert_eq!(&a, &d);
+        }
+    }
+
+    /// Input quantization and output dequantization: dispatch and AVX2 equal the references bit
+    /// for bit (halfway values, huge values, infinities and NaN included).
+    #[test]
+    fn int8_quantize_kernels_equal_reference(c in 1usize..=67, pixels in 1usize..=19, per_ch in any::<bool>(),
+                                             special in any::<bool>(), z in -128i32..=127, seed in any::<u64>()) {
+        let mut x: Vec<f32> = vals(pixels * c, seed).iter().map(|v| v * 150.0).collect();
+        if special {
+            let sp = [0.5f32, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 1e30, -1e30, f32::INFINITY,
+                      f32::NEG_INFINITY, f32::NAN, -0.0, 8388609.0, 126.5, -127.5, 2147483648.0];
+            for (i, v) in x.iter_mut().enumerate() {
+                if i % 3 == 0 { *v = sp[(i / 3) % sp.len()]; }
+            }
+        }
+        let n = if per_ch { c } else { 1 };
+        let scale: Vec<f32> = vals(n, seed ^ 1).iter().map(|v| if special { 1.0 } else { v.abs() + 0.01 }).collect();
+        let zero = i8s(n, seed ^ 2);
+        let mut a = vec![0i8; x.len()];
+        qk::quantize_reference(&x, c, &scale, &zero, &mut a).unwrap();
+        let mut b = vec![0i8; x.len()];
+        qk::quantize(&x, c, &scale, &zero, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        let s = scale[0];
+        let mut fa = vec![0f32; x.len()];
+        qk::dequantize_reference(&a, z, s, &mut fa).unwrap();
+        let mut fb = vec![0f32; x.len()];
+        qk::dequantize(&a, z, s, &mut fb).unwrap();
+        prop_assert!(fa.iter().zip(&fb).all(|(p, q)| p.to_bits() == q.to_bits()));
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = vec![0i8; x.len()];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::quantize_avx2(&x, c, &scale, &zero, &mut d) }.unwrap();
+            prop_assert_eq!(&a, &d);
+            let mut fd = vec![0f32; x.len()];
+            // SAFETY: as above.
+            unsafe { ldp_core::quant::x86_ops::dequantize_avx2(&a, z, s, &mut fd) }.unwrap();
+            prop_assert!(fa.iter().zip(&fd).all(|(p, q)| p.to_bits() == q.to_bits()));
+        }
+    }
+}
+
+/// int8 pointwise around the AVX2 kernel's switch between its packed form (`c_in ≤ 512`,
+/// `c_out ≥ 16`) and its dot-product form, with overlapping last panels and tiles.
+#[test]
+fn int8_pointwise_form_boundaries() {
+    for (c_in, c_out, pixels) in [
+        (511, 16, 7),
+        (512, 17, 13),
+        (513, 33, 6),
+        (1, 16, 5),
+        (2, 31, 12),
+        (128, 128, 19),
+        (1024, 20, 3),
+        (2048, 4, 2),
+    ] {
+        let x = i8s(pixels * c_in, 5);
+        let w = i8s(c_in * c_out, 6);
+        let bias = ints_in(c_out, 7, i32::MIN, i32::MAX);
+        let mult: Vec<i16> = ints_in(c_out, 8, -32768, 32767)
+            .iter()
+            .map(|&v| v as i16)
+            .collect();
+        let lut = i8s(256, 9);
+        for lut in [None, Some(&lut[..])] {
+            let q = ConvQ {
+                weight: &w,
+                bias: &bias,
+                mult: &mult,
+                shift: 27,
+                in_zero: 0,
+                out_zero: -3,
+                lut,
+            };
+            let mut a = vec![0i8; pixels * c_out];
+            qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+            let mut b = vec![0i8; pixels * c_out];
+            qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
+            assert_eq!(a, b, "{c_in} {c_out} {pixels}");
+            #[cfg(target_arch = "x86_64")]
+            if avx2() {
+                let mut c = vec![0i8; pixels * c_out];
+                // SAFETY: the CPU features were detected just above.
+                unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }
+                    .unwrap();
+                assert_eq!(a, c, "{c_in} {c_out} {pixels}");
+            }
+        }
+    }
+}

@@ -568,14 +568,7 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
             "int8 blob has malformed input quantization",
         ));
     }
-    let per_ch = scale.len() == c_in && c_in > 1;
-    for (i, (v, q)) in x.iter().zip(xq.iter_mut()).enumerate() {
-        let ch = if per_ch { i % c_in } else { 0 };
-        let r = libm::roundf(*v / scale[ch]);
-        // `as i32` saturates and maps NaN to 0: defined on every target.
-        *q = super::fixed::sat_i8((r as i32).saturating_add(zero[ch] as i32));
-    }
-    Ok(())
+    super::kernels::quantize(x, c_in, scale, zero, xq)
 }
 
 /// Dequantizes the int8 output: `(q − z)·s`.
@@ -587,9 +580,5 @@ pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Resu
         ModelConfig::MobileVlmV2(_) => V2::Z_Y,
     };
     let (z, s) = (p.z(zi), p.s(zi));
-    crate::error::check_len("output", y, yq.len())?;
-    for (o, &q) in y.iter_mut().zip(yq) {
-        *o = (q as i32 - z) as f32 * s;
-    }
-    Ok(())
+    super::kernels::dequantize(yq, z, s, y)
 }

@@ -79,7 +79,8 @@ fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Res
 }
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
-/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`.
+/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with AVX2
+/// the kernels of `quant::x86`, on AArch64 those of `quant::neon`.
 pub fn pointwise(
     x: &[i8],
     c_in: usize,
@@ -150,7 +151,7 @@ fn check_dw(
 }
 
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
-/// `quant::arm_dsp`.
+/// `quant::arm_dsp`, on x86-64 with AVX2 the kernel of `quant::x86_ops`.
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -160,6 +161,10 @@ pub fn depthwise(
     check_dw(s, x, q, y)?;
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::depthwise(s, x, q, y) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::depthwise(s, x, q, y) {
         return Ok(());
     }
     super::depthwise_fast::depthwise(s, x, q, y);
@@ -205,8 +210,89 @@ pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     if super::arm_dsp::add_inplace(a, b, q) {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::add_inplace(a, b, q) {
+        return Ok(());
+    }
+    add_reference(a, b, q)
+}
+
+/// Reference of [`add_inplace`]: [`AddQ::add`] on every pair.
+pub fn add_reference(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
+    check_len("int8 add operand", b, a.len())?;
     for (x, &y) in a.iter_mut().zip(b) {
         *x = q.add(*x, y);
+    }
+    Ok(())
+}
+
+/// Quantizes f32 values to int8: `q = sat_i8((roundf(x / scale[ch]) as i32).saturating_add(zero[ch]))`
+/// (`as i32` saturates and maps NaN to 0: defined on every target), with `ch = i % c` when
+/// `scale` has `c > 1` entries (per channel, channels-last), else `ch = 0`. The AVX2 kernel on
+/// x86-64, else [`quantize_reference`].
+pub fn quantize(
+    x: &[f32],
+    c: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    check_quantize(x, c, scale, zero, xq)?;
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::quantize(x, c, scale, zero, xq) {
+        return Ok(());
+    }
+    quantize_reference(x, c, scale, zero, xq)
+}
+
+fn check_quantize(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &[i8]) -> Result<(), Error> {
+    check_len("quantized input", xq, x.len())?;
+    if scale.is_empty() || zero.len() != scale.len() {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    }
+    if scale.len() == c && c > 1 && x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 quantize: ragged input"));
+    }
+    Ok(())
+}
+
+/// Reference of [`quantize`].
+pub fn quantize_reference(
+    x: &[f32],
+    c: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    check_quantize(x, c, scale, zero, xq)?;
+    let per_ch = scale.len() == c && c > 1;
+    for (i, (v, q)) in x.iter().zip(xq.iter_mut()).enumerate() {
+        let ch = if per_ch { i % c } else { 0 };
+        let r = libm::roundf(*v / scale[ch]);
+        // `as i32` saturates and maps NaN to 0: defined on every target.
+        *q = sat_i8((r as i32).saturating_add(zero[ch] as i32));
+    }
+    Ok(())
+}
+
+/// Dequantizes int8 values: `y = (q − z) as f32 · s` (the AVX2 kernel on x86-64: the same
+/// exact conversion and one IEEE multiply per value).
+pub fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {
+    check_len("output", y, yq.len())?;
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::dequantize(yq, z, s, y) {
+        return Ok(());
+    }
+    dequantize_reference(yq, z, s, y)
+}
+
+/// Reference of [`dequantize`].
+pub fn dequantize_reference(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {
+    check_len("output", y, yq.len())?;
+    for (o, &q) in y.iter_mut().zip(yq) {
+        *o = (q as i32).wrapping_sub(z) as f32 * s;
     }
     Ok(())
 }
@@ -238,6 +324,27 @@ pub fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
     (i0, i1, lambda)
 }
 
+fn check_resize(
+    x: &[i8],
+    (h, w, c): (usize, usize, usize),
+    in_zero: &[i8],
+    mult: &[i16],
+    y: &[i8],
+    (ho, wo): (usize, usize),
+) -> Result<(), Error> {
+    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
+        return Err(Error::InvalidConfig("int8 resize: empty shape"));
+    }
+    check_len("int8 resize input", x, h * w * c)?;
+    check_len("int8 resize output", y, ho * wo * c)?;
+    if (in_zero.len() != 1 && in_zero.len() != c) || (mult.len() != 1 && mult.len() != c) {
+        return Err(Error::InvalidConfig(
+            "int8 resize: per-channel parameters of the wrong length",
+        ));
+    }
+    Ok(())
+}
+
 /// int8 bilinear resize `x: [h][w][c]` → `y: [ho][wo][c]`, requantized per input channel:
 /// `y = sat(z_out + round(Σ w_k·(x_k − z_in[c]) · mult[c] / 2^(20 + shift)))`, weights in Q20.
 /// With `mult` of length 1 the same multiplier serves every channel.
@@ -255,20 +362,34 @@ pub fn resize_bilinear(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
-        return Err(Error::InvalidConfig("int8 resize: empty shape"));
-    }
-    check_len("int8 resize input", x, h * w * c)?;
-    check_len("int8 resize output", y, ho * wo * c)?;
-    if (in_zero.len() != 1 && in_zero.len() != c) || (mult.len() != 1 && mult.len() != c) {
-        return Err(Error::InvalidConfig(
-            "int8 resize: per-channel parameters of the wrong length",
-        ));
-    }
+    check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
+        return Ok(());
+    }
+    resize_bilinear_reference(x, h, w, c, in_zero, mult, shift, out_zero, y, ho, wo)
+}
+
+/// Reference of [`resize_bilinear`].
+#[allow(clippy::too_many_arguments)]
+pub fn resize_bilinear_reference(
+    x: &[i8],
+    h: usize,
+    w: usize,
+    c: usize,
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    ho: usize,
+    wo: usize,
+) -> Result<(), Error> {
+    check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     for oy in 0..ho {
         let (y0, y1, ly) = taps_q10(oy, h, ho);
         for ox in 0..wo {
@@ -364,8 +485,7 @@ pub struct NormQ<'a> {
     pub lut: Option<&'a [i8]>,
 }
 
-/// Integer LayerNorm of every pixel of `buf` (`[pixels][c]`), in place.
-pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+fn check_norm(buf: &[i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
     if let Some(t) = q.lut {
@@ -374,10 +494,27 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
     if c == 0 || buf.len() % c != 0 {
         return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
     }
+    Ok(())
+}
+
+/// Integer LayerNorm of every pixel of `buf` (`[pixels][c]`), in place: the Arm DSP or AVX2
+/// kernel where the target has one, else [`layer_norm_reference`].
+pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+    check_norm(buf, c, q)?;
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::layer_norm_inplace(buf, c, q) {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::layer_norm(buf, c, q) {
+        return Ok(());
+    }
+    layer_norm_reference(buf, c, q)
+}
+
+/// Reference integer LayerNorm (the definition in [`NormQ`]), in place.
+pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+    check_norm(buf, c, q)?;
     let cc = c as i64;
     let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
     for px in buf.chunks_exact_mut(c) {

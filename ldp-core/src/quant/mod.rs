@@ -26,6 +26,8 @@ pub mod pointwise_fast;
 pub mod specs;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_ops;
 
 pub use graph::{scratch_bytes_i8, Trace};
 

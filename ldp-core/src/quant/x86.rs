@@ -1,10 +1,14 @@
 //! x86-64 AVX2 int8 pointwise kernel.
 //!
-//! Dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
+//! Rows of up to 512 input channels take the packed form (`packed`, below). Otherwise the
+//! dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
 //! sign-extended to i16 (`vpmovsxbw`) and multiplied pairwise into i32 (`vpmaddwd`: 16 exact
-//! MACs per instruction), in a register tile of 4 outputs × 3 pixels (12 accumulators). The
-//! accumulators are reduced horizontally once per output; the bias, requantization, saturation
-//! and table are the scalar code of the reference. Every product of two int8 fits i16·i16 → i32
+//! MACs per instruction), in a register tile of 4 outputs × 2 pixels (8 accumulators: with 4 × 3
+//! the 16 ymm registers do not suffice and the loop spills, 25% slower at 2048 channels). The
+//! four accumulators of a pixel are reduced together (`vphaddd`, two pixels per register), and
+//! bias, requantization ([`Rq`], exact 64-bit products, bit-identical to [`requant`]) and
+//! saturation run on 8 lanes; the optional table is applied to the 4 stored bytes. When 4 does
+//! not divide `c_out` the last tile overlaps the one before. Every product of two int8 fits i16·i16 → i32
 //! and pair sums fit i32 (|a·b + c·d| ≤ 2·128²), and i32 addition wraps exactly like the
 //! reference's `wrapping_add`, so the result equals the reference bit for bit whatever the order.
 
@@ -73,6 +77,107 @@ fn out(acc: i32, o: usize, q: &ConvQ<'_>) -> i8 {
     }
 }
 
+/// Vectorized [`requant`] of one layer: `out_zero.wrapping_add(requant(acc, m, shift))` for
+/// 8 `i32` lanes, before saturation.
+///
+/// The product `acc·m` is formed exactly in 64 bits (`vpmuldq`, even and odd lanes apart).
+/// AVX2 has no 64-bit arithmetic right shift, so `v >> s` (arithmetic, `v = p + 2^(s−1)`) is
+/// computed as `((v + 2^63) >>> s) − 2^(63−s)` (logical shift): adding `2^63` maps the signed
+/// range onto the unsigned one, and `2^63` is a multiple of `2^s` for `s ≤ 62`, so both sides
+/// are `⌊v / 2^s⌋` exactly. Only the low 32 bits are kept (the reference's `as i32`), and the
+/// low 32 bits of a difference depend only on the low 32 bits of its terms, so the correction
+/// `− 2^(63−s)` (non-zero mod 2^32 only for `s ≥ 32`) and the output zero point fold into one
+/// 32-bit constant. Wrapping 64- and 32-bit additions are the reference's `wrapping_add`.
+#[derive(Clone, Copy)]
+pub(crate) struct Rq {
+    /// `2^(s−1) + 2^63` in every 64-bit lane.
+    k: __m256i,
+    /// `s` (shift count for `vpsrlq`).
+    cnt: __m128i,
+    /// `out_zero − low32(2^(63−s))` in every 32-bit lane.
+    off: __m256i,
+}
+
+impl Rq {
+    /// Constants of a layer (`shift` clamped to `1..=62` as [`requant`] does).
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    pub(crate) unsafe fn new(shift: i32, out_zero: i32) -> Rq {
+        let s = shift.clamp(1, 62) as u32;
+        let corr = if s >= 32 {
+            (1u64 << (63 - s)) as u32
+        } else {
+            0
+        };
+        // SAFETY: register-only AVX2 operations.
+        unsafe {
+            Rq {
+                k: _mm256_set1_epi64x((1i64 << (s - 1)).wrapping_add(i64::MIN)),
+                cnt: _mm_cvtsi32_si128(s as i32),
+                off: _mm256_set1_epi32(out_zero.wrapping_sub(corr as i32)),
+            }
+        }
+    }
+
+    /// `out_zero + requant(acc[i], m[i], shift)` (wrapping) for 8 lanes; `m` any `i32`s.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    pub(crate) unsafe fn apply(self, acc: __m256i, m: __m256i) -> __m256i {
+        // SAFETY: register-only AVX2 operations.
+        unsafe {
+            let pe = _mm256_mul_epi32(acc, m);
+            let po = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m));
+            self.finish(pe, po)
+        }
+    }
+
+    /// `out_zero + requant64(p, shift)` (wrapping, low 32 bits) of the 64-bit values `pe`
+    /// (lanes 0, 2, 4, 6) and `po` (lanes 1, 3, 5, 7), as 8 `i32` lanes in order.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    #[inline(always)]
+    pub(crate) unsafe fn finish(self, pe: __m256i, po: __m256i) -> __m256i {
+        // SAFETY: register-only AVX2 operations.
+        unsafe {
+            let pe = _mm256_srl_epi64(_mm256_add_epi64(pe, self.k), self.cnt);
+            let po = _mm256_srl_epi64(_mm256_add_epi64(po, self.k), self.cnt);
+            let r = _mm256_blend_epi32::<0b1010_1010>(pe, _mm256_slli_epi64::<32>(po));
+            _mm256_add_epi32(r, self.off)
+        }
+    }
+}
+
+/// Saturates 16 `i32` lanes (`a` then `b`) to int8, in order (`sat_i8` of each: saturating to
+/// i16 then to i8 is the same clamp).
+///
+/// # Safety
+/// AVX2 available.
+#[inline(always)]
+pub(crate) unsafe fn sat16(a: __m256i, b: __m256i) -> __m128i {
+    // SAFETY: register-only AVX2 operations.
+    unsafe {
+        let t = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, b));
+        _mm_packs_epi16(_mm256_castsi256_si128(t), _mm256_extracti128_si256::<1>(t))
+    }
+}
+
+/// Applies the optional table to `v` in place.
+#[inline(always)]
+pub(crate) fn apply_lut(v: &mut [i8], lut: Option<&[i8]>) {
+    if let Some(t) = lut {
+        if let Ok(t) = <&[i8; 256]>::try_from(t) {
+            for b in v.iter_mut() {
+                *b = t[(*b as u8 ^ 0x80) as usize];
+            }
+        }
+    }
+}
+
 /// Sum of the 8 lanes of `v` (wrapping).
 ///
 /// # Safety
@@ -134,27 +239,118 @@ unsafe fn tile<const TO: usize, const TP: usize>(
     }
 }
 
+/// Outputs `o0..o0+4` of pixels `p0..p0+TP` (`TP` in 1..=2), with the vectorized epilogue:
+/// the four accumulators of a pixel are reduced with `vphaddd` (two pixels per register), then
+/// bias, [`Rq`], saturation, a 4-byte store per pixel and the optional table.
+///
+/// # Safety
+/// `o0 + 4 ≤ c_out`, `p0 + TP ≤ pixels`, shapes validated; AVX2 available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile4<const TP: usize>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    o0: usize,
+    p0: usize,
+    rq: Rq,
+) {
+    let full = c_in / 16 * 16;
+    // SAFETY (whole body): rows o0..o0+4 of the weights and p0..p0+TP of x are in bounds, every
+    // 16-byte load starts at i ≤ full - 16 inside its row; bias/mult are read at o0..o0+4 and
+    // y at (p0+p)·c_out + o0 .. +4, all inside the validated lengths.
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); TP]; 4];
+        let xs: [*const i8; TP] = core::array::from_fn(|p| x.as_ptr().add((p0 + p) * c_in));
+        let ws: [*const i8; 4] = core::array::from_fn(|o| q.weight.as_ptr().add((o0 + o) * c_in));
+        let mut i = 0;
+        while i < full {
+            let xv: [__m256i; TP] = core::array::from_fn(|p| {
+                _mm256_cvtepi8_epi16(_mm_loadu_si128(xs[p].add(i) as *const __m128i))
+            });
+            for o in 0..4 {
+                let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(ws[o].add(i) as *const __m128i));
+                for p in 0..TP {
+                    acc[o][p] = _mm256_add_epi32(acc[o][p], _mm256_madd_epi16(xv[p], wv));
+                }
+            }
+            i += 16;
+        }
+        // Per pixel: [a0 a1 a2 a3] partial sums in each 128-bit half.
+        let h: [__m256i; TP] = core::array::from_fn(|p| {
+            _mm256_hadd_epi32(
+                _mm256_hadd_epi32(acc[0][p], acc[1][p]),
+                _mm256_hadd_epi32(acc[2][p], acc[3][p]),
+            )
+        });
+        let b4 = _mm_loadu_si128(q.bias.as_ptr().add(o0) as *const __m128i);
+        let bias = _mm256_broadcastsi128_si256(b4);
+        let m4 = _mm_cvtepi16_epi32(_mm_loadl_epi64(q.mult.as_ptr().add(o0) as *const __m128i));
+        let mult = _mm256_broadcastsi128_si256(m4);
+        let mut p = 0;
+        while p < TP {
+            let p1 = if p + 1 < TP { p + 1 } else { p };
+            // [pixel p: s0..s3 | pixel p1: s0..s3]
+            let mut s = _mm256_add_epi32(
+                _mm256_permute2x128_si256::<0x20>(h[p], h[p1]),
+                _mm256_permute2x128_si256::<0x31>(h[p], h[p1]),
+            );
+            if full < c_in {
+                let mut t = [0i32; 8];
+                for (k, tk) in t.iter_mut().enumerate() {
+                    let (pp, o) = (if k < 4 { p } else { p1 }, k % 4);
+                    for j in full..c_in {
+                        *tk = tk.wrapping_add(*xs[pp].add(j) as i32 * *ws[o].add(j) as i32);
+                    }
+                }
+                s = _mm256_add_epi32(s, _mm256_loadu_si256(t.as_ptr() as *const __m256i));
+            }
+            let r = rq.apply(_mm256_add_epi32(s, bias), mult);
+            let r = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_setzero_si256());
+            let v0 = _mm256_cvtsi256_si32(r);
+            let v1 = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r));
+            for (pp, v) in [(p, v0), (p1, v1)] {
+                let dst = &mut y[(p0 + pp) * c_out + o0..(p0 + pp) * c_out + o0 + 4];
+                dst.copy_from_slice(&v.to_le_bytes().map(|b| b as i8));
+                apply_lut(dst, q.lut);
+            }
+            p += 2;
+        }
+    }
+}
+
 /// # Safety
 /// Shapes validated; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], pixels: usize) {
     // Pixel blocks keep a block of x in L1/L2 while all weight rows stream past it.
     const PB: usize = 48;
+    // SAFETY: AVX2 available (this function's contract).
+    let rq = unsafe { Rq::new(q.shift, q.out_zero) };
+    if c_in <= PK_MAX && c_out >= NR {
+        // SAFETY: AVX2 available; shapes validated, c_in ≤ PK_MAX, c_out ≥ NR.
+        unsafe { packed(x, c_in, q, c_out, y, pixels, rq) };
+        return;
+    }
     let mut pb = 0;
     while pb < pixels {
         let pe = (pb + PB).min(pixels);
         let mut o = 0;
         // SAFETY: every tile stays inside o < c_out and p < pe ≤ pixels.
         unsafe {
-            while o + 4 <= c_out {
+            while o < c_out && c_out >= 4 {
+                // When 4 does not divide c_out the last tile overlaps the one before: the
+                // outputs computed twice get the same value.
+                let ot = o.min(c_out - 4);
                 let mut p = pb;
-                while p + 3 <= pe {
-                    tile::<4, 3>(x, c_in, q, c_out, y, o, p);
-                    p += 3;
+                while p + 2 <= pe {
+                    tile4::<2>(x, c_in, q, c_out, y, ot, p, rq);
+                    p += 2;
                 }
-                while p < pe {
-                    tile::<4, 1>(x, c_in, q, c_out, y, o, p);
-                    p += 1;
+                if p < pe {
+                    tile4::<1>(x, c_in, q, c_out, y, ot, p, rq);
                 }
                 o += 4;
             }
@@ -172,5 +368,162 @@ unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], 
             }
         }
         pb = pe;
+    }
+}
+
+/// Outputs per packed panel (two ymm of `i32`).
+const NR: usize = 16;
+/// Pixels per packed register tile.
+const MR: usize = 6;
+/// Largest `c_in` of the packed kernel (panel: `PK_MAX/2 · NR` i16 pairs = 16 KiB of stack).
+const PK_MAX: usize = 512;
+
+/// The packed (outer-product) form for short rows (`c_in ≤ 512`, e.g. the seed block's 128
+/// channels, where the dot-product form spends a large share in its horizontal reductions).
+///
+/// A panel of 16 output channels is sign-extended once into `[c_in/2][16][2]` `i16` (pairs of
+/// input channels, zero-padded when `c_in` is odd); for each tile of 6 pixels their rows are
+/// sign-extended into a small buffer, then per input-channel pair: two panel loads, six
+/// broadcasts of a pixel's pair and twelve `vpmaddwd` into 6 × 16 `i32` accumulators that hold
+/// the outputs in order — the epilogue is [`Rq`] on 8 lanes straight away, no reduction.
+/// Exact: same products, wrapping `i32` sums. When 16 does not divide `c_out` the last panel
+/// overlaps the one before.
+///
+/// # Safety
+/// Shapes validated, `c_in ≤ PK_MAX`, `c_out ≥ NR`; AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn packed(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    pixels: usize,
+    rq: Rq,
+) {
+    let k2 = c_in.div_ceil(2);
+    let kp = k2 * 2;
+    let mut panel = [0i16; PK_MAX * NR];
+    let mut xt = [0i16; MR * PK_MAX];
+    let mut o = 0;
+    while o < c_out {
+        let o0 = o.min(c_out - NR);
+        for (j, pr) in panel[..k2 * 2 * NR].chunks_exact_mut(2 * NR).enumerate() {
+            for oo in 0..NR {
+                let row = &q.weight[(o0 + oo) * c_in..(o0 + oo + 1) * c_in];
+                pr[2 * oo] = row[2 * j] as i16;
+                pr[2 * oo + 1] = row.get(2 * j + 1).map_or(0, |&v| v as i16);
+            }
+        }
+        // SAFETY: o0 + NR ≤ c_out: bias/mult reads in bounds; the tiles below stay inside
+        // p < pixels; the buffers hold kp ≤ PK_MAX values per row.
+        unsafe {
+            let bias =
+                [0, 8].map(|h| _mm256_loadu_si256(q.bias.as_ptr().add(o0 + h) as *const __m256i));
+            let mult = [0, 8].map(|h| {
+                _mm256_cvtepi16_epi32(_mm_loadu_si128(
+                    q.mult.as_ptr().add(o0 + h) as *const __m128i
+                ))
+            });
+            let mut p = 0;
+            while p + MR <= pixels {
+                ptile::<MR>(
+                    x,
+                    c_in,
+                    kp,
+                    &panel,
+                    &mut xt,
+                    q,
+                    c_out,
+                    y,
+                    o0,
+                    p,
+                    (bias, mult, rq),
+                );
+                p += MR;
+            }
+            while p < pixels {
+                ptile::<1>(
+                    x,
+                    c_in,
+                    kp,
+                    &panel,
+                    &mut xt,
+                    q,
+                    c_out,
+                    y,
+                    o0,
+                    p,
+                    (bias, mult, rq),
+                );
+                p += 1;
+            }
+        }
+        o += NR;
+    }
+}
+
+/// Epilogue parameters of a panel: bias and multipliers of its 16 outputs, the layer's [`Rq`].
+type PanelOut = ([__m256i; 2], [__m256i; 2], Rq);
+
+/// One tile of the packed kernel: pixels `p0..p0+TP`, outputs `o0..o0+16`.
+///
+/// # Safety
+/// `p0 + TP ≤ pixels`, `o0 + 16 ≤ c_out`, `panel` holds `kp/2` packed pairs of this panel,
+/// `kp = 2·⌈c_in/2⌉ ≤ PK_MAX`; AVX2 available.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ptile<const TP: usize>(
+    x: &[i8],
+    c_in: usize,
+    kp: usize,
+    panel: &[i16],
+    xt: &mut [i16],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    o0: usize,
+    p0: usize,
+    (bias, mult, rq): PanelOut,
+) {
+    let c16 = c_in / 16 * 16;
+    // SAFETY (whole body): rows p0..p0+TP of x hold c_in bytes (16-byte loads at i + 16 ≤ c16);
+    // xt rows of PK_MAX i16 receive ≤ kp values; panel pairs are read for j < kp/2; y is
+    // written at (p0+p)·c_out + o0 .. +16.
+    unsafe {
+        for p in 0..TP {
+            let xr = x.as_ptr().add((p0 + p) * c_in);
+            let tr = xt.as_mut_ptr().add(p * PK_MAX);
+            let mut i = 0;
+            while i < c16 {
+                let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(xr.add(i) as *const __m128i));
+                _mm256_storeu_si256(tr.add(i) as *mut __m256i, v);
+                i += 16;
+            }
+            while i < kp {
+                *tr.add(i) = if i < c_in { *xr.add(i) as i16 } else { 0 };
+                i += 1;
+            }
+        }
+        let mut acc = [[_mm256_setzero_si256(); 2]; TP];
+        let xs: [*const i32; TP] =
+            core::array::from_fn(|p| xt.as_ptr().add(p * PK_MAX) as *const i32);
+        let wp = panel.as_ptr() as *const __m256i;
+        for j in 0..kp / 2 {
+            let w0 = _mm256_loadu_si256(wp.add(2 * j));
+            let w1 = _mm256_loadu_si256(wp.add(2 * j + 1));
+            for p in 0..TP {
+                let xb = _mm256_set1_epi32(*xs[p].add(j));
+                acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(xb, w0));
+                acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(xb, w1));
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            let r0 = rq.apply(_mm256_add_epi32(a[0], bias[0]), mult[0]);
+            let r1 = rq.apply(_mm256_add_epi32(a[1], bias[1]), mult[1]);
+            let at = (p0 + p) * c_out + o0;
+            _mm_storeu_si128(y.as_mut_ptr().add(at) as *mut __m128i, sat16(r0, r1));
+            apply_lut(&mut y[at..at + NR], q.lut);
+        }
     }
 }
