@@ -186,7 +186,7 @@ fn int8_small_grids_within_0_20() {
 }
 
 #[test]
-#[ignore = "known failure, see README accuracy table: 2 of 6 cases measure 0.042 (ldp_c16to24_11x13) and 0.046 (v1_16to32_h12) against the 0.04 bound"]
+#[ignore = "known failure, see README accuracy table: 2 of 6 cases measure 0.0423 (ldp_c16to24_11x13) and 0.0460 (v1_16to32_h12) against the 0.04 bound"]
 fn int8_normal_inputs_within_0_04() {
     check(
         0.04,
@@ -196,7 +196,7 @@ fn int8_normal_inputs_within_0_04() {
 }
 
 #[test]
-#[ignore = "known failure, see README accuracy table: v2_8to16_h24_heavy measures 0.184 against the 0.10 bound (static per-tensor ranges clip an unseen extreme; ldp and v1 heavy measure 0.0999 and 0.090 with the range search)"]
+#[ignore = "known failure, see README accuracy table: v2_8to16_h24_heavy measures 0.185 against the 0.10 bound (static per-tensor ranges clip an unseen extreme; ldp and v1 heavy measure 0.090 and 0.089 with the range search)"]
 fn int8_heavy_tailed_within_0_10() {
     check(
         0.10,
@@ -223,7 +223,7 @@ fn int8_blobs_within_size_bound_ldp_and_v2_golden() {
 }
 
 #[test]
-#[ignore = "known failure: V1 golden cases (16-64 channels) carry 1.5-5.4 KB of per-layer int8 overhead (LUTs, Q15 gate tables, i32 biases, i16 multipliers, 47 table entries) above the 4 KiB + 2% allowance"]
+#[ignore = "known failure: V1 golden cases (16-128 channels) carry 0.6-4.4 KB more per-layer int8 overhead (LUTs, Q15 gate tables, i32 biases, i16 multipliers) than the 4 KiB + 2% allowance; at MobileVLM's real size (1024->2048) V1 int8 is within it"]
 fn int8_blobs_within_size_bound_v1_golden() {
     check_sizes(|m| m.name.starts_with("v1_"));
 }

@@ -794,7 +794,9 @@ fn blob_errors(
 /// Range search: the factors applied to the low end, the high end or both ends of a range.
 /// Heavy-tailed activations feeding a LayerNorm end up clipped hard (×0.35–0.5): LayerNorm
 /// rescales each token, so the resolution of small tokens matters more than large tokens' tails.
-const FACTORS: [f64; 11] = [0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 1.1, 1.25, 1.4, 1.7, 2.0];
+const FACTORS: [f64; 13] = [
+    0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.05, 1.1, 1.25, 1.4, 1.7, 2.0,
+];
 /// Range search: coordinate-descent sweeps over all activations.
 const SWEEPS: usize = 3;
 

@@ -398,13 +398,17 @@ fn errors_are_one_clear_line() {
     std::fs::write(d("flipped.ldp"), &flipped).unwrap();
     fails(&runv(&d("flipped.ldp"), &input), "CRC");
     fails(&["inspect", "--model", &d("flipped.ldp")], "CRC");
-    let mut v2 = bytes.clone();
-    v2[4] = 2;
-    let n = v2.len() - 4;
-    let crc = ldp_core::blob::crc::crc32(&v2[..n]);
-    v2[n..].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(d("v2.ldp"), &v2).unwrap();
-    fails(&runv(&d("v2.ldp"), &input), "version 2");
+    // A future format version (3) and the old one (1): both rejected, naming the version.
+    for v in [1u8, 3] {
+        let mut other = bytes.clone();
+        other[4] = v;
+        let n = other.len() - 4;
+        let crc = ldp_core::blob::crc::crc32(&other[..n]);
+        other[n..].copy_from_slice(&crc.to_le_bytes());
+        let name = format!("version{v}.ldp");
+        std::fs::write(d(&name), &other).unwrap();
+        fails(&runv(&d(&name), &input), &format!("version {v}"));
+    }
     std::fs::write(d("short.ldp"), &bytes[..bytes.len() - 100]).unwrap();
     fails(&runv(&d("short.ldp"), &input), "length mismatch");
     std::fs::write(d("empty.ldp"), b"").unwrap();
@@ -467,7 +471,7 @@ fn errors_are_one_clear_line() {
     )
     .unwrap();
     fails(&conv(&d("junk.safetensors"), "8x8"), "safetensors");
-    fails(&conv(&d("v2.ldp"), "8x8"), "safetensors");
+    fails(&conv(&d("version3.ldp"), "8x8"), "safetensors");
     fails(
         &[
             conv(&w, "8x8"),
