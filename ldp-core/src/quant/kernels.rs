@@ -324,7 +324,7 @@ pub fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
     (i0, i1, lambda)
 }
 
-fn check_resize(
+pub(crate) fn check_resize(
     x: &[i8],
     (h, w, c): (usize, usize, usize),
     in_zero: &[i8],

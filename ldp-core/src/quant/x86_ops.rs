@@ -691,16 +691,7 @@ pub unsafe fn resize_bilinear_avx2(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
-        return Err(Error::InvalidConfig("int8 resize: empty shape"));
-    }
-    check_len("int8 resize input", x, h * w * c)?;
-    check_len("int8 resize output", y, ho * wo * c)?;
-    if (in_zero.len() != 1 && in_zero.len() != c) || (mult.len() != 1 && mult.len() != c) {
-        return Err(Error::InvalidConfig(
-            "int8 resize: per-channel parameters of the wrong length",
-        ));
-    }
+    super::kernels::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe { resize_run(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) };
     Ok(())
