@@ -9,6 +9,7 @@ pub enum Tolerance {
     #[allow(dead_code)] // constructed by the generated code when the manifest says `exact`
     Exact,
     /// `‖y − e‖₂ / ‖e‖₂ ≤ bound` (float models against the float64 reference).
+    #[allow(dead_code)] // constructed by the generated code when the manifest gives a bound
     RelL2(f64),
 }
 
