@@ -487,6 +487,9 @@ pub struct Ranges {
     overrides: HashMap<&'static str, QP>,
     /// The per-tensor choice of `method`, computed once.
     chosen: HashMap<&'static str, QP>,
+    /// Bias correction: per output channel, the mean int8 error of a conv's output (real
+    /// units), subtracted from its bias ([`correct_biases`]).
+    bias_fix: HashMap<&'static str, Vec<f64>>,
 }
 
 impl Ranges {
@@ -534,6 +537,7 @@ pub fn calibrate(m: &FloatModel, calib: &CalibSet, method: CalibMethod) -> anyho
         method,
         overrides: HashMap::new(),
         chosen,
+        bias_fix: HashMap::new(),
     };
     if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
         let mut names: Vec<_> = r.obs.keys().copied().collect();
@@ -898,6 +902,7 @@ fn refine(
             }
         }
     }
+    correct_biases(m, calib, r, opts, &want)?;
     if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
         for &n in &names {
             if let (Some(a), Some(b)) = (r.overrides.get(n), r.chosen.get(n)) {
@@ -916,6 +921,109 @@ fn refine(
             "range search: calibration output rel L2 {:.4}/{:.4} -> {:.4}/{:.4}",
             start[0].sqrt(),
             start[1].sqrt(),
+            best[0].sqrt(),
+            best[1].sqrt()
+        );
+    }
+    Ok(())
+}
+
+/// The float bias of the conv whose output activation is `out`, minus its bias correction.
+fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
+    match r.bias_fix.get(out) {
+        None => b.map(|b| b.to_vec()),
+        Some(fix) => Some(
+            (0..n)
+                .map(|i| (b.map_or(0.0, |b| b[i] as f64) - fix[i]) as f32)
+                .collect(),
+        ),
+    }
+}
+
+/// Activations that are the direct output of a conv (not of a table): their per-channel mean
+/// int8 error can be folded back into that conv's bias.
+const CORRECTABLE: [&str; 10] = [
+    "d", "q", "e", "g", "z", "m", "b1.d", "b1.pw", "b2.d", "b2.pw",
+];
+
+/// Empirical bias correction: for each conv output in graph order, the mean over the
+/// calibration set of (int8 − f32) per channel is subtracted from the conv's bias; a correction
+/// is kept only when the output error drops on both halves of the calibration set.
+fn correct_biases(
+    m: &FloatModel,
+    calib: &CalibSet,
+    r: &mut Ranges,
+    opts: &Int8Options,
+    want: &[Vec<f32>],
+) -> anyhow::Result<()> {
+    let co = m.config().channels().1;
+    let mut blob = quantize_with(m, r, opts)?;
+    let mut best = folds(&blob_errors(&blob, calib, want)?);
+    let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| CORRECTABLE.contains(n))
+        .collect();
+    for &name in &names {
+        let aligned = crate::AlignedBytes::from_slice(&blob);
+        let model = ldp_core::Model::parse(aligned.as_bytes())
+            .map_err(|e| anyhow::anyhow!("internal: int8 blob does not parse: {e}"))?;
+        let mut scratch = vec![0u8; model.scratch_bytes()];
+        let mut y = vec![0f32; model.output_len()];
+        let mut sum = vec![0f64; co];
+        let mut count = 0usize;
+        for x in &calib.samples {
+            let refs = intermediates(m, x)?;
+            let Some((_, rf)) = refs.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            let mut got: Option<Vec<f64>> = None;
+            let mut obs = |n: &'static str, q: &[i8], z: i32, s: f32| {
+                if n == name {
+                    got = Some(
+                        q.iter()
+                            .map(|&v| (v as i32 - z) as f64 * s as f64)
+                            .collect(),
+                    );
+                }
+            };
+            ldp_core::quant::forward_f32_traced(&model, x, &mut y, &mut scratch, Some(&mut obs))
+                .map_err(|e| anyhow::anyhow!("internal: int8 forward: {e}"))?;
+            let Some(g) = got else { continue };
+            if g.len() != rf.len() || g.len() % co != 0 {
+                continue;
+            }
+            for (i, (a, b)) in g.iter().zip(rf).enumerate() {
+                sum[i % co] += a - *b as f64;
+            }
+            count += g.len() / co;
+        }
+        if count == 0 {
+            continue;
+        }
+        let old = r.bias_fix.get(name).cloned();
+        let mut fix = old.clone().unwrap_or_else(|| vec![0.0; co]);
+        for (f, s) in fix.iter_mut().zip(&sum) {
+            *f += s / count as f64;
+        }
+        r.bias_fix.insert(name, fix);
+        let b = quantize_with(m, r, opts)?;
+        let e = folds(&blob_errors(&b, calib, want)?);
+        if e[0] < best[0] && e[1] < best[1] {
+            best = e;
+            blob = b;
+        } else {
+            match old {
+                Some(o) => r.bias_fix.insert(name, o),
+                None => r.bias_fix.remove(name),
+            };
+        }
+    }
+    if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
+        let mut kept: Vec<_> = r.bias_fix.keys().collect();
+        kept.sort();
+        eprintln!(
+            "bias correction: kept {kept:?}, calibration output rel L2 -> {:.4}/{:.4}",
             best[0].sqrt(),
             best[1].sqrt()
         );
@@ -1011,7 +1119,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "depthwise1",
                 conv(
                     w("depthwise1.weight")?,
-                    Some(w("depthwise1.bias")?),
+                    fb(r, "d", Some(w("depthwise1.bias")?), co).as_deref(),
                     co,
                     9,
                     &[a.scale],
@@ -1026,7 +1134,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "pointwise2",
                 conv(
                     w("pointwise2.weight")?,
-                    Some(w("pointwise2.bias")?),
+                    fb(r, "q", Some(w("pointwise2.bias")?), co).as_deref(),
                     co,
                     co,
                     &[b.scale],
@@ -1047,7 +1155,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "depthwise2",
                 conv(
                     w("depthwise2.weight")?,
-                    Some(w("depthwise2.bias")?),
+                    fb(r, "e", Some(w("depthwise2.bias")?), co).as_deref(),
                     co,
                     9,
                     &[cc.scale],
@@ -1062,7 +1170,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "pointwise3",
                 conv(
                     w("pointwise3.weight")?,
-                    Some(w("pointwise3.bias")?),
+                    fb(r, "g", Some(w("pointwise3.bias")?), co).as_deref(),
                     co,
                     co,
                     &[f.scale],
@@ -1106,7 +1214,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "mlp.3",
                 conv(
                     w("mlp.3.weight")?,
-                    Some(w("mlp.3.bias")?),
+                    fb(r, "z", Some(w("mlp.3.bias")?), co).as_deref(),
                     co,
                     co,
                     &[h1.scale],
@@ -1159,7 +1267,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "mlp.mlp.2",
                 conv(
                     w("mlp.mlp.2.weight")?,
-                    Some(w("mlp.mlp.2.bias")?),
+                    fb(r, "m", Some(w("mlp.mlp.2.bias")?), co).as_deref(),
                     co,
                     co,
                     &[h1.scale],
@@ -1173,7 +1281,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 "peg.peg.0",
                 conv(
                     w("peg.peg.0.weight")?,
-                    Some(w("peg.peg.0.bias")?),
+                    fb(r, "d", Some(w("peg.peg.0.bias")?), co).as_deref(),
                     co,
                     9,
                     &[mm.scale],
@@ -1247,7 +1355,7 @@ fn v1_block_q(
         &k("0.0"),
         conv(
             w(k("0.0.weight"))?,
-            None,
+            fb(r, names[0], None, co).as_deref(),
             co,
             9,
             &[zin.scale],
@@ -1311,7 +1419,7 @@ fn v1_block_q(
         &k("2.0"),
         conv(
             w(k("2.0.weight"))?,
-            None,
+            fb(r, names[6], None, co).as_deref(),
             co,
             co,
             &[se.scale],
