@@ -236,7 +236,7 @@ pub fn run() -> Counts {
             3 => Some(Activation::Relu),
             _ => None,
         };
-        let with_bias = r.next() % 4 != 0;
+        let with_bias = !r.next().is_multiple_of(4);
         let bias = &mut b.bias[..];
         let (f, h) = (&mut b.f, &mut b.h);
         let combo = case % 5;
@@ -334,8 +334,8 @@ pub fn run() -> Counts {
             _ => (r.range(1, G), r.range(1, G), r.range(1, C)),
         };
         let s = DwShape { h, w, c, stride };
-        let with_bias = r.next() % 4 != 0;
-        let with_res = r.next() % 2 == 0;
+        let with_bias = !r.next().is_multiple_of(4);
+        let with_res = r.next().is_multiple_of(2);
         let bias = &mut b.bias[..];
         let (f, hb) = (&mut b.f, &mut b.h);
         let combo = (case / 2) % 3;
