@@ -17,6 +17,9 @@ mod board;
 mod check;
 #[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
 mod models;
+/// Perf mode on AArch64: the float half of the NEON kernel self-test.
+#[cfg(all(target_os = "none", feature = "perf", target_arch = "aarch64"))]
+mod neon_selftest;
 /// Perf mode (`--features perf`): kernel self-test and per-layer instruction counts.
 #[cfg(all(target_os = "none", feature = "perf", not(feature = "qemu-lm3s")))]
 mod perf;

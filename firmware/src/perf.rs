@@ -3,7 +3,12 @@
 //! model run layer by layer with an instruction marker after each layer.
 //!
 //! Output (all `println!`, parsed by `xtask/src/perf.rs`):
-//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N failures=N`
+//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N failures=N`;
+//!   on AArch64 (`qemu-a53`) `SELFTEST board=… kernels=neon pointwise=N depthwise=N norm_add=N
+//!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N failures=N`: the int8
+//!   pointwise cases call the NEON kernel (`quant::neon::pointwise_neon`) directly, and
+//!   `src/neon_selftest.rs` adds the f32/f16 NEON pointwise and depthwise kernels (`f16_*`:
+//!   cases with f16 storage). `failures` counts every case of the line.
 //! * per int8 model: `PERFMODEL board=… arch=… dtype=int8 marks=K` (the model executes `K`
 //!   markers: one before the forward pass, one after each layer, one after the return), then one
 //!   `PERFSEG board=… arch=… index=i layer=<name> kind=<kind> macs=<n>` per segment between two
@@ -19,7 +24,7 @@ use defmt::{error, info, println};
 use ldp_core::kernels::depthwise::DwShape;
 use ldp_core::quant::fixed::{isqrt_u64, requant64, sat_i8};
 use ldp_core::quant::kernels::{add_inplace, layer_norm_inplace, AddQ, ConvQ, NormQ};
-use ldp_core::quant::kernels::{depthwise, depthwise_reference, pointwise, pointwise_reference};
+use ldp_core::quant::kernels::{depthwise, depthwise_reference, pointwise_reference};
 use ldp_core::{Model, ModelConfig};
 
 use crate::board::{self, Board as _, Current};
@@ -35,11 +40,15 @@ const ST_G: usize = 19;
 const ST_X: usize = ST_G * ST_G * ST_C;
 /// Bytes of the self-test's weight buffer.
 const ST_W: usize = ST_C * ST_C;
+/// Canary bytes past each output (a partial tile must not store past the end).
+const ST_GUARD: usize = 16;
+/// The canary pattern.
+const CANARY: i8 = 0x5a;
 
 struct SelfTestBufs {
     x: [i8; ST_X],
-    y: [i8; ST_X],
-    y_ref: [i8; ST_X],
+    y: [i8; ST_X + ST_GUARD],
+    y_ref: [i8; ST_X + ST_GUARD],
     w: [i8; ST_W],
     bias: [i32; 256],
     mult: [i16; 256],
@@ -50,8 +59,8 @@ struct SelfTestBufs {
 
 static mut ST: SelfTestBufs = SelfTestBufs {
     x: [0; ST_X],
-    y: [0; ST_X],
-    y_ref: [0; ST_X],
+    y: [0; ST_X + ST_GUARD],
+    y_ref: [0; ST_X + ST_GUARD],
     w: [0; ST_W],
     bias: [0; 256],
     mult: [0; 256],
@@ -103,9 +112,45 @@ fn random_params(r: &mut Rng, b: &mut SelfTestBufs, c_out: usize) -> (i32, i32, 
     )
 }
 
-/// Compares the dispatching int8 kernels (the DSP kernels where this build has them) with the
-/// reference kernels, bit for bit, on random shapes: odd channel counts 1..=67, grids 1..=19
-/// (and 1×1), both strides, wide and many-channel special cases.
+/// The fast int8 pointwise kernel under test: on AArch64 the NEON kernel itself, elsewhere the
+/// dispatching kernel (the DSP kernel where this build has one).
+fn fast_pointwise(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), ldp_core::Error> {
+    // SAFETY: every AArch64 target this firmware builds for (Cortex-A53, -A72) has NEON.
+    #[cfg(target_arch = "aarch64")]
+    let r = unsafe { ldp_core::quant::neon::pointwise_neon(x, c_in, q, c_out, y) };
+    #[cfg(not(target_arch = "aarch64"))]
+    let r = ldp_core::quant::kernels::pointwise(x, c_in, q, c_out, y);
+    r
+}
+
+/// Prepares the outputs for `n` bytes: different fillers in the two (an output the kernel
+/// leaves unwritten is very likely to differ) and the canary after them.
+fn poison(y: &mut [i8], y_ref: &mut [i8], n: usize) {
+    y[..n].fill(0);
+    y_ref[..n].fill(1);
+    y[n..n + ST_GUARD].fill(CANARY);
+    y_ref[n..n + ST_GUARD].fill(CANARY);
+}
+
+/// Whether both outputs of `n` bytes are equal and their canaries intact.
+fn same(y: &[i8], y_ref: &[i8], n: usize) -> bool {
+    y[..n] == y_ref[..n]
+        && y[n..n + ST_GUARD]
+            .iter()
+            .chain(&y_ref[n..n + ST_GUARD])
+            .all(|&v| v == CANARY)
+}
+
+/// Compares the fast int8 kernels (the DSP kernels where this build has them, the NEON
+/// pointwise kernel on AArch64) with the reference kernels, bit for bit, on random shapes: odd
+/// channel counts 1..=67, grids 1..=19 (and 1×1), both strides, wide and many-channel special
+/// cases. On AArch64 it then runs the float NEON cases of `neon_selftest`.
 fn kernel_selftest() -> bool {
     // SAFETY: the only reference to `ST`, taken once.
     let b: &mut SelfTestBufs = unsafe { &mut *addr_of_mut!(ST) };
@@ -144,9 +189,10 @@ fn kernel_selftest() -> bool {
         };
         let n = pixels * c_out;
         let x = &b.x[..pixels * c_in];
-        let ok = pointwise(x, c_in, &q, c_out, &mut b.y[..n]).is_ok()
+        poison(&mut b.y, &mut b.y_ref, n);
+        let ok = fast_pointwise(x, c_in, &q, c_out, &mut b.y[..n]).is_ok()
             && pointwise_reference(x, c_in, &q, c_out, &mut b.y_ref[..n]).is_ok()
-            && b.y[..n] == b.y_ref[..n];
+            && same(&b.y, &b.y_ref, n);
         if !ok {
             failures += 1;
             error!(
@@ -184,9 +230,10 @@ fn kernel_selftest() -> bool {
         };
         let n = s.ho() * s.wo() * c;
         let x = &b.x[..h * w * c];
+        poison(&mut b.y, &mut b.y_ref, n);
         let ok = depthwise(s, x, &q, &mut b.y[..n]).is_ok()
             && depthwise_reference(s, x, &q, &mut b.y_ref[..n]).is_ok()
-            && b.y[..n] == b.y_ref[..n];
+            && same(&b.y, &b.y_ref, n);
         if !ok {
             failures += 1;
             error!(
@@ -273,6 +320,7 @@ fn kernel_selftest() -> bool {
         }
         n_other += 1;
     }
+    #[cfg(not(target_arch = "aarch64"))]
     println!(
         "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} failures={=usize}",
         models::BOARD,
@@ -282,6 +330,24 @@ fn kernel_selftest() -> bool {
         n_other,
         failures
     );
+    #[cfg(target_arch = "aarch64")]
+    {
+        let f = crate::neon_selftest::run();
+        failures += f.failures;
+        println!(
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} failures={=usize}",
+            models::BOARD,
+            kernels_name(),
+            n_pw,
+            n_dw,
+            n_other,
+            f.f32_pointwise,
+            f.f32_depthwise,
+            f.f16_pointwise,
+            f.f16_depthwise,
+            failures
+        );
+    }
     failures == 0
 }
 
@@ -319,7 +385,9 @@ fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) {
 
 /// The int8 conv kernels of this build, for the log.
 fn kernels_name() -> &'static str {
-    if ldp_core::quant::ARM_DSP_KERNELS {
+    if cfg!(target_arch = "aarch64") {
+        "neon"
+    } else if ldp_core::quant::ARM_DSP_KERNELS {
         "arm-dsp"
     } else {
         "portable"

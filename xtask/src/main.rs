@@ -1,6 +1,7 @@
 //! `cargo xtask …`: build, run and measure the firmware.
 //!
-//! * `test` — every test: fmt, clippy, host tests, `ldp-core` on the embedded targets, `qemu`.
+//! * `test` — every test: fmt, clippy, host tests, `ldp-core` on the embedded targets, `qemu`,
+//!   the NEON kernel self-test on `qemu-a53` (`perf --board qemu-a53`).
 //! * `qemu` — build and run every QEMU board, print their RESULT lines, `N passed, M failed`.
 //! * `run` — quantize a model (or take the bundled example), run it on one QEMU board, and
 //!   summarize accuracy, instructions, RAM and flash for a person.
@@ -32,8 +33,9 @@ Commands:
   test
         Everything CI checks: cargo fmt --check, cargo clippy -D warnings, cargo test (host:
         golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
-        thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), then every
-        QEMU board (as `qemu`). Last line: `N passed, M failed` (steps).
+        thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), every
+        QEMU board (as `qemu`), then the NEON kernel self-test on qemu-a53 (as
+        `perf --board qemu-a53`). Last line: `N passed, M failed` (steps).
   qemu [--board B]... [--timeout S]
         Build the firmware for every QEMU board (or the given ones), run it in QEMU with the
         bundled models, print the RESULT lines and `N passed, M failed`.
@@ -49,7 +51,8 @@ Commands:
   perf [--board B]... [--no-portable] [--timeout S]
         Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
         with the Arm DSP kernels and the portable ones (PERF lines, summary against CMSIS-NN);
-        int8 kernel self-test on qemu-m4, qemu-m7 and qemu-m55.
+        int8 kernel self-test on qemu-m4, qemu-m7 and qemu-m55; NEON kernel self-test (int8,
+        f32, f16 against the reference kernels) on qemu-a53. SELFTEST lines: firmware/README.md.
   gen-default
         Regenerate firmware/data/default/ from host-tests/golden/ with ldp-quant.
   gen-lm3s
@@ -404,17 +407,34 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             failures.push(name.to_string());
         }
     }
-    println!("==> QEMU boards: cargo xtask qemu");
-    match cmd_qemu(ctx, &[]) {
-        Ok(true) => passed += 1,
-        Ok(false) => {
-            failed += 1;
-            failures.push("qemu".into());
-        }
-        Err(e) => {
+    type Step = fn(&Ctx) -> Result<bool, String>;
+    let xtask_steps: [(&str, &str, Step); 2] = [
+        ("qemu", "QEMU boards: cargo xtask qemu", |ctx| {
+            cmd_qemu(ctx, &[])
+        }),
+        (
+            "neon self-test",
+            "NEON kernel self-test: cargo xtask perf --board qemu-a53",
+            perf::selftest_a53,
+        ),
+    ];
+    for (name, what, step) in xtask_steps {
+        println!("==> {what}");
+        let t = Instant::now();
+        let ok = step(ctx).unwrap_or_else(|e| {
             eprintln!("error: {e}");
+            false
+        });
+        println!(
+            "<== {name}: {} ({:.0} s)",
+            if ok { "ok" } else { "FAILED" },
+            t.elapsed().as_secs_f64()
+        );
+        if ok {
+            passed += 1;
+        } else {
             failed += 1;
-            failures.push("qemu".into());
+            failures.push(name.to_string());
         }
     }
     if !failures.is_empty() {

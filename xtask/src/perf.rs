@@ -1,6 +1,7 @@
 //! `cargo xtask perf`: exact per-layer instruction counts of the seed LDP block, int8, on the
 //! Cortex-M QEMU boards, with the Arm DSP kernels and with the portable kernels, next to
-//! CMSIS-NN's figures; plus the int8 kernel self-test on every DSP board.
+//! CMSIS-NN's figures; plus the int8 kernel self-test on every DSP board and the NEON kernel
+//! self-test (int8, f32, f16) on `qemu-a53`.
 //!
 //! 1. Data (`target/xtask/perf-data/`, made once): a deterministic synthetic `LDP(128, 128)`
 //!    (pseudo-random weights written as safetensors here), quantized to int8 by `ldp-quant
@@ -10,7 +11,10 @@
 //!    `--features <board>,perf-portable` (portable kernels), each run once in QEMU with the
 //!    instruction-count plugin. The firmware (`firmware/src/perf.rs`) self-tests the kernels,
 //!    then runs the model with a marker after each layer.
-//! 3. `qemu-m55`: the DSP self-test and the bundled int8 models (the seed does not fit its RAM).
+//! 3. `qemu-m55`: the DSP self-test and the bundled int8 models (the seed does not fit its RAM);
+//!    `qemu-a53`: the NEON self-test (int8 pointwise bit for bit; f32/f16 pointwise within
+//!    `1e-5` of the largest output, depthwise bit for bit) and the bundled int8 models.
+//!    `cargo xtask test` runs this one ([`selftest_a53`]).
 //! 4. Output: one `PERF` line per layer and a `layer=total` line per board (DSP build), then a
 //!    table for people. Exit status: failure when a self-test or a bit-identity check fails.
 
@@ -26,7 +30,7 @@ use crate::{data, npy, thousands, tools, Ctx, Opts};
 /// Boards measured (the seed needs the 4 MiB of RAM of the mps2 boards).
 const MEASURED: [&str; 2] = ["qemu-m4", "qemu-m7"];
 /// Boards that only run the self-test and the bundled int8 models.
-const SELFTEST_ONLY: [&str; 1] = ["qemu-m55"];
+const SELFTEST_ONLY: [&str; 2] = ["qemu-m55", "qemu-a53"];
 
 /// The seed block: `LDP(128, 128)` on 64×64.
 const C: usize = 128;
@@ -54,10 +58,11 @@ fn cmsis(layer: &str, board: &str) -> Option<f64> {
 }
 
 const USAGE: &str = "\
-cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55]... [--no-portable] [--timeout S]
+cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53]... [--no-portable] [--timeout S]
     Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
     (DSP kernels, and the portable kernels unless --no-portable), the int8 kernel self-test on
-    those boards and on qemu-m55. Prints PERF lines and a summary against CMSIS-NN.";
+    those boards and on qemu-m55, the NEON kernel self-test (int8, f32, f16) on qemu-a53.
+    Prints SELFTEST and PERF lines and a summary against CMSIS-NN.";
 
 /// One measured segment (layer).
 #[derive(Clone, Debug)]
@@ -197,6 +202,12 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         }
     );
     Ok(ok)
+}
+
+/// The NEON self-test for `cargo xtask test`: `cargo xtask perf --board qemu-a53` (the perf
+/// firmware's kernel self-test and the bundled int8 models, bit-identical to the host).
+pub fn selftest_a53(ctx: &Ctx) -> Result<bool, String> {
+    cmd_perf(ctx, &["--board".to_string(), "qemu-a53".to_string()])
 }
 
 /// The `PERF` lines of one model: one per layer (the `return` segment is folded into the

@@ -1,0 +1,399 @@
+//! The float half of the NEON self-test (perf mode on AArch64, `qemu-a53`): the NEON pointwise
+//! GEMM and depthwise kernels of `ldp_core::kernels` against their plain reference kernels on
+//! deterministic pseudo-random shapes — channels 1..=67 (every remainder of the 8-wide GEMM
+//! tile, the 4-lane and 16-channel depthwise blocks, 1 and > 64), pixels 1..=361 (every
+//! remainder of the 8-pixel tile), grids 1..=19 including 1×1, both strides — in f32 and with
+//! f16 storage in the combinations the f16 models use. The int8 half is
+//! `perf::kernel_selftest`, which calls `ldp_core::quant::neon::pointwise_neon` on AArch64.
+//!
+//! * Pointwise: the NEON GEMM sums with FMA (one rounding per channel instead of two), so each
+//!   output must be within `1e-5 · max|y_ref|` of the reference (plus one f16 ulp of the value
+//!   when the output is stored as f16: an FMA difference can move the final rounding).
+//! * Depthwise: designed to match the reference bit for bit (same order, separate multiply and
+//!   add), so the outputs are compared exactly.
+//!
+//! Every output buffer is filled with NaN before the call (an output left unwritten fails the
+//! check) and the 16 elements past the output must still hold a canary afterwards (a partial
+//! tile must not store past the end).
+
+use core::ptr::addr_of_mut;
+
+use defmt::error;
+use half::f16;
+use ldp_core::kernels::activation::Activation;
+use ldp_core::kernels::depthwise::{self, DwShape};
+use ldp_core::kernels::pointwise;
+use ldp_core::Elem;
+
+/// Largest channel count of the random shapes.
+const C: usize = 67;
+/// Largest grid side.
+const G: usize = 19;
+/// `c_in` of the cases that take the GEMM's `K > KC` (= 512) path.
+const BIG_K: usize = 600;
+/// Elements of the activation buffers (also holds `BIG_K` channels of 9 pixels).
+const NX: usize = G * G * C;
+/// Elements of the weight buffer.
+const NW: usize = BIG_K * 12;
+/// Canary elements past each output.
+const GUARD: usize = 16;
+/// The canary (exact in f16: `3 · 2^9`; no output of the random data comes near it).
+const CANARY: f32 = 1536.0;
+
+/// The buffers of one storage type.
+struct Bufs<T> {
+    x: [T; NX],
+    w: [T; NW],
+    r: [T; NX],
+    y: [T; NX + GUARD],
+    y_ref: [T; NX + GUARD],
+}
+
+struct All {
+    f: Bufs<f32>,
+    h: Bufs<f16>,
+    bias: [f32; BIG_K],
+}
+
+static mut BUFS: All = All {
+    f: Bufs {
+        x: [0.0; NX],
+        w: [0.0; NW],
+        r: [0.0; NX],
+        y: [0.0; NX + GUARD],
+        y_ref: [0.0; NX + GUARD],
+    },
+    h: Bufs {
+        x: [f16::ZERO; NX],
+        w: [f16::ZERO; NW],
+        r: [f16::ZERO; NX],
+        y: [f16::ZERO; NX + GUARD],
+        y_ref: [f16::ZERO; NX + GUARD],
+    },
+    bias: [0.0; BIG_K],
+};
+
+/// Case counts and failures of the float self-test.
+#[derive(Default)]
+pub struct Counts {
+    pub f32_pointwise: usize,
+    pub f32_depthwise: usize,
+    pub f16_pointwise: usize,
+    pub f16_depthwise: usize,
+    pub failures: usize,
+}
+
+/// xorshift64 (its own stream: independent of the int8 cases).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 16) as u32
+    }
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next() as usize) % (hi - lo + 1)
+    }
+    /// Uniform in `[-1, 1)`.
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+    }
+    fn fill<T: Elem>(&mut self, v: &mut [T], scale: f32) {
+        for e in v {
+            *e = T::from_f32(self.unit() * scale);
+        }
+    }
+}
+
+/// NaN in the first `n` elements, the canary in the `GUARD` after them.
+fn poison<T: Elem>(y: &mut [T], n: usize) {
+    y[..n].fill(T::from_f32(f32::NAN));
+    y[n..n + GUARD].fill(T::from_f32(CANARY));
+}
+
+fn guard_ok<T: Elem>(y: &[T], n: usize) -> bool {
+    y[n..n + GUARD].iter().all(|v| v.to_f32() == CANARY)
+}
+
+/// Unit roundoff of f16 (`2^-11`) times two: one f16 ulp relative to the value.
+const F16_ULP: f32 = 1.0 / 1024.0;
+
+/// `got` within `1e-5 · max|want|` of `want` (plus one f16 ulp of the value when `Y` is f16).
+fn close<Y: Elem>(got: &[Y], want: &[Y]) -> bool {
+    let max = want.iter().fold(0.0f32, |m, v| m.max(v.to_f32().abs()));
+    let half = Y::DTYPE == ldp_core::DType::F16;
+    got.iter().zip(want).all(|(g, w)| {
+        let (g, w) = (g.to_f32(), w.to_f32());
+        let tol = 1e-5 * max + if half { F16_ULP * w.abs() } else { 0.0 };
+        (g - w).abs() <= tol
+    })
+}
+
+fn identical<Y: Elem>(got: &[Y], want: &[Y]) -> bool {
+    got.iter()
+        .zip(want)
+        .all(|(g, w)| g.to_f32().to_bits() == w.to_f32().to_bits())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pw_case<X: Elem, W: Elem, Y: Elem>(
+    r: &mut Rng,
+    x: &mut [X],
+    w: &mut [W],
+    bias: &mut [f32],
+    y: &mut [Y],
+    y_ref: &mut [Y],
+    pixels: usize,
+    c_in: usize,
+    c_out: usize,
+    act: Option<Activation>,
+    with_bias: bool,
+) -> bool {
+    let (x, w, bias) = (
+        &mut x[..pixels * c_in],
+        &mut w[..c_in * c_out],
+        &mut bias[..c_out],
+    );
+    r.fill(x, 2.0);
+    r.fill(w, 1.0);
+    r.fill(bias, 1.0);
+    let bias = with_bias.then_some(&*bias);
+    let n = pixels * c_out;
+    poison(y, n);
+    poison(y_ref, n);
+    // SAFETY: the Cortex-A53 (and every AArch64 target this firmware builds for) has NEON.
+    let fast =
+        unsafe { pointwise::neon::pointwise_neon(x, c_in, w, bias, c_out, act, &mut y[..n]) };
+    let reference = pointwise::reference::pointwise(x, c_in, w, bias, c_out, act, &mut y_ref[..n]);
+    fast.is_ok()
+        && reference.is_ok()
+        && close(&y[..n], &y_ref[..n])
+        && guard_ok(y, n)
+        && guard_ok(y_ref, n)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dw_case<X: Elem, W: Elem, Y: Elem, R: Elem>(
+    r: &mut Rng,
+    x: &mut [X],
+    w: &mut [W],
+    bias: &mut [f32],
+    res: &mut [R],
+    y: &mut [Y],
+    y_ref: &mut [Y],
+    s: DwShape,
+    with_bias: bool,
+    with_res: bool,
+) -> bool {
+    let n = s.ho() * s.wo() * s.c;
+    let (x, w, bias, res) = (
+        &mut x[..s.h * s.w * s.c],
+        &mut w[..9 * s.c],
+        &mut bias[..s.c],
+        &mut res[..n],
+    );
+    r.fill(x, 2.0);
+    r.fill(w, 1.0);
+    r.fill(bias, 1.0);
+    r.fill(res, 2.0);
+    let bias = with_bias.then_some(&*bias);
+    let res = with_res.then_some(&*res);
+    poison(y, n);
+    poison(y_ref, n);
+    // SAFETY: NEON, as above.
+    let fast = unsafe { depthwise::neon::depthwise3x3_neon(s, x, w, bias, res, &mut y[..n]) };
+    let reference = depthwise::reference::depthwise3x3(s, x, w, bias, res, &mut y_ref[..n]);
+    fast.is_ok()
+        && reference.is_ok()
+        && identical(&y[..n], &y_ref[..n])
+        && guard_ok(y, n)
+        && guard_ok(y_ref, n)
+}
+
+/// Runs the float cases.
+pub fn run() -> Counts {
+    // SAFETY: the only reference to `BUFS`, taken once per run (run once per boot).
+    let b: &mut All = unsafe { &mut *addr_of_mut!(BUFS) };
+    let mut r = Rng(0x0A53_F10A_7C0F_FEE5);
+    let mut k = Counts::default();
+
+    // Pointwise: (pixels, c_in, c_out), 5 storage combinations in turn.
+    for case in 0..240usize {
+        let (pixels, c_in, c_out) = match case {
+            // The K > KC path (f32 partial sums through y; f16 outputs take the tiled kernel).
+            0..=4 => (r.range(1, 9), BIG_K, r.range(1, 12)),
+            5..=9 => (1, r.range(1, C), r.range(1, C)),
+            _ if case % 6 == 0 => (r.range(1, 17), r.range(1, C), r.range(1, C)),
+            _ => (r.range(1, G) * r.range(1, G), r.range(1, C), r.range(1, C)),
+        };
+        let act = match r.next() % 6 {
+            0 => Some(Activation::Gelu),
+            1 => Some(Activation::Hardswish),
+            2 => Some(Activation::Hardsigmoid),
+            3 => Some(Activation::Relu),
+            _ => None,
+        };
+        let with_bias = !r.next().is_multiple_of(4);
+        let bias = &mut b.bias[..];
+        let (f, h) = (&mut b.f, &mut b.h);
+        let combo = case % 5;
+        let ok = match combo {
+            0 => pw_case(
+                &mut r,
+                &mut f.x,
+                &mut f.w,
+                bias,
+                &mut f.y,
+                &mut f.y_ref,
+                pixels,
+                c_in,
+                c_out,
+                act,
+                with_bias,
+            ),
+            1 => pw_case(
+                &mut r,
+                &mut f.x,
+                &mut h.w,
+                bias,
+                &mut f.y,
+                &mut f.y_ref,
+                pixels,
+                c_in,
+                c_out,
+                act,
+                with_bias,
+            ),
+            2 => pw_case(
+                &mut r,
+                &mut f.x,
+                &mut h.w,
+                bias,
+                &mut h.y,
+                &mut h.y_ref,
+                pixels,
+                c_in,
+                c_out,
+                act,
+                with_bias,
+            ),
+            3 => pw_case(
+                &mut r,
+                &mut h.x,
+                &mut h.w,
+                bias,
+                &mut h.y,
+                &mut h.y_ref,
+                pixels,
+                c_in,
+                c_out,
+                act,
+                with_bias,
+            ),
+            _ => pw_case(
+                &mut r,
+                &mut h.x,
+                &mut h.w,
+                bias,
+                &mut f.y,
+                &mut f.y_ref,
+                pixels,
+                c_in,
+                c_out,
+                act,
+                with_bias,
+            ),
+        };
+        if combo == 0 {
+            k.f32_pointwise += 1;
+        } else {
+            k.f16_pointwise += 1;
+        }
+        if !ok {
+            k.failures += 1;
+            error!(
+                "self-test: NEON pointwise combo {=usize} ({=str}), {=usize} px, {=usize} -> {=usize}: differs from the reference",
+                combo,
+                ["f32", "f32 x, f16 w", "f32 x, f16 w, f16 y", "f16", "f16 x/w, f32 y"][combo],
+                pixels,
+                c_in,
+                c_out
+            );
+        }
+    }
+
+    // Depthwise: 3 storage combinations in turn.
+    for case in 0..240usize {
+        let stride = 1 + case % 2;
+        let (h, w, c) = match case {
+            0..=7 => (1, 1, r.range(1, C)),
+            _ if case % 7 == 0 => (r.range(1, 3), r.range(1, 3), r.range(1, C)),
+            _ => (r.range(1, G), r.range(1, G), r.range(1, C)),
+        };
+        let s = DwShape { h, w, c, stride };
+        let with_bias = !r.next().is_multiple_of(4);
+        let with_res = r.next().is_multiple_of(2);
+        let bias = &mut b.bias[..];
+        let (f, hb) = (&mut b.f, &mut b.h);
+        let combo = (case / 2) % 3;
+        let ok = match combo {
+            0 => dw_case(
+                &mut r,
+                &mut f.x,
+                &mut f.w,
+                bias,
+                &mut f.r,
+                &mut f.y,
+                &mut f.y_ref,
+                s,
+                with_bias,
+                with_res,
+            ),
+            1 => dw_case(
+                &mut r,
+                &mut hb.x,
+                &mut hb.w,
+                bias,
+                &mut hb.r,
+                &mut hb.y,
+                &mut hb.y_ref,
+                s,
+                with_bias,
+                with_res,
+            ),
+            _ => dw_case(
+                &mut r,
+                &mut hb.x,
+                &mut hb.w,
+                bias,
+                &mut f.r,
+                &mut f.y,
+                &mut f.y_ref,
+                s,
+                with_bias,
+                with_res,
+            ),
+        };
+        if combo == 0 {
+            k.f32_depthwise += 1;
+        } else {
+            k.f16_depthwise += 1;
+        }
+        if !ok {
+            k.failures += 1;
+            error!(
+                "self-test: NEON depthwise combo {=usize} ({=str}), {=usize}x{=usize}x{=usize} stride {=usize}: differs from the reference",
+                combo,
+                ["f32", "f16", "f16 x/w, f32 y/residual"][combo],
+                h,
+                w,
+                c,
+                stride
+            );
+        }
+    }
+    k
+}
