@@ -805,7 +805,7 @@ const FACTORS: [f64; 13] = [
 const SWEEPS: usize = 3;
 
 /// Above this many int8 MACs in total, `--range-search auto` skips the search.
-const SEARCH_BUDGET_MACS: f64 = 4e10;
+const SEARCH_BUDGET_MACS: f64 = 5e11;
 
 /// Number of activations the int8 graph of `cfg` quantizes (an upper bound for the search).
 fn intermediates_len(cfg: ModelConfig) -> usize {
@@ -869,6 +869,7 @@ fn refine(
     let mut best = folds(&blob_errors(&blob, calib, &want)?);
     let start = best;
     for _sweep in 0..SWEEPS {
+        let before = best;
         for &n in &names {
             let base = r.qp(n)?;
             let lo = base.scale as f64 * (-128 - base.zero) as f64;
@@ -900,6 +901,10 @@ fn refine(
                     r.overrides.insert(n, cur);
                 }
             }
+        }
+        // A sweep that changed nothing leaves the next one nothing to change.
+        if best == before {
+            break;
         }
     }
     correct_biases(m, calib, r, opts, &want)?;

@@ -50,7 +50,7 @@ impl CalibMethod {
 /// Whether the int8 quantizer refines the activation ranges against the model's output error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RangeSearch {
-    /// Search when it is cheap enough (estimated at most ~4·10¹⁰ int8 MACs, seconds on a host)
+    /// Search when it is cheap enough (estimated at most 5·10¹¹ int8 MACs, under a minute on a host)
     /// and the calibration set can support it (at least 4 samples of at least 64 grid positions).
     #[default]
     Auto,
