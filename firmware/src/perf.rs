@@ -22,9 +22,9 @@ use core::ptr::addr_of_mut;
 
 use defmt::{error, info, println};
 use ldp_core::kernels::depthwise::DwShape;
-use ldp_core::quant::fixed::{isqrt_u64, requant64, sat_i8};
-use ldp_core::quant::kernels::{add_inplace, layer_norm_inplace, AddQ, ConvQ, NormQ};
+use ldp_core::quant::kernels::{add_inplace, layer_norm_inplace, layer_norm_reference, AddQ};
 use ldp_core::quant::kernels::{depthwise, depthwise_reference, pointwise_reference};
+use ldp_core::quant::kernels::{ConvQ, NormQ};
 use ldp_core::{Model, ModelConfig};
 
 use crate::board::{self, Board as _, Current};
@@ -275,10 +275,9 @@ fn kernel_selftest() -> bool {
         };
         b.y[..n].copy_from_slice(&b.x[..n]);
         b.y_ref[..n].copy_from_slice(&b.x[..n]);
-        let ok = layer_norm_inplace(&mut b.y[..n], c, &q).is_ok() && {
-            layer_norm_reference(&mut b.y_ref[..n], c, &q);
-            b.y[..n] == b.y_ref[..n]
-        };
+        let ok = layer_norm_inplace(&mut b.y[..n], c, &q).is_ok()
+            && layer_norm_reference(&mut b.y_ref[..n], c, &q).is_ok()
+            && b.y[..n] == b.y_ref[..n];
         if !ok {
             failures += 1;
             error!(
@@ -351,39 +350,6 @@ fn kernel_selftest() -> bool {
     failures == 0
 }
 
-/// The reference integer LayerNorm (the loop of `ldp_core::quant::kernels::layer_norm_inplace`,
-/// which dispatches to the DSP version on these boards), for the self-test.
-fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) {
-    let cc = c as i64;
-    let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
-    for px in buf.chunks_exact_mut(c) {
-        let (mut s1, mut s2) = (0i64, 0i64);
-        for &v in px.iter() {
-            s1 += v as i64;
-            s2 += (v as i64) * (v as i64);
-        }
-        let d = (cc * s2 - s1 * s1).max(0) as u64;
-        let v = d.saturating_add(e).max(1);
-        let bits = 64 - v.leading_zeros() as i32;
-        let k = ((62 - bits) / 2).max(0);
-        let r = isqrt_u64(v << (2 * k)).max(1);
-        let inv = ((1u64 << 62) / r) as i64;
-        for (i, x) in px.iter_mut().enumerate() {
-            let num = cc * (*x as i64) - s1;
-            let xh = requant64(num.wrapping_mul(inv), 46 - k);
-            let acc = xh
-                .wrapping_mul(q.gamma[i] as i64)
-                .wrapping_add((q.beta[i] as i64) << 16);
-            let out = sat_i8(q.out_zero.wrapping_add(requant64(acc, q.shift) as i32));
-            *x = match q.lut {
-                Some(t) => t[(out as i32 + 128) as usize],
-                None => out,
-            };
-        }
-    }
-}
-
-/// The int8 conv kernels of this build, for the log.
 fn kernels_name() -> &'static str {
     if cfg!(target_arch = "aarch64") {
         "neon"
