@@ -807,15 +807,6 @@ const SWEEPS: usize = 3;
 /// Above this many int8 MACs in total, `--range-search auto` skips the search.
 const SEARCH_BUDGET_MACS: f64 = 5e11;
 
-/// Number of activations the int8 graph of `cfg` quantizes (an upper bound for the search).
-fn intermediates_len(cfg: ModelConfig) -> usize {
-    match cfg {
-        ModelConfig::Ldp(_) => 13,
-        ModelConfig::MobileVlmV1(_) => 21,
-        ModelConfig::MobileVlmV2(_) => 7,
-    }
-}
-
 /// Relative squared error of the even and of the odd calibration samples.
 fn folds(e: &[(f64, f64)]) -> [f64; 2] {
     let mut f = [(0f64, 0f64); 2];
@@ -827,7 +818,8 @@ fn folds(e: &[(f64, f64)]) -> [f64; 2] {
 }
 
 /// Output-aware range search: starting from the per-tensor ranges, tries wider and narrower
-/// clipping windows for every activation in graph order (coordinate descent, two sweeps) and
+/// clipping windows for every activation in graph order (coordinate descent, up to [`SWEEPS`]
+/// sweeps) and
 /// keeps a change only when the int8 model's output error drops on both halves of the
 /// calibration set (even and odd samples), so that a change fitted to a few samples' noise is
 /// not taken. Needs at least 4 samples and 64 grid positions per sample; else a no-op.
@@ -842,8 +834,13 @@ fn refine(
     if opts.range_search == RangeSearch::Off || calib.len() < 4 || h * w < 64 {
         return Ok(());
     }
+    let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| r.obs.contains_key(n))
+        .collect();
     // Cost: one int8 forward pass per calibration sample per candidate.
-    let evals = (intermediates_len(cfg) * FACTORS.len() * 3 * SWEEPS + 1) as f64;
+    let evals = (names.len() * FACTORS.len() * 3 * SWEEPS + 1) as f64;
     let macs = cfg.macs() as f64 * calib.len() as f64 * evals;
     if opts.range_search == RangeSearch::Auto && macs > SEARCH_BUDGET_MACS {
         eprintln!(
@@ -860,11 +857,6 @@ fn refine(
         .iter()
         .map(|x| m.forward(x))
         .collect::<anyhow::Result<_>>()?;
-    let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| r.obs.contains_key(n))
-        .collect();
     let mut blob = quantize_with(m, r, opts)?;
     let mut best = folds(&blob_errors(&blob, calib, &want)?);
     let start = best;
@@ -907,7 +899,8 @@ fn refine(
             break;
         }
     }
-    correct_biases(m, calib, r, opts, &want)?;
+    let searched = best;
+    let best = correct_biases(m, calib, r, opts, &want, blob, best)?;
     if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
         for &n in &names {
             if let (Some(a), Some(b)) = (r.overrides.get(n), r.chosen.get(n)) {
@@ -922,10 +915,15 @@ fn refine(
                 }
             }
         }
+        let mut kept: Vec<_> = r.bias_fix.keys().collect();
+        kept.sort();
         eprintln!(
-            "range search: calibration output rel L2 {:.4}/{:.4} -> {:.4}/{:.4}",
+            "range search: calibration output rel L2 {:.4}/{:.4} -> {:.4}/{:.4}; \
+             bias correction kept on {kept:?} -> {:.4}/{:.4}",
             start[0].sqrt(),
             start[1].sqrt(),
+            searched[0].sqrt(),
+            searched[1].sqrt(),
             best[0].sqrt(),
             best[1].sqrt()
         );
@@ -947,28 +945,34 @@ fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
 
 /// Activations that are the direct output of a conv (not of a table): their per-channel mean
 /// int8 error can be folded back into that conv's bias.
-const CORRECTABLE: [&str; 10] = [
-    "d", "q", "e", "g", "z", "m", "b1.d", "b1.pw", "b2.d", "b2.pw",
-];
+/// (V1's `block.2` pointwise output is not traced: it feeds the LayerNorm inside the kernel.)
+const CORRECTABLE: [&str; 8] = ["d", "q", "e", "g", "z", "m", "b1.d", "b2.d"];
 
 /// Empirical bias correction: for each conv output in graph order, the mean over the
 /// calibration set of (int8 − f32) per channel is subtracted from the conv's bias; a correction
-/// is kept only when the output error drops on both halves of the calibration set.
+/// is kept only when the output error drops on both halves of the calibration set. Starts from
+/// the search's `blob` and its error `best`; returns the final error.
 fn correct_biases(
     m: &FloatModel,
     calib: &CalibSet,
     r: &mut Ranges,
     opts: &Int8Options,
     want: &[Vec<f32>],
-) -> anyhow::Result<()> {
+    mut blob: Vec<u8>,
+    mut best: [f64; 2],
+) -> anyhow::Result<[f64; 2]> {
     let co = m.config().channels().1;
-    let mut blob = quantize_with(m, r, opts)?;
-    let mut best = folds(&blob_errors(&blob, calib, want)?);
-    let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| CORRECTABLE.contains(n))
-        .collect();
+    // The f32 twins of the correctable activations, per sample, computed once.
+    let refs: Vec<Acts> = calib
+        .samples
+        .iter()
+        .map(|x| {
+            let mut a = intermediates(m, x)?;
+            a.retain(|(n, _)| CORRECTABLE.contains(n));
+            Ok(a)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let names: Vec<&'static str> = refs[0].iter().map(|(n, _)| *n).collect();
     for &name in &names {
         let aligned = crate::AlignedBytes::from_slice(&blob);
         let model = ldp_core::Model::parse(aligned.as_bytes())
@@ -977,9 +981,8 @@ fn correct_biases(
         let mut y = vec![0f32; model.output_len()];
         let mut sum = vec![0f64; co];
         let mut count = 0usize;
-        for x in &calib.samples {
-            let refs = intermediates(m, x)?;
-            let Some((_, rf)) = refs.iter().find(|(n, _)| *n == name) else {
+        for (x, acts) in calib.samples.iter().zip(&refs) {
+            let Some((_, rf)) = acts.iter().find(|(n, _)| *n == name) else {
                 continue;
             };
             let mut got: Option<Vec<f64>> = None;
@@ -1006,11 +1009,7 @@ fn correct_biases(
         if count == 0 {
             continue;
         }
-        let old = r.bias_fix.get(name).cloned();
-        let mut fix = old.clone().unwrap_or_else(|| vec![0.0; co]);
-        for (f, s) in fix.iter_mut().zip(&sum) {
-            *f += s / count as f64;
-        }
+        let fix = sum.iter().map(|s| s / count as f64).collect();
         r.bias_fix.insert(name, fix);
         let b = quantize_with(m, r, opts)?;
         let e = folds(&blob_errors(&b, calib, want)?);
@@ -1018,22 +1017,10 @@ fn correct_biases(
             best = e;
             blob = b;
         } else {
-            match old {
-                Some(o) => r.bias_fix.insert(name, o),
-                None => r.bias_fix.remove(name),
-            };
+            r.bias_fix.remove(name);
         }
     }
-    if std::env::var_os("LDP_QUANT_DEBUG").is_some() {
-        let mut kept: Vec<_> = r.bias_fix.keys().collect();
-        kept.sort();
-        eprintln!(
-            "bias correction: kept {kept:?}, calibration output rel L2 -> {:.4}/{:.4}",
-            best[0].sqrt(),
-            best[1].sqrt()
-        );
-    }
-    Ok(())
+    Ok(best)
 }
 
 fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Result<Vec<u8>> {
@@ -1424,7 +1411,7 @@ fn v1_block_q(
         &k("2.0"),
         conv(
             w(k("2.0.weight"))?,
-            fb(r, names[6], None, co).as_deref(),
+            None,
             co,
             co,
             &[se.scale],
