@@ -279,9 +279,14 @@ fn int8_blobs_within_size_bound_ldp_and_v2_golden() {
 }
 
 #[test]
-#[ignore = "known failure: V1 golden cases (16-128 channels) carry 0.6-4.4 KB more per-layer int8 overhead (LUTs, Q15 gate tables, i32 biases, i16 multipliers) than the 4 KiB + 2% allowance; at MobileVLM's real size (1024->2048) V1 int8 is within it"]
-fn int8_blobs_within_size_bound_v1_golden() {
-    check_sizes(|m| m.name.starts_with("v1_"));
+fn int8_blobs_within_size_bound_v1_golden_32_channels() {
+    check_sizes(|m| m.name.starts_with("v1_16to32"));
+}
+
+#[test]
+#[ignore = "known failure: the V1 golden cases with 48-128 channels are 0.6-3.7 KB over the 4 KiB + 2% allowance (per channel: i32 biases, i16 multipliers, i16 LayerNorm parameters, about 50 B); V1 int8 fits from 568 output channels up (int8_v1_size_bound_crossover) and at MobileVLM's real size (1024->2048)"]
+fn int8_blobs_within_size_bound_v1_golden_48_to_128_channels() {
+    check_sizes(|m| m.name.starts_with("v1_") && !m.name.starts_with("v1_16to32"));
 }
 
 fn size_at_real_size(
@@ -379,8 +384,9 @@ fn seed_ldp_int8_size(flags: u16) -> (usize, f64) {
     )
 }
 
-/// The seed `LDP(128, 128)` int8 blob with the default per-tensor input: 57,620 B against a
-/// 57,756 B bound (format version 2; version 1's 32-byte table entries made it 58,036 B).
+/// The seed `LDP(128, 128)` int8 blob with the default per-tensor input: 57,524 B against a
+/// 57,756 B bound (format version 3; version 2's 16-byte table entries made it 57,620 B and
+/// version 1's 32-byte ones 58,036 B).
 #[test]
 fn blob_size_bound_seed_ldp_int8() {
     let (len, bound) = seed_ldp_int8_size(0);
@@ -388,9 +394,39 @@ fn blob_size_bound_seed_ldp_int8() {
 }
 
 #[test]
-#[ignore = "known failure: with --input-quant per-channel the seed LDP(128,128) int8 blob is 58468 B against a 57756 B bound (7 B per input channel: f32 scale, i8 zero point, i16 skip multiplier)"]
+#[ignore = "known failure: with --input-quant per-channel the seed LDP(128,128) int8 blob is 58372 B against a 57756 B bound (7 B per input channel: f32 scale, i8 zero point, i16 skip multiplier)"]
 fn blob_size_bound_seed_ldp_int8_per_channel_input() {
     use ldp_core::blob::specs::FLAG_PER_CHANNEL_INPUT;
     let (len, bound) = seed_ldp_int8_size(FLAG_PER_CHANNEL_INPUT);
     assert!(len as f64 <= bound, "{len} > {bound}");
+}
+
+/// Where V1 int8 starts to fit its size bound, for `c_in = c_out / 2` and MobileVLM's squeeze
+/// width (`c_out / 4` rounded to 8). The per-channel overhead grows with `C` and the 2% allowance
+/// with `C²`, so there is one crossover: every `c_out` from it up fits (checked up to 2048), and
+/// the golden cases (32-128) lie below it; at `c_out = 32` the 4 KiB still covers the overhead.
+#[test]
+fn int8_v1_size_bound_crossover() {
+    use ldp_core::arch::mobilevlm_v1::V1Config;
+    let fits = |co: usize| {
+        let sq = ((co / 4 + 4) / 8 * 8).max(8);
+        let (len, bound) = size_at_real_size(
+            ldp_core::ModelConfig::MobileVlmV1(V1Config::new(co / 2, co, sq)),
+            ldp_core::DType::Int8,
+            0,
+        );
+        len as f64 <= bound
+    };
+    let first_fit = (48..=2048)
+        .step_by(8)
+        .find(|&co| fits(co))
+        .expect("V1 int8 never fits below 2048 channels");
+    println!("V1 int8 fits from c_out = {first_fit}");
+    for co in (first_fit..=2048).step_by(8) {
+        assert!(fits(co), "V1 int8 at c_out = {co} is over its size bound");
+    }
+    assert!(fits(32), "V1 int8 at c_out = 32 is over its size bound");
+    // Measured: 568 (format version 3). A change to the per-channel layout moves it; keep the
+    // README's number in step.
+    assert_eq!(first_fit, 568, "the V1 int8 size crossover moved");
 }

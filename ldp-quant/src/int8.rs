@@ -1395,16 +1395,14 @@ fn v1_block_q(
         ),
         base + V1::SE_FC2_SHIFT,
     );
-    let gate: Vec<i16> = (-128i32..=127)
+    let gate: Vec<u8> = (-128i32..=127)
         .map(|q| {
             let x = sg.scale as f64 * (q - sg.zero) as f64;
-            ((x + 3.0).clamp(0.0, 6.0) / 6.0 * 32768.0)
-                .round()
-                .min(32767.0) as i16
+            ((x + 3.0).clamp(0.0, 6.0) / 6.0 * 255.0).round() as u8
         })
         .collect();
-    o.t.insert(k("1.gate.lut"), i16b(&gate));
-    let (sm, ss) = encode_multiplier(hs.scale as f64 / (32768.0 * se.scale as f64));
+    o.t.insert(k("1.gate.lut"), gate);
+    let (sm, ss) = encode_multiplier(hs.scale as f64 / (255.0 * se.scale as f64));
     o.meta[base + V1::SE_MULT] = sm;
     o.meta[base + V1::SE_SHIFT] = ss;
     o.conv(

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! [0, 64)            header (little-endian)
-//! [64, 64 + 16·n)    tensor table, n entries of 16 bytes, in the order of the spec list
+//! [64, 64 + 12·n)    tensor table, n entries of 12 bytes, in the order of the spec list
 //! ...                tensor data, each tensor at an offset that is a multiple of 16
 //! [len-4, len)       CRC-32 (IEEE) of bytes [0, len-4)
 //! ```
@@ -13,11 +13,11 @@ use super::BlobError;
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LDPM";
 /// The format version this reader understands.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 64;
 /// Size of one tensor-table entry in bytes.
-pub const ENTRY_LEN: usize = 16;
+pub const ENTRY_LEN: usize = 12;
 /// Alignment of every tensor's data offset (and required alignment of the blob itself).
 pub const ALIGN: usize = 16;
 /// Largest channel count or grid side a blob may declare (keeps all size arithmetic in range).
@@ -136,7 +136,7 @@ impl ElemType {
 /// | offset | size | field |
 /// |---|---|---|
 /// | 0 | 4 | magic `LDPM` |
-/// | 4 | 2 | format version (1) |
+/// | 4 | 2 | format version ([`VERSION`]) |
 /// | 6 | 2 | header length (64) |
 /// | 8 | 1 | [`Arch`] |
 /// | 9 | 1 | [`DType`] |
@@ -260,7 +260,7 @@ impl Header {
     }
 }
 
-/// One 16-byte tensor-table entry.
+/// One 12-byte tensor-table entry.
 ///
 /// | offset | size | field |
 /// |---|---|---|
@@ -269,7 +269,6 @@ impl Header {
 /// | 3 | 1 | rank (1..=4) |
 /// | 4 | 4 | data offset from the blob start (multiple of 16) |
 /// | 8 | 4 | data length in bytes |
-/// | 12 | 4 | reserved, zero |
 ///
 /// The dimensions are not stored: they follow from the spec list and the header
 /// ([`crate::blob::Model::tensor_dims`]); the length must equal their product times the element
@@ -310,9 +309,6 @@ impl TensorEntry {
             });
         }
         let elem = ElemType::from_u8(b[2]).ok_or(BlobError::BadTable("unknown element type"))?;
-        if b[12..16].iter().any(|&v| v != 0) {
-            return Err(BlobError::BadTable("reserved bytes are not zero"));
-        }
         Ok(TensorEntry {
             index: rd_u16(b, 0),
             elem,

@@ -489,7 +489,7 @@ fn v1_block(
             p.z(m(V1::Z_SG)),
             None,
         )?,
-        gate: p.m.i16s(pfx(".block.1.gate.lut")?)?,
+        gate: p.m.u8s(pfx(".block.1.gate.lut")?)?,
         mult: p.z(m(V1::SE_MULT)),
         shift: p.z(m(V1::SE_SHIFT)),
         out_zero: p.z(m(V1::Z_SE)),

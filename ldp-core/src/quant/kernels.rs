@@ -550,7 +550,8 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// Scheme: per-channel mean of the int8 map, rounded like AVERAGE_POOL_2D (keeps the input's
 /// quantization); `fc1` (int8 weights, i32 bias with the input zero point folded in) requantized
 /// to int8 and clamped at its zero point (ReLU); `fc2` likewise; the Hardsigmoid gate is a
-/// 256-entry table of Q15 values (`0..=32767`); finally
+/// 256-entry table of the gate times 255 (`0..=255`, as TFLite's LOGISTIC output at scale 1/256
+/// but with an exact 1); finally
 /// `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.
 #[derive(Debug, Clone, Copy)]
 pub struct SeQ<'a> {
@@ -560,8 +561,8 @@ pub struct SeQ<'a> {
     pub fc1: ConvQ<'a>,
     /// `fc2`: `[c][s]`; its `out_zero` is the gate-table index base.
     pub fc2: ConvQ<'a>,
-    /// Hardsigmoid table, Q15.
-    pub gate: &'a [i16],
+    /// Hardsigmoid table: the gate times 255, rounded (`0..=255`; 255 is a gate of exactly 1).
+    pub gate: &'a [u8],
     /// Output multiplier.
     pub mult: i32,
     /// Output shift.
@@ -577,7 +578,7 @@ pub const fn se_tmp_len(c: usize, s: usize) -> usize {
 
 /// The SE gate from per-channel sums of `x − z_in` over `pixels` pixels: the sums become the
 /// int8 means (in place, AVERAGE_POOL_2D rounding), then `fc1` + ReLU into `hid` (`s` values),
-/// `fc2` and the Q15 Hardsigmoid table into `gate` (`c` values). Shared by the whole-tensor and
+/// `fc2` and the 8-bit Hardsigmoid table into `gate` (`c` values, `0..=255`). Shared by the whole-tensor and
 /// the streaming executors so that both compute the same bits.
 pub fn se_gate_from_sums(
     q: &SeQ<'_>,

@@ -10,7 +10,7 @@
 //! * GELU, Hardswish and Hardsigmoid through 256-entry tables built at convert time;
 //! * LayerNorm from integer statistics with an exact integer rsqrt ([`kernels::NormQ`]);
 //! * skip additions as TFLite's ADD, resize and pooling keep their input's quantization and
-//!   round as AVERAGE_POOL_2D; the SE gate is a Q15 table ([`kernels::SeQ`]).
+//!   round as AVERAGE_POOL_2D; the SE gate is an 8-bit table ([`kernels::SeQ`]).
 //!
 //! Determinism: see [`fixed`] — the int8 forward pass gives the same bits on every target.
 

@@ -15,6 +15,7 @@ const fn t(name: &'static str, e: ElemType, dims: &'static [Dim]) -> TensorSpec 
 }
 const I8: ElemType = ElemType::I8;
 const I16: ElemType = ElemType::I16;
+const U8: ElemType = ElemType::U8;
 const I32: ElemType = ElemType::I32;
 const F32: ElemType = ElemType::F32;
 const VEC: &[Dim] = &[Cout];
@@ -171,7 +172,7 @@ macro_rules! v1_block {
             f2[0],
             f2[1],
             f2[2],
-            t(concat!("mb_block.", $b, ".block.1.gate.lut"), I16, LUT),
+            t(concat!("mb_block.", $b, ".block.1.gate.lut"), U8, LUT),
             pw[0],
             pw[1],
             pw[2],

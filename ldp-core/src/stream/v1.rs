@@ -231,7 +231,7 @@ fn block_q<'a>(p: &P<'_, 'a>, b: usize, prefix: &str, z_in: i32) -> Result<Block
                 p.z(m(V1::Z_SG)),
                 None,
             )?,
-            gate: p.m.i16s(pfx(".block.1.gate.lut")?)?,
+            gate: p.m.u8s(pfx(".block.1.gate.lut")?)?,
             mult: p.z(m(V1::SE_MULT)),
             shift: p.z(m(V1::SE_SHIFT)),
             out_zero: p.z(m(V1::Z_SE)),
