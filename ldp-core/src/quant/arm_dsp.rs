@@ -621,6 +621,20 @@ unsafe fn pw_tiles(
     }
 }
 
+#[cfg_attr(not(ldp_arm_dsp), allow(dead_code))]
+/// DSP int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]); `false` when not
+/// taken (the caller runs the portable kernel). Shapes validated by the caller.
+pub(crate) fn pointwise_i16(
+    _x: &[i8],
+    _c_in: usize,
+    _q: &ConvQ<'_>,
+    _c_out: usize,
+    _y: &mut [i16],
+    _pixels: usize,
+) -> bool {
+    false
+}
+
 /// DSP int8 pointwise conv; shapes validated by the caller. `false` (nothing written) when
 /// the shape is not taken (`c_in > 1024`): the caller runs the portable kernel.
 pub(crate) fn pointwise(

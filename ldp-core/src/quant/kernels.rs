@@ -29,11 +29,104 @@ pub struct ConvQ<'a> {
 }
 
 #[inline(always)]
-fn finish(acc: i32, mult: i16, q: &ConvQ<'_>) -> i8 {
-    let v = sat_i8(q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)));
-    match q.lut {
-        Some(t) => t[(v as i32 + 128) as usize],
-        None => v,
+fn finish<Y: ConvOut>(acc: i32, mult: i16, q: &ConvQ<'_>) -> Y {
+    Y::finish(
+        q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)),
+        q.lut,
+    )
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for i8 {}
+    impl Sealed for i16 {}
+}
+
+/// The element an int8 conv writes.
+///
+/// * `i8`: TFLite's conv output — requantized, saturated to int8, optionally through the conv's
+///   256-entry table.
+/// * `i16`: the output of a conv whose only consumer is a LayerNorm — requantized to a 16-bit
+///   intermediate (zero point 0, scale chosen at convert time with 2× headroom over the
+///   calibrated range) and saturated to int16, no table. LayerNorm is invariant to the scale of
+///   its input, so this removes one int8 rounding per LayerNorm ([`pointwise_layer_norm`]).
+pub trait ConvOut: Copy + Default + bytemuck::Pod + sealed::Sealed {
+    /// Saturates `v` (requantized, output zero point added) and applies the table (`i8` only).
+    fn finish(v: i32, lut: Option<&[i8]>) -> Self;
+    /// The target's pointwise kernel for this output type; `false` (nothing written) when the
+    /// target has none or does not take the shape. Shapes are validated by the caller.
+    #[doc(hidden)]
+    fn pointwise_arch(
+        x: &[i8],
+        c_in: usize,
+        q: &ConvQ<'_>,
+        c_out: usize,
+        y: &mut [Self],
+        pixels: usize,
+    ) -> bool;
+}
+
+impl ConvOut for i8 {
+    #[inline(always)]
+    fn finish(v: i32, lut: Option<&[i8]>) -> i8 {
+        let v = sat_i8(v);
+        match lut {
+            Some(t) => t[(v as i32 + 128) as usize],
+            None => v,
+        }
+    }
+    #[allow(unused_variables)]
+    fn pointwise_arch(
+        x: &[i8],
+        c_in: usize,
+        q: &ConvQ<'_>,
+        c_out: usize,
+        y: &mut [i8],
+        pixels: usize,
+    ) -> bool {
+        #[cfg(ldp_arm_dsp)]
+        if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::x86::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if super::neon::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        false
+    }
+}
+
+impl ConvOut for i16 {
+    #[inline(always)]
+    fn finish(v: i32, _lut: Option<&[i8]>) -> i16 {
+        v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+    }
+    #[allow(unused_variables)]
+    fn pointwise_arch(
+        x: &[i8],
+        c_in: usize,
+        q: &ConvQ<'_>,
+        c_out: usize,
+        y: &mut [i16],
+        pixels: usize,
+    ) -> bool {
+        #[cfg(ldp_arm_dsp)]
+        if super::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::x86::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if super::neon::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        false
     }
 }
 
@@ -47,13 +140,14 @@ fn check_conv(q: &ConvQ<'_>, wlen: usize, c_out: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reference int8 pointwise conv: `x: [pixels][c_in]` → `y: [pixels][c_out]`.
-pub fn pointwise_reference(
+/// Reference int8 pointwise conv: `x: [pixels][c_in]` → `y: [pixels][c_out]` (`i8`, or `i16`
+/// for a conv that feeds a LayerNorm, see [`ConvOut`]).
+pub fn pointwise_reference<Y: ConvOut>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
     for p in 0..pixels {
@@ -68,11 +162,22 @@ pub fn pointwise_reference(
     Ok(())
 }
 
-fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Result<usize, Error> {
+fn check_pw<Y: ConvOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &[Y],
+) -> Result<usize, Error> {
     if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
         return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
     }
     check_conv(q, c_in * c_out, c_out)?;
+    if core::mem::size_of::<Y>() != 1 && q.lut.is_some() {
+        return Err(Error::InvalidConfig(
+            "int8 pointwise: a 16-bit output takes no table",
+        ));
+    }
     let pixels = x.len() / c_in;
     check_len("int8 pointwise output", y, pixels * c_out)?;
     Ok(pixels)
@@ -80,20 +185,56 @@ fn check_pw(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &[i8]) -> Res
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
 /// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with AVX2
-/// the kernels of `quant::x86`, on AArch64 those of `quant::neon`.
-pub fn pointwise(
+/// the kernels of `quant::x86`, on AArch64 those of `quant::neon`. Bit-identical to
+/// [`pointwise_reference`] for both output types.
+pub fn pointwise<Y: ConvOut>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
-    #[cfg(ldp_arm_dsp)]
-    if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
+    if Y::pointwise_arch(x, c_in, q, c_out, y, pixels) {
         return Ok(());
     }
     super::pointwise_fast::pointwise(x, c_in, q, c_out, y, pixels);
+    Ok(())
+}
+
+/// `y = LN(PW(x))` through a 16-bit intermediate: the conv writes `i16` ([`ConvOut`]) into
+/// `mid`, `mid.len() / c_out` pixels at a time, and [`layer_norm_i16`] normalizes them into `y`.
+/// Needs `mid.len() ≥ c_out`; the result does not depend on the chunk size.
+#[allow(clippy::too_many_arguments)]
+pub fn pointwise_layer_norm(
+    x: &[i8],
+    c_in: usize,
+    conv: &ConvQ<'_>,
+    c_out: usize,
+    norm: &NormQ<'_>,
+    mid: &mut [i16],
+    y: &mut [i8],
+) -> Result<(), Error> {
+    if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
+        return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
+    }
+    let pixels = x.len() / c_in;
+    check_len("int8 pointwise output", y, pixels * c_out)?;
+    let chunk = mid.len() / c_out;
+    if chunk == 0 {
+        return Err(Error::ScratchTooSmall {
+            need: 2 * c_out,
+            have: 2 * mid.len(),
+        });
+    }
+    let mut p = 0;
+    while p < pixels {
+        let n = chunk.min(pixels - p);
+        let m = &mut mid[..n * c_out];
+        pointwise(&x[p * c_in..(p + n) * c_in], c_in, conv, c_out, m)?;
+        layer_norm_i16(m, c_out, norm, &mut y[p * c_out..(p + n) * c_out])?;
+        p += n;
+    }
     Ok(())
 }
 
@@ -512,34 +653,78 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
     layer_norm_reference(buf, c, q)
 }
 
+/// Per-pixel statistics of the integer LayerNorm: `(S1, inv, k)` of [`NormQ`]'s definition.
+#[inline(always)]
+fn ln_stats(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32) {
+    let d = (cc * s2 - s1 * s1).max(0) as u64;
+    let v = d.saturating_add(e).max(1);
+    let bits = 64 - v.leading_zeros() as i32;
+    let k = ((62 - bits) / 2).max(0);
+    let r = isqrt_u64(v << (2 * k)).max(1);
+    (s1, ((1u64 << 62) / r) as i64, k)
+}
+
+/// One normalized, scaled and shifted output of the integer LayerNorm.
+#[inline(always)]
+fn ln_out(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>) -> i8 {
+    let xh = requant64(num.wrapping_mul(inv), 46 - k);
+    let acc = xh
+        .wrapping_mul(q.gamma[i] as i64)
+        .wrapping_add((q.beta[i] as i64) << 16);
+    let out = sat_i8(q.out_zero.wrapping_add(requant64(acc, q.shift) as i32));
+    match q.lut {
+        Some(t) => t[(out as i32 + 128) as usize],
+        None => out,
+    }
+}
+
+/// `E = C²·eps_q8 / 256` of [`NormQ`].
+fn ln_eps(c: usize, q: &NormQ<'_>) -> u64 {
+    let cc = c as u64;
+    (cc * cc).saturating_mul(q.eps_q8.max(0) as u64) >> 8
+}
+
 /// Reference integer LayerNorm (the definition in [`NormQ`]), in place.
 pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_norm(buf, c, q)?;
-    let cc = c as i64;
-    let e = ((cc * cc) as u64).saturating_mul(q.eps_q8.max(0) as u64) >> 8;
+    let (cc, e) = (c as i64, ln_eps(c, q));
     for px in buf.chunks_exact_mut(c) {
         let (mut s1, mut s2) = (0i64, 0i64);
         for &v in px.iter() {
             s1 += v as i64;
             s2 += (v as i64) * (v as i64);
         }
-        let d = (cc * s2 - s1 * s1).max(0) as u64;
-        let v = d.saturating_add(e).max(1);
-        let bits = 64 - v.leading_zeros() as i32;
-        let k = ((62 - bits) / 2).max(0);
-        let r = isqrt_u64(v << (2 * k)).max(1);
-        let inv = ((1u64 << 62) / r) as i64;
+        let (s1, inv, k) = ln_stats(cc, e, s1, s2);
         for (i, x) in px.iter_mut().enumerate() {
-            let num = cc * (*x as i64) - s1;
-            let xh = requant64(num.wrapping_mul(inv), 46 - k);
-            let acc = xh
-                .wrapping_mul(q.gamma[i] as i64)
-                .wrapping_add((q.beta[i] as i64) << 16);
-            let out = sat_i8(q.out_zero.wrapping_add(requant64(acc, q.shift) as i32));
-            *x = match q.lut {
-                Some(t) => t[(out as i32 + 128) as usize],
-                None => out,
-            };
+            *x = ln_out(cc * (*x as i64) - s1, inv, k, i, q);
+        }
+    }
+    Ok(())
+}
+
+/// Integer LayerNorm of 16-bit inputs `x: [pixels][c]` (a conv's [`ConvOut`] `i16` output) into
+/// int8 `y`: the definition in [`NormQ`] with `q` read as `i16` (`S2 < C·2³⁰`, so every
+/// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale.
+pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
+    check_len("int8 norm gamma", q.gamma, c)?;
+    check_len("int8 norm beta", q.beta, c)?;
+    if let Some(t) = q.lut {
+        check_len("int8 lut", t, 256)?;
+    }
+    if c == 0 || x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
+    }
+    check_len("int8 norm output", y, x.len())?;
+    let (cc, e) = (c as i64, ln_eps(c, q));
+    for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let (mut s1, mut s2) = (0i64, 0i64);
+        for &v in px {
+            s1 += v as i64;
+            s2 += (v as i64) * (v as i64);
+        }
+        let (s1, inv, k) = ln_stats(cc, e, s1, s2);
+        for (i, (o, &v)) in out.iter_mut().zip(px).enumerate() {
+            *o = ln_out(cc * v as i64 - s1, inv, k, i, q);
         }
     }
     Ok(())

@@ -196,3 +196,16 @@ unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], 
         }
     }
 }
+
+/// NEON int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]); `false` when
+/// not taken (the caller runs the portable kernel). Shapes validated by the caller.
+pub(crate) fn pointwise_i16(
+    _x: &[i8],
+    _c_in: usize,
+    _q: &ConvQ<'_>,
+    _c_out: usize,
+    _y: &mut [i16],
+    _pixels: usize,
+) -> bool {
+    false
+}

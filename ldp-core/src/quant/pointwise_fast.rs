@@ -2,25 +2,24 @@
 //! tile, so each loaded input byte is used 4 times and each weight byte twice. Integer sums are
 //! exact, so the result equals the reference bit for bit in any order.
 
-use super::fixed::{requant, sat_i8};
-use super::kernels::ConvQ;
+use super::fixed::requant;
+use super::kernels::{ConvOut, ConvQ};
 
 #[inline(always)]
-fn out(acc: i32, mult: i16, q: &ConvQ<'_>) -> i8 {
-    let v = sat_i8(q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)));
-    match q.lut {
-        Some(t) => t[(v as i32 + 128) as usize],
-        None => v,
-    }
+fn out<Y: ConvOut>(acc: i32, mult: i16, q: &ConvQ<'_>) -> Y {
+    Y::finish(
+        q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)),
+        q.lut,
+    )
 }
 
 #[inline(always)]
-fn tile<const TO: usize, const TP: usize>(
+fn tile<Y: ConvOut, const TO: usize, const TP: usize>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     o0: usize,
     p0: usize,
 ) {
@@ -44,38 +43,31 @@ fn tile<const TO: usize, const TP: usize>(
     }
 }
 
-/// Shapes validated by the caller.
-pub(crate) fn pointwise(
+/// The portable kernel (the target's own ran first, see [`ConvOut::pointwise_arch`]). Shapes
+/// validated by the caller.
+pub(crate) fn pointwise<Y: ConvOut>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     pixels: usize,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if super::x86::pointwise(x, c_in, q, c_out, y, pixels) {
-        return;
-    }
-    #[cfg(target_arch = "aarch64")]
-    if super::neon::pointwise(x, c_in, q, c_out, y, pixels) {
-        return;
-    }
     let mut o = 0;
     while o + 4 <= c_out {
         let mut p = 0;
         while p + 2 <= pixels {
-            tile::<4, 2>(x, c_in, q, c_out, y, o, p);
+            tile::<Y, 4, 2>(x, c_in, q, c_out, y, o, p);
             p += 2;
         }
         if p < pixels {
-            tile::<4, 1>(x, c_in, q, c_out, y, o, p);
+            tile::<Y, 4, 1>(x, c_in, q, c_out, y, o, p);
         }
         o += 4;
     }
     while o < c_out {
         for p in 0..pixels {
-            tile::<1, 1>(x, c_in, q, c_out, y, o, p);
+            tile::<Y, 1, 1>(x, c_in, q, c_out, y, o, p);
         }
         o += 1;
     }
