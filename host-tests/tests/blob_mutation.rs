@@ -302,8 +302,9 @@ fn header_lies_with_valid_crc_are_rejected() {
             }
         }
         // The u16 fields and the enum bytes, with the CRC recomputed.
-        // Versions 1 and 2 (32- and 16-byte table entries, Q15 SE gate tables) and a future 4.
-        for found in [1u16, 2, 4] {
+        // Versions 1 and 2 (32- and 16-byte table entries, Q15 SE gate tables), 3 (int8
+        // LayerNorm inputs) and a future 5.
+        for found in [1u16, 2, 3, 5] {
             let mut m = orig.clone();
             m[4..6].copy_from_slice(&found.to_le_bytes());
             fix_crc(&mut m);
@@ -311,7 +312,7 @@ fn header_lies_with_valid_crc_are_rejected() {
             assert!(
                 matches!(
                     e,
-                    BlobError::UnsupportedVersion { found: f, supported: 3 } if f == found
+                    BlobError::UnsupportedVersion { found: f, supported: 4 } if f == found
                 ),
                 "{e:?}"
             );

@@ -186,7 +186,6 @@ fn int8_small_grids_within_0_20() {
 }
 
 #[test]
-#[ignore = "known failure, see README accuracy table: 2 of 6 cases measure 0.0417 (ldp_c16to24_11x13) and 0.0460 (v1_16to32_h12) against the 0.04 bound"]
 fn int8_normal_inputs_within_0_04() {
     check(
         0.04,
@@ -196,7 +195,7 @@ fn int8_normal_inputs_within_0_04() {
 }
 
 #[test]
-#[ignore = "known failure, see README accuracy table: v2_8to16_h24_heavy measures 0.185 against the 0.10 bound (static per-tensor ranges clip an unseen extreme; ldp and v1 heavy measure 0.090 and 0.089 with the range search)"]
+#[ignore = "known failure, see README accuracy table: v2_8to16_h24_heavy measures 0.185 against the 0.10 bound (static per-tensor ranges clip an unseen extreme; ldp and v1 heavy measure 0.080 and 0.079)"]
 fn int8_heavy_tailed_within_0_10() {
     check(
         0.10,

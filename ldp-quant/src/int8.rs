@@ -479,6 +479,13 @@ fn choose_clipped(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP
     }
 }
 
+/// The smallest scale of a 16-bit LayerNorm input: `eps/s²·256` (the stored epsilon) must stay
+/// within its `2^24` clamp, `s ≥ sqrt(1e-5·256/2^24) ≈ 1.24e-5`.
+const MIN_SCALE16: f64 = 1.25e-5;
+
+/// Conv outputs kept at 16 bits (they only feed a LayerNorm): no int8 range to search.
+pub(crate) const WIDE: [&str; 6] = ["q", "g", "b1.d", "b1.pw", "b2.d", "b2.pw"];
+
 /// Collected ranges of every named activation.
 pub struct Ranges {
     obs: HashMap<&'static str, Obs>,
@@ -502,6 +509,21 @@ impl Ranges {
             .get(name)
             .with_context(|| format!("internal: no range for `{name}`"))?;
         Ok(choose(o.min, o.max, &o.sample, self.method))
+    }
+    /// The 16-bit quantization of a conv output that only feeds a LayerNorm
+    /// (`ldp_core::quant::kernels::ConvOut`): zero point 0, twice the calibrated absolute
+    /// maximum at 32767 (headroom for unseen inputs; 14 bits over the calibrated range), and a
+    /// scale of at least [`MIN_SCALE16`] so that LayerNorm's epsilon stays representable.
+    pub(crate) fn qp16(&self, name: &str) -> anyhow::Result<QP> {
+        let o = self
+            .obs
+            .get(name)
+            .with_context(|| format!("internal: no range for `{name}`"))?;
+        let amax = o.min.abs().max(o.max.abs()) as f64;
+        Ok(QP {
+            scale: (2.0 * amax / 32767.0).max(MIN_SCALE16) as f32,
+            zero: 0,
+        })
     }
     pub(crate) fn qp_per_channel(&self, name: &str) -> anyhow::Result<Vec<QP>> {
         let o = self
@@ -837,7 +859,7 @@ fn refine(
     let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
         .into_iter()
         .map(|(n, _)| n)
-        .filter(|n| r.obs.contains_key(n))
+        .filter(|n| r.obs.contains_key(n) && !WIDE.contains(n))
         .collect();
     // Cost: one int8 forward pass per calibration sample per candidate.
     let evals = (names.len() * FACTORS.len() * 3 * SWEEPS + 1) as f64;
@@ -943,10 +965,10 @@ fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
     }
 }
 
-/// Activations that are the direct output of a conv (not of a table): their per-channel mean
-/// int8 error can be folded back into that conv's bias.
-/// (V1's `block.2` pointwise output is not traced: it feeds the LayerNorm inside the kernel.)
-const CORRECTABLE: [&str; 8] = ["d", "q", "e", "g", "z", "m", "b1.d", "b2.d"];
+/// Activations that are the direct int8 output of a conv (not of a table): their per-channel
+/// mean int8 error can be folded back into that conv's bias. (The 16-bit outputs in [`WIDE`]
+/// have 1/128 of the rounding error and are not traced.)
+const CORRECTABLE: [&str; 4] = ["d", "e", "z", "m"];
 
 /// Empirical bias correction: for each conv output in graph order, the mean over the
 /// calibration set of (int8 − f32) per channel is subtracted from the conv's bias; a correction
@@ -1057,12 +1079,12 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             }
             let (p, a, rr, d, b) = (r.qp("p")?, r.qp("a")?, r.qp("r")?, r.qp("d")?, r.qp("b")?);
             let (q, n, cc, e, f, g, y) = (
-                r.qp("q")?,
+                r.qp16("q")?,
                 r.qp("n")?,
                 r.qp("c")?,
                 r.qp("e")?,
                 r.qp("f")?,
-                r.qp("g")?,
+                r.qp16("g")?,
                 r.qp("y")?,
             );
             for (i, v) in [
@@ -1322,13 +1344,13 @@ fn v1_block_q(
     let k = |x: &str| format!("mb_block.{b}.block.{x}");
     let w = |n: String| -> anyhow::Result<&[f32]> { t(m, &n) };
     let (d, n, hs, sh, sg, se, pwo, u) = (
-        r.qp(names[0])?,
+        r.qp16(names[0])?,
         r.qp(names[1])?,
         r.qp(names[2])?,
         r.qp(names[3])?,
         r.qp(names[4])?,
         r.qp(names[5])?,
-        r.qp(names[6])?,
+        r.qp16(names[6])?,
         r.qp(names[7])?,
     );
     for (i, v) in [

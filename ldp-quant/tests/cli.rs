@@ -398,8 +398,8 @@ fn errors_are_one_clear_line() {
     std::fs::write(d("flipped.ldp"), &flipped).unwrap();
     fails(&runv(&d("flipped.ldp"), &input), "CRC");
     fails(&["inspect", "--model", &d("flipped.ldp")], "CRC");
-    // A future format version (4) and the old ones (1, 2): all rejected, naming the version.
-    for v in [1u8, 2, 4] {
+    // A future format version (5) and the old ones (1-3): all rejected, naming the version.
+    for v in [1u8, 2, 3, 5] {
         let mut other = bytes.clone();
         other[4] = v;
         let n = other.len() - 4;
@@ -471,7 +471,7 @@ fn errors_are_one_clear_line() {
     )
     .unwrap();
     fails(&conv(&d("junk.safetensors"), "8x8"), "safetensors");
-    fails(&conv(&d("version4.ldp"), "8x8"), "safetensors");
+    fails(&conv(&d("version5.ldp"), "8x8"), "safetensors");
     fails(
         &[
             conv(&w, "8x8"),

@@ -2,33 +2,55 @@
 //! maps, with every parameter read from the blob by name.
 
 use super::kernels::{
-    adaptive_avg_pool, add_inplace, depthwise, layer_norm_inplace, pointwise, resize_bilinear,
-    se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
+    adaptive_avg_pool, add_inplace, depthwise, layer_norm_i16, pointwise, pointwise_layer_norm,
+    resize_bilinear, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
 };
 use super::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use crate::arch::mobilevlm_v2::POOL;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
 use crate::kernels::depthwise::DwShape;
+use crate::stream::kernels::{depthwise_row_i8, DwRows};
 
 /// Called after each int8 layer with the name of its output activation (the names of
 /// `ldp-quant`'s f32 reference graph: `a`, `b`, … for `ldp`; `h1`, `z`, `b1.d`, … for V1; `h1`,
 /// `m`, `pooled`, `d`, `y` for V2), the int8 data, its zero point and scale; `None` in normal runs.
+/// The 16-bit conv outputs that feed a LayerNorm (`q`, `g` of `ldp`; `b1.d`, `b2.d` of V1) are
+/// reported with empty data (their zero point and scale are those of the 16-bit intermediate).
+/// V1's `b1.d`/`b2.d` are reported after their LayerNorm, which runs row by row with the conv.
 pub type Trace<'t> = Option<&'t mut dyn FnMut(&'static str, &[i8], i32, f32)>;
 
 const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
+/// `ldp`'s shared region: `a` and then `pointwise2`'s 16-bit output, later `e` followed by
+/// `pointwise3`'s 16-bit output.
+const fn ldp_mid_bytes(hw: usize, hw2: usize, c: usize) -> usize {
+    let (one, two) = (r16(2 * hw * c), r16(hw2 * c) + r16(2 * hw2 * c));
+    if one > two {
+        one
+    } else {
+        two
+    }
+}
+
 /// Bytes of scratch the int8-in/int8-out forward pass needs.
+///
+/// `ldp`: the 16-bit output of `pointwise2` (`2·H·W·C`, its first half shared with `a`, its
+/// start with `e` and the 16-bit output of `pointwise3`), `b`/`c` (`H·W·C`) and the skip `r`.
+/// V1: three maps, the SE's `i32`s and one row of 16-bit pointwise output per block.
 pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Ldp(c) => {
             let (hw, hw2) = (c.h * c.w, c.h2() * c.w2());
-            2 * r16(hw * c.c_out) + r16(hw2 * c.c_out)
+            ldp_mid_bytes(hw, hw2, c.c_out) + r16(hw * c.c_out) + r16(hw2 * c.c_out)
         }
         ModelConfig::MobileVlmV1(c) => {
-            3 * r16(c.tokens_in() * c.c_out) + 4 * se_tmp_len(c.c_out, c.squeeze) + 16
+            3 * r16(c.tokens_in() * c.c_out)
+                + 4 * se_tmp_len(c.c_out, c.squeeze)
+                + 16
+                + r16(2 * c.h * c.c_out)
         }
         ModelConfig::MobileVlmV2(c) => {
             let n = if c.tokens_in() > POOL * POOL {
@@ -131,6 +153,21 @@ fn split(buf: &mut [u8], n: usize) -> (&mut [i8], &mut [u8]) {
     (&mut bytemuck::cast_slice_mut::<u8, i8>(a)[..n], b)
 }
 
+/// `n` `i16`s at the start of `buf` (which must be 2-byte aligned), and the bytes after them.
+fn split16(buf: &mut [u8], n: usize) -> Result<(&mut [i16], &mut [u8]), Error> {
+    let have = buf.len();
+    if have < r16(2 * n) {
+        return Err(Error::ScratchTooSmall {
+            need: r16(2 * n),
+            have,
+        });
+    }
+    let (a, b) = buf.split_at_mut(r16(2 * n));
+    let a = bytemuck::try_cast_slice_mut::<u8, i16>(&mut a[..2 * n])
+        .map_err(|_| Error::Misaligned { what: "scratch" })?;
+    Ok((a, b))
+}
+
 /// The int8 forward pass: quantized input `x` (`[pixels][c_in]`) to quantized output `y`.
 pub(crate) fn forward_i8(
     m: &Model<'_>,
@@ -153,9 +190,12 @@ pub(crate) fn forward_i8(
     match cfg {
         ModelConfig::Ldp(c) => {
             let (co, hw, h2, w2) = (c.c_out, c.h * c.w, c.h2(), c.w2());
-            let (a, rest) = split(scratch, hw * co);
+            // `mid` (2·H·W·C bytes) holds `a` in its first half, later `pointwise2`'s 16-bit
+            // output, then `e`/`f` at its start and `pointwise3`'s 16-bit output after them.
+            let (mid, rest) = scratch.split_at_mut(ldp_mid_bytes(hw, h2 * w2, co));
             let (b, rest) = split(rest, hw * co);
             let (r, _) = split(rest, h2 * w2 * co);
+            let (a, _) = split(mid, hw * co);
             let gelu1 = p.lut("gelu1.lut")?;
             pointwise(
                 x,
@@ -224,20 +264,24 @@ pub(crate) fn forward_i8(
                 ),
             )?;
             trace(&mut t, "b", b, p.z(L::Z_B), p.s(L::Z_B));
+            // pointwise2 → 16 bits → LayerNorm (+ GELU table) into `b` (`c`).
+            let (q16, _) = split16(mid, hw * co)?;
             pointwise(
                 b,
                 co,
                 &p.conv("pointwise2", L::PW2_SHIFT, 0, p.z(L::Z_Q), None)?,
                 co,
-                a,
+                q16,
             )?;
-            trace(&mut t, "q", a, p.z(L::Z_Q), p.s(L::Z_Q));
+            trace(&mut t, "q", &[], p.z(L::Z_Q), p.s(L::Z_Q));
             let gelu2 = p.lut("gelu2.lut")?;
-            layer_norm_inplace(
-                a,
+            layer_norm_i16(
+                q16,
                 co,
                 &p.norm("norm1", L::LN1_SHIFT, L::LN1_EPS, p.z(L::Z_N), Some(gelu2))?,
+                b,
             )?;
+            let a = b;
             trace(&mut t, "c", a, p.z(L::Z_C), p.s(L::Z_C));
             let s2 = DwShape {
                 h: c.h,
@@ -245,7 +289,7 @@ pub(crate) fn forward_i8(
                 c: co,
                 stride: 2,
             };
-            let e = &mut b[..h2 * w2 * co];
+            let (e, rest) = split(mid, h2 * w2 * co);
             depthwise(
                 s2,
                 a,
@@ -266,18 +310,20 @@ pub(crate) fn forward_i8(
                 ),
             )?;
             trace(&mut t, "f", e, p.z(L::Z_F), p.s(L::Z_F));
+            let (g16, _) = split16(rest, h2 * w2 * co)?;
             pointwise(
                 e,
                 co,
                 &p.conv("pointwise3", L::PW3_SHIFT, 0, p.z(L::Z_G), None)?,
                 co,
-                y,
+                g16,
             )?;
-            trace(&mut t, "g", y, p.z(L::Z_G), p.s(L::Z_G));
-            layer_norm_inplace(
-                y,
+            trace(&mut t, "g", &[], p.z(L::Z_G), p.s(L::Z_G));
+            layer_norm_i16(
+                g16,
                 co,
                 &p.norm("norm2", L::LN2_SHIFT, L::LN2_EPS, p.z(L::Z_Y), None)?,
+                y,
             )?;
             trace(&mut t, "y", y, p.z(L::Z_Y), p.s(L::Z_Y));
         }
@@ -286,6 +332,7 @@ pub(crate) fn forward_i8(
             let (a, rest) = split(scratch, n * co);
             let (b, rest) = split(rest, n * co);
             let (cb, rest) = split(rest, n * co);
+            let (mid, rest) = split16(rest, c.h * co)?;
             let off = rest.as_ptr().align_offset(4);
             let tmp: &mut [i32] = rest
                 .get_mut(off..off + 4 * se_tmp_len(co, s))
@@ -325,6 +372,7 @@ pub(crate) fn forward_i8(
                 a,
                 cb,
                 tmp,
+                mid,
                 &mut t,
             )?;
             add_inplace(
@@ -358,6 +406,7 @@ pub(crate) fn forward_i8(
                 &mut a[..n2 * co],
                 y,
                 tmp,
+                mid,
                 &mut t,
             )?;
         }
@@ -431,31 +480,20 @@ fn v1_block(
     d: &mut [i8],
     out: &mut [i8],
     tmp: &mut [i32],
+    mid: &mut [i16],
     t: &mut Trace<'_>,
 ) -> Result<(), Error> {
     let base = V1::BLOCK0 + b * V1::BLOCK_LEN;
     let m = |o: usize| base + o;
     let co = shape.c;
     let pfx = |suffix: &'static str| -> Result<usize, Error> { idx(p.m, prefix, suffix) };
-    depthwise(
-        shape,
-        z,
-        &p.conv_at(
-            pfx(".block.0.0.weight")?,
-            m(V1::DW_SHIFT),
-            z_zero,
-            p.z(m(V1::Z_D)),
-            None,
-        )?,
-        d,
-    )?;
-    trace(
-        t,
-        if b == 0 { "b1.d" } else { "b2.d" },
-        d,
+    let dw = p.conv_at(
+        pfx(".block.0.0.weight")?,
+        m(V1::DW_SHIFT),
+        z_zero,
         p.z(m(V1::Z_D)),
-        p.s(m(V1::Z_D)),
-    );
+        None,
+    )?;
     let hs = p.m.i8s(pfx(".hswish.lut")?)?;
     let nq = NormQ {
         gamma: p.m.i16s(pfx(".block.0.1.gamma")?)?,
@@ -465,7 +503,33 @@ fn v1_block(
         out_zero: p.z(m(V1::Z_N)),
         lut: Some(hs),
     };
-    layer_norm_inplace(d, co, &nq)?;
+    // The depthwise conv's 16-bit output goes straight into LayerNorm (+ Hardswish table), a
+    // row at a time (the streaming executor's row kernel, on whole rows).
+    let (wo, row) = (shape.wo(), shape.w * co);
+    let have = 2 * mid.len();
+    let mid = mid.get_mut(..wo * co).ok_or(Error::ScratchTooSmall {
+        need: 2 * wo * co,
+        have,
+    })?;
+    for oy in 0..shape.ho() {
+        let r = |dy: usize| -> Option<&[i8]> {
+            let iy = (oy * shape.stride + dy).checked_sub(1)?;
+            z.get(iy * row..(iy + 1) * row)
+        };
+        let inp = DwRows {
+            rows: [r(0), r(1), r(2)],
+            col0: 0,
+        };
+        depthwise_row_i8(shape, &inp, &dw, oy, 0, &mut *mid)?;
+        layer_norm_i16(mid, co, &nq, &mut d[oy * wo * co..(oy + 1) * wo * co])?;
+    }
+    trace(
+        t,
+        if b == 0 { "b1.d" } else { "b2.d" },
+        &[],
+        p.z(m(V1::Z_D)),
+        p.s(m(V1::Z_D)),
+    );
     trace(
         t,
         if b == 0 { "b1.hs" } else { "b2.hs" },
@@ -502,7 +566,16 @@ fn v1_block(
         p.z(m(V1::Z_SE)),
         p.s(m(V1::Z_SE)),
     );
-    pointwise(
+    let nq2 = NormQ {
+        gamma: p.m.i16s(pfx(".block.2.1.gamma")?)?,
+        beta: p.m.i16s(pfx(".block.2.1.beta")?)?,
+        shift: p.z(m(V1::LN2_SHIFT)),
+        eps_q8: p.z(m(V1::LN2_EPS)),
+        out_zero: p.z(m(V1::Z_U)),
+        lut: None,
+    };
+    // The projection's 16-bit output goes straight into LayerNorm, a row at a time.
+    pointwise_layer_norm(
         d,
         co,
         &p.conv_at(
@@ -513,17 +586,10 @@ fn v1_block(
             None,
         )?,
         co,
+        &nq2,
+        mid,
         out,
     )?;
-    let nq2 = NormQ {
-        gamma: p.m.i16s(pfx(".block.2.1.gamma")?)?,
-        beta: p.m.i16s(pfx(".block.2.1.beta")?)?,
-        shift: p.z(m(V1::LN2_SHIFT)),
-        eps_q8: p.z(m(V1::LN2_EPS)),
-        out_zero: p.z(m(V1::Z_U)),
-        lut: None,
-    };
-    layer_norm_inplace(out, co, &nq2)?;
     trace(
         t,
         if b == 0 { "b1.u" } else { "b2.u" },

@@ -15,7 +15,7 @@ use crate::error::{check_len, Error};
 use crate::kernels::depthwise::DwShape;
 use crate::kernels::resize::taps;
 use crate::quant::fixed::{requant, requant64, sat_i8};
-use crate::quant::kernels::{taps_q10, ConvQ};
+use crate::quant::kernels::{taps_q10, ConvOut, ConvQ};
 
 /// The input of one output row of a 3×3 depthwise conv.
 #[derive(Debug, Clone, Copy)]
@@ -72,20 +72,26 @@ fn check_dw_row<'r, T>(
 }
 
 /// int8 depthwise 3×3: output row `oy`, columns `ox0..ox0 + y.len()/c`, of
-/// [`crate::quant::kernels::depthwise`] on the global shape `s`.
-pub fn depthwise_row_i8(
+/// [`crate::quant::kernels::depthwise`] on the global shape `s`; `i8` output, or `i16` for a
+/// depthwise conv that feeds a LayerNorm ([`ConvOut`]).
+pub fn depthwise_row_i8<Y: ConvOut>(
     s: DwShape,
     inp: &DwRows<'_, i8>,
     q: &ConvQ<'_>,
     oy: usize,
     ox0: usize,
-    y: &mut [i8],
+    y: &mut [Y],
 ) -> Result<(), Error> {
     check_len("int8 weight", q.weight, s.c * 9)?;
     check_len("int8 bias", q.bias, s.c)?;
     check_len("int8 mult", q.mult, s.c)?;
     if let Some(t) = q.lut {
         check_len("int8 lut", t, 256)?;
+        if core::mem::size_of::<Y>() != 1 {
+            return Err(Error::InvalidConfig(
+                "int8 depthwise: a 16-bit output takes no table",
+            ));
+        }
     }
     let (ox1, ky0, ky1, rows) = check_dw_row(s, inp, oy, ox0, y.len())?;
     let (c, st, col0, z) = (s.c, s.stride, inp.col0, q.in_zero);
@@ -107,7 +113,7 @@ pub fn depthwise_row_i8(
         let out = &mut y[(ox - ox0) * c..(ox - ox0 + 1) * c];
         if n == 9 {
             let t: [&[i8]; 9] = core::array::from_fn(|k| taps[k].0);
-            dw_pixel::<9>(&t, &core::array::from_fn(|k| k), q, z, out);
+            dw_pixel::<Y, 9>(&t, &core::array::from_fn(|k| k), q, z, out);
         } else {
             for ch in 0..c {
                 let wk = &q.weight[ch * 9..ch * 9 + 9];
@@ -126,20 +132,23 @@ pub fn depthwise_row_i8(
 }
 
 #[inline(always)]
-fn finish_i8(acc: i32, ch: usize, q: &ConvQ<'_>) -> i8 {
-    let v = sat_i8(
+fn finish_i8<Y: ConvOut>(acc: i32, ch: usize, q: &ConvQ<'_>) -> Y {
+    Y::finish(
         q.out_zero
             .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
-    );
-    match q.lut {
-        Some(t) => t[(v as i32 + 128) as usize],
-        None => v,
-    }
+        q.lut,
+    )
 }
 
 /// One output pixel from `N` taps: `t[j]` the input pixel (`out.len()` channels) of tap `k[j]`.
 #[inline(always)]
-fn dw_pixel<const N: usize>(t: &[&[i8]; N], k: &[usize; N], q: &ConvQ<'_>, z: i32, out: &mut [i8]) {
+fn dw_pixel<Y: ConvOut, const N: usize>(
+    t: &[&[i8]; N],
+    k: &[usize; N],
+    q: &ConvQ<'_>,
+    z: i32,
+    out: &mut [Y],
+) {
     for (ch, o) in out.iter_mut().enumerate() {
         let wk = &q.weight[ch * 9..ch * 9 + 9];
         let mut acc = q.bias[ch];

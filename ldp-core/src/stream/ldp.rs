@@ -68,8 +68,8 @@ trait LdpOps {
         a_cur: &[Self::A],
         b: &mut [Self::A],
     ) -> Result<(), Error>;
-    /// `c = GELU(LN1(PW2(b)))`.
-    fn pw2_ln1(&self, b: &[Self::A], c: &mut [Self::A]) -> Result<(), Error>;
+    /// `c = GELU(LN1(PW2(b)))`; `mid` holds int8's 16-bit `PW2` output (empty for floats).
+    fn pw2_ln1(&self, b: &[Self::A], mid: &mut [i16], c: &mut [Self::A]) -> Result<(), Error>;
     /// `f = DW2(c) + r` for output row `oy`, columns from `ox0`.
     fn dw2_add(
         &self,
@@ -80,7 +80,7 @@ trait LdpOps {
         f: &mut [Self::A],
     ) -> Result<(), Error>;
     /// `y = LN2(PW3(f))`.
-    fn pw3_ln2(&self, f: &[Self::A], y: &mut [Self::Y]) -> Result<(), Error>;
+    fn pw3_ln2(&self, f: &[Self::A], mid: &mut [i16], y: &mut [Self::Y]) -> Result<(), Error>;
 }
 
 fn slot<T>(buf: &[T], i: usize, stride: usize, len: usize) -> &[T] {
@@ -121,6 +121,11 @@ fn run<O: LdpOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
     let bch: &mut [O::A] = cv.take(CHUNK * c)?;
     let fch: &mut [O::A] = cv.take(CHUNK * c)?;
     let ych: &mut [O::Y] = cv.take(CHUNK * c)?;
+    let mid: &mut [i16] = if size_of::<O::A>() == 1 {
+        cv.take(CHUNK * c)?
+    } else {
+        &mut []
+    };
     let n = strip_count(w2, strip);
     for k in 0..n {
         let (ox0, ox1) = strip_bounds(w2, n, k);
@@ -170,7 +175,7 @@ fn run<O: LdpOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
                     let e = (x + CHUNK).min(c1);
                     let b = &mut bch[..(e - x) * c];
                     ops.dw1_add(&inp, i, x, &a_row[(x - a0) * c..(e - a0) * c], b)?;
-                    ops.pw2_ln1(b, &mut c_row[(x - c0) * c..(e - c0) * c])?;
+                    ops.pw2_ln1(b, mid, &mut c_row[(x - c0) * c..(e - c0) * c])?;
                     x = e;
                 }
                 nc += 1;
@@ -194,7 +199,7 @@ fn run<O: LdpOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
                         let f = &mut fch[..(e - x) * c];
                         ops.dw2_add(&inp, oy, x, &r_row[(x - ox0) * c..(e - ox0) * c], f)?;
                         let y = &mut ych[..(e - x) * c];
-                        ops.pw3_ln2(f, y)?;
+                        ops.pw3_ln2(f, mid, y)?;
                         sink.write(oy, x, y)?;
                         x = e;
                     }
@@ -311,10 +316,9 @@ impl LdpOps for I8Ops<'_> {
         depthwise_row_i8(self.s(1), inp, &self.dw1, i, ox0, b)?;
         qk::add_inplace(b, a_cur, &self.add1)
     }
-    fn pw2_ln1(&self, b: &[i8], c: &mut [i8]) -> Result<(), Error> {
+    fn pw2_ln1(&self, b: &[i8], mid: &mut [i16], c: &mut [i8]) -> Result<(), Error> {
         let co = self.cfg.c_out;
-        qk::pointwise(b, co, &self.pw2, co, c)?;
-        qk::layer_norm_inplace(c, co, &self.ln1)
+        qk::pointwise_layer_norm(b, co, &self.pw2, co, &self.ln1, mid, c)
     }
     fn dw2_add(
         &self,
@@ -327,10 +331,9 @@ impl LdpOps for I8Ops<'_> {
         depthwise_row_i8(self.s(2), inp, &self.dw2, oy, ox0, f)?;
         qk::add_inplace(f, r, &self.add2)
     }
-    fn pw3_ln2(&self, f: &[i8], y: &mut [i8]) -> Result<(), Error> {
+    fn pw3_ln2(&self, f: &[i8], mid: &mut [i16], y: &mut [i8]) -> Result<(), Error> {
         let co = self.cfg.c_out;
-        qk::pointwise(f, co, &self.pw3, co, y)?;
-        qk::layer_norm_inplace(y, co, &self.ln2)
+        qk::pointwise_layer_norm(f, co, &self.pw3, co, &self.ln2, mid, y)
     }
 }
 
@@ -495,7 +498,7 @@ impl<W: Elem, A: Elem> LdpOps for FloatOps<'_, W, A> {
             b,
         )
     }
-    fn pw2_ln1(&self, b: &[A], c: &mut [A]) -> Result<(), Error> {
+    fn pw2_ln1(&self, b: &[A], _mid: &mut [i16], c: &mut [A]) -> Result<(), Error> {
         let (co, w) = (self.cfg.c_out, &self.w);
         pointwise(b, co, w.pw2_w, Some(w.pw2_b), co, None, &mut *c)?;
         layer_norm_inplace(&mut *c, co, w.ln1_w, w.ln1_b)?;
@@ -521,7 +524,7 @@ impl<W: Elem, A: Elem> LdpOps for FloatOps<'_, W, A> {
             f,
         )
     }
-    fn pw3_ln2(&self, f: &[A], y: &mut [f32]) -> Result<(), Error> {
+    fn pw3_ln2(&self, f: &[A], _mid: &mut [i16], y: &mut [f32]) -> Result<(), Error> {
         let (co, w) = (self.cfg.c_out, &self.w);
         pointwise(f, co, w.pw3_w, Some(w.pw3_b), co, None, &mut *y)?;
         layer_norm_inplace(y, co, w.ln2_w, w.ln2_b)

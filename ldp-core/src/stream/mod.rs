@@ -379,6 +379,7 @@ pub const fn ldp_scratch_bytes(
         + r16(CHUNK * c * sa) // b chunk
         + r16(CHUNK * c * sa) // f chunk
         + r16(CHUNK * c * sy) // y chunk
+        + if sa == 1 { r16(CHUNK * c * 2) } else { 0 } // int8: 16-bit PW2/PW3 output chunk
 }
 
 /// Multiply-accumulates of streaming `ldp` with strips of at most `strip` output columns:
@@ -438,6 +439,7 @@ pub const fn v1_scratch_bytes(cfg: &V1Config, sizes: (usize, usize, usize)) -> u
         + r16(CHUNK * c * sa) // d / hs / se chunk of either block
         + r16(CHUNK * c * sy) // output chunk
         + r16(4 * (3 * c + s)) // SE: channel sums, two gates, hidden (i32 / f32)
+        + if sa == 1 { r16(CHUNK * c * 2) } else { 0 } // int8: 16-bit projection output chunk
 }
 
 /// Multiply-accumulates of streaming MobileVLM V1: pass 1 runs the MLP and block 1's depthwise,

@@ -43,6 +43,7 @@ trait V1Ops {
         inp: &DwRows<'_, Self::A>,
         oy: usize,
         ox0: usize,
+        mid: &mut [i16],
         d: &mut [Self::A],
     ) -> Result<(), Error>;
     /// `sums += d` per channel.
@@ -59,9 +60,15 @@ trait V1Ops {
     /// `d *= gate` per channel.
     fn se_apply(&self, b: usize, gate: &[Self::Acc], d: &mut [Self::A]);
     /// Block 1's `u = LN(PW(d))` into `zu`, then `zu = z + u`.
-    fn block1_out(&self, d: &[Self::A], z: &[Self::A], zu: &mut [Self::A]) -> Result<(), Error>;
+    fn block1_out(
+        &self,
+        d: &[Self::A],
+        z: &[Self::A],
+        mid: &mut [i16],
+        zu: &mut [Self::A],
+    ) -> Result<(), Error>;
     /// Block 2's `y = LN(PW(d))`.
-    fn block2_out(&self, d: &[Self::A], y: &mut [Self::Y]) -> Result<(), Error>;
+    fn block2_out(&self, d: &[Self::A], mid: &mut [i16], y: &mut [Self::Y]) -> Result<(), Error>;
 }
 
 const INTERNAL: Error = Error::InvalidConfig("stream mobilevlm-v1: internal schedule error");
@@ -100,6 +107,12 @@ fn run<O: V1Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
     let db: &mut [O::A] = cv.take(CHUNK * c)?;
     let yb: &mut [O::Y] = cv.take(CHUNK * c)?;
     let se: &mut [O::Acc] = cv.take(3 * c + s)?;
+    // int8: the projections' 16-bit output before their LayerNorm (empty for floats).
+    let mid: &mut [i16] = if size_of::<O::A>() == 1 {
+        cv.take(CHUNK * c)?
+    } else {
+        &mut []
+    };
     let (sums, rest) = se.split_at_mut(c);
     let (gate1, rest) = rest.split_at_mut(c);
     let (gate2, hid) = rest.split_at_mut(c);
@@ -128,14 +141,14 @@ fn run<O: V1Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
                 while x0 < h {
                     let x1 = (x0 + CHUNK).min(h);
                     let d = &mut db[..(x1 - x0) * c];
-                    ops.dw_ln_hs(0, &inp, i, x0, d)?;
+                    ops.dw_ln_hs(0, &inp, i, x0, mid, d)?;
                     if pass == 1 {
                         ops.se_accumulate(0, sums, d);
                     } else {
                         ops.se_apply(0, gate1, d);
                         let z = &zr[(i % 3) * row + x0 * c..(i % 3) * row + x1 * c];
                         let zu = &mut z2r[(i % 3) * row + x0 * c..(i % 3) * row + x1 * c];
-                        ops.block1_out(d, z, zu)?;
+                        ops.block1_out(d, z, mid, zu)?;
                     }
                     x0 = x1;
                 }
@@ -147,13 +160,13 @@ fn run<O: V1Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
                     while x0 < h2 {
                         let x1 = (x0 + CHUNK).min(h2);
                         let d = &mut db[..(x1 - x0) * c];
-                        ops.dw_ln_hs(1, &inp, o, x0, d)?;
+                        ops.dw_ln_hs(1, &inp, o, x0, mid, d)?;
                         if pass == 2 {
                             ops.se_accumulate(1, sums, d);
                         } else {
                             ops.se_apply(1, gate2, d);
                             let y = &mut yb[..(x1 - x0) * c];
-                            ops.block2_out(d, y)?;
+                            ops.block2_out(d, mid, y)?;
                             sink.write(o, x0, y)?;
                         }
                         x0 = x1;
@@ -270,6 +283,7 @@ impl V1Ops for I8Ops<'_> {
         inp: &DwRows<'_, i8>,
         oy: usize,
         ox0: usize,
+        mid: &mut [i16],
         d: &mut [i8],
     ) -> Result<(), Error> {
         let s = DwShape {
@@ -279,8 +293,13 @@ impl V1Ops for I8Ops<'_> {
             stride: b + 1,
         };
         let q = &self.blocks[b];
-        depthwise_row_i8(s, inp, &q.dw, oy, ox0, &mut *d)?;
-        qk::layer_norm_inplace(d, self.cfg.c_out, &q.ln1)
+        let have = 2 * mid.len();
+        let mid = mid.get_mut(..d.len()).ok_or(Error::ScratchTooSmall {
+            need: 2 * d.len(),
+            have,
+        })?;
+        depthwise_row_i8(s, inp, &q.dw, oy, ox0, &mut *mid)?;
+        qk::layer_norm_i16(mid, self.cfg.c_out, &q.ln1, d)
     }
     fn se_accumulate(&self, b: usize, sums: &mut [i32], d: &[i8]) {
         let z = self.blocks[b].se.in_zero;
@@ -304,20 +323,18 @@ impl V1Ops for I8Ops<'_> {
     fn se_apply(&self, b: usize, gate: &[i32], d: &mut [i8]) {
         qk::se_apply(&self.blocks[b].se, gate, d);
     }
-    fn block1_out(&self, d: &[i8], z: &[i8], zu: &mut [i8]) -> Result<(), Error> {
+    fn block1_out(&self, d: &[i8], z: &[i8], mid: &mut [i16], zu: &mut [i8]) -> Result<(), Error> {
         let (co, q) = (self.cfg.c_out, &self.blocks[0]);
-        qk::pointwise(d, co, &q.pw, co, &mut *zu)?;
-        qk::layer_norm_inplace(&mut *zu, co, &q.ln2)?;
+        qk::pointwise_layer_norm(d, co, &q.pw, co, &q.ln2, mid, &mut *zu)?;
         check_len("residual", z, zu.len())?;
         for (o, &zv) in zu.iter_mut().zip(z) {
             *o = self.add.add(zv, *o);
         }
         Ok(())
     }
-    fn block2_out(&self, d: &[i8], y: &mut [i8]) -> Result<(), Error> {
+    fn block2_out(&self, d: &[i8], mid: &mut [i16], y: &mut [i8]) -> Result<(), Error> {
         let (co, q) = (self.cfg.c_out, &self.blocks[1]);
-        qk::pointwise(d, co, &q.pw, co, &mut *y)?;
-        qk::layer_norm_inplace(y, co, &q.ln2)
+        qk::pointwise_layer_norm(d, co, &q.pw, co, &q.ln2, mid, y)
     }
 }
 
@@ -409,6 +426,7 @@ impl<W: Elem, A: Elem> V1Ops for FloatOps<'_, W, A> {
         inp: &DwRows<'_, A>,
         oy: usize,
         ox0: usize,
+        _mid: &mut [i16],
         d: &mut [A],
     ) -> Result<(), Error> {
         let s = DwShape {
@@ -471,7 +489,7 @@ impl<W: Elem, A: Elem> V1Ops for FloatOps<'_, W, A> {
             }
         }
     }
-    fn block1_out(&self, d: &[A], z: &[A], zu: &mut [A]) -> Result<(), Error> {
+    fn block1_out(&self, d: &[A], z: &[A], _mid: &mut [i16], zu: &mut [A]) -> Result<(), Error> {
         let (co, q) = (self.cfg.c_out, &self.w.block1);
         pointwise(d, co, q.pw_w, None, co, None, &mut *zu)?;
         layer_norm_inplace(&mut *zu, co, q.ln2_w, q.ln2_b)?;
@@ -481,7 +499,7 @@ impl<W: Elem, A: Elem> V1Ops for FloatOps<'_, W, A> {
         }
         Ok(())
     }
-    fn block2_out(&self, d: &[A], y: &mut [f32]) -> Result<(), Error> {
+    fn block2_out(&self, d: &[A], _mid: &mut [i16], y: &mut [f32]) -> Result<(), Error> {
         let (co, q) = (self.cfg.c_out, &self.w.block2);
         pointwise(d, co, q.pw_w, None, co, None, &mut *y)?;
         layer_norm_inplace(y, co, q.ln2_w, q.ln2_b)
