@@ -4,7 +4,8 @@
 //!
 //! Each pointwise shape is timed through the dispatching entry point (`dispatch`: AVX2 on x86-64
 //! CPUs that have it, NEON on AArch64) and through the portable kernel (`tiled`), in f32, f16
-//! (f16 activations and weights, f32 arithmetic) and int8.
+//! (f16 activations and weights, f32 arithmetic) and int8 (with an `i8` output, and with an `i16`
+//! output and no table).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -100,6 +101,12 @@ fn bench_pointwise(c: &mut Criterion) {
         let mut yq = vec![0i8; p * co];
         g.bench_function(BenchmarkId::new("int8_dispatch", name), |bch| {
             bch.iter(|| qk::pointwise(black_box(&xq), ci, &q, co, &mut yq).unwrap())
+        });
+        // The same conv with a 16-bit output (a conv feeding a LayerNorm): no table.
+        let q16 = ConvQ { lut: None, ..q };
+        let mut yq16 = vec![0i16; p * co];
+        g.bench_function(BenchmarkId::new("int8_i16out_dispatch", name), |bch| {
+            bch.iter(|| qk::pointwise(black_box(&xq), ci, &q16, co, &mut yq16).unwrap())
         });
     }
     g.finish();

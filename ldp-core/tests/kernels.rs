@@ -563,3 +563,117 @@ fn int8_pointwise_form_boundaries() {
         }
     }
 }
+
+/// `pointwise::<i16>` (dispatch) and, on x86-64 with AVX2, the explicit AVX2 entry against
+/// `pointwise_reference::<i16>`, bit for bit; returns the reference output.
+fn check_int8_pointwise_i16(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+) -> Result<Vec<i16>, TestCaseError> {
+    let pixels = x.len() / c_in;
+    let mut a = vec![0i16; pixels * c_out];
+    qk::pointwise_reference(x, c_in, q, c_out, &mut a).unwrap();
+    let mut b = vec![0i16; pixels * c_out];
+    qk::pointwise(x, c_in, q, c_out, &mut b).unwrap();
+    prop_assert_eq!(&a, &b, "dispatch {} {} {}", c_in, c_out, pixels);
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        let mut c = vec![0i16; pixels * c_out];
+        // SAFETY: the CPU features were detected just above.
+        unsafe { ldp_core::quant::x86::pointwise_i16_avx2(x, c_in, q, c_out, &mut c) }.unwrap();
+        prop_assert_eq!(&a, &c, "avx2 {} {} {}", c_in, c_out, pixels);
+    }
+    Ok(a)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// int8 pointwise with a 16-bit output: dispatch and AVX2 equal the reference bit for bit.
+    /// Channels 1..=67 or 257..=323 (`c_in` also anywhere up to 600: the AVX2 kernel's packed
+    /// form up to 512 input channels, its dot-product form above), every shift, any output zero
+    /// point, full-range multipliers and biases (`big`) so that many outputs saturate at low
+    /// shifts.
+    #[test]
+    fn int8_pointwise_i16_kernels_equal_reference(c_in in 1usize..=67, in_form in 0u8..3, c_in_any in 1usize..=600,
+                                                  c_out in 1usize..=67, wide_out in any::<bool>(),
+                                                  pixels in 1usize..=19, shift in 1i32..=62,
+                                                  zo in prop_oneof![Just(0i32), -40000i32..=40000, any::<i32>()],
+                                                  big in any::<bool>(), seed in any::<u64>()) {
+        let c_in = match in_form { 0 => c_in, 1 => c_in + 256, _ => c_in_any };
+        let c_out = if wide_out { c_out + 256 } else { c_out };
+        let x = i8s(pixels * c_in, seed);
+        let w = i8s(c_in * c_out, seed ^ 1);
+        let (blo, bhi) = if big { (i32::MIN, i32::MAX) } else { (-1 << 16, 1 << 16) };
+        let bias = ints_in(c_out, seed ^ 2, blo, bhi);
+        let mult: Vec<i16> = ints_in(c_out, seed ^ 3, if big { -32768 } else { 0 }, 32767).iter().map(|&v| v as i16).collect();
+        let q = ConvQ { weight: &w, bias: &bias, mult: &mult, shift, in_zero: 0, out_zero: zo, lut: None };
+        check_int8_pointwise_i16(&x, c_in, &q, c_out)?;
+    }
+}
+
+/// int8 pointwise with a 16-bit output around the AVX2 kernel's form switch (as
+/// `int8_pointwise_form_boundaries`), at shifts where the outputs saturate in both directions,
+/// partly saturate, or stay small; a table is refused.
+#[test]
+fn int8_pointwise_i16_form_boundaries() {
+    for (c_in, c_out, pixels) in [
+        (511, 16, 7),
+        (512, 17, 13),
+        (513, 33, 6),
+        (1, 16, 5),
+        (2, 31, 12),
+        (128, 128, 19),
+        (600, 323, 1),
+        (1024, 20, 3),
+        (2048, 4, 2),
+        (3, 3, 4),
+    ] {
+        let x = i8s(pixels * c_in, 5);
+        let w = i8s(c_in * c_out, 6);
+        let bias = ints_in(c_out, 7, -1 << 20, 1 << 20);
+        let mult: Vec<i16> = ints_in(c_out, 8, -32768, 32767)
+            .iter()
+            .map(|&v| v as i16)
+            .collect();
+        for (shift, out_zero) in [(1, 0), (17, 0), (21, -5), (27, 1000), (62, 0)] {
+            let q = ConvQ {
+                weight: &w,
+                bias: &bias,
+                mult: &mult,
+                shift,
+                in_zero: 0,
+                out_zero,
+                lut: None,
+            };
+            let a = check_int8_pointwise_i16(&x, c_in, &q, c_out).unwrap();
+            if shift == 1 && c_in > 3 {
+                assert!(
+                    a.contains(&i16::MIN) && a.contains(&i16::MAX),
+                    "{c_in} {c_out}"
+                );
+            }
+        }
+        let lut = i8s(256, 9);
+        let q = ConvQ {
+            weight: &w,
+            bias: &bias,
+            mult: &mult,
+            shift: 20,
+            in_zero: 0,
+            out_zero: 0,
+            lut: Some(&lut),
+        };
+        let mut y = vec![0i16; pixels * c_out];
+        assert!(qk::pointwise(&x, c_in, &q, c_out, &mut y).is_err());
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: the CPU features were detected just above.
+            let r =
+                unsafe { ldp_core::quant::x86::pointwise_i16_avx2(&x, c_in, &q, c_out, &mut y) };
+            assert!(r.is_err());
+        }
+    }
+}

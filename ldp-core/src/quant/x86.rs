@@ -1,4 +1,4 @@
-//! x86-64 AVX2 int8 pointwise kernel.
+//! x86-64 AVX2 int8 pointwise kernel, with an `i8` or an `i16` output ([`ConvOut`]).
 //!
 //! Rows of up to 512 input channels take the packed form (`packed`, below). Otherwise the
 //! dot-product form, no packing: 16 input channels of a pixel row and of a weight row are
@@ -11,11 +11,15 @@
 //! not divide `c_out` the last tile overlaps the one before. Every product of two int8 fits i16·i16 → i32
 //! and pair sums fit i32 (|a·b + c·d| ≤ 2·128²), and i32 addition wraps exactly like the
 //! reference's `wrapping_add`, so the result equals the reference bit for bit whatever the order.
+//!
+//! Both output types share all of the above; only the store differs ([`Out`]): `i8` saturates
+//! twice (`vpackssdw`, `vpacksswb`) and applies the table, `i16` saturates once (`vpackssdw`,
+//! the reference's `clamp(-32768, 32767)`) and stores 2 bytes per output.
 
 use core::arch::x86_64::*;
 
-use super::fixed::{requant, sat_i8};
-use super::kernels::ConvQ;
+use super::fixed::requant;
+use super::kernels::{ConvOut, ConvQ};
 use crate::error::{check_len, Error};
 use crate::kernels::cpu;
 
@@ -26,6 +30,25 @@ pub(crate) fn pointwise(
     q: &ConvQ<'_>,
     c_out: usize,
     y: &mut [i8],
+    pixels: usize,
+) -> bool {
+    if !cpu::x86_avx2_fma() {
+        return false;
+    }
+    // SAFETY: AVX2 is present (checked above); the caller validated
+    // x.len() = pixels·c_in, weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    true
+}
+
+/// AVX2 int8 pointwise conv with a 16-bit output ([`ConvOut`]); `false` when not taken (the
+/// caller runs the portable kernel). Shapes validated by the caller (no table).
+pub(crate) fn pointwise_i16(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
     pixels: usize,
 ) -> bool {
     if !cpu::x86_avx2_fma() {
@@ -48,6 +71,38 @@ pub unsafe fn pointwise_avx2(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), Error> {
+    let pixels = check(x, c_in, q, c_out, y)?;
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    Ok(())
+}
+
+/// The AVX2 kernel with a 16-bit output ([`ConvOut`]) and its own shape checks, for tests and
+/// benchmarks.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn pointwise_i16_avx2(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    let pixels = check(x, c_in, q, c_out, y)?;
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    Ok(())
+}
+
+/// The shape checks of the public entries; returns the pixel count.
+fn check<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &[Y],
+) -> Result<usize, Error> {
     if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
         return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
     }
@@ -56,24 +111,99 @@ pub unsafe fn pointwise_avx2(
     check_len("int8 bias", q.bias, c_out)?;
     check_len("int8 mult", q.mult, c_out)?;
     if let Some(t) = q.lut {
+        if core::mem::size_of::<Y>() != 1 {
+            return Err(Error::InvalidConfig(
+                "int8 pointwise: a 16-bit output takes no table",
+            ));
+        }
         check_len("int8 lut", t, 256)?;
     }
     check_len("int8 pointwise output", y, pixels * c_out)?;
-    // SAFETY: features per the contract, shapes checked just above.
-    unsafe { run(x, c_in, q, c_out, y, pixels) };
-    Ok(())
+    Ok(pixels)
 }
 
+/// One output of the scalar paths: [`ConvOut::finish`] of the requantized sum.
 #[inline(always)]
-fn out(acc: i32, o: usize, q: &ConvQ<'_>) -> i8 {
-    let v = sat_i8(q.out_zero.wrapping_add(requant(
-        acc.wrapping_add(q.bias[o]),
-        q.mult[o] as i32,
-        q.shift,
-    )));
-    match q.lut {
-        Some(t) => t[(v as i32 + 128) as usize],
-        None => v,
+fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
+    Y::finish(
+        q.out_zero.wrapping_add(requant(
+            acc.wrapping_add(q.bias[o]),
+            q.mult[o] as i32,
+            q.shift,
+        )),
+        q.lut,
+    )
+}
+
+/// The store step of the vector epilogues, per output element; the lanes hold
+/// `out_zero + requant(..)` (wrapping) before saturation.
+trait Out: ConvOut {
+    /// Saturates lanes 0..4 of `r` into `y[a..a + 4]` and lanes 4..8 into `y[b..b + 4]` (`a`
+    /// written first, so `a == b` stores lanes 4..8), then applies the table.
+    ///
+    /// # Safety
+    /// AVX2 available.
+    unsafe fn store4x2(y: &mut [Self], a: usize, b: usize, r: __m256i, lut: Option<&[i8]>);
+
+    /// Saturates the 16 lanes of `r0` then `r1` into `y[at..at + 16]`, then applies the table.
+    ///
+    /// # Safety
+    /// `at + 16 ≤ y.len()`; AVX2 available.
+    unsafe fn store16(y: &mut [Self], at: usize, r0: __m256i, r1: __m256i, lut: Option<&[i8]>);
+}
+
+impl Out for i8 {
+    #[inline(always)]
+    unsafe fn store4x2(y: &mut [i8], a: usize, b: usize, r: __m256i, lut: Option<&[i8]>) {
+        // SAFETY: register-only AVX2 operations; the stores go through bounds-checked slices.
+        unsafe {
+            let r = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_setzero_si256());
+            let v0 = _mm256_cvtsi256_si32(r);
+            let v1 = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r));
+            for (at, v) in [(a, v0), (b, v1)] {
+                let dst = &mut y[at..at + 4];
+                dst.copy_from_slice(&v.to_le_bytes().map(|b| b as i8));
+                apply_lut(dst, lut);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store16(y: &mut [i8], at: usize, r0: __m256i, r1: __m256i, lut: Option<&[i8]>) {
+        // SAFETY: y[at..at + 16] is in bounds (this function's contract).
+        unsafe { _mm_storeu_si128(y.as_mut_ptr().add(at) as *mut __m128i, sat16(r0, r1)) };
+        apply_lut(&mut y[at..at + 16], lut);
+    }
+}
+
+impl Out for i16 {
+    #[inline(always)]
+    unsafe fn store4x2(y: &mut [i16], a: usize, b: usize, r: __m256i, _lut: Option<&[i8]>) {
+        // SAFETY: register-only AVX2 operations; each 8-byte store goes to a 4-element slice
+        // taken with bounds checks.
+        unsafe {
+            // Per 128-bit half: [s0 s1 s2 s3 s0 s1 s2 s3] saturated to i16.
+            let t = _mm256_packs_epi32(r, r);
+            for (at, h) in [
+                (a, _mm256_castsi256_si128(t)),
+                (b, _mm256_extracti128_si256::<1>(t)),
+            ] {
+                let dst = &mut y[at..at + 4];
+                _mm_storel_epi64(dst.as_mut_ptr() as *mut __m128i, h);
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store16(y: &mut [i16], at: usize, r0: __m256i, r1: __m256i, _lut: Option<&[i8]>) {
+        // SAFETY: register-only AVX2 operations; y[at..at + 16] (32 bytes) is in bounds (this
+        // function's contract).
+        unsafe {
+            // vpackssdw packs within 128-bit halves: [r0 0..4, r1 0..4 | r0 4..8, r1 4..8];
+            // the 64-bit permute (0, 2, 1, 3) restores the order.
+            let t = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(r0, r1));
+            _mm256_storeu_si256(y.as_mut_ptr().add(at) as *mut __m256i, t);
+        }
     }
 }
 
@@ -198,12 +328,12 @@ unsafe fn hsum(v: __m256i) -> i32 {
 /// # Safety
 /// `o0 + TO ≤ c_out`, `p0 + TP ≤ pixels`, shapes validated; AVX2 available.
 #[inline(always)]
-unsafe fn tile<const TO: usize, const TP: usize>(
+unsafe fn tile<Y: Out, const TO: usize, const TP: usize>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     o0: usize,
     p0: usize,
 ) {
@@ -241,18 +371,19 @@ unsafe fn tile<const TO: usize, const TP: usize>(
 
 /// Outputs `o0..o0+4` of pixels `p0..p0+TP` (`TP` in 1..=2), with the vectorized epilogue:
 /// the four accumulators of a pixel are reduced with `vphaddd` (two pixels per register), then
-/// bias, [`Rq`], saturation, a 4-byte store per pixel and the optional table.
+/// bias, [`Rq`] and [`Out::store4x2`] (saturation, a 4-element store per pixel, the optional
+/// table).
 ///
 /// # Safety
 /// `o0 + 4 ≤ c_out`, `p0 + TP ≤ pixels`, shapes validated; AVX2 available.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile4<const TP: usize>(
+unsafe fn tile4<Y: Out, const TP: usize>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     o0: usize,
     p0: usize,
     rq: Rq,
@@ -308,14 +439,8 @@ unsafe fn tile4<const TP: usize>(
                 s = _mm256_add_epi32(s, _mm256_loadu_si256(t.as_ptr() as *const __m256i));
             }
             let r = rq.apply(_mm256_add_epi32(s, bias), mult);
-            let r = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_setzero_si256());
-            let v0 = _mm256_cvtsi256_si32(r);
-            let v1 = _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(r));
-            for (pp, v) in [(p, v0), (p1, v1)] {
-                let dst = &mut y[(p0 + pp) * c_out + o0..(p0 + pp) * c_out + o0 + 4];
-                dst.copy_from_slice(&v.to_le_bytes().map(|b| b as i8));
-                apply_lut(dst, q.lut);
-            }
+            let (a, b) = ((p0 + p) * c_out + o0, (p0 + p1) * c_out + o0);
+            Y::store4x2(y, a, b, r, q.lut);
             p += 2;
         }
     }
@@ -324,7 +449,14 @@ unsafe fn tile4<const TP: usize>(
 /// # Safety
 /// Shapes validated; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], pixels: usize) {
+unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
     // Pixel blocks keep a block of x in L1/L2 while all weight rows stream past it.
     const PB: usize = 48;
     // SAFETY: AVX2 available (this function's contract).
@@ -346,22 +478,22 @@ unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], 
                 let ot = o.min(c_out - 4);
                 let mut p = pb;
                 while p + 2 <= pe {
-                    tile4::<2>(x, c_in, q, c_out, y, ot, p, rq);
+                    tile4::<Y, 2>(x, c_in, q, c_out, y, ot, p, rq);
                     p += 2;
                 }
                 if p < pe {
-                    tile4::<1>(x, c_in, q, c_out, y, ot, p, rq);
+                    tile4::<Y, 1>(x, c_in, q, c_out, y, ot, p, rq);
                 }
                 o += 4;
             }
             while o < c_out {
                 let mut p = pb;
                 while p + 3 <= pe {
-                    tile::<1, 3>(x, c_in, q, c_out, y, o, p);
+                    tile::<Y, 1, 3>(x, c_in, q, c_out, y, o, p);
                     p += 3;
                 }
                 while p < pe {
-                    tile::<1, 1>(x, c_in, q, c_out, y, o, p);
+                    tile::<Y, 1, 1>(x, c_in, q, c_out, y, o, p);
                     p += 1;
                 }
                 o += 1;
@@ -392,12 +524,12 @@ const PK_MAX: usize = 512;
 /// # Safety
 /// Shapes validated, `c_in ≤ PK_MAX`, `c_out ≥ NR`; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn packed(
+unsafe fn packed<Y: Out>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     pixels: usize,
     rq: Rq,
 ) {
@@ -427,7 +559,7 @@ unsafe fn packed(
             });
             let mut p = 0;
             while p + MR <= pixels {
-                ptile::<MR>(
+                ptile::<Y, MR>(
                     x,
                     c_in,
                     kp,
@@ -443,7 +575,7 @@ unsafe fn packed(
                 p += MR;
             }
             while p < pixels {
-                ptile::<1>(
+                ptile::<Y, 1>(
                     x,
                     c_in,
                     kp,
@@ -473,7 +605,7 @@ type PanelOut = ([__m256i; 2], [__m256i; 2], Rq);
 /// `kp = 2·⌈c_in/2⌉ ≤ PK_MAX`; AVX2 available.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn ptile<const TP: usize>(
+unsafe fn ptile<Y: Out, const TP: usize>(
     x: &[i8],
     c_in: usize,
     kp: usize,
@@ -481,7 +613,7 @@ unsafe fn ptile<const TP: usize>(
     xt: &mut [i16],
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     o0: usize,
     p0: usize,
     (bias, mult, rq): PanelOut,
@@ -521,22 +653,7 @@ unsafe fn ptile<const TP: usize>(
         for (p, a) in acc.iter().enumerate() {
             let r0 = rq.apply(_mm256_add_epi32(a[0], bias[0]), mult[0]);
             let r1 = rq.apply(_mm256_add_epi32(a[1], bias[1]), mult[1]);
-            let at = (p0 + p) * c_out + o0;
-            _mm_storeu_si128(y.as_mut_ptr().add(at) as *mut __m128i, sat16(r0, r1));
-            apply_lut(&mut y[at..at + NR], q.lut);
+            Y::store16(y, (p0 + p) * c_out + o0, r0, r1, q.lut);
         }
     }
-}
-
-/// AVX2 int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]); `false` when
-/// not taken (the caller runs the portable kernel). Shapes validated by the caller.
-pub(crate) fn pointwise_i16(
-    _x: &[i8],
-    _c_in: usize,
-    _q: &ConvQ<'_>,
-    _c_out: usize,
-    _y: &mut [i16],
-    _pixels: usize,
-) -> bool {
-    false
 }
