@@ -4,7 +4,11 @@
 //! tile, the 4-lane and 16-channel depthwise blocks, 1 and > 64), pixels 1..=361 (every
 //! remainder of the 8-pixel tile), grids 1..=19 including 1×1, both strides — in f32 and with
 //! f16 storage in the combinations the f16 models use. The int8 half is
-//! `perf::kernel_selftest`, which calls `ldp_core::quant::neon::pointwise_neon` on AArch64.
+//! `perf::kernel_selftest`, which calls `ldp_core::quant::neon::pointwise_neon` on AArch64;
+//! this file adds the int8 pointwise convs with an `i16` output (`i16_pointwise`: the
+//! dispatching `ldp_core::quant::kernels::pointwise::<i16>`, i.e. the NEON kernel's `i16`
+//! store, against `pointwise_reference::<i16>`, bit for bit, with random shifts 1..=62, zero
+//! points, multipliers of both signs and results saturating int16).
 //!
 //! * Pointwise: the NEON GEMM sums with FMA (one rounding per channel instead of two), so each
 //!   output must be within `1e-5 · max|y_ref|` of the reference (plus one f16 ulp of the value
@@ -23,6 +27,7 @@ use half::f16;
 use ldp_core::kernels::activation::Activation;
 use ldp_core::kernels::depthwise::{self, DwShape};
 use ldp_core::kernels::pointwise;
+use ldp_core::quant::kernels::{self as qk, ConvQ};
 use ldp_core::Elem;
 
 /// Largest channel count of the random shapes.
@@ -73,6 +78,31 @@ static mut BUFS: All = All {
     bias: [0.0; BIG_K],
 };
 
+/// `c_in` of the wide int8 → i16 pointwise cases.
+const I16_BIG_K: usize = 1024;
+
+/// Buffers of the int8 pointwise cases with an `i16` output.
+struct I16Bufs {
+    x: [i8; NX],
+    w: [i8; I16_BIG_K * 12],
+    bias: [i32; C],
+    mult: [i16; C],
+    y: [i16; NX + GUARD],
+    y_ref: [i16; NX + GUARD],
+}
+
+static mut I16_BUFS: I16Bufs = I16Bufs {
+    x: [0; NX],
+    w: [0; I16_BIG_K * 12],
+    bias: [0; C],
+    mult: [0; C],
+    y: [0; NX + GUARD],
+    y_ref: [0; NX + GUARD],
+};
+
+/// The canary after the `i16` outputs.
+const I16_CANARY: i16 = 0x5a5a;
+
 /// Case counts and failures of the float self-test.
 #[derive(Default)]
 pub struct Counts {
@@ -80,6 +110,8 @@ pub struct Counts {
     pub f32_depthwise: usize,
     pub f16_pointwise: usize,
     pub f16_depthwise: usize,
+    /// Int8 pointwise convs with an `i16` output.
+    pub i16_pointwise: usize,
     pub failures: usize,
 }
 
@@ -395,5 +427,77 @@ pub fn run() -> Counts {
             );
         }
     }
+
+    i16_pointwise(&mut r, &mut k);
     k
+}
+
+/// Int8 pointwise convs with an `i16` output: the dispatching kernel (NEON) against the
+/// reference, bit for bit, on shapes with channels 1..=67 (every remainder of the 4-output
+/// tile and the 16-channel block), pixels 1..=361 and `c_in` 1024.
+fn i16_pointwise(r: &mut Rng, k: &mut Counts) {
+    // SAFETY: the only reference to `I16_BUFS`, taken once per run (run once per boot).
+    let b: &mut I16Bufs = unsafe { &mut *addr_of_mut!(I16_BUFS) };
+    for case in 0..160usize {
+        let (pixels, c_in, c_out) = match case {
+            0..=5 => (r.range(1, 9), I16_BIG_K, r.range(1, 12)),
+            6..=11 => (1, r.range(1, C), r.range(1, C)),
+            _ if case % 4 == 0 => (r.range(1, 17), r.range(1, C), r.range(1, C)),
+            _ => (r.range(1, G) * r.range(1, G), r.range(1, C), r.range(1, C)),
+        };
+        let shift = match r.next() % 4 {
+            0 => r.range(1, 62) as i32,
+            1 => r.range(1, 15) as i32,
+            _ => r.range(8, 24) as i32,
+        };
+        let out_zero = match r.next() % 4 {
+            0 => 0,
+            1 => r.range(0, 80_000) as i32 - 40_000,
+            _ => r.range(0, 600) as i32 - 300,
+        };
+        let (x, w) = (&mut b.x[..pixels * c_in], &mut b.w[..c_in * c_out]);
+        for v in x.iter_mut().chain(w.iter_mut()) {
+            *v = r.next() as u8 as i8;
+        }
+        if case % 8 == 1 {
+            // Extreme inputs: int16 saturation at both ends.
+            x[..c_in].fill(-128);
+            w[..c_in].fill(-128);
+        }
+        for o in 0..c_out {
+            b.bias[o] = (r.next() as i32) >> (4 + r.next() % 16);
+            b.mult[o] = r.next() as i16;
+        }
+        let q = ConvQ {
+            weight: w,
+            bias: &b.bias[..c_out],
+            mult: &b.mult[..c_out],
+            shift,
+            in_zero: 0,
+            out_zero,
+            lut: None,
+        };
+        let n = pixels * c_out;
+        b.y[..n].fill(0);
+        b.y_ref[..n].fill(1);
+        b.y[n..n + GUARD].fill(I16_CANARY);
+        b.y_ref[n..n + GUARD].fill(I16_CANARY);
+        let fast = qk::pointwise::<i16>(x, c_in, &q, c_out, &mut b.y[..n]);
+        let reference = qk::pointwise_reference::<i16>(x, c_in, &q, c_out, &mut b.y_ref[..n]);
+        let ok = fast.is_ok()
+            && reference.is_ok()
+            && b.y[..n] == b.y_ref[..n]
+            && b.y[n..n + GUARD]
+                .iter()
+                .chain(&b.y_ref[n..n + GUARD])
+                .all(|&v| v == I16_CANARY);
+        k.i16_pointwise += 1;
+        if !ok {
+            k.failures += 1;
+            error!(
+                "self-test: int8 -> i16 pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}, zero {=i32}: differs from the reference",
+                pixels, c_in, c_out, shift, out_zero
+            );
+        }
+    }
 }

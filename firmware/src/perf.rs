@@ -3,12 +3,14 @@
 //! model run layer by layer with an instruction marker after each layer.
 //!
 //! Output (all `println!`, parsed by `xtask/src/perf.rs`):
-//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N failures=N`;
+//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N
+//!   i16_pointwise=N failures=N` (`i16_pointwise`: int8 pointwise convs with an `i16` output);
 //!   on AArch64 (`qemu-a53`) `SELFTEST board=… kernels=neon pointwise=N depthwise=N norm_add=N
-//!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N failures=N`: the int8
-//!   pointwise cases call the NEON kernel (`quant::neon::pointwise_neon`) directly, and
-//!   `src/neon_selftest.rs` adds the f32/f16 NEON pointwise and depthwise kernels (`f16_*`:
-//!   cases with f16 storage). `failures` counts every case of the line.
+//!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N i16_pointwise=N
+//!   failures=N`: the int8 pointwise cases call the NEON kernel (`quant::neon::pointwise_neon`)
+//!   directly, and `src/neon_selftest.rs` adds the f32/f16 NEON pointwise and depthwise kernels
+//!   (`f16_*`: cases with f16 storage) and the int8 pointwise convs with an `i16` output
+//!   (`i16_pointwise`). `failures` counts every case of the line.
 //! * per int8 model: `PERFMODEL board=… arch=… dtype=int8 marks=K` (the model executes `K`
 //!   markers: one before the forward pass, one after each layer, one after the return), then one
 //!   `PERFSEG board=… arch=… index=i layer=<name> kind=<kind> macs=<n>` per segment between two
@@ -68,6 +70,16 @@ static mut ST: SelfTestBufs = SelfTestBufs {
     gamma: [0; 256],
     beta: [0; 256],
 };
+
+/// Outputs of the int8 → `i16` pointwise cases on Cortex-M (on AArch64 they are in
+/// `neon_selftest`).
+#[cfg(not(target_arch = "aarch64"))]
+const ST_Y16: usize = 4096;
+
+/// `(y, y_ref)` of the `i16` cases.
+#[cfg(not(target_arch = "aarch64"))]
+static mut ST_Y16_BUFS: ([i16; ST_Y16 + ST_GUARD], [i16; ST_Y16 + ST_GUARD]) =
+    ([0; ST_Y16 + ST_GUARD], [0; ST_Y16 + ST_GUARD]);
 
 /// xorshift64.
 struct Rng(u64);
@@ -320,21 +332,26 @@ fn kernel_selftest() -> bool {
         n_other += 1;
     }
     #[cfg(not(target_arch = "aarch64"))]
-    println!(
-        "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} failures={=usize}",
-        models::BOARD,
-        kernels_name(),
-        n_pw,
-        n_dw,
-        n_other,
-        failures
-    );
+    {
+        let (n_pw16, f16) = i16_pointwise_selftest(&mut r, b);
+        failures += f16;
+        println!(
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} failures={=usize}",
+            models::BOARD,
+            kernels_name(),
+            n_pw,
+            n_dw,
+            n_other,
+            n_pw16,
+            failures
+        );
+    }
     #[cfg(target_arch = "aarch64")]
     {
         let f = crate::neon_selftest::run();
         failures += f.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
@@ -344,10 +361,92 @@ fn kernel_selftest() -> bool {
             f.f32_depthwise,
             f.f16_pointwise,
             f.f16_depthwise,
+            f.i16_pointwise,
             failures
         );
     }
     failures == 0
+}
+
+/// Int8 pointwise convs with an `i16` output (the dispatching kernel: the DSP kernel where this
+/// build has one) against the reference, bit for bit: channels 1..=67, `c_in` 1000/1024, odd
+/// and single pixels, shifts 1..=62, multipliers of both signs, results saturating int16.
+/// Returns `(cases, failures)`.
+#[cfg(not(target_arch = "aarch64"))]
+fn i16_pointwise_selftest(r: &mut Rng, b: &mut SelfTestBufs) -> (usize, usize) {
+    use ldp_core::quant::kernels::pointwise;
+    // SAFETY: the only reference to `ST_Y16_BUFS`, taken once (the self-test runs once).
+    let (y, y_ref) = unsafe { &mut *addr_of_mut!(ST_Y16_BUFS) };
+    let (mut cases, mut failures) = (0usize, 0usize);
+    for case in 0..120usize {
+        let (c_in, c_out, pixels) = match case {
+            0 => (1024, 4, 3),
+            1 => (1000, 3, 4),
+            2 => (ST_C, ST_C, 61),
+            _ => {
+                let c_out = r.range(1, ST_C as i32) as usize;
+                let max_px = (ST_Y16 / c_out).min(ST_G * ST_G) as i32;
+                let px = if case % 5 == 0 {
+                    1
+                } else {
+                    r.range(1, max_px) as usize
+                };
+                (r.range(1, ST_C as i32) as usize, c_out, px)
+            }
+        };
+        let shift = match r.next() % 4 {
+            0 => r.range(1, 62),
+            1 => r.range(1, 15),
+            _ => r.range(8, 24),
+        };
+        let out_zero = match r.next() % 4 {
+            0 => 0,
+            1 => r.range(-40_000, 40_000),
+            _ => r.range(-300, 300),
+        };
+        for o in 0..c_out {
+            b.bias[o] = (r.next() as i32) >> (4 + r.next() % 16);
+            b.mult[o] = r.next() as i16;
+        }
+        r.fill(&mut b.x[..pixels * c_in]);
+        r.fill(&mut b.w[..c_in * c_out]);
+        if case % 8 == 1 {
+            // Extreme inputs: int16 saturation at both ends.
+            b.x[..c_in].fill(-128);
+            b.w[..c_in].fill(-128);
+        }
+        let q = ConvQ {
+            weight: &b.w[..c_in * c_out],
+            bias: &b.bias[..c_out],
+            mult: &b.mult[..c_out],
+            shift,
+            in_zero: 0,
+            out_zero,
+            lut: None,
+        };
+        let n = pixels * c_out;
+        let x = &b.x[..pixels * c_in];
+        y[..n].fill(0);
+        y_ref[..n].fill(1);
+        y[n..n + ST_GUARD].fill(0x5a5a);
+        y_ref[n..n + ST_GUARD].fill(0x5a5a);
+        let ok = pointwise::<i16>(x, c_in, &q, c_out, &mut y[..n]).is_ok()
+            && pointwise_reference::<i16>(x, c_in, &q, c_out, &mut y_ref[..n]).is_ok()
+            && y[..n] == y_ref[..n]
+            && y[n..n + ST_GUARD]
+                .iter()
+                .chain(&y_ref[n..n + ST_GUARD])
+                .all(|&v| v == 0x5a5a);
+        if !ok {
+            failures += 1;
+            error!(
+                "self-test: int8 -> i16 pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}: differs from the reference",
+                pixels, c_in, c_out, shift
+            );
+        }
+        cases += 1;
+    }
+    (cases, failures)
 }
 
 fn kernels_name() -> &'static str {

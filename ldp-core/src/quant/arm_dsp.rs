@@ -24,6 +24,9 @@
 //! two pixels' inputs likewise (once per block); the inner loop is then `LDM` (2 input words) +
 //! `LDM` (3 weight words) + 6 `SMLAD` per 2 channels: 0.67 instructions per MAC plus loop and
 //! requantization (in the same `asm!` block per tile). Stack: 12 KiB. Takes `c_in ≤ 1024`.
+//! Convs with an `i16` output ([`pointwise_i16`]) share the staging, the tiling and the inner
+//! loop ([`pw_tile`]); their requantization (exact for every shift, see [`Rq`]), zero point and
+//! int16 saturation are Rust after each tile.
 //!
 //! **Depthwise 3×3** (NHWC, stride 1 or 2, padding 1): 4 channels per 32-bit word. For each
 //! output pixel and channel quad, tap pairs are formed with `PKHBT`/`PKHTB` + `SXTB16` (two
@@ -39,7 +42,7 @@
 //! [`resize_bilinear`]).
 
 use super::fixed::{requant, sat_i8};
-use super::kernels::ConvQ;
+use super::kernels::{ConvOut, ConvQ};
 use crate::kernels::depthwise::DwShape;
 
 /// The first line of every `asm!` block: Armv7E-M has the DSP instructions; for Armv8-M
@@ -621,18 +624,79 @@ unsafe fn pw_tiles(
     }
 }
 
-#[cfg_attr(not(ldp_arm_dsp), allow(dead_code))]
-/// DSP int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]); `false` when not
-/// taken (the caller runs the portable kernel). Shapes validated by the caller.
+/// DSP int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]); `false` (nothing
+/// written) when the shape is not taken (`c_in > 1024`): the caller runs the portable kernel.
+/// Shapes validated by the caller.
+///
+/// The same staging and tiling as the int8 [`pointwise`]; each 2 × 3 tile is accumulated by
+/// [`pw_tile`] (the same `SMLAD` inner loop), then requantized in Rust ([`Rq`], exact for every
+/// shift), the output zero point added and saturated to int16 (`ConvOut::finish`).
 pub(crate) fn pointwise_i16(
-    _x: &[i8],
-    _c_in: usize,
-    _q: &ConvQ<'_>,
-    _c_out: usize,
-    _y: &mut [i16],
-    _pixels: usize,
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+    pixels: usize,
 ) -> bool {
-    false
+    pointwise_impl(x, c_in, q, c_out, y, pixels)
+}
+
+/// The output types of the DSP pointwise kernel.
+trait PwOut: ConvOut {
+    /// `y` as bytes when the type is `i8`: pixel pairs then take the `asm!` kernel
+    /// [`pw_tiles`], which requantizes and stores bytes.
+    fn bytes(y: &mut [Self]) -> Option<&mut [i8]>;
+}
+
+impl PwOut for i8 {
+    #[inline(always)]
+    fn bytes(y: &mut [i8]) -> Option<&mut [i8]> {
+        Some(y)
+    }
+}
+
+impl PwOut for i16 {
+    #[inline(always)]
+    fn bytes(_: &mut [i16]) -> Option<&mut [i8]> {
+        None
+    }
+}
+
+/// `sat(z_out + v)` in the output type (and the table, `i8` only).
+#[inline(always)]
+fn out_val<Y: ConvOut>(v: i32, q: &ConvQ<'_>) -> Y {
+    Y::finish(q.out_zero.wrapping_add(v), q.lut)
+}
+
+/// Full tiles of one pixel pair in Rust after [`pw_tile`] (any output type): `tiles` as in
+/// [`pw_tiles`], `y0`/`y1` the outputs of the two pixels starting at the first tile's channel
+/// 0 (3 per tile). `req` is `Rq::apply` for one mode (monomorphized: no per-output dispatch).
+#[inline(always)]
+fn pw_tiles_rust<Y: ConvOut>(
+    xs: &[u32],
+    tiles: &[u32],
+    tile_words: usize,
+    y0: &mut [Y],
+    y1: &mut [Y],
+    q: &ConvQ<'_>,
+    req: impl Fn(i32, i32) -> i32,
+) {
+    let it = tiles
+        .chunks_exact(tile_words)
+        .zip(y0.chunks_exact_mut(PW_TO))
+        .zip(y1.chunks_exact_mut(PW_TO));
+    for ((tile, r0), r1) in it {
+        let (head, rest) = tile.split_at(PW_HEAD);
+        let (body, tail) = rest.split_at(rest.len() - PW_TO);
+        let b = [head[0], head[1], head[2], head[3], head[4], head[5]].map(|v| v as i32);
+        let acc = pw_tile(xs, body, b);
+        for j in 0..PW_TO {
+            let m = tail[j] as i32;
+            r0[j] = out_val(req(acc[j], m), q);
+            r1[j] = out_val(req(acc[PW_TO + j], m), q);
+        }
+    }
 }
 
 /// DSP int8 pointwise conv; shapes validated by the caller. `false` (nothing written) when
@@ -643,6 +707,18 @@ pub(crate) fn pointwise(
     q: &ConvQ<'_>,
     c_out: usize,
     y: &mut [i8],
+    pixels: usize,
+) -> bool {
+    pointwise_impl(x, c_in, q, c_out, y, pixels)
+}
+
+/// [`pointwise`] and [`pointwise_i16`].
+fn pointwise_impl<Y: PwOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
     pixels: usize,
 ) -> bool {
     let k = c_in.div_ceil(16) * 16;
@@ -687,29 +763,63 @@ pub(crate) fn pointwise(
         while p < pixels {
             let two = p + 1 < pixels;
             pw_stage_x(xs, x, c_in, p, two);
+            let runs = [
+                (0, regular, p * c_out + PW_TO * t0),
+                (regular, nt, p * c_out + c_out - PW_TO),
+            ];
             if two && c_out >= PW_TO && rq.mode != RqMode::Generic {
-                let runs = [
-                    (0, regular, p * c_out + PW_TO * t0),
-                    (regular, nt, p * c_out + c_out - PW_TO),
-                ];
+                if let Some(y) = Y::bytes(y) {
+                    for (from, to, at) in runs {
+                        if from == to {
+                            continue;
+                        }
+                        // Checked: the 3 bytes per tile of both pixels are inside y.
+                        let _ = &y[at + c_out..at + c_out + PW_TO * (to - from)];
+                        // SAFETY: just checked.
+                        unsafe {
+                            pw_tiles(
+                                xs,
+                                &block[from * tile_words..to * tile_words],
+                                tile_words,
+                                y[at..].as_mut_ptr(),
+                                c_out,
+                                &rq,
+                                q,
+                            )
+                        };
+                    }
+                    p += 2;
+                    continue;
+                }
+            }
+            if two && c_out >= PW_TO {
+                // `i16` outputs (and `i8` with a shift below 16): the same tiles, each
+                // accumulated by `pw_tile`, requantized in Rust.
                 for (from, to, at) in runs {
                     if from == to {
                         continue;
                     }
-                    // Checked: the 3 bytes per tile of both pixels are inside y.
-                    let _ = &y[at + c_out..at + c_out + PW_TO * (to - from)];
-                    // SAFETY: just checked.
-                    unsafe {
-                        pw_tiles(
-                            xs,
-                            &block[from * tile_words..to * tile_words],
-                            tile_words,
-                            y[at..].as_mut_ptr(),
-                            c_out,
-                            &rq,
-                            q,
-                        )
-                    };
+                    let n = PW_TO * (to - from);
+                    let (r0, r1) = y[at..].split_at_mut(c_out);
+                    let (r0, r1) = (&mut r0[..n], &mut r1[..n]);
+                    let tiles = &block[from * tile_words..to * tile_words];
+                    match rq.mode {
+                        RqMode::Mulr => {
+                            pw_tiles_rust(xs, tiles, tile_words, r0, r1, q, smmulr);
+                        }
+                        RqMode::Mla => {
+                            let (hi, down) = (rq.round_hi, rq.down);
+                            pw_tiles_rust(xs, tiles, tile_words, r0, r1, q, |a, m| {
+                                smmla(a, m, hi) >> down
+                            });
+                        }
+                        RqMode::Generic => {
+                            let s = rq.shift;
+                            pw_tiles_rust(xs, tiles, tile_words, r0, r1, q, |a, m| {
+                                requant(a, m, s)
+                            });
+                        }
+                    }
                 }
                 p += 2;
                 continue;
@@ -731,12 +841,12 @@ pub(crate) fn pointwise(
                 );
                 let row = &mut y[p * c_out + o..p * c_out + o + n];
                 for j in 0..n {
-                    row[j] = out_byte(rq.apply(acc[j], mp[j]), q);
+                    row[j] = out_val(rq.apply(acc[j], mp[j]), q);
                 }
                 if two {
                     let row = &mut y[(p + 1) * c_out + o..(p + 1) * c_out + o + n];
                     for j in 0..n {
-                        row[j] = out_byte(rq.apply(acc[3 + j], mp[j]), q);
+                        row[j] = out_val(rq.apply(acc[3 + j], mp[j]), q);
                     }
                 }
             }
@@ -1829,6 +1939,105 @@ mod tests {
             assert_eq!(got, want);
         }
         assert!(!pointwise(
+            &[0; 1025],
+            1025,
+            &Params::new(&mut r, 1025, 1).conv(),
+            1,
+            &mut [0],
+            1
+        ));
+    }
+
+    /// Int8 pointwise convs with an `i16` output: no table, any shift in `1..=62` (and
+    /// out-of-range shifts, clamped), multipliers of either sign, large biases and zero points
+    /// so that results saturate at both ends of int16.
+    fn params_i16(r: &mut Rng, c_in: usize, c_out: usize) -> Params {
+        let mut p = Params::new(r, c_in * c_out, c_out);
+        p.lut = None;
+        p.shift = match r.next() % 8 {
+            0 => r.range(-3, 66) as i32,
+            1 => r.range(1, 15) as i32,
+            2 => r.range(33, 62) as i32,
+            3 => r.range(1, 62) as i32,
+            _ => r.range(8, 24) as i32,
+        };
+        if r.next() % 3 == 0 {
+            p.mult = (0..c_out).map(|_| r.next() as i16).collect();
+        }
+        if r.next() % 4 == 0 {
+            p.bias = (0..c_out).map(|_| r.next() as i32 >> 4).collect();
+        }
+        p.out_zero = match r.next() % 4 {
+            0 => 0,
+            1 => r.range(-40_000, 40_000) as i32,
+            _ => r.range(-300, 300) as i32,
+        };
+        p
+    }
+
+    fn check_i16(x: &[i8], c_in: usize, p: &Params, c_out: usize, pixels: usize) -> usize {
+        let mut want = vec![0i16; pixels * c_out];
+        let mut got = vec![0x5a5ai16; pixels * c_out];
+        pointwise_reference(x, c_in, &p.conv(), c_out, &mut want).unwrap();
+        assert!(pointwise_i16(x, c_in, &p.conv(), c_out, &mut got, pixels));
+        assert_eq!(
+            got, want,
+            "{pixels} px, {c_in} -> {c_out}, shift {}, z {}",
+            p.shift, p.out_zero
+        );
+        want.iter()
+            .filter(|&&v| v == i16::MIN || v == i16::MAX)
+            .count()
+    }
+
+    #[test]
+    fn pointwise_i16_matches_reference() {
+        let mut r = Rng(0x51ed_2701_a5a5_0f0f);
+        let mut saturated = 0;
+        for case in 0..400 {
+            let c_in = if case % 23 == 0 {
+                r.range(100, 1024) as usize
+            } else {
+                r.range(1, 67) as usize
+            };
+            let c_out = match case % 7 {
+                0 => r.range(1, 2) as usize,
+                1 => 3 * r.range(1, 20) as usize + r.range(1, 2) as usize,
+                _ => r.range(1, 67) as usize,
+            };
+            let pixels = match case % 5 {
+                0 => 1,
+                1 => 2 * r.range(1, 40) as usize + 1,
+                _ => r.range(1, 19 * 19) as usize,
+            };
+            let pixels = if c_in > 67 { pixels.min(9) } else { pixels };
+            let x = r.i8s(pixels * c_in);
+            let p = params_i16(&mut r, c_in, c_out);
+            saturated += check_i16(&x, c_in, &p, c_out, pixels);
+        }
+        assert!(saturated > 1000, "{saturated}");
+        // Every shift, both requantization forms and `fixed::requant` (shift < 16).
+        for shift in 1..=62 {
+            let (c_in, c_out, pixels) = (40, 7, 5);
+            let x = r.i8s(pixels * c_in);
+            let mut p = params_i16(&mut r, c_in, c_out);
+            p.shift = shift;
+            p.mult = (0..c_out).map(|_| r.next() as i16).collect();
+            p.mult[0] = i16::MIN;
+            p.mult[1] = i16::MAX;
+            check_i16(&x, c_in, &p, c_out, pixels);
+        }
+        // Wide inputs: the staged block holds a single tile; extreme inputs saturate.
+        for c_in in [500, 1023, 1024] {
+            let (c_out, pixels) = (5, 3);
+            let mut x = r.i8s(pixels * c_in);
+            x[..c_in].fill(-128);
+            let mut p = params_i16(&mut r, c_in, c_out);
+            p.weight[..c_in].fill(-128);
+            p.shift = 10;
+            check_i16(&x, c_in, &p, c_out, pixels);
+        }
+        assert!(!pointwise_i16(
             &[0; 1025],
             1025,
             &Params::new(&mut r, 1025, 1).conv(),

@@ -9,11 +9,15 @@
 //! the reference's `wrapping_add`; bias, requantization and table are the reference's scalar
 //! code, so the outputs are bit-identical. The Cortex-A53 has no `sdot`; see the module docs
 //! of [`super`] for the determinism rule.
+//!
+//! Both output types of [`super::kernels::ConvOut`] take the same kernel (generic over the
+//! store): `i8` saturates with `vqmovn_s32` + `vqmovn_s16` (then the optional table), `i16` with
+//! `vqmovn_s32` and stores with `vst1_s16` ([`pointwise_i16`]).
 
 use core::arch::aarch64::*;
 
-use super::fixed::{requant, sat_i8};
-use super::kernels::ConvQ;
+use super::fixed::requant;
+use super::kernels::{ConvOut, ConvQ};
 use crate::error::{check_len, Error};
 
 /// Runs the NEON kernel (`false` only if the target lacks NEON). Shapes validated by the caller.
@@ -62,15 +66,55 @@ pub unsafe fn pointwise_neon(
 }
 
 #[inline(always)]
-fn out(acc: i32, o: usize, q: &ConvQ<'_>) -> i8 {
-    let v = sat_i8(q.out_zero.wrapping_add(requant(
-        acc.wrapping_add(q.bias[o]),
-        q.mult[o] as i32,
-        q.shift,
-    )));
-    match q.lut {
-        Some(t) => t[(v as i32 + 128) as usize],
-        None => v,
+fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
+    Y::finish(
+        q.out_zero.wrapping_add(requant(
+            acc.wrapping_add(q.bias[o]),
+            q.mult[o] as i32,
+            q.shift,
+        )),
+        q.lut,
+    )
+}
+
+/// The output types of the NEON kernel: how four requantized lanes (zero point added, not yet
+/// saturated) are stored.
+trait NeonOut: ConvOut {
+    /// Saturates the four lanes of `r` to the type (and applies the table, `i8` only) and
+    /// stores them to `dst[..4]`.
+    ///
+    /// # Safety
+    /// NEON available.
+    unsafe fn store4(r: int32x4_t, dst: &mut [Self], q: &ConvQ<'_>);
+}
+
+impl NeonOut for i8 {
+    #[inline(always)]
+    unsafe fn store4(r: int32x4_t, dst: &mut [i8], q: &ConvQ<'_>) {
+        // SAFETY: register operations and a store to a local array; NEON per the contract.
+        unsafe {
+            // Saturation to i8 in two steps (i32 → i16 → i8), like `sat_i8`.
+            let b = vqmovn_s16(vcombine_s16(vqmovn_s32(r), vdup_n_s16(0)));
+            let mut o8 = [0i8; 8];
+            vst1_s8(o8.as_mut_ptr(), b);
+            if let Some(t) = q.lut {
+                for e in o8.iter_mut().take(4) {
+                    *e = t[(*e as i32 + 128) as usize];
+                }
+            }
+            dst[..4].copy_from_slice(&o8[..4]);
+        }
+    }
+}
+
+impl NeonOut for i16 {
+    #[inline(always)]
+    unsafe fn store4(r: int32x4_t, dst: &mut [i16], _q: &ConvQ<'_>) {
+        let dst = &mut dst[..4];
+        // SAFETY: `dst` has 4 elements (just sliced): `vst1_s16` writes exactly those 8
+        // bytes (no alignment requirement). Saturation to i16 is `vqmovn_s32`, as the
+        // reference's clamp.
+        unsafe { vst1_s16(dst.as_mut_ptr(), vqmovn_s32(r)) };
     }
 }
 
@@ -79,12 +123,12 @@ fn out(acc: i32, o: usize, q: &ConvQ<'_>) -> i8 {
 /// # Safety
 /// `o0 + TO ≤ c_out`, `p0 + TP ≤ pixels`, shapes validated.
 #[inline(always)]
-unsafe fn tile<const TO: usize, const TP: usize>(
+unsafe fn tile<Y: NeonOut, const TO: usize, const TP: usize>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
-    y: &mut [i8],
+    y: &mut [Y],
     o0: usize,
     p0: usize,
 ) {
@@ -111,7 +155,7 @@ unsafe fn tile<const TO: usize, const TP: usize>(
         if TO == 4 {
             // Four outputs of a pixel in one vector: reduce, then requantize 4 lanes at once
             // with the reference's arithmetic (i64 product, + 2^(s-1), arithmetic shift,
-            // truncation to i32, wrapping + zero point, saturation to i8 in two steps).
+            // truncation to i32, wrapping + zero point, saturation to the output type).
             let sh = q.shift.clamp(1, 62) as i64;
             let round = vdupq_n_s64(1i64 << (sh - 1));
             let neg = vdupq_n_s64(-sh);
@@ -140,16 +184,8 @@ unsafe fn tile<const TO: usize, const TP: usize>(
                 );
                 let hi = vshlq_s64(vaddq_s64(vmull_high_s32(v, mult), round), neg);
                 let r = vaddq_s32(vcombine_s32(vmovn_s64(lo), vmovn_s64(hi)), zero);
-                let b = vqmovn_s16(vcombine_s16(vqmovn_s32(r), vdup_n_s16(0)));
-                let mut o8 = [0i8; 8];
-                vst1_s8(o8.as_mut_ptr(), b);
-                if let Some(t) = q.lut {
-                    for e in o8.iter_mut().take(4) {
-                        *e = t[(*e as i32 + 128) as usize];
-                    }
-                }
                 let dst = (p0 + p) * c_out + o0;
-                y[dst..dst + 4].copy_from_slice(&o8[..4]);
+                Y::store4(r, &mut y[dst..dst + 4], q);
             }
             return;
         }
@@ -168,44 +204,57 @@ unsafe fn tile<const TO: usize, const TP: usize>(
 /// # Safety
 /// Shapes validated; NEON available.
 #[target_feature(enable = "neon")]
-unsafe fn run(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], pixels: usize) {
+unsafe fn run<Y: NeonOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
     let mut o = 0;
     // SAFETY: every tile stays inside o < c_out and p < pixels.
     unsafe {
         while o + 4 <= c_out {
             let mut p = 0;
             while p + 2 <= pixels {
-                tile::<4, 2>(x, c_in, q, c_out, y, o, p);
+                tile::<Y, 4, 2>(x, c_in, q, c_out, y, o, p);
                 p += 2;
             }
             if p < pixels {
-                tile::<4, 1>(x, c_in, q, c_out, y, o, p);
+                tile::<Y, 4, 1>(x, c_in, q, c_out, y, o, p);
             }
             o += 4;
         }
         while o < c_out {
             let mut p = 0;
             while p + 2 <= pixels {
-                tile::<1, 2>(x, c_in, q, c_out, y, o, p);
+                tile::<Y, 1, 2>(x, c_in, q, c_out, y, o, p);
                 p += 2;
             }
             if p < pixels {
-                tile::<1, 1>(x, c_in, q, c_out, y, o, p);
+                tile::<Y, 1, 1>(x, c_in, q, c_out, y, o, p);
             }
             o += 1;
         }
     }
 }
 
-/// NEON int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]); `false` when
-/// not taken (the caller runs the portable kernel). Shapes validated by the caller.
+/// NEON int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]): the same
+/// kernel as [`pointwise`], storing the requantized lanes saturated to int16 (`vqmovn_s32`,
+/// `vst1_s16`). `false` only if the target lacks NEON. Shapes validated by the caller.
 pub(crate) fn pointwise_i16(
-    _x: &[i8],
-    _c_in: usize,
-    _q: &ConvQ<'_>,
-    _c_out: usize,
-    _y: &mut [i16],
-    _pixels: usize,
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+    pixels: usize,
 ) -> bool {
-    false
+    if !cfg!(target_feature = "neon") {
+        return false;
+    }
+    // SAFETY: as in `pointwise` (the caller validated the shapes and that there is no table).
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    true
 }
