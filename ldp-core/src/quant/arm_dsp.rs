@@ -763,9 +763,10 @@ fn pointwise_impl<Y: PwOut>(
         while p < pixels {
             let two = p + 1 < pixels;
             pw_stage_x(xs, x, c_in, p, two);
+            // Only used when `c_out ≥ PW_TO` (so the second origin does not underflow).
             let runs = [
                 (0, regular, p * c_out + PW_TO * t0),
-                (regular, nt, p * c_out + c_out - PW_TO),
+                (regular, nt, (p * c_out + c_out).saturating_sub(PW_TO)),
             ];
             if two && c_out >= PW_TO && rq.mode != RqMode::Generic {
                 if let Some(y) = Y::bytes(y) {

@@ -704,7 +704,9 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 
 /// Integer LayerNorm of 16-bit inputs `x: [pixels][c]` (a conv's [`ConvOut`] `i16` output) into
 /// int8 `y`: the definition in [`NormQ`] with `q` read as `i16` (`S2 < C·2³⁰`, so every
-/// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale.
+/// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale. A fused
+/// table (GELU, Hardswish) is applied to the unrounded output by linear interpolation
+/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too.
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
@@ -723,11 +725,47 @@ pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Resul
             s2 += (v as i64) * (v as i64);
         }
         let (s1, inv, k) = ln_stats(cc, e, s1, s2);
-        for (i, (o, &v)) in out.iter_mut().zip(px).enumerate() {
-            *o = ln_out(cc * v as i64 - s1, inv, k, i, q);
+        match q.lut {
+            None => {
+                for (i, (o, &v)) in out.iter_mut().zip(px).enumerate() {
+                    *o = ln_out(cc * v as i64 - s1, inv, k, i, q);
+                }
+            }
+            Some(t) => {
+                for (i, (o, &v)) in out.iter_mut().zip(px).enumerate() {
+                    *o = ln_out_lerp(cc * v as i64 - s1, inv, k, i, q, t);
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// [`ln_out`] followed by a table, without rounding in between: the normalized value with 8
+/// fractional bits of the table's input step, `u = z_out·256 + round(acc / 2^(T−8))`, clamped
+/// to the table's range, and the output interpolated linearly between the two entries around it:
+/// `t[⌊u/256⌋] + ⌊((t[⌊u/256⌋+1] − t[⌊u/256⌋])·(u mod 256) + 128) / 256⌋`. The table is the
+/// same 256-entry table (its entries are the function at the int8 grid points); only the
+/// rounding of LayerNorm's output to that grid is gone.
+#[inline(always)]
+fn ln_out_lerp(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>, t: &[i8]) -> i8 {
+    let xh = requant64(num.wrapping_mul(inv), 46 - k);
+    let acc = xh
+        .wrapping_mul(q.gamma[i] as i64)
+        .wrapping_add((q.beta[i] as i64) << 16);
+    let v8 = if q.shift > 8 {
+        requant64(acc, q.shift - 8)
+    } else {
+        acc.wrapping_shl((8 - q.shift.max(0)) as u32)
+    };
+    let u = ((q.out_zero as i64) << 8)
+        .wrapping_add(v8)
+        .clamp(-128 << 8, 127 << 8);
+    let j = ((u >> 8) + 128) as usize;
+    let f = (u & 255) as i32;
+    let lo = t[j] as i32;
+    let hi = t[(j + 1).min(255)] as i32;
+    (lo + (((hi - lo) * f + 128) >> 8)) as i8
 }
 
 /// Parameters of the int8 squeeze-excitation block (MobileVLM V1).
