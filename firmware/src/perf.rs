@@ -4,7 +4,8 @@
 //!
 //! Output (all `println!`, parsed by `xtask/src/perf.rs`):
 //! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N
-//!   i16_pointwise=N failures=N` (`i16_pointwise`: int8 pointwise convs with an `i16` output);
+//!   i16_pointwise=N ln16=N failures=N` (`i16_pointwise`: int8 pointwise convs with an `i16`
+//!   output; `ln16`: LayerNorms of `i16` inputs, with and without the interpolated table);
 //!   on AArch64 (`qemu-a53`) `SELFTEST board=… kernels=neon pointwise=N depthwise=N norm_add=N
 //!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N i16_pointwise=N
 //!   failures=N`: the int8 pointwise cases call the NEON kernel (`quant::neon::pointwise_neon`)
@@ -333,16 +334,21 @@ fn kernel_selftest() -> bool {
     }
     #[cfg(not(target_arch = "aarch64"))]
     {
-        let (n_pw16, f16) = i16_pointwise_selftest(&mut r, b);
+        // SAFETY: the only reference to `ST_Y16_BUFS`, taken once (the self-test runs once).
+        let (y16, y16_ref) = unsafe { &mut *addr_of_mut!(ST_Y16_BUFS) };
+        let (n_pw16, f16) = i16_pointwise_selftest(&mut r, b, y16, y16_ref);
         failures += f16;
+        let (n_ln16, fl) = ln16_selftest(&mut r, b, y16, y16_ref);
+        failures += fl;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} ln16={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
             n_dw,
             n_other,
             n_pw16,
+            n_ln16,
             failures
         );
     }
@@ -373,10 +379,13 @@ fn kernel_selftest() -> bool {
 /// and single pixels, shifts 1..=62, multipliers of both signs, results saturating int16.
 /// Returns `(cases, failures)`.
 #[cfg(not(target_arch = "aarch64"))]
-fn i16_pointwise_selftest(r: &mut Rng, b: &mut SelfTestBufs) -> (usize, usize) {
+fn i16_pointwise_selftest(
+    r: &mut Rng,
+    b: &mut SelfTestBufs,
+    y: &mut [i16],
+    y_ref: &mut [i16],
+) -> (usize, usize) {
     use ldp_core::quant::kernels::pointwise;
-    // SAFETY: the only reference to `ST_Y16_BUFS`, taken once (the self-test runs once).
-    let (y, y_ref) = unsafe { &mut *addr_of_mut!(ST_Y16_BUFS) };
     let (mut cases, mut failures) = (0usize, 0usize);
     for case in 0..120usize {
         let (c_in, c_out, pixels) = match case {
@@ -442,6 +451,95 @@ fn i16_pointwise_selftest(r: &mut Rng, b: &mut SelfTestBufs) -> (usize, usize) {
             error!(
                 "self-test: int8 -> i16 pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}: differs from the reference",
                 pixels, c_in, c_out, shift
+            );
+        }
+        cases += 1;
+    }
+    (cases, failures)
+}
+
+/// LayerNorm of `i16` inputs into int8 (`layer_norm_i16`, the dispatching kernel: the DSP
+/// kernel where this build has one) against `layer_norm_i16_reference`, bit for bit: channels
+/// 1..=67, 128, 129..=323 (past 256 the portable fallback), 1..=8 pixels, inputs of every
+/// spread up to the i16 extremes, constant pixels and single spikes, shifts 1..=62 (both
+/// halves of the split shifts, and the table's fallback below 16), eps, with and without the
+/// interpolated table. `x16` holds the inputs, `p16` gamma and beta. Returns `(cases, failures)`.
+#[cfg(not(target_arch = "aarch64"))]
+fn ln16_selftest(
+    r: &mut Rng,
+    b: &mut SelfTestBufs,
+    x16: &mut [i16],
+    p16: &mut [i16],
+) -> (usize, usize) {
+    use ldp_core::quant::kernels::{layer_norm_i16, layer_norm_i16_reference};
+    let (mut cases, mut failures) = (0usize, 0usize);
+    for case in 0..120usize {
+        let c = match case {
+            0 => 128,
+            1 => 1,
+            2 => 256,
+            3 => 300,
+            _ => {
+                (match r.next() % 6 {
+                    0 => 128,
+                    1 => r.range(129, 323),
+                    _ => r.range(1, ST_C as i32),
+                }) as usize
+            }
+        };
+        let pixels = r.range(1, 8).min((ST_Y16 / c) as i32) as usize;
+        let n = c * pixels;
+        let spread = r.range(0, 15) as u32;
+        for v in &mut x16[..n] {
+            *v = (r.next() as i16) >> spread;
+        }
+        match case % 5 {
+            // Constant pixel (D = 0; with eps 0 that is inv = 2³²).
+            0 => x16[..c].fill(r.next() as i16),
+            1 => {
+                for (i, v) in x16[..c].iter_mut().enumerate() {
+                    *v = if i % 2 == 0 { i16::MAX } else { i16::MIN };
+                }
+            }
+            // One spike: the largest |x̂| (√(c−1)).
+            2 => {
+                x16[..c].fill(1);
+                x16[r.range(0, c as i32 - 1) as usize] = i16::MIN;
+            }
+            _ => {}
+        }
+        let (gamma, beta) = p16[..2 * c].split_at_mut(c);
+        for (g, bb) in gamma.iter_mut().zip(beta.iter_mut()) {
+            *g = r.next() as i16;
+            *bb = r.next() as i16;
+        }
+        r.fill(&mut b.lut);
+        let q = NormQ {
+            gamma,
+            beta,
+            shift: match case % 4 {
+                0 => r.range(1, 62),
+                1 => r.range(40, 62),
+                _ => r.range(16, 39),
+            },
+            eps_q8: match case % 3 {
+                0 => 0,
+                1 => r.range(0, 1 << 20),
+                _ => r.next() as i32,
+            },
+            out_zero: r.range(-128, 127),
+            lut: (case % 2 == 0).then_some(&b.lut[..]),
+        };
+        poison(&mut b.y, &mut b.y_ref, n);
+        let x = &x16[..n];
+        let ok = layer_norm_i16(x, c, &q, &mut b.y[..n]).is_ok()
+            && layer_norm_i16_reference(x, c, &q, &mut b.y_ref[..n]).is_ok()
+            && same(&b.y, &b.y_ref, n);
+        if !ok {
+            failures += 1;
+            error!(
+                "self-test: i16 layer norm {=usize} px, c {=usize}, shift {=i32}, table {=bool}: differs from the reference",
+                pixels, c, q.shift, q.lut.is_some()
             );
         }
         cases += 1;

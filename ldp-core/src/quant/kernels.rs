@@ -706,8 +706,32 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// int8 `y`: the definition in [`NormQ`] with `q` read as `i16` (`S2 < C·2³⁰`, so every
 /// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale. A fused
 /// table (GELU, Hardswish) is applied to the unrounded output by linear interpolation
-/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too.
+/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. The Arm DSP kernel
+/// where the target has one, else [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
+    check_len("int8 norm gamma", q.gamma, c)?;
+    check_len("int8 norm beta", q.beta, c)?;
+    if let Some(t) = q.lut {
+        check_len("int8 lut", t, 256)?;
+    }
+    if c == 0 || x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
+    }
+    check_len("int8 norm output", y, x.len())?;
+    #[cfg(ldp_arm_dsp)]
+    if super::arm_dsp::layer_norm_i16(x, c, q, y) {
+        return Ok(());
+    }
+    layer_norm_i16_reference(x, c, q, y)
+}
+
+/// Reference [`layer_norm_i16`] (portable scalar code, the definition).
+pub fn layer_norm_i16_reference(
+    x: &[i16],
+    c: usize,
+    q: &NormQ<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
     if let Some(t) = q.lut {
