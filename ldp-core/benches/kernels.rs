@@ -241,6 +241,26 @@ fn bench_elementwise(c: &mut Criterion) {
                 qk::layer_norm_inplace(black_box(&mut bufq), ch, &nq).unwrap()
             })
         });
+        // LayerNorm of a 16-bit conv output (`ldp`'s pointwise2/3), without and with a table
+        // (interpolated), dispatching (AVX2 on x86-64) and portable.
+        let x16: Vec<i16> = i8s(p * ch, 7).iter().map(|&v| 97 * v as i16).collect();
+        let lut = i8s(256, 8);
+        let mut y16 = vec![0i8; p * ch];
+        for (tag, lut) in [("", None), ("_lut", Some(&lut[..]))] {
+            let nq = qk::NormQ { lut, ..nq };
+            g.bench_function(
+                BenchmarkId::new(format!("layernorm_i16{tag}"), name),
+                |bch| bch.iter(|| qk::layer_norm_i16(black_box(&x16), ch, &nq, &mut y16).unwrap()),
+            );
+            g.bench_function(
+                BenchmarkId::new(format!("layernorm_i16{tag}_portable"), name),
+                |bch| {
+                    bch.iter(|| {
+                        qk::layer_norm_i16_reference(black_box(&x16), ch, &nq, &mut y16).unwrap()
+                    })
+                },
+            );
+        }
         let aq = qk::AddQ {
             a_zero: 3,
             a_mult: 1 << 29,

@@ -677,3 +677,128 @@ fn int8_pointwise_i16_form_boundaries() {
         }
     }
 }
+
+/// 16-bit LayerNorm inputs, `pixels × c`: `form` 0 full range, 1 only the extremes
+/// (`±32767`, `−32768`), 2 a narrow band (tiny variance), 3 constant pixels (`D = 0`), 4 pixels
+/// in turn of extremes, constant, and a narrow band at `−32768`.
+fn norm_i16s(pixels: usize, c: usize, form: u8, seed: u64) -> Vec<i16> {
+    let full = ints_in(pixels * c, seed, -32768, 32767);
+    let pick = |p: usize, v: i32| -> i16 {
+        let ext = [-32768i32, -32767, 32767][(v as u32 % 3) as usize];
+        let f = if form == 4 {
+            (p % 3) as u8 * 2 + 1
+        } else {
+            form
+        };
+        (match f {
+            1 => ext,
+            2 => 20000 + v % 3,
+            3 => full[p * c],
+            5 => full[p * c] % 7 - 32761,
+            _ => v,
+        }) as i16
+    };
+    (0..pixels * c).map(|k| pick(k / c, full[k])).collect()
+}
+
+/// `layer_norm_i16` (dispatch) and, on x86-64 with AVX2, the explicit AVX2 entry against
+/// `layer_norm_i16_reference`, bit for bit.
+fn check_layer_norm_i16(x: &[i16], c: usize, q: &qk::NormQ<'_>) -> Result<Vec<i8>, TestCaseError> {
+    let mut a = vec![0i8; x.len()];
+    qk::layer_norm_i16_reference(x, c, q, &mut a).unwrap();
+    let mut b = vec![0i8; x.len()];
+    qk::layer_norm_i16(x, c, q, &mut b).unwrap();
+    prop_assert_eq!(
+        &a,
+        &b,
+        "dispatch c {} shift {} lut {}",
+        c,
+        q.shift,
+        q.lut.is_some()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        let mut d = vec![0i8; x.len()];
+        // SAFETY: the CPU features were detected just above.
+        unsafe { ldp_core::quant::x86_ops::layer_norm_i16_avx2(x, c, q, &mut d) }.unwrap();
+        prop_assert_eq!(
+            &a,
+            &d,
+            "avx2 c {} shift {} lut {}",
+            c,
+            q.shift,
+            q.lut.is_some()
+        );
+    }
+    Ok(a)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, .. ProptestConfig::default() })]
+
+    /// LayerNorm of 16-bit inputs: dispatch and AVX2 equal the reference bit for bit, with and
+    /// without a table (the interpolating output). Channels 1..=67, 257..=323 or anywhere up to
+    /// 2100 (past the AVX2 limit of 2048), full-range inputs with their extremes, narrow and
+    /// constant pixels, full-range γ/β, every shift (around the table path's `T = 8` switch too).
+    #[test]
+    fn int8_layer_norm_i16_kernels_equal_reference(c in 1usize..=67, c_form in 0u8..4, c_any in 1usize..=2100,
+                                                   pixels in 1usize..=9, form in 0u8..5,
+                                                   shift in prop_oneof![1i32..=62, 1i32..=12],
+                                                   eps in prop_oneof![Just(0i32), 0i32..=1000, 0i32..(1 << 24)],
+                                                   zo in -128i32..=127, with_lut in any::<bool>(),
+                                                   seed in any::<u64>()) {
+        let c = match c_form { 0 | 1 => c, 2 => c + 256, _ => c_any };
+        let x = norm_i16s(pixels, c, form, seed);
+        let gamma: Vec<i16> = ints_in(c, seed ^ 1, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let beta: Vec<i16> = ints_in(c, seed ^ 2, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let lut = i8s(256, seed ^ 3);
+        let q = qk::NormQ { gamma: &gamma, beta: &beta, shift, eps_q8: eps, out_zero: zo,
+                            lut: if with_lut { Some(&lut) } else { None } };
+        check_layer_norm_i16(&x, c, &q)?;
+    }
+}
+
+/// LayerNorm of 16-bit inputs at the edges: channel counts around the 8/16-lane blocks and the
+/// 2048 limit, maximal variance (pairs of `−32768` and of `32767` in turn: `vpmaddwd` of `x·x`
+/// reaches `2^31`), constant pixels, shifts outside `1..=62`, any `eps_q8` and output zero point, with
+/// and without a (monotone or random) table; outputs must reach both ends of the table.
+#[test]
+fn int8_layer_norm_i16_edges() {
+    let mono: Vec<i8> = (0..256i32).map(|j| (j - 128) as i8).collect();
+    let rand = i8s(256, 11);
+    for c in [1usize, 2, 7, 8, 9, 15, 16, 17, 24, 128, 2047, 2048, 2049] {
+        let pixels = 3;
+        let mut x: Vec<i16> = (0..pixels * c)
+            .map(|k| if k / 2 % 2 == 0 { -32768 } else { 32767 })
+            .collect();
+        x[2 * c..].iter_mut().for_each(|v| *v = -32768); // a constant pixel
+        let gamma: Vec<i16> = ints_in(c, 12, -32768, 32767)
+            .iter()
+            .map(|&v| v as i16)
+            .collect();
+        let beta: Vec<i16> = ints_in(c, 13, -32768, 32767)
+            .iter()
+            .map(|&v| v as i16)
+            .collect();
+        for shift in [
+            -3, 0, 1, 7, 8, 9, 10, 17, 24, 31, 32, 33, 62, 63, 70, 71, 200,
+        ] {
+            for (eps, zo) in [(0, 0), (1 << 24, -128), (i32::MAX, 127), (-5, 1 << 28)] {
+                for lut in [None, Some(&mono[..]), Some(&rand[..])] {
+                    let q = qk::NormQ {
+                        gamma: &gamma,
+                        beta: &beta,
+                        shift,
+                        eps_q8: eps,
+                        out_zero: zo,
+                        lut,
+                    };
+                    let y = check_layer_norm_i16(&x, c, &q).unwrap();
+                    if lut == Some(&mono[..]) && shift == 9 && zo == 0 && c >= 16 {
+                        assert!(y.contains(&-128) && y.contains(&127), "{c}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -666,7 +666,7 @@ fn ln_stats(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32) {
 
 /// One normalized, scaled and shifted output of the integer LayerNorm.
 #[inline(always)]
-fn ln_out(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>) -> i8 {
+pub(crate) fn ln_out(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>) -> i8 {
     let xh = requant64(num.wrapping_mul(inv), 46 - k);
     let acc = xh
         .wrapping_mul(q.gamma[i] as i64)
@@ -706,8 +706,8 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// int8 `y`: the definition in [`NormQ`] with `q` read as `i16` (`S2 < C·2³⁰`, so every
 /// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale. A fused
 /// table (GELU, Hardswish) is applied to the unrounded output by linear interpolation
-/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. The Arm DSP kernel
-/// where the target has one, else [`layer_norm_i16_reference`].
+/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Arm DSP or
+/// AVX2 kernel where the target has one, else [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
@@ -722,10 +722,14 @@ pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Resul
     if super::arm_dsp::layer_norm_i16(x, c, q, y) {
         return Ok(());
     }
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::layer_norm_i16(x, c, q, y) {
+        return Ok(());
+    }
     layer_norm_i16_reference(x, c, q, y)
 }
 
-/// Reference [`layer_norm_i16`] (portable scalar code, the definition).
+/// Reference of [`layer_norm_i16`] (portable scalar code, the definition; the same checks).
 pub fn layer_norm_i16_reference(
     x: &[i16],
     c: usize,
@@ -772,7 +776,7 @@ pub fn layer_norm_i16_reference(
 /// same 256-entry table (its entries are the function at the int8 grid points); only the
 /// rounding of LayerNorm's output to that grid is gone.
 #[inline(always)]
-fn ln_out_lerp(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>, t: &[i8]) -> i8 {
+pub(crate) fn ln_out_lerp(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>, t: &[i8]) -> i8 {
     let xh = requant64(num.wrapping_mul(inv), 46 - k);
     let acc = xh
         .wrapping_mul(q.gamma[i] as i64)
