@@ -802,3 +802,145 @@ fn int8_layer_norm_i16_edges() {
         }
     }
 }
+
+/// The portable row kernel's 16-bit output for rows `oy0..oy1` of the whole map.
+fn depthwise_rows_i16_portable(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+) -> Vec<i16> {
+    use ldp_core::stream::kernels::{depthwise_row_i8, DwRows};
+    let (row, rl) = (s.w * s.c, s.wo() * s.c);
+    let mut y = vec![0i16; (oy1 - oy0) * rl];
+    for oy in oy0..oy1 {
+        let r = |dy: usize| -> Option<&[i8]> {
+            let iy = (oy * s.stride + dy).checked_sub(1)?;
+            x.get(iy * row..(iy + 1) * row)
+        };
+        let inp = DwRows {
+            rows: [r(0), r(1), r(2)],
+            col0: 0,
+        };
+        depthwise_row_i8::<i16>(
+            s,
+            &inp,
+            q,
+            oy,
+            0,
+            &mut y[(oy - oy0) * rl..(oy - oy0 + 1) * rl],
+        )
+        .unwrap();
+    }
+    y
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// int8 depthwise with a 16-bit output over a range of output rows: the AVX2 kernel equals
+    /// the portable row kernel bit for bit (channels 1..=67 and 257..=300 across the staging
+    /// chunks and the scalar tail, 1×1 grids, both strides, every shift, zero points, full-range
+    /// biases and multipliers that saturate `i16`).
+    #[test]
+    fn int8_depthwise_rows_i16_equal_portable(c in 1usize..=67, wide in any::<bool>(), h in 1usize..=19,
+                                              w in 1usize..=19, stride in 1usize..=2, shift in 1i32..=62,
+                                              zi in -128i32..=127, zo in -40000i32..=40000,
+                                              big in any::<bool>(), ra in any::<u16>(), rb in any::<u16>(),
+                                              seed in any::<u64>()) {
+        let c = if wide { c + 256 - 23 } else { c };
+        let s = DwShape { h, w, c, stride };
+        let x = i8s(h * w * c, seed);
+        let wt = i8s(9 * c, seed ^ 1);
+        let (blo, bhi) = if big { (i32::MIN, i32::MAX) } else { (-1 << 16, 1 << 16) };
+        let bias = ints_in(c, seed ^ 2, blo, bhi);
+        let mult: Vec<i16> = ints_in(c, seed ^ 3, if big { -32768 } else { 0 }, 32767).iter().map(|&v| v as i16).collect();
+        let q = ConvQ { weight: &wt, bias: &bias, mult: &mult, shift, in_zero: zi, out_zero: zo, lut: None };
+        let ho = s.ho();
+        let (a, b) = (ra as usize % ho, rb as usize % ho);
+        let (oy0, oy1) = (a.min(b), a.max(b) + 1);
+        let want = depthwise_rows_i16_portable(s, &x, &q, oy0, oy1);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut got = vec![0i16; want.len()];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &x, &q, oy0, oy1, &mut got) }.unwrap();
+            prop_assert_eq!(&want, &got);
+        }
+        // Whole map, rows 0..ho.
+        #[cfg(target_arch = "x86_64")]
+        if avx2() && oy0 == 0 {
+            let all = depthwise_rows_i16_portable(s, &x, &q, 0, ho);
+            let mut got = vec![0i16; all.len()];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &x, &q, 0, ho, &mut got) }.unwrap();
+            prop_assert_eq!(&all, &got);
+        }
+    }
+}
+
+/// The 16-bit AVX2 depthwise saturates at both ends and rejects bad calls with errors.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn int8_depthwise_rows_i16_saturation_and_errors() {
+    if !avx2() {
+        return;
+    }
+    let s = DwShape {
+        h: 5,
+        w: 7,
+        c: 35,
+        stride: 1,
+    };
+    let x = i8s(5 * 7 * 35, 7);
+    let wt = vec![127i8; 9 * 35];
+    for (bias_v, sign) in [(1i32 << 22, 1i32), (-(1i32 << 22), -1)] {
+        let bias = vec![bias_v; 35];
+        let mult = vec![16384i16; 35];
+        let q = ConvQ {
+            weight: &wt,
+            bias: &bias,
+            mult: &mult,
+            shift: 8,
+            in_zero: 0,
+            out_zero: 0,
+            lut: None,
+        };
+        let want = depthwise_rows_i16_portable(s, &x, &q, 1, 4);
+        let mut got = vec![0i16; want.len()];
+        // SAFETY: the CPU features were detected just above.
+        unsafe { ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &x, &q, 1, 4, &mut got) }
+            .unwrap();
+        assert_eq!(want, got);
+        let lim = if sign > 0 { i16::MAX } else { i16::MIN };
+        assert!(got.iter().filter(|&&v| v == lim).count() > got.len() / 2);
+    }
+    let bias = vec![0i32; 35];
+    let mult = vec![1i16; 35];
+    let lut = [0i8; 256];
+    let q = ConvQ {
+        weight: &wt,
+        bias: &bias,
+        mult: &mult,
+        shift: 8,
+        in_zero: 0,
+        out_zero: 0,
+        lut: None,
+    };
+    let mut y = vec![0i16; 7 * 35];
+    // SAFETY (all calls below): the CPU features were detected above.
+    unsafe {
+        use ldp_core::quant::x86_ops::depthwise_rows_i16_avx2 as f;
+        assert!(f(s, &x, &q, 2, 2, &mut y).is_err());
+        assert!(f(s, &x, &q, 4, 6, &mut y).is_err());
+        assert!(f(s, &x, &q, 0, 2, &mut y).is_err());
+        assert!(f(s, &x[1..], &q, 0, 1, &mut y).is_err());
+        let ql = ConvQ {
+            lut: Some(&lut),
+            ..q
+        };
+        assert!(f(s, &x, &ql, 0, 1, &mut y).is_err());
+        assert!(f(s, &x, &q, 4, 5, &mut y).is_ok());
+    }
+}

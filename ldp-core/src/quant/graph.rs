@@ -511,16 +511,32 @@ fn v1_block(
         need: 2 * wo * co,
         have,
     })?;
+    // The AVX2 row kernel takes the whole input map; its preconditions, checked once (else
+    // the portable row kernel, which validates its own).
+    #[cfg(target_arch = "x86_64")]
+    let fast = (shape.stride == 1 || shape.stride == 2)
+        && co > 0
+        && z.len() == shape.h * row
+        && dw.weight.len() == 9 * co
+        && dw.bias.len() == co
+        && dw.mult.len() == co
+        && dw.lut.is_none();
     for oy in 0..shape.ho() {
-        let r = |dy: usize| -> Option<&[i8]> {
-            let iy = (oy * shape.stride + dy).checked_sub(1)?;
-            z.get(iy * row..(iy + 1) * row)
-        };
-        let inp = DwRows {
-            rows: [r(0), r(1), r(2)],
-            col0: 0,
-        };
-        depthwise_row_i8(shape, &inp, &dw, oy, 0, &mut *mid)?;
+        #[cfg(target_arch = "x86_64")]
+        let done = fast && super::x86_ops::depthwise_rows_i16(shape, z, &dw, oy, oy + 1, mid);
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = false;
+        if !done {
+            let r = |dy: usize| -> Option<&[i8]> {
+                let iy = (oy * shape.stride + dy).checked_sub(1)?;
+                z.get(iy * row..(iy + 1) * row)
+            };
+            let inp = DwRows {
+                rows: [r(0), r(1), r(2)],
+                col0: 0,
+            };
+            depthwise_row_i8(shape, &inp, &dw, oy, 0, &mut *mid)?;
+        }
         layer_norm_i16(mid, co, &nq, &mut d[oy * wo * co..(oy + 1) * wo * co])?;
     }
     trace(

@@ -30,7 +30,7 @@
 use core::arch::x86_64::*;
 
 use super::fixed::{requant, requant64, sat_i8};
-use super::kernels::{AddQ, ConvQ, NormQ};
+use super::kernels::{AddQ, ConvOut, ConvQ, NormQ};
 use super::x86::{apply_lut, sat16, Rq};
 use crate::error::{check_len, Error};
 use crate::kernels::cpu;
@@ -52,8 +52,89 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
     }
     // SAFETY: AVX2 present; the caller validated x = h·w·c, weight = 9c, bias/mult = c,
     // y = ho·wo·c, lut = 256, stride 1 or 2.
-    unsafe { dw_run(s, x, q, y) };
+    unsafe { dw_run(s, x, q, 0, s.ho(), y) };
     true
+}
+
+/// Runs the AVX2 depthwise kernel with a 16-bit output (the `i16` [`ConvOut`]: requantized,
+/// output zero point added, saturated to `i16`) for output rows `oy0..oy1` of the map, into
+/// `y` holding just those rows, if the CPU has it and it takes the shape (else `false`).
+/// Validated by the caller: x = h·w·c, weight = 9c, bias/mult = c, lut `None`,
+/// y = (oy1 − oy0)·wo·c, oy0 < oy1 ≤ ho, stride 1 or 2.
+pub(crate) fn depthwise_rows_i16(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i16],
+) -> bool {
+    if !cpu::x86_avx2_fma() || !dw_takes(s, q) || q.lut.is_some() {
+        return false;
+    }
+    // SAFETY: AVX2 present; shapes, row range and lengths validated by the caller.
+    unsafe { dw_run(s, x, q, oy0, oy1, y) };
+    true
+}
+
+/// [`depthwise_rows_i16`] with its own checks, for tests and benchmarks (shapes the AVX2
+/// kernel does not take run the portable row kernel).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn depthwise_rows_i16_avx2(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    if s.stride != 1 && s.stride != 2 {
+        return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
+    }
+    if s.c == 0 || s.h == 0 || s.w == 0 {
+        return Err(Error::InvalidConfig("depthwise: empty shape"));
+    }
+    if oy0 >= oy1 || oy1 > s.ho() {
+        return Err(Error::InvalidConfig("depthwise rows: bad row range"));
+    }
+    if q.lut.is_some() {
+        return Err(Error::InvalidConfig(
+            "int8 depthwise: a 16-bit output takes no table",
+        ));
+    }
+    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
+    check_len("int8 weight", q.weight, s.c * 9)?;
+    check_len("int8 bias", q.bias, s.c)?;
+    check_len("int8 mult", q.mult, s.c)?;
+    let rl = s.wo() * s.c;
+    check_len("int8 depthwise output", y, (oy1 - oy0) * rl)?;
+    if dw_takes(s, q) {
+        // SAFETY: features per the contract, shapes checked just above.
+        unsafe { dw_run(s, x, q, oy0, oy1, y) };
+    } else {
+        let row = s.w * s.c;
+        for oy in oy0..oy1 {
+            let r = |dy: usize| -> Option<&[i8]> {
+                let iy = (oy * s.stride + dy).checked_sub(1)?;
+                x.get(iy * row..(iy + 1) * row)
+            };
+            let inp = crate::stream::kernels::DwRows {
+                rows: [r(0), r(1), r(2)],
+                col0: 0,
+            };
+            crate::stream::kernels::depthwise_row_i8(
+                s,
+                &inp,
+                q,
+                oy,
+                0,
+                &mut y[(oy - oy0) * rl..(oy - oy0 + 1) * rl],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The AVX2 depthwise kernel with its own checks, for tests and benchmarks (shapes it does
@@ -83,15 +164,67 @@ pub unsafe fn depthwise_avx2(
     check_len("int8 depthwise output", y, s.ho() * s.wo() * s.c)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
-        unsafe { dw_run(s, x, q, y) };
+        unsafe { dw_run(s, x, q, 0, s.ho(), y) };
     } else {
         super::depthwise_fast::depthwise(s, x, q, y);
     }
     Ok(())
 }
 
-/// Channels `ch0..ch1` of output pixel `(oy, ox)`, scalar (the reference's arithmetic).
-fn dw_scalar(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8], oy: usize, ox: usize, ch0: usize) {
+/// The output element of the AVX2 depthwise: `i8` (saturated, optional table) or `i16`
+/// (saturated, no table), as [`ConvOut::finish`].
+trait DwOut: ConvOut {
+    /// Stores 16 outputs from the requantized `i32` lanes `a` (channels 0..8) and `b` (8..16).
+    ///
+    /// # Safety
+    /// AVX2 available; `p` valid for 16 writes of `Self`.
+    unsafe fn store16(p: *mut Self, a: __m256i, b: __m256i);
+    /// Applies the optional table in place (`i8` only).
+    fn table(v: &mut [Self], lut: Option<&[i8]>);
+}
+
+impl DwOut for i8 {
+    #[inline(always)]
+    unsafe fn store16(p: *mut i8, a: __m256i, b: __m256i) {
+        // SAFETY: AVX2 available and `p` writable for 16 bytes (the contract).
+        unsafe { _mm_storeu_si128(p as *mut __m128i, sat16(a, b)) }
+    }
+    #[inline(always)]
+    fn table(v: &mut [i8], lut: Option<&[i8]>) {
+        if lut.is_some() {
+            apply_lut(v, lut);
+        }
+    }
+}
+
+impl DwOut for i16 {
+    #[inline(always)]
+    unsafe fn store16(p: *mut i16, a: __m256i, b: __m256i) {
+        // SAFETY: AVX2 available and `p` writable for 16 `i16` (the contract). `packs_epi32`
+        // saturates per 128-bit lane ([a0..3 b0..3 | a4..7 b4..7]); the permute restores the
+        // channel order.
+        unsafe {
+            let t = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, b));
+            _mm256_storeu_si256(p as *mut __m256i, t)
+        }
+    }
+    #[inline(always)]
+    fn table(_v: &mut [i16], _lut: Option<&[i8]>) {}
+}
+
+/// Channels `ch0..c` of output pixel `(oy, ox)`, scalar (the reference's arithmetic); `y`
+/// holds output rows from `oy0` on.
+#[allow(clippy::too_many_arguments)]
+fn dw_scalar<Y: ConvOut>(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &mut [Y],
+    oy0: usize,
+    oy: usize,
+    ox: usize,
+    ch0: usize,
+) {
     let (wo, c) = (s.wo(), s.c);
     for ch in ch0..c {
         let mut acc = q.bias[ch];
@@ -110,23 +243,31 @@ fn dw_scalar(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8], oy: usize, ox: u
                 acc = acc.wrapping_add(xv.wrapping_mul(q.weight[ch * 9 + ky * 3 + kx] as i32));
             }
         }
-        let v = sat_i8(
+        y[((oy - oy0) * wo + ox) * c + ch] = Y::finish(
             q.out_zero
                 .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
+            q.lut,
         );
-        y[(oy * wo + ox) * c + ch] = match q.lut {
-            Some(t) => t[(v as i32 + 128) as usize],
-            None => v,
-        };
     }
 }
 
+/// Output rows `oy0..oy1` of the map (global geometry and padding) into `y`, which holds just
+/// those rows.
+///
 /// # Safety
-/// Shapes validated, `dw_takes`; AVX2 available.
+/// Shapes validated (x = h·w·c, weight = 9c, bias/mult = c, y = (oy1 − oy0)·wo·c,
+/// oy1 ≤ ho, lut 256 if any), `dw_takes`; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dw_run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
+unsafe fn dw_run<Y: DwOut>(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [Y],
+) {
     let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
-    let (ho, wo) = (s.ho(), s.wo());
+    let wo = s.wo();
     let c16 = c / 16 * 16;
     let z = q.in_zero;
     // SAFETY: AVX2 available (this function's contract).
@@ -152,7 +293,7 @@ unsafe fn dw_run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
             bst[cl] = q.bias[ch].wrapping_sub(z.wrapping_mul(sw));
             mst[cl] = q.mult[ch] as i32;
         }
-        for oy in 0..ho {
+        for oy in oy0..oy1 {
             for ox in 0..wo {
                 // The 9 taps' rows for channel ch0 (or the zero-point row).
                 let mut tp = [zrow.as_ptr(); 9];
@@ -171,7 +312,7 @@ unsafe fn dw_run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
                             unsafe { x.as_ptr().add((iy as usize * w + ix as usize) * c + ch0) };
                     }
                 }
-                let o = (oy * wo + ox) * c + ch0;
+                let o = ((oy - oy0) * wo + ox) * c + ch0;
                 let mut b = 0;
                 while b < nch {
                     // SAFETY: every tap pointer has ≥ nch readable bytes (a pixel's channels
@@ -201,22 +342,23 @@ unsafe fn dw_run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
                         }
                         let m0 = _mm256_loadu_si256(mst.as_ptr().add(b) as *const __m256i);
                         let m1 = _mm256_loadu_si256(mst.as_ptr().add(b + 8) as *const __m256i);
-                        let v = sat16(rq.apply(a0, m0), rq.apply(a1, m1));
-                        _mm_storeu_si128(y.as_mut_ptr().add(o + b) as *mut __m128i, v);
+                        Y::store16(
+                            y.as_mut_ptr().add(o + b),
+                            rq.apply(a0, m0),
+                            rq.apply(a1, m1),
+                        );
                     }
                     b += 16;
                 }
-                if q.lut.is_some() {
-                    apply_lut(&mut y[o..o + nch], q.lut);
-                }
+                Y::table(&mut y[o..o + nch], q.lut);
             }
         }
         ch0 += nch;
     }
     if c16 < c {
-        for oy in 0..ho {
+        for oy in oy0..oy1 {
             for ox in 0..wo {
-                dw_scalar(s, x, q, y, oy, ox, c16);
+                dw_scalar(s, x, q, y, oy0, oy, ox, c16);
             }
         }
     }
