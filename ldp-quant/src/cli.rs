@@ -404,8 +404,13 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     for (i, (name, v)) in names.iter().zip(meta).enumerate() {
         let tail = name.rsplit('.').next().unwrap_or(name);
         if tail.starts_with("Z_") {
+            let wide = if ldp_core::quant::specs::is_wide_meta(model.arch(), name) {
+                "  (16-bit LayerNorm input)"
+            } else {
+                ""
+            };
             s.push_str(&format!(
-                "    {name:<16} zero {v:>5}  scale {:.6e}\n",
+                "    {name:<16} zero {v:>5}  scale {:.6e}{wide}\n",
                 scales.get(i).copied().unwrap_or(0.0)
             ));
         } else {

@@ -286,6 +286,25 @@ fn inspect_and_eval() {
         .and_then(|t| t.parse().ok())
         .expect("rel_l2 number");
     assert!(rel > 0.0 && rel < 5e-3, "f16 eval rel L2 {rel}");
+    // int8: the quantization parameters, with the 16-bit LayerNorm inputs labelled.
+    let blob8 = dir.path().join("v1_8.ldp");
+    let o = cmd(&[
+        "convert",
+        "--weights",
+        &p(&g.join("weights.safetensors")),
+        "--grid",
+        "6x6",
+        "--dtype",
+        "int8",
+        "--calib",
+        &p(&g.join("calib.npy")),
+        "-o",
+        &p(&blob8),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = ok(&["inspect", "--model", &p(&blob8)]);
+    assert_eq!(s.matches("(16-bit LayerNorm input)").count(), 4, "{s}");
+    assert!(s.contains("B1.Z_PW"), "{s}");
     // An f32 blob against its own weights is exact up to rounding.
     let blob32 = dir.path().join("v1_32.ldp");
     convert(&g.join("weights.safetensors"), "6x6", "f32", &blob32);

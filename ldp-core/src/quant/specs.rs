@@ -358,6 +358,16 @@ pub const V1_META_NAMES: [&str; v1_meta::LEN] = [
     "B2.Z_U",
 ];
 
+/// Whether the `quant.meta` entry called `name` (see [`meta_names`]) is the zero point of a
+/// 16-bit LayerNorm input ([`crate::quant::kernels::ConvOut`]) rather than of an int8 activation.
+pub fn is_wide_meta(arch: crate::Arch, name: &str) -> bool {
+    match arch {
+        crate::Arch::Ldp => matches!(name, "Z_Q" | "Z_G"),
+        crate::Arch::MobileVlmV1 => matches!(name, "B1.Z_D" | "B1.Z_PW" | "B2.Z_D" | "B2.Z_PW"),
+        crate::Arch::MobileVlmV2 => false,
+    }
+}
+
 /// The `quant.meta` entry names of an architecture.
 pub fn meta_names(arch: crate::Arch) -> &'static [&'static str] {
     match arch {
