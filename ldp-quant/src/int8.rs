@@ -592,6 +592,17 @@ struct ConvOut {
     bias: Vec<i32>,
     mult: Vec<i16>,
     shift: i32,
+    /// The largest real requantization multiplier (checked against [`MAX_MULT`]).
+    max_mult: f64,
+}
+
+/// The largest multiplier an `i16` mantissa with a shift ≥ 1 holds: `32767 / 2`. A layer whose
+/// output scale is more than that many times finer than its accumulator scale cannot be
+/// encoded; `mults16` would saturate it, so the quantizer reports it instead.
+const MAX_MULT: f64 = 32767.0 / 2.0;
+
+fn max_of(m: &[f64]) -> f64 {
+    m.iter().cloned().fold(0.0f64, f64::max)
 }
 
 /// Encodes per-channel real multipliers as `i16` mantissas with one shift.
@@ -669,6 +680,7 @@ fn conv(
         bias: bq,
         mult,
         shift,
+        max_mult: max_of(&m),
     }
 }
 
@@ -754,14 +766,22 @@ struct Out {
     t: HashMap<String, Vec<u8>>,
     meta: Vec<i32>,
     scales: Vec<f32>,
+    /// Layers whose requantization multiplier does not fit the format.
+    problems: Vec<String>,
 }
 
 impl Out {
     fn conv(&mut self, prefix: &str, c: ConvOut, shift_idx: usize) {
+        self.check_mult(prefix, c.max_mult);
         self.t.insert(format!("{prefix}.weight"), i8b(&c.weight));
         self.t.insert(format!("{prefix}.bias"), i32b(&c.bias));
         self.t.insert(format!("{prefix}.mult"), i16b(&c.mult));
         self.meta[shift_idx] = c.shift;
+    }
+    fn check_mult(&mut self, layer: &str, max: f64) {
+        if max.is_nan() || max > MAX_MULT {
+            self.problems.push(format!("`{layer}` needs {max:.3e}"));
+        }
     }
     fn act(&mut self, idx: usize, q: QP) {
         self.meta[idx] = q.zero;
@@ -913,7 +933,11 @@ fn refine(
                     continue;
                 }
                 r.overrides.insert(n, q);
-                let b = quantize_with(m, r, opts)?;
+                // A candidate the format cannot encode (a multiplier out of range) is skipped.
+                let Ok(b) = quantize_with(m, r, opts) else {
+                    r.overrides.insert(n, cur);
+                    continue;
+                };
                 if b == blob {
                     r.overrides.insert(n, cur);
                     continue;
@@ -1077,6 +1101,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
         t: HashMap::new(),
         meta: vec![0; meta_len],
         scales: vec![0.0; meta_len],
+        problems: Vec::new(),
     };
     o.t.insert("input.scale".into(), f32b(&xs));
     o.t.insert(
@@ -1133,11 +1158,9 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             } else {
                 vec![a.scale]
             };
-            let (sm, ss) = mults16(
-                &src.iter()
-                    .map(|&s| s as f64 / rr.scale as f64)
-                    .collect::<Vec<_>>(),
-            );
+            let skip_m: Vec<f64> = src.iter().map(|&s| s as f64 / rr.scale as f64).collect();
+            o.check_mult("skip", max_of(&skip_m));
+            let (sm, ss) = mults16(&skip_m);
             o.t.insert("skip.mult".into(), i16b(&sm));
             o.meta[L::SKIP_SHIFT] = ss;
             o.act(L::Z_R, rr);
@@ -1320,6 +1343,14 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
         }
     }
+    if !o.problems.is_empty() {
+        anyhow::bail!(
+            "int8: requantization multiplier out of range ({}; the format holds up to {MAX_MULT}): \
+             the layer's output range is far narrower than its input range times its weights. \
+             Check the calibration inputs (are they typical inputs of this model?) or use f16",
+            o.problems.join(", ")
+        );
+    }
     o.t.insert("quant.meta".into(), i32b(&o.meta));
     o.t.insert("quant.scales".into(), f32b(&o.scales));
     let mut tensors = Vec::new();
@@ -1461,4 +1492,31 @@ fn v1_block_q(
     );
     let _ = hardsigmoid(0.0);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_multipliers_are_reported_not_saturated() {
+        let mut o = Out {
+            t: HashMap::new(),
+            meta: vec![0; 4],
+            scales: vec![0.0; 4],
+            problems: Vec::new(),
+        };
+        o.check_mult("ok", MAX_MULT);
+        assert!(o.problems.is_empty());
+        o.check_mult("too_big", MAX_MULT * 1.01);
+        o.check_mult("nan", f64::NAN);
+        assert_eq!(o.problems.len(), 2, "{:?}", o.problems);
+        // What the check protects against: mults16 saturates a multiplier it cannot hold.
+        let (m, s) = mults16(&[MAX_MULT * 2.0]);
+        assert_eq!((m[0], s), (32767, 1));
+        assert!((m[0] as f64 / 2.0) < MAX_MULT * 2.0 * 0.6);
+        // ...and represents the largest allowed one within half a unit of the mantissa.
+        let (m, s) = mults16(&[MAX_MULT]);
+        assert!(((m[0] as f64) / (1u64 << s) as f64 - MAX_MULT).abs() <= 0.5);
+    }
 }
