@@ -2,15 +2,14 @@
 //! maps, with every parameter read from the blob by name.
 
 use super::kernels::{
-    adaptive_avg_pool, add_inplace, depthwise, layer_norm_i16, pointwise, pointwise_layer_norm,
-    resize_bilinear, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
+    adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16, pointwise,
+    pointwise_layer_norm, resize_bilinear, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
 };
 use super::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use crate::arch::mobilevlm_v2::POOL;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
 use crate::kernels::depthwise::DwShape;
-use crate::stream::kernels::{depthwise_row_i8, DwRows};
 
 /// Called after each int8 layer with the name of its output activation (the names of
 /// `ldp-quant`'s f32 reference graph: `a`, `b`, … for `ldp`; `h1`, `z`, `b1.d`, … for V1; `h1`,
@@ -504,39 +503,15 @@ fn v1_block(
         lut: Some(hs),
     };
     // The depthwise conv's 16-bit output goes straight into LayerNorm (+ Hardswish table), a
-    // row at a time (the streaming executor's row kernel, on whole rows).
-    let (wo, row) = (shape.wo(), shape.w * co);
+    // row at a time.
+    let wo = shape.wo();
     let have = 2 * mid.len();
     let mid = mid.get_mut(..wo * co).ok_or(Error::ScratchTooSmall {
         need: 2 * wo * co,
         have,
     })?;
-    // The AVX2 row kernel takes the whole input map; its preconditions, checked once (else
-    // the portable row kernel, which validates its own).
-    #[cfg(target_arch = "x86_64")]
-    let fast = (shape.stride == 1 || shape.stride == 2)
-        && co > 0
-        && z.len() == shape.h * row
-        && dw.weight.len() == 9 * co
-        && dw.bias.len() == co
-        && dw.mult.len() == co
-        && dw.lut.is_none();
     for oy in 0..shape.ho() {
-        #[cfg(target_arch = "x86_64")]
-        let done = fast && super::x86_ops::depthwise_rows_i16(shape, z, &dw, oy, oy + 1, mid);
-        #[cfg(not(target_arch = "x86_64"))]
-        let done = false;
-        if !done {
-            let r = |dy: usize| -> Option<&[i8]> {
-                let iy = (oy * shape.stride + dy).checked_sub(1)?;
-                z.get(iy * row..(iy + 1) * row)
-            };
-            let inp = DwRows {
-                rows: [r(0), r(1), r(2)],
-                col0: 0,
-            };
-            depthwise_row_i8(shape, &inp, &dw, oy, 0, &mut *mid)?;
-        }
+        depthwise_rows_i16(shape, z, &dw, oy, oy + 1, mid)?;
         layer_norm_i16(mid, co, &nq, &mut d[oy * wo * co..(oy + 1) * wo * co])?;
     }
     trace(

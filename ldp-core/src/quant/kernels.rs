@@ -291,6 +291,81 @@ fn check_dw(
     check_len("int8 depthwise output", y, s.ho() * s.wo() * s.c)
 }
 
+/// Checks of [`depthwise_rows_i16`]: stride, shape, row range `oy0 < oy1 ≤ ho`, no table,
+/// and the lengths (`x` the whole map, `y` the rows `oy0..oy1`).
+pub(crate) fn check_dw_rows16(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &[i16],
+) -> Result<(), Error> {
+    if s.stride != 1 && s.stride != 2 {
+        return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
+    }
+    if s.c == 0 || s.h == 0 || s.w == 0 {
+        return Err(Error::InvalidConfig("depthwise: empty shape"));
+    }
+    if oy0 >= oy1 || oy1 > s.ho() {
+        return Err(Error::InvalidConfig("depthwise rows: bad row range"));
+    }
+    if q.lut.is_some() {
+        return Err(Error::InvalidConfig(
+            "int8 depthwise: a 16-bit output takes no table",
+        ));
+    }
+    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
+    check_conv(q, s.c * 9, s.c)?;
+    check_len("int8 depthwise output", y, (oy1 - oy0) * s.wo() * s.c)
+}
+
+/// int8 depthwise 3×3 with a 16-bit output ([`ConvOut`], for a LayerNorm): output rows
+/// `oy0..oy1` of the map `s` (global geometry and padding) into `y`, which holds just those
+/// rows. The AVX2 kernel on x86-64 where it applies, else the portable row kernel
+/// ([`crate::stream::kernels::depthwise_row_i8`]); bit-identical either way.
+pub fn depthwise_rows_i16(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    check_dw_rows16(s, x, q, oy0, oy1, y)?;
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_ops::depthwise_rows_i16(s, x, q, oy0, oy1, y) {
+        return Ok(());
+    }
+    depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
+}
+
+/// The portable body of [`depthwise_rows_i16`]: the row kernel on whole rows. Shapes checked
+/// by the caller.
+pub(crate) fn depthwise_rows_i16_portable(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    let (row, rl) = (s.w * s.c, s.wo() * s.c);
+    for oy in oy0..oy1 {
+        let r = |dy: usize| -> Option<&[i8]> {
+            let iy = (oy * s.stride + dy).checked_sub(1)?;
+            x.get(iy * row..(iy + 1) * row)
+        };
+        let inp = crate::stream::kernels::DwRows {
+            rows: [r(0), r(1), r(2)],
+            col0: 0,
+        };
+        let out = &mut y[(oy - oy0) * rl..(oy - oy0 + 1) * rl];
+        crate::stream::kernels::depthwise_row_i8(s, &inp, q, oy, 0, out)?;
+    }
+    Ok(())
+}
+
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
 /// `quant::arm_dsp`, on x86-64 with AVX2 the kernel of `quant::x86_ops`.
 pub fn depthwise(
@@ -626,7 +701,7 @@ pub struct NormQ<'a> {
     pub lut: Option<&'a [i8]>,
 }
 
-fn check_norm(buf: &[i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+fn check_norm<T>(buf: &[T], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
     if let Some(t) = q.lut {
@@ -636,6 +711,12 @@ fn check_norm(buf: &[i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
         return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
     }
     Ok(())
+}
+
+/// Checks of [`layer_norm_i16`]: the parameters, `x` whole pixels, `y` as long as `x`.
+pub(crate) fn check_norm16(x: &[i16], c: usize, q: &NormQ<'_>, y: &[i8]) -> Result<(), Error> {
+    check_norm(x, c, q)?;
+    check_len("int8 norm output", y, x.len())
 }
 
 /// Integer LayerNorm of every pixel of `buf` (`[pixels][c]`), in place: the Arm DSP or AVX2
@@ -709,15 +790,7 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Arm DSP or
 /// AVX2 kernel where the target has one, else [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
-    check_len("int8 norm gamma", q.gamma, c)?;
-    check_len("int8 norm beta", q.beta, c)?;
-    if let Some(t) = q.lut {
-        check_len("int8 lut", t, 256)?;
-    }
-    if c == 0 || x.len() % c != 0 {
-        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
-    }
-    check_len("int8 norm output", y, x.len())?;
+    check_norm16(x, c, q, y)?;
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::layer_norm_i16(x, c, q, y) {
         return Ok(());
@@ -736,15 +809,7 @@ pub fn layer_norm_i16_reference(
     q: &NormQ<'_>,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    check_len("int8 norm gamma", q.gamma, c)?;
-    check_len("int8 norm beta", q.beta, c)?;
-    if let Some(t) = q.lut {
-        check_len("int8 lut", t, 256)?;
-    }
-    if c == 0 || x.len() % c != 0 {
-        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
-    }
-    check_len("int8 norm output", y, x.len())?;
+    check_norm16(x, c, q, y)?;
     let (cc, e) = (c as i64, ln_eps(c, q));
     for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
         let (mut s1, mut s2) = (0i64, 0i64);

@@ -90,51 +90,14 @@ pub unsafe fn depthwise_rows_i16_avx2(
     oy1: usize,
     y: &mut [i16],
 ) -> Result<(), Error> {
-    if s.stride != 1 && s.stride != 2 {
-        return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
-    }
-    if s.c == 0 || s.h == 0 || s.w == 0 {
-        return Err(Error::InvalidConfig("depthwise: empty shape"));
-    }
-    if oy0 >= oy1 || oy1 > s.ho() {
-        return Err(Error::InvalidConfig("depthwise rows: bad row range"));
-    }
-    if q.lut.is_some() {
-        return Err(Error::InvalidConfig(
-            "int8 depthwise: a 16-bit output takes no table",
-        ));
-    }
-    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
-    check_len("int8 weight", q.weight, s.c * 9)?;
-    check_len("int8 bias", q.bias, s.c)?;
-    check_len("int8 mult", q.mult, s.c)?;
-    let rl = s.wo() * s.c;
-    check_len("int8 depthwise output", y, (oy1 - oy0) * rl)?;
+    super::kernels::check_dw_rows16(s, x, q, oy0, oy1, y)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
         unsafe { dw_run(s, x, q, oy0, oy1, y) };
+        Ok(())
     } else {
-        let row = s.w * s.c;
-        for oy in oy0..oy1 {
-            let r = |dy: usize| -> Option<&[i8]> {
-                let iy = (oy * s.stride + dy).checked_sub(1)?;
-                x.get(iy * row..(iy + 1) * row)
-            };
-            let inp = crate::stream::kernels::DwRows {
-                rows: [r(0), r(1), r(2)],
-                col0: 0,
-            };
-            crate::stream::kernels::depthwise_row_i8(
-                s,
-                &inp,
-                q,
-                oy,
-                0,
-                &mut y[(oy - oy0) * rl..(oy - oy0 + 1) * rl],
-            )?;
-        }
+        super::kernels::depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
     }
-    Ok(())
 }
 
 /// The AVX2 depthwise kernel with its own checks, for tests and benchmarks (shapes it does
@@ -637,15 +600,7 @@ pub unsafe fn layer_norm_i16_avx2(
     q: &NormQ<'_>,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    check_len("int8 norm gamma", q.gamma, c)?;
-    check_len("int8 norm beta", q.beta, c)?;
-    if let Some(t) = q.lut {
-        check_len("int8 lut", t, 256)?;
-    }
-    if c == 0 || x.len() % c != 0 {
-        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
-    }
-    check_len("int8 norm output", y, x.len())?;
+    super::kernels::check_norm16(x, c, q, y)?;
     if c > LN_MAX_C {
         return super::kernels::layer_norm_i16_reference(x, c, q, y);
     }
