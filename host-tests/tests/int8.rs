@@ -195,7 +195,7 @@ fn int8_normal_inputs_within_0_04() {
 }
 
 #[test]
-#[ignore = "known failure, see README accuracy table: v2_8to16_h24_heavy measures 0.185 against the 0.10 bound (static per-tensor ranges clip an unseen extreme; ldp and v1 heavy measure 0.076 and 0.081)"]
+#[ignore = "known failure, see README accuracy table: v2_8to16_h24_heavy measures 0.142 against the 0.10 bound (static per-tensor ranges clip an unseen extreme; ldp and v1 heavy measure 0.076 and 0.081)"]
 fn int8_heavy_tailed_within_0_10() {
     check(
         0.10,

@@ -220,23 +220,30 @@ pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
                 co,
             )?;
             let h1 = map(&h1p, gelu);
-            let mm = pw(
-                &h1,
-                co,
-                t(m, "mlp.mlp.2.weight")?,
-                Some(t(m, "mlp.mlp.2.bias")?),
-                co,
-            )?;
-            let mut pooled = vec![0.0; POOL * POOL * co];
-            ck(adaptive_avg_pool(
-                &mm,
-                c.h,
-                c.h,
-                co,
-                &mut pooled,
-                POOL,
-                POOL,
-            ))?;
+            let fc2 = |a: &[f32]| {
+                pw(
+                    a,
+                    co,
+                    t(m, "mlp.mlp.2.weight")?,
+                    Some(t(m, "mlp.mlp.2.bias")?),
+                    co,
+                )
+            };
+            let pool = |a: &[f32]| {
+                let mut pooled = vec![0.0; POOL * POOL * co];
+                ck(adaptive_avg_pool(a, c.h, c.h, co, &mut pooled, POOL, POOL)).map(|_| pooled)
+            };
+            // The order of the int8 graph (`V2Config::pool_first`): `pooled` is the pooled `h1`
+            // when pooling first (then `m` is fc2 of it), else the pooled `m`.
+            let (mm, pooled) = if c.pool_first() {
+                let pooled = pool(&h1)?;
+                (fc2(&pooled)?, pooled)
+            } else {
+                let mm = fc2(&h1)?;
+                let pooled = pool(&mm)?;
+                (mm, pooled)
+            };
+            let peg_in = if c.pool_first() { &mm } else { &pooled };
             let s = DwShape {
                 h: POOL,
                 w: POOL,
@@ -245,11 +252,11 @@ pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
             };
             let d = dw(
                 s,
-                &pooled,
+                peg_in,
                 t(m, "peg.peg.0.weight")?,
                 Some(t(m, "peg.peg.0.bias")?),
             )?;
-            let y = add(&d, &pooled);
+            let y = add(&d, peg_in);
             acts.extend([
                 ("h1p", h1p),
                 ("h1", h1),

@@ -13,7 +13,9 @@ use crate::kernels::depthwise::DwShape;
 
 /// Called after each int8 layer with the name of its output activation (the names of
 /// `ldp-quant`'s f32 reference graph: `a`, `b`, … for `ldp`; `h1`, `z`, `b1.d`, … for V1; `h1`,
-/// `m`, `pooled`, `d`, `y` for V2), the int8 data, its zero point and scale; `None` in normal runs.
+/// `m`, `pooled`, `d`, `y` for V2 — `h1`, `pooled`, `m`, … when the pool runs first, see
+/// [`crate::arch::mobilevlm_v2::V2Config::pool_first`]), the int8 data, its zero point and scale;
+/// `None` in normal runs.
 /// The 16-bit conv outputs that feed a LayerNorm (`q`, `g` of `ldp`; `b1.d`, `b2.d` of V1) are
 /// reported with empty data (their zero point and scale are those of the 16-bit intermediate).
 /// V1's `b1.d`/`b2.d` are reported after their LayerNorm, which runs row by row with the conv.
@@ -423,17 +425,43 @@ pub(crate) fn forward_i8(
                 &mut a[..n * co],
             )?;
             trace(&mut t, "h1", &a[..n * co], p.z(V2::Z_H1), p.s(V2::Z_H1));
-            pointwise(
-                &a[..n * co],
-                co,
-                &p.conv("mlp.mlp.2", V2::FC2_SHIFT, 0, p.z(V2::Z_M), None)?,
-                co,
-                &mut b[..n * co],
-            )?;
-            trace(&mut t, "m", &b[..n * co], p.z(V2::Z_M), p.s(V2::Z_M));
-            let pooled = &mut a[..POOL * POOL * co];
-            adaptive_avg_pool(&b[..n * co], c.h, c.h, co, p.z(V2::Z_M), pooled, POOL, POOL)?;
-            trace(&mut t, "pooled", pooled, p.z(V2::Z_M), p.s(V2::Z_M));
+            let fc2 = p.conv("mlp.mlp.2", V2::FC2_SHIFT, 0, p.z(V2::Z_M), None)?;
+            let np = POOL * POOL;
+            let pooled = if c.pool_first() {
+                // pool(fc2(h1)) = fc2(pool(h1)): pool the GELU output (its own zero point and
+                // scale), then run fc2 on the 144 pooled tokens.
+                let (zh, sh) = (p.z(V2::Z_H1), p.s(V2::Z_H1));
+                adaptive_avg_pool(
+                    &a[..n * co],
+                    c.h,
+                    c.h,
+                    co,
+                    zh,
+                    &mut b[..np * co],
+                    POOL,
+                    POOL,
+                )?;
+                trace(&mut t, "pooled", &b[..np * co], zh, sh);
+                pointwise(&b[..np * co], co, &fc2, co, &mut a[..np * co])?;
+                trace(&mut t, "m", &a[..np * co], p.z(V2::Z_M), p.s(V2::Z_M));
+                &a[..np * co]
+            } else {
+                pointwise(&a[..n * co], co, &fc2, co, &mut b[..n * co])?;
+                trace(&mut t, "m", &b[..n * co], p.z(V2::Z_M), p.s(V2::Z_M));
+                let (zm, sm) = (p.z(V2::Z_M), p.s(V2::Z_M));
+                adaptive_avg_pool(
+                    &b[..n * co],
+                    c.h,
+                    c.h,
+                    co,
+                    zm,
+                    &mut a[..np * co],
+                    POOL,
+                    POOL,
+                )?;
+                trace(&mut t, "pooled", &a[..np * co], zm, sm);
+                &a[..np * co]
+            };
             let sh = DwShape {
                 h: POOL,
                 w: POOL,

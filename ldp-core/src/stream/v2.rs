@@ -1,6 +1,8 @@
 //! Streaming MobileVLM V2: `mlp` per pixel chunk, the adaptive average pool accumulated over the
 //! rows of every open bin (bins of neighbouring pooled rows may share an input row), the PEG
-//! depthwise conv over a 3-row window of pooled rows. Whole rows (no column strips): the pool
+//! depthwise conv over a 3-row window of pooled rows. On grids of more than 144 tokens
+//! ([`V2Config::pool_first`]) the pool accumulates `GELU(fc1(x))` and `fc2` runs on the pooled
+//! rows, as in the whole-tensor pass. Whole rows (no column strips): the pool
 //! bins and the PEG halo would make strips recompute the MLP, which holds nearly all the MACs.
 
 use super::kernels::{depthwise_row_float, depthwise_row_i8, DwRows};
@@ -24,10 +26,12 @@ trait V2Ops {
     type Y: bytemuck::Pod;
     /// Pool accumulator: `i32` (int8) or `f32`.
     type Acc: bytemuck::Pod;
-    /// `m = fc2(GELU(fc1(x)))` on whole pixels, `h1` is a temporary.
-    fn mlp(&self, x: &[Self::X], h1: &mut [Self::A], m: &mut [Self::A]) -> Result<(), Error>;
-    /// `acc += m` (one pixel).
-    fn accumulate(&self, acc: &mut [Self::Acc], m: &[Self::A]);
+    /// `h1 = GELU(fc1(x))` on whole pixels.
+    fn fc1(&self, x: &[Self::X], h1: &mut [Self::A]) -> Result<(), Error>;
+    /// `m = fc2(h1)` on whole pixels.
+    fn fc2(&self, h1: &[Self::A], m: &mut [Self::A]) -> Result<(), Error>;
+    /// `acc += v` (one pixel of the pooled tensor: `h1` when pooling first, else `m`).
+    fn accumulate(&self, acc: &mut [Self::Acc], v: &[Self::A]);
     /// The pooled values of one pixel from its accumulator and bin size.
     fn pool_finish(&self, acc: &[Self::Acc], count: usize, out: &mut [Self::A]);
     /// `y = DW(pooled) + pooled` for output row `oy`, columns from `ox0`.
@@ -55,6 +59,7 @@ fn run<O: V2Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
     let sizes = (size_of::<O::X>(), size_of::<O::A>(), size_of::<O::Y>());
     check_scratch(scratch, v2_scratch_bytes(cfg, sizes))?;
     let (h, ci, c) = (cfg.h, cfg.c_in, cfg.c_out);
+    let pool_first = cfg.pool_first();
     let open = v2_open_rows(h);
     let mut cv = Carver::new(scratch);
     let xb: &mut [O::X] = cv.take(CHUNK * ci)?;
@@ -73,14 +78,20 @@ fn run<O: V2Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
             let x1 = (x0 + CHUNK).min(h);
             let npx = x1 - x0;
             src.read(t, x0, &mut xb[..npx * ci])?;
-            ops.mlp(&xb[..npx * ci], &mut h1[..npx * c], &mut mb[..npx * c])?;
+            ops.fc1(&xb[..npx * ci], &mut h1[..npx * c])?;
+            let pv: &[O::A] = if pool_first {
+                &h1[..npx * c]
+            } else {
+                ops.fc2(&h1[..npx * c], &mut mb[..npx * c])?;
+                &mb[..npx * c]
+            };
             // Rows np.. whose bins contain t (contiguous).
             let mut i = np;
             while i < POOL && bins[i].0 <= t {
                 if t < bins[i].1 {
                     let a = &mut acc[(i % open) * row_len..(i % open + 1) * row_len];
                     for (p, ix) in (x0..x1).enumerate() {
-                        let m = &mb[p * c..(p + 1) * c];
+                        let m = &pv[p * c..(p + 1) * c];
                         for (j, &(s0, e0)) in bins.iter().enumerate() {
                             if s0 <= ix && ix < e0 {
                                 ops.accumulate(&mut a[j * c..(j + 1) * c], m);
@@ -97,9 +108,24 @@ fn run<O: V2Ops, S: RowSource<O::X>, K: RowSink<O::Y>>(
             let (rs, re) = bins[np];
             let a = &mut acc[(np % open) * row_len..(np % open + 1) * row_len];
             let out = &mut pr[(np % 3) * row_len..(np % 3 + 1) * row_len];
-            for (j, &(cs, ce)) in bins.iter().enumerate() {
-                let count = (re - rs) * (ce - cs);
-                ops.pool_finish(&a[j * c..(j + 1) * c], count, &mut out[j * c..(j + 1) * c]);
+            if pool_first {
+                // Pool CHUNK pixels of `h1` into the `h1` buffer, then fc2 into the pooled row.
+                let mut j0 = 0;
+                while j0 < POOL {
+                    let j1 = (j0 + CHUNK).min(POOL);
+                    for j in j0..j1 {
+                        let count = (re - rs) * (bins[j].1 - bins[j].0);
+                        let o = &mut h1[(j - j0) * c..(j - j0 + 1) * c];
+                        ops.pool_finish(&a[j * c..(j + 1) * c], count, o);
+                    }
+                    ops.fc2(&h1[..(j1 - j0) * c], &mut out[j0 * c..j1 * c])?;
+                    j0 = j1;
+                }
+            } else {
+                for (j, &(cs, ce)) in bins.iter().enumerate() {
+                    let count = (re - rs) * (ce - cs);
+                    ops.pool_finish(&a[j * c..(j + 1) * c], count, &mut out[j * c..(j + 1) * c]);
+                }
             }
             a.fill(<O::Acc as bytemuck::Zeroable>::zeroed());
             np += 1;
@@ -141,7 +167,8 @@ struct I8Ops<'a> {
     cfg: V2Config,
     fc1: ConvQ<'a>,
     fc2: ConvQ<'a>,
-    z_m: i32,
+    /// Zero point of the pooled tensor (`h1` when pooling first, else `m`).
+    z_pool: i32,
     peg: ConvQ<'a>,
     add: AddQ,
 }
@@ -151,20 +178,22 @@ impl V2Ops for I8Ops<'_> {
     type A = i8;
     type Y = i8;
     type Acc = i32;
-    fn mlp(&self, x: &[i8], h1: &mut [i8], m: &mut [i8]) -> Result<(), Error> {
+    fn fc1(&self, x: &[i8], h1: &mut [i8]) -> Result<(), Error> {
+        qk::pointwise(x, self.cfg.c_in, &self.fc1, self.cfg.c_out, h1)
+    }
+    fn fc2(&self, h1: &[i8], m: &mut [i8]) -> Result<(), Error> {
         let co = self.cfg.c_out;
-        qk::pointwise(x, self.cfg.c_in, &self.fc1, co, &mut *h1)?;
         qk::pointwise(h1, co, &self.fc2, co, m)
     }
-    fn accumulate(&self, acc: &mut [i32], m: &[i8]) {
-        for (a, &v) in acc.iter_mut().zip(m) {
-            *a = a.wrapping_add((v as i32).wrapping_sub(self.z_m));
+    fn accumulate(&self, acc: &mut [i32], v: &[i8]) {
+        for (a, &v) in acc.iter_mut().zip(v) {
+            *a = a.wrapping_add((v as i32).wrapping_sub(self.z_pool));
         }
     }
     fn pool_finish(&self, acc: &[i32], count: usize, out: &mut [i8]) {
         for (o, &s) in out.iter_mut().zip(acc) {
             *o = sat_i8(
-                self.z_m
+                self.z_pool
                     .wrapping_add(div_round(s as i64, count as i64) as i32),
             );
         }
@@ -218,7 +247,7 @@ pub fn v2_i8<S: RowSource<i8>, K: RowSink<i8>>(
             Some(p.lut("gelu.lut")?),
         )?,
         fc2: p.conv("mlp.mlp.2", V2::FC2_SHIFT, 0, p.z(V2::Z_M), None)?,
-        z_m: p.z(V2::Z_M),
+        z_pool: p.z(if cfg.pool_first() { V2::Z_H1 } else { V2::Z_M }),
         peg: p.conv("peg.peg.0", V2::PEG_SHIFT, p.z(V2::Z_M), p.z(V2::Z_D), None)?,
         add: p.add(
             p.z(V2::Z_D),
@@ -246,7 +275,7 @@ impl<W: Elem, A: Elem> V2Ops for FloatOps<'_, W, A> {
     type A = A;
     type Y = f32;
     type Acc = f32;
-    fn mlp(&self, x: &[f32], h1: &mut [A], m: &mut [A]) -> Result<(), Error> {
+    fn fc1(&self, x: &[f32], h1: &mut [A]) -> Result<(), Error> {
         let (co, w) = (self.cfg.c_out, &self.w);
         pointwise(
             x,
@@ -255,8 +284,11 @@ impl<W: Elem, A: Elem> V2Ops for FloatOps<'_, W, A> {
             Some(w.fc1_b),
             co,
             Some(Activation::Gelu),
-            &mut *h1,
-        )?;
+            h1,
+        )
+    }
+    fn fc2(&self, h1: &[A], m: &mut [A]) -> Result<(), Error> {
+        let (co, w) = (self.cfg.c_out, &self.w);
         pointwise(h1, co, w.fc2_w, Some(w.fc2_b), co, None, m)
     }
     fn accumulate(&self, acc: &mut [f32], m: &[A]) {
