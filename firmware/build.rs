@@ -73,6 +73,13 @@ const BOARDS: &[BoardSpec] = &[
         arena_cap: 96 << 20,
     },
     BoardSpec {
+        feature: "qemu-a76",
+        target: "aarch64-unknown-none",
+        script: "qemu-virt-a64.ld",
+        cortex_m: false,
+        arena_cap: 96 << 20,
+    },
+    BoardSpec {
         feature: "nrf52840",
         target: "thumbv7em-none-eabihf",
         script: "nrf52840.x",

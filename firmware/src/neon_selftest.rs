@@ -112,6 +112,12 @@ pub struct Counts {
     pub f16_depthwise: usize,
     /// Int8 pointwise convs with an `i16` output.
     pub i16_pointwise: usize,
+    /// The CPU has FEAT_FP16 (`ldp_core::kernels::cpu::fp16_arith`).
+    pub fp16: bool,
+    /// f16 pointwise convs run with FEAT_FP16 arithmetic (0 without FEAT_FP16).
+    pub fp16_pointwise: usize,
+    /// The largest normwise error of those against the f32-arithmetic reference.
+    pub fp16_worst: f32,
     pub failures: usize,
 }
 
@@ -429,7 +435,136 @@ pub fn run() -> Counts {
     }
 
     i16_pointwise(&mut r, &mut k);
+    fp16_pointwise(b, &mut r, &mut k);
     k
+}
+
+/// Bound of the FEAT_FP16 pointwise kernel: the normwise error of a dot product,
+/// `‖got − want‖₂ / ‖Σ|x||w| + |b|‖₂` over a conv's outputs, against the reference (f32
+/// arithmetic on the same f16 values). f16 sums of 16 products have errors of a few f16
+/// roundings (2^-11) of their terms' magnitudes, whatever the cancellation in the output; the
+/// whole f16 models are checked against PyTorch at 5e-3 on the same board (RESULT lines).
+const FP16_BOUND: f32 = 2e-3;
+
+/// `‖got − want‖₂ / ‖mag‖₂`.
+fn normwise<Y: Elem>(got: &[Y], want: &[Y], mag: &[f32]) -> f32 {
+    let (mut num, mut den) = (0f64, 0f64);
+    for ((g, w), m) in got.iter().zip(want).zip(mag) {
+        let (g, w) = (g.to_f32() as f64, w.to_f32() as f64);
+        num += (g - w) * (g - w);
+        den += (*m as f64) * (*m as f64);
+    }
+    libm::sqrt(num / den.max(1e-30)) as f32
+}
+
+/// f16 pointwise convs with FEAT_FP16 arithmetic (when the CPU has it): within [`FP16_BOUND`]
+/// of the reference, on `c_in` 1..=600 (every remainder of the 8-channel step and the
+/// 16-channel f16 chain), f16 and f32 outputs, every activation.
+fn fp16_pointwise(b: &mut All, r: &mut Rng, k: &mut Counts) {
+    k.fp16 = ldp_core::kernels::cpu::fp16_arith();
+    if !k.fp16 {
+        return;
+    }
+    for case in 0..120usize {
+        let (pixels, c_in, c_out) = match case {
+            0..=9 => (r.range(1, 9), r.range(BIG_K - 40, BIG_K), r.range(1, 12)),
+            _ if case % 5 == 0 => (1, r.range(1, C), r.range(1, C)),
+            _ => (r.range(1, G) * r.range(1, G), r.range(1, C), r.range(1, C)),
+        };
+        let act = match r.next() % 6 {
+            0 => Some(Activation::Gelu),
+            1 => Some(Activation::Hardswish),
+            2 => Some(Activation::Relu),
+            _ => None,
+        };
+        let with_bias = !r.next().is_multiple_of(4);
+        let (f, h) = (&mut b.f, &mut b.h);
+        let (x, w, bias) = (
+            &mut h.x[..pixels * c_in],
+            &mut h.w[..c_in * c_out],
+            &mut b.bias[..c_out],
+        );
+        r.fill(x, 2.0);
+        r.fill(w, 1.0);
+        r.fill(bias, 1.0);
+        let n = pixels * c_out;
+        // Σ|x||w| + |b| per output (f32 arithmetic on the f16 values), in `f.r`.
+        for (a, v) in f.x.iter_mut().zip(x.iter()) {
+            *a = v.to_f32().abs();
+        }
+        for (a, v) in f.w.iter_mut().zip(w.iter()) {
+            *a = v.to_f32().abs();
+        }
+        let babs: [f32; BIG_K] = core::array::from_fn(|i| bias[i.min(c_out - 1)].abs());
+        let mag_ok = pointwise::reference::pointwise(
+            &f.x[..pixels * c_in],
+            c_in,
+            &f.w[..c_in * c_out],
+            with_bias.then_some(&babs[..c_out]),
+            c_out,
+            None,
+            &mut f.r[..n],
+        )
+        .is_ok();
+        let bias = with_bias.then_some(&*bias);
+        let f16_out = case % 2 == 0;
+        let (ok, err) = if f16_out {
+            poison(&mut h.y, n);
+            poison(&mut h.y_ref, n);
+            let fast = pointwise::neon::pointwise_fp16_checked(
+                x,
+                c_in,
+                w,
+                bias,
+                c_out,
+                act,
+                &mut h.y[..n],
+            );
+            let rf =
+                pointwise::reference::pointwise(x, c_in, w, bias, c_out, act, &mut h.y_ref[..n]);
+            let e = normwise(&h.y[..n], &h.y_ref[..n], &f.r[..n]);
+            (
+                matches!(fast, Ok(true)) && rf.is_ok() && guard_ok(&h.y, n) && e <= FP16_BOUND,
+                e,
+            )
+        } else {
+            poison(&mut f.y, n);
+            poison(&mut f.y_ref, n);
+            let fast = pointwise::neon::pointwise_fp16_checked(
+                x,
+                c_in,
+                w,
+                bias,
+                c_out,
+                act,
+                &mut f.y[..n],
+            );
+            let rf =
+                pointwise::reference::pointwise(x, c_in, w, bias, c_out, act, &mut f.y_ref[..n]);
+            let e = normwise(&f.y[..n], &f.y_ref[..n], &f.r[..n]);
+            (
+                matches!(fast, Ok(true)) && rf.is_ok() && guard_ok(&f.y, n) && e <= FP16_BOUND,
+                e,
+            )
+        };
+        let ok = ok && mag_ok;
+        k.fp16_pointwise += 1;
+        if err > k.fp16_worst || err.is_nan() {
+            k.fp16_worst = err;
+        }
+        if !ok {
+            k.failures += 1;
+            error!(
+                "self-test: FEAT_FP16 pointwise ({=str} out), {=usize} px, {=usize} -> {=usize}: normwise error {=f32} against the reference (bound {=f32})",
+                if f16_out { "f16" } else { "f32" },
+                pixels,
+                c_in,
+                c_out,
+                err,
+                FP16_BOUND
+            );
+        }
+    }
 }
 
 /// Int8 pointwise convs with an `i16` output: the dispatching kernel (NEON) against the

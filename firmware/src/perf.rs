@@ -357,7 +357,7 @@ fn kernel_selftest() -> bool {
         let f = crate::neon_selftest::run();
         failures += f.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
@@ -368,6 +368,9 @@ fn kernel_selftest() -> bool {
             f.f16_pointwise,
             f.f16_depthwise,
             f.i16_pointwise,
+            f.fp16,
+            f.fp16_pointwise,
+            f.fp16_worst,
             failures
         );
     }

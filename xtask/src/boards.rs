@@ -80,6 +80,15 @@ pub const BOARDS: &[Board] = &[
         },
     },
     Board {
+        name: "qemu-a76",
+        target: "aarch64-unknown-none",
+        core: "Cortex-A76 with FEAT_FP16 (QEMU virt)",
+        kind: Kind::Qemu {
+            binary: "qemu-system-aarch64",
+            machine: &["-M", "virt", "-cpu", "cortex-a76"],
+        },
+    },
+    Board {
         name: "nrf52840",
         target: "thumbv7em-none-eabihf",
         core: "Cortex-M4F (nRF52840-DK)",

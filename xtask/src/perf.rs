@@ -30,7 +30,7 @@ use crate::{data, npy, thousands, tools, Ctx, Opts};
 /// Boards measured (the seed needs the 4 MiB of RAM of the mps2 boards).
 const MEASURED: [&str; 2] = ["qemu-m4", "qemu-m7"];
 /// Boards that only run the self-test and the bundled int8 models.
-const SELFTEST_ONLY: [&str; 2] = ["qemu-m55", "qemu-a53"];
+const SELFTEST_ONLY: [&str; 3] = ["qemu-m55", "qemu-a53", "qemu-a76"];
 
 /// The seed block: `LDP(128, 128)` on 64×64.
 const C: usize = 128;
@@ -207,7 +207,15 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
 /// The NEON self-test for `cargo xtask test`: `cargo xtask perf --board qemu-a53` (the perf
 /// firmware's kernel self-test and the bundled int8 models, bit-identical to the host).
 pub fn selftest_a53(ctx: &Ctx) -> Result<bool, String> {
-    cmd_perf(ctx, &["--board".to_string(), "qemu-a53".to_string()])
+    cmd_perf(
+        ctx,
+        &[
+            "--board".to_string(),
+            "qemu-a53".to_string(),
+            "--board".to_string(),
+            "qemu-a76".to_string(),
+        ],
+    )
 }
 
 /// The `PERF` lines of one model: one per layer (the `return` segment is folded into the

@@ -107,9 +107,10 @@ mod qemu_lm3s;
 #[cfg(feature = "qemu-lm3s")]
 pub use qemu_lm3s::QemuLm3s as Current;
 
-#[cfg(feature = "qemu-a53")]
+// `qemu-a76` is the same QEMU `virt` board with a Cortex-A76 (FEAT_FP16).
+#[cfg(any(feature = "qemu-a53", feature = "qemu-a76"))]
 mod qemu_a53;
-#[cfg(feature = "qemu-a53")]
+#[cfg(any(feature = "qemu-a53", feature = "qemu-a76"))]
 pub use qemu_a53::QemuA53 as Current;
 
 #[cfg(feature = "nrf52840")]

@@ -70,3 +70,77 @@ pub fn as_f16_mut<A: Elem>(b: &mut [A]) -> Option<&mut [f16]> {
         None
     }
 }
+
+/// FP16 arithmetic on AArch64 (FEAT_FP16): 0 = not yet detected, 1 = unavailable or disallowed,
+/// 2 = available.
+#[cfg(target_arch = "aarch64")]
+static FP16: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// `true` when the f16 kernels may use FEAT_FP16 arithmetic (half-precision FMLA, f16 products
+/// summed in f16 over 16 channels and then in f32; see
+/// [`crate::kernels::pointwise::neon`]). Known at compile time with `-C target-feature=+fp16`
+/// (e.g. `-C target-cpu=cortex-a76`); else detected at run time: with the `std` feature through
+/// the OS, on bare metal (`target_os = "none"`, running at EL1 or higher) from `ID_AA64PFR0_EL1`.
+/// Always `false` after [`set_fp16_arith`]`(false)` and on other architectures.
+#[inline]
+pub fn fp16_arith() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        use core::sync::atomic::Ordering;
+        match FP16.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                let yes = fp16_detect();
+                FP16.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+        }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
+/// Allows (`true`, the default where the CPU has it) or forbids FEAT_FP16 arithmetic in the f16
+/// kernels. Forbidding it makes f16 results identical to CPUs without FEAT_FP16 (f16 storage,
+/// f32 arithmetic); allowing it on a CPU without the feature changes nothing.
+pub fn set_fp16_arith(allow: bool) {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v = if allow && fp16_detect() { 2 } else { 1 };
+        FP16.store(v, core::sync::atomic::Ordering::Relaxed);
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = allow;
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn fp16_detect() -> bool {
+    if cfg!(target_feature = "fp16") {
+        return true;
+    }
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("fp16")
+    }
+    #[cfg(all(not(feature = "std"), target_os = "none"))]
+    {
+        let pfr0: u64;
+        // SAFETY: reading an ID register has no side effects; bare-metal code runs at EL1 or
+        // higher, where ID_AA64PFR0_EL1 is readable.
+        unsafe {
+            core::arch::asm!("mrs {}, ID_AA64PFR0_EL1", out(reg) pfr0,
+                             options(nomem, nostack, preserves_flags));
+        }
+        // FP (bits 19:16) and AdvSIMD (bits 23:20): 1 = implemented with half precision.
+        (pfr0 >> 16) & 0xf == 1 && (pfr0 >> 20) & 0xf == 1
+    }
+    #[cfg(all(not(feature = "std"), not(target_os = "none")))]
+    {
+        false
+    }
+}

@@ -102,7 +102,7 @@ __ldp_exc_busy:
 "#
 );
 
-#[cfg(feature = "qemu-a53")]
+#[cfg(any(feature = "qemu-a53", feature = "qemu-a76"))]
 global_asm!(
     r#"
     .section .rodata.__ldp_exit_block, "a"
@@ -121,7 +121,7 @@ __ldp_a64_halt:
 "#
 );
 
-#[cfg(not(feature = "qemu-a53"))]
+#[cfg(not(any(feature = "qemu-a53", feature = "qemu-a76")))]
 global_asm!(
     r#"
     .section .text.__ldp_a64_halt, "ax"

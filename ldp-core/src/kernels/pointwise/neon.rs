@@ -45,6 +45,9 @@ pub(crate) fn pointwise<X: Elem, W: Elem, Y: Elem>(
     if !cfg!(target_feature = "neon") {
         return false;
     }
+    if pointwise_fp16(x, c_in, w, bias, c_out, act, &mut *y) {
+        return true;
+    }
     // SAFETY: NEON is enabled for this target (checked above).
     unsafe { pointwise_neon(x, c_in, w, bias, c_out, act, y) }.is_ok()
 }
@@ -326,10 +329,12 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
     }
 }
 
-/// The packed GEMM.
+/// The packed GEMM. Not inlined, like [`gemm_fp16`]: their stack buffers are never live
+/// together.
 ///
 /// # Safety
 /// Shapes validated; `Y` is f32 when `k > KC`.
+#[inline(never)]
 #[target_feature(enable = "neon")]
 unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
@@ -378,6 +383,252 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
                 p0 += m;
             }
             k0 += kc;
+        }
+        n0 += nv;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// FEAT_FP16 arithmetic (f16 activations and weights).
+//
+// The same 8-pixel × 8-output register tile, with f16 FMAs: the packed panel holds f16 weights
+// `[K][8]`, one `fmla vA.8h, vW.8h, vX.h[j]` multiplies input channel `j` of a pixel into its 8
+// outputs (8 MACs per instruction instead of 4, and no widening of `x` or `w`). Products are
+// summed in f16 over [`HCHAIN`] channels, then widened (`fcvtl`/`fcvtl2`) and added to f32
+// accumulators that start at the bias, so the f16 rounding error does not grow with `K`.
+// Summation order per output: bias, then per chain of 16 channels the f16 sum of its products
+// in channel order; independent of the pixel count (the streaming executor gives the same
+// result as the whole-tensor pass on the same CPU). The result differs from the f32-arithmetic
+// kernel by f16 rounding; `crate::kernels::cpu::set_fp16_arith(false)` turns this path off.
+
+/// Channels summed in f16 before each f32 addition.
+const HCHAIN: usize = 16;
+/// Largest `K` of the FEAT_FP16 path: the panel `[K][8]` f16 is 32 KiB of stack.
+pub(crate) const KC_FP16: usize = 2048;
+
+/// The FEAT_FP16 kernel, when the CPU has it and `X`, `W` are f16 with `K ≤ 2048`; `false` when
+/// the caller must use another kernel. Shapes must already be validated.
+pub(crate) fn pointwise_fp16<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> bool {
+    if X::DTYPE != DType::F16
+        || W::DTYPE != DType::F16
+        || c_in > KC_FP16
+        || !crate::kernels::cpu::fp16_arith()
+    {
+        return false;
+    }
+    let (Some(xh), Some(wh)) = (crate::kernels::cpu::as_f16(x), crate::kernels::cpu::as_f16(w))
+    else {
+        return false;
+    };
+    // SAFETY: FEAT_FP16 detected just above; shapes validated by the caller, K ≤ KC_FP16.
+    unsafe { gemm_fp16(xh, c_in, wh, bias, c_out, act, y) };
+    true
+}
+
+/// The FEAT_FP16 kernel with its own shape checks, for tests and self-tests: `Ok(false)` when
+/// the CPU lacks FEAT_FP16 (or it is switched off) or `K > 2048` (nothing written).
+pub fn pointwise_fp16_checked<Y: Elem>(
+    x: &[f16],
+    c_in: usize,
+    w: &[f16],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> Result<bool, Error> {
+    super::check_shapes(x, c_in, w, bias, c_out, y)?;
+    Ok(pointwise_fp16(x, c_in, w, bias, c_out, act, y))
+}
+
+/// Eight f16 FMAs by element: `a += w[j] · x[j]` for the 8 channels in `x`.
+///
+/// # Safety
+/// The CPU has FEAT_FP16.
+#[inline]
+#[target_feature(enable = "neon,fp16")]
+unsafe fn fmla8(a: uint16x8_t, w: &[uint16x8_t; 8], x: uint16x8_t) -> uint16x8_t {
+    let mut a = a;
+    // SAFETY: register-only arithmetic; FEAT_FP16 per the contract.
+    unsafe {
+        asm!(
+            "fmla {a:v}.8h, {w0:v}.8h, {x:v}.h[0]",
+            "fmla {a:v}.8h, {w1:v}.8h, {x:v}.h[1]",
+            "fmla {a:v}.8h, {w2:v}.8h, {x:v}.h[2]",
+            "fmla {a:v}.8h, {w3:v}.8h, {x:v}.h[3]",
+            "fmla {a:v}.8h, {w4:v}.8h, {x:v}.h[4]",
+            "fmla {a:v}.8h, {w5:v}.8h, {x:v}.h[5]",
+            "fmla {a:v}.8h, {w6:v}.8h, {x:v}.h[6]",
+            "fmla {a:v}.8h, {w7:v}.8h, {x:v}.h[7]",
+            a = inout(vreg) a,
+            w0 = in(vreg) w[0], w1 = in(vreg) w[1], w2 = in(vreg) w[2], w3 = in(vreg) w[3],
+            w4 = in(vreg) w[4], w5 = in(vreg) w[5], w6 = in(vreg) w[6], w7 = in(vreg) w[7],
+            x = in(vreg_low16) x,
+            options(pure, nomem, nostack),
+        );
+    }
+    a
+}
+
+/// One f16 FMA with a scalar: `a += w · x[0]`.
+///
+/// # Safety
+/// The CPU has FEAT_FP16.
+#[inline]
+#[target_feature(enable = "neon,fp16")]
+unsafe fn fmla1(a: uint16x8_t, w: uint16x8_t, x: uint16x8_t) -> uint16x8_t {
+    let mut a = a;
+    // SAFETY: register-only arithmetic; FEAT_FP16 per the contract.
+    unsafe {
+        asm!("fmla {a:v}.8h, {w:v}.8h, {x:v}.h[0]", a = inout(vreg) a, w = in(vreg) w,
+             x = in(vreg_low16) x, options(pure, nomem, nostack));
+    }
+    a
+}
+
+/// `acc += widen(h)`: 8 f16 sums added to two f32 accumulators.
+#[inline(always)]
+fn widen_add(acc: &mut [float32x4_t; 2], h: uint16x8_t) {
+    let (lo, hi): (float32x4_t, float32x4_t);
+    // SAFETY: register-only conversions (base AArch64 FP).
+    unsafe {
+        asm!("fcvtl {l:v}.4s, {h:v}.4h", "fcvtl2 {u:v}.4s, {h:v}.8h",
+             l = out(vreg) lo, u = lateout(vreg) hi, h = in(vreg) h,
+             options(pure, nomem, nostack));
+        acc[0] = vaddq_f32(acc[0], lo);
+        acc[1] = vaddq_f32(acc[1], hi);
+    }
+}
+
+/// Pixels `p0..p0+M` against the f16 panel of outputs `n0..n0+nv` over all `k` channels.
+///
+/// # Safety
+/// FEAT_FP16; rows `p0..p0+M` of `x`/`y` and columns `n0..n0+nv` in bounds; `bp` holds the
+/// packed `[k][8]` panel.
+#[inline]
+#[target_feature(enable = "neon,fp16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_fp16<Y: Elem, const M: usize>(
+    x: &[f16],
+    k: usize,
+    y: &mut [Y],
+    n: usize,
+    p0: usize,
+    n0: usize,
+    nv: usize,
+    bp: *const u16,
+    bias8: &[f32; NR],
+    act: Option<Activation>,
+) {
+    // SAFETY (whole body): every pointer stays inside the rows, columns and panel above.
+    unsafe {
+        let b = [vld1q_f32(bias8.as_ptr()), vld1q_f32(bias8.as_ptr().add(4))];
+        let mut acc = [b; MR];
+        let xr: [*const u16; MR] =
+            core::array::from_fn(|m| x.as_ptr().add((p0 + m.min(M - 1)) * k) as *const u16);
+        let zero = vdupq_n_u16(0);
+        let mut i = 0;
+        while i < k {
+            let end = (i + HCHAIN).min(k);
+            let mut h = [zero; MR];
+            while i + 8 <= end {
+                let wv: [uint16x8_t; 8] =
+                    core::array::from_fn(|j| vld1q_u16(bp.add((i + j) * NR)));
+                for m in 0..M {
+                    h[m] = fmla8(h[m], &wv, vld1q_u16(xr[m].add(i)));
+                }
+                i += 8;
+            }
+            while i < end {
+                let wv = vld1q_u16(bp.add(i * NR));
+                for m in 0..M {
+                    h[m] = fmla1(h[m], wv, vld1q_dup_u16(xr[m].add(i)));
+                }
+                i += 1;
+            }
+            for m in 0..M {
+                widen_add(&mut acc[m], h[m]);
+            }
+        }
+        for m in 0..M {
+            let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
+            let mut t = [0.0f32; NR];
+            vst1q_f32(t.as_mut_ptr(), acc[m][0]);
+            vst1q_f32(t.as_mut_ptr().add(4), acc[m][1]);
+            activate(act, &mut t);
+            if nv == NR {
+                store4(yr, vld1q_f32(t.as_ptr()));
+                store4(yr.add(4), vld1q_f32(t.as_ptr().add(4)));
+            } else if Y::DTYPE == DType::F16 {
+                let mut hs = [f16::ZERO; NR];
+                store4(hs.as_mut_ptr(), vld1q_f32(t.as_ptr()));
+                store4(hs.as_mut_ptr().add(4), vld1q_f32(t.as_ptr().add(4)));
+                core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
+            } else {
+                core::ptr::copy_nonoverlapping(t.as_ptr(), yr as *mut f32, nv);
+            }
+        }
+    }
+}
+
+/// The FEAT_FP16 packed GEMM. Not inlined: its 32 KiB panel and the f32 kernel's buffers are
+/// never on the stack together.
+///
+/// # Safety
+/// FEAT_FP16; shapes validated; `k ≤ KC_FP16`.
+#[inline(never)]
+#[target_feature(enable = "neon,fp16")]
+unsafe fn gemm_fp16<Y: Elem>(
+    x: &[f16],
+    k: usize,
+    w: &[f16],
+    bias: Option<&[f32]>,
+    n: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) {
+    let pixels = x.len() / k;
+    let mut panel = MaybeUninit::<[u16; KC_FP16 * NR]>::uninit();
+    let bp = panel.as_mut_ptr() as *mut u16;
+    let mut n0 = 0;
+    while n0 < n {
+        let nv = NR.min(n - n0);
+        let mut bias8 = [0.0f32; NR];
+        if let Some(b) = bias {
+            bias8[..nv].copy_from_slice(&b[n0..n0 + nv]);
+        }
+        for kk in 0..k {
+            for l in 0..NR {
+                let v = if l < nv { w[(n0 + l) * k + kk].to_bits() } else { 0 };
+                // SAFETY: kk·8 + l < k·8 ≤ KC_FP16·8.
+                unsafe { *bp.add(kk * NR + l) = v };
+            }
+        }
+        let mut p0 = 0;
+        while p0 < pixels {
+            let m = MR.min(pixels - p0);
+            // SAFETY: p0 + m ≤ pixels, n0 + nv ≤ n; bp packed for k channels; FEAT_FP16 per
+            // the contract.
+            unsafe {
+                match m {
+                    8 => tile_fp16::<Y, 8>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    7 => tile_fp16::<Y, 7>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    6 => tile_fp16::<Y, 6>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    5 => tile_fp16::<Y, 5>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    4 => tile_fp16::<Y, 4>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    3 => tile_fp16::<Y, 3>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    2 => tile_fp16::<Y, 2>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                    _ => tile_fp16::<Y, 1>(x, k, y, n, p0, n0, nv, bp, &bias8, act),
+                }
+            }
+            p0 += m;
         }
         n0 += nv;
     }
