@@ -58,7 +58,7 @@ fn cmsis(layer: &str, board: &str) -> Option<f64> {
 }
 
 const USAGE: &str = "\
-cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53]... [--no-portable] [--timeout S]
+cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53|qemu-a76]... [--no-portable] [--timeout S]
     Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
     (DSP kernels, and the portable kernels unless --no-portable), the int8 kernel self-test on
     those boards and on qemu-m55, the NEON kernel self-test (int8, f32, f16) on qemu-a53.
@@ -204,7 +204,8 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     Ok(ok)
 }
 
-/// The NEON self-test for `cargo xtask test`: `cargo xtask perf --board qemu-a53` (the perf
+/// The NEON self-tests for `cargo xtask test`: `cargo xtask perf --board qemu-a53 --board
+/// qemu-a76` (the perf
 /// firmware's kernel self-test and the bundled int8 models, bit-identical to the host).
 pub fn selftest_a53(ctx: &Ctx) -> Result<bool, String> {
     cmd_perf(

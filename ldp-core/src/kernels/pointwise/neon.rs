@@ -424,8 +424,10 @@ pub(crate) fn pointwise_fp16<X: Elem, W: Elem, Y: Elem>(
     {
         return false;
     }
-    let (Some(xh), Some(wh)) = (crate::kernels::cpu::as_f16(x), crate::kernels::cpu::as_f16(w))
-    else {
+    let (Some(xh), Some(wh)) = (
+        crate::kernels::cpu::as_f16(x),
+        crate::kernels::cpu::as_f16(w),
+    ) else {
         return false;
     };
     // SAFETY: FEAT_FP16 detected just above; shapes validated by the caller, K ≤ KC_FP16.
@@ -539,8 +541,7 @@ unsafe fn tile_fp16<Y: Elem, const M: usize>(
             let end = (i + HCHAIN).min(k);
             let mut h = [zero; MR];
             while i + 8 <= end {
-                let wv: [uint16x8_t; 8] =
-                    core::array::from_fn(|j| vld1q_u16(bp.add((i + j) * NR)));
+                let wv: [uint16x8_t; 8] = core::array::from_fn(|j| vld1q_u16(bp.add((i + j) * NR)));
                 for m in 0..M {
                     h[m] = fmla8(h[m], &wv, vld1q_u16(xr[m].add(i)));
                 }
@@ -606,7 +607,11 @@ unsafe fn gemm_fp16<Y: Elem>(
         }
         for kk in 0..k {
             for l in 0..NR {
-                let v = if l < nv { w[(n0 + l) * k + kk].to_bits() } else { 0 };
+                let v = if l < nv {
+                    w[(n0 + l) * k + kk].to_bits()
+                } else {
+                    0
+                };
                 // SAFETY: kk·8 + l < k·8 ≤ KC_FP16·8.
                 unsafe { *bp.add(kk * NR + l) = v };
             }
