@@ -457,6 +457,31 @@ fn normwise<Y: Elem>(got: &[Y], want: &[Y], mag: &[f32]) -> f32 {
     libm::sqrt(num / den.max(1e-30)) as f32
 }
 
+/// One FEAT_FP16 pointwise conv against the reference: (passed, normwise error against `mag`).
+#[allow(clippy::too_many_arguments)]
+fn fp16_run<Y: Elem>(
+    x: &[f16],
+    w: &[f16],
+    bias: Option<&[f32]>,
+    act: Option<Activation>,
+    c_in: usize,
+    c_out: usize,
+    y: &mut [Y],
+    y_ref: &mut [Y],
+    mag: &[f32],
+) -> (bool, f32) {
+    let n = mag.len();
+    poison(y, n);
+    poison(y_ref, n);
+    let fast = pointwise::neon::pointwise_fp16_checked(x, c_in, w, bias, c_out, act, &mut y[..n]);
+    let rf = pointwise::reference::pointwise(x, c_in, w, bias, c_out, act, &mut y_ref[..n]);
+    let e = normwise(&y[..n], &y_ref[..n], mag);
+    (
+        matches!(fast, Ok(true)) && rf.is_ok() && guard_ok(y, n) && e <= FP16_BOUND,
+        e,
+    )
+}
+
 /// f16 pointwise convs with FEAT_FP16 arithmetic (when the CPU has it): within [`FP16_BOUND`]
 /// of the reference, on `c_in` 1..=600 (every remainder of the 8-channel step and the
 /// 16-channel f16 chain), f16 and f32 outputs, every activation.
@@ -509,42 +534,28 @@ fn fp16_pointwise(b: &mut All, r: &mut Rng, k: &mut Counts) {
         let bias = with_bias.then_some(&*bias);
         let f16_out = case % 2 == 0;
         let (ok, err) = if f16_out {
-            poison(&mut h.y, n);
-            poison(&mut h.y_ref, n);
-            let fast = pointwise::neon::pointwise_fp16_checked(
+            fp16_run(
                 x,
-                c_in,
                 w,
                 bias,
-                c_out,
                 act,
-                &mut h.y[..n],
-            );
-            let rf =
-                pointwise::reference::pointwise(x, c_in, w, bias, c_out, act, &mut h.y_ref[..n]);
-            let e = normwise(&h.y[..n], &h.y_ref[..n], &f.r[..n]);
-            (
-                matches!(fast, Ok(true)) && rf.is_ok() && guard_ok(&h.y, n) && e <= FP16_BOUND,
-                e,
+                c_in,
+                c_out,
+                &mut h.y,
+                &mut h.y_ref,
+                &f.r[..n],
             )
         } else {
-            poison(&mut f.y, n);
-            poison(&mut f.y_ref, n);
-            let fast = pointwise::neon::pointwise_fp16_checked(
+            fp16_run(
                 x,
-                c_in,
                 w,
                 bias,
-                c_out,
                 act,
-                &mut f.y[..n],
-            );
-            let rf =
-                pointwise::reference::pointwise(x, c_in, w, bias, c_out, act, &mut f.y_ref[..n]);
-            let e = normwise(&f.y[..n], &f.y_ref[..n], &f.r[..n]);
-            (
-                matches!(fast, Ok(true)) && rf.is_ok() && guard_ok(&f.y, n) && e <= FP16_BOUND,
-                e,
+                c_in,
+                c_out,
+                &mut f.y,
+                &mut f.y_ref,
+                &f.r[..n],
             )
         };
         let ok = ok && mag_ok;
