@@ -417,19 +417,14 @@ pub(crate) fn pointwise_fp16<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) -> bool {
-    if X::DTYPE != DType::F16
-        || W::DTYPE != DType::F16
-        || c_in > KC_FP16
-        || !crate::kernels::cpu::fp16_arith()
-    {
-        return false;
-    }
-    let (Some(xh), Some(wh)) = (
-        crate::kernels::cpu::as_f16(x),
-        crate::kernels::cpu::as_f16(w),
-    ) else {
+    use crate::kernels::cpu::{as_f16, fp16_arith};
+    // `as_f16` is `None` unless the element type is f16.
+    let (Some(xh), Some(wh)) = (as_f16(x), as_f16(w)) else {
         return false;
     };
+    if c_in > KC_FP16 || !fp16_arith() {
+        return false;
+    }
     // SAFETY: FEAT_FP16 detected just above; shapes validated by the caller, K ≤ KC_FP16.
     unsafe { gemm_fp16(xh, c_in, wh, bias, c_out, act, y) };
     true
