@@ -647,6 +647,13 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
             return Some(false);
         }
     };
+    if ldp_core::quant::a16::is_a16(&model) {
+        println!(
+            "SKIP board={=str} arch={=str} dtype={=str} reason=16-bit activations (the per-layer trace is int8-only)",
+            board, m.arch, m.dtype
+        );
+        return None;
+    }
     let cfg = model.config();
     let (n_in, n_out) = (cfg.input_len(), cfg.output_len());
     let (work, rest) = arena.split_at_mut(ldp_core::quant::scratch_bytes_i8(&cfg));

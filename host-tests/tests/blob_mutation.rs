@@ -15,7 +15,7 @@ use ldp_core::blob::format::{ENTRY_LEN, HEADER_LEN};
 use ldp_core::{BlobError, DType, Model, ModelConfig};
 use ldp_quant::calib::CalibSet;
 use ldp_quant::int8::InputQuant;
-use ldp_quant::quantize::{self, CalibMethod, Int8Options};
+use ldp_quant::quantize::{self, Activations, CalibMethod, Int8Options};
 use ldp_quant::{write, AlignedBytes, FloatModel};
 
 /// Small configurations covering every architecture and its branches.
@@ -114,6 +114,23 @@ fn blobs() -> Vec<Blob> {
                 .tensor_count();
             out.push(Blob {
                 name: format!("{name} int8 {tag}"),
+                bytes,
+                n_tensors,
+                int8: true,
+            });
+        }
+        if matches!(cfg, ModelConfig::MobileVlmV2(_)) {
+            let opts = Int8Options {
+                activations: Activations::Int16,
+                ..Int8Options::default()
+            };
+            let bytes = quantize::int8(&model, Some(&cal), &opts).expect("16-bit quantizer");
+            let buf = AlignedBytes::from_slice(&bytes);
+            let n_tensors = Model::parse(buf.as_bytes())
+                .expect("16-bit blob parses")
+                .tensor_count();
+            out.push(Blob {
+                name: format!("{name} int8 16-bit activations"),
                 bytes,
                 n_tensors,
                 int8: true,
@@ -642,6 +659,16 @@ fn write_fuzz_seeds() {
                 ..Int8Options::default()
             };
             out.push((tag, quantize::int8(&model, Some(&cal), &opts).unwrap()));
+        }
+        if matches!(cfg, ModelConfig::MobileVlmV2(_)) {
+            let opts = Int8Options {
+                activations: Activations::Int16,
+                ..Int8Options::default()
+            };
+            out.push((
+                "int8_a16",
+                quantize::int8(&model, Some(&cal), &opts).unwrap(),
+            ));
         }
         for (tag, bytes) in out {
             check(&bytes, name).unwrap();

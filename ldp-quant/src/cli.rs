@@ -173,6 +173,10 @@ struct ConvertArgs {
     /// halves of the set agree).
     #[arg(long, value_enum, default_value_t = quantize::RangeSearch::Auto)]
     range_search: quantize::RangeSearch,
+    /// int8 activation width: `auto` uses 16-bit activations (int8 weights, TFLite's 16x8 mode)
+    /// for MobileVLM V2 when the calibration inputs are heavy-tailed, else int8.
+    #[arg(long, value_enum, default_value_t = quantize::Activations::Auto)]
+    activations: quantize::Activations,
     /// Where to write the blob.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -322,6 +326,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
                 calib_method: a.calib_method,
                 input_quant: a.input_quant,
                 range_search: a.range_search,
+                activations: a.activations,
             };
             quantize::int8(&model, calib.as_ref(), &opts)?
         }

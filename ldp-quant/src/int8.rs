@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context};
 use ldp_core::arch::mobilevlm_v2::POOL;
-use ldp_core::blob::specs::{specs, FLAG_PER_CHANNEL_INPUT};
+use ldp_core::blob::specs::{specs, FLAG_ACT16, FLAG_PER_CHANNEL_INPUT};
 use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
 use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
@@ -23,7 +23,7 @@ use ldp_core::{DType, ModelConfig};
 
 use crate::calib::CalibSet;
 use crate::graph::FloatModel;
-use crate::quantize::{CalibMethod, Int8Options, RangeSearch};
+use crate::quantize::{Activations, CalibMethod, Int8Options, RangeSearch};
 
 /// How the model input is quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -815,9 +815,222 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
     if calib.is_empty() {
         bail!("int8 needs calibration inputs: pass --calib C.npy with a batch of typical inputs");
     }
+    if use_a16(m, calib, opts)? {
+        let r = calibrate(m, calib, CalibMethod::Minmax)?;
+        return quantize_v2_a16(m, &r);
+    }
     let mut r = calibrate(m, calib, opts.calib_method)?;
     refine(m, calib, &mut r, opts)?;
     quantize_with(m, &r, opts)
+}
+
+/// Peak over RMS of the calibration inputs above which `--activations auto` calls them
+/// heavy-tailed. A normal distribution reaches 8σ once in ~10¹⁵ values; the golden set's
+/// Student-t(3) inputs with two ×20 channels measure ~30.
+pub const HEAVY_CREST: f64 = 8.0;
+
+/// Peak over RMS (crest factor) of all calibration input values.
+pub fn crest_factor(calib: &CalibSet) -> f64 {
+    let (mut peak, mut sq, mut n) = (0f64, 0f64, 0usize);
+    for s in &calib.samples {
+        for &v in s {
+            let v = v as f64;
+            if v.is_finite() {
+                peak = peak.max(v.abs());
+                sq += v * v;
+                n += 1;
+            }
+        }
+    }
+    if n == 0 || sq <= 0.0 {
+        return 0.0;
+    }
+    peak / (sq / n as f64).sqrt()
+}
+
+/// Whether to write a 16-bit-activation blob (`ldp_core::quant::a16`).
+fn use_a16(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Result<bool> {
+    let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));
+    let per_ch = opts.input_quant == InputQuant::PerChannel;
+    match opts.activations {
+        Activations::Int8 => Ok(false),
+        Activations::Int16 => {
+            if !v2 {
+                bail!(
+                    "--activations int16 exists for mobilevlm-v2 only (this model is {}); use --activations int8",
+                    m.config().arch().name()
+                );
+            }
+            if per_ch {
+                bail!(
+                    "--activations int16 takes a per-tensor input: drop --input-quant per-channel"
+                );
+            }
+            Ok(true)
+        }
+        Activations::Auto => {
+            let heavy = crest_factor(calib) > HEAVY_CREST;
+            if v2 && heavy && per_ch {
+                eprintln!(
+                    "note: heavy-tailed calibration inputs: 16-bit activations would fit them better, \
+                     but --input-quant per-channel keeps int8 activations"
+                );
+            }
+            Ok(v2 && heavy && !per_ch)
+        }
+    }
+}
+
+/// Headroom of 16-bit activations over the calibrated absolute maximum (2 of the 8 extra bits).
+const A16_HEADROOM: f64 = 4.0;
+/// Half-width of the 16-bit GELU table's real interval (`[-6, 6]`; outside it GELU is 0 or the
+/// identity to within 6·Φ(−6) ≈ 6·10⁻⁹).
+const A16_GELU_T: f64 = 6.0;
+
+/// The 16-bit-activation V2 blob (`ldp_core::quant::a16`): symmetric `i16` activations at
+/// [`A16_HEADROOM`]× the calibration set's absolute maximum, saturated for the pointwise
+/// inputs so that `K·127·Q ≤ 2^30`; int8 weights as in the int8 path.
+fn quantize_v2_a16(m: &FloatModel, r: &Ranges) -> anyhow::Result<Vec<u8>> {
+    use ldp_core::quant::a16::{GELU16_LEN, MAX16, PRODUCT_BUDGET};
+    let cfg = m.config();
+    let ModelConfig::MobileVlmV2(c) = cfg else {
+        bail!("internal: 16-bit activations for a non-V2 model");
+    };
+    let co = c.c_out;
+    let amax = |n: &str| -> anyhow::Result<f64> {
+        let o = r
+            .obs
+            .get(n)
+            .with_context(|| format!("internal: no range for `{n}`"))?;
+        Ok((o.min.abs().max(o.max.abs()) as f64).max(1e-6))
+    };
+    let qmax = |k: usize| ((PRODUCT_BUDGET / (127 * k as i64)) as i32).clamp(1, MAX16);
+    let qp = |n: &str, q: i32| -> anyhow::Result<QP> {
+        Ok(QP {
+            scale: (A16_HEADROOM * amax(n)? / q as f64) as f32,
+            zero: 0,
+        })
+    };
+    let (qx, qh1) = (qmax(c.c_in), qmax(co));
+    let x = qp("x", qx)?;
+    let h1p = qp("h1p", MAX16)?;
+    let h1 = qp("h1", qh1)?;
+    let (mm, d, y) = (qp("m", MAX16)?, qp("d", MAX16)?, qp("y", MAX16)?);
+    let mut o = Out {
+        t: HashMap::new(),
+        meta: vec![0; V2::LEN_A16],
+        scales: vec![0.0; V2::LEN_A16],
+        problems: Vec::new(),
+    };
+    o.t.insert("input.scale".into(), f32b(&[x.scale]));
+    o.t.insert("input.zero".into(), vec![0u8]);
+    for (i, v) in [
+        (V2::Z_X, x),
+        (V2::Z_H1P, h1p),
+        (V2::Z_H1, h1),
+        (V2::Z_M, mm),
+        (V2::Z_D, d),
+    ] {
+        o.act(i, v);
+    }
+    let w = |n: &str| t(m, n);
+    let conv16 = |o: &mut Out, prefix: &str, cv: ConvOut, shift: usize| {
+        if cv
+            .bias
+            .iter()
+            .any(|&b| (b as i64).abs() >= i32::MAX as i64 / 4)
+        {
+            o.problems.push(format!(
+                "`{prefix}` has a bias beyond the 16-bit path's ±2^29 accumulator budget"
+            ));
+        }
+        o.conv(prefix, cv, shift);
+    };
+    conv16(
+        &mut o,
+        "mlp.mlp.0",
+        conv(
+            w("mlp.mlp.0.weight")?,
+            Some(w("mlp.mlp.0.bias")?),
+            co,
+            c.c_in,
+            &[x.scale],
+            &[0],
+            h1p.scale,
+            false,
+        ),
+        V2::FC1_SHIFT,
+    );
+    conv16(
+        &mut o,
+        "mlp.mlp.2",
+        conv(
+            w("mlp.mlp.2.weight")?,
+            Some(w("mlp.mlp.2.bias")?),
+            co,
+            co,
+            &[h1.scale],
+            &[0],
+            mm.scale,
+            false,
+        ),
+        V2::FC2_SHIFT,
+    );
+    conv16(
+        &mut o,
+        "peg.peg.0",
+        conv(
+            w("peg.peg.0.weight")?,
+            Some(w("peg.peg.0.bias")?),
+            co,
+            9,
+            &[mm.scale],
+            &[0],
+            d.scale,
+            true,
+        ),
+        V2::PEG_SHIFT,
+    );
+    o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
+    // GELU: a 513-entry table over [-T, T] in output units, interpolated in 1/128 steps.
+    let step = A16_GELU_T / 256.0;
+    let (sp, sh) = (h1p.scale as f64, h1.scale as f64);
+    let lut: Vec<i16> = (0..GELU16_LEN)
+        .map(|j| {
+            let v = gelu64((j as f64 - 256.0) * step) / sh;
+            v.round().clamp(-(qh1 as f64), qh1 as f64) as i16
+        })
+        .collect();
+    o.t.insert("gelu.lut16".into(), i16b(&lut));
+    let (pm, ps) = encode_multiplier(sp / step * 128.0);
+    let (im, is) = encode_multiplier(sp / sh);
+    for (i, v) in [
+        (V2::Q_X, qx),
+        (V2::Q_H1, qh1),
+        (V2::GELU_PM, pm),
+        (V2::GELU_PS, ps),
+        (V2::GELU_IM, im),
+        (V2::GELU_IS, is),
+    ] {
+        o.meta[i] = v;
+    }
+    if !o.problems.is_empty() {
+        anyhow::bail!(
+            "int8 (16-bit activations): {}. Check the calibration inputs (are they typical inputs \
+             of this model?), try --activations int8, or use f16",
+            o.problems.join(", ")
+        );
+    }
+    o.t.insert("quant.meta".into(), i32b(&o.meta));
+    o.t.insert("quant.scales".into(), f32b(&o.scales));
+    let mut tensors = Vec::new();
+    for spec in ldp_core::blob::specs::specs_flags(cfg.arch(), DType::Int8, FLAG_ACT16) {
+        tensors
+            .push(o.t.remove(spec.name).with_context(|| {
+                format!("internal: 16-bit tensor `{}` not produced", spec.name)
+            })?);
+    }
+    crate::write::assemble_with_flags(&cfg, DType::Int8, FLAG_ACT16, &tensors)
 }
 
 /// Output error of the int8 blob over the calibration set, per sample: `(‖y_q − y‖², ‖y‖²)`.

@@ -71,6 +71,30 @@ impl RangeSearch {
     }
 }
 
+/// The activation width of an int8 blob (weights are int8 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Activations {
+    /// 16-bit activations for MobileVLM V2 when the calibration inputs are heavy-tailed (peak over
+    /// RMS above 8: outlier channels, Student-t-like tails), else int8.
+    #[default]
+    Auto,
+    /// int8 activations (TFLite's int8 scheme).
+    Int8,
+    /// 16-bit activations, int8 weights (TFLite's 16x8 mode; MobileVLM V2 only).
+    Int16,
+}
+
+impl Activations {
+    /// Name as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::Auto => "auto",
+            Activations::Int8 => "int8",
+            Activations::Int16 => "int16",
+        }
+    }
+}
+
 /// Options of the int8 quantizer.
 #[derive(Debug, Clone, Default)]
 pub struct Int8Options {
@@ -80,6 +104,8 @@ pub struct Int8Options {
     pub input_quant: crate::int8::InputQuant,
     /// Output-error range search after the per-tensor choice.
     pub range_search: RangeSearch,
+    /// Activation width.
+    pub activations: Activations,
 }
 
 /// Quantizes `model` to an int8 blob (TFLite's scheme), calibrating activation ranges on

@@ -8,7 +8,7 @@
 use anyhow::{bail, Context};
 use ldp_core::blob::crc::crc32;
 use ldp_core::blob::format::{Header, TensorEntry, ALIGN, ENTRY_LEN, HEADER_LEN};
-use ldp_core::blob::specs::{elem_type, resolve_flags, specs};
+use ldp_core::blob::specs::{elem_type, resolve_flags, specs, specs_flags};
 use ldp_core::{DType, Model, ModelConfig};
 
 use crate::aligned::AlignedBytes;
@@ -33,7 +33,8 @@ pub fn assemble(
     assemble_with_flags(config, dtype, 0, tensors)
 }
 
-/// [`assemble`] with header flags (bit 0: per-channel int8 input, see `ldp_core::blob::specs`).
+/// [`assemble`] with header flags (bit 0: per-channel int8 input, bit 1: 16-bit activations; see
+/// `ldp_core::blob::specs`).
 pub fn assemble_with_flags(
     config: &ModelConfig,
     dtype: DType,
@@ -41,7 +42,7 @@ pub fn assemble_with_flags(
     tensors: &[Vec<u8>],
 ) -> anyhow::Result<Vec<u8>> {
     let arch = config.arch();
-    let specs = specs(arch, dtype);
+    let specs = specs_flags(arch, dtype, flags);
     if tensors.len() != specs.len() {
         bail!(
             "internal: {} {} needs {} tensors, got {}",

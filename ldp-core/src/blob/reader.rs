@@ -5,7 +5,9 @@ use half::f16;
 use super::format::{
     rd_u32, Arch, DType, ElemType, Header, TensorEntry, ALIGN, ENTRY_LEN, HEADER_LEN, MAX_DIM,
 };
-use super::specs::{elem_type, resolve_flags, specs, TensorSpec, FLAG_PER_CHANNEL_INPUT};
+use super::specs::{
+    elem_type, resolve_flags, specs_flags, TensorSpec, FLAG_ACT16, FLAG_PER_CHANNEL_INPUT,
+};
 use super::{crc::crc32, BlobError};
 use crate::arch::{
     ldp::{self, LdpConfig, LdpWeights},
@@ -202,13 +204,20 @@ impl<'a> Model<'a> {
         if stored != computed {
             return Err(BlobError::BadCrc { stored, computed });
         }
-        if header.flags & !FLAG_PER_CHANNEL_INPUT != 0
+        if header.flags & !(FLAG_PER_CHANNEL_INPUT | FLAG_ACT16) != 0
             || (header.flags != 0 && header.dtype != DType::Int8)
         {
             return Err(BlobError::BadHeader("unknown flags"));
         }
+        if header.flags & FLAG_ACT16 != 0
+            && (header.arch != Arch::MobileVlmV2 || header.flags & FLAG_PER_CHANNEL_INPUT != 0)
+        {
+            return Err(BlobError::BadHeader(
+                "16-bit activations (flag bit 1) exist for MobileVLM V2 with a per-tensor input only",
+            ));
+        }
         let config = config_of(&header)?;
-        let specs = specs(header.arch, header.dtype);
+        let specs = specs_flags(header.arch, header.dtype, header.flags);
         if header.n_tensors as usize != specs.len() {
             return Err(BlobError::BadTable(
                 "tensor count does not match the architecture",
@@ -378,6 +387,9 @@ impl<'a> Model<'a> {
         match self.header.dtype {
             DType::F32 => self.config.float_scratch_len() * 4,
             DType::F16 => self.config.float_scratch_len() * 2,
+            DType::Int8 if self.header.flags & FLAG_ACT16 != 0 => {
+                crate::quant::a16::scratch_bytes(&self.config)
+            }
             DType::Int8 => crate::quant::scratch_bytes(&self.config),
         }
     }

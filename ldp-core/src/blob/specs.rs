@@ -23,6 +23,9 @@ pub enum Dim {
 
 /// Header flag bit 0: the int8 model input is quantized per channel.
 pub const FLAG_PER_CHANNEL_INPUT: u16 = 1;
+/// Header flag bit 1: an int8 MobileVLM V2 blob with 16-bit activations
+/// ([`crate::quant::a16`]; not combined with bit 0).
+pub const FLAG_ACT16: u16 = 2;
 
 /// The element type of a spec entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +144,16 @@ pub const V2_FLOAT: &[TensorSpec] = &[
     f("peg.peg.0.bias", VEC),
 ];
 
-/// The tensor list of a model of this architecture and dtype.
+/// The tensor list of a model of this architecture and dtype (header flags 0).
 pub fn specs(arch: Arch, dtype: DType) -> &'static [TensorSpec] {
+    specs_flags(arch, dtype, 0)
+}
+
+/// The tensor list of a model of this architecture, dtype and header flags.
+pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec] {
+    if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
+        return crate::quant::specs::V2_A16;
+    }
     match (arch, dtype) {
         (Arch::Ldp, DType::F32 | DType::F16) => LDP_FLOAT,
         (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,

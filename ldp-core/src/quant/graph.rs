@@ -177,6 +177,11 @@ pub(crate) fn forward_i8(
     scratch: &mut [u8],
     mut t: Trace<'_>,
 ) -> Result<(), Error> {
+    if super::a16::is_a16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
+        ));
+    }
     let cfg = m.config();
     crate::error::check_len("int8 input", x, cfg.input_len())?;
     crate::error::check_len("int8 output", y, cfg.output_len())?;
@@ -643,6 +648,11 @@ impl<'a> Params<'_, 'a> {
 
 /// Quantizes a channels-last f32 input with the model's input parameters.
 pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<(), Error> {
+    if super::a16::is_a16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
+        ));
+    }
     let scale = m.f32s(idx(m, "input.scale", "")?)?;
     let zero = m.i8s(idx(m, "input.zero", "")?)?;
     let (c_in, _) = m.config().channels();
@@ -658,6 +668,11 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
 
 /// Dequantizes the int8 output: `(q − z)·s`.
 pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Result<(), Error> {
+    if super::a16::is_a16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
+        ));
+    }
     let p = Params::new(m)?;
     let zi = match m.config() {
         ModelConfig::Ldp(_) => L::Z_Y,

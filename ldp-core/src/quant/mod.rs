@@ -18,6 +18,7 @@
 //!
 //! Determinism: see [`fixed`] — the int8 forward pass gives the same bits on every target.
 
+pub mod a16;
 #[cfg(any(ldp_arm_dsp, test))]
 pub mod arm_dsp;
 pub mod depthwise_fast;
@@ -48,6 +49,9 @@ use crate::error::Error;
 /// positive. (The kernels also use wrapping arithmetic, so even a blob that slipped past these
 /// checks could not make them panic — only compute garbage.)
 pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
+    if a16::is_a16(m) {
+        return validate_a16(m);
+    }
     let meta = m
         .find("quant.meta", "")
         .and_then(|i| m.i32s(i).ok())
@@ -112,6 +116,82 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
 }
 
 use specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
+
+/// Semantic checks of a 16-bit-activation V2 blob ([`a16`]): zero points 0, scales finite and
+/// non-negative, shifts in `1..=62`, multipliers non-negative, saturations in `1..=32767`, and
+/// the accumulator guarantee — `K · 127 · Q ≤ 2^30` for both pointwise inputs and every bias
+/// within `±2^29` — so that no `i32` accumulator can overflow.
+fn validate_a16(m: &Model<'_>) -> Result<(), BlobError> {
+    let bad = BlobError::BadTable;
+    let meta = m
+        .find("quant.meta", "")
+        .and_then(|i| m.i32s(i).ok())
+        .ok_or(bad("int8 blob without quant.meta"))?;
+    let scales = m
+        .find("quant.scales", "")
+        .and_then(|i| m.f32s(i).ok())
+        .ok_or(bad("int8 blob without quant.scales"))?;
+    let at = |i: usize| meta.get(i).copied().ok_or(bad("quant.meta too short"));
+    for i in [V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y] {
+        if at(i)? != 0 {
+            return Err(bad("a 16-bit activation has a zero point other than 0"));
+        }
+        let s = scales.get(i).copied().unwrap_or(-1.0);
+        if !(s.is_finite() && s >= 0.0) {
+            return Err(bad("an activation scale is not finite"));
+        }
+    }
+    for i in [
+        V2::FC1_SHIFT,
+        V2::FC2_SHIFT,
+        V2::PEG_SHIFT,
+        V2::ADD_SHIFT,
+        V2::GELU_PS,
+        V2::GELU_IS,
+    ] {
+        if !(1..=62).contains(&at(i)?) {
+            return Err(bad("a requantization shift is outside 1..=62"));
+        }
+    }
+    for i in [V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM] {
+        if at(i)? < 0 {
+            return Err(bad("a multiplier is negative"));
+        }
+    }
+    let (c_in, c_out) = m.config().channels();
+    for (q, k) in [(at(V2::Q_X)?, c_in), (at(V2::Q_H1)?, c_out)] {
+        if !(1..=a16::MAX16).contains(&q) {
+            return Err(bad("a 16-bit saturation is outside 1..=32767"));
+        }
+        if (k as i64) * 127 * (q as i64) > a16::PRODUCT_BUDGET {
+            return Err(bad(
+                "a 16-bit pointwise input's saturation could overflow the i32 accumulator",
+            ));
+        }
+    }
+    let scale = m
+        .find("input.scale", "")
+        .and_then(|i| m.f32s(i).ok())
+        .ok_or(bad("no input.scale"))?;
+    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(bad("an input scale is not finite and positive"));
+    }
+    for (i, spec) in m.specs().iter().enumerate() {
+        if spec.name.ends_with(".mult") {
+            let v = m.i16s(i).map_err(|_| BlobError::Misaligned)?;
+            if v.iter().any(|&x| x < 0) {
+                return Err(bad("a requantization multiplier is negative"));
+            }
+        }
+        if spec.name.ends_with(".bias") {
+            let v = m.i32s(i).map_err(|_| BlobError::Misaligned)?;
+            if v.iter().any(|&b| (b as i64).abs() > a16::BIAS_LIMIT) {
+                return Err(bad("a 16-bit-activation bias exceeds ±2^29"));
+            }
+        }
+    }
+    Ok(())
+}
 
 const LDP_ZEROS: &[usize] = &[
     L::Z_X,
@@ -223,6 +303,9 @@ pub fn forward_f32_traced(
     scratch: &mut [u8],
     trace: Trace<'_>,
 ) -> Result<(), Error> {
+    if a16::is_a16(m) {
+        return a16::forward_f32(m, input, output, scratch, trace);
+    }
     let cfg = m.config();
     let need = graph::scratch_bytes(&cfg);
     if scratch.len() < need {

@@ -232,6 +232,18 @@ pub mod v2_meta {
     pub const ADD_SHIFT: usize = 10;
     pub const Z_Y: usize = 11;
     pub const LEN: usize = 12;
+    /// 16-bit-activation blobs only ([`crate::quant::a16`]): the input's saturation `±Q_X`.
+    pub const Q_X: usize = 12;
+    /// The GELU output's saturation `±Q_H1` (it feeds `fc2`, possibly through the pool).
+    pub const Q_H1: usize = 13;
+    /// GELU table position multiplier and shift.
+    pub const GELU_PM: usize = 14;
+    pub const GELU_PS: usize = 15;
+    /// GELU identity (right of the table) multiplier and shift.
+    pub const GELU_IM: usize = 16;
+    pub const GELU_IS: usize = 17;
+    /// Length of `quant.meta` of a 16-bit-activation blob.
+    pub const LEN_A16: usize = 18;
 }
 
 /// int8 tensors of `mobilevlm-v2`.
@@ -254,6 +266,35 @@ pub const V2_INT8: &[TensorSpec] = &{
         peg[2],
         t("quant.scales", F32, &[Lit(v2_meta::LEN as u32)]),
         t("quant.meta", I32, &[Lit(v2_meta::LEN as u32)]),
+    ]
+};
+
+/// Tensors of a `mobilevlm-v2` blob with 16-bit activations ([`crate::quant::a16`], header flag
+/// [`crate::blob::specs::FLAG_ACT16`]): the int8 list with a 513-entry `i16` GELU table and
+/// the longer `quant.meta`/`quant.scales`.
+pub const V2_A16: &[TensorSpec] = &{
+    let f0 = conv!("mlp.mlp.0", &[Cout, Cin], VEC);
+    let f2 = conv!("mlp.mlp.2", &[Cout, Cout], VEC);
+    let peg = conv!("peg.peg.0", &[Cout, Lit(9)], VEC);
+    [
+        t("input.scale", F32, &[CinQ]),
+        t("input.zero", I8, &[CinQ]),
+        f0[0],
+        f0[1],
+        f0[2],
+        t(
+            "gelu.lut16",
+            I16,
+            &[Lit(crate::quant::a16::GELU16_LEN as u32)],
+        ),
+        f2[0],
+        f2[1],
+        f2[2],
+        peg[0],
+        peg[1],
+        peg[2],
+        t("quant.scales", F32, &[Lit(v2_meta::LEN_A16 as u32)]),
+        t("quant.meta", I32, &[Lit(v2_meta::LEN_A16 as u32)]),
     ]
 };
 
@@ -369,6 +410,37 @@ pub fn is_wide_meta(arch: crate::Arch, name: &str) -> bool {
 }
 
 /// The `quant.meta` entry names of an architecture.
+/// Names of the `quant.meta` entries of a 16-bit-activation `mobilevlm-v2` blob.
+pub const V2_A16_META_NAMES: [&str; v2_meta::LEN_A16] = [
+    "Z_X",
+    "FC1_SHIFT",
+    "Z_H1P",
+    "Z_H1",
+    "FC2_SHIFT",
+    "Z_M",
+    "PEG_SHIFT",
+    "Z_D",
+    "ADD_MA",
+    "ADD_MB",
+    "ADD_SHIFT",
+    "Z_Y",
+    "Q_X",
+    "Q_H1",
+    "GELU_PM",
+    "GELU_PS",
+    "GELU_IM",
+    "GELU_IS",
+];
+
+/// Names of the `quant.meta` entries of a blob with these header flags.
+pub fn meta_names_flags(arch: crate::Arch, flags: u16) -> &'static [&'static str] {
+    if arch == crate::Arch::MobileVlmV2 && flags & crate::blob::specs::FLAG_ACT16 != 0 {
+        return &V2_A16_META_NAMES;
+    }
+    meta_names(arch)
+}
+
+/// Names of the `quant.meta` entries of an architecture's int8 blob (header flags 0).
 pub fn meta_names(arch: crate::Arch) -> &'static [&'static str] {
     match arch {
         crate::Arch::Ldp => &LDP_META_NAMES,

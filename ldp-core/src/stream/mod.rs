@@ -551,6 +551,11 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
     if m.dtype() != DType::Int8 {
         return Err(Error::Unsupported("forward_i8 needs an int8 blob"));
     }
+    if crate::quant::a16::is_a16(m) {
+        return Err(Error::Unsupported(
+            "streaming does not run 16-bit-activation blobs yet: use Model::forward (whole tensor)",
+        ));
+    }
     match m.config() {
         ModelConfig::Ldp(_) => ldp_i8(m, strip, src, sink, scratch),
         ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
