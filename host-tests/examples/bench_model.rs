@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run --release -p host-tests --example bench_model -- \
 //!     --weights W.safetensors --grid 24x24 --dtype f32 --input x.npy [--calib c.npy] \
-//!     [--output y.npy] [--runs 10] [--warmup 2]
+//!     [--output y.npy] [--runs 10] [--warmup 2] [--activations auto|int8|int16]
 //! ```
 //!
 //! Loads the weights with `ldp-quant`'s importer, builds an f32/f16 blob (or an int8 blob
@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use ldp_core::{DType, Model};
 use ldp_quant::calib::CalibSet;
-use ldp_quant::quantize::Int8Options;
+use ldp_quant::quantize::{Activations, Int8Options};
 use ldp_quant::{layout, npy, AlignedBytes, FloatModel};
 
 fn thread_cpu_seconds() -> f64 {
@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
     let mut dtype = "f32".to_string();
     let mut input = None;
     let mut calib = None;
+    let mut activations = Activations::Auto;
     let mut output = None;
     let mut runs = 10usize;
     let mut warmup = 2usize;
@@ -63,6 +64,14 @@ fn main() -> anyhow::Result<()> {
             "--output" => output = Some(PathBuf::from(val()?)),
             "--runs" => runs = val()?.parse()?,
             "--warmup" => warmup = val()?.parse()?,
+            "--activations" => {
+                activations = match val()?.as_str() {
+                    "auto" => Activations::Auto,
+                    "int8" => Activations::Int8,
+                    "int16" => Activations::Int16,
+                    v => bail!("--activations must be auto, int8 or int16, got {v}"),
+                }
+            }
             other => bail!("unknown argument {other}"),
         }
     }
@@ -79,7 +88,11 @@ fn main() -> anyhow::Result<()> {
         "int8" => {
             let c = calib.context("--dtype int8 needs --calib")?;
             let set = CalibSet::from_npy(&c, &cfg)?;
-            ldp_quant::int8::quantize(&model, &set, &Int8Options::default())?
+            let opts = Int8Options {
+                activations,
+                ..Int8Options::default()
+            };
+            ldp_quant::int8::quantize(&model, &set, &opts)?
         }
         d => bail!("--dtype must be f32, f16 or int8, got {d}"),
     };

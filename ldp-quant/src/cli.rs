@@ -388,8 +388,12 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     let scales = model.f32s(model.find("quant.scales", "")?).ok()?;
     let in_scale = model.f32s(model.find("input.scale", "")?).ok()?;
     let in_zero = model.i8s(model.find("input.zero", "")?).ok()?;
-    let mut s =
-        String::from("quantization parameters (int8, TFLite scheme; real = scale * (q - zero)):\n");
+    let a16 = ldp_core::quant::a16::is_a16(model);
+    let mut s = String::from(if a16 {
+        "quantization parameters (int8 weights, 16-bit symmetric activations: TFLite's 16x8 mode; real = scale * q):\n"
+    } else {
+        "quantization parameters (int8, TFLite scheme; real = scale * (q - zero)):\n"
+    });
     if in_scale.len() == 1 {
         s.push_str(&format!(
             "  input: per tensor, scale {:.6e}, zero {}\n",
@@ -405,11 +409,13 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
         ));
     }
     s.push_str("  activations (zero point, scale) and layer constants (quant.meta):\n");
-    let names = ldp_core::quant::specs::meta_names(model.arch());
+    let names = ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags);
     for (i, (name, v)) in names.iter().zip(meta).enumerate() {
         let tail = name.rsplit('.').next().unwrap_or(name);
         if tail.starts_with("Z_") {
-            let wide = if ldp_core::quant::specs::is_wide_meta(model.arch(), name) {
+            let wide = if a16 {
+                "  (16-bit)"
+            } else if ldp_core::quant::specs::is_wide_meta(model.arch(), name) {
                 "  (16-bit LayerNorm input)"
             } else {
                 ""
@@ -525,7 +531,14 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         4 * config.input_len(),
         4 * config.output_len()
     ));
-    s.push_str(&streaming_ram_section(&config, model.dtype()));
+    if ldp_core::quant::a16::is_a16(&model) {
+        s.push_str(
+            "streaming: not available for 16-bit-activation blobs yet (whole-tensor only; \
+             convert with --activations int8 to stream)\n",
+        );
+    } else {
+        s.push_str(&streaming_ram_section(&config, model.dtype()));
+    }
     s.push_str(&format!("tensors:      {}\n", model.tensor_count()));
     let rows: Vec<(String, String, String, String, String)> = (0..model.tensor_count())
         .filter_map(|i| Some((model.tensor(i)?, model.tensor_dims(i)?)))
@@ -579,6 +592,13 @@ fn per_layer_report(
 ) -> anyhow::Result<Option<String>> {
     if model.dtype() != ldp_core::DType::Int8 {
         return Ok(None);
+    }
+    if ldp_core::quant::a16::is_a16(model) {
+        return Ok(Some(
+            "per layer: not available for 16-bit-activation blobs yet (the layer trace carries \
+             int8 data); the whole-model numbers above cover them\n"
+                .into(),
+        ));
     }
     // name -> (int8 dequantized, f32 reference), concatenated over samples, in graph order.
     let mut order: Vec<&'static str> = Vec::new();
