@@ -142,9 +142,10 @@ pub fn pointwise16_reference(
     Ok(())
 }
 
-/// Tiled [`pointwise16_reference`]: 4 output channels per pass over a pixel's inputs, the inner
-/// loop a plain widening dot product the compiler vectorizes. Bit-identical to the reference
-/// (integer sums are exact in any order; wrapping, like the reference, for hostile blobs).
+/// Tiled [`pointwise16_reference`]: on x86-64 with AVX2 a 2-pixel × 4-output `vpmaddwd` kernel
+/// (`quant::x86_a16`), elsewhere 4 output channels per pass over a pixel's inputs in portable
+/// Rust (no DSP/NEON kernel yet). Bit-identical to the reference (integer sums are exact in any
+/// order; wrapping, like the reference, for hostile blobs).
 pub fn pointwise16(
     x: &[i16],
     c_in: usize,
@@ -153,6 +154,10 @@ pub fn pointwise16(
     y: &mut [i16],
 ) -> Result<(), Error> {
     let pixels = check_pw16(x, c_in, q, c_out, y)?;
+    #[cfg(target_arch = "x86_64")]
+    if super::x86_a16::pointwise16(x, c_in, q, c_out, y, pixels) {
+        return Ok(());
+    }
     let o4 = c_out / 4 * 4;
     for p in 0..pixels {
         let xr = &x[p * c_in..(p + 1) * c_in];

@@ -39,6 +39,8 @@ pub mod specs;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_a16;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_ops;
 
 pub use graph::{scratch_bytes_i8, Trace};
