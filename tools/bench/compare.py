@@ -74,10 +74,14 @@ def build_binary(skip):
 
 
 def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup):
-    cmd = [exe, "--weights", st, "--grid", grid, "--dtype", dtype, "--input", x_path,
-           "--runs", str(runs), "--warmup", str(warmup), "--output", out_path]
-    if dtype == "int8":
+    # "int8a16": an int8 blob with 16-bit activations (--activations int16, MobileVLM V2 only).
+    a16 = dtype == "int8a16"
+    cmd = [exe, "--weights", st, "--grid", grid, "--dtype", "int8" if a16 else dtype,
+           "--input", x_path, "--runs", str(runs), "--warmup", str(warmup), "--output", out_path]
+    if dtype in ("int8", "int8a16"):
         cmd += ["--calib", calib_path]
+    if a16:
+        cmd += ["--activations", "int16"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
@@ -87,7 +91,8 @@ def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="ldp,mobilevlm-v1,mobilevlm-v2")
-    ap.add_argument("--dtypes", default="f32,int8", help="ldp-core dtypes (f32, f16, int8)")
+    ap.add_argument("--dtypes", default="f32,int8", help="ldp-core dtypes (f32, f16, int8, int8a16 = int8 weights "
+                                                  "with 16-bit activations, V2 only)")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
