@@ -869,7 +869,15 @@ fn use_a16(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Resu
             Ok(true)
         }
         Activations::Auto => {
-            let heavy = crest_factor(calib) > HEAVY_CREST;
+            let crest = crest_factor(calib);
+            let heavy = crest > HEAVY_CREST;
+            if v2 && heavy && !per_ch {
+                eprintln!(
+                    "note: heavy-tailed calibration inputs (peak/RMS {crest:.1} > {HEAVY_CREST}): \
+                     writing 16-bit activations with int8 weights (more accurate, 2x activation RAM, \
+                     no streaming yet); pass --activations int8 for int8 activations"
+                );
+            }
             if v2 && heavy && per_ch {
                 eprintln!(
                     "note: heavy-tailed calibration inputs: 16-bit activations would fit them better, \
