@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context};
 use ldp_core::arch::mobilevlm_v2::POOL;
-use ldp_core::blob::specs::{specs, FLAG_ACT16, FLAG_PER_CHANNEL_INPUT};
+use ldp_core::blob::specs::{specs_flags, FLAG_ACT16, FLAG_PER_CHANNEL_INPUT};
 use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
 use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
@@ -800,6 +800,20 @@ impl Out {
         self.meta[shift] = n.shift;
         self.meta[eps] = n.eps;
     }
+    /// Writes `quant.meta`/`quant.scales` and assembles the blob in the spec order of `flags`.
+    fn assemble(mut self, cfg: &ModelConfig, flags: u16) -> anyhow::Result<Vec<u8>> {
+        self.t.insert("quant.meta".into(), i32b(&self.meta));
+        self.t.insert("quant.scales".into(), f32b(&self.scales));
+        let mut tensors = Vec::new();
+        for spec in specs_flags(cfg.arch(), DType::Int8, flags) {
+            tensors.push(
+                self.t.remove(spec.name).with_context(|| {
+                    format!("internal: int8 tensor `{}` not produced", spec.name)
+                })?,
+            );
+        }
+        crate::write::assemble_with_flags(cfg, DType::Int8, flags, &tensors)
+    }
     #[allow(clippy::too_many_arguments)]
     fn add(&mut self, a: QP, b: QP, o: QP, ma: usize, mb: usize, shift: usize, zo: usize) {
         let (x, y, s) = add_params(a, b, o);
@@ -1029,16 +1043,7 @@ fn quantize_v2_a16(m: &FloatModel, r: &Ranges) -> anyhow::Result<Vec<u8>> {
             o.problems.join(", ")
         );
     }
-    o.t.insert("quant.meta".into(), i32b(&o.meta));
-    o.t.insert("quant.scales".into(), f32b(&o.scales));
-    let mut tensors = Vec::new();
-    for spec in ldp_core::blob::specs::specs_flags(cfg.arch(), DType::Int8, FLAG_ACT16) {
-        tensors
-            .push(o.t.remove(spec.name).with_context(|| {
-                format!("internal: 16-bit tensor `{}` not produced", spec.name)
-            })?);
-    }
-    crate::write::assemble_with_flags(&cfg, DType::Int8, FLAG_ACT16, &tensors)
+    o.assemble(&cfg, FLAG_ACT16)
 }
 
 /// Output error of the int8 blob over the calibration set, per sample: `(‖y_q − y‖², ‖y‖²)`.
@@ -1579,17 +1584,8 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             o.problems.join(", ")
         );
     }
-    o.t.insert("quant.meta".into(), i32b(&o.meta));
-    o.t.insert("quant.scales".into(), f32b(&o.scales));
-    let mut tensors = Vec::new();
-    for spec in specs(cfg.arch(), DType::Int8) {
-        tensors.push(
-            o.t.remove(spec.name)
-                .with_context(|| format!("internal: int8 tensor `{}` not produced", spec.name))?,
-        );
-    }
     let flags = if per_ch { FLAG_PER_CHANNEL_INPUT } else { 0 };
-    crate::write::assemble_with_flags(&cfg, DType::Int8, flags, &tensors)
+    o.assemble(&cfg, flags)
 }
 
 fn gelu64(x: f64) -> f64 {
