@@ -17,7 +17,7 @@ use ldp_core::quant::kernels::{self as qk, ConvQ};
 use ldp_core::stream::{self, kernels as sk, RowCrc, SliceSink, SliceSource, FULL_WIDTH};
 use ldp_core::{DType, Model, ModelConfig};
 use ldp_quant::calib::CalibSet;
-use ldp_quant::quantize::Int8Options;
+use ldp_quant::quantize::{Activations, Int8Options};
 use ldp_quant::{AlignedBytes, FloatModel};
 
 struct Rng(u64);
@@ -288,9 +288,14 @@ fn golden_cases_int8_identical_float_within_1e6() {
         let model = FloatModel::from_imported(imp, h, w).unwrap();
         let cfg = model.config();
         let calib = CalibSet::from_npy(&dir.join("calib.npy"), &cfg).unwrap();
-        let int8 = AlignedBytes::from_slice(
-            &ldp_quant::int8::quantize(&model, &calib, &Int8Options::default()).unwrap(),
-        );
+        // int8 activations on every case (`auto` gives the heavy-tailed V2 case 16-bit
+        // activations, which streaming refuses: `a16_blobs_are_refused_by_streaming`).
+        let opts = Int8Options {
+            activations: Activations::Int8,
+            ..Int8Options::default()
+        };
+        let int8 =
+            AlignedBytes::from_slice(&ldp_quant::int8::quantize(&model, &calib, &opts).unwrap());
         let f32b =
             AlignedBytes::from_slice(&ldp_quant::write::float_blob(&model, DType::F32).unwrap());
         let input = ldp_quant::npy::read_f32(&dir.join("input.npy")).unwrap();
@@ -301,6 +306,51 @@ fn golden_cases_int8_identical_float_within_1e6() {
             println!("{name}: f32 streaming bit-identical to whole-tensor: {same}");
         }
     }
+}
+
+/// A V2 blob with 16-bit activations is refused by the streaming executor with
+/// `Error::Unsupported` (not run, not a panic), and the int8-boundary entry points refuse it too.
+#[test]
+fn a16_blobs_are_refused_by_streaming() {
+    let cfg = ModelConfig::MobileVlmV2(V2Config {
+        c_in: 4,
+        c_out: 8,
+        h: 13,
+    });
+    let model = FloatModel::synthetic(cfg, 5);
+    let samples = (0..4)
+        .map(|i| randn(cfg.input_len(), 40 + i as u64, 1.0))
+        .collect();
+    let calib = CalibSet {
+        config: cfg,
+        samples,
+    };
+    let opts = Int8Options {
+        activations: Activations::Int16,
+        ..Int8Options::default()
+    };
+    let blob = AlignedBytes::from_slice(&ldp_quant::int8::quantize(&model, &calib, &opts).unwrap());
+    let m = Model::parse(blob.as_bytes()).unwrap();
+    assert!(ldp_core::quant::a16::is_a16(&m));
+    let x = randn(cfg.input_len(), 77, 1.0);
+    let xq = vec![0i8; cfg.input_len()];
+    let mut s = scratch(stream::scratch_bytes(&cfg, DType::Int8, 2));
+    let ((wi, wo), (c_in, c_out)) = (row_w(&cfg), cfg.channels());
+    let mut src = SliceSource::new(&xq, wi, c_in);
+    let mut out = vec![0i8; cfg.output_len()];
+    let mut sink = SliceSink::new(&mut out, wo, c_out);
+    let e = stream::forward_i8(&m, 2, &mut src, &mut sink, s.as_mut_bytes()).unwrap_err();
+    assert!(matches!(e, ldp_core::Error::Unsupported(_)), "{e:?}");
+    let mut q = vec![0i8; cfg.input_len()];
+    assert!(matches!(
+        ldp_core::quant::quantize_input(&m, &x, &mut q),
+        Err(ldp_core::Error::Unsupported(_))
+    ));
+    // The whole-tensor pass runs it.
+    let mut y = vec![0f32; cfg.output_len()];
+    let mut ws = scratch(m.scratch_bytes());
+    m.forward(&x, &mut y, ws.as_mut_bytes()).unwrap();
+    assert!(y.iter().all(|v| v.is_finite()));
 }
 
 fn ints(r: &mut Rng, n: usize, range: i32) -> Vec<i32> {
