@@ -98,13 +98,22 @@ fn blobs() -> Vec<Blob> {
             });
         }
         let cal = calib(cfg, 99 + i as u64);
-        for (iq, tag) in [
-            (InputQuant::PerTensor, "per-tensor"),
-            (InputQuant::PerChannel, "per-channel"),
-        ] {
+        let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
+        let variants = [
+            (InputQuant::PerTensor, Activations::Auto, "per-tensor"),
+            (InputQuant::PerChannel, Activations::Auto, "per-channel"),
+        ]
+        .into_iter()
+        .chain(v2.then_some((
+            InputQuant::PerTensor,
+            Activations::Int16,
+            "16-bit activations",
+        )));
+        for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
                 input_quant: iq,
+                activations,
                 ..Int8Options::default()
             };
             let bytes = quantize::int8(&model, Some(&cal), &opts).expect("int8 quantizer");
@@ -114,23 +123,6 @@ fn blobs() -> Vec<Blob> {
                 .tensor_count();
             out.push(Blob {
                 name: format!("{name} int8 {tag}"),
-                bytes,
-                n_tensors,
-                int8: true,
-            });
-        }
-        if matches!(cfg, ModelConfig::MobileVlmV2(_)) {
-            let opts = Int8Options {
-                activations: Activations::Int16,
-                ..Int8Options::default()
-            };
-            let bytes = quantize::int8(&model, Some(&cal), &opts).expect("16-bit quantizer");
-            let buf = AlignedBytes::from_slice(&bytes);
-            let n_tensors = Model::parse(buf.as_bytes())
-                .expect("16-bit blob parses")
-                .tensor_count();
-            out.push(Blob {
-                name: format!("{name} int8 16-bit activations"),
                 bytes,
                 n_tensors,
                 int8: true,
@@ -652,26 +644,21 @@ fn write_fuzz_seeds() {
             out.push((dtype.name(), write::float_blob(&model, dtype).unwrap()));
         }
         let cal = calib(cfg, 200 + i as u64);
-        for (iq, tag) in [
-            (InputQuant::PerTensor, "int8_pt"),
-            (InputQuant::PerChannel, "int8_pc"),
-        ] {
+        let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
+        let variants = [
+            (InputQuant::PerTensor, Activations::Auto, "int8_pt"),
+            (InputQuant::PerChannel, Activations::Auto, "int8_pc"),
+        ]
+        .into_iter()
+        .chain(v2.then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")));
+        for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
                 input_quant: iq,
+                activations,
                 ..Int8Options::default()
             };
             out.push((tag, quantize::int8(&model, Some(&cal), &opts).unwrap()));
-        }
-        if matches!(cfg, ModelConfig::MobileVlmV2(_)) {
-            let opts = Int8Options {
-                activations: Activations::Int16,
-                ..Int8Options::default()
-            };
-            out.push((
-                "int8_a16",
-                quantize::int8(&model, Some(&cal), &opts).unwrap(),
-            ));
         }
         for (tag, bytes) in out {
             check(&bytes, name).unwrap();

@@ -778,6 +778,14 @@ struct Out {
 }
 
 impl Out {
+    fn new(meta_len: usize) -> Self {
+        Out {
+            t: HashMap::new(),
+            meta: vec![0; meta_len],
+            scales: vec![0.0; meta_len],
+            problems: Vec::new(),
+        }
+    }
     fn conv(&mut self, prefix: &str, c: ConvOut, shift_idx: usize) {
         self.check_mult(prefix, c.max_mult);
         self.t.insert(format!("{prefix}.weight"), i8b(&c.weight));
@@ -909,6 +917,75 @@ const A16_HEADROOM: f64 = 4.0;
 /// identity to within 6·Φ(−6) ≈ 6·10⁻⁹).
 const A16_GELU_T: f64 = 6.0;
 
+/// V2's layers after the input, shared by the int8 and the 16-bit writers: the activation
+/// entries of `h1p`, `h1`, `m`, `d` (and `y` via the ADD), `fc1` on inputs of scale `xs` and zero
+/// point `xz` (per tensor or per channel), `fc2`, the PEG conv (both with any bias correction of
+/// the range search) and the ADD. The GELU table is the caller's.
+#[allow(clippy::too_many_arguments)]
+fn v2_layers(
+    m: &FloatModel,
+    r: &Ranges,
+    o: &mut Out,
+    c: &ldp_core::arch::mobilevlm_v2::V2Config,
+    xs: &[f32],
+    xz: &[i32],
+    [h1p, h1, mm, d, y]: [QP; 5],
+) -> anyhow::Result<()> {
+    let (co, w) = (c.c_out, |n: &str| t(m, n));
+    for (i, v) in [
+        (V2::Z_H1P, h1p),
+        (V2::Z_H1, h1),
+        (V2::Z_M, mm),
+        (V2::Z_D, d),
+    ] {
+        o.act(i, v);
+    }
+    o.conv(
+        "mlp.mlp.0",
+        conv(
+            w("mlp.mlp.0.weight")?,
+            Some(w("mlp.mlp.0.bias")?),
+            co,
+            c.c_in,
+            xs,
+            xz,
+            h1p.scale,
+            false,
+        ),
+        V2::FC1_SHIFT,
+    );
+    o.conv(
+        "mlp.mlp.2",
+        conv(
+            w("mlp.mlp.2.weight")?,
+            fb(r, "m", Some(w("mlp.mlp.2.bias")?), co).as_deref(),
+            co,
+            co,
+            &[h1.scale],
+            &[h1.zero],
+            mm.scale,
+            false,
+        ),
+        V2::FC2_SHIFT,
+    );
+    o.conv(
+        "peg.peg.0",
+        conv(
+            w("peg.peg.0.weight")?,
+            fb(r, "d", Some(w("peg.peg.0.bias")?), co).as_deref(),
+            co,
+            9,
+            &[mm.scale],
+            &[mm.zero],
+            d.scale,
+            true,
+        ),
+        V2::PEG_SHIFT,
+    );
+    o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
+    Ok(())
+}
+
 /// The 16-bit-activation V2 blob (`ldp_core::quant::a16`): symmetric `i16` activations at
 /// [`A16_HEADROOM`]× the calibration set's absolute maximum, saturated for the pointwise
 /// inputs so that `K·127·Q ≤ 2^30`; int8 weights as in the int8 path.
@@ -938,82 +1015,23 @@ fn quantize_v2_a16(m: &FloatModel, r: &Ranges) -> anyhow::Result<Vec<u8>> {
     let h1p = qp("h1p", MAX16)?;
     let h1 = qp("h1", qh1)?;
     let (mm, d, y) = (qp("m", MAX16)?, qp("d", MAX16)?, qp("y", MAX16)?);
-    let mut o = Out {
-        t: HashMap::new(),
-        meta: vec![0; V2::LEN_A16],
-        scales: vec![0.0; V2::LEN_A16],
-        problems: Vec::new(),
-    };
+    let mut o = Out::new(V2::LEN_A16);
     o.t.insert("input.scale".into(), f32b(&[x.scale]));
     o.t.insert("input.zero".into(), vec![0u8]);
-    for (i, v) in [
-        (V2::Z_X, x),
-        (V2::Z_H1P, h1p),
-        (V2::Z_H1, h1),
-        (V2::Z_M, mm),
-        (V2::Z_D, d),
-    ] {
-        o.act(i, v);
-    }
-    let w = |n: &str| t(m, n);
-    let conv16 = |o: &mut Out, prefix: &str, cv: ConvOut, shift: usize| {
-        if cv
-            .bias
-            .iter()
-            .any(|&b| (b as i64).abs() >= i32::MAX as i64 / 4)
+    o.act(V2::Z_X, x);
+    v2_layers(m, r, &mut o, &c, &[x.scale], &[0], [h1p, h1, mm, d, y])?;
+    for layer in ["mlp.mlp.0", "mlp.mlp.2", "peg.peg.0"] {
+        let bias = &o.t[&format!("{layer}.bias")];
+        let limit = ldp_core::quant::a16::BIAS_LIMIT;
+        if bias
+            .chunks_exact(4)
+            .any(|b| (i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).abs() >= limit)
         {
             o.problems.push(format!(
-                "`{prefix}` has a bias beyond the 16-bit path's ±2^29 accumulator budget"
+                "`{layer}` has a bias beyond the 16-bit path's ±2^29 accumulator budget"
             ));
         }
-        o.conv(prefix, cv, shift);
-    };
-    conv16(
-        &mut o,
-        "mlp.mlp.0",
-        conv(
-            w("mlp.mlp.0.weight")?,
-            Some(w("mlp.mlp.0.bias")?),
-            co,
-            c.c_in,
-            &[x.scale],
-            &[0],
-            h1p.scale,
-            false,
-        ),
-        V2::FC1_SHIFT,
-    );
-    conv16(
-        &mut o,
-        "mlp.mlp.2",
-        conv(
-            w("mlp.mlp.2.weight")?,
-            Some(w("mlp.mlp.2.bias")?),
-            co,
-            co,
-            &[h1.scale],
-            &[0],
-            mm.scale,
-            false,
-        ),
-        V2::FC2_SHIFT,
-    );
-    conv16(
-        &mut o,
-        "peg.peg.0",
-        conv(
-            w("peg.peg.0.weight")?,
-            Some(w("peg.peg.0.bias")?),
-            co,
-            9,
-            &[mm.scale],
-            &[0],
-            d.scale,
-            true,
-        ),
-        V2::PEG_SHIFT,
-    );
-    o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
+    }
     // GELU: a 513-entry table over [-T, T] in output units, interpolated in 1/128 steps.
     let step = A16_GELU_T / 256.0;
     let (sp, sh) = (h1p.scale as f64, h1.scale as f64);
@@ -1330,12 +1348,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
         ModelConfig::MobileVlmV1(_) => V1::LEN,
         ModelConfig::MobileVlmV2(_) => V2::LEN,
     };
-    let mut o = Out {
-        t: HashMap::new(),
-        meta: vec![0; meta_len],
-        scales: vec![0.0; meta_len],
-        problems: Vec::new(),
-    };
+    let mut o = Out::new(meta_len);
     o.t.insert("input.scale".into(), f32b(&xs));
     o.t.insert(
         "input.zero".into(),
@@ -1522,58 +1535,8 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 r.qp("d")?,
                 r.qp("y")?,
             );
-            for (i, v) in [
-                (V2::Z_H1P, h1p),
-                (V2::Z_H1, h1),
-                (V2::Z_M, mm),
-                (V2::Z_D, d),
-            ] {
-                o.act(i, v);
-            }
-            o.conv(
-                "mlp.mlp.0",
-                conv(
-                    w("mlp.mlp.0.weight")?,
-                    Some(w("mlp.mlp.0.bias")?),
-                    co,
-                    c.c_in,
-                    &xs,
-                    &xz,
-                    h1p.scale,
-                    false,
-                ),
-                V2::FC1_SHIFT,
-            );
+            v2_layers(m, r, &mut o, &c, &xs, &xz, [h1p, h1, mm, d, y])?;
             o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
-            o.conv(
-                "mlp.mlp.2",
-                conv(
-                    w("mlp.mlp.2.weight")?,
-                    fb(r, "m", Some(w("mlp.mlp.2.bias")?), co).as_deref(),
-                    co,
-                    co,
-                    &[h1.scale],
-                    &[h1.zero],
-                    mm.scale,
-                    false,
-                ),
-                V2::FC2_SHIFT,
-            );
-            o.conv(
-                "peg.peg.0",
-                conv(
-                    w("peg.peg.0.weight")?,
-                    fb(r, "d", Some(w("peg.peg.0.bias")?), co).as_deref(),
-                    co,
-                    9,
-                    &[mm.scale],
-                    &[mm.zero],
-                    d.scale,
-                    true,
-                ),
-                V2::PEG_SHIFT,
-            );
-            o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
         }
     }
     if !o.problems.is_empty() {

@@ -81,16 +81,16 @@ impl<'m, 'a> Params<'m, 'a> {
         let scales = m.f32s(idx(m, "quant.scales", "")?)?;
         Ok(Params { m, meta, scales })
     }
-    fn z(&self, i: usize) -> i32 {
+    pub(super) fn z(&self, i: usize) -> i32 {
         self.meta.get(i).copied().unwrap_or(0)
     }
-    fn s(&self, i: usize) -> f32 {
+    pub(super) fn s(&self, i: usize) -> f32 {
         self.scales.get(i).copied().unwrap_or(0.0)
     }
     fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
         self.m.i8s(idx(self.m, name, "")?)
     }
-    fn conv(
+    pub(super) fn conv(
         &self,
         prefix: &str,
         shift: usize,
@@ -125,7 +125,15 @@ impl<'m, 'a> Params<'m, 'a> {
             lut,
         })
     }
-    fn add(&self, za: i32, zb: i32, ma: usize, mb: usize, shift: usize, zo: usize) -> AddQ {
+    pub(super) fn add(
+        &self,
+        za: i32,
+        zb: i32,
+        ma: usize,
+        mb: usize,
+        shift: usize,
+        zo: usize,
+    ) -> AddQ {
         AddQ {
             a_zero: za,
             a_mult: self.z(ma),
@@ -137,13 +145,23 @@ impl<'m, 'a> Params<'m, 'a> {
     }
 }
 
-fn idx(m: &Model<'_>, prefix: &str, suffix: &str) -> Result<usize, Error> {
+/// The int8-boundary entry points refuse a blob with 16-bit activations.
+fn int8_activations(m: &Model<'_>) -> Result<(), Error> {
+    if super::a16::is_a16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn idx(m: &Model<'_>, prefix: &str, suffix: &str) -> Result<usize, Error> {
     m.find(prefix, suffix).ok_or(Error::Unsupported(
         "int8 blob lacks a tensor this build needs",
     ))
 }
 
-fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
+pub(super) fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
     if let Some(f) = t.as_mut() {
         f(name, data, z, s);
     }
@@ -155,7 +173,7 @@ fn split(buf: &mut [u8], n: usize) -> (&mut [i8], &mut [u8]) {
 }
 
 /// `n` `i16`s at the start of `buf` (which must be 2-byte aligned), and the bytes after them.
-fn split16(buf: &mut [u8], n: usize) -> Result<(&mut [i16], &mut [u8]), Error> {
+pub(super) fn split16(buf: &mut [u8], n: usize) -> Result<(&mut [i16], &mut [u8]), Error> {
     let have = buf.len();
     if have < r16(2 * n) {
         return Err(Error::ScratchTooSmall {
@@ -177,11 +195,7 @@ pub(crate) fn forward_i8(
     scratch: &mut [u8],
     mut t: Trace<'_>,
 ) -> Result<(), Error> {
-    if super::a16::is_a16(m) {
-        return Err(Error::Unsupported(
-            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
-        ));
-    }
+    int8_activations(m)?;
     let cfg = m.config();
     crate::error::check_len("int8 input", x, cfg.input_len())?;
     crate::error::check_len("int8 output", y, cfg.output_len())?;
@@ -648,11 +662,7 @@ impl<'a> Params<'_, 'a> {
 
 /// Quantizes a channels-last f32 input with the model's input parameters.
 pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<(), Error> {
-    if super::a16::is_a16(m) {
-        return Err(Error::Unsupported(
-            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
-        ));
-    }
+    int8_activations(m)?;
     let scale = m.f32s(idx(m, "input.scale", "")?)?;
     let zero = m.i8s(idx(m, "input.zero", "")?)?;
     let (c_in, _) = m.config().channels();
@@ -668,11 +678,7 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
 
 /// Dequantizes the int8 output: `(q − z)·s`.
 pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Result<(), Error> {
-    if super::a16::is_a16(m) {
-        return Err(Error::Unsupported(
-            "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
-        ));
-    }
+    int8_activations(m)?;
     let p = Params::new(m)?;
     let zi = match m.config() {
         ModelConfig::Ldp(_) => L::Z_Y,

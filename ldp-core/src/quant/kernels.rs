@@ -150,20 +150,37 @@ pub fn pointwise_reference<Y: ConvOut>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
+    pointwise_sums(x, c_in, q, c_out, pixels, |p, o, acc| {
+        y[p * c_out + o] = finish(acc, q.mult[o], q)
+    });
+    Ok(())
+}
+
+/// The reference pointwise loop over `i8` or `i16` activations: `emit(p, o, acc)` with
+/// `acc = bias[o] + Σ_i x[p][i]·w[o][i]` (wrapping). Shapes validated by the caller.
+pub(crate) fn pointwise_sums<X: Copy + Into<i32>>(
+    x: &[X],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    pixels: usize,
+    mut emit: impl FnMut(usize, usize, i32),
+) {
     for p in 0..pixels {
         for o in 0..c_out {
             let mut acc = q.bias[o];
             for i in 0..c_in {
-                acc = acc.wrapping_add(x[p * c_in + i] as i32 * q.weight[o * c_in + i] as i32);
+                let xv: i32 = x[p * c_in + i].into();
+                acc = acc.wrapping_add(xv * q.weight[o * c_in + i] as i32);
             }
-            y[p * c_out + o] = finish(acc, q.mult[o], q);
+            emit(p, o, acc);
         }
     }
-    Ok(())
 }
 
-fn check_pw<Y: ConvOut>(
-    x: &[i8],
+/// Shape checks of a pointwise conv over `i8` or `i16` activations; returns the pixel count.
+pub(crate) fn check_pw<X, Y: ConvOut>(
+    x: &[X],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
@@ -246,6 +263,19 @@ pub fn depthwise_reference(
     y: &mut [i8],
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    depthwise_sums(s, x, q, |i, c, acc| y[i] = finish(acc, q.mult[c], q));
+    Ok(())
+}
+
+/// The reference depthwise 3×3 loop over `i8` or `i16` activations: `emit(i, c, acc)` for output
+/// element `i` of channel `c`, `acc = bias[c] + Σ_taps (x − in_zero)·w` (wrapping; taps outside
+/// the map skipped). Shapes validated by the caller ([`check_dw`]).
+pub(crate) fn depthwise_sums<X: Copy + Into<i32>>(
+    s: crate::kernels::depthwise::DwShape,
+    x: &[X],
+    q: &ConvQ<'_>,
+    mut emit: impl FnMut(usize, usize, i32),
+) {
     let (ho, wo) = (s.ho(), s.wo());
     for oy in 0..ho {
         for ox in 0..wo {
@@ -261,24 +291,24 @@ pub fn depthwise_reference(
                         if ix < 0 || ix >= s.w as isize {
                             continue;
                         }
-                        let xv = (x[(iy as usize * s.w + ix as usize) * s.c + c] as i32)
-                            .wrapping_sub(q.in_zero);
+                        let xv: i32 = x[(iy as usize * s.w + ix as usize) * s.c + c].into();
+                        let xv = xv.wrapping_sub(q.in_zero);
                         acc =
                             acc.wrapping_add(xv.wrapping_mul(q.weight[c * 9 + ky * 3 + kx] as i32));
                     }
                 }
-                y[(oy * wo + ox) * s.c + c] = finish(acc, q.mult[c], q);
+                emit((oy * wo + ox) * s.c + c, c, acc);
             }
         }
     }
-    Ok(())
 }
 
-fn check_dw(
+/// Shape checks of a depthwise 3×3 over `i8` or `i16` activations.
+pub(crate) fn check_dw<X, Y>(
     s: crate::kernels::depthwise::DwShape,
-    x: &[i8],
+    x: &[X],
     q: &ConvQ<'_>,
-    y: &[i8],
+    y: &[Y],
 ) -> Result<(), Error> {
     if s.stride != 1 && s.stride != 2 {
         return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
@@ -409,13 +439,18 @@ impl AddQ {
     /// Adds one pair of values.
     #[inline(always)]
     pub fn add(&self, a: i8, b: i8) -> i8 {
+        sat_i8(self.sum(a as i32, b as i32))
+    }
+
+    /// The unsaturated result for any integer inputs (`i8` here, `i16` in `quant::a16`):
+    /// `z_out + round(((a − z_a)·m_a + (b − z_b)·m_b) / 2^shift)`, in `i64`.
+    #[inline(always)]
+    pub fn sum(&self, a: i32, b: i32) -> i32 {
         let acc = (a as i64 - self.a_zero as i64)
             .wrapping_mul(self.a_mult as i64)
             .wrapping_add((b as i64 - self.b_zero as i64).wrapping_mul(self.b_mult as i64));
-        sat_i8(
-            self.out_zero
-                .wrapping_add(requant64(acc, self.shift) as i32),
-        )
+        self.out_zero
+            .wrapping_add(requant64(acc, self.shift) as i32)
     }
 }
 
@@ -650,6 +685,23 @@ pub fn adaptive_avg_pool(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
+    pool_means(x, h, w, c, zero, y, ho, wo, sat_i8)
+}
+
+/// The adaptive average pool over `i8` or `i16` activations:
+/// `y = sat(z + div_round(Σ (x − z), count))`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pool_means<X: Copy + Into<i32>, Y>(
+    x: &[X],
+    h: usize,
+    w: usize,
+    c: usize,
+    zero: i32,
+    y: &mut [Y],
+    ho: usize,
+    wo: usize,
+    sat: impl Fn(i32) -> Y,
+) -> Result<(), Error> {
     use crate::kernels::pool::bin;
     if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
         return Err(Error::InvalidConfig("int8 pool: empty shape"));
@@ -666,10 +718,11 @@ pub fn adaptive_avg_pool(
                 let mut s = 0i64;
                 for iy in ys..ye {
                     for ix in xs..xe {
-                        s = s.wrapping_add(x[(iy * w + ix) * c + ch] as i64 - zero as i64);
+                        let v: i32 = x[(iy * w + ix) * c + ch].into();
+                        s = s.wrapping_add(v as i64 - zero as i64);
                     }
                 }
-                y[o + ch] = sat_i8(zero.wrapping_add(div_round(s, count) as i32));
+                y[o + ch] = sat(zero.wrapping_add(div_round(s, count) as i32));
             }
         }
     }

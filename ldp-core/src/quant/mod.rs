@@ -57,80 +57,12 @@ use crate::error::Error;
 /// shift in `1..=62`, multipliers and LayerNorm epsilons non-negative, input scales finite and
 /// positive. (The kernels also use wrapping arithmetic, so even a blob that slipped past these
 /// checks could not make them panic — only compute garbage.)
+///
+/// A 16-bit-activation V2 blob ([`a16`]) has its zero points at 0, two more shifts and
+/// multipliers (the GELU's), saturations in `1..=32767`, and the accumulator guarantee —
+/// `K · 127 · Q ≤ 2^30` for both pointwise inputs and every bias within `±2^29` — so that no
+/// `i32` accumulator can overflow.
 pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
-    if a16::is_a16(m) {
-        return validate_a16(m);
-    }
-    let meta = m
-        .find("quant.meta", "")
-        .and_then(|i| m.i32s(i).ok())
-        .ok_or(BlobError::BadTable("int8 blob without quant.meta"))?;
-    let scales = m
-        .find("quant.scales", "")
-        .and_then(|i| m.f32s(i).ok())
-        .ok_or(BlobError::BadTable("int8 blob without quant.scales"))?;
-    let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
-        ModelConfig::Ldp(_) => (LDP_ZEROS, LDP_SHIFTS, LDP_NONNEG),
-        ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
-        ModelConfig::MobileVlmV2(_) => (V2_ZEROS, V2_SHIFTS, V2_NONNEG),
-    };
-    let at = |i: usize| {
-        meta.get(i)
-            .copied()
-            .ok_or(BlobError::BadTable("quant.meta too short"))
-    };
-    for &i in zeros {
-        if !(-128..=127).contains(&at(i)?) {
-            return Err(BlobError::BadTable(
-                "an int8 zero point is outside -128..=127",
-            ));
-        }
-        let s = scales.get(i).copied().unwrap_or(0.0);
-        if !(s.is_finite() && s >= 0.0) {
-            return Err(BlobError::BadTable("an activation scale is not finite"));
-        }
-    }
-    for &i in shifts {
-        if !(1..=62).contains(&at(i)?) {
-            return Err(BlobError::BadTable(
-                "a requantization shift is outside 1..=62",
-            ));
-        }
-    }
-    for &i in nonneg {
-        if at(i)? < 0 {
-            return Err(BlobError::BadTable("a multiplier or epsilon is negative"));
-        }
-    }
-    let scale = m
-        .find("input.scale", "")
-        .and_then(|i| m.f32s(i).ok())
-        .ok_or(BlobError::BadTable("no input.scale"))?;
-    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err(BlobError::BadTable(
-            "an input scale is not finite and positive",
-        ));
-    }
-    for (i, spec) in m.specs().iter().enumerate() {
-        if spec.name.ends_with(".mult") {
-            let v = m.i16s(i).map_err(|_| BlobError::Misaligned)?;
-            if v.iter().any(|&x| x < 0) {
-                return Err(BlobError::BadTable(
-                    "a requantization multiplier is negative",
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-use specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
-
-/// Semantic checks of a 16-bit-activation V2 blob ([`a16`]): zero points 0, scales finite and
-/// non-negative, shifts in `1..=62`, multipliers non-negative, saturations in `1..=32767`, and
-/// the accumulator guarantee — `K · 127 · Q ≤ 2^30` for both pointwise inputs and every bias
-/// within `±2^29` — so that no `i32` accumulator can overflow.
-fn validate_a16(m: &Model<'_>) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
     let meta = m
         .find("quant.meta", "")
@@ -140,42 +72,47 @@ fn validate_a16(m: &Model<'_>) -> Result<(), BlobError> {
         .find("quant.scales", "")
         .and_then(|i| m.f32s(i).ok())
         .ok_or(bad("int8 blob without quant.scales"))?;
+    let a16 = a16::is_a16(m);
+    let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
+        ModelConfig::Ldp(_) => (LDP_ZEROS, LDP_SHIFTS, LDP_NONNEG),
+        ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
+        ModelConfig::MobileVlmV2(_) if a16 => (V2_ZEROS, A16_SHIFTS, A16_NONNEG),
+        ModelConfig::MobileVlmV2(_) => (V2_ZEROS, V2_SHIFTS, V2_NONNEG),
+    };
+    let zero_range = if a16 { 0..=0 } else { -128..=127 };
     let at = |i: usize| meta.get(i).copied().ok_or(bad("quant.meta too short"));
-    for i in [V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y] {
-        if at(i)? != 0 {
-            return Err(bad("a 16-bit activation has a zero point other than 0"));
+    for &i in zeros {
+        if !zero_range.contains(&at(i)?) {
+            return Err(bad(
+                "an activation zero point is outside -128..=127 (int8) or not 0 (16-bit)",
+            ));
         }
-        let s = scales.get(i).copied().unwrap_or(-1.0);
+        let s = scales.get(i).copied().unwrap_or(0.0);
         if !(s.is_finite() && s >= 0.0) {
             return Err(bad("an activation scale is not finite"));
         }
     }
-    for i in [
-        V2::FC1_SHIFT,
-        V2::FC2_SHIFT,
-        V2::PEG_SHIFT,
-        V2::ADD_SHIFT,
-        V2::GELU_PS,
-        V2::GELU_IS,
-    ] {
+    for &i in shifts {
         if !(1..=62).contains(&at(i)?) {
             return Err(bad("a requantization shift is outside 1..=62"));
         }
     }
-    for i in [V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM] {
+    for &i in nonneg {
         if at(i)? < 0 {
-            return Err(bad("a multiplier is negative"));
+            return Err(bad("a multiplier or epsilon is negative"));
         }
     }
-    let (c_in, c_out) = m.config().channels();
-    for (q, k) in [(at(V2::Q_X)?, c_in), (at(V2::Q_H1)?, c_out)] {
-        if !(1..=a16::MAX16).contains(&q) {
-            return Err(bad("a 16-bit saturation is outside 1..=32767"));
-        }
-        if (k as i64) * 127 * (q as i64) > a16::PRODUCT_BUDGET {
-            return Err(bad(
-                "a 16-bit pointwise input's saturation could overflow the i32 accumulator",
-            ));
+    if a16 {
+        let (c_in, c_out) = m.config().channels();
+        for (q, k) in [(at(V2::Q_X)?, c_in), (at(V2::Q_H1)?, c_out)] {
+            if !(1..=a16::MAX16).contains(&q) {
+                return Err(bad("a 16-bit saturation is outside 1..=32767"));
+            }
+            if (k as i64) * 127 * (q as i64) > a16::PRODUCT_BUDGET {
+                return Err(bad(
+                    "a 16-bit pointwise input's saturation could overflow the i32 accumulator",
+                ));
+            }
         }
     }
     let scale = m
@@ -192,7 +129,7 @@ fn validate_a16(m: &Model<'_>) -> Result<(), BlobError> {
                 return Err(bad("a requantization multiplier is negative"));
             }
         }
-        if spec.name.ends_with(".bias") {
+        if a16 && spec.name.ends_with(".bias") {
             let v = m.i32s(i).map_err(|_| BlobError::Misaligned)?;
             if v.iter().any(|&b| (b as i64).abs() > a16::BIAS_LIMIT) {
                 return Err(bad("a 16-bit-activation bias exceeds ±2^29"));
@@ -201,6 +138,8 @@ fn validate_a16(m: &Model<'_>) -> Result<(), BlobError> {
     }
     Ok(())
 }
+
+use specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 
 const LDP_ZEROS: &[usize] = &[
     L::Z_X,
@@ -288,6 +227,15 @@ const V1_NONNEG: [usize; 2 + 2 * 3] = v1_block_list(
 const V2_ZEROS: &[usize] = &[V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y];
 const V2_SHIFTS: &[usize] = &[V2::FC1_SHIFT, V2::FC2_SHIFT, V2::PEG_SHIFT, V2::ADD_SHIFT];
 const V2_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB];
+const A16_SHIFTS: &[usize] = &[
+    V2::FC1_SHIFT,
+    V2::FC2_SHIFT,
+    V2::PEG_SHIFT,
+    V2::ADD_SHIFT,
+    V2::GELU_PS,
+    V2::GELU_IS,
+];
+const A16_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM];
 
 /// Scratch bytes of the int8 forward pass with f32 input and output.
 pub(crate) const fn scratch_bytes(cfg: &ModelConfig) -> usize {

@@ -7,11 +7,11 @@
 //! `|x·w + x'·w'| ≤ 2·32767·128` fits i32). The channels past the last multiple of 16, the
 //! leftover outputs and pixels run scalar. i32 additions wrap exactly like the reference's
 //! `wrapping_add`, so the sum equals [`super::a16::pointwise16_reference`] bit for bit whatever
-//! the order; bias, [`requant`] and saturation are the reference's own scalar code.
+//! the order; bias, requantization and saturation are the reference's own scalar code ([`out16`]).
 
 use core::arch::x86_64::*;
 
-use super::fixed::requant;
+use super::a16::out16;
 use super::kernels::ConvQ;
 use crate::kernels::cpu;
 
@@ -33,10 +33,10 @@ pub(crate) fn pointwise16(
     true
 }
 
+/// The reference's output step ([`out16`]) after adding the bias.
 #[inline(always)]
 fn finish(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
-    let v = requant(q.bias[o].wrapping_add(acc), q.mult[o] as i32, q.shift);
-    v.clamp(-super::a16::MAX16, super::a16::MAX16) as i16
+    out16(q.bias[o].wrapping_add(acc), o, q)
 }
 
 /// Sum of the 8 lanes (wrapping).
