@@ -239,7 +239,8 @@ fn int8_auto_activations_pick_16_bit_for_heavy_v2_only() {
 
 /// 16-bit activations (`--activations int16`) on every V2 golden case, normal ones included:
 /// held-out error against PyTorch float64 at most 0.01 (measured 0.0036-0.0053: the int8
-/// weights' own error, 0.0035-0.0054 in a float simulation of weight-only quantization).
+/// weights' own error: 0.0036-0.0054 in a float simulation of weight-only quantization,
+/// `tools/int8_sim/per_token_sim.py`).
 #[test]
 fn int8_v2_16_bit_activations_within_0_01_on_every_v2_case() {
     let index: Vec<String> =
