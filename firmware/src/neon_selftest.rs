@@ -85,8 +85,8 @@ const I16_BIG_K: usize = 1024;
 struct I16Bufs {
     x: [i8; NX],
     w: [i8; I16_BIG_K * 12],
-    bias: [i32; C],
-    mult: [i16; C],
+    bias: [i16; C],
+    mult: [u8; C],
     y: [i16; NX + GUARD],
     y_ref: [i16; NX + GUARD],
 }
@@ -611,12 +611,13 @@ fn i16_pointwise(r: &mut Rng, k: &mut Counts) {
             w[..c_in].fill(-128);
         }
         for o in 0..c_out {
-            b.bias[o] = (r.next() as i32) >> (4 + r.next() % 16);
-            b.mult[o] = r.next() as i16;
+            b.bias[o] = r.next() as i16;
+            b.mult[o] = r.next() as u8;
         }
         let q = ConvQ {
             weight: w,
             bias: &b.bias[..c_out],
+            bias_shift: shift as u32 % 16,
             mult: &b.mult[..c_out],
             shift,
             in_zero: 0,

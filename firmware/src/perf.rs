@@ -53,8 +53,8 @@ struct SelfTestBufs {
     y: [i8; ST_X + ST_GUARD],
     y_ref: [i8; ST_X + ST_GUARD],
     w: [i8; ST_W],
-    bias: [i32; 256],
-    mult: [i16; 256],
+    bias: [i16; 256],
+    mult: [u8; 256],
     lut: [i8; 256],
     gamma: [i16; 256],
     beta: [i16; 256],
@@ -104,12 +104,12 @@ impl Rng {
 }
 
 /// Random conv parameters for `c_out` output channels in `b`; returns `(shift, in_zero,
-/// out_zero, lut?)`. Shifts cover the three requantization paths of the DSP kernels (below 16,
-/// 16..=32, 33..=62), mostly realistic ones.
+/// out_zero, lut?)`. Shifts cover the three requantization paths of the DSP kernels (below 9,
+/// 9..=32, 33..=62), mostly realistic ones.
 fn random_params(r: &mut Rng, b: &mut SelfTestBufs, c_out: usize) -> (i32, i32, i32, bool) {
     for o in 0..c_out {
-        b.bias[o] = r.range(-40_000, 40_000);
-        b.mult[o] = r.range(0, 32767) as i16;
+        b.bias[o] = r.range(-32768, 32767) as i16;
+        b.mult[o] = r.next() as u8;
     }
     r.fill(&mut b.lut);
     let shift = match r.next() % 8 {
@@ -194,6 +194,7 @@ fn kernel_selftest() -> bool {
         let q = ConvQ {
             weight: &b.w[..c_in * c_out],
             bias: &b.bias[..c_out],
+            bias_shift: shift as u32 % 16,
             mult: &b.mult[..c_out],
             shift,
             in_zero: 0,
@@ -235,6 +236,7 @@ fn kernel_selftest() -> bool {
         let q = ConvQ {
             weight: &b.w[..9 * c],
             bias: &b.bias[..c],
+            bias_shift: shift as u32 % 16,
             mult: &b.mult[..c],
             shift,
             in_zero,
@@ -417,8 +419,8 @@ fn i16_pointwise_selftest(
             _ => r.range(-300, 300),
         };
         for o in 0..c_out {
-            b.bias[o] = (r.next() as i32) >> (4 + r.next() % 16);
-            b.mult[o] = r.next() as i16;
+            b.bias[o] = r.next() as i16;
+            b.mult[o] = r.next() as u8;
         }
         r.fill(&mut b.x[..pixels * c_in]);
         r.fill(&mut b.w[..c_in * c_out]);
@@ -430,6 +432,7 @@ fn i16_pointwise_selftest(
         let q = ConvQ {
             weight: &b.w[..c_in * c_out],
             bias: &b.bias[..c_out],
+            bias_shift: shift as u32 % 16,
             mult: &b.mult[..c_out],
             shift,
             in_zero: 0,

@@ -312,8 +312,8 @@ fn header_lies_with_valid_crc_are_rejected() {
         }
         // The u16 fields and the enum bytes, with the CRC recomputed.
         // Versions 1 and 2 (32- and 16-byte table entries, Q15 SE gate tables), 3 (int8
-        // LayerNorm inputs) and a future 5.
-        for found in [1u16, 2, 3, 5] {
+        // LayerNorm inputs), 4 (i32 biases, i16 multipliers) and a future 6.
+        for found in [1u16, 2, 3, 4, 6] {
             let mut m = orig.clone();
             m[4..6].copy_from_slice(&found.to_le_bytes());
             fix_crc(&mut m);
@@ -321,7 +321,7 @@ fn header_lies_with_valid_crc_are_rejected() {
             assert!(
                 matches!(
                     e,
-                    BlobError::UnsupportedVersion { found: f, supported: 4 } if f == found
+                    BlobError::UnsupportedVersion { found: f, supported: 5 } if f == found
                 ),
                 "{e:?}"
             );
@@ -502,6 +502,55 @@ fn table_lies_with_valid_crc_are_rejected() {
                     what("len")
                 );
             }
+        }
+    }
+}
+
+/// The conv shift words of `quant.meta` (format version 5: requantization shift in bits 0-7,
+/// bias shift in bits 8-15): a bias shift above 15 (14 with 16-bit activations), a shift outside
+/// 1..=62 or any bit above 15 is refused with `BadTable`; the largest legal bias shift parses
+/// and runs.
+#[test]
+fn conv_shift_words_are_range_checked() {
+    use ldp_core::quant::specs::{conv_shift_word, conv_shifts};
+    for b in blobs().into_iter().filter(|b| b.int8) {
+        let buf = AlignedBytes::from_slice(&b.bytes);
+        let model = Model::parse(buf.as_bytes()).unwrap();
+        let a16 = ldp_core::quant::a16::is_a16(&model);
+        let meta = model.find("quant.meta", "").unwrap();
+        let (_, entry, data) = model.tensor(meta).unwrap();
+        let at = |i: usize| entry.offset as usize + 4 * i;
+        let word = |i: usize| i32::from_le_bytes(data[4 * i..4 * i + 4].try_into().unwrap());
+        let max_bias_shift = if a16 { 14 } else { 15 };
+        for &i in ldp_core::quant::conv_shift_indices(model.arch()) {
+            let (shift, _) = conv_shifts(word(i));
+            let with = |w: i32| {
+                let mut m = b.bytes.clone();
+                m[at(i)..at(i) + 4].copy_from_slice(&w.to_le_bytes());
+                fix_crc(&mut m);
+                m
+            };
+            for (w, tag) in [
+                (
+                    conv_shift_word(shift, max_bias_shift + 1),
+                    "bias shift too big",
+                ),
+                (conv_shift_word(shift, 255), "bias shift 255"),
+                (conv_shift_word(0, 0), "shift 0"),
+                (conv_shift_word(63, 0), "shift 63"),
+                (word(i) | 1 << 16, "bit 16"),
+                (-1, "-1"),
+            ] {
+                let what = format!("{}: meta[{i}] = {w:#x} ({tag})", b.name);
+                let e = expect_err(&with(w), &what);
+                assert!(matches!(e, BlobError::BadTable(_)), "{what}: {e:?}");
+            }
+            let what = format!("{}: meta[{i}] bias shift {max_bias_shift}", b.name);
+            assert_eq!(
+                check(&with(conv_shift_word(shift, max_bias_shift)), &what),
+                Ok(()),
+                "{what}"
+            );
         }
     }
 }

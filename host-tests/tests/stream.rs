@@ -376,16 +376,17 @@ fn row_kernels_equal_whole_tensor_kernels() {
             // int8
             let x: Vec<i8> = (0..h * w * c).map(|_| r.i8()).collect();
             let wt: Vec<i8> = (0..9 * c).map(|_| r.i8()).collect();
-            let bias = ints(&mut r, c, 1 << 14);
-            let mult: Vec<i16> = ints(&mut r, c, 32767)
+            let bias: Vec<i16> = ints(&mut r, c, 1 << 14).iter().map(|&v| v as i16).collect();
+            let mult: Vec<u8> = ints(&mut r, c, 256)
                 .iter()
-                .map(|&v| v.unsigned_abs() as i16)
+                .map(|&v| v.unsigned_abs() as u8)
                 .collect();
             let q = ConvQ {
                 weight: &wt,
                 bias: &bias,
+                bias_shift: 2,
                 mult: &mult,
-                shift: 18,
+                shift: 11,
                 in_zero: 5,
                 out_zero: -3,
                 lut: None,

@@ -86,14 +86,15 @@ fn bench_pointwise(c: &mut Criterion) {
         });
         let xq = i8s(p * ci, 4);
         let wq = i8s(co * ci, 5);
-        let bq: Vec<i32> = (0..co as i32).map(|i| i * 37 - 1000).collect();
-        let mult: Vec<i16> = (0..co).map(|i| 20000 + i as i16).collect();
+        let bq: Vec<i16> = (0..co).map(|i| (i % 1000) as i16 * 37 - 1000).collect();
+        let mult: Vec<u8> = (0..co).map(|i| 150 + (i % 100) as u8).collect();
         let lut: Vec<i8> = (0..256i32).map(|i| (i - 128).max(-20) as i8).collect();
         let q = ConvQ {
             weight: &wq,
             bias: &bq,
+            bias_shift: 0,
             mult: &mult,
-            shift: 24,
+            shift: 17,
             in_zero: 0,
             out_zero: -3,
             lut: act.map(|_| &lut[..]),
@@ -181,13 +182,14 @@ fn bench_depthwise(c: &mut Criterion) {
         });
         let xq = i8s(h * w * ch, 4);
         let wq = i8s(ch * 9, 5);
-        let bq: Vec<i32> = (0..ch as i32).map(|i| i * 37 - 1000).collect();
-        let mult: Vec<i16> = (0..ch).map(|i| 20000 + i as i16).collect();
+        let bq: Vec<i16> = (0..ch).map(|i| (i % 1000) as i16 * 37 - 1000).collect();
+        let mult: Vec<u8> = (0..ch).map(|i| 150 + (i % 100) as u8).collect();
         let q = ConvQ {
             weight: &wq,
             bias: &bq,
+            bias_shift: 0,
             mult: &mult,
-            shift: 20,
+            shift: 13,
             in_zero: 3,
             out_zero: -3,
             lut: None,

@@ -248,10 +248,11 @@ proptest! {
                                               seed in any::<u64>()) {
         let x = i8s(pixels * c_in, seed);
         let w = i8s(c_in * c_out, seed ^ 1);
-        let bias: Vec<i32> = i8s(c_out, seed ^ 2).iter().map(|&v| v as i32 * 9001).collect();
-        let mult: Vec<i16> = i8s(c_out, seed ^ 3).iter().map(|&v| (v as i16).unsigned_abs() as i16 * 250).collect();
+        let bias: Vec<i16> = i8s(c_out, seed ^ 2).iter().map(|&v| v as i16 * 250).collect();
+        let bias = if seed.is_multiple_of(5) { Vec::new() } else { bias };
+        let mult: Vec<u8> = i8s(c_out, seed ^ 3).iter().map(|&v| v as u8).collect();
         let lut = i8s(256, seed ^ 4);
-        let q = ConvQ { weight: &w, bias: &bias, mult: &mult, shift, in_zero: 0, out_zero: zo,
+        let q = ConvQ { weight: &w, bias: &bias, bias_shift: 5, mult: &mult, shift, in_zero: 0, out_zero: zo,
                         lut: if with_lut { Some(&lut) } else { None } };
         let mut a = vec![0i8; pixels * c_out];
         qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
@@ -314,6 +315,22 @@ fn errors_not_panics_on_bad_lengths() {
 }
 
 /// Uniform `i32`s in `lo..=hi` (any range, full `i32` included).
+/// `i16` biases and their shift from `i32` values: the top 16 bits with shift 15 (`full`: the
+/// whole `i32` range, `±2^30` after the shift), else `v >> 1` with shift 1.
+fn b16(v: &[i32], full: bool) -> (Vec<i16>, u32) {
+    let (drop, shift) = if full { (16, 15) } else { (1, 1) };
+    (
+        v.iter()
+            .map(|&x| (x >> drop).clamp(-32768, 32767) as i16)
+            .collect(),
+        shift,
+    )
+}
+
+fn m8(v: &[i32]) -> Vec<u8> {
+    v.iter().map(|&x| x as u8).collect()
+}
+
 fn ints_in(n: usize, seed: u64, lo: i32, hi: i32) -> Vec<i32> {
     let mut s = seed | 1;
     let span = (hi as i64 - lo as i64 + 1) as u64;
@@ -344,9 +361,10 @@ proptest! {
         let wt = i8s(9 * c, seed ^ 1);
         let (blo, bhi) = if big { (i32::MIN, i32::MAX) } else { (-1 << 16, 1 << 16) };
         let bias = ints_in(c, seed ^ 2, blo, bhi);
-        let mult: Vec<i16> = ints_in(c, seed ^ 3, if big { -32768 } else { 0 }, 32767).iter().map(|&v| v as i16).collect();
+        let (bias, bias_shift) = b16(&bias, big);
+        let mult = m8(&ints_in(c, seed ^ 3, 0, 255));
         let lut = i8s(256, seed ^ 4);
-        let q = ConvQ { weight: &wt, bias: &bias, mult: &mult, shift, in_zero: zi, out_zero: zo,
+        let q = ConvQ { weight: &wt, bias: &bias, bias_shift, mult: &mult, shift, in_zero: zi, out_zero: zo,
                         lut: if with_lut { Some(&lut) } else { None } };
         let n = s.ho() * s.wo() * c;
         let mut a = vec![0i8; n];
@@ -370,10 +388,10 @@ proptest! {
                                          seed in any::<u64>()) {
         let x = i8s(pixels * c_in, seed);
         let w = i8s(c_in * c_out, seed ^ 1);
-        let bias = ints_in(c_out, seed ^ 2, i32::MIN, i32::MAX);
-        let mult: Vec<i16> = ints_in(c_out, seed ^ 3, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let (bias, bias_shift) = b16(&ints_in(c_out, seed ^ 2, i32::MIN, i32::MAX), true);
+        let mult = m8(&ints_in(c_out, seed ^ 3, 0, 255));
         let lut = i8s(256, seed ^ 4);
-        let q = ConvQ { weight: &w, bias: &bias, mult: &mult, shift, in_zero: 0, out_zero: zo,
+        let q = ConvQ { weight: &w, bias: &bias, bias_shift, mult: &mult, shift, in_zero: 0, out_zero: zo,
                         lut: if with_lut { Some(&lut) } else { None } };
         let mut a = vec![0i8; pixels * c_out];
         qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
@@ -531,16 +549,14 @@ fn int8_pointwise_form_boundaries() {
     ] {
         let x = i8s(pixels * c_in, 5);
         let w = i8s(c_in * c_out, 6);
-        let bias = ints_in(c_out, 7, i32::MIN, i32::MAX);
-        let mult: Vec<i16> = ints_in(c_out, 8, -32768, 32767)
-            .iter()
-            .map(|&v| v as i16)
-            .collect();
+        let (bias, bias_shift) = b16(&ints_in(c_out, 7, i32::MIN, i32::MAX), true);
+        let mult = m8(&ints_in(c_out, 8, 0, 255));
         let lut = i8s(256, 9);
         for lut in [None, Some(&lut[..])] {
             let q = ConvQ {
                 weight: &w,
                 bias: &bias,
+                bias_shift,
                 mult: &mult,
                 shift: 27,
                 in_zero: 0,
@@ -608,8 +624,9 @@ proptest! {
         let w = i8s(c_in * c_out, seed ^ 1);
         let (blo, bhi) = if big { (i32::MIN, i32::MAX) } else { (-1 << 16, 1 << 16) };
         let bias = ints_in(c_out, seed ^ 2, blo, bhi);
-        let mult: Vec<i16> = ints_in(c_out, seed ^ 3, if big { -32768 } else { 0 }, 32767).iter().map(|&v| v as i16).collect();
-        let q = ConvQ { weight: &w, bias: &bias, mult: &mult, shift, in_zero: 0, out_zero: zo, lut: None };
+        let (bias, bias_shift) = b16(&bias, big);
+        let mult = m8(&ints_in(c_out, seed ^ 3, 0, 255));
+        let q = ConvQ { weight: &w, bias: &bias, bias_shift, mult: &mult, shift, in_zero: 0, out_zero: zo, lut: None };
         check_int8_pointwise_i16(&x, c_in, &q, c_out)?;
     }
 }
@@ -633,15 +650,13 @@ fn int8_pointwise_i16_form_boundaries() {
     ] {
         let x = i8s(pixels * c_in, 5);
         let w = i8s(c_in * c_out, 6);
-        let bias = ints_in(c_out, 7, -1 << 20, 1 << 20);
-        let mult: Vec<i16> = ints_in(c_out, 8, -32768, 32767)
-            .iter()
-            .map(|&v| v as i16)
-            .collect();
+        let (bias, bias_shift) = b16(&ints_in(c_out, 7, -1 << 20, 1 << 20), false);
+        let mult = m8(&ints_in(c_out, 8, 0, 255));
         for (shift, out_zero) in [(1, 0), (17, 0), (21, -5), (27, 1000), (62, 0)] {
             let q = ConvQ {
                 weight: &w,
                 bias: &bias,
+                bias_shift,
                 mult: &mult,
                 shift,
                 in_zero: 0,
@@ -660,6 +675,7 @@ fn int8_pointwise_i16_form_boundaries() {
         let q = ConvQ {
             weight: &w,
             bias: &bias,
+            bias_shift,
             mult: &mult,
             shift: 20,
             in_zero: 0,
@@ -855,8 +871,9 @@ proptest! {
         let wt = i8s(9 * c, seed ^ 1);
         let (blo, bhi) = if big { (i32::MIN, i32::MAX) } else { (-1 << 16, 1 << 16) };
         let bias = ints_in(c, seed ^ 2, blo, bhi);
-        let mult: Vec<i16> = ints_in(c, seed ^ 3, if big { -32768 } else { 0 }, 32767).iter().map(|&v| v as i16).collect();
-        let q = ConvQ { weight: &wt, bias: &bias, mult: &mult, shift, in_zero: zi, out_zero: zo, lut: None };
+        let (bias, bias_shift) = b16(&bias, big);
+        let mult = m8(&ints_in(c, seed ^ 3, 0, 255));
+        let q = ConvQ { weight: &wt, bias: &bias, bias_shift, mult: &mult, shift, in_zero: zi, out_zero: zo, lut: None };
         let ho = s.ho();
         let (a, b) = (ra as usize % ho, rb as usize % ho);
         let (oy0, oy1) = (a.min(b), a.max(b) + 1);
@@ -896,11 +913,12 @@ fn int8_depthwise_rows_i16_saturation_and_errors() {
     let x = i8s(5 * 7 * 35, 7);
     let wt = vec![127i8; 9 * 35];
     for (bias_v, sign) in [(1i32 << 22, 1i32), (-(1i32 << 22), -1)] {
-        let bias = vec![bias_v; 35];
-        let mult = vec![16384i16; 35];
+        let bias = vec![(bias_v >> 8) as i16; 35];
+        let (bias_shift, mult) = (8, vec![255u8; 35]);
         let q = ConvQ {
             weight: &wt,
             bias: &bias,
+            bias_shift,
             mult: &mult,
             shift: 8,
             in_zero: 0,
@@ -916,12 +934,13 @@ fn int8_depthwise_rows_i16_saturation_and_errors() {
         let lim = if sign > 0 { i16::MAX } else { i16::MIN };
         assert!(got.iter().filter(|&&v| v == lim).count() > got.len() / 2);
     }
-    let bias = vec![0i32; 35];
-    let mult = vec![1i16; 35];
+    let (bias, bias_shift) = (vec![0i16; 35], 0);
+    let mult = vec![1u8; 35];
     let lut = [0i8; 256];
     let q = ConvQ {
         weight: &wt,
         bias: &bias,
+        bias_shift,
         mult: &mult,
         shift: 8,
         in_zero: 0,

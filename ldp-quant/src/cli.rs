@@ -376,10 +376,9 @@ fn config_summary(config: &ModelConfig) -> String {
     }
 }
 
-/// Per-layer quantization parameters of an int8 blob, for `inspect`.
-///
-/// TODO(int8, lead): list each layer's input/output scale and zero point and the per-channel
-/// weight scales (min/max) here. Returns `None` until the int8 format exists.
+/// Per-layer quantization parameters of an int8 blob, for `inspect`: the input's quantization,
+/// every `quant.meta` entry (zero points with their scales, conv shift words decoded) and the
+/// range of each conv's per-channel multipliers. `None` for other dtypes.
 fn int8_params_section(model: &Model<'_>) -> Option<String> {
     if model.dtype() != ldp_core::DType::Int8 {
         return None;
@@ -410,9 +409,15 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     }
     s.push_str("  activations (zero point, scale) and layer constants (quant.meta):\n");
     let names = ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags);
+    let conv_shifts = ldp_core::quant::conv_shift_indices(model.arch());
     for (i, (name, v)) in names.iter().zip(meta).enumerate() {
         let tail = name.rsplit('.').next().unwrap_or(name);
-        if tail.starts_with("Z_") {
+        if conv_shifts.contains(&i) {
+            let (shift, bias_shift) = ldp_core::quant::specs::conv_shifts(*v);
+            s.push_str(&format!(
+                "    {name:<16} {shift}  (bias shift {bias_shift})\n"
+            ));
+        } else if tail.starts_with("Z_") {
             let wide = if a16 {
                 "  (16-bit)"
             } else if ldp_core::quant::specs::is_wide_meta(model.arch(), name) {
@@ -428,13 +433,13 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
             s.push_str(&format!("    {name:<16} {v}\n"));
         }
     }
-    s.push_str("  per-channel requantization multipliers (i16 mantissa / 2^shift):\n");
+    s.push_str("  per-channel requantization multipliers (u8 mantissa / 2^shift):\n");
     for (i, spec) in model.specs().iter().enumerate() {
         if let Some(layer) = spec.name.strip_suffix(".mult") {
-            if let Ok(m) = model.i16s(i) {
+            if let Ok(m) = model.u8s(i) {
                 let (lo, hi) = m
                     .iter()
-                    .fold((i16::MAX, i16::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                    .fold((u8::MAX, u8::MIN), |(a, b), &v| (a.min(v), b.max(v)));
                 s.push_str(&format!(
                     "    {layer:<24} {} channels, mantissa {lo} .. {hi}\n",
                     m.len()

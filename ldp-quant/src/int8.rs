@@ -18,7 +18,7 @@ use ldp_core::kernels::pointwise::pointwise;
 use ldp_core::kernels::pool::adaptive_avg_pool;
 use ldp_core::kernels::resize::bilinear;
 use ldp_core::quant::fixed::encode_multiplier;
-use ldp_core::quant::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
+use ldp_core::quant::specs::{conv_shift_word, ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use ldp_core::{DType, ModelConfig};
 
 use crate::calib::CalibSet;
@@ -593,20 +593,31 @@ pub fn calibrate(m: &FloatModel, calib: &CalibSet, method: CalibMethod) -> anyho
 // ---------------------------------------------------------------------------------------------
 // Layer conversion.
 
-/// int8 conv parameters in blob form.
+/// int8 conv parameters: weights and multipliers in blob form, biases as exact `i32`
+/// accumulator values (the blob stores them as `i16` with a bias shift, [`encode_bias`]).
 struct ConvOut {
     weight: Vec<i8>,
     bias: Vec<i32>,
-    mult: Vec<i16>,
+    mult: Vec<u8>,
     shift: i32,
     /// The largest real requantization multiplier (checked against [`MAX_MULT`]).
     max_mult: f64,
 }
 
-/// The largest multiplier an `i16` mantissa with a shift ≥ 1 holds: `32767 / 2`. A layer whose
+/// The largest multiplier a `u8` mantissa with a shift ≥ 1 holds: `255 / 2`. A layer whose
 /// output scale is more than that many times finer than its accumulator scale cannot be
-/// encoded; `mults16` would saturate it, so the quantizer reports it instead.
-const MAX_MULT: f64 = 32767.0 / 2.0;
+/// encoded, so the quantizer reports it.
+const MAX_MULT: f64 = 255.0 / 2.0;
+
+/// `(b16, bias_shift)`: the smallest shift `s ≤ 15` with every `round(b / 2^s)` (half up) in
+/// `i16`, and those values. `None` when even 15 does not suffice (`|b| ≥ 2^30`).
+fn encode_bias(b: &[i32]) -> Option<(Vec<i16>, u32)> {
+    let max = b.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
+    let s = (0..=ldp_core::quant::kernels::MAX_BIAS_SHIFT)
+        .find(|&s| (max + (1i64 << s >> 1)) >> s <= i16::MAX as i64)?;
+    let r = |v: i32| ((v as i64 + (1i64 << s >> 1)) >> s) as i16;
+    Some((b.iter().map(|&v| r(v)).collect(), s))
+}
 
 fn max_of(m: &[f64]) -> f64 {
     m.iter().cloned().fold(0.0f64, f64::max)
@@ -658,14 +669,49 @@ fn conv(
     };
     let mut weight = vec![0i8; o * k];
     let mut bq = vec![0i32; o];
-    let mut m = vec![0f64; o];
+    // Effective weights with the input scale folded in (per input channel for pointwise).
+    let rows: Vec<Vec<f64>> = (0..o)
+        .map(|oo| {
+            (0..k)
+                .map(|i| w[oo * k + i] as f64 * if depthwise { 1.0 } else { sc(i) })
+                .collect()
+        })
+        .collect();
+    let amax: Vec<f64> = rows
+        .iter()
+        .map(|r| r.iter().fold(0.0f64, |a, v| a.max(v.abs())))
+        .collect();
+    // Real multiplier of each channel with the ideal weight scale amax/127: accumulator scale
+    // (sw for pointwise, whose input scale is folded in; s_in·sw for depthwise) / output scale.
+    let in_acc = if depthwise { sc(0) } else { 1.0 };
+    let ideal: Vec<f64> = amax
+        .iter()
+        .map(|&a| in_acc * a / 127.0 / out_scale as f64)
+        .collect();
+    let max_m = max_of(&ideal);
+    let shift = if max_m > 0.0 {
+        ((255.0 / max_m).log2().floor() as i32).clamp(1, 62)
+    } else {
+        31
+    };
+    let k2 = (2f64).powi(shift);
+    // Each channel's u8 mantissa rounds its multiplier *up*, and the weight scale follows from
+    // it: the requantization is then exact, and the weights lose at most 1/mantissa of their
+    // range (a zero channel takes the largest mantissa; its weights are 0 whatever the scale).
+    let mult: Vec<u8> = ideal
+        .iter()
+        .map(|&v| {
+            if v > 0.0 {
+                (v * k2 * (1.0 - 1e-12)).ceil().clamp(1.0, 255.0) as u8
+            } else {
+                255
+            }
+        })
+        .collect();
     for oo in 0..o {
-        // Effective weights with the input scale folded in (per input channel for pointwise).
-        let row: Vec<f64> = (0..k)
-            .map(|i| w[oo * k + i] as f64 * if depthwise { 1.0 } else { sc(i) })
-            .collect();
-        let amax = row.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-        let sw = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+        let row = &rows[oo];
+        let acc_scale = mult[oo] as f64 / k2 * out_scale as f64;
+        let sw = acc_scale / in_acc;
         let mut zsum = 0i64;
         for i in 0..k {
             let q = (row[i] / sw).round().clamp(-127.0, 127.0) as i8;
@@ -674,20 +720,16 @@ fn conv(
                 zsum += zc(i) as i64 * q as i64;
             }
         }
-        // Accumulator scale: sw (pointwise, input scale folded) or s_in·sw (depthwise).
-        let acc_scale = if depthwise { sc(0) * sw } else { sw };
         let b = bias.map_or(0.0, |b| b[oo] as f64);
         let bqv = (b / acc_scale).round() - zsum as f64;
         bq[oo] = bqv.clamp(i32::MIN as f64 / 4.0, i32::MAX as f64 / 4.0) as i32;
-        m[oo] = acc_scale / out_scale as f64;
     }
-    let (mult, shift) = mults16(&m);
     ConvOut {
         weight,
         bias: bq,
         mult,
         shift,
-        max_mult: max_of(&m),
+        max_mult: max_m,
     }
 }
 
@@ -768,13 +810,14 @@ fn f32b(v: &[f32]) -> Vec<u8> {
 }
 
 /// Blob tensors by name, assembled in spec order at the end.
-#[derive(Default)]
 struct Out {
     t: HashMap<String, Vec<u8>>,
     meta: Vec<i32>,
     scales: Vec<f32>,
-    /// Layers whose requantization multiplier does not fit the format.
+    /// Layers whose requantization multiplier or bias does not fit the format.
     problems: Vec<String>,
+    /// The largest bias shift the blob may use (14 with 16-bit activations, else 15).
+    max_bias_shift: u32,
 }
 
 impl Out {
@@ -784,14 +827,27 @@ impl Out {
             meta: vec![0; meta_len],
             scales: vec![0.0; meta_len],
             problems: Vec::new(),
+            max_bias_shift: ldp_core::quant::kernels::MAX_BIAS_SHIFT,
         }
     }
+    /// Writes a conv. Its `.bias` is left out of the blob by [`Out::assemble`] where the format
+    /// has none (the conv has no bias and no folded zero point: all zero).
     fn conv(&mut self, prefix: &str, c: ConvOut, shift_idx: usize) {
         self.check_mult(prefix, c.max_mult);
+        let (b16, bias_shift) = match encode_bias(&c.bias) {
+            Some((b, s)) if s <= self.max_bias_shift => (b, s),
+            _ => {
+                self.problems.push(format!(
+                    "`{prefix}` has a bias beyond the accumulator budget (±2^{})",
+                    15 + self.max_bias_shift
+                ));
+                (vec![0; c.bias.len()], 0)
+            }
+        };
         self.t.insert(format!("{prefix}.weight"), i8b(&c.weight));
-        self.t.insert(format!("{prefix}.bias"), i32b(&c.bias));
-        self.t.insert(format!("{prefix}.mult"), i16b(&c.mult));
-        self.meta[shift_idx] = c.shift;
+        self.t.insert(format!("{prefix}.bias"), i16b(&b16));
+        self.t.insert(format!("{prefix}.mult"), c.mult);
+        self.meta[shift_idx] = conv_shift_word(c.shift, bias_shift);
     }
     fn check_mult(&mut self, layer: &str, max: f64) {
         if max.is_nan() || max > MAX_MULT {
@@ -819,6 +875,12 @@ impl Out {
                     format!("internal: int8 tensor `{}` not produced", spec.name)
                 })?,
             );
+        }
+        // What is left: the biases of convs the format stores without one, which must be 0.
+        for (name, data) in &self.t {
+            if !name.ends_with(".bias") || data.iter().any(|&b| b != 0) {
+                bail!("internal: int8 tensor `{name}` produced but not in the format");
+            }
         }
         crate::write::assemble_with_flags(cfg, DType::Int8, flags, &tensors)
     }
@@ -1016,22 +1078,12 @@ fn quantize_v2_a16(m: &FloatModel, r: &Ranges) -> anyhow::Result<Vec<u8>> {
     let h1 = qp("h1", qh1)?;
     let (mm, d, y) = (qp("m", MAX16)?, qp("d", MAX16)?, qp("y", MAX16)?);
     let mut o = Out::new(V2::LEN_A16);
+    // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
+    o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
     o.t.insert("input.scale".into(), f32b(&[x.scale]));
     o.t.insert("input.zero".into(), vec![0u8]);
     o.act(V2::Z_X, x);
     v2_layers(m, r, &mut o, &c, &[x.scale], &[0], [h1p, h1, mm, d, y])?;
-    for layer in ["mlp.mlp.0", "mlp.mlp.2", "peg.peg.0"] {
-        let bias = &o.t[&format!("{layer}.bias")];
-        let limit = ldp_core::quant::a16::BIAS_LIMIT;
-        if bias
-            .chunks_exact(4)
-            .any(|b| (i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).abs() >= limit)
-        {
-            o.problems.push(format!(
-                "`{layer}` has a bias beyond the 16-bit path's ±2^29 accumulator budget"
-            ));
-        }
-    }
     // GELU: a 513-entry table over [-T, T] in output units, interpolated in 1/128 steps.
     let step = A16_GELU_T / 256.0;
     let (sp, sh) = (h1p.scale as f64, h1.scale as f64);
@@ -1687,23 +1739,70 @@ mod tests {
 
     #[test]
     fn out_of_range_multipliers_are_reported_not_saturated() {
-        let mut o = Out {
-            t: HashMap::new(),
-            meta: vec![0; 4],
-            scales: vec![0.0; 4],
-            problems: Vec::new(),
-        };
+        let mut o = Out::new(4);
         o.check_mult("ok", MAX_MULT);
         assert!(o.problems.is_empty());
         o.check_mult("too_big", MAX_MULT * 1.01);
         o.check_mult("nan", f64::NAN);
         assert_eq!(o.problems.len(), 2, "{:?}", o.problems);
-        // What the check protects against: mults16 saturates a multiplier it cannot hold.
-        let (m, s) = mults16(&[MAX_MULT * 2.0]);
-        assert_eq!((m[0], s), (32767, 1));
-        assert!((m[0] as f64 / 2.0) < MAX_MULT * 2.0 * 0.6);
-        // ...and represents the largest allowed one within half a unit of the mantissa.
-        let (m, s) = mults16(&[MAX_MULT]);
-        assert!(((m[0] as f64) / (1u64 << s) as f64 - MAX_MULT).abs() <= 0.5);
+        // What the check protects against: past 255/2 the mantissa saturates at shift 1 and
+        // the weights would clip.
+        let c = conv(
+            &[1.0],
+            None,
+            1,
+            1,
+            &[1.0],
+            &[0],
+            (1.0 / 127.0 / MAX_MULT) as f32,
+            false,
+        );
+        assert_eq!((c.mult[0], c.shift, c.weight[0]), (255, 1, 127));
+    }
+
+    /// The u8 mantissa rounds each channel's multiplier up and the weight scale follows: the
+    /// requantization is exact, no weight clips, and the weight step grows by < 1/mantissa.
+    #[test]
+    fn conv_multipliers_round_up_and_weights_follow() {
+        let w = [0.5f32, -0.25, 0.3, 0.011, 0.02, -0.003, 0.0, 0.0, 0.0];
+        for depthwise in [false, true] {
+            let (s_in, s_out) = (0.1f32, 0.05f32);
+            let c = conv(&w, None, 3, 3, &[s_in], &[0], s_out, depthwise);
+            let in_acc = if depthwise { s_in as f64 } else { 1.0 };
+            let s_in_w = if depthwise { 1.0 } else { s_in as f64 };
+            for oo in 0..2 {
+                let row = &w[oo * 3..oo * 3 + 3];
+                let amax = row
+                    .iter()
+                    .fold(0f64, |a, &v| a.max((v as f64 * s_in_w).abs()));
+                let m = c.mult[oo] as f64 / (2f64).powi(c.shift);
+                let sw = m * s_out as f64 / in_acc;
+                assert!(sw >= amax / 127.0 * (1.0 - 1e-9), "{oo}: {sw} {amax}");
+                assert!(sw <= amax / 127.0 * (1.0 + 1.0 / c.mult[oo] as f64), "{oo}");
+                for (i, &v) in row.iter().enumerate() {
+                    let q = c.weight[oo * 3 + i] as f64;
+                    assert!((q * sw - v as f64 * s_in_w).abs() <= sw / 2.0 + 1e-12);
+                }
+            }
+            // The largest channel's mantissa is in the top half of u8.
+            assert!(c.mult[0] >= 128, "{:?}", c.mult);
+            assert_eq!(c.weight[6..], [0, 0, 0]);
+        }
+    }
+
+    #[test]
+    fn biases_encode_as_i16_with_the_smallest_shift() {
+        assert_eq!(
+            encode_bias(&[0, 32767, -32767]),
+            Some((vec![0, 32767, -32767], 0))
+        );
+        assert_eq!(encode_bias(&[-32768, 5, 6]), Some((vec![-16384, 3, 3], 1)));
+        let big = (1 << 29) - 12345;
+        let (b, s) = encode_bias(&[big, -big]).unwrap();
+        assert_eq!(s, 14);
+        assert!((((b[0] as i64) << s) - big as i64).abs() <= 1 << 13);
+        assert_eq!(b[1], -b[0]);
+        assert_eq!(encode_bias(&[i32::MAX]), None);
+        assert_eq!(encode_bias(&[]), Some((vec![], 0)));
     }
 }

@@ -417,8 +417,8 @@ fn errors_are_one_clear_line() {
     std::fs::write(d("flipped.ldp"), &flipped).unwrap();
     fails(&runv(&d("flipped.ldp"), &input), "CRC");
     fails(&["inspect", "--model", &d("flipped.ldp")], "CRC");
-    // A future format version (5) and the old ones (1-3): all rejected, naming the version.
-    for v in [1u8, 2, 3, 5] {
+    // A future format version (6) and the old ones (1-4): all rejected, naming the version.
+    for v in [1u8, 2, 3, 4, 6] {
         let mut other = bytes.clone();
         other[4] = v;
         let n = other.len() - 4;
@@ -490,7 +490,7 @@ fn errors_are_one_clear_line() {
     )
     .unwrap();
     fails(&conv(&d("junk.safetensors"), "8x8"), "safetensors");
-    fails(&conv(&d("version5.ldp"), "8x8"), "safetensors");
+    fails(&conv(&d("version6.ldp"), "8x8"), "safetensors");
     fails(
         &[
             conv(&w, "8x8"),

@@ -13,7 +13,7 @@ use super::BlobError;
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"LDPM";
 /// The format version this reader understands.
-pub const VERSION: u16 = 4;
+pub const VERSION: u16 = 5;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 64;
 /// Size of one tensor-table entry in bytes.

@@ -102,7 +102,7 @@ pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
 /// Requantizes a conv accumulator of output channel `o` to a 16-bit activation.
 #[inline(always)]
 pub(crate) fn out16(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
-    sat(requant(acc, q.mult[o] as i32, q.shift), MAX16)
+    sat(requant(acc, q.mult_at(o), q.shift), MAX16)
 }
 
 /// Reference pointwise conv, 16-bit activations × int8 weights: `x: [pixels][c_in]` →
@@ -158,7 +158,7 @@ pub fn pointwise16(
                 a3 = a3.wrapping_add(xv * w3[i] as i32);
             }
             for (k, a) in [a0, a1, a2, a3].into_iter().enumerate() {
-                yr[o + k] = out16(q.bias[o + k].wrapping_add(a), o + k, q);
+                yr[o + k] = out16(q.bias_at(o + k).wrapping_add(a), o + k, q);
             }
             o += 4;
         }
@@ -168,7 +168,7 @@ pub fn pointwise16(
             for i in 0..c_in {
                 a = a.wrapping_add(xr[i] as i32 * w[i] as i32);
             }
-            yr[o] = out16(q.bias[o].wrapping_add(a), o, q);
+            yr[o] = out16(q.bias_at(o).wrapping_add(a), o, q);
         }
     }
     Ok(())

@@ -234,15 +234,15 @@ mod prim {
 use prim::{smmla, smmulr, sxtb16, sxtb16_ror8};
 
 /// How the requantization `fixed::requant(acc, m, s)` is computed (`s` = the shift clamped to
-/// `1..=62`, `p = acc·m` exact in 64 bits, `|p| < 2⁴⁶` since `m` is an `i16`):
+/// `1..=62`, `p = acc·m` exact in 64 bits, `|p| < 2⁴⁰` since `m` is a `u8`):
 ///
-/// * `Mulr`, `16 ≤ s ≤ 32`: with `m' = m·2^(32−s)` (fits an `i32`: `|m| ≤ 2¹⁵`, `32 − s ≤ 16`),
+/// * `Mulr`, `9 ≤ s ≤ 32`: with `m' = m·2^(32−s)` (fits an `i32`: `m ≤ 255 < 2⁸`, `32 − s ≤ 23`),
 ///   `SMMULR(acc, m') = ⌊(p·2^(32−s) + 2³¹) / 2³²⌋ = ⌊(p + 2^(s−1)) / 2^s⌋` — the same rational
 ///   number, so the same floor, and it fits 32 bits as `requant`'s result does.
 /// * `Mla`, `33 ≤ s ≤ 62`: `SMMLA(acc, m, 2^(s−33)) = ⌊(p + 2^(s−1)) / 2³²⌋` (the rounding
 ///   term is a whole multiple of 2³²), then an arithmetic shift by `s − 32` divides by the rest
 ///   of `2^s`: `⌊⌊v / 2³²⌋ / 2^(s−32)⌋ = ⌊v / 2^s⌋`.
-/// * `Generic`, `s < 16`: `fixed::requant` itself.
+/// * `Generic`, `s < 9`: `fixed::requant` itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RqMode {
     Mulr,
@@ -267,7 +267,7 @@ impl Rq {
     fn new(shift: i32) -> Rq {
         let s = shift.clamp(1, 62);
         let mode = match s {
-            16..=32 => RqMode::Mulr,
+            9..=32 => RqMode::Mulr,
             33..=62 => RqMode::Mla,
             _ => RqMode::Generic,
         };
@@ -282,7 +282,7 @@ impl Rq {
 
     /// The multiplier in the form [`Rq::apply`] takes.
     #[inline(always)]
-    fn mult(&self, m: i16) -> i32 {
+    fn mult(&self, m: u8) -> i32 {
         match self.mode {
             RqMode::Mulr => (m as i32) << self.up,
             _ => m as i32,
@@ -350,7 +350,7 @@ fn pw_stage_w(dst: &mut [u32], q: &ConvQ<'_>, rq: &Rq, c_in: usize, c_out: usize
     let (body, tail) = rest.split_at_mut(rest.len() - PW_TO);
     for r in 0..PW_TO {
         let inside = o + r < c_out;
-        head[r] = if inside { q.bias[o + r] as u32 } else { 0 };
+        head[r] = if inside { q.bias_at(o + r) as u32 } else { 0 };
         head[PW_TO + r] = head[r];
         tail[r] = if inside {
             rq.mult(q.mult[o + r]) as u32
@@ -857,7 +857,7 @@ fn pointwise_impl<Y: PwOut>(
                 let mut bias = [0i32; PW_TO];
                 let mut mp = [0i32; PW_TO];
                 for j in 0..n {
-                    bias[j] = q.bias[o + j];
+                    bias[j] = q.bias_at(o + j);
                     mp[j] = rq.mult(q.mult[o + j]);
                 }
                 let acc = pw_tile(
@@ -907,7 +907,7 @@ fn dw_stage(dst: &mut [u32], q: &ConvQ<'_>, c0: usize, rq: &Rq) {
             let c = c0 + 4 * j + i;
             let w = &q.weight[c * 9..c * 9 + 9];
             let sum: i32 = w.iter().map(|&v| v as i32).sum();
-            d[i] = q.bias[c].wrapping_sub(z.wrapping_mul(sum)) as u32;
+            d[i] = q.bias_at(c).wrapping_sub(z.wrapping_mul(sum)) as u32;
             d[4 + i] = pair(w[2], w[5]);
             d[8 + i] = pair(w[0], w[1]);
             d[12 + i] = pair(w[3], w[4]);
@@ -1187,7 +1187,7 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
         let wk = &q.weight[ch * 9..ch * 9 + 9];
         for oy in 0..ho {
             for ox in 0..wo {
-                let mut acc = q.bias[ch];
+                let mut acc = q.bias_at(ch);
                 for ky in 0..3 {
                     let iy = (oy * st + ky) as isize - 1;
                     if iy < 0 || iy as usize >= h {
@@ -1203,7 +1203,7 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
                         acc = acc.wrapping_add(xv.wrapping_mul(wk[ky * 3 + kx] as i32));
                     }
                 }
-                y[(oy * wo + ox) * c + ch] = out_byte(requant(acc, q.mult[ch] as i32, q.shift), q);
+                y[(oy * wo + ox) * c + ch] = out_byte(requant(acc, q.mult_at(ch), q.shift), q);
             }
         }
     }
@@ -2048,8 +2048,9 @@ mod tests {
 
     struct Params {
         weight: Vec<i8>,
-        bias: Vec<i32>,
-        mult: Vec<i16>,
+        bias: Vec<i16>,
+        bias_shift: u32,
+        mult: Vec<u8>,
         lut: Option<Vec<i8>>,
         shift: i32,
         in_zero: i32,
@@ -2066,10 +2067,13 @@ mod tests {
             };
             Params {
                 weight: r.i8s(wlen),
-                bias: (0..c_out)
-                    .map(|_| r.range(-40_000, 40_000) as i32)
-                    .collect(),
-                mult: (0..c_out).map(|_| r.range(0, 32767) as i16).collect(),
+                bias: if r.next() % 6 == 0 {
+                    Vec::new()
+                } else {
+                    (0..c_out).map(|_| r.next() as i16).collect()
+                },
+                bias_shift: [0, 0, 0, 1, 2, 15][(r.next() % 6) as usize],
+                mult: (0..c_out).map(|_| r.next() as u8).collect(),
                 lut,
                 shift,
                 in_zero: r.range(-128, 127) as i32,
@@ -2080,6 +2084,7 @@ mod tests {
             ConvQ {
                 weight: &self.weight,
                 bias: &self.bias,
+                bias_shift: self.bias_shift,
                 mult: &self.mult,
                 shift: self.shift,
                 in_zero: self.in_zero,
@@ -2345,7 +2350,7 @@ mod tests {
         ];
         for shift in -3..70 {
             let rq = Rq::new(shift);
-            for m in [0i16, 1, -1, i16::MAX, i16::MIN, 16384, 23170, -23170] {
+            for m in [0u8, 1, 2, 127, 128, 181, 254, 255] {
                 for &a in &edges {
                     assert_eq!(
                         rq.apply(a, rq.mult(m)),
@@ -2359,7 +2364,7 @@ mod tests {
                 }
             }
             for _ in 0..2000 {
-                let (a, m) = (r.next() as i32, r.next() as i16);
+                let (a, m) = (r.next() as i32, r.next() as u8);
                 assert_eq!(rq.apply(a, rq.mult(m)), requant(a, m as i32, shift));
             }
         }
@@ -2419,10 +2424,11 @@ mod tests {
             _ => r.range(8, 24) as i32,
         };
         if r.next() % 3 == 0 {
-            p.mult = (0..c_out).map(|_| r.next() as i16).collect();
+            p.mult = (0..c_out).map(|_| r.next() as u8).collect();
         }
         if r.next() % 4 == 0 {
-            p.bias = (0..c_out).map(|_| r.next() as i32 >> 4).collect();
+            p.bias = (0..c_out).map(|_| r.next() as i16).collect();
+            p.bias_shift = 15;
         }
         p.out_zero = match r.next() % 4 {
             0 => 0,
@@ -2473,15 +2479,15 @@ mod tests {
             saturated += check_i16(&x, c_in, &p, c_out, pixels);
         }
         assert!(saturated > 1000, "{saturated}");
-        // Every shift, both requantization forms and `fixed::requant` (shift < 16).
+        // Every shift, both requantization forms and `fixed::requant` (shift < 9).
         for shift in 1..=62 {
             let (c_in, c_out, pixels) = (40, 7, 5);
             let x = r.i8s(pixels * c_in);
             let mut p = params_i16(&mut r, c_in, c_out);
             p.shift = shift;
-            p.mult = (0..c_out).map(|_| r.next() as i16).collect();
-            p.mult[0] = i16::MIN;
-            p.mult[1] = i16::MAX;
+            p.mult = (0..c_out).map(|_| r.next() as u8).collect();
+            p.mult[0] = 0;
+            p.mult[1] = u8::MAX;
             check_i16(&x, c_in, &p, c_out, pixels);
         }
         // Wide inputs: the staged block holds a single tile; extreme inputs saturate.

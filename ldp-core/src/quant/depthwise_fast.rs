@@ -18,7 +18,7 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
             let o = (oy * wo + ox) * c;
             for ch in 0..c {
                 let wk = &q.weight[ch * 9..ch * 9 + 9];
-                let mut acc = q.bias[ch];
+                let mut acc = q.bias_at(ch);
                 for ky in ky0..ky1 {
                     let row = (oy * s.stride + ky - 1) * s.w;
                     for kx in kx0..kx1 {
@@ -29,7 +29,7 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
                 }
                 let v = sat_i8(
                     q.out_zero
-                        .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
+                        .wrapping_add(requant(acc, q.mult_at(ch), q.shift)),
                 );
                 y[o + ch] = match q.lut {
                     Some(t) => t[(v as i32 + 128) as usize],

@@ -98,15 +98,13 @@ impl<'m, 'a> Params<'m, 'a> {
         out_zero: i32,
         lut: Option<&'a [i8]>,
     ) -> Result<ConvQ<'a>, Error> {
-        Ok(ConvQ {
-            weight: self.m.i8s(idx(self.m, prefix, ".weight")?)?,
-            bias: self.m.i32s(idx(self.m, prefix, ".bias")?)?,
-            mult: self.m.i16s(idx(self.m, prefix, ".mult")?)?,
-            shift: self.z(shift),
+        self.conv_at(
+            idx(self.m, prefix, ".weight")?,
+            shift,
             in_zero,
             out_zero,
             lut,
-        })
+        )
     }
     fn norm(
         &self,
@@ -639,7 +637,7 @@ fn v1_block(
 }
 
 impl<'a> Params<'_, 'a> {
-    /// A conv whose weight tensor is at index `w` and whose bias and mult follow it.
+    /// A conv whose weight tensor is at index `w` ([`super::conv_q`]).
     fn conv_at(
         &self,
         w: usize,
@@ -648,15 +646,7 @@ impl<'a> Params<'_, 'a> {
         out_zero: i32,
         lut: Option<&'a [i8]>,
     ) -> Result<ConvQ<'a>, Error> {
-        Ok(ConvQ {
-            weight: self.m.i8s(w)?,
-            bias: self.m.i32s(w + 1)?,
-            mult: self.m.i16s(w + 2)?,
-            shift: self.z(shift),
-            in_zero,
-            out_zero,
-            lut,
-        })
+        super::conv_q(self.m, w, self.z(shift), in_zero, out_zero, lut)
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Conventions: activations are `i8` with a per-tensor zero point (the model input may be
 //! per-channel; its zero points are folded into the first layer's bias at convert time).
-//! Requantization multipliers are per output channel `i16` mantissas with one right shift per
-//! layer: `y = sat(z_out + round(acc · mult[o] / 2^shift))`.
+//! Requantization multipliers are per output channel `u8` mantissas with one right shift per
+//! layer: `y = sat(z_out + round(acc · mult[o] / 2^shift))`. Biases are `i32` accumulator values
+//! stored as `i16` with one left shift per layer ([`ConvQ::bias_at`]).
 
 use super::fixed::{div_round, isqrt_u64, requant, requant64, sat_i8};
 use crate::error::{check_len, Error};
@@ -14,10 +15,14 @@ use crate::error::{check_len, Error};
 pub struct ConvQ<'a> {
     /// Weights: pointwise `[c_out][c_in]`, depthwise `[c][9]`; symmetric per output channel.
     pub weight: &'a [i8],
-    /// Bias in accumulator units; for pointwise convs the input zero points are folded in.
-    pub bias: &'a [i32],
+    /// Bias per output channel, in units of `2^bias_shift` accumulator units (see
+    /// [`ConvQ::bias_at`]); for pointwise convs the input zero points are folded in. Empty for a
+    /// conv without bias (a bias of zero).
+    pub bias: &'a [i16],
+    /// Left shift of the stored biases (`0..=15`, [`MAX_BIAS_SHIFT`]).
+    pub bias_shift: u32,
     /// Requantization mantissa per output channel.
-    pub mult: &'a [i16],
+    pub mult: &'a [u8],
     /// Right shift of the layer (`1..=62`).
     pub shift: i32,
     /// Input zero point (used by depthwise; pointwise has it folded into `bias`).
@@ -28,10 +33,41 @@ pub struct ConvQ<'a> {
     pub lut: Option<&'a [i8]>,
 }
 
+/// The largest [`ConvQ::bias_shift`]: an `i16` shifted by 15 still fits `i32` (`|b| ≤ 2^30`).
+pub const MAX_BIAS_SHIFT: u32 = 15;
+
+impl ConvQ<'_> {
+    /// The `i32` bias of output channel `o` in accumulator units: `bias[o] · 2^bias_shift`, or 0
+    /// when the conv has no bias tensor. The shift is clamped to [`MAX_BIAS_SHIFT`], so the value
+    /// never overflows (a validated blob never needs the clamp).
+    #[inline(always)]
+    pub fn bias_at(&self, o: usize) -> i32 {
+        match self.bias.get(o) {
+            Some(&b) => (b as i32) << self.bias_shift.min(MAX_BIAS_SHIFT),
+            None => 0,
+        }
+    }
+    /// The biases of outputs `o..o + N` ([`ConvQ::bias_at`]), for the vector kernels.
+    #[inline(always)]
+    pub fn bias_n<const N: usize>(&self, o: usize) -> [i32; N] {
+        core::array::from_fn(|j| self.bias_at(o + j))
+    }
+    /// The requantization mantissa of output channel `o` as `i32`.
+    #[inline(always)]
+    pub fn mult_at(&self, o: usize) -> i32 {
+        self.mult[o] as i32
+    }
+    /// The mantissas of outputs `o..o + N`, for the vector kernels.
+    #[inline(always)]
+    pub fn mult_n<const N: usize>(&self, o: usize) -> [i32; N] {
+        core::array::from_fn(|j| self.mult_at(o + j))
+    }
+}
+
 #[inline(always)]
-fn finish<Y: ConvOut>(acc: i32, mult: i16, q: &ConvQ<'_>) -> Y {
+fn finish<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
     Y::finish(
-        q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)),
+        q.out_zero.wrapping_add(requant(acc, q.mult_at(o), q.shift)),
         q.lut,
     )
 }
@@ -130,10 +166,21 @@ impl ConvOut for i16 {
     }
 }
 
+/// Checks of the per-channel vectors of a conv with `c_out` outputs: `c_out` biases (or none),
+/// a bias shift of at most [`MAX_BIAS_SHIFT`], `c_out` multipliers.
+pub(crate) fn check_bias_mult(q: &ConvQ<'_>, c_out: usize) -> Result<(), Error> {
+    if !q.bias.is_empty() {
+        check_len("int8 bias", q.bias, c_out)?;
+    }
+    if q.bias_shift > MAX_BIAS_SHIFT {
+        return Err(Error::InvalidConfig("int8 bias shift above 15"));
+    }
+    check_len("int8 mult", q.mult, c_out)
+}
+
 fn check_conv(q: &ConvQ<'_>, wlen: usize, c_out: usize) -> Result<(), Error> {
     check_len("int8 weight", q.weight, wlen)?;
-    check_len("int8 bias", q.bias, c_out)?;
-    check_len("int8 mult", q.mult, c_out)?;
+    check_bias_mult(q, c_out)?;
     if let Some(t) = q.lut {
         check_len("int8 lut", t, 256)?;
     }
@@ -151,13 +198,13 @@ pub fn pointwise_reference<Y: ConvOut>(
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
     pointwise_sums(x, c_in, q, c_out, pixels, |p, o, acc| {
-        y[p * c_out + o] = finish(acc, q.mult[o], q)
+        y[p * c_out + o] = finish(acc, o, q)
     });
     Ok(())
 }
 
 /// The reference pointwise loop over `i8` or `i16` activations: `emit(p, o, acc)` with
-/// `acc = bias[o] + Σ_i x[p][i]·w[o][i]` (wrapping). Shapes validated by the caller.
+/// `acc = bias_at(o) + Σ_i x[p][i]·w[o][i]` (wrapping). Shapes validated by the caller.
 pub(crate) fn pointwise_sums<X: Copy + Into<i32>>(
     x: &[X],
     c_in: usize,
@@ -168,7 +215,7 @@ pub(crate) fn pointwise_sums<X: Copy + Into<i32>>(
 ) {
     for p in 0..pixels {
         for o in 0..c_out {
-            let mut acc = q.bias[o];
+            let mut acc = q.bias_at(o);
             for i in 0..c_in {
                 let xv: i32 = x[p * c_in + i].into();
                 acc = acc.wrapping_add(xv * q.weight[o * c_in + i] as i32);
@@ -263,12 +310,12 @@ pub fn depthwise_reference(
     y: &mut [i8],
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
-    depthwise_sums(s, x, q, |i, c, acc| y[i] = finish(acc, q.mult[c], q));
+    depthwise_sums(s, x, q, |i, c, acc| y[i] = finish(acc, c, q));
     Ok(())
 }
 
 /// The reference depthwise 3×3 loop over `i8` or `i16` activations: `emit(i, c, acc)` for output
-/// element `i` of channel `c`, `acc = bias[c] + Σ_taps (x − in_zero)·w` (wrapping; taps outside
+/// element `i` of channel `c`, `acc = bias_at(c) + Σ_taps (x − in_zero)·w` (wrapping; taps outside
 /// the map skipped). Shapes validated by the caller ([`check_dw`]).
 pub(crate) fn depthwise_sums<X: Copy + Into<i32>>(
     s: crate::kernels::depthwise::DwShape,
@@ -280,7 +327,7 @@ pub(crate) fn depthwise_sums<X: Copy + Into<i32>>(
     for oy in 0..ho {
         for ox in 0..wo {
             for c in 0..s.c {
-                let mut acc = q.bias[c];
+                let mut acc = q.bias_at(c);
                 for ky in 0..3 {
                     let iy = (oy * s.stride + ky) as isize - 1;
                     if iy < 0 || iy >= s.h as isize {
@@ -971,27 +1018,27 @@ pub fn se_gate_from_sums(
             .clamp(-128, 127);
     }
     for j in 0..s {
-        let mut acc = q.fc1.bias[j];
+        let mut acc = q.fc1.bias_at(j);
         for i in 0..c {
             acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
         }
-        let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
-            acc,
-            q.fc1.mult[j] as i32,
-            q.fc1.shift,
-        )));
+        let v = sat_i8(
+            q.fc1
+                .out_zero
+                .wrapping_add(requant(acc, q.fc1.mult_at(j), q.fc1.shift)),
+        );
         hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
     }
     for i in 0..c {
-        let mut acc = q.fc2.bias[i];
+        let mut acc = q.fc2.bias_at(i);
         for j in 0..s {
             acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
         }
-        let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
-            acc,
-            q.fc2.mult[i] as i32,
-            q.fc2.shift,
-        )));
+        let v = sat_i8(
+            q.fc2
+                .out_zero
+                .wrapping_add(requant(acc, q.fc2.mult_at(i), q.fc2.shift)),
+        );
         gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
     }
     Ok(())

@@ -52,16 +52,54 @@ pub const ARM_DSP_KERNELS: bool = cfg!(ldp_arm_dsp);
 
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::Error;
+use kernels::ConvQ;
+
+/// The conv whose weight tensor is tensor `w` of `m` — its `.bias` (if its spec has one) and its
+/// `.mult` follow it — with the `quant.meta` shift word `word` ([`specs::conv_shifts`]).
+pub(crate) fn conv_q<'a>(
+    m: &Model<'a>,
+    w: usize,
+    word: i32,
+    in_zero: i32,
+    out_zero: i32,
+    lut: Option<&'a [i8]>,
+) -> Result<ConvQ<'a>, Error> {
+    let has_bias = m
+        .specs()
+        .get(w + 1)
+        .is_some_and(|s| s.name.ends_with(".bias"));
+    let (shift, bias_shift) = specs::conv_shifts(word);
+    Ok(ConvQ {
+        weight: m.i8s(w)?,
+        bias: if has_bias { m.i16s(w + 1)? } else { &[] },
+        bias_shift,
+        mult: m.u8s(w + 1 + has_bias as usize)?,
+        shift,
+        in_zero,
+        out_zero,
+        lut,
+    })
+}
+
+/// The `quant.meta` indices of the conv shift words ([`specs::conv_shift_word`]) of an
+/// architecture's int8 blob (the same for 16-bit-activation V2 blobs).
+pub fn conv_shift_indices(arch: crate::Arch) -> &'static [usize] {
+    match arch {
+        crate::Arch::Ldp => LDP_CONV_SHIFTS,
+        crate::Arch::MobileVlmV1 => &V1_CONV_SHIFTS,
+        crate::Arch::MobileVlmV2 => V2_CONV_SHIFTS,
+    }
+}
 
 /// Semantic checks of an int8 blob beyond shapes: every zero point in `-128..=127`, every
-/// shift in `1..=62`, multipliers and LayerNorm epsilons non-negative, input scales finite and
-/// positive. (The kernels also use wrapping arithmetic, so even a blob that slipped past these
+/// shift in `1..=62`, every conv's bias shift in `0..=15` (nothing else in its shift word),
+/// multipliers and LayerNorm epsilons non-negative, input scales finite and positive. (The kernels also use wrapping arithmetic, so even a blob that slipped past these
 /// checks could not make them panic — only compute garbage.)
 ///
 /// A 16-bit-activation V2 blob ([`a16`]) has its zero points at 0, two more shifts and
 /// multipliers (the GELU's), saturations in `1..=32767`, and the accumulator guarantee —
-/// `K · 127 · Q ≤ 2^30` for both pointwise inputs and every bias within `±2^29` — so that no
-/// `i32` accumulator can overflow.
+/// `K · 127 · Q ≤ 2^30` for both pointwise inputs and every bias within `±2^29` (bias shifts at
+/// most 14) — so that no `i32` accumulator can overflow.
 pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
     let meta = m
@@ -97,6 +135,23 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
             return Err(bad("a requantization shift is outside 1..=62"));
         }
     }
+    let max_bias_shift = if a16 {
+        kernels::MAX_BIAS_SHIFT - 1
+    } else {
+        kernels::MAX_BIAS_SHIFT
+    };
+    for &i in conv_shift_indices(m.arch()) {
+        let word = at(i)?;
+        let (shift, bias_shift) = specs::conv_shifts(word);
+        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
+            return Err(bad("a conv's requantization shift is outside 1..=62"));
+        }
+        if bias_shift > max_bias_shift {
+            return Err(bad(
+                "a conv's bias shift is above 15 (14 with 16-bit activations)",
+            ));
+        }
+    }
     for &i in nonneg {
         if at(i)? < 0 {
             return Err(bad("a multiplier or epsilon is negative"));
@@ -122,20 +177,6 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
         return Err(bad("an input scale is not finite and positive"));
     }
-    for (i, spec) in m.specs().iter().enumerate() {
-        if spec.name.ends_with(".mult") {
-            let v = m.i16s(i).map_err(|_| BlobError::Misaligned)?;
-            if v.iter().any(|&x| x < 0) {
-                return Err(bad("a requantization multiplier is negative"));
-            }
-        }
-        if a16 && spec.name.ends_with(".bias") {
-            let v = m.i32s(i).map_err(|_| BlobError::Misaligned)?;
-            if v.iter().any(|&b| (b as i64).abs() > a16::BIAS_LIMIT) {
-                return Err(bad("a 16-bit-activation bias exceeds ±2^29"));
-            }
-        }
-    }
     Ok(())
 }
 
@@ -157,16 +198,18 @@ const LDP_ZEROS: &[usize] = &[
     L::Z_Y,
 ];
 const LDP_SHIFTS: &[usize] = &[
-    L::PW1_SHIFT,
     L::SKIP_SHIFT,
-    L::DW1_SHIFT,
     L::ADD1_SHIFT,
-    L::PW2_SHIFT,
     L::LN1_SHIFT,
-    L::DW2_SHIFT,
     L::ADD2_SHIFT,
-    L::PW3_SHIFT,
     L::LN2_SHIFT,
+];
+const LDP_CONV_SHIFTS: &[usize] = &[
+    L::PW1_SHIFT,
+    L::DW1_SHIFT,
+    L::PW2_SHIFT,
+    L::DW2_SHIFT,
+    L::PW3_SHIFT,
 ];
 const LDP_NONNEG: &[usize] = &[
     L::ADD1_MA,
@@ -208,16 +251,17 @@ const V1_ZEROS: [usize; 5 + 2 * 8] = v1_block_list(
         V1::Z_U,
     ],
 );
-const V1_SHIFTS: [usize; 3 + 2 * 7] = v1_block_list(
-    &[V1::FC1_SHIFT, V1::FC2_SHIFT, V1::ADD_SHIFT],
+const V1_SHIFTS: [usize; 1 + 2 * 3] = v1_block_list(
+    &[V1::ADD_SHIFT],
+    &[V1::LN1_SHIFT, V1::SE_SHIFT, V1::LN2_SHIFT],
+);
+const V1_CONV_SHIFTS: [usize; 2 + 2 * 4] = v1_block_list(
+    &[V1::FC1_SHIFT, V1::FC2_SHIFT],
     &[
         V1::DW_SHIFT,
-        V1::LN1_SHIFT,
         V1::SE_FC1_SHIFT,
         V1::SE_FC2_SHIFT,
-        V1::SE_SHIFT,
         V1::PW_SHIFT,
-        V1::LN2_SHIFT,
     ],
 );
 const V1_NONNEG: [usize; 2 + 2 * 3] = v1_block_list(
@@ -225,16 +269,10 @@ const V1_NONNEG: [usize; 2 + 2 * 3] = v1_block_list(
     &[V1::LN1_EPS, V1::LN2_EPS, V1::SE_MULT],
 );
 const V2_ZEROS: &[usize] = &[V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y];
-const V2_SHIFTS: &[usize] = &[V2::FC1_SHIFT, V2::FC2_SHIFT, V2::PEG_SHIFT, V2::ADD_SHIFT];
+const V2_SHIFTS: &[usize] = &[V2::ADD_SHIFT];
+const V2_CONV_SHIFTS: &[usize] = &[V2::FC1_SHIFT, V2::FC2_SHIFT, V2::PEG_SHIFT];
 const V2_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB];
-const A16_SHIFTS: &[usize] = &[
-    V2::FC1_SHIFT,
-    V2::FC2_SHIFT,
-    V2::PEG_SHIFT,
-    V2::ADD_SHIFT,
-    V2::GELU_PS,
-    V2::GELU_IS,
-];
+const A16_SHIFTS: &[usize] = &[V2::ADD_SHIFT, V2::GELU_PS, V2::GELU_IS];
 const A16_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM];
 
 /// Scratch bytes of the int8 forward pass with f32 input and output.

@@ -54,8 +54,7 @@ pub unsafe fn pointwise_neon(
     }
     let pixels = x.len() / c_in;
     check_len("int8 weight", q.weight, c_in * c_out)?;
-    check_len("int8 bias", q.bias, c_out)?;
-    check_len("int8 mult", q.mult, c_out)?;
+    super::kernels::check_bias_mult(q, c_out)?;
     if let Some(t) = q.lut {
         check_len("int8 lut", t, 256)?;
     }
@@ -69,8 +68,8 @@ pub unsafe fn pointwise_neon(
 fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
     Y::finish(
         q.out_zero.wrapping_add(requant(
-            acc.wrapping_add(q.bias[o]),
-            q.mult[o] as i32,
+            acc.wrapping_add(q.bias_at(o)),
+            q.mult_at(o),
             q.shift,
         )),
         q.lut,
@@ -159,8 +158,8 @@ unsafe fn tile<Y: NeonOut, const TO: usize, const TP: usize>(
             let sh = q.shift.clamp(1, 62) as i64;
             let round = vdupq_n_s64(1i64 << (sh - 1));
             let neg = vdupq_n_s64(-sh);
-            let mult = vmovl_s16(vld1_s16(q.mult.as_ptr().add(o0)));
-            let bias = vld1q_s32(q.bias.as_ptr().add(o0));
+            let mult = vld1q_s32(q.mult_n::<4>(o0).as_ptr());
+            let bias = vld1q_s32(q.bias_n::<4>(o0).as_ptr());
             let zero = vdupq_n_s32(q.out_zero);
             for p in 0..TP {
                 let mut v = vpaddq_s32(

@@ -6,9 +6,9 @@ use super::fixed::requant;
 use super::kernels::{ConvOut, ConvQ};
 
 #[inline(always)]
-fn out<Y: ConvOut>(acc: i32, mult: i16, q: &ConvQ<'_>) -> Y {
+fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
     Y::finish(
-        q.out_zero.wrapping_add(requant(acc, mult as i32, q.shift)),
+        q.out_zero.wrapping_add(requant(acc, q.mult_at(o), q.shift)),
         q.lut,
     )
 }
@@ -38,7 +38,7 @@ fn tile<Y: ConvOut, const TO: usize, const TP: usize>(
     for o in 0..TO {
         for p in 0..TP {
             y[(p0 + p) * c_out + o0 + o] =
-                out(acc[o][p].wrapping_add(q.bias[o0 + o]), q.mult[o0 + o], q);
+                out(acc[o][p].wrapping_add(q.bias_at(o0 + o)), o0 + o, q);
         }
     }
 }

@@ -1,6 +1,11 @@
 //! Tensor lists of int8 blobs, and the index layout of each architecture's `quant.meta`
 //! (`i32`) and `quant.scales` (`f32`) arrays. Index `i` of `quant.scales` is the real scale of
 //! the activation whose zero point is `quant.meta[i]` (0 elsewhere).
+//!
+//! A conv is `NAME.weight` (`i8`), `NAME.bias` (`i16`, absent for the convs PyTorch defines
+//! without bias whose input zero point the kernel subtracts itself: MobileVLM V1's depthwise
+//! convs) and `NAME.mult` (`u8`), and its `*_SHIFT` entry of `quant.meta` is a shift word
+//! ([`conv_shifts`]): the requantization shift and the bias shift.
 
 use crate::blob::format::ElemType;
 use crate::blob::specs::{Dim, ElemOf, TensorSpec};
@@ -25,10 +30,32 @@ macro_rules! conv {
     ($n:expr, $dims:expr, $o:expr) => {
         [
             t(concat!($n, ".weight"), I8, $dims),
-            t(concat!($n, ".bias"), I32, $o),
-            t(concat!($n, ".mult"), I16, $o),
+            t(concat!($n, ".bias"), I16, $o),
+            t(concat!($n, ".mult"), U8, $o),
         ]
     };
+}
+
+/// A conv without bias tensor: `[weight, mult]`.
+macro_rules! conv_nb {
+    ($n:expr, $dims:expr, $o:expr) => {
+        [
+            t(concat!($n, ".weight"), I8, $dims),
+            t(concat!($n, ".mult"), U8, $o),
+        ]
+    };
+}
+
+/// The `quant.meta` word of a conv: `shift | bias_shift << 8` — the requantization shift
+/// (`1..=62`) in bits 0–7, the left shift of the stored `i16` biases (`0..=15`,
+/// [`crate::quant::kernels::MAX_BIAS_SHIFT`]) in bits 8–15, zero above.
+pub const fn conv_shift_word(shift: i32, bias_shift: u32) -> i32 {
+    (shift & 0xff) | (((bias_shift & 0xff) as i32) << 8)
+}
+
+/// `(shift, bias_shift)` of a conv's `quant.meta` word ([`conv_shift_word`]).
+pub const fn conv_shifts(word: i32) -> (i32, u32) {
+    (word & 0xff, ((word >> 8) & 0xff) as u32)
 }
 macro_rules! norm {
     ($n:expr) => {
@@ -153,7 +180,7 @@ pub mod v1_meta {
 
 macro_rules! v1_block {
     ($b:literal) => {{
-        let dw = conv!(concat!("mb_block.", $b, ".block.0.0"), &[Cout, Lit(9)], VEC);
+        let dw = conv_nb!(concat!("mb_block.", $b, ".block.0.0"), &[Cout, Lit(9)], VEC);
         let n1 = norm!(concat!("mb_block.", $b, ".block.0.1"));
         let f1 = conv!(concat!("mb_block.", $b, ".block.1.fc1"), &[S, Cout], &[S]);
         let f2 = conv!(concat!("mb_block.", $b, ".block.1.fc2"), &[Cout, S], VEC);
@@ -162,7 +189,6 @@ macro_rules! v1_block {
         [
             dw[0],
             dw[1],
-            dw[2],
             n1[0],
             n1[1],
             t(concat!("mb_block.", $b, ".hswish.lut"), I8, LUT),
@@ -188,7 +214,7 @@ pub const V1_INT8: &[TensorSpec] = &{
     let f3 = conv!("mlp.3", &[Cout, Cout], VEC);
     let b1 = v1_block!("1");
     let b2 = v1_block!("2");
-    let mut out = [t("", F32, &[]); 9 + 36 + 2];
+    let mut out = [t("", F32, &[]); 9 + 34 + 2];
     let head = [
         t("input.scale", F32, &[CinQ]),
         t("input.zero", I8, &[CinQ]),
@@ -206,13 +232,13 @@ pub const V1_INT8: &[TensorSpec] = &{
         i += 1;
     }
     let mut j = 0;
-    while j < 18 {
+    while j < 17 {
         out[9 + j] = b1[j];
-        out[27 + j] = b2[j];
+        out[26 + j] = b2[j];
         j += 1;
     }
-    out[45] = t("quant.scales", F32, &[Lit(v1_meta::LEN as u32)]);
-    out[46] = t("quant.meta", I32, &[Lit(v1_meta::LEN as u32)]);
+    out[43] = t("quant.scales", F32, &[Lit(v1_meta::LEN as u32)]);
+    out[44] = t("quant.meta", I32, &[Lit(v1_meta::LEN as u32)]);
     out
 };
 

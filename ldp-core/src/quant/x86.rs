@@ -108,8 +108,7 @@ fn check<Y: Out>(
     }
     let pixels = x.len() / c_in;
     check_len("int8 weight", q.weight, c_in * c_out)?;
-    check_len("int8 bias", q.bias, c_out)?;
-    check_len("int8 mult", q.mult, c_out)?;
+    super::kernels::check_bias_mult(q, c_out)?;
     if let Some(t) = q.lut {
         if core::mem::size_of::<Y>() != 1 {
             return Err(Error::InvalidConfig(
@@ -127,8 +126,8 @@ fn check<Y: Out>(
 fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
     Y::finish(
         q.out_zero.wrapping_add(requant(
-            acc.wrapping_add(q.bias[o]),
-            q.mult[o] as i32,
+            acc.wrapping_add(q.bias_at(o)),
+            q.mult_at(o),
             q.shift,
         )),
         q.lut,
@@ -416,10 +415,9 @@ unsafe fn tile4<Y: Out, const TP: usize>(
                 _mm256_hadd_epi32(acc[2][p], acc[3][p]),
             )
         });
-        let b4 = _mm_loadu_si128(q.bias.as_ptr().add(o0) as *const __m128i);
-        let bias = _mm256_broadcastsi128_si256(b4);
-        let m4 = _mm_cvtepi16_epi32(_mm_loadl_epi64(q.mult.as_ptr().add(o0) as *const __m128i));
-        let mult = _mm256_broadcastsi128_si256(m4);
+        let (b4, m4) = (q.bias_n::<4>(o0), q.mult_n::<4>(o0));
+        let bias = _mm256_broadcastsi128_si256(_mm_loadu_si128(b4.as_ptr() as *const __m128i));
+        let mult = _mm256_broadcastsi128_si256(_mm_loadu_si128(m4.as_ptr() as *const __m128i));
         let mut p = 0;
         while p < TP {
             let p1 = if p + 1 < TP { p + 1 } else { p };
@@ -550,13 +548,10 @@ unsafe fn packed<Y: Out>(
         // SAFETY: o0 + NR ≤ c_out: bias/mult reads in bounds; the tiles below stay inside
         // p < pixels; the buffers hold kp ≤ PK_MAX values per row.
         unsafe {
-            let bias =
-                [0, 8].map(|h| _mm256_loadu_si256(q.bias.as_ptr().add(o0 + h) as *const __m256i));
-            let mult = [0, 8].map(|h| {
-                _mm256_cvtepi16_epi32(_mm_loadu_si128(
-                    q.mult.as_ptr().add(o0 + h) as *const __m128i
-                ))
-            });
+            let bias = [0, 8]
+                .map(|h| _mm256_loadu_si256(q.bias_n::<8>(o0 + h).as_ptr() as *const __m256i));
+            let mult = [0, 8]
+                .map(|h| _mm256_loadu_si256(q.mult_n::<8>(o0 + h).as_ptr() as *const __m256i));
             let mut p = 0;
             while p + MR <= pixels {
                 ptile::<Y, MR>(

@@ -36,7 +36,7 @@ pub(crate) fn pointwise16(
 /// The reference's output step ([`out16`]) after adding the bias.
 #[inline(always)]
 fn finish(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
-    out16(q.bias[o].wrapping_add(acc), o, q)
+    out16(q.bias_at(o).wrapping_add(acc), o, q)
 }
 
 /// Sum of the 8 lanes (wrapping).

@@ -119,8 +119,7 @@ pub unsafe fn depthwise_avx2(
     }
     check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
     check_len("int8 weight", q.weight, s.c * 9)?;
-    check_len("int8 bias", q.bias, s.c)?;
-    check_len("int8 mult", q.mult, s.c)?;
+    super::kernels::check_bias_mult(q, s.c)?;
     if let Some(t) = q.lut {
         check_len("int8 lut", t, 256)?;
     }
@@ -190,7 +189,7 @@ fn dw_scalar<Y: ConvOut>(
 ) {
     let (wo, c) = (s.wo(), s.c);
     for ch in ch0..c {
-        let mut acc = q.bias[ch];
+        let mut acc = q.bias_at(ch);
         for ky in 0..3 {
             let iy = (oy * s.stride + ky) as isize - 1;
             if iy < 0 || iy >= s.h as isize {
@@ -208,7 +207,7 @@ fn dw_scalar<Y: ConvOut>(
         }
         y[((oy - oy0) * wo + ox) * c + ch] = Y::finish(
             q.out_zero
-                .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
+                .wrapping_add(requant(acc, q.mult_at(ch), q.shift)),
             q.lut,
         );
     }
@@ -253,8 +252,8 @@ unsafe fn dw_run<Y: DwOut>(
                 wst[at + 1] = if j < 4 { wk[2 * j + 1] as i16 } else { 0 };
             }
             let sw: i32 = wk.iter().map(|&v| v as i32).sum();
-            bst[cl] = q.bias[ch].wrapping_sub(z.wrapping_mul(sw));
-            mst[cl] = q.mult[ch] as i32;
+            bst[cl] = q.bias_at(ch).wrapping_sub(z.wrapping_mul(sw));
+            mst[cl] = q.mult_at(ch);
         }
         for oy in oy0..oy1 {
             for ox in 0..wo {

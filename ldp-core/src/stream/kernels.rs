@@ -83,8 +83,7 @@ pub fn depthwise_row_i8<Y: ConvOut>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     check_len("int8 weight", q.weight, s.c * 9)?;
-    check_len("int8 bias", q.bias, s.c)?;
-    check_len("int8 mult", q.mult, s.c)?;
+    crate::quant::kernels::check_bias_mult(q, s.c)?;
     if let Some(t) = q.lut {
         check_len("int8 lut", t, 256)?;
         if core::mem::size_of::<Y>() != 1 {
@@ -117,7 +116,7 @@ pub fn depthwise_row_i8<Y: ConvOut>(
         } else {
             for ch in 0..c {
                 let wk = &q.weight[ch * 9..ch * 9 + 9];
-                let mut acc = q.bias[ch];
+                let mut acc = q.bias_at(ch);
                 for &(xs, k) in &taps[..n] {
                     // Wrapping: identical to the whole-tensor kernel for valid zero points,
                     // and no overflow panic on a corrupt one.
@@ -135,7 +134,7 @@ pub fn depthwise_row_i8<Y: ConvOut>(
 fn finish_i8<Y: ConvOut>(acc: i32, ch: usize, q: &ConvQ<'_>) -> Y {
     Y::finish(
         q.out_zero
-            .wrapping_add(requant(acc, q.mult[ch] as i32, q.shift)),
+            .wrapping_add(requant(acc, q.mult_at(ch), q.shift)),
         q.lut,
     )
 }
@@ -151,7 +150,7 @@ fn dw_pixel<Y: ConvOut, const N: usize>(
 ) {
     for (ch, o) in out.iter_mut().enumerate() {
         let wk = &q.weight[ch * 9..ch * 9 + 9];
-        let mut acc = q.bias[ch];
+        let mut acc = q.bias_at(ch);
         for j in 0..N {
             let xv = (t[j][ch] as i32).wrapping_sub(z);
             acc = acc.wrapping_add(xv.wrapping_mul(wk[k[j]] as i32));

@@ -43,7 +43,7 @@ impl<'m, 'a> P<'m, 'a> {
             lut,
         )
     }
-    /// A conv whose weight tensor is at index `w` and whose bias and mult follow it.
+    /// A conv whose weight tensor is at index `w` ([`crate::quant::conv_q`]).
     pub fn conv_at(
         &self,
         w: usize,
@@ -52,15 +52,7 @@ impl<'m, 'a> P<'m, 'a> {
         out_zero: i32,
         lut: Option<&'a [i8]>,
     ) -> Result<ConvQ<'a>, Error> {
-        Ok(ConvQ {
-            weight: self.m.i8s(w)?,
-            bias: self.m.i32s(w + 1)?,
-            mult: self.m.i16s(w + 2)?,
-            shift: self.z(shift),
-            in_zero,
-            out_zero,
-            lut,
-        })
+        crate::quant::conv_q(self.m, w, self.z(shift), in_zero, out_zero, lut)
     }
     pub fn norm(
         &self,
