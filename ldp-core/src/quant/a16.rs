@@ -13,10 +13,11 @@
 //! **The scheme** (all integer, the determinism rule of [`super::fixed`]):
 //! * activations `i16`, symmetric (zero point 0), per tensor, saturated to `±32767` — and to
 //!   `±Q` for a tensor that feeds a pointwise conv of `K` input channels, with
-//!   `K · 127 · Q ≤ 2^30` (`Q_X`, `Q_H1` in `quant.meta`), and biases within `±2^29`, so the
-//!   `i32` accumulators cannot overflow (checked when the blob is parsed);
-//! * convs: the int8 weights, `i32` biases, `i16` per-channel multipliers and one shift of
-//!   the int8 path ([`ConvQ`], zero points 0): `y = sat16(round(acc · mult[o] / 2^shift))`;
+//!   `K · 127 · Q ≤ 2^30` (`Q_X`, `Q_H1` in `quant.meta`), and biases within `±2^29` (bias
+//!   shifts ≤ 14), so the `i32` accumulators cannot overflow (checked when the blob is parsed);
+//! * convs: the int8 weights, `i16` biases with a bias shift, `u8` per-channel multipliers and
+//!   one shift of the int8 path ([`ConvQ`], zero points 0): `y = sat16(round(acc · mult[o] /
+//!   2^shift))`;
 //! * GELU ([`Gelu16`]): a 513-entry `i16` table over a fixed real interval `[-T, T]` (the
 //!   quantizer uses `T = 6`), indexed by the input's position in 1/128 steps of the table
 //!   (one fixed-point multiply), linear interpolation between entries; left of the table its
@@ -39,7 +40,8 @@ pub const MAX16: i32 = 32767;
 pub const GELU16_LEN: usize = 513;
 /// The accumulator budget of the products: `K · 127 · Q ≤ 2^30` for a pointwise conv input.
 pub const PRODUCT_BUDGET: i64 = 1 << 30;
-/// Largest bias magnitude of a 16-bit-activation blob.
+/// Largest bias magnitude of a 16-bit-activation blob (`i16 · 2^14`: the reader allows bias
+/// shifts up to 14 in these blobs).
 pub const BIAS_LIMIT: i64 = 1 << 29;
 
 #[inline(always)]

@@ -50,7 +50,11 @@ impl ConvQ<'_> {
     /// The biases of outputs `o..o + N` ([`ConvQ::bias_at`]), for the vector kernels.
     #[inline(always)]
     pub fn bias_n<const N: usize>(&self, o: usize) -> [i32; N] {
-        core::array::from_fn(|j| self.bias_at(o + j))
+        let sh = self.bias_shift.min(MAX_BIAS_SHIFT);
+        match self.bias.get(o..o + N) {
+            Some(b) => core::array::from_fn(|j| (b[j] as i32) << sh),
+            None => core::array::from_fn(|j| self.bias_at(o + j)),
+        }
     }
     /// The requantization mantissa of output channel `o` as `i32`.
     #[inline(always)]
@@ -60,7 +64,8 @@ impl ConvQ<'_> {
     /// The mantissas of outputs `o..o + N`, for the vector kernels.
     #[inline(always)]
     pub fn mult_n<const N: usize>(&self, o: usize) -> [i32; N] {
-        core::array::from_fn(|j| self.mult_at(o + j))
+        let m = &self.mult[o..o + N];
+        core::array::from_fn(|j| m[j] as i32)
     }
 }
 
@@ -964,7 +969,7 @@ pub(crate) fn ln_out_lerp(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>, t
 /// Parameters of the int8 squeeze-excitation block (MobileVLM V1).
 ///
 /// Scheme: per-channel mean of the int8 map, rounded like AVERAGE_POOL_2D (keeps the input's
-/// quantization); `fc1` (int8 weights, i32 bias with the input zero point folded in) requantized
+/// quantization); `fc1` (int8 weights, int32 bias with the input zero point folded in) requantized
 /// to int8 and clamped at its zero point (ReLU); `fc2` likewise; the Hardsigmoid gate is a
 /// 256-entry table of the gate times 255 (`0..=255`, as TFLite's LOGISTIC output at scale 1/256
 /// but with an exact 1); finally
