@@ -76,7 +76,8 @@ pub const BOARDS: &[Board] = &[
         core: "Cortex-A53 (QEMU virt)",
         kind: Kind::Qemu {
             binary: "qemu-system-aarch64",
-            machine: &["-M", "virt", "-cpu", "cortex-a53"],
+            // No network device: the default virtio NIC needs a ROM (ipxe-qemu) we do not use.
+            machine: &["-M", "virt", "-cpu", "cortex-a53", "-nic", "none"],
         },
     },
     Board {
@@ -85,7 +86,7 @@ pub const BOARDS: &[Board] = &[
         core: "Cortex-A76 with FEAT_FP16 (QEMU virt)",
         kind: Kind::Qemu {
             binary: "qemu-system-aarch64",
-            machine: &["-M", "virt", "-cpu", "cortex-a76"],
+            machine: &["-M", "virt", "-cpu", "cortex-a76", "-nic", "none"],
         },
     },
     Board {

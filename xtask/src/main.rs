@@ -134,6 +134,18 @@ pub fn blob_header(b: &[u8]) -> Result<BlobHeader, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ctx = Ctx::new();
+    // Set-up before the first build: what each command needs from outside the repository.
+    let needs_qemu = match args.first().map(String::as_str) {
+        Some("test" | "qemu" | "run" | "perf" | "fault-test") => Some(true),
+        Some("build-boards" | "gen-default" | "gen-lm3s") => Some(false),
+        _ => None,
+    };
+    if let Some(qemu) = needs_qemu {
+        if let Err(e) = tools::setup(&ctx, qemu) {
+            eprintln!("error: set-up failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match args.first().map(String::as_str) {
         Some("test") => cmd_test(&ctx, &args[1..]),
         Some("qemu") => cmd_qemu(&ctx, &args[1..]),

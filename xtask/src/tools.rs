@@ -61,21 +61,8 @@ pub fn ensure_qemu(binary: &str) -> Result<PathBuf, String> {
     }
     let debian = Path::new("/etc/debian_version").exists();
     if debian && is_root() {
-        eprintln!("{binary} not found: installing Debian's qemu-system-arm (has qemu-system-arm and qemu-system-aarch64)");
-        let install = || {
-            run(Command::new("apt-get")
-                .args([
-                    "install",
-                    "-y",
-                    "--no-install-recommends",
-                    "qemu-system-arm",
-                ])
-                .env("DEBIAN_FRONTEND", "noninteractive"))
-        };
-        if install().is_err() {
-            run(Command::new("apt-get").arg("update"))?;
-            install()?;
-        }
+        eprintln!("setup: {binary} not found: installing Debian's qemu-system-arm (has qemu-system-arm and qemu-system-aarch64; runs the QEMU boards)");
+        apt_install(&["qemu-system-arm"])?;
         if works(&p, "--version") {
             return Ok(p);
         }
@@ -158,4 +145,182 @@ pub fn insn_plugin(ctx: &Ctx) -> Option<PathBuf> {
         src.display()
     );
     None
+}
+
+/// The embedded targets `rust-toolchain.toml` lists (its `targets = [ … ]` array).
+fn toolchain_targets(root: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(root.join("rust-toolchain.toml")) else {
+        return Vec::new();
+    };
+    let Some(start) = text.find("targets") else {
+        return Vec::new();
+    };
+    let rest = &text[start..];
+    let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) else {
+        return Vec::new();
+    };
+    if close < open {
+        return Vec::new();
+    }
+    rest[open + 1..close]
+        .split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The `rustc` of the toolchain xtask's `cargo` belongs to (beside it), else `rustc`.
+fn toolchain_rustc(ctx: &Ctx) -> PathBuf {
+    let beside = Path::new(&ctx.cargo).with_file_name("rustc");
+    if beside.is_file() {
+        beside
+    } else {
+        PathBuf::from("rustc")
+    }
+}
+
+/// The sysroot of that toolchain (`rustc --print sysroot`).
+fn sysroot(ctx: &Ctx) -> Option<PathBuf> {
+    let out = Command::new(toolchain_rustc(ctx))
+        .args(["--print", "sysroot"])
+        .current_dir(&ctx.root)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!s.is_empty()).then(|| PathBuf::from(s))
+}
+
+/// Makes sure every target of `rust-toolchain.toml` is installed for the toolchain that runs
+/// xtask: current rustup does not add them to a toolchain that is already installed, so xtask
+/// does (`rustup target add`), or says the exact command when it cannot.
+pub fn ensure_targets(ctx: &Ctx) -> Result<(), String> {
+    let wanted = toolchain_targets(&ctx.root);
+    let Some(sysroot) = sysroot(ctx) else {
+        return Err(
+            "cannot run `rustc --print sysroot`: is Rust installed (https://rustup.rs)?".into(),
+        );
+    };
+    let missing: Vec<&String> = wanted
+        .iter()
+        .filter(|t| !sysroot.join("lib/rustlib").join(t).join("lib").is_dir())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // The toolchain's name is its sysroot folder under rustup's `toolchains/`.
+    let toolchain = sysroot
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+    let command = format!(
+        "rustup target add --toolchain {toolchain} {}",
+        names.join(" ")
+    );
+    eprintln!(
+        "setup: installing the embedded Rust targets of rust-toolchain.toml that are missing ({}): {command}",
+        names.join(", ")
+    );
+    let mut cmd = Command::new("rustup");
+    cmd.args(["target", "add", "--toolchain", &toolchain])
+        .args(&names)
+        .current_dir(&ctx.root);
+    run(&mut cmd).map_err(|e| format!("{e}\ninstall them yourself with: {command}"))?;
+    let still: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|t| !sysroot.join("lib/rustlib").join(t).join("lib").is_dir())
+        .collect();
+    if still.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "targets still missing after rustup target add: {}\nrun: {command}",
+            still.join(", ")
+        ))
+    }
+}
+
+/// Makes sure `cargo fmt` and `cargo clippy` work (rustup components `rustfmt`, `clippy`).
+pub fn ensure_components(ctx: &Ctx) -> Result<(), String> {
+    let mut missing = Vec::new();
+    for (sub, comp) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        let ok = Command::new(&ctx.cargo)
+            .args([sub, "--version"])
+            .current_dir(&ctx.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            missing.push(comp);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let command = format!("rustup component add {}", missing.join(" "));
+    eprintln!("setup: installing missing Rust components for fmt/clippy: {command}");
+    run(Command::new("rustup")
+        .args(["component", "add"])
+        .args(&missing)
+        .current_dir(&ctx.root))
+    .map_err(|e| format!("{e}\ninstall them yourself with: {command}"))
+}
+
+/// Whether a C compiler is on PATH (for the QEMU instruction-count plugin); as root on Debian
+/// it installs `gcc`, otherwise it warns with the command (counts are then reported as 0).
+pub fn ensure_cc() {
+    let have = ["cc", "gcc", "clang"]
+        .iter()
+        .any(|c| works(Path::new(c), "--version"));
+    if have {
+        return;
+    }
+    if Path::new("/etc/debian_version").exists() && is_root() {
+        eprintln!("setup: no C compiler: installing Debian's gcc (builds the QEMU instruction-count plugin)");
+        if apt_install(&["gcc", "libc6-dev"]).is_ok() {
+            return;
+        }
+    }
+    eprintln!(
+        "warning: no C compiler for the QEMU instruction-count plugin; install one \
+         (Debian/Ubuntu: sudo apt-get install gcc) to get exact instruction counts"
+    );
+}
+
+/// `apt-get install -y --no-install-recommends PKGS`, with an `apt-get update` first when the
+/// package lists are empty or the install fails.
+fn apt_install(pkgs: &[&str]) -> Result<(), String> {
+    let install = || {
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install().is_err() {
+        run(Command::new("apt-get")
+            .args(["update", "-q"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+        install()?;
+    }
+    Ok(())
+}
+
+/// Everything the commands need from outside the repository, checked before the first build:
+/// Rust components and embedded targets, and (for the QEMU commands) QEMU, a C compiler and
+/// `defmt-print`. Installs what is missing, one line each saying what and why.
+pub fn setup(ctx: &Ctx, qemu: bool) -> Result<(), String> {
+    ensure_components(ctx)?;
+    ensure_targets(ctx)?;
+    if qemu {
+        ensure_qemu("qemu-system-arm")?;
+        ensure_qemu("qemu-system-aarch64")?;
+        ensure_cc();
+        ensure_defmt_print(ctx)?;
+    }
+    Ok(())
 }
