@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod sweep;
+
 /// Root of the committed golden data.
 pub fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("golden")

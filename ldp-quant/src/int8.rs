@@ -339,6 +339,21 @@ fn v1_block(
     Ok(u)
 }
 
+/// A short description of an int8 blob's activation scheme, for reports:
+/// `act16` or `act8`, and `input=per-channel|per-tensor`.
+pub fn describe_blob(m: &ldp_core::Model<'_>) -> String {
+    let f = m.header().flags;
+    format!(
+        "{},input={}",
+        if f & FLAG_ACT16 != 0 { "act16" } else { "act8" },
+        if f & FLAG_PER_CHANNEL_INPUT != 0 {
+            "per-channel"
+        } else {
+            "per-tensor"
+        }
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Calibration: ranges of every activation.
 

@@ -1,0 +1,115 @@
+//! Issue 16: int8 at the defaults on the generalization sweep (`golden/sweep/`), tuning and
+//! held-out halves, against PyTorch float64. Prints one `SWEEP` line per case and the
+//! distribution per half; fails when any case is above its bound.
+
+use host_tests::sweep::{self, Case};
+use ldp_quant::quantize::Int8Options;
+use ldp_quant::AlignedBytes;
+
+struct Row {
+    case: Case,
+    rel_l2: f64,
+    seconds: f64,
+    scheme: String,
+}
+
+fn measure(case: &Case) -> Row {
+    let t = std::time::Instant::now();
+    let l = sweep::load(case);
+    let cfg = l.model.config();
+    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, &Int8Options::default())
+        .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
+    let seconds = t.elapsed().as_secs_f64();
+    let aligned = AlignedBytes::from_slice(&blob);
+    let m = ldp_core::Model::parse(aligned.as_bytes()).expect("parse");
+    let mut scratch = vec![0u8; m.scratch_bytes()];
+    let mut ys = Vec::new();
+    for x in &l.held {
+        let arr = ldp_quant::npy::Array {
+            shape: {
+                let mut s = vec![1];
+                if case.arch == "ldp" {
+                    s.extend([case.c_in, case.h, case.w]);
+                } else {
+                    s.extend([case.h * case.w, case.c_in]);
+                }
+                s
+            },
+            data: x.clone(),
+        };
+        let xs = ldp_quant::layout::split_batch(&arr, &cfg, "heldout", false).expect("layout");
+        let mut y = vec![0f32; m.output_len()];
+        m.forward(&xs[0], &mut y, &mut scratch).expect("forward");
+        ys.push(y);
+    }
+    let y = ldp_quant::layout::join_batch(&ys, &cfg).expect("join");
+    let got: Vec<f64> = y.data.iter().map(|&v| v as f64).collect();
+    let rel_l2 = host_tests::rel_l2(&got, &l.expected);
+    let scheme = ldp_quant::int8::describe_blob(&m);
+    Row {
+        case: case.clone(),
+        rel_l2,
+        seconds,
+        scheme,
+    }
+}
+
+fn run(select: impl Fn(&Case) -> bool) {
+    let rows: Vec<Row> = sweep::cases()
+        .iter()
+        .filter(|c| select(c))
+        .map(measure)
+        .collect();
+    assert!(!rows.is_empty(), "no sweep case selected");
+    for r in &rows {
+        println!(
+            "SWEEP case={} split={} dist={} positions={} rel_l2={:.4} bound={} ok={} convert_s={:.1} scheme={}",
+            r.case.name,
+            r.case.split,
+            r.case.dist,
+            r.case.positions(),
+            r.rel_l2,
+            r.case.bound(),
+            r.rel_l2 <= r.case.bound(),
+            r.seconds,
+            r.scheme
+        );
+    }
+    for half in ["tuning", "heldout"] {
+        let mut e: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.case.split == half)
+            .map(|r| r.rel_l2 / r.case.bound())
+            .collect();
+        if e.is_empty() {
+            continue;
+        }
+        e.sort_by(f64::total_cmp);
+        let over = rows
+            .iter()
+            .filter(|r| r.case.split == half && !(r.rel_l2 <= r.case.bound()))
+            .count();
+        println!(
+            "SWEEP-SUMMARY split={half} cases={} error/bound median={:.3} worst={:.3} over_bound={over}",
+            e.len(),
+            e[e.len() / 2],
+            e[e.len() - 1]
+        );
+    }
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| !(r.rel_l2 <= r.case.bound()))
+        .map(|r| format!("{} {:.4} > {}", r.case.name, r.rel_l2, r.case.bound()))
+        .collect();
+    assert!(bad.is_empty(), "int8 over its bound at the defaults: {bad:?}");
+}
+
+#[test]
+fn int8_sweep_small_and_medium_within_bounds() {
+    run(|c| !c.real_size);
+}
+
+#[test]
+fn int8_sweep_mobilevlm_real_sizes_within_bounds() {
+    run(|c| c.real_size);
+}
