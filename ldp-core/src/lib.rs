@@ -2,7 +2,8 @@
 //!
 //! A `no_std`, allocation-free runtime for the **Lightweight Downsample Projector** of MobileVLM:
 //! the seed `ldp` block, MobileVLM V1's `LDPNetProjector` and MobileVLM V2's `LDPNetV2Projector`
-//! (their exact math is in `ARCHITECTURES.md`). It runs in f32, f16 (f32 arithmetic) and int8.
+//! (their exact math is in the repository's `docs/ARCHITECTURES.md`). It runs in f32, f16 (f32
+//! arithmetic) and int8.
 //!
 //! All memory is the caller's: weights are borrowed slices (typically a model blob in flash),
 //! input and output are slices, and one scratch arena holds every intermediate map. Its size is

@@ -1,9 +1,9 @@
 //! The blob writer. The layout lives in `ldp_core::blob` (header and entry encoders, the tensor
 //! spec lists, CRC); this module only places the tensors:
 //!
-//! header (64 B) · table (32 B per tensor) · zero padding to 16 · each tensor at the next
-//! multiple of 16 in spec order, zero padding between · zero padding to 16 · CRC-32 (4 B, LE)
-//! of everything before it.
+//! header (64 B) · table (12 B per tensor, `ENTRY_LEN`) · zero padding to 16 · each tensor at
+//! the next multiple of 16 in spec order, zero padding between · zero padding to 16 · CRC-32
+//! (4 B, LE) of everything before it.
 
 use anyhow::{bail, Context};
 use ldp_core::blob::crc::crc32;

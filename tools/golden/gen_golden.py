@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the golden test cases the Rust runtime is checked against.
 
-The three projector architectures of /work/shared/ARCHITECTURES.md (`ldp`,
+The three projector architectures of docs/ARCHITECTURES.md (`ldp`,
 `mobilevlm-v1`, `mobilevlm-v2`) are built as real PyTorch modules -- MobileVLM V1
 from torchvision's MobileNetV3 `InvertedResidual` / `SqueezeExcitation` and timm's
 `LayerNormAct2d`, the way the official MobileVLM code builds them -- given

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Float simulation of two int8 activation schemes on the golden cases (README, int8 notes).
+"""Float simulation of two int8 activation schemes on the golden cases (docs/ACCURACY.md).
 
 It runs the `ldp` and `mobilevlm-v2` golden cases in float64 with per-output-channel symmetric
 int8 weights. Every activation the int8 graph quantizes is then quantized symmetrically per

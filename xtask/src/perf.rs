@@ -40,7 +40,7 @@ const DATA_VERSION: &str =
     "perf-data v1: ldp 128->128 64x64, weights seed 0x1d9, calib 2x seed 0x5eed, per-tensor input";
 
 /// CMSIS-NN int8 through TFLite Micro in the same QEMU boards (GCC 12 -O3, DSP on),
-/// instructions per MAC (padded taps counted), from `/work/shared/EMBEDDED.md`:
+/// instructions per MAC (padded taps counted), see docs/PERFORMANCE.md ("The CMSIS-NN figures"):
 /// `(layer, qemu-m4, qemu-m7)`.
 const CMSIS_NN: [(&str, f64, f64); 5] = [
     ("pointwise1", 1.739, 1.706),

@@ -1,5 +1,5 @@
-//! The seed `ldp` block (ARCHITECTURES.md §1): PW1 → GELU → DW1(+skip) → PW2 → LN1 → GELU →
-//! DW2 (stride 2) + bilinear(skip) → PW3 → LN2.
+//! The seed `ldp` block (docs/ARCHITECTURES.md §1): PW1 → GELU → DW1(+skip) → PW2 → LN1 →
+//! GELU → DW2 (stride 2) + bilinear(skip) → PW3 → LN2.
 
 use crate::elem::Elem;
 use crate::error::{check_len, Error};

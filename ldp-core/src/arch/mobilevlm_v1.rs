@@ -1,6 +1,6 @@
-//! MobileVLM V1's projector (`LDPNetProjector`, ARCHITECTURES.md §2): MLP, then two inverted
-//! residual blocks (depthwise 3×3 → LN → Hardswish → squeeze-excitation → 1×1 → LN), the first
-//! with stride 1 and a residual, the second with stride 2.
+//! MobileVLM V1's projector (`LDPNetProjector`, docs/ARCHITECTURES.md §2): MLP, then two
+//! inverted residual blocks (depthwise 3×3 → LN → Hardswish → squeeze-excitation → 1×1 → LN),
+//! the first with stride 1 and a residual, the second with stride 2.
 
 use crate::elem::Elem;
 use crate::error::{check_len, Error};

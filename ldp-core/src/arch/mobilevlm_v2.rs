@@ -1,5 +1,5 @@
-//! MobileVLM V2's projector (`LDPNetV2Projector`, ARCHITECTURES.md §3): MLP, adaptive average
-//! pooling to 12×12, then a depthwise positional-encoding conv with a residual (PEG).
+//! MobileVLM V2's projector (`LDPNetV2Projector`, docs/ARCHITECTURES.md §3): MLP, adaptive
+//! average pooling to 12×12, then a depthwise positional-encoding conv with a residual (PEG).
 //!
 //! On grids of more than 144 tokens the pool runs before the second Linear layer, which is the
 //! same function (see [`V2Config::pool_first`]) at a quarter of that layer's MACs at 24×24.

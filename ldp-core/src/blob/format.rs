@@ -140,7 +140,7 @@ impl ElemType {
 /// | 6 | 2 | header length (64) |
 /// | 8 | 1 | [`Arch`] |
 /// | 9 | 1 | [`DType`] |
-/// | 10 | 2 | flags (bit 0: int8 input quantized per channel; other bits 0) |
+/// | 10 | 2 | flags (bit 0: per-channel int8 input; bit 1: 16-bit activations (V2); others 0) |
 /// | 12 | 4 | `c_in` |
 /// | 16 | 4 | `c_out` |
 /// | 20 | 4 | `h` (grid rows) |
