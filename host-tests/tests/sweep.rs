@@ -101,7 +101,10 @@ fn run(select: impl Fn(&Case) -> bool) {
         .filter(|r| !(r.rel_l2 <= r.case.bound()))
         .map(|r| format!("{} {:.4} > {}", r.case.name, r.rel_l2, r.case.bound()))
         .collect();
-    assert!(bad.is_empty(), "int8 over its bound at the defaults: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "int8 over its bound at the defaults: {bad:?}"
+    );
 }
 
 #[test]

@@ -380,12 +380,13 @@ impl Obs {
             self.min = self.min.min(x);
             self.max = self.max.max(x);
         }
-        // Deterministic stride subsampling keeps at most KEEP values over all samples.
-        let stride = (v.len() / (KEEP / 8).max(1)).max(1);
-        self.sample.extend(v.iter().step_by(stride).copied());
+        // Deterministic subsampling keeps at most KEEP values over all samples. The values are
+        // picked by a hash of their index, not by a fixed stride: a stride that shares a factor
+        // with the channel count (4 on a 128-channel map) keeps whole channels and drops the
+        // others, so a range chosen from it ignores the channels it never saw.
+        self.sample.extend(thin(v, KEEP / 8, self.seen as u64 + 1));
         if self.sample.len() > KEEP {
-            let s: Vec<f32> = self.sample.iter().step_by(2).copied().collect();
-            self.sample = s;
+            self.sample = thin(&self.sample, KEEP / 2, 0x5eed);
         }
         self.seen += 1;
         if let Some(c) = channels {
@@ -404,6 +405,28 @@ impl Obs {
             }
         }
     }
+}
+
+/// About `keep` of the values of `v` (all of them when `v` is not longer), chosen by a hash of
+/// their index and `salt`: unlike a stride, the choice does not alias with the channel count.
+fn thin(v: &[f32], keep: usize, salt: u64) -> Vec<f32> {
+    if v.len() <= keep {
+        return v.to_vec();
+    }
+    let threshold = ((keep as u128) << 64) / v.len() as u128;
+    v.iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let mut z = (*i as u64)
+                .wrapping_add(salt.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z ^= z >> 31;
+            z = z.wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 29;
+            (z as u128) < threshold
+        })
+        .map(|(_, &x)| x)
+        .collect()
 }
 
 /// An activation's quantization: `real = scale · (q − zero)`.
@@ -474,11 +497,7 @@ fn choose_clipped(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP
         }
         CalibMethod::Mse => {
             let mut best = (f64::INFINITY, qp_of(min, max));
-            let sub: Vec<f32> = sample
-                .iter()
-                .step_by((sample.len() / 20000).max(1))
-                .copied()
-                .collect();
+            let sub = thin(sample, 20000, 0x6d5e);
             for i in 0..=40 {
                 let f = 1.0 - i as f32 * 0.0225; // 1.0 .. 0.1
                 for j in 0..=8 {
