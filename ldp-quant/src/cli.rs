@@ -308,7 +308,13 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
             fg.0,
             fg.1
         ),
-        (Some(g), _) => g,
+        (Some(g), Some((fg, from))) => {
+            if g != *fg {
+                eprintln!("note: --grid {}x{} overrides {}x{} ({from})", g.0, g.1, fg.0, fg.1);
+            }
+            g
+        }
+        (Some(g), None) => g,
         (None, Some((fg, _))) => *fg,
         (None, None) => bail!(
             "--grid is required: `{}` does not state the input grid (pass e.g. --grid 24x24 for \

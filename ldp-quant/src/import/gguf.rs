@@ -261,6 +261,23 @@ impl GgufFile {
             let start = data_start
                 .checked_add(off)
                 .with_context(|| format!("GGUF tensor `{name}`: offset overflows"))?;
+            // Every tensor of a known float type must lie inside the file (a truncated file is
+            // reported even when the projector's own bytes survived).
+            let size = dtype_of(ty).size() as u64;
+            if size > 0 {
+                let end = dims
+                    .iter()
+                    .try_fold(size, |a, &d| a.checked_mul(d))
+                    .and_then(|n| n.checked_add(start));
+                if end.is_none_or(|e| e > file.len) {
+                    bail!(
+                        "GGUF tensor `{name}` ({} {:?} at byte {start}) runs past the end of the file ({} bytes; truncated or corrupted?)",
+                        type_name(ty),
+                        dims,
+                        file.len
+                    );
+                }
+            }
             infos.insert(name, Info { dims, ty, start });
         }
         Ok(Self {

@@ -1,0 +1,482 @@
+//! The checkpoint layouts MobileVLM users hold (issue 17), end to end through the `ldp-quant`
+//! binary against PyTorch float64 references computed from the weights as stored
+//! (`tools/golden/gen_checkpoints.py`, fixtures in `host-tests/golden/checkpoints/`):
+//! `torch.save` archives (whole BF16 checkpoint, FP16 `mm_projector.bin`), a sharded model
+//! directory with `config.json` and `pytorch_model.bin.index.json`, a safetensors index,
+//! llama.cpp mmproj GGUF files; and the refusals: malicious pickles, unsupported projector
+//! types, truncated and corrupted files.
+//!
+//! Run with `cargo test -p ldp-quant --test checkpoints -- --nocapture` to see the errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ldp_quant::import::pickle::tensor_table;
+use ldp_quant::metrics::compare;
+use ldp_quant::npy;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ldp-quant");
+
+fn golden() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../host-tests/golden")
+}
+
+fn ck() -> PathBuf {
+    golden().join("checkpoints")
+}
+
+fn p(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn cmd(args: &[String]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("spawn ldp-quant")
+}
+
+fn ok(args: &[String]) -> String {
+    let o = cmd(args);
+    assert!(
+        o.status.success(),
+        "ldp-quant {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The command must fail with one stderr line `error: …` containing every needle, no panic.
+fn fails(args: &[String], needles: &[&str]) -> String {
+    let o = cmd(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "ldp-quant {args:?} succeeded");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "stderr is not one line: {err:?}");
+    assert!(lines[0].starts_with("error: "), "stderr: {err:?}");
+    for n in needles {
+        assert!(err.contains(n), "stderr {err:?} does not mention {n:?}");
+    }
+    println!("  {}\n    -> {}", args[2], lines[0]);
+    err
+}
+
+fn convert_args(weights: &Path, extra: &[&str], dtype: &str, out: &Path) -> Vec<String> {
+    let mut a: Vec<String> = vec!["convert".into(), "--weights".into(), p(weights)];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a.extend(["--dtype".into(), dtype.into(), "-o".into(), p(out)]);
+    a
+}
+
+fn rel_l2(out: &Path, expected: &Path) -> f64 {
+    let y = npy::read_f32(out).unwrap();
+    let r = npy::read_f64(expected).unwrap();
+    assert_eq!(y.shape, r.shape, "{} vs {}", out.display(), expected.display());
+    let m = compare(&y.data, &r.data);
+    assert!(m.rel_l2.is_finite());
+    m.rel_l2
+}
+
+/// Converts `weights` in f32 and f16, runs the golden case's input, checks the bounds.
+fn check(weights: &Path, extra: &[&str], case: &str, expected: &Path, needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = golden().join(case).join("input.npy");
+    for (dtype, bound) in [("f32", 1e-5), ("f16", 5e-3)] {
+        let blob = dir.path().join(format!("{dtype}.ldp"));
+        let stdout = ok(&convert_args(weights, extra, dtype, &blob));
+        for n in needles {
+            assert!(stdout.contains(n), "{}: stdout lacks {n:?}:\n{stdout}", weights.display());
+        }
+        let y = dir.path().join(format!("{dtype}.npy"));
+        ok(&[
+            "run".into(),
+            "--model".into(),
+            p(&blob),
+            "--input".into(),
+            p(&input),
+            "-o".into(),
+            p(&y),
+        ]);
+        let e = rel_l2(&y, expected);
+        let name = weights.file_name().unwrap().to_string_lossy();
+        println!("  {name:<36} {dtype}: rel L2 {e:.3e} (bound {bound:e})");
+        assert!(e <= bound, "{name} {dtype}: rel L2 {e:e} > {bound:e}");
+    }
+}
+
+#[test]
+fn torch_save_whole_bf16_checkpoint() {
+    // Non-contiguous (transposed-storage) weight and a bias at a storage offset included.
+    check(
+        &ck().join("v1_whole_bf16.bin"),
+        &["--grid", "1x1"],
+        "v1_16to32_h1",
+        &ck().join("v1_whole_bf16_expected.npy"),
+        &[
+            "torch.save zip archive",
+            "mobilevlm-v1",
+            "prefix `model.mm_projector.model.`",
+            "stored BF16",
+            "model.mm_projector.model.mlp.3.weight                   BF16  [32, 32]",
+            "[32, 1, 3, 3]",
+        ],
+    );
+}
+
+#[test]
+fn torch_save_fp16_mm_projector() {
+    check(
+        &ck().join("v1_mm_projector_fp16.bin"),
+        &["--grid", "1x1"],
+        "v1_16to32_h1",
+        &ck().join("v1_mm_projector_fp16_expected.npy"),
+        &["stored F16", "mb_block.2.block.1.fc1.weight"],
+    );
+}
+
+#[test]
+fn sharded_model_directory_and_its_index() {
+    let d = ck().join("v2_sharded");
+    let needles = [
+        "pytorch_model-00002-of-00002.bin",
+        "opened 1 of 2 shards",
+        "mobilevlm-v2",
+        "prefix `model.mm_projector.`",
+        "model.mm_projector.peg.peg.0.weight  BF16  [16, 1, 3, 3]",
+    ];
+    let mut with_cfg = needles.to_vec();
+    with_cfg.extend(["config.json mm_projector_type `ldpnetv2`", "mm_hidden_size 8, hidden_size 16"]);
+    let expected = ck().join("v2_bf16_expected.npy");
+    check(&d, &["--grid", "13x13"], "v2_8to16_h13", &expected, &with_cfg);
+    check(
+        &d.join("pytorch_model.bin.index.json"),
+        &["--grid", "13x13"],
+        "v2_8to16_h13",
+        &expected,
+        &needles,
+    );
+    // The directory's vision tower (patch14-336) implies 24x24; the tiny fixture's input is
+    // 13x13 tokens, so without --grid the blob expects another input shape.
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(&convert_args(&d, &[], "f32", &dir.path().join("m.ldp")));
+    assert!(out.contains("grid 24x24"), "{out}");
+}
+
+#[test]
+fn safetensors_index_opens_only_the_projector_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = ck().join("v2_whole_bf16.safetensors");
+    std::fs::copy(&src, dir.path().join("model-00002-of-00002.safetensors")).unwrap();
+    // The other shard is not a valid file: it must not be opened.
+    std::fs::write(dir.path().join("model-00001-of-00002.safetensors"), b"not opened").unwrap();
+    let bytes = std::fs::read(&src).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut map = serde_json::Map::new();
+    for n in st.names() {
+        map.insert(n.to_string(), "model-00002-of-00002.safetensors".into());
+    }
+    map.insert("model.layers.1.mlp.up_proj.weight".into(), "model-00001-of-00002.safetensors".into());
+    let index = serde_json::json!({"metadata": {"total_size": 1}, "weight_map": map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        serde_json::to_string(&index).unwrap(),
+    )
+    .unwrap();
+    check(
+        &dir.path().join("model.safetensors.index.json"),
+        &["--grid", "6x6"],
+        "v2_32to64_h6",
+        &ck().join("v2_whole_bf16_expected.npy"),
+        &["opened 1 of 2 shards", "(safetensors)"],
+    );
+    // The same as a model directory without config.json.
+    check(
+        dir.path(),
+        &["--grid", "6x6"],
+        "v2_32to64_h6",
+        &ck().join("v2_whole_bf16_expected.npy"),
+        &["no config.json"],
+    );
+}
+
+#[test]
+fn gguf_mmproj_needs_no_grid_or_arch() {
+    check(
+        &ck().join("mmproj_v1_f16.gguf"),
+        &[],
+        "v1_16to32_h12",
+        &ck().join("mmproj_v1_f16_expected.npy"),
+        &[
+            "GGUF v3",
+            "projector type `ldp` (from clip.projector_type) → mobilevlm-v1",
+            "token grid 12x12 from clip.vision.image_size 168 / clip.vision.patch_size 14",
+            "mm.model.mb_block.1.block.0.0.weight    F16   [32, 3, 3]",
+            "mm.model.mb_block.2.block.1.fc1.weight  F16   [8, 32]",
+            "mm.model.mlp.1.bias                     F32   [32]",
+        ],
+    );
+    check(
+        &ck().join("mmproj_v2_f16.gguf"),
+        &[],
+        "v2_8to16_h13",
+        &ck().join("v2_bf16_expected.npy"),
+        &[
+            "alignment 64",
+            "`ldpv2`",
+            "mobilevlm-v2",
+            "mm.model.peg.0.weight  F16   [16, 3, 3]",
+            "mm.model.mlp.0.weight  F16   [16, 8]",
+        ],
+    );
+    // --grid and --arch, when given, must agree with the file.
+    check(
+        &ck().join("mmproj_v1_f16.gguf"),
+        &["--grid", "12x12", "--arch", "mobilevlm-v1"],
+        "v1_16to32_h12",
+        &ck().join("mmproj_v1_f16_expected.npy"),
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("m.ldp");
+    let g = ck().join("mmproj_v1_f16.gguf");
+    fails(
+        &convert_args(&g, &["--grid", "6x6"], "f32", &o),
+        &["--grid 6x6", "12x12", "clip.vision.image_size 168"],
+    );
+    fails(
+        &convert_args(&g, &["--arch", "mobilevlm-v2"], "f32", &o),
+        &["--arch mobilevlm-v2", "`ldp`", "mobilevlm-v1"],
+    );
+    fails(
+        &convert_args(&g, &["--prefix", "mm."], "f32", &o),
+        &["--prefix", "GGUF"],
+    );
+}
+
+#[test]
+fn unsupported_projector_types_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("m.ldp");
+    let supported = "supported: `ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
+    fails(
+        &convert_args(&ck().join("mmproj_mlp.gguf"), &[], "f32", &o),
+        &["`mlp`", "mlp2x_gelu", "issue 19", "not in the runtime yet", supported],
+    );
+    fails(
+        &convert_args(&ck().join("mmproj_resampler.gguf"), &[], "f32", &o),
+        &["projector type `resampler`", "not supported", supported],
+    );
+    // A model directory whose config names LLaVA's MLP projector.
+    let d = dir.path().join("llava");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("config.json"), r#"{"mm_projector_type": "mlp2x_gelu"}"#).unwrap();
+    fails(
+        &convert_args(&d, &["--grid", "6x6"], "f32", &o),
+        &["mlp2x_gelu", "issue 19", "`ldpnet`", "`ldpnetv2`"],
+    );
+}
+
+#[test]
+fn malicious_pickles_are_refused_without_running() {
+    let marker = Path::new("/tmp/ldp_quant_pwned");
+    let before = marker.exists();
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("m.ldp");
+    for f in ["malicious_system.bin", "malicious_p4.bin"] {
+        fails(
+            &convert_args(&ck().join(f), &["--grid", "6x6"], "f32", &o),
+            &["refusing pickle global `posix.system`", "nothing was executed"],
+        );
+    }
+    assert_eq!(marker.exists(), before, "the payload must not run");
+    assert!(!o.exists());
+}
+
+/// A pickle program from opcodes (protocol 2 framing).
+fn pkl(body: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x80, 2];
+    v.extend_from_slice(body);
+    v.push(b'.');
+    v
+}
+
+#[test]
+fn restricted_unpickler_refuses_everything_else() {
+    let err = |b: &[u8]| format!("{:#}", tensor_table(b).unwrap_err());
+    // Globals outside the whitelist, by GLOBAL and by STACK_GLOBAL.
+    let e = err(&pkl(b"cbuiltins\neval\n)R"));
+    assert!(e.contains("`builtins.eval`"), "{e}");
+    let e = err(&pkl(b"\x8c\x02os\x8c\x06system\x93"));
+    assert!(e.contains("`os.system`"), "{e}");
+    let e = err(&pkl(b"ctorch\nload\n"));
+    assert!(e.contains("`torch.load`"), "{e}");
+    // REDUCE of a whitelisted name that is not a function.
+    let e = err(&pkl(b"ctorch\nFloatStorage\n)R"));
+    assert!(e.contains("refusing REDUCE of `torch.FloatStorage`"), "{e}");
+    // REDUCE of something that is not a global.
+    let e = err(&pkl(b"X\x01\x00\x00\x00a)R"));
+    assert!(e.contains("refusing REDUCE of a str"), "{e}");
+    // Object-building opcodes.
+    for (op, name) in [(b'i', "INST"), (b'o', "OBJ"), (0x81, "NEWOBJ"), (0x82, "EXT")] {
+        let e = err(&pkl(&[b'(', op]));
+        assert!(e.contains(name) && e.contains("refusing pickle opcode"), "{e}");
+    }
+    // BUILD on anything but a dict (e.g. setting state on a storage type).
+    let e = err(&pkl(b"ctorch\nFloatStorage\n}b"));
+    assert!(e.contains("refusing BUILD on a global"), "{e}");
+    // Malformed programs: errors, never panics.
+    for bad in [
+        &b""[..],
+        b"\x80",
+        b"\x80\x02",
+        b"\x80\x02t.",
+        b"\x80\x02s.",
+        b"\x80\x02h\x07.",
+        b"\x80\x02X\xff\xff\xff\xff",
+        b"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xff",
+        b"\x80\x02}K\x01s.",
+        b"\x80\x09}.",
+        b"\x80\x02K\x01.",
+    ] {
+        assert!(tensor_table(bad).is_err(), "{bad:?}");
+    }
+    // Memo references are shared, not copied: 2^40 nominal elements stay cheap.
+    let mut body = b"K\x00q\x00".to_vec();
+    for _ in 0..40 {
+        body.extend_from_slice(b"h\x00h\x00\x86q\x00");
+    }
+    body.extend_from_slice(b"0}");
+    assert!(tensor_table(&pkl(&body)).unwrap().is_empty());
+}
+
+/// data.pkl of a torch.save archive (the first central-directory entry, stored; torch.save's
+/// local headers defer the sizes to a data descriptor, so they come from the central directory).
+fn data_pkl(archive: &[u8]) -> Vec<u8> {
+    let u16_at = |i: usize| u16::from_le_bytes([archive[i], archive[i + 1]]) as usize;
+    let u32_at = |i: usize| {
+        u32::from_le_bytes([archive[i], archive[i + 1], archive[i + 2], archive[i + 3]]) as usize
+    };
+    let cd = archive.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    let (size, name_len, local) = (u32_at(cd + 20), u16_at(cd + 28), u32_at(cd + 42));
+    let name = std::str::from_utf8(&archive[cd + 46..cd + 46 + name_len]).unwrap();
+    assert!(name.ends_with("/data.pkl"), "{name}");
+    let start = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+    archive[start..start + size].to_vec()
+}
+
+#[test]
+fn real_data_pkl_and_every_truncation_of_it() {
+    let archive = std::fs::read(ck().join("v1_whole_bf16.bin")).unwrap();
+    let pkl = data_pkl(&archive);
+    let t = tensor_table(&pkl).unwrap();
+    assert_eq!(t.len(), 29, "24 projector + 5 unrelated tensors");
+    let w = &t["model.mm_projector.model.mlp.3.weight"];
+    assert_eq!(w.shape, vec![32, 32]);
+    assert_eq!(w.stride, vec![1, 32], "stored transposed");
+    let b = &t["model.mm_projector.model.mlp.3.bias"];
+    assert_eq!((b.offset, b.storage.numel), (32, 64), "second half of a shared storage");
+    assert_eq!(b.storage, t["model.mm_projector.model.mlp.1.bias"].storage);
+    for n in 0..pkl.len() {
+        assert!(tensor_table(&pkl[..n]).is_err(), "prefix of {n} bytes accepted");
+    }
+}
+
+#[test]
+fn corrupt_and_truncated_files_get_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("m.ldp");
+    let g = ["--grid", "6x6"];
+    let conv = |f: &Path, extra: &[&str]| convert_args(f, extra, "f32", &o);
+    fails(
+        &conv(&ck().join("corrupt_truncated.bin"), &g),
+        &["end-of-central-directory record not found", "truncated"],
+    );
+    fails(&conv(&ck().join("corrupt_pickle_crc.bin"), &g), &["data.pkl", "CRC mismatch"]);
+    fails(&conv(&ck().join("corrupt_truncated.gguf"), &[]), &["GGUF", "past the end of the file"]);
+    fails(&conv(&ck().join("corrupt_count.gguf"), &[]), &["1099511627776 tensors", "corrupted"]);
+    // Legacy (non-zip) torch.save, and files that are nothing we know.
+    let legacy = dir.path().join("legacy.pt");
+    std::fs::write(&legacy, pkl(b"}")).unwrap();
+    fails(&conv(&legacy, &g), &["legacy", "not supported"]);
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"hello, this is not a checkpoint").unwrap();
+    fails(&conv(&junk, &g), &["unrecognised weights format", "not a zip archive"]);
+    let empty = dir.path().join("empty.gguf");
+    std::fs::write(&empty, b"").unwrap();
+    fails(&conv(&empty, &[]), &["unrecognised weights format", "GGUF"]);
+
+    // Every region of each good file cut off: an error naming the file, never a panic or a model.
+    let cases: [(&str, &[&str]); 4] = [
+        ("v1_whole_bf16.bin", &["--grid", "1x1"]),
+        ("mmproj_v1_f16.gguf", &[]),
+        ("mmproj_v2_f16.gguf", &[]),
+        ("v2_whole_bf16.safetensors", &["--grid", "6x6"]),
+    ];
+    for (f, extra) in cases {
+        let bytes = std::fs::read(ck().join(f)).unwrap();
+        let len = bytes.len();
+        let mut cuts = vec![1, 8, 20, 100, len / 4, len / 2, len * 3 / 4, len - 64];
+        if !f.ends_with(".gguf") {
+            cuts.push(len - 1); // (a GGUF file may end in alignment padding)
+        }
+        for cut in cuts {
+            let t = dir.path().join(format!("cut_{cut}_{f}"));
+            std::fs::write(&t, &bytes[..cut]).unwrap();
+            let e = fails(&conv(&t, extra), &[]);
+            assert!(e.contains(&format!("cut_{cut}_")), "names the file: {e}");
+        }
+    }
+    // A GGUF tensor offset pointing past the end: the data section is bounded.
+    let bytes = std::fs::read(ck().join("mmproj_v2_f16.gguf")).unwrap();
+    let t = dir.path().join("short_data.gguf");
+    std::fs::write(&t, &bytes[..bytes.len() - 600]).unwrap();
+    fails(&conv(&t, &[]), &["short_data.gguf", "runs past the end of the file"]);
+    // A storage whose bytes were cut from inside a torch.save archive (EOCD intact): the
+    // central directory's ranges are checked against the file.
+    let bytes = std::fs::read(ck().join("v1_mm_projector_fp16.bin")).unwrap();
+    let mut cut = bytes[..bytes.len() / 2].to_vec();
+    let eocd = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+    cut.extend_from_slice(&bytes[eocd..]);
+    let t = dir.path().join("hole.bin");
+    std::fs::write(&t, &cut).unwrap();
+    fails(&conv(&t, &["--grid", "1x1"]), &["hole.bin"]);
+}
+
+#[test]
+fn directory_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("m.ldp");
+    let d = dir.path().join("empty_model");
+    std::fs::create_dir(&d).unwrap();
+    fails(
+        &convert_args(&d, &["--grid", "6x6"], "f32", &o),
+        &["no weights found", "pytorch_model.bin.index.json", "model.safetensors"],
+    );
+    // config.json sizes must match the weights.
+    let src = ck().join("v2_sharded");
+    let d = dir.path().join("wrong_size");
+    std::fs::create_dir(&d).unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
+    std::fs::write(d.join("config.json"), cfg.replace("\"hidden_size\": 16", "\"hidden_size\": 2048")).unwrap();
+    fails(
+        &convert_args(&d, &["--grid", "13x13"], "f32", &o),
+        &["hidden_size is 2048", "16 output channels"],
+    );
+    // --arch must agree with config.json.
+    fails(
+        &convert_args(&src, &["--grid", "13x13", "--arch", "mobilevlm-v1"], "f32", &o),
+        &["--arch mobilevlm-v1", "`ldpnetv2`"],
+    );
+    // A shard the index names is missing.
+    std::fs::remove_file(d.join("pytorch_model-00002-of-00002.bin")).unwrap();
+    std::fs::write(d.join("config.json"), &cfg).unwrap();
+    fails(
+        &convert_args(&d, &["--grid", "13x13"], "f32", &o),
+        &["pytorch_model-00002-of-00002.bin", "cannot read"],
+    );
+}
