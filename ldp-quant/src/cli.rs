@@ -310,7 +310,10 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
         ),
         (Some(g), Some((fg, from))) => {
             if g != *fg {
-                eprintln!("note: --grid {}x{} overrides {}x{} ({from})", g.0, g.1, fg.0, fg.1);
+                eprintln!(
+                    "note: --grid {}x{} overrides {}x{} ({from})",
+                    g.0, g.1, fg.0, fg.1
+                );
             }
             g
         }

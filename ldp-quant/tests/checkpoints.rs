@@ -72,7 +72,13 @@ fn convert_args(weights: &Path, extra: &[&str], dtype: &str, out: &Path) -> Vec<
 fn rel_l2(out: &Path, expected: &Path) -> f64 {
     let y = npy::read_f32(out).unwrap();
     let r = npy::read_f64(expected).unwrap();
-    assert_eq!(y.shape, r.shape, "{} vs {}", out.display(), expected.display());
+    assert_eq!(
+        y.shape,
+        r.shape,
+        "{} vs {}",
+        out.display(),
+        expected.display()
+    );
     let m = compare(&y.data, &r.data);
     assert!(m.rel_l2.is_finite());
     m.rel_l2
@@ -86,7 +92,11 @@ fn check(weights: &Path, extra: &[&str], case: &str, expected: &Path, needles: &
         let blob = dir.path().join(format!("{dtype}.ldp"));
         let stdout = ok(&convert_args(weights, extra, dtype, &blob));
         for n in needles {
-            assert!(stdout.contains(n), "{}: stdout lacks {n:?}:\n{stdout}", weights.display());
+            assert!(
+                stdout.contains(n),
+                "{}: stdout lacks {n:?}:\n{stdout}",
+                weights.display()
+            );
         }
         let y = dir.path().join(format!("{dtype}.npy"));
         ok(&[
@@ -146,9 +156,18 @@ fn sharded_model_directory_and_its_index() {
         "model.mm_projector.peg.peg.0.weight  BF16  [16, 1, 3, 3]",
     ];
     let mut with_cfg = needles.to_vec();
-    with_cfg.extend(["config.json mm_projector_type `ldpnetv2`", "mm_hidden_size 8, hidden_size 16"]);
+    with_cfg.extend([
+        "config.json mm_projector_type `ldpnetv2`",
+        "mm_hidden_size 8, hidden_size 16",
+    ]);
     let expected = ck().join("v2_bf16_expected.npy");
-    check(&d, &["--grid", "13x13"], "v2_8to16_h13", &expected, &with_cfg);
+    check(
+        &d,
+        &["--grid", "13x13"],
+        "v2_8to16_h13",
+        &expected,
+        &with_cfg,
+    );
     check(
         &d.join("pytorch_model.bin.index.json"),
         &["--grid", "13x13"],
@@ -169,14 +188,21 @@ fn safetensors_index_opens_only_the_projector_shard() {
     let src = ck().join("v2_whole_bf16.safetensors");
     std::fs::copy(&src, dir.path().join("model-00002-of-00002.safetensors")).unwrap();
     // The other shard is not a valid file: it must not be opened.
-    std::fs::write(dir.path().join("model-00001-of-00002.safetensors"), b"not opened").unwrap();
+    std::fs::write(
+        dir.path().join("model-00001-of-00002.safetensors"),
+        b"not opened",
+    )
+    .unwrap();
     let bytes = std::fs::read(&src).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut map = serde_json::Map::new();
     for n in st.names() {
         map.insert(n.to_string(), "model-00002-of-00002.safetensors".into());
     }
-    map.insert("model.layers.1.mlp.up_proj.weight".into(), "model-00001-of-00002.safetensors".into());
+    map.insert(
+        "model.layers.1.mlp.up_proj.weight".into(),
+        "model-00001-of-00002.safetensors".into(),
+    );
     let index = serde_json::json!({"metadata": {"total_size": 1}, "weight_map": map});
     std::fs::write(
         dir.path().join("model.safetensors.index.json"),
@@ -258,10 +284,17 @@ fn gguf_mmproj_needs_no_grid_or_arch() {
 fn unsupported_projector_types_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let o = dir.path().join("m.ldp");
-    let supported = "supported: `ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
+    let supported =
+        "supported: `ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
     fails(
         &convert_args(&ck().join("mmproj_mlp.gguf"), &[], "f32", &o),
-        &["`mlp`", "mlp2x_gelu", "issue 19", "not in the runtime yet", supported],
+        &[
+            "`mlp`",
+            "mlp2x_gelu",
+            "issue 19",
+            "not in the runtime yet",
+            supported,
+        ],
     );
     fails(
         &convert_args(&ck().join("mmproj_resampler.gguf"), &[], "f32", &o),
@@ -270,7 +303,11 @@ fn unsupported_projector_types_are_refused() {
     // A model directory whose config names LLaVA's MLP projector.
     let d = dir.path().join("llava");
     std::fs::create_dir(&d).unwrap();
-    std::fs::write(d.join("config.json"), r#"{"mm_projector_type": "mlp2x_gelu"}"#).unwrap();
+    std::fs::write(
+        d.join("config.json"),
+        r#"{"mm_projector_type": "mlp2x_gelu"}"#,
+    )
+    .unwrap();
     fails(
         &convert_args(&d, &["--grid", "6x6"], "f32", &o),
         &["mlp2x_gelu", "issue 19", "`ldpnet`", "`ldpnetv2`"],
@@ -286,7 +323,10 @@ fn malicious_pickles_are_refused_without_running() {
     for f in ["malicious_system.bin", "malicious_p4.bin"] {
         fails(
             &convert_args(&ck().join(f), &["--grid", "6x6"], "f32", &o),
-            &["refusing pickle global `posix.system`", "nothing was executed"],
+            &[
+                "refusing pickle global `posix.system`",
+                "nothing was executed",
+            ],
         );
     }
     assert_eq!(marker.exists(), before, "the payload must not run");
@@ -318,9 +358,17 @@ fn restricted_unpickler_refuses_everything_else() {
     let e = err(&pkl(b"X\x01\x00\x00\x00a)R"));
     assert!(e.contains("refusing REDUCE of a str"), "{e}");
     // Object-building opcodes.
-    for (op, name) in [(b'i', "INST"), (b'o', "OBJ"), (0x81, "NEWOBJ"), (0x82, "EXT")] {
+    for (op, name) in [
+        (b'i', "INST"),
+        (b'o', "OBJ"),
+        (0x81, "NEWOBJ"),
+        (0x82, "EXT"),
+    ] {
         let e = err(&pkl(&[b'(', op]));
-        assert!(e.contains(name) && e.contains("refusing pickle opcode"), "{e}");
+        assert!(
+            e.contains(name) && e.contains("refusing pickle opcode"),
+            "{e}"
+        );
     }
     // BUILD on anything but a dict (e.g. setting state on a storage type).
     let e = err(&pkl(b"ctorch\nFloatStorage\n}b"));
@@ -375,10 +423,17 @@ fn real_data_pkl_and_every_truncation_of_it() {
     assert_eq!(w.shape, vec![32, 32]);
     assert_eq!(w.stride, vec![1, 32], "stored transposed");
     let b = &t["model.mm_projector.model.mlp.3.bias"];
-    assert_eq!((b.offset, b.storage.numel), (32, 64), "second half of a shared storage");
+    assert_eq!(
+        (b.offset, b.storage.numel),
+        (32, 64),
+        "second half of a shared storage"
+    );
     assert_eq!(b.storage, t["model.mm_projector.model.mlp.1.bias"].storage);
     for n in 0..pkl.len() {
-        assert!(tensor_table(&pkl[..n]).is_err(), "prefix of {n} bytes accepted");
+        assert!(
+            tensor_table(&pkl[..n]).is_err(),
+            "prefix of {n} bytes accepted"
+        );
     }
 }
 
@@ -392,16 +447,28 @@ fn corrupt_and_truncated_files_get_clear_errors() {
         &conv(&ck().join("corrupt_truncated.bin"), &g),
         &["end-of-central-directory record not found", "truncated"],
     );
-    fails(&conv(&ck().join("corrupt_pickle_crc.bin"), &g), &["data.pkl", "CRC mismatch"]);
-    fails(&conv(&ck().join("corrupt_truncated.gguf"), &[]), &["GGUF", "past the end of the file"]);
-    fails(&conv(&ck().join("corrupt_count.gguf"), &[]), &["1099511627776 tensors", "corrupted"]);
+    fails(
+        &conv(&ck().join("corrupt_pickle_crc.bin"), &g),
+        &["data.pkl", "CRC mismatch"],
+    );
+    fails(
+        &conv(&ck().join("corrupt_truncated.gguf"), &[]),
+        &["GGUF", "past the end of the file"],
+    );
+    fails(
+        &conv(&ck().join("corrupt_count.gguf"), &[]),
+        &["1099511627776 tensors", "corrupted"],
+    );
     // Legacy (non-zip) torch.save, and files that are nothing we know.
     let legacy = dir.path().join("legacy.pt");
     std::fs::write(&legacy, pkl(b"}")).unwrap();
     fails(&conv(&legacy, &g), &["legacy", "not supported"]);
     let junk = dir.path().join("junk.bin");
     std::fs::write(&junk, b"hello, this is not a checkpoint").unwrap();
-    fails(&conv(&junk, &g), &["unrecognised weights format", "not a zip archive"]);
+    fails(
+        &conv(&junk, &g),
+        &["unrecognised weights format", "not a zip archive"],
+    );
     let empty = dir.path().join("empty.gguf");
     std::fs::write(&empty, b"").unwrap();
     fails(&conv(&empty, &[]), &["unrecognised weights format", "GGUF"]);
@@ -431,7 +498,10 @@ fn corrupt_and_truncated_files_get_clear_errors() {
     let bytes = std::fs::read(ck().join("mmproj_v2_f16.gguf")).unwrap();
     let t = dir.path().join("short_data.gguf");
     std::fs::write(&t, &bytes[..bytes.len() - 600]).unwrap();
-    fails(&conv(&t, &[]), &["short_data.gguf", "runs past the end of the file"]);
+    fails(
+        &conv(&t, &[]),
+        &["short_data.gguf", "runs past the end of the file"],
+    );
     // A storage whose bytes were cut from inside a torch.save archive (EOCD intact): the
     // central directory's ranges are checked against the file.
     let bytes = std::fs::read(ck().join("v1_mm_projector_fp16.bin")).unwrap();
@@ -451,7 +521,11 @@ fn directory_errors() {
     std::fs::create_dir(&d).unwrap();
     fails(
         &convert_args(&d, &["--grid", "6x6"], "f32", &o),
-        &["no weights found", "pytorch_model.bin.index.json", "model.safetensors"],
+        &[
+            "no weights found",
+            "pytorch_model.bin.index.json",
+            "model.safetensors",
+        ],
     );
     // config.json sizes must match the weights.
     let src = ck().join("v2_sharded");
@@ -462,14 +536,23 @@ fn directory_errors() {
         std::fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
     }
     let cfg = std::fs::read_to_string(d.join("config.json")).unwrap();
-    std::fs::write(d.join("config.json"), cfg.replace("\"hidden_size\": 16", "\"hidden_size\": 2048")).unwrap();
+    std::fs::write(
+        d.join("config.json"),
+        cfg.replace("\"hidden_size\": 16", "\"hidden_size\": 2048"),
+    )
+    .unwrap();
     fails(
         &convert_args(&d, &["--grid", "13x13"], "f32", &o),
         &["hidden_size is 2048", "16 output channels"],
     );
     // --arch must agree with config.json.
     fails(
-        &convert_args(&src, &["--grid", "13x13", "--arch", "mobilevlm-v1"], "f32", &o),
+        &convert_args(
+            &src,
+            &["--grid", "13x13", "--arch", "mobilevlm-v1"],
+            "f32",
+            &o,
+        ),
         &["--arch mobilevlm-v1", "`ldpnetv2`"],
     );
     // A shard the index names is missing.

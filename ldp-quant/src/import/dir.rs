@@ -35,7 +35,10 @@ fn read_json(path: &Path) -> anyhow::Result<serde_json::Value> {
         .with_context(|| format!("cannot read `{}`", path.display()))?
         .len();
     if len > MAX_JSON {
-        bail!("`{}` is {len} bytes, too large for a JSON index or config", path.display());
+        bail!(
+            "`{}` is {len} bytes, too large for a JSON index or config",
+            path.display()
+        );
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read `{}`", path.display()))?;
@@ -62,19 +65,30 @@ impl TensorSource for Shards {
         self.parts.iter().find_map(|p| p.meta(name))
     }
     fn read_f32(&mut self, name: &str) -> anyhow::Result<Vec<f32>> {
-        let i = self.find(name).with_context(|| format!("no tensor `{name}`"))?;
+        let i = self
+            .find(name)
+            .with_context(|| format!("no tensor `{name}`"))?;
         self.parts[i].read_f32(name)
     }
 }
 
 /// Imports from a sharded checkpoint's `*.index.json` (`weight_map`: key → shard file).
-pub fn import_index(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> anyhow::Result<Found> {
+pub fn import_index(
+    path: &Path,
+    arch: Option<Arch>,
+    prefix: Option<&str>,
+) -> anyhow::Result<Found> {
     let ctx = || format!("`{}`", path.display());
     let json = read_json(path)?;
     let map = json
         .get("weight_map")
         .and_then(|m| m.as_object())
-        .with_context(|| format!("{}: no `weight_map` object; not a sharded-checkpoint index", ctx()))?;
+        .with_context(|| {
+            format!(
+                "{}: no `weight_map` object; not a sharded-checkpoint index",
+                ctx()
+            )
+        })?;
     let all_files: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
     let archs: Vec<Arch> = arch.map(|a| vec![a]).unwrap_or_else(|| ARCHS.to_vec());
     let prefixes: Vec<&str> = prefix.map(|p| vec![p]).unwrap_or_else(|| PREFIXES.to_vec());
@@ -84,9 +98,9 @@ pub fn import_index(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> an
         for p in &prefixes {
             for s in float_specs(*a) {
                 if let Some(f) = map.get(&format!("{p}{}", s.name)) {
-                    let f = f
-                        .as_str()
-                        .with_context(|| format!("{}: weight_map value is not a file name", ctx()))?;
+                    let f = f.as_str().with_context(|| {
+                        format!("{}: weight_map value is not a file name", ctx())
+                    })?;
                     files.insert(f.to_string());
                     n_keys += 1;
                 }
@@ -146,10 +160,14 @@ pub fn import_index(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> an
 fn grid_from_tower(name: &str) -> Option<usize> {
     let i = name.find("patch")?;
     let rest = &name[i + 5..];
-    let p_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let p_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let patch: usize = rest[..p_end].parse().ok()?;
     let rest = rest[p_end..].strip_prefix('-')?;
-    let s_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let s_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let size: usize = rest[..s_end].parse().ok()?;
     (patch > 0 && size % patch == 0 && size / patch > 0).then_some(size / patch)
 }
@@ -195,7 +213,10 @@ pub fn import_dir(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> anyh
         sizes = (num("mm_hidden_size"), num("hidden_size"));
         let tower = cfg.get("mm_vision_tower").and_then(|v| v.as_str());
         if let Some(h) = tower.and_then(grid_from_tower) {
-            grid = Some(((h, h), format!("config.json mm_vision_tower `{}`", tower.unwrap_or(""))));
+            grid = Some((
+                (h, h),
+                format!("config.json mm_vision_tower `{}`", tower.unwrap_or("")),
+            ));
         }
         notes.push(format!(
             "model directory `{}`: config.json mm_projector_type {}{}, mm_hidden_size {}, hidden_size {}{}",
@@ -207,10 +228,17 @@ pub fn import_dir(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> anyh
             grid.as_ref().map(|((h, w), _)| format!(", token grid {h}x{w} from mm_vision_tower")).unwrap_or_default(),
         ));
     } else {
-        notes.push(format!("model directory `{}`: no config.json", path.display()));
+        notes.push(format!(
+            "model directory `{}`: no config.json",
+            path.display()
+        ));
     }
     let arch = arch.or(cfg_arch);
-    let Some(wf) = WEIGHT_FILES.iter().map(|f| path.join(f)).find(|p| p.is_file()) else {
+    let Some(wf) = WEIGHT_FILES
+        .iter()
+        .map(|f| path.join(f))
+        .find(|p| p.is_file())
+    else {
         bail!(
             "{}: no weights found (looked for {})",
             ctx(),

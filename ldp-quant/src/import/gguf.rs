@@ -18,12 +18,11 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use ldp_core::Arch;
 
-use super::{
-    decode, import_source, BoundedFile, Found, StoredDtype, TensorMeta, TensorSource,
-};
+use super::{decode, import_source, BoundedFile, Found, StoredDtype, TensorMeta, TensorSource};
 
 /// The projector types this runtime runs, as `clip.projector_type` names them.
-pub const SUPPORTED: &str = "`ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
+pub const SUPPORTED: &str =
+    "`ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
 
 /// A metadata value (arrays are skipped, only their length kept).
 #[derive(Debug, Clone, PartialEq)]
@@ -313,13 +312,24 @@ impl GgufFile {
     pub fn projector_type(&self) -> anyhow::Result<(String, &'static str)> {
         for key in ["clip.projector_type", "clip.vision.projector_type"] {
             if let Some(t) = self.str_kv(key) {
-                return Ok((t.to_string(), if key.starts_with("clip.vision") { "clip.vision.projector_type" } else { "clip.projector_type" }));
+                return Ok((
+                    t.to_string(),
+                    if key.starts_with("clip.vision") {
+                        "clip.vision.projector_type"
+                    } else {
+                        "clip.projector_type"
+                    },
+                ));
             }
         }
         if self.infos.keys().any(|k| k.starts_with("mm.model.peg.")) {
             return Ok(("ldpv2".into(), "tensor names (no clip.projector_type)"));
         }
-        if self.infos.keys().any(|k| k.starts_with("mm.model.mb_block.")) {
+        if self
+            .infos
+            .keys()
+            .any(|k| k.starts_with("mm.model.mb_block."))
+        {
             return Ok(("ldp".into(), "tensor names (no clip.projector_type)"));
         }
         bail!(
@@ -379,11 +389,16 @@ impl TensorSource for GgufFile {
             .try_fold(1u64, |a, &d| a.checked_mul(d))
             .and_then(|n| n.checked_mul(dt.size() as u64))
             .with_context(|| format!("GGUF tensor `{g}`: size overflows"))?;
-        let bytes = self.file.read_at(i.start, n, &format!("GGUF tensor `{g}`"))?;
+        let bytes = self
+            .file
+            .read_at(i.start, n, &format!("GGUF tensor `{g}`"))?;
         Ok(decode(&dt, &bytes))
     }
     fn stored_name(&self, name: &str) -> String {
-        self.mapped.get(name).cloned().unwrap_or_else(|| name.to_string())
+        self.mapped
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
     }
     fn len(&self) -> usize {
         self.mapped.len()

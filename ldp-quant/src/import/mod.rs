@@ -23,10 +23,10 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use ::safetensors::SafeTensors;
 use anyhow::{bail, Context};
 use ldp_core::blob::specs::{resolve, specs, Dim, TensorSpec};
 use ldp_core::{Arch, DType};
-use ::safetensors::SafeTensors;
 
 pub mod dir;
 pub mod gguf;
@@ -150,8 +150,12 @@ pub fn detect_format(path: &Path) -> anyhow::Result<Format> {
         .unwrap_or("")
         .to_ascii_lowercase();
     let hint = match ext.as_str() {
-        "safetensors" => "; the name says safetensors but the header is not (truncated or corrupted file?)",
-        "bin" | "pt" | "pth" => "; the name says torch.save but it is not a zip archive (truncated or corrupted file?)",
+        "safetensors" => {
+            "; the name says safetensors but the header is not (truncated or corrupted file?)"
+        }
+        "bin" | "pt" | "pth" => {
+            "; the name says torch.save but it is not a zip archive (truncated or corrupted file?)"
+        }
         "gguf" => "; the name says GGUF but the magic is missing (truncated or corrupted file?)",
         _ => "",
     };
@@ -186,7 +190,13 @@ impl Found {
             s.push_str(n);
             s.push('\n');
         }
-        let w = self.imported.stored.iter().map(|t| t.key.len()).max().unwrap_or(0);
+        let w = self
+            .imported
+            .stored
+            .iter()
+            .map(|t| t.key.len())
+            .max()
+            .unwrap_or(0);
         for t in &self.imported.stored {
             s.push_str(&format!(
                 "  {:<w$}  {:<4}  {}\n",
@@ -581,7 +591,6 @@ fn detect(
     }
 }
 
-
 /// Imports the projector from any [`TensorSource`]: detects the architecture and prefix, checks
 /// every shape, then reads only the projector's tensors.
 pub fn import_source(
@@ -650,7 +659,10 @@ pub fn import_source(
     })?;
     let (c_out, c_in) = (dims0[0], dims0[1]);
     if c_out == 0 || c_in == 0 {
-        bail!("tensor `{}` has a zero channel count", src.stored_name(&first.0));
+        bail!(
+            "tensor `{}` has a zero channel count",
+            src.stored_name(&first.0)
+        );
     }
     let mut squeeze = 0usize;
     let mut inferred = format!(

@@ -227,7 +227,8 @@ impl<'a> Reader<'a> {
     fn string(&mut self, n: u64) -> anyhow::Result<Value> {
         let n = usize::try_from(n).context("pickle string length overflows")?;
         let b = self.take(n)?;
-        let s = std::str::from_utf8(b).context("pickle string is not UTF-8 (corrupted data.pkl?)")?;
+        let s =
+            std::str::from_utf8(b).context("pickle string is not UTF-8 (corrupted data.pkl?)")?;
         Ok(Value::Str(Rc::from(s)))
     }
 }
@@ -333,7 +334,9 @@ fn persistent_load(pid: &Value) -> anyhow::Result<Value> {
                 numel,
             })))
         }
-        _ => bail!("unsupported persistent id (expected ('storage', <storage type>, key, location, size))"),
+        _ => bail!(
+            "unsupported persistent id (expected ('storage', <storage type>, key, location, size))"
+        ),
     }
 }
 
@@ -343,7 +346,11 @@ fn pop(stack: &mut Vec<Value>, pos: usize) -> anyhow::Result<Value> {
         .with_context(|| format!("pickle stack underflow at byte {pos} (corrupted data.pkl?)"))
 }
 
-fn pop_mark(stack: &mut Vec<Value>, marks: &mut Vec<usize>, pos: usize) -> anyhow::Result<Vec<Value>> {
+fn pop_mark(
+    stack: &mut Vec<Value>,
+    marks: &mut Vec<usize>,
+    pos: usize,
+) -> anyhow::Result<Vec<Value>> {
     let m = marks
         .pop()
         .with_context(|| format!("pickle MARK missing at byte {pos} (corrupted data.pkl?)"))?;
@@ -353,7 +360,7 @@ fn pop_mark(stack: &mut Vec<Value>, marks: &mut Vec<usize>, pos: usize) -> anyho
     Ok(stack.split_off(m))
 }
 
-fn top<'s>(stack: &'s mut [Value], pos: usize) -> anyhow::Result<&'s mut Value> {
+fn top(stack: &mut [Value], pos: usize) -> anyhow::Result<&mut Value> {
     stack
         .last_mut()
         .with_context(|| format!("pickle stack empty at byte {pos} (corrupted data.pkl?)"))
@@ -633,7 +640,11 @@ impl TorchFile {
         let root = pkl_name.trim_end_matches("data.pkl").to_string();
         let e = zip.entries[&pkl_name];
         if e.len > MAX_PICKLE {
-            bail!("`{pkl_name}` is {} bytes, larger than the {} accepted", e.len, MAX_PICKLE);
+            bail!(
+                "`{pkl_name}` is {} bytes, larger than the {} accepted",
+                e.len,
+                MAX_PICKLE
+            );
         }
         let pkl = file.read_at(e.start, e.len, &pkl_name)?;
         let crc = ldp_core::blob::crc::crc32(&pkl);
@@ -668,11 +679,9 @@ impl TorchFile {
 
     fn storage_entry(&self, name: &str, s: &StorageRef) -> anyhow::Result<EntryRange> {
         let ename = format!("{}data/{}", self.root, s.key);
-        let e = *self
-            .zip
-            .entries
-            .get(&ename)
-            .with_context(|| format!("tensor `{name}`: storage entry `{ename}` is missing from the archive"))?;
+        let e = *self.zip.entries.get(&ename).with_context(|| {
+            format!("tensor `{name}`: storage entry `{ename}` is missing from the archive")
+        })?;
         let need = s.numel.checked_mul(s.elem);
         if need.is_none_or(|n| n > e.len) {
             bail!(
@@ -750,7 +759,11 @@ impl TensorSource for TorchFile {
         let mut out = Vec::with_capacity(n);
         let mut idx = vec![0usize; t.shape.len()];
         for _ in 0..n {
-            let rel: u64 = idx.iter().zip(&t.stride).map(|(&i, &st)| i as u64 * st).sum();
+            let rel: u64 = idx
+                .iter()
+                .zip(&t.stride)
+                .map(|(&i, &st)| i as u64 * st)
+                .sum();
             out.push(raw[rel as usize]);
             for k in (0..idx.len()).rev() {
                 idx[k] += 1;

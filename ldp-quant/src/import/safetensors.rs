@@ -47,7 +47,10 @@ impl StFile {
         let mut file = BoundedFile::open(path)?;
         let bad = |m: String| anyhow::anyhow!("not a valid safetensors file: {m}");
         if file.len < 8 {
-            return Err(bad(format!("{} bytes, shorter than the 8-byte header length", file.len)));
+            return Err(bad(format!(
+                "{} bytes, shorter than the 8-byte header length",
+                file.len
+            )));
         }
         let n8 = file.read_at(0, 8, "safetensors header length")?;
         let mut a = [0u8; 8];

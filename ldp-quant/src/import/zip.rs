@@ -94,7 +94,10 @@ impl ZipIndex {
         let mut i = 0usize;
         for _ in 0..n_entries {
             if cd.get(i..i + 4) != Some(b"PK\x01\x02") {
-                bail!("bad zip central directory entry at byte {} (corrupted archive?)", cd_off + i as u64);
+                bail!(
+                    "bad zip central directory entry at byte {} (corrupted archive?)",
+                    cd_off + i as u64
+                );
             }
             let flags = u16_at(&cd, i + 8)?;
             let method = u16_at(&cd, i + 10)?;
@@ -117,7 +120,9 @@ impl ZipIndex {
             while j + 4 <= extra.len() {
                 let id = u16_at(extra, j)?;
                 let sz = u16_at(extra, j + 2)? as usize;
-                let body = extra.get(j + 4..j + 4 + sz).context("zip extra field truncated")?;
+                let body = extra
+                    .get(j + 4..j + 4 + sz)
+                    .context("zip extra field truncated")?;
                 if id == 1 {
                     let mut k = 0usize;
                     if usize_ == 0xFFFF_FFFF {
