@@ -203,12 +203,11 @@ fn safetensors_index_opens_only_the_projector_shard() {
         "model.layers.1.mlp.up_proj.weight".into(),
         "model-00001-of-00002.safetensors".into(),
     );
-    let index = serde_json::json!({"metadata": {"total_size": 1}, "weight_map": map});
-    std::fs::write(
-        dir.path().join("model.safetensors.index.json"),
-        serde_json::to_string(&index).unwrap(),
-    )
-    .unwrap();
+    // Compact, with a `{` at byte 8 like a safetensors header: still read as JSON.
+    let index = serde_json::json!({"meta": {}, "metadata": {"total_size": 1}, "weight_map": map});
+    let text = serde_json::to_string(&index).unwrap();
+    assert_eq!(&text[..9], r#"{"meta":{"#);
+    std::fs::write(dir.path().join("model.safetensors.index.json"), text).unwrap();
     check(
         &dir.path().join("model.safetensors.index.json"),
         &["--grid", "6x6"],
@@ -396,6 +395,10 @@ fn restricted_unpickler_refuses_everything_else() {
     }
     body.extend_from_slice(b"0}");
     assert!(tensor_table(&pkl(&body)).unwrap().is_empty());
+    // The number of operations is bounded.
+    let many: Vec<u8> = [0x80u8, 2].repeat((1 << 23) + 1);
+    let e = err(&pkl(&many));
+    assert!(e.contains("more than 8388608 operations"), "{e}");
 }
 
 /// data.pkl of a torch.save archive (the first central-directory entry, stored; torch.save's
@@ -561,5 +564,153 @@ fn directory_errors() {
     fails(
         &convert_args(&d, &["--grid", "13x13"], "f32", &o),
         &["pytorch_model-00002-of-00002.bin", "cannot read"],
+    );
+}
+
+/// A checkpoint far larger than memory is fine as long as the projector is small: only the
+/// header and the projector's byte ranges are read (a sparse 64 GiB file, read whole, would
+/// take minutes and exhaust memory).
+#[test]
+fn huge_checkpoint_is_streamed() {
+    let src = std::fs::read(ck().join("v2_whole_bf16.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&src).unwrap();
+    let big: u64 = 64 << 30;
+    let mut header = serde_json::Map::new();
+    header.insert(
+        "model.layers.0.mlp.gate_proj.weight".into(),
+        serde_json::json!({"dtype": "BF16", "shape": [big / 2], "data_offsets": [0, big]}),
+    );
+    let mut tail = Vec::new();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    for n in &names {
+        let v = st.tensor(n).unwrap();
+        let s = big + tail.len() as u64;
+        tail.extend_from_slice(v.data());
+        header.insert(
+            n.clone(),
+            serde_json::json!({"dtype": v.dtype().to_string(), "shape": v.shape(),
+                               "data_offsets": [s, big + tail.len() as u64]}),
+        );
+    }
+    let h = serde_json::to_vec(&serde_json::Value::Object(header)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&(h.len() as u64).to_le_bytes()).unwrap();
+        f.write_all(&h).unwrap();
+        let data_start = 8 + h.len() as u64;
+        f.set_len(data_start + big).unwrap(); // sparse: no blocks written
+        f.seek(SeekFrom::Start(data_start + big)).unwrap();
+        f.write_all(&tail).unwrap();
+    }
+    let t = std::time::Instant::now();
+    check(
+        &path,
+        &["--grid", "6x6"],
+        "v2_32to64_h6",
+        &ck().join("v2_whole_bf16_expected.npy"),
+        &["prefix `model.mm_projector.`"],
+    );
+    let secs = t.elapsed().as_secs_f64();
+    println!("  64 GiB (sparse) checkpoint: two converts and runs in {secs:.2} s");
+    assert!(secs < 60.0, "{secs} s: the file was read whole?");
+}
+
+/// (name, data, crc) of every entry of a stored zip archive, from its central directory.
+fn zip_entries(a: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, u32)> {
+    let u16_at = |i: usize| u16::from_le_bytes([a[i], a[i + 1]]) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
+    let eocd = a.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+    let (n, mut i) = (u16_at(eocd + 10), u32_at(eocd + 16) as usize);
+    let mut out = Vec::new();
+    for _ in 0..n {
+        assert_eq!(&a[i..i + 4], b"PK\x01\x02");
+        let (crc, size) = (u32_at(i + 16), u32_at(i + 20) as usize);
+        let (nl, el, cl) = (u16_at(i + 28), u16_at(i + 30), u16_at(i + 32));
+        let local = u32_at(i + 42) as usize;
+        let start = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+        out.push((
+            a[i + 46..i + 46 + nl].to_vec(),
+            a[start..start + size].to_vec(),
+            crc,
+        ));
+        i += 46 + nl + el + cl;
+    }
+    out
+}
+
+/// The same entries as a ZIP64 archive in which every size and offset is in the ZIP64 fields
+/// (the layout of a torch.save checkpoint over 4 GiB).
+fn zip64(entries: &[(Vec<u8>, Vec<u8>, u32)]) -> Vec<u8> {
+    let mut z = Vec::new();
+    let mut cd = Vec::new();
+    for (name, data, crc) in entries {
+        let off = z.len() as u64;
+        let mut extra = Vec::new();
+        extra.extend_from_slice(&1u16.to_le_bytes());
+        extra.extend_from_slice(&16u16.to_le_bytes());
+        extra.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        extra.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        z.extend_from_slice(b"PK\x03\x04");
+        z.extend_from_slice(&[45, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method 0, time, date
+        z.extend_from_slice(&crc.to_le_bytes());
+        z.extend_from_slice(&[0xFF; 8]);
+        z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        z.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        z.extend_from_slice(name);
+        z.extend_from_slice(&extra);
+        z.extend_from_slice(data);
+        let mut cextra = extra.clone();
+        cextra[2..4].copy_from_slice(&24u16.to_le_bytes());
+        cextra.extend_from_slice(&off.to_le_bytes());
+        cd.extend_from_slice(b"PK\x01\x02");
+        cd.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        cd.extend_from_slice(&crc.to_le_bytes());
+        cd.extend_from_slice(&[0xFF; 8]);
+        cd.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        cd.extend_from_slice(&(cextra.len() as u16).to_le_bytes());
+        cd.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
+        cd.extend_from_slice(&[0; 4]); // external attributes
+        cd.extend_from_slice(&[0xFF; 4]);
+        cd.extend_from_slice(name);
+        cd.extend_from_slice(&cextra);
+    }
+    let cd_off = z.len() as u64;
+    z.extend_from_slice(&cd);
+    let rec = z.len() as u64;
+    z.extend_from_slice(b"PK\x06\x06");
+    z.extend_from_slice(&44u64.to_le_bytes());
+    z.extend_from_slice(&[45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    z.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    z.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    z.extend_from_slice(&(cd.len() as u64).to_le_bytes());
+    z.extend_from_slice(&cd_off.to_le_bytes());
+    z.extend_from_slice(b"PK\x06\x07");
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(&rec.to_le_bytes());
+    z.extend_from_slice(&1u32.to_le_bytes());
+    z.extend_from_slice(b"PK\x05\x06");
+    z.extend_from_slice(&[0; 4]);
+    z.extend_from_slice(&[0xFF; 4]);
+    z.extend_from_slice(&[0xFF; 8]);
+    z.extend_from_slice(&[0; 2]);
+    z
+}
+
+#[test]
+fn zip64_torch_save_archive() {
+    let src = std::fs::read(ck().join("v1_mm_projector_fp16.bin")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zip64.bin");
+    std::fs::write(&path, zip64(&zip_entries(&src))).unwrap();
+    check(
+        &path,
+        &["--grid", "1x1"],
+        "v1_16to32_h1",
+        &ck().join("v1_mm_projector_fp16_expected.npy"),
+        &["stored F16"],
     );
 }

@@ -134,8 +134,14 @@ pub fn detect_format(path: &Path) -> anyhow::Result<Format> {
     if head.starts_with(b"GGUF") {
         return Ok(Format::Gguf);
     }
+    // safetensors: a plausible header length, then `{`. (The first 8 bytes of a JSON text read
+    // as a little-endian u64 are far above the limit, so `{"abc": {` is not taken for one.)
     if head.len() >= 9 && head[8] == b'{' {
-        return Ok(Format::Safetensors);
+        let mut n = [0u8; 8];
+        n.copy_from_slice(&head[..8]);
+        if u64::from_le_bytes(n) <= safetensors::MAX_HEADER {
+            return Ok(Format::Safetensors);
+        }
     }
     if head.first() == Some(&0x80) && head.get(1).is_some_and(|&p| p <= 5) {
         return Ok(Format::TorchLegacy);

@@ -30,7 +30,10 @@ use super::zip::{EntryRange, ZipIndex};
 use super::{decode, BoundedFile, StoredDtype, TensorMeta, TensorSource};
 
 /// Largest `data.pkl` accepted (a 7B checkpoint shard's is well under 1 MB).
-const MAX_PICKLE: u64 = 256 << 20;
+const MAX_PICKLE: u64 = 64 << 20;
+/// Most opcodes interpreted (a state dict takes about 30 per tensor): bounds the memory a
+/// hostile pickle can make the stack, memo and dicts hold.
+const MAX_OPS: usize = 1 << 23;
 /// Deepest nesting of dicts flattened into dotted keys.
 const MAX_DEPTH: usize = 8;
 
@@ -388,8 +391,13 @@ fn unpickle(data: &[u8]) -> anyhow::Result<Value> {
     let mut stack: Vec<Value> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
     let mut memo: HashMap<u32, Value> = HashMap::new();
+    let mut ops = 0usize;
     loop {
         let at = r.pos;
+        ops += 1;
+        if ops > MAX_OPS {
+            bail!("pickle has more than {MAX_OPS} operations; not a checkpoint this tool reads");
+        }
         let op = match data.get(r.pos) {
             Some(&b) => b,
             None => bail!("pickle ends without STOP at byte {at} (truncated data.pkl?)"),

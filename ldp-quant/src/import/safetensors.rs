@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use super::{decode, BoundedFile, StoredDtype, TensorMeta, TensorSource};
 
 /// Largest header accepted (the `safetensors` crate's limit).
-const MAX_HEADER: u64 = 100_000_000;
+pub const MAX_HEADER: u64 = 100_000_000;
 
 #[derive(Debug, Clone)]
 struct Entry {
