@@ -27,10 +27,14 @@ tools/golden/gen_golden.py run on the golden case's `input.npy` with the weights
 (bf16/f16-rounded). The weights come from the golden cases' `weights.safetensors`.
 
     python3 tools/golden/gen_checkpoints.py --golden host-tests/golden
+
+Run it after gen_golden.py, which replaces the whole checkpoints/ folder. A re-run rewrites
+byte-identical files.
 """
 
 import argparse
 import collections
+import importlib.metadata
 import io
 import json
 import os
@@ -244,9 +248,8 @@ class _System:
 def fake_torch_zip(path, pkl):
     root = os.path.splitext(os.path.basename(path))[0]
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
-        z.writestr(f"{root}/data.pkl", pkl)
-        z.writestr(f"{root}/byteorder", b"little")
-        z.writestr(f"{root}/version", b"3\n")
+        for name, data in [("data.pkl", pkl), ("byteorder", b"little"), ("version", b"3\n")]:
+            z.writestr(zipfile.ZipInfo(f"{root}/{name}", date_time=(1980, 1, 1, 0, 0, 0)), data)
     os.chmod(path, 0o644)
 
 
@@ -303,7 +306,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-    print(f"torch {torch.__version__}, gguf {getattr(gguf, '__version__', '?')}, numpy {np.__version__}")
+    print(f"torch {torch.__version__}, gguf {importlib.metadata.version('gguf')}, numpy {np.__version__}")
     d = os.path.join(args.golden, "checkpoints")
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):  # re-runnable: replace what this script owns
