@@ -714,3 +714,54 @@ fn zip64_torch_save_archive() {
         &["stored F16"],
     );
 }
+
+/// `--dtype int8 --calib` from a GGUF file and a model directory, held to the project's int8
+/// bound for normal inputs on grids of at least 64 positions (0.04, host-tests/tests/int8.rs).
+#[test]
+fn int8_from_gguf_and_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        (
+            ck().join("mmproj_v1_f16.gguf"),
+            vec![],
+            "v1_16to32_h12",
+            "mmproj_v1_f16_expected.npy",
+        ),
+        (
+            ck().join("mmproj_v2_f16.gguf"),
+            vec![],
+            "v2_8to16_h13",
+            "v2_bf16_expected.npy",
+        ),
+        (
+            ck().join("v2_sharded"),
+            vec!["--grid", "13x13"],
+            "v2_8to16_h13",
+            "v2_bf16_expected.npy",
+        ),
+    ];
+    for (w, extra, case, expected) in rows {
+        let calib = golden().join(case).join("calib.npy");
+        let mut extra: Vec<&str> = extra;
+        let c = p(&calib);
+        extra.extend(["--calib", c.as_str()]);
+        let blob = dir.path().join("int8.ldp");
+        ok(&convert_args(&w, &extra, "int8", &blob));
+        let y = dir.path().join("int8.npy");
+        ok(&[
+            "run".into(),
+            "--model".into(),
+            p(&blob),
+            "--input".into(),
+            p(&golden().join(case).join("input.npy")),
+            "-o".into(),
+            p(&y),
+        ]);
+        let e = rel_l2(&y, &ck().join(expected));
+        println!(
+            "  {:<24} int8: rel L2 {e:.4} (bound 0.04)",
+            w.file_name().unwrap().to_string_lossy()
+        );
+        assert!(e <= 0.04, "{}: {e}", w.display());
+    }
+}
