@@ -438,7 +438,14 @@ pub fn import_gguf(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> any
         }
     }
     g.map_names(&ptype);
-    let imported = import_source(&mut g, Some(file_arch), Some("")).with_context(ctx)?;
+    let imported = import_source(&mut g, Some(file_arch), Some("")).with_context(|| {
+        let map = if ptype == "ldp" {
+            "`mm.model.X` is read as `X`"
+        } else {
+            "`mm.model.mlp.N.*` is read as `mlp.mlp.N.*` and `mm.model.peg.0.*` as `peg.peg.0.*`"
+        };
+        format!("{} (projector type `{ptype}`: {map})", ctx())
+    })?;
     let mut notes = vec![format!(
         "read {} (GGUF v{}, {} tensors, alignment {}): projector type `{ptype}` (from {from}) → {}, \
          {} projector tensors `mm.model.*`, stored {}",
