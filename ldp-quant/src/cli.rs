@@ -12,7 +12,7 @@ use ldp_core::{Arch, DType, Model, ModelConfig};
 use crate::aligned::AlignedBytes;
 use crate::calib::CalibSet;
 use crate::graph::FloatModel;
-use crate::import::import_file;
+use crate::import::{import_file, import_path};
 use crate::layout::{join_batch, output_sample_shape, split_batch};
 use crate::metrics::{compare, Metrics};
 use crate::npy::{self, shape_str};
@@ -136,8 +136,10 @@ impl From<DtypeArg> for DType {
 
 #[derive(Debug, Args)]
 struct WeightsArgs {
-    /// The PyTorch weights (.safetensors): the projector alone or a whole-model checkpoint.
-    #[arg(long, value_name = "FILE")]
+    /// The weights: a .safetensors file, a torch.save .bin/.pt/.pth, a sharded checkpoint's
+    /// *.index.json, a llama.cpp mmproj .gguf, or a model directory (config.json + weights);
+    /// the projector alone or a whole-model checkpoint.
+    #[arg(long, value_name = "FILE|DIR")]
     weights: PathBuf,
     /// Architecture (default: detected from the key names).
     #[arg(long, value_enum)]
@@ -152,9 +154,10 @@ struct ConvertArgs {
     #[command(flatten)]
     weights: WeightsArgs,
     /// Input grid HxW: the image size for `ldp` (e.g. 64x64), the token grid h x h for MobileVLM
-    /// (e.g. 24x24 for 576 tokens).
+    /// (e.g. 24x24 for 576 tokens). Optional when the weights state it (GGUF image/patch size, a
+    /// model directory's vision tower); checked against them if given.
     #[arg(long, value_name = "HxW")]
-    grid: String,
+    grid: Option<String>,
     /// Storage type of the blob.
     #[arg(long, value_enum)]
     dtype: DtypeArg,
@@ -294,17 +297,42 @@ pub fn run_samples(
 }
 
 fn convert(a: ConvertArgs) -> anyhow::Result<()> {
-    let (h, w) = parse_grid(&a.grid)?;
+    let given = a.grid.as_deref().map(parse_grid).transpose()?;
     let arch = a.weights.arch.map(Arch::from);
-    if let Some(ar) = arch {
-        if ar != Arch::Ldp && h != w {
-            bail!(
-                "{} takes a square token grid (N = h*h tokens), got --grid {h}x{w}; use e.g. --grid {h}x{h}",
-                ar.name()
-            );
+    let found = import_path(&a.weights.weights, arch, a.weights.prefix.as_deref())?;
+    let (h, w) = match (given, &found.grid) {
+        (Some(g), Some((fg, from))) if g != *fg && found.grid_strict => bail!(
+            "--grid {}x{} but the weights say {}x{} ({from}); drop --grid or fix it",
+            g.0,
+            g.1,
+            fg.0,
+            fg.1
+        ),
+        (Some(g), Some((fg, from))) => {
+            if g != *fg {
+                eprintln!(
+                    "note: --grid {}x{} overrides {}x{} ({from})",
+                    g.0, g.1, fg.0, fg.1
+                );
+            }
+            g
         }
+        (Some(g), None) => g,
+        (None, Some((fg, _))) => *fg,
+        (None, None) => bail!(
+            "--grid is required: `{}` does not state the input grid (pass e.g. --grid 24x24 for \
+             MobileVLM's 576 tokens, or the image size HxW for ldp)",
+            a.weights.weights.display()
+        ),
+    };
+    if found.imported.arch != Arch::Ldp && h != w {
+        bail!(
+            "{} takes a square token grid (N = h*h tokens), got --grid {h}x{w}; use e.g. --grid {h}x{h}",
+            found.imported.arch.name()
+        );
     }
-    let imp = import_file(&a.weights.weights, arch, a.weights.prefix.as_deref())?;
+    out(&found.report())?;
+    let imp = found.imported;
     let prefix = imp.prefix.clone();
     let src_dtypes = imp.source_dtypes.join("/");
     let model = FloatModel::from_imported(imp, h, w)?;

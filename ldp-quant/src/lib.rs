@@ -1,11 +1,13 @@
 //! # ldp-quant
 //!
-//! The host tool of the LDP runtime: imports a PyTorch projector from safetensors, writes model
+//! The host tool of the LDP runtime: imports a projector from the checkpoints users hold
+//! (safetensors, `torch.save` archives, sharded checkpoints, model directories, llama.cpp GGUF), writes model
 //! blobs for `ldp-core` (f32, f16; int8 in progress), runs, inspects and evaluates them.
 //! The binary is a thin wrapper over [`cli`]; the modules are public so tests can write blobs
 //! directly.
 //!
-//! * [`import`]: safetensors → f32 tensors (architecture and prefix detection, shape checks).
+//! * [`import`]: checkpoint files → f32 tensors (format, architecture and prefix detection, shape
+//!   checks; a restricted unpickler for `torch.save` files, nothing from a file is executed).
 //! * [`graph`]: [`graph::FloatModel`], the owned f32 model and its reference forward pass.
 //! * [`quantize`]: f16 conversion; the int8 entry point.
 //! * [`write`]: the blob writer (layout from `ldp_core::blob`).
