@@ -1183,8 +1183,9 @@ const FACTORS: [f64; 13] = [
 /// Range search: coordinate-descent sweeps over all activations.
 const SWEEPS: usize = 3;
 
-/// Above this many int8 MACs in total, `--range-search auto` skips the search.
-const SEARCH_BUDGET_MACS: f64 = 5e11;
+/// `--range-search auto` runs the search when its projected time, measured on this machine
+/// (one candidate timed, times the number of candidates), is at most this many seconds.
+pub const SEARCH_BUDGET_S: f64 = 20.0;
 
 /// Relative squared error of the even and of the odd calibration samples.
 fn folds(e: &[(f64, f64)]) -> [f64; 2] {
@@ -1230,26 +1231,29 @@ fn refine(
         .map(|(n, _)| n)
         .filter(|n| r.obs.contains_key(n) && !WIDE.contains(n))
         .collect();
-    // Cost: one int8 forward pass per calibration sample per candidate.
-    let evals = (names.len() * FACTORS.len() * 3 * SWEEPS + 1) as f64;
-    let macs = cfg.macs() as f64 * calib.len() as f64 * evals;
-    if opts.range_search == RangeSearch::Auto && macs > SEARCH_BUDGET_MACS {
-        eprintln!(
-            "note: int8 range search skipped: about {:.0e} int8 MACs over {} calibration samples \
-             (auto limit {:.0e}); pass --range-search on to run it anyway",
-            macs,
-            calib.len(),
-            SEARCH_BUDGET_MACS
-        );
-        return Ok(());
-    }
     let want: Vec<Vec<f32>> = calib
         .samples
         .iter()
         .map(|x| m.forward(x))
         .collect::<anyhow::Result<_>>()?;
+    // Cost, measured: one candidate is one quantization plus one int8 pass over the calibration
+    // set. Time the first one and project the whole search from it.
+    let evals = names.len() * FACTORS.len() * 3 * SWEEPS;
+    let t0 = std::time::Instant::now();
     let mut blob = quantize_with(m, r, opts)?;
     let mut best = folds(&blob_errors(&blob, calib, &want)?);
+    let per_eval = t0.elapsed().as_secs_f64();
+    let projected = per_eval * evals as f64;
+    if opts.range_search == RangeSearch::Auto && projected > SEARCH_BUDGET_S {
+        eprintln!(
+            "note: int8 range search skipped: it would take about {projected:.0} s here ({evals} \
+             candidates x {:.0} ms measured), over the {SEARCH_BUDGET_S:.0} s budget of \
+             --range-search auto; pass --range-search on to run it anyway",
+            per_eval * 1e3
+        );
+        return Ok(());
+    }
+
     let start = best;
     for _sweep in 0..SWEEPS {
         let before = best;

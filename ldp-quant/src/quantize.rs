@@ -50,8 +50,9 @@ impl CalibMethod {
 /// Whether the int8 quantizer refines the activation ranges against the model's output error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RangeSearch {
-    /// Search when it is cheap enough (estimated at most 5·10¹¹ int8 MACs, under a minute on a host)
-    /// and the calibration set can support it (at least 4 samples of at least 64 grid positions).
+    /// Search when it is cheap enough (its time, projected from one timed candidate, at most
+    /// `int8::SEARCH_BUDGET_S` = 20 s on this machine) and the calibration set can support it
+    /// (at least 4 samples of at least 64 grid positions).
     #[default]
     Auto,
     /// Search whenever the calibration set can support it, however long it takes.
