@@ -51,7 +51,8 @@ impl CalibMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum RangeSearch {
     /// Search when it is cheap enough (its time, projected from one timed candidate, at most
-    /// `int8::SEARCH_BUDGET_S` = 20 s on this machine) and the calibration set can support it
+    /// `int8::SEARCH_BUDGET_S` = 20 s on this machine, `int8::SEARCH_BUDGET_HEAVY_S` = 90 s for
+    /// heavy-tailed calibration inputs) and the calibration set can support it
     /// (at least 4 samples of at least 64 grid positions).
     #[default]
     Auto,
