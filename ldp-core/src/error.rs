@@ -78,3 +78,24 @@ pub(crate) fn check_len<T>(what: &'static str, buf: &[T], expected: usize) -> Re
         })
     }
 }
+
+/// The product of `dims` (a buffer size), or [`Error::InvalidConfig`] when it does not fit
+/// `usize`. Every size computed from caller-supplied dimensions goes through this (or another
+/// checked operation), so that a wrapped product can never make a length check pass.
+#[inline]
+pub(crate) fn size_of_dims(dims: &[usize]) -> Result<usize, Error> {
+    let mut n: usize = 1;
+    for &d in dims {
+        n = n
+            .checked_mul(d)
+            .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    }
+    Ok(n)
+}
+
+/// Checks that `buf` has exactly `dims[0]·dims[1]·…` elements, the product computed without
+/// overflow ([`size_of_dims`]).
+#[inline]
+pub(crate) fn check_dims<T>(what: &'static str, buf: &[T], dims: &[usize]) -> Result<(), Error> {
+    check_len(what, buf, size_of_dims(dims)?)
+}
