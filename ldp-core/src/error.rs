@@ -36,6 +36,13 @@ pub enum Error {
     Unsupported(&'static str),
     /// The model blob is malformed.
     Blob(BlobError),
+    /// An input value is NaN or infinite ([`crate::Model::forward`] checks every input value
+    /// first: a float model would return NaN everywhere, an int8 model would quietly map NaN
+    /// to 0 and saturate infinities, and the output would look normal).
+    NonFiniteInput {
+        /// Index of the first non-finite value in the input slice (channels-last).
+        index: usize,
+    },
 }
 
 impl From<BlobError> for Error {
@@ -61,6 +68,10 @@ impl core::fmt::Display for Error {
             Error::InvalidConfig(m) => write!(f, "invalid configuration: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Blob(e) => write!(f, "invalid model blob: {e}"),
+            Error::NonFiniteInput { index } => write!(
+                f,
+                "input value {index} (channels-last) is NaN or infinite; the model needs finite inputs"
+            ),
         }
     }
 }
