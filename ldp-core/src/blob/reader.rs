@@ -273,8 +273,18 @@ impl<'a> Model<'a> {
                 return Err(BlobError::OutOfBounds { index: idx });
             }
             prev_end = end;
-            // One pass over each float tensor: no NaN or infinity (all-ones exponent).
-            let data = &bytes[start as usize..end as usize];
+        }
+        // Values only once the whole table is known to be consistent (a structural error is
+        // reported as such, not as the garbage it makes a tensor read): one pass over each
+        // float tensor, no NaN or infinity (all-ones exponent).
+        for (i, spec) in specs.iter().enumerate() {
+            let at = HEADER_LEN + ENTRY_LEN * i;
+            let e = TensorEntry::from_bytes(&bytes[at..at + ENTRY_LEN])?;
+            let start = e.offset as usize;
+            let data = start
+                .checked_add(e.len as usize)
+                .and_then(|end| bytes.get(start..end))
+                .ok_or(BlobError::OutOfBounds { index: i as u16 })?;
             let bad = match e.elem {
                 ElemType::F32 => data
                     .chunks_exact(4)
@@ -286,7 +296,7 @@ impl<'a> Model<'a> {
             };
             if let Some(element) = bad {
                 return Err(BlobError::NonFinite {
-                    index: idx,
+                    index: i as u16,
                     name: spec.name,
                     element,
                 });
