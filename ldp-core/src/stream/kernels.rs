@@ -45,7 +45,9 @@ fn check_dw_row<'r, T>(
     if s.c == 0 || s.h == 0 || s.w == 0 || y_len % s.c != 0 {
         return Err(Error::InvalidConfig("depthwise row: bad shape"));
     }
-    let ox1 = ox0.checked_add(y_len / s.c).unwrap_or(usize::MAX);
+    let ox1 = ox0
+        .checked_add(y_len / s.c)
+        .ok_or(Error::InvalidConfig("depthwise row: output outside the map"))?;
     if oy >= s.ho() || ox1 > s.wo() || ox1 == ox0 {
         return Err(Error::InvalidConfig(
             "depthwise row: output outside the map",
@@ -238,7 +240,9 @@ fn check_resize_row<T>(
     if !crate::quant::kernels::taps_q10_fit(w, wo) {
         return Err(Error::InvalidConfig("resize row: dimensions too large"));
     }
-    let ox1 = ox0.checked_add(y_len / c).unwrap_or(usize::MAX);
+    let ox1 = ox0
+        .checked_add(y_len / c)
+        .ok_or(Error::InvalidConfig("resize row: output outside the map"))?;
     if ox1 > wo || ox1 == ox0 {
         return Err(Error::InvalidConfig("resize row: output outside the map"));
     }
