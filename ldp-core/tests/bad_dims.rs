@@ -860,3 +860,109 @@ fn int8_elementwise_resize_pool_norm_se() {
     err!(qk::layer_norm_i16(&[0; 60], 8, &nq, &mut y[..60]));
     err!(qk::layer_norm_inplace(&mut y[..60], 8, &nq));
 }
+
+/// The other side of the contract: small valid calls of the same kernels succeed (and, under
+/// Miri — `tools/miri.sh` — run the portable kernels without undefined behaviour).
+#[test]
+fn small_valid_calls_succeed() {
+    let vals =
+        |n: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.25).collect() };
+    let i8s = |n: usize| -> Vec<i8> {
+        (0..n)
+            .map(|i| ((i * 37 % 251) as i32 - 125) as i8)
+            .collect()
+    };
+    let (ci, co, px) = (5, 6, 7);
+    let (x, w, b) = (vals(px * ci), vals(co * ci), vals(co));
+    let mut y = vec![0.0f32; px * co];
+    pointwise::pointwise(&x, ci, &w, Some(&b), co, Some(Activation::Gelu), &mut y).unwrap();
+    pointwise::tiled::pointwise(&x, ci, &w, None, co, None, &mut y).unwrap();
+    let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+    let mut yh = vec![f16::ZERO; px * co];
+    pointwise::pointwise(&xh, ci, &w, Some(&b), co, None, &mut yh).unwrap();
+    for stride in [1, 2] {
+        let s = DwShape {
+            h: 5,
+            w: 4,
+            c: 9,
+            stride,
+        };
+        let out = s.ho() * s.wo() * s.c;
+        let (xd, wd, bd, r) = (vals(5 * 4 * 9), vals(9 * 9), vals(9), vals(out));
+        let mut yd = vec![0.0f32; out];
+        depthwise::depthwise3x3(s, &xd, &wd, Some(&bd), Some(&r[..]), &mut yd).unwrap();
+        depthwise::tiled::depthwise3x3::<f32, f32, f32, f32>(s, &xd, &wd, None, None, &mut yd)
+            .unwrap();
+        let (xq, wq, bq, mq) = (i8s(5 * 4 * 9), i8s(81), vec![3i16; 9], vec![200u8; 9]);
+        let q = ConvQ {
+            in_zero: 2,
+            ..conv(&wq, &bq, &mq)
+        };
+        let mut yq = vec![0i8; out];
+        qk::depthwise(s, &xq, &q, &mut yq).unwrap();
+        let mut y16 = vec![0i16; out];
+        qk::depthwise_rows_i16(s, &xq, &q, 0, s.ho(), &mut y16).unwrap();
+    }
+    let (xr, mut yr) = (vals(4 * 6 * 3), vec![0.0f32; 2 * 3 * 3]);
+    resize::bilinear(&xr, 4, 6, 3, &mut yr, 2, 3).unwrap();
+    pool::adaptive_avg_pool(&xr, 4, 6, 3, &mut yr, 2, 3).unwrap();
+    let mut xs = vals(4 * 8);
+    // `libm::sqrtf` is inline assembly on x86-64, which Miri cannot run.
+    if !cfg!(miri) {
+        norm::layer_norm_inplace(&mut xs, 8, &vals(8), &vals(8)).unwrap();
+    }
+    let wts = SeWeights {
+        fc1_w: &vals(16),
+        fc1_b: &vals(2),
+        fc2_w: &vals(16),
+        fc2_b: &vals(8),
+    };
+    se::squeeze_excite(&mut xs, 8, 2, &wts, &mut [0.0; 18]).unwrap();
+
+    let (xq, wq, bq, mq) = (i8s(px * 20), i8s(co * 20), vec![5i16; co], vec![180u8; co]);
+    let q = conv(&wq, &bq, &mq);
+    let mut yq = vec![0i8; px * co];
+    qk::pointwise(&xq, 20, &q, co, &mut yq).unwrap();
+    let lut: Vec<i8> = (0..256).map(|i| (i as i32 - 128).max(0) as i8).collect();
+    qk::pointwise(
+        &xq,
+        20,
+        &ConvQ {
+            lut: Some(&lut),
+            ..q
+        },
+        co,
+        &mut yq,
+    )
+    .unwrap();
+    let mut y16 = vec![0i16; px * co];
+    qk::pointwise(&xq, 20, &q, co, &mut y16).unwrap();
+    let nq = NormQ {
+        gamma: &[300; 6],
+        beta: &[7; 6],
+        shift: 20,
+        eps_q8: 1,
+        out_zero: -3,
+        lut: None,
+    };
+    qk::layer_norm_inplace(&mut yq, co, &nq).unwrap();
+    qk::layer_norm_i16(&y16, co, &nq, &mut yq).unwrap();
+    let add = AddQ {
+        a_zero: 1,
+        a_mult: 1 << 20,
+        b_zero: -2,
+        b_mult: 3 << 19,
+        shift: 21,
+        out_zero: 4,
+    };
+    let other = i8s(px * co);
+    qk::add_inplace(&mut yq, &other, &add).unwrap();
+    let xf = vals(px * co);
+    qk::quantize(&xf, co, &[0.05], &[3], &mut yq).unwrap();
+    let mut back = vec![0.0f32; px * co];
+    qk::dequantize(&yq, 3, 0.05, &mut back).unwrap();
+    let xr = i8s(4 * 6 * 9);
+    let mut yr = vec![0i8; 2 * 3 * 9];
+    qk::resize_bilinear(&xr, 4, 6, 9, &[1], &[3000], 12, 2, &mut yr, 2, 3).unwrap();
+    qk::adaptive_avg_pool(&xr, 4, 6, 9, 1, &mut yr, 2, 3).unwrap();
+}

@@ -45,9 +45,9 @@ fn check_dw_row<'r, T>(
     if s.c == 0 || s.h == 0 || s.w == 0 || y_len % s.c != 0 {
         return Err(Error::InvalidConfig("depthwise row: bad shape"));
     }
-    let ox1 = ox0
-        .checked_add(y_len / s.c)
-        .ok_or(Error::InvalidConfig("depthwise row: output outside the map"))?;
+    let ox1 = ox0.checked_add(y_len / s.c).ok_or(Error::InvalidConfig(
+        "depthwise row: output outside the map",
+    ))?;
     if oy >= s.ho() || ox1 > s.wo() || ox1 == ox0 {
         return Err(Error::InvalidConfig(
             "depthwise row: output outside the map",
