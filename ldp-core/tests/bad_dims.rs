@@ -923,7 +923,7 @@ fn small_valid_calls_succeed() {
     let q = conv(&wq, &bq, &mq);
     let mut yq = vec![0i8; px * co];
     qk::pointwise(&xq, 20, &q, co, &mut yq).unwrap();
-    let lut: Vec<i8> = (0..256).map(|i| (i as i32 - 128).max(0) as i8).collect();
+    let lut: Vec<i8> = (0..256i32).map(|i| (i - 128).max(0) as i8).collect();
     qk::pointwise(
         &xq,
         20,

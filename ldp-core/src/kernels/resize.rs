@@ -38,7 +38,7 @@ pub fn bilinear<X: Elem, Y: Elem>(
 
 /// Computes output rows `rows` of a bilinear resize (shapes already validated); `y` holds those rows only.
 #[allow(clippy::too_many_arguments)]
-pub fn bilinear_rows<X: Elem, Y: Elem>(
+pub(crate) fn bilinear_rows<X: Elem, Y: Elem>(
     x: &[X],
     h: usize,
     w: usize,
