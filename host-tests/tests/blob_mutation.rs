@@ -624,13 +624,76 @@ fn data_flips(int8: bool) {
                 fix_crc(&mut m);
                 let what = format!("{}: data byte {i} ({}) ^= {mask:#x}", b.name, owner(i));
                 let r = check(&m, &what);
-                // Float blobs accept any data; int8 parameters are range-checked and may be refused.
-                assert!(int8 || r.is_ok(), "{what}: rejected with {r:?}");
+                // Float blobs accept any finite data (a flip into an all-ones exponent makes a
+                // NaN or infinity, which the reader refuses); int8 parameters are range-checked
+                // and may be refused.
+                assert!(
+                    int8 || r.is_ok() || matches!(r, Err(BlobError::NonFinite { .. })),
+                    "{what}: rejected with {r:?}"
+                );
                 n += 1;
             }
         }
         println!("{}: {n} data mutations ran", b.name);
     }
+}
+
+/// A NaN or an infinity written into an f32 or f16 weight, with the CRC recomputed (so the file
+/// is "intact"), is refused by the reader with `NonFinite`, naming the tensor and the element;
+/// before, every output of such a model was NaN.
+#[test]
+fn non_finite_float_weights_with_valid_crc_are_rejected() {
+    use ldp_core::blob::format::ElemType;
+    let mut cases = 0;
+    for b in blobs().into_iter().filter(|b| !b.int8) {
+        let buf = AlignedBytes::from_slice(&b.bytes);
+        let model = Model::parse(buf.as_bytes()).unwrap();
+        // Every float tensor of the blob, the first and the last element.
+        for t in 0..model.tensor_count() {
+            let (spec, e, _) = model.tensor(t).unwrap();
+            let (size, values): (usize, &[&[u8]]) = match e.elem {
+                ElemType::F32 => (
+                    4,
+                    &[
+                        &f32::NAN.to_le_bytes(),
+                        &f32::INFINITY.to_le_bytes(),
+                        &f32::NEG_INFINITY.to_le_bytes(),
+                    ],
+                ),
+                ElemType::F16 => (
+                    2,
+                    &[
+                        &half::f16::NAN.to_le_bytes(),
+                        &half::f16::INFINITY.to_le_bytes(),
+                        &half::f16::NEG_INFINITY.to_le_bytes(),
+                    ],
+                ),
+                _ => continue,
+            };
+            let n = e.len as usize / size;
+            for (k, v) in values.iter().enumerate() {
+                let element = if k == 0 { 0 } else { n - 1 };
+                let at = e.offset as usize + element * size;
+                let mut m = b.bytes.clone();
+                m[at..at + size].copy_from_slice(v);
+                fix_crc(&mut m);
+                let what = format!("{}: `{}`[{element}] = {v:?}", b.name, spec.name);
+                let err = expect_err(&m, &what);
+                assert_eq!(
+                    err,
+                    BlobError::NonFinite {
+                        index: t as u16,
+                        name: spec.name,
+                        element
+                    },
+                    "{what}"
+                );
+                assert!(err.to_string().contains("NaN or infinite"), "{err}");
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 100, "{cases}");
 }
 
 #[test]

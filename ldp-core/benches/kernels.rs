@@ -74,6 +74,7 @@ fn bench_pointwise(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
                 pointwise::tiled::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y)
+                    .unwrap()
             })
         });
         let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
@@ -162,6 +163,7 @@ fn bench_depthwise(c: &mut Criterion) {
                     None,
                     &mut y,
                 )
+                .unwrap()
             })
         });
         let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();

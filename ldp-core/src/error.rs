@@ -36,6 +36,13 @@ pub enum Error {
     Unsupported(&'static str),
     /// The model blob is malformed.
     Blob(BlobError),
+    /// An input value is NaN or infinite ([`crate::Model::forward`] checks every input value
+    /// first: a float model would return NaN everywhere, an int8 model would quietly map NaN
+    /// to 0 and saturate infinities, and the output would look normal).
+    NonFiniteInput {
+        /// Index of the first non-finite value in the input slice (channels-last).
+        index: usize,
+    },
 }
 
 impl From<BlobError> for Error {
@@ -61,6 +68,10 @@ impl core::fmt::Display for Error {
             Error::InvalidConfig(m) => write!(f, "invalid configuration: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported: {m}"),
             Error::Blob(e) => write!(f, "invalid model blob: {e}"),
+            Error::NonFiniteInput { index } => write!(
+                f,
+                "input value {index} (channels-last) is NaN or infinite; the model needs finite inputs"
+            ),
         }
     }
 }
@@ -77,4 +88,25 @@ pub(crate) fn check_len<T>(what: &'static str, buf: &[T], expected: usize) -> Re
             found: buf.len(),
         })
     }
+}
+
+/// The product of `dims` (a buffer size), or [`Error::InvalidConfig`] when it does not fit
+/// `usize`. Every size computed from caller-supplied dimensions goes through this (or another
+/// checked operation), so that a wrapped product can never make a length check pass.
+#[inline]
+pub(crate) fn size_of_dims(dims: &[usize]) -> Result<usize, Error> {
+    let mut n: usize = 1;
+    for &d in dims {
+        n = n
+            .checked_mul(d)
+            .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    }
+    Ok(n)
+}
+
+/// Checks that `buf` has exactly `dims[0]·dims[1]·…` elements, the product computed without
+/// overflow ([`size_of_dims`]).
+#[inline]
+pub(crate) fn check_dims<T>(what: &'static str, buf: &[T], dims: &[usize]) -> Result<(), Error> {
+    check_len(what, buf, size_of_dims(dims)?)
 }

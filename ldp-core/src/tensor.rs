@@ -1,7 +1,7 @@
 //! Layouts. `ldp-core` works channels-last (NHWC, which is also MobileVLM's token order
 //! `[N, C]`); PyTorch's convolutions are NCHW. These helpers convert one image.
 
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, Error};
 
 /// Copies NCHW `src` (`[c][h][w]`) into NHWC `dst` (`[h][w][c]`).
 pub fn nchw_to_nhwc<T: Copy>(
@@ -11,8 +11,8 @@ pub fn nchw_to_nhwc<T: Copy>(
     h: usize,
     w: usize,
 ) -> Result<(), Error> {
-    check_len("nchw source", src, c * h * w)?;
-    check_len("nhwc destination", dst, c * h * w)?;
+    check_dims("nchw source", src, &[c, h, w])?;
+    check_dims("nhwc destination", dst, &[c, h, w])?;
     for ch in 0..c {
         for p in 0..h * w {
             dst[p * c + ch] = src[ch * h * w + p];
@@ -29,8 +29,8 @@ pub fn nhwc_to_nchw<T: Copy>(
     h: usize,
     w: usize,
 ) -> Result<(), Error> {
-    check_len("nhwc source", src, c * h * w)?;
-    check_len("nchw destination", dst, c * h * w)?;
+    check_dims("nhwc source", src, &[c, h, w])?;
+    check_dims("nchw destination", dst, &[c, h, w])?;
     for ch in 0..c {
         for p in 0..h * w {
             dst[ch * h * w + p] = src[p * c + ch];

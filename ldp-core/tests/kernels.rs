@@ -85,7 +85,7 @@ fn check_pointwise<X: Elem, W: Elem, Y: Elem>(
     pointwise::reference::pointwise(&x, c_in, &w, bias, c_out, act, &mut y_ref).unwrap();
     match kernel {
         Pw::Dispatch => pointwise::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap(),
-        Pw::Tiled => pointwise::tiled::pointwise(&x, c_in, &w, bias, c_out, act, &mut y),
+        Pw::Tiled => pointwise::tiled::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap(),
         #[cfg(target_arch = "x86_64")]
         Pw::Avx2 => {
             if !avx2() {
@@ -145,7 +145,7 @@ fn check_depthwise<X: Elem, W: Elem, Y: Elem, R: Elem>(
     depthwise::reference::depthwise3x3(s, &x, &wt, bias, res, &mut y_ref).unwrap();
     match kernel {
         Pw::Dispatch => depthwise::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap(),
-        Pw::Tiled => depthwise::tiled::depthwise3x3(s, &x, &wt, bias, res, &mut y),
+        Pw::Tiled => depthwise::tiled::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap(),
         #[cfg(target_arch = "x86_64")]
         Pw::Avx2 => {
             if !avx2() {

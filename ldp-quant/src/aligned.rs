@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-
 /// Bytes stored at a 16-byte aligned address.
 #[derive(Clone, Default)]
 pub struct AlignedBytes {
@@ -30,11 +28,10 @@ impl AlignedBytes {
         a
     }
 
-    /// Reads a whole file into an aligned buffer.
+    /// Reads a model blob into an aligned buffer: a regular file no longer than the format
+    /// can address, whose size is the length its header declares ([`crate::fileio::read_blob`]).
     pub fn read_file(path: &Path) -> anyhow::Result<Self> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        Ok(Self::from_slice(&bytes))
+        Ok(Self::from_slice(&crate::fileio::read_blob(path)?))
     }
 
     /// The bytes.

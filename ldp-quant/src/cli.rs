@@ -18,6 +18,7 @@ use crate::metrics::{compare, Metrics};
 use crate::npy::{self, shape_str};
 use crate::quantize::{self, CalibMethod, Int8Options};
 use crate::write;
+use crate::{calib_check, fileio};
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -156,7 +157,7 @@ struct ConvertArgs {
     /// Input grid HxW: the image size for `ldp` (e.g. 64x64), the token grid h x h for MobileVLM
     /// (e.g. 24x24 for 576 tokens). Optional when the weights state it (GGUF image/patch size, a
     /// model directory's vision tower); checked against them if given.
-    #[arg(long, value_name = "HxW")]
+    #[arg(long, value_name = "HxW", allow_hyphen_values = true)]
     grid: Option<String>,
     /// Storage type of the blob.
     #[arg(long, value_enum)]
@@ -221,13 +222,17 @@ struct EvalArgs {
 pub fn parse_grid(s: &str) -> anyhow::Result<(usize, usize)> {
     let t = s.trim();
     let parts: Vec<&str> = t.split(['x', 'X', '×']).collect();
-    let bad = || anyhow::anyhow!("--grid `{s}` is not of the form HxW (e.g. 24x24)");
+    let bad =
+        || anyhow::anyhow!("--grid `{s}`: grid must be HxW with positive integers (e.g. 24x24)");
     match parts.as_slice() {
         [h, w] => {
+            // `usize` parsing refuses signs and fractions: `-1x8` is reported here, not by clap.
             let h: usize = h.trim().parse().map_err(|_| bad())?;
             let w: usize = w.trim().parse().map_err(|_| bad())?;
             if h == 0 || w == 0 {
-                bail!("--grid `{s}`: both sides must be at least 1");
+                bail!(
+                    "--grid `{s}`: grid must be HxW with positive integers (both sides at least 1)"
+                );
             }
             Ok((h, w))
         }
@@ -297,6 +302,11 @@ pub fn run_samples(
 }
 
 fn convert(a: ConvertArgs) -> anyhow::Result<()> {
+    let mut inputs = vec![("--weights", a.weights.weights.as_path())];
+    if let Some(c) = &a.calib {
+        inputs.push(("--calib", c.as_path()));
+    }
+    fileio::refuse_overwrite(&a.output, &inputs)?;
     let given = a.grid.as_deref().map(parse_grid).transpose()?;
     let arch = a.weights.arch.map(Arch::from);
     let found = import_path(&a.weights.weights, arch, a.weights.prefix.as_deref())?;
@@ -347,7 +357,17 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
         }
         DType::Int8 => {
             let calib = match &a.calib {
-                Some(p) => Some(CalibSet::from_npy(p, &config)?),
+                Some(p) => {
+                    let set = CalibSet::from_npy(p, &config)?;
+                    let d = calib_check::diagnose(&set);
+                    if let Some(why) = d.refuse {
+                        bail!("`{}`: unusable calibration set: {why}", p.display());
+                    }
+                    for w in &d.warnings {
+                        eprintln!("warning: `{}`: {w}", p.display());
+                    }
+                    Some(set)
+                }
                 None => None,
             };
             let opts = Int8Options {
@@ -360,8 +380,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
         }
     };
     write::verify(&blob)?;
-    std::fs::write(&a.output, &blob)
-        .with_context(|| format!("cannot write `{}`", a.output.display()))?;
+    fileio::write_atomic(&a.output, &blob)?;
     let (c_in, c_out) = config.channels();
     let (gh, gw) = config.input_grid();
     out(&format!(
@@ -381,10 +400,25 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
+    fileio::refuse_overwrite(
+        &a.output,
+        &[
+            ("--model", a.model.as_path()),
+            ("--input", a.input.as_path()),
+        ],
+    )?;
     let buf = load_blob(&a.model)?;
     let model = parse_model(&a.model, &buf)?;
     let config = model.config();
     let x = npy::read_f32(&a.input)?;
+    if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "input `{}` has a non-finite value ({}) at flat index {i} (in the file's order, shape {}); the model needs finite inputs",
+            a.input.display(),
+            x.data[i],
+            x.shape_str()
+        );
+    }
     let samples = split_batch(&x, &config, &format!("input `{}`", a.input.display()), true)?;
     let outs = run_samples(&model, &samples, "run")?;
     let y = join_batch(&outs, &config)?;

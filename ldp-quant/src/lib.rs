@@ -12,12 +12,17 @@
 //! * [`quantize`]: f16 conversion; the int8 entry point.
 //! * [`write`]: the blob writer (layout from `ldp_core::blob`).
 //! * [`npy`], [`layout`], [`calib`], [`metrics`]: files, layouts and numbers.
+//! * [`calib_check`]: diagnosis of a calibration set (refused or warned about before int8).
+//! * [`fileio`]: bounded reads of regular files, atomic writes, outputs that would overwrite
+//!   an input refused.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod aligned;
 pub mod calib;
+pub mod calib_check;
 pub mod cli;
+pub mod fileio;
 pub mod graph;
 pub mod import;
 pub mod int8;

@@ -166,8 +166,78 @@ pub fn parse_f64(bytes: &[u8]) -> anyhow::Result<Array<f64>> {
     )
 }
 
+/// The longest `.npy` header read (numpy writes a few hundred bytes).
+const MAX_HEADER: u64 = 1 << 20;
+
+/// Reads a `.npy` file without trusting it: a regular file ([`crate::fileio::open_regular`]);
+/// the header is read first, and for the dtypes read here (`<f4`, `<f8`) the file must be
+/// exactly the header plus the data size it declares before the data is read. Other dtypes
+/// read only the header (the decoder then names the dtype).
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))
+    use std::io::Read;
+    let (mut f, len) = crate::fileio::open_regular(path, u64::MAX, "a .npy file")?;
+    let mut pre = Vec::with_capacity(12);
+    (&mut f)
+        .take(12)
+        .read_to_end(&mut pre)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    if pre.len() < 10 || &pre[..6] != b"\x93NUMPY" {
+        // Too short or not a .npy file: the decoder reports it.
+        return Ok(pre);
+    }
+    let (hlen, start): (u64, u64) = match pre[6] {
+        1 => (u16::from_le_bytes([pre[8], pre[9]]) as u64, 10),
+        _ if pre.len() >= 12 => (
+            u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]) as u64,
+            12,
+        ),
+        _ => return Ok(pre),
+    };
+    if hlen > MAX_HEADER {
+        bail!(
+            "`{}`: the .npy header claims {hlen} bytes; not a .npy file written by numpy",
+            path.display()
+        );
+    }
+    let head_end = (start + hlen).min(len);
+    let mut head = pre;
+    let more = head_end.saturating_sub(head.len() as u64);
+    (&mut f)
+        .take(more)
+        .read_to_end(&mut head)
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    // The data size the header declares (checked arithmetic), when the header parses.
+    let declared = header_and_data(&head).ok().and_then(|(h, _)| {
+        let item: u64 = match type_str(&h).as_str() {
+            "<f4" => 4,
+            "<f8" => 8,
+            _ => return None,
+        };
+        h.shape()
+            .iter()
+            .try_fold(item, |a, &d| a.checked_mul(d))
+            .and_then(|n| n.checked_add(head_end))
+    });
+    let Some(total) = declared else {
+        // Bad header or another dtype: the decoder reports it from the header alone.
+        return Ok(head);
+    };
+    if len < total {
+        bail!(
+            "`{}`: truncated .npy file: the header declares {total} bytes, the file has {len}",
+            path.display()
+        );
+    }
+    if len > total {
+        bail!(
+            "`{}`: .npy file has {} bytes after the data its header declares (corrupted?)",
+            path.display(),
+            len - total
+        );
+    }
+    let rest = crate::fileio::read_exact_len(&mut f, path, total - head.len() as u64)?;
+    head.extend_from_slice(&rest);
+    Ok(head)
 }
 
 /// Reads an f32 little-endian `.npy` file.
@@ -224,10 +294,10 @@ pub fn to_bytes_f64(shape: &[usize], data: &[f64]) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes an f32 `.npy` file.
+/// Writes an f32 `.npy` file (through a temporary file, renamed: [`crate::fileio::write_atomic`]).
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> anyhow::Result<()> {
     let bytes = to_bytes_f32(shape, data)?;
-    std::fs::write(path, bytes).with_context(|| format!("cannot write `{}`", path.display()))
+    crate::fileio::write_atomic(path, &bytes)
 }
 
 #[cfg(test)]

@@ -560,3 +560,240 @@ fn help_has_examples() {
         assert!(s.contains("Examples"), "{sub:?}: {s}");
     }
 }
+
+/// Runs `ldp-quant` and returns (success, stderr).
+fn status_and_stderr<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (bool, String) {
+    let o = cmd(args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains("panicked"), "panic: {err}");
+    (o.status.success(), err)
+}
+
+/// The reproductions of issue 22's "nothing silently wrong" and "unbounded reads": each gets a
+/// clear error (or, for a weak calibration set, a warning), never a destroyed input, a
+/// half-written output or an unbounded read.
+#[test]
+fn bad_inputs_are_refused_not_silently_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n);
+    let g = golden().join("ldp_c16_8x8");
+    // Private copies: a test that overwrote an input must not damage the golden data.
+    let w = d("weights.safetensors");
+    std::fs::copy(g.join("weights.safetensors"), &w).unwrap();
+    let input = d("input.npy");
+    std::fs::copy(g.join("input.npy"), &input).unwrap();
+    let calib = d("calib.npy");
+    std::fs::copy(g.join("calib.npy"), &calib).unwrap();
+    let blob = d("m.ldp");
+    convert(&w, "8x8", "f32", &blob);
+    let w_bytes = std::fs::read(&w).unwrap();
+    let blob_bytes = std::fs::read(&blob).unwrap();
+    let input_bytes = std::fs::read(&input).unwrap();
+    let conv = |out: &Path, extra: &[String]| -> Vec<String> {
+        let mut v: Vec<String> = ["convert", "--weights", &p(&w), "--grid", "8x8", "--dtype"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().cloned());
+        v.extend(["-o".to_string(), p(out)]);
+        v
+    };
+    let f32v = vec!["f32".to_string()];
+    let int8 = |c: &Path| vec!["int8".to_string(), "--calib".to_string(), p(c)];
+    let runv = |model: &Path, inp: &Path, out: &Path| -> Vec<String> {
+        [
+            "run",
+            "--model",
+            &p(model),
+            "--input",
+            &p(inp),
+            "-o",
+            &p(out),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+
+    // An output equal to an input: refused before anything is written.
+    fails(&conv(&w, &f32v), "same file as --weights");
+    let dotted = dir.path().join(".").join("weights.safetensors");
+    fails(&conv(&dotted, &f32v), "same file as --weights");
+    std::fs::hard_link(&w, d("w_link.safetensors")).unwrap();
+    fails(
+        &conv(&d("w_link.safetensors"), &f32v),
+        "same file as --weights",
+    );
+    fails(&conv(&calib, &int8(&calib)), "same file as --calib");
+    fails(&runv(&blob, &input, &blob), "same file as --model");
+    fails(&runv(&blob, &input, &input), "same file as --input");
+    assert_eq!(std::fs::read(&w).unwrap(), w_bytes, "weights overwritten");
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        blob_bytes,
+        "model overwritten"
+    );
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        input_bytes,
+        "input overwritten"
+    );
+
+    // Unbounded reads: devices, directories and lying sizes are refused before reading.
+    let zero = Path::new("/dev/zero");
+    fails(&runv(zero, &input, &d("y.npy")), "not a regular file");
+    fails(&runv(&blob, zero, &d("y.npy")), "not a regular file");
+    fails(&runv(&blob, dir.path(), &d("y.npy")), "not a regular file");
+    fails(&conv(&d("c.ldp"), &int8(zero)), "not a regular file");
+    fails(&["inspect", "--model", "/dev/zero"], "not a regular file");
+    let mut padded = blob_bytes.clone();
+    padded.extend_from_slice(&[0u8; 16]);
+    std::fs::write(d("padded.ldp"), &padded).unwrap();
+    fails(
+        &runv(&d("padded.ldp"), &input, &d("y.npy")),
+        "length mismatch",
+    );
+    // A .npy whose header declares far more data than the file holds: refused from the
+    // header, before reading the data.
+    let mut huge = input_bytes.clone();
+    let hdr = String::from_utf8_lossy(&huge[10..80]).into_owned();
+    let at = 10 + hdr.find("(1, 16, 8, 8)").expect("shape in the header");
+    huge[at..at + 13].copy_from_slice(b"(9, 16, 8, 8)");
+    std::fs::write(d("huge.npy"), &huge).unwrap();
+    fails(
+        &runv(&blob, &d("huge.npy"), &d("y.npy")),
+        "truncated .npy file",
+    );
+    assert!(!d("y.npy").exists(), "a failed run left an output");
+
+    // Non-finite inputs: a clear error naming the first bad index; no output file.
+    let x = npy::read_f32(&input).unwrap();
+    for (bad, name) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let mut data = x.data.clone();
+        data[37] = bad;
+        npy::write_f32(&d("bad.npy"), &x.shape, &data).unwrap();
+        let e = fails(&runv(&blob, &d("bad.npy"), &d("y.npy")), "non-finite value");
+        assert!(e.contains("flat index 37") && e.contains(name), "{e}");
+        assert!(!d("y.npy").exists(), "a failed run left an output");
+    }
+    // The same for an int8 model, whose quantizer used to turn NaN into 0.
+    let blob8 = d("m8.ldp");
+    ok(&conv(&blob8, &int8(&calib)));
+    let mut data = x.data.clone();
+    data[0] = f32::NAN;
+    npy::write_f32(&d("bad.npy"), &x.shape, &data).unwrap();
+    let e = fails(
+        &runv(&blob8, &d("bad.npy"), &d("y.npy")),
+        "non-finite value",
+    );
+    assert!(e.contains("flat index 0"), "{e}");
+    // A failed write (no such directory) leaves no file behind either.
+    fails(
+        &runv(&blob, &input, &d("no/such/dir/y.npy")),
+        "cannot write",
+    );
+    run(&blob, &input, &d("y.npy"));
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+
+    // --grid with a sign: a clear message, not clap's "unexpected argument".
+    let gridv = |g: &str| -> Vec<String> {
+        [
+            "convert",
+            "--weights",
+            &p(&w),
+            "--grid",
+            g,
+            "--dtype",
+            "f32",
+            "-o",
+            &p(&d("g.ldp")),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    fails(&gridv("-1x8"), "grid must be HxW with positive integers");
+    fails(&gridv("8x-8"), "grid must be HxW with positive integers");
+    fails(&gridv("0x8"), "grid must be HxW with positive integers");
+}
+
+/// Calibration sets that cannot work are refused; weak ones are accepted with a warning that
+/// says what to supply instead.
+#[test]
+fn degenerate_calibration_is_refused_or_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n);
+    let g = golden().join("ldp_c16_8x8");
+    let w = p(&g.join("weights.safetensors"));
+    let cal = npy::read_f32(&g.join("calib.npy")).unwrap();
+    let per = cal.data.len() / cal.shape[0];
+    let convert8 = |c: &Path| -> Vec<String> {
+        [
+            "convert",
+            "--weights",
+            &w,
+            "--grid",
+            "8x8",
+            "--dtype",
+            "int8",
+            "--calib",
+            &p(c),
+            "-o",
+            &p(&d("out.ldp")),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let write = |name: &str, shape: &[usize], data: &[f32]| -> PathBuf {
+        let path = d(name);
+        npy::write_f32(&path, shape, data).unwrap();
+        path
+    };
+
+    // Refused: all zero, constant, non-finite. No output is written.
+    let zeros = write("zeros.npy", &cal.shape, &vec![0.0; cal.data.len()]);
+    fails(&convert8(&zeros), "zero variance");
+    let constant = write("const.npy", &cal.shape, &vec![0.75; cal.data.len()]);
+    fails(&convert8(&constant), "every calibration value is 0.75");
+    let mut nan = cal.data.clone();
+    nan[3] = f32::NAN;
+    let nan = write("nan.npy", &cal.shape, &nan);
+    fails(&convert8(&nan), "non-finite");
+    assert!(!d("out.ldp").exists());
+
+    // Warned: a single sample, tiny magnitude, one dominating value. Each converts (exit 0)
+    // with a `warning:` line on stderr naming the problem and what to supply.
+    let mut one_shape = cal.shape.clone();
+    one_shape[0] = 1;
+    let one = write("one.npy", &one_shape, &cal.data[..per]);
+    let tiny: Vec<f32> = cal.data.iter().map(|v| v * 1e-7).collect();
+    let tiny = write("tiny.npy", &cal.shape, &tiny);
+    let mut spike = cal.data.clone();
+    let m = spike.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    spike[per + 5] = 1000.0 * m;
+    let spike = write("spike.npy", &cal.shape, &spike);
+    for (path, needle) in [
+        (&one, "single sample"),
+        (&tiny, "tiny"),
+        (&spike, "one value sets the calibration range"),
+    ] {
+        let (success, err) = status_and_stderr(&convert8(path));
+        assert!(success, "{needle}: {err}");
+        let warn: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+        assert!(
+            warn.iter()
+                .any(|l| l.contains(needle) && l.contains("supply")),
+            "{needle}: {err}"
+        );
+        println!("  {}\n    -> {}", path.display(), warn.join("\n       "));
+    }
+    // The golden calibration set itself draws no warning.
+    let (success, err) = status_and_stderr(&convert8(&g.join("calib.npy")));
+    assert!(success && !err.contains("warning"), "{err}");
+}

@@ -360,6 +360,11 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             vec!["test", "--workspace", "--exclude", "firmware"],
         ),
         (
+            // Overflowing dimensions only wrap without overflow checks: run them in release.
+            "bad dimensions (release)",
+            vec!["test", "-p", "ldp-core", "--release", "--test", "bad_dims"],
+        ),
+        (
             "ldp-core thumbv6m-none-eabi",
             vec!["build", "-p", "ldp-core", "--target", "thumbv6m-none-eabi"],
         ),

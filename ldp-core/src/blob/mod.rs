@@ -66,6 +66,17 @@ pub enum BlobError {
         /// Length of the slice.
         actual: usize,
     },
+    /// A float tensor (f32 or f16) holds a NaN or an infinity. The CRC only proves the file
+    /// is intact, not that its values make sense: a non-finite weight would turn every output
+    /// into NaN, so the reader refuses it (the converter refuses such checkpoints too).
+    NonFinite {
+        /// Index of the tensor in the table.
+        index: u16,
+        /// Its name (the PyTorch state-dict key, or a derived name).
+        name: &'static str,
+        /// The first non-finite element (flat index).
+        element: usize,
+    },
 }
 
 impl core::fmt::Display for BlobError {
@@ -98,6 +109,10 @@ impl core::fmt::Display for BlobError {
             BlobError::LengthMismatch { header, actual } => write!(
                 f,
                 "length mismatch: header says {header} bytes, got {actual} (truncated or padded file)"
+            ),
+            BlobError::NonFinite { index, name, element } => write!(
+                f,
+                "tensor #{index} `{name}` holds a NaN or infinite value at element {element}: re-convert from a finite checkpoint"
             ),
         }
     }

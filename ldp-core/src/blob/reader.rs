@@ -180,7 +180,8 @@ impl<'a> Model<'a> {
     /// Checks, in order: 16-byte alignment of `bytes`, length, magic, version, header fields,
     /// the length in the header, the CRC-32, sizes against limits, and every tensor-table entry
     /// (index, element type, shape against the header, 16-byte aligned offset, bounds, no
-    /// overlap). It never panics and runs in time linear in the blob size.
+    /// overlap, no NaN or infinity in a float tensor: [`BlobError::NonFinite`]). It never
+    /// panics and runs in time linear in the blob size.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BlobError> {
         if (bytes.as_ptr() as usize) % ALIGN != 0 {
             return Err(BlobError::Misaligned);
@@ -272,6 +273,34 @@ impl<'a> Model<'a> {
                 return Err(BlobError::OutOfBounds { index: idx });
             }
             prev_end = end;
+        }
+        // Values only once the whole table is known to be consistent (a structural error is
+        // reported as such, not as the garbage it makes a tensor read): one pass over each
+        // float tensor, no NaN or infinity (all-ones exponent).
+        for (i, spec) in specs.iter().enumerate() {
+            let at = HEADER_LEN + ENTRY_LEN * i;
+            let e = TensorEntry::from_bytes(&bytes[at..at + ENTRY_LEN])?;
+            let start = e.offset as usize;
+            let data = start
+                .checked_add(e.len as usize)
+                .and_then(|end| bytes.get(start..end))
+                .ok_or(BlobError::OutOfBounds { index: i as u16 })?;
+            let bad = match e.elem {
+                ElemType::F32 => data
+                    .chunks_exact(4)
+                    .position(|b| rd_u32(b, 0) & 0x7f80_0000 == 0x7f80_0000),
+                ElemType::F16 => data
+                    .chunks_exact(2)
+                    .position(|b| u16::from_le_bytes([b[0], b[1]]) & 0x7c00 == 0x7c00),
+                _ => None,
+            };
+            if let Some(element) = bad {
+                return Err(BlobError::NonFinite {
+                    index: i as u16,
+                    name: spec.name,
+                    element,
+                });
+            }
         }
         let model = Model {
             bytes,
@@ -408,12 +437,20 @@ impl<'a> Model<'a> {
     /// For int8 models the input is quantized with the model's input parameters and the output
     /// dequantized; use [`crate::quant`] for the integer-only entry points. `scratch` needs
     /// [`Model::scratch_bytes`] bytes, 4-byte aligned.
+    ///
+    /// Every input value must be finite: the first NaN or infinity is reported as
+    /// [`Error::NonFiniteInput`] with its index, on the host and on a device alike (one
+    /// comparison per input value, negligible next to the convolutions), and nothing is
+    /// computed. The integer-only entry points take already quantized inputs and do not check.
     pub fn forward(
         &self,
         input: &[f32],
         output: &mut [f32],
         scratch: &mut [u8],
     ) -> Result<(), Error> {
+        if let Some(index) = input.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFiniteInput { index });
+        }
         let need = self.scratch_bytes();
         if scratch.len() < need {
             return Err(Error::ScratchTooSmall {

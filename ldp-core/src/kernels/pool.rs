@@ -3,7 +3,7 @@
 //! Output index `i` of `n_out` averages input indices `floor(i·n_in/n_out) .. ceil((i+1)·n_in/n_out)`.
 
 use crate::elem::Elem;
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, Error};
 
 /// The half-open input range of output bin `i`.
 #[inline]
@@ -26,8 +26,8 @@ pub fn adaptive_avg_pool<X: Elem, Y: Elem>(
     if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
         return Err(Error::InvalidConfig("pool: empty shape"));
     }
-    check_len("pool input", x, h * w * c)?;
-    check_len("pool output", y, ho * wo * c)?;
+    check_dims("pool input", x, &[h, w, c])?;
+    check_dims("pool output", y, &[ho, wo, c])?;
     for oy in 0..ho {
         let (ys, ye) = bin(oy, h, ho);
         for ox in 0..wo {

@@ -4,7 +4,7 @@
 //! are `floor` and `min(floor + 1, in - 1)`. For an exact 2× downscale this is 2×2 averaging.
 
 use crate::elem::Elem;
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, Error};
 
 /// Interpolation taps along one axis: `(i0, i1, lambda)` with `v = (1-λ)·v[i0] + λ·v[i1]`.
 #[inline]
@@ -30,15 +30,15 @@ pub fn bilinear<X: Elem, Y: Elem>(
     if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
         return Err(Error::InvalidConfig("resize: empty shape"));
     }
-    check_len("resize input", x, h * w * c)?;
-    check_len("resize output", y, ho * wo * c)?;
+    check_dims("resize input", x, &[h, w, c])?;
+    check_dims("resize output", y, &[ho, wo, c])?;
     bilinear_rows(x, h, w, c, y, ho, wo, 0..ho);
     Ok(())
 }
 
 /// Computes output rows `rows` of a bilinear resize (shapes already validated); `y` holds those rows only.
 #[allow(clippy::too_many_arguments)]
-pub fn bilinear_rows<X: Elem, Y: Elem>(
+pub(crate) fn bilinear_rows<X: Elem, Y: Elem>(
     x: &[X],
     h: usize,
     w: usize,

@@ -3,7 +3,7 @@
 //! `s = hardsigmoid(fc2(relu(fc1(mean_{h,w}(x)))))`, `x[p][c] *= s[c]`.
 
 use crate::elem::Elem;
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, check_len, Error};
 use crate::kernels::activation::{hardsigmoid, relu};
 
 /// The weights of a squeeze-excitation block.
@@ -37,13 +37,18 @@ pub fn squeeze_excite<A: Elem, W: Elem>(
             "squeeze-excitation: empty or ragged input",
         ));
     }
-    check_len("se.fc1.weight", wts.fc1_w, s * c)?;
+    check_dims("se.fc1.weight", wts.fc1_w, &[s, c])?;
     check_len("se.fc1.bias", wts.fc1_b, s)?;
-    check_len("se.fc2.weight", wts.fc2_w, c * s)?;
+    check_dims("se.fc2.weight", wts.fc2_w, &[c, s])?;
     check_len("se.fc2.bias", wts.fc2_b, c)?;
-    if tmp.len() < scratch_len(c, s) {
+    // scratch_len(c, s) without overflow.
+    let need = c
+        .checked_mul(2)
+        .and_then(|v| v.checked_add(s))
+        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    if tmp.len() < need {
         return Err(Error::ScratchTooSmall {
-            need: scratch_len(c, s),
+            need,
             have: tmp.len(),
         });
     }

@@ -750,7 +750,11 @@ fn pointwise_impl<Y: PwOut>(
     if k > PW_KMAX {
         return false;
     }
-    assert!(x.len() >= pixels * c_in && y.len() >= pixels * c_out);
+    // The unsafe tiles below rely on these lengths: checked here (O(1), products without
+    // overflow), not only by the caller.
+    if super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+        return false;
+    }
     let rq = Rq::new(q.shift);
     let body_words = k / 2 * PW_TO;
     let tile_words = PW_HEAD + body_words + PW_TO;
@@ -1115,6 +1119,10 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
     if rq.mode == RqMode::Generic || !(-128..=127).contains(&q.in_zero) {
         return false;
     }
+    // The unsafe windows below rely on the shapes: checked here (O(1), without overflow).
+    if super::kernels::check_dw(s, x, q, y).is_err() {
+        return false;
+    }
     let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
     let (ho, wo) = (s.ho(), s.wo());
     assert!(x.len() >= h * w * c && y.len() >= ho * wo * c);
@@ -1262,6 +1270,9 @@ impl Shr64 {
 /// first — the sum is the same modulo 2⁶⁴ in any order), kept as separate low and high words,
 /// then one 64-bit add and the split shift per element. Stack: 4 KiB.
 pub(crate) fn add_inplace(a: &mut [i8], b: &[i8], q: &super::kernels::AddQ) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
     let sh = Shr64::new(q.shift);
     let mut t = AddTables {
         a_lo: [0; 256],
@@ -1395,7 +1406,7 @@ const LN_MAXC: usize = 256;
 /// Takes `c ≤ 256`.
 pub(crate) fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &super::kernels::NormQ<'_>) -> bool {
     use prim::smlad;
-    if c > LN_MAXC {
+    if c > LN_MAXC || super::kernels::check_norm(buf, c, q).is_err() {
         return false;
     }
     let cc = c as i64;
@@ -1846,13 +1857,7 @@ pub(crate) fn layer_norm_i16(
     q: &super::kernels::NormQ<'_>,
     y: &mut [i8],
 ) -> bool {
-    if c == 0
-        || c > LN_MAXC
-        || x.len() % c != 0
-        || y.len() != x.len()
-        || q.gamma.len() < c
-        || q.beta.len() < c
-    {
+    if c > LN_MAXC || super::kernels::check_norm16(x, c, q, y).is_err() {
         return false;
     }
     let lerp: Option<&[i8; 256]> = match q.lut {
@@ -1953,6 +1958,9 @@ pub(crate) fn resize_bilinear(
     (ho, wo): (usize, usize),
 ) -> bool {
     use super::kernels::taps_q10;
+    if super::kernels::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo)).is_err() {
+        return false;
+    }
     let sh = Shr64::new(shift.saturating_add(20));
     let per_ch = in_zero.len() != 1 || mult.len() != 1;
     for oy in 0..ho {

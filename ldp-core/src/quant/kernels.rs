@@ -8,7 +8,7 @@
 //! stored as `i16` with one left shift per layer ([`ConvQ::bias_at`]).
 
 use super::fixed::{div_round, isqrt_u64, requant, requant64, sat_i8};
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, check_len, size_of_dims, Error};
 
 /// Parameters of an int8 convolution (pointwise or depthwise).
 #[derive(Debug, Clone, Copy)]
@@ -78,10 +78,26 @@ fn finish<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
 }
 
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for i8 {}
-    impl Sealed for i16 {}
+    use super::ConvQ;
+
+    /// The crate-internal part of [`super::ConvOut`]: unnameable outside the crate, so neither
+    /// implementable nor callable there.
+    pub trait Sealed: Sized {
+        /// The target's pointwise kernel for this output type; `false` (nothing written) when
+        /// the target has none or does not take the shape. Each target kernel re-checks the
+        /// shapes itself (O(1)) and declines when `pixels` is not `x.len() / c_in` or a length
+        /// is wrong, so no argument can make it access memory out of bounds.
+        fn pointwise_arch(
+            x: &[i8],
+            c_in: usize,
+            q: &ConvQ<'_>,
+            c_out: usize,
+            y: &mut [Self],
+            pixels: usize,
+        ) -> bool;
+    }
 }
+use sealed::Sealed;
 
 /// The element an int8 conv writes.
 ///
@@ -91,20 +107,9 @@ mod sealed {
 ///   intermediate (zero point 0, scale chosen at convert time with 2× headroom over the
 ///   calibrated range) and saturated to int16, no table. LayerNorm is invariant to the scale of
 ///   its input, so this removes one int8 rounding per LayerNorm ([`pointwise_layer_norm`]).
-pub trait ConvOut: Copy + Default + bytemuck::Pod + sealed::Sealed {
+pub trait ConvOut: Copy + Default + bytemuck::Pod + Sealed {
     /// Saturates `v` (requantized, output zero point added) and applies the table (`i8` only).
     fn finish(v: i32, lut: Option<&[i8]>) -> Self;
-    /// The target's pointwise kernel for this output type; `false` (nothing written) when the
-    /// target has none or does not take the shape. Shapes are validated by the caller.
-    #[doc(hidden)]
-    fn pointwise_arch(
-        x: &[i8],
-        c_in: usize,
-        q: &ConvQ<'_>,
-        c_out: usize,
-        y: &mut [Self],
-        pixels: usize,
-    ) -> bool;
 }
 
 impl ConvOut for i8 {
@@ -116,6 +121,9 @@ impl ConvOut for i8 {
             None => v,
         }
     }
+}
+
+impl Sealed for i8 {
     #[allow(unused_variables)]
     fn pointwise_arch(
         x: &[i8],
@@ -146,6 +154,9 @@ impl ConvOut for i16 {
     fn finish(v: i32, _lut: Option<&[i8]>) -> i16 {
         v.clamp(i16::MIN as i32, i16::MAX as i32) as i16
     }
+}
+
+impl Sealed for i16 {
     #[allow(unused_variables)]
     fn pointwise_arch(
         x: &[i8],
@@ -241,14 +252,14 @@ pub(crate) fn check_pw<X, Y: ConvOut>(
     if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
         return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
     }
-    check_conv(q, c_in * c_out, c_out)?;
+    check_conv(q, size_of_dims(&[c_in, c_out])?, c_out)?;
     if core::mem::size_of::<Y>() != 1 && q.lut.is_some() {
         return Err(Error::InvalidConfig(
             "int8 pointwise: a 16-bit output takes no table",
         ));
     }
     let pixels = x.len() / c_in;
-    check_len("int8 pointwise output", y, pixels * c_out)?;
+    check_dims("int8 pointwise output", y, &[pixels, c_out])?;
     Ok(pixels)
 }
 
@@ -288,12 +299,12 @@ pub fn pointwise_layer_norm(
         return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
     }
     let pixels = x.len() / c_in;
-    check_len("int8 pointwise output", y, pixels * c_out)?;
+    check_dims("int8 pointwise output", y, &[pixels, c_out])?;
     let chunk = mid.len() / c_out;
     if chunk == 0 {
         return Err(Error::ScratchTooSmall {
-            need: 2 * c_out,
-            have: 2 * mid.len(),
+            need: c_out.saturating_mul(2),
+            have: mid.len().saturating_mul(2),
         });
     }
     let mut p = 0;
@@ -368,9 +379,9 @@ pub(crate) fn check_dw<X, Y>(
     if s.c == 0 || s.h == 0 || s.w == 0 {
         return Err(Error::InvalidConfig("depthwise: empty shape"));
     }
-    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
-    check_conv(q, s.c * 9, s.c)?;
-    check_len("int8 depthwise output", y, s.ho() * s.wo() * s.c)
+    check_dims("int8 depthwise input", x, &[s.h, s.w, s.c])?;
+    check_conv(q, size_of_dims(&[s.c, 9])?, s.c)?;
+    check_dims("int8 depthwise output", y, &[s.ho(), s.wo(), s.c])
 }
 
 /// Checks of [`depthwise_rows_i16`]: stride, shape, row range `oy0 < oy1 ≤ ho`, no table,
@@ -397,9 +408,9 @@ pub(crate) fn check_dw_rows16(
             "int8 depthwise: a 16-bit output takes no table",
         ));
     }
-    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
-    check_conv(q, s.c * 9, s.c)?;
-    check_len("int8 depthwise output", y, (oy1 - oy0) * s.wo() * s.c)
+    check_dims("int8 depthwise input", x, &[s.h, s.w, s.c])?;
+    check_conv(q, size_of_dims(&[s.c, 9])?, s.c)?;
+    check_dims("int8 depthwise output", y, &[oy1 - oy0, s.wo(), s.c])
 }
 
 /// int8 depthwise 3×3 with a 16-bit output ([`ConvOut`], for a LayerNorm): output rows
@@ -548,7 +559,13 @@ pub fn quantize(
     quantize_reference(x, c, scale, zero, xq)
 }
 
-fn check_quantize(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &[i8]) -> Result<(), Error> {
+pub(crate) fn check_quantize(
+    x: &[f32],
+    c: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &[i8],
+) -> Result<(), Error> {
     check_len("quantized input", xq, x.len())?;
     if scale.is_empty() || zero.len() != scale.len() {
         return Err(Error::Unsupported(
@@ -609,8 +626,15 @@ pub fn lut_inplace(x: &mut [i8], lut: &[i8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether [`taps_q10`] is exact (no `i64` overflow) for every `d < n_out`:
+/// `(2·n_out + 1)·n_in·1024` fits `i64`. Every resize entry checks it once per call.
+pub(crate) fn taps_q10_fit(n_in: usize, n_out: usize) -> bool {
+    (n_out as u128 * 2 + 1) * n_in as u128 * 1024 <= i64::MAX as u128
+}
+
 /// Bilinear taps in Q10 fixed point: `(i0, i1, λ)` with `λ` in `0..=1024`, computed exactly in
-/// integers from `src = (d + 0.5)·n_in/n_out − 0.5` (PyTorch's `align_corners=False`).
+/// integers from `src = (d + 0.5)·n_in/n_out − 0.5` (PyTorch's `align_corners=False`). The
+/// resize kernels only call it with `(2·n_out + 1)·n_in·1024 < 2^63`.
 #[inline]
 pub fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
     // src·1024 = ((2d+1)·n_in·1024 − n_out·1024) / (2·n_out), rounded to nearest.
@@ -638,8 +662,11 @@ pub(crate) fn check_resize(
     if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
         return Err(Error::InvalidConfig("int8 resize: empty shape"));
     }
-    check_len("int8 resize input", x, h * w * c)?;
-    check_len("int8 resize output", y, ho * wo * c)?;
+    if !taps_q10_fit(h, ho) || !taps_q10_fit(w, wo) {
+        return Err(Error::InvalidConfig("int8 resize: dimensions too large"));
+    }
+    check_dims("int8 resize input", x, &[h, w, c])?;
+    check_dims("int8 resize output", y, &[ho, wo, c])?;
     if (in_zero.len() != 1 && in_zero.len() != c) || (mult.len() != 1 && mult.len() != c) {
         return Err(Error::InvalidConfig(
             "int8 resize: per-channel parameters of the wrong length",
@@ -758,8 +785,8 @@ pub(crate) fn pool_means<X: Copy + Into<i32>, Y>(
     if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
         return Err(Error::InvalidConfig("int8 pool: empty shape"));
     }
-    check_len("int8 pool input", x, h * w * c)?;
-    check_len("int8 pool output", y, ho * wo * c)?;
+    check_dims("int8 pool input", x, &[h, w, c])?;
+    check_dims("int8 pool output", y, &[ho, wo, c])?;
     for oy in 0..ho {
         let (ys, ye) = bin(oy, h, ho);
         for ox in 0..wo {
@@ -806,7 +833,7 @@ pub struct NormQ<'a> {
     pub lut: Option<&'a [i8]>,
 }
 
-fn check_norm<T>(buf: &[T], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
+pub(crate) fn check_norm<T>(buf: &[T], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_len("int8 norm gamma", q.gamma, c)?;
     check_len("int8 norm beta", q.beta, c)?;
     if let Some(t) = q.lut {
@@ -1012,8 +1039,8 @@ pub fn se_gate_from_sums(
     if c == 0 || s == 0 || pixels == 0 {
         return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
     }
-    check_conv(&q.fc1, s * c, s)?;
-    check_conv(&q.fc2, c * s, c)?;
+    check_conv(&q.fc1, size_of_dims(&[s, c])?, s)?;
+    check_conv(&q.fc2, size_of_dims(&[c, s])?, c)?;
     check_len("int8 gate lut", q.gate, 256)?;
     check_len("int8 se gate", gate, c)?;
     for v in sums.iter_mut() {
@@ -1071,9 +1098,14 @@ pub fn squeeze_excite(
     if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
         return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
     }
-    if tmp.len() < se_tmp_len(c, s) {
+    // se_tmp_len(c, s) without overflow.
+    let need = c
+        .checked_mul(2)
+        .and_then(|v| v.checked_add(s))
+        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    if tmp.len() < need {
         return Err(Error::ScratchTooSmall {
-            need: se_tmp_len(c, s),
+            need,
             have: tmp.len(),
         });
     }

@@ -126,8 +126,11 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
             ));
         }
         let s = scales.get(i).copied().unwrap_or(0.0);
-        if !(s.is_finite() && s >= 0.0) {
+        if !s.is_finite() {
             return Err(bad("an activation scale is not finite"));
+        }
+        if s < 0.0 {
+            return Err(bad("an activation scale is negative"));
         }
     }
     for &i in shifts {

@@ -18,7 +18,7 @@ use core::arch::aarch64::*;
 
 use super::fixed::requant;
 use super::kernels::{ConvOut, ConvQ};
-use crate::error::{check_len, Error};
+use crate::error::Error;
 
 /// Runs the NEON kernel (`false` only if the target lacks NEON). Shapes validated by the caller.
 pub(crate) fn pointwise(
@@ -29,11 +29,14 @@ pub(crate) fn pointwise(
     y: &mut [i8],
     pixels: usize,
 ) -> bool {
-    if !cfg!(target_feature = "neon") {
+    if !cfg!(target_feature = "neon")
+        || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+    {
         return false;
     }
-    // SAFETY: NEON is enabled (checked above); the caller validated x.len() = pixels·c_in,
-    // weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out.
+    // SAFETY: NEON is enabled; `check_pw` just verified x.len() = pixels·c_in,
+    // weight = c_out·c_in, bias (or none)/mult = c_out, lut = 256, y = pixels·c_out (products
+    // without overflow).
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }
@@ -49,16 +52,7 @@ pub unsafe fn pointwise_neon(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    if c_in == 0 || c_out == 0 || x.len() % c_in != 0 {
-        return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
-    }
-    let pixels = x.len() / c_in;
-    check_len("int8 weight", q.weight, c_in * c_out)?;
-    super::kernels::check_bias_mult(q, c_out)?;
-    if let Some(t) = q.lut {
-        check_len("int8 lut", t, 256)?;
-    }
-    check_len("int8 pointwise output", y, pixels * c_out)?;
+    let pixels = super::kernels::check_pw(x, c_in, q, c_out, y)?;
     // SAFETY: NEON per the contract, shapes checked just above.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     Ok(())
@@ -250,10 +244,12 @@ pub(crate) fn pointwise_i16(
     y: &mut [i16],
     pixels: usize,
 ) -> bool {
-    if !cfg!(target_feature = "neon") {
+    if !cfg!(target_feature = "neon")
+        || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+    {
         return false;
     }
-    // SAFETY: as in `pointwise` (the caller validated the shapes and that there is no table).
+    // SAFETY: as in `pointwise` (`check_pw` also verified that a 16-bit output has no table).
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }

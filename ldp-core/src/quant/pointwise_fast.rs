@@ -43,7 +43,7 @@ fn tile<Y: ConvOut, const TO: usize, const TP: usize>(
     }
 }
 
-/// The portable kernel (the target's own ran first, see [`ConvOut::pointwise_arch`]). Shapes
+/// The portable kernel (the target's own ran first, see `Sealed::pointwise_arch` in `kernels`). Shapes
 /// validated by the caller.
 pub(crate) fn pointwise<Y: ConvOut>(
     x: &[i8],

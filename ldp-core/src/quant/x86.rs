@@ -20,10 +20,11 @@ use core::arch::x86_64::*;
 
 use super::fixed::requant;
 use super::kernels::{ConvOut, ConvQ};
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, check_len, Error};
 use crate::kernels::cpu;
 
-/// Runs the AVX2 kernel if the CPU has it (else `false`). Shapes validated by the caller.
+/// Runs the AVX2 kernel if the CPU has it (else `false`). The shapes are checked again here
+/// (O(1)); `false` when they do not hold or `pixels` is not the pixel count of `x`.
 pub(crate) fn pointwise(
     x: &[i8],
     c_in: usize,
@@ -32,11 +33,12 @@ pub(crate) fn pointwise(
     y: &mut [i8],
     pixels: usize,
 ) -> bool {
-    if !cpu::x86_avx2_fma() {
+    if !cpu::x86_avx2_fma() || check(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
-    // SAFETY: AVX2 is present (checked above); the caller validated
-    // x.len() = pixels·c_in, weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out.
+    // SAFETY: AVX2 is present and `check` just verified x.len() = pixels·c_in,
+    // weight = c_out·c_in, bias (or none)/mult = c_out, lut = 256, y = pixels·c_out, all
+    // products without overflow.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }
@@ -51,11 +53,12 @@ pub(crate) fn pointwise_i16(
     y: &mut [i16],
     pixels: usize,
 ) -> bool {
-    if !cpu::x86_avx2_fma() {
+    if !cpu::x86_avx2_fma() || check(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
-    // SAFETY: AVX2 is present (checked above); the caller validated
-    // x.len() = pixels·c_in, weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out.
+    // SAFETY: AVX2 is present and `check` just verified x.len() = pixels·c_in,
+    // weight = c_out·c_in, bias (or none)/mult = c_out, no table, y = pixels·c_out, all
+    // products without overflow.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }
@@ -107,7 +110,7 @@ fn check<Y: Out>(
         return Err(Error::InvalidConfig("int8 pointwise: bad shape"));
     }
     let pixels = x.len() / c_in;
-    check_len("int8 weight", q.weight, c_in * c_out)?;
+    check_dims("int8 weight", q.weight, &[c_in, c_out])?;
     super::kernels::check_bias_mult(q, c_out)?;
     if let Some(t) = q.lut {
         if core::mem::size_of::<Y>() != 1 {
@@ -117,7 +120,7 @@ fn check<Y: Out>(
         }
         check_len("int8 lut", t, 256)?;
     }
-    check_len("int8 pointwise output", y, pixels * c_out)?;
+    check_dims("int8 pointwise output", y, &[pixels, c_out])?;
     Ok(pixels)
 }
 
@@ -169,9 +172,11 @@ impl Out for i8 {
 
     #[inline(always)]
     unsafe fn store16(y: &mut [i8], at: usize, r0: __m256i, r1: __m256i, lut: Option<&[i8]>) {
-        // SAFETY: y[at..at + 16] is in bounds (this function's contract).
-        unsafe { _mm_storeu_si128(y.as_mut_ptr().add(at) as *mut __m128i, sat16(r0, r1)) };
-        apply_lut(&mut y[at..at + 16], lut);
+        // Bounds-checked first: the raw store below writes exactly these 16 bytes.
+        let dst: &mut [i8; 16] = (&mut y[at..at + 16]).try_into().expect("16-byte slice");
+        // SAFETY: `dst` is 16 writable bytes; register-only AVX2 operations otherwise.
+        unsafe { _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, sat16(r0, r1)) };
+        apply_lut(dst, lut);
     }
 }
 
@@ -195,13 +200,14 @@ impl Out for i16 {
 
     #[inline(always)]
     unsafe fn store16(y: &mut [i16], at: usize, r0: __m256i, r1: __m256i, _lut: Option<&[i8]>) {
-        // SAFETY: register-only AVX2 operations; y[at..at + 16] (32 bytes) is in bounds (this
-        // function's contract).
+        // Bounds-checked first: the raw store below writes exactly these 16 `i16`s.
+        let dst: &mut [i16; 16] = (&mut y[at..at + 16]).try_into().expect("16-element slice");
+        // SAFETY: register-only AVX2 operations; `dst` is 16 writable `i16` (32 bytes).
         unsafe {
             // vpackssdw packs within 128-bit halves: [r0 0..4, r1 0..4 | r0 4..8, r1 4..8];
             // the 64-bit permute (0, 2, 1, 3) restores the order.
             let t = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(r0, r1));
-            _mm256_storeu_si256(y.as_mut_ptr().add(at) as *mut __m256i, t);
+            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, t);
         }
     }
 }

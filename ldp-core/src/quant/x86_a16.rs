@@ -15,8 +15,9 @@ use super::a16::out16;
 use super::kernels::ConvQ;
 use crate::kernels::cpu;
 
-/// Runs the AVX2 kernel if the CPU has it (else `false`). Shapes validated by the caller:
-/// `x.len() = pixels·c_in`, weights `c_out·c_in`, bias/mult `c_out`, `y.len() = pixels·c_out`.
+/// Runs the AVX2 kernel if the CPU has it (else `false`). The shapes are checked again here
+/// (`check_pw`, O(1)): `false` unless `x.len() = pixels·c_in`, weights `c_out·c_in`, bias (or
+/// none)/mult `c_out`, `y.len() = pixels·c_out`.
 pub(crate) fn pointwise16(
     x: &[i16],
     c_in: usize,
@@ -25,10 +26,11 @@ pub(crate) fn pointwise16(
     y: &mut [i16],
     pixels: usize,
 ) -> bool {
-    if !cpu::x86_avx2_fma() {
+    if !cpu::x86_avx2_fma() || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
-    // SAFETY: AVX2 is present (checked above) and the caller validated every length.
+    // SAFETY: AVX2 is present and `check_pw` just verified every length (products without
+    // overflow).
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }

@@ -45,13 +45,13 @@ fn dw_takes(s: DwShape, q: &ConvQ<'_>) -> bool {
 }
 
 /// Runs the AVX2 depthwise kernel if the CPU has it and it takes the shape (else `false`).
-/// Shapes validated by the caller.
+/// The shapes are checked again here (`check_dw`, O(1)): `false` when they do not hold.
 pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
-    if !cpu::x86_avx2_fma() || !dw_takes(s, q) {
+    if !cpu::x86_avx2_fma() || !dw_takes(s, q) || super::kernels::check_dw(s, x, q, y).is_err() {
         return false;
     }
-    // SAFETY: AVX2 present; the caller validated x = h·w·c, weight = 9c, bias/mult = c,
-    // y = ho·wo·c, lut = 256, stride 1 or 2.
+    // SAFETY: AVX2 present; `check_dw` just verified x = h·w·c, weight = 9c, bias/mult = c,
+    // y = ho·wo·c (products without overflow), lut = 256, stride 1 or 2.
     unsafe { dw_run(s, x, q, 0, s.ho(), y) };
     true
 }
@@ -69,10 +69,14 @@ pub(crate) fn depthwise_rows_i16(
     oy1: usize,
     y: &mut [i16],
 ) -> bool {
-    if !cpu::x86_avx2_fma() || !dw_takes(s, q) || q.lut.is_some() {
+    if !cpu::x86_avx2_fma()
+        || !dw_takes(s, q)
+        || super::kernels::check_dw_rows16(s, x, q, oy0, oy1, y).is_err()
+    {
         return false;
     }
-    // SAFETY: AVX2 present; shapes, row range and lengths validated by the caller.
+    // SAFETY: AVX2 present; `check_dw_rows16` just verified the shapes, the row range, the
+    // lengths and that there is no table.
     unsafe { dw_run(s, x, q, oy0, oy1, y) };
     true
 }
@@ -111,19 +115,7 @@ pub unsafe fn depthwise_avx2(
     q: &ConvQ<'_>,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    if s.stride != 1 && s.stride != 2 {
-        return Err(Error::InvalidConfig("depthwise: stride must be 1 or 2"));
-    }
-    if s.c == 0 || s.h == 0 || s.w == 0 {
-        return Err(Error::InvalidConfig("depthwise: empty shape"));
-    }
-    check_len("int8 depthwise input", x, s.h * s.w * s.c)?;
-    check_len("int8 weight", q.weight, s.c * 9)?;
-    super::kernels::check_bias_mult(q, s.c)?;
-    if let Some(t) = q.lut {
-        check_len("int8 lut", t, 256)?;
-    }
-    check_len("int8 depthwise output", y, s.ho() * s.wo() * s.c)?;
+    super::kernels::check_dw(s, x, q, y)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
         unsafe { dw_run(s, x, q, 0, s.ho(), y) };
@@ -332,10 +324,15 @@ const LN_MAX_C: usize = 2048;
 /// Runs the AVX2 LayerNorm if the CPU has it and `c ≤ 2048` (else `false`). Parameters
 /// validated by the caller (`gamma`, `beta`: `c`; `lut`: 256; `buf.len() % c == 0`).
 pub(crate) fn layer_norm(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> bool {
-    if !cpu::x86_avx2_fma() || c > LN_MAX_C || c == 0 {
+    if !cpu::x86_avx2_fma()
+        || c > LN_MAX_C
+        || c == 0
+        || super::kernels::check_norm(buf, c, q).is_err()
+    {
         return false;
     }
-    // SAFETY: AVX2 present; parameters validated by the caller, 1 ≤ c ≤ 2048.
+    // SAFETY: AVX2 present; `check_norm` just verified gamma/beta = c, lut = 256,
+    // buf.len() % c == 0; 1 ≤ c ≤ 2048.
     unsafe { ln_run(buf, c, q) };
     true
 }
@@ -346,14 +343,7 @@ pub(crate) fn layer_norm(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> bool {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
 pub unsafe fn layer_norm_avx2(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
-    check_len("int8 norm gamma", q.gamma, c)?;
-    check_len("int8 norm beta", q.beta, c)?;
-    if let Some(t) = q.lut {
-        check_len("int8 lut", t, 256)?;
-    }
-    if c == 0 || buf.len() % c != 0 {
-        return Err(Error::InvalidConfig("int8 layer norm: ragged input"));
-    }
+    super::kernels::check_norm(buf, c, q)?;
     if c > LN_MAX_C {
         return super::kernels::layer_norm_reference(buf, c, q);
     }
@@ -580,10 +570,15 @@ unsafe fn ln_run(buf: &mut [i8], c: usize, q: &NormQ<'_>) {
 /// `c ≤ 2048` (else `false`). Parameters validated by the caller (`gamma`, `beta`: `c`; `lut`:
 /// 256; `x.len() % c == 0`, `y.len() == x.len()`).
 pub(crate) fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> bool {
-    if !cpu::x86_avx2_fma() || c > LN_MAX_C || c == 0 || y.len() != x.len() {
+    if !cpu::x86_avx2_fma()
+        || c > LN_MAX_C
+        || c == 0
+        || super::kernels::check_norm16(x, c, q, y).is_err()
+    {
         return false;
     }
-    // SAFETY: AVX2 present; parameters validated by the caller, 1 ≤ c ≤ 2048, equal lengths.
+    // SAFETY: AVX2 present; `check_norm16` just verified gamma/beta = c, lut = 256,
+    // x.len() % c == 0 and y.len() == x.len(); 1 ≤ c ≤ 2048.
     unsafe { ln16_run(x, c, q, y) };
     true
 }
@@ -890,10 +885,11 @@ unsafe fn add_run(a: &mut [i8], b: &[i8], q: &AddQ) {
 /// Runs the AVX2 quantization (see `kernels::quantize`) if the CPU has it (else `false`).
 /// Parameters validated by the caller.
 pub(crate) fn quantize(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &mut [i8]) -> bool {
-    if !cpu::x86_avx2_fma() || xq.len() != x.len() {
+    if !cpu::x86_avx2_fma() || super::kernels::check_quantize(x, c, scale, zero, xq).is_err() {
         return false;
     }
-    // SAFETY: AVX2 present, equal lengths, parameters validated by the caller.
+    // SAFETY: AVX2 present; `check_quantize` just verified equal lengths, scale and zero of
+    // the same non-zero length and whole pixels when per channel.
     unsafe { quantize_run(x, c, scale, zero, xq) };
     true
 }
@@ -909,15 +905,7 @@ pub unsafe fn quantize_avx2(
     zero: &[i8],
     xq: &mut [i8],
 ) -> Result<(), Error> {
-    check_len("quantized input", xq, x.len())?;
-    if scale.is_empty() || zero.len() != scale.len() {
-        return Err(Error::Unsupported(
-            "int8 blob has malformed input quantization",
-        ));
-    }
-    if scale.len() == c && c > 1 && x.len() % c != 0 {
-        return Err(Error::InvalidConfig("int8 quantize: ragged input"));
-    }
+    super::kernels::check_quantize(x, c, scale, zero, xq)?;
     // SAFETY: features per the contract, parameters checked just above.
     unsafe { quantize_run(x, c, scale, zero, xq) };
     Ok(())
@@ -1057,11 +1045,14 @@ pub(crate) fn resize_bilinear(
     y: &mut [i8],
     (ho, wo): (usize, usize),
 ) -> bool {
-    if !cpu::x86_avx2_fma() || c < 8 {
+    if !cpu::x86_avx2_fma()
+        || c < 8
+        || super::kernels::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo)).is_err()
+    {
         return false;
     }
-    // SAFETY: AVX2 present; the caller validated x = h·w·c, y = ho·wo·c, in_zero and mult of
-    // length 1 or c, all dimensions ≥ 1.
+    // SAFETY: AVX2 present; `check_resize` just verified x = h·w·c, y = ho·wo·c (products
+    // without overflow), in_zero and mult of length 1 or c, all dimensions ≥ 1.
     unsafe { resize_run(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) };
     true
 }

@@ -11,7 +11,7 @@
 //! results are bit-identical; `host-tests/tests/stream.rs` checks it.
 
 use crate::elem::Elem;
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, check_len, Error};
 use crate::kernels::depthwise::DwShape;
 use crate::kernels::resize::taps;
 use crate::quant::fixed::{requant, requant64, sat_i8};
@@ -45,14 +45,16 @@ fn check_dw_row<'r, T>(
     if s.c == 0 || s.h == 0 || s.w == 0 || y_len % s.c != 0 {
         return Err(Error::InvalidConfig("depthwise row: bad shape"));
     }
-    let ox1 = ox0 + y_len / s.c;
+    let ox1 = ox0.checked_add(y_len / s.c).ok_or(Error::InvalidConfig(
+        "depthwise row: output outside the map",
+    ))?;
     if oy >= s.ho() || ox1 > s.wo() || ox1 == ox0 {
         return Err(Error::InvalidConfig(
             "depthwise row: output outside the map",
         ));
     }
     let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-    let ky1 = (s.h + 1 - oy * s.stride).min(3);
+    let ky1 = (s.h - oy * s.stride).saturating_add(1).min(3);
     // Input columns the segment reads.
     let lo = (ox0 * s.stride).saturating_sub(1);
     let hi = ((ox1 - 1) * s.stride + 1).min(s.w - 1);
@@ -61,7 +63,11 @@ fn check_dw_row<'r, T>(
         let r = inp.rows[ky].ok_or(Error::InvalidConfig(
             "depthwise row: an input row is missing",
         ))?;
-        if lo < inp.col0 || (hi + 1 - inp.col0) * s.c > r.len() {
+        if lo < inp.col0
+            || (hi + 1 - inp.col0)
+                .checked_mul(s.c)
+                .is_none_or(|n| n > r.len())
+        {
             return Err(Error::InvalidConfig(
                 "depthwise row: input row does not cover the halo columns",
             ));
@@ -82,7 +88,7 @@ pub fn depthwise_row_i8<Y: ConvOut>(
     ox0: usize,
     y: &mut [Y],
 ) -> Result<(), Error> {
-    check_len("int8 weight", q.weight, s.c * 9)?;
+    check_dims("int8 weight", q.weight, &[s.c, 9])?;
     crate::quant::kernels::check_bias_mult(q, s.c)?;
     if let Some(t) = q.lut {
         check_len("int8 lut", t, 256)?;
@@ -96,7 +102,7 @@ pub fn depthwise_row_i8<Y: ConvOut>(
     let (c, st, col0, z) = (s.c, s.stride, inp.col0, q.in_zero);
     for ox in ox0..ox1 {
         let kx0 = if ox * st == 0 { 1 } else { 0 };
-        let kx1 = (s.w + 1 - ox * st).min(3);
+        let kx1 = (s.w - ox * st).saturating_add(1).min(3);
         // The valid taps of this pixel: the input pixel (all channels) and the tap index, in
         // (ky, kx) order. Integer sums are exact in any order; this one is the whole-tensor
         // kernel's anyway.
@@ -172,7 +178,7 @@ pub fn depthwise_row_float<X: Elem, W: Elem, Y: Elem, R: Elem>(
     ox0: usize,
     y: &mut [Y],
 ) -> Result<(), Error> {
-    check_len("depthwise weight", weight, s.c * 9)?;
+    check_dims("depthwise weight", weight, &[s.c, 9])?;
     if let Some(b) = bias {
         check_len("depthwise bias", b, s.c)?;
     }
@@ -183,7 +189,7 @@ pub fn depthwise_row_float<X: Elem, W: Elem, Y: Elem, R: Elem>(
     let (c, st, col0) = (s.c, s.stride, inp.col0);
     for ox in ox0..ox1 {
         let kx0 = if ox * st == 0 { 1 } else { 0 };
-        let kx1 = (s.w + 1 - ox * st).min(3);
+        let kx1 = (s.w - ox * st).saturating_add(1).min(3);
         let o = (ox - ox0) * c;
         for ch in 0..c {
             // The tiled kernel's order: bias, taps in (ky, kx) order, residual.
@@ -231,7 +237,12 @@ fn check_resize_row<T>(
     if c == 0 || w == 0 || wo == 0 || y_len % c != 0 {
         return Err(Error::InvalidConfig("resize row: bad shape"));
     }
-    let ox1 = ox0 + y_len / c;
+    if !crate::quant::kernels::taps_q10_fit(w, wo) {
+        return Err(Error::InvalidConfig("resize row: dimensions too large"));
+    }
+    let ox1 = ox0
+        .checked_add(y_len / c)
+        .ok_or(Error::InvalidConfig("resize row: output outside the map"))?;
     if ox1 > wo || ox1 == ox0 {
         return Err(Error::InvalidConfig("resize row: output outside the map"));
     }
@@ -242,7 +253,7 @@ fn check_resize_row<T>(
     let (_, fhi, _) = taps(ox1 - 1, w, wo);
     let (lo, hi) = (lo.min(flo), hi.max(fhi));
     for r in rows {
-        if lo < col0 || (hi + 1 - col0) * c > r.len() {
+        if lo < col0 || (hi + 1 - col0).checked_mul(c).is_none_or(|n| n > r.len()) {
             return Err(Error::InvalidConfig(
                 "resize row: input row does not cover the taps",
             ));

@@ -94,10 +94,13 @@ impl<'a, T> SliceSource<'a, T> {
 
 impl<T: Copy> RowSource<T> for SliceSource<'_, T> {
     fn read(&mut self, row: usize, col: usize, out: &mut [T]) -> Result<(), Error> {
-        let start = (row * self.w + col) * self.c;
-        let src = self
-            .data
-            .get(start..start + out.len())
+        let start = row
+            .checked_mul(self.w)
+            .and_then(|v| v.checked_add(col))
+            .and_then(|v| v.checked_mul(self.c));
+        let src = start
+            .and_then(|s| Some(s..s.checked_add(out.len())?))
+            .and_then(|r| self.data.get(r))
             .ok_or(Error::InvalidConfig("SliceSource: read past the input"))?;
         out.copy_from_slice(src);
         Ok(())
@@ -121,10 +124,13 @@ impl<'a, T> SliceSink<'a, T> {
 
 impl<T: Copy> RowSink<T> for SliceSink<'_, T> {
     fn write(&mut self, row: usize, col: usize, data: &[T]) -> Result<(), Error> {
-        let start = (row * self.w + col) * self.c;
-        let dst = self
-            .data
-            .get_mut(start..start + data.len())
+        let start = row
+            .checked_mul(self.w)
+            .and_then(|v| v.checked_add(col))
+            .and_then(|v| v.checked_mul(self.c));
+        let dst = start
+            .and_then(|s| Some(s..s.checked_add(data.len())?))
+            .and_then(|r| self.data.get_mut(r))
             .ok_or(Error::InvalidConfig("SliceSink: write past the output"))?;
         dst.copy_from_slice(data);
         Ok(())

@@ -19,7 +19,7 @@ pub mod tiled;
 pub mod x86;
 
 use crate::elem::Elem;
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, check_len, Error};
 
 /// Output size of a 3×3, padding-1 convolution along one axis.
 #[inline]
@@ -69,12 +69,12 @@ pub(crate) fn check<X, W, Y, R>(
     if s.c == 0 || s.h == 0 || s.w == 0 {
         return Err(Error::InvalidConfig("depthwise: empty shape"));
     }
-    check_len("depthwise input", x, s.h * s.w * s.c)?;
-    check_len("depthwise weight", weight, s.c * 9)?;
+    check_dims("depthwise input", x, &[s.h, s.w, s.c])?;
+    check_dims("depthwise weight", weight, &[s.c, 9])?;
     if let Some(b) = bias {
         check_len("depthwise bias", b, s.c)?;
     }
-    let out = s.ho() * s.wo() * s.c;
+    let out = crate::error::size_of_dims(&[s.ho(), s.wo(), s.c])?;
     if let Some(r) = residual {
         check_len("depthwise residual", r, out)?;
     }
@@ -99,6 +99,5 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     if neon::depthwise3x3(s, x, weight, bias, residual, y) {
         return Ok(());
     }
-    tiled::depthwise3x3(s, x, weight, bias, residual, y);
-    Ok(())
+    tiled::depthwise3x3(s, x, weight, bias, residual, y)
 }

@@ -7,6 +7,7 @@
 
 use super::DwShape;
 use crate::elem::Elem;
+use crate::error::Error;
 
 const CB: usize = 8;
 const BAND: usize = 4;
@@ -60,7 +61,7 @@ fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const N: usize>(
     }
 }
 
-/// Tiled depthwise 3×3. Shapes must already be validated.
+/// Tiled depthwise 3×3 (portable; the layout of [`super`]). Checks the shapes.
 pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
@@ -68,7 +69,8 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     bias: Option<&[f32]>,
     residual: Option<&[R]>,
     y: &mut [Y],
-) {
+) -> Result<(), Error> {
+    super::check(s, x, weight, bias, residual, y)?;
     let ho = s.ho();
     let mut r0 = 0;
     while r0 < ho {
@@ -84,4 +86,5 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
         }
         r0 = r1;
     }
+    Ok(())
 }

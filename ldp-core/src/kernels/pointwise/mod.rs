@@ -22,7 +22,7 @@ pub mod tiled;
 pub mod x86;
 
 use crate::elem::Elem;
-use crate::error::{check_len, Error};
+use crate::error::{check_dims, check_len, Error};
 use crate::kernels::activation::Activation;
 
 /// Validates the shapes of a pointwise call and returns the number of pixels.
@@ -45,11 +45,11 @@ pub(crate) fn check_shapes<X, W, Y>(
         });
     }
     let pixels = x.len() / c_in;
-    check_len("pointwise weight", w, c_in * c_out)?;
+    check_dims("pointwise weight", w, &[c_in, c_out])?;
     if let Some(b) = bias {
         check_len("pointwise bias", b, c_out)?;
     }
-    check_len("pointwise output", y, pixels * c_out)?;
+    check_dims("pointwise output", y, &[pixels, c_out])?;
     Ok(pixels)
 }
 
@@ -72,6 +72,5 @@ pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     if neon::pointwise(x, c_in, w, bias, c_out, act, y) {
         return Ok(());
     }
-    tiled::pointwise(x, c_in, w, bias, c_out, act, y);
-    Ok(())
+    tiled::pointwise(x, c_in, w, bias, c_out, act, y)
 }

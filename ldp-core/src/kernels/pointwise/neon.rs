@@ -67,7 +67,7 @@ pub unsafe fn pointwise_neon<X: Elem, W: Elem, Y: Elem>(
 ) -> Result<(), Error> {
     super::check_shapes(x, c_in, w, bias, c_out, y)?;
     if c_in > KC && Y::DTYPE != DType::F32 {
-        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y);
+        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y)?;
     } else {
         // SAFETY: shapes validated just above; `Y` is f32 whenever `c_in > KC`; NEON per the
         // caller.
@@ -422,10 +422,11 @@ pub(crate) fn pointwise_fp16<X: Elem, W: Elem, Y: Elem>(
     let (Some(xh), Some(wh)) = (as_f16(x), as_f16(w)) else {
         return false;
     };
-    if c_in > KC_FP16 || !fp16_arith() {
+    if c_in > KC_FP16 || !fp16_arith() || super::check_shapes(x, c_in, w, bias, c_out, y).is_err() {
         return false;
     }
-    // SAFETY: FEAT_FP16 detected just above; shapes validated by the caller, K ≤ KC_FP16.
+    // SAFETY: FEAT_FP16 detected just above; `check_shapes` just verified the lengths
+    // (products without overflow); K ≤ KC_FP16.
     unsafe { gemm_fp16(xh, c_in, wh, bias, c_out, act, y) };
     true
 }

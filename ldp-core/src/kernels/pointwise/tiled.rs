@@ -11,6 +11,7 @@
 //! `~(c_in/LANES + log2(LANES) + 1)·eps·Σ|x_i w_i|` — the tests use `c_in·eps·Σ|x_i w_i|`.
 
 use crate::elem::Elem;
+use crate::error::Error;
 use crate::kernels::activation::Activation;
 
 const LANES: usize = 8;
@@ -75,7 +76,7 @@ fn tile<X: Elem, W: Elem, Y: Elem, const TO: usize, const TP: usize>(
     }
 }
 
-/// Tiled pointwise convolution. Shapes must already be validated.
+/// Tiled pointwise convolution (portable; the layout of [`super`]). Checks the shapes.
 pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     c_in: usize,
@@ -84,8 +85,8 @@ pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     c_out: usize,
     act: Option<Activation>,
     y: &mut [Y],
-) {
-    let pixels = x.len() / c_in;
+) -> Result<(), Error> {
+    let pixels = super::check_shapes(x, c_in, w, bias, c_out, y)?;
     let mut pb = 0;
     while pb < pixels {
         let pe = (pb + PB).min(pixels);
@@ -114,4 +115,5 @@ pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
         }
         pb = pe;
     }
+    Ok(())
 }
