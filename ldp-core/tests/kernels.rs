@@ -47,6 +47,9 @@ enum Pw {
     /// The AVX2 + FMA kernel (skipped when the CPU lacks it).
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// The AVX-512 kernel (skipped when the CPU lacks it).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 fn act_of(i: usize) -> Option<Activation> {
@@ -93,6 +96,15 @@ fn check_pointwise<X: Elem, W: Elem, Y: Elem>(
             }
             // SAFETY: the CPU features were detected just above.
             unsafe { pointwise::x86::pointwise_avx2(&x, c_in, &w, bias, c_out, act, &mut y) }
+                .unwrap()
+        }
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx512 => {
+            if !avx512() {
+                return Ok(());
+            }
+            // SAFETY: the CPU features were detected just above.
+            unsafe { pointwise::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y) }
                 .unwrap()
         }
     }
@@ -154,6 +166,9 @@ fn check_depthwise<X: Elem, W: Elem, Y: Elem, R: Elem>(
             // SAFETY: the CPU features were detected just above.
             unsafe { depthwise::x86::depthwise3x3_avx2(s, &x, &wt, bias, res, &mut y) }.unwrap()
         }
+        // No AVX-512 depthwise kernel: the dispatch runs the AVX2 one there.
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx512 => return Ok(()),
     }
     let bits = |v: &[Y]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
     prop_assert_eq!(bits(&y), bits(&y_ref), "{:?}", kernel);
@@ -167,13 +182,88 @@ fn avx2() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    ldp_core::kernels::cpu::x86_detected() == ldp_core::kernels::cpu::X86Level::Avx512
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni() -> bool {
+    avx512() && is_x86_feature_detected!("avx512vnni")
+}
+
 fn all_kernels() -> Vec<Pw> {
     vec![
         Pw::Dispatch,
         Pw::Tiled,
         #[cfg(target_arch = "x86_64")]
         Pw::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx512,
     ]
+}
+
+/// The AVX-512 and AVX2 f32/f16 GEMMs sum in the same order: equal bits, for every type mix,
+/// activation and `c_in` on both sides of the 2048-channel panel.
+#[cfg(target_arch = "x86_64")]
+fn check_avx512_equals_avx2<X: Elem, W: Elem, Y: Elem>(
+    c_in: usize,
+    c_out: usize,
+    pixels: usize,
+    bias: bool,
+    act: Option<Activation>,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    if !avx512() {
+        return Ok(());
+    }
+    let x: Vec<X> = vals(pixels * c_in, seed)
+        .into_iter()
+        .map(X::from_f32)
+        .collect();
+    let w: Vec<W> = vals(c_out * c_in, seed ^ 1)
+        .into_iter()
+        .map(W::from_f32)
+        .collect();
+    let b = vals(c_out, seed ^ 2);
+    let bias = if bias { Some(&b[..]) } else { None };
+    let mut y2 = vec![Y::default(); pixels * c_out];
+    let mut y5 = vec![Y::default(); pixels * c_out];
+    // SAFETY: AVX-512 (and so AVX2, FMA, F16C) detected just above.
+    unsafe {
+        pointwise::x86::pointwise_avx2(&x, c_in, &w, bias, c_out, act, &mut y2).unwrap();
+        pointwise::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y5).unwrap();
+    }
+    let bits = |v: &[Y]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
+    prop_assert_eq!(bits(&y5), bits(&y2), "{} {} {}", c_in, c_out, pixels);
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    #[test]
+    fn pointwise_avx512_equals_avx2_bitwise(c_in in 1usize..=80, c_out in 1usize..=80, pixels in 1usize..=40,
+                                            bias in any::<bool>(), act in 0usize..5, types in 0usize..4,
+                                            seed in any::<u64>()) {
+        let act = act_of(act);
+        match types {
+            0 => check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, bias, act, seed)?,
+            1 => check_avx512_equals_avx2::<f32, f16, f16>(c_in, c_out, pixels, bias, act, seed)?,
+            2 => check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, bias, act, seed)?,
+            _ => check_avx512_equals_avx2::<f16, f16, f32>(c_in, c_out, pixels, bias, act, seed)?,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn pointwise_avx512_equals_avx2_long_channels() {
+    for (c_in, c_out, pixels) in [(2100, 40, 13), (4200, 33, 3), (2048, 64, 25)] {
+        check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, None, 3).unwrap();
+        check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, true, None, 4).unwrap();
+    }
 }
 
 proptest! {

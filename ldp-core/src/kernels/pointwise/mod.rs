@@ -8,12 +8,18 @@
 //!
 //! * x86-64 with AVX2 + FMA + F16C (detected at run time with the `std` feature, else enabled at
 //!   compile time): [`x86`], a packed GEMM with a 6 × 16 register tile;
+//! * x86-64 with AVX-512 (F, BW, VL, DQ; detected at run time with the `std` feature): [`avx512`],
+//!   the same GEMM with a 12 × 32 tile of zmm registers and the same summation order, so its
+//!   results equal the AVX2 kernel's bit for bit ([`crate::kernels::cpu::set_x86_level`] picks
+//!   the AVX2 path on such a machine);
 //! * AArch64 with NEON: [`neon`], the same GEMM with an 8 × 8 tile of `vfmaq_f32`;
 //! * anything else: [`tiled`], portable code that autovectorizes.
 //!
 //! The choice never depends on the pixel count, so splitting the pixels into chunks (as the
 //! streaming executor does) gives the same bits.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod reference;
@@ -64,6 +70,10 @@ pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     check_shapes(x, c_in, w, bias, c_out, y)?;
+    #[cfg(target_arch = "x86_64")]
+    if avx512::pointwise(x, c_in, w, bias, c_out, act, y) {
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if x86::pointwise(x, c_in, w, bias, c_out, act, y) {
         return Ok(());
