@@ -356,6 +356,10 @@ proptest! {
             unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "vnni");
+        }
     }
 
     #[test]
@@ -495,6 +499,10 @@ proptest! {
             unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "vnni");
+        }
     }
 
     /// int8 LayerNorm: dispatch and AVX2 equal the reference bit for bit (channels 1..=67, or
@@ -623,6 +631,84 @@ proptest! {
     }
 }
 
+/// The VNNI int8 pointwise kernel's output (`None` when the CPU lacks AVX-512 VNNI).
+#[cfg(target_arch = "x86_64")]
+fn vnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>> {
+    if !vnni() {
+        return None;
+    }
+    let mut c = vec![0i8; x.len() / c_in * c_out];
+    // SAFETY: the CPU features were detected just above.
+    unsafe { ldp_core::quant::vnni::pointwise_vnni(x, c_in, q, c_out, &mut c) }.unwrap();
+    Some(c)
+}
+
+/// int8 pointwise, VNNI kernel, on the shapes around its limits: `c_out` 32 (one panel) and
+/// 33..=95 (overlapping last panel), `c_in` 1..=9 (word padding), 2048, 4095/4096 (largest) and
+/// 4097 (AVX2 fallback), pixel counts around the 12-pixel tile; extreme biases, every output
+/// zero point kind, with and without table.
+#[test]
+fn int8_pointwise_vnni_shapes() {
+    for (c_in, c_out, pixels) in [
+        (1, 32, 1),
+        (2, 33, 13),
+        (3, 47, 11),
+        (5, 64, 12),
+        (9, 95, 25),
+        (128, 128, 19),
+        (255, 40, 7),
+        (2048, 64, 14),
+        (4095, 35, 3),
+        (4096, 32, 2),
+        (4097, 33, 2),
+    ] {
+        let x = i8s(pixels * c_in, 15);
+        let w = i8s(c_in * c_out, 16);
+        let (bias, bias_shift) = b16(&ints_in(c_out, 17, i32::MIN, i32::MAX), true);
+        let mult = m8(&ints_in(c_out, 18, 0, 255));
+        let lut = i8s(256, 19);
+        for (shift, lut) in [(27, None), (9, Some(&lut[..])), (40, None)] {
+            let q = ConvQ {
+                weight: &w,
+                bias: &bias,
+                bias_shift,
+                mult: &mult,
+                shift,
+                in_zero: 0,
+                out_zero: -3,
+                lut,
+            };
+            let mut a = vec![0i8; pixels * c_out];
+            qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
+            }
+            let mut b = vec![0i8; pixels * c_out];
+            qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
+            assert_eq!(a, b, "{c_in} {c_out} {pixels}");
+        }
+        // All-(−128) activations and weights: the largest products, 4 per vpdpbusd.
+        let xm = vec![-128i8; pixels * c_in];
+        let wm = vec![-128i8; c_in * c_out];
+        let q = ConvQ {
+            weight: &wm,
+            bias: &bias,
+            bias_shift,
+            mult: &mult,
+            shift: 30,
+            in_zero: 0,
+            out_zero: 5,
+            lut: None,
+        };
+        let mut a = vec![0i16; pixels * c_out];
+        qk::pointwise_reference(&xm, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i16; pixels * c_out];
+        qk::pointwise(&xm, c_in, &q, c_out, &mut b).unwrap();
+        assert_eq!(a, b, "-128 {c_in} {c_out} {pixels}");
+    }
+}
+
 /// int8 pointwise around the AVX2 kernel's switch between its packed form (`c_in ≤ 512`,
 /// `c_out ≥ 16`) and its dot-product form, with overlapping last panels and tiles.
 #[test]
@@ -666,6 +752,10 @@ fn int8_pointwise_form_boundaries() {
                     .unwrap();
                 assert_eq!(a, c, "{c_in} {c_out} {pixels}");
             }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
+            }
         }
     }
 }
@@ -690,6 +780,13 @@ fn check_int8_pointwise_i16(
         // SAFETY: the CPU features were detected just above.
         unsafe { ldp_core::quant::x86::pointwise_i16_avx2(x, c_in, q, c_out, &mut c) }.unwrap();
         prop_assert_eq!(&a, &c, "avx2 {} {} {}", c_in, c_out, pixels);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if vnni() {
+        let mut c = vec![0i16; pixels * c_out];
+        // SAFETY: the CPU features were detected just above.
+        unsafe { ldp_core::quant::vnni::pointwise_i16_vnni(x, c_in, q, c_out, &mut c) }.unwrap();
+        prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
     }
     Ok(a)
 }

@@ -130,6 +130,10 @@ impl ConvOut for i8 {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
+        if super::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
         if super::x86::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
@@ -157,6 +161,10 @@ impl ConvOut for i16 {
     ) -> bool {
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]

@@ -103,7 +103,7 @@ pub(super) unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
 /// # Safety
 /// AVX available.
 #[inline(always)]
-pub(super) unsafe fn transpose8(r: &mut [__m256; 8]) {
+pub(crate) unsafe fn transpose8(r: &mut [__m256; 8]) {
     // SAFETY: register-only AVX shuffles.
     unsafe {
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
