@@ -91,7 +91,7 @@ mod sealed {
 ///   intermediate (zero point 0, scale chosen at convert time with 2× headroom over the
 ///   calibrated range) and saturated to int16, no table. LayerNorm is invariant to the scale of
 ///   its input, so this removes one int8 rounding per LayerNorm ([`pointwise_layer_norm`]).
-pub trait ConvOut: Copy + Default + bytemuck::Pod + sealed::Sealed {
+pub trait ConvOut: Copy + Default + bytemuck::Pod + Send + Sync + sealed::Sealed {
     /// Saturates `v` (requantized, output zero point added) and applies the table (`i8` only).
     fn finish(v: i32, lut: Option<&[i8]>) -> Self;
     /// The target's pointwise kernel for this output type; `false` (nothing written) when the
@@ -272,11 +272,33 @@ pub fn pointwise<Y: ConvOut>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(pixels, c_in.saturating_mul(c_out));
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, c_in, y, c_out, n, |xb, yb| {
+                pointwise_one(xb, c_in, q, c_out, yb, xb.len() / c_in);
+                Ok(())
+            });
+        }
+    }
+    pointwise_one(x, c_in, q, c_out, y, pixels);
+    Ok(())
+}
+
+/// [`pointwise`] on the calling thread; shapes validated.
+fn pointwise_one<Y: ConvOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
     if Y::pointwise_arch(x, c_in, q, c_out, y, pixels) {
-        return Ok(());
+        return;
     }
     super::pointwise_fast::pointwise(x, c_in, q, c_out, y, pixels);
-    Ok(())
 }
 
 /// `y = LN(PW(x))` through a 16-bit intermediate: the conv writes `i16` ([`ConvOut`]) into

@@ -59,7 +59,8 @@ pub(crate) fn check_shapes<X, W, Y>(
     Ok(pixels)
 }
 
-/// Pointwise convolution with an optional fused activation, using the best kernel available.
+/// Pointwise convolution with an optional fused activation, using the best kernel available
+/// (with the `std` feature, on up to [`crate::kernels::threads::threads`] threads; same bits).
 pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     c_in: usize,
@@ -69,19 +70,43 @@ pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) -> Result<(), Error> {
-    check_shapes(x, c_in, w, bias, c_out, y)?;
+    let pixels = check_shapes(x, c_in, w, bias, c_out, y)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(pixels, c_in.saturating_mul(c_out));
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, c_in, y, c_out, n, |xb, yb| {
+                pointwise_one(xb, c_in, w, bias, c_out, act, yb);
+                Ok(())
+            });
+        }
+    }
+    let _ = pixels;
+    pointwise_one(x, c_in, w, bias, c_out, act, y);
+    Ok(())
+}
+
+/// [`pointwise`] on the calling thread; shapes validated.
+fn pointwise_one<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) {
     #[cfg(target_arch = "x86_64")]
     if avx512::pointwise(x, c_in, w, bias, c_out, act, y) {
-        return Ok(());
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if x86::pointwise(x, c_in, w, bias, c_out, act, y) {
-        return Ok(());
+        return;
     }
     #[cfg(target_arch = "aarch64")]
     if neon::pointwise(x, c_in, w, bias, c_out, act, y) {
-        return Ok(());
+        return;
     }
     tiled::pointwise(x, c_in, w, bias, c_out, act, y);
-    Ok(())
 }
