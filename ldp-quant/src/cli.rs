@@ -193,6 +193,10 @@ struct RunArgs {
     /// Where to write the output .npy (float32, PyTorch layout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
+    /// Threads for the pointwise layers (default, or 0: all cores). The output does not
+    /// depend on it, bit for bit.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -353,6 +357,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {
+    ldp_core::kernels::threads::set_threads(a.threads.unwrap_or(0));
     let buf = load_blob(&a.model)?;
     let model = parse_model(&a.model, &buf)?;
     let config = model.config();
