@@ -186,9 +186,6 @@ fn bench_depthwise(c: &mut Criterion) {
                 .unwrap()
             })
         });
-        twins(&mut g, "f32", name, &mut || {
-            pointwise::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y).unwrap()
-        });
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
                 depthwise::tiled::depthwise3x3::<f32, f32, f32, f32>(
