@@ -11,14 +11,55 @@ pub fn nchw_to_nhwc<T: Copy>(
     h: usize,
     w: usize,
 ) -> Result<(), Error> {
-    check_len("nchw source", src, c * h * w)?;
-    check_len("nhwc destination", dst, c * h * w)?;
-    for ch in 0..c {
-        for p in 0..h * w {
-            dst[p * c + ch] = src[ch * h * w + p];
-        }
-    }
+    let n = checked_len(c, h, w)?;
+    check_len("nchw source", src, n)?;
+    check_len("nhwc destination", dst, n)?;
+    // `src` is a `[c][hw]` matrix, `dst` its transpose: blocked so that both sides stay in cache.
+    transpose(src, dst, c, h * w);
     Ok(())
+}
+
+/// `c·h·w`, or an error when it overflows.
+fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
+    c.checked_mul(h)
+        .and_then(|v| v.checked_mul(w))
+        .ok_or(Error::InvalidConfig("layout: size overflows usize"))
+}
+
+/// `dst[j][i] = src[i][j]` for a `rows × cols` row-major `src` (lengths checked by the caller),
+/// in blocks of 8 × 8 (full blocks through fixed-size arrays, which compile to register
+/// shuffles without bounds checks; edge blocks element by element).
+fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
+    const B: usize = 8;
+    let mut i0 = 0;
+    while i0 < rows {
+        let i1 = (i0 + B).min(rows);
+        let mut j0 = 0;
+        while j0 < cols {
+            let j1 = (j0 + B).min(cols);
+            if i1 - i0 == B && j1 - j0 == B {
+                let blk: [[T; B]; B] = core::array::from_fn(|i| {
+                    let r = &src[(i0 + i) * cols + j0..][..B];
+                    core::array::from_fn(|j| r[j])
+                });
+                for j in 0..B {
+                    let d = &mut dst[(j0 + j) * rows + i0..][..B];
+                    for i in 0..B {
+                        d[i] = blk[i][j];
+                    }
+                }
+            } else {
+                for i in i0..i1 {
+                    let row = &src[i * cols + j0..i * cols + j1];
+                    for (dj, &v) in row.iter().enumerate() {
+                        dst[(j0 + dj) * rows + i] = v;
+                    }
+                }
+            }
+            j0 = j1;
+        }
+        i0 = i1;
+    }
 }
 
 /// Copies NHWC `src` (`[h][w][c]`) into NCHW `dst` (`[c][h][w]`).
@@ -29,13 +70,10 @@ pub fn nhwc_to_nchw<T: Copy>(
     h: usize,
     w: usize,
 ) -> Result<(), Error> {
-    check_len("nhwc source", src, c * h * w)?;
-    check_len("nchw destination", dst, c * h * w)?;
-    for ch in 0..c {
-        for p in 0..h * w {
-            dst[ch * h * w + p] = src[p * c + ch];
-        }
-    }
+    let n = checked_len(c, h, w)?;
+    check_len("nhwc source", src, n)?;
+    check_len("nchw destination", dst, n)?;
+    transpose(src, dst, h * w, c);
     Ok(())
 }
 
@@ -43,3 +81,39 @@ pub fn nhwc_to_nchw<T: Copy>(
 /// `static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("model.ldp"));`
 #[repr(C, align(16))]
 pub struct Aligned<T: ?Sized>(pub T);
+
+#[cfg(test)]
+mod layout_tests {
+    extern crate std;
+    use super::*;
+
+    /// The blocked transposes against the element-by-element definition, on sizes around the
+    /// 16 × 16 block, and their round trip.
+    #[test]
+    fn layout_conversions_match_definition() {
+        for (c, h, w) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (16, 4, 4),
+            (17, 3, 11),
+            (128, 8, 8),
+            (33, 1, 40),
+        ] {
+            let n = c * h * w;
+            let x: std::vec::Vec<u32> = (0..n as u32).collect();
+            let mut y = std::vec![0u32; n];
+            nchw_to_nhwc(&x, &mut y, c, h, w).unwrap();
+            for ch in 0..c {
+                for p in 0..h * w {
+                    assert_eq!(y[p * c + ch], x[ch * h * w + p]);
+                }
+            }
+            let mut z = std::vec![0u32; n];
+            nhwc_to_nchw(&y, &mut z, c, h, w).unwrap();
+            assert_eq!(z, x);
+        }
+        let mut y = [0u32; 4];
+        assert!(nchw_to_nhwc(&[0u32; 4], &mut y, usize::MAX, 2, 2).is_err());
+        assert!(nhwc_to_nchw(&[0u32; 3], &mut y, 1, 2, 2).is_err());
+    }
+}
