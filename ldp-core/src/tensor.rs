@@ -27,38 +27,46 @@ fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
 }
 
 /// `dst[j][i] = src[i][j]` for a `rows × cols` row-major `src` (lengths checked by the caller),
-/// in blocks of 8 × 8 (full blocks through fixed-size arrays, which compile to register
-/// shuffles without bounds checks; edge blocks element by element).
+/// in blocks of 8 × 8: full blocks through fixed-size arrays (register shuffles, no bounds
+/// checks), edge blocks element by element. The inner loop runs along the shorter side, so the
+/// cache lines it half-fills (`min(rows, cols)` of them) are still in L1 when the next block
+/// fills their other half.
 fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
     const B: usize = 8;
-    let mut i0 = 0;
-    while i0 < rows {
-        let i1 = (i0 + B).min(rows);
-        let mut j0 = 0;
-        while j0 < cols {
-            let j1 = (j0 + B).min(cols);
-            if i1 - i0 == B && j1 - j0 == B {
-                let blk: [[T; B]; B] = core::array::from_fn(|i| {
-                    let r = &src[(i0 + i) * cols + j0..][..B];
-                    core::array::from_fn(|j| r[j])
-                });
-                for j in 0..B {
-                    let d = &mut dst[(j0 + j) * rows + i0..][..B];
-                    for i in 0..B {
-                        d[i] = blk[i][j];
-                    }
-                }
-            } else {
-                for i in i0..i1 {
-                    let row = &src[i * cols + j0..i * cols + j1];
-                    for (dj, &v) in row.iter().enumerate() {
-                        dst[(j0 + dj) * rows + i] = v;
-                    }
+    let block = |dst: &mut [T], i0: usize, j0: usize| {
+        let (i1, j1) = ((i0 + B).min(rows), (j0 + B).min(cols));
+        if i1 - i0 == B && j1 - j0 == B {
+            let blk: [[T; B]; B] = core::array::from_fn(|i| {
+                let r = &src[(i0 + i) * cols + j0..][..B];
+                core::array::from_fn(|j| r[j])
+            });
+            for j in 0..B {
+                let d = &mut dst[(j0 + j) * rows + i0..][..B];
+                for i in 0..B {
+                    d[i] = blk[i][j];
                 }
             }
-            j0 = j1;
+        } else {
+            for i in i0..i1 {
+                let row = &src[i * cols + j0..i * cols + j1];
+                for (dj, &v) in row.iter().enumerate() {
+                    dst[(j0 + dj) * rows + i] = v;
+                }
+            }
         }
-        i0 = i1;
+    };
+    if rows <= cols {
+        for j0 in (0..cols).step_by(B) {
+            for i0 in (0..rows).step_by(B) {
+                block(dst, i0, j0);
+            }
+        }
+    } else {
+        for i0 in (0..rows).step_by(B) {
+            for j0 in (0..cols).step_by(B) {
+                block(dst, i0, j0);
+            }
+        }
     }
 }
 
