@@ -643,10 +643,10 @@ fn vnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>
     Some(c)
 }
 
-/// int8 pointwise, VNNI kernel, on the shapes around its limits: `c_out` 32 (one panel) and
-/// 33..=95 (overlapping last panel), `c_in` 1..=9 (word padding), 2048, 4095/4096 (largest) and
-/// 4097 (AVX2 fallback), pixel counts around the 12-pixel tile; extreme biases, every output
-/// zero point kind, with and without table.
+/// int8 pointwise, VNNI kernel, on the shapes around its limits: `c_out` 32 (one panel),
+/// 33..=95 (overlapping last panel), 129..=255 (a full group of 4 panels and a partial one),
+/// `c_in` 1..=9 (word padding), 2047/2048 (largest) and 2049 (AVX2 fallback), pixel counts
+/// around the 12-pixel tile; extreme biases, with and without table.
 #[test]
 fn int8_pointwise_vnni_shapes() {
     for (c_in, c_out, pixels) in [
@@ -658,9 +658,12 @@ fn int8_pointwise_vnni_shapes() {
         (128, 128, 19),
         (255, 40, 7),
         (2048, 64, 14),
-        (4095, 35, 3),
-        (4096, 32, 2),
-        (4097, 33, 2),
+        (64, 167, 13),
+        (300, 129, 12),
+        (17, 255, 9),
+        (2047, 35, 3),
+        (2048, 160, 5),
+        (2049, 33, 2),
     ] {
         let x = i8s(pixels * c_in, 15);
         let w = i8s(c_in * c_out, 16);

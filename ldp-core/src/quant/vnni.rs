@@ -13,12 +13,13 @@
 //! Layout: a panel of 32 output channels is packed into `[⌈c_in/4⌉][32][4]` bytes (word `j` of
 //! output `o` holds channels `4j..4j+4`, zero-padded past `c_in`; 32-bit 8×8 transposes), so
 //! one zmm holds 16 outputs' 4-channel words; a tile of 12 pixels has its rows converted to
-//! `u8` once into a small buffer, then per 4 channels: two panel loads, twelve `vpbroadcastd`
-//! and 24 `vpdpbusd` into 12 × 32 `i32` accumulators (24 zmm) holding the outputs in order.
-//! The epilogue is the AVX2 kernel's (bias, [`Rq`], saturation, table) on 8 lanes at a time.
-//! When 32 does not divide `c_out` the last panel overlaps the one before (outputs computed twice
-//! get the same value). Takes `c_out ≥ 32` and `c_in ≤ 4096` (the panel is 128 KiB of stack);
-//! other shapes go to the AVX2 kernel ([`super::x86`]).
+//! `u8` once into a small buffer (shared by a group of up to 4 panels, packed together, so that
+//! each pixel row is converted once per 128 outputs), then per 4 channels: two panel loads,
+//! twelve `vpbroadcastd` and 24 `vpdpbusd` into 12 × 32 `i32` accumulators (24 zmm) holding
+//! the outputs in order. The epilogue is the AVX2 kernel's (bias, [`Rq`], saturation, table) on
+//! 8 lanes at a time. When 32 does not divide `c_out` the last panel overlaps the one before
+//! (outputs computed twice get the same value). Takes `c_out ≥ 32` and `c_in ≤ 2048` (the four
+//! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::x86`]).
 
 use core::arch::x86_64::*;
 
@@ -33,7 +34,9 @@ const NR: usize = 32;
 /// Pixels per register tile.
 const MR: usize = 12;
 /// Largest `c_in` of this kernel.
-const PK_MAX: usize = 4096;
+const PK_MAX: usize = 2048;
+/// Panels per group (one conversion of the pixel rows per group).
+const G: usize = 4;
 
 /// `true` when this kernel takes the shape (else the caller runs the next kernel).
 fn takes(c_in: usize, c_out: usize) -> bool {
@@ -61,7 +64,7 @@ pub(crate) fn pointwise<Y: Out>(
 }
 
 /// The VNNI kernel with its own shape checks, for tests and benchmarks (`i8` output, optional
-/// table). Shapes it does not take (`c_out < 32` or `c_in > 4096`) run the AVX2 kernel.
+/// table). Shapes it does not take (`c_out < 32` or `c_in > 2048`) run the AVX2 kernel.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL, DQ and VNNI, AVX2, FMA and F16C
@@ -86,7 +89,7 @@ pub unsafe fn pointwise_vnni(
 }
 
 /// The VNNI kernel with a 16-bit output and its own shape checks, for tests and benchmarks.
-/// Shapes it does not take (`c_out < 32` or `c_in > 4096`) run the AVX2 kernel.
+/// Shapes it does not take (`c_out < 32` or `c_in > 2048`) run the AVX2 kernel.
 ///
 /// # Safety
 /// As [`pointwise_vnni`].
@@ -156,30 +159,18 @@ unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
 /// (8 lanes per register), the layer's [`Rq`].
 type PanelOut = ([__m256i; 4], [__m256i; 4], Rq);
 
-/// One tile: pixels `p0..p0+M`, outputs `o0..o0+32`.
+/// Converts pixel rows `p0..p0+M` to `u8` (`x ^ 0x80`) into `xt` (rows of `PK_MAX` bytes),
+/// zero-padded to `4·⌈c_in/4⌉` bytes.
 ///
 /// # Safety
-/// `p0 + M ≤ pixels`, `o0 + 32 ≤ c_out`, shapes validated; `panel` holds `kg·32` packed words
-/// of this panel, `kg = ⌈c_in/4⌉ ≤ PK_MAX/4`; `xt` holds `MR·PK_MAX/4` words; AVX-512
-/// F/BW/VNNI and AVX2 available.
+/// `p0 + M ≤ pixels`, `x.len() = pixels·c_in`, `c_in ≤ PK_MAX`, `M ≤ MR`, `xt` holds
+/// `MR·PK_MAX/4` words; AVX-512 F/BW available.
 #[inline(always)]
-unsafe fn tile<Y: Out, const M: usize>(
-    x: &[i8],
-    c_in: usize,
-    panel: &[u32],
-    xt: &mut [u32],
-    q: &ConvQ<'_>,
-    c_out: usize,
-    y: &mut [Y],
-    o0: usize,
-    p0: usize,
-    (bias, mult, rq): PanelOut,
-) {
+unsafe fn convert<const M: usize>(x: &[i8], c_in: usize, xt: &mut [u32], p0: usize) {
     let kg = c_in.div_ceil(4);
     let c64 = c_in / 64 * 64;
-    // SAFETY (whole body): rows p0..p0+M of x hold c_in bytes (64-byte loads at i + 64 ≤ c64);
-    // xt rows of PK_MAX bytes receive 4·kg ≤ PK_MAX bytes; panel words are read for j < kg;
-    // y is written at (p0+m)·c_out + o0 .. +32 ≤ (p0+m+1)·c_out.
+    // SAFETY: rows p0..p0+M of x hold c_in bytes (64-byte loads at i + 64 ≤ c64); xt rows of
+    // PK_MAX bytes receive 4·kg ≤ PK_MAX bytes.
     unsafe {
         let flip = _mm512_set1_epi8(-128);
         for m in 0..M {
@@ -200,6 +191,31 @@ unsafe fn tile<Y: Out, const M: usize>(
                 i += 1;
             }
         }
+    }
+}
+
+/// One tile: pixels `p0..p0+M` (already converted into `xt`), outputs `o0..o0+32`.
+///
+/// # Safety
+/// `p0 + M ≤ pixels`, `o0 + 32 ≤ c_out`, shapes validated; `panel` holds `kg·32` packed words
+/// of this panel, `kg = ⌈c_in/4⌉ ≤ PK_MAX/4`; `xt` holds the converted rows ([`convert`]);
+/// AVX-512 F/BW/VNNI and AVX2 available.
+#[inline(always)]
+unsafe fn tile<Y: Out, const M: usize>(
+    c_in: usize,
+    panel: &[u32],
+    xt: &[u32],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    o0: usize,
+    p0: usize,
+    (bias, mult, rq): PanelOut,
+) {
+    let kg = c_in.div_ceil(4);
+    // SAFETY (whole body): panel words are read for j < kg, xt words for j < kg in rows < M;
+    // y is written at (p0+m)·c_out + o0 .. +32 ≤ (p0+m+1)·c_out.
+    unsafe {
         let mut acc = [[_mm512_setzero_si512(); 2]; M];
         let xs: [*const u32; M] = core::array::from_fn(|m| xt.as_ptr().add(m * (PK_MAX / 4)));
         let wp = panel.as_ptr() as *const __m512i;
@@ -228,6 +244,35 @@ unsafe fn tile<Y: Out, const M: usize>(
     }
 }
 
+/// Converts pixel rows `p0..p0+M` once, then runs them against each of the `ng` packed panels
+/// of the group.
+///
+/// # Safety
+/// As [`convert`] and [`tile`], for every panel `g < ng` (`o0s[g] + 32 ≤ c_out`, `panels[g]`
+/// packed for it).
+#[inline(always)]
+unsafe fn tiles<Y: Out, const M: usize>(
+    x: &[i8],
+    c_in: usize,
+    panels: &[[u32; PK_MAX / 4 * NR]; G],
+    outs: &[PanelOut; G],
+    o0s: &[usize; G],
+    ng: usize,
+    xt: &mut [u32],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    p0: usize,
+) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        convert::<M>(x, c_in, xt, p0);
+        for g in 0..ng {
+            tile::<Y, M>(c_in, &panels[g], xt, q, c_out, y, o0s[g], p0, outs[g]);
+        }
+    }
+}
+
 /// # Safety
 /// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`; AVX-512 F/BW/VL/DQ/VNNI, AVX2, FMA and F16C
 /// available.
@@ -241,59 +286,69 @@ unsafe fn run<Y: Out>(
     pixels: usize,
 ) {
     let kg = c_in.div_ceil(4);
-    let mut panel = [0u32; PK_MAX / 4 * NR];
+    let mut panels = [[0u32; PK_MAX / 4 * NR]; G];
     let mut xt = [0u32; MR * (PK_MAX / 4)];
-    // SAFETY (whole body): AVX-512 VNNI and AVX2 available (this function's contract); the
-    // panel holds kg·32 ≤ PK_MAX/4·32 words; o0 + 32 ≤ c_out, so bias/mult reads are in bounds;
-    // the tiles stay inside p < pixels.
+    // SAFETY (whole body): AVX-512 VNNI and AVX2 available (this function's contract); each
+    // panel holds kg·32 ≤ PK_MAX/4·32 words; every o0 + 32 ≤ c_out, so bias/mult reads are in
+    // bounds; the tiles stay inside p < pixels.
     unsafe {
         let rq = Rq::new(q.shift, q.out_zero);
         let ones = _mm512_set1_epi8(1);
+        let zero = _mm256_setzero_si256();
         let mut o = 0;
         while o < c_out {
-            let o0 = o.min(c_out - NR);
-            pack_panel(q.weight, c_in, o0, &mut panel);
-            // Σ_i w[o][i] per output, exact: 4 products of 1·w per vpdpbusd.
-            let wp = panel.as_ptr() as *const __m512i;
-            let mut sw = [_mm512_setzero_si512(); 2];
-            for j in 0..kg {
-                sw[0] = _mm512_dpbusd_epi32(sw[0], ones, _mm512_loadu_si512(wp.add(2 * j)));
-                sw[1] = _mm512_dpbusd_epi32(sw[1], ones, _mm512_loadu_si512(wp.add(2 * j + 1)));
+            let mut o0s = [0usize; G];
+            let mut outs: [PanelOut; G] = [([zero; 4], [zero; 4], rq); G];
+            let mut ng = 0;
+            while ng < G && o < c_out {
+                let o0 = o.min(c_out - NR);
+                let panel = &mut panels[ng];
+                pack_panel(q.weight, c_in, o0, panel);
+                // Σ_i w[o][i] per output, exact: 4 products of 1·w per vpdpbusd.
+                let wp = panel.as_ptr() as *const __m512i;
+                let mut sw = [_mm512_setzero_si512(); 2];
+                for j in 0..kg {
+                    sw[0] = _mm512_dpbusd_epi32(sw[0], ones, _mm512_loadu_si512(wp.add(2 * j)));
+                    sw[1] = _mm512_dpbusd_epi32(sw[1], ones, _mm512_loadu_si512(wp.add(2 * j + 1)));
+                }
+                let mut sws = [0i32; NR];
+                _mm512_storeu_si512(sws.as_mut_ptr() as *mut __m512i, sw[0]);
+                _mm512_storeu_si512(sws.as_mut_ptr().add(16) as *mut __m512i, sw[1]);
+                let b = q.bias_n::<NR>(o0);
+                let bc: [i32; NR] = core::array::from_fn(|t| b[t].wrapping_sub(sws[t] << 7));
+                let mu = q.mult_n::<NR>(o0);
+                let bias: [__m256i; 4] = core::array::from_fn(|t| {
+                    _mm256_loadu_si256(bc.as_ptr().add(8 * t) as *const __m256i)
+                });
+                let mult: [__m256i; 4] = core::array::from_fn(|t| {
+                    _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i)
+                });
+                o0s[ng] = o0;
+                outs[ng] = (bias, mult, rq);
+                ng += 1;
+                o += NR;
             }
-            let mut sws = [0i32; NR];
-            _mm512_storeu_si512(sws.as_mut_ptr() as *mut __m512i, sw[0]);
-            _mm512_storeu_si512(sws.as_mut_ptr().add(16) as *mut __m512i, sw[1]);
-            let b = q.bias_n::<NR>(o0);
-            let bc: [i32; NR] = core::array::from_fn(|t| b[t].wrapping_sub(sws[t] << 7));
-            let mu = q.mult_n::<NR>(o0);
-            let bias: [__m256i; 4] = core::array::from_fn(|t| {
-                _mm256_loadu_si256(bc.as_ptr().add(8 * t) as *const __m256i)
-            });
-            let mult: [__m256i; 4] = core::array::from_fn(|t| {
-                _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i)
-            });
-            let po = (bias, mult, rq);
             let mut p = 0;
             while p < pixels {
                 let left = pixels - p;
+                let (pn, xt) = (&panels, &mut xt[..]);
                 p += if left >= 12 {
-                    tile::<Y, 12>(x, c_in, &panel, &mut xt, q, c_out, y, o0, p, po);
+                    tiles::<Y, 12>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
                     12
                 } else if left >= 8 {
-                    tile::<Y, 8>(x, c_in, &panel, &mut xt, q, c_out, y, o0, p, po);
+                    tiles::<Y, 8>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
                     8
                 } else if left >= 4 {
-                    tile::<Y, 4>(x, c_in, &panel, &mut xt, q, c_out, y, o0, p, po);
+                    tiles::<Y, 4>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
                     4
                 } else if left >= 2 {
-                    tile::<Y, 2>(x, c_in, &panel, &mut xt, q, c_out, y, o0, p, po);
+                    tiles::<Y, 2>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
                     2
                 } else {
-                    tile::<Y, 1>(x, c_in, &panel, &mut xt, q, c_out, y, o0, p, po);
+                    tiles::<Y, 1>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
                     1
                 };
             }
-            o += NR;
         }
     }
 }
