@@ -67,7 +67,8 @@ fn x86_level_of(v: u8) -> X86Level {
 }
 
 /// The best level this CPU supports (with the `std` feature; else what the compile-time target
-/// features give, AVX-512 only with `std`).
+/// features give, AVX-512 only with `std`). Never AVX-512 when `ldp-core` was built with a Rust
+/// older than 1.89 (no AVX-512 kernels then).
 #[cfg(target_arch = "x86_64")]
 pub fn x86_detected() -> X86Level {
     #[cfg(feature = "std")]
@@ -77,7 +78,9 @@ pub fn x86_detected() -> X86Level {
         if v != 0 {
             return x86_level_of(v);
         }
-        let l = if std::is_x86_feature_detected!("avx512f")
+        // The AVX-512 kernels exist only when built with Rust ≥ 1.89 (`ldp_avx512`, build.rs).
+        let l = if cfg!(ldp_avx512)
+            && std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512dq")

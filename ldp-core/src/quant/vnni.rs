@@ -20,6 +20,12 @@
 //! 8 lanes at a time. When 32 does not divide `c_out` the last panel overlaps the one before
 //! (outputs computed twice get the same value). Takes `c_out ≥ 32` and `c_in ≤ 2048` (the four
 //! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::x86`]).
+//!
+//! The AVX-512 intrinsics are stable since Rust 1.89: with an older compiler (`ldp_avx512` unset
+//! by `build.rs`) the entry points run the AVX2 kernel.
+// Everything using the 1.89 intrinsics is behind `cfg(ldp_avx512)` (rustc ≥ 1.89, build.rs).
+#![allow(clippy::incompatible_msrv)]
+#![cfg_attr(not(ldp_avx512), allow(unused_imports, dead_code))]
 
 use core::arch::x86_64::*;
 
@@ -53,7 +59,7 @@ pub(crate) fn pointwise<Y: Out>(
     y: &mut [Y],
     pixels: usize,
 ) -> bool {
-    if !takes(c_in, c_out) || !cpu::x86_vnni() {
+    if !cfg!(ldp_avx512) || !takes(c_in, c_out) || !cpu::x86_vnni() {
         return false;
     }
     // SAFETY: AVX-512 F/BW/VL/DQ/VNNI and AVX2 are present (checked above); the caller validated
@@ -79,7 +85,7 @@ pub unsafe fn pointwise_vnni(
     let pixels = super::x86::check(x, c_in, q, c_out, y)?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe {
-        if takes(c_in, c_out) {
+        if cfg!(ldp_avx512) && takes(c_in, c_out) {
             run(x, c_in, q, c_out, y, pixels);
         } else {
             super::x86::run(x, c_in, q, c_out, y, pixels);
@@ -103,7 +109,7 @@ pub unsafe fn pointwise_i16_vnni(
     let pixels = super::x86::check(x, c_in, q, c_out, y)?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe {
-        if takes(c_in, c_out) {
+        if cfg!(ldp_avx512) && takes(c_in, c_out) {
             run(x, c_in, q, c_out, y, pixels);
         } else {
             super::x86::run(x, c_in, q, c_out, y, pixels);
@@ -117,6 +123,7 @@ pub unsafe fn pointwise_i16_vnni(
 ///
 /// # Safety
 /// `o0 + 32 ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ kg·32`; AVX2 available.
+#[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
     let kw = c_in / 4; // full words per row
@@ -157,6 +164,7 @@ unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
 
 /// Epilogue parameters of a panel: the 32 biases with `128·Σw` taken out, the 32 multipliers
 /// (8 lanes per register), the layer's [`Rq`].
+#[cfg(ldp_avx512)]
 type PanelOut = ([__m256i; 4], [__m256i; 4], Rq);
 
 /// Converts pixel rows `p0..p0+M` to `u8` (`x ^ 0x80`) into `xt` (rows of `PK_MAX` bytes),
@@ -165,6 +173,7 @@ type PanelOut = ([__m256i; 4], [__m256i; 4], Rq);
 /// # Safety
 /// `p0 + M ≤ pixels`, `x.len() = pixels·c_in`, `c_in ≤ PK_MAX`, `M ≤ MR`, `xt` holds
 /// `MR·PK_MAX/4` words; AVX-512 F/BW available.
+#[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn convert<const M: usize>(x: &[i8], c_in: usize, xt: &mut [u32], p0: usize) {
     let kg = c_in.div_ceil(4);
@@ -200,6 +209,7 @@ unsafe fn convert<const M: usize>(x: &[i8], c_in: usize, xt: &mut [u32], p0: usi
 /// `p0 + M ≤ pixels`, `o0 + 32 ≤ c_out`, shapes validated; `panel` holds `kg·32` packed words
 /// of this panel, `kg = ⌈c_in/4⌉ ≤ PK_MAX/4`; `xt` holds the converted rows ([`convert`]);
 /// AVX-512 F/BW/VNNI and AVX2 available.
+#[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn tile<Y: Out, const M: usize>(
     c_in: usize,
@@ -250,6 +260,7 @@ unsafe fn tile<Y: Out, const M: usize>(
 /// # Safety
 /// As [`convert`] and [`tile`], for every panel `g < ng` (`o0s[g] + 32 ≤ c_out`, `panels[g]`
 /// packed for it).
+#[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn tiles<Y: Out, const M: usize>(
     x: &[i8],
@@ -276,6 +287,7 @@ unsafe fn tiles<Y: Out, const M: usize>(
 /// # Safety
 /// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`; AVX-512 F/BW/VL/DQ/VNNI, AVX2, FMA and F16C
 /// available.
+#[cfg(ldp_avx512)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 unsafe fn run<Y: Out>(
     x: &[i8],
@@ -351,4 +363,21 @@ unsafe fn run<Y: Out>(
             }
         }
     }
+}
+
+/// Without AVX-512 support in the compiler: the AVX2 kernel.
+///
+/// # Safety
+/// As the AVX-512 version (shapes validated; AVX2 available).
+#[cfg(not(ldp_avx512))]
+unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    // SAFETY: per this function's contract.
+    unsafe { super::x86::run(x, c_in, q, c_out, y, pixels) }
 }

@@ -12,6 +12,13 @@
 //! bit**, whatever the pixel count or thread split. The fused activation runs on finished rows
 //! through the same scalar functions, and f16 outputs are narrowed with F16C
 //! (round-to-nearest-even), as there.
+//!
+//! The AVX-512 intrinsics are stable since Rust 1.89: with an older compiler (`ldp_avx512` unset
+//! by `build.rs`) this module keeps its entry points, [`pointwise_avx512`] runs the AVX2 kernel
+//! and [`crate::kernels::cpu::x86_detected`] never reports AVX-512.
+// Everything using the 1.89 intrinsics is behind `cfg(ldp_avx512)` (rustc ≥ 1.89, build.rs).
+#![allow(clippy::incompatible_msrv)]
+#![cfg_attr(not(ldp_avx512), allow(unused_imports, dead_code))]
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -73,7 +80,15 @@ pub unsafe fn pointwise_avx512<X: Elem, W: Elem, Y: Elem>(
         // SAFETY: the caller guarantees the CPU features; `check_shapes` validated
         // `x.len() = P·c_in`, `w.len() = c_out·c_in`, `bias.len() = c_out`, `y.len() = P·c_out`;
         // `Y` is f32 whenever `c_in > KC`.
-        unsafe { gemm(x, c_in, w, bias, c_out, act, y) };
+        #[cfg(ldp_avx512)]
+        unsafe {
+            gemm(x, c_in, w, bias, c_out, act, y)
+        };
+        // SAFETY: as above (AVX-512 implies AVX2, FMA and F16C).
+        #[cfg(not(ldp_avx512))]
+        unsafe {
+            super::x86::pointwise_avx2(x, c_in, w, bias, c_out, act, y)?
+        };
     }
     Ok(())
 }
@@ -140,6 +155,7 @@ unsafe fn pack_panel<W: Elem>(
 ///
 /// # Safety
 /// Each `a[m]` (`m < M`) points at `kc` readable f32; `bp` at `kc·32`; AVX-512F available.
+#[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn micro<const M: usize>(
     a: &[*const f32; MR],
@@ -168,6 +184,7 @@ unsafe fn micro<const M: usize>(
 /// # Safety
 /// Shapes as in [`pointwise`]; `p0 + M ≤ P`, `n0 + nv ≤ N`, `k0 + kc ≤ K`; `bp` holds the packed
 /// panel; `abuf` holds `MR·KC` f32 (used when `X` is f16); AVX-512F, AVX2, FMA, F16C available.
+#[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
     x: &[X],
@@ -259,6 +276,7 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
 /// # Safety
 /// Shapes validated by `check_shapes`; AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C available; `Y` is
 /// f32 when `k > KC`.
+#[cfg(ldp_avx512)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
