@@ -26,12 +26,12 @@ fn main() {
     }
     let n: u64 = 100_000;
     let t = best(2000, || {
-        let (mut x, mut k) = (3u64, n);
+        let mut x = 3u64;
         // SAFETY: register-only arithmetic and a counted loop on the two named registers.
         unsafe {
             asm!("2:", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}",
                  "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}", "imul {x}, {x}",
-                 "dec {k}", "jnz 2b", x = inout(reg) x, k = inout(reg) k,
+                 "dec {k}", "jnz 2b", x = inout(reg) x, k = inout(reg) n => _,
                  options(nomem, nostack));
         }
         std::hint::black_box(x);
