@@ -261,8 +261,10 @@ pub(crate) fn check_pw<X, Y: ConvOut>(
 }
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
-/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with AVX2
-/// the kernels of `quant::x86`, on AArch64 those of `quant::neon`. Bit-identical to
+/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with
+/// AVX-512 VNNI the kernel of [`super::vnni`] (shapes it takes), with AVX2 the kernels of
+/// `quant::x86`, on AArch64 those of `quant::neon`. With the `std` feature, large layers are
+/// split across [`crate::kernels::threads`] (same bits). Bit-identical to
 /// [`pointwise_reference`] for both output types.
 pub fn pointwise<Y: ConvOut>(
     x: &[i8],

@@ -7,7 +7,7 @@
 //! signed, so they enter as `u = x + 128` (`x ^ 0x80`) and the surplus is taken out of the bias:
 //! `Σ u·w = Σ x·w + 128·Σ w`, hence `acc = (bias − 128·Σ_i w[o][i]) + Σ_i u_i·w[o][i]` equals the
 //! reference's `bias + Σ x·w` modulo `2^32` — every step is a wrapping `i32` addition, and the
-//! requantization ([`Rq`]) only reads those 32 bits. `Σ_i w[o][i]` is computed per panel with
+//! requantization (`Rq`) only reads those 32 bits. `Σ_i w[o][i]` is computed per panel with
 //! the same instruction (`vpdpbusd` of a vector of ones).
 //!
 //! Layout: a panel of 32 output channels is packed into `[⌈c_in/4⌉][32][4]` bytes (word `j` of
@@ -16,7 +16,7 @@
 //! `u8` once into a small buffer (shared by a group of up to 4 panels, packed together, so that
 //! each pixel row is converted once per 128 outputs), then per 4 channels: two panel loads,
 //! twelve `vpbroadcastd` and 24 `vpdpbusd` into 12 × 32 `i32` accumulators (24 zmm) holding
-//! the outputs in order. The epilogue is the AVX2 kernel's (bias, [`Rq`], saturation, table) on
+//! the outputs in order. The epilogue is the AVX2 kernel's (bias, `Rq`, saturation, table) on
 //! 8 lanes at a time. When 32 does not divide `c_out` the last panel overlaps the one before
 //! (outputs computed twice get the same value). Takes `c_out ≥ 32` and `c_in ≤ 2048` (the four
 //! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::x86`]).
