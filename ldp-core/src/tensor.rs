@@ -33,6 +33,21 @@ fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
 /// fills their other half.
 fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
     const B: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    if core::mem::size_of::<T>() == 4 && crate::kernels::cpu::x86_avx2_fma() {
+        // SAFETY: AVX is available (AVX2 implies it); the caller checked
+        // `src.len() = dst.len() = rows·cols`; 4-byte elements are only moved (loads, register
+        // shuffles and stores of 32-bit lanes copy their bits unchanged, whatever they mean).
+        unsafe {
+            transpose32_avx(
+                src.as_ptr() as *const f32,
+                dst.as_mut_ptr() as *mut f32,
+                rows,
+                cols,
+            )
+        };
+        return;
+    }
     let block = |dst: &mut [T], i0: usize, j0: usize| {
         let (i1, j1) = ((i0 + B).min(rows), (j0 + B).min(cols));
         if i1 - i0 == B && j1 - j0 == B {
@@ -65,6 +80,61 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
         for i0 in (0..rows).step_by(B) {
             for j0 in (0..cols).step_by(B) {
                 block(dst, i0, j0);
+            }
+        }
+    }
+}
+
+/// [`transpose`] of 4-byte elements with 8 × 8 AVX register transposes (the same loop orders),
+/// edge blocks element by element.
+///
+/// # Safety
+/// `src` and `dst` point at `rows·cols` elements each, not overlapping; AVX available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose32_avx(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+    use core::arch::x86_64::*;
+    const B: usize = 8;
+    let block = |i0: usize, j0: usize| {
+        // SAFETY: i0 < rows, j0 < cols; a full block reads rows i0..i0+8 at columns j0..j0+8 and
+        // writes rows j0..j0+8 of dst at columns i0..i0+8, all inside rows·cols; edge blocks
+        // index element by element inside the same bounds.
+        unsafe {
+            if i0 + B <= rows && j0 + B <= cols {
+                let mut r: [__m256; B] =
+                    core::array::from_fn(|i| _mm256_loadu_ps(src.add((i0 + i) * cols + j0)));
+                crate::kernels::pointwise::x86::transpose8(&mut r);
+                for (j, v) in r.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add((j0 + j) * rows + i0), *v);
+                }
+            } else {
+                for i in i0..(i0 + B).min(rows) {
+                    for j in j0..(j0 + B).min(cols) {
+                        *dst.add(j * rows + i) = *src.add(i * cols + j);
+                    }
+                }
+            }
+        }
+    };
+    // The outer loop steps 16 (two 8 × 8 blocks), so each 64-byte line of the side it walks
+    // across is used whole at once: lines of the other side, `rows` or `cols` elements apart,
+    // often fall into the same cache set and would not survive until their second half is read.
+    if rows <= cols {
+        for j0 in (0..cols).step_by(2 * B) {
+            for i0 in (0..rows).step_by(B) {
+                block(i0, j0);
+                if j0 + B < cols {
+                    block(i0, j0 + B);
+                }
+            }
+        }
+    } else {
+        for i0 in (0..rows).step_by(2 * B) {
+            for j0 in (0..cols).step_by(B) {
+                block(i0, j0);
+                if i0 + B < rows {
+                    block(i0 + B, j0);
+                }
             }
         }
     }
@@ -120,6 +190,20 @@ mod layout_tests {
             nhwc_to_nchw(&y, &mut z, c, h, w).unwrap();
             assert_eq!(z, x);
         }
+        // 2-byte elements take the portable path; bit patterns of 4-byte ones (NaN payloads
+        // included) move unchanged.
+        let x: std::vec::Vec<u16> = (0..17 * 9 * 10).map(|v| v as u16).collect();
+        let mut y = std::vec![0u16; x.len()];
+        nchw_to_nhwc(&x, &mut y, 17, 9, 10).unwrap();
+        assert!((0..17).all(|ch| (0..90).all(|p| y[p * 17 + ch] == x[ch * 90 + p])));
+        let x: std::vec::Vec<f32> = (0..24 * 64u32)
+            .map(|v| f32::from_bits(0x7fa0_0000 | v))
+            .collect();
+        let mut y = std::vec![0.0f32; x.len()];
+        nchw_to_nhwc(&x, &mut y, 24, 8, 8).unwrap();
+        assert!(
+            (0..24).all(|ch| (0..64).all(|p| y[p * 24 + ch].to_bits() == x[ch * 64 + p].to_bits()))
+        );
         let mut y = [0u32; 4];
         assert!(nchw_to_nhwc(&[0u32; 4], &mut y, usize::MAX, 2, 2).is_err());
         assert!(nhwc_to_nchw(&[0u32; 3], &mut y, 1, 2, 2).is_err());
