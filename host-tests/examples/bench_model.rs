@@ -3,14 +3,19 @@
 //! ```sh
 //! cargo run --release -p host-tests --example bench_model -- \
 //!     --weights W.safetensors --grid 24x24 --dtype f32 --input x.npy [--calib c.npy] \
-//!     [--output y.npy] [--runs 10] [--warmup 2] [--activations auto|int8|int16]
+//!     [--output y.npy] [--runs 10] [--warmup 2] [--activations auto|int8|int16] \
+//!     [--threads N] [--blob-out model.bin]
 //! ```
 //!
 //! Loads the weights with `ldp-quant`'s importer, builds an f32/f16 blob (or an int8 blob
 //! calibrated on `--calib`, a PyTorch-layout batch), runs the first sample of `--input` `warmup`
 //! times untimed then `runs` times, and prints one line of JSON: the median and minimum wall
 //! time and the median and minimum thread CPU time per run, in milliseconds. `--output` writes
-//! the output in PyTorch layout (for an accuracy check against the reference). Single thread.
+//! the output in PyTorch layout (for an accuracy check against the reference). Single thread
+//! unless `--threads N` (the pointwise layers on `N` threads, `ldp_quant::set_threads`; the
+//! thread CPU time then counts the calling thread only: use the wall time). `--blob-out` also
+//! writes the blob (to time `ldp-quant run` on the same model). The environment variable
+//! `LDP_X86=avx2` runs the AVX2 kernels on an AVX-512 machine (`kernels::cpu::x86_level`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,6 +35,18 @@ fn thread_cpu_seconds() -> f64 {
     // on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// The x86 kernel level the dispatchers use (`-` elsewhere).
+fn x86_level() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        format!("{:?}", ldp_core::kernels::cpu::x86_level())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "-".to_string()
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -52,6 +69,8 @@ fn main() -> anyhow::Result<()> {
     let mut output = None;
     let mut runs = 10usize;
     let mut warmup = 2usize;
+    let mut threads = 1usize;
+    let mut blob_out = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().with_context(|| format!("{a} needs a value"));
@@ -64,6 +83,8 @@ fn main() -> anyhow::Result<()> {
             "--output" => output = Some(PathBuf::from(val()?)),
             "--runs" => runs = val()?.parse()?,
             "--warmup" => warmup = val()?.parse()?,
+            "--threads" => threads = val()?.parse()?,
+            "--blob-out" => blob_out = Some(PathBuf::from(val()?)),
             "--activations" => {
                 activations = match val()?.as_str() {
                     "auto" => Activations::Auto,
@@ -96,6 +117,10 @@ fn main() -> anyhow::Result<()> {
         }
         d => bail!("--dtype must be f32, f16 or int8, got {d}"),
     };
+    if let Some(p) = &blob_out {
+        std::fs::write(p, &blob).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    ldp_quant::set_threads(threads);
     let blob = AlignedBytes::from_slice(&blob);
     let m = Model::parse(blob.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let arr = npy::read_f32(&input)?;
@@ -122,8 +147,9 @@ fn main() -> anyhow::Result<()> {
     let min = wall.iter().cloned().fold(f64::INFINITY, f64::min);
     let cpu_min = cpu.iter().cloned().fold(f64::INFINITY, f64::min);
     println!(
-        "{{\"arch\": \"{}\", \"dtype\": \"{dtype}\", \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"cpu_median_ms\": {:.3}, \"cpu_min_ms\": {:.3}}}",
+        "{{\"arch\": \"{}\", \"dtype\": \"{dtype}\", \"threads\": {threads}, \"x86\": \"{}\", \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"cpu_median_ms\": {:.3}, \"cpu_min_ms\": {:.3}}}",
         cfg.arch().name(),
+        x86_level(),
         wall.len(),
         median(&mut wall),
         min,

@@ -5,7 +5,9 @@
 //! Each pointwise shape is timed through the dispatching entry point (`dispatch`: AVX2 on x86-64
 //! CPUs that have it, NEON on AArch64) and through the portable kernel (`tiled`), in f32, f16
 //! (f16 activations and weights, f32 arithmetic) and int8 (with an `i8` output, and with an `i16`
-//! output and no table).
+//! output and no table). On x86-64 each `dispatch` row has an `avx2` twin: the same call with
+//! `cpu::set_x86_level(Avx2)` (the AVX2 kernels on an AVX-512 machine), and a `2threads` twin
+//! (`threads::set_threads(2)`); the ratio of two rows of one run is the number to quote.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -71,6 +73,9 @@ fn bench_pointwise(c: &mut Criterion) {
                 pointwise::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y).unwrap()
             })
         });
+        twins(&mut g, "f32", name, &mut || {
+            pointwise::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y).unwrap()
+        });
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
                 pointwise::tiled::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y)
@@ -84,6 +89,9 @@ fn bench_pointwise(c: &mut Criterion) {
             bch.iter(|| {
                 pointwise::pointwise(black_box(&xh), ci, &wh, Some(&b), co, act, &mut yh).unwrap()
             })
+        });
+        twins(&mut g, "f16", name, &mut || {
+            pointwise::pointwise(black_box(&xh), ci, &wh, Some(&b), co, act, &mut yh).unwrap()
         });
         let xq = i8s(p * ci, 4);
         let wq = i8s(co * ci, 5);
@@ -104,6 +112,9 @@ fn bench_pointwise(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("int8_dispatch", name), |bch| {
             bch.iter(|| qk::pointwise(black_box(&xq), ci, &q, co, &mut yq).unwrap())
         });
+        twins(&mut g, "int8", name, &mut || {
+            qk::pointwise(black_box(&xq), ci, &q, co, &mut yq).unwrap()
+        });
         // The same conv with a 16-bit output (a conv feeding a LayerNorm): no table.
         let q16 = ConvQ { lut: None, ..q };
         let mut yq16 = vec![0i16; p * co];
@@ -112,6 +123,29 @@ fn bench_pointwise(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// The `avx2` (x86-64 only) and `2threads` twins of a `dispatch` benchmark.
+fn twins<M: criterion::measurement::Measurement>(
+    g: &mut criterion::BenchmarkGroup<'_, M>,
+    kind: &str,
+    name: &str,
+    f: &mut dyn FnMut(),
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use ldp_core::kernels::cpu;
+        cpu::set_x86_level(cpu::X86Level::Avx2);
+        g.bench_function(BenchmarkId::new(format!("{kind}_avx2"), name), |bch| {
+            bch.iter(&mut *f)
+        });
+        cpu::set_x86_level(cpu::X86Level::Avx512);
+    }
+    ldp_core::kernels::threads::set_threads(2);
+    g.bench_function(BenchmarkId::new(format!("{kind}_2threads"), name), |bch| {
+        bch.iter(&mut *f)
+    });
+    ldp_core::kernels::threads::set_threads(1);
 }
 
 /// (name, h, w, c, stride)

@@ -1,7 +1,7 @@
 //! Layouts. `ldp-core` works channels-last (NHWC, which is also MobileVLM's token order
 //! `[N, C]`); PyTorch's convolutions are NCHW. These helpers convert one image.
 
-use crate::error::{check_dims, Error};
+use crate::error::{check_len, Error};
 
 /// Copies NCHW `src` (`[c][h][w]`) into NHWC `dst` (`[h][w][c]`).
 pub fn nchw_to_nhwc<T: Copy>(
@@ -11,14 +11,133 @@ pub fn nchw_to_nhwc<T: Copy>(
     h: usize,
     w: usize,
 ) -> Result<(), Error> {
-    check_dims("nchw source", src, &[c, h, w])?;
-    check_dims("nhwc destination", dst, &[c, h, w])?;
-    for ch in 0..c {
-        for p in 0..h * w {
-            dst[p * c + ch] = src[ch * h * w + p];
+    let n = checked_len(c, h, w)?;
+    check_len("nchw source", src, n)?;
+    check_len("nhwc destination", dst, n)?;
+    // `src` is a `[c][hw]` matrix, `dst` its transpose: blocked so that both sides stay in cache.
+    transpose(src, dst, c, h * w);
+    Ok(())
+}
+
+/// `c·h·w`, or an error when it overflows.
+fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
+    c.checked_mul(h)
+        .and_then(|v| v.checked_mul(w))
+        .ok_or(Error::InvalidConfig("layout: size overflows usize"))
+}
+
+/// `dst[j][i] = src[i][j]` for a `rows × cols` row-major `src` (lengths checked by the caller),
+/// in blocks of 8 × 8: full blocks through fixed-size arrays (register shuffles, no bounds
+/// checks), edge blocks element by element. The inner loop runs along the shorter side, so the
+/// cache lines it half-fills (`min(rows, cols)` of them) are still in L1 when the next block
+/// fills their other half.
+fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
+    const B: usize = 8;
+    #[cfg(target_arch = "x86_64")]
+    if core::mem::size_of::<T>() == 4 && crate::kernels::cpu::x86_avx2_fma() {
+        // SAFETY: AVX is available (AVX2 implies it); the caller checked
+        // `src.len() = dst.len() = rows·cols`; 4-byte elements are only moved (loads, register
+        // shuffles and stores of 32-bit lanes copy their bits unchanged, whatever they mean).
+        unsafe {
+            transpose32_avx(
+                src.as_ptr() as *const f32,
+                dst.as_mut_ptr() as *mut f32,
+                rows,
+                cols,
+            )
+        };
+        return;
+    }
+    let block = |dst: &mut [T], i0: usize, j0: usize| {
+        let (i1, j1) = ((i0 + B).min(rows), (j0 + B).min(cols));
+        if i1 - i0 == B && j1 - j0 == B {
+            let blk: [[T; B]; B] = core::array::from_fn(|i| {
+                let r = &src[(i0 + i) * cols + j0..][..B];
+                core::array::from_fn(|j| r[j])
+            });
+            for j in 0..B {
+                let d = &mut dst[(j0 + j) * rows + i0..][..B];
+                for i in 0..B {
+                    d[i] = blk[i][j];
+                }
+            }
+        } else {
+            for i in i0..i1 {
+                let row = &src[i * cols + j0..i * cols + j1];
+                for (dj, &v) in row.iter().enumerate() {
+                    dst[(j0 + dj) * rows + i] = v;
+                }
+            }
+        }
+    };
+    if rows <= cols {
+        for j0 in (0..cols).step_by(B) {
+            for i0 in (0..rows).step_by(B) {
+                block(dst, i0, j0);
+            }
+        }
+    } else {
+        for i0 in (0..rows).step_by(B) {
+            for j0 in (0..cols).step_by(B) {
+                block(dst, i0, j0);
+            }
         }
     }
-    Ok(())
+}
+
+/// [`transpose`] of 4-byte elements with 8 × 8 AVX register transposes (the same loop orders),
+/// edge blocks element by element.
+///
+/// # Safety
+/// `src` and `dst` point at `rows·cols` elements each, not overlapping; AVX available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose32_avx(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+    use core::arch::x86_64::*;
+    const B: usize = 8;
+    let block = |i0: usize, j0: usize| {
+        // SAFETY: i0 < rows, j0 < cols; a full block reads rows i0..i0+8 at columns j0..j0+8 and
+        // writes rows j0..j0+8 of dst at columns i0..i0+8, all inside rows·cols; edge blocks
+        // index element by element inside the same bounds.
+        unsafe {
+            if i0 + B <= rows && j0 + B <= cols {
+                let mut r: [__m256; B] =
+                    core::array::from_fn(|i| _mm256_loadu_ps(src.add((i0 + i) * cols + j0)));
+                crate::kernels::pointwise::x86::transpose8(&mut r);
+                for (j, v) in r.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add((j0 + j) * rows + i0), *v);
+                }
+            } else {
+                for i in i0..(i0 + B).min(rows) {
+                    for j in j0..(j0 + B).min(cols) {
+                        *dst.add(j * rows + i) = *src.add(i * cols + j);
+                    }
+                }
+            }
+        }
+    };
+    // The outer loop steps 16 (two 8 × 8 blocks), so each 64-byte line of the side it walks
+    // across is used whole at once: lines of the other side, `rows` or `cols` elements apart,
+    // often fall into the same cache set and would not survive until their second half is read.
+    if rows <= cols {
+        for j0 in (0..cols).step_by(2 * B) {
+            for i0 in (0..rows).step_by(B) {
+                block(i0, j0);
+                if j0 + B < cols {
+                    block(i0, j0 + B);
+                }
+            }
+        }
+    } else {
+        for i0 in (0..rows).step_by(2 * B) {
+            for j0 in (0..cols).step_by(B) {
+                block(i0, j0);
+                if i0 + B < rows {
+                    block(i0 + B, j0);
+                }
+            }
+        }
+    }
 }
 
 /// Copies NHWC `src` (`[h][w][c]`) into NCHW `dst` (`[c][h][w]`).
@@ -29,13 +148,10 @@ pub fn nhwc_to_nchw<T: Copy>(
     h: usize,
     w: usize,
 ) -> Result<(), Error> {
-    check_dims("nhwc source", src, &[c, h, w])?;
-    check_dims("nchw destination", dst, &[c, h, w])?;
-    for ch in 0..c {
-        for p in 0..h * w {
-            dst[ch * h * w + p] = src[p * c + ch];
-        }
-    }
+    let n = checked_len(c, h, w)?;
+    check_len("nhwc source", src, n)?;
+    check_len("nchw destination", dst, n)?;
+    transpose(src, dst, h * w, c);
     Ok(())
 }
 
@@ -43,3 +159,53 @@ pub fn nhwc_to_nchw<T: Copy>(
 /// `static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("model.ldp"));`
 #[repr(C, align(16))]
 pub struct Aligned<T: ?Sized>(pub T);
+
+#[cfg(test)]
+mod layout_tests {
+    extern crate std;
+    use super::*;
+
+    /// The blocked transposes against the element-by-element definition, on sizes around the
+    /// 16 × 16 block, and their round trip.
+    #[test]
+    fn layout_conversions_match_definition() {
+        for (c, h, w) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (16, 4, 4),
+            (17, 3, 11),
+            (128, 8, 8),
+            (33, 1, 40),
+        ] {
+            let n = c * h * w;
+            let x: std::vec::Vec<u32> = (0..n as u32).collect();
+            let mut y = std::vec![0u32; n];
+            nchw_to_nhwc(&x, &mut y, c, h, w).unwrap();
+            for ch in 0..c {
+                for p in 0..h * w {
+                    assert_eq!(y[p * c + ch], x[ch * h * w + p]);
+                }
+            }
+            let mut z = std::vec![0u32; n];
+            nhwc_to_nchw(&y, &mut z, c, h, w).unwrap();
+            assert_eq!(z, x);
+        }
+        // 2-byte elements take the portable path; bit patterns of 4-byte ones (NaN payloads
+        // included) move unchanged.
+        let x: std::vec::Vec<u16> = (0..17 * 9 * 10).map(|v| v as u16).collect();
+        let mut y = std::vec![0u16; x.len()];
+        nchw_to_nhwc(&x, &mut y, 17, 9, 10).unwrap();
+        assert!((0..17).all(|ch| (0..90).all(|p| y[p * 17 + ch] == x[ch * 90 + p])));
+        let x: std::vec::Vec<f32> = (0..24 * 64u32)
+            .map(|v| f32::from_bits(0x7fa0_0000 | v))
+            .collect();
+        let mut y = std::vec![0.0f32; x.len()];
+        nchw_to_nhwc(&x, &mut y, 24, 8, 8).unwrap();
+        assert!(
+            (0..24).all(|ch| (0..64).all(|p| y[p * 24 + ch].to_bits() == x[ch * 64 + p].to_bits()))
+        );
+        let mut y = [0u32; 4];
+        assert!(nchw_to_nhwc(&[0u32; 4], &mut y, usize::MAX, 2, 2).is_err());
+        assert!(nhwc_to_nchw(&[0u32; 3], &mut y, 1, 2, 2).is_err());
+    }
+}

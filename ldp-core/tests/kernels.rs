@@ -47,6 +47,9 @@ enum Pw {
     /// The AVX2 + FMA kernel (skipped when the CPU lacks it).
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// The AVX-512 kernel (skipped when the CPU lacks it).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
 fn act_of(i: usize) -> Option<Activation> {
@@ -93,6 +96,15 @@ fn check_pointwise<X: Elem, W: Elem, Y: Elem>(
             }
             // SAFETY: the CPU features were detected just above.
             unsafe { pointwise::x86::pointwise_avx2(&x, c_in, &w, bias, c_out, act, &mut y) }
+                .unwrap()
+        }
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx512 => {
+            if !avx512() {
+                return Ok(());
+            }
+            // SAFETY: the CPU features were detected just above.
+            unsafe { pointwise::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y) }
                 .unwrap()
         }
     }
@@ -154,6 +166,9 @@ fn check_depthwise<X: Elem, W: Elem, Y: Elem, R: Elem>(
             // SAFETY: the CPU features were detected just above.
             unsafe { depthwise::x86::depthwise3x3_avx2(s, &x, &wt, bias, res, &mut y) }.unwrap()
         }
+        // No AVX-512 depthwise kernel: the dispatch runs the AVX2 one there.
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx512 => return Ok(()),
     }
     let bits = |v: &[Y]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
     prop_assert_eq!(bits(&y), bits(&y_ref), "{:?}", kernel);
@@ -167,13 +182,88 @@ fn avx2() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> bool {
+    ldp_core::kernels::cpu::x86_detected() == ldp_core::kernels::cpu::X86Level::Avx512
+}
+
+#[cfg(target_arch = "x86_64")]
+fn vnni() -> bool {
+    avx512() && is_x86_feature_detected!("avx512vnni")
+}
+
 fn all_kernels() -> Vec<Pw> {
     vec![
         Pw::Dispatch,
         Pw::Tiled,
         #[cfg(target_arch = "x86_64")]
         Pw::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Pw::Avx512,
     ]
+}
+
+/// The AVX-512 and AVX2 f32/f16 GEMMs sum in the same order: equal bits, for every type mix,
+/// activation and `c_in` on both sides of the 2048-channel panel.
+#[cfg(target_arch = "x86_64")]
+fn check_avx512_equals_avx2<X: Elem, W: Elem, Y: Elem>(
+    c_in: usize,
+    c_out: usize,
+    pixels: usize,
+    bias: bool,
+    act: Option<Activation>,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    if !avx512() {
+        return Ok(());
+    }
+    let x: Vec<X> = vals(pixels * c_in, seed)
+        .into_iter()
+        .map(X::from_f32)
+        .collect();
+    let w: Vec<W> = vals(c_out * c_in, seed ^ 1)
+        .into_iter()
+        .map(W::from_f32)
+        .collect();
+    let b = vals(c_out, seed ^ 2);
+    let bias = if bias { Some(&b[..]) } else { None };
+    let mut y2 = vec![Y::default(); pixels * c_out];
+    let mut y5 = vec![Y::default(); pixels * c_out];
+    // SAFETY: AVX-512 (and so AVX2, FMA, F16C) detected just above.
+    unsafe {
+        pointwise::x86::pointwise_avx2(&x, c_in, &w, bias, c_out, act, &mut y2).unwrap();
+        pointwise::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y5).unwrap();
+    }
+    let bits = |v: &[Y]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
+    prop_assert_eq!(bits(&y5), bits(&y2), "{} {} {}", c_in, c_out, pixels);
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    #[test]
+    fn pointwise_avx512_equals_avx2_bitwise(c_in in 1usize..=80, c_out in 1usize..=80, pixels in 1usize..=40,
+                                            bias in any::<bool>(), act in 0usize..5, types in 0usize..4,
+                                            seed in any::<u64>()) {
+        let act = act_of(act);
+        match types {
+            0 => check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, bias, act, seed)?,
+            1 => check_avx512_equals_avx2::<f32, f16, f16>(c_in, c_out, pixels, bias, act, seed)?,
+            2 => check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, bias, act, seed)?,
+            _ => check_avx512_equals_avx2::<f16, f16, f32>(c_in, c_out, pixels, bias, act, seed)?,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn pointwise_avx512_equals_avx2_long_channels() {
+    for (c_in, c_out, pixels) in [(2100, 40, 13), (4200, 33, 3), (2048, 64, 25)] {
+        check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, None, 3).unwrap();
+        check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, true, None, 4).unwrap();
+    }
 }
 
 proptest! {
@@ -265,6 +355,10 @@ proptest! {
             // SAFETY: the CPU features were detected just above.
             unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "vnni");
         }
     }
 
@@ -405,6 +499,10 @@ proptest! {
             unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "vnni");
+        }
     }
 
     /// int8 LayerNorm: dispatch and AVX2 equal the reference bit for bit (channels 1..=67, or
@@ -533,6 +631,87 @@ proptest! {
     }
 }
 
+/// The VNNI int8 pointwise kernel's output (`None` when the CPU lacks AVX-512 VNNI).
+#[cfg(target_arch = "x86_64")]
+fn vnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>> {
+    if !vnni() {
+        return None;
+    }
+    let mut c = vec![0i8; x.len() / c_in * c_out];
+    // SAFETY: the CPU features were detected just above.
+    unsafe { ldp_core::quant::vnni::pointwise_vnni(x, c_in, q, c_out, &mut c) }.unwrap();
+    Some(c)
+}
+
+/// int8 pointwise, VNNI kernel, on the shapes around its limits: `c_out` 32 (one panel),
+/// 33..=95 (overlapping last panel), 129..=255 (a full group of 4 panels and a partial one),
+/// `c_in` 1..=9 (word padding), 2047/2048 (largest) and 2049 (AVX2 fallback), pixel counts
+/// around the 12-pixel tile; extreme biases, with and without table.
+#[test]
+fn int8_pointwise_vnni_shapes() {
+    for (c_in, c_out, pixels) in [
+        (1, 32, 1),
+        (2, 33, 13),
+        (3, 47, 11),
+        (5, 64, 12),
+        (9, 95, 25),
+        (128, 128, 19),
+        (255, 40, 7),
+        (2048, 64, 14),
+        (64, 167, 13),
+        (300, 129, 12),
+        (17, 255, 9),
+        (2047, 35, 3),
+        (2048, 160, 5),
+        (2049, 33, 2),
+    ] {
+        let x = i8s(pixels * c_in, 15);
+        let w = i8s(c_in * c_out, 16);
+        let (bias, bias_shift) = b16(&ints_in(c_out, 17, i32::MIN, i32::MAX), true);
+        let mult = m8(&ints_in(c_out, 18, 0, 255));
+        let lut = i8s(256, 19);
+        for (shift, lut) in [(27, None), (9, Some(&lut[..])), (40, None)] {
+            let q = ConvQ {
+                weight: &w,
+                bias: &bias,
+                bias_shift,
+                mult: &mult,
+                shift,
+                in_zero: 0,
+                out_zero: -3,
+                lut,
+            };
+            let mut a = vec![0i8; pixels * c_out];
+            qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
+            }
+            let mut b = vec![0i8; pixels * c_out];
+            qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
+            assert_eq!(a, b, "{c_in} {c_out} {pixels}");
+        }
+        // All-(−128) activations and weights: the largest products, 4 per vpdpbusd.
+        let xm = vec![-128i8; pixels * c_in];
+        let wm = vec![-128i8; c_in * c_out];
+        let q = ConvQ {
+            weight: &wm,
+            bias: &bias,
+            bias_shift,
+            mult: &mult,
+            shift: 30,
+            in_zero: 0,
+            out_zero: 5,
+            lut: None,
+        };
+        let mut a = vec![0i16; pixels * c_out];
+        qk::pointwise_reference(&xm, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i16; pixels * c_out];
+        qk::pointwise(&xm, c_in, &q, c_out, &mut b).unwrap();
+        assert_eq!(a, b, "-128 {c_in} {c_out} {pixels}");
+    }
+}
+
 /// int8 pointwise around the AVX2 kernel's switch between its packed form (`c_in ≤ 512`,
 /// `c_out ≥ 16`) and its dot-product form, with overlapping last panels and tiles.
 #[test]
@@ -576,6 +755,10 @@ fn int8_pointwise_form_boundaries() {
                     .unwrap();
                 assert_eq!(a, c, "{c_in} {c_out} {pixels}");
             }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
+            }
         }
     }
 }
@@ -600,6 +783,13 @@ fn check_int8_pointwise_i16(
         // SAFETY: the CPU features were detected just above.
         unsafe { ldp_core::quant::x86::pointwise_i16_avx2(x, c_in, q, c_out, &mut c) }.unwrap();
         prop_assert_eq!(&a, &c, "avx2 {} {} {}", c_in, c_out, pixels);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if vnni() {
+        let mut c = vec![0i16; pixels * c_out];
+        // SAFETY: the CPU features were detected just above.
+        unsafe { ldp_core::quant::vnni::pointwise_i16_vnni(x, c_in, q, c_out, &mut c) }.unwrap();
+        prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
     }
     Ok(a)
 }

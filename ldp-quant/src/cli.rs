@@ -13,7 +13,7 @@ use crate::aligned::AlignedBytes;
 use crate::calib::CalibSet;
 use crate::graph::FloatModel;
 use crate::import::{import_file, import_path};
-use crate::layout::{join_batch, output_sample_shape, split_batch};
+use crate::layout::{output_sample_shape, split_batch};
 use crate::metrics::{compare, Metrics};
 use crate::npy::{self, shape_str};
 use crate::quantize::{self, CalibMethod, Int8Options};
@@ -197,6 +197,10 @@ struct RunArgs {
     /// Where to write the output .npy (float32, PyTorch layout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
+    /// Threads for the pointwise layers (default, or 0: all cores). The output does not
+    /// depend on it, bit for bit.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -407,27 +411,55 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             ("--input", a.input.as_path()),
         ],
     )?;
+    ldp_core::kernels::threads::set_threads(a.threads.unwrap_or(0));
     let buf = load_blob(&a.model)?;
     let model = parse_model(&a.model, &buf)?;
     let config = model.config();
-    let x = npy::read_f32(&a.input)?;
-    if let Some(i) = x.data.iter().position(|v| !v.is_finite()) {
-        bail!(
-            "input `{}` has a non-finite value ({}) at flat index {i} (in the file's order, shape {}); the model needs finite inputs",
-            a.input.display(),
-            x.data[i],
-            x.shape_str()
-        );
+    // Streamed: the input is read one sample at a time into a reused buffer, converted to
+    // channels-last, run, converted back and appended to the output file; one scratch arena.
+    let mut reader = npy::open_f32(&a.input)?;
+    let x = npy::Array {
+        shape: reader.shape.clone(),
+        data: Vec::new(),
+    };
+    let what = format!("input `{}`", a.input.display());
+    let batch = crate::layout::check_batch(&x, &config, &what, true)?;
+    let (n_in, n_out) = (model.input_len(), model.output_len());
+    let mut shape = vec![batch];
+    shape.extend(output_sample_shape(&config));
+    let mut writer = npy::create_f32(&a.output, &shape)?;
+    let (mut xt, mut xs) = (vec![0.0f32; n_in], vec![0.0f32; n_in]);
+    let (mut ys, mut yt) = (vec![0.0f32; n_out], vec![0.0f32; n_out]);
+    let mut scratch = scratch_for(&model);
+    let pb = progress(batch, "run");
+    for i in 0..batch {
+        reader
+            .read_into(&mut xt)
+            .with_context(|| format!("`{}`", a.input.display()))?;
+        if let Some(j) = xt.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
+                a.input.display(),
+                xt[j],
+                i * n_in + j,
+                shape_str(&reader.shape)
+            );
+        }
+        crate::layout::sample_to_nhwc(&xt, &config, &mut xs)?;
+        model
+            .forward(&xs, &mut ys, scratch.as_mut_bytes())
+            .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+        crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+        writer.write(&yt)?;
+        pb.inc(1);
     }
-    let samples = split_batch(&x, &config, &format!("input `{}`", a.input.display()), true)?;
-    let outs = run_samples(&model, &samples, "run")?;
-    let y = join_batch(&outs, &config)?;
-    npy::write_f32(&a.output, &y.shape, &y.data)?;
+    pb.finish_and_clear();
+    writer.finish()?;
     out(&format!(
         "wrote {}: {} -> {}\n",
         a.output.display(),
         x.shape_str(),
-        y.shape_str()
+        shape_str(&shape)
     ))
 }
 

@@ -48,15 +48,16 @@ pub fn describe_input(cfg: &ModelConfig) -> String {
     }
 }
 
-/// Splits a PyTorch-layout array into channels-last samples.
+/// Checks that a PyTorch-layout array is a batch of the model's input samples and returns the
+/// batch size.
 ///
 /// `allow_unbatched`: also accept a single sample without the batch axis.
-pub fn split_batch(
+pub fn check_batch(
     arr: &Array<f32>,
     cfg: &ModelConfig,
     what: &str,
     allow_unbatched: bool,
-) -> anyhow::Result<Vec<Vec<f32>>> {
+) -> anyhow::Result<usize> {
     let per = input_sample_shape(cfg);
     let (batch, sample_shape) = if allow_unbatched && arr.shape.len() == per.len() {
         (1usize, &arr.shape[..])
@@ -79,18 +80,65 @@ pub fn split_batch(
         };
         bail!("{what} has shape {}, expected {expected}", arr.shape_str());
     }
-    let n: usize = per.iter().product();
+    Ok(batch)
+}
+
+/// One input sample, PyTorch layout → channels-last (`dst`, same length).
+pub fn sample_to_nhwc(src: &[f32], cfg: &ModelConfig, dst: &mut [f32]) -> anyhow::Result<()> {
+    let per = input_sample_shape(cfg);
+    match cfg {
+        ModelConfig::Ldp(_) => nchw_to_nhwc(src, dst, per[0], per[1], per[2])
+            .map_err(|e| anyhow::anyhow!("internal: {e}")),
+        _ => {
+            if src.len() != dst.len() {
+                bail!(
+                    "internal: sample of {} values, expected {}",
+                    src.len(),
+                    dst.len()
+                );
+            }
+            dst.copy_from_slice(src);
+            Ok(())
+        }
+    }
+}
+
+/// One output sample, channels-last → PyTorch layout (`dst`, same length).
+pub fn sample_to_torch(src: &[f32], cfg: &ModelConfig, dst: &mut [f32]) -> anyhow::Result<()> {
+    let per = output_sample_shape(cfg);
+    match cfg {
+        ModelConfig::Ldp(_) => nhwc_to_nchw(src, dst, per[0], per[1], per[2])
+            .map_err(|e| anyhow::anyhow!("internal: {e}")),
+        _ => {
+            if src.len() != dst.len() {
+                bail!(
+                    "internal: output of {} values, expected {}",
+                    src.len(),
+                    dst.len()
+                );
+            }
+            dst.copy_from_slice(src);
+            Ok(())
+        }
+    }
+}
+
+/// Splits a PyTorch-layout array into channels-last samples.
+///
+/// `allow_unbatched`: also accept a single sample without the batch axis.
+pub fn split_batch(
+    arr: &Array<f32>,
+    cfg: &ModelConfig,
+    what: &str,
+    allow_unbatched: bool,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let batch = check_batch(arr, cfg, what, allow_unbatched)?;
+    let n: usize = input_sample_shape(cfg).iter().product();
     let mut out = Vec::with_capacity(batch);
     for chunk in arr.data.chunks_exact(n) {
-        match cfg {
-            ModelConfig::Ldp(_) => {
-                let mut s = vec![0.0f32; n];
-                nchw_to_nhwc(chunk, &mut s, per[0], per[1], per[2])
-                    .map_err(|e| anyhow::anyhow!("internal: {e}"))?;
-                out.push(s);
-            }
-            _ => out.push(chunk.to_vec()),
-        }
+        let mut s = vec![0.0f32; n];
+        sample_to_nhwc(chunk, cfg, &mut s)?;
+        out.push(s);
     }
     Ok(out)
 }

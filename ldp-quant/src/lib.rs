@@ -34,3 +34,7 @@ pub mod write;
 
 pub use aligned::AlignedBytes;
 pub use graph::FloatModel;
+/// Process-wide thread count of the forward passes (`0` = all cores; the default is 1 in the
+/// library, all cores in `ldp-quant run`): the pointwise layers split their pixels into bands
+/// ([`ldp_core::kernels::threads`]); outputs are the same bits for any count.
+pub use ldp_core::kernels::threads::set_threads;

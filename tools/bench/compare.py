@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Time ldp-core against PyTorch and onnxruntime on the same weights, single thread.
+"""Time ldp-core against PyTorch and onnxruntime on the same weights.
 
     python3 tools/bench/compare.py                      # all three models, f32 + int8
     python3 tools/bench/compare.py --models ldp --runs 20 --dtypes f32,f16,int8
+    python3 tools/bench/compare.py --threads 1,2 --x86 native,avx2 --cli-batch 8
 
 For each model (the seed `ldp` 128->128 on [1,128,64,64]; MobileVLM V1 and V2 1024->2048 on
 576 tokens) it builds the PyTorch module exactly as tools/golden/gen_golden.py does (its
@@ -11,11 +12,22 @@ as .npy, then times
 
 * PyTorch f32 eager (`torch.set_num_threads(1)`, `torch.inference_mode()`);
 * onnxruntime f32 (the module exported with `torch.onnx.export`, `intra_op_num_threads=1`,
-  `inter_op_num_threads=1`, all graph optimizations) and onnxruntime int8 (the same ONNX
-  model through `onnxruntime.quantization.quantize_dynamic`, when available);
+  `inter_op_num_threads=1`, all graph optimizations), onnxruntime int8 (the same ONNX
+  model through `onnxruntime.quantization.quantize_dynamic`, when available) and onnxruntime
+  static int8 (`quantize_static`, QDQ format, per-channel int8 weights, activations `--ort-act`
+  (u8 default, or s8), calibrated on the same 4 samples as ours);
 * ldp-core (`host-tests/examples/bench_model.rs`, built here with `cargo build --release`)
   on the same safetensors and input, in each requested dtype; its f32 output is checked
   against PyTorch's (relative L2 error).
+
+`--threads 1,2` repeats everything with that many threads for every engine
+(`torch.set_num_threads`, onnxruntime `intra_op_num_threads`, `bench_model --threads`).
+`--x86 native,avx2` runs ours with the best kernels of the CPU and again with the AVX2 ones
+forced (`LDP_X86=avx2`). `--cli-batch N` also times ours the way a user runs it,
+`ldp-quant run --threads T` on a batch of N samples and on 1 sample (the same blob), as
+`(T(N) - T(1)) / (N - 1)` per sample (median wall time of `--cli-runs` runs each: file I/O and
+layout conversion included). The nominal MACs of the PyTorch module (convolutions and linear
+layers, counted with forward hooks) give GMAC/s columns.
 
 Every timing takes `--runs` runs after `--warmup` untimed ones and reports the median wall
 time and the minimum thread CPU time (the least disturbed run: the steadiest figure on a
@@ -73,7 +85,65 @@ def build_binary(skip):
     return exe
 
 
-def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup):
+def count_macs(model, xt):
+    """Multiply-accumulates of the module's Conv2d and Linear layers on input `xt`."""
+    import torch
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, torch.nn.Conv2d):
+            kh, kw = m.kernel_size
+            total[0] += out.numel() * (m.in_channels // m.groups) * kh * kw
+        elif isinstance(m, torch.nn.Linear):
+            total[0] += out.numel() * m.in_features
+
+    hs = [m.register_forward_hook(hook) for m in model.modules()
+          if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.inference_mode():
+        model(xt)
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
+def build_cli(skip):
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    exe = os.path.join(target, "release", "ldp-quant")
+    if not skip:
+        cmd = ["cargo", "build", "--release", "-p", "ldp-quant"]
+        print("+", " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    if not os.path.exists(exe):
+        sys.exit(f"{exe} not found (build it, or drop --skip-build)")
+    return exe
+
+
+def x86_env(level):
+    env = dict(os.environ)
+    if level != "native":
+        env["LDP_X86"] = level
+    return env
+
+
+def time_cli(cli, blob, batch1, batchn, n, threads, level, runs, tmp):
+    """Per-sample wall time of `ldp-quant run` on a batch: (T(n) - T(1)) / (n - 1), medians."""
+    def t_of(inp):
+        ts = []
+        for _ in range(runs):
+            cmd = [cli, "run", "--model", blob, "--input", inp, "-o",
+                   os.path.join(tmp, "cli_out.npy"), "--threads", str(threads)]
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, env=x86_env(level))
+            ts.append((time.perf_counter() - t0) * 1e3)
+            if r.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr}")
+        return median(ts)
+    t1, tn = t_of(batch1), t_of(batchn)
+    return {"t1_ms": t1, "tn_ms": tn, "per_sample_ms": (tn - t1) / (n - 1)}
+
+
+def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup, threads=1,
+             level="native", blob_out=None):
     # "int8a16": an int8 blob with 16-bit activations (--activations int16, MobileVLM V2 only).
     a16 = dtype == "int8a16"
     cmd = [exe, "--weights", st, "--grid", grid, "--dtype", "int8" if a16 else dtype,
@@ -82,7 +152,10 @@ def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup):
         cmd += ["--calib", calib_path]
     if a16:
         cmd += ["--activations", "int16"]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    cmd += ["--threads", str(threads)]
+    if blob_out:
+        cmd += ["--blob-out", blob_out]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=x86_env(level))
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -98,6 +171,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--skip-build", action="store_true", help="use the already built binary")
     ap.add_argument("--markdown", help="also write the table to this Markdown file")
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts, for every engine")
+    ap.add_argument("--x86", default="native", help="our x86 kernel levels: native, avx2, portable "
+                                                    "(comma-separated; LDP_X86)")
+    ap.add_argument("--ort-act", default="u8", choices=["u8", "s8"],
+                    help="activation type of onnxruntime's static int8 (QDQ) model")
+    ap.add_argument("--cli-batch", type=int, default=0,
+                    help="also time `ldp-quant run` per sample on a batch of this many (>= 2)")
+    ap.add_argument("--cli-runs", type=int, default=5)
     ap.add_argument("--workdir", help="keep the weights, inputs and outputs in this folder "
                                       "(default: a temporary folder)")
     args = ap.parse_args()
@@ -122,10 +203,12 @@ def main():
         ort = None
         print("onnxruntime not installed (pip install onnxruntime onnx): its columns stay empty")
 
-    torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     exe = build_binary(args.skip_build)
+    cli = build_cli(args.skip_build) if args.cli_batch >= 2 else None
     dtypes = [d for d in args.dtypes.split(",") if d]
+    thread_counts = [int(t) for t in args.threads.split(",") if t]
+    levels = [l for l in args.x86.split(",") if l]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ldp-bench-") as tmp:
         if args.workdir:
@@ -143,74 +226,125 @@ def main():
             calib_path = os.path.join(tmp, f"{name}.calib.npy")
             np.save(x_path, x)
             np.save(calib_path, calib)
+            batch_path = None
+            if cli is not None:
+                batch_path = os.path.join(tmp, f"{name}.batch{args.cli_batch}.npy")
+                np.save(batch_path, gg.draw(rng, args.cli_batch, arch, c_in, h, w, "normal"))
             xt = torch.from_numpy(x)
-            print(f"== {name}: input {list(x.shape)}", flush=True)
-
+            macs = count_macs(model, xt)
+            print(f"== {name}: input {list(x.shape)}, {macs / 1e9:.3f} GMAC (PyTorch module)",
+                  flush=True)
             with torch.inference_mode():
                 y_ref = model(xt).numpy()
-                t_torch = time_fn(lambda: model(xt), args.runs, args.warmup)
-            print(f"   torch f32        {t_torch['median_ms']:9.2f} ms", flush=True)
 
-            t_ort = t_ort8 = None
+            sessions = {}
             if ort is not None:
                 onnx_path = os.path.join(tmp, f"{name}.onnx")
                 torch.onnx.export(model, (xt,), onnx_path, opset_version=17,
                                   input_names=["x"], output_names=["y"])
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = 1
-                so.inter_op_num_threads = 1
-                so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
-                y_ort = sess.run(None, {"x": x})[0]
-                err = float(np.linalg.norm(y_ort - y_ref) / np.linalg.norm(y_ref))
-                t_ort = time_fn(lambda: sess.run(None, {"x": x}), args.runs, args.warmup)
-                t_ort["rel_l2"] = err
-                print(f"   onnxruntime f32  {t_ort['median_ms']:9.2f} ms (rel L2 vs torch {err:.1e})",
-                      flush=True)
+                sessions["f32"] = onnx_path
                 try:
                     from onnxruntime.quantization import QuantType, quantize_dynamic
 
                     q_path = os.path.join(tmp, f"{name}.int8.onnx")
                     quantize_dynamic(onnx_path, q_path, weight_type=QuantType.QInt8)
-                    sq = ort.InferenceSession(q_path, so, providers=["CPUExecutionProvider"])
-                    y8 = sq.run(None, {"x": x})[0]
-                    t_ort8 = time_fn(lambda: sq.run(None, {"x": x}), args.runs, args.warmup)
-                    t_ort8["rel_l2"] = float(np.linalg.norm(y8 - y_ref) / np.linalg.norm(y_ref))
-                    print(f"   onnxruntime int8 {t_ort8['median_ms']:9.2f} ms (dynamic quantization, "
-                          f"rel L2 vs torch f32 {t_ort8['rel_l2']:.1e})", flush=True)
+                    sessions["int8"] = q_path
                 except Exception as e:  # quantization tooling is optional
-                    print(f"   onnxruntime int8: skipped ({e})")
+                    print(f"   onnxruntime dynamic int8: skipped ({e})")
+                try:
+                    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat,
+                                                          QuantType, quantize_static)
 
-            for dt in dtypes:
-                out_path = os.path.join(tmp, f"{name}.y_{dt}.npy")
-                ours = run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path,
-                                args.runs, args.warmup)
-                y = np.load(out_path)
-                ours["rel_l2"] = float(np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref))
-                print(f"   ldp-core {dt:<7} {ours['median_ms']:9.2f} ms (rel L2 vs torch f32 "
-                      f"{ours['rel_l2']:.1e})", flush=True)
-                rows.append((name, dt, ours, t_torch, t_ort, t_ort8))
+                    class Reader(CalibrationDataReader):
+                        def __init__(self, xs):
+                            self.it = iter([{"x": xs[i:i + 1]} for i in range(len(xs))])
 
-    hdr = ("| model | ldp-core dtype | ldp-core ms | PyTorch f32 ms | onnxruntime f32 ms | "
-           "onnxruntime int8 ms | PyTorch / ours | onnxruntime f32 / ours | "
-           "ours rel L2 vs PyTorch f32 |")
-    lines = [hdr, "|" + "---|" * 9]
-    cpu_lines = ["| model | ldp-core dtype | ldp-core | PyTorch f32 | onnxruntime f32 | onnxruntime int8 | "
-                 "PyTorch / ours | onnxruntime f32 / ours |",
-                 "|" + "---|" * 8]
+                        def get_next(self):
+                            return next(self.it, None)
+
+                    qs_path = os.path.join(tmp, f"{name}.qdq.onnx")
+                    act = QuantType.QUInt8 if args.ort_act == "u8" else QuantType.QInt8
+                    quantize_static(onnx_path, qs_path, Reader(calib),
+                                    quant_format=QuantFormat.QDQ, per_channel=True,
+                                    activation_type=act, weight_type=QuantType.QInt8)
+                    sessions["qdq"] = qs_path
+                except Exception as e:
+                    print(f"   onnxruntime static int8: skipped ({e})")
+
+            for nt in thread_counts:
+                torch.set_num_threads(nt)
+                with torch.inference_mode():
+                    t_torch = time_fn(lambda: model(xt), args.runs, args.warmup)
+                print(f"   [{nt} thr] torch f32            {t_torch['median_ms']:9.2f} ms",
+                      flush=True)
+                peers = {"torch": t_torch}
+                for key, path in sessions.items():
+                    so = ort.SessionOptions()
+                    so.intra_op_num_threads = nt
+                    so.inter_op_num_threads = 1
+                    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+                    yo = sess.run(None, {"x": x})[0]
+                    t = time_fn(lambda: sess.run(None, {"x": x}), args.runs, args.warmup)
+                    t["rel_l2"] = float(np.linalg.norm(yo - y_ref) / np.linalg.norm(y_ref))
+                    peers["ort_" + key] = t
+                    print(f"   [{nt} thr] onnxruntime {key:<8} {t['median_ms']:9.2f} ms "
+                          f"(rel L2 vs torch f32 {t['rel_l2']:.1e})", flush=True)
+                for dt in dtypes:
+                    for level in levels:
+                        out_path = os.path.join(tmp, f"{name}.y_{dt}.npy")
+                        blob = os.path.join(tmp, f"{name}.{dt}.blob") if cli else None
+                        ours = run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path,
+                                        args.runs, args.warmup, nt, level, blob)
+                        y = np.load(out_path)
+                        ours["rel_l2"] = float(np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref))
+                        if cli is not None:
+                            ours["cli"] = time_cli(cli, blob, x_path, batch_path, args.cli_batch,
+                                                   nt, level, args.cli_runs, tmp)
+                        cli_s = (f", CLI {ours['cli']['per_sample_ms']:.2f} ms/sample"
+                                 if cli is not None else "")
+                        print(f"   [{nt} thr] ldp-core {dt:<7} {level:<7} {ours['median_ms']:9.2f} ms "
+                              f"({ours.get('x86', '?')}; rel L2 vs torch f32 {ours['rel_l2']:.1e}"
+                              f"{cli_s})", flush=True)
+                        rows.append((name, nt, dt, level, macs, ours, peers))
+            torch.set_num_threads(1)
+
     fmt = lambda t, k="median_ms": "—" if t is None else f"{t[k]:.1f}"
     ratio = lambda t, o, k="median_ms": "—" if t is None else f"{t[k] / o[k]:.2f}"
-    for name, dt, ours, tt, to, t8 in rows:
-        lines.append(f"| {name} | {dt} | {fmt(ours)} | {fmt(tt)} | {fmt(to)} | {fmt(t8)} | "
-                     f"{ratio(tt, ours)} | {ratio(to, ours)} | {ours['rel_l2']:.1e} |")
+    gmacs = lambda macs, t, k="median_ms": "—" if t is None else f"{macs / t[k] / 1e6:.0f}"
+    hdr = ("| model | threads | ours dtype | ours kernels | ours ms | ours GMAC/s | PyTorch f32 ms | "
+           "onnxruntime f32 ms | onnxruntime int8 dyn. ms | onnxruntime int8 static QDQ ms | "
+           "best peer f32 / ours | ort static int8 / ours | ours rel L2 vs PyTorch f32 |")
+    lines = [hdr, "|" + "---|" * 13]
+    cpu_lines = ["| model | threads | ours dtype | ours kernels | ours | PyTorch f32 | onnxruntime f32 | "
+                 "onnxruntime int8 dyn. | onnxruntime int8 QDQ |", "|" + "---|" * 9]
+    cli_lines = ["| model | threads | ours dtype | ours kernels | forward ms (in memory) | "
+                 "`ldp-quant run` ms/sample | CLI overhead |", "|" + "---|" * 7]
+    for name, nt, dt, level, macs, ours, p in rows:
+        tt, to, t8, tq = (p.get("torch"), p.get("ort_f32"), p.get("ort_int8"), p.get("ort_qdq"))
+        best = min([t for t in (tt, to) if t is not None], key=lambda t: t["median_ms"])
+        kern = ours.get("x86", level)
+        lines.append(f"| {name} | {nt} | {dt} | {kern} | {fmt(ours)} | {gmacs(macs, ours)} | "
+                     f"{fmt(tt)} | {fmt(to)} | {fmt(t8)} | {fmt(tq)} | {ratio(best, ours)} | "
+                     f"{ratio(tq, ours)} | {ours['rel_l2']:.1e} |")
         k = "cpu_min_ms"
-        cpu_lines.append(f"| {name} | {dt} | {fmt(ours, k)} | {fmt(tt, k)} | {fmt(to, k)} | {fmt(t8, k)} | "
-                         f"{ratio(tt, ours, k)} | {ratio(to, ours, k)} |")
-    text = ("Median wall time per forward pass, single thread, "
-            f"{args.runs} runs after {args.warmup} warm-up runs:\n\n" + "\n".join(lines) +
-            "\n\nMinimum thread CPU time (ms) over the same runs (the least disturbed run; "
-            "steadiest on a shared machine):\n\n" + "\n".join(cpu_lines) + "\n")
+        cpu_lines.append(f"| {name} | {nt} | {dt} | {kern} | {fmt(ours, k)} | {fmt(tt, k)} | "
+                         f"{fmt(to, k)} | {fmt(t8, k)} | {fmt(tq, k)} |")
+        if "cli" in ours:
+            c = ours["cli"]
+            cli_lines.append(f"| {name} | {nt} | {dt} | {kern} | {ours['median_ms']:.1f} | "
+                             f"{c['per_sample_ms']:.1f} | "
+                             f"{(c['per_sample_ms'] / ours['median_ms'] - 1) * 100:+.0f} % |")
+    text = ("Median wall time per forward pass, "
+            f"{args.runs} runs after {args.warmup} warm-up runs; GMAC/s = MACs of the PyTorch "
+            "module / median time:\n\n" + "\n".join(lines) +
+            "\n\nMinimum thread CPU time (ms) over the same runs (the calling thread only: "
+            "meaningful for 1 thread):\n\n" + "\n".join(cpu_lines) + "\n")
+    if len(cli_lines) > 2:
+        text += ("\n`ldp-quant run` per sample, (T(batch of "
+                 f"{args.cli_batch}) - T(batch of 1)) / {args.cli_batch - 1}, median of "
+                 f"{args.cli_runs} runs each:\n\n" + "\n".join(cli_lines) + "\n")
     print()
     print(text)
     try:

@@ -28,14 +28,149 @@ pub fn x86_avx2_fma() -> bool {
     {
         #[cfg(feature = "std")]
         {
-            std::is_x86_feature_detected!("avx2")
-                && std::is_x86_feature_detected!("fma")
-                && std::is_x86_feature_detected!("f16c")
+            x86_level() >= X86Level::Avx2
         }
         #[cfg(not(feature = "std"))]
         {
             false
         }
+    }
+}
+
+/// The x86-64 kernel families, slowest first; [`x86_level`] says which one runs.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum X86Level {
+    /// The portable kernels only.
+    Portable,
+    /// AVX2 + FMA + F16C.
+    Avx2,
+    /// AVX-512 F/BW/VL/DQ (f32/f16 pointwise GEMM), with AVX-512 VNNI for int8 pointwise when
+    /// the CPU also has it ([`x86_vnni`]); implies everything of [`X86Level::Avx2`].
+    Avx512,
+}
+
+/// The level detected at run time (0 = not yet), and the level forced by [`set_x86_level`]
+/// (0 = none). Values are `X86Level as u8 + 1`.
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static X86_DETECTED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+static X86_FORCED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn x86_level_of(v: u8) -> X86Level {
+    match v {
+        1 => X86Level::Portable,
+        2 => X86Level::Avx2,
+        _ => X86Level::Avx512,
+    }
+}
+
+/// The best level this CPU supports (with the `std` feature; else what the compile-time target
+/// features give, AVX-512 only with `std`). Never AVX-512 when `ldp-core` was built with a Rust
+/// older than 1.89 (no AVX-512 kernels then).
+#[cfg(target_arch = "x86_64")]
+pub fn x86_detected() -> X86Level {
+    #[cfg(feature = "std")]
+    {
+        use core::sync::atomic::Ordering;
+        let v = X86_DETECTED.load(Ordering::Relaxed);
+        if v != 0 {
+            return x86_level_of(v);
+        }
+        // The AVX-512 kernels exist only when built with Rust ≥ 1.89 (`ldp_avx512`, build.rs).
+        let l = if cfg!(ldp_avx512)
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
+            X86Level::Avx512
+        } else if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
+            X86Level::Avx2
+        } else {
+            X86Level::Portable
+        };
+        X86_DETECTED.store(l as u8 + 1, Ordering::Relaxed);
+        l
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        if x86_avx2_fma() {
+            X86Level::Avx2
+        } else {
+            X86Level::Portable
+        }
+    }
+}
+
+/// The level the dispatching kernels use: the detected one ([`x86_detected`]), lowered by
+/// [`set_x86_level`] or, when that was never called, by the environment variable `LDP_X86`
+/// (`portable`, `avx2` or `avx512`, read once). Never above what the CPU has.
+#[cfg(target_arch = "x86_64")]
+pub fn x86_level() -> X86Level {
+    #[cfg(feature = "std")]
+    {
+        use core::sync::atomic::Ordering;
+        let det = x86_detected();
+        let mut f = X86_FORCED.load(Ordering::Relaxed);
+        if f == 0 {
+            let env = std::env::var("LDP_X86").unwrap_or_default();
+            let l = match env.to_ascii_lowercase().as_str() {
+                "portable" => X86Level::Portable,
+                "avx2" => X86Level::Avx2,
+                _ => X86Level::Avx512,
+            };
+            f = l as u8 + 1;
+            // Only the first reader stores; a concurrent `set_x86_level` wins.
+            let _ = X86_FORCED.compare_exchange(0, f, Ordering::Relaxed, Ordering::Relaxed);
+            f = X86_FORCED.load(Ordering::Relaxed);
+        }
+        det.min(x86_level_of(f))
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        x86_detected()
+    }
+}
+
+/// Caps the kernels the dispatchers use at `level` (the CPU's own limit still applies): e.g.
+/// `set_x86_level(X86Level::Avx2)` runs the AVX2 kernels on an AVX-512 machine, for
+/// comparisons and tests. Process-wide. Without the `std` feature it has no effect (the level
+/// is fixed at compile time).
+#[cfg(target_arch = "x86_64")]
+pub fn set_x86_level(level: X86Level) {
+    #[cfg(feature = "std")]
+    X86_FORCED.store(level as u8 + 1, core::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "std"))]
+    let _ = level;
+}
+
+/// `true` when the AVX-512 kernels may run ([`x86_level`] is [`X86Level::Avx512`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn x86_avx512() -> bool {
+    x86_level() == X86Level::Avx512
+}
+
+/// `true` when the AVX-512 VNNI int8 kernels may run: [`x86_avx512`] and the CPU has
+/// AVX512_VNNI (`vpdpbusd`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn x86_vnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        x86_avx512() && std::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
     }
 }
 

@@ -9,3 +9,5 @@ pub mod pointwise;
 pub mod pool;
 pub mod resize;
 pub mod se;
+#[cfg(feature = "std")]
+pub mod threads;

@@ -107,7 +107,7 @@ use sealed::Sealed;
 ///   intermediate (zero point 0, scale chosen at convert time with 2× headroom over the
 ///   calibrated range) and saturated to int16, no table. LayerNorm is invariant to the scale of
 ///   its input, so this removes one int8 rounding per LayerNorm ([`pointwise_layer_norm`]).
-pub trait ConvOut: Copy + Default + bytemuck::Pod + Sealed {
+pub trait ConvOut: Copy + Default + bytemuck::Pod + Send + Sync + Sealed {
     /// Saturates `v` (requantized, output zero point added) and applies the table (`i8` only).
     fn finish(v: i32, lut: Option<&[i8]>) -> Self;
 }
@@ -135,6 +135,10 @@ impl Sealed for i8 {
     ) -> bool {
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
@@ -168,6 +172,10 @@ impl Sealed for i16 {
     ) -> bool {
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if super::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
@@ -264,8 +272,10 @@ pub(crate) fn check_pw<X, Y: ConvOut>(
 }
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
-/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with AVX2
-/// the kernels of `quant::x86`, on AArch64 those of `quant::neon`. Bit-identical to
+/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with
+/// AVX-512 VNNI the kernel of [`super::vnni`] (shapes it takes), with AVX2 the kernels of
+/// `quant::x86`, on AArch64 those of `quant::neon`. With the `std` feature, large layers are
+/// split across [`crate::kernels::threads`] (same bits). Bit-identical to
 /// [`pointwise_reference`] for both output types.
 pub fn pointwise<Y: ConvOut>(
     x: &[i8],
@@ -275,11 +285,33 @@ pub fn pointwise<Y: ConvOut>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(pixels, c_in.saturating_mul(c_out));
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, c_in, y, c_out, n, |xb, yb| {
+                pointwise_one(xb, c_in, q, c_out, yb, xb.len() / c_in);
+                Ok(())
+            });
+        }
+    }
+    pointwise_one(x, c_in, q, c_out, y, pixels);
+    Ok(())
+}
+
+/// [`pointwise`] on the calling thread; shapes validated.
+fn pointwise_one<Y: ConvOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
     if Y::pointwise_arch(x, c_in, q, c_out, y, pixels) {
-        return Ok(());
+        return;
     }
     super::pointwise_fast::pointwise(x, c_in, q, c_out, y, pixels);
-    Ok(())
 }
 
 /// `y = LN(PW(x))` through a 16-bit intermediate: the conv writes `i16` ([`ConvOut`]) into

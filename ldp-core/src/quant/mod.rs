@@ -37,6 +37,8 @@ pub mod neon;
 pub mod pointwise_fast;
 pub mod specs;
 #[cfg(target_arch = "x86_64")]
+pub mod vnni;
+#[cfg(target_arch = "x86_64")]
 pub mod x86;
 #[cfg(target_arch = "x86_64")]
 mod x86_a16;

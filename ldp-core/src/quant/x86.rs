@@ -99,7 +99,7 @@ pub unsafe fn pointwise_i16_avx2(
 }
 
 /// The shape checks of the public entries; returns the pixel count.
-fn check<Y: Out>(
+pub(crate) fn check<Y: Out>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -139,7 +139,7 @@ fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
 
 /// The store step of the vector epilogues, per output element; the lanes hold
 /// `out_zero + requant(..)` (wrapping) before saturation.
-trait Out: ConvOut {
+pub(crate) trait Out: ConvOut {
     /// Saturates lanes 0..4 of `r` into `y[a..a + 4]` and lanes 4..8 into `y[b..b + 4]` (`a`
     /// written first, so `a == b` stores lanes 4..8), then applies the table.
     ///
@@ -453,7 +453,7 @@ unsafe fn tile4<Y: Out, const TP: usize>(
 /// # Safety
 /// Shapes validated; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn run<Y: Out>(
+pub(crate) unsafe fn run<Y: Out>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,

@@ -8,12 +8,18 @@
 //!
 //! * x86-64 with AVX2 + FMA + F16C (detected at run time with the `std` feature, else enabled at
 //!   compile time): [`x86`], a packed GEMM with a 6 × 16 register tile;
+//! * x86-64 with AVX-512 (F, BW, VL, DQ; detected at run time with the `std` feature): [`avx512`],
+//!   the same GEMM with a 12 × 32 tile of zmm registers and the same summation order, so its
+//!   results equal the AVX2 kernel's bit for bit ([`crate::kernels::cpu::set_x86_level`] picks
+//!   the AVX2 path on such a machine);
 //! * AArch64 with NEON: [`neon`], the same GEMM with an 8 × 8 tile of `vfmaq_f32`;
 //! * anything else: [`tiled`], portable code that autovectorizes.
 //!
 //! The choice never depends on the pixel count, so splitting the pixels into chunks (as the
 //! streaming executor does) gives the same bits.
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod reference;
@@ -53,7 +59,8 @@ pub(crate) fn check_shapes<X, W, Y>(
     Ok(pixels)
 }
 
-/// Pointwise convolution with an optional fused activation, using the best kernel available.
+/// Pointwise convolution with an optional fused activation, using the best kernel available
+/// (with the `std` feature, on up to [`crate::kernels::threads::threads`] threads; same bits).
 pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     c_in: usize,
@@ -63,7 +70,34 @@ pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) -> Result<(), Error> {
-    check_shapes(x, c_in, w, bias, c_out, y)?;
+    let pixels = check_shapes(x, c_in, w, bias, c_out, y)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(pixels, c_in.saturating_mul(c_out));
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, c_in, y, c_out, n, |xb, yb| {
+                pointwise_one(xb, c_in, w, bias, c_out, act, yb)
+            });
+        }
+    }
+    let _ = pixels;
+    pointwise_one(x, c_in, w, bias, c_out, act, y)
+}
+
+/// [`pointwise`] on the calling thread; shapes validated (the portable kernel checks again).
+fn pointwise_one<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> Result<(), Error> {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::pointwise(x, c_in, w, bias, c_out, act, y) {
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if x86::pointwise(x, c_in, w, bias, c_out, act, y) {
         return Ok(());

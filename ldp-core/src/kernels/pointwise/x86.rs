@@ -86,7 +86,7 @@ pub unsafe fn pointwise_avx2<X: Elem, W: Elem, Y: Elem>(
 /// # Safety
 /// `p..p+8` must be readable; AVX2 and F16C must be available.
 #[inline(always)]
-unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
+pub(super) unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
     // SAFETY: the caller guarantees 8 readable elements; `T` is f32 or f16 (Elem's only types).
     unsafe {
         if T::DTYPE == DType::F16 {
@@ -103,7 +103,7 @@ unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
 /// # Safety
 /// AVX available.
 #[inline(always)]
-unsafe fn transpose8(r: &mut [__m256; 8]) {
+pub(crate) unsafe fn transpose8(r: &mut [__m256; 8]) {
     // SAFETY: register-only AVX shuffles.
     unsafe {
         let t0 = _mm256_unpacklo_ps(r[0], r[1]);
@@ -191,7 +191,7 @@ unsafe fn pack_panel<W: Elem>(
 
 /// Applies `act` to 16 values (a `match` outside the loop, so each arm vectorizes).
 #[inline(always)]
-fn activate(act: Option<Activation>, v: &mut [f32; NR]) {
+pub(super) fn activate(act: Option<Activation>, v: &mut [f32; NR]) {
     use crate::kernels::activation::{gelu_block, hardsigmoid, hardswish, relu};
     match act {
         None => {}

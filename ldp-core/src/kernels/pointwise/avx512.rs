@@ -1,0 +1,337 @@
+//! x86-64 AVX-512 pointwise kernel (a packed GEMM), f32 and f16 storage.
+//!
+//! The AVX2 kernel of [`super::x86`] widened to zmm registers: a panel of 32 output channels of
+//! `w` is packed, converted to f32, into `[K][32]` (256 KiB of stack for `K ≤ 2048`), then a
+//! 12 × 32 register tile (12 pixels × 32 outputs = 24 zmm accumulators) walks down the pixels:
+//! per input channel two panel loads, twelve broadcasts of `x` (embedded in the FMAs) and 24
+//! FMAs of 16 lanes — 32 f32 MACs per FMA instead of 16.
+//!
+//! Summation order, per output: `acc = bias`, then one FMA per input channel in channel order,
+//! continued through `y` for `K > 2048` (f32 outputs; f16 outputs with `K > 2048` take the
+//! portable kernel), exactly as in [`super::x86`]: the results equal the AVX2 kernel's **bit for
+//! bit**, whatever the pixel count or thread split. The fused activation runs on finished rows
+//! through the same scalar functions, and f16 outputs are narrowed with F16C
+//! (round-to-nearest-even), as there.
+//!
+//! The AVX-512 intrinsics are stable since Rust 1.89: with an older compiler (`ldp_avx512` unset
+//! by `build.rs`) this module keeps its entry points, [`pointwise_avx512`] runs the AVX2 kernel
+//! and [`crate::kernels::cpu::x86_detected`] never reports AVX-512.
+// Everything using the 1.89 intrinsics is behind `cfg(ldp_avx512)` (rustc ≥ 1.89, build.rs).
+#![allow(clippy::incompatible_msrv)]
+#![cfg_attr(not(ldp_avx512), allow(unused_imports, dead_code))]
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+
+use half::f16;
+
+use super::x86::{activate, load8, transpose8};
+use crate::elem::Elem;
+use crate::error::Error;
+use crate::kernels::activation::Activation;
+use crate::kernels::cpu;
+use crate::DType;
+
+/// Pixels per register tile.
+const MR: usize = 12;
+/// Outputs per register tile (two zmm).
+const NR: usize = 32;
+/// Input channels per packed panel (the AVX2 kernel's, so both continue their chains at the
+/// same channels): `KC·NR` f32 = 256 KiB of stack.
+const KC: usize = 2048;
+
+/// Runs the AVX-512 kernel if the CPU has it and [`cpu::x86_level`] allows it (else `false`:
+/// the caller tries the next kernel). Shapes must already be validated.
+pub(crate) fn pointwise<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> bool {
+    if !cpu::x86_avx512() {
+        return false;
+    }
+    // SAFETY: AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C are present (checked just above).
+    unsafe { pointwise_avx512(x, c_in, w, bias, c_out, act, y) }.is_ok()
+}
+
+/// The AVX-512 kernel, for tests and benchmarks that want this path whatever the dispatch
+/// picks. Validates the shapes; f16 outputs with `c_in > 2048` use the portable kernel.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL and DQ, AVX2, FMA and F16C
+/// (`is_x86_feature_detected!`, or [`cpu::x86_detected`] `==` [`cpu::X86Level::Avx512`]).
+pub unsafe fn pointwise_avx512<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    c_in: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) -> Result<(), Error> {
+    super::check_shapes(x, c_in, w, bias, c_out, y)?;
+    if c_in > KC && Y::DTYPE != DType::F32 {
+        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y)?;
+    } else {
+        // SAFETY: the caller guarantees the CPU features; `check_shapes` validated
+        // `x.len() = P·c_in`, `w.len() = c_out·c_in`, `bias.len() = c_out`, `y.len() = P·c_out`;
+        // `Y` is f32 whenever `c_in > KC`.
+        #[cfg(ldp_avx512)]
+        unsafe {
+            gemm(x, c_in, w, bias, c_out, act, y)
+        };
+        // SAFETY: as above (AVX-512 implies AVX2, FMA and F16C).
+        #[cfg(not(ldp_avx512))]
+        unsafe {
+            super::x86::pointwise_avx2(x, c_in, w, bias, c_out, act, y)?
+        };
+    }
+    Ok(())
+}
+
+/// Packs rows `n0..n0+nv` (`nv ≤ 32`), channels `k0..k0+kc` of `w` into `bp[kk·32 + l]`,
+/// zero-filling the rows past `nv`. Full groups of 8 rows × 8 channels go through an 8×8
+/// register transpose; the rest element by element.
+///
+/// # Safety
+/// The ranges must lie inside `w` (`[c_out][k]`); `bp` holds `kc·32` values; AVX2 and F16C
+/// available.
+#[inline(always)]
+unsafe fn pack_panel<W: Elem>(
+    w: &[W],
+    k: usize,
+    n0: usize,
+    nv: usize,
+    k0: usize,
+    kc: usize,
+    bp: *mut f32,
+) {
+    let kc8 = kc / 8 * 8;
+    for g in 0..NR / 8 {
+        let l0 = 8 * g;
+        if l0 + 8 <= nv {
+            // SAFETY: rows n0+l0..n0+l0+8 < n0+nv and channels k0+kk..k0+kk+8 ≤ k0+kc lie
+            // inside w; stores go to bp[(kk+j)·32 + l0 .. +8] < kc·32.
+            unsafe {
+                let rows: [*const W; 8] =
+                    core::array::from_fn(|i| w.as_ptr().add((n0 + l0 + i) * k + k0));
+                let mut kk = 0;
+                while kk < kc8 {
+                    let mut r: [__m256; 8] = core::array::from_fn(|i| load8(rows[i].add(kk)));
+                    transpose8(&mut r);
+                    for (j, v) in r.iter().enumerate() {
+                        _mm256_storeu_ps(bp.add((kk + j) * NR + l0), *v);
+                    }
+                    kk += 8;
+                }
+                for kk in kc8..kc {
+                    for i in 0..8 {
+                        *bp.add(kk * NR + l0 + i) = (*rows[i].add(kk)).to_f32();
+                    }
+                }
+            }
+            continue;
+        }
+        for l in l0..l0 + 8 {
+            for kk in 0..kc {
+                let v = if l < nv {
+                    w[(n0 + l) * k + k0 + kk].to_f32()
+                } else {
+                    0.0
+                };
+                // SAFETY: kk·32 + l < kc·32.
+                unsafe { *bp.add(kk * NR + l) = v };
+            }
+        }
+    }
+}
+
+/// One `M × 32` tile over `kc` channels: `acc` enters holding the running sums and leaves with
+/// `kc` more FMAs per output.
+///
+/// # Safety
+/// Each `a[m]` (`m < M`) points at `kc` readable f32; `bp` at `kc·32`; AVX-512F available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn micro<const M: usize>(
+    a: &[*const f32; MR],
+    bp: *const f32,
+    kc: usize,
+    acc: &mut [[__m512; 2]; MR],
+) {
+    let mut b = bp;
+    for i in 0..kc {
+        // SAFETY: i < kc, so b points inside the panel and a[m].add(i) inside row m.
+        unsafe {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            for m in 0..M {
+                let av = _mm512_set1_ps(*a[m].add(i));
+                acc[m][0] = _mm512_fmadd_ps(av, b0, acc[m][0]);
+                acc[m][1] = _mm512_fmadd_ps(av, b1, acc[m][1]);
+            }
+            b = b.add(NR);
+        }
+    }
+}
+
+/// Pixels `p0..p0+M` against the packed panel of outputs `n0..n0+nv`, channels `k0..k0+kc`.
+///
+/// # Safety
+/// Shapes as in [`pointwise`]; `p0 + M ≤ P`, `n0 + nv ≤ N`, `k0 + kc ≤ K`; `bp` holds the packed
+/// panel; `abuf` holds `MR·KC` f32 (used when `X` is f16); AVX-512F, AVX2, FMA, F16C available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
+    x: &[X],
+    k: usize,
+    y: &mut [Y],
+    n: usize,
+    p0: usize,
+    n0: usize,
+    nv: usize,
+    k0: usize,
+    kc: usize,
+    bp: *const f32,
+    abuf: *mut f32,
+    bias32: &[f32; NR],
+    act: Option<Activation>,
+) {
+    let first = k0 == 0;
+    let last = k0 + kc == k;
+    // SAFETY (whole body): every pointer below is derived from in-bounds indices, per the
+    // function's contract: rows p0..p0+M of x/y, columns n0..n0+nv of y, channels k0..k0+kc.
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let mut acc = [[zero; 2]; MR];
+        for m in 0..M {
+            if first {
+                acc[m] = [
+                    _mm512_loadu_ps(bias32.as_ptr()),
+                    _mm512_loadu_ps(bias32.as_ptr().add(16)),
+                ];
+            } else {
+                // K > KC: continue the chain from the f32 partial sums stored in y.
+                let yr = y.as_ptr().add((p0 + m) * n + n0) as *const f32;
+                let mut t = [0.0f32; NR];
+                core::ptr::copy_nonoverlapping(yr, t.as_mut_ptr(), nv);
+                acc[m] = [
+                    _mm512_loadu_ps(t.as_ptr()),
+                    _mm512_loadu_ps(t.as_ptr().add(16)),
+                ];
+            }
+        }
+        let mut a = [core::ptr::null::<f32>(); MR];
+        for m in 0..M {
+            let row = x.as_ptr().add((p0 + m) * k + k0);
+            if X::DTYPE == DType::F32 {
+                a[m] = row as *const f32;
+            } else {
+                let dst = abuf.add(m * KC);
+                let mut i = 0;
+                while i + 8 <= kc {
+                    _mm256_storeu_ps(dst.add(i), load8(row.add(i)));
+                    i += 8;
+                }
+                while i < kc {
+                    *dst.add(i) = (*row.add(i)).to_f32();
+                    i += 1;
+                }
+                a[m] = dst;
+            }
+        }
+        micro::<M>(&a, bp, kc, &mut acc);
+        for m in 0..M {
+            let mut t = [[0.0f32; 16]; 2];
+            _mm512_storeu_ps(t[0].as_mut_ptr(), acc[m][0]);
+            _mm512_storeu_ps(t[1].as_mut_ptr(), acc[m][1]);
+            if last {
+                activate(act, &mut t[0]);
+                activate(act, &mut t[1]);
+            }
+            let t: &[f32; NR] = &*(t.as_ptr() as *const [f32; NR]);
+            let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
+            if Y::DTYPE == DType::F16 {
+                let mut hs = [f16::ZERO; NR];
+                for q in 0..NR / 8 {
+                    let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(
+                        t.as_ptr().add(8 * q),
+                    ));
+                    _mm_storeu_si128((hs.as_mut_ptr() as *mut __m128i).add(q), h);
+                }
+                core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
+            } else {
+                core::ptr::copy_nonoverlapping(t.as_ptr(), yr as *mut f32, nv);
+            }
+        }
+    }
+}
+
+/// The packed GEMM.
+///
+/// # Safety
+/// Shapes validated by `check_shapes`; AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C available; `Y` is
+/// f32 when `k > KC`.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    n: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+) {
+    let pixels = x.len() / k;
+    let mut panel = MaybeUninit::<[f32; KC * NR]>::uninit();
+    let bp = panel.as_mut_ptr() as *mut f32;
+    let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
+    let abuf = abuf_store.as_mut_ptr() as *mut f32;
+    let mut n0 = 0;
+    while n0 < n {
+        let nv = NR.min(n - n0);
+        let mut bias32 = [0.0f32; NR];
+        if let Some(b) = bias {
+            bias32[..nv].copy_from_slice(&b[n0..n0 + nv]);
+        }
+        let mut k0 = 0;
+        while k0 < k {
+            let kc = KC.min(k - k0);
+            // SAFETY: rows n0..n0+nv and channels k0..k0+kc lie inside w; the panel holds
+            // KC·32 ≥ kc·32 values and is fully written before it is read.
+            unsafe { pack_panel(w, k, n0, nv, k0, kc, bp) };
+            let mut p0 = 0;
+            while p0 < pixels {
+                let left = pixels - p0;
+                // SAFETY: p0 + m ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed above; abuf
+                // holds MR·KC floats; features checked by the caller.
+                let m = unsafe {
+                    if left >= 12 {
+                        tile::<X, Y, 12>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                        12
+                    } else if left >= 8 {
+                        tile::<X, Y, 8>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                        8
+                    } else if left >= 4 {
+                        tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                        4
+                    } else if left >= 2 {
+                        tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                        2
+                    } else {
+                        tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                        1
+                    }
+                };
+                p0 += m;
+            }
+            k0 += kc;
+        }
+        n0 += nv;
+    }
+}

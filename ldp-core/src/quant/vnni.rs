@@ -1,0 +1,387 @@
+//! x86-64 AVX-512 VNNI int8 pointwise kernel (`vpdpbusd`), with an `i8` or an `i16` output;
+//! bit-identical to [`super::kernels::pointwise_reference`].
+//!
+//! `vpdpbusd` multiplies 4 unsigned bytes by 4 signed bytes, adds the four products (each within
+//! `±255·128`, their sum within `±2^17`) and adds that to an `i32` lane **without saturation**,
+//! so it is exact modulo `2^32`, like the reference's `wrapping_add`. The activations are
+//! signed, so they enter as `u = x + 128` (`x ^ 0x80`) and the surplus is taken out of the bias:
+//! `Σ u·w = Σ x·w + 128·Σ w`, hence `acc = (bias − 128·Σ_i w[o][i]) + Σ_i u_i·w[o][i]` equals the
+//! reference's `bias + Σ x·w` modulo `2^32` — every step is a wrapping `i32` addition, and the
+//! requantization (`Rq`) only reads those 32 bits. `Σ_i w[o][i]` is computed per panel with
+//! the same instruction (`vpdpbusd` of a vector of ones).
+//!
+//! Layout: a panel of 32 output channels is packed into `[⌈c_in/4⌉][32][4]` bytes (word `j` of
+//! output `o` holds channels `4j..4j+4`, zero-padded past `c_in`; 32-bit 8×8 transposes), so
+//! one zmm holds 16 outputs' 4-channel words; a tile of 12 pixels has its rows converted to
+//! `u8` once into a small buffer (shared by a group of up to 4 panels, packed together, so that
+//! each pixel row is converted once per 128 outputs), then per 4 channels: two panel loads,
+//! twelve `vpbroadcastd` and 24 `vpdpbusd` into 12 × 32 `i32` accumulators (24 zmm) holding
+//! the outputs in order. The epilogue is the AVX2 kernel's (bias, `Rq`, saturation, table) on
+//! 8 lanes at a time. When 32 does not divide `c_out` the last panel overlaps the one before
+//! (outputs computed twice get the same value). Takes `c_out ≥ 32` and `c_in ≤ 2048` (the four
+//! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::x86`]).
+//!
+//! The AVX-512 intrinsics are stable since Rust 1.89: with an older compiler (`ldp_avx512` unset
+//! by `build.rs`) the entry points run the AVX2 kernel.
+// Everything using the 1.89 intrinsics is behind `cfg(ldp_avx512)` (rustc ≥ 1.89, build.rs).
+#![allow(clippy::incompatible_msrv)]
+#![cfg_attr(not(ldp_avx512), allow(unused_imports, dead_code))]
+
+use core::arch::x86_64::*;
+
+use super::kernels::ConvQ;
+use super::x86::{Out, Rq};
+use crate::error::Error;
+use crate::kernels::cpu;
+use crate::kernels::pointwise::x86::transpose8;
+
+/// Outputs per panel (two zmm of `i32`).
+const NR: usize = 32;
+/// Pixels per register tile.
+const MR: usize = 12;
+/// Largest `c_in` of this kernel.
+const PK_MAX: usize = 2048;
+/// Panels per group (one conversion of the pixel rows per group).
+const G: usize = 4;
+
+/// `true` when this kernel takes the shape (else the caller runs the next kernel).
+fn takes(c_in: usize, c_out: usize) -> bool {
+    c_out >= NR && c_in <= PK_MAX
+}
+
+/// Runs the VNNI kernel if the CPU has AVX-512 VNNI, [`cpu::x86_level`] allows it and the
+/// shape suits it (else `false`). Shapes validated by the caller.
+pub(crate) fn pointwise<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) -> bool {
+    if !cfg!(ldp_avx512)
+        || !takes(c_in, c_out)
+        || !cpu::x86_vnni()
+        || super::x86::check(x, c_in, q, c_out, y) != Ok(pixels)
+    {
+        return false;
+    }
+    // SAFETY: AVX-512 F/BW/VL/DQ/VNNI and AVX2 are present (checked above); `check` just
+    // verified x.len() = pixels·c_in, weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out
+    // without overflow; the shape is one this kernel takes.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    true
+}
+
+/// The VNNI kernel with its own shape checks, for tests and benchmarks (`i8` output, optional
+/// table). Shapes it does not take (`c_out < 32` or `c_in > 2048`) run the AVX2 kernel.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL, DQ and VNNI, AVX2, FMA and F16C
+/// (`is_x86_feature_detected!`).
+pub unsafe fn pointwise_vnni(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let pixels = super::x86::check(x, c_in, q, c_out, y)?;
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe {
+        if cfg!(ldp_avx512) && takes(c_in, c_out) {
+            run(x, c_in, q, c_out, y, pixels);
+        } else {
+            super::x86::run(x, c_in, q, c_out, y, pixels);
+        }
+    }
+    Ok(())
+}
+
+/// The VNNI kernel with a 16-bit output and its own shape checks, for tests and benchmarks.
+/// Shapes it does not take (`c_out < 32` or `c_in > 2048`) run the AVX2 kernel.
+///
+/// # Safety
+/// As [`pointwise_vnni`].
+pub unsafe fn pointwise_i16_vnni(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    let pixels = super::x86::check(x, c_in, q, c_out, y)?;
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe {
+        if cfg!(ldp_avx512) && takes(c_in, c_out) {
+            run(x, c_in, q, c_out, y, pixels);
+        } else {
+            super::x86::run(x, c_in, q, c_out, y, pixels);
+        }
+    }
+    Ok(())
+}
+
+/// Packs outputs `o0..o0+32` into `panel` as `[kg][32]` words (`kg = ⌈c_in/4⌉`), word `j` of
+/// output `o` = channels `4j..4j+4` of row `o0 + o`, zero-padded past `c_in`.
+///
+/// # Safety
+/// `o0 + 32 ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ kg·32`; AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
+    let kw = c_in / 4; // full words per row
+    let kw8 = kw / 8 * 8;
+    let kg = c_in.div_ceil(4);
+    let pp = panel.as_mut_ptr();
+    for l0 in (0..NR).step_by(8) {
+        // SAFETY: rows o0+l0..o0+l0+8 < c_out; 32-byte loads at byte 4·jj with jj + 8 ≤ kw stay
+        // inside a row; stores go to panel[(jj+j)·32 + l0 .. +8] with jj + j < kw ≤ kg.
+        unsafe {
+            let rows: [*const i8; 8] =
+                core::array::from_fn(|i| weight.as_ptr().add((o0 + l0 + i) * c_in));
+            let mut jj = 0;
+            while jj < kw8 {
+                let mut r: [__m256; 8] =
+                    core::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(4 * jj) as *const f32));
+                transpose8(&mut r);
+                for (j, v) in r.iter().enumerate() {
+                    _mm256_storeu_ps(pp.add((jj + j) * NR + l0) as *mut f32, *v);
+                }
+                jj += 8;
+            }
+        }
+        for i in 0..8 {
+            let row = &weight[(o0 + l0 + i) * c_in..(o0 + l0 + i + 1) * c_in];
+            for j in kw8..kg {
+                let mut b = [0u8; 4];
+                for (t, bt) in b.iter_mut().enumerate() {
+                    if let Some(&v) = row.get(4 * j + t) {
+                        *bt = v as u8;
+                    }
+                }
+                panel[j * NR + l0 + i] = u32::from_le_bytes(b);
+            }
+        }
+    }
+}
+
+/// Epilogue parameters of a panel: the 32 biases with `128·Σw` taken out, the 32 multipliers
+/// (8 lanes per register), the layer's [`Rq`].
+#[cfg(ldp_avx512)]
+type PanelOut = ([__m256i; 4], [__m256i; 4], Rq);
+
+/// Converts pixel rows `p0..p0+M` to `u8` (`x ^ 0x80`) into `xt` (rows of `PK_MAX` bytes),
+/// zero-padded to `4·⌈c_in/4⌉` bytes.
+///
+/// # Safety
+/// `p0 + M ≤ pixels`, `x.len() = pixels·c_in`, `c_in ≤ PK_MAX`, `M ≤ MR`, `xt` holds
+/// `MR·PK_MAX/4` words; AVX-512 F/BW available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn convert<const M: usize>(x: &[i8], c_in: usize, xt: &mut [u32], p0: usize) {
+    let kg = c_in.div_ceil(4);
+    let c64 = c_in / 64 * 64;
+    // SAFETY: rows p0..p0+M of x hold c_in bytes (64-byte loads at i + 64 ≤ c64); xt rows of
+    // PK_MAX bytes receive 4·kg ≤ PK_MAX bytes.
+    unsafe {
+        let flip = _mm512_set1_epi8(-128);
+        for m in 0..M {
+            let xr = x.as_ptr().add((p0 + m) * c_in);
+            let tr = xt.as_mut_ptr().add(m * (PK_MAX / 4)) as *mut u8;
+            let mut i = 0;
+            while i < c64 {
+                let v = _mm512_loadu_si512(xr.add(i) as *const __m512i);
+                _mm512_storeu_si512(tr.add(i) as *mut __m512i, _mm512_xor_si512(v, flip));
+                i += 64;
+            }
+            while i < 4 * kg {
+                *tr.add(i) = if i < c_in {
+                    (*xr.add(i) as u8) ^ 0x80
+                } else {
+                    0
+                };
+                i += 1;
+            }
+        }
+    }
+}
+
+/// One tile: pixels `p0..p0+M` (already converted into `xt`), outputs `o0..o0+32`.
+///
+/// # Safety
+/// `p0 + M ≤ pixels`, `o0 + 32 ≤ c_out`, shapes validated; `panel` holds `kg·32` packed words
+/// of this panel, `kg = ⌈c_in/4⌉ ≤ PK_MAX/4`; `xt` holds the converted rows ([`convert`]);
+/// AVX-512 F/BW/VNNI and AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn tile<Y: Out, const M: usize>(
+    c_in: usize,
+    panel: &[u32],
+    xt: &[u32],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    o0: usize,
+    p0: usize,
+    (bias, mult, rq): PanelOut,
+) {
+    let kg = c_in.div_ceil(4);
+    // SAFETY (whole body): panel words are read for j < kg, xt words for j < kg in rows < M;
+    // y is written at (p0+m)·c_out + o0 .. +32 ≤ (p0+m+1)·c_out.
+    unsafe {
+        let mut acc = [[_mm512_setzero_si512(); 2]; M];
+        let xs: [*const u32; M] = core::array::from_fn(|m| xt.as_ptr().add(m * (PK_MAX / 4)));
+        let wp = panel.as_ptr() as *const __m512i;
+        for j in 0..kg {
+            let w0 = _mm512_loadu_si512(wp.add(2 * j));
+            let w1 = _mm512_loadu_si512(wp.add(2 * j + 1));
+            for m in 0..M {
+                let u = _mm512_set1_epi32(*xs[m].add(j) as i32);
+                acc[m][0] = _mm512_dpbusd_epi32(acc[m][0], u, w0);
+                acc[m][1] = _mm512_dpbusd_epi32(acc[m][1], u, w1);
+            }
+        }
+        for (m, a) in acc.iter().enumerate() {
+            let h = [
+                _mm512_castsi512_si256(a[0]),
+                _mm512_extracti64x4_epi64::<1>(a[0]),
+                _mm512_castsi512_si256(a[1]),
+                _mm512_extracti64x4_epi64::<1>(a[1]),
+            ];
+            let r: [__m256i; 4] =
+                core::array::from_fn(|t| rq.apply(_mm256_add_epi32(h[t], bias[t]), mult[t]));
+            let at = (p0 + m) * c_out + o0;
+            Y::store16(y, at, r[0], r[1], q.lut);
+            Y::store16(y, at + 16, r[2], r[3], q.lut);
+        }
+    }
+}
+
+/// Converts pixel rows `p0..p0+M` once, then runs them against each of the `ng` packed panels
+/// of the group.
+///
+/// # Safety
+/// As [`convert`] and [`tile`], for every panel `g < ng` (`o0s[g] + 32 ≤ c_out`, `panels[g]`
+/// packed for it).
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn tiles<Y: Out, const M: usize>(
+    x: &[i8],
+    c_in: usize,
+    panels: &[[u32; PK_MAX / 4 * NR]; G],
+    outs: &[PanelOut; G],
+    o0s: &[usize; G],
+    ng: usize,
+    xt: &mut [u32],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    p0: usize,
+) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        convert::<M>(x, c_in, xt, p0);
+        for g in 0..ng {
+            tile::<Y, M>(c_in, &panels[g], xt, q, c_out, y, o0s[g], p0, outs[g]);
+        }
+    }
+}
+
+/// # Safety
+/// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`; AVX-512 F/BW/VL/DQ/VNNI, AVX2, FMA and F16C
+/// available.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    let kg = c_in.div_ceil(4);
+    let mut panels = [[0u32; PK_MAX / 4 * NR]; G];
+    let mut xt = [0u32; MR * (PK_MAX / 4)];
+    // SAFETY (whole body): AVX-512 VNNI and AVX2 available (this function's contract); each
+    // panel holds kg·32 ≤ PK_MAX/4·32 words; every o0 + 32 ≤ c_out, so bias/mult reads are in
+    // bounds; the tiles stay inside p < pixels.
+    unsafe {
+        let rq = Rq::new(q.shift, q.out_zero);
+        let ones = _mm512_set1_epi8(1);
+        let zero = _mm256_setzero_si256();
+        let mut o = 0;
+        while o < c_out {
+            let mut o0s = [0usize; G];
+            let mut outs: [PanelOut; G] = [([zero; 4], [zero; 4], rq); G];
+            let mut ng = 0;
+            while ng < G && o < c_out {
+                let o0 = o.min(c_out - NR);
+                let panel = &mut panels[ng];
+                pack_panel(q.weight, c_in, o0, panel);
+                // Σ_i w[o][i] per output, exact: 4 products of 1·w per vpdpbusd.
+                let wp = panel.as_ptr() as *const __m512i;
+                let mut sw = [_mm512_setzero_si512(); 2];
+                for j in 0..kg {
+                    sw[0] = _mm512_dpbusd_epi32(sw[0], ones, _mm512_loadu_si512(wp.add(2 * j)));
+                    sw[1] = _mm512_dpbusd_epi32(sw[1], ones, _mm512_loadu_si512(wp.add(2 * j + 1)));
+                }
+                let mut sws = [0i32; NR];
+                _mm512_storeu_si512(sws.as_mut_ptr() as *mut __m512i, sw[0]);
+                _mm512_storeu_si512(sws.as_mut_ptr().add(16) as *mut __m512i, sw[1]);
+                let b = q.bias_n::<NR>(o0);
+                let bc: [i32; NR] = core::array::from_fn(|t| b[t].wrapping_sub(sws[t] << 7));
+                let mu = q.mult_n::<NR>(o0);
+                let bias: [__m256i; 4] = core::array::from_fn(|t| {
+                    _mm256_loadu_si256(bc.as_ptr().add(8 * t) as *const __m256i)
+                });
+                let mult: [__m256i; 4] = core::array::from_fn(|t| {
+                    _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i)
+                });
+                o0s[ng] = o0;
+                outs[ng] = (bias, mult, rq);
+                ng += 1;
+                o += NR;
+            }
+            let mut p = 0;
+            while p < pixels {
+                let left = pixels - p;
+                let (pn, xt) = (&panels, &mut xt[..]);
+                p += if left >= 12 {
+                    tiles::<Y, 12>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
+                    12
+                } else if left >= 8 {
+                    tiles::<Y, 8>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
+                    8
+                } else if left >= 4 {
+                    tiles::<Y, 4>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
+                    4
+                } else if left >= 2 {
+                    tiles::<Y, 2>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
+                    2
+                } else {
+                    tiles::<Y, 1>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
+                    1
+                };
+            }
+        }
+    }
+}
+
+/// Without AVX-512 support in the compiler: the AVX2 kernel.
+///
+/// # Safety
+/// As the AVX-512 version (shapes validated; AVX2 available).
+#[cfg(not(ldp_avx512))]
+unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    // SAFETY: per this function's contract.
+    unsafe { super::x86::run(x, c_in, q, c_out, y, pixels) }
+}

@@ -1,0 +1,96 @@
+//! The pointwise layers give the same bits on any number of threads (`kernels::threads`), on
+//! shapes big enough to be split, for f32, f16 and int8 (both output types).
+#![cfg(feature = "std")]
+
+use half::f16;
+use ldp_core::kernels::activation::Activation;
+use ldp_core::kernels::{pointwise, threads};
+use ldp_core::quant::kernels::{self as qk, ConvQ};
+
+fn vals(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005) | 1;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+fn i8s(n: usize, seed: u64) -> Vec<i8> {
+    vals(n, seed)
+        .iter()
+        .map(|v| (v * 64.0).floor() as i8)
+        .collect()
+}
+
+/// One test function: the thread count is process-wide.
+#[test]
+fn pointwise_bits_do_not_depend_on_threads() {
+    // (c_in, c_out, pixels): above threads::MIN_MACS, pixel counts not multiples of the band.
+    let shapes = [
+        (128, 128, 4096 + 7),
+        (1024, 96, 577),
+        (2100, 40, 299),
+        (64, 200, 1001),
+    ];
+    for (c_in, c_out, pixels) in shapes {
+        assert!(pixels * c_in * c_out >= threads::MIN_MACS);
+        let x = vals(pixels * c_in, 1);
+        let w = vals(c_in * c_out, 2);
+        let b = vals(c_out, 3);
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let wh: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let xq = i8s(pixels * c_in, 4);
+        let wq = i8s(c_in * c_out, 5);
+        let bq: Vec<i16> = i8s(c_out, 6).iter().map(|&v| v as i16 * 100).collect();
+        let mult: Vec<u8> = i8s(c_out, 7).iter().map(|&v| v as u8).collect();
+        let lut = i8s(256, 8);
+        let q = ConvQ {
+            weight: &wq,
+            bias: &bq,
+            bias_shift: 4,
+            mult: &mult,
+            shift: 24,
+            in_zero: 0,
+            out_zero: 3,
+            lut: Some(&lut),
+        };
+        let q16 = ConvQ { lut: None, ..q };
+        let run = |n: usize| {
+            threads::set_threads(n);
+            let mut y = vec![0.0f32; pixels * c_out];
+            pointwise::pointwise(
+                &x,
+                c_in,
+                &w,
+                Some(&b),
+                c_out,
+                Some(Activation::Gelu),
+                &mut y,
+            )
+            .unwrap();
+            let mut yh = vec![f16::ZERO; if c_in <= 2048 { pixels * c_out } else { 0 }];
+            if c_in <= 2048 {
+                pointwise::pointwise(&xh, c_in, &wh, Some(&b), c_out, None, &mut yh).unwrap();
+            }
+            let mut yq = vec![0i8; pixels * c_out];
+            qk::pointwise(&xq, c_in, &q, c_out, &mut yq).unwrap();
+            let mut yq16 = vec![0i16; pixels * c_out];
+            qk::pointwise(&xq, c_in, &q16, c_out, &mut yq16).unwrap();
+            let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            let hbits: Vec<u16> = yh.iter().map(|v| v.to_bits()).collect();
+            (bits, hbits, yq, yq16)
+        };
+        let one = run(1);
+        let mut yr = vec![0i8; pixels * c_out];
+        qk::pointwise_reference(&xq, c_in, &q, c_out, &mut yr).unwrap();
+        assert_eq!(one.2, yr, "int8 vs reference {c_in} {c_out} {pixels}");
+        for n in [2, 3, 5, 8] {
+            assert!(one == run(n), "{n} threads differ: {c_in} {c_out} {pixels}");
+        }
+    }
+    threads::set_threads(1);
+}
