@@ -128,6 +128,49 @@ fn run(select: impl Fn(&Case) -> bool, strict: bool) {
         bad.is_empty(),
         "int8 over its bound at the defaults: {bad:?}"
     );
+    // The peer: onnxruntime's best static int8 method on the same case (tools/bench/ort_sweep.py,
+    // committed in docs/ort_sweep.tsv; the best of MinMax/Percentile/Entropy picked on the
+    // held-out samples, so it flatters onnxruntime).
+    let ort = ort_best_static();
+    let worse: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let o = *ort.get(&r.case.name)?;
+            (r.rel_l2.is_nan() || r.rel_l2 > o)
+                .then(|| format!("{} ours {:.4} > onnxruntime {o:.4}", r.case.name, r.rel_l2))
+        })
+        .collect();
+    let compared = rows
+        .iter()
+        .filter(|r| ort.contains_key(&r.case.name))
+        .count();
+    println!("SWEEP-PEER compared={compared} ours_worse={}", worse.len());
+    assert_eq!(
+        compared,
+        rows.len(),
+        "docs/ort_sweep.tsv misses sweep cases"
+    );
+    assert!(
+        worse.is_empty(),
+        "less accurate than onnxruntime static int8: {worse:?}"
+    );
+}
+
+/// `case → ort_best_static` from `docs/ort_sweep.tsv`.
+fn ort_best_static() -> std::collections::HashMap<String, f64> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ort_sweep.tsv");
+    let text = std::fs::read_to_string(&path).expect("docs/ort_sweep.tsv");
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().expect("header").split('\t').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).expect(name);
+    let (c_case, c_best) = (col("case"), col("ort_best_static"));
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[c_case].to_string(), f[c_best].parse().expect("number"))
+        })
+        .collect()
 }
 
 /// Cases over their bound at the defaults, with the error measured when they were listed
