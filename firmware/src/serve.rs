@@ -240,7 +240,8 @@ fn f32s(bytes: &mut [u8]) -> &mut [f32] {
 fn kernels() -> &'static str {
     if cfg!(target_arch = "aarch64") {
         "neon"
-    } else if cfg!(target_feature = "dsp") {
+    } else if cfg!(target_abi = "eabihf") {
+        // thumbv7em / thumbv8m.main: ldp-core's Arm DSP int8 kernels.
         "arm-dsp"
     } else {
         "portable"
@@ -250,7 +251,7 @@ fn kernels() -> &'static str {
 fn isa() -> &'static str {
     if cfg!(target_arch = "aarch64") {
         "aarch64"
-    } else if cfg!(target_feature = "dsp") {
+    } else if cfg!(target_abi = "eabihf") {
         "armv7e-m"
     } else {
         "armv7-m"
@@ -311,7 +312,12 @@ pub fn run() -> ! {
         match ty {
             T_HELLO => {
                 if len != 0 {
-                    fail!(seq, E_BAD_LENGTH, "HELLO takes no payload, got {} bytes", len);
+                    fail!(
+                        seq,
+                        E_BAD_LENGTH,
+                        "HELLO takes no payload, got {} bytes",
+                        len
+                    );
                     continue;
                 }
                 if receive_payload(seq, 0, None).is_err() {

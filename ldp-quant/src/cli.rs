@@ -196,6 +196,14 @@ struct RunArgs {
     /// Where to write the output .npy (float32, PyTorch layout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
+    /// Run on a board with the serve firmware instead of the host: a QEMU board (qemu-m4,
+    /// qemu-m7, qemu-m3, qemu-a53, qemu-a76) or serial:/dev/ttyACM0[@baud] (firmware/README.md).
+    #[arg(long, value_name = "BOARD")]
+    device: Option<String>,
+    /// With --device: also run on the host; int8 must match bit for bit, f32 within 1e-6
+    /// relative L2 (f16: 1e-3, see `device::float_bound`).
+    #[arg(long, requires = "device")]
+    compare: bool,
 }
 
 #[derive(Debug, Args)]
@@ -386,7 +394,10 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let config = model.config();
     let x = npy::read_f32(&a.input)?;
     let samples = split_batch(&x, &config, &format!("input `{}`", a.input.display()), true)?;
-    let outs = run_samples(&model, &samples, "run")?;
+    let outs = match &a.device {
+        Some(d) => crate::device::run_cli(d, buf.as_bytes(), &model, &samples, a.compare)?,
+        None => run_samples(&model, &samples, "run")?,
+    };
     let y = join_batch(&outs, &config)?;
     npy::write_f32(&a.output, &y.shape, &y.data)?;
     out(&format!(

@@ -11,6 +11,7 @@
 //! * [`graph`]: [`graph::FloatModel`], the owned f32 model and its reference forward pass.
 //! * [`quantize`]: f16 conversion; the int8 entry point.
 //! * [`write`]: the blob writer (layout from `ldp_core::blob`).
+//! * [`device`]: a board running the serve firmware as a device in the loop (`run --device`).
 //! * [`npy`], [`layout`], [`calib`], [`metrics`]: files, layouts and numbers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@
 pub mod aligned;
 pub mod calib;
 pub mod cli;
+pub mod device;
 pub mod graph;
 pub mod import;
 pub mod int8;
