@@ -492,7 +492,7 @@ fn serve(board: &BoardSpec, out: &Path) -> Result<(), String> {
         w,
         "/// Empty UART polls after which a frame whose bytes stopped is abandoned."
     );
-    let _ = writeln!(w, "pub const TIMEOUT_POLLS: u32 = 20_000_000;");
+    let _ = writeln!(w, "pub const TIMEOUT_POLLS: u32 = 3_000_000;");
     let _ = writeln!(
         w,
         "/// Marker symbol: tells host tools (the xtask runner) which board this ELF is for."

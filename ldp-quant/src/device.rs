@@ -607,15 +607,27 @@ impl Device {
         Ok(f)
     }
 
-    /// HELLO. After a fresh connection the device may first answer with an error about a
-    /// frame cut short before; then HELLO is sent once more.
+    /// HELLO; start with it after every (re)connect. A frame cut short before (a link closed
+    /// mid-transfer) may still be pending on the device: then the HELLO bytes complete it, or
+    /// the device abandons it after its receive timeout. Either way an ERROR frame (under any
+    /// seq) comes back instead of the HELLO reply, and HELLO is sent again (up to twice).
     pub fn hello(&mut self) -> anyhow::Result<Hello> {
-        let f = match self.request(ty::HELLO, &[], ty::HELLO_OK) {
-            Ok(f) => f,
-            Err(e) if e.downcast_ref::<DeviceError>().is_some() => {
-                self.request(ty::HELLO, &[], ty::HELLO_OK)?
+        let mut attempts = 0;
+        let f = 'outer: loop {
+            attempts += 1;
+            let seq = self.send(ty::HELLO, &[])?;
+            loop {
+                let f = self.recv_frame(self.reply_timeout)?;
+                if f.seq == seq && f.ty == ty::HELLO_OK {
+                    break 'outer f;
+                }
+                if let Some(e) = f.error() {
+                    if attempts >= 3 {
+                        return Err(e.into());
+                    }
+                    continue 'outer;
+                }
             }
-            Err(e) => return Err(e),
         };
         let p = &f.payload;
         if p.len() < 12 {
