@@ -38,7 +38,7 @@ Commands:
         golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
         thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), every
         QEMU board (as `qemu`), then the NEON kernel self-test on qemu-a53 and qemu-a76 (as
-        `perf --board qemu-a53 --board qemu-a76`). Last line: `N passed, M failed` (steps).
+        `perf --board qemu-a53 --board qemu-a76`), then the serve firmware (as `device`). Last line: `N passed, M failed` (steps).
   qemu [--board B]... [--timeout S]
         Build the firmware for every QEMU board (or the given ones), run it in QEMU with the
         bundled models, print the RESULT lines and `N passed, M failed`.
@@ -49,6 +49,9 @@ Commands:
   build-serve [--board B]...
         Build the serve firmware (default: qemu-m4, qemu-m7, qemu-m3, qemu-a53, qemu-a76) into
         target/xtask/boards/<board>/serve.elf, for `ldp-quant run --device <board> ...`.
+  device
+        The device step of `test`: build the serve firmware for qemu-m4, qemu-m3, qemu-a53 and
+        run ldp-quant's device tests (golden blobs uploaded and compared with the host, faults).
   build-boards [--board B]...
         Build the real boards (nrf52840, h743, rpi4 with kernel8.img) into target/xtask/boards/.
   fault-test [--board B]...
@@ -142,7 +145,9 @@ fn main() -> ExitCode {
     let ctx = Ctx::new();
     // Set-up before the first build: what each command needs from outside the repository.
     let needs_qemu = match args.first().map(String::as_str) {
-        Some("test" | "qemu" | "run" | "perf" | "fault-test" | "build-serve") => Some(true),
+        Some("test" | "qemu" | "run" | "perf" | "fault-test" | "build-serve" | "device") => {
+            Some(true)
+        }
         Some("build-boards" | "gen-default" | "gen-lm3s") => Some(false),
         _ => None,
     };
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
         Some("run") => cmd_run(&ctx, &args[1..]),
         Some("build-boards") => cmd_build_boards(&ctx, &args[1..]),
         Some("build-serve") => device::cmd_build_serve(&ctx, &args[1..]),
+        Some("device") => device::test_step(&ctx),
         Some("gen-default") => data::gen_default(&ctx).map(|_| true),
         Some("gen-lm3s") => cmd_gen_lm3s(&ctx),
         Some("runner") => cmd_runner(&ctx, &args[1..]),
