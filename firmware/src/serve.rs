@@ -472,10 +472,15 @@ fn hello(seq: u16, pool: usize, blob: Option<usize>) {
     let mut m = Msg::new();
     let _ = write!(
         m,
-        "board={} isa={} kernels={} dtypes=f32,f16,int8 counter={} model={}",
+        "board={} isa={} kernels={} f16arith={} dtypes=f32,f16,int8 counter={} model={}",
         gen::BOARD,
         isa(),
         kernels(),
+        if ldp_core::kernels::cpu::fp16_arith() {
+            "yes"
+        } else {
+            "no"
+        },
         if cfg!(target_arch = "aarch64") {
             "pmu"
         } else {

@@ -787,9 +787,13 @@ mod empty {
 /// kernels, only the summation order and FMA contraction differ); 1e-3 for f16, whose
 /// activations are stored in f16: a last-bit difference of an f32 sum flips the rounding of
 /// the stored f16 now and then, one f16 ulp (2⁻¹¹ ≈ 4.9e-4 relative) on that element (measured on
-/// the golden V2 f16 case: 1.7e-8 .. 3.0e-5). int8 is compared bit for bit.
-pub fn float_bound(dtype: ldp_core::DType) -> f64 {
+/// the golden f16 cases: 1e-8 .. 4.3e-4). On a device whose f16 kernels compute in f16
+/// (FEAT_FP16, HELLO says `f16arith=yes`: qemu-a76) the host's f32-arithmetic run is not the
+/// same computation; the bound is then the f16 models' accuracy bound, 5e-3 (measured 1.5e-3
+/// on the golden V1 case). int8 is compared bit for bit.
+pub fn float_bound(dtype: ldp_core::DType, device_f16_arith: bool) -> f64 {
     match dtype {
+        ldp_core::DType::F16 if device_f16_arith => 5e-3,
         ldp_core::DType::F16 => 1e-3,
         _ => 1e-6,
     }
@@ -840,7 +844,7 @@ pub fn run_cli(
         None
     };
     let int8 = model.dtype() == ldp_core::DType::Int8;
-    let bound = float_bound(model.dtype());
+    let bound = float_bound(model.dtype(), hello.get("f16arith") == Some("yes"));
     let mut outs = Vec::with_capacity(samples.len());
     let mut failures = 0usize;
     for (i, x) in samples.iter().enumerate() {

@@ -97,6 +97,7 @@ fn host_forward(model: &Model<'_>, x: &[f32]) -> Vec<f32> {
 /// Uploads and runs every golden blob; checks against the host. Returns a summary line per
 /// model.
 fn golden(dev: &mut Device, board: &str) -> Vec<String> {
+    let f16_arith = dev.hello().expect("hello").get("f16arith") == Some("yes");
     let mut lines = Vec::new();
     for c in cases() {
         let model = Model::parse(c.blob.as_bytes()).expect("parse");
@@ -127,7 +128,7 @@ fn golden(dev: &mut Device, board: &str) -> Vec<String> {
             "bit-identical".to_string()
         } else {
             let m = ldp_quant::metrics::compare(&r.output, &h);
-            let bound = device::float_bound(model.dtype());
+            let bound = device::float_bound(model.dtype(), f16_arith);
             assert!(
                 m.rel_l2 <= bound,
                 "{board} {}: rel L2 {:.3e} > {bound:.0e}",
