@@ -483,6 +483,8 @@ fn hello(seq: u16, pool: usize, blob: Option<usize>) {
         },
         if cfg!(target_arch = "aarch64") {
             "pmu"
+        } else if cfg!(feature = "real-cortex-m") {
+            "dwt-cycles"
         } else {
             "none"
         },

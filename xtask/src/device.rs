@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use crate::boards::{self, Board, Kind};
 use crate::{tools, Ctx, Opts};
 
-/// The boards with a serve mode (firmware/build.rs `SERVE_BOARDS`).
-pub const SERVE_BOARDS: &[&str] = &["qemu-m4", "qemu-m7", "qemu-m3", "qemu-a53", "qemu-a76"];
+/// The boards with a serve mode (firmware/build.rs `SERVE_BOARDS`; the real ones are built only).
+pub const SERVE_BOARDS: &[&str] = &[
+    "qemu-m4", "qemu-m7", "qemu-m3", "qemu-a53", "qemu-a76", "nrf52840", "rpi4",
+];
 /// The boards the `device` test step checks.
 pub const TEST_BOARDS: &[&str] = &["qemu-m4", "qemu-m3", "qemu-a53"];
 
@@ -79,6 +81,19 @@ pub fn cmd_build_serve(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             println!(
                 "  run: ldp-quant run --device {} --model m.ldp --input x.npy -o y.npy --compare",
                 b.name
+            );
+        } else {
+            if b.name == "rpi4" {
+                let img = elf.with_file_name("serve-kernel8.img");
+                let bin = crate::elf::Elf::read(&elf)?.to_binary()?;
+                std::fs::write(&img, bin).map_err(|e| format!("{}: {e}", img.display()))?;
+                println!(
+                    "  {} (copy it to the SD card as kernel8.img)",
+                    img.display()
+                );
+            }
+            println!(
+                "  flash it once (firmware/README.md, Serve mode), then: ldp-quant run --device serial:/dev/ttyACM0 --model m.ldp --input x.npy -o y.npy --compare"
             );
         }
     }
