@@ -915,3 +915,126 @@ pub fn run_cli(
     }
     Ok(outs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link that replays `rx` and records what is written.
+    struct Fake {
+        rx: std::io::Cursor<Vec<u8>>,
+        tx: Vec<u8>,
+    }
+    impl Read for Fake {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            self.rx.read(b)
+        }
+    }
+    impl Write for Fake {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.tx.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn device(rx: Vec<u8>) -> Device {
+        Device {
+            link: Box::new(Fake {
+                rx: std::io::Cursor::new(rx),
+                tx: Vec::new(),
+            }),
+            zero_is_timeout: false,
+            qemu: None,
+            seq: 0,
+            rx: Vec::new(),
+            reply_timeout: Duration::from_secs(5),
+            progress_above: usize::MAX,
+        }
+    }
+
+    #[test]
+    fn frame_layout() {
+        let f = encode(ty::HELLO, 7, b"");
+        assert_eq!(f.len(), HEADER + 4);
+        assert_eq!(&f[..4], b"LDPF");
+        assert_eq!(f[4], ty::HELLO);
+        assert_eq!(u16::from_le_bytes([f[6], f[7]]), 7);
+        assert_eq!(u32::from_le_bytes([f[8], f[9], f[10], f[11]]), 0);
+        // zlib's CRC-32 of the 12 header bytes.
+        assert_eq!(
+            u32::from_le_bytes([f[12], f[13], f[14], f[15]]),
+            ldp_core::blob::crc::crc32(&f[..12])
+        );
+        // CRC-32 of the empty payload is 0.
+        assert_eq!(&f[16..], &[0, 0, 0, 0]);
+        assert_eq!(ldp_core::blob::crc::crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn reply_parsing_skips_garbage_bad_headers_and_stale_replies() {
+        let mut rx = b"noise LDP".to_vec();
+        // A frame with a corrupted header: skipped.
+        let mut bad = encode(ty::OUTPUT, 1, b"xxxx");
+        bad[8] ^= 1;
+        rx.extend_from_slice(&bad);
+        // A stale reply to an earlier request: dropped.
+        rx.extend_from_slice(&encode(ty::UPLOAD_OK, 0, &[0; 24]));
+        // The answer.
+        let mut err = 4u16.to_le_bytes().to_vec();
+        err.extend_from_slice(&[0, 0]);
+        err.extend_from_slice(b"does not fit: needs 10 bytes, have 5");
+        rx.extend_from_slice(&encode(ty::ERROR, 1, &err));
+        let mut d = device(rx);
+        let e = d.upload(&[1, 2, 3]).expect_err("an error reply");
+        let e = e.downcast_ref::<DeviceError>().expect("a device error");
+        assert_eq!(e.code, code::TOO_LARGE);
+        assert_eq!(e.message, "does not fit: needs 10 bytes, have 5");
+    }
+
+    #[test]
+    fn corrupted_reply_payload_is_an_error_and_eof_is_reported() {
+        let mut f = encode(ty::HELLO_OK, 1, &[1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+        f[HEADER + 2] ^= 0x80;
+        let mut d = device(f);
+        let e = d.hello().expect_err("bad CRC");
+        assert!(e.to_string().contains("CRC mismatch"), "{e}");
+        let mut d = device(Vec::new());
+        let e = d.hello().expect_err("closed");
+        assert!(e.to_string().contains("closed the link"), "{e}");
+    }
+
+    #[test]
+    fn run_reply_decoding() {
+        let mut p = Vec::new();
+        p.extend_from_slice(&1234u64.to_le_bytes()); // in-guest instructions
+        p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(&100u32.to_le_bytes());
+        p.extend_from_slice(&200u32.to_le_bytes());
+        p.extend_from_slice(&300u32.to_le_bytes());
+        p.extend_from_slice(&2u32.to_le_bytes());
+        p.extend_from_slice(&1.5f32.to_le_bytes());
+        p.extend_from_slice(&(-2.0f32).to_le_bytes());
+        let mut d = device(encode(ty::OUTPUT, 1, &p));
+        let r = d.run(&[0.0; 3]).expect("run");
+        assert_eq!(r.output, vec![1.5, -2.0]);
+        assert_eq!((r.instructions, r.counted_by), (1234, "device"));
+        assert_eq!((r.arena_bytes, r.stack_bytes, r.ram_bytes), (100, 200, 300));
+        // n disagreeing with the payload length is refused.
+        p[28] = 3;
+        let mut d = device(encode(ty::OUTPUT, 1, &p));
+        assert!(d.run(&[0.0; 3]).is_err());
+    }
+
+    #[test]
+    fn open_rejects_unknown_devices() {
+        let e = Device::open("qemu-z80").err().expect("unknown board");
+        assert!(e.to_string().contains("expected a QEMU board"), "{e}");
+        let e = Device::open("serial:/dev/tty@fast")
+            .err()
+            .expect("bad baud");
+        assert!(e.to_string().contains("not a baud rate"), "{e}");
+    }
+}
