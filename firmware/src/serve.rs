@@ -68,8 +68,8 @@ const TIMEOUT_POLLS: u32 = gen::TIMEOUT_POLLS;
 /// The pool: blob, scratch, output, input.
 static mut POOL: Aligned<[u8; gen::POOL_BYTES]> = Aligned([0; gen::POOL_BYTES]);
 
-const fn align16(n: usize) -> usize {
-    (n + 15) & !15
+fn align16(n: usize) -> Option<usize> {
+    Some(n.checked_add(15)? & !15)
 }
 
 /// A short message built without allocation (truncated at 200 bytes).
@@ -221,13 +221,14 @@ fn receive_payload(seq: u16, len: usize, mut dst: Option<&mut [u8]>) -> Result<(
     Ok(())
 }
 
-/// Bytes of the pool a run of this model takes: blob, scratch, output, input (each 16-aligned).
-fn layout(blob_len: usize, model: &Model<'_>) -> (usize, usize, usize, usize) {
-    let scratch_at = align16(blob_len);
-    let out_at = scratch_at + align16(model.scratch_bytes());
-    let in_at = out_at + align16(model.output_len() * 4);
-    let end = in_at + align16(model.input_len() * 4);
-    (scratch_at, out_at, in_at, end)
+/// Offsets in the pool of a run of this model: scratch, output, input, end (blob first, each
+/// part 16-aligned). `None` when the sizes overflow the address space (it cannot fit then).
+fn layout(blob_len: usize, model: &Model<'_>) -> Option<(usize, usize, usize, usize)> {
+    let scratch_at = align16(blob_len)?;
+    let out_at = scratch_at.checked_add(align16(model.scratch_bytes())?)?;
+    let in_at = out_at.checked_add(align16(model.output_len().checked_mul(4)?)?)?;
+    let end = in_at.checked_add(align16(model.input_len().checked_mul(4)?)?)?;
+    Some((scratch_at, out_at, in_at, end))
 }
 
 fn f32s(bytes: &mut [u8]) -> &mut [f32] {
@@ -347,7 +348,15 @@ pub fn run() -> ! {
                         continue;
                     }
                 };
-                let (_, _, _, end) = layout(len, &model);
+                let Some((_, _, _, end)) = layout(len, &model) else {
+                    fail!(
+                        seq,
+                        E_TOO_LARGE,
+                        "does not fit: the model's buffers exceed the address space, have {}",
+                        pool.len()
+                    );
+                    continue;
+                };
                 if end > pool.len() {
                     fail!(
                         seq,
@@ -385,6 +394,7 @@ pub fn run() -> ! {
                     fail!(seq, E_NO_MODEL, "no model: UPLOAD a blob first");
                     continue;
                 };
+                let pool_len = pool.len();
                 let (blob_part, rest) = pool.split_at_mut(blob_len);
                 let model = match Model::parse(blob_part) {
                     Ok(m) => m,
@@ -393,7 +403,22 @@ pub fn run() -> ! {
                         continue;
                     }
                 };
-                if len != model.input_len() * 4 {
+                // The upload checked the layout; it cannot overflow or exceed the pool now.
+                let Some((scratch_at, out_at, in_at, end)) = layout(blob_len, &model) else {
+                    fail!(seq, E_BAD_BLOB, "stored blob has no valid layout");
+                    continue;
+                };
+                if end > pool_len {
+                    fail!(
+                        seq,
+                        E_TOO_LARGE,
+                        "does not fit: needs {} bytes, have {}",
+                        end,
+                        pool_len
+                    );
+                    continue;
+                }
+                if Some(len) != model.input_len().checked_mul(4) {
                     fail!(
                         seq,
                         E_BAD_LENGTH,
@@ -404,7 +429,6 @@ pub fn run() -> ! {
                     );
                     continue;
                 }
-                let (scratch_at, out_at, in_at, end) = layout(blob_len, &model);
                 // Offsets relative to `rest`, which starts at `blob_len`.
                 let (scratch_at, out_at, in_at, end) = (
                     scratch_at - blob_len,
