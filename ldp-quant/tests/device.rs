@@ -261,6 +261,33 @@ fn faults(dev: &mut Device, board: &str) -> Vec<String> {
     seen.push(m);
     still_works(dev, "an oversized blob");
 
+    // 5b. A blob that fits but whose run does not: the seed LDP(128, 128) at 64x64 int8
+    //     (firmware/data/qemu-lm3s/) needs 2.25 MiB of scratch + 2 MiB of f32 input + 0.5 MiB
+    //     of output: above the 3 MiB pool of the mps2 boards, within the 96 MiB of `virt`.
+    let big = AlignedBytes::read_file(&root().join("firmware/data/qemu-lm3s/model.int8.ldp"))
+        .expect("seed blob");
+    let big_model = Model::parse(big.as_bytes()).expect("parse");
+    let need = big.len().next_multiple_of(16)
+        + big_model.scratch_bytes().next_multiple_of(16)
+        + big_model.output_len() * 4
+        + big_model.input_len() * 4;
+    if need > pool {
+        seq += 1;
+        dev.send_raw(&device::encode(ty::UPLOAD, seq, big.as_bytes()))
+            .expect("send");
+        let m = expect_error(dev, seq, code::TOO_LARGE, "run does not fit");
+        assert!(
+            m.contains(&format!("needs {need} bytes")) && m.contains(&format!("have {pool}")),
+            "{m}"
+        );
+        seen.push(m);
+        still_works(dev, "a blob whose run does not fit");
+    } else {
+        let up = dev.upload(big.as_bytes()).expect("the seed LDP fits here");
+        assert_eq!(up.ram_bytes as usize, need);
+        seen.push(format!("seed LDP 64x64 int8 fits: {need} of {pool} bytes"));
+    }
+
     // 6. A blob that fails validation (a byte of a weight changed, frame CRC correct): the
     //    device's Model::parse refuses it, and no model is left loaded.
     seq += 1;
