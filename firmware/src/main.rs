@@ -5,7 +5,11 @@
 //! --workspace` and `cargo clippy --workspace` work. See `firmware/README.md`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
+#[cfg(all(target_os = "none", not(feature = "qemu-lm3s"), not(feature = "serve")))]
+mod app;
+/// Serve mode: the board as a device in the loop (framed protocol on the UART).
+#[cfg(all(target_os = "none", feature = "serve"))]
+#[path = "serve.rs"]
 mod app;
 /// `qemu-lm3s` (64 KiB of RAM) runs the streaming executor on one model instead.
 #[cfg(all(target_os = "none", feature = "qemu-lm3s"))]
@@ -13,9 +17,9 @@ mod app;
 mod app;
 #[cfg(target_os = "none")]
 mod board;
-#[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
+#[cfg(all(target_os = "none", not(feature = "qemu-lm3s"), not(feature = "serve")))]
 mod check;
-#[cfg(all(target_os = "none", not(feature = "qemu-lm3s")))]
+#[cfg(all(target_os = "none", not(feature = "qemu-lm3s"), not(feature = "serve")))]
 mod models;
 /// Perf mode on AArch64: the float half of the NEON kernel self-test.
 #[cfg(all(target_os = "none", feature = "perf", target_arch = "aarch64"))]
@@ -25,6 +29,9 @@ mod neon_selftest;
 mod perf;
 #[cfg(target_os = "none")]
 mod stack;
+/// Serve mode's UART driver.
+#[cfg(all(target_os = "none", feature = "serve"))]
+mod uart;
 
 #[cfg(not(target_os = "none"))]
 fn main() {

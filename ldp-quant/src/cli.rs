@@ -13,7 +13,7 @@ use crate::aligned::AlignedBytes;
 use crate::calib::CalibSet;
 use crate::graph::FloatModel;
 use crate::import::{import_file, import_path};
-use crate::layout::{output_sample_shape, split_batch};
+use crate::layout::{join_batch, output_sample_shape, split_batch};
 use crate::metrics::{compare, Metrics};
 use crate::npy::{self, shape_str};
 use crate::quantize::{self, CalibMethod, Int8Options};
@@ -201,6 +201,14 @@ struct RunArgs {
     /// depend on it, bit for bit.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Run on a board with the serve firmware instead of the host: a QEMU board (qemu-m4,
+    /// qemu-m7, qemu-m3, qemu-a53, qemu-a76) or serial:/dev/ttyACM0[@baud] (firmware/README.md).
+    #[arg(long, value_name = "BOARD")]
+    device: Option<String>,
+    /// With --device: also run on the host; int8 must match bit for bit, f32 within 1e-6
+    /// relative L2 (f16: 1e-3, or 5e-3 where the device computes in f16; `device::float_bound`).
+    #[arg(long, requires = "device")]
+    compare: bool,
 }
 
 #[derive(Debug, Args)]
@@ -415,51 +423,75 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     let buf = load_blob(&a.model)?;
     let model = parse_model(&a.model, &buf)?;
     let config = model.config();
-    // Streamed: the input is read one sample at a time into a reused buffer, converted to
-    // channels-last, run, converted back and appended to the output file; one scratch arena.
-    let mut reader = npy::open_f32(&a.input)?;
-    let x = npy::Array {
-        shape: reader.shape.clone(),
-        data: Vec::new(),
-    };
-    let what = format!("input `{}`", a.input.display());
-    let batch = crate::layout::check_batch(&x, &config, &what, true)?;
-    let (n_in, n_out) = (model.input_len(), model.output_len());
-    let mut shape = vec![batch];
-    shape.extend(output_sample_shape(&config));
-    let mut writer = npy::create_f32(&a.output, &shape)?;
-    let (mut xt, mut xs) = (vec![0.0f32; n_in], vec![0.0f32; n_in]);
-    let (mut ys, mut yt) = (vec![0.0f32; n_out], vec![0.0f32; n_out]);
-    let mut scratch = scratch_for(&model);
-    let pb = progress(batch, "run");
-    for i in 0..batch {
-        reader
-            .read_into(&mut xt)
-            .with_context(|| format!("`{}`", a.input.display()))?;
-        if let Some(j) = xt.iter().position(|v| !v.is_finite()) {
+    let in_shape: Vec<usize>;
+    let batch_n: usize;
+    if let Some(d) = &a.device {
+        let x = npy::read_f32(&a.input)?;
+        in_shape = x.shape.clone();
+        if let Some(j) = x.data.iter().position(|v| !v.is_finite()) {
             bail!(
-                "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
+                "input `{}` has a non-finite value ({}) at flat index {j} (in the file's order, shape {}); the model needs finite inputs",
                 a.input.display(),
-                xt[j],
-                i * n_in + j,
-                shape_str(&reader.shape)
+                x.data[j],
+                x.shape_str()
             );
         }
-        crate::layout::sample_to_nhwc(&xt, &config, &mut xs)?;
-        model
-            .forward(&xs, &mut ys, scratch.as_mut_bytes())
-            .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
-        crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
-        writer.write(&yt)?;
-        pb.inc(1);
+        let samples = split_batch(&x, &config, &format!("input `{}`", a.input.display()), true)?;
+        batch_n = samples.len();
+        let outs = crate::device::run_cli(d, buf.as_bytes(), &model, &samples, a.compare)?;
+        let y = join_batch(&outs, &config)?;
+        npy::write_f32(&a.output, &y.shape, &y.data)?;
+    } else {
+        // Streamed: the input is read one sample at a time into a reused buffer, converted to
+        // channels-last, run, converted back and appended to the output file; one scratch arena.
+        let mut reader = npy::open_f32(&a.input)?;
+        in_shape = reader.shape.clone();
+        let x = npy::Array {
+            shape: reader.shape.clone(),
+            data: Vec::new(),
+        };
+        let what = format!("input `{}`", a.input.display());
+        let batch = crate::layout::check_batch(&x, &config, &what, true)?;
+        batch_n = batch;
+        let (n_in, n_out) = (model.input_len(), model.output_len());
+        let mut shape = vec![batch];
+        shape.extend(output_sample_shape(&config));
+        let mut writer = npy::create_f32(&a.output, &shape)?;
+        let (mut xt, mut xs) = (vec![0.0f32; n_in], vec![0.0f32; n_in]);
+        let (mut ys, mut yt) = (vec![0.0f32; n_out], vec![0.0f32; n_out]);
+        let mut scratch = scratch_for(&model);
+        let pb = progress(batch, "run");
+        for i in 0..batch {
+            reader
+                .read_into(&mut xt)
+                .with_context(|| format!("`{}`", a.input.display()))?;
+            if let Some(j) = xt.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
+                    a.input.display(),
+                    xt[j],
+                    i * n_in + j,
+                    shape_str(&reader.shape)
+                );
+            }
+            crate::layout::sample_to_nhwc(&xt, &config, &mut xs)?;
+            model
+                .forward(&xs, &mut ys, scratch.as_mut_bytes())
+                .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+            crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+            writer.write(&yt)?;
+            pb.inc(1);
+        }
+        pb.finish_and_clear();
+        writer.finish()?;
     }
-    pb.finish_and_clear();
-    writer.finish()?;
+    let mut out_shape = vec![batch_n];
+    out_shape.extend(output_sample_shape(&config));
     out(&format!(
         "wrote {}: {} -> {}\n",
         a.output.display(),
-        x.shape_str(),
-        shape_str(&shape)
+        shape_str(&in_shape),
+        shape_str(&out_shape)
     ))
 }
 

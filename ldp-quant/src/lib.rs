@@ -11,6 +11,7 @@
 //! * [`graph`]: [`graph::FloatModel`], the owned f32 model and its reference forward pass.
 //! * [`quantize`]: f16 conversion; the int8 entry point.
 //! * [`write`]: the blob writer (layout from `ldp_core::blob`).
+//! * [`device`]: a board running the serve firmware as a device in the loop (`run --device`).
 //! * [`npy`], [`layout`], [`calib`], [`metrics`]: files, layouts and numbers.
 //! * [`calib_check`]: diagnosis of a calibration set (refused or warned about before int8).
 //! * [`fileio`]: bounded reads of regular files, atomic writes, outputs that would overwrite
@@ -22,6 +23,7 @@ pub mod aligned;
 pub mod calib;
 pub mod calib_check;
 pub mod cli;
+pub mod device;
 pub mod fileio;
 pub mod graph;
 pub mod import;

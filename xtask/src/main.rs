@@ -5,6 +5,8 @@
 //! * `qemu` — build and run every QEMU board, print their RESULT lines, `N passed, M failed`.
 //! * `run` — quantize a model (or take the bundled example), run it on one QEMU board, and
 //!   summarize accuracy, instructions, RAM and flash for a person.
+//! * `build-serve` — build the serve firmware (the board as a device for `ldp-quant run
+//!   --device`).
 //! * `build-boards` — build the real boards (nRF52840-DK, Nucleo-H743ZI, Raspberry Pi 4).
 //! * `gen-default` — regenerate `firmware/data/default/` from the golden cases.
 //! * `gen-lm3s` — regenerate `firmware/data/qemu-lm3s/` (the streaming board's model and CRC).
@@ -13,6 +15,7 @@
 
 mod boards;
 mod data;
+mod device;
 mod elf;
 mod npy;
 mod perf;
@@ -35,7 +38,7 @@ Commands:
         golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
         thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), every
         QEMU board (as `qemu`), then the NEON kernel self-test on qemu-a53 and qemu-a76 (as
-        `perf --board qemu-a53 --board qemu-a76`). Last line: `N passed, M failed` (steps).
+        `perf --board qemu-a53 --board qemu-a76`), then the serve firmware (as `device`). Last line: `N passed, M failed` (steps).
   qemu [--board B]... [--timeout S]
         Build the firmware for every QEMU board (or the given ones), run it in QEMU with the
         bundled models, print the RESULT lines and `N passed, M failed`.
@@ -43,6 +46,12 @@ Commands:
       [--arch ldp|mobilevlm-v1|mobilevlm-v2] [--calib C.npy]] [--timeout S]
         Quantize (default: the bundled example models), build for the board (default qemu-m4),
         run in QEMU, decode the log and summarize accuracy, instructions, RAM and flash.
+  build-serve [--board B]...
+        Build the serve firmware (default: qemu-m4, qemu-m7, qemu-m3, qemu-a53, qemu-a76) into
+        target/xtask/boards/<board>/serve.elf, for `ldp-quant run --device <board> ...`.
+  device
+        The device step of `test`: build the serve firmware for qemu-m4, qemu-m3, qemu-a53 and
+        run ldp-quant's device tests (golden blobs uploaded and compared with the host, faults).
   build-boards [--board B]...
         Build the real boards (nrf52840, h743, rpi4 with kernel8.img) into target/xtask/boards/.
   fault-test [--board B]...
@@ -136,7 +145,9 @@ fn main() -> ExitCode {
     let ctx = Ctx::new();
     // Set-up before the first build: what each command needs from outside the repository.
     let needs_qemu = match args.first().map(String::as_str) {
-        Some("test" | "qemu" | "run" | "perf" | "fault-test") => Some(true),
+        Some("test" | "qemu" | "run" | "perf" | "fault-test" | "build-serve" | "device") => {
+            Some(true)
+        }
         Some("build-boards" | "gen-default" | "gen-lm3s") => Some(false),
         _ => None,
     };
@@ -151,6 +162,8 @@ fn main() -> ExitCode {
         Some("qemu") => cmd_qemu(&ctx, &args[1..]),
         Some("run") => cmd_run(&ctx, &args[1..]),
         Some("build-boards") => cmd_build_boards(&ctx, &args[1..]),
+        Some("build-serve") => device::cmd_build_serve(&ctx, &args[1..]),
+        Some("device") => device::test_step(&ctx),
         Some("gen-default") => data::gen_default(&ctx).map(|_| true),
         Some("gen-lm3s") => cmd_gen_lm3s(&ctx),
         Some("runner") => cmd_runner(&ctx, &args[1..]),
@@ -426,7 +439,7 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         }
     }
     type Step = fn(&Ctx) -> Result<bool, String>;
-    let xtask_steps: [(&str, &str, Step); 2] = [
+    let xtask_steps: [(&str, &str, Step); 3] = [
         ("qemu", "QEMU boards: cargo xtask qemu", |ctx| {
             cmd_qemu(ctx, &[])
         }),
@@ -434,6 +447,11 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             "neon self-test",
             "NEON kernel self-test: cargo xtask perf --board qemu-a53 --board qemu-a76",
             perf::selftest_a53,
+        ),
+        (
+            "device",
+            "serve firmware on qemu-m4, qemu-m3, qemu-a53: upload, run, compare, fault cases",
+            device::test_step,
         ),
     ];
     for (name, what, step) in xtask_steps {
