@@ -169,6 +169,8 @@ fn kernel_selftest() -> bool {
     let b: &mut SelfTestBufs = unsafe { &mut *addr_of_mut!(ST) };
     let mut r = Rng(0x5DEE_CE66_D1CE_4E5B);
     let (mut n_pw, mut n_dw, mut failures) = (0usize, 0usize, 0usize);
+    #[cfg(target_arch = "aarch64")]
+    let mut n_sdot = 0usize;
 
     for case in 0..160usize {
         let (c_in, c_out, pixels) = match case {
@@ -215,6 +217,22 @@ fn kernel_selftest() -> bool {
             );
         }
         n_pw += 1;
+        // AArch64 with FEAT_DotProd: the SDOT kernel itself against the same reference output.
+        #[cfg(target_arch = "aarch64")]
+        if ldp_core::kernels::cpu::dotprod() {
+            b.y[..n].fill(0);
+            let ok = ldp_core::quant::sdot::pointwise_sdot(x, c_in, &q, c_out, &mut b.y[..n])
+                == Ok(true)
+                && same(&b.y, &b.y_ref, n);
+            if !ok {
+                failures += 1;
+                error!(
+                    "self-test: SDOT pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}: differs from the reference",
+                    pixels, c_in, c_out, shift
+                );
+            }
+            n_sdot += 1;
+        }
     }
 
     for case in 0..240usize {
@@ -359,7 +377,7 @@ fn kernel_selftest() -> bool {
         let f = crate::neon_selftest::run();
         failures += f.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} dotprod={=bool} sdot_pointwise={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
@@ -373,6 +391,8 @@ fn kernel_selftest() -> bool {
             f.fp16,
             f.fp16_pointwise,
             f.fp16_worst,
+            ldp_core::kernels::cpu::dotprod(),
+            n_sdot,
             failures
         );
     }
@@ -554,7 +574,9 @@ fn ln16_selftest(
 }
 
 fn kernels_name() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
+    if cfg!(target_arch = "aarch64") && ldp_core::kernels::cpu::dotprod() {
+        "neon+sdot"
+    } else if cfg!(target_arch = "aarch64") {
         "neon"
     } else if ldp_core::quant::ARM_DSP_KERNELS {
         "arm-dsp"

@@ -134,6 +134,10 @@ impl ConvOut for i8 {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
+        if super::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "aarch64")]
         if super::neon::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
@@ -161,6 +165,10 @@ impl ConvOut for i16 {
         }
         #[cfg(target_arch = "x86_64")]
         if super::x86::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if super::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]

@@ -35,6 +35,8 @@ pub mod kernels;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod pointwise_fast;
+#[cfg(target_arch = "aarch64")]
+pub mod sdot;
 pub mod specs;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
