@@ -12,6 +12,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-check-cfg=cfg(ldp_arm_dsp)");
     println!("cargo:rustc-check-cfg=cfg(ldp_arm_v8m)");
+    println!("cargo:rustc-check-cfg=cfg(ldp_arm_mve)");
     let target = env::var("TARGET").unwrap_or_default();
     let has_dsp = target.starts_with("thumbv7em-") || target.starts_with("thumbv8m.main-");
     let portable = env::var_os("CARGO_FEATURE_PORTABLE_INT8").is_some();
@@ -20,6 +21,10 @@ fn main() {
         if target.starts_with("thumbv8m.main-") {
             // The DSP `asm!` blocks need an assembler directive there (see quant/arm_dsp.rs).
             println!("cargo:rustc-cfg=ldp_arm_v8m");
+            // Helium kernels (quant/mve.rs) only when asked for: not every v8-M core has MVE.
+            if env::var_os("CARGO_FEATURE_MVE").is_some() {
+                println!("cargo:rustc-cfg=ldp_arm_mve");
+            }
         }
     }
 }

@@ -578,6 +578,8 @@ fn kernels_name() -> &'static str {
         "neon+sdot"
     } else if cfg!(target_arch = "aarch64") {
         "neon"
+    } else if ldp_core::quant::ARM_MVE_KERNELS && ldp_core::kernels::cpu::mve() {
+        "arm-mve"
     } else if ldp_core::quant::ARM_DSP_KERNELS {
         "arm-dsp"
     } else {
@@ -766,6 +768,12 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
 
 /// The perf-mode main function (called by `app::run` with its arena and output buffer).
 pub fn run(arena: &mut [u8], output: &mut [f32]) -> ! {
+    if cfg!(feature = "perf-neon") {
+        ldp_core::kernels::cpu::set_dotprod(false);
+    }
+    if cfg!(feature = "perf-dsp") {
+        ldp_core::kernels::cpu::set_mve(false);
+    }
     info!(
         "ldp firmware (perf): board {=str}, int8 kernels {=str}, {=usize} model(s) from {=str}",
         models::BOARD,

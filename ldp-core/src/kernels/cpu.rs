@@ -217,3 +217,20 @@ fn dotprod_detect() -> bool {
         false
     }
 }
+
+/// Whether the Helium (MVE) int8 kernels may run (`true` unless [`set_mve`]`(false)`).
+static MVE_ALLOWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// `true` when this build has the Helium (MVE) int8 kernels (`quant::ARM_MVE_KERNELS`: the
+/// cargo feature `mve` on a thumbv8m.main target) and they are allowed ([`set_mve`]).
+#[inline]
+pub fn mve() -> bool {
+    crate::quant::ARM_MVE_KERNELS && MVE_ALLOWED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Allows (`true`, the default) or forbids the Helium (MVE) int8 kernels: forbidding them
+/// selects the DSP kernels (to compare both on one core). The int8 results are the same bits
+/// either way.
+pub fn set_mve(allow: bool) {
+    MVE_ALLOWED.store(allow, core::sync::atomic::Ordering::Relaxed);
+}

@@ -125,6 +125,10 @@ impl ConvOut for i8 {
         y: &mut [i8],
         pixels: usize,
     ) -> bool {
+        #[cfg(ldp_arm_mve)]
+        if super::mve::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
@@ -159,6 +163,10 @@ impl ConvOut for i16 {
         y: &mut [i16],
         pixels: usize,
     ) -> bool {
+        #[cfg(ldp_arm_mve)]
+        if super::mve::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
             return true;

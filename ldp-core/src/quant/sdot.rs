@@ -108,6 +108,69 @@ pub trait SdotOut: ConvOut + sealed::Sealed {
     /// NEON available; `dst` valid for `n` elements.
     #[doc(hidden)]
     unsafe fn store8(lo: int32x4_t, hi: int32x4_t, dst: *mut Self, n: usize, lut: *const i8);
+
+    /// [`SdotOut::store8`] for two pixels (`a` to `dst0`, `b` to `dst1`).
+    ///
+    /// # Safety
+    /// As [`SdotOut::store8`], for both.
+    #[doc(hidden)]
+    #[inline(always)]
+    unsafe fn store8x2(
+        a: (int32x4_t, int32x4_t),
+        b: (int32x4_t, int32x4_t),
+        dst0: *mut Self,
+        dst1: *mut Self,
+        n: usize,
+        lut: *const i8,
+    ) {
+        // SAFETY: per the contract.
+        unsafe {
+            Self::store8(a.0, a.1, dst0, n, lut);
+            Self::store8(b.0, b.1, dst1, n, lut);
+        }
+    }
+}
+
+/// `t[v + 128]` for the 16 bytes of `v` (`t`: the conv's 256-entry table): `TBL` on the first
+/// 64 entries, `TBX` on the next three quarters with the index lowered by 64 each time
+/// (an index out of a quarter's range leaves the byte as it is).
+///
+/// # Safety
+/// `t` valid for 256 bytes.
+#[inline(always)]
+unsafe fn lut16(v: int8x16_t, t: *const i8) -> int8x16_t {
+    let r: int8x16_t;
+    // SAFETY: reads the 256 bytes at `t` (valid per the contract, byte elements); v16–v31 are
+    // declared clobbered.
+    unsafe {
+        asm!(
+            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{t}], #64",
+            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{t}], #64",
+            "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{t}], #64",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{t}]",
+            "movi {k:v}.16b, #0x80",
+            "eor {i:v}.16b, {v:v}.16b, {k:v}.16b",
+            "movi {k:v}.16b, #64",
+            "tbl {r:v}.16b, {{v16.16b, v17.16b, v18.16b, v19.16b}}, {i:v}.16b",
+            "sub {i:v}.16b, {i:v}.16b, {k:v}.16b",
+            "tbx {r:v}.16b, {{v20.16b, v21.16b, v22.16b, v23.16b}}, {i:v}.16b",
+            "sub {i:v}.16b, {i:v}.16b, {k:v}.16b",
+            "tbx {r:v}.16b, {{v24.16b, v25.16b, v26.16b, v27.16b}}, {i:v}.16b",
+            "sub {i:v}.16b, {i:v}.16b, {k:v}.16b",
+            "tbx {r:v}.16b, {{v28.16b, v29.16b, v30.16b, v31.16b}}, {i:v}.16b",
+            t = inout(reg) t => _,
+            v = in(vreg_low16) v,
+            k = out(vreg_low16) _,
+            i = out(vreg_low16) _,
+            r = out(vreg_low16) r,
+            out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    r
 }
 
 impl SdotOut for i8 {
@@ -118,17 +181,50 @@ impl SdotOut for i8 {
         unsafe {
             let b = vqmovn_s16(vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi)));
             if lut.is_null() && n == 8 {
-                vst1_s8(dst, b);
+                st8(dst, b);
                 return;
             }
             let mut o8 = [0i8; 8];
-            vst1_s8(o8.as_mut_ptr(), b);
+            st8(o8.as_mut_ptr(), b);
             if !lut.is_null() {
                 for e in o8.iter_mut() {
                     *e = *lut.add((*e as i32 + 128) as usize);
                 }
             }
             core::ptr::copy_nonoverlapping(o8.as_ptr(), dst, n);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn store8x2(
+        a: (int32x4_t, int32x4_t),
+        b: (int32x4_t, int32x4_t),
+        dst0: *mut i8,
+        dst1: *mut i8,
+        n: usize,
+        lut: *const i8,
+    ) {
+        // SAFETY: per the contract; register operations, the table read by `lut16`, the
+        // stores of `n` bytes to each destination.
+        unsafe {
+            if lut.is_null() {
+                Self::store8(a.0, a.1, dst0, n, lut);
+                Self::store8(b.0, b.1, dst1, n, lut);
+                return;
+            }
+            let va = vqmovn_s16(vcombine_s16(vqmovn_s32(a.0), vqmovn_s32(a.1)));
+            let vb = vqmovn_s16(vcombine_s16(vqmovn_s32(b.0), vqmovn_s32(b.1)));
+            let v = lut16(vcombine_s8(va, vb), lut);
+            if n == 8 {
+                st8(dst0, vget_low_s8(v));
+                st8(dst1, vget_high_s8(v));
+                return;
+            }
+            let mut o = [0i8; 16];
+            st8(o.as_mut_ptr(), vget_low_s8(v));
+            st8(o.as_mut_ptr().add(8), vget_high_s8(v));
+            core::ptr::copy_nonoverlapping(o.as_ptr(), dst0, n);
+            core::ptr::copy_nonoverlapping(o.as_ptr().add(8), dst1, n);
         }
     }
 }
@@ -141,13 +237,110 @@ impl SdotOut for i16 {
         unsafe {
             let h = vcombine_s16(vqmovn_s32(lo), vqmovn_s32(hi));
             if n == 8 {
-                vst1q_s16(dst, h);
+                st8h(dst, h);
                 return;
             }
             let mut o = [0i16; 8];
-            vst1q_s16(o.as_mut_ptr(), h);
+            st8h(o.as_mut_ptr(), h);
             core::ptr::copy_nonoverlapping(o.as_ptr(), dst, n);
         }
+    }
+}
+
+/// 16 bytes at `p` (`LD1 {v.16b}`: byte elements, so no alignment requirement even with
+/// strict alignment checking — `aarch64-unknown-none` has `+strict-align`, under which LLVM
+/// splits `vld1q_s8` from an `i8` pointer into 16 byte loads).
+///
+/// # Safety
+/// `p` valid for 16 bytes.
+#[inline(always)]
+unsafe fn ld16(p: *const i8) -> int8x16_t {
+    let v: int8x16_t;
+    // SAFETY: reads 16 bytes at `p` (valid per the contract), byte elements.
+    unsafe {
+        asm!(
+            "ld1 {{{v:v}.16b}}, [{p}]",
+            v = out(vreg) v,
+            p = in(reg) p,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    v
+}
+
+/// 16 bytes at `*p` (as [`ld16`]), then `*p += 16` (post-index addressing).
+///
+/// # Safety
+/// `*p` valid for 16 bytes.
+#[inline(always)]
+unsafe fn ld16_post(p: &mut *const i8) -> int8x16_t {
+    let v: int8x16_t;
+    // SAFETY: reads 16 bytes at `*p` (valid per the contract), byte elements.
+    unsafe {
+        asm!(
+            "ld1 {{{v:v}.16b}}, [{p}], #16",
+            v = out(vreg) v,
+            p = inout(reg) *p,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    v
+}
+
+/// The two 16-byte vectors at `p + OFF` (`LDP q, q`: `p + OFF` must be 16-byte aligned — the
+/// packed weights are).
+///
+/// # Safety
+/// `p + OFF` valid for 32 bytes and 16-byte aligned.
+#[inline(always)]
+unsafe fn ldp32<const OFF: i32>(p: *const i8) -> (int8x16_t, int8x16_t) {
+    let (a, b): (int8x16_t, int8x16_t);
+    // SAFETY: reads 32 aligned bytes at `p + OFF` (valid per the contract).
+    unsafe {
+        asm!(
+            "ldp {a:q}, {b:q}, [{p}, #{off}]",
+            a = out(vreg) a,
+            b = out(vreg) b,
+            p = in(reg) p,
+            off = const OFF,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    (a, b)
+}
+
+/// Stores the 8 bytes of `v` at `p` (`ST1 {v.8b}`, no alignment requirement).
+///
+/// # Safety
+/// `p` valid for 8 bytes.
+#[inline(always)]
+unsafe fn st8(p: *mut i8, v: int8x8_t) {
+    // SAFETY: writes 8 bytes at `p` (valid per the contract), byte elements.
+    unsafe {
+        asm!(
+            "st1 {{{v:v}.8b}}, [{p}]",
+            v = in(vreg) v,
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
+/// Stores the 8 halfwords of `v` at `p` (`ST1 {v.8h}`: halfword elements, `p` is an aligned
+/// `i16` pointer).
+///
+/// # Safety
+/// `p` valid for 8 `i16`.
+#[inline(always)]
+unsafe fn st8h(p: *mut i16, v: int16x8_t) {
+    // SAFETY: writes 16 bytes at `p` (valid and 2-byte aligned per the contract).
+    unsafe {
+        asm!(
+            "st1 {{{v:v}.8h}}, [{p}]",
+            v = in(vreg) v,
+            p = in(reg) p,
+            options(nostack, preserves_flags),
+        );
     }
 }
 
@@ -214,31 +407,27 @@ unsafe fn tile<Y: SdotOut, const NP: usize>(
     unsafe {
         let mut lo = [rq.bias_lo; NP];
         let mut hi = [rq.bias_hi; NP];
-        let xs: [*const i8; NP] = core::array::from_fn(|p| x.as_ptr().add((p0 + p) * c_in));
+        let mut xs: [*const i8; NP] = core::array::from_fn(|p| x.as_ptr().add((p0 + p) * c_in));
         let mut w = wp.as_ptr();
         macro_rules! step {
             ($xv:expr) => {{
                 let xv: [int8x16_t; NP] = $xv;
-                let w0 = vld1q_s8(w);
-                let w1 = vld1q_s8(w.add(16));
+                let (w0, w1) = ldp32::<0>(w);
                 for p in 0..NP {
                     lo[p] = sdot::<0>(lo[p], w0, xv[p]);
                     hi[p] = sdot::<0>(hi[p], w1, xv[p]);
                 }
-                let w0 = vld1q_s8(w.add(32));
-                let w1 = vld1q_s8(w.add(48));
+                let (w0, w1) = ldp32::<32>(w);
                 for p in 0..NP {
                     lo[p] = sdot::<1>(lo[p], w0, xv[p]);
                     hi[p] = sdot::<1>(hi[p], w1, xv[p]);
                 }
-                let w0 = vld1q_s8(w.add(64));
-                let w1 = vld1q_s8(w.add(80));
+                let (w0, w1) = ldp32::<64>(w);
                 for p in 0..NP {
                     lo[p] = sdot::<2>(lo[p], w0, xv[p]);
                     hi[p] = sdot::<2>(hi[p], w1, xv[p]);
                 }
-                let w0 = vld1q_s8(w.add(96));
-                let w1 = vld1q_s8(w.add(112));
+                let (w0, w1) = ldp32::<96>(w);
                 for p in 0..NP {
                     lo[p] = sdot::<3>(lo[p], w0, xv[p]);
                     hi[p] = sdot::<3>(hi[p], w1, xv[p]);
@@ -246,18 +435,30 @@ unsafe fn tile<Y: SdotOut, const NP: usize>(
                 w = w.add(128);
             }};
         }
-        for j in 0..full {
-            step!(core::array::from_fn(|p| vld1q_s8(xs[p].add(16 * j))));
+        for _ in 0..full {
+            step!(core::array::from_fn(|p| ld16_post(&mut xs[p])));
         }
         let rest = c_in - 16 * full;
         if rest > 0 {
             step!(core::array::from_fn(|p| {
                 let mut t = [0i8; 16];
-                core::ptr::copy_nonoverlapping(xs[p].add(16 * full), t.as_mut_ptr(), rest);
-                vld1q_s8(t.as_ptr())
+                core::ptr::copy_nonoverlapping(xs[p], t.as_mut_ptr(), rest);
+                ld16(t.as_ptr())
             }));
         }
-        for p in 0..NP {
+        let mut p = 0;
+        while p + 2 <= NP {
+            let a = (rq.apply(lo[p], rq.mult_lo), rq.apply(hi[p], rq.mult_hi));
+            let b = (
+                rq.apply(lo[p + 1], rq.mult_lo),
+                rq.apply(hi[p + 1], rq.mult_hi),
+            );
+            let dst0 = y.as_mut_ptr().add((p0 + p) * c_out + o0);
+            let dst1 = y.as_mut_ptr().add((p0 + p + 1) * c_out + o0);
+            Y::store8x2(a, b, dst0, dst1, n_out, rq.lut);
+            p += 2;
+        }
+        if p < NP {
             let (a, b) = (rq.apply(lo[p], rq.mult_lo), rq.apply(hi[p], rq.mult_hi));
             let dst = y.as_mut_ptr().add((p0 + p) * c_out + o0);
             Y::store8(a, b, dst, n_out, rq.lut);
@@ -285,15 +486,33 @@ impl Requant {
     /// NEON available.
     #[inline(always)]
     unsafe fn apply(&self, v: int32x4_t, mult: int32x4_t) -> int32x4_t {
-        // SAFETY: register operations.
+        let r: int32x4_t;
+        // SAFETY: register-only NEON instructions (in `asm!`: LLVM otherwise moves the 64-bit
+        // lanes to general registers for the multiplies). SMULL/SMULL2: exact i64 products;
+        // ADD: `+ 2^(s−1)`; SSHL by `−s`: arithmetic right shift; UZP1 of the 32-bit halves:
+        // truncation to i32; ADD: the zero point, wrapping.
         unsafe {
-            let l = vshlq_s64(
-                vaddq_s64(vmull_s32(vget_low_s32(v), vget_low_s32(mult)), self.round),
-                self.neg,
+            asm!(
+                "smull {l:v}.2d, {v:v}.2s, {m:v}.2s",
+                "smull2 {h:v}.2d, {v:v}.4s, {m:v}.4s",
+                "add {l:v}.2d, {l:v}.2d, {rd:v}.2d",
+                "add {h:v}.2d, {h:v}.2d, {rd:v}.2d",
+                "sshl {l:v}.2d, {l:v}.2d, {ng:v}.2d",
+                "sshl {h:v}.2d, {h:v}.2d, {ng:v}.2d",
+                "uzp1 {r:v}.4s, {l:v}.4s, {h:v}.4s",
+                "add {r:v}.4s, {r:v}.4s, {z:v}.4s",
+                v = in(vreg) v,
+                m = in(vreg) mult,
+                rd = in(vreg) self.round,
+                ng = in(vreg) self.neg,
+                z = in(vreg) self.zero,
+                l = out(vreg) _,
+                h = out(vreg) _,
+                r = out(vreg) r,
+                options(pure, nomem, nostack, preserves_flags),
             );
-            let h = vshlq_s64(vaddq_s64(vmull_high_s32(v, mult), self.round), self.neg);
-            vaddq_s32(vcombine_s32(vmovn_s64(l), vmovn_s64(h)), self.zero)
         }
+        r
     }
 }
 
@@ -310,7 +529,8 @@ unsafe fn run<Y: SdotOut>(
     pixels: usize,
 ) {
     let k16 = c_in.div_ceil(16) * 16;
-    let mut packed = [0i8; KMAX * TO];
+    let mut packed = crate::Aligned([0i8; KMAX * TO]);
+    let packed = &mut packed.0;
     let sh = q.shift.clamp(1, 62) as i64;
     let lut = match (core::mem::size_of::<Y>(), q.lut) {
         (1, Some(t)) if t.len() >= 256 => t.as_ptr(),
@@ -319,7 +539,7 @@ unsafe fn run<Y: SdotOut>(
     let mut o0 = 0;
     while o0 < c_out {
         let n_out = TO.min(c_out - o0);
-        pack(&mut packed, q, c_in, c_out, o0, k16);
+        pack(packed, q, c_in, c_out, o0, k16);
         let b: [i32; TO] = core::array::from_fn(|j| if j < n_out { q.bias_at(o0 + j) } else { 0 });
         let m: [i32; TO] = core::array::from_fn(|j| if j < n_out { q.mult_at(o0 + j) } else { 0 });
         // SAFETY: NEON (always on AArch64 targets with dotprod); loads from local arrays; the

@@ -1,0 +1,196 @@
+//! int8 pointwise kernel with Helium (the M-profile Vector Extension, MVE) for the Cortex-M55
+//! (and M85). Compiled in by the cargo feature `mve` on thumbv8m.main targets (cfg
+//! `ldp_arm_mve`, `build.rs`; the core must have MVE), used unless
+//! [`crate::kernels::cpu::set_mve`]`(false)` (then the DSP kernels of [`super::arm_dsp`] run,
+//! which is how one firmware compares both).
+//!
+//! **Tile.** 2 pixels × 3 output channels, six `i32` accumulators in general-purpose registers
+//! (`VMLADAVA` accumulates into an even-numbered one: r0, r2, r4, r8, r10, r12). Per 16 input
+//! channels: 5 `VLDRB.8` (the two pixels' input rows and the three weight rows, read in place
+//! with post-increment, no staging) and 6 `VMLADAVA.S8` (16 MACs each), in a low-overhead loop
+//! (`WLS`/`LE`): 12 instructions per 96 MACs. Requantization is the DSP kernels' (`SMMULR` or
+//! `SMMLA` + shift, exact, see `arm_dsp::Rq`), then the zero point, saturation and table.
+//!
+//! **Bit-identity.** `VMLADAVA.S8` adds the 16 exact `i8·i8` products to the accumulator modulo
+//! 2³², like the reference's `wrapping_add`: the same sum in another order. The pointwise input
+//! zero point is folded into the bias at convert time, so the raw inputs are multiplied as in the
+//! reference. The `c_in % 16` last channels are summed in Rust; when `c_out % 3 ≠ 0` the last
+//! tile overlaps the one before it (outputs computed twice, the same values), `c_out < 3` reads
+//! row 0 in place of the missing rows and stores only the real ones; an odd last pixel reads its
+//! own row as the second pixel and stores one.
+
+use core::arch::asm;
+
+use super::arm_dsp::{Rq, RqMode};
+use super::fixed::requant;
+use super::kernels::{ConvOut, ConvQ};
+
+/// Outputs per tile.
+const TO: usize = 3;
+
+/// `acc + Σ x_p[16j..16j+16] · w_o[16j..16j+16]` for `j < n16`, pixels `p` = 0, 1 and outputs
+/// `o` = 0, 1, 2: `[p0o0, p0o1, p0o2, p1o0, p1o1, p1o2]`.
+///
+/// # Safety
+/// The core has MVE (enabled in CPACR, as the FPU); `x0`, `x1`, `w[0..3]` valid for `16·n16`
+/// bytes each.
+#[inline(always)]
+unsafe fn dot6(
+    x0: *const i8,
+    x1: *const i8,
+    w: [*const i8; 3],
+    n16: usize,
+    acc: [i32; 6],
+) -> [i32; 6] {
+    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5] = acc;
+    // SAFETY: reads 16·n16 bytes from each of the five pointers (valid per the contract, any
+    // alignment: VLDRB has none), registers declared (q0–q4 are s0–s19), no stack.
+    unsafe {
+        asm!(
+            ".cpu cortex-m55",
+            "wls lr, lr, 3f",
+            "2:",
+            "vldrb.8 q0, [r1], #16",
+            "vldrb.8 q1, [r3], #16",
+            "vldrb.8 q2, [r5], #16",
+            "vmladava.s8 r0, q0, q2",
+            "vmladava.s8 r8, q1, q2",
+            "vldrb.8 q3, [r9], #16",
+            "vmladava.s8 r2, q0, q3",
+            "vmladava.s8 r10, q1, q3",
+            "vldrb.8 q4, [r11], #16",
+            "vmladava.s8 r4, q0, q4",
+            "vmladava.s8 r12, q1, q4",
+            "le lr, 2b",
+            "3:",
+            inout("r0") a0,
+            inout("r2") a1,
+            inout("r4") a2,
+            inout("r8") a3,
+            inout("r10") a4,
+            inout("r12") a5,
+            inout("r1") x0 => _,
+            inout("r3") x1 => _,
+            inout("r5") w[0] => _,
+            inout("r9") w[1] => _,
+            inout("r11") w[2] => _,
+            inout("lr") n16 => _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3, a4, a5]
+}
+
+/// Runs the MVE kernel unless disallowed ([`crate::kernels::cpu::mve`]); `false` (nothing
+/// written) then. Shapes validated by the caller.
+pub(crate) fn pointwise<Y: ConvOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) -> bool {
+    if !crate::kernels::cpu::mve() {
+        return false;
+    }
+    if c_in == 0
+        || c_out == 0
+        || pixels == 0
+        || x.len() < pixels * c_in
+        || y.len() < pixels * c_out
+        || q.weight.len() < c_in * c_out
+        || q.mult.len() < c_out
+    {
+        return false;
+    }
+    let rq = Rq::new(q.shift);
+    match rq.mode {
+        RqMode::Mulr => run(x, c_in, q, c_out, y, pixels, &rq, |a, m| rq.apply(a, m)),
+        RqMode::Mla => run(x, c_in, q, c_out, y, pixels, &rq, |a, m| rq.apply(a, m)),
+        RqMode::Generic => {
+            let s = q.shift;
+            run(x, c_in, q, c_out, y, pixels, &rq, |a, m| requant(a, m, s))
+        }
+    }
+    true
+}
+
+/// The kernel with the requantization `req(acc, mult')` (monomorphized per mode).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn run<Y: ConvOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    rq: &Rq,
+    req: impl Fn(i32, i32) -> i32,
+) {
+    let n16 = c_in / 16;
+    let full = 16 * n16;
+    let n_tiles = c_out.div_ceil(TO);
+    let zero = q.out_zero;
+    for t in 0..n_tiles {
+        // Origin of the tile: 3t, or c_out − 3 for an overlapping last tile; rows past c_out
+        // (only when c_out < 3) read row 0 and are not stored.
+        let o0 = if c_out >= TO {
+            (TO * t).min(c_out - TO)
+        } else {
+            0
+        };
+        let n_out = TO.min(c_out - o0);
+        let rows: [usize; TO] = core::array::from_fn(|j| if j < n_out { o0 + j } else { o0 });
+        let ws: [&[i8]; TO] = rows.map(|o| &q.weight[o * c_in..(o + 1) * c_in]);
+        let bias: [i32; TO] = rows.map(|o| q.bias_at(o));
+        let mp: [i32; TO] = rows.map(|o| rq.mult(q.mult[o]));
+        let mut p = 0;
+        while p < pixels {
+            let two = p + 1 < pixels;
+            let r0 = &x[p * c_in..(p + 1) * c_in];
+            let r1 = if two {
+                &x[(p + 1) * c_in..(p + 2) * c_in]
+            } else {
+                r0
+            };
+            // SAFETY: MVE per the `mve` feature's contract (build.rs); the five rows have
+            // c_in ≥ 16·n16 bytes each.
+            let mut acc = unsafe {
+                dot6(
+                    r0.as_ptr(),
+                    r1.as_ptr(),
+                    [ws[0].as_ptr(), ws[1].as_ptr(), ws[2].as_ptr()],
+                    n16,
+                    [bias[0], bias[1], bias[2], bias[0], bias[1], bias[2]],
+                )
+            };
+            if full < c_in {
+                for j in 0..TO {
+                    for i in full..c_in {
+                        let w = ws[j][i] as i32;
+                        acc[j] = acc[j].wrapping_add(r0[i] as i32 * w);
+                        acc[TO + j] = acc[TO + j].wrapping_add(r1[i] as i32 * w);
+                    }
+                }
+            }
+            let row = &mut y[p * c_out + o0..p * c_out + o0 + n_out];
+            for j in 0..n_out {
+                row[j] = Y::finish(zero.wrapping_add(req(acc[j], mp[j])), q.lut);
+            }
+            if two {
+                let row = &mut y[(p + 1) * c_out + o0..(p + 1) * c_out + o0 + n_out];
+                for j in 0..n_out {
+                    row[j] = Y::finish(zero.wrapping_add(req(acc[TO + j], mp[j])), q.lut);
+                }
+            }
+            p += 2;
+        }
+    }
+}
