@@ -177,6 +177,13 @@ fn kernel_selftest() -> bool {
             0 => (1024, 4, 5),
             1 => (1000, 3, 4),
             2 => (16, 16, 1),
+            // Whole 16-channel blocks (the MVE kernel's pixel-pair loop), odd pixel counts
+            // and every c_out remainder of its 3-output tile.
+            3..=20 => (
+                16 * r.range(1, 4) as usize,
+                r.range(1, ST_C as i32) as usize,
+                r.range(2, 61) as usize,
+            ),
             _ => {
                 let px = if case % 5 == 0 {
                     1
@@ -417,6 +424,11 @@ fn i16_pointwise_selftest(
             0 => (1024, 4, 3),
             1 => (1000, 3, 4),
             2 => (ST_C, ST_C, 61),
+            3..=14 => (
+                16 * r.range(1, 4) as usize,
+                r.range(1, ST_C as i32) as usize,
+                r.range(2, 61) as usize,
+            ),
             _ => {
                 let c_out = r.range(1, ST_C as i32) as usize;
                 let max_px = (ST_Y16 / c_out).min(ST_G * ST_G) as i32;

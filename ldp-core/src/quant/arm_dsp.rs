@@ -258,9 +258,9 @@ pub(crate) struct Rq {
     /// `Mulr`: `32 − s`.
     up: u32,
     /// `Mla`: `2^(s−33)`.
-    round_hi: i32,
+    pub(crate) round_hi: i32,
     /// `Mla`: `s − 32`.
-    down: u32,
+    pub(crate) down: u32,
 }
 
 impl Rq {
