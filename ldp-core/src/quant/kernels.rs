@@ -481,6 +481,10 @@ pub fn depthwise(
     if super::x86_ops::depthwise(s, x, q, y) {
         return Ok(());
     }
+    #[cfg(target_arch = "aarch64")]
+    if super::neon_dw::depthwise(s, x, q, y) {
+        return Ok(());
+    }
     super::depthwise_fast::depthwise(s, x, q, y);
     Ok(())
 }

@@ -36,6 +36,8 @@ pub mod kernels;
 pub mod mve;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_dw;
 pub mod pointwise_fast;
 #[cfg(target_arch = "aarch64")]
 pub mod sdot;

@@ -138,7 +138,7 @@ pub trait SdotOut: ConvOut + sealed::Sealed {
 /// # Safety
 /// `t` valid for 256 bytes.
 #[inline(always)]
-unsafe fn lut16(v: int8x16_t, t: *const i8) -> int8x16_t {
+pub(super) unsafe fn lut16(v: int8x16_t, t: *const i8) -> int8x16_t {
     let r: int8x16_t;
     // SAFETY: reads the 256 bytes at `t` (valid per the contract, byte elements); v16–v31 are
     // declared clobbered.
@@ -254,7 +254,7 @@ impl SdotOut for i16 {
 /// # Safety
 /// `p` valid for 16 bytes.
 #[inline(always)]
-unsafe fn ld16(p: *const i8) -> int8x16_t {
+pub(super) unsafe fn ld16(p: *const i8) -> int8x16_t {
     let v: int8x16_t;
     // SAFETY: reads 16 bytes at `p` (valid per the contract), byte elements.
     unsafe {
@@ -314,7 +314,7 @@ unsafe fn ldp32<const OFF: i32>(p: *const i8) -> (int8x16_t, int8x16_t) {
 /// # Safety
 /// `p` valid for 8 bytes.
 #[inline(always)]
-unsafe fn st8(p: *mut i8, v: int8x8_t) {
+pub(super) unsafe fn st8(p: *mut i8, v: int8x8_t) {
     // SAFETY: writes 8 bytes at `p` (valid per the contract), byte elements.
     unsafe {
         asm!(
@@ -467,15 +467,15 @@ unsafe fn tile<Y: SdotOut, const NP: usize>(
 }
 
 /// The per-block requantization constants.
-struct Requant {
-    bias_lo: int32x4_t,
-    bias_hi: int32x4_t,
-    mult_lo: int32x4_t,
-    mult_hi: int32x4_t,
-    round: int64x2_t,
-    neg: int64x2_t,
-    zero: int32x4_t,
-    lut: *const i8,
+pub(super) struct Requant {
+    pub(super) bias_lo: int32x4_t,
+    pub(super) bias_hi: int32x4_t,
+    pub(super) mult_lo: int32x4_t,
+    pub(super) mult_hi: int32x4_t,
+    pub(super) round: int64x2_t,
+    pub(super) neg: int64x2_t,
+    pub(super) zero: int32x4_t,
+    pub(super) lut: *const i8,
 }
 
 impl Requant {
@@ -485,7 +485,7 @@ impl Requant {
     /// # Safety
     /// NEON available.
     #[inline(always)]
-    unsafe fn apply(&self, v: int32x4_t, mult: int32x4_t) -> int32x4_t {
+    pub(super) unsafe fn apply(&self, v: int32x4_t, mult: int32x4_t) -> int32x4_t {
         let r: int32x4_t;
         // SAFETY: register-only NEON instructions (in `asm!`: LLVM otherwise moves the 64-bit
         // lanes to general registers for the multiplies). SMULL/SMULL2: exact i64 products;
