@@ -18,7 +18,7 @@ use core::arch::asm;
 
 use super::fixed::{requant, sat_i8};
 use super::kernels::ConvQ;
-use super::sdot::{ld16, lut16, Requant};
+use super::sdot::{lut16, Requant};
 use crate::kernels::depthwise::DwShape;
 
 /// Runs the NEON kernel; `false` (nothing written) when the input zero point is outside
@@ -66,17 +66,38 @@ unsafe fn st16(p: *mut i8, v: int8x16_t) {
     }
 }
 
-/// One tap of a 16-channel block: `a += (x − z) · w` on 16 lanes.
+/// One tap of a 16-channel block: `a += (x[p..p + 16] − z) · w` on 16 lanes, in one `asm!`
+/// block (`LD1`, `SSUBL`/`SSUBL2`, `SMLAL`/`SMLAL2`: LLVM's own code for the intrinsics used
+/// `EXT` for every high half).
+///
+/// # Safety
+/// `p` valid for 16 bytes.
 #[inline(always)]
-fn tap(a: &mut [int32x4_t; 4], xv: int8x16_t, z: int8x16_t, w: (int16x8_t, int16x8_t)) {
-    // SAFETY: register-only NEON operations (NEON is enabled in `run`, the only caller).
+unsafe fn tap(a: &mut [int32x4_t; 4], p: *const i8, z: int8x16_t, w: (int16x8_t, int16x8_t)) {
+    // SAFETY: reads 16 bytes at `p` (valid per the contract, byte elements); the rest are
+    // register operations.
     unsafe {
-        let d = vsubl_s8(vget_low_s8(xv), vget_low_s8(z));
-        let e = vsubl_high_s8(xv, z);
-        a[0] = vmlal_s16(a[0], vget_low_s16(d), vget_low_s16(w.0));
-        a[1] = vmlal_high_s16(a[1], d, w.0);
-        a[2] = vmlal_s16(a[2], vget_low_s16(e), vget_low_s16(w.1));
-        a[3] = vmlal_high_s16(a[3], e, w.1);
+        asm!(
+            "ld1 {{{t:v}.16b}}, [{p}]",
+            "ssubl {d:v}.8h, {t:v}.8b, {z:v}.8b",
+            "ssubl2 {e:v}.8h, {t:v}.16b, {z:v}.16b",
+            "smlal {a0:v}.4s, {d:v}.4h, {w0:v}.4h",
+            "smlal2 {a1:v}.4s, {d:v}.8h, {w0:v}.8h",
+            "smlal {a2:v}.4s, {e:v}.4h, {w1:v}.4h",
+            "smlal2 {a3:v}.4s, {e:v}.8h, {w1:v}.8h",
+            p = in(reg) p,
+            z = in(vreg) z,
+            w0 = in(vreg) w.0,
+            w1 = in(vreg) w.1,
+            t = out(vreg) _,
+            d = out(vreg) _,
+            e = out(vreg) _,
+            a0 = inout(vreg) a[0],
+            a1 = inout(vreg) a[1],
+            a2 = inout(vreg) a[2],
+            a3 = inout(vreg) a[3],
+            options(pure, readonly, nostack, preserves_flags),
+        );
     }
 }
 
@@ -102,7 +123,6 @@ unsafe fn run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
             bias_hi: zero,
             mult_lo: zero,
             mult_hi: zero,
-            round: vdupq_n_s64(1i64 << (sh - 1)),
             neg: vdupq_n_s64(-sh),
             zero: vdupq_n_s32(q.out_zero),
             lut,
@@ -139,11 +159,12 @@ unsafe fn run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
                     let mut a = bias;
                     if cy >= 1 && cy + 1 < h && cx >= 1 && cx + 1 < w {
                         let base = x.as_ptr().add(((cy - 1) * w + cx - 1) * c + c0);
+                        let row = w * c;
                         for ky in 0..3 {
-                            for kx in 0..3 {
-                                let xv = ld16(base.add((ky * w + kx) * c));
-                                tap(&mut a, xv, zv, wv[ky * 3 + kx]);
-                            }
+                            let r = base.add(ky * row);
+                            tap(&mut a, r, zv, wv[ky * 3]);
+                            tap(&mut a, r.add(c), zv, wv[ky * 3 + 1]);
+                            tap(&mut a, r.add(2 * c), zv, wv[ky * 3 + 2]);
                         }
                     } else {
                         for ky in 0..3 {
@@ -154,8 +175,8 @@ unsafe fn run(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
                                 let Some(ix) = (cx + kx).checked_sub(1).filter(|&v| v < w) else {
                                     continue;
                                 };
-                                let xv = ld16(x.as_ptr().add((iy * w + ix) * c + c0));
-                                tap(&mut a, xv, zv, wv[ky * 3 + kx]);
+                                let p = x.as_ptr().add((iy * w + ix) * c + c0);
+                                tap(&mut a, p, zv, wv[ky * 3 + kx]);
                             }
                         }
                     }

@@ -133,39 +133,37 @@ pub trait SdotOut: ConvOut + sealed::Sealed {
 
 /// `t[v + 128]` for the 16 bytes of `v` (`t`: the conv's 256-entry table): `TBL` on the first
 /// 64 entries, `TBX` on the next three quarters with the index lowered by 64 each time
-/// (an index out of a quarter's range leaves the byte as it is).
+/// (an index out of a quarter's range leaves the byte as it is). Each quarter is loaded into
+/// v28–v31 just before its lookup, so only 4 vector registers are clobbered.
 ///
 /// # Safety
 /// `t` valid for 256 bytes.
 #[inline(always)]
 pub(super) unsafe fn lut16(v: int8x16_t, t: *const i8) -> int8x16_t {
     let r: int8x16_t;
-    // SAFETY: reads the 256 bytes at `t` (valid per the contract, byte elements); v16–v31 are
+    // SAFETY: reads the 256 bytes at `t` (valid per the contract, byte elements); v28–v31 are
     // declared clobbered.
     unsafe {
         asm!(
-            "ld1 {{v16.16b, v17.16b, v18.16b, v19.16b}}, [{t}], #64",
-            "ld1 {{v20.16b, v21.16b, v22.16b, v23.16b}}, [{t}], #64",
-            "ld1 {{v24.16b, v25.16b, v26.16b, v27.16b}}, [{t}], #64",
-            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{t}]",
             "movi {k:v}.16b, #0x80",
             "eor {i:v}.16b, {v:v}.16b, {k:v}.16b",
             "movi {k:v}.16b, #64",
-            "tbl {r:v}.16b, {{v16.16b, v17.16b, v18.16b, v19.16b}}, {i:v}.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{t}], #64",
+            "tbl {r:v}.16b, {{v28.16b, v29.16b, v30.16b, v31.16b}}, {i:v}.16b",
             "sub {i:v}.16b, {i:v}.16b, {k:v}.16b",
-            "tbx {r:v}.16b, {{v20.16b, v21.16b, v22.16b, v23.16b}}, {i:v}.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{t}], #64",
+            "tbx {r:v}.16b, {{v28.16b, v29.16b, v30.16b, v31.16b}}, {i:v}.16b",
             "sub {i:v}.16b, {i:v}.16b, {k:v}.16b",
-            "tbx {r:v}.16b, {{v24.16b, v25.16b, v26.16b, v27.16b}}, {i:v}.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{t}], #64",
+            "tbx {r:v}.16b, {{v28.16b, v29.16b, v30.16b, v31.16b}}, {i:v}.16b",
             "sub {i:v}.16b, {i:v}.16b, {k:v}.16b",
+            "ld1 {{v28.16b, v29.16b, v30.16b, v31.16b}}, [{t}]",
             "tbx {r:v}.16b, {{v28.16b, v29.16b, v30.16b, v31.16b}}, {i:v}.16b",
             t = inout(reg) t => _,
             v = in(vreg_low16) v,
             k = out(vreg_low16) _,
             i = out(vreg_low16) _,
             r = out(vreg_low16) r,
-            out("v16") _, out("v17") _, out("v18") _, out("v19") _,
-            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
             out("v28") _, out("v29") _, out("v30") _, out("v31") _,
             options(pure, readonly, nostack, preserves_flags),
         );
@@ -472,7 +470,6 @@ pub(super) struct Requant {
     pub(super) bias_hi: int32x4_t,
     pub(super) mult_lo: int32x4_t,
     pub(super) mult_hi: int32x4_t,
-    pub(super) round: int64x2_t,
     pub(super) neg: int64x2_t,
     pub(super) zero: int32x4_t,
     pub(super) lut: *const i8,
@@ -489,21 +486,19 @@ impl Requant {
         let r: int32x4_t;
         // SAFETY: register-only NEON instructions (in `asm!`: LLVM otherwise moves the 64-bit
         // lanes to general registers for the multiplies). SMULL/SMULL2: exact i64 products;
-        // ADD: `+ 2^(s−1)`; SSHL by `−s`: arithmetic right shift; UZP1 of the 32-bit halves:
+        // SRSHL by `−s`: rounding arithmetic right shift, `(p + 2^(s−1)) >> s` without
+        // saturation (`|p| < 2⁴⁰`, so the sum cannot overflow); UZP1 of the 32-bit halves:
         // truncation to i32; ADD: the zero point, wrapping.
         unsafe {
             asm!(
                 "smull {l:v}.2d, {v:v}.2s, {m:v}.2s",
                 "smull2 {h:v}.2d, {v:v}.4s, {m:v}.4s",
-                "add {l:v}.2d, {l:v}.2d, {rd:v}.2d",
-                "add {h:v}.2d, {h:v}.2d, {rd:v}.2d",
-                "sshl {l:v}.2d, {l:v}.2d, {ng:v}.2d",
-                "sshl {h:v}.2d, {h:v}.2d, {ng:v}.2d",
+                "srshl {l:v}.2d, {l:v}.2d, {ng:v}.2d",
+                "srshl {h:v}.2d, {h:v}.2d, {ng:v}.2d",
                 "uzp1 {r:v}.4s, {l:v}.4s, {h:v}.4s",
                 "add {r:v}.4s, {r:v}.4s, {z:v}.4s",
                 v = in(vreg) v,
                 m = in(vreg) mult,
-                rd = in(vreg) self.round,
                 ng = in(vreg) self.neg,
                 z = in(vreg) self.zero,
                 l = out(vreg) _,
@@ -551,7 +546,6 @@ unsafe fn run<Y: SdotOut>(
                 bias_hi: vld1q_s32(b.as_ptr().add(4)),
                 mult_lo: vld1q_s32(m.as_ptr()),
                 mult_hi: vld1q_s32(m.as_ptr().add(4)),
-                round: vdupq_n_s64(1i64 << (sh - 1)),
                 neg: vdupq_n_s64(-sh),
                 zero: vdupq_n_s32(q.out_zero),
                 lut,
