@@ -1,22 +1,24 @@
 //! `cargo xtask perf`: exact per-layer instruction counts of the seed LDP block, int8, on the
-//! Cortex-M QEMU boards, with the Arm DSP kernels and with the portable kernels, next to
-//! CMSIS-NN's figures; plus the int8 kernel self-test on every DSP board and the NEON kernel
-//! self-test (int8, f32, f16) on `qemu-a53`.
+//! QEMU boards `qemu-m4`/`qemu-m7` (DSP and portable kernels), `qemu-m55` (Helium, DSP and
+//! portable), `qemu-a53` (NEON) and `qemu-a76` (SDOT and NEON), next to CMSIS-NN's figures; plus
+//! the kernel self-tests (int8 on every board; f32/f16 NEON on the Cortex-A boards).
 //!
 //! 1. Data (`target/xtask/perf-data/`, made once): a deterministic synthetic `LDP(128, 128)`
 //!    (pseudo-random weights written as safetensors here), quantized to int8 by `ldp-quant
 //!    convert` with a 2-sample synthetic calibration batch, a synthetic 64×64 input, and the
 //!    host's int8 output of it (`ldp-quant run`) as the expected output (bit-identical).
-//! 2. For `qemu-m4` and `qemu-m7`: the firmware with `--features <board>,perf` (DSP kernels) and
-//!    `--features <board>,perf-portable` (portable kernels), each run once in QEMU with the
-//!    instruction-count plugin. The firmware (`firmware/src/perf.rs`) self-tests the kernels,
-//!    then runs the model with a marker after each layer.
-//! 3. `qemu-m55`: the DSP self-test and the bundled int8 models (the seed does not fit its RAM);
-//!    `qemu-a53`: the NEON self-test (int8 pointwise bit for bit; f32/f16 pointwise within
-//!    `1e-5` of the largest output, depthwise bit for bit) and the bundled int8 models.
-//!    `cargo xtask test` runs this one ([`selftest_a53`]).
-//! 4. Output: one `PERF` line per layer and a `layer=total` line per board (DSP build), then a
-//!    table for people. Exit status: failure when a self-test or a bit-identity check fails.
+//! 2. For each measured board, the firmware built in the board's variants ([`variants`]: e.g.
+//!    `--features qemu-m4,perf` and `qemu-m4,perf-portable`; `qemu-m55,perf`/`perf-dsp`/
+//!    `perf-portable`; `qemu-a76,perf`/`perf-neon`) with the seed data, each run once in QEMU
+//!    with the instruction-count plugin. The firmware (`firmware/src/perf.rs`) self-tests the
+//!    kernels, then runs the model with a marker after each layer.
+//! 3. `qemu-m55`, `qemu-a53` and `qemu-a76` also run the self-test with the bundled int8 models
+//!    (int8 pointwise, depthwise, LayerNorm, ADD bit for bit; on AArch64 f32/f16 pointwise
+//!    within `1e-5` of the largest output, depthwise bit for bit). `cargo xtask test` runs only
+//!    these ([`selftest_a53`], `--no-seed`).
+//! 4. Output: one `PERF` line per layer and a `layer=total` line per board (its fastest build),
+//!    then a table for people. Exit status: failure when a self-test or a bit-identity check
+//!    fails.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,11 +89,12 @@ fn cmsis(layer: &str, board: &str) -> Option<f64> {
 }
 
 const USAGE: &str = "\
-cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53|qemu-a76]... [--no-portable] [--timeout S]
-    Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
-    (DSP kernels, and the portable kernels unless --no-portable), the int8 kernel self-test on
-    those boards and on qemu-m55, the NEON kernel self-test (int8, f32, f16) on qemu-a53.
-    Prints SELFTEST and PERF lines and a summary against CMSIS-NN.";
+cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53|qemu-a76]... [--no-portable] [--no-seed] [--timeout S]
+    Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on every board above, in
+    the board's builds (DSP/portable; MVE/DSP/portable on qemu-m55; SDOT/NEON on qemu-a76; only
+    the first with --no-portable), the kernel self-tests there and, on qemu-m55/a53/a76, with
+    the bundled models too (--no-seed: only those). Prints SELFTEST and PERF lines and a summary
+    against CMSIS-NN.";
 
 /// One measured segment (layer).
 #[derive(Clone, Debug)]
@@ -241,13 +244,15 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     Ok(ok)
 }
 
-/// The NEON self-tests for `cargo xtask test`: `cargo xtask perf --board qemu-a53 --board
-/// qemu-a76` (the perf
-/// firmware's kernel self-test and the bundled int8 models, bit-identical to the host).
+/// The kernel self-tests for `cargo xtask test`: `cargo xtask perf --board qemu-m55 --board
+/// qemu-a53 --board qemu-a76 --no-seed` (the perf firmware's kernel self-test — Helium, NEON,
+/// SDOT — and the bundled int8 models, bit-identical to the host).
 pub fn selftest_a53(ctx: &Ctx) -> Result<bool, String> {
     cmd_perf(
         ctx,
         &[
+            "--board".to_string(),
+            "qemu-m55".to_string(),
             "--board".to_string(),
             "qemu-a53".to_string(),
             "--board".to_string(),
