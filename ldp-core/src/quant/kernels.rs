@@ -473,6 +473,10 @@ pub fn depthwise(
     y: &mut [i8],
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    #[cfg(ldp_arm_mve)]
+    if super::mve::depthwise(s, x, q, y) {
+        return Ok(());
+    }
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::depthwise(s, x, q, y) {
         return Ok(());
