@@ -247,6 +247,12 @@ fn kernel_selftest() -> bool {
         let (h, w, c) = match case {
             0 | 1 => (5, 7, 200),
             2 | 3 => (3, 4, 129),
+            // Multiples of 8 channels (the Helium depthwise kernel), interior pixels present.
+            4..=19 => (
+                r.range(3, ST_G as i32) as usize,
+                r.range(3, ST_G as i32) as usize,
+                8 * r.range(1, 8) as usize,
+            ),
             _ if case % 7 == 0 => (1, 1, r.range(1, ST_C as i32) as usize),
             _ => (
                 r.range(1, ST_G as i32) as usize,

@@ -495,6 +495,100 @@ unsafe fn dw_pixel(
     }
 }
 
+/// `n ≥ 1` consecutive interior output pixels of 8 channels: [`dw_pixel`]'s work in one `asm!`
+/// loop, the input base advancing by `adv` bytes and the output by `c` bytes per pixel.
+///
+/// # Safety
+/// MVE; for each of the `n` pixels, the 9 taps at `base + k·adv + ky·row + kx·c` readable (8
+/// bytes each) and 8 bytes at `y + k·c` writable; `wst` 144 bytes; `ctx.lut` null or 256
+/// bytes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn dw_run(
+    base: *const i8,
+    c: usize,
+    row: usize,
+    adv: usize,
+    wst: *const i16,
+    ctx: &DwCtx,
+    y: *mut i8,
+    n: usize,
+) {
+    // SAFETY: reads and writes per the contract; registers declared (q0–q7 = s0–s31); no
+    // stack.
+    unsafe {
+        asm!(
+            ".cpu cortex-m55",
+            "2:",
+            "mov r3, r9",
+            "vldrw.32 q6, [r5]",
+            "vldrw.32 q7, [r5, #16]",
+            "mov r4, r0",
+            dw_tap!(),
+            "add r4, r11",
+            dw_tap!(),
+            "add r4, r11",
+            dw_tap!(),
+            "add r4, r0, r2",
+            dw_tap!(),
+            "add r4, r11",
+            dw_tap!(),
+            "add r4, r11",
+            dw_tap!(),
+            "add r4, r0, r2, lsl #1",
+            dw_tap!(),
+            "add r4, r11",
+            dw_tap!(),
+            "add r4, r11",
+            dw_tap!(),
+            "vldrw.32 q4, [r5, #32]",
+            "vldrw.32 q5, [r5, #48]",
+            "vrmulh.s32 q6, q6, q4",
+            "vrmulh.s32 q7, q7, q5",
+            "ldr r4, [r5, #64]",
+            "vdup.32 q4, r4",
+            "vadd.i32 q6, q6, q4",
+            "vadd.i32 q7, q7, q4",
+            "vqmovnb.s32 q0, q6",
+            "vqmovnt.s32 q0, q7",
+            "vqmovnb.s16 q0, q0",
+            "ldr r4, [r5, #68]",
+            "cbz r4, 3f",
+            "vmovlb.s8 q0, q0",
+            "vmov.i16 q1, #128",
+            "vadd.i16 q0, q0, q1",
+            "vldrb.u16 q1, [r4, q0]",
+            "vstrb.16 q1, [r1]",
+            "b 4f",
+            "3:",
+            "vstrb.16 q0, [r1]",
+            "4:",
+            "add r0, r10",
+            "add r1, r11",
+            "subs lr, #1",
+            "bne 2b",
+            inout("r0") base => _,
+            inout("r1") y => _,
+            in("r2") row,
+            out("r3") _,
+            out("r4") _,
+            in("r5") ctx as *const DwCtx,
+            in("r9") wst,
+            in("r10") adv,
+            in("r11") c,
+            inout("lr") n => _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+        );
+    }
+}
+
 /// Int8 depthwise 3×3 with Helium (`VMULLB`/`VMULLT.S16` on 8 channels, exact `i16` products
 /// of raw inputs and weights summed in `i32`, the input zero point folded into the bias; border
 /// pixels read a 3×3 patch padded with the zero point, so padded taps add `(z − z)·w = 0` as in
@@ -549,55 +643,69 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
             ctx.bias[at] = b;
             ctx.mult[at] = rq.mult(q.mult[cb + j]);
         }
+        // Interior output columns: ox in ox0..ox1 (all 9 taps inside the map).
+        let ox0 = 1usize.div_ceil(st);
+        let ox1 = if w >= 2 { (w - 2) / st + 1 } else { 0 };
         for oy in 0..ho {
             let cy = oy * st;
-            for ox in 0..wo {
+            let rows_in = cy >= 1 && cy + 1 < h;
+            let mut ox = 0;
+            while ox < wo {
                 let cx = ox * st;
-                let out = &mut y[(oy * wo + ox) * c + cb..(oy * wo + ox) * c + cb + 8];
-                if cy >= 1 && cy + 1 < h && cx >= 1 && cx + 1 < w {
+                if rows_in && ox >= ox0 && ox < ox1 {
+                    let n = ox1 - ox;
                     let at = ((cy - 1) * w + cx - 1) * c + cb;
-                    // Checked: the last tap's 8 bytes are inside x.
-                    let _ = &x[at + (2 * w + 2) * c..at + (2 * w + 2) * c + 8];
-                    // SAFETY: MVE per the feature's contract; the 9 taps at `at + ky·w·c +
-                    // kx·c` are inside `x` (the last one checked above, the others lower);
-                    // `wst` 144 bytes; `out` 8 bytes; the table 256 bytes or null.
+                    let last = at + (n - 1) * st * c;
+                    // Checked: the last pixel's last tap and its output are inside x and y.
+                    let _ = &x[last + (2 * w + 2) * c..last + (2 * w + 2) * c + 8];
+                    let yo = (oy * wo + ox) * c + cb;
+                    let _ = &y[yo + (n - 1) * c..yo + (n - 1) * c + 8];
+                    // SAFETY: MVE per the feature's contract; the taps of the n pixels are
+                    // inside `x` (the last one checked above, every other lower), their
+                    // outputs inside `y` (likewise); `wst` 144 bytes; table 256 bytes or null.
                     unsafe {
-                        dw_pixel(
+                        dw_run(
                             x[at..].as_ptr(),
                             c,
                             w * c,
+                            st * c,
                             wst.0.as_ptr(),
                             &ctx,
-                            out.as_mut_ptr(),
+                            y[yo..].as_mut_ptr(),
+                            n,
                         )
                     };
-                } else {
-                    let mut patch = [z as i8; 72];
-                    for ky in 0..3 {
-                        let Some(iy) = (cy + ky).checked_sub(1).filter(|&v| v < h) else {
+                    ox = ox1;
+                    continue;
+                }
+                let out = &mut y[(oy * wo + ox) * c + cb..(oy * wo + ox) * c + cb + 8];
+                let mut patch = [z as i8; 72];
+                for ky in 0..3 {
+                    let Some(iy) = (cy + ky).checked_sub(1).filter(|&v| v < h) else {
+                        continue;
+                    };
+                    for kx in 0..3 {
+                        let Some(ix) = (cx + kx).checked_sub(1).filter(|&v| v < w) else {
                             continue;
                         };
-                        for kx in 0..3 {
-                            let Some(ix) = (cx + kx).checked_sub(1).filter(|&v| v < w) else {
-                                continue;
-                            };
-                            let at = (iy * w + ix) * c + cb;
-                            let t = (ky * 3 + kx) * 8;
-                            patch[t..t + 8].copy_from_slice(&x[at..at + 8]);
-                        }
+                        let at = (iy * w + ix) * c + cb;
+                        let t = (ky * 3 + kx) * 8;
+                        patch[t..t + 8].copy_from_slice(&x[at..at + 8]);
                     }
-                    // SAFETY: as above, the taps in `patch` (72 bytes: step 8, row 24).
-                    unsafe {
-                        dw_pixel(
-                            patch.as_ptr(),
-                            8,
-                            24,
-                            wst.0.as_ptr(),
-                            &ctx,
-                            out.as_mut_ptr(),
-                        )
-                    };
                 }
+                // SAFETY: MVE; the taps in `patch` (72 bytes: step 8, row 24); `wst` 144 bytes;
+                // `out` 8 bytes; table 256 bytes or null.
+                unsafe {
+                    dw_pixel(
+                        patch.as_ptr(),
+                        8,
+                        24,
+                        wst.0.as_ptr(),
+                        &ctx,
+                        out.as_mut_ptr(),
+                    )
+                };
+                ox += 1;
             }
         }
     }
