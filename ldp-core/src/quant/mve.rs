@@ -1,15 +1,16 @@
-//! int8 pointwise kernel with Helium (the M-profile Vector Extension, MVE) for the Cortex-M55
-//! (and M85). Compiled in by the cargo feature `mve` on thumbv8m.main targets (cfg
-//! `ldp_arm_mve`, `build.rs`; the core must have MVE), used unless
+//! int8 kernels with Helium (the M-profile Vector Extension, MVE) for the Cortex-M55 (and
+//! M85): pointwise and depthwise 3×3. Compiled in by the cargo feature `mve` on thumbv8m.main
+//! targets (cfg `ldp_arm_mve`, `build.rs`; the core must have MVE), used unless
 //! [`crate::kernels::cpu::set_mve`]`(false)` (then the DSP kernels of [`super::arm_dsp`] run,
 //! which is how one firmware compares both).
 //!
-//! **Tile.** 2 pixels × 3 output channels, six `i32` accumulators in general-purpose registers
-//! (`VMLADAVA` accumulates into an even-numbered one: r0, r2, r4, r8, r10, r12). Per 16 input
-//! channels: 5 `VLDRB.8` (the two pixels' input rows and the three weight rows, read in place
-//! with post-increment, no staging) and 6 `VMLADAVA.S8` (16 MACs each), in a low-overhead loop
-//! (`WLS`/`LE`): 12 instructions per 96 MACs. Requantization is the DSP kernels' (`SMMULR` or
-//! `SMMLA` + shift, exact, see `arm_dsp::Rq`), then the zero point, saturation and table.
+//! **Pointwise tile.** 2 pixels × 3 output channels, six `i32` accumulators in general-purpose
+//! registers (`VMLADAVA` accumulates into an even-numbered one: r0, r2, r4, r8, r10, r12). Per 16
+//! input channels: 5 `VLDRB.8` (the two pixels' input rows read in place, the three weight rows
+//! interleaved by 16 bytes in a stack buffer, all with post-increment) and 6 `VMLADAVA.S8` (16
+//! MACs each), in a low-overhead loop (`WLS`/`LE`): 12 instructions per 96 MACs. The pixel-pair
+//! loop, requantization included (the DSP kernels' `SMMULR`, or `SMMLA` + shift, exact, see
+//! `arm_dsp::Rq`), zero point, saturation and table, is one `asm!` block per tile.
 //!
 //! **Bit-identity.** `VMLADAVA.S8` adds the 16 exact `i8·i8` products to the accumulator modulo
 //! 2³², like the reference's `wrapping_add`: the same sum in another order. The pointwise input
@@ -17,7 +18,7 @@
 //! reference. The `c_in % 16` last channels are summed in Rust; when `c_out % 3 ≠ 0` the last
 //! tile overlaps the one before it (outputs computed twice, the same values), `c_out < 3` reads
 //! row 0 in place of the missing rows and stores only the real ones; an odd last pixel reads its
-//! own row as the second pixel and stores one.
+//! own row as the second pixel and stores one. The depthwise kernel: see its function `depthwise`.
 
 use core::arch::asm;
 
