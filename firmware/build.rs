@@ -48,7 +48,8 @@ const BOARDS: &[BoardSpec] = &[
         target: "thumbv8m.main-none-eabihf",
         script: "qemu-mps3-an547.x",
         cortex_m: true,
-        arena_cap: 384 << 10,
+        // Arena and output buffer in the DDR after the model data (memory/qemu-mps3-an547.x).
+        arena_cap: 24 << 20,
     },
     BoardSpec {
         feature: "qemu-m3",

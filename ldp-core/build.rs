@@ -32,6 +32,7 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(ldp_arm_dsp)");
     println!("cargo:rustc-check-cfg=cfg(ldp_arm_v8m)");
     println!("cargo:rustc-check-cfg=cfg(ldp_avx512)");
+    println!("cargo:rustc-check-cfg=cfg(ldp_arm_mve)");
     let target = env::var("TARGET").unwrap_or_default();
     if target.starts_with("x86_64") && rustc_minor() >= 89 {
         println!("cargo:rustc-cfg=ldp_avx512");
@@ -43,6 +44,10 @@ fn main() {
         if target.starts_with("thumbv8m.main-") {
             // The DSP `asm!` blocks need an assembler directive there (see quant/arm_dsp.rs).
             println!("cargo:rustc-cfg=ldp_arm_v8m");
+            // Helium kernels (quant/mve.rs) only when asked for: not every v8-M core has MVE.
+            if env::var_os("CARGO_FEATURE_MVE").is_some() {
+                println!("cargo:rustc-cfg=ldp_arm_mve");
+            }
         }
     }
 }

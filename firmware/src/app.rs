@@ -11,9 +11,12 @@ use crate::models::{self, Embedded, MODELS};
 use crate::stack;
 
 /// The scratch arena, sized at build time from the largest `scratch_bytes` of the models that fit
-/// the board.
+/// the board. On qemu-m55 in the DDR (`memory/qemu-mps3-an547.x`): not loaded, and not zeroed
+/// by the startup code (QEMU's memory starts zeroed; the arena is scratch, written before read).
+#[cfg_attr(feature = "qemu-m55", link_section = ".ldp_big.arena")]
 static mut ARENA: Aligned<[u8; models::ARENA_BYTES]> = Aligned([0; models::ARENA_BYTES]);
-/// The output buffer.
+/// The output buffer (on qemu-m55 in the DDR, as the arena).
+#[cfg_attr(feature = "qemu-m55", link_section = ".ldp_big.output")]
 static mut OUTPUT: Aligned<[f32; models::OUTPUT_LEN]> = Aligned([0.0; models::OUTPUT_LEN]);
 
 /// Exit status when a model failed its check.

@@ -169,12 +169,21 @@ fn kernel_selftest() -> bool {
     let b: &mut SelfTestBufs = unsafe { &mut *addr_of_mut!(ST) };
     let mut r = Rng(0x5DEE_CE66_D1CE_4E5B);
     let (mut n_pw, mut n_dw, mut failures) = (0usize, 0usize, 0usize);
+    #[cfg(target_arch = "aarch64")]
+    let mut n_sdot = 0usize;
 
     for case in 0..160usize {
         let (c_in, c_out, pixels) = match case {
             0 => (1024, 4, 5),
             1 => (1000, 3, 4),
             2 => (16, 16, 1),
+            // Whole 16-channel blocks (the MVE kernel's pixel-pair loop), odd pixel counts
+            // and every c_out remainder of its 3-output tile.
+            3..=20 => (
+                16 * r.range(1, 4) as usize,
+                r.range(1, ST_C as i32) as usize,
+                r.range(2, 61) as usize,
+            ),
             _ => {
                 let px = if case % 5 == 0 {
                     1
@@ -215,6 +224,22 @@ fn kernel_selftest() -> bool {
             );
         }
         n_pw += 1;
+        // AArch64 with FEAT_DotProd: the SDOT kernel itself against the same reference output.
+        #[cfg(target_arch = "aarch64")]
+        if ldp_core::kernels::cpu::dotprod() {
+            b.y[..n].fill(0);
+            let ok = ldp_core::quant::sdot::pointwise_sdot(x, c_in, &q, c_out, &mut b.y[..n])
+                == Ok(true)
+                && same(&b.y, &b.y_ref, n);
+            if !ok {
+                failures += 1;
+                error!(
+                    "self-test: SDOT pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}: differs from the reference",
+                    pixels, c_in, c_out, shift
+                );
+            }
+            n_sdot += 1;
+        }
     }
 
     for case in 0..240usize {
@@ -222,6 +247,12 @@ fn kernel_selftest() -> bool {
         let (h, w, c) = match case {
             0 | 1 => (5, 7, 200),
             2 | 3 => (3, 4, 129),
+            // Multiples of 8 channels (the Helium depthwise kernel), interior pixels present.
+            4..=19 => (
+                r.range(3, ST_G as i32) as usize,
+                r.range(3, ST_G as i32) as usize,
+                8 * r.range(1, 8) as usize,
+            ),
             _ if case % 7 == 0 => (1, 1, r.range(1, ST_C as i32) as usize),
             _ => (
                 r.range(1, ST_G as i32) as usize,
@@ -359,7 +390,7 @@ fn kernel_selftest() -> bool {
         let f = crate::neon_selftest::run();
         failures += f.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} dotprod={=bool} sdot_pointwise={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
@@ -373,6 +404,8 @@ fn kernel_selftest() -> bool {
             f.fp16,
             f.fp16_pointwise,
             f.fp16_worst,
+            ldp_core::kernels::cpu::dotprod(),
+            n_sdot,
             failures
         );
     }
@@ -397,6 +430,11 @@ fn i16_pointwise_selftest(
             0 => (1024, 4, 3),
             1 => (1000, 3, 4),
             2 => (ST_C, ST_C, 61),
+            3..=14 => (
+                16 * r.range(1, 4) as usize,
+                r.range(1, ST_C as i32) as usize,
+                r.range(2, 61) as usize,
+            ),
             _ => {
                 let c_out = r.range(1, ST_C as i32) as usize;
                 let max_px = (ST_Y16 / c_out).min(ST_G * ST_G) as i32;
@@ -554,8 +592,12 @@ fn ln16_selftest(
 }
 
 fn kernels_name() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
+    if cfg!(target_arch = "aarch64") && ldp_core::kernels::cpu::dotprod() {
+        "neon+sdot"
+    } else if cfg!(target_arch = "aarch64") {
         "neon"
+    } else if ldp_core::quant::ARM_MVE_KERNELS && ldp_core::kernels::cpu::mve() {
+        "arm-mve"
     } else if ldp_core::quant::ARM_DSP_KERNELS {
         "arm-dsp"
     } else {
@@ -744,6 +786,12 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
 
 /// The perf-mode main function (called by `app::run` with its arena and output buffer).
 pub fn run(arena: &mut [u8], output: &mut [f32]) -> ! {
+    if cfg!(feature = "perf-neon") {
+        ldp_core::kernels::cpu::set_dotprod(false);
+    }
+    if cfg!(feature = "perf-dsp") {
+        ldp_core::kernels::cpu::set_mve(false);
+    }
     info!(
         "ldp firmware (perf): board {=str}, int8 kernels {=str}, {=usize} model(s) from {=str}",
         models::BOARD,

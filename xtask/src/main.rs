@@ -37,8 +37,9 @@ Commands:
         Everything CI checks: cargo fmt --check, cargo clippy -D warnings, cargo test (host:
         golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
         thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), every
-        QEMU board (as `qemu`), then the NEON kernel self-test on qemu-a53 and qemu-a76 (as
-        `perf --board qemu-a53 --board qemu-a76`), then the serve firmware (as `device`). Last line: `N passed, M failed` (steps).
+        QEMU board (as `qemu`), then the kernel self-tests on qemu-m55, qemu-a53 and qemu-a76
+        (as `perf --board qemu-m55 --board qemu-a53 --board qemu-a76 --no-seed`), then the serve
+        firmware (as `device`). Last line: `N passed, M failed` (steps).
   qemu [--board B]... [--timeout S]
         Build the firmware for every QEMU board (or the given ones), run it in QEMU with the
         bundled models, print the RESULT lines and `N passed, M failed`.
@@ -57,11 +58,12 @@ Commands:
   fault-test [--board B]...
         Check the failure paths on the QEMU boards: firmware built to panic must exit 101, one
         that executes an undefined instruction must exit 102 (never hang).
-  perf [--board B]... [--no-portable] [--timeout S]
+  perf [--board B]... [--no-portable] [--no-seed] [--timeout S]
         Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
-        with the Arm DSP kernels and the portable ones (PERF lines, summary against CMSIS-NN);
-        int8 kernel self-test on qemu-m4, qemu-m7 and qemu-m55; NEON kernel self-test (int8,
-        f32, f16 against the reference kernels) on qemu-a53, plus FEAT_FP16 f16 on qemu-a76.
+        (DSP, portable), qemu-m55 (Helium, DSP, portable), qemu-a53 (NEON) and qemu-a76 (SDOT,
+        NEON): PERF lines, summary against CMSIS-NN; int8 kernel self-tests on every board; NEON
+        self-test (int8, f32, f16 against the reference kernels) on qemu-a53 and qemu-a76, plus
+        FEAT_FP16 f16 and SDOT int8 on qemu-a76.
         SELFTEST lines: firmware/README.md.
   gen-default
         Regenerate firmware/data/default/ from host-tests/golden/ with ldp-quant.
@@ -445,7 +447,7 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         }),
         (
             "neon self-test",
-            "NEON kernel self-test: cargo xtask perf --board qemu-a53 --board qemu-a76",
+            "kernel self-tests: cargo xtask perf --board qemu-m55 --board qemu-a53 --board qemu-a76 --no-seed",
             perf::selftest_a53,
         ),
         (

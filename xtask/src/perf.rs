@@ -1,22 +1,24 @@
 //! `cargo xtask perf`: exact per-layer instruction counts of the seed LDP block, int8, on the
-//! Cortex-M QEMU boards, with the Arm DSP kernels and with the portable kernels, next to
-//! CMSIS-NN's figures; plus the int8 kernel self-test on every DSP board and the NEON kernel
-//! self-test (int8, f32, f16) on `qemu-a53`.
+//! QEMU boards `qemu-m4`/`qemu-m7` (DSP and portable kernels), `qemu-m55` (Helium, DSP and
+//! portable), `qemu-a53` (NEON) and `qemu-a76` (SDOT and NEON), next to CMSIS-NN's figures; plus
+//! the kernel self-tests (int8 on every board; f32/f16 NEON on the Cortex-A boards).
 //!
 //! 1. Data (`target/xtask/perf-data/`, made once): a deterministic synthetic `LDP(128, 128)`
 //!    (pseudo-random weights written as safetensors here), quantized to int8 by `ldp-quant
 //!    convert` with a 2-sample synthetic calibration batch, a synthetic 64×64 input, and the
 //!    host's int8 output of it (`ldp-quant run`) as the expected output (bit-identical).
-//! 2. For `qemu-m4` and `qemu-m7`: the firmware with `--features <board>,perf` (DSP kernels) and
-//!    `--features <board>,perf-portable` (portable kernels), each run once in QEMU with the
-//!    instruction-count plugin. The firmware (`firmware/src/perf.rs`) self-tests the kernels,
-//!    then runs the model with a marker after each layer.
-//! 3. `qemu-m55`: the DSP self-test and the bundled int8 models (the seed does not fit its RAM);
-//!    `qemu-a53`: the NEON self-test (int8 pointwise bit for bit; f32/f16 pointwise within
-//!    `1e-5` of the largest output, depthwise bit for bit) and the bundled int8 models.
-//!    `cargo xtask test` runs this one ([`selftest_a53`]).
-//! 4. Output: one `PERF` line per layer and a `layer=total` line per board (DSP build), then a
-//!    table for people. Exit status: failure when a self-test or a bit-identity check fails.
+//! 2. For each measured board, the firmware built in the board's variants ([`variants`]: e.g.
+//!    `--features qemu-m4,perf` and `qemu-m4,perf-portable`; `qemu-m55,perf`/`perf-dsp`/
+//!    `perf-portable`; `qemu-a76,perf`/`perf-neon`) with the seed data, each run once in QEMU
+//!    with the instruction-count plugin. The firmware (`firmware/src/perf.rs`) self-tests the
+//!    kernels, then runs the model with a marker after each layer.
+//! 3. `qemu-m55`, `qemu-a53` and `qemu-a76` also run the self-test with the bundled int8 models
+//!    (int8 pointwise, depthwise, LayerNorm, ADD bit for bit; on AArch64 f32/f16 pointwise
+//!    within `1e-5` of the largest output, depthwise bit for bit). `cargo xtask test` runs only
+//!    these ([`selftest_a53`], `--no-seed`).
+//! 4. Output: one `PERF` line per layer and a `layer=total` line per board (its fastest build),
+//!    then a table for people. Exit status: failure when a self-test or a bit-identity check
+//!    fails.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,8 +29,34 @@ use crate::boards::{self, Board};
 use crate::qemu::{self, parse_kv, ResultLine};
 use crate::{data, npy, thousands, tools, Ctx, Opts};
 
-/// Boards measured (the seed needs the 4 MiB of RAM of the mps2 boards).
-const MEASURED: [&str; 2] = ["qemu-m4", "qemu-m7"];
+/// Boards measured on the seed block (it needs the 4 MiB of RAM of the mps2 boards or the
+/// Cortex-A boards' RAM).
+const MEASURED: [&str; 5] = ["qemu-m4", "qemu-m7", "qemu-m55", "qemu-a53", "qemu-a76"];
+
+/// The firmware variants measured on `board`: `(cargo feature, column label)`, the board's
+/// fastest build first (its `PERF` lines), then the baselines.
+fn variants(board: &str) -> &'static [(&'static str, &'static str)] {
+    match board {
+        "qemu-a53" => &[("perf", "NEON")],
+        "qemu-a76" => &[("perf", "SDOT"), ("perf-neon", "NEON")],
+        "qemu-m55" => &[
+            ("perf", "MVE"),
+            ("perf-dsp", "DSP"),
+            ("perf-portable", "portable"),
+        ],
+        _ => &[("perf", "DSP"), ("perf-portable", "portable")],
+    }
+}
+
+/// Goals in instructions per MAC: `(pointwise, depthwise, whole block)`.
+fn goals(board: &str) -> (f64, f64, f64) {
+    match board {
+        "qemu-a53" => (f64::NAN, f64::NAN, f64::NAN),
+        "qemu-a76" => (0.15, 1.0, 0.35),
+        "qemu-m55" => (0.25, 1.0, 0.45),
+        _ => (1.0, 4.0, 1.6),
+    }
+}
 /// Boards that only run the self-test and the bundled int8 models.
 const SELFTEST_ONLY: [&str; 3] = ["qemu-m55", "qemu-a53", "qemu-a76"];
 
@@ -41,28 +69,32 @@ const DATA_VERSION: &str =
 
 /// CMSIS-NN int8 through TFLite Micro in the same QEMU boards (GCC 12 -O3, DSP on),
 /// instructions per MAC (padded taps counted), see docs/PERFORMANCE.md ("The CMSIS-NN figures"):
-/// `(layer, qemu-m4, qemu-m7)`.
-const CMSIS_NN: [(&str, f64, f64); 5] = [
-    ("pointwise1", 1.739, 1.706),
-    ("depthwise1", 8.732, 8.576),
-    ("pointwise2", 1.739, 1.706),
-    ("depthwise2", 8.735, 8.581),
-    ("pointwise3", 1.741, 1.708),
+/// `(layer, qemu-m4, qemu-m7, qemu-m55 with MVE)`.
+const CMSIS_NN: [(&str, f64, f64, f64); 5] = [
+    ("pointwise1", 1.739, 1.706, 0.282),
+    ("depthwise1", 8.732, 8.576, 2.327),
+    ("pointwise2", 1.739, 1.706, 0.282),
+    ("depthwise2", 8.735, 8.581, 2.328),
+    ("pointwise3", 1.741, 1.708, 0.282),
 ];
 
 fn cmsis(layer: &str, board: &str) -> Option<f64> {
-    CMSIS_NN
-        .iter()
-        .find(|(l, _, _)| *l == layer)
-        .map(|&(_, m4, m7)| if board == "qemu-m7" { m7 } else { m4 })
+    let row = CMSIS_NN.iter().find(|r| r.0 == layer)?;
+    match board {
+        "qemu-m4" => Some(row.1),
+        "qemu-m7" => Some(row.2),
+        "qemu-m55" => Some(row.3),
+        _ => None,
+    }
 }
 
 const USAGE: &str = "\
-cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53|qemu-a76]... [--no-portable] [--timeout S]
-    Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on qemu-m4 and qemu-m7
-    (DSP kernels, and the portable kernels unless --no-portable), the int8 kernel self-test on
-    those boards and on qemu-m55, the NEON kernel self-test (int8, f32, f16) on qemu-a53.
-    Prints SELFTEST and PERF lines and a summary against CMSIS-NN.";
+cargo xtask perf [--board qemu-m4|qemu-m7|qemu-m55|qemu-a53|qemu-a76]... [--no-portable] [--no-seed] [--timeout S]
+    Per-layer instruction counts of the seed LDP(128,128) 64x64 int8 on every board above, in
+    the board's builds (DSP/portable; MVE/DSP/portable on qemu-m55; SDOT/NEON on qemu-a76; only
+    the first with --no-portable), the kernel self-tests there and, on qemu-m55/a53/a76, with
+    the bundled models too (--no-seed: only those). Prints SELFTEST and PERF lines and a summary
+    against CMSIS-NN.";
 
 /// One measured segment (layer).
 #[derive(Clone, Debug)]
@@ -90,9 +122,10 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
         return Ok(true);
     }
     let no_portable = args.iter().any(|a| a == "--no-portable");
+    let no_seed = args.iter().any(|a| a == "--no-seed");
     let rest: Vec<String> = args
         .iter()
-        .filter(|a| *a != "--no-portable")
+        .filter(|a| *a != "--no-portable" && *a != "--no-seed")
         .cloned()
         .collect();
     let opts = Opts::parse(&rest, &["board", "timeout"])?;
@@ -114,7 +147,7 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             .filter_map(|n| boards::find(n))
             .collect()
     };
-    let measured = pick(&MEASURED);
+    let measured = if no_seed { Vec::new() } else { pick(&MEASURED) };
     let selftest_only = pick(&SELFTEST_ONLY);
 
     let total = Instant::now();
@@ -129,15 +162,14 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     };
 
     let mut ok = true;
-    // (board, variant) -> run, in run order.
+    // (board, variant) -> run of the seed block, in run order.
     let mut runs: Vec<((String, &'static str), PerfRun)> = Vec::new();
+    // The self-test runs with the bundled models.
+    let mut st_runs: Vec<(String, PerfRun)> = Vec::new();
     for b in &measured {
-        let variants: &[&'static str] = if no_portable {
-            &["perf"]
-        } else {
-            &["perf", "perf-portable"]
-        };
-        for &v in variants {
+        let all = variants(b.name);
+        let vs = if no_portable { &all[..1] } else { all };
+        for &(v, _) in vs {
             let run = build_and_run(
                 ctx,
                 b,
@@ -154,7 +186,7 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     for b in &selftest_only {
         let run = build_and_run(ctx, b, "perf", None, timeout, &defmt_print, &plugin)?;
         ok &= run.passed;
-        runs.push(((b.name.to_string(), "perf"), run));
+        st_runs.push((b.name.to_string(), run));
     }
 
     // Machine-readable lines.
@@ -164,12 +196,13 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             .find(|((b, v), _)| b == board && *v == variant)
             .map(|(_, r)| r)
     };
-    for ((board, variant), run) in &runs {
+    for (_, run) in &runs {
         println!("{}", run.selftest_line);
-        for (arch, _, r) in &run.models {
-            if *variant == "perf" && !(arch == "ldp" && MEASURED.contains(&board.as_str())) {
-                println!("{}", r.render());
-            }
+    }
+    for (_, run) in &st_runs {
+        println!("{}", run.selftest_line);
+        for (_, _, r) in &run.models {
+            println!("{}", r.render());
         }
     }
     for b in &measured {
@@ -185,11 +218,18 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
 
     // For people.
     for b in &measured {
-        let dsp = get(b.name, "perf").and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"));
-        let port =
-            get(b.name, "perf-portable").and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"));
-        if let Some((_, segs, _)) = dsp {
-            summary(b, segs, port.map(|(_, s, _)| s.as_slice()));
+        let seed = |v: &str| {
+            get(b.name, v)
+                .and_then(|r| r.models.iter().find(|(a, _, _)| a == "ldp"))
+                .map(|(_, s, _)| s.as_slice())
+        };
+        let vs = variants(b.name);
+        if let Some(segs) = seed(vs[0].0) {
+            let base: Vec<(&str, &[Seg])> = vs[1..]
+                .iter()
+                .filter_map(|&(v, label)| seed(v).map(|s| (label, s)))
+                .collect();
+            summary(b, vs[0].1, segs, &base);
         }
     }
     eprintln!("perf: {:.1} s", total.elapsed().as_secs_f64());
@@ -204,17 +244,20 @@ pub fn cmd_perf(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
     Ok(ok)
 }
 
-/// The NEON self-tests for `cargo xtask test`: `cargo xtask perf --board qemu-a53 --board
-/// qemu-a76` (the perf
-/// firmware's kernel self-test and the bundled int8 models, bit-identical to the host).
+/// The kernel self-tests for `cargo xtask test`: `cargo xtask perf --board qemu-m55 --board
+/// qemu-a53 --board qemu-a76 --no-seed` (the perf firmware's kernel self-test — Helium, NEON,
+/// SDOT — and the bundled int8 models, bit-identical to the host).
 pub fn selftest_a53(ctx: &Ctx) -> Result<bool, String> {
     cmd_perf(
         ctx,
         &[
             "--board".to_string(),
+            "qemu-m55".to_string(),
+            "--board".to_string(),
             "qemu-a53".to_string(),
             "--board".to_string(),
             "qemu-a76".to_string(),
+            "--no-seed".to_string(),
         ],
     )
 }
@@ -256,105 +299,107 @@ fn per_mac(insns: u64, macs: u64) -> String {
     }
 }
 
-fn summary(b: &Board, segs: &[Seg], portable: Option<&[Seg]>) {
+/// The table for people: per layer, instructions per MAC of the board's fastest build (`label`)
+/// and of each baseline build, CMSIS-NN's figure where known, and the goals.
+fn summary(b: &Board, label: &str, segs: &[Seg], base: &[(&str, &[Seg])]) {
     println!();
     println!(
         "{}: seed LDP({C},{C}) {GRID}x{GRID} int8, instructions per MAC (exact QEMU counts; MACs count padded depthwise taps)",
         b.core
     );
-    println!(
-        "  {:<12} {:<10} {:>12} {:>14} {:>9} {:>9} {:>8} {:>9} {:>9}",
-        "layer",
-        "kind",
-        "MACs",
-        "instructions",
-        "DSP",
-        "portable",
-        "speedup",
-        "CMSIS-NN",
-        "vs CMSIS"
+    let mut head = format!(
+        "  {:<12} {:<10} {:>12} {:>14} {:>9}",
+        "layer", "kind", "MACs", "instructions", label
     );
-    let port = |layer: &str| -> Option<&Seg> {
-        portable.and_then(|p| p.iter().find(|s| s.layer == layer))
-    };
-    let (mut macs, mut insns, mut pinsns) = (0u64, 0u64, 0u64);
-    let mut goals: Vec<(String, bool)> = Vec::new();
+    for (l, _) in base {
+        head += &format!(" {l:>9} {:>8}", "speedup");
+    }
+    head += &format!(" {:>9} {:>9}", "CMSIS-NN", "vs CMSIS");
+    println!("{head}");
+    let find = |s: &[Seg], layer: &str| s.iter().find(|x| x.layer == layer).cloned();
+    let ratio = |a: u64, m: u64| a as f64 / m.max(1) as f64;
+    let (pw_goal, dw_goal, whole_goal) = goals(b.name);
+    let (mut macs, mut insns) = (0u64, 0u64);
+    let mut btot = vec![0u64; base.len()];
+    let mut goal_lines: Vec<(String, bool)> = Vec::new();
     for s in segs {
         macs += s.macs;
         insns += s.instructions;
-        let p = port(&s.layer);
-        pinsns += p.map_or(0, |p| p.instructions);
+        for (t, (_, bs)) in btot.iter_mut().zip(base) {
+            *t += find(bs, &s.layer).map_or(0, |p| p.instructions);
+        }
         if s.kind == "return" {
             continue;
         }
-        let ratio = |a: u64, m: u64| a as f64 / m as f64;
-        let (pcol, speed) = match p {
-            Some(p) => (
-                per_mac(p.instructions, p.macs),
-                format!("{:.2}x", ratio(p.instructions, s.instructions.max(1))),
-            ),
-            None => ("-".into(), "-".into()),
-        };
-        let cm = cmsis(&s.layer, b.name);
-        let (ccol, vs) = match cm {
-            Some(c) if s.macs > 0 => {
-                let me = ratio(s.instructions, s.macs);
-                goals.push((
-                    format!("{} below CMSIS-NN ({me:.3} < {c})", s.layer),
-                    me < c,
-                ));
-                (format!("{c:.3}"), format!("{:.2}x", c / me))
-            }
-            _ => ("-".into(), "-".into()),
-        };
-        if s.macs > 0 {
-            let me = ratio(s.instructions, s.macs);
-            match s.kind.as_str() {
-                "pointwise" => goals.push((format!("{} < 1.0 ({me:.3})", s.layer), me < 1.0)),
-                "depthwise" => goals.push((format!("{} < 4.0 ({me:.3})", s.layer), me < 4.0)),
-                _ => {}
-            }
-        }
-        println!(
-            "  {:<12} {:<10} {:>12} {:>14} {:>9} {:>9} {:>8} {:>9} {:>9}",
+        let mut line = format!(
+            "  {:<12} {:<10} {:>12} {:>14} {:>9}",
             s.layer,
             s.kind,
             thousands(s.macs),
             thousands(s.instructions),
-            per_mac(s.instructions, s.macs),
-            pcol,
-            speed,
-            ccol,
-            vs
+            per_mac(s.instructions, s.macs)
         );
+        for (_, bs) in base {
+            match find(bs, &s.layer) {
+                Some(p) => {
+                    line += &format!(
+                        " {:>9} {:>8}",
+                        per_mac(p.instructions, p.macs),
+                        format!("{:.2}x", ratio(p.instructions, s.instructions))
+                    )
+                }
+                None => line += &format!(" {:>9} {:>8}", "-", "-"),
+            }
+        }
+        let me = ratio(s.instructions, s.macs);
+        match cmsis(&s.layer, b.name) {
+            Some(c) if s.macs > 0 => {
+                goal_lines.push((
+                    format!("{} below CMSIS-NN ({me:.3} < {c})", s.layer),
+                    me < c,
+                ));
+                line += &format!(" {:>9} {:>9}", format!("{c:.3}"), format!("{:.2}x", c / me));
+            }
+            _ => line += &format!(" {:>9} {:>9}", "-", "-"),
+        }
+        if s.macs > 0 {
+            let g = match s.kind.as_str() {
+                "pointwise" => pw_goal,
+                "depthwise" => dw_goal,
+                _ => f64::NAN,
+            };
+            if !g.is_nan() {
+                goal_lines.push((format!("{} <= {g} ({me:.3})", s.layer), me <= g));
+            }
+        }
+        println!("{line}");
     }
-    let speed = if pinsns > 0 {
-        format!("{:.2}x", pinsns as f64 / insns.max(1) as f64)
-    } else {
-        "-".into()
-    };
-    println!(
-        "  {:<12} {:<10} {:>12} {:>14} {:>9} {:>9} {:>8}",
+    let mut line = format!(
+        "  {:<12} {:<10} {:>12} {:>14} {:>9}",
         "total",
         "(all)",
         thousands(macs),
         thousands(insns),
-        per_mac(insns, macs),
-        if pinsns > 0 {
-            per_mac(pinsns, macs)
-        } else {
-            "-".into()
-        },
-        speed
+        per_mac(insns, macs)
     );
-    let whole = insns as f64 / macs.max(1) as f64;
-    goals.push((
-        format!("whole block < 1.6 ({whole:.3}, LayerNorm, GELU and skips included)"),
-        whole < 1.6,
-    ));
+    for t in &btot {
+        line += &format!(
+            " {:>9} {:>8}",
+            per_mac(*t, macs),
+            format!("{:.2}x", ratio(*t, insns))
+        );
+    }
+    println!("{line}");
+    let whole = ratio(insns, macs);
+    if !whole_goal.is_nan() {
+        goal_lines.push((
+            format!("whole block <= {whole_goal} ({whole:.3}, LayerNorm, GELU and skips included)"),
+            whole <= whole_goal,
+        ));
+    }
     println!("  non-conv layers (resize, add, norm) have macs=0: their instructions count in the total only.");
     println!("  total = every instruction of the int8 forward pass (input quantized before, output dequantized after).");
-    for (g, met) in goals {
+    for (g, met) in goal_lines {
         println!("  goal {}: {g}", if met { "met   " } else { "MISSED" });
     }
 }
@@ -401,10 +446,11 @@ fn build_and_run(
         .join(board.target)
         .join("release")
         .join("firmware");
-    let dir = ctx
-        .work_dir()
-        .join("perf")
-        .join(format!("{}-{variant}", board.name));
+    let dir = ctx.work_dir().join("perf").join(format!(
+        "{}-{variant}{}",
+        board.name,
+        if data_dir.is_some() { "-seed" } else { "" }
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let elf = dir.join("firmware.elf");
     std::fs::copy(&built, &elf).map_err(|e| format!("copying {}: {e}", built.display()))?;

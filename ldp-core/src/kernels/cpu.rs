@@ -279,3 +279,93 @@ fn fp16_detect() -> bool {
         false
     }
 }
+
+/// The int8 dot-product instructions on AArch64 (FEAT_DotProd, `SDOT`): 0 = not yet detected,
+/// 1 = unavailable or disallowed, 2 = available.
+#[cfg(target_arch = "aarch64")]
+static DOTPROD: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// `true` when the int8 kernels may use FEAT_DotProd (`SDOT`, see `quant::sdot`). Known at
+/// compile time with `-C target-feature=+dotprod`; else detected at run time: with the `std`
+/// feature through the OS, on bare metal (`target_os = "none"`, running at EL1 or higher) from
+/// `ID_AA64ISAR0_EL1.DP`. Always `false` after [`set_dotprod`]`(false)` and on other
+/// architectures. The int8 results are the same bits either way.
+#[inline]
+pub fn dotprod() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        use core::sync::atomic::Ordering;
+        match DOTPROD.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                let yes = dotprod_detect();
+                DOTPROD.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+                yes
+            }
+        }
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
+/// Allows (`true`, the default where the CPU has it) or forbids FEAT_DotProd in the int8
+/// kernels (forbidding it selects the NEON `SMULL`/`SADALP` kernels, e.g. to compare both on
+/// one CPU); allowing it on a CPU without the feature changes nothing.
+pub fn set_dotprod(allow: bool) {
+    #[cfg(target_arch = "aarch64")]
+    {
+        let v = if allow && dotprod_detect() { 2 } else { 1 };
+        DOTPROD.store(v, core::sync::atomic::Ordering::Relaxed);
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = allow;
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn dotprod_detect() -> bool {
+    if cfg!(target_feature = "dotprod") {
+        return true;
+    }
+    #[cfg(feature = "std")]
+    {
+        std::arch::is_aarch64_feature_detected!("dotprod")
+    }
+    #[cfg(all(not(feature = "std"), target_os = "none"))]
+    {
+        let isar0: u64;
+        // SAFETY: reading an ID register has no side effects; bare-metal code runs at EL1 or
+        // higher, where ID_AA64ISAR0_EL1 is readable.
+        unsafe {
+            core::arch::asm!("mrs {}, ID_AA64ISAR0_EL1", out(reg) isar0,
+                             options(nomem, nostack, preserves_flags));
+        }
+        // DP (bits 47:44): 1 = SDOT/UDOT implemented.
+        (isar0 >> 44) & 0xf >= 1
+    }
+    #[cfg(all(not(feature = "std"), not(target_os = "none")))]
+    {
+        false
+    }
+}
+
+/// Whether the Helium (MVE) int8 kernels may run (`true` unless [`set_mve`]`(false)`).
+static MVE_ALLOWED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// `true` when this build has the Helium (MVE) int8 kernels (`quant::ARM_MVE_KERNELS`: the
+/// cargo feature `mve` on a thumbv8m.main target) and they are allowed ([`set_mve`]).
+#[inline]
+pub fn mve() -> bool {
+    crate::quant::ARM_MVE_KERNELS && MVE_ALLOWED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Allows (`true`, the default) or forbids the Helium (MVE) int8 kernels: forbidding them
+/// selects the DSP kernels (to compare both on one core). The int8 results are the same bits
+/// either way.
+pub fn set_mve(allow: bool) {
+    MVE_ALLOWED.store(allow, core::sync::atomic::Ordering::Relaxed);
+}

@@ -244,27 +244,27 @@ use prim::{smmla, smmulr, sxtb16, sxtb16_ror8};
 ///   of `2^s`: `⌊⌊v / 2³²⌋ / 2^(s−32)⌋ = ⌊v / 2^s⌋`.
 /// * `Generic`, `s < 9`: `fixed::requant` itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RqMode {
+pub(crate) enum RqMode {
     Mulr,
     Mla,
     Generic,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Rq {
-    mode: RqMode,
+pub(crate) struct Rq {
+    pub(crate) mode: RqMode,
     /// The layer's shift as given (for `Generic`: `fixed::requant` clamps it itself).
     shift: i32,
     /// `Mulr`: `32 − s`.
     up: u32,
     /// `Mla`: `2^(s−33)`.
-    round_hi: i32,
+    pub(crate) round_hi: i32,
     /// `Mla`: `s − 32`.
-    down: u32,
+    pub(crate) down: u32,
 }
 
 impl Rq {
-    fn new(shift: i32) -> Rq {
+    pub(crate) fn new(shift: i32) -> Rq {
         let s = shift.clamp(1, 62);
         let mode = match s {
             9..=32 => RqMode::Mulr,
@@ -282,7 +282,7 @@ impl Rq {
 
     /// The multiplier in the form [`Rq::apply`] takes.
     #[inline(always)]
-    fn mult(&self, m: u8) -> i32 {
+    pub(crate) fn mult(&self, m: u8) -> i32 {
         match self.mode {
             RqMode::Mulr => (m as i32) << self.up,
             _ => m as i32,
@@ -291,7 +291,7 @@ impl Rq {
 
     /// `fixed::requant(acc, m, shift)` with `mp = self.mult(m)`.
     #[inline(always)]
-    fn apply(&self, acc: i32, mp: i32) -> i32 {
+    pub(crate) fn apply(&self, acc: i32, mp: i32) -> i32 {
         match self.mode {
             RqMode::Mulr => smmulr(acc, mp),
             RqMode::Mla => smmla(acc, mp, self.round_hi) >> self.down,

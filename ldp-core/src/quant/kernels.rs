@@ -133,6 +133,10 @@ impl Sealed for i8 {
         y: &mut [i8],
         pixels: usize,
     ) -> bool {
+        #[cfg(ldp_arm_mve)]
+        if super::mve::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
@@ -143,6 +147,10 @@ impl Sealed for i8 {
         }
         #[cfg(target_arch = "x86_64")]
         if super::x86::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if super::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
@@ -170,6 +178,10 @@ impl Sealed for i16 {
         y: &mut [i16],
         pixels: usize,
     ) -> bool {
+        #[cfg(ldp_arm_mve)]
+        if super::mve::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
         #[cfg(ldp_arm_dsp)]
         if super::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
             return true;
@@ -180,6 +192,10 @@ impl Sealed for i16 {
         }
         #[cfg(target_arch = "x86_64")]
         if super::x86::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "aarch64")]
+        if super::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
@@ -500,12 +516,20 @@ pub fn depthwise(
     y: &mut [i8],
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    #[cfg(ldp_arm_mve)]
+    if super::mve::depthwise(s, x, q, y) {
+        return Ok(());
+    }
     #[cfg(ldp_arm_dsp)]
     if super::arm_dsp::depthwise(s, x, q, y) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
     if super::x86_ops::depthwise(s, x, q, y) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if super::neon_dw::depthwise(s, x, q, y) {
         return Ok(());
     }
     super::depthwise_fast::depthwise(s, x, q, y);

@@ -32,9 +32,15 @@ pub mod depthwise_fast;
 pub mod fixed;
 pub mod graph;
 pub mod kernels;
+#[cfg(ldp_arm_mve)]
+pub mod mve;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_dw;
 pub mod pointwise_fast;
+#[cfg(target_arch = "aarch64")]
+pub mod sdot;
 pub mod specs;
 #[cfg(target_arch = "x86_64")]
 pub mod vnni;
@@ -51,6 +57,11 @@ pub use graph::{scratch_bytes_i8, Trace};
 /// kernels (`quant::arm_dsp`: SMLAD/SXTB16, selected by `build.rs` for thumbv7em and
 /// thumbv8m.main targets unless the feature `portable-int8` is on).
 pub const ARM_DSP_KERNELS: bool = cfg!(ldp_arm_dsp);
+
+/// Whether this build has the Helium (MVE) int8 pointwise kernel (`quant::mve`: the cargo
+/// feature `mve` on a thumbv8m.main target with the DSP kernels); it runs unless
+/// [`crate::kernels::cpu::set_mve`]`(false)`.
+pub const ARM_MVE_KERNELS: bool = cfg!(ldp_arm_mve);
 
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::Error;

@@ -134,9 +134,9 @@ unsafe fn tile<Y: NeonOut, const TO: usize, const TP: usize>(
         let ws: [*const i8; TO] = core::array::from_fn(|o| q.weight.as_ptr().add((o0 + o) * c_in));
         let mut i = 0;
         while i < full {
-            let xv: [int8x16_t; TP] = core::array::from_fn(|p| vld1q_s8(xs[p].add(i)));
+            let xv: [int8x16_t; TP] = core::array::from_fn(|p| super::sdot::ld16(xs[p].add(i)));
             for o in 0..TO {
-                let wv = vld1q_s8(ws[o].add(i));
+                let wv = super::sdot::ld16(ws[o].add(i));
                 for p in 0..TP {
                     let lo = vmull_s8(vget_low_s8(xv[p]), vget_low_s8(wv));
                     let hi = vmull_high_s8(xv[p], wv);
