@@ -266,7 +266,7 @@ const KMAX: usize = 1024;
 
 /// Runs the MVE kernel unless disallowed ([`crate::kernels::cpu::mve`]); `false` (nothing
 /// written) then. Shapes validated by the caller.
-pub(crate) fn pointwise<Y: MveOut>(
+pub(crate) fn pointwise<Y: MveOut + super::kernels::ConvOut>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -277,14 +277,7 @@ pub(crate) fn pointwise<Y: MveOut>(
     if !crate::kernels::cpu::mve() {
         return false;
     }
-    if c_in == 0
-        || c_out == 0
-        || pixels == 0
-        || x.len() < pixels * c_in
-        || y.len() < pixels * c_out
-        || q.weight.len() < c_in * c_out
-        || q.mult.len() < c_out
-    {
+    if pixels == 0 || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
     let rq = Rq::new(q.shift);

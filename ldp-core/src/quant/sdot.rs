@@ -39,7 +39,7 @@ const KMAX: usize = 2048;
 /// Runs the SDOT kernel when the CPU has FEAT_DotProd (and it is allowed,
 /// [`crate::kernels::cpu::set_dotprod`]) and `c_in ≤ 2048`; `false` (nothing written)
 /// otherwise. Shapes validated by the caller.
-pub(crate) fn pointwise<Y: SdotOut>(
+pub(crate) fn pointwise<Y: SdotOut + super::kernels::ConvOut>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -50,11 +50,12 @@ pub(crate) fn pointwise<Y: SdotOut>(
     if c_in.div_ceil(16) * 16 > KMAX || !crate::kernels::cpu::dotprod() {
         return false;
     }
-    if x.len() < pixels * c_in || y.len() < pixels * c_out {
+    if super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
-    // SAFETY: FEAT_DotProd detected just above; the caller validated weight = c_out·c_in,
-    // bias (empty or c_out), mult = c_out and the lengths of x and y are checked above.
+    // SAFETY: FEAT_DotProd detected just above; `check_pw` just verified x = pixels·c_in,
+    // weight = c_out·c_in, bias (empty or c_out), mult = c_out, y = pixels·c_out, without
+    // overflow.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }
