@@ -646,6 +646,20 @@ fn bad_inputs_are_refused_not_silently_wrong() {
     fails(&runv(&blob, dir.path(), &d("y.npy")), "not a regular file");
     fails(&conv(&d("c.ldp"), &int8(zero)), "not a regular file");
     fails(&["inspect", "--model", "/dev/zero"], "not a regular file");
+    fails(
+        &[
+            "convert",
+            "--weights",
+            "/dev/zero",
+            "--grid",
+            "8x8",
+            "--dtype",
+            "f32",
+            "-o",
+            d("w.ldp").to_str().unwrap(),
+        ],
+        "not a regular file",
+    );
     let mut padded = blob_bytes.clone();
     padded.extend_from_slice(&[0u8; 16]);
     std::fs::write(d("padded.ldp"), &padded).unwrap();

@@ -220,6 +220,16 @@ pub fn import_path(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> any
     if path.is_dir() {
         return dir::import_dir(path, arch, prefix);
     }
+    // A device, FIFO or socket could block on open or never end: only regular files are read.
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "`{}` is not a regular file or a model directory (a device, FIFO or socket); \
+             pass a checkpoint file or a directory",
+            path.display()
+        );
+    }
     let format = detect_format(path)?;
     match format {
         Format::Json => dir::import_index(path, arch, prefix),
