@@ -22,8 +22,9 @@ use crate::{calib_check, fileio};
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
-  # MobileVLM V2 projector from a whole-model checkpoint, 24x24 = 576 CLIP tokens in, f16 blob out
-  ldp-quant convert --weights model.safetensors --grid 24x24 --dtype f16 -o projector.ldp
+  # MobileVLM V2 projector from an official release directory (config.json + pytorch_model.bin),
+  # 24x24 = 576 CLIP tokens in, f16 blob out
+  ldp-quant convert --weights MobileVLM_V2-1.7B --dtype f16 -o projector.ldp
   # Look at it, run it, and measure its error against the f32 reference
   ldp-quant inspect --model projector.ldp
   ldp-quant run --model projector.ldp --input tokens.npy -o out.npy
@@ -34,6 +35,9 @@ Layouts (.npy, little-endian float32): `ldp` takes NCHW [1, C, H, W] (or [C, H, 
 
 const CONVERT_EXAMPLES: &str = "\
 Examples:
+  ldp-quant convert --weights MobileVLM_V2-7B --dtype f16 -o v2.ldp      # a release directory
+  ldp-quant convert --weights mmproj-model-f16.gguf --dtype f16 -o v1.ldp  # llama.cpp mmproj
+  ldp-quant convert --weights mm_projector.bin --grid 24x24 --dtype f16 -o p.ldp  # torch.save
   ldp-quant convert --weights ldp.safetensors --grid 64x64 --dtype f32 -o ldp.ldp
   ldp-quant convert --weights mobilevlm.safetensors --grid 24x24 --dtype f16 -o v1.ldp
   ldp-quant convert --weights ckpt.safetensors --arch mobilevlm-v2 --prefix model.mm_projector. \\
@@ -42,7 +46,9 @@ Examples:
 The architecture is detected from the key names (`pointwise1.*` = ldp, `mlp.1.*`/`mb_block.*` =
 mobilevlm-v1, `mlp.mlp.*`/`peg.*` = mobilevlm-v2), with no prefix, `model.mm_projector.` or
 `model.mm_projector.model.` tried in turn; other tensors of a whole-model checkpoint are ignored.
-Weights may be F32, F16 or BF16. The calibration file (int8) is a batch [B, ...] of inputs in the
+--weights takes a .safetensors file, a torch.save .bin/.pt/.pth (read without Python by a
+restricted unpickler), a *.index.json, a .gguf file or a model directory. Weights may be F32,
+F16 or BF16. The calibration file (int8) is a batch [B, ...] of inputs in the
 same layout as `run` takes.";
 
 const RUN_EXAMPLES: &str = "\
