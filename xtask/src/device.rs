@@ -24,33 +24,18 @@ pub fn build_serve(ctx: &Ctx, board: &Board) -> Result<(PathBuf, Duration), Stri
             SERVE_BOARDS.join(", ")
         ));
     }
-    let mut cmd = Command::new(&ctx.cargo);
-    cmd.current_dir(&ctx.root).args([
-        "build",
-        "--release",
-        "-p",
-        "firmware",
-        "--target",
-        board.target,
-        "--features",
+    let elf = ctx
+        .work_dir()
+        .join("boards")
+        .join(board.name)
+        .join("serve.elf");
+    let took = crate::firmware_build(
+        ctx,
+        board,
         &format!("{},serve", board.name),
-    ]);
-    if std::env::var_os("DEFMT_LOG").is_none() {
-        cmd.env("DEFMT_LOG", "info");
-    }
-    cmd.env_remove("LDP_FW_SELFTEST");
-    let start = Instant::now();
-    tools::run(&mut cmd)?;
-    let took = start.elapsed();
-    let built = ctx
-        .target_dir
-        .join(board.target)
-        .join("release")
-        .join("firmware");
-    let dir = ctx.work_dir().join("boards").join(board.name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let elf = dir.join("serve.elf");
-    std::fs::copy(&built, &elf).map_err(|e| format!("copying {}: {e}", built.display()))?;
+        &[("LDP_FW_SELFTEST", None)],
+        &elf,
+    )?;
     Ok((elf, took))
 }
 

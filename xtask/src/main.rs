@@ -275,14 +275,16 @@ fn boards_from(opts: &Opts, qemu_only: bool) -> Result<Vec<&'static Board>, Stri
         .collect()
 }
 
-/// Builds the firmware for `board` (release) and copies the ELF to
-/// `target/xtask/boards/<board>/firmware.elf`.
-fn build_firmware(
+/// Builds the firmware for `board` (release) with `features` (the board's feature first) and
+/// copies the ELF to `dest`. `env`: variables to set (`Some`) or remove (`None`) for the build;
+/// `DEFMT_LOG` defaults to `info`. Returns the build time.
+pub fn firmware_build(
     ctx: &Ctx,
     board: &Board,
-    data_dir: Option<&Path>,
-    selftest: Option<&str>,
-) -> Result<(PathBuf, Duration), String> {
+    features: &str,
+    env: &[(&str, Option<&std::ffi::OsStr>)],
+    dest: &Path,
+) -> Result<Duration, String> {
     let mut cmd = Command::new(&ctx.cargo);
     cmd.current_dir(&ctx.root).args([
         "build",
@@ -292,18 +294,17 @@ fn build_firmware(
         "--target",
         board.target,
         "--features",
-        board.name,
+        features,
     ]);
     if std::env::var_os("DEFMT_LOG").is_none() {
         cmd.env("DEFMT_LOG", "info");
     }
-    if let Some(d) = data_dir {
-        cmd.env("LDP_FW_DATA", d);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
     }
-    match selftest {
-        Some(mode) => cmd.env("LDP_FW_SELFTEST", mode),
-        None => cmd.env_remove("LDP_FW_SELFTEST"),
-    };
     let start = Instant::now();
     tools::run(&mut cmd)?;
     let took = start.elapsed();
@@ -312,10 +313,33 @@ fn build_firmware(
         .join(board.target)
         .join("release")
         .join("firmware");
-    let dir = ctx.work_dir().join("boards").join(board.name);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let elf = dir.join("firmware.elf");
-    std::fs::copy(&built, &elf).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::copy(&built, dest).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    Ok(took)
+}
+
+/// Builds the firmware for `board` (release) and copies the ELF to
+/// `target/xtask/boards/<board>/firmware.elf`. Without `data_dir` the build takes
+/// `LDP_FW_DATA` from the environment (default: the bundled models).
+fn build_firmware(
+    ctx: &Ctx,
+    board: &Board,
+    data_dir: Option<&Path>,
+    selftest: Option<&str>,
+) -> Result<(PathBuf, Duration), String> {
+    let mut env: Vec<(&str, Option<&std::ffi::OsStr>)> =
+        vec![("LDP_FW_SELFTEST", selftest.map(std::ffi::OsStr::new))];
+    if let Some(d) = data_dir {
+        env.push(("LDP_FW_DATA", Some(d.as_os_str())));
+    }
+    let elf = ctx
+        .work_dir()
+        .join("boards")
+        .join(board.name)
+        .join("firmware.elf");
+    let took = firmware_build(ctx, board, board.name, &env, &elf)?;
     Ok((elf, took))
 }
 

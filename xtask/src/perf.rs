@@ -419,41 +419,22 @@ fn build_and_run(
         "== {} ({}), firmware --features {},{variant}",
         board.name, board.core, board.name
     );
-    let mut cmd = Command::new(&ctx.cargo);
-    cmd.current_dir(&ctx.root).args([
-        "build",
-        "--release",
-        "-p",
-        "firmware",
-        "--target",
-        board.target,
-        "--features",
-        &format!("{},{variant}", board.name),
-    ]);
-    if std::env::var_os("DEFMT_LOG").is_none() {
-        cmd.env("DEFMT_LOG", "info");
-    }
-    match data_dir {
-        Some(d) => cmd.env("LDP_FW_DATA", d),
-        None => cmd.env_remove("LDP_FW_DATA"),
-    };
-    cmd.env_remove("LDP_FW_SELFTEST");
-    let start = Instant::now();
-    tools::run(&mut cmd)?;
-    let build = start.elapsed();
-    let built = ctx
-        .target_dir
-        .join(board.target)
-        .join("release")
-        .join("firmware");
     let dir = ctx.work_dir().join("perf").join(format!(
         "{}-{variant}{}",
         board.name,
         if data_dir.is_some() { "-seed" } else { "" }
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let elf = dir.join("firmware.elf");
-    std::fs::copy(&built, &elf).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    let build = crate::firmware_build(
+        ctx,
+        board,
+        &format!("{},{variant}", board.name),
+        &[
+            ("LDP_FW_DATA", data_dir.map(Path::as_os_str)),
+            ("LDP_FW_SELFTEST", None),
+        ],
+        &elf,
+    )?;
 
     let run = qemu::run(board, &elf, &dir, timeout, defmt_print, Some(plugin))?;
     let marks = read_marks(&dir.join("marks.log"));
