@@ -6,7 +6,6 @@
 use host_tests::sweep;
 use ldp_quant::int8::InputQuant;
 use ldp_quant::quantize::{Activations, CalibMethod, Int8Options, RangeSearch};
-use ldp_quant::AlignedBytes;
 
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -44,39 +43,15 @@ fn main() {
             _ => Activations::Auto,
         };
     }
-    let t = std::time::Instant::now();
     let l = sweep::load(&case);
-    let cfg = l.model.config();
-    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, &o).expect("quantize");
-    let secs = t.elapsed().as_secs_f64();
-    let aligned = AlignedBytes::from_slice(&blob);
-    let m = ldp_core::Model::parse(aligned.as_bytes()).expect("parse");
-    let mut scratch = vec![0u8; m.scratch_bytes()];
-    let mut got = Vec::new();
-    for x in &l.held {
-        let mut shape = vec![1];
-        if case.arch == "ldp" {
-            shape.extend([case.c_in, case.h, case.w]);
-        } else {
-            shape.extend([case.h * case.w, case.c_in]);
-        }
-        let arr = ldp_quant::npy::Array {
-            shape,
-            data: x.clone(),
-        };
-        let xs = ldp_quant::layout::split_batch(&arr, &cfg, "x", false).expect("layout");
-        let mut y = vec![0f32; m.output_len()];
-        m.forward(&xs[0], &mut y, &mut scratch).expect("forward");
-        let yt = ldp_quant::layout::join_batch(&[y], &cfg).expect("join");
-        got.extend(yt.data.iter().map(|&v| v as f64));
-    }
+    let e = sweep::int8_error(&case, &l, &o).expect("quantize");
     println!(
         "{} {:?} rel_l2 {:.4} (bound {}) {:.1} s {}",
         case.name,
         o,
-        host_tests::rel_l2(&got, &l.expected),
+        e.rel_l2,
         case.bound(),
-        secs,
-        ldp_quant::int8::describe_blob(&m)
+        e.quantize_s,
+        e.scheme
     );
 }

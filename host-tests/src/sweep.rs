@@ -300,13 +300,10 @@ pub fn load(case: &Case) -> Loaded {
     for s in 0..case.n_calib {
         batch.extend(input(case, s));
     }
-    let mut shape = vec![case.n_calib];
-    if case.arch == "ldp" {
-        shape.extend([case.c_in, case.h, case.w]);
-    } else {
-        shape.extend([case.h * case.w, case.c_in]);
-    }
-    let arr = ldp_quant::npy::Array { shape, data: batch };
+    let arr = ldp_quant::npy::Array {
+        shape: batch_shape(case, case.n_calib),
+        data: batch,
+    };
     let calib = CalibSet::from_array(&arr, &cfg).expect("calib");
     let held = (0..case.n_heldout)
         .map(|j| input(case, case.n_calib + j))
@@ -318,6 +315,61 @@ pub fn load(case: &Case) -> Loaded {
         held,
         expected,
     }
+}
+
+/// The PyTorch-layout shape of a batch of `n` inputs: `[n, c_in, h, w]` (`ldp`) or
+/// `[n, h·w, c_in]`.
+pub fn batch_shape(case: &Case, n: usize) -> Vec<usize> {
+    if case.arch == "ldp" {
+        vec![n, case.c_in, case.h, case.w]
+    } else {
+        vec![n, case.h * case.w, case.c_in]
+    }
+}
+
+/// The int8 error of a loaded case quantized with `opts`.
+pub struct Int8Error {
+    /// Relative L2 error against PyTorch over all held-out samples.
+    pub rel_l2: f64,
+    /// Seconds spent quantizing.
+    pub quantize_s: f64,
+    /// The blob's activation scheme (`ldp_quant::int8::describe_blob`).
+    pub scheme: String,
+}
+
+/// Quantizes `l` with `opts`, runs the held-out inputs and compares with PyTorch.
+pub fn int8_error(
+    case: &Case,
+    l: &Loaded,
+    opts: &ldp_quant::quantize::Int8Options,
+) -> anyhow::Result<Int8Error> {
+    let cfg = l.model.config();
+    let t = std::time::Instant::now();
+    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, opts)?;
+    let quantize_s = t.elapsed().as_secs_f64();
+    let aligned = ldp_quant::AlignedBytes::from_slice(&blob);
+    let m = ldp_core::Model::parse(aligned.as_bytes())
+        .map_err(|e| anyhow::anyhow!("blob does not parse: {e}"))?;
+    let mut scratch = vec![0u8; m.scratch_bytes()];
+    let mut ys = Vec::with_capacity(l.held.len());
+    for x in &l.held {
+        let arr = ldp_quant::npy::Array {
+            shape: batch_shape(case, 1),
+            data: x.clone(),
+        };
+        let xs = ldp_quant::layout::split_batch(&arr, &cfg, "held-out input", false)?;
+        let mut y = vec![0f32; m.output_len()];
+        m.forward(&xs[0], &mut y, &mut scratch)
+            .map_err(|e| anyhow::anyhow!("forward: {e}"))?;
+        ys.push(y);
+    }
+    let y = ldp_quant::layout::join_batch(&ys, &cfg)?;
+    let got: Vec<f64> = y.data.iter().map(|&v| v as f64).collect();
+    Ok(Int8Error {
+        rel_l2: crate::rel_l2(&got, &l.expected),
+        quantize_s,
+        scheme: ldp_quant::int8::describe_blob(&m),
+    })
 }
 
 fn read_expected(p: &std::path::Path) -> Vec<f64> {

@@ -4,7 +4,6 @@
 
 use host_tests::sweep::{self, Case};
 use ldp_quant::quantize::Int8Options;
-use ldp_quant::AlignedBytes;
 
 struct Row {
     case: Case,
@@ -23,41 +22,15 @@ impl Row {
 fn measure(case: &Case) -> Row {
     let t = std::time::Instant::now();
     let l = sweep::load(case);
-    let cfg = l.model.config();
-    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, &Int8Options::default())
+    let load_s = t.elapsed().as_secs_f64();
+    let e = sweep::int8_error(case, &l, &Int8Options::default())
         .unwrap_or_else(|e| panic!("{}: {e:#}", case.name));
-    let seconds = t.elapsed().as_secs_f64();
-    let aligned = AlignedBytes::from_slice(&blob);
-    let m = ldp_core::Model::parse(aligned.as_bytes()).expect("parse");
-    let mut scratch = vec![0u8; m.scratch_bytes()];
-    let mut ys = Vec::new();
-    for x in &l.held {
-        let arr = ldp_quant::npy::Array {
-            shape: {
-                let mut s = vec![1];
-                if case.arch == "ldp" {
-                    s.extend([case.c_in, case.h, case.w]);
-                } else {
-                    s.extend([case.h * case.w, case.c_in]);
-                }
-                s
-            },
-            data: x.clone(),
-        };
-        let xs = ldp_quant::layout::split_batch(&arr, &cfg, "heldout", false).expect("layout");
-        let mut y = vec![0f32; m.output_len()];
-        m.forward(&xs[0], &mut y, &mut scratch).expect("forward");
-        ys.push(y);
-    }
-    let y = ldp_quant::layout::join_batch(&ys, &cfg).expect("join");
-    let got: Vec<f64> = y.data.iter().map(|&v| v as f64).collect();
-    let rel_l2 = host_tests::rel_l2(&got, &l.expected);
-    let scheme = ldp_quant::int8::describe_blob(&m);
     Row {
         case: case.clone(),
-        rel_l2,
-        seconds,
-        scheme,
+        rel_l2: e.rel_l2,
+        // As printed before: loading the case (redrawing weights and inputs) plus quantizing.
+        seconds: load_s + e.quantize_s,
+        scheme: e.scheme,
     }
 }
 
