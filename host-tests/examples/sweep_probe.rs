@@ -1,7 +1,7 @@
 //! Quantizes one sweep case with the given options and prints its held-out error
 //! (a tool for studying the int8 defaults on the tuning half; reports go in docs/ACCURACY.md).
 //!
-//! `cargo run --release -p host-tests --example sweep_probe -- CASE [mse|minmax|percentile] [auto|on|off] [per-tensor|per-channel] [auto|int8|int16]`
+//! `cargo run --release -p host-tests --example sweep_probe -- CASE [mse|minmax|percentile] [auto|on|off] [auto|per-tensor|per-channel|int16] [auto|int8|int16]`
 
 use host_tests::sweep;
 use ldp_quant::int8::InputQuant;
@@ -30,10 +30,11 @@ fn main() {
         };
     }
     if let Some(m) = a.get(3) {
-        o.input_quant = if m == "per-channel" {
-            InputQuant::PerChannel
-        } else {
-            InputQuant::PerTensor
+        o.input_quant = match m.as_str() {
+            "per-channel" => InputQuant::PerChannel,
+            "per-tensor" => InputQuant::PerTensor,
+            "int16" => InputQuant::Int16,
+            _ => InputQuant::Auto,
         };
     }
     if let Some(m) = a.get(4) {

@@ -176,7 +176,7 @@ struct ConvertArgs {
     calib_method: CalibMethod,
     /// int8 input quantization: one scale for the whole tensor (TFLite) or one per input channel
     /// (folded into the first layer; for inputs with outlier channels).
-    #[arg(long, value_enum, default_value_t = crate::int8::InputQuant::PerTensor)]
+    #[arg(long, value_enum, default_value_t = crate::int8::InputQuant::Auto)]
     input_quant: crate::int8::InputQuant,
     /// int8: after picking each activation's range on its own, search wider and narrower ranges
     /// that lower the int8 model's output error on the calibration set (kept only when both

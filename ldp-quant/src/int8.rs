@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context};
 use ldp_core::arch::mobilevlm_v2::POOL;
-use ldp_core::blob::specs::{specs_flags, FLAG_ACT16, FLAG_PER_CHANNEL_INPUT};
+use ldp_core::blob::specs::{specs_flags, FLAG_ACT16, FLAG_INPUT16, FLAG_PER_CHANNEL_INPUT};
 use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
 use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
@@ -28,15 +28,40 @@ use crate::quantize::{Activations, CalibMethod, Int8Options, RangeSearch};
 /// How the model input is quantized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum InputQuant {
-    /// One scale and zero point for the whole input (plain TFLite). The default: on the golden
-    /// set it measures as well as per-channel on normal inputs and keeps blobs smaller.
+    /// Chosen from the calibration data (the default): `int16` for `ldp` and MobileVLM V1 when
+    /// the calibration inputs are heavy-tailed (peak/RMS above [`HEAVY_CREST`]), else
+    /// `per-tensor`. (V2 with heavy-tailed inputs gets 16-bit activations throughout instead.)
     #[default]
+    Auto,
+    /// One scale and zero point for the whole input (plain TFLite). On the golden set it
+    /// measures as well as per-channel on normal inputs and keeps blobs smaller.
     PerTensor,
     /// One scale and zero point per input channel, folded into the first layer's weights
     /// (for inputs with outlier channels; costs 5 bytes per input channel, plus 2 per skip
     /// channel for `ldp` with `c_in == c_out`).
     PerChannel,
+    /// 16 bits per value, one scale, zero point 0 (`ldp` and MobileVLM V1): the first
+    /// pointwise conv (and the `ldp` skip resize) reads the 16-bit input, the rest of the graph
+    /// is int8. Costs one more byte per input value of RAM; the blob is the same size. For
+    /// heavy-tailed inputs, where an int8 input either clips the next input's extremes or
+    /// loses the ordinary channels in its steps.
+    Int16,
 }
+
+impl InputQuant {
+    /// The CLI spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            InputQuant::Auto => "auto",
+            InputQuant::PerTensor => "per-tensor",
+            InputQuant::PerChannel => "per-channel",
+            InputQuant::Int16 => "int16",
+        }
+    }
+}
+
+/// Headroom of a 16-bit model input over the calibrated absolute maximum.
+const INPUT16_HEADROOM: f64 = 4.0;
 
 // ---------------------------------------------------------------------------------------------
 // The instrumented f32 graphs.
@@ -348,6 +373,8 @@ pub fn describe_blob(m: &ldp_core::Model<'_>) -> String {
         if f & FLAG_ACT16 != 0 { "act16" } else { "act8" },
         if f & FLAG_PER_CHANNEL_INPUT != 0 {
             "per-channel"
+        } else if f & FLAG_INPUT16 != 0 {
+            "int16"
         } else {
             "per-tensor"
         }
@@ -563,6 +590,19 @@ impl Ranges {
         let amax = o.min.abs().max(o.max.abs()) as f64;
         Ok(QP {
             scale: (2.0 * amax / 32767.0).max(MIN_SCALE16) as f32,
+            zero: 0,
+        })
+    }
+    /// The quantization of a 16-bit model input saturated at `limit`: zero point 0,
+    /// [`INPUT16_HEADROOM`] times the calibrated absolute maximum at `limit`.
+    pub(crate) fn qp_input16(&self, name: &str, limit: i32) -> anyhow::Result<QP> {
+        let o = self
+            .obs
+            .get(name)
+            .with_context(|| format!("internal: no range for `{name}`"))?;
+        let amax = o.min.abs().max(o.max.abs()) as f64;
+        Ok(QP {
+            scale: (INPUT16_HEADROOM * amax / limit.max(1) as f64).max(1e-30) as f32,
             zero: 0,
         })
     }
@@ -934,6 +974,12 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         bail!("int8 needs calibration inputs: pass --calib C.npy with a batch of typical inputs");
     }
     let crest = crest_factor(calib);
+    if opts.input_quant == InputQuant::Int16 && matches!(m.config(), ModelConfig::MobileVlmV2(_)) {
+        bail!(
+            "--input-quant int16 exists for ldp and mobilevlm-v1; for mobilevlm-v2 use \
+             --activations int16 (16-bit activations throughout)"
+        );
+    }
     if use_a16(m, calib, opts)? {
         eprintln!(
             "int8 scheme: 16-bit activations with int8 weights ({}), per-tensor input, \
@@ -948,30 +994,46 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         let r = calibrate(m, calib, CalibMethod::Minmax)?;
         return quantize_v2_a16(m, &r);
     }
+    let heavy = crest > HEAVY_CREST;
+    let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));
+    let (input_quant, input_why) = match opts.input_quant {
+        InputQuant::Auto if heavy && !v2 => (
+            InputQuant::Int16,
+            format!(
+                "chosen: calibration inputs heavy-tailed (peak/RMS {crest:.1} > {HEAVY_CREST}); \
+                 costs one byte of RAM per input value"
+            ),
+        ),
+        InputQuant::Auto => (
+            InputQuant::PerTensor,
+            format!("chosen: calibration inputs peak/RMS {crest:.1} <= {HEAVY_CREST}"),
+        ),
+        q => (q, format!("--input-quant {}", q.name())),
+    };
     let why = match (opts.activations, m.config()) {
         (Activations::Int8, _) => "--activations int8".to_string(),
         (_, ModelConfig::MobileVlmV2(_)) => {
             format!("calibration inputs peak/RMS {crest:.1} <= {HEAVY_CREST}")
         }
-        _ if crest > HEAVY_CREST => format!(
+        _ if heavy && input_quant == InputQuant::Int16 => format!(
+            "calibration inputs heavy-tailed (peak/RMS {crest:.1}); 16-bit activations \
+             throughout exist for mobilevlm-v2 only, the input is 16-bit"
+        ),
+        _ if heavy => format!(
             "calibration inputs heavy-tailed (peak/RMS {crest:.1}), but 16-bit activations \
              exist for mobilevlm-v2 only: expect a larger error (docs/ACCURACY.md)"
         ),
         _ => format!("calibration inputs peak/RMS {crest:.1} <= {HEAVY_CREST}"),
     };
     eprintln!(
-        "int8 scheme: int8 activations ({why}), {} input{}, {} ranges",
-        match opts.input_quant {
-            InputQuant::PerTensor => "per-tensor",
-            InputQuant::PerChannel => "per-channel",
-        },
-        if opts.input_quant == InputQuant::default() {
-            " (the default: per-channel measured worse on the heavy-tailed sweep cases)"
-        } else {
-            ""
-        },
+        "int8 scheme: int8 activations ({why}), {} input ({input_why}), {} ranges",
+        input_quant.name(),
         opts.calib_method.name()
     );
+    let opts = &Int8Options {
+        input_quant,
+        ..*opts
+    };
     let mut r = calibrate(m, calib, opts.calib_method)?;
     refine(m, calib, &mut r, opts)?;
     quantize_with(m, &r, opts)
@@ -1270,6 +1332,8 @@ fn refine(
         .into_iter()
         .map(|(n, _)| n)
         .filter(|n| r.obs.contains_key(n) && !WIDE.contains(n))
+        // A 16-bit input's range is fixed (headroom over the calibrated maximum).
+        .filter(|n| !(*n == "x" && opts.input_quant == InputQuant::Int16))
         .collect();
     let want: Vec<Vec<f32>> = calib
         .samples
@@ -1488,8 +1552,14 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     let cfg = m.config();
     let (c_in, co) = cfg.channels();
     let per_ch = opts.input_quant == InputQuant::PerChannel && c_in > 1;
+    let x16 = opts.input_quant == InputQuant::Int16;
+    if x16 && matches!(cfg, ModelConfig::MobileVlmV2(_)) {
+        bail!("internal: a 16-bit input on a V2 model");
+    }
     let xq: Vec<QP> = if per_ch {
         r.qp_per_channel("x")?
+    } else if x16 {
+        vec![r.qp_input16("x", ldp_core::quant::input16_limit(c_in))?]
     } else {
         vec![r.qp("x")?]
     };
@@ -1535,6 +1605,10 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             ] {
                 o.act(i, v);
             }
+            // A 16-bit input's first conv keeps its biases within ±2^29 (bias shift ≤ 14).
+            if x16 {
+                o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
+            }
             o.conv(
                 "pointwise1",
                 conv(
@@ -1549,6 +1623,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 ),
                 L::PW1_SHIFT,
             );
+            o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
             o.t.insert("gelu1.lut".into(), i8b(&lut(gelu64, p, a)));
             // Skip: resize of x (per-channel or per-tensor) or of a, requantized to r.
             let src: Vec<f32> = if c.c_in == co {
@@ -1642,6 +1717,10 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             o.act(V1::Z_H1P, h1p);
             o.act(V1::Z_H1, h1);
             o.act(V1::Z_Z, z);
+            // A 16-bit input's first conv keeps its biases within ±2^29 (bias shift ≤ 14).
+            if x16 {
+                o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
+            }
             o.conv(
                 "mlp.1",
                 conv(
@@ -1656,6 +1735,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
                 ),
                 V1::FC1_SHIFT,
             );
+            o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
             o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
             o.conv(
                 "mlp.3",
@@ -1699,7 +1779,13 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             o.problems.join(", ")
         );
     }
-    let flags = if per_ch { FLAG_PER_CHANNEL_INPUT } else { 0 };
+    let flags = if per_ch {
+        FLAG_PER_CHANNEL_INPUT
+    } else if x16 {
+        FLAG_INPUT16
+    } else {
+        0
+    };
     o.assemble(&cfg, flags)
 }
 

@@ -6,7 +6,8 @@ use super::format::{
     rd_u32, Arch, DType, ElemType, Header, TensorEntry, ALIGN, ENTRY_LEN, HEADER_LEN, MAX_DIM,
 };
 use super::specs::{
-    elem_type, resolve_flags, specs_flags, TensorSpec, FLAG_ACT16, FLAG_PER_CHANNEL_INPUT,
+    elem_type, resolve_flags, specs_flags, TensorSpec, FLAG_ACT16, FLAG_INPUT16,
+    FLAG_PER_CHANNEL_INPUT,
 };
 use super::{crc::crc32, BlobError};
 use crate::arch::{
@@ -205,7 +206,7 @@ impl<'a> Model<'a> {
         if stored != computed {
             return Err(BlobError::BadCrc { stored, computed });
         }
-        if header.flags & !(FLAG_PER_CHANNEL_INPUT | FLAG_ACT16) != 0
+        if header.flags & !(FLAG_PER_CHANNEL_INPUT | FLAG_ACT16 | FLAG_INPUT16) != 0
             || (header.flags != 0 && header.dtype != DType::Int8)
         {
             return Err(BlobError::BadHeader("unknown flags"));
@@ -215,6 +216,13 @@ impl<'a> Model<'a> {
         {
             return Err(BlobError::BadHeader(
                 "16-bit activations (flag bit 1) exist for MobileVLM V2 with a per-tensor input only",
+            ));
+        }
+        if header.flags & FLAG_INPUT16 != 0
+            && (header.arch == Arch::MobileVlmV2 || header.flags != FLAG_INPUT16)
+        {
+            return Err(BlobError::BadHeader(
+                "a 16-bit input (flag bit 2) exists for ldp and MobileVLM V1, with no other flag",
             ));
         }
         let config = config_of(&header)?;
@@ -418,6 +426,9 @@ impl<'a> Model<'a> {
             DType::F16 => self.config.float_scratch_len() * 2,
             DType::Int8 if self.header.flags & FLAG_ACT16 != 0 => {
                 crate::quant::a16::scratch_bytes(&self.config)
+            }
+            DType::Int8 if self.header.flags & FLAG_INPUT16 != 0 => {
+                crate::quant::scratch_bytes_x16(&self.config)
             }
             DType::Int8 => crate::quant::scratch_bytes(&self.config),
         }

@@ -27,7 +27,9 @@
 
 use super::fixed::requant;
 use super::graph::{idx, split16, trace, Params};
-use super::kernels::{check_dw, check_pw, depthwise_sums, pointwise_sums, pool_means, AddQ, ConvQ};
+use super::kernels::{
+    check_dw, check_pw, depthwise_sums, finish, pointwise_sums, pool_means, AddQ, ConvQ,
+};
 use super::specs::v2_meta as V2;
 use crate::arch::mobilevlm_v2::POOL;
 use crate::blob::{Model, ModelConfig};
@@ -141,10 +143,28 @@ pub fn pointwise16(
     if super::x86_a16::pointwise16(x, c_in, q, c_out, y, pixels) {
         return Ok(());
     }
+    pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {
+        y[i] = out16(acc, o, q)
+    });
+    Ok(())
+}
+
+/// The portable tiled loop of the 16-bit-input pointwise convs: 4 output channels per pass over
+/// a pixel's inputs; `emit(index, o, acc)` with `acc = bias_at(o) + Σ x·w` (wrapping, exact in
+/// any order) and `index = p·c_out + o`. Shapes validated by the caller.
+#[inline(always)]
+fn pointwise16_tiled(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    pixels: usize,
+    mut emit: impl FnMut(usize, usize, i32),
+) {
     let o4 = c_out / 4 * 4;
     for p in 0..pixels {
         let xr = &x[p * c_in..(p + 1) * c_in];
-        let yr = &mut y[p * c_out..(p + 1) * c_out];
+        let base = p * c_out;
         let mut o = 0;
         while o < o4 {
             let w = &q.weight[o * c_in..(o + 4) * c_in];
@@ -160,7 +180,7 @@ pub fn pointwise16(
                 a3 = a3.wrapping_add(xv * w3[i] as i32);
             }
             for (k, a) in [a0, a1, a2, a3].into_iter().enumerate() {
-                yr[o + k] = out16(q.bias_at(o + k).wrapping_add(a), o + k, q);
+                emit(base + o + k, o + k, q.bias_at(o + k).wrapping_add(a));
             }
             o += 4;
         }
@@ -170,10 +190,62 @@ pub fn pointwise16(
             for i in 0..c_in {
                 a = a.wrapping_add(xr[i] as i32 * w[i] as i32);
             }
-            yr[o] = out16(q.bias_at(o).wrapping_add(a), o, q);
+            emit(base + o, o, q.bias_at(o).wrapping_add(a));
         }
     }
+}
+
+/// Reference pointwise conv of a 16-bit model input ([`crate::blob::specs::FLAG_INPUT16`],
+/// zero point 0) to an int8 activation: `y = T[sat8(z_out + round(acc · mult / 2^shift))]`
+/// with the optional table `T`, exactly the int8 conv's output stage.
+pub fn pointwise_in16_reference(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let pixels = check_pw(x, c_in, q, c_out, y)?;
+    pointwise_sums(x, c_in, q, c_out, pixels, |p, o, acc| {
+        y[p * c_out + o] = finish(acc, o, q)
+    });
     Ok(())
+}
+
+/// [`pointwise_in16_reference`] through the portable tiled loop (4 outputs per pass; no ISA
+/// kernel yet). Bit-identical to the reference.
+pub fn pointwise_in16(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let pixels = check_pw(x, c_in, q, c_out, y)?;
+    pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {
+        y[i] = finish(acc, o, q)
+    });
+    Ok(())
+}
+
+/// Bilinear resize of a 16-bit model input (zero point 0) to an int8 activation, the skip of an
+/// `ldp` blob with a 16-bit input: `y = sat8(z_out + round(Σ w_k·x_k · mult[c] / 2^(20 +
+/// shift)))`, the arithmetic of [`super::kernels::resize_bilinear_reference`] (`i64`: the
+/// sums stay below `2^52`).
+#[allow(clippy::too_many_arguments)]
+pub fn resize_bilinear_in16(
+    x: &[i16],
+    h: usize,
+    w: usize,
+    c: usize,
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    ho: usize,
+    wo: usize,
+) -> Result<(), Error> {
+    super::kernels::resize_sums(x, (h, w, c), &[0], mult, shift, out_zero, y, (ho, wo))
 }
 
 /// Depthwise 3×3 conv (padding 1, stride 1 or 2), 16-bit activations × int8 weights (the int8

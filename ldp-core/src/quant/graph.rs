@@ -7,6 +7,7 @@ use super::kernels::{
 };
 use super::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use crate::arch::mobilevlm_v2::POOL;
+use crate::blob::specs::FLAG_INPUT16;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
 use crate::kernels::depthwise::DwShape;
@@ -67,6 +68,12 @@ pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
 /// Bytes of scratch the f32-boundary forward pass needs (int8 scratch + quantized input and output).
 pub const fn scratch_bytes(cfg: &ModelConfig) -> usize {
     scratch_bytes_i8(cfg) + r16(cfg.input_len()) + r16(cfg.output_len())
+}
+
+/// [`scratch_bytes`] for a blob with a 16-bit input ([`FLAG_INPUT16`]): the input takes two
+/// bytes per value.
+pub const fn scratch_bytes_x16(cfg: &ModelConfig) -> usize {
+    scratch_bytes_i8(cfg) + r16(2 * cfg.input_len()) + r16(cfg.output_len())
 }
 
 pub(crate) struct Params<'m, 'a> {
@@ -143,11 +150,16 @@ impl<'m, 'a> Params<'m, 'a> {
     }
 }
 
-/// The int8-boundary entry points refuse a blob with 16-bit activations.
+/// The int8-boundary entry points refuse a blob with 16-bit activations or a 16-bit input.
 fn int8_activations(m: &Model<'_>) -> Result<(), Error> {
     if super::a16::is_a16(m) {
         return Err(Error::Unsupported(
             "this int8 blob has 16-bit activations (quant::a16): use Model::forward or quant::a16::forward_i16",
+        ));
+    }
+    if is_x16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has a 16-bit input: use Model::forward or quant::forward_x16",
         ));
     }
     Ok(())
@@ -191,11 +203,71 @@ pub(crate) fn forward_i8(
     x: &[i8],
     y: &mut [i8],
     scratch: &mut [u8],
-    mut t: Trace<'_>,
+    t: Trace<'_>,
 ) -> Result<(), Error> {
     int8_activations(m)?;
+    forward_q(m, QInput::I8(x), y, scratch, t)
+}
+
+/// The integer forward pass of a blob with a 16-bit input ([`FLAG_INPUT16`]): `x` quantized by
+/// [`quantize_input16`], the rest as [`forward_i8`].
+pub(crate) fn forward_x16(
+    m: &Model<'_>,
+    x: &[i16],
+    y: &mut [i8],
+    scratch: &mut [u8],
+    t: Trace<'_>,
+) -> Result<(), Error> {
+    if !is_x16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has an int8 input: use quant::forward_i8",
+        ));
+    }
+    forward_q(m, QInput::I16(x), y, scratch, t)
+}
+
+/// The model input of the integer forward pass: int8, or 16-bit for a blob with
+/// [`FLAG_INPUT16`] (only the first pointwise conv, and the `ldp` skip when it resizes the
+/// input, read it).
+#[derive(Clone, Copy)]
+enum QInput<'x> {
+    I8(&'x [i8]),
+    I16(&'x [i16]),
+}
+
+impl QInput<'_> {
+    /// The first pointwise conv (int8 output, optional table).
+    fn pointwise(
+        &self,
+        c_in: usize,
+        q: &super::kernels::ConvQ<'_>,
+        c_out: usize,
+        y: &mut [i8],
+    ) -> Result<(), Error> {
+        match self {
+            QInput::I8(x) => pointwise(x, c_in, q, c_out, y),
+            QInput::I16(x) => super::a16::pointwise_in16(x, c_in, q, c_out, y),
+        }
+    }
+}
+
+/// Whether an int8 blob has a 16-bit input ([`FLAG_INPUT16`]).
+pub(crate) fn is_x16(m: &Model<'_>) -> bool {
+    m.header().flags & FLAG_INPUT16 != 0
+}
+
+fn forward_q(
+    m: &Model<'_>,
+    x: QInput<'_>,
+    y: &mut [i8],
+    scratch: &mut [u8],
+    mut t: Trace<'_>,
+) -> Result<(), Error> {
     let cfg = m.config();
-    crate::error::check_len("int8 input", x, cfg.input_len())?;
+    match x {
+        QInput::I8(x) => crate::error::check_len("int8 input", x, cfg.input_len())?,
+        QInput::I16(x) => crate::error::check_len("16-bit input", x, cfg.input_len())?,
+    }
     crate::error::check_len("int8 output", y, cfg.output_len())?;
     let need = scratch_bytes_i8(&cfg);
     if scratch.len() < need {
@@ -215,8 +287,7 @@ pub(crate) fn forward_i8(
             let (r, _) = split(rest, h2 * w2 * co);
             let (a, _) = split(mid, hw * co);
             let gelu1 = p.lut("gelu1.lut")?;
-            pointwise(
-                x,
+            x.pointwise(
                 c.c_in,
                 &p.conv("pointwise1", L::PW1_SHIFT, 0, p.z(L::Z_P), Some(gelu1))?,
                 co,
@@ -224,7 +295,20 @@ pub(crate) fn forward_i8(
             )?;
             trace(&mut t, "a", a, p.z(L::Z_A), p.s(L::Z_A));
             let mult = m.i16s(idx(m, "skip.mult", "")?)?;
-            if c.c_in == co {
+            if let (true, QInput::I16(x)) = (c.c_in == co, x) {
+                super::a16::resize_bilinear_in16(
+                    x,
+                    c.h,
+                    c.w,
+                    co,
+                    mult,
+                    p.z(L::SKIP_SHIFT),
+                    p.z(L::Z_R),
+                    r,
+                    h2,
+                    w2,
+                )?;
+            } else if let (true, QInput::I8(x)) = (c.c_in == co, x) {
                 let zin = m.i8s(idx(m, "input.zero", "")?)?;
                 resize_bilinear(
                     x,
@@ -357,8 +441,7 @@ pub(crate) fn forward_i8(
                 .and_then(|t| bytemuck::try_cast_slice_mut(t).ok())
                 .ok_or(Error::Misaligned { what: "scratch" })?;
             let gelu = p.lut("gelu.lut")?;
-            pointwise(
-                x,
+            x.pointwise(
                 c.c_in,
                 &p.conv("mlp.1", V1::FC1_SHIFT, 0, p.z(V1::Z_H1P), Some(gelu))?,
                 co,
@@ -434,6 +517,11 @@ pub(crate) fn forward_i8(
             let (a, rest) = split(scratch, nmax * co);
             let (b, _) = split(rest, nmax * co);
             let gelu = p.lut("gelu.lut")?;
+            let QInput::I8(x) = x else {
+                return Err(Error::Unsupported(
+                    "a 16-bit input exists for ldp and mobilevlm-v1 only",
+                ));
+            };
             pointwise(
                 x,
                 c.c_in,
@@ -666,9 +754,47 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
     super::kernels::quantize(x, c_in, scale, zero, xq)
 }
 
+/// Quantizes a channels-last f32 input to the 16-bit input of a [`FLAG_INPUT16`] blob:
+/// `sat(round(x / scale), input16_limit(c_in))`, zero point 0.
+pub(crate) fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
+    if !is_x16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has an int8 input: use quant::quantize_input",
+        ));
+    }
+    let scale = m.f32s(idx(m, "input.scale", "")?)?;
+    let &[s] = scale else {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    };
+    let (c_in, _) = m.config().channels();
+    crate::error::check_len("input", x, m.config().input_len())?;
+    super::a16::quantize16(x, s, input16_limit(c_in), xq)
+}
+
+/// The saturation of a 16-bit model input with `c_in` channels: the largest `Q ≤ 32767` with
+/// `c_in · 127 · Q ≤ 2^30`, so that the first conv's `i32` accumulator cannot overflow (biases
+/// stay within `±2^29`, bias shift at most 14).
+pub const fn input16_limit(c_in: usize) -> i32 {
+    let k = if c_in == 0 { 1 } else { c_in as i64 };
+    let q = super::a16::PRODUCT_BUDGET / (127 * k);
+    if q > super::a16::MAX16 as i64 {
+        super::a16::MAX16
+    } else if q < 1 {
+        1
+    } else {
+        q as i32
+    }
+}
+
 /// Dequantizes the int8 output: `(q − z)·s`.
 pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Result<(), Error> {
-    int8_activations(m)?;
+    if super::a16::is_a16(m) {
+        return Err(Error::Unsupported(
+            "this int8 blob has 16-bit activations (quant::a16): use quant::a16::dequantize_output16",
+        ));
+    }
     let p = Params::new(m)?;
     let zi = match m.config() {
         ModelConfig::Ldp(_) => L::Z_Y,

@@ -70,7 +70,7 @@ impl ConvQ<'_> {
 }
 
 #[inline(always)]
-fn finish<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
+pub(crate) fn finish<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {
     Y::finish(
         q.out_zero.wrapping_add(requant(acc, q.mult_at(o), q.shift)),
         q.lut,
@@ -707,8 +707,8 @@ pub fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
     (i0, i1, lambda)
 }
 
-pub(crate) fn check_resize(
-    x: &[i8],
+pub(crate) fn check_resize<X>(
+    x: &[X],
     (h, w, c): (usize, usize, usize),
     in_zero: &[i8],
     mult: &[i16],
@@ -775,6 +775,23 @@ pub fn resize_bilinear_reference(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
+    resize_sums(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo))
+}
+
+/// The reference resize loop over `i8` or `i16` inputs (checks included): per output value
+/// `sat8(z_out + round(Σ w_k·(x_k − z_in[c]) · mult[c] / 2^(20 + shift)))` in `i64`
+/// (`|x − z| < 2^16`, weights ≤ 2^20, `|mult| < 2^15`: below `2^53`, no overflow).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resize_sums<X: Copy + Into<i64>>(
+    x: &[X],
+    (h, w, c): (usize, usize, usize),
+    in_zero: &[i8],
+    mult: &[i16],
+    shift: i32,
+    out_zero: i32,
+    y: &mut [i8],
+    (ho, wo): (usize, usize),
+) -> Result<(), Error> {
     check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     for oy in 0..ho {
         let (y0, y1, ly) = taps_q10(oy, h, ho);
@@ -794,11 +811,10 @@ pub fn resize_bilinear_reference(
             for ch in 0..c {
                 let z = in_zero[if in_zero.len() == 1 { 0 } else { ch }] as i64;
                 let m = mult[if mult.len() == 1 { 0 } else { ch }] as i64;
-                // |x − z| < 2^8 (z is an i8), weights ≤ 2^20: no overflow.
-                let s = w00 * (x[p00 + ch] as i64 - z)
-                    + w01 * (x[p01 + ch] as i64 - z)
-                    + w10 * (x[p10 + ch] as i64 - z)
-                    + w11 * (x[p11 + ch] as i64 - z);
+                let s = w00 * (x[p00 + ch].into() - z)
+                    + w01 * (x[p01 + ch].into() - z)
+                    + w10 * (x[p10 + ch].into() - z)
+                    + w11 * (x[p11 + ch].into() - z);
                 let v = requant64(s.wrapping_mul(m), shift.saturating_add(20));
                 y[o + ch] = sat_i8(out_zero.wrapping_add(v as i32));
             }

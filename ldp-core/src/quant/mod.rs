@@ -51,7 +51,7 @@ mod x86_a16;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_ops;
 
-pub use graph::{scratch_bytes_i8, Trace};
+pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace};
 
 /// Whether this build runs the int8 pointwise and depthwise convolutions with the Arm DSP
 /// kernels (`quant::arm_dsp`: SMLAD/SXTB16, selected by `build.rs` for thumbv7em and
@@ -193,6 +193,28 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
         return Err(bad("an input scale is not finite and positive"));
     }
+    if graph::is_x16(m) {
+        // The 16-bit input's accumulator guarantee: `input16_limit` bounds the products, and
+        // the first conv's biases must stay within ±2^29 (bias shift at most 14).
+        let first = match m.config() {
+            ModelConfig::Ldp(_) => L::PW1_SHIFT,
+            ModelConfig::MobileVlmV1(_) => V1::FC1_SHIFT,
+            ModelConfig::MobileVlmV2(_) => return Err(bad("a 16-bit input on a V2 blob")),
+        };
+        let (_, bias_shift) = specs::conv_shifts(at(first)?);
+        if bias_shift > kernels::MAX_BIAS_SHIFT - 1 {
+            return Err(bad(
+                "the first conv of a 16-bit-input blob has a bias shift above 14",
+            ));
+        }
+        let zero = m
+            .find("input.zero", "")
+            .and_then(|i| m.i8s(i).ok())
+            .ok_or(bad("no input.zero"))?;
+        if zero != [0] {
+            return Err(bad("a 16-bit input's zero point is not 0"));
+        }
+    }
     Ok(())
 }
 
@@ -318,6 +340,23 @@ pub fn forward_f32_traced(
         return a16::forward_f32(m, input, output, scratch, trace);
     }
     let cfg = m.config();
+    if graph::is_x16(m) {
+        let need = graph::scratch_bytes_x16(&cfg);
+        if scratch.len() < need {
+            return Err(Error::ScratchTooSmall {
+                need,
+                have: scratch.len(),
+            });
+        }
+        let inner = graph::scratch_bytes_i8(&cfg);
+        let (work, rest) = scratch.split_at_mut(inner);
+        let (xq, yq) = rest.split_at_mut((2 * cfg.input_len()).div_ceil(16) * 16);
+        let (xq, _) = graph::split16(xq, cfg.input_len())?;
+        let yq: &mut [i8] = &mut bytemuck::cast_slice_mut(yq)[..cfg.output_len()];
+        graph::quantize_input16(m, input, xq)?;
+        graph::forward_x16(m, xq, yq, work, trace)?;
+        return graph::dequantize_output(m, yq, output);
+    }
     let need = graph::scratch_bytes(&cfg);
     if scratch.len() < need {
         return Err(Error::ScratchTooSmall {
@@ -356,6 +395,29 @@ pub fn forward_i8_traced(
     trace: Trace<'_>,
 ) -> Result<(), Error> {
     graph::forward_i8(m, input, output, scratch, trace)
+}
+
+/// The integer forward pass of a blob with a 16-bit input
+/// ([`crate::blob::specs::FLAG_INPUT16`]): input from [`quantize_input16`], int8 output.
+/// `scratch` needs [`scratch_bytes_i8`] bytes.
+pub fn forward_x16(
+    m: &Model<'_>,
+    input: &[i16],
+    output: &mut [i8],
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    graph::forward_x16(m, input, output, scratch, None)
+}
+
+/// Whether an int8 blob has a 16-bit input ([`crate::blob::specs::FLAG_INPUT16`]).
+pub fn is_x16(m: &Model<'_>) -> bool {
+    graph::is_x16(m)
+}
+
+/// Quantizes a channels-last f32 input to a [`crate::blob::specs::FLAG_INPUT16`] blob's
+/// 16-bit input.
+pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
+    graph::quantize_input16(m, x, xq)
 }
 
 /// Quantizes a channels-last f32 input as the model expects.

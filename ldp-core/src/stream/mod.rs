@@ -562,6 +562,11 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
             "streaming does not run 16-bit-activation blobs yet: use Model::forward (whole tensor)",
         ));
     }
+    if crate::quant::is_x16(m) {
+        return Err(Error::Unsupported(
+            "streaming does not run blobs with a 16-bit input yet: use Model::forward (whole tensor)",
+        ));
+    }
     match m.config() {
         ModelConfig::Ldp(_) => ldp_i8(m, strip, src, sink, scratch),
         ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
