@@ -699,6 +699,13 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
         );
         return None;
     }
+    if ldp_core::quant::is_x16(&model) {
+        println!(
+            "SKIP board={=str} arch={=str} dtype={=str} reason=16-bit input (the per-layer trace takes an int8 input)",
+            board, m.arch, m.dtype
+        );
+        return None;
+    }
     let cfg = model.config();
     let (n_in, n_out) = (cfg.input_len(), cfg.output_len());
     let (work, rest) = arena.split_at_mut(ldp_core::quant::scratch_bytes_i8(&cfg));

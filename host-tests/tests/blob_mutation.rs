@@ -108,7 +108,8 @@ fn blobs() -> Vec<Blob> {
             InputQuant::PerTensor,
             Activations::Int16,
             "16-bit activations",
-        )));
+        )))
+        .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "16-bit input")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
@@ -334,7 +335,7 @@ fn header_lies_with_valid_crc_are_rejected() {
             BlobError::BadHeader(_)
         ));
         let cur_flags = u16::from_le_bytes([orig[10], orig[11]]);
-        for flags in [0u16, 1, 2, 3, 0x8000, u16::MAX] {
+        for flags in [0u16, 1, 2, 3, 4, 5, 6, 0x8000, u16::MAX] {
             if flags == cur_flags {
                 continue;
             }
@@ -343,11 +344,12 @@ fn header_lies_with_valid_crc_are_rejected() {
             fix_crc(&mut m);
             let what = format!("{}: flags {flags:#x}", b.name);
             let e = expect_err(&m, &what);
-            // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) only.
+            // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) only, bit
+            // 2 (16-bit input) for the other int8 blobs, alone.
             let v2 = orig[8] == 3;
-            if b.int8 && (flags <= 1 || (v2 && flags == 2)) {
-                // Toggling the per-channel-input or the 16-bit-activation bit changes the
-                // expected tensor list and parameter shapes.
+            if b.int8 && (flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)) {
+                // Toggling the per-channel-input, 16-bit-activation or 16-bit-input bit
+                // changes the expected tensor list and parameter shapes.
                 assert!(
                     matches!(e, BlobError::ShapeMismatch { .. } | BlobError::BadTable(_)),
                     "{what}: {e:?}"

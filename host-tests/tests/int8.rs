@@ -79,6 +79,44 @@ proptest! {
     }
 
     #[test]
+    fn input16_pointwise_tiled_equals_reference(c_in in 1usize..=67, c_out in 1usize..=67, pixels in 1usize..=40,
+                                                shift in 8i32..=40, zo in -128i32..=127, with_lut in any::<bool>(), seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        let lim = ldp_core::quant::input16_limit(c_in);
+        let x: Vec<i16> = ints(pixels * c_in, seed, lim + 1).iter().map(|&v| v as i16).collect();
+        let w = bytes(c_in * c_out, seed ^ 1);
+        let bias = biases(c_out, seed ^ 2);
+        let mult = mults(c_out, seed ^ 3);
+        let lut = bytes(256, seed ^ 4);
+        let q = ConvQ { weight: &w, bias: &bias, bias_shift: 14, mult: &mult, shift, in_zero: 0, out_zero: zo, lut: if with_lut { Some(&lut) } else { None } };
+        let mut a = vec![0i8; pixels * c_out];
+        let mut b = vec![0i8; pixels * c_out];
+        a16::pointwise_in16_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        a16::pointwise_in16(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b);
+        // An input within int8 values gives the int8 conv's output, bit for bit.
+        let x8: Vec<i8> = x.iter().map(|&v| (v % 128) as i8).collect();
+        let x16: Vec<i16> = x8.iter().map(|&v| v as i16).collect();
+        qk::pointwise_reference(&x8, c_in, &q, c_out, &mut a).unwrap();
+        a16::pointwise_in16(&x16, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn input16_resize_equals_int8_resize_on_int8_values(c in 1usize..=19, h in 1usize..=9, w in 1usize..=9, ho in 1usize..=9, wo in 1usize..=9,
+                                                        shift in 0i32..=12, zo in -128i32..=127, per_ch in any::<bool>(), seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        let x8 = bytes(h * w * c, seed);
+        let x16: Vec<i16> = x8.iter().map(|&v| v as i16).collect();
+        let mult: Vec<i16> = ints(if per_ch { c } else { 1 }, seed ^ 1, 32768).iter().map(|&v| v as i16).collect();
+        let mut a = vec![0i8; ho * wo * c];
+        let mut b = vec![0i8; ho * wo * c];
+        qk::resize_bilinear_reference(&x8, h, w, c, &[0], &mult, shift, zo, &mut a, ho, wo).unwrap();
+        a16::resize_bilinear_in16(&x16, h, w, c, &mult, shift, zo, &mut b, ho, wo).unwrap();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
     fn int8_depthwise_tiled_equals_reference(c in 1usize..=67, h in 1usize..=19, w in 1usize..=19, stride in 1usize..=2,
                                              shift in 1i32..=30, bias_shift in 0u32..=3, zi in -128i32..=127, zo in -128i32..=127, seed in any::<u64>()) {
         let s = DwShape { h, w, c, stride };

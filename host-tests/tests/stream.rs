@@ -288,10 +288,13 @@ fn golden_cases_int8_identical_float_within_1e6() {
         let model = FloatModel::from_imported(imp, h, w).unwrap();
         let cfg = model.config();
         let calib = CalibSet::from_npy(&dir.join("calib.npy"), &cfg).unwrap();
-        // int8 activations on every case (`auto` gives the heavy-tailed V2 case 16-bit
-        // activations, which streaming refuses: `a16_blobs_are_refused_by_streaming`).
+        // int8 activations and an int8 input on every case (`auto` gives the heavy-tailed V2
+        // case 16-bit activations and the heavy-tailed `ldp`/V1 cases a 16-bit input, which
+        // streaming refuses: `a16_blobs_are_refused_by_streaming`,
+        // `x16_blobs_are_refused_by_streaming`).
         let opts = Int8Options {
             activations: Activations::Int8,
+            input_quant: ldp_quant::int8::InputQuant::PerTensor,
             ..Int8Options::default()
         };
         let int8 =
@@ -351,6 +354,84 @@ fn a16_blobs_are_refused_by_streaming() {
     let mut ws = scratch(m.scratch_bytes());
     m.forward(&x, &mut y, ws.as_mut_bytes()).unwrap();
     assert!(y.iter().all(|v| v.is_finite()));
+}
+
+/// `ldp` and V1 blobs with a 16-bit input are refused by the streaming executor and by the
+/// int8-input entry points with `Error::Unsupported`; `Model::forward` runs them, and equals
+/// the public 16-bit-input pieces (`quantize_input16`, `forward_x16`, `dequantize_output`).
+#[test]
+fn x16_blobs_are_refused_by_streaming() {
+    let cfgs = [
+        ModelConfig::MobileVlmV1(V1Config::new(8, 16, 6)),
+        ModelConfig::Ldp(LdpConfig {
+            c_in: 8,
+            c_out: 8,
+            h: 6,
+            w: 5,
+        }),
+    ];
+    for cfg in cfgs {
+        let model = FloatModel::synthetic(cfg, 9);
+        let samples = (0..4)
+            .map(|i| randn(cfg.input_len(), 50 + i as u64, 1.0))
+            .collect();
+        let calib = CalibSet {
+            config: cfg,
+            samples,
+        };
+        let opts = Int8Options {
+            input_quant: ldp_quant::int8::InputQuant::Int16,
+            ..Int8Options::default()
+        };
+        let blob =
+            AlignedBytes::from_slice(&ldp_quant::int8::quantize(&model, &calib, &opts).unwrap());
+        let m = Model::parse(blob.as_bytes()).unwrap();
+        assert!(ldp_core::quant::is_x16(&m));
+        let x = randn(cfg.input_len(), 78, 1.0);
+        let xq = vec![0i8; cfg.input_len()];
+        let mut s = scratch(stream::scratch_bytes(&cfg, DType::Int8, 2));
+        let ((wi, wo), (c_in, c_out)) = (row_w(&cfg), cfg.channels());
+        let mut src = SliceSource::new(&xq, wi, c_in);
+        let mut out = vec![0i8; cfg.output_len()];
+        let mut sink = SliceSink::new(&mut out, wo, c_out);
+        let e = stream::forward_i8(&m, 2, &mut src, &mut sink, s.as_mut_bytes()).unwrap_err();
+        assert!(matches!(e, ldp_core::Error::Unsupported(_)), "{e:?}");
+        let mut q = vec![0i8; cfg.input_len()];
+        assert!(matches!(
+            ldp_core::quant::quantize_input(&m, &x, &mut q),
+            Err(ldp_core::Error::Unsupported(_))
+        ));
+        let mut ws = scratch(m.scratch_bytes());
+        let mut yq = vec![0i8; cfg.output_len()];
+        assert!(matches!(
+            ldp_core::quant::forward_i8(&m, &q, &mut yq, ws.as_mut_bytes()),
+            Err(ldp_core::Error::Unsupported(_))
+        ));
+        // The whole-tensor pass runs it, and equals the 16-bit-input pieces.
+        let mut y = vec![0f32; cfg.output_len()];
+        m.forward(&x, &mut y, ws.as_mut_bytes()).unwrap();
+        let mut x16 = vec![0i16; cfg.input_len()];
+        ldp_core::quant::quantize_input16(&m, &x, &mut x16).unwrap();
+        ldp_core::quant::forward_x16(&m, &x16, &mut yq, ws.as_mut_bytes()).unwrap();
+        let mut y2 = vec![0f32; cfg.output_len()];
+        ldp_core::quant::dequantize_output(&m, &yq, &mut y2).unwrap();
+        assert_eq!(y, y2);
+        // And it is close to the f32 model (a generous sanity bound on a synthetic model; the
+        // accuracy bounds are asserted on the golden and sweep cases).
+        let want = model.forward(&x).unwrap();
+        let num: f64 = y
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum();
+        let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+        assert!(
+            (num / den).sqrt() < 0.2,
+            "{:?}: rel {}",
+            cfg,
+            (num / den).sqrt()
+        );
+    }
 }
 
 fn ints(r: &mut Rng, n: usize, range: i32) -> Vec<i32> {

@@ -518,14 +518,30 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     let meta = model.i32s(model.find("quant.meta", "")?).ok()?;
     let scales = model.f32s(model.find("quant.scales", "")?).ok()?;
     let in_scale = model.f32s(model.find("input.scale", "")?).ok()?;
-    let in_zero = model.i8s(model.find("input.zero", "")?).ok()?;
+    let x16 = ldp_core::quant::is_x16(model);
+    let in_zero = if x16 {
+        &[0i8][..]
+    } else {
+        model.i8s(model.find("input.zero", "")?).ok()?
+    };
     let a16 = ldp_core::quant::a16::is_a16(model);
     let mut s = String::from(if a16 {
         "quantization parameters (int8 weights, 16-bit symmetric activations: TFLite's 16x8 mode; real = scale * q):\n"
     } else {
         "quantization parameters (int8, TFLite scheme; real = scale * (q - zero)):\n"
     });
-    if in_scale.len() == 1 {
+    if x16 {
+        let limit = model
+            .i32s(model.find("input.limit", "")?)
+            .ok()?
+            .first()
+            .copied()?;
+        s.push_str(&format!(
+            "  input: 16-bit, per tensor, scale {:.6e}, zero 0, saturated at +-{limit} \
+             (the first conv reads it; the rest is int8)\n",
+            in_scale.first().copied()?
+        ));
+    } else if in_scale.len() == 1 {
         s.push_str(&format!(
             "  input: per tensor, scale {:.6e}, zero {}\n",
             in_scale[0], in_zero[0]
@@ -672,6 +688,11 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         s.push_str(
             "streaming: not available for 16-bit-activation blobs yet (whole-tensor only; \
              convert with --activations int8 to stream)\n",
+        );
+    } else if ldp_core::quant::is_x16(&model) {
+        s.push_str(
+            "streaming: not available for blobs with a 16-bit input yet (whole-tensor only; \
+             convert with --input-quant per-tensor to stream)\n",
         );
     } else {
         s.push_str(&streaming_ram_section(&config, model.dtype()));

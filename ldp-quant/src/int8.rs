@@ -1572,10 +1572,17 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     };
     let mut o = Out::new(meta_len);
     o.t.insert("input.scale".into(), f32b(&xs));
-    o.t.insert(
-        "input.zero".into(),
-        xz.iter().map(|&z| z as i8 as u8).collect(),
-    );
+    if x16 {
+        o.t.insert(
+            "input.limit".into(),
+            i32b(&[ldp_core::quant::input16_limit(c_in)]),
+        );
+    } else {
+        o.t.insert(
+            "input.zero".into(),
+            xz.iter().map(|&z| z as i8 as u8).collect(),
+        );
+    }
     let w = |n: &str| t(m, n);
     match cfg {
         ModelConfig::Ldp(c) => {

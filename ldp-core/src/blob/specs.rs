@@ -159,6 +159,13 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
         return crate::quant::specs::V2_A16;
     }
+    if flags & FLAG_INPUT16 != 0 && dtype == DType::Int8 {
+        match arch {
+            Arch::Ldp => return crate::quant::specs::LDP_INT8_X16,
+            Arch::MobileVlmV1 => return crate::quant::specs::V1_INT8_X16,
+            Arch::MobileVlmV2 => {}
+        }
+    }
     match (arch, dtype) {
         (Arch::Ldp, DType::F32 | DType::F16) => LDP_FLOAT,
         (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,

@@ -768,9 +768,16 @@ pub(crate) fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Resu
             "int8 blob has malformed input quantization",
         ));
     };
-    let (c_in, _) = m.config().channels();
+    let limit = match m.i32s(idx(m, "input.limit", "")?)? {
+        &[q] => q,
+        _ => {
+            return Err(Error::Unsupported(
+                "int8 blob has malformed input quantization",
+            ))
+        }
+    };
     crate::error::check_len("input", x, m.config().input_len())?;
-    super::a16::quantize16(x, s, input16_limit(c_in), xq)
+    super::a16::quantize16(x, s, limit, xq)
 }
 
 /// The saturation of a 16-bit model input with `c_in` channels: the largest `Q ≤ 32767` with

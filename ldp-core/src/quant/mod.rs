@@ -194,8 +194,9 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         return Err(bad("an input scale is not finite and positive"));
     }
     if graph::is_x16(m) {
-        // The 16-bit input's accumulator guarantee: `input16_limit` bounds the products, and
-        // the first conv's biases must stay within ±2^29 (bias shift at most 14).
+        // The 16-bit input's accumulator guarantee: the saturation (`input.limit`, at most
+        // `input16_limit`) bounds the products, and the first conv's biases stay within ±2^29
+        // (bias shift at most 14).
         let first = match m.config() {
             ModelConfig::Ldp(_) => L::PW1_SHIFT,
             ModelConfig::MobileVlmV1(_) => V1::FC1_SHIFT,
@@ -207,12 +208,15 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
                 "the first conv of a 16-bit-input blob has a bias shift above 14",
             ));
         }
-        let zero = m
-            .find("input.zero", "")
-            .and_then(|i| m.i8s(i).ok())
-            .ok_or(bad("no input.zero"))?;
-        if zero != [0] {
-            return Err(bad("a 16-bit input's zero point is not 0"));
+        let limit = m
+            .find("input.limit", "")
+            .and_then(|i| m.i32s(i).ok())
+            .ok_or(bad("no input.limit"))?;
+        let (c_in, _) = m.config().channels();
+        if limit.len() != 1 || !(1..=graph::input16_limit(c_in)).contains(&limit[0]) {
+            return Err(bad(
+                "a 16-bit input's saturation is outside 1..=input16_limit(c_in)",
+            ));
         }
     }
     Ok(())

@@ -317,6 +317,34 @@ pub const V2_A16: &[TensorSpec] = &{
     out
 };
 
+/// The tensor list of an int8 blob with a 16-bit input ([`crate::blob::specs::FLAG_INPUT16`]):
+/// `base` with its `input.zero` (entry 1) replaced by `input.limit`, one `i32`: the input's
+/// saturation (at most [`crate::quant::input16_limit`]; the zero point is 0). The lists differ
+/// in a name and a type, so a flipped flag bit cannot pass for the other layout.
+const fn with_input16<const N: usize>(base: &[TensorSpec]) -> [TensorSpec; N] {
+    let mut out = [base[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = base[i];
+        i += 1;
+    }
+    let name = out[1].name.as_bytes();
+    let want = b"input.zero";
+    assert!(name.len() == want.len());
+    let mut k = 0;
+    while k < want.len() {
+        assert!(name[k] == want[k]);
+        k += 1;
+    }
+    out[1] = t("input.limit", I32, &[Lit(1)]);
+    out
+}
+
+/// int8 tensors of `ldp` with a 16-bit input ([`with_input16`]).
+pub const LDP_INT8_X16: &[TensorSpec] = &with_input16::<{ LDP_INT8.len() }>(LDP_INT8);
+/// int8 tensors of `mobilevlm-v1` with a 16-bit input ([`with_input16`]).
+pub const V1_INT8_X16: &[TensorSpec] = &with_input16::<{ V1_INT8.len() }>(V1_INT8);
+
 /// Names of the `quant.meta` entries of `ldp`, by index (`Z_*` are zero points; their
 /// scale is at the same index of `quant.scales`).
 pub const LDP_META_NAMES: [&str; ldp_meta::LEN] = [
