@@ -523,8 +523,15 @@ fn conv_shift_words_are_range_checked() {
         let (_, entry, data) = model.tensor(meta).unwrap();
         let at = |i: usize| entry.offset as usize + 4 * i;
         let word = |i: usize| i32::from_le_bytes(data[4 * i..4 * i + 4].try_into().unwrap());
-        let max_bias_shift = if a16 { 14 } else { 15 };
+        // A 16-bit input's first conv keeps its biases within ±2^29 as well.
+        let first = match model.arch() {
+            ldp_core::Arch::Ldp => ldp_core::quant::specs::ldp_meta::PW1_SHIFT,
+            ldp_core::Arch::MobileVlmV1 => ldp_core::quant::specs::v1_meta::FC1_SHIFT,
+            ldp_core::Arch::MobileVlmV2 => usize::MAX,
+        };
+        let x16 = ldp_core::quant::is_x16(&model);
         for &i in ldp_core::quant::conv_shift_indices(model.arch()) {
+            let max_bias_shift = if a16 || (x16 && i == first) { 14 } else { 15 };
             let (shift, _) = conv_shifts(word(i));
             let with = |w: i32| {
                 let mut m = b.bytes.clone();

@@ -1072,7 +1072,8 @@ fn use_a16(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Resu
         Activations::Int16 => {
             if !v2 {
                 bail!(
-                    "--activations int16 exists for mobilevlm-v2 only (this model is {}); use --activations int8",
+                    "--activations int16 exists for mobilevlm-v2 only (this model is {}); use --activations int8, \
+                     and --input-quant int16 for a 16-bit input (heavy-tailed inputs)",
                     m.config().arch().name()
                 );
             }
