@@ -7,7 +7,8 @@
 //! (comma-separated), default `qemu-m4,qemu-m3,qemu-a53`.
 //!
 //! Every test uploads the ten bundled golden blobs (`firmware/data/default/`: ldp, MobileVLM V1
-//! and V2, each f32, f16 and int8, plus the V2 int8 blob with 16-bit activations) at run time,
+//! and V2, each f32, f16 and int8, plus the V2 int8 blob with 16-bit activations) and the
+//! heavy-tailed golden `ldp` and V1 cases quantized with an int8 and with a 16-bit input at run time,
 //! without a rebuild, and compares the device with the host's forward pass: int8 bit for bit,
 //! f32 within 1e-6 relative L2, f16 within 1e-3 (`device::float_bound`). Then the fault cases,
 //! each followed by a request that must still work.
@@ -85,6 +86,56 @@ fn cases() -> Vec<Case> {
     out
 }
 
+/// The heavy-tailed golden `ldp` and V1 cases quantized here twice, with an int8 input and with
+/// the 16-bit input `--input-quant auto` picks for them: both must be bit-identical to the host
+/// on the board, and the instruction counts side by side give the 16-bit input's cost.
+fn input16_cases() -> Vec<Case> {
+    use ldp_quant::int8::InputQuant;
+    use ldp_quant::quantize::Int8Options;
+    let mut out = Vec::new();
+    for name in ["ldp_c16_16x16_heavy", "v1_16to32_h12_heavy"] {
+        let dir = root().join("host-tests/golden").join(name);
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).expect("meta"))
+                .expect("meta.json");
+        let (h, w) = (
+            meta["h"].as_u64().expect("h") as usize,
+            meta["w"].as_u64().expect("w") as usize,
+        );
+        let imp = ldp_quant::import::import_file(&dir.join("weights.safetensors"), None, None)
+            .expect("import");
+        let model = ldp_quant::FloatModel::from_imported(imp, h, w).expect("model");
+        let cfg = model.config();
+        let calib =
+            ldp_quant::calib::CalibSet::from_npy(&dir.join("calib.npy"), &cfg).expect("calib");
+        let input = ldp_quant::npy::read_f32(&dir.join("input.npy")).expect("input");
+        let xs = ldp_quant::layout::split_batch(&input, &cfg, "input", false).expect("split");
+        for (iq, tag) in [
+            (InputQuant::PerTensor, "int8 input"),
+            (InputQuant::Int16, "16-bit input"),
+        ] {
+            let opts = Int8Options {
+                input_quant: iq,
+                ..Int8Options::default()
+            };
+            let blob = ldp_quant::int8::quantize(&model, &calib, &opts).expect("quantize");
+            let blob = AlignedBytes::from_slice(&blob);
+            let m = Model::parse(blob.as_bytes()).expect("parse");
+            assert_eq!(
+                ldp_core::quant::is_x16(&m),
+                iq == InputQuant::Int16,
+                "{name}"
+            );
+            out.push(Case {
+                name: format!("{name} ({tag})"),
+                blob,
+                input: xs[0].clone(),
+            });
+        }
+    }
+    out
+}
+
 fn host_forward(model: &Model<'_>, x: &[f32]) -> Vec<f32> {
     let mut scratch = AlignedBytes::zeroed(model.scratch_bytes());
     let mut y = vec![0f32; model.output_len()];
@@ -99,7 +150,7 @@ fn host_forward(model: &Model<'_>, x: &[f32]) -> Vec<f32> {
 fn golden(dev: &mut Device, board: &str) -> Vec<String> {
     let f16_arith = dev.hello().expect("hello").get("f16arith") == Some("yes");
     let mut lines = Vec::new();
-    for c in cases() {
+    for c in cases().into_iter().chain(input16_cases()) {
         let model = Model::parse(c.blob.as_bytes()).expect("parse");
         let up = dev.upload(c.blob.as_bytes()).expect("upload");
         assert_eq!(up.blob_bytes as usize, c.blob.len(), "{}", c.name);
