@@ -42,9 +42,9 @@ fn main() {
     if has_dsp && !portable {
         println!("cargo:rustc-cfg=ldp_arm_dsp");
         if target.starts_with("thumbv8m.main-") {
-            // The DSP `asm!` blocks need an assembler directive there (see quant/arm_dsp.rs).
+            // The DSP `asm!` blocks need an assembler directive there (see kernels/isa/arm_dsp.rs).
             println!("cargo:rustc-cfg=ldp_arm_v8m");
-            // Helium kernels (quant/mve.rs) only when asked for: not every v8-M core has MVE.
+            // Helium kernels (kernels/<op>/mve.rs) only when asked for: not every v8-M core has MVE.
             if env::var_os("CARGO_FEATURE_MVE").is_some() {
                 println!("cargo:rustc-cfg=ldp_arm_mve");
             }

@@ -2,8 +2,10 @@
 //! the family's top-level function, which picks the fast path for the target.
 
 pub mod activation;
+pub mod add;
 pub mod cpu;
 pub mod depthwise;
+pub(crate) mod isa;
 pub mod norm;
 pub mod pointwise;
 pub mod pool;

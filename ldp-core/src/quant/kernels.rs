@@ -138,7 +138,7 @@ impl Sealed for i8 {
             return true;
         }
         #[cfg(ldp_arm_dsp)]
-        if super::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::arm_dsp::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
@@ -183,7 +183,7 @@ impl Sealed for i16 {
             return true;
         }
         #[cfg(ldp_arm_dsp)]
-        if super::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
@@ -288,7 +288,7 @@ pub(crate) fn check_pw<X, Y: ConvOut>(
 }
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
-/// Cortex-M with the DSP extension the SMLAD kernel of `quant::arm_dsp`, on x86-64 with
+/// Cortex-M with the DSP extension the SMLAD kernel of `kernels::pointwise::arm_dsp`, on x86-64 with
 /// AVX-512 VNNI the kernel of [`super::vnni`] (shapes it takes), with AVX2 the kernels of
 /// `quant::x86`, on AArch64 those of `quant::neon`. With the `std` feature, large layers are
 /// split across [`crate::kernels::threads`] (same bits). Bit-identical to
@@ -508,7 +508,7 @@ pub(crate) fn depthwise_rows_i16_portable(
 }
 
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
-/// `quant::arm_dsp`, on x86-64 with AVX2 the kernel of `quant::x86_ops`.
+/// `kernels::depthwise::arm_dsp`, on x86-64 with AVX2 the kernel of `quant::x86_ops`.
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -521,7 +521,7 @@ pub fn depthwise(
         return Ok(());
     }
     #[cfg(ldp_arm_dsp)]
-    if super::arm_dsp::depthwise(s, x, q, y) {
+    if crate::kernels::depthwise::arm_dsp::depthwise(s, x, q, y) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
@@ -577,7 +577,7 @@ impl AddQ {
 pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     check_len("int8 add operand", b, a.len())?;
     #[cfg(ldp_arm_dsp)]
-    if super::arm_dsp::add_inplace(a, b, q) {
+    if crate::kernels::add::arm_dsp::add_inplace(a, b, q) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
@@ -750,7 +750,7 @@ pub fn resize_bilinear(
 ) -> Result<(), Error> {
     check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     #[cfg(ldp_arm_dsp)]
-    if super::arm_dsp::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
+    if crate::kernels::resize::arm_dsp::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
@@ -928,7 +928,7 @@ pub(crate) fn check_norm16(x: &[i16], c: usize, q: &NormQ<'_>, y: &[i8]) -> Resu
 pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_norm(buf, c, q)?;
     #[cfg(ldp_arm_dsp)]
-    if super::arm_dsp::layer_norm_inplace(buf, c, q) {
+    if crate::kernels::norm::arm_dsp::layer_norm_inplace(buf, c, q) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
@@ -996,7 +996,7 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_norm16(x, c, q, y)?;
     #[cfg(ldp_arm_dsp)]
-    if super::arm_dsp::layer_norm_i16(x, c, q, y) {
+    if crate::kernels::norm::arm_dsp::layer_norm_i16(x, c, q, y) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]

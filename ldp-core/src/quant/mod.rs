@@ -26,8 +26,6 @@
 //! Determinism: see [`fixed`] — the int8 forward pass gives the same bits on every target.
 
 pub mod a16;
-#[cfg(any(ldp_arm_dsp, test))]
-pub mod arm_dsp;
 pub mod depthwise_fast;
 pub mod fixed;
 pub mod graph;
@@ -54,7 +52,7 @@ pub mod x86_ops;
 pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace};
 
 /// Whether this build runs the int8 pointwise and depthwise convolutions with the Arm DSP
-/// kernels (`quant::arm_dsp`: SMLAD/SXTB16, selected by `build.rs` for thumbv7em and
+/// kernels (`kernels::<op>::arm_dsp`: SMLAD/SXTB16, selected by `build.rs` for thumbv7em and
 /// thumbv8m.main targets unless the feature `portable-int8` is on).
 pub const ARM_DSP_KERNELS: bool = cfg!(ldp_arm_dsp);
 

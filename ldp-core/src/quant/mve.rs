@@ -1,7 +1,7 @@
 //! int8 kernels with Helium (the M-profile Vector Extension, MVE) for the Cortex-M55 (and
 //! M85): pointwise and depthwise 3×3. Compiled in by the cargo feature `mve` on thumbv8m.main
 //! targets (cfg `ldp_arm_mve`, `build.rs`; the core must have MVE), used unless
-//! [`crate::kernels::cpu::set_mve`]`(false)` (then the DSP kernels of [`super::arm_dsp`] run,
+//! [`crate::kernels::cpu::set_mve`]`(false)` (then the DSP kernels of `kernels::<op>::arm_dsp` run,
 //! which is how one firmware compares both).
 //!
 //! **Pointwise tile.** 2 pixels × 3 output channels, six `i32` accumulators in general-purpose
@@ -10,7 +10,7 @@
 //! interleaved by 16 bytes in a stack buffer, all with post-increment) and 6 `VMLADAVA.S8` (16
 //! MACs each), in a low-overhead loop (`WLS`/`LE`): 12 instructions per 96 MACs. The pixel-pair
 //! loop, requantization included (the DSP kernels' `SMMULR`, or `SMMLA` + shift, exact, see
-//! `arm_dsp::Rq`), zero point, saturation and table, is one `asm!` block per tile.
+//! `kernels::isa::arm_dsp::Rq`), zero point, saturation and table, is one `asm!` block per tile.
 //!
 //! **Bit-identity.** `VMLADAVA.S8` adds the 16 exact `i8·i8` products to the accumulator modulo
 //! 2³², like the reference's `wrapping_add`: the same sum in another order. The pointwise input
@@ -22,7 +22,7 @@
 
 use core::arch::asm;
 
-use super::arm_dsp::{Rq, RqMode};
+use crate::kernels::isa::arm_dsp::{Rq, RqMode};
 use super::fixed::requant;
 use super::kernels::{ConvOut, ConvQ};
 use crate::kernels::depthwise::DwShape;

@@ -18,6 +18,9 @@
 //! The choice never depends on the pixel count, so splitting the pixels into chunks (as the
 //! streaming executor does) gives the same bits.
 
+#[cfg(any(ldp_arm_dsp, test))]
+pub(crate) mod arm_dsp;
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 #[cfg(target_arch = "aarch64")]

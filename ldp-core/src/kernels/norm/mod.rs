@@ -3,6 +3,9 @@
 //! `y = (x - mean) / sqrt(var + eps) · gamma + beta`, `eps = 1e-5`, as `nn.LayerNorm(C)`
 //! applied to channels-last data (and timm's `LayerNormAct2d(act_layer=None)`).
 
+#[cfg(any(ldp_arm_dsp, test))]
+pub(crate) mod arm_dsp;
+
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
 

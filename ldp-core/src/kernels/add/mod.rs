@@ -1,0 +1,6 @@
+//! Element-wise ADD of two int8 activations (TFLite's ADD: each operand rescaled, one rounding).
+//! The dispatch and the reference are `quant::kernels::add_inplace` / `add_reference`; the back
+//! ends live here.
+
+#[cfg(any(ldp_arm_dsp, test))]
+pub(crate) mod arm_dsp;

@@ -1,0 +1,5 @@
+//! Pieces an instruction-set back end shares across operations (the per-operation kernels live
+//! in `kernels/<op>/<isa>.rs`).
+
+#[cfg(any(ldp_arm_dsp, test))]
+pub(crate) mod arm_dsp;
