@@ -134,7 +134,7 @@ impl Sealed for i8 {
         pixels: usize,
     ) -> bool {
         #[cfg(ldp_arm_mve)]
-        if super::mve::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::mve::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(ldp_arm_dsp)]
@@ -179,7 +179,7 @@ impl Sealed for i16 {
         pixels: usize,
     ) -> bool {
         #[cfg(ldp_arm_mve)]
-        if super::mve::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::mve::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(ldp_arm_dsp)]
@@ -517,7 +517,7 @@ pub fn depthwise(
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
     #[cfg(ldp_arm_mve)]
-    if super::mve::depthwise(s, x, q, y) {
+    if crate::kernels::depthwise::mve::depthwise(s, x, q, y) {
         return Ok(());
     }
     #[cfg(ldp_arm_dsp)]

@@ -30,8 +30,6 @@ pub mod depthwise_fast;
 pub mod fixed;
 pub mod graph;
 pub mod kernels;
-#[cfg(ldp_arm_mve)]
-pub mod mve;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 #[cfg(target_arch = "aarch64")]
@@ -56,7 +54,7 @@ pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace};
 /// thumbv8m.main targets unless the feature `portable-int8` is on).
 pub const ARM_DSP_KERNELS: bool = cfg!(ldp_arm_dsp);
 
-/// Whether this build has the Helium (MVE) int8 pointwise kernel (`quant::mve`: the cargo
+/// Whether this build has the Helium (MVE) int8 pointwise kernel (`kernels::pointwise::mve`: the cargo
 /// feature `mve` on a thumbv8m.main target with the DSP kernels); it runs unless
 /// [`crate::kernels::cpu::set_mve`]`(false)`.
 pub const ARM_MVE_KERNELS: bool = cfg!(ldp_arm_mve);

@@ -12,6 +12,8 @@
 
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
+#[cfg(ldp_arm_mve)]
+pub(crate) mod mve;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 pub mod reference;
