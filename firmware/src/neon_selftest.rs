@@ -4,7 +4,7 @@
 //! tile, the 4-lane and 16-channel depthwise blocks, 1 and > 64), pixels 1..=361 (every
 //! remainder of the 8-pixel tile), grids 1..=19 including 1×1, both strides — in f32 and with
 //! f16 storage in the combinations the f16 models use. The int8 half is
-//! `perf::kernel_selftest`, which calls `ldp_core::quant::neon::pointwise_neon` on AArch64;
+//! `perf::kernel_selftest`, which calls `ldp_core::kernels::pointwise::neon::int8::pointwise_neon` on AArch64;
 //! this file adds the int8 pointwise convs with an `i16` output (`i16_pointwise`: the
 //! dispatching `ldp_core::quant::kernels::pointwise::<i16>`, i.e. the NEON kernel's `i16`
 //! store, against `pointwise_reference::<i16>`, bit for bit, with random shifts 1..=62, zero

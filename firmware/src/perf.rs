@@ -8,7 +8,7 @@
 //!   output; `ln16`: LayerNorms of `i16` inputs, with and without the interpolated table);
 //!   on AArch64 (`qemu-a53`) `SELFTEST board=… kernels=neon pointwise=N depthwise=N norm_add=N
 //!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N i16_pointwise=N
-//!   failures=N`: the int8 pointwise cases call the NEON kernel (`quant::neon::pointwise_neon`)
+//!   failures=N`: the int8 pointwise cases call the NEON kernel (`kernels::pointwise::neon::int8::pointwise_neon`)
 //!   directly, and `src/neon_selftest.rs` adds the f32/f16 NEON pointwise and depthwise kernels
 //!   (`f16_*`: cases with f16 storage) and the int8 pointwise convs with an `i16` output
 //!   (`i16_pointwise`). `failures` counts every case of the line.
@@ -136,7 +136,8 @@ fn fast_pointwise(
 ) -> Result<(), ldp_core::Error> {
     // SAFETY: every AArch64 target this firmware builds for (Cortex-A53, -A72) has NEON.
     #[cfg(target_arch = "aarch64")]
-    let r = unsafe { ldp_core::quant::neon::pointwise_neon(x, c_in, q, c_out, y) };
+    let r =
+        unsafe { ldp_core::kernels::pointwise::neon::int8::pointwise_neon(x, c_in, q, c_out, y) };
     #[cfg(not(target_arch = "aarch64"))]
     let r = ldp_core::quant::kernels::pointwise(x, c_in, q, c_out, y);
     r
@@ -228,8 +229,13 @@ fn kernel_selftest() -> bool {
         #[cfg(target_arch = "aarch64")]
         if ldp_core::kernels::cpu::dotprod() {
             b.y[..n].fill(0);
-            let ok = ldp_core::quant::sdot::pointwise_sdot(x, c_in, &q, c_out, &mut b.y[..n])
-                == Ok(true)
+            let ok = ldp_core::kernels::pointwise::neon::sdot::pointwise_sdot(
+                x,
+                c_in,
+                &q,
+                c_out,
+                &mut b.y[..n],
+            ) == Ok(true)
                 && same(&b.y, &b.y_ref, n);
             if !ok {
                 failures += 1;

@@ -78,7 +78,7 @@ fn bench_pointwise(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
-                pointwise::tiled::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y)
+                pointwise::portable::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y)
                     .unwrap()
             })
         });
@@ -189,7 +189,7 @@ fn bench_depthwise(c: &mut Criterion) {
         });
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
-                depthwise::tiled::depthwise3x3::<f32, f32, f32, f32>(
+                depthwise::portable::depthwise3x3::<f32, f32, f32, f32>(
                     s,
                     black_box(&x),
                     &wt,

@@ -129,7 +129,7 @@ fn float_pointwise() {
                 None,
                 &mut empty
             ));
-            err!(pointwise::tiled::pointwise(
+            err!(pointwise::portable::pointwise(
                 &x[..2],
                 ci,
                 &[0.0f32; 0],
@@ -215,7 +215,7 @@ fn float_pointwise() {
         None,
         &mut y
     ));
-    err!(pointwise::tiled::pointwise(
+    err!(pointwise::portable::pointwise(
         &x,
         0,
         &[1.0f32; 4],
@@ -255,7 +255,7 @@ fn float_depthwise() {
             None,
             &mut empty
         ));
-        err!(depthwise::tiled::depthwise3x3::<f32, f32, f32, f32>(
+        err!(depthwise::portable::depthwise3x3::<f32, f32, f32, f32>(
             s,
             &[],
             &[],
@@ -443,11 +443,23 @@ fn int8_pointwise() {
             {
                 // SAFETY: the CPU features were detected just above.
                 err!(unsafe {
-                    ldp_core::quant::x86::pointwise_avx2(&x[..4], ci, &q, co, &mut empty8)
+                    ldp_core::kernels::pointwise::x86::int8::pointwise_avx2(
+                        &x[..4],
+                        ci,
+                        &q,
+                        co,
+                        &mut empty8,
+                    )
                 });
                 // SAFETY: as above.
                 err!(unsafe {
-                    ldp_core::quant::x86::pointwise_i16_avx2(&x[..4], ci, &q, co, &mut empty16)
+                    ldp_core::kernels::pointwise::x86::int8::pointwise_i16_avx2(
+                        &x[..4],
+                        ci,
+                        &q,
+                        co,
+                        &mut empty16,
+                    )
                 });
             }
         }
@@ -546,10 +558,19 @@ fn int8_depthwise() {
             && std::is_x86_feature_detected!("f16c")
         {
             // SAFETY: the CPU features were detected just above.
-            err!(unsafe { ldp_core::quant::x86_ops::depthwise_avx2(s, &[], &q, &mut empty8) });
+            err!(unsafe {
+                ldp_core::kernels::depthwise::x86::int8::depthwise_avx2(s, &[], &q, &mut empty8)
+            });
             // SAFETY: as above.
             err!(unsafe {
-                ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &[], &q, 0, 1, &mut [])
+                ldp_core::kernels::depthwise::x86::int8::depthwise_rows_i16_avx2(
+                    s,
+                    &[],
+                    &q,
+                    0,
+                    1,
+                    &mut [],
+                )
             });
         }
         let rows = DwRows {
@@ -717,7 +738,7 @@ fn int8_elementwise_resize_pool_norm_se() {
             {
                 // SAFETY: the CPU features were detected just above.
                 err!(unsafe {
-                    ldp_core::quant::x86_ops::resize_bilinear_avx2(
+                    ldp_core::kernels::resize::x86::resize_bilinear_avx2(
                         &x,
                         h,
                         w,
@@ -876,7 +897,7 @@ fn small_valid_calls_succeed() {
     let (x, w, b) = (vals(px * ci), vals(co * ci), vals(co));
     let mut y = vec![0.0f32; px * co];
     pointwise::pointwise(&x, ci, &w, Some(&b), co, Some(Activation::Gelu), &mut y).unwrap();
-    pointwise::tiled::pointwise(&x, ci, &w, None, co, None, &mut y).unwrap();
+    pointwise::portable::pointwise(&x, ci, &w, None, co, None, &mut y).unwrap();
     let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
     let mut yh = vec![f16::ZERO; px * co];
     pointwise::pointwise(&xh, ci, &w, Some(&b), co, None, &mut yh).unwrap();
@@ -891,7 +912,7 @@ fn small_valid_calls_succeed() {
         let (xd, wd, bd, r) = (vals(5 * 4 * 9), vals(9 * 9), vals(9), vals(out));
         let mut yd = vec![0.0f32; out];
         depthwise::depthwise3x3(s, &xd, &wd, Some(&bd), Some(&r[..]), &mut yd).unwrap();
-        depthwise::tiled::depthwise3x3::<f32, f32, f32, f32>(s, &xd, &wd, None, None, &mut yd)
+        depthwise::portable::depthwise3x3::<f32, f32, f32, f32>(s, &xd, &wd, None, None, &mut yd)
             .unwrap();
         let (xq, wq, bq, mq) = (i8s(5 * 4 * 9), i8s(81), vec![3i16; 9], vec![200u8; 9]);
         let q = ConvQ {

@@ -88,7 +88,9 @@ fn check_pointwise<X: Elem, W: Elem, Y: Elem>(
     pointwise::reference::pointwise(&x, c_in, &w, bias, c_out, act, &mut y_ref).unwrap();
     match kernel {
         Pw::Dispatch => pointwise::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap(),
-        Pw::Tiled => pointwise::tiled::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap(),
+        Pw::Tiled => {
+            pointwise::portable::pointwise(&x, c_in, &w, bias, c_out, act, &mut y).unwrap()
+        }
         #[cfg(target_arch = "x86_64")]
         Pw::Avx2 => {
             if !avx2() {
@@ -104,8 +106,10 @@ fn check_pointwise<X: Elem, W: Elem, Y: Elem>(
                 return Ok(());
             }
             // SAFETY: the CPU features were detected just above.
-            unsafe { pointwise::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y) }
-                .unwrap()
+            unsafe {
+                pointwise::x86::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y)
+            }
+            .unwrap()
         }
     }
     let f16_out = core::mem::size_of::<Y>() == 2;
@@ -157,7 +161,7 @@ fn check_depthwise<X: Elem, W: Elem, Y: Elem, R: Elem>(
     depthwise::reference::depthwise3x3(s, &x, &wt, bias, res, &mut y_ref).unwrap();
     match kernel {
         Pw::Dispatch => depthwise::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap(),
-        Pw::Tiled => depthwise::tiled::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap(),
+        Pw::Tiled => depthwise::portable::depthwise3x3(s, &x, &wt, bias, res, &mut y).unwrap(),
         #[cfg(target_arch = "x86_64")]
         Pw::Avx2 => {
             if !avx2() {
@@ -232,7 +236,7 @@ fn check_avx512_equals_avx2<X: Elem, W: Elem, Y: Elem>(
     // SAFETY: AVX-512 (and so AVX2, FMA, F16C) detected just above.
     unsafe {
         pointwise::x86::pointwise_avx2(&x, c_in, &w, bias, c_out, act, &mut y2).unwrap();
-        pointwise::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y5).unwrap();
+        pointwise::x86::avx512::pointwise_avx512(&x, c_in, &w, bias, c_out, act, &mut y5).unwrap();
     }
     let bits = |v: &[Y]| v.iter().map(|e| e.to_f32().to_bits()).collect::<Vec<_>>();
     prop_assert_eq!(bits(&y5), bits(&y2), "{} {} {}", c_in, c_out, pixels);
@@ -353,7 +357,7 @@ proptest! {
         if avx2() {
             let mut c = vec![0i8; pixels * c_out];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            unsafe { ldp_core::kernels::pointwise::x86::int8::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
         }
         #[cfg(target_arch = "x86_64")]
@@ -470,7 +474,7 @@ proptest! {
         if avx2() {
             let mut c = vec![0i8; n];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::depthwise_avx2(s, &x, &q, &mut c) }.unwrap();
+            unsafe { ldp_core::kernels::depthwise::x86::int8::depthwise_avx2(s, &x, &q, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
         }
     }
@@ -496,7 +500,7 @@ proptest! {
         if avx2() {
             let mut c = vec![0i8; pixels * c_out];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            unsafe { ldp_core::kernels::pointwise::x86::int8::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
         }
         #[cfg(target_arch = "x86_64")]
@@ -532,7 +536,7 @@ proptest! {
         if avx2() {
             let mut d = x.clone();
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::layer_norm_avx2(&mut d, c, &q) }.unwrap();
+            unsafe { ldp_core::kernels::norm::x86::layer_norm_avx2(&mut d, c, &q) }.unwrap();
             prop_assert_eq!(&a, &d);
         }
     }
@@ -557,7 +561,7 @@ proptest! {
         if avx2() {
             let mut d = a0.clone();
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::add_avx2(&mut d, &b0, &q) }.unwrap();
+            unsafe { ldp_core::kernels::add::x86::add_avx2(&mut d, &b0, &q) }.unwrap();
             prop_assert_eq!(&a, &d);
         }
     }
@@ -585,7 +589,7 @@ proptest! {
         if avx2() {
             let mut d = vec![0i8; ho * wo * c];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::resize_bilinear_avx2(&x, h, w, c, &zin, &mult, shift, zo, &mut d, ho, wo) }.unwrap();
+            unsafe { ldp_core::kernels::resize::x86::resize_bilinear_avx2(&x, h, w, c, &zin, &mult, shift, zo, &mut d, ho, wo) }.unwrap();
             prop_assert_eq!(&a, &d);
         }
     }
@@ -621,11 +625,11 @@ proptest! {
         if avx2() {
             let mut d = vec![0i8; x.len()];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::quantize_avx2(&x, c, &scale, &zero, &mut d) }.unwrap();
+            unsafe { ldp_core::kernels::quantize::x86::quantize_avx2(&x, c, &scale, &zero, &mut d) }.unwrap();
             prop_assert_eq!(&a, &d);
             let mut fd = vec![0f32; x.len()];
             // SAFETY: as above.
-            unsafe { ldp_core::quant::x86_ops::dequantize_avx2(&a, z, s, &mut fd) }.unwrap();
+            unsafe { ldp_core::kernels::quantize::x86::dequantize_avx2(&a, z, s, &mut fd) }.unwrap();
             prop_assert!(fa.iter().zip(&fd).all(|(p, q)| p.to_bits() == q.to_bits()));
         }
     }
@@ -639,7 +643,8 @@ fn vnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>
     }
     let mut c = vec![0i8; x.len() / c_in * c_out];
     // SAFETY: the CPU features were detected just above.
-    unsafe { ldp_core::quant::vnni::pointwise_vnni(x, c_in, q, c_out, &mut c) }.unwrap();
+    unsafe { ldp_core::kernels::pointwise::x86::vnni::pointwise_vnni(x, c_in, q, c_out, &mut c) }
+        .unwrap();
     Some(c)
 }
 
@@ -751,8 +756,12 @@ fn int8_pointwise_form_boundaries() {
             if avx2() {
                 let mut c = vec![0i8; pixels * c_out];
                 // SAFETY: the CPU features were detected just above.
-                unsafe { ldp_core::quant::x86::pointwise_avx2(&x, c_in, &q, c_out, &mut c) }
-                    .unwrap();
+                unsafe {
+                    ldp_core::kernels::pointwise::x86::int8::pointwise_avx2(
+                        &x, c_in, &q, c_out, &mut c,
+                    )
+                }
+                .unwrap();
                 assert_eq!(a, c, "{c_in} {c_out} {pixels}");
             }
             #[cfg(target_arch = "x86_64")]
@@ -781,14 +790,20 @@ fn check_int8_pointwise_i16(
     if avx2() {
         let mut c = vec![0i16; pixels * c_out];
         // SAFETY: the CPU features were detected just above.
-        unsafe { ldp_core::quant::x86::pointwise_i16_avx2(x, c_in, q, c_out, &mut c) }.unwrap();
+        unsafe {
+            ldp_core::kernels::pointwise::x86::int8::pointwise_i16_avx2(x, c_in, q, c_out, &mut c)
+        }
+        .unwrap();
         prop_assert_eq!(&a, &c, "avx2 {} {} {}", c_in, c_out, pixels);
     }
     #[cfg(target_arch = "x86_64")]
     if vnni() {
         let mut c = vec![0i16; pixels * c_out];
         // SAFETY: the CPU features were detected just above.
-        unsafe { ldp_core::quant::vnni::pointwise_i16_vnni(x, c_in, q, c_out, &mut c) }.unwrap();
+        unsafe {
+            ldp_core::kernels::pointwise::x86::vnni::pointwise_i16_vnni(x, c_in, q, c_out, &mut c)
+        }
+        .unwrap();
         prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
     }
     Ok(a)
@@ -877,8 +892,11 @@ fn int8_pointwise_i16_form_boundaries() {
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // SAFETY: the CPU features were detected just above.
-            let r =
-                unsafe { ldp_core::quant::x86::pointwise_i16_avx2(&x, c_in, &q, c_out, &mut y) };
+            let r = unsafe {
+                ldp_core::kernels::pointwise::x86::int8::pointwise_i16_avx2(
+                    &x, c_in, &q, c_out, &mut y,
+                )
+            };
             assert!(r.is_err());
         }
     }
@@ -926,7 +944,7 @@ fn check_layer_norm_i16(x: &[i16], c: usize, q: &qk::NormQ<'_>) -> Result<Vec<i8
     if avx2() {
         let mut d = vec![0i8; x.len()];
         // SAFETY: the CPU features were detected just above.
-        unsafe { ldp_core::quant::x86_ops::layer_norm_i16_avx2(x, c, q, &mut d) }.unwrap();
+        unsafe { ldp_core::kernels::norm::x86::layer_norm_i16_avx2(x, c, q, &mut d) }.unwrap();
         prop_assert_eq!(
             &a,
             &d,
@@ -1072,7 +1090,7 @@ proptest! {
         if avx2() {
             let mut got = vec![0i16; want.len()];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &x, &q, oy0, oy1, &mut got) }.unwrap();
+            unsafe { ldp_core::kernels::depthwise::x86::int8::depthwise_rows_i16_avx2(s, &x, &q, oy0, oy1, &mut got) }.unwrap();
             prop_assert_eq!(&want, &got);
         }
         // Whole map, rows 0..ho.
@@ -1081,7 +1099,7 @@ proptest! {
             let all = depthwise_rows_i16_portable(s, &x, &q, 0, ho);
             let mut got = vec![0i16; all.len()];
             // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &x, &q, 0, ho, &mut got) }.unwrap();
+            unsafe { ldp_core::kernels::depthwise::x86::int8::depthwise_rows_i16_avx2(s, &x, &q, 0, ho, &mut got) }.unwrap();
             prop_assert_eq!(&all, &got);
         }
     }
@@ -1118,8 +1136,12 @@ fn int8_depthwise_rows_i16_saturation_and_errors() {
         let want = depthwise_rows_i16_portable(s, &x, &q, 1, 4);
         let mut got = vec![0i16; want.len()];
         // SAFETY: the CPU features were detected just above.
-        unsafe { ldp_core::quant::x86_ops::depthwise_rows_i16_avx2(s, &x, &q, 1, 4, &mut got) }
-            .unwrap();
+        unsafe {
+            ldp_core::kernels::depthwise::x86::int8::depthwise_rows_i16_avx2(
+                s, &x, &q, 1, 4, &mut got,
+            )
+        }
+        .unwrap();
         assert_eq!(want, got);
         let lim = if sign > 0 { i16::MAX } else { i16::MIN };
         assert!(got.iter().filter(|&&v| v == lim).count() > got.len() / 2);
@@ -1140,7 +1162,7 @@ fn int8_depthwise_rows_i16_saturation_and_errors() {
     let mut y = vec![0i16; 7 * 35];
     // SAFETY (all calls below): the CPU features were detected above.
     unsafe {
-        use ldp_core::quant::x86_ops::depthwise_rows_i16_avx2 as f;
+        use ldp_core::kernels::depthwise::x86::int8::depthwise_rows_i16_avx2 as f;
         assert!(f(s, &x, &q, 2, 2, &mut y).is_err());
         assert!(f(s, &x, &q, 4, 6, &mut y).is_err());
         assert!(f(s, &x, &q, 0, 2, &mut y).is_err());

@@ -285,7 +285,7 @@ fn fp16_detect() -> bool {
 #[cfg(target_arch = "aarch64")]
 static DOTPROD: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
 
-/// `true` when the int8 kernels may use FEAT_DotProd (`SDOT`, see `quant::sdot`). Known at
+/// `true` when the int8 kernels may use FEAT_DotProd (`SDOT`, see `kernels::pointwise::neon::sdot`). Known at
 /// compile time with `-C target-feature=+dotprod`; else detected at run time: with the `std`
 /// feature through the OS, on bare metal (`target_os = "none"`, running at EL1 or higher) from
 /// `ID_AA64ISAR0_EL1.DP`. Always `false` after [`set_dotprod`]`(false)` and on other

@@ -9,6 +9,7 @@ pub(crate) mod isa;
 pub mod norm;
 pub mod pointwise;
 pub mod pool;
+pub mod quantize;
 pub mod resize;
 pub mod se;
 #[cfg(feature = "std")]

@@ -127,7 +127,7 @@ pub fn pointwise16_reference(
 }
 
 /// Tiled [`pointwise16_reference`]: on x86-64 with AVX2 a 2-pixel × 4-output `vpmaddwd` kernel
-/// (`quant::x86_a16`), elsewhere 4 output channels per pass over a pixel's inputs in portable
+/// (`kernels::pointwise::x86::int16`), elsewhere 4 output channels per pass over a pixel's inputs in portable
 /// Rust (no DSP/NEON kernel yet; measured on the heavy V2 golden model: −21% instructions on the
 /// Cortex-M4, −36% on the A53 against the reference loop). Bit-identical to the reference
 /// (integer sums are exact in any order; wrapping, like the reference, for hostile blobs).
@@ -140,7 +140,7 @@ pub fn pointwise16(
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
     #[cfg(target_arch = "x86_64")]
-    if super::x86_a16::pointwise16(x, c_in, q, c_out, y, pixels) {
+    if crate::kernels::pointwise::x86::int16::pointwise16(x, c_in, q, c_out, y, pixels) {
         return Ok(());
     }
     pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {

@@ -142,19 +142,19 @@ impl Sealed for i8 {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
-        if super::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::x86::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
-        if super::x86::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::x86::int8::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
-        if super::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::neon::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
-        if super::neon::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::neon::int8::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         false
@@ -187,19 +187,19 @@ impl Sealed for i16 {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
-        if super::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::x86::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
-        if super::x86::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::x86::int8::pointwise_i16(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
-        if super::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::neon::sdot::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "aarch64")]
-        if super::neon::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+        if crate::kernels::pointwise::neon::int8::pointwise_i16(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         false
@@ -290,7 +290,7 @@ pub(crate) fn check_pw<X, Y: ConvOut>(
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
 /// Cortex-M with the DSP extension the SMLAD kernel of `kernels::pointwise::arm_dsp`, on x86-64 with
 /// AVX-512 VNNI the kernel of [`super::vnni`] (shapes it takes), with AVX2 the kernels of
-/// `quant::x86`, on AArch64 those of `quant::neon`. With the `std` feature, large layers are
+/// `kernels::pointwise::x86::int8`, on AArch64 those of `kernels::pointwise::neon`. With the `std` feature, large layers are
 /// split across [`crate::kernels::threads`] (same bits). Bit-identical to
 /// [`pointwise_reference`] for both output types.
 pub fn pointwise<Y: ConvOut>(
@@ -327,7 +327,7 @@ fn pointwise_one<Y: ConvOut>(
     if Y::pointwise_arch(x, c_in, q, c_out, y, pixels) {
         return;
     }
-    super::pointwise_fast::pointwise(x, c_in, q, c_out, y, pixels);
+    crate::kernels::pointwise::portable::int8::pointwise(x, c_in, q, c_out, y, pixels);
 }
 
 /// `y = LN(PW(x))` through a 16-bit intermediate: the conv writes `i16` ([`ConvOut`]) into
@@ -475,7 +475,7 @@ pub fn depthwise_rows_i16(
 ) -> Result<(), Error> {
     check_dw_rows16(s, x, q, oy0, oy1, y)?;
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::depthwise_rows_i16(s, x, q, oy0, oy1, y) {
+    if crate::kernels::depthwise::x86::int8::depthwise_rows_i16(s, x, q, oy0, oy1, y) {
         return Ok(());
     }
     depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
@@ -508,7 +508,7 @@ pub(crate) fn depthwise_rows_i16_portable(
 }
 
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
-/// `kernels::depthwise::arm_dsp`, on x86-64 with AVX2 the kernel of `quant::x86_ops`.
+/// `kernels::depthwise::arm_dsp`, on x86-64 with AVX2 the kernel of `kernels::depthwise::x86::int8`.
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -525,14 +525,14 @@ pub fn depthwise(
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::depthwise(s, x, q, y) {
+    if crate::kernels::depthwise::x86::int8::depthwise(s, x, q, y) {
         return Ok(());
     }
     #[cfg(target_arch = "aarch64")]
-    if super::neon_dw::depthwise(s, x, q, y) {
+    if crate::kernels::depthwise::neon::int8::depthwise(s, x, q, y) {
         return Ok(());
     }
-    super::depthwise_fast::depthwise(s, x, q, y);
+    crate::kernels::depthwise::portable::int8::depthwise(s, x, q, y);
     Ok(())
 }
 
@@ -581,7 +581,7 @@ pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::add_inplace(a, b, q) {
+    if crate::kernels::add::x86::add_inplace(a, b, q) {
         return Ok(());
     }
     add_reference(a, b, q)
@@ -609,7 +609,7 @@ pub fn quantize(
 ) -> Result<(), Error> {
     check_quantize(x, c, scale, zero, xq)?;
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::quantize(x, c, scale, zero, xq) {
+    if crate::kernels::quantize::x86::quantize(x, c, scale, zero, xq) {
         return Ok(());
     }
     quantize_reference(x, c, scale, zero, xq)
@@ -658,7 +658,7 @@ pub fn quantize_reference(
 pub fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {
     check_len("output", y, yq.len())?;
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::dequantize(yq, z, s, y) {
+    if crate::kernels::quantize::x86::dequantize(yq, z, s, y) {
         return Ok(());
     }
     dequantize_reference(yq, z, s, y)
@@ -750,11 +750,29 @@ pub fn resize_bilinear(
 ) -> Result<(), Error> {
     check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     #[cfg(ldp_arm_dsp)]
-    if crate::kernels::resize::arm_dsp::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
+    if crate::kernels::resize::arm_dsp::resize_bilinear(
+        x,
+        (h, w, c),
+        in_zero,
+        mult,
+        shift,
+        out_zero,
+        y,
+        (ho, wo),
+    ) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::resize_bilinear(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) {
+    if crate::kernels::resize::x86::resize_bilinear(
+        x,
+        (h, w, c),
+        in_zero,
+        mult,
+        shift,
+        out_zero,
+        y,
+        (ho, wo),
+    ) {
         return Ok(());
     }
     resize_bilinear_reference(x, h, w, c, in_zero, mult, shift, out_zero, y, ho, wo)
@@ -932,7 +950,7 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::layer_norm(buf, c, q) {
+    if crate::kernels::norm::x86::layer_norm(buf, c, q) {
         return Ok(());
     }
     layer_norm_reference(buf, c, q)
@@ -1000,7 +1018,7 @@ pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Resul
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
-    if super::x86_ops::layer_norm_i16(x, c, q, y) {
+    if crate::kernels::norm::x86::layer_norm_i16(x, c, q, y) {
         return Ok(());
     }
     layer_norm_i16_reference(x, c, q, y)

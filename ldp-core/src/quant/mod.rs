@@ -26,26 +26,10 @@
 //! Determinism: see [`fixed`] — the int8 forward pass gives the same bits on every target.
 
 pub mod a16;
-pub mod depthwise_fast;
 pub mod fixed;
 pub mod graph;
 pub mod kernels;
-#[cfg(target_arch = "aarch64")]
-pub mod neon;
-#[cfg(target_arch = "aarch64")]
-mod neon_dw;
-pub mod pointwise_fast;
-#[cfg(target_arch = "aarch64")]
-pub mod sdot;
 pub mod specs;
-#[cfg(target_arch = "x86_64")]
-pub mod vnni;
-#[cfg(target_arch = "x86_64")]
-pub mod x86;
-#[cfg(target_arch = "x86_64")]
-mod x86_a16;
-#[cfg(target_arch = "x86_64")]
-pub mod x86_ops;
 
 pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace};
 

@@ -1,9 +1,9 @@
 //! int8 ADD for Cortex-M with the DSP extension (per-operand tables, one 64-bit add and the split
 //! shift per element).
 
-use crate::kernels::isa::arm_dsp::*;
 #[cfg(ldp_arm_dsp)]
 use crate::kernels::isa::arm_dsp::dsp_on;
+use crate::kernels::isa::arm_dsp::*;
 #[cfg(not(ldp_arm_dsp))]
 use crate::quant::fixed::sat_i8;
 

@@ -4,3 +4,5 @@
 
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;

@@ -1,13 +1,13 @@
 //! int8 depthwise 3×3 convolution for Cortex-M with the DSP extension (SMLAD on tap pairs, 4
 //! channels per word; see `kernels::isa::arm_dsp` for the exactness rules).
 
-use crate::kernels::isa::arm_dsp::*;
+use crate::kernels::depthwise::DwShape;
 #[cfg(ldp_arm_dsp)]
 use crate::kernels::isa::arm_dsp::dsp_on;
+use crate::kernels::isa::arm_dsp::*;
 use crate::quant::fixed::requant;
 #[cfg(not(ldp_arm_dsp))]
 use crate::quant::fixed::sat_i8;
-use crate::kernels::depthwise::DwShape;
 use crate::quant::kernels::ConvQ;
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! `y` and `r`: `[ho][wo][c]` with `ho = (h-1)/s + 1` (= `ceil(h/2)` for stride 2).
 //!
 //! [`depthwise3x3`] picks the kernel: [`x86`] (AVX2, run-time detected with `std`), [`neon`]
-//! (AArch64), else the portable [`tiled`]. Every one of them computes each output in the
+//! (AArch64), else the portable [`portable`]. Every one of them computes each output in the
 //! reference's order with separate multiplies and adds, so all agree with
 //! [`reference::depthwise3x3`] bit for bit.
 
@@ -16,8 +16,8 @@ pub(crate) mod arm_dsp;
 pub(crate) mod mve;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+pub mod portable;
 pub mod reference;
-pub mod tiled;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -102,5 +102,5 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     if neon::depthwise3x3(s, x, weight, bias, residual, y) {
         return Ok(());
     }
-    tiled::depthwise3x3(s, x, weight, bias, residual, y)
+    portable::depthwise3x3(s, x, weight, bias, residual, y)
 }

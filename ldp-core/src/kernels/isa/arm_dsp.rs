@@ -383,7 +383,7 @@ pub(crate) mod test_util {
     //! Random data for the DSP kernels' host tests.
     extern crate std;
     use crate::quant::kernels::ConvQ;
-    use std::{vec::Vec};
+    use std::vec::Vec;
 
     pub(crate) struct Rng(pub(crate) u64);
     impl Rng {

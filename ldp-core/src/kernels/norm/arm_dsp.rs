@@ -1,8 +1,8 @@
 //! int8 LayerNorm (int8 and 16-bit inputs) for Cortex-M with the DSP extension.
 
-use crate::kernels::isa::arm_dsp::*;
 #[cfg(ldp_arm_dsp)]
 use crate::kernels::isa::arm_dsp::dsp_on;
+use crate::kernels::isa::arm_dsp::*;
 use crate::quant::fixed::sat_i8;
 
 /// Channels of the staged `β·2¹⁶ + rounding` table of [`layer_norm_inplace`] (2 KiB).
@@ -18,7 +18,11 @@ const LN_MAXC: usize = 256;
 /// `|x̂·2¹⁶| ≤ √((c−1)·D)·2¹⁶/√D < 2²⁴` (Cauchy–Schwarz), so `|x̂·2¹⁶·γ| < 2³⁹`. The two
 /// roundings use [`Shr64`]; `β·2¹⁶` plus the output rounding term is staged per channel.
 /// Takes `c ≤ 256`.
-pub(crate) fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &crate::quant::kernels::NormQ<'_>) -> bool {
+pub(crate) fn layer_norm_inplace(
+    buf: &mut [i8],
+    c: usize,
+    q: &crate::quant::kernels::NormQ<'_>,
+) -> bool {
     use prim::smlad;
     if c > LN_MAXC || crate::quant::kernels::check_norm(buf, c, q).is_err() {
         return false;

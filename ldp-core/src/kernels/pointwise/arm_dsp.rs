@@ -1,9 +1,9 @@
 //! int8 pointwise convolution for Cortex-M with the DSP extension (SMLAD): tiles of 2 pixels ×
 //! 3 output channels (see the module docs of `kernels::isa::arm_dsp` for the exactness rules).
 
-use crate::kernels::isa::arm_dsp::*;
 #[cfg(ldp_arm_dsp)]
 use crate::kernels::isa::arm_dsp::dsp_on;
+use crate::kernels::isa::arm_dsp::*;
 use crate::quant::fixed::requant;
 use crate::quant::kernels::{ConvOut, ConvQ};
 

@@ -13,7 +13,7 @@
 //!   results equal the AVX2 kernel's bit for bit ([`crate::kernels::cpu::set_x86_level`] picks
 //!   the AVX2 path on such a machine);
 //! * AArch64 with NEON: [`neon`], the same GEMM with an 8 × 8 tile of `vfmaq_f32`;
-//! * anything else: [`tiled`], portable code that autovectorizes.
+//! * anything else: [`portable`], portable code that autovectorizes.
 //!
 //! The choice never depends on the pixel count, so splitting the pixels into chunks (as the
 //! streaming executor does) gives the same bits.
@@ -23,12 +23,10 @@ pub(crate) mod arm_dsp;
 #[cfg(ldp_arm_mve)]
 pub(crate) mod mve;
 
-#[cfg(target_arch = "x86_64")]
-pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+pub mod portable;
 pub mod reference;
-pub mod tiled;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -100,7 +98,7 @@ fn pointwise_one<X: Elem, W: Elem, Y: Elem>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     #[cfg(target_arch = "x86_64")]
-    if avx512::pointwise(x, c_in, w, bias, c_out, act, y) {
+    if x86::avx512::pointwise(x, c_in, w, bias, c_out, act, y) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
@@ -111,5 +109,5 @@ fn pointwise_one<X: Elem, W: Elem, Y: Elem>(
     if neon::pointwise(x, c_in, w, bias, c_out, act, y) {
         return Ok(());
     }
-    tiled::pointwise(x, c_in, w, bias, c_out, act, y)
+    portable::pointwise(x, c_in, w, bias, c_out, act, y)
 }

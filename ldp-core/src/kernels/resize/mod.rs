@@ -5,6 +5,8 @@
 
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use crate::elem::Elem;
 use crate::error::{check_dims, Error};

@@ -11,15 +11,15 @@
 //! skipped, as in the reference. Requantization is the reference's arithmetic on 4 lanes
 //! ([`super::sdot`]'s `Requant`), then saturation, the table (`TBL`/`TBX`) and one 16-byte
 //! store. The `c % 16` last channels take the portable per-channel loop. Bit-identical to
-//! [`super::kernels::depthwise_reference`].
+//! [`crate::quant::kernels::depthwise_reference`].
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::fixed::{requant, sat_i8};
-use super::kernels::ConvQ;
-use super::sdot::{lut16, Requant};
 use crate::kernels::depthwise::DwShape;
+use crate::kernels::pointwise::neon::sdot::{lut16, Requant};
+use crate::quant::fixed::{requant, sat_i8};
+use crate::quant::kernels::ConvQ;
 
 /// Runs the NEON kernel; `false` (nothing written) when the input zero point is outside
 /// `-128..=127` or there are fewer than 16 channels (the portable kernel runs then). Shapes

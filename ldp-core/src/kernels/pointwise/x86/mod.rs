@@ -19,6 +19,11 @@
 //! [`activation`](crate::kernels::activation) functions, vectorized by the compiler inside this
 //! AVX2 function: results equal the scalar activations bit for bit.
 
+pub mod avx512;
+pub(crate) mod int16;
+pub mod int8;
+pub mod vnni;
+
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
@@ -71,7 +76,7 @@ pub unsafe fn pointwise_avx2<X: Elem, W: Elem, Y: Elem>(
 ) -> Result<(), Error> {
     super::check_shapes(x, c_in, w, bias, c_out, y)?;
     if c_in > KC && Y::DTYPE != DType::F32 {
-        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y)?;
+        super::portable::pointwise(x, c_in, w, bias, c_out, act, y)?;
     } else {
         // SAFETY: the caller guarantees the CPU features; `check_shapes` validated
         // `x.len() = P·c_in`, `w.len() = c_out·c_in`, `bias.len() = c_out`, `y.len() = P·c_out`;

@@ -2,8 +2,8 @@
 //! tile, so each loaded input byte is used 4 times and each weight byte twice. Integer sums are
 //! exact, so the result equals the reference bit for bit in any order.
 
-use super::fixed::requant;
-use super::kernels::{ConvOut, ConvQ};
+use crate::quant::fixed::requant;
+use crate::quant::kernels::{ConvOut, ConvQ};
 
 #[inline(always)]
 fn out<Y: ConvOut>(acc: i32, o: usize, q: &ConvQ<'_>) -> Y {

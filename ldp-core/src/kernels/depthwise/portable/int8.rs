@@ -1,9 +1,9 @@
 //! Portable int8 depthwise kernel: interior pixels take all 9 taps without bounds tests, border
 //! pixels the valid ones; channels innermost (contiguous in NHWC).
 
-use super::fixed::{requant, sat_i8};
-use super::kernels::ConvQ;
 use crate::kernels::depthwise::DwShape;
+use crate::quant::fixed::{requant, sat_i8};
+use crate::quant::kernels::ConvQ;
 
 /// Shapes validated by the caller.
 pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {

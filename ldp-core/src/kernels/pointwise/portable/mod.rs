@@ -10,6 +10,8 @@
 //! partial sums then combined pairwise; its error against the serial reference is bounded by
 //! `~(c_in/LANES + log2(LANES) + 1)·eps·Σ|x_i w_i|` — the tests use `c_in·eps·Σ|x_i w_i|`.
 
+pub mod int8;
+
 use crate::elem::Elem;
 use crate::error::Error;
 use crate::kernels::activation::Activation;

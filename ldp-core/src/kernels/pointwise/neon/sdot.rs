@@ -15,7 +15,7 @@
 //! **Bit-identity.** `SDOT` adds four exact `i8·i8` products to each `i32` lane, wrapping
 //! modulo 2³² like the reference's `wrapping_add`: the same sum in another order. The input
 //! zero point of a pointwise conv is folded into its bias at convert time (see
-//! [`super::kernels::ConvQ::in_zero`]), so the raw `i8` inputs are multiplied as the reference
+//! [`crate::quant::kernels::ConvQ::in_zero`]), so the raw `i8` inputs are multiplied as the reference
 //! does. Requantization is the reference's arithmetic on 4 lanes (exact 64-bit product, `+
 //! 2^(s−1)`, arithmetic shift, truncation to `i32`, wrapping zero point, saturation; the table
 //! in scalar code). Channel tails (`c_in % 16`) read the last input bytes through a zero-padded
@@ -25,8 +25,8 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::kernels::{ConvOut, ConvQ};
 use crate::error::{check_len, Error};
+use crate::quant::kernels::{ConvOut, ConvQ};
 
 /// Outputs per tile (two vectors of 4 lanes).
 const TO: usize = 8;
@@ -39,7 +39,7 @@ const KMAX: usize = 2048;
 /// Runs the SDOT kernel when the CPU has FEAT_DotProd (and it is allowed,
 /// [`crate::kernels::cpu::set_dotprod`]) and `c_in ≤ 2048`; `false` (nothing written)
 /// otherwise. Shapes validated by the caller.
-pub(crate) fn pointwise<Y: SdotOut + super::kernels::ConvOut>(
+pub(crate) fn pointwise<Y: SdotOut + crate::quant::kernels::ConvOut>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -50,7 +50,7 @@ pub(crate) fn pointwise<Y: SdotOut + super::kernels::ConvOut>(
     if c_in.div_ceil(16) * 16 > KMAX || !crate::kernels::cpu::dotprod() {
         return false;
     }
-    if super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+    if crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
     // SAFETY: FEAT_DotProd detected just above; `check_pw` just verified x = pixels·c_in,
@@ -77,7 +77,7 @@ pub fn pointwise_sdot<Y: SdotOut>(
         .checked_mul(c_out)
         .ok_or(Error::InvalidConfig("int8 pointwise: bad shape"))?;
     check_len("int8 weight", q.weight, wlen)?;
-    super::kernels::check_bias_mult(q, c_out)?;
+    crate::quant::kernels::check_bias_mult(q, c_out)?;
     if let Some(t) = q.lut {
         if core::mem::size_of::<Y>() != 1 {
             return Err(Error::InvalidConfig(
@@ -140,7 +140,7 @@ pub trait SdotOut: ConvOut + sealed::Sealed {
 /// # Safety
 /// `t` valid for 256 bytes.
 #[inline(always)]
-pub(super) unsafe fn lut16(v: int8x16_t, t: *const i8) -> int8x16_t {
+pub(crate) unsafe fn lut16(v: int8x16_t, t: *const i8) -> int8x16_t {
     let r: int8x16_t;
     // SAFETY: reads the 256 bytes at `t` (valid per the contract, byte elements); v28–v31 are
     // declared clobbered.
@@ -253,7 +253,7 @@ impl SdotOut for i16 {
 /// # Safety
 /// `p` valid for 16 bytes.
 #[inline(always)]
-pub(super) unsafe fn ld16(p: *const i8) -> int8x16_t {
+pub(crate) unsafe fn ld16(p: *const i8) -> int8x16_t {
     let v: int8x16_t;
     // SAFETY: reads 16 bytes at `p` (valid per the contract), byte elements.
     unsafe {
@@ -313,7 +313,7 @@ unsafe fn ldp32<const OFF: i32>(p: *const i8) -> (int8x16_t, int8x16_t) {
 /// # Safety
 /// `p` valid for 8 bytes.
 #[inline(always)]
-pub(super) unsafe fn st8(p: *mut i8, v: int8x8_t) {
+pub(crate) unsafe fn st8(p: *mut i8, v: int8x8_t) {
     // SAFETY: writes 8 bytes at `p` (valid per the contract), byte elements.
     unsafe {
         asm!(
@@ -466,14 +466,14 @@ unsafe fn tile<Y: SdotOut, const NP: usize>(
 }
 
 /// The per-block requantization constants.
-pub(super) struct Requant {
-    pub(super) bias_lo: int32x4_t,
-    pub(super) bias_hi: int32x4_t,
-    pub(super) mult_lo: int32x4_t,
-    pub(super) mult_hi: int32x4_t,
-    pub(super) neg: int64x2_t,
-    pub(super) zero: int32x4_t,
-    pub(super) lut: *const i8,
+pub(crate) struct Requant {
+    pub(crate) bias_lo: int32x4_t,
+    pub(crate) bias_hi: int32x4_t,
+    pub(crate) mult_lo: int32x4_t,
+    pub(crate) mult_hi: int32x4_t,
+    pub(crate) neg: int64x2_t,
+    pub(crate) zero: int32x4_t,
+    pub(crate) lut: *const i8,
 }
 
 impl Requant {
@@ -483,7 +483,7 @@ impl Requant {
     /// # Safety
     /// NEON available.
     #[inline(always)]
-    pub(super) unsafe fn apply(&self, v: int32x4_t, mult: int32x4_t) -> int32x4_t {
+    pub(crate) unsafe fn apply(&self, v: int32x4_t, mult: int32x4_t) -> int32x4_t {
         let r: int32x4_t;
         // SAFETY: register-only NEON instructions (in `asm!`: LLVM otherwise moves the 64-bit
         // lanes to general registers for the multiplies). SMULL/SMULL2: exact i64 products;

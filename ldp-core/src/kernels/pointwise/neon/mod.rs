@@ -13,6 +13,9 @@
 //! portable kernel). f16 values are widened with `fcvtl` and narrowed with `fcvtn` (round to
 //! nearest even, like `half`) through `asm!`, as the f16 NEON intrinsics are not stable.
 
+pub mod int8;
+pub mod sdot;
+
 use core::arch::aarch64::*;
 use core::arch::asm;
 use core::mem::MaybeUninit;
@@ -67,7 +70,7 @@ pub unsafe fn pointwise_neon<X: Elem, W: Elem, Y: Elem>(
 ) -> Result<(), Error> {
     super::check_shapes(x, c_in, w, bias, c_out, y)?;
     if c_in > KC && Y::DTYPE != DType::F32 {
-        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y)?;
+        super::portable::pointwise(x, c_in, w, bias, c_out, act, y)?;
     } else {
         // SAFETY: shapes validated just above; `Y` is f32 whenever `c_in > KC`; NEON per the
         // caller.
@@ -246,7 +249,7 @@ unsafe fn micro<const M: usize>(
 /// Pixels `p0..p0+M` against the packed panel of outputs `n0..n0+nv`, channels `k0..k0+kc`.
 ///
 /// # Safety
-/// As [`super::x86`]'s tile: indices in bounds, `bp` packed, `abuf` holds `MR·KC` f32.
+/// As the x86 module's tile: indices in bounds, `bp` packed, `abuf` holds `MR·KC` f32.
 #[inline(always)]
 unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
     x: &[X],

@@ -1,21 +1,20 @@
-//! x86-64 AVX2 depthwise 3×3 kernel, f32 and f16 storage (F16C conversions).
+//! AArch64 NEON depthwise 3×3 kernel, f32 and f16 storage.
 //!
-//! Channels are innermost (NHWC), so a block of `8·V` channels is `V` ymm registers. For each
-//! block the 9 taps are transposed once to `[9][8·V]`; then every output pixel is `V` vector
-//! accumulators over its valid taps. Per output the arithmetic is the reference's, in its
-//! order — `bias`, then `+ x·w` for each valid tap in (ky, kx) order as a separate multiply and
-//! add (no FMA), then `+ residual` — so the results equal the reference bit for bit. Channels
-//! past the last multiple of 8 take the same scalar sequence.
+//! The x86 kernel's structure with 4-lane vectors: a block of `4·V` channels is
+//! `V` q registers, the block's 9 taps are transposed once, and every output pixel accumulates
+//! its valid taps. Per output the arithmetic is the reference's, in its order, with separate
+//! `vmulq_f32` and `vaddq_f32` (no FMA), so the results equal the reference bit for bit.
 
-use core::arch::x86_64::*;
+pub(crate) mod int8;
+
+use core::arch::aarch64::*;
 
 use super::DwShape;
 use crate::elem::Elem;
 use crate::error::Error;
-use crate::kernels::cpu;
-use crate::DType;
+use crate::kernels::pointwise::neon::{load4, store4};
 
-/// Runs the AVX2 kernel if the CPU has it (else `false`). Shapes must already be validated.
+/// Runs the NEON kernel (`false` only if the target lacks NEON). Shapes must be validated.
 pub(crate) fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
@@ -24,18 +23,18 @@ pub(crate) fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     residual: Option<&[R]>,
     y: &mut [Y],
 ) -> bool {
-    if !cpu::x86_avx2_fma() {
+    if !cfg!(target_feature = "neon") {
         return false;
     }
-    // SAFETY: AVX2, FMA and F16C are present (checked just above).
-    unsafe { depthwise3x3_avx2(s, x, weight, bias, residual, y) }.is_ok()
+    // SAFETY: NEON is enabled for this target (checked above).
+    unsafe { depthwise3x3_neon(s, x, weight, bias, residual, y) }.is_ok()
 }
 
-/// The AVX2 kernel, for tests and benchmarks that want this path whatever the dispatch picks.
+/// The NEON kernel with its own shape checks, for tests and benchmarks.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
-pub unsafe fn depthwise3x3_avx2<X: Elem, W: Elem, Y: Elem, R: Elem>(
+/// The CPU must support NEON.
+pub unsafe fn depthwise3x3_neon<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
     weight: &[W],
@@ -44,46 +43,15 @@ pub unsafe fn depthwise3x3_avx2<X: Elem, W: Elem, Y: Elem, R: Elem>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     super::check(s, x, weight, bias, residual, y)?;
-    // SAFETY: features guaranteed by the caller; shapes validated just above.
+    // SAFETY: shapes validated just above; NEON per the caller.
     unsafe { run(s, x, weight, bias, residual, y) };
     Ok(())
 }
 
-/// # Safety
-/// `p..p+8` readable; F16C available.
-#[inline(always)]
-unsafe fn load8<T: Elem>(p: *const T) -> __m256 {
-    // SAFETY: per the contract; `T` is f32 or f16.
-    unsafe {
-        if T::DTYPE == DType::F16 {
-            _mm256_cvtph_ps(_mm_loadu_si128(p as *const __m128i))
-        } else {
-            _mm256_loadu_ps(p as *const f32)
-        }
-    }
-}
-
-/// # Safety
-/// `p..p+8` writable; F16C available.
-#[inline(always)]
-unsafe fn store8<T: Elem>(p: *mut T, v: __m256) {
-    // SAFETY: per the contract; `T` is f32 or f16. Round to nearest even, as `half`.
-    unsafe {
-        if T::DTYPE == DType::F16 {
-            _mm_storeu_si128(
-                p as *mut __m128i,
-                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v),
-            );
-        } else {
-            _mm256_storeu_ps(p as *mut f32, v)
-        }
-    }
-}
-
-/// Channels `c0..c0+8·V` of every output pixel.
+/// Channels `c0..c0+4·V` of every output pixel.
 ///
 /// # Safety
-/// Shapes validated; `c0 + 8·V ≤ s.c`; AVX2 and F16C available.
+/// Shapes validated; `c0 + 4·V ≤ s.c`.
 #[inline(always)]
 unsafe fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const V: usize>(
     s: DwShape,
@@ -95,21 +63,20 @@ unsafe fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const V: usize>(
     c0: usize,
 ) {
     let (ho, wo, c) = (s.ho(), s.wo(), s.c);
-    // SAFETY (whole body): all indices stay inside the validated shapes: taps are clipped to
-    // the map, channels to c0..c0+8·V ≤ c.
+    // SAFETY (whole body): taps are clipped to the map, channels to c0..c0+4·V ≤ c.
     unsafe {
-        let mut wt = [[_mm256_setzero_ps(); V]; 9];
+        let mut wt = [[vdupq_n_f32(0.0); V]; 9];
         for (k, wk) in wt.iter_mut().enumerate() {
             for (v, wv) in wk.iter_mut().enumerate() {
-                let t: [f32; 8] =
-                    core::array::from_fn(|l| weight[(c0 + 8 * v + l) * 9 + k].to_f32());
-                *wv = _mm256_loadu_ps(t.as_ptr());
+                let t: [f32; 4] =
+                    core::array::from_fn(|l| weight[(c0 + 4 * v + l) * 9 + k].to_f32());
+                *wv = vld1q_f32(t.as_ptr());
             }
         }
-        let mut b = [_mm256_setzero_ps(); V];
+        let mut b = [vdupq_n_f32(0.0); V];
         if let Some(bs) = bias {
             for (v, bv) in b.iter_mut().enumerate() {
-                *bv = _mm256_loadu_ps(bs.as_ptr().add(c0 + 8 * v));
+                *bv = vld1q_f32(bs.as_ptr().add(c0 + 4 * v));
             }
         }
         for oy in 0..ho {
@@ -126,19 +93,18 @@ unsafe fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const V: usize>(
                         let xp = x.as_ptr().add((iy * s.w + ix) * c + c0);
                         let wk = &wt[ky * 3 + kx];
                         for v in 0..V {
-                            acc[v] =
-                                _mm256_add_ps(acc[v], _mm256_mul_ps(load8(xp.add(8 * v)), wk[v]));
+                            acc[v] = vaddq_f32(acc[v], vmulq_f32(load4(xp.add(4 * v)), wk[v]));
                         }
                     }
                 }
                 let o = (oy * wo + ox) * c + c0;
                 if let Some(r) = residual {
                     for v in 0..V {
-                        acc[v] = _mm256_add_ps(acc[v], load8(r.as_ptr().add(o + 8 * v)));
+                        acc[v] = vaddq_f32(acc[v], load4(r.as_ptr().add(o + 4 * v)));
                     }
                 }
                 for v in 0..V {
-                    store8(y.as_mut_ptr().add(o + 8 * v), acc[v]);
+                    store4(y.as_mut_ptr().add(o + 4 * v), acc[v]);
                 }
             }
         }
@@ -183,8 +149,8 @@ fn scalar_tail<X: Elem, W: Elem, Y: Elem, R: Elem>(
 }
 
 /// # Safety
-/// Shapes validated; AVX2, FMA and F16C available.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// Shapes validated; NEON available.
+#[target_feature(enable = "neon")]
 unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
@@ -194,15 +160,15 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     y: &mut [Y],
 ) {
     let mut c0 = 0;
-    // SAFETY: each block covers channels c0..c0+8·V ≤ s.c; features per the contract.
+    // SAFETY: each block covers channels c0..c0+4·V ≤ s.c.
     unsafe {
-        while c0 + 32 <= s.c {
+        while c0 + 16 <= s.c {
             block::<X, W, Y, R, 4>(s, x, weight, bias, residual, y, c0);
-            c0 += 32;
+            c0 += 16;
         }
-        while c0 + 8 <= s.c {
+        while c0 + 4 <= s.c {
             block::<X, W, Y, R, 1>(s, x, weight, bias, residual, y, c0);
-            c0 += 8;
+            c0 += 4;
         }
     }
     if c0 < s.c {

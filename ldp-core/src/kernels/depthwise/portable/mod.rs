@@ -5,6 +5,8 @@
 //! multiply-accumulate over the valid taps. The accumulation order per output (bias, then taps in
 //! (ky, kx) order, then the residual) is the reference's, so results are bit-identical to it.
 
+pub mod int8;
+
 use super::DwShape;
 use crate::elem::Elem;
 use crate::error::Error;

@@ -10,15 +10,15 @@
 //! code, so the outputs are bit-identical. The Cortex-A53 has no `sdot`; see the module docs
 //! of [`super`] for the determinism rule.
 //!
-//! Both output types of [`super::kernels::ConvOut`] take the same kernel (generic over the
+//! Both output types of [`crate::quant::kernels::ConvOut`] take the same kernel (generic over the
 //! store): `i8` saturates with `vqmovn_s32` + `vqmovn_s16` (then the optional table), `i16` with
 //! `vqmovn_s32` and stores with `vst1_s16` ([`pointwise_i16`]).
 
 use core::arch::aarch64::*;
 
-use super::fixed::requant;
-use super::kernels::{ConvOut, ConvQ};
 use crate::error::Error;
+use crate::quant::fixed::requant;
+use crate::quant::kernels::{ConvOut, ConvQ};
 
 /// Runs the NEON kernel (`false` only if the target lacks NEON). Shapes validated by the caller.
 pub(crate) fn pointwise(
@@ -30,7 +30,7 @@ pub(crate) fn pointwise(
     pixels: usize,
 ) -> bool {
     if !cfg!(target_feature = "neon")
-        || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+        || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
     {
         return false;
     }
@@ -52,7 +52,7 @@ pub unsafe fn pointwise_neon(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    let pixels = super::kernels::check_pw(x, c_in, q, c_out, y)?;
+    let pixels = crate::quant::kernels::check_pw(x, c_in, q, c_out, y)?;
     // SAFETY: NEON per the contract, shapes checked just above.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     Ok(())
@@ -233,7 +233,7 @@ unsafe fn run<Y: NeonOut>(
     }
 }
 
-/// NEON int8 pointwise conv with a 16-bit output ([`super::kernels::ConvOut`]): the same
+/// NEON int8 pointwise conv with a 16-bit output ([`crate::quant::kernels::ConvOut`]): the same
 /// kernel as [`pointwise`], storing the requantized lanes saturated to int16 (`vqmovn_s32`,
 /// `vst1_s16`). `false` only if the target lacks NEON. Shapes validated by the caller.
 pub(crate) fn pointwise_i16(
@@ -245,7 +245,7 @@ pub(crate) fn pointwise_i16(
     pixels: usize,
 ) -> bool {
     if !cfg!(target_feature = "neon")
-        || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+        || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
     {
         return false;
     }

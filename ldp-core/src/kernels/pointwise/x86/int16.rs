@@ -11,9 +11,9 @@
 
 use core::arch::x86_64::*;
 
-use super::a16::out16;
-use super::kernels::ConvQ;
 use crate::kernels::cpu;
+use crate::quant::a16::out16;
+use crate::quant::kernels::ConvQ;
 
 /// Runs the AVX2 kernel if the CPU has it (else `false`). The shapes are checked again here
 /// (`check_pw`, O(1)): `false` unless `x.len() = pixels·c_in`, weights `c_out·c_in`, bias (or
@@ -26,7 +26,7 @@ pub(crate) fn pointwise16(
     y: &mut [i16],
     pixels: usize,
 ) -> bool {
-    if !cpu::x86_avx2_fma() || super::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+    if !cpu::x86_avx2_fma() || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
     // SAFETY: AVX2 is present and `check_pw` just verified every length (products without

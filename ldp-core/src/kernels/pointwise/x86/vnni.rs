@@ -1,5 +1,5 @@
 //! x86-64 AVX-512 VNNI int8 pointwise kernel (`vpdpbusd`), with an `i8` or an `i16` output;
-//! bit-identical to [`super::kernels::pointwise_reference`].
+//! bit-identical to [`crate::quant::kernels::pointwise_reference`].
 //!
 //! `vpdpbusd` multiplies 4 unsigned bytes by 4 signed bytes, adds the four products (each within
 //! `±255·128`, their sum within `±2^17`) and adds that to an `i32` lane **without saturation**,
@@ -29,11 +29,12 @@
 
 use core::arch::x86_64::*;
 
-use super::kernels::ConvQ;
-use super::x86::{Out, Rq};
+use super::int8::Out;
+use super::transpose8;
 use crate::error::Error;
 use crate::kernels::cpu;
-use crate::kernels::pointwise::x86::transpose8;
+use crate::kernels::isa::x86::Rq;
+use crate::quant::kernels::ConvQ;
 
 /// Outputs per panel (two zmm of `i32`).
 const NR: usize = 32;
@@ -62,7 +63,7 @@ pub(crate) fn pointwise<Y: Out>(
     if !cfg!(ldp_avx512)
         || !takes(c_in, c_out)
         || !cpu::x86_vnni()
-        || super::x86::check(x, c_in, q, c_out, y) != Ok(pixels)
+        || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels)
     {
         return false;
     }
@@ -86,13 +87,13 @@ pub unsafe fn pointwise_vnni(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    let pixels = super::x86::check(x, c_in, q, c_out, y)?;
+    let pixels = super::int8::check(x, c_in, q, c_out, y)?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe {
         if cfg!(ldp_avx512) && takes(c_in, c_out) {
             run(x, c_in, q, c_out, y, pixels);
         } else {
-            super::x86::run(x, c_in, q, c_out, y, pixels);
+            super::int8::run(x, c_in, q, c_out, y, pixels);
         }
     }
     Ok(())
@@ -110,13 +111,13 @@ pub unsafe fn pointwise_i16_vnni(
     c_out: usize,
     y: &mut [i16],
 ) -> Result<(), Error> {
-    let pixels = super::x86::check(x, c_in, q, c_out, y)?;
+    let pixels = super::int8::check(x, c_in, q, c_out, y)?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe {
         if cfg!(ldp_avx512) && takes(c_in, c_out) {
             run(x, c_in, q, c_out, y, pixels);
         } else {
-            super::x86::run(x, c_in, q, c_out, y, pixels);
+            super::int8::run(x, c_in, q, c_out, y, pixels);
         }
     }
     Ok(())
@@ -383,5 +384,5 @@ unsafe fn run<Y: Out>(
     pixels: usize,
 ) {
     // SAFETY: per this function's contract.
-    unsafe { super::x86::run(x, c_in, q, c_out, y, pixels) }
+    unsafe { super::int8::run(x, c_in, q, c_out, y, pixels) }
 }

@@ -25,7 +25,7 @@ use core::mem::MaybeUninit;
 
 use half::f16;
 
-use super::x86::{activate, load8, transpose8};
+use super::{activate, load8, transpose8};
 use crate::elem::Elem;
 use crate::error::Error;
 use crate::kernels::activation::Activation;
@@ -73,9 +73,9 @@ pub unsafe fn pointwise_avx512<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) -> Result<(), Error> {
-    super::check_shapes(x, c_in, w, bias, c_out, y)?;
+    super::super::check_shapes(x, c_in, w, bias, c_out, y)?;
     if c_in > KC && Y::DTYPE != DType::F32 {
-        super::tiled::pointwise(x, c_in, w, bias, c_out, act, y)?;
+        super::super::portable::pointwise(x, c_in, w, bias, c_out, act, y)?;
     } else {
         // SAFETY: the caller guarantees the CPU features; `check_shapes` validated
         // `x.len() = P·c_in`, `w.len() = c_out·c_in`, `bias.len() = c_out`, `y.len() = P·c_out`;

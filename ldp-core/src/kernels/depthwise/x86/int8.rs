@@ -1,0 +1,310 @@
+//! x86-64 AVX2 int8 depthwise 3×3 (NHWC, stride 1 or 2; int8 and, for the row-streaming
+//! executor, 16-bit outputs). Exactly the integers of the reference in `quant::kernels`
+//! (wrapping `i32` sums, exact 64-bit products, the same rounding shifts — see
+//! `kernels::isa::x86::Rq`); shapes or parameters it does not take go to the portable kernel.
+//!
+//! 16 channels per step. The taps of a pixel are paired (`(0,1) (2,3) (4,5) (6,7) (8,–)`),
+//! their bytes interleaved (`vpunpcklbw`/`vpunpckhbw`) and sign-extended, so one `vpmaddwd`
+//! against the staged weight pairs adds two taps of 8 channels into `i32` (|x·w| ≤ 2^14, pair
+//! sums fit). The input zero point is folded into the bias (`bias − z·Σw`, wrapping — exact mod
+//! 2^32) and taps outside the map read a row filled with `z`, whose net contribution
+//! `(z − z)·w = 0` is the reference's skipped tap. Weights, biases and multipliers are staged
+//! per chunk of 256 channels (7.3 KiB of stack with the zero-point row). Takes zero points in
+//! `-128..=127` and at least 16 channels; `c % 16` tail channels are scalar.
+
+use core::arch::x86_64::*;
+
+#[allow(unused_imports)]
+use crate::error::{check_len, Error};
+use crate::kernels::cpu;
+use crate::kernels::depthwise::DwShape;
+#[allow(unused_imports)]
+use crate::kernels::isa::x86::{apply_lut, sat16, Rq};
+#[allow(unused_imports)]
+use crate::quant::fixed::{requant, requant64, sat_i8};
+use crate::quant::kernels::{ConvOut, ConvQ};
+
+/// Channels staged per depthwise pass.
+const DW_CH: usize = 256;
+
+/// Whether the AVX2 depthwise takes these parameters.
+fn dw_takes(s: DwShape, q: &ConvQ<'_>) -> bool {
+    s.c >= 16 && (-128..=127).contains(&q.in_zero)
+}
+
+/// Runs the AVX2 depthwise kernel if the CPU has it and it takes the shape (else `false`).
+/// The shapes are checked again here (`check_dw`, O(1)): `false` when they do not hold.
+pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
+    if !cpu::x86_avx2_fma()
+        || !dw_takes(s, q)
+        || crate::quant::kernels::check_dw(s, x, q, y).is_err()
+    {
+        return false;
+    }
+    // SAFETY: AVX2 present; `check_dw` just verified x = h·w·c, weight = 9c, bias/mult = c,
+    // y = ho·wo·c (products without overflow), lut = 256, stride 1 or 2.
+    unsafe { dw_run(s, x, q, 0, s.ho(), y) };
+    true
+}
+
+/// Runs the AVX2 depthwise kernel with a 16-bit output (the `i16` [`ConvOut`]: requantized,
+/// output zero point added, saturated to `i16`) for output rows `oy0..oy1` of the map, into
+/// `y` holding just those rows, if the CPU has it and it takes the shape (else `false`).
+/// Validated by the caller: x = h·w·c, weight = 9c, bias/mult = c, lut `None`,
+/// y = (oy1 − oy0)·wo·c, oy0 < oy1 ≤ ho, stride 1 or 2.
+pub(crate) fn depthwise_rows_i16(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i16],
+) -> bool {
+    if !cpu::x86_avx2_fma()
+        || !dw_takes(s, q)
+        || crate::quant::kernels::check_dw_rows16(s, x, q, oy0, oy1, y).is_err()
+    {
+        return false;
+    }
+    // SAFETY: AVX2 present; `check_dw_rows16` just verified the shapes, the row range, the
+    // lengths and that there is no table.
+    unsafe { dw_run(s, x, q, oy0, oy1, y) };
+    true
+}
+
+/// [`depthwise_rows_i16`] with its own checks, for tests and benchmarks (shapes the AVX2
+/// kernel does not take run the portable row kernel).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn depthwise_rows_i16_avx2(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    crate::quant::kernels::check_dw_rows16(s, x, q, oy0, oy1, y)?;
+    if dw_takes(s, q) {
+        // SAFETY: features per the contract, shapes checked just above.
+        unsafe { dw_run(s, x, q, oy0, oy1, y) };
+        Ok(())
+    } else {
+        crate::quant::kernels::depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
+    }
+}
+
+/// The AVX2 depthwise kernel with its own checks, for tests and benchmarks (shapes it does
+/// not take run the portable kernel).
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+pub unsafe fn depthwise_avx2(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    crate::quant::kernels::check_dw(s, x, q, y)?;
+    if dw_takes(s, q) {
+        // SAFETY: features per the contract, shapes checked just above.
+        unsafe { dw_run(s, x, q, 0, s.ho(), y) };
+    } else {
+        crate::kernels::depthwise::portable::int8::depthwise(s, x, q, y);
+    }
+    Ok(())
+}
+
+/// The output element of the AVX2 depthwise: `i8` (saturated, optional table) or `i16`
+/// (saturated, no table), as [`ConvOut::finish`].
+trait DwOut: ConvOut {
+    /// Stores 16 outputs from the requantized `i32` lanes `a` (channels 0..8) and `b` (8..16).
+    ///
+    /// # Safety
+    /// AVX2 available; `p` valid for 16 writes of `Self`.
+    unsafe fn store16(p: *mut Self, a: __m256i, b: __m256i);
+    /// Applies the optional table in place (`i8` only).
+    fn table(v: &mut [Self], lut: Option<&[i8]>);
+}
+
+impl DwOut for i8 {
+    #[inline(always)]
+    unsafe fn store16(p: *mut i8, a: __m256i, b: __m256i) {
+        // SAFETY: AVX2 available and `p` writable for 16 bytes (the contract).
+        unsafe { _mm_storeu_si128(p as *mut __m128i, sat16(a, b)) }
+    }
+    #[inline(always)]
+    fn table(v: &mut [i8], lut: Option<&[i8]>) {
+        if lut.is_some() {
+            apply_lut(v, lut);
+        }
+    }
+}
+
+impl DwOut for i16 {
+    #[inline(always)]
+    unsafe fn store16(p: *mut i16, a: __m256i, b: __m256i) {
+        // SAFETY: AVX2 available and `p` writable for 16 `i16` (the contract). `packs_epi32`
+        // saturates per 128-bit lane ([a0..3 b0..3 | a4..7 b4..7]); the permute restores the
+        // channel order.
+        unsafe {
+            let t = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(a, b));
+            _mm256_storeu_si256(p as *mut __m256i, t)
+        }
+    }
+    #[inline(always)]
+    fn table(_v: &mut [i16], _lut: Option<&[i8]>) {}
+}
+
+/// Channels `ch0..c` of output pixel `(oy, ox)`, scalar (the reference's arithmetic); `y`
+/// holds output rows from `oy0` on.
+#[allow(clippy::too_many_arguments)]
+fn dw_scalar<Y: ConvOut>(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &mut [Y],
+    oy0: usize,
+    oy: usize,
+    ox: usize,
+    ch0: usize,
+) {
+    let (wo, c) = (s.wo(), s.c);
+    for ch in ch0..c {
+        let mut acc = q.bias_at(ch);
+        for ky in 0..3 {
+            let iy = (oy * s.stride + ky) as isize - 1;
+            if iy < 0 || iy >= s.h as isize {
+                continue;
+            }
+            for kx in 0..3 {
+                let ix = (ox * s.stride + kx) as isize - 1;
+                if ix < 0 || ix >= s.w as isize {
+                    continue;
+                }
+                let xv =
+                    (x[(iy as usize * s.w + ix as usize) * c + ch] as i32).wrapping_sub(q.in_zero);
+                acc = acc.wrapping_add(xv.wrapping_mul(q.weight[ch * 9 + ky * 3 + kx] as i32));
+            }
+        }
+        y[((oy - oy0) * wo + ox) * c + ch] = Y::finish(
+            q.out_zero
+                .wrapping_add(requant(acc, q.mult_at(ch), q.shift)),
+            q.lut,
+        );
+    }
+}
+
+/// Output rows `oy0..oy1` of the map (global geometry and padding) into `y`, which holds just
+/// those rows.
+///
+/// # Safety
+/// Shapes validated (x = h·w·c, weight = 9c, bias/mult = c, y = (oy1 − oy0)·wo·c,
+/// oy1 ≤ ho, lut 256 if any), `dw_takes`; AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dw_run<Y: DwOut>(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [Y],
+) {
+    let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
+    let wo = s.wo();
+    let c16 = c / 16 * 16;
+    let z = q.in_zero;
+    // SAFETY: AVX2 available (this function's contract).
+    let rq = unsafe { Rq::new(q.shift, q.out_zero) };
+    // Weight pairs: per 16-channel block, per tap pair j, 16 channels × (w_a, w_b).
+    let mut wst = [0i16; DW_CH * 5 * 2];
+    let mut bst = [0i32; DW_CH];
+    let mut mst = [0i32; DW_CH];
+    let zrow = [z as i8; DW_CH];
+    let mut ch0 = 0;
+    while ch0 < c16 {
+        let nch = (c16 - ch0).min(DW_CH);
+        for cl in 0..nch {
+            let ch = ch0 + cl;
+            let wk = &q.weight[ch * 9..ch * 9 + 9];
+            let (blk, lane) = (cl / 16, cl % 16);
+            for j in 0..5 {
+                let at = ((blk * 5 + j) * 16 + lane) * 2;
+                wst[at] = wk[2 * j] as i16;
+                wst[at + 1] = if j < 4 { wk[2 * j + 1] as i16 } else { 0 };
+            }
+            let sw: i32 = wk.iter().map(|&v| v as i32).sum();
+            bst[cl] = q.bias_at(ch).wrapping_sub(z.wrapping_mul(sw));
+            mst[cl] = q.mult_at(ch);
+        }
+        for oy in oy0..oy1 {
+            for ox in 0..wo {
+                // The 9 taps' rows for channel ch0 (or the zero-point row).
+                let mut tp = [zrow.as_ptr(); 9];
+                for ky in 0..3 {
+                    let iy = (oy * st + ky) as isize - 1;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    for kx in 0..3 {
+                        let ix = (ox * st + kx) as isize - 1;
+                        if ix < 0 || ix >= w as isize {
+                            continue;
+                        }
+                        // SAFETY: (iy, ix) is inside the map: the pixel's channels ch0.. are in x.
+                        tp[ky * 3 + kx] =
+                            unsafe { x.as_ptr().add((iy as usize * w + ix as usize) * c + ch0) };
+                    }
+                }
+                let o = ((oy - oy0) * wo + ox) * c + ch0;
+                let mut b = 0;
+                while b < nch {
+                    // SAFETY: every tap pointer has ≥ nch readable bytes (a pixel's channels
+                    // ch0..ch0+nch ≤ c16 ≤ c, or the DW_CH-byte zero row) and b + 16 ≤ nch; the
+                    // staged arrays hold nch entries; y has the pixel's channels at o..o+nch.
+                    unsafe {
+                        let wp = wst.as_ptr().add(b / 16 * 5 * 32) as *const __m256i;
+                        let mut a0 = _mm256_loadu_si256(bst.as_ptr().add(b) as *const __m256i);
+                        let mut a1 = _mm256_loadu_si256(bst.as_ptr().add(b + 8) as *const __m256i);
+                        for j in 0..5 {
+                            let ta = _mm_loadu_si128(tp[2 * j].add(b) as *const __m128i);
+                            let tb = if j < 4 {
+                                _mm_loadu_si128(tp[2 * j + 1].add(b) as *const __m128i)
+                            } else {
+                                _mm_setzero_si128()
+                            };
+                            let lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(ta, tb));
+                            let hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(ta, tb));
+                            a0 = _mm256_add_epi32(
+                                a0,
+                                _mm256_madd_epi16(lo, _mm256_loadu_si256(wp.add(2 * j))),
+                            );
+                            a1 = _mm256_add_epi32(
+                                a1,
+                                _mm256_madd_epi16(hi, _mm256_loadu_si256(wp.add(2 * j + 1))),
+                            );
+                        }
+                        let m0 = _mm256_loadu_si256(mst.as_ptr().add(b) as *const __m256i);
+                        let m1 = _mm256_loadu_si256(mst.as_ptr().add(b + 8) as *const __m256i);
+                        Y::store16(
+                            y.as_mut_ptr().add(o + b),
+                            rq.apply(a0, m0),
+                            rq.apply(a1, m1),
+                        );
+                    }
+                    b += 16;
+                }
+                Y::table(&mut y[o..o + nch], q.lut);
+            }
+        }
+        ch0 += nch;
+    }
+    if c16 < c {
+        for oy in oy0..oy1 {
+            for ox in 0..wo {
+                dw_scalar(s, x, q, y, oy0, oy, ox, c16);
+            }
+        }
+    }
+}
