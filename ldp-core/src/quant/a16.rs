@@ -27,14 +27,17 @@
 
 use super::fixed::requant;
 use super::graph::{idx, split16, trace, Params};
-use super::kernels::{
-    check_dw, check_pw, depthwise_sums, finish, pointwise_sums, pool_means, AddQ, ConvQ,
-};
+use super::kernels::{finish, AddQ, ConvQ};
 use super::specs::v2_meta as V2;
 use crate::arch::mobilevlm_v2::POOL;
 use crate::blob::{Model, ModelConfig};
 use crate::error::{check_len, Error};
+use crate::kernels::depthwise::int8::check_dw;
+use crate::kernels::depthwise::int8::depthwise_sums;
 use crate::kernels::depthwise::DwShape;
+use crate::kernels::pointwise::int8::check_pw;
+use crate::kernels::pointwise::int8::pointwise_sums;
+use crate::kernels::pool::int8::pool_means;
 
 /// Largest 16-bit activation magnitude (symmetric range).
 pub const MAX16: i32 = 32767;
@@ -111,7 +114,7 @@ pub(crate) fn out16(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
 
 /// Reference pointwise conv, 16-bit activations × int8 weights: `x: [pixels][c_in]` →
 /// `y: [pixels][c_out]`, `y = sat16(round((bias + Σ x·w) · mult / 2^shift))` (the int8
-/// reference's loop, [`super::kernels::pointwise_sums`]).
+/// reference's loop, [`crate::kernels::pointwise::int8::pointwise_sums`]).
 pub fn pointwise16_reference(
     x: &[i16],
     c_in: usize,
@@ -245,11 +248,20 @@ pub fn resize_bilinear_in16(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    super::kernels::resize_sums(x, (h, w, c), &[0], mult, shift, out_zero, y, (ho, wo))
+    crate::kernels::resize::int8::resize_sums(
+        x,
+        (h, w, c),
+        &[0],
+        mult,
+        shift,
+        out_zero,
+        y,
+        (ho, wo),
+    )
 }
 
 /// Depthwise 3×3 conv (padding 1, stride 1 or 2), 16-bit activations × int8 weights (the int8
-/// reference's loop, [`super::kernels::depthwise_sums`], input zero point 0).
+/// reference's loop, [`crate::kernels::depthwise::int8::depthwise_sums`], input zero point 0).
 pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
     depthwise_sums(s, x, q, |i, c, acc| y[i] = out16(acc, c, q));

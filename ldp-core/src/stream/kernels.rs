@@ -237,7 +237,7 @@ fn check_resize_row<T>(
     if c == 0 || w == 0 || wo == 0 || y_len % c != 0 {
         return Err(Error::InvalidConfig("resize row: bad shape"));
     }
-    if !crate::quant::kernels::taps_q10_fit(w, wo) {
+    if !crate::kernels::resize::int8::taps_q10_fit(w, wo) {
         return Err(Error::InvalidConfig("resize row: dimensions too large"));
     }
     let ox1 = ox0

@@ -2,6 +2,8 @@
 //! The dispatch and the reference are `quant::kernels::add_inplace` / `add_reference`; the back
 //! ends live here.
 
+pub mod int8;
+
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
 #[cfg(target_arch = "x86_64")]

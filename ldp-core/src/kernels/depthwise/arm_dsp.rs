@@ -243,7 +243,7 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
         return false;
     }
     // The unsafe windows below rely on the shapes: checked here (O(1), without overflow).
-    if crate::quant::kernels::check_dw(s, x, q, y).is_err() {
+    if crate::kernels::depthwise::int8::check_dw(s, x, q, y).is_err() {
         return false;
     }
     let (h, w, c, st) = (s.h, s.w, s.c, s.stride);

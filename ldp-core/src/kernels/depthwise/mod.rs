@@ -10,6 +10,8 @@
 //! reference's order with separate multiplies and adds, so all agree with
 //! [`reference::depthwise3x3`] bit for bit.
 
+pub mod int8;
+
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
 #[cfg(ldp_arm_mve)]

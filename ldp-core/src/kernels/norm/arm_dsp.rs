@@ -24,7 +24,7 @@ pub(crate) fn layer_norm_inplace(
     q: &crate::quant::kernels::NormQ<'_>,
 ) -> bool {
     use prim::smlad;
-    if c > LN_MAXC || crate::quant::kernels::check_norm(buf, c, q).is_err() {
+    if c > LN_MAXC || crate::kernels::norm::int8::check_norm(buf, c, q).is_err() {
         return false;
     }
     let cc = c as i64;
@@ -475,7 +475,7 @@ pub(crate) fn layer_norm_i16(
     q: &crate::quant::kernels::NormQ<'_>,
     y: &mut [i8],
 ) -> bool {
-    if c > LN_MAXC || crate::quant::kernels::check_norm16(x, c, q, y).is_err() {
+    if c > LN_MAXC || crate::kernels::norm::int8::check_norm16(x, c, q, y).is_err() {
         return false;
     }
     let lerp: Option<&[i8; 256]> = match q.lut {

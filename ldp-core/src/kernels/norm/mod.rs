@@ -3,6 +3,8 @@
 //! `y = (x - mean) / sqrt(var + eps) · gamma + beta`, `eps = 1e-5`, as `nn.LayerNorm(C)`
 //! applied to channels-last data (and timm's `LayerNormAct2d(act_layer=None)`).
 
+pub mod int8;
+
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
 #[cfg(target_arch = "x86_64")]

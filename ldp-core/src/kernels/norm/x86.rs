@@ -31,7 +31,7 @@ pub(crate) fn layer_norm(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> bool {
     if !cpu::x86_avx2_fma()
         || c > LN_MAX_C
         || c == 0
-        || crate::quant::kernels::check_norm(buf, c, q).is_err()
+        || crate::kernels::norm::int8::check_norm(buf, c, q).is_err()
     {
         return false;
     }
@@ -47,7 +47,7 @@ pub(crate) fn layer_norm(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> bool {
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
 pub unsafe fn layer_norm_avx2(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
-    crate::quant::kernels::check_norm(buf, c, q)?;
+    crate::kernels::norm::int8::check_norm(buf, c, q)?;
     if c > LN_MAX_C {
         return crate::quant::kernels::layer_norm_reference(buf, c, q);
     }
@@ -277,7 +277,7 @@ pub(crate) fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -
     if !cpu::x86_avx2_fma()
         || c > LN_MAX_C
         || c == 0
-        || crate::quant::kernels::check_norm16(x, c, q, y).is_err()
+        || crate::kernels::norm::int8::check_norm16(x, c, q, y).is_err()
     {
         return false;
     }
@@ -298,7 +298,7 @@ pub unsafe fn layer_norm_i16_avx2(
     q: &NormQ<'_>,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    crate::quant::kernels::check_norm16(x, c, q, y)?;
+    crate::kernels::norm::int8::check_norm16(x, c, q, y)?;
     if c > LN_MAX_C {
         return crate::quant::kernels::layer_norm_i16_reference(x, c, q, y);
     }
@@ -339,7 +339,8 @@ unsafe fn clamp64(v: __m256i, lo: __m256i, hi: __m256i) -> __m256i {
 /// Parameters validated, `1 ≤ c ≤ 2048`, `y.len() == x.len()`; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
-    use crate::quant::kernels::{ln_out, ln_out_lerp};
+    use crate::kernels::norm::int8::ln_out;
+    use crate::kernels::norm::int8::ln_out_lerp;
     let cc = c as i64;
     let e = ln_eps(c, q);
     let c8 = c / 8 * 8;

@@ -432,7 +432,7 @@ fn pointwise_impl<Y: PwOut>(
     }
     // The unsafe tiles below rely on these lengths: checked here (O(1), products without
     // overflow), not only by the caller.
-    if crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+    if crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
     let rq = Rq::new(q.shift);

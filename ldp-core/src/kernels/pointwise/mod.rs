@@ -18,6 +18,8 @@
 //! The choice never depends on the pixel count, so splitting the pixels into chunks (as the
 //! streaming executor does) gives the same bits.
 
+pub mod int8;
+
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
 #[cfg(ldp_arm_mve)]

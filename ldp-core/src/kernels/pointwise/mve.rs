@@ -276,7 +276,8 @@ pub(crate) fn pointwise<Y: MveOut + crate::quant::kernels::ConvOut>(
     if !crate::kernels::cpu::mve() {
         return false;
     }
-    if pixels == 0 || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+    if pixels == 0 || crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+    {
         return false;
     }
     let rq = Rq::new(q.shift);

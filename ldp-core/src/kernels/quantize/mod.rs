@@ -2,5 +2,7 @@
 //! dequantization. The dispatch and the references are `quant::kernels::{quantize, dequantize}`
 //! and their `_reference` twins; the back ends live here.
 
+pub mod int8;
+
 #[cfg(target_arch = "x86_64")]
 pub mod x86;

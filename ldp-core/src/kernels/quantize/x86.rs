@@ -15,7 +15,8 @@ use crate::quant::fixed::{requant, requant64, sat_i8};
 /// Runs the AVX2 quantization (see `kernels::quantize`) if the CPU has it (else `false`).
 /// Parameters validated by the caller.
 pub(crate) fn quantize(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &mut [i8]) -> bool {
-    if !cpu::x86_avx2_fma() || crate::quant::kernels::check_quantize(x, c, scale, zero, xq).is_err()
+    if !cpu::x86_avx2_fma()
+        || crate::kernels::quantize::int8::check_quantize(x, c, scale, zero, xq).is_err()
     {
         return false;
     }
@@ -36,7 +37,7 @@ pub unsafe fn quantize_avx2(
     zero: &[i8],
     xq: &mut [i8],
 ) -> Result<(), Error> {
-    crate::quant::kernels::check_quantize(x, c, scale, zero, xq)?;
+    crate::kernels::quantize::int8::check_quantize(x, c, scale, zero, xq)?;
     // SAFETY: features per the contract, parameters checked just above.
     unsafe { quantize_run(x, c, scale, zero, xq) };
     Ok(())

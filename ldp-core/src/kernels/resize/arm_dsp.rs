@@ -18,7 +18,8 @@ pub(crate) fn resize_bilinear(
     (ho, wo): (usize, usize),
 ) -> bool {
     use crate::quant::kernels::taps_q10;
-    if crate::quant::kernels::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo)).is_err() {
+    if crate::kernels::resize::int8::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo)).is_err()
+    {
         return false;
     }
     let sh = Shr64::new(shift.saturating_add(20));

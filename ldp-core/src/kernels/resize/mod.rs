@@ -3,6 +3,8 @@
 //! Source coordinate of output index `d`: `max(0, (d + 0.5)·(in/out) - 0.5)`; the two neighbours
 //! are `floor` and `min(floor + 1, in - 1)`. For an exact 2× downscale this is 2×2 averaging.
 
+pub mod int8;
+
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
 #[cfg(target_arch = "x86_64")]

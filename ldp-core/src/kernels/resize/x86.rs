@@ -26,7 +26,8 @@ pub(crate) fn resize_bilinear(
 ) -> bool {
     if !cpu::x86_avx2_fma()
         || c < 8
-        || crate::quant::kernels::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo)).is_err()
+        || crate::kernels::resize::int8::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))
+            .is_err()
     {
         return false;
     }
@@ -54,7 +55,7 @@ pub unsafe fn resize_bilinear_avx2(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    crate::quant::kernels::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
+    crate::kernels::resize::int8::check_resize(x, (h, w, c), in_zero, mult, y, (ho, wo))?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe { resize_run(x, (h, w, c), in_zero, mult, shift, out_zero, y, (ho, wo)) };
     Ok(())

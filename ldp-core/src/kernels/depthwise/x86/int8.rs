@@ -37,7 +37,7 @@ fn dw_takes(s: DwShape, q: &ConvQ<'_>) -> bool {
 pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
     if !cpu::x86_avx2_fma()
         || !dw_takes(s, q)
-        || crate::quant::kernels::check_dw(s, x, q, y).is_err()
+        || crate::kernels::depthwise::int8::check_dw(s, x, q, y).is_err()
     {
         return false;
     }
@@ -62,7 +62,7 @@ pub(crate) fn depthwise_rows_i16(
 ) -> bool {
     if !cpu::x86_avx2_fma()
         || !dw_takes(s, q)
-        || crate::quant::kernels::check_dw_rows16(s, x, q, oy0, oy1, y).is_err()
+        || crate::kernels::depthwise::int8::check_dw_rows16(s, x, q, oy0, oy1, y).is_err()
     {
         return false;
     }
@@ -85,13 +85,13 @@ pub unsafe fn depthwise_rows_i16_avx2(
     oy1: usize,
     y: &mut [i16],
 ) -> Result<(), Error> {
-    crate::quant::kernels::check_dw_rows16(s, x, q, oy0, oy1, y)?;
+    crate::kernels::depthwise::int8::check_dw_rows16(s, x, q, oy0, oy1, y)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
         unsafe { dw_run(s, x, q, oy0, oy1, y) };
         Ok(())
     } else {
-        crate::quant::kernels::depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
+        crate::kernels::depthwise::int8::depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
     }
 }
 
@@ -106,7 +106,7 @@ pub unsafe fn depthwise_avx2(
     q: &ConvQ<'_>,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    crate::quant::kernels::check_dw(s, x, q, y)?;
+    crate::kernels::depthwise::int8::check_dw(s, x, q, y)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
         unsafe { dw_run(s, x, q, 0, s.ho(), y) };

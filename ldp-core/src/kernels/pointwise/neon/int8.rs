@@ -30,7 +30,7 @@ pub(crate) fn pointwise(
     pixels: usize,
 ) -> bool {
     if !cfg!(target_feature = "neon")
-        || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+        || crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
     {
         return false;
     }
@@ -52,7 +52,7 @@ pub unsafe fn pointwise_neon(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    let pixels = crate::quant::kernels::check_pw(x, c_in, q, c_out, y)?;
+    let pixels = crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y)?;
     // SAFETY: NEON per the contract, shapes checked just above.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     Ok(())
@@ -245,7 +245,7 @@ pub(crate) fn pointwise_i16(
     pixels: usize,
 ) -> bool {
     if !cfg!(target_feature = "neon")
-        || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+        || crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
     {
         return false;
     }

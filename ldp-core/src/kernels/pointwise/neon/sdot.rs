@@ -50,7 +50,7 @@ pub(crate) fn pointwise<Y: SdotOut + crate::quant::kernels::ConvOut>(
     if c_in.div_ceil(16) * 16 > KMAX || !crate::kernels::cpu::dotprod() {
         return false;
     }
-    if crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+    if crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
     // SAFETY: FEAT_DotProd detected just above; `check_pw` just verified x = pixels·c_in,

@@ -26,7 +26,9 @@ pub(crate) fn pointwise16(
     y: &mut [i16],
     pixels: usize,
 ) -> bool {
-    if !cpu::x86_avx2_fma() || crate::quant::kernels::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+    if !cpu::x86_avx2_fma()
+        || crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+    {
         return false;
     }
     // SAFETY: AVX2 is present and `check_pw` just verified every length (products without

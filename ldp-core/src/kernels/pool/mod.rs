@@ -2,6 +2,8 @@
 //!
 //! Output index `i` of `n_out` averages input indices `floor(i·n_in/n_out) .. ceil((i+1)·n_in/n_out)`.
 
+pub mod int8;
+
 use crate::elem::Elem;
 use crate::error::{check_dims, Error};
 

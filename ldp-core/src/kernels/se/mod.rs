@@ -2,6 +2,8 @@
 //!
 //! `s = hardsigmoid(fc2(relu(fc1(mean_{h,w}(x)))))`, `x[p][c] *= s[c]`.
 
+pub mod int8;
+
 use crate::elem::Elem;
 use crate::error::{check_dims, check_len, Error};
 use crate::kernels::activation::{hardsigmoid, relu};

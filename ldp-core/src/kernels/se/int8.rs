@@ -1,0 +1,110 @@
+//! int8 squeeze-excitation, portable only.
+
+use crate::error::{check_len, size_of_dims, Error};
+use crate::quant::fixed::{div_round, requant, sat_i8};
+use crate::quant::kernels::*;
+
+/// Bytes of temporary storage (as `i32`s) that [`squeeze_excite`] needs.
+pub const fn se_tmp_len(c: usize, s: usize) -> usize {
+    2 * c + s
+}
+
+/// The SE gate from per-channel sums of `x − z_in` over `pixels` pixels: the sums become the
+/// int8 means (in place, AVERAGE_POOL_2D rounding), then `fc1` + ReLU into `hid` (`s` values),
+/// `fc2` and the 8-bit Hardsigmoid table into `gate` (`c` values, `0..=255`). Shared by the whole-tensor and
+/// the streaming executors so that both compute the same bits.
+pub fn se_gate_from_sums(
+    q: &SeQ<'_>,
+    sums: &mut [i32],
+    pixels: usize,
+    hid: &mut [i32],
+    gate: &mut [i32],
+) -> Result<(), Error> {
+    let (c, s) = (sums.len(), hid.len());
+    if c == 0 || s == 0 || pixels == 0 {
+        return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
+    }
+    check_conv(&q.fc1, size_of_dims(&[s, c])?, s)?;
+    check_conv(&q.fc2, size_of_dims(&[c, s])?, c)?;
+    check_len("int8 gate lut", q.gate, 256)?;
+    check_len("int8 se gate", gate, c)?;
+    for v in sums.iter_mut() {
+        *v = q
+            .in_zero
+            .wrapping_add(div_round(*v as i64, pixels as i64) as i32)
+            .clamp(-128, 127);
+    }
+    for j in 0..s {
+        let mut acc = q.fc1.bias_at(j);
+        for i in 0..c {
+            acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
+        }
+        let v = sat_i8(
+            q.fc1
+                .out_zero
+                .wrapping_add(requant(acc, q.fc1.mult_at(j), q.fc1.shift)),
+        );
+        hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
+    }
+    for i in 0..c {
+        let mut acc = q.fc2.bias_at(i);
+        for j in 0..s {
+            acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
+        }
+        let v = sat_i8(
+            q.fc2
+                .out_zero
+                .wrapping_add(requant(acc, q.fc2.mult_at(i), q.fc2.shift)),
+        );
+        gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
+    }
+    Ok(())
+}
+
+/// Multiplies `x: [pixels][c]` by the gate: `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.
+pub fn se_apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
+    let c = gate.len().max(1);
+    for px in x.chunks_exact_mut(c) {
+        for (v, g) in px.iter_mut().zip(gate.iter()) {
+            let acc = (*v as i32).wrapping_sub(q.in_zero).wrapping_mul(*g);
+            *v = sat_i8(q.out_zero.wrapping_add(requant(acc, q.mult, q.shift)));
+        }
+    }
+}
+
+/// int8 squeeze-excitation of `x: [pixels][c]`, in place. `tmp` holds [`se_tmp_len`] `i32`s.
+pub fn squeeze_excite(
+    x: &mut [i8],
+    c: usize,
+    s: usize,
+    q: &SeQ<'_>,
+    tmp: &mut [i32],
+) -> Result<(), Error> {
+    if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
+        return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
+    }
+    // se_tmp_len(c, s) without overflow.
+    let need = c
+        .checked_mul(2)
+        .and_then(|v| v.checked_add(s))
+        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    if tmp.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: tmp.len(),
+        });
+    }
+    let (sums, rest) = tmp.split_at_mut(c);
+    let (hid, rest) = rest.split_at_mut(s);
+    let gate = &mut rest[..c];
+    // Per-channel sums of x − z (wrapping, like the streaming accumulator).
+    sums.iter_mut().for_each(|v| *v = 0);
+    for px in x.chunks_exact(c) {
+        for (acc, &v) in sums.iter_mut().zip(px) {
+            *acc = acc.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+        }
+    }
+    se_gate_from_sums(q, sums, x.len() / c, hid, gate)?;
+    se_apply(q, gate, x);
+    Ok(())
+}
