@@ -9,6 +9,7 @@
 
 pub mod crc;
 pub mod format;
+pub mod int8;
 pub mod specs;
 
 mod reader;

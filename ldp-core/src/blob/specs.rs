@@ -157,12 +157,12 @@ pub fn specs(arch: Arch, dtype: DType) -> &'static [TensorSpec] {
 /// The tensor list of a model of this architecture, dtype and header flags.
 pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec] {
     if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
-        return crate::quant::specs::V2_A16;
+        return super::int8::V2_A16;
     }
     if flags & FLAG_INPUT16 != 0 && dtype == DType::Int8 {
         match arch {
-            Arch::Ldp => return crate::quant::specs::LDP_INT8_X16,
-            Arch::MobileVlmV1 => return crate::quant::specs::V1_INT8_X16,
+            Arch::Ldp => return super::int8::LDP_INT8_X16,
+            Arch::MobileVlmV1 => return super::int8::V1_INT8_X16,
             Arch::MobileVlmV2 => {}
         }
     }
@@ -170,9 +170,9 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
         (Arch::Ldp, DType::F32 | DType::F16) => LDP_FLOAT,
         (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,
         (Arch::MobileVlmV2, DType::F32 | DType::F16) => V2_FLOAT,
-        (Arch::Ldp, DType::Int8) => crate::quant::specs::LDP_INT8,
-        (Arch::MobileVlmV1, DType::Int8) => crate::quant::specs::V1_INT8,
-        (Arch::MobileVlmV2, DType::Int8) => crate::quant::specs::V2_INT8,
+        (Arch::Ldp, DType::Int8) => super::int8::LDP_INT8,
+        (Arch::MobileVlmV1, DType::Int8) => super::int8::V1_INT8,
+        (Arch::MobileVlmV2, DType::Int8) => super::int8::V2_INT8,
     }
 }
 

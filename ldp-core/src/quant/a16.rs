@@ -28,8 +28,8 @@
 use super::fixed::requant;
 use super::graph::{idx, split16, trace, Params};
 use super::kernels::{finish, AddQ, ConvQ};
-use super::specs::v2_meta as V2;
 use crate::arch::mobilevlm_v2::POOL;
+use crate::blob::int8::v2_meta as V2;
 use crate::blob::{Model, ModelConfig};
 use crate::error::{check_len, Error};
 use crate::kernels::depthwise::int8::check_dw;

@@ -5,8 +5,8 @@ use super::kernels::{
     adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16, pointwise,
     pointwise_layer_norm, resize_bilinear, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
 };
-use super::specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use crate::arch::mobilevlm_v2::POOL;
+use crate::blob::int8::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use crate::blob::specs::FLAG_INPUT16;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;

@@ -29,7 +29,9 @@ pub mod a16;
 pub mod fixed;
 pub mod graph;
 pub mod kernels;
-pub mod specs;
+/// The int8 blob layouts (tensor lists, `quant.meta` indices) — defined once, by the blob
+/// format in [`crate::blob::int8`]; this alias keeps the old path.
+pub use crate::blob::int8 as specs;
 
 pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace};
 

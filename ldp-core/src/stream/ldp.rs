@@ -21,6 +21,7 @@ use super::{
     Carver, RowSink, RowSource, CHUNK,
 };
 use crate::arch::ldp::{LdpConfig, LdpWeights};
+use crate::blob::int8::ldp_meta as L;
 use crate::blob::{DType, Model, ModelConfig};
 use crate::elem::Elem;
 use crate::error::Error;
@@ -30,7 +31,6 @@ use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
 use crate::kernels::resize::taps;
 use crate::quant::kernels::{self as qk, taps_q10, AddQ, ConvQ, NormQ};
-use crate::quant::specs::ldp_meta as L;
 
 /// The per-layer operations of one dtype; the schedule is shared.
 trait LdpOps {

@@ -18,6 +18,7 @@ use super::kernels::{depthwise_row_float, depthwise_row_i8, DwRows};
 use super::params::{idx, P};
 use super::{check_scratch, v1_scratch_bytes, Carver, RowSink, RowSource, CHUNK};
 use crate::arch::mobilevlm_v1::{V1BlockWeights, V1Config, V1Weights};
+use crate::blob::int8::v1_meta as V1;
 use crate::blob::{DType, Model, ModelConfig};
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
@@ -26,7 +27,6 @@ use crate::kernels::depthwise::DwShape;
 use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
 use crate::quant::kernels::{self as qk, AddQ, ConvQ, NormQ, SeQ};
-use crate::quant::specs::v1_meta as V1;
 
 trait V1Ops {
     type X: bytemuck::Pod;

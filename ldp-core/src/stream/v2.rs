@@ -9,6 +9,7 @@ use super::kernels::{depthwise_row_float, depthwise_row_i8, DwRows};
 use super::params::P;
 use super::{check_scratch, v2_open_rows, v2_scratch_bytes, Carver, RowSink, RowSource, CHUNK};
 use crate::arch::mobilevlm_v2::{V2Config, V2Weights, POOL};
+use crate::blob::int8::v2_meta as V2;
 use crate::blob::{DType, Model, ModelConfig};
 use crate::elem::Elem;
 use crate::error::Error;
@@ -18,7 +19,6 @@ use crate::kernels::pointwise::pointwise;
 use crate::kernels::pool::bin;
 use crate::quant::fixed::{div_round, sat_i8};
 use crate::quant::kernels::{self as qk, AddQ, ConvQ};
-use crate::quant::specs::v2_meta as V2;
 
 trait V2Ops {
     type X: bytemuck::Pod;

@@ -68,9 +68,9 @@ pub(crate) fn check_pw<X, Y: ConvOut>(
 
 /// Tiled int8 pointwise conv (4 outputs × 2 pixels per register tile, i32 accumulators); on
 /// Cortex-M with the DSP extension the SMLAD kernel of `kernels::pointwise::arm_dsp`, on x86-64 with
-/// AVX-512 VNNI the kernel of [`super::vnni`] (shapes it takes), with AVX2 the kernels of
+/// AVX-512 VNNI the kernel of `x86::vnni` (shapes it takes), with AVX2 the kernels of
 /// `kernels::pointwise::x86::int8`, on AArch64 those of `kernels::pointwise::neon`. With the `std` feature, large layers are
-/// split across [`crate::kernels::threads`] (same bits). Bit-identical to
+/// split across `kernels::threads` (same bits). Bit-identical to
 /// [`pointwise_reference`] for both output types.
 pub fn pointwise<Y: ConvOut>(
     x: &[i8],

@@ -8,7 +8,7 @@
 //!
 //! * x86-64 with AVX2 + FMA + F16C (detected at run time with the `std` feature, else enabled at
 //!   compile time): [`x86`], a packed GEMM with a 6 × 16 register tile;
-//! * x86-64 with AVX-512 (F, BW, VL, DQ; detected at run time with the `std` feature): [`avx512`],
+//! * x86-64 with AVX-512 (F, BW, VL, DQ; detected at run time with the `std` feature): `x86::avx512`,
 //!   the same GEMM with a 12 × 32 tile of zmm registers and the same summation order, so its
 //!   results equal the AVX2 kernel's bit for bit ([`crate::kernels::cpu::set_x86_level`] picks
 //!   the AVX2 path on such a machine);

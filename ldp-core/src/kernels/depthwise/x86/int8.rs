@@ -72,7 +72,7 @@ pub(crate) fn depthwise_rows_i16(
     true
 }
 
-/// [`depthwise_rows_i16`] with its own checks, for tests and benchmarks (shapes the AVX2
+/// `depthwise_rows_i16` with its own checks, for tests and benchmarks (shapes the AVX2
 /// kernel does not take run the portable row kernel).
 ///
 /// # Safety

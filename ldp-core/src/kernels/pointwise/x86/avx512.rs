@@ -1,6 +1,6 @@
 //! x86-64 AVX-512 pointwise kernel (a packed GEMM), f32 and f16 storage.
 //!
-//! The AVX2 kernel of [`super::x86`] widened to zmm registers: a panel of 32 output channels of
+//! The AVX2 kernel of [`super`] widened to zmm registers: a panel of 32 output channels of
 //! `w` is packed, converted to f32, into `[K][32]` (256 KiB of stack for `K ≤ 2048`), then a
 //! 12 × 32 register tile (12 pixels × 32 outputs = 24 zmm accumulators) walks down the pixels:
 //! per input channel two panel loads, twelve broadcasts of `x` (embedded in the FMAs) and 24
@@ -8,7 +8,7 @@
 //!
 //! Summation order, per output: `acc = bias`, then one FMA per input channel in channel order,
 //! continued through `y` for `K > 2048` (f32 outputs; f16 outputs with `K > 2048` take the
-//! portable kernel), exactly as in [`super::x86`]: the results equal the AVX2 kernel's **bit for
+//! portable kernel), exactly as in [`super`]: the results equal the AVX2 kernel's **bit for
 //! bit**, whatever the pixel count or thread split. The fused activation runs on finished rows
 //! through the same scalar functions, and f16 outputs are narrowed with F16C
 //! (round-to-nearest-even), as there.

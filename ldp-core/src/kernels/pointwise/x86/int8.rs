@@ -6,7 +6,7 @@
 //! MACs per instruction), in a register tile of 4 outputs × 2 pixels (8 accumulators: with 4 × 3
 //! the 16 ymm registers do not suffice and the loop spills, 25% slower at 2048 channels). The
 //! four accumulators of a pixel are reduced together (`vphaddd`, two pixels per register), and
-//! bias, requantization ([`Rq`], exact 64-bit products, bit-identical to [`requant`]) and
+//! bias, requantization (`Rq`, exact 64-bit products, bit-identical to [`requant`]) and
 //! saturation run on 8 lanes; the optional table is applied to the 4 stored bytes. When 4 does
 //! not divide `c_out` the last tile overlaps the one before. Every product of two int8 fits i16·i16 → i32
 //! and pair sums fit i32 (|a·b + c·d| ≤ 2·128²), and i32 addition wraps exactly like the

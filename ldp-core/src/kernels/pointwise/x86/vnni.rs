@@ -19,7 +19,7 @@
 //! the outputs in order. The epilogue is the AVX2 kernel's (bias, `Rq`, saturation, table) on
 //! 8 lanes at a time. When 32 does not divide `c_out` the last panel overlaps the one before
 //! (outputs computed twice get the same value). Takes `c_out ≥ 32` and `c_in ≤ 2048` (the four
-//! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::x86`]).
+//! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::int8`]).
 //!
 //! The AVX-512 intrinsics are stable since Rust 1.89: with an older compiler (`ldp_avx512` unset
 //! by `build.rs`) the entry points run the AVX2 kernel.

@@ -340,9 +340,9 @@ const fn with_input16<const N: usize>(base: &[TensorSpec]) -> [TensorSpec; N] {
     out
 }
 
-/// int8 tensors of `ldp` with a 16-bit input ([`with_input16`]).
+/// int8 tensors of `ldp` with a 16-bit input (`with_input16`).
 pub const LDP_INT8_X16: &[TensorSpec] = &with_input16::<{ LDP_INT8.len() }>(LDP_INT8);
-/// int8 tensors of `mobilevlm-v1` with a 16-bit input ([`with_input16`]).
+/// int8 tensors of `mobilevlm-v1` with a 16-bit input (`with_input16`).
 pub const V1_INT8_X16: &[TensorSpec] = &with_input16::<{ V1_INT8.len() }>(V1_INT8);
 
 /// Names of the `quant.meta` entries of `ldp`, by index (`Z_*` are zero points; their
