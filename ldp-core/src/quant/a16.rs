@@ -215,8 +215,9 @@ pub fn pointwise_in16_reference(
     Ok(())
 }
 
-/// [`pointwise_in16_reference`] through the portable tiled loop (4 outputs per pass; no ISA
-/// kernel yet). Bit-identical to the reference.
+/// [`pointwise_in16_reference`], bit-identical: on Cortex-M with the DSP extension the int8
+/// SMLAD kernel with 16-bit input staging (`kernels::pointwise::arm_dsp`), elsewhere the
+/// portable tiled loop (4 outputs per pass).
 pub fn pointwise_in16(
     x: &[i16],
     c_in: usize,
@@ -225,6 +226,10 @@ pub fn pointwise_in16(
     y: &mut [i8],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
+    #[cfg(ldp_arm_dsp)]
+    if crate::kernels::pointwise::arm_dsp::pointwise_in16(x, c_in, q, c_out, y, pixels) {
+        return Ok(());
+    }
     pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {
         y[i] = finish(acc, o, q)
     });

@@ -417,9 +417,61 @@ pub(crate) fn pointwise(
     pointwise_impl(x, c_in, q, c_out, y, pixels)
 }
 
-/// [`pointwise`] and [`pointwise_i16`].
-fn pointwise_impl<Y: PwOut>(
-    x: &[i8],
+/// DSP pointwise conv of a 16-bit model input (zero point 0) to int8
+/// (`quant::a16::pointwise_in16`): the int8 kernel's tiles and inner loop, with the input
+/// pairs packed from `i16` values instead of sign-extended bytes (`SMLAD` multiplies 16-bit
+/// halves either way, and wraps mod 2³² like the reference's `wrapping_add`). `false` when not
+/// taken (`c_in > 1024`).
+pub(crate) fn pointwise_in16(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    pixels: usize,
+) -> bool {
+    pointwise_impl(x, c_in, q, c_out, y, pixels)
+}
+
+/// The input types of the DSP pointwise kernel: how a pixel pair is staged as 16-bit pairs.
+trait PwIn: Copy + Into<i32> {
+    /// [`pw_stage_x`] for this type.
+    fn stage(dst: &mut [u32], x: &[Self], c_in: usize, p: usize, two: bool);
+}
+
+impl PwIn for i8 {
+    #[inline(always)]
+    fn stage(dst: &mut [u32], x: &[i8], c_in: usize, p: usize, two: bool) {
+        pw_stage_x(dst, x, c_in, p, two)
+    }
+}
+
+impl PwIn for i16 {
+    /// The layout of [`pw_stage_x`] from `i16` values: per channel quad `(x0[0], x0[2])`,
+    /// `(x1[0], x1[2])`, `(x0[1], x0[3])`, `(x1[1], x1[3])` as 16-bit pairs, zero past `c_in`
+    /// (and for the second pixel when `two` is false).
+    #[inline(always)]
+    fn stage(dst: &mut [u32], x: &[i16], c_in: usize, p: usize, two: bool) {
+        let r0 = &x[p * c_in..(p + 1) * c_in];
+        let r1 = if two {
+            &x[(p + 1) * c_in..(p + 2) * c_in]
+        } else {
+            &[]
+        };
+        let at = |r: &[i16], i: usize| r.get(i).copied().unwrap_or(0) as u16 as u32;
+        for (j, d) in dst.chunks_exact_mut(4).enumerate().take(c_in.div_ceil(4)) {
+            let i = 4 * j;
+            d[0] = at(r0, i) | (at(r0, i + 2) << 16);
+            d[1] = at(r1, i) | (at(r1, i + 2) << 16);
+            d[2] = at(r0, i + 1) | (at(r0, i + 3) << 16);
+            d[3] = at(r1, i + 1) | (at(r1, i + 3) << 16);
+        }
+    }
+}
+
+/// [`pointwise`], [`pointwise_i16`] and [`pointwise_in16`].
+fn pointwise_impl<X: PwIn, Y: PwOut>(
+    x: &[X],
     c_in: usize,
     q: &ConvQ<'_>,
     c_out: usize,
@@ -471,7 +523,7 @@ fn pointwise_impl<Y: PwOut>(
         let mut p = 0;
         while p < pixels {
             let two = p + 1 < pixels;
-            pw_stage_x(xs, x, c_in, p, two);
+            X::stage(xs, x, c_in, p, two);
             // Only used when `c_out ≥ PW_TO` (so the second origin does not underflow).
             let runs = [
                 (0, regular, p * c_out + PW_TO * t0),
@@ -653,6 +705,32 @@ mod tests {
         want.iter()
             .filter(|&&v| v == i16::MIN || v == i16::MAX)
             .count()
+    }
+
+    #[test]
+    fn pointwise_in16_matches_reference() {
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
+        for case in 0..300 {
+            let c_in = r.range(1, 67) as usize;
+            let c_out = r.range(1, 40) as usize;
+            let pixels = r.range(1, 9) as usize;
+            let lim = crate::quant::input16_limit(c_in) as i64;
+            let x: std::vec::Vec<i16> = (0..pixels * c_in)
+                .map(|_| r.range(-lim, lim) as i16)
+                .collect();
+            let mut p = Params::new(&mut r, c_in * c_out, c_out);
+            p.in_zero = 0;
+            p.bias_shift = p.bias_shift.min(14);
+            let q = p.conv();
+            let mut want = vec![0i8; pixels * c_out];
+            let mut got = vec![0i8; pixels * c_out];
+            crate::quant::a16::pointwise_in16_reference(&x, c_in, &q, c_out, &mut want).unwrap();
+            assert!(pointwise_in16(&x, c_in, &q, c_out, &mut got, pixels));
+            assert_eq!(
+                got, want,
+                "case {case}: c_in {c_in} c_out {c_out} px {pixels}"
+            );
+        }
     }
 
     #[test]
