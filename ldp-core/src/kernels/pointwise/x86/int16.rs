@@ -1,5 +1,6 @@
-//! x86-64 AVX2 pointwise kernel of the 16-bit-activation path ([`super::a16`]): `i16`
-//! activations × int8 weights → `i16`.
+//! x86-64 AVX2 pointwise kernel of 16-bit activations × int8 weights: `i16` outputs (the
+//! 16-bit-activation path, `quant::a16::pointwise16`) and int8 outputs (a 16-bit model input,
+//! `quant::a16::pointwise_in16`).
 //!
 //! A register tile of 2 pixels × 4 outputs (8 accumulators): per step, 16 activations of each
 //! pixel are loaded as they are, 16 weights of each output row are sign-extended to i16
@@ -7,7 +8,8 @@
 //! `|x·w + x'·w'| ≤ 2·32767·128` fits i32). The channels past the last multiple of 16, the
 //! leftover outputs and pixels run scalar. i32 additions wrap exactly like the reference's
 //! `wrapping_add`, so the sum equals [`super::a16::pointwise16_reference`] bit for bit whatever
-//! the order; bias, requantization and saturation are the reference's own scalar code ([`out16`]).
+//! the order; bias, requantization and saturation are the references' own scalar code ([`out16`],
+//! `quant::kernels::finish`).
 
 use core::arch::x86_64::*;
 
@@ -33,14 +35,36 @@ pub(crate) fn pointwise16(
     }
     // SAFETY: AVX2 is present and `check_pw` just verified every length (products without
     // overflow).
-    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    unsafe {
+        run(x, c_in, q, c_out, y, pixels, |acc, o| {
+            out16(q.bias_at(o).wrapping_add(acc), o, q)
+        })
+    };
     true
 }
 
-/// The reference's output step ([`out16`]) after adding the bias.
-#[inline(always)]
-fn finish(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
-    out16(q.bias_at(o).wrapping_add(acc), o, q)
+/// [`pointwise16`] with int8 outputs (zero point, optional table): the pointwise conv of a
+/// 16-bit model input, `quant::a16::pointwise_in16`. Same checks, same tile.
+pub(crate) fn pointwise_in16(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+    pixels: usize,
+) -> bool {
+    if !cpu::x86_avx2_fma()
+        || crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels)
+    {
+        return false;
+    }
+    // SAFETY: as in `pointwise16`.
+    unsafe {
+        run(x, c_in, q, c_out, y, pixels, |acc, o| {
+            crate::quant::kernels::finish::<i8>(q.bias_at(o).wrapping_add(acc), o, q)
+        })
+    };
+    true
 }
 
 /// Sum of the 8 lanes (wrapping).
@@ -62,8 +86,17 @@ fn tail(x: &[i16], w: &[i8], from: usize) -> i32 {
         .fold(0i32, |a, (&x, &w)| a.wrapping_add(x as i32 * w as i32))
 }
 
+/// The tile loop; `finish(acc, o)` turns output `o`'s sum (without bias) into the output.
 #[target_feature(enable = "avx2")]
-unsafe fn run(x: &[i16], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i16], pixels: usize) {
+unsafe fn run<Y>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    finish: impl Fn(i32, usize) -> Y,
+) {
     let k16 = c_in / 16 * 16;
     let (o4, p2) = (c_out / 4 * 4, pixels / 2 * 2);
     let w = q.weight;
@@ -105,22 +138,22 @@ unsafe fn run(x: &[i16], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i16]
             for k in 0..4 {
                 let sa = hsum(a[k]).wrapping_add(tail(xa, rows[k], k16));
                 let sb = hsum(b[k]).wrapping_add(tail(xb, rows[k], k16));
-                y[p * c_out + o + k] = finish(sa, o + k, q);
-                y[(p + 1) * c_out + o + k] = finish(sb, o + k, q);
+                y[p * c_out + o + k] = finish(sa, o + k);
+                y[(p + 1) * c_out + o + k] = finish(sb, o + k);
             }
             o += 4;
         }
         for o in o4..c_out {
             let row = &w[o * c_in..(o + 1) * c_in];
-            y[p * c_out + o] = finish(tail(xa, row, 0), o, q);
-            y[(p + 1) * c_out + o] = finish(tail(xb, row, 0), o, q);
+            y[p * c_out + o] = finish(tail(xa, row, 0), o);
+            y[(p + 1) * c_out + o] = finish(tail(xb, row, 0), o);
         }
         p += 2;
     }
     for p in p2..pixels {
         let xa = &x[p * c_in..(p + 1) * c_in];
         for o in 0..c_out {
-            y[p * c_out + o] = finish(tail(xa, &w[o * c_in..(o + 1) * c_in], 0), o, q);
+            y[p * c_out + o] = finish(tail(xa, &w[o * c_in..(o + 1) * c_in], 0), o);
         }
     }
 }
