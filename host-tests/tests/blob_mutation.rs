@@ -771,7 +771,8 @@ fn write_fuzz_seeds() {
             (InputQuant::PerChannel, Activations::Auto, "int8_pc"),
         ]
         .into_iter()
-        .chain(v2.then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")));
+        .chain(v2.then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")))
+        .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "int8_x16")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
