@@ -133,6 +133,57 @@ fn input16_cases() -> Vec<Case> {
             });
         }
     }
+    // Odd channel counts (the 16-bit-input kernels' channel and output tails), `ldp` with
+    // `c_in == c_out` (the skip resizes the 16-bit input), synthetic weights.
+    use ldp_core::arch::ldp::LdpConfig;
+    use ldp_core::arch::mobilevlm_v1::V1Config;
+    use ldp_core::ModelConfig;
+    let cfgs = [
+        ("v1_13to22_h5_x16", ModelConfig::MobileVlmV1(V1Config::new(13, 22, 5))),
+        (
+            "ldp_11to11_7x5_x16",
+            ModelConfig::Ldp(LdpConfig {
+                c_in: 11,
+                c_out: 11,
+                h: 7,
+                w: 5,
+            }),
+        ),
+    ];
+    for (i, (name, cfg)) in cfgs.into_iter().enumerate() {
+        let model = ldp_quant::FloatModel::synthetic(cfg, 31 + i as u64);
+        // Heavy-tailed: every 7th value ×20.
+        let sample = |seed: u64| -> Vec<f32> {
+            let mut s = seed | 1;
+            (0..cfg.input_len())
+                .map(|j| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    let v = ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0;
+                    if j % 7 == 0 {
+                        20.0 * v
+                    } else {
+                        v
+                    }
+                })
+                .collect()
+        };
+        let calib = ldp_quant::calib::CalibSet {
+            config: cfg,
+            samples: (0..4).map(|k| sample(100 + k)).collect(),
+        };
+        let opts = ldp_quant::quantize::Int8Options {
+            input_quant: ldp_quant::int8::InputQuant::Int16,
+            ..Default::default()
+        };
+        let blob = ldp_quant::int8::quantize(&model, &calib, &opts).expect("quantize");
+        out.push(Case {
+            name: name.to_string(),
+            blob: AlignedBytes::from_slice(&blob),
+            input: sample(999),
+        });
+    }
     out
 }
 

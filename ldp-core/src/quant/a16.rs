@@ -217,8 +217,9 @@ pub fn pointwise_in16_reference(
 
 /// [`pointwise_in16_reference`], bit-identical: on Cortex-M with the DSP extension the int8
 /// SMLAD kernel with 16-bit input staging (`kernels::pointwise::arm_dsp`), on x86-64 with AVX2
-/// the `vpmaddwd` kernel of the 16-bit path (`kernels::pointwise::x86::int16`), elsewhere the
-/// portable tiled loop (4 outputs per pass).
+/// the `vpmaddwd` kernel of the 16-bit path (`kernels::pointwise::x86::int16`), on AArch64 the
+/// `SMLAL` kernel of `kernels::pointwise::neon::int16`, elsewhere the portable tiled loop (4
+/// outputs per pass).
 pub fn pointwise_in16(
     x: &[i16],
     c_in: usize,
@@ -233,6 +234,10 @@ pub fn pointwise_in16(
     }
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::pointwise::x86::int16::pointwise_in16(x, c_in, q, c_out, y, pixels) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::kernels::pointwise::neon::int16::pointwise_in16(x, c_in, q, c_out, y, pixels) {
         return Ok(());
     }
     pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {

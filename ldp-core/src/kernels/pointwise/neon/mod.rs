@@ -13,6 +13,7 @@
 //! portable kernel). f16 values are widened with `fcvtl` and narrowed with `fcvtn` (round to
 //! nearest even, like `half`) through `asm!`, as the f16 NEON intrinsics are not stable.
 
+pub(crate) mod int16;
 pub mod int8;
 pub mod sdot;
 
