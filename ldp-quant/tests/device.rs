@@ -139,7 +139,10 @@ fn input16_cases() -> Vec<Case> {
     use ldp_core::arch::mobilevlm_v1::V1Config;
     use ldp_core::ModelConfig;
     let cfgs = [
-        ("v1_13to22_h5_x16", ModelConfig::MobileVlmV1(V1Config::new(13, 22, 5))),
+        (
+            "v1_13to22_h5_x16",
+            ModelConfig::MobileVlmV1(V1Config::new(13, 22, 5)),
+        ),
         (
             "ldp_11to11_7x5_x16",
             ModelConfig::Ldp(LdpConfig {
