@@ -41,7 +41,7 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
 
 /// Per-pixel statistics of the integer LayerNorm: `(S1, inv, k)` of [`NormQ`]'s definition.
 #[inline(always)]
-fn ln_stats(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32) {
+pub(crate) fn ln_stats(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32) {
     let d = (cc * s2 - s1 * s1).max(0) as u64;
     let v = d.saturating_add(e).max(1);
     let bits = 64 - v.leading_zeros() as i32;
@@ -65,7 +65,7 @@ pub(crate) fn ln_out(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>) -> i8 
 }
 
 /// `E = C²·eps_q8 / 256` of [`NormQ`].
-fn ln_eps(c: usize, q: &NormQ<'_>) -> u64 {
+pub(crate) fn ln_eps(c: usize, q: &NormQ<'_>) -> u64 {
     let cc = c as u64;
     (cc * cc).saturating_mul(q.eps_q8.max(0) as u64) >> 8
 }
@@ -93,9 +93,14 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale. A fused
 /// table (GELU, Hardswish) is applied to the unrounded output by linear interpolation
 /// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Arm DSP or
-/// AVX2 kernel where the target has one, else [`layer_norm_i16_reference`].
+/// AVX2 kernel where the target has one (first the Helium one on a Cortex-M55 build with MVE),
+/// else [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_norm16(x, c, q, y)?;
+    #[cfg(ldp_arm_mve)]
+    if crate::kernels::norm::mve::layer_norm_i16(x, c, q, y) {
+        return Ok(());
+    }
     #[cfg(ldp_arm_dsp)]
     if crate::kernels::norm::arm_dsp::layer_norm_i16(x, c, q, y) {
         return Ok(());
