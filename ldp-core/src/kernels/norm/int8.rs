@@ -112,6 +112,23 @@ pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Resul
     layer_norm_i16_reference(x, c, q, y)
 }
 
+/// The Helium (MVE) back end of [`layer_norm_i16`] alone, for self-tests: `Ok(true)` when it
+/// took the call (the result is then in `y`, equal to [`layer_norm_i16_reference`]'s),
+/// `Ok(false)` when this build has no Helium kernels, they are turned off
+/// (`kernels::cpu::set_mve`) or it does not take these parameters (`y` unchanged); the checks of
+/// [`layer_norm_i16`].
+pub fn layer_norm_i16_mve(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<bool, Error> {
+    check_norm16(x, c, q, y)?;
+    #[cfg(ldp_arm_mve)]
+    let taken = crate::kernels::norm::mve::layer_norm_i16(x, c, q, y);
+    #[cfg(not(ldp_arm_mve))]
+    let taken = {
+        let _ = (x, q, y);
+        false
+    };
+    Ok(taken)
+}
+
 /// Reference of [`layer_norm_i16`] (portable scalar code, the definition; the same checks).
 pub fn layer_norm_i16_reference(
     x: &[i16],
