@@ -50,6 +50,73 @@ pub(crate) fn ln_stats(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32) {
     (s1, ((1u64 << 62) / r) as i64, k)
 }
 
+/// [`ln_stats`] with its exact square root and division found faster (for the Helium kernel,
+/// whose per-pixel cost they dominate at 128 channels): both seeded in `f32` (hardware `VSQRT`,
+/// `VDIV`, conversions), refined by one Newton step and then corrected exactly by integer
+/// comparisons, so the results are `isqrt_u64` and the `u64` quotient themselves. Taken for
+/// `W = (D + E)·4ᵏ < 2⁶²`, i.e. `W` in `[2⁶⁰, 2⁶²)` and `R` in `[2³⁰, 2³¹)`; a larger `W` (a huge
+/// `eps`) takes [`ln_stats`].
+#[cfg(any(ldp_arm_mve, test))]
+#[inline(always)]
+pub(crate) fn ln_stats_fast(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32) {
+    let d = (cc * s2 - s1 * s1).max(0) as u64;
+    let v = d.saturating_add(e).max(1);
+    let bits = 64 - v.leading_zeros() as i32;
+    let k = ((62 - bits) / 2).max(0);
+    let w = v << (2 * k);
+    if w >= 1 << 62 {
+        return ln_stats(cc, e, s1, s2);
+    }
+    // R = ⌊√W⌋: seed from the high word (W ≥ 2⁶⁰, so it has 29–30 bits; the seed is within
+    // about 2⁹ of √W), one Newton step in f32 (within 2), then exact steps.
+    let r0 = (sqrt_f32((w >> 32) as u32 as f32) * 65536.0) as u32 as i64;
+    let err = w as i64 - r0 * r0;
+    let mut r = r0 + ((err >> 11) as i32 as f32 * 1024.0 / r0 as u32 as f32) as i64;
+    while r * r > w as i64 {
+        r -= 1;
+    }
+    while (r + 1) * (r + 1) <= w as i64 {
+        r += 1;
+    }
+    // inv = ⌊2⁶²/R⌋ in (2³¹, 2³²]: seed ⌊2⁶¹/R⌋·2 in f32 (within about 2¹⁰), one correction in
+    // f32, then exact steps (every product below 2⁶³).
+    let rf = r as u32 as f32;
+    let q0 = ((2305843009213693952.0f32 / rf) as u32 as i64) * 2;
+    let rem = (1i64 << 62) - q0 * r;
+    let mut q = q0 + ((rem >> 12) as i32 as f32 * 4096.0 / rf) as i64;
+    while q * r > 1 << 62 {
+        q -= 1;
+    }
+    while (q + 1) * r <= 1 << 62 {
+        q += 1;
+    }
+    (s1, q, k)
+}
+
+/// `√x` in `f32` (correctly rounded): `VSQRT.F32` on the Cortex-M55, `libm` in host tests.
+#[cfg(ldp_arm_mve)]
+#[inline(always)]
+fn sqrt_f32(x: f32) -> f32 {
+    let r: u32;
+    // SAFETY: a register-only FPU instruction (the hard-float target has the FPU); s0 declared.
+    unsafe {
+        core::arch::asm!(
+            "vmov s0, {x}",
+            "vsqrt.f32 s0, s0",
+            "vmov {r}, s0",
+            x = in(reg) x.to_bits(),
+            r = lateout(reg) r,
+            out("s0") _,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    f32::from_bits(r)
+}
+#[cfg(all(test, not(ldp_arm_mve)))]
+fn sqrt_f32(x: f32) -> f32 {
+    libm::sqrtf(x)
+}
+
 /// One normalized, scaled and shifted output of the integer LayerNorm.
 #[inline(always)]
 pub(crate) fn ln_out(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>) -> i8 {
@@ -186,4 +253,50 @@ pub(crate) fn ln_out_lerp(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>, t
     let lo = t[j] as i32;
     let hi = t[(j + 1).min(255)] as i32;
     (lo + (((hi - lo) * f + 128) >> 8)) as i8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`ln_stats_fast`] equals [`ln_stats`] on every exponent range of `D + E`, at and around
+    /// perfect squares and the quotient's boundaries.
+    #[test]
+    fn ln_stats_fast_is_exact() {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for case in 0..200_000u64 {
+            let cc = 1 + (next() % 256) as i64;
+            let e = match case % 4 {
+                0 => 0,
+                1 => next() >> (next() % 64),
+                _ => next() % 1000,
+            };
+            // s2 - s1²/C spans 0 .. 2³⁰·C²; perfect squares of D + E included via e.
+            let s1 = (next() as i64 % (cc << 15)).abs() * if next() % 2 == 0 { 1 } else { -1 };
+            let spread = next() % 46;
+            let s2 = (s1 * s1) / cc + ((next() >> 18) >> spread) as i64;
+            let mut e = e;
+            if case % 7 == 0 {
+                // D + E a perfect square (± 1).
+                let d = (cc * s2 - s1 * s1).max(0) as u64;
+                let t = 1 + next() % (1 << (next() % 31));
+                e = (t * t)
+                    .saturating_sub(d)
+                    .wrapping_add(next() % 3)
+                    .wrapping_sub(1)
+                    % (1 << 62);
+            }
+            assert_eq!(
+                ln_stats_fast(cc, e, s1, s2),
+                ln_stats(cc, e, s1, s2),
+                "c {cc}, e {e}, s1 {s1}, s2 {s2}"
+            );
+        }
+    }
 }

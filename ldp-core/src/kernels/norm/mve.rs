@@ -5,7 +5,7 @@
 
 use core::arch::asm;
 
-use crate::kernels::norm::int8::{check_norm16, ln_eps, ln_out, ln_out_lerp, ln_stats};
+use crate::kernels::norm::int8::{check_norm16, ln_eps, ln_out, ln_out_lerp, ln_stats_fast};
 use crate::quant::kernels::NormQ;
 
 /// Largest channel count taken (the staged per-channel tables).
@@ -128,8 +128,9 @@ macro_rules! ln_loop {
 /// and an output shift `T` (`q.shift`, or `q.shift − 8` with the table) in `17..=47`; `false`
 /// (nothing written) otherwise or when MVE is not allowed, and the DSP kernel runs.
 ///
-/// Per pixel: `S1`, `S2` ([`sums`]), then the reference's statistics in Rust (`ln_stats`: exact
-/// square root and division, `inv` in `(2³¹, 2³²]`, `k`, `s = 46 − k` in `16..=46`). Then per
+/// Per pixel: `S1`, `S2` ([`sums`]), then the reference's statistics in Rust (`ln_stats_fast`:
+/// the same exact square root and division, seeded in `f32`; `inv` in `(2³¹, 2³²]`, `k`,
+/// `s = 46 − k` in `16..=46`). Then per
 /// 4 channels (32-bit lanes):
 /// * **Pass 1**, `x̂ = requant64(num·inv, s)`, `num = C·x − S1`: with `a = max(0, 33 − s)` and
 ///   `sh = max(1, s − 32)`, `m = num·2ᵃ` (one `VMLAS`, wrapping; `m` fits: for `a > 0`, i.e.
@@ -209,7 +210,7 @@ pub(crate) fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -
     let n4 = c / 4;
     for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
         let (s1, s2) = sums(px);
-        let (s1, inv, k) = ln_stats(cc, e, s1 as i64, s2);
+        let (s1, inv, k) = ln_stats_fast(cc, e, s1 as i64, s2);
         let s = 46 - k;
         let a = (33 - s).max(0);
         // `inv − 2³²` must fit an `i32`: `inv > 2³¹` unless `D + E` exceeds 62 bits (a huge
