@@ -71,7 +71,7 @@ pub(crate) fn ln_stats_fast(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32
     // about 2⁹ of √W), one Newton step in f32 (within 2), then exact steps.
     let r0 = (sqrt_f32((w >> 32) as u32 as f32) * 65536.0) as u32 as i64;
     let err = w as i64 - r0 * r0;
-    let mut r = r0 + ((err >> 11) as i32 as f32 * 1024.0 / r0 as u32 as f32) as i64;
+    let mut r = r0 + ((err >> 11) as i32 as f32 * 1024.0 / r0 as u32 as f32) as i32 as i64;
     while r * r > w as i64 {
         r -= 1;
     }
@@ -83,7 +83,7 @@ pub(crate) fn ln_stats_fast(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i64, i32
     let rf = r as u32 as f32;
     let q0 = ((2305843009213693952.0f32 / rf) as u32 as i64) * 2;
     let rem = (1i64 << 62) - q0 * r;
-    let mut q = q0 + ((rem >> 12) as i32 as f32 * 4096.0 / rf) as i64;
+    let mut q = q0 + ((rem >> 12) as i32 as f32 * 4096.0 / rf) as i32 as i64;
     while q * r > 1 << 62 {
         q -= 1;
     }
