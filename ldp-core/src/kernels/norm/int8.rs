@@ -257,7 +257,178 @@ pub(crate) fn ln_out_lerp(num: i64, inv: i64, k: i32, i: usize, q: &NormQ<'_>, t
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
+    use std::{vec, vec::Vec};
+
+    /// A lane-by-lane model of the Helium `layer_norm_i16` (`kernels/norm/mve.rs`): the same
+    /// staging, per-pixel constants and instruction semantics (`VMLAS`, `VMULH`, `VRSHL`,
+    /// `VQSHL`, the gathers, `VRMULH`) in plain Rust, so the exactness argument is checked on
+    /// many more cases than the firmware self-test runs (which checks the `asm!` itself).
+    /// `None` where the kernel returns `false`.
+    fn mve_model(x: &[i16], c: usize, q: &NormQ<'_>) -> Option<Vec<i8>> {
+        let vmulh = |a: i32, b: i32| ((a as i64 * b as i64) >> 32) as i32;
+        let vrmulh = |a: i32, b: i32| ((a as i64 * b as i64 + (1 << 31)) >> 32) as i32;
+        let vrshl = |a: i32, neg: i32| {
+            let n = -neg;
+            assert!((1..=31).contains(&n));
+            ((a as i64 + (1i64 << (n - 1))) >> n) as i32
+        };
+        let vqshl =
+            |a: i32, k: u32| ((a as i64) << k).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+        if c > 256 || q.out_zero.unsigned_abs() > 1 << 16 {
+            return None;
+        }
+        let lerp = q.lut.is_some();
+        let t_out = if lerp { q.shift - 8 } else { q.shift };
+        if !(17..=47).contains(&t_out) {
+            return None;
+        }
+        let n = t_out - 16;
+        let z = q.out_zero as i64 * if lerp { 256 } else { 1 };
+        let mut g = [0i32; 256];
+        let mut bb = [0i32; 256];
+        for i in 0..c {
+            let b = q.beta[i] as i64 + (z << n);
+            if b.abs() + (1 << 19) + (1 << (n - 1)) >= 1 << 31 {
+                return None;
+            }
+            bb[i] = b as i32;
+            g[i] = (q.gamma[i] as i32) << 16;
+        }
+        let (mut ta, mut td) = ([0i32; 256], [0i32; 256]);
+        if let Some(t) = q.lut {
+            for jj in 0..256usize {
+                let j = jj as i32 - 128;
+                let lo = t[jj] as i32;
+                let d = t[(jj + 1).min(255)] as i32 - lo;
+                ta[(j & 255) as usize] = lo - j * d;
+                td[(j & 255) as usize] = d << 8;
+            }
+        }
+        let (cc, e) = (c as i64, ln_eps(c, q));
+        let mut y = vec![0i8; x.len()];
+        for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+            let s1: i64 = px.iter().map(|&v| v as i64).sum();
+            let s2: i64 = px.iter().map(|&v| v as i64 * v as i64).sum();
+            let (s1, inv, k) = ln_stats_fast(cc, e, s1, s2);
+            let s = 46 - k;
+            let a = (33 - s).max(0);
+            let (c_a, s1_a) = (
+                (c as i32) << a,
+                (s1 as i32).wrapping_neg().wrapping_shl(a as u32),
+            );
+            let inv_m = (inv - (1i64 << 32)) as i32;
+            let sh = -(s - 32).max(1);
+            let n4 = if inv > 1i64 << 31 { c / 4 } else { 0 };
+            for i in 0..4 * n4 {
+                let m = (px[i] as i32).wrapping_mul(c_a).wrapping_add(s1_a);
+                let xh = vrshl(vmulh(m, inv_m).wrapping_add(m), sh);
+                let h = vrshl(vmulh(xh, g[i]).wrapping_add(bb[i]), -n);
+                out[i] = if lerp {
+                    let sq = vqshl(h, 16);
+                    let idx = (sq as u32 >> 24) as usize;
+                    (ta[idx].wrapping_add(vrmulh(sq, td[idx]))) as i8
+                } else {
+                    (vqshl(h, 24) >> 24) as i8
+                };
+            }
+            for i in 4 * n4..c {
+                let num = cc * px[i] as i64 - s1;
+                out[i] = match q.lut {
+                    Some(t) => ln_out_lerp(num, inv, k, i, q, t),
+                    None => ln_out(num, inv, k, i, q),
+                };
+            }
+        }
+        Some(y)
+    }
+
+    /// [`mve_model`] equals [`layer_norm_i16_reference`] wherever it is taken.
+    #[test]
+    fn mve_layer_norm_i16_model_is_exact() {
+        let mut s = 0x51_7cc1_b727_220au64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        let mut taken = 0;
+        for case in 0..20_000usize {
+            let c = match case % 5 {
+                0 => 128,
+                1 => 1 + (next() % 256) as usize,
+                _ => 1 + (next() % 40) as usize,
+            };
+            let pixels = 1 + (next() % 4) as usize;
+            let spread = (next() % 16) as u32;
+            let mut x: Vec<i16> = (0..c * pixels).map(|_| (next() as i16) >> spread).collect();
+            match case % 6 {
+                0 => x[..c].fill(next() as i16),
+                1 => x[..c]
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(i, v)| *v = if i % 2 == 0 { i16::MAX } else { i16::MIN }),
+                2 => {
+                    x[..c].fill(if next() % 2 == 0 { 1 } else { -1 });
+                    x[(next() % c as u64) as usize] =
+                        if next() % 2 == 0 { i16::MIN } else { i16::MAX };
+                }
+                _ => {}
+            }
+            let ext = case % 7 == 0;
+            let gamma: Vec<i16> = (0..c)
+                .map(|_| {
+                    if ext {
+                        [i16::MIN, i16::MAX][(next() % 2) as usize]
+                    } else {
+                        next() as i16
+                    }
+                })
+                .collect();
+            let beta: Vec<i16> = (0..c)
+                .map(|_| {
+                    if ext {
+                        [i16::MIN, i16::MAX][(next() % 2) as usize]
+                    } else {
+                        next() as i16
+                    }
+                })
+                .collect();
+            let lut: Vec<i8> = (0..256).map(|_| next() as i8).collect();
+            let lerp = case % 2 == 0;
+            let q = NormQ {
+                gamma: &gamma,
+                beta: &beta,
+                shift: 14 + (next() % 37) as i32 + if lerp { 8 } else { 0 },
+                eps_q8: match case % 4 {
+                    0 => 0,
+                    1 => (next() % (1 << 20)) as i32,
+                    2 => (next() % 300) as i32,
+                    _ => next() as i32,
+                },
+                out_zero: match case % 9 {
+                    0 => (next() % (1 << 17)) as i32 - (1 << 16),
+                    1 => next() as i32,
+                    _ => (next() % 256) as i32 - 128,
+                },
+                lut: lerp.then_some(&lut[..]),
+            };
+            let Some(got) = mve_model(&x, c, &q) else {
+                continue;
+            };
+            taken += 1;
+            let mut want = vec![0i8; x.len()];
+            layer_norm_i16_reference(&x, c, &q, &mut want).unwrap();
+            assert_eq!(
+                got, want,
+                "case {case}: c {c}, shift {}, z {}, lerp {lerp}",
+                q.shift, q.out_zero
+            );
+        }
+        assert!(taken > 8000, "{taken}");
+    }
 
     /// [`ln_stats_fast`] equals [`ln_stats`] on every exponent range of `D + E`, at and around
     /// perfect squares and the quotient's boundaries.
