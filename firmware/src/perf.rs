@@ -3,9 +3,11 @@
 //! model run layer by layer with an instruction marker after each layer.
 //!
 //! Output (all `println!`, parsed by `xtask/src/perf.rs`):
-//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N
-//!   i16_pointwise=N ln16=N failures=N` (`i16_pointwise`: int8 pointwise convs with an `i16`
-//!   output; `ln16`: LayerNorms of `i16` inputs, with and without the interpolated table);
+//! * `SELFTEST board=… kernels=arm-mve|arm-dsp|portable pointwise=N depthwise=N norm_add=N
+//!   i16_pointwise=N ln16=N ln16_mve=N add_mve=N failures=N` (`i16_pointwise`: int8 pointwise
+//!   convs with an `i16` output; `ln16`: LayerNorms of `i16` inputs, with and without the
+//!   interpolated table; `ln16_mve`, `add_mve`: cases the Helium LayerNorm and ADD took when
+//!   called directly, 0 without Helium);
 //!   on AArch64 (`qemu-a53`) `SELFTEST board=… kernels=neon pointwise=N depthwise=N norm_add=N
 //!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N i16_pointwise=N
 //!   failures=N`: the int8 pointwise cases call the NEON kernel (`kernels::pointwise::neon::int8::pointwise_neon`)
