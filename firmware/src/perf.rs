@@ -3,9 +3,11 @@
 //! model run layer by layer with an instruction marker after each layer.
 //!
 //! Output (all `println!`, parsed by `xtask/src/perf.rs`):
-//! * `SELFTEST board=… kernels=arm-dsp|portable pointwise=N depthwise=N norm_add=N
-//!   i16_pointwise=N ln16=N failures=N` (`i16_pointwise`: int8 pointwise convs with an `i16`
-//!   output; `ln16`: LayerNorms of `i16` inputs, with and without the interpolated table);
+//! * `SELFTEST board=… kernels=arm-mve|arm-dsp|portable pointwise=N depthwise=N norm_add=N
+//!   i16_pointwise=N ln16=N ln16_mve=N add_mve=N failures=N` (`i16_pointwise`: int8 pointwise
+//!   convs with an `i16` output; `ln16`: LayerNorms of `i16` inputs, with and without the
+//!   interpolated table; `ln16_mve`, `add_mve`: cases the Helium LayerNorm and ADD took when
+//!   called directly, 0 without Helium);
 //!   on AArch64 (`qemu-a53`) `SELFTEST board=… kernels=neon pointwise=N depthwise=N norm_add=N
 //!   f32_pointwise=N f32_depthwise=N f16_pointwise=N f16_depthwise=N i16_pointwise=N
 //!   failures=N`: the int8 pointwise cases call the NEON kernel (`kernels::pointwise::neon::int8::pointwise_neon`)
@@ -379,8 +381,10 @@ fn kernel_selftest() -> bool {
         failures += f16;
         let (n_ln16, fl) = ln16_selftest(&mut r, b, y16, y16_ref);
         failures += fl;
+        let m = mve_selftest(&mut r, b, y16, y16_ref);
+        failures += m.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} ln16={=usize} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} ln16={=usize} ln16_mve={=usize} add_mve={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
@@ -388,6 +392,8 @@ fn kernel_selftest() -> bool {
             n_other,
             n_pw16,
             n_ln16,
+            m.ln16,
+            m.add,
             failures
         );
     }
@@ -595,6 +601,173 @@ fn ln16_selftest(
         cases += 1;
     }
     (cases, failures)
+}
+
+/// Cases of [`mve_selftest`] the Helium kernels took, and its failures.
+#[cfg(not(target_arch = "aarch64"))]
+struct MveCounts {
+    ln16: usize,
+    add: usize,
+    failures: usize,
+}
+
+/// The Helium (MVE) LayerNorm of `i16` inputs and ADD called directly
+/// (`layer_norm_i16_mve`, `add_inplace_mve`) against the references, bit for bit, on parameters
+/// in and around their range: channels 1..=67 (every remainder of the 4- and 8-lane loops),
+/// 128, 129..=256, 1..=16 pixels, inputs of every spread, constant pixels and spikes, output
+/// shifts 14..=50 (the kernel takes 17..=47), zero points up to 2¹⁶ with the table, eps (huge
+/// ones included), with and without the interpolated table; ADD lengths 1..=3000 with shifts
+/// 14..=50 and multipliers of both signs. A case the kernel does not take is not compared (the
+/// dispatch self-tests cover the DSP kernel). On an MVE build with MVE on, fewer taken cases
+/// than expected count as a failure; elsewhere nothing is taken.
+#[cfg(not(target_arch = "aarch64"))]
+fn mve_selftest(r: &mut Rng, b: &mut SelfTestBufs, x16: &mut [i16], p16: &mut [i16]) -> MveCounts {
+    use ldp_core::kernels::add::int8::add_inplace_mve;
+    use ldp_core::kernels::norm::int8::layer_norm_i16_mve;
+    use ldp_core::quant::kernels::layer_norm_i16_reference;
+    let mut m = MveCounts {
+        ln16: 0,
+        add: 0,
+        failures: 0,
+    };
+    for case in 0..160usize {
+        let c = match case {
+            0 => 128,
+            1 => 256,
+            2..=9 => case - 1,
+            _ => {
+                (match r.next() % 4 {
+                    0 => 128,
+                    1 => r.range(129, 256),
+                    _ => r.range(1, ST_C as i32),
+                }) as usize
+            }
+        };
+        let pixels = r.range(1, 16).min((ST_Y16 / c) as i32) as usize;
+        let n = c * pixels;
+        let spread = r.range(0, 15) as u32;
+        for v in &mut x16[..n] {
+            *v = (r.next() as i16) >> spread;
+        }
+        match case % 5 {
+            0 => x16[..c].fill(r.next() as i16),
+            1 => {
+                for (i, v) in x16[..c].iter_mut().enumerate() {
+                    *v = if i % 2 == 0 { i16::MAX } else { i16::MIN };
+                }
+            }
+            2 => {
+                x16[..c].fill(-1);
+                x16[r.range(0, c as i32 - 1) as usize] = i16::MAX;
+            }
+            _ => {}
+        }
+        let (gamma, beta) = p16[..2 * c].split_at_mut(c);
+        for (g, bb) in gamma.iter_mut().zip(beta.iter_mut()) {
+            *g = r.next() as i16;
+            *bb = r.next() as i16;
+        }
+        if case % 7 == 3 {
+            gamma.fill(i16::MIN);
+            beta.fill(i16::MAX);
+        }
+        r.fill(&mut b.lut);
+        let lerp = case % 2 == 0;
+        let q = NormQ {
+            gamma,
+            beta,
+            shift: r.range(14, 50) + if lerp { 8 } else { 0 },
+            eps_q8: match case % 4 {
+                0 => 0,
+                1 => r.range(0, 1 << 20),
+                2 => r.range(0, 300),
+                _ => r.next() as i32,
+            },
+            out_zero: match case % 9 {
+                0 => r.range(-(1 << 16), 1 << 16),
+                _ => r.range(-128, 127),
+            },
+            lut: lerp.then_some(&b.lut[..]),
+        };
+        poison(&mut b.y, &mut b.y_ref, n);
+        let x = &x16[..n];
+        let taken = layer_norm_i16_mve(x, c, &q, &mut b.y[..n]);
+        let ok = match taken {
+            Ok(true) => {
+                m.ln16 += 1;
+                layer_norm_i16_reference(x, c, &q, &mut b.y_ref[..n]).is_ok()
+                    && same(&b.y, &b.y_ref, n)
+            }
+            Ok(false) => b.y[..n].iter().all(|&v| v == b.y[0]),
+            Err(_) => false,
+        };
+        if !ok {
+            m.failures += 1;
+            error!(
+                "self-test: MVE i16 layer norm {=usize} px, c {=usize}, shift {=i32}, z {=i32}, table {=bool}: differs from the reference",
+                pixels, c, q.shift, q.out_zero, lerp
+            );
+        }
+    }
+    for case in 0..120usize {
+        let n = match case {
+            0..=7 => case + 1,
+            _ => r.range(1, 3000) as usize,
+        };
+        r.fill(&mut b.x[..n]);
+        r.fill(&mut b.y_ref[..n]);
+        let q = AddQ {
+            a_zero: r.range(-128, 127),
+            a_mult: if case % 5 == 0 {
+                r.next() as i32
+            } else {
+                r.range(0, 1 << 30)
+            },
+            b_zero: r.range(-128, 127),
+            b_mult: if case % 7 == 0 {
+                -r.range(0, 1 << 30)
+            } else {
+                r.range(0, 1 << 30)
+            },
+            shift: r.range(14, 50),
+            out_zero: if case % 6 == 0 {
+                r.range(-(1 << 20), 1 << 20)
+            } else {
+                r.range(-128, 127)
+            },
+        };
+        b.y[..n].copy_from_slice(&b.x[..n]);
+        let ok = match add_inplace_mve(&mut b.y[..n], &b.y_ref[..n], &q) {
+            Ok(true) => {
+                m.add += 1;
+                b.y[..n]
+                    .iter()
+                    .zip(&b.x[..n])
+                    .zip(&b.y_ref[..n])
+                    .all(|((&got, &a), &bb)| got == q.add(a, bb))
+            }
+            Ok(false) => b.y[..n] == b.x[..n],
+            Err(_) => false,
+        };
+        if !ok {
+            m.failures += 1;
+            error!(
+                "self-test: MVE add of {=usize}, shift {=i32}: differs from the reference",
+                n, q.shift
+            );
+        }
+    }
+    if ldp_core::quant::ARM_MVE_KERNELS
+        && ldp_core::kernels::cpu::mve()
+        && (m.ln16 < 80 || m.add < 60)
+    {
+        m.failures += 1;
+        error!(
+            "self-test: the Helium kernels took only {=usize} LayerNorm and {=usize} ADD cases",
+            m.ln16, m.add
+        );
+    }
+    m
 }
 
 fn kernels_name() -> &'static str {
