@@ -92,12 +92,16 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// int8 `y`: the definition in [`NormQ`] with `q` read as `i16` (`S2 < C·2³⁰`, so every
 /// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale. A fused
 /// table (GELU, Hardswish) is applied to the unrounded output by linear interpolation
-/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Arm DSP or
+/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Arm DSP, NEON or
 /// AVX2 kernel where the target has one, else [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_norm16(x, c, q, y)?;
     #[cfg(ldp_arm_dsp)]
     if crate::kernels::norm::arm_dsp::layer_norm_i16(x, c, q, y) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::kernels::norm::neon::layer_norm_i16(x, c, q, y) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]
