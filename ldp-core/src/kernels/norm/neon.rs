@@ -169,6 +169,34 @@ unsafe fn tbl2x256(
     (lo, hi)
 }
 
+/// `v` unchanged (no instruction): hides the value from LLVM, which otherwise folds the exact
+/// 64-bit product `(num << 32) − num·m` back into `num·inv` (a 64-bit multiply NEON lacks,
+/// done lane by lane in general registers) and re-extends narrowed lanes by shifts.
+#[inline(always)]
+fn opaque(mut v: int32x4_t) -> int32x4_t {
+    // SAFETY: an empty asm block that leaves its register operand unchanged.
+    unsafe { asm!("/* {v:v} */", v = inout(vreg) v, options(pure, nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// The 4 lanes of `v` as `i64` shifted left by 32 (`SHLL`, `SHLL2`), low and high halves.
+#[inline(always)]
+fn shll32(v: int32x4_t) -> (int64x2_t, int64x2_t) {
+    let (lo, hi): (int64x2_t, int64x2_t);
+    // SAFETY: register-only NEON instructions.
+    unsafe {
+        asm!(
+            "shll {lo:v}.2d, {v:v}.2s, #32",
+            "shll2 {hi:v}.2d, {v:v}.4s, #32",
+            v = in(vreg) v,
+            lo = out(vreg) lo,
+            hi = out(vreg) hi,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (lo, hi)
+}
+
 /// Staged per-channel constants: `γ` as `i32`, `β·2^16` as `i64` (16-byte aligned, read as
 /// vectors), and the two tables of [`tbl2x256`].
 #[repr(C, align(16))]
@@ -198,12 +226,14 @@ unsafe fn acc8(x: int16x8_t, cv: int16x8_t, p: &Px, st: *const Stage, i: usize) 
         let num0 = vmlal_s16(p.ns1, vget_low_s16(x), vget_low_s16(cv));
         let num1 = vmlal_high_s16(p.ns1, x, cv);
         let m = p.m;
-        let p0 = vmlsl_s32(vshll_n_s32::<32>(vget_low_s32(num0)), vget_low_s32(num0), vget_low_s32(m));
-        let p1 = vmlsl_high_s32(vshll_high_n_s32::<32>(num0), num0, m);
-        let p2 = vmlsl_s32(vshll_n_s32::<32>(vget_low_s32(num1)), vget_low_s32(num1), vget_low_s32(m));
-        let p3 = vmlsl_high_s32(vshll_high_n_s32::<32>(num1), num1, m);
-        let x0 = vmovn_high_s64(vmovn_s64(vrshlq_s64(p0, p.shx)), vrshlq_s64(p1, p.shx));
-        let x1 = vmovn_high_s64(vmovn_s64(vrshlq_s64(p2, p.shx)), vrshlq_s64(p3, p.shx));
+        let (h0, h1) = shll32(num0);
+        let (h2, h3) = shll32(num1);
+        let p0 = vmlsl_s32(h0, vget_low_s32(num0), vget_low_s32(m));
+        let p1 = vmlsl_high_s32(h1, num0, m);
+        let p2 = vmlsl_s32(h2, vget_low_s32(num1), vget_low_s32(m));
+        let p3 = vmlsl_high_s32(h3, num1, m);
+        let x0 = opaque(vmovn_high_s64(vmovn_s64(vrshlq_s64(p0, p.shx)), vrshlq_s64(p1, p.shx)));
+        let x1 = opaque(vmovn_high_s64(vmovn_s64(vrshlq_s64(p2, p.shx)), vrshlq_s64(p3, p.shx)));
         let gp = (*st).g.as_ptr().add(i) as *const int32x4_t;
         let kp = (*st).kb.as_ptr().add(i) as *const int64x2_t;
         let (g0, g1) = (*gp, *gp.add(1));
