@@ -1,7 +1,7 @@
 //! AArch64 NEON int8 LayerNorm of 16-bit inputs (`quant::kernels::layer_norm_i16`), exactly the
 //! integers of `layer_norm_i16_reference`, with and without the interpolated table.
 //!
-//! - **Statistics**: per 8 channels `S1` by `SADALP` (pair sums into `i32` lanes, `|S1| ≤ 2^15·c`)
+//! - **Statistics**: per 8 channels (two independent sets of accumulators) `S1` by `SADALP` (pair sums into `i32` lanes, `|S1| ≤ 2^15·c`)
 //!   and `S2` by `SMULL` + `SMLAL2` (two squares `≤ 2^30` each: their sum `≤ 2^31` is exact as a
 //!   `u32`) then `UADALP` into `u64` lanes. The per-pixel square root and division are scalar, as
 //!   the reference: `isqrt` by `FSQRT` with one exact correction step each way (the same value as
@@ -179,6 +179,26 @@ fn opaque(mut v: int32x4_t) -> int32x4_t {
     v
 }
 
+/// `ns1 + x·c` of the low and high 4 lanes (`SMLAL`, `SMLAL2`; LLVM otherwise widens `x` and
+/// uses `MLA` on copies of `ns1`).
+#[inline(always)]
+fn num8(ns1: int32x4_t, x: int16x8_t, cv: int16x8_t) -> (int32x4_t, int32x4_t) {
+    let (mut lo, mut hi) = (ns1, ns1);
+    // SAFETY: register-only NEON instructions.
+    unsafe {
+        asm!(
+            "smlal {lo:v}.4s, {x:v}.4h, {c:v}.4h",
+            "smlal2 {hi:v}.4s, {x:v}.8h, {c:v}.8h",
+            x = in(vreg) x,
+            c = in(vreg) cv,
+            lo = inout(vreg) lo,
+            hi = inout(vreg) hi,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    (lo, hi)
+}
+
 /// The 4 lanes of `v` as `i64` shifted left by 32 (`SHLL`, `SHLL2`), low and high halves.
 #[inline(always)]
 fn shll32(v: int32x4_t) -> (int64x2_t, int64x2_t) {
@@ -223,8 +243,7 @@ unsafe fn acc8(x: int16x8_t, cv: int16x8_t, p: &Px, st: *const Stage, i: usize) 
     // SAFETY: register operations; aligned reads of staged vectors (Stage is 16-byte aligned,
     // i % 8 == 0 so the offsets are multiples of 16 bytes) initialized per the contract.
     unsafe {
-        let num0 = vmlal_s16(p.ns1, vget_low_s16(x), vget_low_s16(cv));
-        let num1 = vmlal_high_s16(p.ns1, x, cv);
+        let (num0, num1) = num8(p.ns1, x, cv);
         let m = p.m;
         let (h0, h1) = shll32(num0);
         let (h2, h3) = shll32(num1);
@@ -355,17 +374,28 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
         let k64 = vdupq_n_u8(64);
         for (xs, ys) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
             let (p, o) = (xs.as_ptr(), ys.as_mut_ptr());
-            let mut s1v = vdupq_n_s32(0);
-            let mut s2v = vdupq_n_u64(0);
+            let (mut s1v, mut s1w) = (vdupq_n_s32(0), vdupq_n_s32(0));
+            let (mut s2v, mut s2w) = (vdupq_n_u64(0), vdupq_n_u64(0));
             let mut i = 0;
-            while i < c8 {
+            while i < c16 {
+                let (v, w) = (ld8h(p.add(i)), ld8h(p.add(i + 8)));
+                s1v = vpadalq_s16(s1v, v);
+                s1w = vpadalq_s16(s1w, w);
+                let m = vmlal_high_s16(vmull_s16(vget_low_s16(v), vget_low_s16(v)), v, v);
+                let n = vmlal_high_s16(vmull_s16(vget_low_s16(w), vget_low_s16(w)), w, w);
+                s2v = vpadalq_u32(s2v, vreinterpretq_u32_s32(m));
+                s2w = vpadalq_u32(s2w, vreinterpretq_u32_s32(n));
+                i += 16;
+            }
+            if i < c8 {
                 let v = ld8h(p.add(i));
                 s1v = vpadalq_s16(s1v, v);
                 let m = vmlal_high_s16(vmull_s16(vget_low_s16(v), vget_low_s16(v)), v, v);
                 s2v = vpadalq_u32(s2v, vreinterpretq_u32_s32(m));
-                i += 8;
             }
             // |S1| ≤ 2^15·c < 2^31 in every pair sum and in total.
+            let s1v = vaddq_s32(s1v, s1w);
+            let s2v = vaddq_u64(s2v, s2w);
             let (mut s1, mut s2) = (vaddvq_s32(s1v) as i64, vaddvq_u64(s2v) as i64);
             for &v in &xs[c8..] {
                 s1 += v as i64;
