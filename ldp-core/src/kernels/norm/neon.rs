@@ -175,7 +175,9 @@ unsafe fn tbl2x256(
 #[inline(always)]
 fn opaque(mut v: int32x4_t) -> int32x4_t {
     // SAFETY: an empty asm block that leaves its register operand unchanged.
-    unsafe { asm!("/* {v:v} */", v = inout(vreg) v, options(pure, nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("/* {v:v} */", v = inout(vreg) v, options(pure, nomem, nostack, preserves_flags))
+    };
     v
 }
 
@@ -251,8 +253,14 @@ unsafe fn acc8(x: int16x8_t, cv: int16x8_t, p: &Px, st: *const Stage, i: usize) 
         let p1 = vmlsl_high_s32(h1, num0, m);
         let p2 = vmlsl_s32(h2, vget_low_s32(num1), vget_low_s32(m));
         let p3 = vmlsl_high_s32(h3, num1, m);
-        let x0 = opaque(vmovn_high_s64(vmovn_s64(vrshlq_s64(p0, p.shx)), vrshlq_s64(p1, p.shx)));
-        let x1 = opaque(vmovn_high_s64(vmovn_s64(vrshlq_s64(p2, p.shx)), vrshlq_s64(p3, p.shx)));
+        let x0 = opaque(vmovn_high_s64(
+            vmovn_s64(vrshlq_s64(p0, p.shx)),
+            vrshlq_s64(p1, p.shx),
+        ));
+        let x1 = opaque(vmovn_high_s64(
+            vmovn_s64(vrshlq_s64(p2, p.shx)),
+            vrshlq_s64(p3, p.shx),
+        ));
         let gp = (*st).g.as_ptr().add(i) as *const int32x4_t;
         let kp = (*st).kb.as_ptr().add(i) as *const int64x2_t;
         let (g0, g1) = (*gp, *gp.add(1));

@@ -91,7 +91,11 @@ unsafe fn lerp(a: int16x8_t, b: int16x8_t, wl: int16x4_t) -> (int32x4_t, int32x4
     // SAFETY: register-only NEON operations.
     unsafe {
         (
-            vmlal_lane_s16::<1>(vmull_lane_s16::<0>(vget_low_s16(a), wl), vget_low_s16(b), wl),
+            vmlal_lane_s16::<1>(
+                vmull_lane_s16::<0>(vget_low_s16(a), wl),
+                vget_low_s16(b),
+                wl,
+            ),
             vmlal_high_lane_s16::<1>(vmull_high_lane_s16::<0>(a, wl), b, wl),
         )
     }
@@ -153,8 +157,16 @@ unsafe fn resize_run(
                 let o = (oy * wo + ox) * c;
                 let mut ch = 0;
                 while ch < c8 {
-                    let z = if zper { ld8(in_zero.as_ptr().add(ch)) } else { zb };
-                    let m = if mper { ld8h(mult.as_ptr().add(ch)) } else { mb };
+                    let z = if zper {
+                        ld8(in_zero.as_ptr().add(ch))
+                    } else {
+                        zb
+                    };
+                    let m = if mper {
+                        ld8h(mult.as_ptr().add(ch))
+                    } else {
+                        mb
+                    };
                     let d = ps.map(|p| vsubl_s8(ld8(xp.add(p + ch)), z));
                     let (t0, t1) = lerp(d[0], d[1], wx);
                     let (b0, b1) = lerp(d[2], d[3], wx);
@@ -162,7 +174,10 @@ unsafe fn resize_run(
                     let s1 = vmlaq_n_s32(vmulq_n_s32(t1, wy0), b1, wy1);
                     let r0 = rq4(s0, vmovl_s16(vget_low_s16(m)), sh, oz);
                     let r1 = rq4(s1, vmovl_high_s16(m), sh, oz);
-                    st8(yp.add(o + ch), vqmovn_s16(vqmovn_high_s32(vqmovn_s32(r0), r1)));
+                    st8(
+                        yp.add(o + ch),
+                        vqmovn_s16(vqmovn_high_s32(vqmovn_s32(r0), r1)),
+                    );
                     ch += 8;
                 }
                 for ch in c8..c {
