@@ -1,6 +1,6 @@
 //! The int8 LayerNorm's frame: dispatch ([`layer_norm_inplace`], [`layer_norm_i16`]) and the
-//! references (`layer_norm_reference`, `layer_norm_i16_reference`) the `arm_dsp` and `x86` back
-//! ends must equal bit for bit.
+//! references (`layer_norm_reference`, `layer_norm_i16_reference`) the `arm_dsp`, `x86` and
+//! `neon` back ends must equal bit for bit.
 
 use crate::error::{check_len, Error};
 use crate::quant::fixed::{isqrt_u64, requant64, sat_i8};

@@ -261,8 +261,8 @@ unsafe fn acc8(x: int16x8_t, cv: int16x8_t, p: &Px, st: *const Stage, i: usize) 
             vmovn_s64(vrshlq_s64(p2, p.shx)),
             vrshlq_s64(p3, p.shx),
         ));
-        let gp = (*st).g.as_ptr().add(i) as *const int32x4_t;
-        let kp = (*st).kb.as_ptr().add(i) as *const int64x2_t;
+        let gp = (core::ptr::addr_of!((*st).g) as *const i32).add(i) as *const int32x4_t;
+        let kp = (core::ptr::addr_of!((*st).kb) as *const i64).add(i) as *const int64x2_t;
         let (g0, g1) = (*gp, *gp.add(1));
         [
             vmlal_s32(*kp, vget_low_s32(x0), vget_low_s32(g0)),
@@ -315,8 +315,8 @@ unsafe fn lerp16(ua: int16x8_t, ub: int16x8_t, st: *const Stage, k64: uint8x16_t
         let (lo, hi) = tbl2x256(
             vreinterpretq_u8_s8(hb),
             k64,
-            (*st).t0.as_ptr(),
-            (*st).t1.as_ptr(),
+            core::ptr::addr_of!((*st).t0) as *const u8,
+            core::ptr::addr_of!((*st).t1) as *const u8,
         );
         let ff = vdupq_n_s16(255);
         let da = vshlq_n_s16::<7>(vsubl_s8(vget_low_s8(hi), vget_low_s8(lo)));
