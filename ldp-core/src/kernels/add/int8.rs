@@ -3,8 +3,8 @@
 use crate::error::{check_len, Error};
 use crate::quant::kernels::*;
 
-/// `a = a + b` elementwise, in place: the Helium, Arm DSP or AVX2 kernel where the target has
-/// one, else [`add_reference`].
+/// `a = a + b` elementwise, in place: the Helium, Arm DSP, NEON or AVX2 kernel where the target
+/// has one, else [`add_reference`].
 pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     check_len("int8 add operand", b, a.len())?;
     #[cfg(ldp_arm_mve)]
@@ -13,6 +13,10 @@ pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     }
     #[cfg(ldp_arm_dsp)]
     if crate::kernels::add::arm_dsp::add_inplace(a, b, q) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::kernels::add::neon::add_inplace(a, b, q) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]

@@ -1,6 +1,6 @@
 //! The int8 LayerNorm's frame: dispatch ([`layer_norm_inplace`], [`layer_norm_i16`]) and the
-//! references (`layer_norm_reference`, `layer_norm_i16_reference`) the `arm_dsp` and `x86` back
-//! ends must equal bit for bit.
+//! references (`layer_norm_reference`, `layer_norm_i16_reference`) the `arm_dsp`, `x86` and
+//! `neon` back ends must equal bit for bit.
 
 use crate::error::{check_len, Error};
 use crate::quant::fixed::{isqrt_u64, requant64, sat_i8};
@@ -159,9 +159,9 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// int8 `y`: the definition in [`NormQ`] with `q` read as `i16` (`S2 < C·2³⁰`, so every
 /// intermediate still fits its `i64`/`u64`), `eps_q8` relative to the 16-bit scale. A fused
 /// table (GELU, Hardswish) is applied to the unrounded output by linear interpolation
-/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Arm DSP or
-/// AVX2 kernel where the target has one (first the Helium one on a Cortex-M55 build with MVE),
-/// else [`layer_norm_i16_reference`].
+/// (`ln_out_lerp`), so the LayerNorm's own int8 rounding disappears too. Runs the Helium (on a
+/// Cortex-M55 build with MVE), Arm DSP, NEON or AVX2 kernel where the target has one, else
+/// [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_norm16(x, c, q, y)?;
     #[cfg(ldp_arm_mve)]
@@ -170,6 +170,10 @@ pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Resul
     }
     #[cfg(ldp_arm_dsp)]
     if crate::kernels::norm::arm_dsp::layer_norm_i16(x, c, q, y) {
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if crate::kernels::norm::neon::layer_norm_i16(x, c, q, y) {
         return Ok(());
     }
     #[cfg(target_arch = "x86_64")]

@@ -9,6 +9,8 @@ pub mod int8;
 pub(crate) mod arm_dsp;
 #[cfg(ldp_arm_mve)]
 pub(crate) mod mve;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 

@@ -84,6 +84,19 @@ pub fn resize_bilinear(
     ) {
         return Ok(());
     }
+    #[cfg(target_arch = "aarch64")]
+    if crate::kernels::resize::neon::resize_bilinear(
+        x,
+        (h, w, c),
+        in_zero,
+        mult,
+        shift,
+        out_zero,
+        y,
+        (ho, wo),
+    ) {
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::resize::x86::resize_bilinear(
         x,

@@ -7,6 +7,8 @@ pub mod int8;
 
 #[cfg(any(ldp_arm_dsp, test))]
 pub(crate) mod arm_dsp;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
