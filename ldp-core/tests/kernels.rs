@@ -1175,3 +1175,64 @@ fn int8_depthwise_rows_i16_saturation_and_errors() {
         assert!(f(s, &x, &q, 4, 5, &mut y).is_ok());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// The pointwise conv of a 16-bit model input (int8 output, optional table): dispatch, the
+    /// AVX2 kernel and the AVX-512 VNNI kernel (each forced where the CPU has it) equal the
+    /// reference bit for bit. Inputs up to the saturation `input16_limit(c_in)`, channels
+    /// 1..=67 or 1..=1100 (every remainder of 16 and 32), outputs 1..=41 (remainders of 4),
+    /// odd and even pixel counts, every shift, any output zero point.
+    #[test]
+    fn input16_pointwise_kernels_equal_reference(c_in in 1usize..=67, wide in any::<bool>(), c_in_any in 1usize..=1100,
+                                                  c_out in 1usize..=41, pixels in 1usize..=9, shift in 1i32..=62,
+                                                  zo in -128i32..=127, with_lut in any::<bool>(), seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        let c_in = if wide { c_in_any } else { c_in };
+        let lim = ldp_core::quant::input16_limit(c_in);
+        let x: Vec<i16> = ints_in(pixels * c_in, seed, -lim, lim).iter().map(|&v| v as i16).collect();
+        let w = i8s(c_in * c_out, seed ^ 1);
+        let bias = ints_in(c_out, seed ^ 2, -(1 << 29), 1 << 29);
+        let (bias, bias_shift) = b16(&bias, false);
+        let mult = m8(&ints_in(c_out, seed ^ 3, 0, 255));
+        let lut = i8s(256, seed ^ 4);
+        let q = ConvQ { weight: &w, bias: &bias, bias_shift, mult: &mult, shift, in_zero: 0, out_zero: zo,
+                        lut: if with_lut { Some(&lut) } else { None } };
+        let mut a = vec![0i8; pixels * c_out];
+        a16::pointwise_in16_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i8; pixels * c_out];
+        a16::pointwise_in16(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b, "dispatch {} {} {}", c_in, c_out, pixels);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "avx2 {} {} {}", c_in, c_out, pixels);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if vnni() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_vnni(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
+        }
+        // The same kernels with 16-bit outputs (the 16-bit-activation path), no table.
+        let q = ConvQ { lut: None, out_zero: 0, ..q };
+        let mut a = vec![0i16; pixels * c_out];
+        a16::pointwise16_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i16; pixels * c_out];
+        a16::pointwise16(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b, "i16 dispatch {} {} {}", c_in, c_out, pixels);
+        #[cfg(target_arch = "x86_64")]
+        for (on, vnni_path) in [(avx2(), false), (vnni(), true)] {
+            if on {
+                let mut c = vec![0i16; pixels * c_out];
+                // SAFETY: the CPU features were detected (`avx2()`, `vnni()`).
+                unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise16_forced(&x, c_in, &q, c_out, &mut c, vnni_path) }.unwrap();
+                prop_assert_eq!(&a, &c, "i16 vnni={} {} {} {}", vnni_path, c_in, c_out, pixels);
+            }
+        }
+    }
+}

@@ -20,7 +20,7 @@
 //! AVX2 function: results equal the scalar activations bit for bit.
 
 pub mod avx512;
-pub(crate) mod int16;
+pub mod int16;
 pub mod int8;
 pub mod vnni;
 
