@@ -195,6 +195,9 @@ unsafe fn dw_run(
 /// point is in `-128..=127` and the shift in `9..=32`: the DSP kernel runs then. Shapes
 /// validated by the caller.
 pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
+    if depthwise_cm(s, x, q, y) {
+        return true;
+    }
     let rq = Rq::new(q.shift);
     let z = q.in_zero;
     if !crate::kernels::cpu::mve()
@@ -339,3 +342,354 @@ macro_rules! dw_tap {
     };
 }
 use {dw_row, dw_tap};
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise 3×3, channel-major (one weight scalar per tap, 4 output pixels per vector)
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of one transposed input row of one channel in [`depthwise_cm`]'s buffer (stride 1:
+/// the row padded with `z` on both sides; stride 2: its even padded columns at 0, the odd ones
+/// at [`CM_ODD`]). The taps' offsets from the middle row, `±CM_ROW + {0, 1, 2, CM_ODD}`, must
+/// fit `VLDRB`'s 7-bit immediate.
+const CM_ROW: usize = 84;
+/// Where the odd padded columns start in a stride-2 row.
+const CM_ODD: usize = 42;
+/// One channel's three rows.
+const CM_CH: usize = 3 * CM_ROW;
+/// The widest input taken (stride 1: `w + 2 ≤ CM_ROW`; stride 2: `(w+1)/2 + 1 ≤ CM_ODD`).
+const CM_MAX_W: usize = 80;
+
+/// What one channel's `asm!` call reads (layout fixed by the `asm!`).
+#[repr(C, align(16))]
+struct CmCtx {
+    /// Bias with the input zero point folded in, 4 times.
+    bias: [i32; 4],
+    /// Multiplier (`SMMULR` form), 4 times.
+    mult: [i32; 4],
+    /// Output zero point, 4 times.
+    zero: [i32; 4],
+    /// Store offsets of 4 consecutive output pixels: `0, c, 2c, 3c`.
+    off: [i32; 4],
+    /// `4c`, 4 times.
+    step: [i32; 4],
+    /// The 9 weights.
+    w: [i32; 9],
+    /// Output of the row's first pixel of this channel.
+    y: *mut i8,
+    /// Output pixels in the row.
+    n: u32,
+}
+
+/// Transposes `pairs ≥ 1` pairs of input pixels (8 channels each, `c` bytes apart) into the
+/// buffer: pixel `2k` to `dst + k·inc + off0[ch]`, pixel `2k+1` to `dst + k·inc + off1[ch]`.
+///
+/// # Safety
+/// MVE; `2·pairs` pixels of 8 bytes readable at `x + i·c`; every written byte inside the buffer.
+#[inline(always)]
+unsafe fn cm_transpose(
+    x: *const i8,
+    c: usize,
+    dst: *mut i8,
+    inc: usize,
+    offs: &[[u16; 8]; 2],
+    pairs: usize,
+) {
+    // SAFETY: per the contract; registers declared; no stack.
+    unsafe {
+        asm!(
+            ".cpu cortex-m55",
+            "vldrh.u16 q7, [r5]",
+            "vldrh.u16 q6, [r5, #16]",
+            "dls lr, lr",
+            "2:",
+            "vldrb.u16 q0, [r0]",
+            "vldrb.u16 q1, [r2]",
+            "add r0, r3",
+            "add r2, r3",
+            "vstrb.16 q0, [r1, q7]",
+            "vstrb.16 q1, [r1, q6]",
+            "add r1, r4",
+            "le lr, 2b",
+            inout("r0") x => _,
+            inout("r1") dst => _,
+            inout("r2") x.wrapping_add(c) => _,
+            in("r3") 2 * c,
+            in("r4") inc,
+            in("r5") offs.as_ptr(),
+            inout("lr") pairs => _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The taps of one channel over a row of output pixels (tail-predicated, 4 per iteration).
+macro_rules! cm_row {
+    ($a0:literal, $a1:literal, $a2:literal, $b1:literal, $b2:literal,
+     $c0:literal, $c1:literal, $c2:literal) => {
+        concat!(
+            "vmov q0, q2\n",
+            "vldrb.s32 q1, [r0, #",
+            $a0,
+            "]\n",
+            "vmla.i32 q0, q1, r2\n",
+            "vldrb.s32 q5, [r0, #",
+            $a1,
+            "]\n",
+            "vmla.i32 q0, q5, r3\n",
+            "vldrb.s32 q1, [r0, #",
+            $a2,
+            "]\n",
+            "vmla.i32 q0, q1, r4\n",
+            "vldrb.s32 q5, [r0, #",
+            $b1,
+            "]\n",
+            "vmla.i32 q0, q5, r8\n",
+            "vldrb.s32 q1, [r0, #",
+            $b2,
+            "]\n",
+            "vmla.i32 q0, q1, r9\n",
+            "vldrb.s32 q5, [r0, #",
+            $c0,
+            "]\n",
+            "vmla.i32 q0, q5, r10\n",
+            "vldrb.s32 q1, [r0, #",
+            $c1,
+            "]\n",
+            "vmla.i32 q0, q1, r11\n",
+            "vldrb.s32 q5, [r0, #",
+            $c2,
+            "]\n",
+            "vmla.i32 q0, q5, r12\n",
+            "vldrb.s32 q1, [r0], #4\n",
+            "vmla.i32 q0, q1, r5\n",
+        )
+    };
+}
+
+/// One channel's output row: `ctx.n` pixels from the transposed rows around `mid` (the middle
+/// row's first byte).
+///
+/// # Safety
+/// MVE; every tap of the `ctx.n` pixels (`mid + ox·1 + {−CM_ROW..=126}`, see [`cm_row`])
+/// inside the buffer; `ctx.y + ox·c` writable for `ox < ctx.n`; `ctx.n ≥ 1`.
+#[inline(always)]
+unsafe fn cm_channel<const S2: bool>(mid: *const i8, ctx: &CmCtx) {
+    macro_rules! body {
+        ($taps:expr) => {
+            // SAFETY: per the contract (the tail predication keeps the inactive lanes from
+            // memory); registers declared (q0–q7 = s0–s31); no stack.
+            unsafe {
+                asm!(
+                    ".cpu cortex-m55",
+                    "vldrw.32 q2, [lr]",
+                    "vldrw.32 q3, [lr, #16]",
+                    "vldrw.32 q4, [lr, #32]",
+                    "vldrw.32 q7, [lr, #48]",
+                    "vldrw.32 q6, [lr, #64]",
+                    "ldr r2, [lr, #80]",
+                    "ldr r3, [lr, #84]",
+                    "ldr r4, [lr, #88]",
+                    "ldr r5, [lr, #92]",
+                    "ldr r8, [lr, #96]",
+                    "ldr r9, [lr, #100]",
+                    "ldr r10, [lr, #104]",
+                    "ldr r11, [lr, #108]",
+                    "ldr r12, [lr, #112]",
+                    "ldr r1, [lr, #116]",
+                    "ldr lr, [lr, #120]",
+                    "dlstp.32 lr, lr",
+                    "2:",
+                    $taps,
+                    "vrmulh.s32 q0, q0, q3",
+                    "vadd.i32 q0, q0, q4",
+                    "vqmovnb.s32 q0, q0",
+                    "vqmovnb.s16 q0, q0",
+                    "vstrb.32 q0, [r1, q7]",
+                    "vadd.i32 q7, q7, q6",
+                    "letp lr, 2b",
+                    inout("r0") mid => _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r8") _,
+                    out("r9") _,
+                    out("r10") _,
+                    out("r11") _,
+                    out("r12") _,
+                    inout("lr") ctx as *const CmCtx => _,
+                    out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+                    out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+                    out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+                    options(nostack),
+                )
+            }
+        };
+    }
+    // Weights: r2, r3, r4 (row 0), r5 (row 1, kx 0, the post-incremented load), r8, r9, r10,
+    // r11, r12. Offsets of kx = 0, 1, 2 per row: stride 1 `0, 1, 2`; stride 2 `0, CM_ODD, 1`.
+    if S2 {
+        body!(cm_row!("-84", "-42", "-83", "42", "1", "84", "126", "85"))
+    } else {
+        body!(cm_row!("-84", "-83", "-82", "1", "2", "84", "85", "86"))
+    }
+}
+
+/// [`depthwise`] in channel-major form: per block of 8 channels and output row, the three input
+/// rows are transposed into a stack buffer (padded with `z`, stride 2 split into even and odd
+/// columns), then per channel a tap is `VLDRB.S32` (4 pixels) + `VMLA.I32` by the weight scalar,
+/// the bias with `z·Σw` folded in (wrapping, exact mod 2³²), `VRMULH` (= `SMMULR`), the zero
+/// point, saturating narrows and a 4-lane byte scatter back to channels-last. `false` (nothing
+/// written) for shapes it does not take (`w > CM_MAX_W`, a table, or [`depthwise`]'s limits).
+fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
+    let rq = Rq::new(q.shift);
+    let z = q.in_zero;
+    let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
+    if !crate::kernels::cpu::mve()
+        || c == 0
+        || c % 8 != 0
+        || w == 0
+        || h == 0
+        || w > CM_MAX_W
+        || q.lut.is_some()
+        || !(-128..=127).contains(&z)
+        || rq.mode != RqMode::Mulr
+        || (st != 1 && st != 2)
+        || c > (i32::MAX as usize) / 4
+    {
+        return false;
+    }
+    let (ho, wo) = (s.ho(), s.wo());
+    let (Some(nx), Some(ny)) = (
+        h.checked_mul(w).and_then(|v| v.checked_mul(c)),
+        ho.checked_mul(wo).and_then(|v| v.checked_mul(c)),
+    ) else {
+        return false;
+    };
+    if x.len() < nx || y.len() < ny || q.weight.len() < 9 * c || q.mult.len() < c {
+        return false;
+    }
+    // Where padded column p of a row lands.
+    let pos = |p: usize| {
+        if st == 1 {
+            p
+        } else if p % 2 == 0 {
+            p / 2
+        } else {
+            CM_ODD + p / 2
+        }
+    };
+    let mut buf = [0i8; 8 * CM_CH];
+    let mut offs = [[0u16; 8]; 2];
+    for ch in 0..8 {
+        let o = (ch * CM_CH) as u16;
+        if st == 1 {
+            offs[0][ch] = o;
+            offs[1][ch] = o + 1;
+        } else {
+            offs[0][ch] = o + CM_ODD as u16;
+            offs[1][ch] = o + 1;
+        }
+    }
+    let (start, inc) = if st == 1 { (1, 2) } else { (0, 1) };
+    let ci = c as i32;
+    let mut ctxs: [CmCtx; 8] = core::array::from_fn(|_| CmCtx {
+        bias: [0; 4],
+        mult: [0; 4],
+        zero: [q.out_zero; 4],
+        off: [0, ci, 2 * ci, 3 * ci],
+        step: [4 * ci; 4],
+        w: [0; 9],
+        y: core::ptr::null_mut(),
+        n: wo as u32,
+    });
+    for cb in (0..c).step_by(8) {
+        for (j, cx) in ctxs.iter_mut().enumerate() {
+            let wk = &q.weight[(cb + j) * 9..(cb + j) * 9 + 9];
+            let mut b = q.bias_at(cb + j);
+            for (t, &wv) in wk.iter().enumerate() {
+                b = b.wrapping_sub(z.wrapping_mul(wv as i32));
+                cx.w[t] = wv as i32;
+            }
+            cx.bias = [b; 4];
+            cx.mult = [rq.mult(q.mult[cb + j]); 4];
+        }
+        for oy in 0..ho {
+            for ky in 0..3 {
+                let slot = ky * CM_ROW;
+                let iy = (oy * st + ky).checked_sub(1).filter(|&v| v < h);
+                let Some(iy) = iy else {
+                    for ch in 0..8 {
+                        let b = ch * CM_CH + slot;
+                        buf[b..b + CM_ROW].fill(z as i8);
+                    }
+                    continue;
+                };
+                for ch in 0..8 {
+                    let b = ch * CM_CH + slot;
+                    buf[b + pos(0)] = z as i8;
+                    buf[b + pos(w + 1)] = z as i8;
+                }
+                let xr = &x[iy * w * c..(iy + 1) * w * c];
+                let pairs = w / 2;
+                if pairs > 0 {
+                    // Checked: the last pair's second pixel inside the row.
+                    let _ = &xr[(2 * pairs - 1) * c + cb..(2 * pairs - 1) * c + cb + 8];
+                    // Checked: the largest byte written inside the buffer.
+                    let last =
+                        slot + start + (pairs - 1) * inc + offs[0][7].max(offs[1][7]) as usize;
+                    let _ = &buf[last];
+                    // SAFETY: MVE; the pixels read are inside `xr` (the last one checked),
+                    // the bytes written inside `buf` (the largest one checked, offsets ≥ 0).
+                    unsafe {
+                        cm_transpose(
+                            xr[cb..].as_ptr(),
+                            c,
+                            buf[slot + start..].as_mut_ptr(),
+                            inc,
+                            &offs,
+                            pairs,
+                        )
+                    };
+                }
+                if w % 2 == 1 {
+                    let ix = w - 1;
+                    for ch in 0..8 {
+                        buf[ch * CM_CH + slot + pos(ix + 1)] = xr[ix * c + cb + ch];
+                    }
+                }
+            }
+            let yr = &mut y[oy * wo * c..(oy + 1) * wo * c];
+            // Checked: the last output of the last channel inside the row.
+            let _ = &yr[(wo - 1) * c + cb + 7];
+            for (ch, cx) in ctxs.iter_mut().enumerate() {
+                cx.y = yr[cb + ch..].as_mut_ptr();
+                let mid = ch * CM_CH + CM_ROW;
+                // Checked: the lowest and highest taps inside the buffer (stride 1:
+                // `ox + 86`, stride 2: `ox + 126` past `mid` with ox < wo).
+                let hi = mid + (wo - 1) + if st == 1 { 86 } else { 126 };
+                let _ = &buf[mid - CM_ROW..=hi];
+                // SAFETY: MVE; the taps inside `buf` (checked above), the outputs
+                // `cx.y + ox·c` (ox < wo) inside `yr` (the last one checked); `wo ≥ 1`.
+                unsafe {
+                    if st == 2 {
+                        cm_channel::<true>(buf[mid..].as_ptr(), cx)
+                    } else {
+                        cm_channel::<false>(buf[mid..].as_ptr(), cx)
+                    }
+                };
+            }
+        }
+    }
+    true
+}
