@@ -359,25 +359,33 @@ const CM_CH: usize = 3 * CM_ROW;
 /// The widest input taken (stride 1: `w + 2 ≤ CM_ROW`; stride 2: `(w+1)/2 + 1 ≤ CM_ODD`).
 const CM_MAX_W: usize = 80;
 
-/// What one channel's `asm!` call reads (layout fixed by the `asm!`).
+/// What [`cm_block`] reads for one channel (layout fixed by the `asm!`).
 #[repr(C, align(16))]
-struct CmCtx {
-    /// Bias with the input zero point folded in, 4 times.
-    bias: [i32; 4],
+struct CmCh {
+    /// Weight 0, 4 times (`VMLAS`).
+    w0: [i32; 4],
     /// Multiplier (`SMMULR` form), 4 times.
     mult: [i32; 4],
-    /// Output zero point, 4 times.
-    zero: [i32; 4],
     /// Store offsets of 4 consecutive output pixels: `0, c, 2c, 3c`.
     off: [i32; 4],
-    /// `4c`, 4 times.
-    step: [i32; 4],
-    /// The 9 weights.
-    w: [i32; 9],
-    /// Output of the row's first pixel of this channel.
-    y: *mut i8,
+    /// Bias with the input zero point folded in.
+    bias: i32,
+    /// Weights 1 to 8.
+    w: [i32; 8],
     /// Output pixels in the row.
     n: u32,
+}
+
+// The `asm!` of [`cm_block`] steps by these.
+const _: () = assert!(core::mem::size_of::<CmCh>() == 96 && CM_CH == 252);
+
+/// What [`cm_block`] reads for all channels (layout fixed by the `asm!`).
+#[repr(C, align(16))]
+struct CmHead {
+    /// Output zero point, 4 times.
+    zero: [i32; 4],
+    /// `4c`, 4 times.
+    step: [i32; 4],
 }
 
 /// Transposes `pairs ≥ 1` pairs of input pixels (8 channels each, `c` bytes apart) into the
@@ -426,58 +434,60 @@ unsafe fn cm_transpose(
     }
 }
 
-/// The taps of one channel over a row of output pixels (tail-predicated, 4 per iteration).
+/// The taps of one channel over a row of output pixels (tail-predicated, 4 per iteration):
+/// tap 0 by `VMLAS` (`q0·w0 + bias`), the others by `VMLA` with the weight in a register.
 macro_rules! cm_row {
     ($a0:literal, $a1:literal, $a2:literal, $b1:literal, $b2:literal,
      $c0:literal, $c1:literal, $c2:literal) => {
         concat!(
-            "vmov q0, q2\n",
-            "vldrb.s32 q1, [r0, #",
+            "vldrb.s32 q0, [r0, #",
             $a0,
             "]\n",
-            "vmla.i32 q0, q1, r2\n",
-            "vldrb.s32 q5, [r0, #",
+            "vmlas.i32 q0, q2, r2\n",
+            "vldrb.s32 q1, [r0, #",
             $a1,
             "]\n",
-            "vmla.i32 q0, q5, r3\n",
+            "vmla.i32 q0, q1, r3\n",
             "vldrb.s32 q1, [r0, #",
             $a2,
             "]\n",
             "vmla.i32 q0, q1, r4\n",
-            "vldrb.s32 q5, [r0, #",
+            "vldrb.s32 q1, [r0, #",
             $b1,
             "]\n",
-            "vmla.i32 q0, q5, r8\n",
+            "vmla.i32 q0, q1, r8\n",
             "vldrb.s32 q1, [r0, #",
             $b2,
             "]\n",
             "vmla.i32 q0, q1, r9\n",
-            "vldrb.s32 q5, [r0, #",
+            "vldrb.s32 q1, [r0, #",
             $c0,
             "]\n",
-            "vmla.i32 q0, q5, r10\n",
+            "vmla.i32 q0, q1, r10\n",
             "vldrb.s32 q1, [r0, #",
             $c1,
             "]\n",
             "vmla.i32 q0, q1, r11\n",
-            "vldrb.s32 q5, [r0, #",
+            "vldrb.s32 q1, [r0, #",
             $c2,
             "]\n",
-            "vmla.i32 q0, q5, r12\n",
+            "vmla.i32 q0, q1, r12\n",
             "vldrb.s32 q1, [r0], #4\n",
             "vmla.i32 q0, q1, r5\n",
         )
     };
 }
 
-/// One channel's output row: `ctx.n` pixels from the transposed rows around `mid` (the middle
-/// row's first byte).
+/// One output row of 8 channels: channel `k` from the transposed rows around
+/// `mid + k·CM_CH` (the middle row's first byte), `chs[k].n` pixels to `y + k + ox·c`; the
+/// loop state over the channels is kept in `s20`–`s23` (all core registers hold taps).
 ///
 /// # Safety
-/// MVE; every tap of the `ctx.n` pixels (`mid + ox·1 + {−CM_ROW..=126}`, see [`cm_row`])
-/// inside the buffer; `ctx.y + ox·c` writable for `ox < ctx.n`; `ctx.n ≥ 1`.
+/// MVE; for every channel every tap of the `n` pixels (`mid + k·CM_CH + ox +
+/// {−CM_ROW..=126}`, see [`cm_row`]) inside the buffer; `y + k + ox·c` writable for `ox < n`,
+/// `k < 8`; `n ≥ 1`.
 #[inline(always)]
-unsafe fn cm_channel<const S2: bool>(mid: *const i8, ctx: &CmCtx) {
+unsafe fn cm_block<const S2: bool>(mid: *const i8, y: *mut i8, head: &CmHead, chs: &[CmCh; 8]) {
     macro_rules! body {
         ($taps:expr) => {
             // SAFETY: per the contract (the tail predication keeps the inactive lanes from
@@ -485,22 +495,27 @@ unsafe fn cm_channel<const S2: bool>(mid: *const i8, ctx: &CmCtx) {
             unsafe {
                 asm!(
                     ".cpu cortex-m55",
+                    "vldrw.32 q4, [r2]",
+                    "vldrw.32 q6, [r2, #16]",
+                    "vmov s20, r0",
+                    "vmov s21, r1",
+                    "vmov s22, lr",
+                    "movs r2, #8",
+                    "vmov s23, r2",
+                    "3:",
                     "vldrw.32 q2, [lr]",
                     "vldrw.32 q3, [lr, #16]",
-                    "vldrw.32 q4, [lr, #32]",
-                    "vldrw.32 q7, [lr, #48]",
-                    "vldrw.32 q6, [lr, #64]",
-                    "ldr r2, [lr, #80]",
-                    "ldr r3, [lr, #84]",
-                    "ldr r4, [lr, #88]",
-                    "ldr r5, [lr, #92]",
-                    "ldr r8, [lr, #96]",
-                    "ldr r9, [lr, #100]",
-                    "ldr r10, [lr, #104]",
-                    "ldr r11, [lr, #108]",
-                    "ldr r12, [lr, #112]",
-                    "ldr r1, [lr, #116]",
-                    "ldr lr, [lr, #120]",
+                    "vldrw.32 q7, [lr, #32]",
+                    "ldr r2, [lr, #48]",
+                    "ldr r3, [lr, #52]",
+                    "ldr r4, [lr, #56]",
+                    "ldr r5, [lr, #60]",
+                    "ldr r8, [lr, #64]",
+                    "ldr r9, [lr, #68]",
+                    "ldr r10, [lr, #72]",
+                    "ldr r11, [lr, #76]",
+                    "ldr r12, [lr, #80]",
+                    "ldr lr, [lr, #84]",
                     "dlstp.32 lr, lr",
                     "2:",
                     $taps,
@@ -511,9 +526,22 @@ unsafe fn cm_channel<const S2: bool>(mid: *const i8, ctx: &CmCtx) {
                     "vstrb.32 q0, [r1, q7]",
                     "vadd.i32 q7, q7, q6",
                     "letp lr, 2b",
+                    "vmov r0, s20",
+                    "add r0, r0, #252",
+                    "vmov s20, r0",
+                    "vmov r1, s21",
+                    "adds r1, #1",
+                    "vmov s21, r1",
+                    "vmov lr, s22",
+                    "add lr, lr, #96",
+                    "vmov s22, lr",
+                    "vmov r2, s23",
+                    "subs r2, #1",
+                    "vmov s23, r2",
+                    "bne 3b",
                     inout("r0") mid => _,
-                    out("r1") _,
-                    out("r2") _,
+                    inout("r1") y => _,
+                    inout("r2") head as *const CmHead => _,
                     out("r3") _,
                     out("r4") _,
                     out("r5") _,
@@ -522,7 +550,7 @@ unsafe fn cm_channel<const S2: bool>(mid: *const i8, ctx: &CmCtx) {
                     out("r10") _,
                     out("r11") _,
                     out("r12") _,
-                    inout("lr") ctx as *const CmCtx => _,
+                    inout("lr") chs.as_ptr() => _,
                     out("s0") _, out("s1") _, out("s2") _, out("s3") _,
                     out("s4") _, out("s5") _, out("s6") _, out("s7") _,
                     out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -536,8 +564,9 @@ unsafe fn cm_channel<const S2: bool>(mid: *const i8, ctx: &CmCtx) {
             }
         };
     }
-    // Weights: r2, r3, r4 (row 0), r5 (row 1, kx 0, the post-incremented load), r8, r9, r10,
-    // r11, r12. Offsets of kx = 0, 1, 2 per row: stride 1 `0, 1, 2`; stride 2 `0, CM_ODD, 1`.
+    // Weights: q2 (tap 0, with the bias in r2), r3, r4 (row 0), r5 (row 1, kx 0, the
+    // post-incremented load), r8, r9, r10, r11, r12. Offsets of kx = 0, 1, 2 per row: stride 1
+    // `0, 1, 2`; stride 2 `0, CM_ODD, 1`.
     if S2 {
         body!(cm_row!("-84", "-42", "-83", "42", "1", "84", "126", "85"))
     } else {
@@ -589,7 +618,6 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
             CM_ODD + p / 2
         }
     };
-    let mut buf = [0i8; 8 * CM_CH];
     let mut offs = [[0u16; 8]; 2];
     for ch in 0..8 {
         let o = (ch * CM_CH) as u16;
@@ -603,30 +631,52 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
     }
     let (start, inc) = if st == 1 { (1, 2) } else { (0, 1) };
     let ci = c as i32;
-    let mut ctxs: [CmCtx; 8] = core::array::from_fn(|_| CmCtx {
-        bias: [0; 4],
-        mult: [0; 4],
+    let head = CmHead {
         zero: [q.out_zero; 4],
-        off: [0, ci, 2 * ci, 3 * ci],
         step: [4 * ci; 4],
-        w: [0; 9],
-        y: core::ptr::null_mut(),
-        n: wo as u32,
+    };
+    // Per rotation `r` of the three row slots (row `ky` in slot `(r + ky) % 3`).
+    let mut chs: [[CmCh; 8]; 3] = core::array::from_fn(|_| {
+        core::array::from_fn(|_| CmCh {
+            w0: [0; 4],
+            mult: [0; 4],
+            off: [0, ci, 2 * ci, 3 * ci],
+            bias: 0,
+            w: [0; 8],
+            n: wo as u32,
+        })
     });
+    // Padded columns never written by the transposes stay `z`.
+    let mut buf = [z as i8; 8 * CM_CH];
     for cb in (0..c).step_by(8) {
-        for (j, cx) in ctxs.iter_mut().enumerate() {
-            let wk = &q.weight[(cb + j) * 9..(cb + j) * 9 + 9];
-            let mut b = q.bias_at(cb + j);
-            for (t, &wv) in wk.iter().enumerate() {
-                b = b.wrapping_sub(z.wrapping_mul(wv as i32));
-                cx.w[t] = wv as i32;
+        for (r, rot) in chs.iter_mut().enumerate() {
+            for (j, cx) in rot.iter_mut().enumerate() {
+                let wk = &q.weight[(cb + j) * 9..(cb + j) * 9 + 9];
+                let mut b = q.bias_at(cb + j);
+                for &wv in wk {
+                    b = b.wrapping_sub(z.wrapping_mul(wv as i32));
+                }
+                // Register position `slot·3 + kx` holds the weight of row `(slot − r) mod 3`.
+                let wt = |p: usize| wk[((p / 3 + 3 - r) % 3) * 3 + p % 3] as i32;
+                cx.w0 = [wt(0); 4];
+                for (p, v) in cx.w.iter_mut().enumerate() {
+                    *v = wt(p + 1);
+                }
+                cx.bias = b;
+                cx.mult = [rq.mult(q.mult[cb + j]); 4];
             }
-            cx.bias = [b; 4];
-            cx.mult = [rq.mult(q.mult[cb + j]); 4];
         }
+        // The input row each slot holds (`-1` and `h` stand for the zero padding).
+        let mut held = [isize::MIN; 3];
         for oy in 0..ho {
             for ky in 0..3 {
-                let slot = ky * CM_ROW;
+                let iyi = (oy * st + ky) as isize - 1;
+                let sl = (oy * st + ky + 2) % 3;
+                if held[sl] == iyi {
+                    continue;
+                }
+                held[sl] = iyi;
+                let slot = sl * CM_ROW;
                 let iy = (oy * st + ky).checked_sub(1).filter(|&v| v < h);
                 let Some(iy) = iy else {
                     for ch in 0..8 {
@@ -635,11 +685,6 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                     }
                     continue;
                 };
-                for ch in 0..8 {
-                    let b = ch * CM_CH + slot;
-                    buf[b + pos(0)] = z as i8;
-                    buf[b + pos(w + 1)] = z as i8;
-                }
                 let xr = &x[iy * w * c..(iy + 1) * w * c];
                 let pairs = w / 2;
                 if pairs > 0 {
@@ -669,26 +714,23 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                     }
                 }
             }
+            let rot = &chs[(oy * st + 2) % 3];
             let yr = &mut y[oy * wo * c..(oy + 1) * wo * c];
             // Checked: the last output of the last channel inside the row.
             let _ = &yr[(wo - 1) * c + cb + 7];
-            for (ch, cx) in ctxs.iter_mut().enumerate() {
-                cx.y = yr[cb + ch..].as_mut_ptr();
-                let mid = ch * CM_CH + CM_ROW;
-                // Checked: the lowest and highest taps inside the buffer (stride 1:
-                // `ox + 86`, stride 2: `ox + 126` past `mid` with ox < wo).
-                let hi = mid + (wo - 1) + if st == 1 { 86 } else { 126 };
-                let _ = &buf[mid - CM_ROW..=hi];
-                // SAFETY: MVE; the taps inside `buf` (checked above), the outputs
-                // `cx.y + ox·c` (ox < wo) inside `yr` (the last one checked); `wo ≥ 1`.
-                unsafe {
-                    if st == 2 {
-                        cm_channel::<true>(buf[mid..].as_ptr(), cx)
-                    } else {
-                        cm_channel::<false>(buf[mid..].as_ptr(), cx)
-                    }
-                };
-            }
+            // Checked: the lowest tap of channel 0 and the highest of channel 7 inside the
+            // buffer (stride 1: `ox + 86`, stride 2: `ox + 126` past `mid` with ox < wo).
+            let hi = 7 * CM_CH + CM_ROW + (wo - 1) + if st == 1 { 86 } else { 126 };
+            let _ = &buf[..=hi];
+            // SAFETY: MVE; the taps inside `buf` (checked above), the outputs
+            // `y + k + ox·c` (k < 8, ox < wo) inside `yr` (the last one checked); `wo ≥ 1`.
+            unsafe {
+                if st == 2 {
+                    cm_block::<true>(buf[CM_ROW..].as_ptr(), yr[cb..].as_mut_ptr(), &head, rot)
+                } else {
+                    cm_block::<false>(buf[CM_ROW..].as_ptr(), yr[cb..].as_mut_ptr(), &head, rot)
+                }
+            };
         }
     }
     true
