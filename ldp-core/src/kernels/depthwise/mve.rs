@@ -434,6 +434,67 @@ unsafe fn cm_transpose(
     }
 }
 
+/// [`cm_transpose`] for `quads ≥ 1` times two pairs per iteration: pixels `4k`, `4k+1`, `4k+2`,
+/// `4k+3` to `dst + k·2·inc + offs[0..4][ch]` (`offs[2] = offs[0] + inc`, `offs[3] = offs[1] +
+/// inc`).
+///
+/// # Safety
+/// MVE; `4·quads` pixels of 8 bytes readable at `x + i·c`; every written byte inside the buffer.
+#[inline(always)]
+unsafe fn cm_transpose4(
+    x: *const i8,
+    c: usize,
+    dst: *mut i8,
+    inc: usize,
+    offs: &[[u16; 8]; 4],
+    quads: usize,
+) {
+    // SAFETY: per the contract; registers declared; no stack.
+    unsafe {
+        asm!(
+            ".cpu cortex-m55",
+            "vldrh.u16 q7, [r5]",
+            "vldrh.u16 q6, [r5, #16]",
+            "vldrh.u16 q5, [r5, #32]",
+            "vldrh.u16 q4, [r5, #48]",
+            "add r5, r2, r3, lsr #1",
+            "dls lr, lr",
+            "2:",
+            "vldrb.u16 q0, [r0]",
+            "vldrb.u16 q1, [r2]",
+            "vldrb.u16 q2, [r4]",
+            "vldrb.u16 q3, [r5]",
+            "add r0, r3",
+            "add r2, r3",
+            "add r4, r3",
+            "add r5, r3",
+            "vstrb.16 q0, [r1, q7]",
+            "vstrb.16 q1, [r1, q6]",
+            "vstrb.16 q2, [r1, q5]",
+            "vstrb.16 q3, [r1, q4]",
+            "add r1, r8",
+            "le lr, 2b",
+            inout("r0") x => _,
+            inout("r1") dst => _,
+            inout("r2") x.wrapping_add(c) => _,
+            in("r3") 4 * c,
+            inout("r4") x.wrapping_add(2 * c) => _,
+            inout("r5") offs.as_ptr() => _,
+            in("r8") 2 * inc,
+            inout("lr") quads => _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
 /// The taps of one channel over a row of output pixels (tail-predicated, 4 per iteration):
 /// tap 0 by `VMLAS` (`q0·w0 + bias`), the others by `VMLA` with the weight in a register.
 macro_rules! cm_row {
@@ -480,7 +541,7 @@ macro_rules! cm_row {
 
 /// One output row of 8 channels: channel `k` from the transposed rows around
 /// `mid + k·CM_CH` (the middle row's first byte), `chs[k].n` pixels to `y + k + ox·c`; the
-/// loop state over the channels is kept in `s20`–`s23` (all core registers hold taps).
+/// loop state over the channels is kept in `s20`, `s22`, `s23` (all core registers hold taps).
 ///
 /// # Safety
 /// MVE; for every channel every tap of the `n` pixels (`mid + k·CM_CH + ox +
@@ -498,9 +559,8 @@ unsafe fn cm_block<const S2: bool>(mid: *const i8, y: *mut i8, head: &CmHead, ch
                     "vldrw.32 q4, [r2]",
                     "vldrw.32 q6, [r2, #16]",
                     "vmov s20, r0",
-                    "vmov s21, r1",
                     "vmov s22, lr",
-                    "movs r2, #8",
+                    "add r2, lr, #768",
                     "vmov s23, r2",
                     "3:",
                     "vldrw.32 q2, [lr]",
@@ -529,15 +589,12 @@ unsafe fn cm_block<const S2: bool>(mid: *const i8, y: *mut i8, head: &CmHead, ch
                     "vmov r0, s20",
                     "add r0, r0, #252",
                     "vmov s20, r0",
-                    "vmov r1, s21",
                     "adds r1, #1",
-                    "vmov s21, r1",
                     "vmov lr, s22",
                     "add lr, lr, #96",
                     "vmov s22, lr",
                     "vmov r2, s23",
-                    "subs r2, #1",
-                    "vmov s23, r2",
+                    "cmp lr, r2",
                     "bne 3b",
                     inout("r0") mid => _,
                     inout("r1") y => _,
@@ -630,6 +687,11 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
         }
     }
     let (start, inc) = if st == 1 { (1, 2) } else { (0, 1) };
+    let mut offs4 = [offs[0], offs[1], offs[0], offs[1]];
+    for ch in 0..8 {
+        offs4[2][ch] += inc as u16;
+        offs4[3][ch] += inc as u16;
+    }
     let ci = c as i32;
     let head = CmHead {
         zero: [q.out_zero; 4],
@@ -695,16 +757,31 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                         slot + start + (pairs - 1) * inc + offs[0][7].max(offs[1][7]) as usize;
                     let _ = &buf[last];
                     // SAFETY: MVE; the pixels read are inside `xr` (the last one checked),
-                    // the bytes written inside `buf` (the largest one checked, offsets ≥ 0).
+                    // the bytes written inside `buf` (the largest one checked, offsets ≥ 0;
+                    // `offs4` are `offs` plus `inc`, the pair `k + 1` of `cm_transpose`).
+                    let quads = pairs / 2;
                     unsafe {
-                        cm_transpose(
-                            xr[cb..].as_ptr(),
-                            c,
-                            buf[slot + start..].as_mut_ptr(),
-                            inc,
-                            &offs,
-                            pairs,
-                        )
+                        if quads > 0 {
+                            cm_transpose4(
+                                xr[cb..].as_ptr(),
+                                c,
+                                buf[slot + start..].as_mut_ptr(),
+                                inc,
+                                &offs4,
+                                quads,
+                            )
+                        }
+                        if pairs % 2 == 1 {
+                            let k = pairs - 1;
+                            cm_transpose(
+                                xr[cb + 2 * k * c..].as_ptr(),
+                                c,
+                                buf[slot + start + k * inc..].as_mut_ptr(),
+                                inc,
+                                &offs,
+                                1,
+                            )
+                        }
                     };
                 }
                 if w % 2 == 1 {
