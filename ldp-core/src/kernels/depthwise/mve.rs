@@ -362,18 +362,18 @@ const CM_MAX_W: usize = 80;
 /// What [`cm_block`] reads for one channel (layout fixed by the `asm!`).
 #[repr(C, align(16))]
 struct CmCh {
+    /// Bias with the input zero point folded in (`LDM` into r2 with the weights).
+    bias: i32,
+    /// Weights 1 to 8.
+    w: [i32; 8],
+    /// Output pixels in the row.
+    n: u32,
     /// Weight 0, 4 times (`VMLAS`).
     w0: [i32; 4],
     /// Multiplier (`SMMULR` form), 4 times.
     mult: [i32; 4],
     /// Store offsets of 4 consecutive output pixels: `0, c, 2c, 3c`.
     off: [i32; 4],
-    /// Bias with the input zero point folded in.
-    bias: i32,
-    /// Weights 1 to 8.
-    w: [i32; 8],
-    /// Output pixels in the row.
-    n: u32,
 }
 
 // The `asm!` of [`cm_block`] steps by these.
@@ -563,19 +563,11 @@ unsafe fn cm_block<const S2: bool>(mid: *const i8, y: *mut i8, head: &CmHead, ch
                     "add r2, lr, #768",
                     "vmov s23, r2",
                     "3:",
-                    "vldrw.32 q2, [lr]",
-                    "vldrw.32 q3, [lr, #16]",
-                    "vldrw.32 q7, [lr, #32]",
-                    "ldr r2, [lr, #48]",
-                    "ldr r3, [lr, #52]",
-                    "ldr r4, [lr, #56]",
-                    "ldr r5, [lr, #60]",
-                    "ldr r8, [lr, #64]",
-                    "ldr r9, [lr, #68]",
-                    "ldr r10, [lr, #72]",
-                    "ldr r11, [lr, #76]",
-                    "ldr r12, [lr, #80]",
-                    "ldr lr, [lr, #84]",
+                    "ldm.w lr, {{r2-r5, r8-r12}}",
+                    "vldrw.32 q2, [lr, #40]",
+                    "vldrw.32 q3, [lr, #56]",
+                    "vldrw.32 q7, [lr, #72]",
+                    "ldr lr, [lr, #36]",
                     "dlstp.32 lr, lr",
                     "2:",
                     $taps,
