@@ -1205,18 +1205,13 @@ proptest! {
         a16::pointwise_in16(&x, c_in, &q, c_out, &mut b).unwrap();
         prop_assert_eq!(&a, &b, "dispatch {} {} {}", c_in, c_out, pixels);
         #[cfg(target_arch = "x86_64")]
-        if avx2() {
-            let mut c = vec![0i8; pixels * c_out];
-            // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_avx2(&x, c_in, &q, c_out, &mut c) }.unwrap();
-            prop_assert_eq!(&a, &c, "avx2 {} {} {}", c_in, c_out, pixels);
-        }
-        #[cfg(target_arch = "x86_64")]
-        if vnni() {
-            let mut c = vec![0i8; pixels * c_out];
-            // SAFETY: the CPU features were detected just above.
-            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_vnni(&x, c_in, &q, c_out, &mut c) }.unwrap();
-            prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
+        for (on, vnni_path) in [(avx2(), false), (vnni(), true)] {
+            if on {
+                let mut c = vec![0i8; pixels * c_out];
+                // SAFETY: the CPU features were detected (`avx2()`, `vnni()`).
+                unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_forced(&x, c_in, &q, c_out, &mut c, vnni_path) }.unwrap();
+                prop_assert_eq!(&a, &c, "vnni={} {} {} {}", vnni_path, c_in, c_out, pixels);
+            }
         }
         // The same kernels with 16-bit outputs (the 16-bit-activation path), no table.
         let q = ConvQ { lut: None, out_zero: 0, ..q };

@@ -198,6 +198,69 @@ fn pointwise16_tiled(
     }
 }
 
+/// Wrapping dot product of `x` and `w` (the shorter length), the scalar part of the 16-bit
+/// pointwise kernels.
+#[inline(always)]
+pub(crate) fn dot16(x: &[i16], w: &[i8]) -> i32 {
+    x.iter()
+        .zip(w)
+        .fold(0i32, |a, (&x, &w)| a.wrapping_add(x as i32 * w as i32))
+}
+
+/// The 2-pixel × 4-output tile driver of the vector 16-bit pointwise kernels (x86-64 AVX2 and
+/// AVX-512 VNNI, AArch64 NEON). For each pixel pair and group of 4 output channels,
+/// `dot4(xa, xb, rows)` returns the wrapping sums of the two pixel rows against the 4 weight
+/// rows over their first `k` channels, and `k`; the channels from `k`, the outputs past the last
+/// multiple of 4 and a last odd pixel are summed here with [`dot16`]. `finish(acc, o)` turns
+/// output `o`'s sum (bias not included) into the output. Integer sums wrap, so any split of
+/// the channels gives the reference's value. Shapes validated by the caller (`check_pw`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tiles16<Y>(
+    x: &[i16],
+    c_in: usize,
+    w: &[i8],
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    dot4: impl Fn(&[i16], &[i16], [&[i8]; 4]) -> ([i32; 4], [i32; 4], usize),
+    finish: impl Fn(i32, usize) -> Y,
+) {
+    let (o4, p2) = (c_out / 4 * 4, pixels / 2 * 2);
+    let row = |o: usize| &w[o * c_in..(o + 1) * c_in];
+    let mut p = 0;
+    while p < pixels {
+        let xa = &x[p * c_in..(p + 1) * c_in];
+        if p < p2 {
+            let xb = &x[(p + 1) * c_in..(p + 2) * c_in];
+            let mut o = 0;
+            while o < o4 {
+                let rows = [row(o), row(o + 1), row(o + 2), row(o + 3)];
+                let (sa, sb, k) = dot4(xa, xb, rows);
+                for j in 0..4 {
+                    let (ta, tb) = (
+                        dot16(&xa[k..], &rows[j][k..]),
+                        dot16(&xb[k..], &rows[j][k..]),
+                    );
+                    y[p * c_out + o + j] = finish(sa[j].wrapping_add(ta), o + j);
+                    y[(p + 1) * c_out + o + j] = finish(sb[j].wrapping_add(tb), o + j);
+                }
+                o += 4;
+            }
+            for o in o4..c_out {
+                y[p * c_out + o] = finish(dot16(xa, row(o)), o);
+                y[(p + 1) * c_out + o] = finish(dot16(xb, row(o)), o);
+            }
+            p += 2;
+        } else {
+            for o in 0..c_out {
+                y[p * c_out + o] = finish(dot16(xa, row(o)), o);
+            }
+            p += 1;
+        }
+    }
+}
+
 /// Reference pointwise conv of a 16-bit model input ([`crate::blob::specs::FLAG_INPUT16`],
 /// zero point 0) to an int8 activation: `y = T[sat8(z_out + round(acc · mult / 2^shift))]`
 /// with the optional table `T`, exactly the int8 conv's output stage.

@@ -67,13 +67,19 @@ pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
 
 /// Bytes of scratch the f32-boundary forward pass needs (int8 scratch + quantized input and output).
 pub const fn scratch_bytes(cfg: &ModelConfig) -> usize {
-    scratch_bytes_i8(cfg) + r16(cfg.input_len()) + r16(cfg.output_len())
+    scratch_bytes_i8(cfg) + input_bytes(cfg, false) + r16(cfg.output_len())
 }
 
 /// [`scratch_bytes`] for a blob with a 16-bit input ([`FLAG_INPUT16`]): the input takes two
 /// bytes per value.
 pub const fn scratch_bytes_x16(cfg: &ModelConfig) -> usize {
-    scratch_bytes_i8(cfg) + r16(2 * cfg.input_len()) + r16(cfg.output_len())
+    scratch_bytes_i8(cfg) + input_bytes(cfg, true) + r16(cfg.output_len())
+}
+
+/// Scratch bytes of the quantized model input (16-byte multiple): one byte per value, two with
+/// a 16-bit input.
+pub(crate) const fn input_bytes(cfg: &ModelConfig, x16: bool) -> usize {
+    r16(if x16 { 2 } else { 1 } * cfg.input_len())
 }
 
 pub(crate) struct Params<'m, 'a> {

@@ -326,37 +326,32 @@ pub fn forward_f32_traced(
         return a16::forward_f32(m, input, output, scratch, trace);
     }
     let cfg = m.config();
-    if graph::is_x16(m) {
-        let need = graph::scratch_bytes_x16(&cfg);
-        if scratch.len() < need {
-            return Err(Error::ScratchTooSmall {
-                need,
-                have: scratch.len(),
-            });
-        }
-        let inner = graph::scratch_bytes_i8(&cfg);
-        let (work, rest) = scratch.split_at_mut(inner);
-        let (xq, yq) = rest.split_at_mut((2 * cfg.input_len()).div_ceil(16) * 16);
-        let (xq, _) = graph::split16(xq, cfg.input_len())?;
-        let yq: &mut [i8] = &mut bytemuck::cast_slice_mut(yq)[..cfg.output_len()];
-        graph::quantize_input16(m, input, xq)?;
-        graph::forward_x16(m, xq, yq, work, trace)?;
-        return graph::dequantize_output(m, yq, output);
-    }
-    let need = graph::scratch_bytes(&cfg);
+    let x16 = graph::is_x16(m);
+    let need = if x16 {
+        graph::scratch_bytes_x16(&cfg)
+    } else {
+        graph::scratch_bytes(&cfg)
+    };
     if scratch.len() < need {
         return Err(Error::ScratchTooSmall {
             need,
             have: scratch.len(),
         });
     }
-    let inner = graph::scratch_bytes_i8(&cfg);
-    let (work, rest) = scratch.split_at_mut(inner);
-    let (xq, yq) = rest.split_at_mut(cfg.input_len().div_ceil(16) * 16);
-    let xq: &mut [i8] = &mut bytemuck::cast_slice_mut(xq)[..cfg.input_len()];
+    // Layout: the int8 scratch, the quantized input (int8, or 16-bit with `FLAG_INPUT16`), the
+    // int8 output, as `scratch_bytes` / `scratch_bytes_x16` count them.
+    let (work, rest) = scratch.split_at_mut(graph::scratch_bytes_i8(&cfg));
+    let (xq, yq) = rest.split_at_mut(graph::input_bytes(&cfg, x16));
     let yq: &mut [i8] = &mut bytemuck::cast_slice_mut(yq)[..cfg.output_len()];
-    graph::quantize_input(m, input, xq)?;
-    graph::forward_i8(m, xq, yq, work, trace)?;
+    if x16 {
+        let (xq, _) = graph::split16(xq, cfg.input_len())?;
+        graph::quantize_input16(m, input, xq)?;
+        graph::forward_x16(m, xq, yq, work, trace)?;
+    } else {
+        let xq: &mut [i8] = &mut bytemuck::cast_slice_mut(xq)[..cfg.input_len()];
+        graph::quantize_input(m, input, xq)?;
+        graph::forward_i8(m, xq, yq, work, trace)?;
+    }
     graph::dequantize_output(m, yq, output)
 }
 
