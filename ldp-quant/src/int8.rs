@@ -60,8 +60,6 @@ impl InputQuant {
     }
 }
 
-/// Headroom of a 16-bit model input over the calibrated absolute maximum.
-const INPUT16_HEADROOM: f64 = 4.0;
 
 // ---------------------------------------------------------------------------------------------
 // The instrumented f32 graphs.
@@ -594,7 +592,8 @@ impl Ranges {
         })
     }
     /// The quantization of a 16-bit model input saturated at `limit`: zero point 0,
-    /// [`INPUT16_HEADROOM`] times the calibrated absolute maximum at `limit`.
+    /// [`A16_HEADROOM`] (the headroom of V2's 16-bit activations) times the calibrated absolute
+    /// maximum at `limit`.
     pub(crate) fn qp_input16(&self, name: &str, limit: i32) -> anyhow::Result<QP> {
         let o = self
             .obs
@@ -602,7 +601,7 @@ impl Ranges {
             .with_context(|| format!("internal: no range for `{name}`"))?;
         let amax = o.min.abs().max(o.max.abs()) as f64;
         Ok(QP {
-            scale: (INPUT16_HEADROOM * amax / limit.max(1) as f64).max(1e-30) as f32,
+            scale: (A16_HEADROOM * amax / limit.max(1) as f64).max(1e-30) as f32,
             zero: 0,
         })
     }
