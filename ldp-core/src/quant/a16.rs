@@ -200,6 +200,7 @@ fn pointwise16_tiled(
 
 /// Wrapping dot product of `x` and `w` (the shorter length), the scalar part of the 16-bit
 /// pointwise kernels.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 pub(crate) fn dot16(x: &[i16], w: &[i8]) -> i32 {
     x.iter()
@@ -214,6 +215,7 @@ pub(crate) fn dot16(x: &[i16], w: &[i8]) -> i32 {
 /// multiple of 4 and a last odd pixel are summed here with [`dot16`]. `finish(acc, o)` turns
 /// output `o`'s sum (bias not included) into the output. Integer sums wrap, so any split of
 /// the channels gives the reference's value. Shapes validated by the caller (`check_pw`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn tiles16<Y>(
