@@ -59,6 +59,7 @@ pub mod arch;
 pub mod blob;
 pub mod elem;
 pub mod error;
+pub mod graph;
 pub mod kernels;
 pub mod quant;
 pub mod stream;

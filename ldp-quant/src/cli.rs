@@ -556,8 +556,31 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
         ));
     }
     s.push_str("  activations (zero point, scale) and layer constants (quant.meta):\n");
-    let names = ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags);
-    let conv_shifts = ldp_core::quant::conv_shift_indices(model.arch());
+    let (names, conv_shifts): (Vec<String>, Vec<usize>) =
+        match ldp_core::graph::graph_of(model.arch()) {
+            // A graph architecture's layout follows its nodes (`ldp_core::graph::meta`).
+            Some(g) => {
+                let mut names = vec!["Z_X".to_string()];
+                for nd in g.nodes {
+                    names.extend([
+                        format!("{}.SHIFT", nd.name),
+                        format!("{}.Z_PRE", nd.name),
+                        format!("{}.Z", nd.name),
+                    ]);
+                }
+                let shifts = (0..g.nodes.len())
+                    .map(ldp_core::graph::meta::shift)
+                    .collect();
+                (names, shifts)
+            }
+            None => (
+                ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags)
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                ldp_core::quant::conv_shift_indices(model.arch()).to_vec(),
+            ),
+        };
     for (i, (name, v)) in names.iter().zip(meta).enumerate() {
         let tail = name.rsplit('.').next().unwrap_or(name);
         if conv_shifts.contains(&i) {
@@ -583,7 +606,8 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     }
     s.push_str("  per-channel requantization multipliers (u8 mantissa / 2^shift):\n");
     for (i, spec) in model.specs().iter().enumerate() {
-        if let Some(layer) = spec.name.strip_suffix(".mult") {
+        let key = spec.to_string();
+        if let Some(layer) = key.strip_suffix(".mult") {
             if let Ok(m) = model.u8s(i) {
                 let (lo, hi) = m
                     .iter()
@@ -634,7 +658,7 @@ fn streaming_ram_section(config: &ModelConfig, dtype: DType) -> String {
                 extra(m)
             ));
         }
-        ModelConfig::MobileVlmV2(_) => {
+        ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_) => {
             s.push_str(&format!(
                 "RAM streaming:    {} bytes (ldp_core::stream, whole rows, no recompute)\n",
                 stream::scratch_bytes(config, dtype, stream::FULL_WIDTH)
@@ -706,7 +730,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
                 .map(|&d| d as usize)
                 .collect();
             (
-                spec.name.to_string(),
+                spec.to_string(),
                 format!("{:?}", e.elem).to_lowercase(),
                 shape_str(&dims),
                 data.len().to_string(),

@@ -8,6 +8,7 @@ use ldp_core::arch::mobilevlm_v1::{self, V1BlockWeights, V1Config, V1Weights};
 use ldp_core::arch::mobilevlm_v2::{self, V2Config, V2Weights};
 use ldp_core::blob::format::MAX_DIM;
 use ldp_core::blob::specs::{resolve, TensorSpec};
+use ldp_core::graph::GraphConfig;
 use ldp_core::kernels::se::SeWeights;
 use ldp_core::{Arch, ModelConfig};
 
@@ -52,6 +53,13 @@ pub fn config_for(
             squeeze,
         }),
         Arch::MobileVlmV2 => ModelConfig::MobileVlmV2(V2Config { c_in, c_out, h }),
+        Arch::Mlp2xGelu => ModelConfig::Graph(GraphConfig {
+            arch,
+            c_in,
+            c_out,
+            h,
+            w,
+        }),
     })
 }
 
@@ -97,7 +105,7 @@ impl FloatModel {
             if t.len() != n {
                 bail!(
                     "tensor `{}` has {} elements, the configuration needs {n}",
-                    spec.name,
+                    spec,
                     t.len()
                 );
             }
@@ -175,7 +183,7 @@ impl FloatModel {
     }
     /// A tensor by its spec name.
     pub fn tensor(&self, name: &str) -> Option<&[f32]> {
-        let i = self.specs().iter().position(|s| s.name == name)?;
+        let i = self.specs().iter().position(|s| s.is(name, ""))?;
         self.tensors.get(i).map(|v| v.as_slice())
     }
 
@@ -271,6 +279,16 @@ impl FloatModel {
             }
             ModelConfig::MobileVlmV2(cfg) => {
                 mobilevlm_v2::forward(&cfg, &self.v2_weights()?, input, output, scratch)
+            }
+            ModelConfig::Graph(cfg) => {
+                let weights = |i: usize| {
+                    let k = ldp_core::graph::float_index(cfg.nodes(), i);
+                    match (self.tensors.get(k), self.tensors.get(k + 1)) {
+                        (Some(w), Some(b)) => Ok((w.as_slice(), b.as_slice())),
+                        _ => Err(ldp_core::Error::Unsupported("graph node without weights")),
+                    }
+                };
+                ldp_core::graph::float::forward_with(&cfg, weights, input, output, scratch)
             }
         };
         r.map_err(|e| anyhow::anyhow!("f32 reference forward pass failed: {e}"))

@@ -21,6 +21,8 @@ use ldp_core::quant::fixed::encode_multiplier;
 use ldp_core::quant::specs::{conv_shift_word, ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use ldp_core::{DType, ModelConfig};
 
+mod graph;
+
 use crate::calib::CalibSet;
 use crate::graph::FloatModel;
 use crate::quantize::{Activations, CalibMethod, Int8Options, RangeSearch};
@@ -106,6 +108,7 @@ fn ln(x: &[f32], c: usize, g: &[f32], b: &[f32]) -> anyhow::Result<Vec<f32>> {
 pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
     let mut acts: Acts = vec![("x", x.to_vec())];
     match m.config() {
+        ModelConfig::Graph(c) => graph::intermediates(m, &c, x, &mut acts)?,
         ModelConfig::Ldp(c) => {
             let co = c.c_out;
             let p = pw(
@@ -943,9 +946,9 @@ impl Out {
         let mut tensors = Vec::new();
         for spec in specs_flags(cfg.arch(), DType::Int8, flags) {
             tensors.push(
-                self.t.remove(spec.name).with_context(|| {
-                    format!("internal: int8 tensor `{}` not produced", spec.name)
-                })?,
+                self.t
+                    .remove(&spec.to_string())
+                    .with_context(|| format!("internal: int8 tensor `{spec}` not produced"))?,
             );
         }
         // What is left: the biases of convs the format stores without one, which must be 0.
@@ -994,7 +997,28 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
     }
     let heavy = crest > HEAVY_CREST;
     let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));
+    let is_graph = matches!(m.config(), ModelConfig::Graph(_));
+    if is_graph && !matches!(opts.input_quant, InputQuant::Auto | InputQuant::PerTensor) {
+        bail!(
+            "--input-quant {} does not exist for {} yet: its int8 input is per-tensor; drop \
+             --input-quant (or use f16 for heavy-tailed inputs)",
+            opts.input_quant.name(),
+            m.config().arch().name()
+        );
+    }
     let (input_quant, input_why) = match opts.input_quant {
+        InputQuant::Auto if is_graph => (
+            InputQuant::PerTensor,
+            format!(
+                "the only int8 input of {} so far; calibration inputs peak/RMS {crest:.1}{}",
+                m.config().arch().name(),
+                if heavy {
+                    " (heavy-tailed: expect a larger error, or use f16; docs/ACCURACY.md)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         InputQuant::Auto if heavy && !v2 => (
             InputQuant::Int16,
             format!(
@@ -1564,7 +1588,16 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     };
     let xs: Vec<f32> = xq.iter().map(|q| q.scale).collect();
     let xz: Vec<i32> = xq.iter().map(|q| q.zero).collect();
+    if let ModelConfig::Graph(c) = cfg {
+        if per_ch || x16 {
+            bail!("internal: graph architectures take a per-tensor int8 input");
+        }
+        let mut o = Out::new(ldp_core::graph::meta::len(c.nodes().len()));
+        graph::quantize(m, r, &c, xq[0], &mut o)?;
+        return finish(o, &cfg, 0);
+    }
     let meta_len = match cfg {
+        ModelConfig::Graph(_) => bail!("internal: graph architectures are quantized above"),
         ModelConfig::Ldp(_) => L::LEN,
         ModelConfig::MobileVlmV1(_) => V1::LEN,
         ModelConfig::MobileVlmV2(_) => V2::LEN,
@@ -1776,14 +1809,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             v2_layers(m, r, &mut o, &c, &xs, &xz, [h1p, h1, mm, d, y])?;
             o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
         }
-    }
-    if !o.problems.is_empty() {
-        anyhow::bail!(
-            "int8: requantization multiplier out of range ({}; the format holds up to {MAX_MULT}): \
-             the layer's output range is far narrower than its input range times its weights. \
-             Check the calibration inputs (are they typical inputs of this model?) or use f16",
-            o.problems.join(", ")
-        );
+        ModelConfig::Graph(_) => bail!("internal: graph architectures are quantized above"),
     }
     let flags = if per_ch {
         FLAG_PER_CHANNEL_INPUT
@@ -1792,7 +1818,20 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     } else {
         0
     };
-    o.assemble(&cfg, flags)
+    finish(o, &cfg, flags)
+}
+
+/// Reports the layers whose multiplier or bias does not fit the format, else assembles.
+fn finish(o: Out, cfg: &ModelConfig, flags: u16) -> anyhow::Result<Vec<u8>> {
+    if !o.problems.is_empty() {
+        anyhow::bail!(
+            "int8: requantization multiplier out of range ({}; the format holds up to {MAX_MULT}): \
+             the layer's output range is far narrower than its input range times its weights. \
+             Check the calibration inputs (are they typical inputs of this model?) or use f16",
+            o.problems.join(", ")
+        );
+    }
+    o.assemble(cfg, flags)
 }
 
 fn gelu64(x: f64) -> f64 {

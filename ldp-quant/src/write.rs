@@ -72,7 +72,7 @@ pub fn assemble_with_flags(
         if n * elem.size() as u64 != bytes.len() as u64 {
             bail!(
                 "internal: tensor `{}` has {} bytes, its spec needs {}",
-                spec.name,
+                spec,
                 bytes.len(),
                 n * elem.size() as u64
             );
@@ -123,10 +123,10 @@ pub fn float_blob(model: &FloatModel, dtype: DType) -> anyhow::Result<Vec<u8>> {
     for (spec, data) in specs.iter().zip(model.tensors()) {
         let bytes = match (dtype, elem_type(spec, dtype)) {
             (DType::F32 | DType::F16, ldp_core::blob::ElemType::F32) => f32_bytes(data),
-            (DType::F16, ldp_core::blob::ElemType::F16) => f16_bytes(spec.name, data)?,
+            (DType::F16, ldp_core::blob::ElemType::F16) => f16_bytes(&spec.to_string(), data)?,
             (d, e) => bail!(
                 "internal: tensor `{}` of a {} model has element type {e:?}",
-                spec.name,
+                spec,
                 d.name()
             ),
         };

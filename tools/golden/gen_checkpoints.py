@@ -16,7 +16,9 @@ their checkpoints, written with the real libraries:
   convolutions, f32 vectors), squeezed convolution shapes, `clip.projector_type`,
   `clip.vision.image_size/patch_size` (14·h / 14 = the golden case's h x h token grid), a few dummy `v.*` encoder
   tensors; the V2 file uses `general.alignment` 64.
-* `mmproj_mlp.gguf`, `mmproj_resampler.gguf`: projector types the runtime does not run.
+* `mmproj_mlp.gguf`: LLaVA's `mlp2x_gelu` projector as llama.cpp writes it (projector type
+  `mlp`, tensors `mm.0.*` and `mm.2.*`), from the golden case `mlp_32to64_h6`.
+* `mmproj_resampler.gguf`: a projector type the runtime does not run.
 * `malicious_system.bin`, `malicious_p4.bin`: zip archives shaped like `torch.save` whose
   `data.pkl` calls `os.system` (protocol 2 `GLOBAL` and protocol 4 `STACK_GLOBAL`), built with
   a custom `__reduce__`; they are never loaded here.
@@ -162,6 +164,8 @@ def gguf_name(arch, k):
     mm.mlp.mlp → mm.model.mlp and mm.peg.peg → mm.model.peg (V1 keys already hold `.model.`)."""
     if arch == "mobilevlm-v1":
         return "mm.model." + k
+    if arch == "mlp2x-gelu":  # Sequential index N -> mm.N
+        return "mm." + k
     return "mm.model." + k.replace("mlp.mlp.", "mlp.", 1).replace("peg.peg.", "peg.", 1)
 
 
@@ -213,8 +217,8 @@ def write_mmproj(d, golden, case_name, fname, alignment=None, expected_name=None
         tensors.append((gguf_name(meta["arch"], k), a))
         stored[k] = torch.from_numpy(a.astype(np.float32)).reshape(v.shape)
         exact = exact and torch.equal(stored[k], v)
-    write_gguf(os.path.join(d, fname), "ldp" if meta["arch"] == "mobilevlm-v1" else "ldpv2",
-               tensors, meta, alignment, grid=meta["h"])
+    ptype = {"mobilevlm-v1": "ldp", "mobilevlm-v2": "ldpv2", "mlp2x-gelu": "mlp"}[meta["arch"]]
+    write_gguf(os.path.join(d, fname), ptype, tensors, meta, alignment, grid=meta["h"])
     y = expected(meta, stored, x)
     if expected_name is not None:
         assert exact, f"{fname}: a BF16 weight is not exact in f16; write its own reference"
@@ -227,13 +231,6 @@ def write_mmproj(d, golden, case_name, fname, alignment=None, expected_name=None
 
 def write_other_gguf(d):
     g = np.random.default_rng(3)
-    mlp = [
-        ("mm.0.weight", g.standard_normal((8, 4)).astype(np.float16)),
-        ("mm.0.bias", g.standard_normal((8,)).astype(np.float32)),
-        ("mm.2.weight", g.standard_normal((8, 8)).astype(np.float16)),
-        ("mm.2.bias", g.standard_normal((8,)).astype(np.float32)),
-    ]
-    write_gguf(os.path.join(d, "mmproj_mlp.gguf"), "mlp", mlp, vision=False)
     res = [("resampler.query", g.standard_normal((4, 8)).astype(np.float32))]
     write_gguf(os.path.join(d, "mmproj_resampler.gguf"), "resampler", res, vision=False)
 
@@ -293,7 +290,8 @@ def write_corrupt(d):
 OWNED = [
     "v1_whole_bf16.bin", "v1_whole_bf16_expected.npy", "v2_bf16_expected.npy",
     "v1_mm_projector_fp16.bin", "v1_mm_projector_fp16_expected.npy",
-    "mmproj_v1_f16.gguf", "mmproj_v1_f16_expected.npy", "mmproj_v2_f16.gguf", "mmproj_mlp.gguf", "mmproj_resampler.gguf",
+    "mmproj_v1_f16.gguf", "mmproj_v1_f16_expected.npy", "mmproj_v2_f16.gguf", "mmproj_mlp.gguf",
+    "mmproj_mlp_expected.npy", "mmproj_resampler.gguf",
     "malicious_system.bin", "malicious_p4.bin", "corrupt_truncated.bin", "corrupt_pickle_crc.bin",
     "corrupt_truncated.gguf", "corrupt_count.gguf",
 ]
@@ -320,6 +318,7 @@ def main():
     write_mmproj(d, args.golden, "v1_16to32_h12", "mmproj_v1_f16.gguf")
     write_mmproj(d, args.golden, "v2_8to16_h13", "mmproj_v2_f16.gguf", alignment=64,
                  expected_name="v2_bf16_expected.npy")
+    write_mmproj(d, args.golden, "mlp_32to64_h6", "mmproj_mlp.gguf")
     write_other_gguf(d)
     write_malicious(d)
     write_corrupt(d)

@@ -201,6 +201,11 @@ class MobileVLMv2(nn.Module):
         return self.peg(self.dwn(self.mlp(x)))
 
 
+def MLP2xGelu(c_in, c_out):
+    """LLaVA's `mlp2x_gelu` projector, as LLaVA's `build_vision_projector` builds it."""
+    return nn.Sequential(nn.Linear(c_in, c_out), nn.GELU(), nn.Linear(c_out, c_out))
+
+
 # ----------------------------------------------------------------------------------
 # Expected parameter names and shapes (ARCHITECTURES.md)
 # ----------------------------------------------------------------------------------
@@ -258,6 +263,8 @@ def expected_keys(arch, c_in, c_out):
             "peg.peg.0.weight": (C, 1, 3, 3),
             "peg.peg.0.bias": (C,),
         }
+    elif arch == "mlp2x-gelu":
+        keys = {"0.weight": (C, c_in), "0.bias": (C,), "2.weight": (C, C), "2.bias": (C,)}
     else:
         raise ValueError(arch)
     return keys
@@ -400,7 +407,12 @@ def np_v2(p, x):
     return np_tokens(z)
 
 
-NP_REF = {"ldp": np_ldp, "mobilevlm-v1": np_v1, "mobilevlm-v2": np_v2}
+def np_mlp(p, x):
+    t = np_gelu(x @ p["0.weight"].T + p["0.bias"])
+    return t @ p["2.weight"].T + p["2.bias"]
+
+
+NP_REF = {"ldp": np_ldp, "mobilevlm-v1": np_v1, "mobilevlm-v2": np_v2, "mlp2x-gelu": np_mlp}
 
 
 # ----------------------------------------------------------------------------------
@@ -428,11 +440,15 @@ CASES = [
     ("v2_8to16_h24", "mobilevlm-v2", 8, 16, 24, 24, "normal"),  # 576 tokens
     ("v2_8to16_h24_heavy", "mobilevlm-v2", 8, 16, 24, 24, "heavy"),
     ("v2_16to8_h12", "mobilevlm-v2", 16, 8, 12, 12, "normal"),  # C_in > C_out
+    ("mlp_32to64_h6", "mlp2x-gelu", 32, 64, 6, 6, "normal"),
+    ("mlp_24to40_5x7", "mlp2x-gelu", 24, 40, 5, 7, "normal"),  # 35 tokens, a 5x7 grid
+    ("mlp_16to24_h1", "mlp2x-gelu", 16, 24, 1, 1, "normal"),  # one token
+    ("mlp_48to96_h12", "mlp2x-gelu", 48, 96, 12, 12, "normal"),  # 144 tokens
 ]
 # (sizes are kept small so that host-tests/golden stays under 4 MB: the float64
 # outputs of 4 held-out samples and the 8-sample calibration batch dominate)
 
-BUILDERS = {"ldp": LDP, "mobilevlm-v1": MobileVLMv1, "mobilevlm-v2": MobileVLMv2}
+BUILDERS = {"ldp": LDP, "mobilevlm-v1": MobileVLMv1, "mobilevlm-v2": MobileVLMv2, "mlp2x-gelu": MLP2xGelu}
 
 
 def case_seed(name):
@@ -520,7 +536,7 @@ def model_from_params(arch, c_in, c_out, params, dtype=torch.float64):
 
 def gen_case(out, spec, printed_archs):
     name, arch, c_in, c_out, h, w, dist = spec
-    if arch != "ldp":
+    if arch in ("mobilevlm-v1", "mobilevlm-v2"):
         assert h == w
     if arch == "mobilevlm-v1":
         assert c_out % 8 == 0
@@ -555,6 +571,8 @@ def gen_case(out, spec, printed_archs):
         out_shape = (1, c_out, h2, w2)
     elif arch == "mobilevlm-v1":
         out_shape = (1, (-(-h // 2)) ** 2, c_out)
+    elif arch == "mlp2x-gelu":
+        out_shape = (1, h * w, c_out)
     else:
         out_shape = (1, V2_GRID * V2_GRID, c_out)
     assert y64.shape == out_shape, (y64.shape, out_shape)

@@ -34,6 +34,8 @@ pub enum Arch {
     MobileVlmV1 = 2,
     /// MobileVLM V2's `LDPNetV2Projector`.
     MobileVlmV2 = 3,
+    /// LLaVA's `mlp2x_gelu` projector (a graph architecture, [`crate::graph::mlp2x_gelu`]).
+    Mlp2xGelu = 4,
 }
 
 impl Arch {
@@ -43,15 +45,18 @@ impl Arch {
             1 => Some(Arch::Ldp),
             2 => Some(Arch::MobileVlmV1),
             3 => Some(Arch::MobileVlmV2),
+            4 => Some(Arch::Mlp2xGelu),
             _ => None,
         }
     }
-    /// The name used on the command line (`ldp`, `mobilevlm-v1`, `mobilevlm-v2`).
+    /// The name used on the command line (`ldp`, `mobilevlm-v1`, `mobilevlm-v2`,
+    /// `mlp2x-gelu`).
     pub const fn name(self) -> &'static str {
         match self {
             Arch::Ldp => "ldp",
             Arch::MobileVlmV1 => "mobilevlm-v1",
             Arch::MobileVlmV2 => "mobilevlm-v2",
+            Arch::Mlp2xGelu => "mlp2x-gelu",
         }
     }
 }

@@ -14,6 +14,7 @@ use Dim::{Cin, CinQ, Cout, Lit, SkipQ, S};
 const fn t(name: &'static str, e: ElemType, dims: &'static [Dim]) -> TensorSpec {
     TensorSpec {
         name,
+        param: "",
         elem: ElemOf::Fixed(e),
         dims,
     }
@@ -452,7 +453,7 @@ pub fn is_wide_meta(arch: crate::Arch, name: &str) -> bool {
     match arch {
         crate::Arch::Ldp => matches!(name, "Z_Q" | "Z_G"),
         crate::Arch::MobileVlmV1 => matches!(name, "B1.Z_D" | "B1.Z_PW" | "B2.Z_D" | "B2.Z_PW"),
-        crate::Arch::MobileVlmV2 => false,
+        crate::Arch::MobileVlmV2 | crate::Arch::Mlp2xGelu => false,
     }
 }
 
@@ -481,9 +482,11 @@ pub fn meta_names_flags(arch: crate::Arch, flags: u16) -> &'static [&'static str
     meta_names(arch)
 }
 
-/// Names of the `quant.meta` entries of an architecture's int8 blob (header flags 0).
+/// Names of the `quant.meta` entries of an architecture's int8 blob (header flags 0); empty for
+/// a graph architecture, whose layout is [`crate::graph::meta`] over its nodes.
 pub fn meta_names(arch: crate::Arch) -> &'static [&'static str] {
     match arch {
+        crate::Arch::Mlp2xGelu => &[],
         crate::Arch::Ldp => &LDP_META_NAMES,
         crate::Arch::MobileVlmV1 => &V1_META_NAMES,
         crate::Arch::MobileVlmV2 => &V2_META_NAMES,

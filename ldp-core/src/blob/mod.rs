@@ -73,8 +73,11 @@ pub enum BlobError {
     NonFinite {
         /// Index of the tensor in the table.
         index: u16,
-        /// Its name (the PyTorch state-dict key, or a derived name).
+        /// Its name (the PyTorch state-dict key, or a derived name; the node name for graph
+        /// architectures, see [`specs::TensorSpec`]).
         name: &'static str,
+        /// The node's parameter (`weight`, …), empty when `name` is the whole key.
+        param: &'static str,
         /// The first non-finite element (flat index).
         element: usize,
     },
@@ -111,9 +114,15 @@ impl core::fmt::Display for BlobError {
                 f,
                 "length mismatch: header says {header} bytes, got {actual} (truncated or padded file)"
             ),
-            BlobError::NonFinite { index, name, element } => write!(
+            BlobError::NonFinite {
+                index,
+                name,
+                param,
+                element,
+            } => write!(
                 f,
-                "tensor #{index} `{name}` holds a NaN or infinite value at element {element}: re-convert from a finite checkpoint"
+                "tensor #{index} `{name}{}{param}` holds a NaN or infinite value at element {element}: re-convert from a finite checkpoint",
+                if param.is_empty() { "" } else { "." }
             ),
         }
     }

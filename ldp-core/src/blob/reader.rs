@@ -17,6 +17,7 @@ use crate::arch::{
 };
 use crate::elem::Elem;
 use crate::error::Error;
+use crate::graph::GraphConfig;
 use crate::kernels::se::SeWeights;
 
 /// The typed configuration of a model.
@@ -29,6 +30,8 @@ pub enum ModelConfig {
     MobileVlmV1(V1Config),
     /// MobileVLM V2.
     MobileVlmV2(V2Config),
+    /// An architecture written as a graph ([`crate::graph`]): `mlp2x-gelu`.
+    Graph(GraphConfig),
 }
 
 impl ModelConfig {
@@ -38,6 +41,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => c.input_len(),
             ModelConfig::MobileVlmV1(c) => c.input_len(),
             ModelConfig::MobileVlmV2(c) => c.input_len(),
+            ModelConfig::Graph(c) => c.input_len(),
         }
     }
     /// Elements of one output.
@@ -46,6 +50,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => c.output_len(),
             ModelConfig::MobileVlmV1(c) => c.output_len(),
             ModelConfig::MobileVlmV2(c) => c.output_len(),
+            ModelConfig::Graph(c) => c.output_len(),
         }
     }
     /// Output grid `(rows, cols)`.
@@ -54,6 +59,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => (c.h2(), c.w2()),
             ModelConfig::MobileVlmV1(c) => (c.h2(), c.h2()),
             ModelConfig::MobileVlmV2(_) => (mobilevlm_v2::POOL, mobilevlm_v2::POOL),
+            ModelConfig::Graph(c) => (c.h, c.w),
         }
     }
     /// Input grid `(rows, cols)`.
@@ -62,6 +68,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => (c.h, c.w),
             ModelConfig::MobileVlmV1(c) => (c.h, c.h),
             ModelConfig::MobileVlmV2(c) => (c.h, c.h),
+            ModelConfig::Graph(c) => (c.h, c.w),
         }
     }
     /// `(c_in, c_out)`.
@@ -70,6 +77,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => (c.c_in, c.c_out),
             ModelConfig::MobileVlmV1(c) => (c.c_in, c.c_out),
             ModelConfig::MobileVlmV2(c) => (c.c_in, c.c_out),
+            ModelConfig::Graph(c) => (c.c_in, c.c_out),
         }
     }
     /// Parameter count.
@@ -78,6 +86,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => c.param_count(),
             ModelConfig::MobileVlmV1(c) => c.param_count(),
             ModelConfig::MobileVlmV2(c) => c.param_count(),
+            ModelConfig::Graph(c) => c.param_count(),
         }
     }
     /// Multiply-accumulates per forward pass.
@@ -86,6 +95,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => c.macs(),
             ModelConfig::MobileVlmV1(c) => c.macs(),
             ModelConfig::MobileVlmV2(c) => c.macs(),
+            ModelConfig::Graph(c) => c.macs(),
         }
     }
     /// Scratch elements the float forward pass needs (of the activation type).
@@ -94,6 +104,7 @@ impl ModelConfig {
             ModelConfig::Ldp(c) => c.scratch_len(),
             ModelConfig::MobileVlmV1(c) => c.scratch_len(),
             ModelConfig::MobileVlmV2(c) => c.scratch_len(),
+            ModelConfig::Graph(c) => c.scratch_len(),
         }
     }
     /// The architecture.
@@ -102,6 +113,7 @@ impl ModelConfig {
             ModelConfig::Ldp(_) => Arch::Ldp,
             ModelConfig::MobileVlmV1(_) => Arch::MobileVlmV1,
             ModelConfig::MobileVlmV2(_) => Arch::MobileVlmV2,
+            ModelConfig::Graph(c) => c.arch,
         }
     }
 }
@@ -140,7 +152,7 @@ fn config_of(h: &Header) -> Result<ModelConfig, BlobError> {
             "squeeze width set for an architecture without SE",
         ));
     }
-    if h.arch != Arch::Ldp && h.h != h.w {
+    if matches!(h.arch, Arch::MobileVlmV1 | Arch::MobileVlmV2) && h.h != h.w {
         return Err(BlobError::BadHeader("MobileVLM grids are square (h == w)"));
     }
     let (ci, co, hh, ww) = (
@@ -171,6 +183,13 @@ fn config_of(h: &Header) -> Result<ModelConfig, BlobError> {
             c_in: ci,
             c_out: co,
             h: hh,
+        }),
+        Arch::Mlp2xGelu => ModelConfig::Graph(GraphConfig {
+            arch: h.arch,
+            c_in: ci,
+            c_out: co,
+            h: hh,
+            w: ww,
         }),
     })
 }
@@ -216,6 +235,11 @@ impl<'a> Model<'a> {
         {
             return Err(BlobError::BadHeader(
                 "16-bit activations (flag bit 1) exist for MobileVLM V2 with a per-tensor input only",
+            ));
+        }
+        if header.flags != 0 && crate::graph::graph_of(header.arch).is_some() {
+            return Err(BlobError::BadHeader(
+                "header flags are set on a graph architecture (mlp2x-gelu), which has none",
             ));
         }
         if header.flags & FLAG_INPUT16 != 0
@@ -306,6 +330,7 @@ impl<'a> Model<'a> {
                 return Err(BlobError::NonFinite {
                     index: i as u16,
                     name: spec.name,
+                    param: spec.param,
                     element,
                 });
             }
@@ -381,11 +406,7 @@ impl<'a> Model<'a> {
     }
     /// Index of the tensor named `prefix` + `suffix`, if the model has one.
     pub fn find(&self, prefix: &str, suffix: &str) -> Option<usize> {
-        self.specs.iter().position(|s| {
-            s.name.len() == prefix.len() + suffix.len()
-                && s.name.starts_with(prefix)
-                && s.name.ends_with(suffix)
-        })
+        self.specs.iter().position(|s| s.is(prefix, suffix))
     }
     /// Tensor `i` as f32s (it must be stored as f32).
     pub fn f32s(&self, i: usize) -> Result<&'a [f32], Error> {
@@ -504,7 +525,19 @@ impl<'a> Model<'a> {
                 let w = self.v2_weights::<W>()?;
                 mobilevlm_v2::forward(&cfg, &w, input, output, s)
             }
+            ModelConfig::Graph(cfg) => {
+                crate::graph::float::forward::<W, A>(self, &cfg, input, output, s)
+            }
         }
+    }
+
+    /// Float tensor `i` of a graph architecture's blob as weights of type `W` (which must be the
+    /// blob's weight type).
+    pub(crate) fn graph_weights<W: Elem>(&self, i: usize) -> Result<&'a [W], Error> {
+        if self.header.dtype != W::DTYPE {
+            return Err(Error::Unsupported("weights requested in another dtype"));
+        }
+        self.weights(i)
     }
 
     /// The weights of an `ldp` float model (`W` = `f32` or `f16`, matching the dtype).

@@ -42,19 +42,71 @@ pub enum ElemOf {
 }
 
 /// One expected tensor.
+///
+/// Its key is `name` when `param` is empty, else `name.param`: the tensors of architectures
+/// written as a graph ([`crate::graph`]) are named by their node and the parameter
+/// (`0` + `weight` = `0.weight`), so the node name is written once, in the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TensorSpec {
-    /// The PyTorch state-dict key (without prefix), or a derived name for quantization data.
+    /// The PyTorch state-dict key (without prefix), or a derived name for quantization data;
+    /// for graph architectures the node name.
     pub name: &'static str,
+    /// The parameter of node `name` (`weight`, `bias`, `mult`, `lut`, …), or empty when `name`
+    /// is the whole key.
+    pub param: &'static str,
     /// Element type.
     pub elem: ElemOf,
     /// Shape, outermost first.
     pub dims: &'static [Dim],
 }
 
+impl TensorSpec {
+    /// Whether the key is `prefix` followed by `suffix` (e.g. `pointwise3` + `.weight`).
+    pub fn is(&self, prefix: &str, suffix: &str) -> bool {
+        let key_len = self.key_len();
+        key_len == prefix.len() + suffix.len()
+            && self.key_bytes().eq(prefix.bytes().chain(suffix.bytes()))
+    }
+    /// Whether the key ends with `suffix` (e.g. `.bias`).
+    pub fn ends_with(&self, suffix: &str) -> bool {
+        let key_len = self.key_len();
+        suffix.len() <= key_len
+            && self
+                .key_bytes()
+                .skip(key_len - suffix.len())
+                .eq(suffix.bytes())
+    }
+    fn key_len(&self) -> usize {
+        if self.param.is_empty() {
+            self.name.len()
+        } else {
+            self.name.len() + 1 + self.param.len()
+        }
+    }
+    fn key_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let dot: &[u8] = if self.param.is_empty() { b"" } else { b"." };
+        self.name
+            .bytes()
+            .chain(dot.iter().copied())
+            .chain(self.param.bytes())
+    }
+}
+
+/// Writes the key (`name` or `name.param`).
+impl core::fmt::Display for TensorSpec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.param.is_empty() {
+            f.write_str(self.name)
+        } else {
+            write!(f, "{}.{}", self.name, self.param)
+        }
+    }
+}
+
 const fn w(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
     TensorSpec {
         name,
+        param: "",
         elem: ElemOf::Weight,
         dims,
     }
@@ -62,6 +114,7 @@ const fn w(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
 const fn f(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
     TensorSpec {
         name,
+        param: "",
         elem: ElemOf::Fixed(ElemType::F32),
         dims,
     }
@@ -156,6 +209,12 @@ pub fn specs(arch: Arch, dtype: DType) -> &'static [TensorSpec] {
 
 /// The tensor list of a model of this architecture, dtype and header flags.
 pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec] {
+    if let Some(g) = crate::graph::graph_of(arch) {
+        return match dtype {
+            DType::F32 | DType::F16 => g.float,
+            DType::Int8 => g.int8,
+        };
+    }
     if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
         return super::int8::V2_A16;
     }
@@ -163,7 +222,7 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
         match arch {
             Arch::Ldp => return super::int8::LDP_INT8_X16,
             Arch::MobileVlmV1 => return super::int8::V1_INT8_X16,
-            Arch::MobileVlmV2 => {}
+            Arch::MobileVlmV2 | Arch::Mlp2xGelu => {}
         }
     }
     match (arch, dtype) {
@@ -173,6 +232,7 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
         (Arch::Ldp, DType::Int8) => super::int8::LDP_INT8,
         (Arch::MobileVlmV1, DType::Int8) => super::int8::V1_INT8,
         (Arch::MobileVlmV2, DType::Int8) => super::int8::V2_INT8,
+        (Arch::Mlp2xGelu, _) => &[],
     }
 }
 

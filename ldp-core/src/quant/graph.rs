@@ -62,6 +62,7 @@ pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
             };
             2 * r16(n * c.c_out)
         }
+        ModelConfig::Graph(c) => c.scratch_bytes_i8(),
     }
 }
 
@@ -94,16 +95,16 @@ impl<'m, 'a> Params<'m, 'a> {
         let scales = m.f32s(idx(m, "quant.scales", "")?)?;
         Ok(Params { m, meta, scales })
     }
-    pub(super) fn z(&self, i: usize) -> i32 {
+    pub(crate) fn z(&self, i: usize) -> i32 {
         self.meta.get(i).copied().unwrap_or(0)
     }
-    pub(super) fn s(&self, i: usize) -> f32 {
+    pub(crate) fn s(&self, i: usize) -> f32 {
         self.scales.get(i).copied().unwrap_or(0.0)
     }
     fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
         self.m.i8s(idx(self.m, name, "")?)
     }
-    pub(super) fn conv(
+    pub(crate) fn conv(
         &self,
         prefix: &str,
         shift: usize,
@@ -171,13 +172,13 @@ fn int8_activations(m: &Model<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-pub(super) fn idx(m: &Model<'_>, prefix: &str, suffix: &str) -> Result<usize, Error> {
+pub(crate) fn idx(m: &Model<'_>, prefix: &str, suffix: &str) -> Result<usize, Error> {
     m.find(prefix, suffix).ok_or(Error::Unsupported(
         "int8 blob lacks a tensor this build needs",
     ))
 }
 
-pub(super) fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
+pub(crate) fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
     if let Some(f) = t.as_mut() {
         f(name, data, z, s);
     }
@@ -284,6 +285,14 @@ fn forward_q(
     }
     let p = Params::new(m)?;
     match cfg {
+        ModelConfig::Graph(c) => {
+            let QInput::I8(x) = x else {
+                return Err(Error::Unsupported(
+                    "a 16-bit input exists for ldp and mobilevlm-v1 only",
+                ));
+            };
+            crate::graph::int8::forward_i8(m, &c, x, y, scratch, t)?;
+        }
         ModelConfig::Ldp(c) => {
             let (co, hw, h2, w2) = (c.c_out, c.h * c.w, c.h2(), c.w2());
             // `mid` (2·H·W·C bytes) holds `a` in its first half, later `pointwise2`'s 16-bit
@@ -813,6 +822,7 @@ pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Resu
         ModelConfig::Ldp(_) => L::Z_Y,
         ModelConfig::MobileVlmV1(_) => V1::BLOCK0 + V1::BLOCK_LEN + V1::Z_U,
         ModelConfig::MobileVlmV2(_) => V2::Z_Y,
+        ModelConfig::Graph(c) => crate::graph::int8::output_meta(&c),
     };
     let (z, s) = (p.z(zi), p.s(zi));
     super::kernels::dequantize(yq, z, s, y)

@@ -59,10 +59,7 @@ pub(crate) fn conv_q<'a>(
     out_zero: i32,
     lut: Option<&'a [i8]>,
 ) -> Result<ConvQ<'a>, Error> {
-    let has_bias = m
-        .specs()
-        .get(w + 1)
-        .is_some_and(|s| s.name.ends_with(".bias"));
+    let has_bias = m.specs().get(w + 1).is_some_and(|s| s.ends_with(".bias"));
     let (shift, bias_shift) = specs::conv_shifts(word);
     Ok(ConvQ {
         weight: m.i8s(w)?,
@@ -83,6 +80,8 @@ pub fn conv_shift_indices(arch: crate::Arch) -> &'static [usize] {
         crate::Arch::Ldp => LDP_CONV_SHIFTS,
         crate::Arch::MobileVlmV1 => &V1_CONV_SHIFTS,
         crate::Arch::MobileVlmV2 => V2_CONV_SHIFTS,
+        // A graph architecture's shift words sit at `graph::meta::shift(i)` for every node.
+        crate::Arch::Mlp2xGelu => &[],
     }
 }
 
@@ -105,12 +104,17 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         .find("quant.scales", "")
         .and_then(|i| m.f32s(i).ok())
         .ok_or(bad("int8 blob without quant.scales"))?;
+    if let ModelConfig::Graph(c) = m.config() {
+        crate::graph::int8::validate(&c, meta, scales)?;
+        return check_input_scale(m);
+    }
     let a16 = a16::is_a16(m);
     let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
         ModelConfig::Ldp(_) => (LDP_ZEROS, LDP_SHIFTS, LDP_NONNEG),
         ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
         ModelConfig::MobileVlmV2(_) if a16 => (V2_ZEROS, A16_SHIFTS, A16_NONNEG),
         ModelConfig::MobileVlmV2(_) => (V2_ZEROS, V2_SHIFTS, V2_NONNEG),
+        ModelConfig::Graph(_) => return Err(bad("unreachable: graph blobs are checked above")),
     };
     let zero_range = if a16 { 0..=0 } else { -128..=127 };
     let at = |i: usize| meta.get(i).copied().ok_or(bad("quant.meta too short"));
@@ -168,13 +172,7 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
             }
         }
     }
-    let scale = m
-        .find("input.scale", "")
-        .and_then(|i| m.f32s(i).ok())
-        .ok_or(bad("no input.scale"))?;
-    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-        return Err(bad("an input scale is not finite and positive"));
-    }
+    check_input_scale(m)?;
     if graph::is_x16(m) {
         // The 16-bit input's accumulator guarantee: the saturation (`input.limit`, at most
         // `input16_limit`) bounds the products, and the first conv's biases stay within ±2^29
@@ -182,7 +180,9 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         let first = match m.config() {
             ModelConfig::Ldp(_) => L::PW1_SHIFT,
             ModelConfig::MobileVlmV1(_) => V1::FC1_SHIFT,
-            ModelConfig::MobileVlmV2(_) => return Err(bad("a 16-bit input on a V2 blob")),
+            ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_) => {
+                return Err(bad("a 16-bit input on a V2 or graph blob"))
+            }
         };
         let (_, bias_shift) = specs::conv_shifts(at(first)?);
         if bias_shift > kernels::MAX_BIAS_SHIFT - 1 {
@@ -200,6 +200,19 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
                 "a 16-bit input's saturation is outside 1..=input16_limit(c_in)",
             ));
         }
+    }
+    Ok(())
+}
+
+/// Every input scale finite and positive.
+fn check_input_scale(m: &Model<'_>) -> Result<(), BlobError> {
+    let bad = BlobError::BadTable;
+    let scale = m
+        .find("input.scale", "")
+        .and_then(|i| m.f32s(i).ok())
+        .ok_or(bad("no input.scale"))?;
+    if scale.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(bad("an input scale is not finite and positive"));
     }
     Ok(())
 }

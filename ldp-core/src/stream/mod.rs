@@ -475,6 +475,7 @@ pub const fn scratch_bytes(cfg: &ModelConfig, dtype: DType, strip: usize) -> usi
         }
         ModelConfig::MobileVlmV1(c) => v1_scratch_bytes(c, sizes),
         ModelConfig::MobileVlmV2(c) => v2_scratch_bytes(c, sizes),
+        ModelConfig::Graph(c) => c.stream_scratch_bytes(sizes),
     }
 }
 
@@ -484,6 +485,7 @@ pub const fn macs(cfg: &ModelConfig, strip: usize) -> usize {
         ModelConfig::Ldp(c) => ldp_macs(c, strip),
         ModelConfig::MobileVlmV1(c) => v1_macs(c),
         ModelConfig::MobileVlmV2(c) => c.macs(),
+        ModelConfig::Graph(c) => c.macs(),
     }
 }
 
@@ -571,6 +573,7 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
         ModelConfig::Ldp(_) => ldp_i8(m, strip, src, sink, scratch),
         ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
         ModelConfig::MobileVlmV2(_) => v2_i8(m, src, sink, scratch),
+        ModelConfig::Graph(c) => crate::graph::stream::forward_i8(m, &c, src, sink, scratch),
     }
 }
 
@@ -602,6 +605,12 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
         }
         (ModelConfig::MobileVlmV2(c), DType::F16) => {
             v2_float::<f16, f16, _, _>(&c, &m.v2_weights()?, src, sink, scratch)
+        }
+        (ModelConfig::Graph(c), DType::F32) => {
+            crate::graph::stream::forward_float::<f32, f32, _, _>(m, &c, src, sink, scratch)
+        }
+        (ModelConfig::Graph(c), DType::F16) => {
+            crate::graph::stream::forward_float::<f16, f16, _, _>(m, &c, src, sink, scratch)
         }
         (_, DType::Int8) => Err(Error::Unsupported(
             "forward_float needs an f32 or f16 blob; use forward_i8",

@@ -97,7 +97,7 @@ pub fn import_index(
     for a in &archs {
         for p in &prefixes {
             for s in float_specs(*a) {
-                if let Some(f) = map.get(&format!("{p}{}", s.name)) {
+                if let Some(f) = map.get(&format!("{p}{s}")) {
                     let f = f.as_str().with_context(|| {
                         format!("{}: weight_map value is not a file name", ctx())
                     })?;
@@ -186,14 +186,10 @@ pub fn import_dir(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> anyh
         cfg_arch = match ptype {
             Some("ldpnet") => Some(Arch::MobileVlmV1),
             Some("ldpnetv2") => Some(Arch::MobileVlmV2),
-            Some(t @ ("mlp2x_gelu" | "mlp")) => bail!(
-                "{}: config.json mm_projector_type `{t}` (LLaVA's MLP projector) is planned (issue 19) but \
-                 not in the runtime yet; supported: `ldpnet` (MobileVLM V1), `ldpnetv2` (MobileVLM V2)",
-                ctx()
-            ),
+            Some("mlp2x_gelu") => Some(Arch::Mlp2xGelu),
             Some(t) => bail!(
                 "{}: config.json mm_projector_type `{t}` is not supported; supported: `ldpnet` (MobileVLM V1), \
-                 `ldpnetv2` (MobileVLM V2)",
+                 `ldpnetv2` (MobileVLM V2), `mlp2x_gelu` (LLaVA)",
                 ctx()
             ),
             None => None,

@@ -22,7 +22,8 @@ use super::{decode, import_source, BoundedFile, Found, StoredDtype, TensorMeta, 
 
 /// The projector types this runtime runs, as `clip.projector_type` names them.
 pub const SUPPORTED: &str =
-    "`ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
+    "`ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2), `mlp` (LLaVA's \
+     mlp2x_gelu → mlp2x-gelu)";
 
 /// A metadata value (arrays are skipped, only their length kept).
 #[derive(Debug, Clone, PartialEq)]
@@ -342,6 +343,16 @@ impl GgufFile {
     fn map_names(&mut self, ptype: &str) {
         self.mapped.clear();
         for k in self.infos.keys() {
+            if ptype == "mlp" {
+                // llama.cpp writes `Sequential` index `N` of the projector as `mm.N.*`: the
+                // checkpoint's own module path under `mm.`.
+                if let Some(rest) = k.strip_prefix("mm.") {
+                    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+                        self.mapped.insert(rest.to_string(), k.clone());
+                    }
+                }
+                continue;
+            }
             let Some(rest) = k.strip_prefix("mm.model.") else {
                 continue;
             };
@@ -416,11 +427,7 @@ pub fn import_gguf(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> any
     let file_arch = match ptype.as_str() {
         "ldp" => Arch::MobileVlmV1,
         "ldpv2" => Arch::MobileVlmV2,
-        "mlp" => bail!(
-            "{}: projector type `mlp` (LLaVA's mlp2x_gelu) is planned (issue 19) but not in the \
-             runtime yet; supported: {SUPPORTED}",
-            ctx()
-        ),
+        "mlp" => Arch::Mlp2xGelu,
         other => bail!(
             "{}: projector type `{other}` (from {from}) is not supported; supported: {SUPPORTED}",
             ctx()
@@ -441,6 +448,8 @@ pub fn import_gguf(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> any
     let imported = import_source(&mut g, Some(file_arch), Some("")).with_context(|| {
         let map = if ptype == "ldp" {
             "`mm.model.X` is read as `X`"
+        } else if ptype == "mlp" {
+            "`mm.N.*` is read as `N.*`"
         } else {
             "`mm.model.mlp.N.*` is read as `mlp.mlp.N.*` and `mm.model.peg.0.*` as `peg.peg.0.*`"
         };
@@ -448,7 +457,7 @@ pub fn import_gguf(path: &Path, arch: Option<Arch>, prefix: Option<&str>) -> any
     })?;
     let mut notes = vec![format!(
         "read {} (GGUF v{}, {} tensors, alignment {}): projector type `{ptype}` (from {from}) → {}, \
-         {} projector tensors `mm.model.*`, stored {}",
+         {} projector tensors `mm.*`, stored {}",
         ctx(),
         g.version,
         g.infos.len(),

@@ -38,7 +38,12 @@ pub mod zip;
 pub const PREFIXES: [&str; 3] = ["", "model.mm_projector.", "model.mm_projector.model."];
 
 /// Every architecture, in detection order.
-pub const ARCHS: [Arch; 3] = [Arch::Ldp, Arch::MobileVlmV1, Arch::MobileVlmV2];
+pub const ARCHS: [Arch; 4] = [
+    Arch::Ldp,
+    Arch::MobileVlmV1,
+    Arch::MobileVlmV2,
+    Arch::Mlp2xGelu,
+];
 
 /// Imported float weights of one projector.
 #[derive(Debug, Clone)]
@@ -533,7 +538,7 @@ fn detect(
             for p in &prefixes {
                 let n = float_specs(a)
                     .iter()
-                    .filter(|s| has(&format!("{p}{}", s.name)))
+                    .filter(|s| has(&format!("{p}{s}")))
                     .count();
                 if n > 0 {
                     found.push((a, p.to_string(), n));
@@ -570,12 +575,13 @@ fn detect(
                     format!(
                         "no `{}` projector tensors (e.g. `{}`) with {where_}{hint}",
                         a.name(),
-                        float_specs(a)[0].name
+                        float_specs(a)[0]
                     )
                 }
                 None => format!(
                     "no projector tensors found: expected keys like `pointwise1.weight` (ldp), \
-                     `mlp.1.weight` (mobilevlm-v1) or `mlp.mlp.0.weight` (mobilevlm-v2) with {where_}"
+                     `mlp.1.weight` (mobilevlm-v1), `mlp.mlp.0.weight` (mobilevlm-v2) or \
+                     `0.weight` (mlp2x-gelu) with {where_}"
                 ),
             };
             bail!(
@@ -623,14 +629,11 @@ pub fn import_source(
     // Fetch every tensor's metadata first, so that a missing key is reported before a shape problem.
     let mut metas = Vec::with_capacity(specs.len());
     for spec in specs {
-        let key = format!("{prefix}{}", spec.name);
+        let key = format!("{prefix}{spec}");
         match src.meta(&key) {
             Some(m) => metas.push((key, m)),
             None => {
-                let expected: Vec<String> = specs
-                    .iter()
-                    .map(|s| format!("{prefix}{}", s.name))
-                    .collect();
+                let expected: Vec<String> = specs.iter().map(|s| format!("{prefix}{s}")).collect();
                 let under: Vec<&str> = names
                     .iter()
                     .copied()

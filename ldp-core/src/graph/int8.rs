@@ -1,0 +1,130 @@
+//! The int8 whole-tensor executor of graph architectures, and the semantic checks of their int8
+//! blobs. Every parameter is read from the blob by node name; zero points, scales and shifts
+//! sit in `quant.meta` / `quant.scales` at [`super::meta`]'s indices.
+
+use super::{meta, Act, GraphConfig, Node, Op};
+use crate::blob::int8::conv_shifts;
+use crate::blob::{BlobError, Model};
+use crate::error::{check_len, Error};
+use crate::quant::graph::{idx, trace, Params};
+use crate::quant::kernels::{pointwise, ConvQ, MAX_BIAS_SHIFT};
+use crate::quant::Trace;
+
+/// The int8 parameters of node `i`, `nd`.
+fn conv<'a>(p: &Params<'_, 'a>, i: usize, nd: &Node) -> Result<ConvQ<'a>, Error> {
+    let lut = match nd.act() {
+        Act::Gelu => Some(p.m.i8s(idx(p.m, nd.name, ".lut")?)?),
+        Act::None => None,
+    };
+    p.conv(nd.name, meta::shift(i), 0, p.z(meta::pre(i)), lut)
+}
+
+/// int8 input `x` (`[N][c_in]`) to int8 output `y` (`[N][c_out]`); `scratch` needs
+/// [`GraphConfig::scratch_bytes_i8`] bytes.
+pub(crate) fn forward_i8(
+    m: &Model<'_>,
+    cfg: &GraphConfig,
+    x: &[i8],
+    y: &mut [i8],
+    scratch: &mut [u8],
+    mut t: Trace<'_>,
+) -> Result<(), Error> {
+    check_len("int8 input", x, cfg.input_len())?;
+    check_len("int8 output", y, cfg.output_len())?;
+    let need = cfg.scratch_bytes_i8();
+    if scratch.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: scratch.len(),
+        });
+    }
+    let p = Params::new(m)?;
+    let nodes = cfg.nodes();
+    let n = cfg.tokens();
+    let scratch: &mut [i8] = bytemuck::cast_slice_mut(&mut scratch[..need]);
+    let half = if nodes.len() > 2 { need / 2 } else { need };
+    let (mut cur, mut other) = scratch.split_at_mut(half);
+    for (i, nd) in nodes.iter().enumerate() {
+        let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
+        let Op::Linear { .. } = nd.op;
+        let q = conv(&p, i, nd)?;
+        let last = i + 1 == nodes.len();
+        let out: &[i8] = match (i == 0, last) {
+            (true, true) => {
+                pointwise(x, ci, &q, co, &mut *y)?;
+                &*y
+            }
+            (true, false) => {
+                pointwise(x, ci, &q, co, &mut cur[..n * co])?;
+                &cur[..n * co]
+            }
+            (false, true) => {
+                pointwise(&cur[..n * ci], ci, &q, co, &mut *y)?;
+                &*y
+            }
+            (false, false) => {
+                pointwise(&cur[..n * ci], ci, &q, co, &mut other[..n * co])?;
+                core::mem::swap(&mut cur, &mut other);
+                &cur[..n * co]
+            }
+        };
+        trace(&mut t, nd.name, out, p.z(meta::out(i)), p.s(meta::out(i)));
+    }
+    Ok(())
+}
+
+/// Runs node `i` on whole tokens `x` into `y` (the streaming executor's step).
+pub(crate) fn node_i8(
+    p: &Params<'_, '_>,
+    cfg: &GraphConfig,
+    i: usize,
+    x: &[i8],
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let nd = cfg
+        .nodes()
+        .get(i)
+        .ok_or(Error::Unsupported("graph node out of range"))?;
+    let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
+    pointwise(x, ci, &conv(p, i, nd)?, co, y)
+}
+
+/// `quant.meta` index of the model output's zero point and scale.
+pub(crate) fn output_meta(cfg: &GraphConfig) -> usize {
+    meta::out(cfg.nodes().len().saturating_sub(1))
+}
+
+/// Semantic checks of a graph int8 blob's `quant.meta` / `quant.scales` (lengths are checked
+/// by the table): zero points in `-128..=127` with finite non-negative scales, conv shift words
+/// with a shift in `1..=62` and a bias shift in `0..=15`, and a pre-table zero point equal to
+/// the output's for nodes without activation.
+pub(crate) fn validate(cfg: &GraphConfig, meta_v: &[i32], scales: &[f32]) -> Result<(), BlobError> {
+    let bad = BlobError::BadTable;
+    let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
+    let mut zeros = [meta::Z_X, 0, 0];
+    for (i, nd) in cfg.nodes().iter().enumerate() {
+        zeros[1] = meta::pre(i);
+        zeros[2] = meta::out(i);
+        for &z in if i == 0 { &zeros[..] } else { &zeros[1..] } {
+            if !(-128..=127).contains(&at(z)?) {
+                return Err(bad("an activation zero point is outside -128..=127"));
+            }
+            let s = scales.get(z).copied().unwrap_or(0.0);
+            if !(s.is_finite() && s >= 0.0) {
+                return Err(bad("an activation scale is not finite and non-negative"));
+            }
+        }
+        if nd.act() == Act::None && at(meta::pre(i))? != at(meta::out(i))? {
+            return Err(bad("a node without activation has two output zero points"));
+        }
+        let word = at(meta::shift(i))?;
+        let (shift, bias_shift) = conv_shifts(word);
+        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
+            return Err(bad("a conv's requantization shift is outside 1..=62"));
+        }
+        if bias_shift > MAX_BIAS_SHIFT {
+            return Err(bad("a conv's bias shift is above 15"));
+        }
+    }
+    Ok(())
+}
