@@ -51,6 +51,16 @@ fn configs() -> Vec<(&'static str, ModelConfig)> {
                 h: 5,
             }),
         ),
+        (
+            "mlp2x-gelu 4->8 3x5",
+            ModelConfig::Graph(ldp_core::graph::GraphConfig {
+                arch: ldp_core::Arch::Mlp2xGelu,
+                c_in: 4,
+                c_out: 8,
+                h: 3,
+                w: 5,
+            }),
+        ),
     ]
 }
 
@@ -99,17 +109,21 @@ fn blobs() -> Vec<Blob> {
         }
         let cal = calib(cfg, 99 + i as u64);
         let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
-        let variants = [
-            (InputQuant::PerTensor, Activations::Auto, "per-tensor"),
-            (InputQuant::PerChannel, Activations::Auto, "per-channel"),
-        ]
-        .into_iter()
-        .chain(v2.then_some((
-            InputQuant::PerTensor,
-            Activations::Int16,
-            "16-bit activations",
-        )))
-        .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "16-bit input")));
+        // Graph architectures (mlp2x-gelu) have a per-tensor int8 input only.
+        let graph = matches!(cfg, ModelConfig::Graph(_));
+        let variants = [(InputQuant::PerTensor, Activations::Auto, "per-tensor")]
+            .into_iter()
+            .chain((!graph).then_some((InputQuant::PerChannel, Activations::Auto, "per-channel")))
+            .chain(v2.then_some((
+                InputQuant::PerTensor,
+                Activations::Int16,
+                "16-bit activations",
+            )))
+            .chain((!v2 && !graph).then_some((
+                InputQuant::Int16,
+                Activations::Auto,
+                "16-bit input",
+            )));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
@@ -275,9 +289,11 @@ fn header_lies_with_valid_crc_are_rejected() {
                 wr_u32(&mut m, at, v);
                 fix_crc(&mut m);
                 let what = format!("{}: header {field} = {v} (was {cur})", b.name);
-                // The grid of an `ldp` blob is free (its weights do not depend on it): any side
-                // up to 65536 (with these channel counts) is a valid model and must run.
-                let grid_only = (field == "h" || field == "w") && b.name.starts_with("ldp");
+                // The grid of an `ldp` or `mlp2x-gelu` blob is free (its weights do not depend
+                // on it): any side up to 65536 (with these channel counts) is a valid model and
+                // must run.
+                let grid_only = (field == "h" || field == "w")
+                    && (b.name.starts_with("ldp") || b.name.starts_with("mlp2x-gelu"));
                 if grid_only && v > 0 && v <= 1 << 16 {
                     let r = check(&m, &what);
                     // An int8 blob's parameters may be tied to its grid; a float blob's are not.
@@ -345,9 +361,11 @@ fn header_lies_with_valid_crc_are_rejected() {
             let what = format!("{}: flags {flags:#x}", b.name);
             let e = expect_err(&m, &what);
             // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) only, bit
-            // 2 (16-bit input) for the other int8 blobs, alone.
+            // 2 (16-bit input) for the other int8 blobs, alone; graph architectures (arch 4,
+            // mlp2x-gelu) have no flags at all.
             let v2 = orig[8] == 3;
-            if b.int8 && (flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)) {
+            let graph = orig[8] == 4;
+            if b.int8 && !graph && (flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)) {
                 // Toggling the per-channel-input, 16-bit-activation or 16-bit-input bit
                 // changes the expected tensor list and parameter shapes.
                 assert!(
@@ -527,7 +545,7 @@ fn conv_shift_words_are_range_checked() {
         let first = match model.arch() {
             ldp_core::Arch::Ldp => ldp_core::quant::specs::ldp_meta::PW1_SHIFT,
             ldp_core::Arch::MobileVlmV1 => ldp_core::quant::specs::v1_meta::FC1_SHIFT,
-            ldp_core::Arch::MobileVlmV2 => usize::MAX,
+            ldp_core::Arch::MobileVlmV2 | ldp_core::Arch::Mlp2xGelu => usize::MAX,
         };
         let x16 = ldp_core::quant::is_x16(&model);
         for &i in ldp_core::quant::conv_shift_indices(model.arch()) {
@@ -693,6 +711,7 @@ fn non_finite_float_weights_with_valid_crc_are_rejected() {
                     BlobError::NonFinite {
                         index: t as u16,
                         name: spec.name,
+                        param: spec.param,
                         element
                     },
                     "{what}"

@@ -186,6 +186,25 @@ fn run<W: Elem, A: Elem>(c: &Case, x_torch: &[f32]) -> Vec<f64> {
             v2::forward(&cfg, &wts, x_torch, &mut y, &mut s).unwrap();
             y.iter().map(|&v| v as f64).collect()
         }
+        "mlp2x-gelu" => {
+            // A graph architecture: no typed weight struct; the blob path (as the firmware runs
+            // it) with the committed weights.
+            let imp = ldp_quant::import::import_file(
+                &golden_dir().join(&c.name).join("weights.safetensors"),
+                None,
+                None,
+            )
+            .unwrap();
+            let model = ldp_quant::graph::FloatModel::from_imported(imp, h, w).unwrap();
+            let bytes = ldp_quant::write::float_blob(&model, W::DTYPE).unwrap();
+            let buf = ldp_quant::AlignedBytes::from_slice(&bytes);
+            let m = ldp_core::Model::parse(buf.as_bytes()).unwrap();
+            let mut y = vec![0.0f32; m.output_len()];
+            let mut s = vec![0u8; m.scratch_bytes()];
+            // Tokens `[N][C]` are channels-last already.
+            m.forward(x_torch, &mut y, &mut s).unwrap();
+            y.iter().map(|&v| v as f64).collect()
+        }
         other => panic!("unknown arch {other}"),
     }
 }

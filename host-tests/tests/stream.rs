@@ -247,6 +247,36 @@ fn v2_int8_identical_float_within_1e6() {
     }
 }
 
+/// LLaVA's `mlp2x_gelu` (a graph architecture): `(c_in, c_out, h, w)`, including one token,
+/// odd widths and a non-square grid.
+const MLP_SHAPES: &[(usize, usize, usize, usize)] = &[
+    (16, 24, 1, 1),
+    (5, 7, 3, 4),
+    (24, 40, 5, 7),
+    (32, 64, 6, 6),
+    (1, 1, 2, 2),
+    (40, 24, 1, 9),
+];
+
+#[test]
+fn mlp2x_gelu_int8_identical_float_within_1e6() {
+    for (k, &(ci, co, h, w)) in MLP_SHAPES.iter().enumerate() {
+        let cfg = ModelConfig::Graph(ldp_core::graph::GraphConfig {
+            arch: ldp_core::Arch::Mlp2xGelu,
+            c_in: ci,
+            c_out: co,
+            h,
+            w,
+        });
+        let x = randn(cfg.input_len(), 5000 + k as u64, 1.0);
+        let what = format!("mlp2x-gelu {ci}->{co} {h}x{w}");
+        check_i8(&int8_blob(cfg, 61 + k as u64), &x, &what);
+        for dtype in [DType::F32, DType::F16] {
+            check_float(&float_blob(cfg, 71 + k as u64, dtype), &x, &what);
+        }
+    }
+}
+
 const V1_SHAPES: &[(usize, usize, usize)] = &[
     (16, 16, 1),
     (16, 32, 5),

@@ -568,10 +568,7 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
                         format!("{}.Z", nd.name),
                     ]);
                 }
-                let shifts = (0..g.nodes.len())
-                    .map(ldp_core::graph::meta::shift)
-                    .collect();
-                (names, shifts)
+                (names, g.conv_shifts.to_vec())
             }
             None => (
                 ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags)

@@ -283,33 +283,80 @@ fn gguf_mmproj_needs_no_grid_or_arch() {
 fn unsupported_projector_types_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let o = dir.path().join("m.ldp");
-    let supported =
-        "supported: `ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → mobilevlm-v2)";
-    fails(
-        &convert_args(&ck().join("mmproj_mlp.gguf"), &[], "f32", &o),
-        &[
-            "`mlp`",
-            "mlp2x_gelu",
-            "issue 19",
-            "not in the runtime yet",
-            supported,
-        ],
-    );
+    let supported = "supported: `ldp` (MobileVLM V1 → mobilevlm-v1), `ldpv2` (MobileVLM V2 → \
+         mobilevlm-v2), `mlp` (LLaVA's mlp2x_gelu → mlp2x-gelu)";
     fails(
         &convert_args(&ck().join("mmproj_resampler.gguf"), &[], "f32", &o),
         &["projector type `resampler`", "not supported", supported],
     );
-    // A model directory whose config names LLaVA's MLP projector.
+    // A model directory whose config names a projector we do not run.
+    let d = dir.path().join("other");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("config.json"), r#"{"mm_projector_type": "qformer"}"#).unwrap();
+    fails(
+        &convert_args(&d, &["--grid", "6x6"], "f32", &o),
+        &[
+            "`qformer`",
+            "not supported",
+            "`ldpnet`",
+            "`ldpnetv2`",
+            "`mlp2x_gelu`",
+        ],
+    );
+}
+
+/// LLaVA's `mlp2x_gelu` projector from llama.cpp's mmproj (projector type `mlp`, tensors
+/// `mm.0.*`/`mm.2.*`) and from a LLaVA model directory (`config.json` `mm_projector_type`
+/// `mlp2x_gelu`, keys `model.mm_projector.0.*`/`2.*`), against PyTorch.
+#[test]
+fn mlp2x_gelu_from_gguf_and_model_directory() {
+    check(
+        &ck().join("mmproj_mlp.gguf"),
+        &[],
+        "mlp_32to64_h6",
+        &ck().join("mmproj_mlp_expected.npy"),
+        &[
+            "projector type `mlp` (from clip.projector_type) → mlp2x-gelu",
+            "token grid 6x6 from clip.vision.image_size 84 / clip.vision.patch_size 14",
+            "mm.0.weight  F16   [64, 32]",
+            "mm.2.bias    F32   [64]",
+        ],
+    );
+    // A LLaVA-style directory: config.json plus the projector under `model.mm_projector.` next
+    // to unrelated language-model keys, written as safetensors.
+    let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("llava");
     std::fs::create_dir(&d).unwrap();
     std::fs::write(
         d.join("config.json"),
-        r#"{"mm_projector_type": "mlp2x_gelu"}"#,
+        r#"{"mm_projector_type": "mlp2x_gelu", "mm_hidden_size": 32, "hidden_size": 64,
+            "mm_vision_tower": "openai/clip-vit-large-patch14-336"}"#,
     )
     .unwrap();
-    fails(
-        &convert_args(&d, &["--grid", "6x6"], "f32", &o),
-        &["mlp2x_gelu", "issue 19", "`ldpnet`", "`ldpnetv2`"],
+    let src = std::fs::read(golden().join("mlp_32to64_h6").join("weights.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&src).unwrap();
+    let mut views: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| (format!("model.mm_projector.{k}"), v))
+        .collect();
+    let lm = vec![0u8; 4 * 8 * 4];
+    views.push((
+        "model.layers.0.mlp.down_proj.weight".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![8, 4], &lm).unwrap(),
+    ));
+    safetensors::serialize_to_file(views, None, &d.join("model.safetensors")).unwrap();
+    // The tower's 336/14 = 24x24 grid is the config's; this case is 6x6, so --grid overrides it
+    // only where the config allows (a model directory's grid is a default, not a fact).
+    check(
+        &d,
+        &["--grid", "6x6"],
+        "mlp_32to64_h6",
+        &golden().join("mlp_32to64_h6").join("expected.npy"),
+        &[
+            "mm_projector_type `mlp2x_gelu` → mlp2x-gelu",
+            "model.mm_projector.",
+        ],
     );
 }
 
@@ -738,6 +785,12 @@ fn int8_from_gguf_and_directory() {
             vec!["--grid", "13x13"],
             "v2_8to16_h13",
             "v2_bf16_expected.npy",
+        ),
+        (
+            ck().join("mmproj_mlp.gguf"),
+            vec![],
+            "mlp_32to64_h6",
+            "mmproj_mlp_expected.npy",
         ),
     ];
     for (w, extra, case, expected) in rows {

@@ -123,6 +123,8 @@ pub struct Graph {
     pub float: &'static [TensorSpec],
     /// int8 blob tensors, derived by [`int8_specs`].
     pub int8: &'static [TensorSpec],
+    /// The `quant.meta` indices of the conv shift words, one per node ([`meta::shift`]).
+    pub conv_shifts: &'static [usize],
 }
 
 /// The graph of a graph architecture, `None` for the hand-written ones (`ldp`, V1, V2).
@@ -275,6 +277,7 @@ macro_rules! graph {
                     $crate::graph::meta::len($nodes.len()) as u32,
                 )],
             ),
+            conv_shifts: &$crate::graph::meta::shifts::<{ $nodes.len() }>(),
         }
     };
 }
@@ -299,6 +302,16 @@ pub mod meta {
     /// Zero point (and scale) of node `i`'s output.
     pub const fn out(i: usize) -> usize {
         3 + PER_NODE * i
+    }
+    /// The conv shift word indices of `N` nodes.
+    pub const fn shifts<const N: usize>() -> [usize; N] {
+        let mut out = [0; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = shift(i);
+            i += 1;
+        }
+        out
     }
     /// Length of `quant.meta` for `nodes` nodes.
     pub const fn len(nodes: usize) -> usize {

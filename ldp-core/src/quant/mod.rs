@@ -76,12 +76,14 @@ pub(crate) fn conv_q<'a>(
 /// The `quant.meta` indices of the conv shift words ([`specs::conv_shift_word`]) of an
 /// architecture's int8 blob (the same for 16-bit-activation V2 blobs).
 pub fn conv_shift_indices(arch: crate::Arch) -> &'static [usize] {
+    if let Some(g) = crate::graph::graph_of(arch) {
+        return g.conv_shifts;
+    }
     match arch {
         crate::Arch::Ldp => LDP_CONV_SHIFTS,
         crate::Arch::MobileVlmV1 => &V1_CONV_SHIFTS,
         crate::Arch::MobileVlmV2 => V2_CONV_SHIFTS,
-        // A graph architecture's shift words sit at `graph::meta::shift(i)` for every node.
-        crate::Arch::Mlp2xGelu => &[],
+        crate::Arch::Mlp2xGelu => &[], // returned above
     }
 }
 
