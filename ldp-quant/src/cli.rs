@@ -44,7 +44,8 @@ Examples:
       --grid 24x24 --dtype int8 --calib calib.npy -o v2_int8.ldp
 
 The architecture is detected from the key names (`pointwise1.*` = ldp, `mlp.1.*`/`mb_block.*` =
-mobilevlm-v1, `mlp.mlp.*`/`peg.*` = mobilevlm-v2), with no prefix, `model.mm_projector.` or
+mobilevlm-v1, `mlp.mlp.*`/`peg.*` = mobilevlm-v2, `0.*`/`2.*` = LLaVA's mlp2x-gelu), with no
+prefix, `model.mm_projector.` or
 `model.mm_projector.model.` tried in turn; other tensors of a whole-model checkpoint are ignored.
 --weights takes a .safetensors file, a torch.save .bin/.pt/.pth (read without Python by a
 restricted unpickler), a *.index.json, a .gguf file or a model directory. Weights may be F32,
@@ -108,6 +109,9 @@ pub enum ArchArg {
     /// MobileVLM V2's LDPNetV2Projector (tokens in, 144 tokens out).
     #[value(name = "mobilevlm-v2")]
     MobilevlmV2,
+    /// LLaVA's mlp2x_gelu projector (tokens in, the same tokens out).
+    #[value(name = "mlp2x-gelu")]
+    Mlp2xGelu,
 }
 
 impl From<ArchArg> for Arch {
@@ -116,6 +120,7 @@ impl From<ArchArg> for Arch {
             ArchArg::Ldp => Arch::Ldp,
             ArchArg::MobilevlmV1 => Arch::MobileVlmV1,
             ArchArg::MobilevlmV2 => Arch::MobileVlmV2,
+            ArchArg::Mlp2xGelu => Arch::Mlp2xGelu,
         }
     }
 }
@@ -353,7 +358,7 @@ fn convert(a: ConvertArgs) -> anyhow::Result<()> {
             a.weights.weights.display()
         ),
     };
-    if found.imported.arch != Arch::Ldp && h != w {
+    if matches!(found.imported.arch, Arch::MobileVlmV1 | Arch::MobileVlmV2) && h != w {
         bail!(
             "{} takes a square token grid (N = h*h tokens), got --grid {h}x{w}; use e.g. --grid {h}x{h}",
             found.imported.arch.name()

@@ -9,7 +9,12 @@ use crate::tools;
 use crate::Ctx;
 
 /// The golden cases embedded by default: one small case per architecture.
-pub const DEFAULT_CASES: [&str; 3] = ["ldp_c16_8x8", "v1_32to64_h6", "v2_32to64_h6"];
+pub const DEFAULT_CASES: [&str; 4] = [
+    "ldp_c16_8x8",
+    "v1_32to64_h6",
+    "v2_32to64_h6",
+    "mlp_32to64_h6",
+];
 
 /// Golden cases embedded as int8 only: the heavy-tailed V2 case, whose int8 blob has 16-bit
 /// activations (`ldp-quant --activations auto`), so every board checks that path bit for bit.
@@ -190,6 +195,7 @@ pub fn gen_default(ctx: &Ctx) -> Result<(), String> {
         let arch = match &case[..3] {
             "ldp" => "ldp",
             "v1_" => "mobilevlm-v1",
+            "mlp" => "mlp2x-gelu",
             _ => "mobilevlm-v2",
         };
         let weights = dir.join("weights.safetensors");

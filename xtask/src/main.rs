@@ -44,7 +44,7 @@ Commands:
         Build the firmware for every QEMU board (or the given ones), run it in QEMU with the
         bundled models, print the RESULT lines and `N passed, M failed`.
   run [--board B] [--weights W.safetensors --grid HxW --dtype f32|f16|int8
-      [--arch ldp|mobilevlm-v1|mobilevlm-v2] [--calib C.npy]] [--timeout S]
+      [--arch ldp|mobilevlm-v1|mobilevlm-v2|mlp2x-gelu] [--calib C.npy]] [--timeout S]
         Quantize (default: the bundled example models), build for the board (default qemu-m4),
         run in QEMU, decode the log and summarize accuracy, instructions, RAM and flash.
   build-serve [--board B]...
@@ -132,6 +132,7 @@ pub fn blob_header(b: &[u8]) -> Result<BlobHeader, String> {
         1 => "ldp",
         2 => "mobilevlm-v1",
         3 => "mobilevlm-v2",
+        4 => "mlp2x-gelu",
         v => return Err(format!("unknown architecture {v} in the blob header")),
     };
     Ok(BlobHeader {
