@@ -359,33 +359,49 @@ const CM_CH: usize = 3 * CM_ROW;
 /// The widest input taken (stride 1: `w + 2 ≤ CM_ROW`; stride 2: `(w+1)/2 + 1 ≤ CM_ODD`).
 const CM_MAX_W: usize = 80;
 
-/// What [`cm_block`] reads for one channel (layout fixed by the `asm!`).
+/// Where a stride-2 channel's tap pointer sits past its middle row's first byte, so that every
+/// tap of 8 output pixels (`±CM_ROW + {0, 1, CM_ODD} + {0, 4}`) fits `VLDRB`'s 7-bit immediate.
+const CM_SHIFT2: usize = CM_ODD;
+
+/// What [`cm_block`] reads for one channel (layout fixed by the `asm!`: one `LDM` loads `mid`
+/// to `groups` into r0, r2–r5, r8–r12, lr).
 #[repr(C, align(16))]
 struct CmCh {
-    /// Bias with the input zero point folded in (`LDM` into r2 with the weights).
+    /// The tap pointer of the channel's first output pixel: its middle row in the buffer (plus
+    /// [`CM_SHIFT2`] for stride 2).
+    mid: *const i8,
+    /// Bias with the input zero point folded in.
     bias: i32,
     /// Weights 1 to 8.
     w: [i32; 8],
-    /// Output pixels in the row.
-    n: u32,
+    /// Groups of 8 output pixels (the 8-pixel loop; 0 when its 16-bit store offsets would not
+    /// fit).
+    groups: u32,
+    /// Output pixels left after the groups (the 4-pixel loop).
+    tail: u32,
     /// Weight 0, 4 times (`VMLAS`).
     w0: [i32; 4],
     /// Multiplier (`SMMULR` form), 4 times.
     mult: [i32; 4],
-    /// Store offsets of 4 consecutive output pixels: `0, c, 2c, 3c`.
-    off: [i32; 4],
+    /// Store offsets of 8 output pixels in the lane order of `VQMOVNB`/`VQMOVNT` (pixels 0–3
+    /// in the even halfwords, 4–7 in the odd ones): `0, 4c, c, 5c, 2c, 6c, 3c, 7c`.
+    off8: [u16; 8],
+    /// Store offsets of the tail's first 4 pixels: `(8·groups + i)·c`.
+    off4: [i32; 4],
+    /// `4c`, 4 times.
+    step4: [i32; 4],
 }
 
 // The `asm!` of [`cm_block`] steps by these.
-const _: () = assert!(core::mem::size_of::<CmCh>() == 96 && CM_CH == 252);
+const _: () = assert!(core::mem::size_of::<CmCh>() == 128 && CM_CH == 252);
 
 /// What [`cm_block`] reads for all channels (layout fixed by the `asm!`).
 #[repr(C, align(16))]
 struct CmHead {
     /// Output zero point, 4 times.
     zero: [i32; 4],
-    /// `4c`, 4 times.
-    step: [i32; 4],
+    /// `8c`, 8 times (the 8-pixel loop's store offsets step).
+    step8: [u16; 8],
 }
 
 /// Transposes `pairs ≥ 1` pairs of input pixels (8 channels each, `c` bytes apart) into the
@@ -495,102 +511,129 @@ unsafe fn cm_transpose4(
     }
 }
 
-/// The taps of one channel over a row of output pixels (tail-predicated, 4 per iteration):
-/// tap 0 by `VMLAS` (`q0·w0 + bias`), the others by `VMLA` with the weight in a register.
-macro_rules! cm_row {
-    ($a0:literal, $a1:literal, $a2:literal, $b1:literal, $b2:literal,
-     $c0:literal, $c1:literal, $c2:literal) => {
+/// One tap over 8 output pixels: two `VLDRB.S32` (pixels 0–3 at `$o`, 4–7 at `$o4`) and two
+/// `VMLA.I32` by the weight `$r` into q0 and q5.
+macro_rules! cm_tap8 {
+    ($o:literal, $o4:literal, $r:literal) => {
         concat!(
-            "vldrb.s32 q0, [r0, #",
-            $a0,
-            "]\n",
-            "vmlas.i32 q0, q2, r2\n",
             "vldrb.s32 q1, [r0, #",
-            $a1,
+            $o,
             "]\n",
-            "vmla.i32 q0, q1, r3\n",
+            "vmla.i32 q0, q1, ",
+            $r,
+            "\n",
             "vldrb.s32 q1, [r0, #",
-            $a2,
+            $o4,
             "]\n",
-            "vmla.i32 q0, q1, r4\n",
-            "vldrb.s32 q1, [r0, #",
-            $b1,
-            "]\n",
-            "vmla.i32 q0, q1, r8\n",
-            "vldrb.s32 q1, [r0, #",
-            $b2,
-            "]\n",
-            "vmla.i32 q0, q1, r9\n",
-            "vldrb.s32 q1, [r0, #",
-            $c0,
-            "]\n",
-            "vmla.i32 q0, q1, r10\n",
-            "vldrb.s32 q1, [r0, #",
-            $c1,
-            "]\n",
-            "vmla.i32 q0, q1, r11\n",
-            "vldrb.s32 q1, [r0, #",
-            $c2,
-            "]\n",
-            "vmla.i32 q0, q1, r12\n",
-            "vldrb.s32 q1, [r0], #4\n",
-            "vmla.i32 q0, q1, r5\n",
+            "vmla.i32 q5, q1, ",
+            $r,
+            "\n",
         )
     };
 }
 
-/// One output row of 8 channels: channel `k` from the transposed rows around
-/// `mid + k·CM_CH` (the middle row's first byte), `chs[k].n` pixels to `y + k + ox·c`; the
-/// loop state over the channels is kept in `s20`, `s22`, `s23` (all core registers hold taps).
+/// The 9 taps of one channel over 8 output pixels (q0: pixels 0–3, q5: 4–7): tap 0 by
+/// `VMLAS` (`x·w0 + bias`), seven taps by [`cm_tap8`], the last one (at offset 0) with the
+/// pointer post-incremented by 8.
+macro_rules! cm_taps8 {
+    ($a:literal, $a4:literal, $($o:literal, $o4:literal, $r:literal,)* ; $p:literal) => {
+        concat!(
+            "vldrb.s32 q0, [r0, #", $a, "]\n",
+            "vmlas.i32 q0, q2, r2\n",
+            "vldrb.s32 q5, [r0, #", $a4, "]\n",
+            "vmlas.i32 q5, q2, r2\n",
+            $(cm_tap8!($o, $o4, $r),)*
+            "vldrb.s32 q1, [r0, #4]\n",
+            "vmla.i32 q5, q1, ", $p, "\n",
+            "vldrb.s32 q1, [r0], #8\n",
+            "vmla.i32 q0, q1, ", $p, "\n",
+        )
+    };
+}
+
+/// The 9 taps of one channel over 4 output pixels (q0), the last one post-incremented by 4.
+macro_rules! cm_taps4 {
+    ($a:literal, $a4:literal, $($o:literal, $o4:literal, $r:literal,)* ; $p:literal) => {
+        concat!(
+            "vldrb.s32 q0, [r0, #", $a, "]\n",
+            "vmlas.i32 q0, q2, r2\n",
+            $("vldrb.s32 q1, [r0, #", $o, "]\n", "vmla.i32 q0, q1, ", $r, "\n",)*
+            "vldrb.s32 q1, [r0], #4\n",
+            "vmla.i32 q0, q1, ", $p, "\n",
+        )
+    };
+}
+
+/// One output row of 8 channels: channel `k` from its record `chs[k]` (tap pointer, weights,
+/// pixel counts), output pixel `ox` to `y + k + ox·c`. Per channel: `groups` iterations of 8
+/// pixels (two accumulators; `VQMOVNB`/`VQMOVNT` interleave them into 16-bit lanes, one
+/// `VSTRB.16` scatter stores all 8), then the `tail` pixels 4 at a time (tail-predicated). The
+/// record pointer and its end live in r7 and r6 (saved on the stack: every other core
+/// register holds a tap, a weight or a pointer).
 ///
 /// # Safety
-/// MVE; for every channel every tap of the `n` pixels (`mid + k·CM_CH + ox +
-/// {−CM_ROW..=126}`, see [`cm_row`]) inside the buffer; `y + k + ox·c` writable for `ox < n`,
-/// `k < 8`; `n ≥ 1`.
+/// MVE; for every channel every tap of its `groups·8 + tail` pixels (`mid + ox + {−CM_ROW −
+/// shift..=CM_ROW + CM_ODD + 1 − shift}`, `shift` = [`CM_SHIFT2`] for stride 2, else 0)
+/// readable; `y + k + ox·c` writable for `ox < groups·8 + tail`, `k < 8`; the records' offsets
+/// as documented on [`CmCh`].
 #[inline(always)]
-unsafe fn cm_block<const S2: bool>(mid: *const i8, y: *mut i8, head: &CmHead, chs: &[CmCh; 8]) {
+unsafe fn cm_block<const S2: bool>(y: *mut i8, head: &CmHead, chs: &[CmCh; 8]) {
     macro_rules! body {
-        ($taps:expr) => {
+        ($taps8:expr, $taps4:expr) => {
             // SAFETY: per the contract (the tail predication keeps the inactive lanes from
-            // memory); registers declared (q0–q7 = s0–s31); no stack.
+            // memory); registers declared (q0–q7 = s0–s31); r6 and r7 (not allocatable) saved
+            // and restored on the stack, sp back where it was.
             unsafe {
                 asm!(
                     ".cpu cortex-m55",
+                    "push {{r6, r7}}",
+                    "mov r7, lr",
+                    "add r6, r7, #1024",
                     "vldrw.32 q4, [r2]",
                     "vldrw.32 q6, [r2, #16]",
-                    "vmov s20, r0",
-                    "vmov s22, lr",
-                    "add r2, lr, #768",
-                    "vmov s23, r2",
                     "3:",
-                    "ldm.w lr, {{r2-r5, r8-r12}}",
-                    "vldrw.32 q2, [lr, #40]",
-                    "vldrw.32 q3, [lr, #56]",
-                    "vldrw.32 q7, [lr, #72]",
-                    "ldr lr, [lr, #36]",
-                    "dlstp.32 lr, lr",
+                    "vldrw.32 q2, [r7, #48]",
+                    "vldrw.32 q3, [r7, #64]",
+                    "vldrw.32 q7, [r7, #80]",
+                    "ldm.w r7, {{r0, r2-r5, r8-r12, lr}}",
+                    "wls lr, lr, 4f",
                     "2:",
-                    $taps,
+                    $taps8,
+                    "vrmulh.s32 q0, q0, q3",
+                    "vrmulh.s32 q5, q5, q3",
+                    "vadd.i32 q0, q0, q4",
+                    "vadd.i32 q5, q5, q4",
+                    "vqmovnb.s32 q0, q0",
+                    "vqmovnt.s32 q0, q5",
+                    "vqmovnb.s16 q0, q0",
+                    "vstrb.16 q0, [r1, q7]",
+                    "vadd.i16 q7, q7, q6",
+                    "le lr, 2b",
+                    "4:",
+                    "ldr lr, [r7, #44]",
+                    "cmp lr, #0",
+                    "beq 5f",
+                    "vldrw.32 q7, [r7, #96]",
+                    "vldrw.32 q5, [r7, #112]",
+                    "dlstp.32 lr, lr",
+                    "6:",
+                    $taps4,
                     "vrmulh.s32 q0, q0, q3",
                     "vadd.i32 q0, q0, q4",
                     "vqmovnb.s32 q0, q0",
                     "vqmovnb.s16 q0, q0",
                     "vstrb.32 q0, [r1, q7]",
-                    "vadd.i32 q7, q7, q6",
-                    "letp lr, 2b",
-                    "vmov r0, s20",
-                    "add r0, r0, #252",
-                    "vmov s20, r0",
+                    "vadd.i32 q7, q7, q5",
+                    "letp lr, 6b",
+                    "5:",
                     "adds r1, #1",
-                    "vmov lr, s22",
-                    "add lr, lr, #96",
-                    "vmov s22, lr",
-                    "vmov r2, s23",
-                    "cmp lr, r2",
+                    "adds r7, #128",
+                    "cmp r7, r6",
                     "bne 3b",
-                    inout("r0") mid => _,
+                    "pop {{r6, r7}}",
                     inout("r1") y => _,
                     inout("r2") head as *const CmHead => _,
+                    out("r0") _,
                     out("r3") _,
                     out("r4") _,
                     out("r5") _,
@@ -608,18 +651,36 @@ unsafe fn cm_block<const S2: bool>(mid: *const i8, y: *mut i8, head: &CmHead, ch
                     out("s20") _, out("s21") _, out("s22") _, out("s23") _,
                     out("s24") _, out("s25") _, out("s26") _, out("s27") _,
                     out("s28") _, out("s29") _, out("s30") _, out("s31") _,
-                    options(nostack),
                 )
             }
         };
     }
-    // Weights: q2 (tap 0, with the bias in r2), r3, r4 (row 0), r5 (row 1, kx 0, the
-    // post-incremented load), r8, r9, r10, r11, r12. Offsets of kx = 0, 1, 2 per row: stride 1
-    // `0, 1, 2`; stride 2 `0, CM_ODD, 1`.
+    // Weights: q2 (tap 0, with the bias in r2), r3, r4 (row 0), r5 (row 1, kx 0), r8, r9 (row
+    // 1), r10, r11, r12 (row 2). Offsets of kx = 0, 1, 2 from the middle row: stride 1 `0, 1,
+    // 2`; stride 2 `0, CM_ODD, 1`, less CM_SHIFT2 (the tap at offset 0, post-incremented, is
+    // row 1 kx 0 for stride 1 and row 1 kx 1 for stride 2).
     if S2 {
-        body!(cm_row!("-84", "-42", "-83", "42", "1", "84", "126", "85"))
+        body!(
+            cm_taps8!("-126", "-122",
+                "-84", "-80", "r3", "-125", "-121", "r4", "-42", "-38", "r5",
+                "-41", "-37", "r9", "42", "46", "r10", "84", "88", "r11", "43", "47", "r12",;
+                "r8"),
+            cm_taps4!("-126", "-122",
+                "-84", "-80", "r3", "-125", "-121", "r4", "-42", "-38", "r5",
+                "-41", "-37", "r9", "42", "46", "r10", "84", "88", "r11", "43", "47", "r12",;
+                "r8")
+        )
     } else {
-        body!(cm_row!("-84", "-83", "-82", "1", "2", "84", "85", "86"))
+        body!(
+            cm_taps8!("-84", "-80",
+                "-83", "-79", "r3", "-82", "-78", "r4", "1", "5", "r8",
+                "2", "6", "r9", "84", "88", "r10", "85", "89", "r11", "86", "90", "r12",;
+                "r5"),
+            cm_taps4!("-84", "-80",
+                "-83", "-79", "r3", "-82", "-78", "r4", "1", "5", "r8",
+                "2", "6", "r9", "84", "88", "r10", "85", "89", "r11", "86", "90", "r12",;
+                "r5")
+        )
     }
 }
 
@@ -685,23 +746,52 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
         offs4[3][ch] += inc as u16;
     }
     let ci = c as i32;
+    // The 8-pixel loop's 16-bit store offsets reach `(8·groups − 1)·c`.
+    let groups = if (wo / 8 * 8).checked_mul(c).is_some_and(|v| v <= 0xffff) {
+        wo / 8
+    } else {
+        0
+    };
+    let p0 = groups * 8;
     let head = CmHead {
         zero: [q.out_zero; 4],
-        step: [4 * ci; 4],
+        // `8c ≤ 0xffff` when there are groups.
+        step8: [if groups > 0 { (8 * c) as u16 } else { 0 }; 8],
     };
+    // Padded columns never written by the transposes stay `z`. Every access below goes through
+    // `bp` (the records keep pointers into the buffer).
+    let mut buf = [z as i8; 8 * CM_CH];
+    let bp = buf.as_mut_ptr();
+    let shift = if st == 2 { CM_SHIFT2 } else { 0 };
+    // Only used when `7c ≤ (8·groups − 1)·c ≤ 0xffff`.
+    let off8 = core::array::from_fn(|i| ((i % 2) * 4 + i / 2).wrapping_mul(c) as u16);
     // Per rotation `r` of the three row slots (row `ky` in slot `(r + ky) % 3`).
     let mut chs: [[CmCh; 8]; 3] = core::array::from_fn(|_| {
-        core::array::from_fn(|_| CmCh {
-            w0: [0; 4],
-            mult: [0; 4],
-            off: [0, ci, 2 * ci, 3 * ci],
+        core::array::from_fn(|k| CmCh {
+            mid: bp.wrapping_add(CM_ROW + k * CM_CH + shift),
             bias: 0,
             w: [0; 8],
-            n: wo as u32,
+            groups: groups as u32,
+            tail: (wo - p0) as u32,
+            w0: [0; 4],
+            mult: [0; 4],
+            off8,
+            off4: core::array::from_fn(|i| (p0 + i).wrapping_mul(c) as i32),
+            step4: [4 * ci; 4],
         })
     });
-    // Padded columns never written by the transposes stay `z`.
-    let mut buf = [z as i8; 8 * CM_CH];
+    let (xp, yp, row_bytes) = (x.as_ptr(), y.as_mut_ptr(), w * c);
+    let (pairs, quads) = (w / 2, w / 4);
+    let odd_pair = pairs % 2 == 1;
+    // Checked once: the largest byte a row transpose writes (the last pair, the odd last pixel)
+    // and the highest tap of channel 7 are inside the buffer.
+    let slot_max = 2 * CM_ROW;
+    if pairs > 0 {
+        let last = slot_max + start + (pairs - 1) * inc + offs[0][7].max(offs[1][7]) as usize;
+        assert!(last < 8 * CM_CH);
+    }
+    assert!(7 * CM_CH + slot_max + pos(w) < 8 * CM_CH);
+    assert!(7 * CM_CH + CM_ROW + (wo - 1) + if st == 1 { 86 } else { 126 } < 8 * CM_CH);
     for cb in (0..c).step_by(8) {
         for (r, rot) in chs.iter_mut().enumerate() {
             for (j, cx) in rot.iter_mut().enumerate() {
@@ -720,86 +810,60 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                 cx.mult = [rq.mult(q.mult[cb + j]); 4];
             }
         }
-        // The input row each slot holds (`-1` and `h` stand for the zero padding).
-        let mut held = [isize::MIN; 3];
+        // Padded input row `p` (input row `p − 1`; 0 and `h + 1` are the zero padding) goes to
+        // slot `(p + 2) % 3`; the rows are loaded in order, `next` is the next one, `sl` its
+        // slot. Output row `oy` reads padded rows `oy·st + ky` with the rotation `rot` =
+        // `(oy·st + 2) % 3`.
+        let (mut next, mut sl, mut rot) = (0usize, 2usize, 2usize);
         for oy in 0..ho {
-            for ky in 0..3 {
-                let iyi = (oy * st + ky) as isize - 1;
-                let sl = (oy * st + ky + 2) % 3;
-                if held[sl] == iyi {
-                    continue;
-                }
-                held[sl] = iyi;
+            while next < oy * st + 3 {
                 let slot = sl * CM_ROW;
-                let iy = (oy * st + ky).checked_sub(1).filter(|&v| v < h);
-                let Some(iy) = iy else {
+                if next == 0 || next > h {
                     for ch in 0..8 {
-                        let b = ch * CM_CH + slot;
-                        buf[b..b + CM_ROW].fill(z as i8);
+                        // SAFETY: `ch·CM_CH + slot + CM_ROW ≤ 8·CM_CH`: inside `buf`.
+                        unsafe {
+                            core::ptr::write_bytes(bp.add(ch * CM_CH + slot), z as u8, CM_ROW)
+                        };
                     }
-                    continue;
-                };
-                let xr = &x[iy * w * c..(iy + 1) * w * c];
-                let pairs = w / 2;
-                if pairs > 0 {
-                    // Checked: the last pair's second pixel inside the row.
-                    let _ = &xr[(2 * pairs - 1) * c + cb..(2 * pairs - 1) * c + cb + 8];
-                    // Checked: the largest byte written inside the buffer.
-                    let last =
-                        slot + start + (pairs - 1) * inc + offs[0][7].max(offs[1][7]) as usize;
-                    let _ = &buf[last];
-                    // SAFETY: MVE; the pixels read are inside `xr` (the last one checked),
-                    // the bytes written inside `buf` (the largest one checked, offsets ≥ 0;
-                    // `offs4` are `offs` plus `inc`, the pair `k + 1` of `cm_transpose`).
-                    let quads = pairs / 2;
-                    unsafe {
-                        if quads > 0 {
-                            cm_transpose4(
-                                xr[cb..].as_ptr(),
-                                c,
-                                buf[slot + start..].as_mut_ptr(),
-                                inc,
-                                &offs4,
-                                quads,
-                            )
-                        }
-                        if pairs % 2 == 1 {
-                            let k = pairs - 1;
-                            cm_transpose(
-                                xr[cb + 2 * k * c..].as_ptr(),
-                                c,
-                                buf[slot + start + k * inc..].as_mut_ptr(),
-                                inc,
-                                &offs,
-                                1,
-                            )
-                        }
-                    };
-                }
-                if w % 2 == 1 {
-                    let ix = w - 1;
-                    for ch in 0..8 {
-                        buf[ch * CM_CH + slot + pos(ix + 1)] = xr[ix * c + cb + ch];
-                    }
-                }
-            }
-            let rot = &chs[(oy * st + 2) % 3];
-            let yr = &mut y[oy * wo * c..(oy + 1) * wo * c];
-            // Checked: the last output of the last channel inside the row.
-            let _ = &yr[(wo - 1) * c + cb + 7];
-            // Checked: the lowest tap of channel 0 and the highest of channel 7 inside the
-            // buffer (stride 1: `ox + 86`, stride 2: `ox + 126` past `mid` with ox < wo).
-            let hi = 7 * CM_CH + CM_ROW + (wo - 1) + if st == 1 { 86 } else { 126 };
-            let _ = &buf[..=hi];
-            // SAFETY: MVE; the taps inside `buf` (checked above), the outputs
-            // `y + k + ox·c` (k < 8, ox < wo) inside `yr` (the last one checked); `wo ≥ 1`.
-            unsafe {
-                if st == 2 {
-                    cm_block::<true>(buf[CM_ROW..].as_ptr(), yr[cb..].as_mut_ptr(), &head, rot)
                 } else {
-                    cm_block::<false>(buf[CM_ROW..].as_ptr(), yr[cb..].as_mut_ptr(), &head, rot)
+                    // SAFETY: MVE; input row `next − 1 < h`: every pixel read (`ix < w`,
+                    // channels `cb..cb + 8 ≤ c`) is inside `x` (`x.len() ≥ h·w·c`); every byte
+                    // written inside `buf` (the largest one checked above).
+                    unsafe {
+                        let src = xp.add((next - 1) * row_bytes + cb);
+                        let dst = bp.add(slot + start);
+                        if quads > 0 {
+                            cm_transpose4(src, c, dst, inc, &offs4, quads);
+                        }
+                        if odd_pair {
+                            let k = 2 * quads;
+                            cm_transpose(src.add(2 * k * c), c, dst.add(k * inc), inc, &offs, 1);
+                        }
+                        if w % 2 == 1 {
+                            for ch in 0..8 {
+                                *bp.add(ch * CM_CH + slot + pos(w)) = *src.add((w - 1) * c + ch);
+                            }
+                        }
+                    }
+                }
+                next += 1;
+                sl = if sl == 2 { 0 } else { sl + 1 };
+            }
+            // SAFETY: MVE; the taps of channel k lie in `mid + ox + (−CM_ROW − shift ..=
+            // CM_ROW + CM_ODD + 1 − shift)` for ox < wo (mid = buf + CM_ROW + k·CM_CH + shift):
+            // inside channel k's CM_CH bytes of `buf` (checked above); the outputs
+            // `y + oy·wo·c + cb + k + ox·c` (k < 8, ox < wo) inside `y` (`y.len() ≥ ho·wo·c`,
+            // `cb + 8 ≤ c`); `groups·8 + tail = wo`, `off8` and `step8` (16-bit) do not wrap
+            // for the grouped pixels, `off4`/`step4` (32-bit) are `(8·groups + i)·c` and `4c`.
+            unsafe {
+                let yo = yp.add(oy * wo * c + cb);
+                if st == 2 {
+                    cm_block::<true>(yo, &head, &chs[rot])
+                } else {
+                    cm_block::<false>(yo, &head, &chs[rot])
                 }
             };
+            rot = (rot + st) % 3;
         }
     }
     true
