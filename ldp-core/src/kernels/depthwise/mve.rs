@@ -511,6 +511,69 @@ unsafe fn cm_transpose4(
     }
 }
 
+/// [`cm_transpose4`] with gathered loads: `quads ≥ 1` iterations of 4 pixels, read by
+/// `VLDRB.U16` with the offset vectors `lds[i] = i·c + (0..8)` from one pointer (one add per
+/// iteration instead of four), written to `dst + k·2·inc + offs[0..2][ch]` (pixels `4k`,
+/// `4k+1`) and `dst + inc + k·2·inc + offs[0..2][ch]` (pixels `4k+2`, `4k+3`).
+///
+/// # Safety
+/// MVE; `4·quads` pixels of 8 bytes readable at `x + i·c`; `lds` as above (no 16-bit wrap:
+/// `3c + 7 ≤ 0xffff`); every written byte inside the buffer.
+#[inline(always)]
+unsafe fn cm_transpose4g(
+    x: *const i8,
+    c: usize,
+    dst: *mut i8,
+    inc: usize,
+    lds: &[[u16; 8]; 4],
+    offs: &[[u16; 8]; 2],
+    quads: usize,
+) {
+    // SAFETY: per the contract; registers declared; no stack.
+    unsafe {
+        asm!(
+            ".cpu cortex-m55",
+            "vldrh.u16 q2, [r5]",
+            "vldrh.u16 q3, [r5, #16]",
+            "vldrh.u16 q4, [r5, #32]",
+            "vldrh.u16 q5, [r5, #48]",
+            "vldrh.u16 q6, [r4]",
+            "vldrh.u16 q7, [r4, #16]",
+            "dls lr, lr",
+            "2:",
+            "vldrb.u16 q0, [r0, q2]",
+            "vldrb.u16 q1, [r0, q3]",
+            "vstrb.16 q0, [r1, q6]",
+            "vstrb.16 q1, [r1, q7]",
+            "vldrb.u16 q0, [r0, q4]",
+            "vldrb.u16 q1, [r0, q5]",
+            "vstrb.16 q0, [r2, q6]",
+            "vstrb.16 q1, [r2, q7]",
+            "add r0, r3",
+            "add r1, r8",
+            "add r2, r8",
+            "le lr, 2b",
+            inout("r0") x => _,
+            inout("r1") dst => _,
+            inout("r2") dst.wrapping_add(inc) => _,
+            in("r3") 4 * c,
+            in("r4") offs.as_ptr(),
+            in("r5") lds.as_ptr(),
+            in("r8") 2 * inc,
+            inout("lr") quads => _,
+            out("s0") _, out("s1") _, out("s2") _, out("s3") _,
+            out("s4") _, out("s5") _, out("s6") _, out("s7") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s12") _, out("s13") _, out("s14") _, out("s15") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            out("s24") _, out("s25") _, out("s26") _, out("s27") _,
+            out("s28") _, out("s29") _, out("s30") _, out("s31") _,
+            options(nostack),
+        );
+    }
+}
+
 /// One tap over 8 output pixels: two `VLDRB.S32` (pixels 0–3 at `$o`, 4–7 at `$o4`) and two
 /// `VMLA.I32` by the weight `$r` into q0 and q5.
 macro_rules! cm_tap8 {
@@ -783,6 +846,10 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
     let (xp, yp, row_bytes) = (x.as_ptr(), y.as_mut_ptr(), w * c);
     let (pairs, quads) = (w / 2, w / 4);
     let odd_pair = pairs % 2 == 1;
+    // The gathered loads' 16-bit offsets `i·c + ch` (i < 4, ch < 8) when they fit.
+    let gather = c <= (0xffff - 7) / 3;
+    let lds: [[u16; 8]; 4] =
+        core::array::from_fn(|i| core::array::from_fn(|ch| (i * c + ch) as u16));
     // Checked once: the largest byte a row transpose writes (the last pair, the odd last pixel)
     // and the highest tap of channel 7 are inside the buffer.
     let slot_max = 2 * CM_ROW;
@@ -833,7 +900,11 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                         let src = xp.add((next - 1) * row_bytes + cb);
                         let dst = bp.add(slot + start);
                         if quads > 0 {
-                            cm_transpose4(src, c, dst, inc, &offs4, quads);
+                            if gather {
+                                cm_transpose4g(src, c, dst, inc, &lds, &offs, quads);
+                            } else {
+                                cm_transpose4(src, c, dst, inc, &offs4, quads);
+                            }
                         }
                         if odd_pair {
                             let k = 2 * quads;
