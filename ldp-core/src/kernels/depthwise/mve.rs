@@ -363,6 +363,22 @@ const CM_MAX_W: usize = 80;
 /// tap of 8 output pixels (`±CM_ROW + {0, 1, CM_ODD} + {0, 4}`) fits `VLDRB`'s 7-bit immediate.
 const CM_SHIFT2: usize = CM_ODD;
 
+/// Per rotation `r` of the three row slots: the weight index (`ky·3 + kx`) of register
+/// position `p = slot·3 + kx` ([`CmCh`]: `w0`, then `w`), row `ky = (slot − r) mod 3`.
+const CM_ROT: [[u8; 9]; 3] = {
+    let mut t = [[0u8; 9]; 3];
+    let mut r = 0;
+    while r < 3 {
+        let mut p = 0;
+        while p < 9 {
+            t[r][p] = (((p / 3 + 3 - r) % 3) * 3 + p % 3) as u8;
+            p += 1;
+        }
+        r += 1;
+    }
+    t
+};
+
 /// What [`cm_block`] reads for one channel (layout fixed by the `asm!`: one `LDM` loads `mid`
 /// to `groups` into r0, r2–r5, r8–r12, lr).
 #[repr(C, align(16))]
@@ -860,21 +876,21 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
     assert!(7 * CM_CH + slot_max + pos(w) < 8 * CM_CH);
     assert!(7 * CM_CH + CM_ROW + (wo - 1) + if st == 1 { 86 } else { 126 } < 8 * CM_CH);
     for cb in (0..c).step_by(8) {
-        for (r, rot) in chs.iter_mut().enumerate() {
-            for (j, cx) in rot.iter_mut().enumerate() {
-                let wk = &q.weight[(cb + j) * 9..(cb + j) * 9 + 9];
-                let mut b = q.bias_at(cb + j);
-                for &wv in wk {
-                    b = b.wrapping_sub(z.wrapping_mul(wv as i32));
-                }
-                // Register position `slot·3 + kx` holds the weight of row `(slot − r) mod 3`.
-                let wt = |p: usize| wk[((p / 3 + 3 - r) % 3) * 3 + p % 3] as i32;
-                cx.w0 = [wt(0); 4];
-                for (p, v) in cx.w.iter_mut().enumerate() {
-                    *v = wt(p + 1);
+        for j in 0..8 {
+            let wk = &q.weight[(cb + j) * 9..(cb + j) * 9 + 9];
+            let mut b = q.bias_at(cb + j);
+            for &wv in wk {
+                b = b.wrapping_sub(z.wrapping_mul(wv as i32));
+            }
+            let m = rq.mult(q.mult[cb + j]);
+            for (rot, cx) in CM_ROT.iter().zip(chs.iter_mut()) {
+                let cx = &mut cx[j];
+                cx.w0 = [wk[rot[0] as usize] as i32; 4];
+                for (v, &t) in cx.w.iter_mut().zip(&rot[1..]) {
+                    *v = wk[t as usize] as i32;
                 }
                 cx.bias = b;
-                cx.mult = [rq.mult(q.mult[cb + j]); 4];
+                cx.mult = [m; 4];
             }
         }
         // Padded input row `p` (input row `p − 1`; 0 and `h + 1` are the zero padding) goes to
@@ -934,7 +950,10 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                     cm_block::<false>(yo, &head, &chs[rot])
                 }
             };
-            rot = (rot + st) % 3;
+            rot += st;
+            if rot >= 3 {
+                rot -= 3;
+            }
         }
     }
     true
