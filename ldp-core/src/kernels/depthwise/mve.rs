@@ -527,23 +527,29 @@ unsafe fn cm_transpose4(
     }
 }
 
-/// [`cm_transpose4`] with gathered loads: `quads ≥ 1` iterations of 4 pixels, read by
-/// `VLDRB.U16` with the offset vectors `lds[i] = i·c + (0..8)` from one pointer (one add per
-/// iteration instead of four), written to `dst + k·2·inc + offs[0..2][ch]` (pixels `4k`,
-/// `4k+1`) and `dst + inc + k·2·inc + offs[0..2][ch]` (pixels `4k+2`, `4k+3`).
+/// [`cm_transpose4`] with gathered loads, for `rows` (1 or 2) input rows: per row `quads ≥ 1`
+/// iterations of 4 pixels, read by `VLDRB.U16` with the offset vectors `lds[i] = i·c +
+/// (0..8)` from one pointer (one add per iteration instead of four), written to `dst + k·2·inc
+/// + offs[0..2][ch]` (pixels `4k`, `4k+1`) and `dst + inc + k·2·inc + offs[0..2][ch]` (pixels
+/// `4k+2`, `4k+3`); the first row from `x` to `dst`, the second from `x2` to `dst2`.
 ///
 /// # Safety
-/// MVE; `4·quads` pixels of 8 bytes readable at `x + i·c`; `lds` as above (no 16-bit wrap:
-/// `3c + 7 ≤ 0xffff`); every written byte inside the buffer.
+/// MVE; `4·quads` pixels of 8 bytes readable at `x + i·c` (and at `x2 + i·c` if `rows = 2`);
+/// `lds` as above (no 16-bit wrap: `3c + 7 ≤ 0xffff`); every written byte inside the buffer;
+/// `rows` 1 or 2.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn cm_transpose4g(
     x: *const i8,
+    x2: *const i8,
     c: usize,
     dst: *mut i8,
+    dst2: *mut i8,
     inc: usize,
     lds: &[[u16; 8]; 4],
     offs: &[[u16; 8]; 2],
     quads: usize,
+    rows: usize,
 ) {
     // SAFETY: per the contract; registers declared; no stack.
     unsafe {
@@ -555,7 +561,9 @@ unsafe fn cm_transpose4g(
             "vldrh.u16 q5, [r5, #48]",
             "vldrh.u16 q6, [r4]",
             "vldrh.u16 q7, [r4, #16]",
-            "dls lr, lr",
+            "3:",
+            "add r2, r1, r8, lsr #1",
+            "dls lr, r11",
             "2:",
             "vldrb.u16 q0, [r0, q2]",
             "vldrb.u16 q1, [r0, q3]",
@@ -569,14 +577,22 @@ unsafe fn cm_transpose4g(
             "add r1, r8",
             "add r2, r8",
             "le lr, 2b",
+            "mov r0, r10",
+            "mov r1, r9",
+            "subs r12, #1",
+            "bne 3b",
             inout("r0") x => _,
             inout("r1") dst => _,
-            inout("r2") dst.wrapping_add(inc) => _,
+            out("r2") _,
             in("r3") 4 * c,
             in("r4") offs.as_ptr(),
             in("r5") lds.as_ptr(),
             in("r8") 2 * inc,
-            inout("lr") quads => _,
+            in("r9") dst2,
+            in("r10") x2,
+            in("r11") quads,
+            inout("r12") rows => _,
+            out("lr") _,
             out("s0") _, out("s1") _, out("s2") _, out("s3") _,
             out("s4") _, out("s5") _, out("s6") _, out("s7") _,
             out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -901,6 +917,7 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
         for oy in 0..ho {
             while next < oy * st + 3 {
                 let slot = sl * CM_ROW;
+                let sl2 = if sl == 2 { 0 } else { sl + 1 };
                 if next == 0 || next > h {
                     for ch in 0..8 {
                         // SAFETY: `ch·CM_CH + slot + CM_ROW ≤ 8·CM_CH`: inside `buf`.
@@ -908,33 +925,60 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
                             core::ptr::write_bytes(bp.add(ch * CM_CH + slot), z as u8, CM_ROW)
                         };
                     }
+                    next += 1;
+                    sl = sl2;
+                    continue;
+                }
+                // Two input rows at once when the output row needs both and both are inside.
+                let rows = if next + 1 < oy * st + 3 && next < h {
+                    2
                 } else {
-                    // SAFETY: MVE; input row `next − 1 < h`: every pixel read (`ix < w`,
-                    // channels `cb..cb + 8 ≤ c`) is inside `x` (`x.len() ≥ h·w·c`); every byte
-                    // written inside `buf` (the largest one checked above).
-                    unsafe {
-                        let src = xp.add((next - 1) * row_bytes + cb);
-                        let dst = bp.add(slot + start);
-                        if quads > 0 {
-                            if gather {
-                                cm_transpose4g(src, c, dst, inc, &lds, &offs, quads);
-                            } else {
-                                cm_transpose4(src, c, dst, inc, &offs4, quads);
+                    1
+                };
+                // SAFETY: MVE; input rows `next − 1` (and `next` if `rows = 2`) `< h`: every
+                // pixel read (`ix < w`, channels `cb..cb + 8 ≤ c`) is inside `x` (`x.len() ≥
+                // h·w·c`); every byte written inside `buf` (the largest one checked above, any
+                // slot).
+                unsafe {
+                    let src = xp.add((next - 1) * row_bytes + cb);
+                    let dst = bp.add(slot + start);
+                    let dst2 = bp.add(sl2 * CM_ROW + start);
+                    if quads > 0 {
+                        if gather {
+                            let x2 = src.wrapping_add(row_bytes);
+                            cm_transpose4g(src, x2, c, dst, dst2, inc, &lds, &offs, quads, rows);
+                        } else {
+                            cm_transpose4(src, c, dst, inc, &offs4, quads);
+                            if rows == 2 {
+                                cm_transpose4(src.add(row_bytes), c, dst2, inc, &offs4, quads);
                             }
                         }
-                        if odd_pair {
-                            let k = 2 * quads;
-                            cm_transpose(src.add(2 * k * c), c, dst.add(k * inc), inc, &offs, 1);
-                        }
-                        if w % 2 == 1 {
-                            for ch in 0..8 {
-                                *bp.add(ch * CM_CH + slot + pos(w)) = *src.add((w - 1) * c + ch);
+                    }
+                    if odd_pair || w % 2 == 1 {
+                        for (i, sli) in [sl, sl2].into_iter().enumerate().take(rows) {
+                            let src = src.add(i * row_bytes);
+                            if odd_pair {
+                                let k = 2 * quads;
+                                let d = bp.add(sli * CM_ROW + start + k * inc);
+                                cm_transpose(src.add(2 * k * c), c, d, inc, &offs, 1);
+                            }
+                            if w % 2 == 1 {
+                                for ch in 0..8 {
+                                    *bp.add(ch * CM_CH + sli * CM_ROW + pos(w)) =
+                                        *src.add((w - 1) * c + ch);
+                                }
                             }
                         }
                     }
                 }
-                next += 1;
-                sl = if sl == 2 { 0 } else { sl + 1 };
+                next += rows;
+                sl = if rows == 1 {
+                    sl2
+                } else if sl2 == 2 {
+                    0
+                } else {
+                    sl2 + 1
+                };
             }
             // SAFETY: MVE; the taps of channel k lie in `mid + ox + (−CM_ROW − shift ..=
             // CM_ROW + CM_ODD + 1 − shift)` for ox < wo (mid = buf + CM_ROW + k·CM_CH + shift):
