@@ -381,6 +381,7 @@ const CM_ROT: [[u8; 9]; 3] = {
 
 /// What [`cm_block`] reads for one channel (layout fixed by the `asm!`: one `LDM` loads `mid`
 /// to `groups` into r0, r2–r5, r8–r12, lr).
+#[derive(Clone, Copy)]
 #[repr(C, align(16))]
 struct CmCh {
     /// The tap pointer of the channel's first output pixel: its middle row in the buffer (plus
@@ -861,20 +862,24 @@ fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
     // Only used when `7c ≤ (8·groups − 1)·c ≤ 0xffff`.
     let off8 = core::array::from_fn(|i| ((i % 2) * 4 + i / 2).wrapping_mul(c) as u16);
     // Per rotation `r` of the three row slots (row `ky` in slot `(r + ky) % 3`).
-    let mut chs: [[CmCh; 8]; 3] = core::array::from_fn(|_| {
-        core::array::from_fn(|k| CmCh {
-            mid: bp.wrapping_add(CM_ROW + k * CM_CH + shift),
-            bias: 0,
-            w: [0; 8],
-            groups: groups as u32,
-            tail: (wo - p0) as u32,
-            w0: [0; 4],
-            mult: [0; 4],
-            off8,
-            off4: core::array::from_fn(|i| (p0 + i).wrapping_mul(c) as i32),
-            step4: [4 * ci; 4],
-        })
-    });
+    let proto = CmCh {
+        mid: bp,
+        bias: 0,
+        w: [0; 8],
+        groups: groups as u32,
+        tail: (wo - p0) as u32,
+        w0: [0; 4],
+        mult: [0; 4],
+        off8,
+        off4: core::array::from_fn(|i| (p0 + i).wrapping_mul(c) as i32),
+        step4: [4 * ci; 4],
+    };
+    let mut chs = [[proto; 8]; 3];
+    for rot in chs.iter_mut() {
+        for (k, cx) in rot.iter_mut().enumerate() {
+            cx.mid = bp.wrapping_add(CM_ROW + k * CM_CH + shift);
+        }
+    }
     let (xp, yp, row_bytes) = (x.as_ptr(), y.as_mut_ptr(), w * c);
     let (pairs, quads) = (w / 2, w / 4);
     let odd_pair = pairs % 2 == 1;
