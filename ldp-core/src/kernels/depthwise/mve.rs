@@ -782,9 +782,10 @@ unsafe fn cm_block<const S2: bool>(y: *mut i8, head: &CmHead, chs: &[CmCh; 8]) {
 
 /// [`depthwise`] in channel-major form: per block of 8 channels and output row, the three input
 /// rows are transposed into a stack buffer (padded with `z`, stride 2 split into even and odd
-/// columns), then per channel a tap is `VLDRB.S32` (4 pixels) + `VMLA.I32` by the weight scalar,
-/// the bias with `z·Σw` folded in (wrapping, exact mod 2³²), `VRMULH` (= `SMMULR`), the zero
-/// point, saturating narrows and a 4-lane byte scatter back to channels-last. `false` (nothing
+/// columns), then per channel and 8 output pixels a tap is two `VLDRB.S32` (4 pixels each) +
+/// two `VMLA.I32` by the weight scalar, the bias with `z·Σw` folded in (wrapping, exact mod
+/// 2³²), `VRMULH` (= `SMMULR`), the zero point, saturating narrows and an 8-lane byte scatter
+/// back to channels-last (the last `wo mod 8` pixels 4 at a time, tail-predicated). `false` (nothing
 /// written) for shapes it does not take (`w > CM_MAX_W`, a table, or [`depthwise`]'s limits).
 fn depthwise_cm(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bool {
     let rq = Rq::new(q.shift);
