@@ -250,9 +250,25 @@ fn kernel_selftest() -> bool {
         }
     }
 
-    for case in 0..240usize {
+    // Widths of the channel-major Helium depthwise cases (240..): every remainder of the 8-pixel
+    // groups in both strides, up to its widest map (80).
+    const CM_W: [usize; 20] = [
+        1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 63, 64, 65, 80,
+    ];
+    // The cases from 240 draw from their own generator: the later self-tests see the same
+    // numbers as before they were added.
+    let mut r_cm = Rng(0x0C4A_77E1_5EED_D00D);
+    for case in 0..280usize {
+        let r = if case < 240 { &mut r } else { &mut r_cm };
         let stride = 1 + case % 2;
         let (h, w, c) = match case {
+            // The channel-major Helium kernel (multiples of 8 channels, no table, wide maps).
+            240.. => {
+                let w = CM_W[(case / 2) % CM_W.len()];
+                let c = 8 * r.range(1, 8) as usize;
+                let hmax = (ST_X / (w * c)).min(ST_G);
+                (r.range(1, hmax as i32) as usize, w, c)
+            }
             0 | 1 => (5, 7, 200),
             2 | 3 => (3, 4, 129),
             // Multiples of 8 channels (the Helium depthwise kernel), interior pixels present.
@@ -269,7 +285,8 @@ fn kernel_selftest() -> bool {
             ),
         };
         let s = DwShape { h, w, c, stride };
-        let (shift, in_zero, out_zero, use_lut) = random_params(&mut r, b, c);
+        let (shift, in_zero, out_zero, use_lut) = random_params(r, b, c);
+        let use_lut = use_lut && case < 240;
         r.fill(&mut b.x[..h * w * c]);
         r.fill(&mut b.w[..9 * c]);
         let q = ConvQ {
