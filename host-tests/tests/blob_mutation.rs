@@ -109,7 +109,7 @@ fn blobs() -> Vec<Blob> {
         }
         let cal = calib(cfg, 99 + i as u64);
         let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
-        // Graph architectures (mlp2x-gelu) have a per-tensor int8 input only.
+        // Graph architectures (mlp2x-gelu) have a per-tensor int8 or a 16-bit input.
         let graph = matches!(cfg, ModelConfig::Graph(_));
         let variants = [(InputQuant::PerTensor, Activations::Auto, "per-tensor")]
             .into_iter()
@@ -119,11 +119,7 @@ fn blobs() -> Vec<Blob> {
                 Activations::Int16,
                 "16-bit activations",
             )))
-            .chain((!v2 && !graph).then_some((
-                InputQuant::Int16,
-                Activations::Auto,
-                "16-bit input",
-            )));
+            .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "16-bit input")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
@@ -362,10 +358,15 @@ fn header_lies_with_valid_crc_are_rejected() {
             let e = expect_err(&m, &what);
             // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) only, bit
             // 2 (16-bit input) for the other int8 blobs, alone; graph architectures (arch 4,
-            // mlp2x-gelu) have no flags at all.
+            // mlp2x-gelu) have only bit 2.
             let v2 = orig[8] == 3;
             let graph = orig[8] == 4;
-            if b.int8 && !graph && (flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)) {
+            let valid = if graph {
+                flags == 0 || flags == 4
+            } else {
+                flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)
+            };
+            if b.int8 && valid {
                 // Toggling the per-channel-input, 16-bit-activation or 16-bit-input bit
                 // changes the expected tensor list and parameter shapes.
                 assert!(
@@ -545,7 +546,8 @@ fn conv_shift_words_are_range_checked() {
         let first = match model.arch() {
             ldp_core::Arch::Ldp => ldp_core::quant::specs::ldp_meta::PW1_SHIFT,
             ldp_core::Arch::MobileVlmV1 => ldp_core::quant::specs::v1_meta::FC1_SHIFT,
-            ldp_core::Arch::MobileVlmV2 | ldp_core::Arch::Mlp2xGelu => usize::MAX,
+            ldp_core::Arch::Mlp2xGelu => ldp_core::graph::meta::shift(0),
+            ldp_core::Arch::MobileVlmV2 => usize::MAX,
         };
         let x16 = ldp_core::quant::is_x16(&model);
         for &i in ldp_core::quant::conv_shift_indices(model.arch()) {

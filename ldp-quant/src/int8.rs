@@ -998,27 +998,14 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
     let heavy = crest > HEAVY_CREST;
     let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));
     let is_graph = matches!(m.config(), ModelConfig::Graph(_));
-    if is_graph && !matches!(opts.input_quant, InputQuant::Auto | InputQuant::PerTensor) {
+    if is_graph && opts.input_quant == InputQuant::PerChannel {
         bail!(
-            "--input-quant {} does not exist for {} yet: its int8 input is per-tensor; drop \
-             --input-quant (or use f16 for heavy-tailed inputs)",
-            opts.input_quant.name(),
+            "--input-quant per-channel does not exist for {} yet; use --input-quant per-tensor \
+             or int16 (or drop it: auto picks int16 for heavy-tailed inputs)",
             m.config().arch().name()
         );
     }
     let (input_quant, input_why) = match opts.input_quant {
-        InputQuant::Auto if is_graph => (
-            InputQuant::PerTensor,
-            format!(
-                "the only int8 input of {} so far; calibration inputs peak/RMS {crest:.1}{}",
-                m.config().arch().name(),
-                if heavy {
-                    " (heavy-tailed: expect a larger error, or use f16; docs/ACCURACY.md)"
-                } else {
-                    ""
-                }
-            ),
-        ),
         InputQuant::Auto if heavy && !v2 => (
             InputQuant::Int16,
             format!(
@@ -1589,12 +1576,13 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     let xs: Vec<f32> = xq.iter().map(|q| q.scale).collect();
     let xz: Vec<i32> = xq.iter().map(|q| q.zero).collect();
     if let ModelConfig::Graph(c) = cfg {
-        if per_ch || x16 {
-            bail!("internal: graph architectures take a per-tensor int8 input");
+        if per_ch {
+            bail!("internal: graph architectures take a per-tensor or 16-bit input");
         }
         let mut o = Out::new(ldp_core::graph::meta::len(c.nodes().len()));
-        graph::quantize(m, r, &c, xq[0], &mut o)?;
-        return finish(o, &cfg, 0);
+        let limit = x16.then(|| ldp_core::quant::input16_limit(c_in));
+        graph::quantize(m, r, &c, xq[0], limit, &mut o)?;
+        return finish(o, &cfg, if x16 { FLAG_INPUT16 } else { 0 });
     }
     let meta_len = match cfg {
         ModelConfig::Graph(_) => bail!("internal: graph architectures are quantized above"),

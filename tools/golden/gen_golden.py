@@ -444,6 +444,7 @@ CASES = [
     ("mlp_24to40_5x7", "mlp2x-gelu", 24, 40, 5, 7, "normal"),  # 35 tokens, a 5x7 grid
     ("mlp_16to24_h1", "mlp2x-gelu", 16, 24, 1, 1, "normal"),  # one token
     ("mlp_48to96_h12", "mlp2x-gelu", 48, 96, 12, 12, "normal"),  # 144 tokens
+    ("mlp_32to64_h12_heavy", "mlp2x-gelu", 32, 64, 12, 12, "heavy"),
 ]
 # (sizes are kept small so that host-tests/golden stays under 4 MB: the float64
 # outputs of 4 held-out samples and the 8-sample calibration batch dominate)

@@ -17,8 +17,9 @@ pub const DEFAULT_CASES: [&str; 4] = [
 ];
 
 /// Golden cases embedded as int8 only: the heavy-tailed V2 case, whose int8 blob has 16-bit
-/// activations (`ldp-quant --activations auto`), so every board checks that path bit for bit.
-pub const INT8_ONLY_CASES: [&str; 1] = ["v2_8to16_h24_heavy"];
+/// activations (`ldp-quant --activations auto`), and the heavy-tailed `mlp2x-gelu` case, whose
+/// blob has a 16-bit input (`--input-quant auto`), so every board checks those paths bit for bit.
+pub const INT8_ONLY_CASES: [&str; 2] = ["v2_8to16_h24_heavy", "mlp_32to64_h12_heavy"];
 
 /// Relative-L2 bounds of the float dtypes against an f32/f64 reference.
 pub fn float_tolerance(dtype: &str) -> &'static str {

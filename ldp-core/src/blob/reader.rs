@@ -237,16 +237,16 @@ impl<'a> Model<'a> {
                 "16-bit activations (flag bit 1) exist for MobileVLM V2 with a per-tensor input only",
             ));
         }
-        if header.flags != 0 && crate::graph::graph_of(header.arch).is_some() {
+        if header.flags & !FLAG_INPUT16 != 0 && crate::graph::graph_of(header.arch).is_some() {
             return Err(BlobError::BadHeader(
-                "header flags are set on a graph architecture (mlp2x-gelu), which has none",
+                "a graph architecture (mlp2x-gelu) has no flag but the 16-bit input (bit 2)",
             ));
         }
         if header.flags & FLAG_INPUT16 != 0
             && (header.arch == Arch::MobileVlmV2 || header.flags != FLAG_INPUT16)
         {
             return Err(BlobError::BadHeader(
-                "a 16-bit input (flag bit 2) exists for ldp and MobileVLM V1, with no other flag",
+                "a 16-bit input (flag bit 2) exists for ldp, MobileVLM V1 and mlp2x-gelu, with no other flag",
             ));
         }
         let config = config_of(&header)?;

@@ -26,8 +26,8 @@ pub const FLAG_PER_CHANNEL_INPUT: u16 = 1;
 /// Header flag bit 1: an int8 MobileVLM V2 blob with 16-bit activations
 /// ([`crate::quant::a16`]; not combined with bit 0).
 pub const FLAG_ACT16: u16 = 2;
-/// Header flag bit 2: an int8 `ldp` or MobileVLM V1 blob whose model input is quantized to 16
-/// bits (per tensor, zero point 0, saturated to [`crate::quant::input16_limit`]); everything
+/// Header flag bit 2: an int8 `ldp`, MobileVLM V1 or graph-architecture blob whose model input
+/// is quantized to 16 bits (per tensor, zero point 0, saturated to [`crate::quant::input16_limit`]); everything
 /// after the first pointwise conv (and the `ldp` skip resize) is the int8 graph. Chosen by the
 /// quantizer for heavy-tailed inputs. Not combined with bits 0 or 1.
 pub const FLAG_INPUT16: u16 = 4;
@@ -212,6 +212,7 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     if let Some(g) = crate::graph::graph_of(arch) {
         return match dtype {
             DType::F32 | DType::F16 => g.float,
+            DType::Int8 if flags & FLAG_INPUT16 != 0 => g.int8_x16,
             DType::Int8 => g.int8,
         };
     }

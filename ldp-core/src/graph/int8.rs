@@ -6,7 +6,7 @@ use super::{meta, Act, GraphConfig, Node, Op};
 use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model};
 use crate::error::{check_len, Error};
-use crate::quant::graph::{idx, trace, Params};
+use crate::quant::graph::{idx, trace, Params, QInput};
 use crate::quant::kernels::{pointwise, ConvQ, MAX_BIAS_SHIFT};
 use crate::quant::Trace;
 
@@ -19,17 +19,20 @@ fn conv<'a>(p: &Params<'_, 'a>, i: usize, nd: &Node) -> Result<ConvQ<'a>, Error>
     p.conv(nd.name, meta::shift(i), 0, p.z(meta::pre(i)), lut)
 }
 
-/// int8 input `x` (`[N][c_in]`) to int8 output `y` (`[N][c_out]`); `scratch` needs
-/// [`GraphConfig::scratch_bytes_i8`] bytes.
-pub(crate) fn forward_i8(
+/// Quantized input `x` (`[N][c_in]`, int8 or 16-bit; only node 0 reads it) to int8 output `y`
+/// (`[N][c_out]`); `scratch` needs [`GraphConfig::scratch_bytes_i8`] bytes.
+pub(crate) fn forward(
     m: &Model<'_>,
     cfg: &GraphConfig,
-    x: &[i8],
+    x: QInput<'_>,
     y: &mut [i8],
     scratch: &mut [u8],
     mut t: Trace<'_>,
 ) -> Result<(), Error> {
-    check_len("int8 input", x, cfg.input_len())?;
+    match x {
+        QInput::I8(x) => check_len("int8 input", x, cfg.input_len())?,
+        QInput::I16(x) => check_len("16-bit input", x, cfg.input_len())?,
+    }
     check_len("int8 output", y, cfg.output_len())?;
     let need = cfg.scratch_bytes_i8();
     if scratch.len() < need {
@@ -51,11 +54,11 @@ pub(crate) fn forward_i8(
         let last = i + 1 == nodes.len();
         let out: &[i8] = match (i == 0, last) {
             (true, true) => {
-                pointwise(x, ci, &q, co, &mut *y)?;
+                x.pointwise(ci, &q, co, &mut *y)?;
                 &*y
             }
             (true, false) => {
-                pointwise(x, ci, &q, co, &mut cur[..n * co])?;
+                x.pointwise(ci, &q, co, &mut cur[..n * co])?;
                 &cur[..n * co]
             }
             (false, true) => {

@@ -123,6 +123,9 @@ pub struct Graph {
     pub float: &'static [TensorSpec],
     /// int8 blob tensors, derived by [`int8_specs`].
     pub int8: &'static [TensorSpec],
+    /// int8 blob tensors with a 16-bit model input
+    /// ([`crate::blob::specs::FLAG_INPUT16`]): `input.limit` in place of `input.zero`.
+    pub int8_x16: &'static [TensorSpec],
     /// The `quant.meta` indices of the conv shift words, one per node ([`meta::shift`]).
     pub conv_shifts: &'static [usize],
 }
@@ -219,18 +222,29 @@ pub const fn int8_len(nodes: &[Node]) -> usize {
     n
 }
 
-/// The int8 tensor list of `nodes`: `input.scale` (f32) and `input.zero` (i8), per Linear
-/// `name.weight` (i8), `name.bias` (i16, input zero point folded in), `name.mult` (u8) and for
-/// a fused GELU `name.lut` (i8, 256 entries), then `quant.scales` (f32) and `quant.meta` (i32)
-/// of length `meta_dims` ([`meta::len`]). `N` must be [`int8_len`]`(nodes)`.
+/// The int8 tensor list of `nodes`: `input.scale` (f32) and `input.zero` (i8) — or, with a
+/// 16-bit input (`x16`), `input.limit` (i32, the saturation) —, per Linear `name.weight` (i8),
+/// `name.bias` (i16, input zero point folded in), `name.mult` (u8) and for a fused GELU
+/// `name.lut` (i8, 256 entries), then `quant.scales` (f32) and `quant.meta` (i32) of length
+/// `meta_dims` ([`meta::len`]). `N` must be [`int8_len`]`(nodes)`.
 pub const fn int8_specs<const N: usize>(
     nodes: &'static [Node],
     meta_dims: &'static [Dim],
+    x16: bool,
 ) -> [TensorSpec; N] {
     const I8: ElemOf = ElemOf::Fixed(ElemType::I8);
     let mut out = [spec("", "", F32, VEC); N];
     out[0] = spec("input.scale", "", F32, &[Dim::Lit(1)]);
-    out[1] = spec("input.zero", "", I8, &[Dim::Lit(1)]);
+    out[1] = if x16 {
+        spec(
+            "input.limit",
+            "",
+            ElemOf::Fixed(ElemType::I32),
+            &[Dim::Lit(1)],
+        )
+    } else {
+        spec("input.zero", "", I8, &[Dim::Lit(1)])
+    };
     let (mut k, mut i) = (2, 0);
     while i < nodes.len() {
         let nd = &nodes[i];
@@ -276,6 +290,14 @@ macro_rules! graph {
                 &[$crate::blob::specs::Dim::Lit(
                     $crate::graph::meta::len($nodes.len()) as u32,
                 )],
+                false,
+            ),
+            int8_x16: &$crate::graph::int8_specs::<{ $crate::graph::int8_len($nodes) }>(
+                $nodes,
+                &[$crate::blob::specs::Dim::Lit(
+                    $crate::graph::meta::len($nodes.len()) as u32,
+                )],
+                true,
             ),
             conv_shifts: &$crate::graph::meta::shifts::<{ $nodes.len() }>(),
         }

@@ -237,14 +237,14 @@ pub(crate) fn forward_x16(
 /// [`FLAG_INPUT16`] (only the first pointwise conv, and the `ldp` skip when it resizes the
 /// input, read it).
 #[derive(Clone, Copy)]
-enum QInput<'x> {
+pub(crate) enum QInput<'x> {
     I8(&'x [i8]),
     I16(&'x [i16]),
 }
 
 impl QInput<'_> {
     /// The first pointwise conv (int8 output, optional table).
-    fn pointwise(
+    pub(crate) fn pointwise(
         &self,
         c_in: usize,
         q: &super::kernels::ConvQ<'_>,
@@ -285,14 +285,7 @@ fn forward_q(
     }
     let p = Params::new(m)?;
     match cfg {
-        ModelConfig::Graph(c) => {
-            let QInput::I8(x) = x else {
-                return Err(Error::Unsupported(
-                    "a 16-bit input exists for ldp and mobilevlm-v1 only",
-                ));
-            };
-            crate::graph::int8::forward_i8(m, &c, x, y, scratch, t)?;
-        }
+        ModelConfig::Graph(c) => crate::graph::int8::forward(m, &c, x, y, scratch, t)?,
         ModelConfig::Ldp(c) => {
             let (co, hw, h2, w2) = (c.c_out, c.h * c.w, c.h2(), c.w2());
             // `mid` (2·H·W·C bytes) holds `a` in its first half, later `pointwise2`'s 16-bit

@@ -108,7 +108,11 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         .ok_or(bad("int8 blob without quant.scales"))?;
     if let ModelConfig::Graph(c) = m.config() {
         crate::graph::int8::validate(&c, meta, scales)?;
-        return check_input_scale(m);
+        check_input_scale(m)?;
+        if graph::is_x16(m) {
+            check_x16(m, meta, crate::graph::meta::shift(0))?;
+        }
+        return Ok(());
     }
     let a16 = a16::is_a16(m);
     let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
@@ -176,32 +180,38 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     }
     check_input_scale(m)?;
     if graph::is_x16(m) {
-        // The 16-bit input's accumulator guarantee: the saturation (`input.limit`, at most
-        // `input16_limit`) bounds the products, and the first conv's biases stay within ±2^29
-        // (bias shift at most 14).
         let first = match m.config() {
             ModelConfig::Ldp(_) => L::PW1_SHIFT,
             ModelConfig::MobileVlmV1(_) => V1::FC1_SHIFT,
             ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_) => {
-                return Err(bad("a 16-bit input on a V2 or graph blob"))
+                return Err(bad("a 16-bit input on a V2 blob"))
             }
         };
-        let (_, bias_shift) = specs::conv_shifts(at(first)?);
-        if bias_shift > kernels::MAX_BIAS_SHIFT - 1 {
-            return Err(bad(
-                "the first conv of a 16-bit-input blob has a bias shift above 14",
-            ));
-        }
-        let limit = m
-            .find("input.limit", "")
-            .and_then(|i| m.i32s(i).ok())
-            .ok_or(bad("no input.limit"))?;
-        let (c_in, _) = m.config().channels();
-        if limit.len() != 1 || !(1..=graph::input16_limit(c_in)).contains(&limit[0]) {
-            return Err(bad(
-                "a 16-bit input's saturation is outside 1..=input16_limit(c_in)",
-            ));
-        }
+        check_x16(m, meta, first)?;
+    }
+    Ok(())
+}
+
+/// The 16-bit input's accumulator guarantee: the saturation (`input.limit`, at most
+/// `input16_limit`) bounds the products, and the first conv's biases (shift word at `quant.meta`
+/// index `first`) stay within ±2^29 (bias shift at most 14).
+fn check_x16(m: &Model<'_>, meta: &[i32], first: usize) -> Result<(), BlobError> {
+    let bad = BlobError::BadTable;
+    let (_, bias_shift) = specs::conv_shifts(meta.get(first).copied().unwrap_or(-1));
+    if bias_shift > kernels::MAX_BIAS_SHIFT - 1 {
+        return Err(bad(
+            "the first conv of a 16-bit-input blob has a bias shift above 14",
+        ));
+    }
+    let limit = m
+        .find("input.limit", "")
+        .and_then(|i| m.i32s(i).ok())
+        .ok_or(bad("no input.limit"))?;
+    let (c_in, _) = m.config().channels();
+    if limit.len() != 1 || !(1..=graph::input16_limit(c_in)).contains(&limit[0]) {
+        return Err(bad(
+            "a 16-bit input's saturation is outside 1..=input16_limit(c_in)",
+        ));
     }
     Ok(())
 }

@@ -64,16 +64,21 @@ pub(super) fn intermediates(
 }
 
 /// The int8 tensors of a graph model: per node the conv (input zero point folded into the bias),
-/// its table, and the `quant.meta` entries at [`meta`]'s indices; per-tensor input `xq`.
+/// its table, and the `quant.meta` entries at [`meta`]'s indices; per-tensor input `xq`, 16-bit
+/// saturated at `limit` when given (then node 0's biases keep a shift of at most 14).
 pub(super) fn quantize(
     m: &FloatModel,
     r: &Ranges,
     c: &GraphConfig,
     xq: QP,
+    limit: Option<i32>,
     o: &mut Out,
 ) -> anyhow::Result<()> {
     o.t.insert("input.scale".into(), super::f32b(&[xq.scale]));
-    o.t.insert("input.zero".into(), vec![xq.zero as i8 as u8]);
+    match limit {
+        Some(q) => o.t.insert("input.limit".into(), super::i32b(&[q])),
+        None => o.t.insert("input.zero".into(), vec![xq.zero as i8 as u8]),
+    };
     o.act(meta::Z_X, xq);
     let mut inq = xq;
     for (i, nd) in c.nodes().iter().enumerate() {
@@ -95,6 +100,12 @@ pub(super) fn quantize(
             pre.scale,
             false,
         );
+        let max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
+        o.max_bias_shift = if i == 0 && limit.is_some() {
+            max_bias_shift - 1
+        } else {
+            max_bias_shift
+        };
         o.conv(nd.name, cv, meta::shift(i));
         o.act(meta::pre(i), pre);
         if nd.act() == Act::Gelu {
