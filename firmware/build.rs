@@ -253,7 +253,7 @@ fn parse_manifest(dir: &Path) -> Result<Vec<Entry>, String> {
                 f.len()
             ));
         };
-        if !["ldp", "mobilevlm-v1", "mobilevlm-v2"].contains(arch) {
+        if !["ldp", "mobilevlm-v1", "mobilevlm-v2", "mlp2x-gelu"].contains(arch) {
             return Err(format!("{where_}: unknown arch `{arch}`"));
         }
         if !["f32", "f16", "int8"].contains(dtype) {
