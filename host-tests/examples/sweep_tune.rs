@@ -11,7 +11,9 @@ use ldp_quant::quantize::Int8Options;
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let name = a.first().ok_or_else(|| anyhow::anyhow!("usage: sweep_tune CASE [N]"))?;
+    let name = a
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("usage: sweep_tune CASE [N]"))?;
     let n: usize = a.get(1).map_or(Ok(16), |s| s.parse())?;
     let case = sweep::cases()
         .into_iter()

@@ -1060,6 +1060,38 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         ..*opts
     };
     let mut r = calibrate(m, calib, opts.calib_method)?;
+    let skip = skip_source(m, &r, opts);
+    let mut few_names: Vec<&str> = r
+        .obs
+        .iter()
+        .filter(|(n, o)| few(&o.sample) && !WIDE.contains(n))
+        .filter(|(n, _)| !(**n == "x" && input_quant == InputQuant::Int16))
+        .filter(|(n, _)| !(**n == "r" && skip.is_some()))
+        .map(|(n, _)| *n)
+        .collect();
+    few_names.sort_unstable();
+    let mut notes = Vec::new();
+    if !few_names.is_empty() {
+        notes.push(format!(
+            "{} ({}) with fewer than {FEW} calibration values: each side widened to the mean \
+             +/- 4x that side's spread, so that the next input's extremes are not clipped",
+            if few_names.len() == 1 {
+                "1 activation".to_string()
+            } else {
+                format!("{} activations", few_names.len())
+            },
+            few_names.join(", ")
+        ));
+    }
+    if let Some(src) = skip {
+        notes.push(format!(
+            "the skip `r` (fewer than {FEW} values) takes `{src}`'s quantization: a resize of \
+             it cannot leave its range"
+        ));
+    }
+    if !notes.is_empty() {
+        eprintln!("int8 ranges: {}", notes.join("; "));
+    }
     refine(m, calib, &mut r, opts)?;
     quantize_with(m, &r, opts)
 }
