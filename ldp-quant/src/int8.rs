@@ -2085,4 +2085,52 @@ mod tests {
         assert_eq!(encode_bias(&[i32::MAX]), None);
         assert_eq!(encode_bias(&[]), Some((vec![], 0)));
     }
+
+    #[test]
+    fn few_values_widen_each_side_by_its_own_spread() {
+        // Symmetric: both spreads are the standard deviation (the old mean ± 4σ rule).
+        let sym: Vec<f32> = (-50..=50).map(|i| i as f32 / 10.0).collect();
+        let (lo, hi) = side_spreads(&sym, 0.0);
+        let sd = (sym.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / 100.0).sqrt();
+        assert!(
+            (lo - hi).abs() < 1e-9 && (lo - sd).abs() < 1e-9,
+            "{lo} {hi} {sd}"
+        );
+        // GELU-like: bounded at -0.17 below, a long tail above. 400 values (< FEW).
+        let gelu_like: Vec<f32> = (0..400)
+            .map(|i| {
+                let x = (i as f32 - 200.0) / 60.0; // -3.3 .. 3.3
+                x * 0.5 * (1.0 + (x * 0.8).tanh())
+            })
+            .collect();
+        assert!(few(&gelu_like));
+        let (min, max) = gelu_like
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let q = choose(min, max, &gelu_like, CalibMethod::Minmax);
+        let (lo, hi) = (
+            q.scale * (-128 - q.zero) as f32,
+            q.scale * (127 - q.zero) as f32,
+        );
+        // The long side is widened past the observed maximum; the bounded side much less than
+        // the symmetric rule would (mean − 4σ).
+        let mean = gelu_like.iter().map(|&v| v as f64).sum::<f64>() / 400.0;
+        let sd = (gelu_like
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / 400.0)
+            .sqrt();
+        assert!(hi > max * 1.05, "{hi} vs max {max}");
+        assert!(
+            (lo as f64) > mean - 4.0 * sd + 1.0,
+            "{lo} vs {}",
+            mean - 4.0 * sd
+        );
+        assert!(lo <= min);
+        // Enough values: no widening (min/max as observed, to the step).
+        let many: Vec<f32> = (0..FEW).map(|i| i as f32 / FEW as f32).collect();
+        let q = choose(0.0, 1.0, &many, CalibMethod::Minmax);
+        assert!((q.scale * 255.0 - 1.0).abs() < 1e-6);
+    }
 }
