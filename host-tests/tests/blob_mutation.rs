@@ -778,6 +778,16 @@ fn write_fuzz_seeds() {
                 h: 2,
             }),
         ),
+        (
+            "mlp_3to4_2x3",
+            ModelConfig::Graph(ldp_core::graph::GraphConfig {
+                arch: ldp_core::Arch::Mlp2xGelu,
+                c_in: 3,
+                c_out: 4,
+                h: 2,
+                w: 3,
+            }),
+        ),
     ];
     for (i, (name, cfg)) in tiny.into_iter().enumerate() {
         let model = FloatModel::synthetic(cfg, 100 + i as u64);
@@ -787,13 +797,12 @@ fn write_fuzz_seeds() {
         }
         let cal = calib(cfg, 200 + i as u64);
         let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
-        let variants = [
-            (InputQuant::PerTensor, Activations::Auto, "int8_pt"),
-            (InputQuant::PerChannel, Activations::Auto, "int8_pc"),
-        ]
-        .into_iter()
-        .chain(v2.then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")))
-        .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "int8_x16")));
+        let graph = matches!(cfg, ModelConfig::Graph(_));
+        let variants = [(InputQuant::PerTensor, Activations::Auto, "int8_pt")]
+            .into_iter()
+            .chain((!graph).then_some((InputQuant::PerChannel, Activations::Auto, "int8_pc")))
+            .chain(v2.then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")))
+            .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "int8_x16")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
