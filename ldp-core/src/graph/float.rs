@@ -41,6 +41,7 @@ pub fn forward_with<'w, W: Elem + 'w, A: Elem>(
     output: &mut [f32],
     scratch: &mut [A],
 ) -> Result<(), Error> {
+    cfg.validate()?;
     check_len("input", input, cfg.input_len())?;
     check_len("output", output, cfg.output_len())?;
     let need = cfg.scratch_len();

@@ -29,6 +29,7 @@ pub(crate) fn forward(
     scratch: &mut [u8],
     mut t: Trace<'_>,
 ) -> Result<(), Error> {
+    cfg.validate()?;
     match x {
         QInput::I8(x) => check_len("int8 input", x, cfg.input_len())?,
         QInput::I16(x) => check_len("16-bit input", x, cfg.input_len())?,

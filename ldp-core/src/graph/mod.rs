@@ -361,7 +361,45 @@ const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
+/// Largest activation map or weight matrix (elements) a graph model may have, as the blob reader
+/// allows: every size computation stays in range on 32-bit targets.
+const MAX_ELEMS: usize = 1 << 28;
+
 impl GraphConfig {
+    /// Checks that the configuration can be run: a graph architecture, channel counts and grid
+    /// sides ≥ 1, every map and weight matrix at most 2^28 elements (so the size functions below
+    /// cannot overflow). The executors call it first; a `GraphConfig` from
+    /// [`crate::Model::parse`] always passes.
+    pub const fn validate(&self) -> Result<(), crate::Error> {
+        if graph_of(self.arch).is_none() {
+            return Err(crate::Error::InvalidConfig(
+                "GraphConfig: the architecture is not a graph architecture",
+            ));
+        }
+        if self.c_in == 0 || self.c_out == 0 || self.h == 0 || self.w == 0 {
+            return Err(crate::Error::InvalidConfig(
+                "GraphConfig: channel counts and grid sides must be > 0",
+            ));
+        }
+        let cmax = if self.c_in > self.c_out {
+            self.c_in
+        } else {
+            self.c_out
+        };
+        let fits = match self.h.checked_mul(self.w) {
+            Some(n) => match (n.checked_mul(cmax), cmax.checked_mul(cmax)) {
+                (Some(a), Some(b)) => a <= MAX_ELEMS && b <= MAX_ELEMS,
+                _ => false,
+            },
+            None => false,
+        };
+        if !fits {
+            return Err(crate::Error::InvalidConfig(
+                "GraphConfig: a map or weight matrix exceeds 2^28 elements",
+            ));
+        }
+        Ok(())
+    }
     /// The nodes (empty for an architecture without a graph, which [`crate::Model::parse`]
     /// never builds a `GraphConfig` for).
     pub const fn nodes(&self) -> &'static [Node] {

@@ -20,6 +20,7 @@ pub(crate) fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
     sink: &mut K,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
+    cfg.validate()?;
     check_scratch(scratch, cfg.stream_scratch_bytes(elem_sizes(DType::Int8)))?;
     let p = Params::new(m)?;
     let nodes = cfg.nodes();
@@ -58,6 +59,7 @@ pub(crate) fn forward_float<W: Elem, A: Elem, S: RowSource<f32>, K: RowSink<f32>
     sink: &mut K,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
+    cfg.validate()?;
     check_scratch(scratch, cfg.stream_scratch_bytes(elem_sizes(m.dtype())))?;
     let nodes = cfg.nodes();
     let w = cfg.w;
