@@ -570,7 +570,7 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
                     names.extend([
                         format!("{}.SHIFT", nd.name),
                         format!("{}.Z_PRE", nd.name),
-                        format!("{}.Z", nd.name),
+                        format!("{}.Z_OUT", nd.name),
                     ]);
                 }
                 (names, g.conv_shifts.to_vec())
