@@ -29,6 +29,9 @@ mod neon_selftest;
 mod perf;
 #[cfg(target_os = "none")]
 mod stack;
+/// Perf mode: every embedded model also run by row streaming and checked.
+#[cfg(all(target_os = "none", feature = "perf", not(feature = "qemu-lm3s")))]
+mod stream_check;
 /// Serve mode's UART driver.
 #[cfg(all(target_os = "none", feature = "serve"))]
 mod uart;

@@ -1114,12 +1114,15 @@ pub fn run(arena: &mut [u8], output: &mut [f32]) -> ! {
             None => {}
         }
     }
-    let code = if !selftest_ok || failed > 0 {
+    let (streamed, stream_failed) = crate::stream_check::run(arena, output);
+    let code = if !selftest_ok || failed > 0 || stream_failed > 0 {
         error!(
-            "perf: kernel self-test {=str}, {=usize} of {=usize} model(s) failed",
+            "perf: kernel self-test {=str}, {=usize} of {=usize} model(s) failed, {=usize} of {=usize} streamed model(s) failed",
             if selftest_ok { "passed" } else { "FAILED" },
             failed,
-            ran
+            ran,
+            stream_failed,
+            streamed
         );
         1
     } else if ran == 0 {

@@ -448,6 +448,13 @@ fn build_and_run(
         }
         Err(_) => false,
     };
+    // The streaming check of every embedded model (firmware/src/stream_check.rs); a failed one
+    // makes the firmware exit non-zero.
+    for l in &run.log {
+        if let Some(at) = l.find("STREAM board=") {
+            println!("{}", &l[at..]);
+        }
+    }
     println!(
         "{}: {} (build {:.1} s, QEMU {:.1} s)",
         board.name,
