@@ -159,6 +159,10 @@ impl Sealed for i8 {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
+        if crate::kernels::pointwise::x86::amx::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::kernels::pointwise::x86::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
@@ -201,6 +205,10 @@ impl Sealed for i16 {
         }
         #[cfg(ldp_arm_dsp)]
         if crate::kernels::pointwise::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::pointwise::x86::amx::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,380 @@
+//! x86-64 AMX-INT8 int8 pointwise kernel (`tdpbssd`), with an `i8` or an `i16` output;
+//! bit-identical to [`crate::quant::kernels::pointwise_reference`].
+//!
+//! `tdpbssd tmmC, tmmA, tmmB` multiplies signed bytes by signed bytes, sums each group of 4
+//! products (each within `±2^14`) and adds the sum to an `i32` element of `C` with wrapping
+//! (modular) arithmetic, so every accumulator equals `Σ x·w` modulo `2^32` whatever the order,
+//! like the reference's `wrapping_add`: no activation offset (VNNI's `x ^ 0x80`) is needed. The
+//! bias is added afterwards (wrapping), and the epilogue is the VNNI kernel's ([`Rq`],
+//! saturation, table on 8 lanes at a time), so the results are the reference's bits.
+//!
+//! Tiles (palette 1): `tmm0..3` are four `C` tiles of `mr` pixels × 16 outputs (`i32`), `tmm4`,
+//! `tmm5` two `A` tiles of `mr` pixels × 64 input channels, read **in place** from the
+//! activation matrix (row stride `c_in`), `tmm6`, `tmm7` two `B` tiles of 16 rows × 64 bytes: the
+//! VNNI kernel's panel layout (`[⌈c_in/4⌉][32][4]` bytes, word `j` of output `o` = channels
+//! `4j..4j+4`) is exactly AMX's packed `B` form, 16 rows per 64 channels, outputs 0–15 in the
+//! first 64 bytes of a 128-byte row and 16–31 in the second. One step of 64 channels is two
+//! `A` loads, two `B` loads and four `tdpbssd` (32 pixels × 32 outputs × 64 channels). `mr` is
+//! 16, or the pixel count when that is smaller. When 64 does not divide `c_in` the last step's
+//! `A` rows are copied into a zero-padded 64-byte buffer (the panel is zero-padded too), so no
+//! load reads past `x`. When `2·mr` does not divide the pixel count the last block overlaps the
+//! one before, and when 32 does not divide `c_out` the last panel overlaps the one before
+//! (outputs computed twice get the same value).
+//!
+//! Weights are packed per call (`ldp-core` has no allocator) in groups of 4 panels (128
+//! outputs, 256 KiB of stack); each block of `2·mr` pixels runs against the group's panels
+//! while its rows stay in cache. Takes `c_out ≥ 32` and `c_in ≤ 2048`; other shapes go to the
+//! VNNI or AVX2 kernels.
+//!
+//! **Tile state.** The tile registers are not `asm!` operands. One call configures them
+//! (`ldtilecfg`) at its start and releases them (`tilerelease`) at its end, on the calling
+//! thread; in between, each `asm!` block computes one `C` block from zeroed tiles to its store,
+//! so no tile value lives across Rust code. Rust and LLVM never use the tile registers
+//! themselves (no AMX target feature or intrinsic is used), and the OS saves and restores the
+//! tile state of the thread across context switches once the process has the tile-data
+//! permission, which [`cpu::x86_amx`] guarantees (`arch_prctl` at detection, Linux only; no
+//! AMX without the `std` feature).
+// Everything using the 1.89 intrinsics is behind `cfg(ldp_avx512)` (rustc ≥ 1.89, build.rs).
+#![allow(clippy::incompatible_msrv)]
+#![cfg_attr(not(ldp_avx512), allow(unused_imports, dead_code))]
+
+use core::arch::x86_64::*;
+
+use super::int8::Out;
+use crate::error::Error;
+use crate::kernels::cpu;
+use crate::kernels::isa::x86::Rq;
+use crate::quant::kernels::ConvQ;
+
+/// Outputs per panel (two `B` tiles of 16 outputs).
+const NR: usize = 32;
+/// Largest `c_in` of this kernel.
+const PK_MAX: usize = 2048;
+/// Panels per group.
+const G: usize = 4;
+/// Bytes per packed panel row (32 outputs × 4 channels).
+const ROW: usize = NR * 4;
+
+/// `true` when this kernel takes the shape (else the caller runs the next kernel).
+fn takes(c_in: usize, c_out: usize) -> bool {
+    c_out >= NR && c_in <= PK_MAX
+}
+
+/// Runs the AMX kernel if the CPU and OS allow AMX-INT8, [`cpu::x86_level`] allows it and the
+/// shape suits it (else `false`). Shapes validated by the caller; re-checked here.
+pub(crate) fn pointwise<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) -> bool {
+    if !cfg!(ldp_avx512)
+        || !takes(c_in, c_out)
+        || !cpu::x86_amx()
+        || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels)
+        || pixels == 0
+    {
+        return false;
+    }
+    // SAFETY: AMX-INT8 with the tile-data permission and AVX-512/AVX2 are present (`x86_amx`
+    // is only true at the `Amx` level); `check` just verified x.len() = pixels·c_in,
+    // weight = c_out·c_in, bias/mult = c_out, y = pixels·c_out without overflow; the shape is
+    // one this kernel takes.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    true
+}
+
+/// The AMX kernel with its own shape checks, for tests and benchmarks (`i8` output, optional
+/// table). Shapes it does not take (`c_out < 32` or `c_in > 2048`) run the VNNI entry
+/// ([`super::vnni::pointwise_vnni`], itself falling back to AVX2).
+///
+/// # Safety
+/// The CPU must support AMX-TILE and AMX-INT8, the process must have the tile-data permission,
+/// and AVX-512 F, BW, VL, DQ and VNNI, AVX2, FMA and F16C must be present: all true when
+/// [`cpu::x86_detected`] is [`cpu::X86Level::Amx`].
+pub unsafe fn pointwise_amx(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let pixels = super::int8::check(x, c_in, q, c_out, y)?;
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe {
+        if cfg!(ldp_avx512) && takes(c_in, c_out) && pixels > 0 {
+            run(x, c_in, q, c_out, y, pixels);
+            Ok(())
+        } else {
+            super::vnni::pointwise_vnni(x, c_in, q, c_out, y)
+        }
+    }
+}
+
+/// The AMX kernel with a 16-bit output and its own shape checks, for tests and benchmarks.
+/// Shapes it does not take run the VNNI entry.
+///
+/// # Safety
+/// As [`pointwise_amx`].
+pub unsafe fn pointwise_i16_amx(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+) -> Result<(), Error> {
+    let pixels = super::int8::check(x, c_in, q, c_out, y)?;
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe {
+        if cfg!(ldp_avx512) && takes(c_in, c_out) && pixels > 0 {
+            run(x, c_in, q, c_out, y, pixels);
+            Ok(())
+        } else {
+            super::vnni::pointwise_i16_vnni(x, c_in, q, c_out, y)
+        }
+    }
+}
+
+/// The 64-byte tile configuration of `ldtilecfg` (palette 1).
+#[repr(C, align(64))]
+struct TileCfg {
+    palette: u8,
+    start_row: u8,
+    reserved: [u8; 14],
+    colsb: [u16; 16],
+    rows: [u8; 16],
+}
+
+/// Epilogue parameters of a panel: its first output, the 32 biases and multipliers (8 lanes per
+/// register).
+#[cfg(ldp_avx512)]
+type PanelOut = (usize, [__m256i; 4], [__m256i; 4]);
+
+/// One `C` block: pixels `a0..a0+mr` and `a1..a1+mr` × the 32 outputs of `panel`, over all
+/// input channels, stored as `i32` into `cbuf` (`[32][32]`, pixel rows `0..mr` for `a0`,
+/// `16..16+mr` for `a1`).
+///
+/// # Safety
+/// The tiles are configured ([`run`]); `a0 + mr ≤ pixels`, `a1 + mr ≤ pixels`; `x.len() =
+/// pixels·c_in`; `panel` holds `⌈c_in/64⌉·16` packed rows, zero past `⌈c_in/4⌉`; when 64 does
+/// not divide `c_in`, `tail` holds the last step's rows (`[32][64]`, rows as in `cbuf`).
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn block(
+    x: &[i8],
+    c_in: usize,
+    a0: usize,
+    a1: usize,
+    panel: &[u8],
+    tail: &[u8; 32 * 64],
+    cbuf: &mut [i32; 32 * 32],
+) {
+    let steps = c_in / 64;
+    let has_tail = c_in % 64 != 0;
+    // SAFETY: the A loads read rows a0..a0+mr / a1..a1+mr of x at channels 64s..64s+64 ≤ c_in
+    // (s < steps), stride c_in: inside x. The B loads read 16 rows of 128 bytes of `panel` per
+    // step, (steps + has_tail)·16 rows in all, within its ⌈c_in/64⌉·16 rows. The tail A loads
+    // read rows 0..mr and 16..16+mr (stride 64) of `tail`; the stores write rows 0..mr and
+    // 16..16+mr, 128 bytes apart, of `cbuf` (32 rows of 128 bytes). Only the tile registers
+    // (not operands, see the module docs), the named registers and the flags change.
+    unsafe {
+        core::arch::asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "test {n}, {n}",
+            "jz 3f",
+            "2:",
+            "tileloadd tmm4, [{a0} + {lda}*1]",
+            "tileloadd tmm6, [{b} + {ldb}*1]",
+            "tileloadd tmm7, [{b} + {ldb}*1 + 64]",
+            "tdpbssd tmm0, tmm4, tmm6",
+            "tileloadd tmm5, [{a1} + {lda}*1]",
+            "tdpbssd tmm1, tmm4, tmm7",
+            "tdpbssd tmm2, tmm5, tmm6",
+            "tdpbssd tmm3, tmm5, tmm7",
+            "add {a0}, 64",
+            "add {a1}, 64",
+            "add {b}, 2048",
+            "dec {n}",
+            "jnz 2b",
+            "3:",
+            "test {t}, {t}",
+            "jz 4f",
+            "mov {lda}, 64",
+            "tileloadd tmm4, [{t} + {lda}*1]",
+            "tileloadd tmm6, [{b} + {ldb}*1]",
+            "tileloadd tmm7, [{b} + {ldb}*1 + 64]",
+            "tdpbssd tmm0, tmm4, tmm6",
+            "tileloadd tmm5, [{t} + {lda}*1 + 1024]",
+            "tdpbssd tmm1, tmm4, tmm7",
+            "tdpbssd tmm2, tmm5, tmm6",
+            "tdpbssd tmm3, tmm5, tmm7",
+            "4:",
+            "tilestored [{c} + {ldb}*1], tmm0",
+            "tilestored [{c} + {ldb}*1 + 64], tmm1",
+            "tilestored [{c} + {ldb}*1 + 2048], tmm2",
+            "tilestored [{c} + {ldb}*1 + 2112], tmm3",
+            n = inout(reg) steps => _,
+            a0 = inout(reg) x.as_ptr().add(a0 * c_in) => _,
+            a1 = inout(reg) x.as_ptr().add(a1 * c_in) => _,
+            b = inout(reg) panel.as_ptr() => _,
+            lda = inout(reg) c_in => _,
+            ldb = in(reg) ROW,
+            t = in(reg) if has_tail { tail.as_ptr() } else { core::ptr::null() },
+            c = in(reg) cbuf.as_mut_ptr(),
+            options(nostack),
+        );
+    }
+}
+
+/// The epilogue of one `C` block: bias, requantization, saturation, table, stored to `y` for
+/// pixel rows `a0..a0+mr` (`cbuf` rows `0..mr`) and `a1..a1+mr` (rows `16..16+mr`).
+///
+/// # Safety
+/// `a0 + mr`, `a1 + mr ≤ pixels`, `o0 + 32 ≤ c_out`, `y.len() = pixels·c_out`; AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn epilogue<Y: Out>(
+    cbuf: &[i32; 32 * 32],
+    mr: usize,
+    a0: usize,
+    a1: usize,
+    (o0, bias, mult): PanelOut,
+    rq: Rq,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+) {
+    // SAFETY: cbuf reads at row·32 + 8t + 8 ≤ 1024; y writes at (p)·c_out + o0 .. +32 with
+    // p < pixels (Y::store16 bounds-checks them as well); AVX2 per the contract.
+    unsafe {
+        for (r0, p0) in [(0, a0), (16, a1)] {
+            for m in 0..mr {
+                let row = cbuf.as_ptr().add((r0 + m) * NR);
+                let r: [__m256i; 4] = core::array::from_fn(|t| {
+                    let a = _mm256_loadu_si256(row.add(8 * t) as *const __m256i);
+                    rq.apply(_mm256_add_epi32(a, bias[t]), mult[t])
+                });
+                let at = (p0 + m) * c_out + o0;
+                Y::store16(y, at, r[0], r[1], q.lut);
+                Y::store16(y, at + 16, r[2], r[3], q.lut);
+            }
+        }
+    }
+}
+
+/// # Safety
+/// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`, `pixels ≥ 1`; AMX-INT8 usable by this
+/// process (tile-data permission granted); AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C available.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    let kg = c_in.div_ceil(4);
+    let kpad = c_in.div_ceil(64) * 16; // packed rows, whole 64-channel steps
+    let mr = pixels.min(16);
+    let mut panels = [[0u32; PK_MAX / 4 * NR]; G];
+    let mut tail = [0u8; 32 * 64];
+    let mut cbuf = [0i32; 32 * 32];
+    let cfg = TileCfg {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+        rows: [
+            mr as u8, mr as u8, mr as u8, mr as u8, mr as u8, mr as u8, 16, 16, 0, 0, 0, 0, 0, 0,
+            0, 0,
+        ],
+    };
+    // SAFETY: AMX usable (contract); the configuration is valid for palette 1 (8 tiles of at
+    // most 16 rows × 64 bytes; C and A have mr rows, B 16 rows, all 64 bytes wide, so every
+    // tdpbssd below has matching shapes).
+    unsafe {
+        core::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+    }
+    let steps = c_in / 64;
+    let rem = c_in % 64;
+    // SAFETY (whole body): AVX2 available (contract); each panel holds kpad ≤ PK_MAX/4 rows of
+    // 32 words; every o0 + 32 ≤ c_out, so bias/mult reads are in bounds; every pixel block has
+    // a0 + mr ≤ pixels and a1 + mr ≤ pixels; the tail copy reads channels 64·steps..c_in of
+    // those rows.
+    unsafe {
+        let rq = Rq::new(q.shift, q.out_zero);
+        let zero = _mm256_setzero_si256();
+        let mut o = 0;
+        while o < c_out {
+            let mut outs: [PanelOut; G] = [(0, [zero; 4], [zero; 4]); G];
+            let mut ng = 0;
+            while ng < G && o < c_out {
+                let o0 = o.min(c_out - NR);
+                let panel = &mut panels[ng];
+                super::vnni::pack_panel(q.weight, c_in, o0, panel);
+                panel[kg * NR..kpad * NR].fill(0);
+                let b = q.bias_n::<NR>(o0);
+                let mu = q.mult_n::<NR>(o0);
+                let bias: [__m256i; 4] = core::array::from_fn(|t| {
+                    _mm256_loadu_si256(b.as_ptr().add(8 * t) as *const __m256i)
+                });
+                let mult: [__m256i; 4] = core::array::from_fn(|t| {
+                    _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i)
+                });
+                outs[ng] = (o0, bias, mult);
+                ng += 1;
+                o += NR;
+            }
+            let mut p = 0;
+            while p < pixels {
+                let a0 = p.min(pixels - mr);
+                let a1 = (p + mr).min(pixels - mr);
+                if rem != 0 {
+                    for (r0, pa) in [(0, a0), (16, a1)] {
+                        for m in 0..mr {
+                            let src = &x[(pa + m) * c_in + 64 * steps..(pa + m + 1) * c_in];
+                            let dst = &mut tail[(r0 + m) * 64..(r0 + m + 1) * 64];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d = s as u8;
+                            }
+                            dst[rem..].fill(0);
+                        }
+                    }
+                }
+                for (g, out) in outs.iter().enumerate().take(ng) {
+                    let bytes: &[u8] = bytemuck::cast_slice(&panels[g][..kpad * NR]);
+                    block(x, c_in, a0, a1, bytes, &tail, &mut cbuf);
+                    epilogue(&cbuf, mr, a0, a1, *out, rq, q, c_out, y);
+                }
+                p += 2 * mr;
+            }
+        }
+        core::arch::asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+/// Without AVX-512 support in the compiler: the AVX2 kernel (never reached: AMX is only
+/// detected together with the AVX-512 level).
+///
+/// # Safety
+/// As the AVX-512 version (shapes validated; AVX2 available).
+#[cfg(not(ldp_avx512))]
+unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    // SAFETY: per this function's contract.
+    unsafe { super::int8::run(x, c_in, q, c_out, y, pixels) }
+}
