@@ -49,8 +49,8 @@ pub enum X86Level {
     /// the CPU also has it ([`x86_vnni`]); implies everything of [`X86Level::Avx2`].
     Avx512,
     /// [`X86Level::Avx512`] plus AMX-INT8 tiles (`tdpbssd`) for int8 pointwise
-    /// ([`x86_amx`]): detected only with the `std` feature on Linux, when the CPU has AMX-TILE
-    /// and AMX-INT8, the OS enables the tile state (`XCR0` bits 17–18) and grants this process
+    /// ([`x86_amx`]): detected only with the `std` feature on Linux, when the CPU has AMX-TILE,
+    /// AMX-INT8, AVX-512 VNNI and VBMI, the OS enables the tile state (`XCR0` bits 17–18) and grants this process
     /// the tile-data permission (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, asked
     /// once).
     Amx,
@@ -155,7 +155,10 @@ pub fn x86_detected() -> X86Level {
             && std::is_x86_feature_detected!("fma")
             && std::is_x86_feature_detected!("f16c")
         {
-            if amx_ok() {
+            if std::is_x86_feature_detected!("avx512vnni")
+                && std::is_x86_feature_detected!("avx512vbmi")
+                && amx_ok()
+            {
                 X86Level::Amx
             } else {
                 X86Level::Avx512

@@ -5,8 +5,10 @@
 //! products (each within `±2^14`) and adds the sum to an `i32` element of `C` with wrapping
 //! (modular) arithmetic, so every accumulator equals `Σ x·w` modulo `2^32` whatever the order,
 //! like the reference's `wrapping_add`: no activation offset (VNNI's `x ^ 0x80`) is needed. The
-//! bias is added afterwards (wrapping), and the epilogue is the VNNI kernel's ([`Rq`],
-//! saturation, table on 8 lanes at a time), so the results are the reference's bits.
+//! bias is added afterwards (wrapping), and the epilogue computes the reference's requantization
+//! exactly (64-bit products and AVX-512's arithmetic 64-bit shift, 16 lanes at a time), its
+//! saturation (`vpmovsdb`, `vpmovsdw`) and table (`vpermi2b`), so the results are the
+//! reference's bits.
 //!
 //! Tiles (palette 1): `tmm0..3` are four `C` tiles of `mr` pixels × 16 outputs (`i32`), `tmm4`,
 //! `tmm5` two `A` tiles of `mr` pixels × 64 input channels, read **in place** from the
@@ -43,7 +45,6 @@ use core::arch::x86_64::*;
 use super::int8::Out;
 use crate::error::Error;
 use crate::kernels::cpu;
-use crate::kernels::isa::x86::Rq;
 use crate::quant::kernels::ConvQ;
 
 /// Outputs per panel (two `B` tiles of 16 outputs).
@@ -147,10 +148,59 @@ struct TileCfg {
     rows: [u8; 16],
 }
 
-/// Epilogue parameters of a panel: its first output, the 32 biases and multipliers (8 lanes per
-/// register).
+/// Epilogue parameters of a panel: its first output, the 32 biases, the 32 multipliers and the
+/// same shifted right by 32 in every 64-bit lane (the odd lanes' multipliers), 16 per register.
 #[cfg(ldp_avx512)]
-type PanelOut = (usize, [__m256i; 4], [__m256i; 4]);
+type PanelOut = (usize, [__m512i; 2], [__m512i; 2], [__m512i; 2]);
+
+/// The AVX2 kernels' requantization (`isa::x86::Rq`) on 16 lanes with AVX-512's 64-bit arithmetic shift: `out_zero + requant(acc, m,
+/// shift)` (wrapping), exactly the reference's `((acc·m) + 2^(s−1)) >> s` in 64 bits, low 32
+/// bits kept.
+#[cfg(ldp_avx512)]
+#[derive(Clone, Copy)]
+struct Rq16 {
+    /// `2^(s−1)` in every 64-bit lane.
+    k: __m512i,
+    /// `s`.
+    cnt: __m128i,
+    /// `out_zero` in every 32-bit lane.
+    off: __m512i,
+}
+
+#[cfg(ldp_avx512)]
+impl Rq16 {
+    /// # Safety
+    /// AVX-512 F available.
+    #[inline(always)]
+    unsafe fn new(shift: i32, out_zero: i32) -> Rq16 {
+        let s = shift.clamp(1, 62) as u32;
+        // SAFETY: register-only AVX-512 operations.
+        unsafe {
+            Rq16 {
+                k: _mm512_set1_epi64(1i64 << (s - 1)),
+                cnt: _mm_cvtsi32_si128(s as i32),
+                off: _mm512_set1_epi32(out_zero),
+            }
+        }
+    }
+
+    /// `acc` = 16 accumulators, `m` their multipliers, `m_odd` = `m >> 32` per 64-bit lane.
+    ///
+    /// # Safety
+    /// AVX-512 F available.
+    #[inline(always)]
+    unsafe fn apply(self, acc: __m512i, m: __m512i, m_odd: __m512i) -> __m512i {
+        // SAFETY: register-only AVX-512 operations.
+        unsafe {
+            let pe = _mm512_mul_epi32(acc, m);
+            let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), m_odd);
+            let pe = _mm512_sra_epi64(_mm512_add_epi64(pe, self.k), self.cnt);
+            let po = _mm512_sra_epi64(_mm512_add_epi64(po, self.k), self.cnt);
+            let r = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
+            _mm512_add_epi32(r, self.off)
+        }
+    }
+}
 
 /// One `C` block: pixels `a0..a0+mr` and `a1..a1+mr` × the 32 outputs of `panel`, over all
 /// input channels, stored as `i32` into `cbuf` (`[32][32]`, pixel rows `0..mr` for `a0`,
@@ -232,10 +282,14 @@ unsafe fn block(
 }
 
 /// The epilogue of one `C` block: bias, requantization, saturation, table, stored to `y` for
-/// pixel rows `a0..a0+mr` (`cbuf` rows `0..mr`) and `a1..a1+mr` (rows `16..16+mr`).
+/// pixel rows `a0..a0+mr` (`cbuf` rows `0..mr`) and `a1..a1+mr` (rows `16..16+mr`). 32 outputs
+/// of a row at a time: [`Rq16`] on two zmm, `vpmovsdb` / `vpmovsdw` (the reference's
+/// saturation), and the table as two 128-entry `vpermi2b` lookups blended by the index's top
+/// bit.
 ///
 /// # Safety
-/// `a0 + mr`, `a1 + mr ≤ pixels`, `o0 + 32 ≤ c_out`, `y.len() = pixels·c_out`; AVX2 available.
+/// `a0 + mr`, `a1 + mr ≤ pixels`, `o0 + 32 ≤ c_out`, `y.len() = pixels·c_out`; `lut` is the
+/// 256-byte table in 4 zmm when the layer has one; AVX-512 F/BW/VL/VBMI available.
 #[cfg(ldp_avx512)]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -244,25 +298,51 @@ unsafe fn epilogue<Y: Out>(
     mr: usize,
     a0: usize,
     a1: usize,
-    (o0, bias, mult): PanelOut,
-    rq: Rq,
-    q: &ConvQ<'_>,
+    (o0, bias, mult, mult_odd): PanelOut,
+    rq: Rq16,
+    lut: Option<[__m512i; 4]>,
     c_out: usize,
     y: &mut [Y],
 ) {
-    // SAFETY: cbuf reads at row·32 + 8t + 8 ≤ 1024; y writes at (p)·c_out + o0 .. +32 with
-    // p < pixels (Y::store16 bounds-checks them as well); AVX2 per the contract.
+    // SAFETY: cbuf reads at row·32 + 32 ≤ 1024; the y stores go through bounds-checked
+    // sub-slices of exactly the stored length; AVX-512 per the contract.
     unsafe {
+        let flip = _mm512_set1_epi8(-128);
         for (r0, p0) in [(0, a0), (16, a1)] {
             for m in 0..mr {
                 let row = cbuf.as_ptr().add((r0 + m) * NR);
-                let r: [__m256i; 4] = core::array::from_fn(|t| {
-                    let a = _mm256_loadu_si256(row.add(8 * t) as *const __m256i);
-                    rq.apply(_mm256_add_epi32(a, bias[t]), mult[t])
+                let r: [__m512i; 2] = core::array::from_fn(|t| {
+                    let a = _mm512_loadu_si512(row.add(16 * t) as *const __m512i);
+                    rq.apply(_mm512_add_epi32(a, bias[t]), mult[t], mult_odd[t])
                 });
                 let at = (p0 + m) * c_out + o0;
-                Y::store16(y, at, r[0], r[1], q.lut);
-                Y::store16(y, at + 16, r[2], r[3], q.lut);
+                if core::mem::size_of::<Y>() == 1 {
+                    let b = _mm256_inserti128_si256::<1>(
+                        _mm256_castsi128_si256(_mm512_cvtsepi32_epi8(r[0])),
+                        _mm512_cvtsepi32_epi8(r[1]),
+                    );
+                    let b = match lut {
+                        Some(t) => {
+                            let idx = _mm512_xor_si512(_mm512_castsi256_si512(b), flip);
+                            let lo = _mm512_permutex2var_epi8(t[0], idx, t[1]);
+                            let hi = _mm512_permutex2var_epi8(t[2], idx, t[3]);
+                            let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+                            _mm512_castsi512_si256(v)
+                        }
+                        None => b,
+                    };
+                    let y8: &mut [i8] = bytemuck::cast_slice_mut(y);
+                    let dst: &mut [i8; 32] =
+                        (&mut y8[at..at + 32]).try_into().expect("32-byte slice");
+                    _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, b);
+                } else {
+                    let y16: &mut [i16] = bytemuck::cast_slice_mut(y);
+                    let dst: &mut [i16; 32] =
+                        (&mut y16[at..at + 32]).try_into().expect("32-element slice");
+                    let d = dst.as_mut_ptr() as *mut __m256i;
+                    _mm256_storeu_si256(d, _mm512_cvtsepi32_epi16(r[0]));
+                    _mm256_storeu_si256(d.add(1), _mm512_cvtsepi32_epi16(r[1]));
+                }
             }
         }
     }
@@ -272,7 +352,7 @@ unsafe fn epilogue<Y: Out>(
 /// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`, `pixels ≥ 1`; AMX-INT8 usable by this
 /// process (tile-data permission granted); AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C available.
 #[cfg(ldp_avx512)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
 unsafe fn run<Y: Out>(
     x: &[i8],
     c_in: usize,
@@ -310,11 +390,19 @@ unsafe fn run<Y: Out>(
     // a0 + mr ≤ pixels and a1 + mr ≤ pixels; the tail copy reads channels 64·steps..c_in of
     // those rows.
     unsafe {
-        let rq = Rq::new(q.shift, q.out_zero);
-        let zero = _mm256_setzero_si256();
+        let rq = Rq16::new(q.shift, q.out_zero);
+        let lut: Option<[__m512i; 4]> = match q.lut {
+            Some(t) if t.len() == 256 && core::mem::size_of::<Y>() == 1 => {
+                Some(core::array::from_fn(|i| {
+                    _mm512_loadu_si512(t.as_ptr().add(64 * i) as *const __m512i)
+                }))
+            }
+            _ => None,
+        };
+        let zero = _mm512_setzero_si512();
         let mut o = 0;
         while o < c_out {
-            let mut outs: [PanelOut; G] = [(0, [zero; 4], [zero; 4]); G];
+            let mut outs: [PanelOut; G] = [(0, [zero; 2], [zero; 2], [zero; 2]); G];
             let mut ng = 0;
             while ng < G && o < c_out {
                 let o0 = o.min(c_out - NR);
@@ -323,13 +411,15 @@ unsafe fn run<Y: Out>(
                 panel[kg * NR..kpad * NR].fill(0);
                 let b = q.bias_n::<NR>(o0);
                 let mu = q.mult_n::<NR>(o0);
-                let bias: [__m256i; 4] = core::array::from_fn(|t| {
-                    _mm256_loadu_si256(b.as_ptr().add(8 * t) as *const __m256i)
+                let bias: [__m512i; 2] = core::array::from_fn(|t| {
+                    _mm512_loadu_si512(b.as_ptr().add(16 * t) as *const __m512i)
                 });
-                let mult: [__m256i; 4] = core::array::from_fn(|t| {
-                    _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i)
+                let mult: [__m512i; 2] = core::array::from_fn(|t| {
+                    _mm512_loadu_si512(mu.as_ptr().add(16 * t) as *const __m512i)
                 });
-                outs[ng] = (o0, bias, mult);
+                let mult_odd: [__m512i; 2] =
+                    core::array::from_fn(|t| _mm512_srli_epi64::<32>(mult[t]));
+                outs[ng] = (o0, bias, mult, mult_odd);
                 ng += 1;
                 o += NR;
             }
@@ -352,7 +442,7 @@ unsafe fn run<Y: Out>(
                 for (g, out) in outs.iter().enumerate().take(ng) {
                     let bytes: &[u8] = bytemuck::cast_slice(&panels[g][..kpad * NR]);
                     block(x, c_in, a0, a1, bytes, &tail, &mut cbuf);
-                    epilogue(&cbuf, mr, a0, a1, *out, rq, q, c_out, y);
+                    epilogue(&cbuf, mr, a0, a1, *out, rq, lut, c_out, y);
                 }
                 p += 2 * mr;
             }
