@@ -202,13 +202,14 @@ impl Rq16 {
     }
 }
 
-/// One `C` block: pixels `a0..a0+mr` and `a1..a1+mr` × the 32 outputs of `panel`, over all
-/// input channels, stored as `i32` into `cbuf` (`[32][32]`, pixel rows `0..mr` for `a0`,
-/// `16..16+mr` for `a1`).
+/// One `C` block: rows `a0..a0+mr` and `a1..a1+mr` of the `[rows][c_in]` matrix `x` (the
+/// pixels, or in the transposed form the weights) × the 32 columns of `panel` (outputs, or
+/// pixels), over all input channels, stored as `i32` into `cbuf` (`[32][32]`, rows `0..mr` for
+/// `a0`, `16..16+mr` for `a1`), `mr` being the configured `A` rows ([`config`]).
 ///
 /// # Safety
-/// The tiles are configured ([`run`]); `a0 + mr ≤ pixels`, `a1 + mr ≤ pixels`; `x.len() =
-/// pixels·c_in`; `panel` holds `⌈c_in/64⌉·16` packed rows, zero past `⌈c_in/4⌉`; when 64 does
+/// The tiles are configured ([`config`]); `a0 + mr ≤ rows`, `a1 + mr ≤ rows`; `x.len() =
+/// rows·c_in`; `panel` holds `⌈c_in/64⌉·16` packed rows, zero past `⌈c_in/4⌉`; when 64 does
 /// not divide `c_in`, `tail` holds the last step's rows (`[32][64]`, rows as in `cbuf`).
 #[cfg(ldp_avx512)]
 #[inline(always)]
@@ -348,12 +349,263 @@ unsafe fn epilogue<Y: Out>(
     }
 }
 
+/// Loads the tile configuration: `C` and `A` tiles of `mr` rows, `B` tiles of 16 rows, all 64
+/// bytes wide.
+///
+/// # Safety
+/// AMX usable by this process; `1 ≤ mr ≤ 16`.
+#[inline(always)]
+unsafe fn config(mr: usize) {
+    let m = mr as u8;
+    let cfg = TileCfg {
+        palette: 1,
+        start_row: 0,
+        reserved: [0; 14],
+        colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
+        rows: [m, m, m, m, m, m, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0],
+    };
+    // SAFETY: AMX usable (contract); the configuration is valid for palette 1 (8 tiles of at
+    // most 16 rows × 64 bytes; C and A have mr rows, B 16 rows, all 64 bytes wide, so every
+    // tdpbssd of this module has matching shapes).
+    unsafe {
+        core::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+    }
+}
+
 /// # Safety
 /// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`, `pixels ≥ 1`; AMX-INT8 usable by this
-/// process (tile-data permission granted); AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C available.
+/// process (tile-data permission granted); AVX-512 F/BW/VL/DQ/VBMI, AVX2, FMA and F16C
+/// available.
 #[cfg(ldp_avx512)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
 unsafe fn run<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    // SAFETY: per this function's contract (the two forms take the same shapes).
+    unsafe {
+        if pixels <= NR {
+            run_t(x, c_in, q, c_out, y, pixels)
+        } else {
+            run_p(x, c_in, q, c_out, y, pixels)
+        }
+    }
+}
+
+/// Packs pixel rows `0..32` of `x` (row `r` = pixel `min(r, pixels − 1)`: the rows past the
+/// last pixel repeat it) into `panel` as `[kg][32]` words (`kg = ⌈c_in/4⌉`), word `j` of row
+/// `r` = channels `4j..4j+4`, zero-padded past `c_in` — the VNNI panel layout, with pixels in
+/// place of outputs.
+///
+/// # Safety
+/// `1 ≤ pixels`, `x.len() = pixels·c_in`, `panel.len() ≥ kg·32`; AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn pack_pixels(x: &[i8], c_in: usize, pixels: usize, panel: &mut [u32]) {
+    let kw = c_in / 4; // full words per row
+    let kw8 = kw / 8 * 8;
+    let kg = c_in.div_ceil(4);
+    let pp = panel.as_mut_ptr();
+    let row = |r: usize| r.min(pixels - 1);
+    for l0 in (0..NR).step_by(8) {
+        // SAFETY: rows row(l0 + i) < pixels; 32-byte loads at byte 4·jj with jj + 8 ≤ kw stay
+        // inside a row; stores go to panel[(jj+j)·32 + l0 .. +8] with jj + j < kw ≤ kg.
+        unsafe {
+            let rows: [*const i8; 8] =
+                core::array::from_fn(|i| x.as_ptr().add(row(l0 + i) * c_in));
+            let mut jj = 0;
+            while jj < kw8 {
+                let mut r: [__m256; 8] =
+                    core::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(4 * jj) as *const f32));
+                super::transpose8(&mut r);
+                for (j, v) in r.iter().enumerate() {
+                    _mm256_storeu_ps(pp.add((jj + j) * NR + l0) as *mut f32, *v);
+                }
+                jj += 8;
+            }
+        }
+        for i in 0..8 {
+            let r = row(l0 + i);
+            let src = &x[r * c_in..(r + 1) * c_in];
+            for j in kw8..kg {
+                let mut b = [0u8; 4];
+                for (t, bt) in b.iter_mut().enumerate() {
+                    if let Some(&v) = src.get(4 * j + t) {
+                        *bt = v as u8;
+                    }
+                }
+                panel[j * NR + l0 + i] = u32::from_le_bytes(b);
+            }
+        }
+    }
+}
+
+/// The epilogue of the transposed form: `cbuf` holds `[32 outputs][32 pixels]` of outputs
+/// `o0..o0+32`; requantizes each output's row (its bias and multiplier broadcast), saturates,
+/// applies the table, and writes pixel `p < pixels`'s 32 outputs to `y[p·c_out + o0..]`
+/// through a small transposed buffer.
+///
+/// # Safety
+/// `pixels ≤ 32`, `o0 + 32 ≤ c_out`, `y.len() = pixels·c_out`; `lut` as in [`epilogue`];
+/// AVX-512 F/BW/VL/VBMI available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn epilogue_t<Y: Out>(
+    cbuf: &[i32; 32 * 32],
+    pixels: usize,
+    o0: usize,
+    bias: &[i32; NR],
+    mult: &[i32; NR],
+    rq: Rq16,
+    lut: Option<[__m512i; 4]>,
+    c_out: usize,
+    y: &mut [Y],
+) {
+    // SAFETY: cbuf reads at row·32 + 32 ≤ 1024 and stores into the local buffers at
+    // row·32 + 32; the y writes go through bounds-checked slices; AVX-512 per the contract.
+    unsafe {
+        let flip = _mm512_set1_epi8(-128);
+        let mut r16 = [[0i16; NR]; NR];
+        let mut r8 = [[0i8; NR]; NR];
+        for r in 0..NR {
+            let row = cbuf.as_ptr().add(r * NR);
+            let b = _mm512_set1_epi32(bias[r]);
+            // `_mm512_mul_epi32` reads the low 32 bits of each 64-bit lane: `m` itself.
+            let m = _mm512_set1_epi32(mult[r]);
+            let v: [__m512i; 2] = core::array::from_fn(|t| {
+                let a = _mm512_loadu_si512(row.add(16 * t) as *const __m512i);
+                rq.apply(_mm512_add_epi32(a, b), m, m)
+            });
+            if core::mem::size_of::<Y>() == 1 {
+                let b = _mm256_inserti128_si256::<1>(
+                    _mm256_castsi128_si256(_mm512_cvtsepi32_epi8(v[0])),
+                    _mm512_cvtsepi32_epi8(v[1]),
+                );
+                let b = match lut {
+                    Some(t) => {
+                        let idx = _mm512_xor_si512(_mm512_castsi256_si512(b), flip);
+                        let lo = _mm512_permutex2var_epi8(t[0], idx, t[1]);
+                        let hi = _mm512_permutex2var_epi8(t[2], idx, t[3]);
+                        let w = _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi);
+                        _mm512_castsi512_si256(w)
+                    }
+                    None => b,
+                };
+                _mm256_storeu_si256(r8[r].as_mut_ptr() as *mut __m256i, b);
+            } else {
+                let d = r16[r].as_mut_ptr() as *mut __m256i;
+                _mm256_storeu_si256(d, _mm512_cvtsepi32_epi16(v[0]));
+                _mm256_storeu_si256(d.add(1), _mm512_cvtsepi32_epi16(v[1]));
+            }
+        }
+        if core::mem::size_of::<Y>() == 1 {
+            let y8: &mut [i8] = bytemuck::cast_slice_mut(y);
+            for p in 0..pixels {
+                let dst = &mut y8[p * c_out + o0..p * c_out + o0 + NR];
+                for (o, d) in dst.iter_mut().enumerate() {
+                    *d = r8[o][p];
+                }
+            }
+        } else {
+            let y16: &mut [i16] = bytemuck::cast_slice_mut(y);
+            for p in 0..pixels {
+                let dst = &mut y16[p * c_out + o0..p * c_out + o0 + NR];
+                for (o, d) in dst.iter_mut().enumerate() {
+                    *d = r16[o][p];
+                }
+            }
+        }
+    }
+}
+
+/// The transposed form, for at most 32 pixels (e.g. the one-grid-row calls of MobileVLM V1's
+/// block projections): `Cᵀ = W·Xᵀ`, the **weights** as the `A` tiles, read in place (16
+/// outputs × 64 channels, row stride `c_in`: no weight packing, which would cost more than the
+/// arithmetic at a few pixels), the ≤ 32 pixels packed once as the two `B` tiles. Per block of
+/// 32 outputs: the same tile loop as [`run_p`] ([`block`]), then [`epilogue_t`].
+///
+/// # Safety
+/// As [`run`], and `pixels ≤ 32`.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn run_t<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    let kg = c_in.div_ceil(4);
+    let kpad = c_in.div_ceil(64) * 16;
+    let steps = c_in / 64;
+    let rem = c_in % 64;
+    let mut xp = [0u32; PK_MAX / 4 * NR];
+    let mut tail = [0u8; 32 * 64];
+    let mut cbuf = [0i32; 32 * 32];
+    // SAFETY (whole body): AMX, AVX-512 and AVX2 usable (contract); xp holds kpad ≤ PK_MAX/4
+    // rows of 32 words; every o0 + 32 ≤ c_out, so the weight rows o0..o0+32, the bias and the
+    // multipliers read are in bounds; the tail copy reads channels 64·steps..c_in of them.
+    unsafe {
+        config(16);
+        pack_pixels(x, c_in, pixels, &mut xp);
+        xp[kg * NR..kpad * NR].fill(0);
+        let xb: &[u8] = bytemuck::cast_slice(&xp[..kpad * NR]);
+        let rq = Rq16::new(q.shift, q.out_zero);
+        let lut = luts::<Y>(q);
+        let mut o = 0;
+        while o < c_out {
+            let o0 = o.min(c_out - NR);
+            if rem != 0 {
+                for r in 0..NR {
+                    let src = &q.weight[(o0 + r) * c_in + 64 * steps..(o0 + r + 1) * c_in];
+                    let dst = &mut tail[r * 64..(r + 1) * 64];
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = s as u8;
+                    }
+                    dst[rem..].fill(0);
+                }
+            }
+            block(q.weight, c_in, o0, o0 + 16, xb, &tail, &mut cbuf);
+            let bias = q.bias_n::<NR>(o0);
+            let mult = q.mult_n::<NR>(o0);
+            epilogue_t(&cbuf, pixels, o0, &bias, &mult, rq, lut, c_out, y);
+            o += NR;
+        }
+        core::arch::asm!("tilerelease", options(nostack, nomem));
+    }
+}
+
+/// The table of an `i8`-output layer as 4 zmm (`None` without a table or for `i16` outputs).
+///
+/// # Safety
+/// AVX-512 F available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn luts<Y: Out>(q: &ConvQ<'_>) -> Option<[__m512i; 4]> {
+    match q.lut {
+        Some(t) if t.len() == 256 && core::mem::size_of::<Y>() == 1 => {
+            // SAFETY: 4 loads of 64 bytes from a 256-byte table; AVX-512 per the contract.
+            Some(core::array::from_fn(|i| unsafe {
+                _mm512_loadu_si512(t.as_ptr().add(64 * i) as *const __m512i)
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// The pixel-major form (more than 32 pixels): [`run`]'s layout in the module docs.
+///
+/// # Safety
+/// As [`run`].
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn run_p<Y: Out>(
     x: &[i8],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -367,22 +619,8 @@ unsafe fn run<Y: Out>(
     let mut panels = [[0u32; PK_MAX / 4 * NR]; G];
     let mut tail = [0u8; 32 * 64];
     let mut cbuf = [0i32; 32 * 32];
-    let cfg = TileCfg {
-        palette: 1,
-        start_row: 0,
-        reserved: [0; 14],
-        colsb: [64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0],
-        rows: [
-            mr as u8, mr as u8, mr as u8, mr as u8, mr as u8, mr as u8, 16, 16, 0, 0, 0, 0, 0, 0,
-            0, 0,
-        ],
-    };
-    // SAFETY: AMX usable (contract); the configuration is valid for palette 1 (8 tiles of at
-    // most 16 rows × 64 bytes; C and A have mr rows, B 16 rows, all 64 bytes wide, so every
-    // tdpbssd below has matching shapes).
-    unsafe {
-        core::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
-    }
+    // SAFETY: AMX usable (contract), 1 ≤ mr ≤ 16.
+    unsafe { config(mr) };
     let steps = c_in / 64;
     let rem = c_in % 64;
     // SAFETY (whole body): AVX2 available (contract); each panel holds kpad ≤ PK_MAX/4 rows of
@@ -391,14 +629,7 @@ unsafe fn run<Y: Out>(
     // those rows.
     unsafe {
         let rq = Rq16::new(q.shift, q.out_zero);
-        let lut: Option<[__m512i; 4]> = match q.lut {
-            Some(t) if t.len() == 256 && core::mem::size_of::<Y>() == 1 => {
-                Some(core::array::from_fn(|i| {
-                    _mm512_loadu_si512(t.as_ptr().add(64 * i) as *const __m512i)
-                }))
-            }
-            _ => None,
-        };
+        let lut = luts::<Y>(q);
         let zero = _mm512_setzero_si512();
         let mut o = 0;
         while o < c_out {
