@@ -685,13 +685,14 @@ proptest! {
 
     /// The AMX kernel against the reference on the shapes it takes (`c_out ≥ 32`, `c_in ≤ 2048`):
     /// `c_in` 1..=200 or up to 2048 (not multiples of 64: the zero-padded last step), `c_out`
-    /// 32..=170 (overlapping last panel, partial groups of 4 panels), 1..=70 pixels (tiles of
-    /// fewer than 16 rows, overlapping last block), every shift, full-range biases and
+    /// 32..=170 (overlapping last panel, partial groups of 4 panels); 1..=170 pixels (the
+    /// transposed form up to 160: partial pixel panels, 1 to 6 panels) or 161..=301 (the
+    /// pixel-major form: overlapping last block); every shift, full-range biases and
     /// multipliers, any output zero point, with and without a table, `i8` and `i16` outputs.
     /// Skipped (with a message) where the CPU or the OS lacks AMX-INT8.
     #[test]
     fn int8_pointwise_amx_equals_reference(c_in in 1usize..=200, wide in 0usize..=2048, use_wide in 0u8..4,
-                                           c_out in 32usize..=170, pixels in 1usize..=70,
+                                           c_out in 32usize..=170, pixels in 1usize..=170, big in 0u8..3,
                                            shift in 1i32..=62, zo in -128i32..=127, with_lut in any::<bool>(),
                                            extreme in any::<bool>(), seed in any::<u64>()) {
         #[cfg(target_arch = "x86_64")]
@@ -699,7 +700,14 @@ proptest! {
             if !amx() {
                 return Ok(());
             }
-            let c_in = if use_wide == 0 { wide.max(1) } else { c_in };
+            // Large pixel counts only with narrow inputs (the reference is scalar).
+            let (c_in, pixels) = if big == 0 {
+                (c_in, 161 + pixels % 141)
+            } else if use_wide == 0 {
+                (wide.max(1), pixels % 40 + 1)
+            } else {
+                (c_in, pixels)
+            };
             let x = if extreme && seed % 3 == 0 { vec![-128i8; pixels * c_in] } else { i8s(pixels * c_in, seed) };
             let w = if extreme && seed % 3 == 0 { vec![-128i8; c_in * c_out] } else { i8s(c_in * c_out, seed ^ 1) };
             let (bias, bias_shift) = if extreme {

@@ -462,7 +462,15 @@ fn forward_q(
                 b,
             )?;
             trace(&mut t, "z", b, p.z(V1::Z_Z), p.s(V1::Z_Z));
-            // Block 1: stride 1, residual.
+            // Block 1: stride 1, residual. The model output `y` is not written before block 2:
+            // when it holds more 16-bit values than `mid` (one grid row), it is the block's
+            // 16-bit buffer, so that the projection runs on several rows per kernel call
+            // (same results; each call reads all the weights once).
+            let yl = y.len() & !1;
+            let mid1: &mut [i16] = match bytemuck::try_cast_slice_mut::<i8, i16>(&mut y[..yl]) {
+                Ok(m) if m.len() > mid.len() => m,
+                _ => &mut *mid,
+            };
             v1_block(
                 &p,
                 0,
@@ -479,7 +487,7 @@ fn forward_q(
                 a,
                 cb,
                 tmp,
-                mid,
+                mid1,
                 &mut t,
             )?;
             add_inplace(

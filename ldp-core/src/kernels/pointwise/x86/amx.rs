@@ -10,23 +10,32 @@
 //! saturation (`vpmovsdb`, `vpmovsdw`) and table (`vpermi2b`), so the results are the
 //! reference's bits.
 //!
-//! Tiles (palette 1): `tmm0..3` are four `C` tiles of `mr` pixels × 16 outputs (`i32`), `tmm4`,
-//! `tmm5` two `A` tiles of `mr` pixels × 64 input channels, read **in place** from the
-//! activation matrix (row stride `c_in`), `tmm6`, `tmm7` two `B` tiles of 16 rows × 64 bytes: the
-//! VNNI kernel's panel layout (`[⌈c_in/4⌉][32][4]` bytes, word `j` of output `o` = channels
-//! `4j..4j+4`) is exactly AMX's packed `B` form, 16 rows per 64 channels, outputs 0–15 in the
-//! first 64 bytes of a 128-byte row and 16–31 in the second. One step of 64 channels is two
-//! `A` loads, two `B` loads and four `tdpbssd` (32 pixels × 32 outputs × 64 channels). `mr` is
-//! 16, or the pixel count when that is smaller. When 64 does not divide `c_in` the last step's
-//! `A` rows are copied into a zero-padded 64-byte buffer (the panel is zero-padded too), so no
-//! load reads past `x`. When `2·mr` does not divide the pixel count the last block overlaps the
-//! one before, and when 32 does not divide `c_out` the last panel overlaps the one before
-//! (outputs computed twice get the same value).
+//! Tiles (palette 1): `tmm0..3` are four `C` tiles of `mr` rows × 16 columns (`i32`), `tmm4`,
+//! `tmm5` two `A` tiles of `mr` rows × 64 input channels, read **in place** from a row-major
+//! `[rows][c_in]` matrix (row stride `c_in`), `tmm6`, `tmm7` two `B` tiles of 16 rows × 64
+//! bytes from a packed panel: the VNNI kernel's panel layout (`[⌈c_in/4⌉][32][4]` bytes, word
+//! `j` of column `o` = channels `4j..4j+4`) is exactly AMX's packed `B` form, 16 rows per 64
+//! channels, columns 0–15 in the first 64 bytes of a 128-byte row and 16–31 in the second. One
+//! step of 64 channels is two `A` loads, two `B` loads and four `tdpbssd` (32 rows × 32
+//! columns × 64 channels). When 64 does not divide `c_in` the last step's `A` rows are copied
+//! into a zero-padded 64-byte buffer (the panel is zero-padded too), so no load reads past the
+//! matrix. Two forms:
 //!
-//! Weights are packed per call (`ldp-core` has no allocator) in groups of 4 panels (128
-//! outputs, 256 KiB of stack); each block of `2·mr` pixels runs against the group's panels
-//! while its rows stay in cache. Takes `c_out ≥ 32` and `c_in ≤ 2048`; other shapes go to the
-//! VNNI or AVX2 kernels.
+//! * **More than 32 pixels** (`run_p`): `A` = the pixels (`mr` = 16), `B` = 32 outputs of the
+//!   weights, packed per call in groups of 4 panels (128 outputs, 256 KiB of stack); each block
+//!   of 32 pixels runs against the group's panels. When 32 does not divide the pixel count the
+//!   last block overlaps the one before, and when 32 does not divide `c_out` the last panel
+//!   overlaps the one before (outputs computed twice get the same value). The epilogue
+//!   requantizes 32 outputs of a pixel at a time.
+//! * **At most 32 pixels** (`run_t`, e.g. MobileVLM V1's block projections, which run one grid
+//!   row at a time): the transpose, `Cᵀ = W·Xᵀ`: `A` = 16 rows of the **weights** read in
+//!   place (no weight packing: at a few pixels, packing 4 MiB of weights would cost more than
+//!   the arithmetic), `B` = the pixels packed once (rows past the last pixel repeat it). The
+//!   epilogue requantizes 32 pixels of an output at a time (its bias and multiplier broadcast)
+//!   and writes the 32 × `pixels` block back transposed.
+//!
+//! Takes `c_out ≥ 32` and `c_in ≤ 2048`; other shapes go to the VNNI or AVX2 kernels. `ldp-core`
+//! has no allocator, so the packed weights cannot be kept between calls.
 //!
 //! **Tile state.** The tile registers are not `asm!` operands. One call configures them
 //! (`ldtilecfg`) at its start and releases them (`tilerelease`) at its end, on the calling
@@ -55,6 +64,8 @@ const PK_MAX: usize = 2048;
 const G: usize = 4;
 /// Bytes per packed panel row (32 outputs × 4 channels).
 const ROW: usize = NR * 4;
+/// Pixel panels of the transposed form: it takes up to `TP·32` pixels (320 KiB of stack).
+const TP: usize = 5;
 
 /// `true` when this kernel takes the shape (else the caller runs the next kernel).
 fn takes(c_in: usize, c_out: usize) -> bool {
@@ -388,7 +399,7 @@ unsafe fn run<Y: Out>(
 ) {
     // SAFETY: per this function's contract (the two forms take the same shapes).
     unsafe {
-        if pixels <= NR {
+        if pixels <= TP * NR {
             run_t(x, c_in, q, c_out, y, pixels)
         } else {
             run_p(x, c_in, q, c_out, y, pixels)
@@ -396,23 +407,23 @@ unsafe fn run<Y: Out>(
     }
 }
 
-/// Packs pixel rows `0..32` of `x` (row `r` = pixel `min(r, pixels − 1)`: the rows past the
-/// last pixel repeat it) into `panel` as `[kg][32]` words (`kg = ⌈c_in/4⌉`), word `j` of row
-/// `r` = channels `4j..4j+4`, zero-padded past `c_in` — the VNNI panel layout, with pixels in
-/// place of outputs.
+/// Packs the `n` pixel rows `p0..p0+n` of `x` into `panel` as 32 rows (row `r` = pixel
+/// `p0 + min(r, n − 1)`: the rows past the last pixel repeat it) of `[kg][32]` words
+/// (`kg = ⌈c_in/4⌉`), word `j` of row `r` = channels `4j..4j+4`, zero-padded past `c_in` — the
+/// VNNI panel layout, with pixels in place of outputs.
 ///
 /// # Safety
-/// `1 ≤ pixels`, `x.len() = pixels·c_in`, `panel.len() ≥ kg·32`; AVX2 available.
+/// `1 ≤ n ≤ 32`, `p0 + n ≤ x.len() / c_in`, `panel.len() ≥ kg·32`; AVX2 available.
 #[cfg(ldp_avx512)]
 #[inline(always)]
-unsafe fn pack_pixels(x: &[i8], c_in: usize, pixels: usize, panel: &mut [u32]) {
+unsafe fn pack_pixels(x: &[i8], c_in: usize, p0: usize, n: usize, panel: &mut [u32]) {
     let kw = c_in / 4; // full words per row
     let kw8 = kw / 8 * 8;
     let kg = c_in.div_ceil(4);
     let pp = panel.as_mut_ptr();
-    let row = |r: usize| r.min(pixels - 1);
+    let row = |r: usize| p0 + r.min(n - 1);
     for l0 in (0..NR).step_by(8) {
-        // SAFETY: rows row(l0 + i) < pixels; 32-byte loads at byte 4·jj with jj + 8 ≤ kw stay
+        // SAFETY: rows row(l0 + i) < p0 + n ≤ pixels; 32-byte loads at byte 4·jj with jj + 8 ≤ kw stay
         // inside a row; stores go to panel[(jj+j)·32 + l0 .. +8] with jj + j < kw ≤ kg.
         unsafe {
             let rows: [*const i8; 8] =
@@ -445,18 +456,19 @@ unsafe fn pack_pixels(x: &[i8], c_in: usize, pixels: usize, panel: &mut [u32]) {
 }
 
 /// The epilogue of the transposed form: `cbuf` holds `[32 outputs][32 pixels]` of outputs
-/// `o0..o0+32`; requantizes each output's row (its bias and multiplier broadcast), saturates,
-/// applies the table, and writes pixel `p < pixels`'s 32 outputs to `y[p·c_out + o0..]`
-/// through a small transposed buffer.
+/// `o0..o0+32` and pixels `p0..p0+32`; requantizes each output's row (its bias and multiplier
+/// broadcast), saturates, applies the table, and writes the 32 outputs of pixels
+/// `p0..p0+pixels` to `y[p·c_out + o0..]` through a small transposed buffer.
 ///
 /// # Safety
-/// `pixels ≤ 32`, `o0 + 32 ≤ c_out`, `y.len() = pixels·c_out`; `lut` as in [`epilogue`];
-/// AVX-512 F/BW/VL/VBMI available.
+/// `pixels ≤ 32`, `o0 + 32 ≤ c_out`, `(p0 + pixels)·c_out ≤ y.len()`; `lut` as in
+/// [`epilogue`]; AVX-512 F/BW/VL/VBMI available.
 #[cfg(ldp_avx512)]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn epilogue_t<Y: Out>(
     cbuf: &[i32; 32 * 32],
+    p0: usize,
     pixels: usize,
     o0: usize,
     bias: &[i32; NR],
@@ -506,7 +518,8 @@ unsafe fn epilogue_t<Y: Out>(
         if core::mem::size_of::<Y>() == 1 {
             let y8: &mut [i8] = bytemuck::cast_slice_mut(y);
             for p in 0..pixels {
-                let dst = &mut y8[p * c_out + o0..p * c_out + o0 + NR];
+                let at = (p0 + p) * c_out + o0;
+                let dst = &mut y8[at..at + NR];
                 for (o, d) in dst.iter_mut().enumerate() {
                     *d = r8[o][p];
                 }
@@ -514,7 +527,8 @@ unsafe fn epilogue_t<Y: Out>(
         } else {
             let y16: &mut [i16] = bytemuck::cast_slice_mut(y);
             for p in 0..pixels {
-                let dst = &mut y16[p * c_out + o0..p * c_out + o0 + NR];
+                let at = (p0 + p) * c_out + o0;
+                let dst = &mut y16[at..at + NR];
                 for (o, d) in dst.iter_mut().enumerate() {
                     *d = r16[o][p];
                 }
@@ -523,16 +537,19 @@ unsafe fn epilogue_t<Y: Out>(
     }
 }
 
-/// The transposed form, for at most 32 pixels (e.g. the one-grid-row calls of MobileVLM V1's
-/// block projections): `Cᵀ = W·Xᵀ`, the **weights** as the `A` tiles, read in place (16
-/// outputs × 64 channels, row stride `c_in`: no weight packing, which would cost more than the
-/// arithmetic at a few pixels), the ≤ 32 pixels packed once as the two `B` tiles. Per block of
-/// 32 outputs: the same tile loop as [`run_p`] ([`block`]), then [`epilogue_t`].
+/// The transposed form, for at most `TP·32` = 160 pixels (e.g. MobileVLM V1's block
+/// projections, which run a few grid rows at a time, and its 144-token second block):
+/// `Cᵀ = W·Xᵀ`, the **weights** as the `A` tiles, read in place (16 outputs × 64 channels, row
+/// stride `c_in`: no weight packing, which costs more than the arithmetic at a few pixels),
+/// the pixels packed once into up to 5 panels of 32 as the `B` tiles. Per block of 32 outputs
+/// (64 KiB of weights at 2048 channels, read from memory once and then from L2 for the other
+/// panels): the same tile loop as [`run_p`] ([`block`]) per pixel panel, then [`epilogue_t`].
 ///
 /// # Safety
-/// As [`run`], and `pixels ≤ 32`.
+/// As [`run`], and `pixels ≤ TP·32`.
 #[cfg(ldp_avx512)]
-#[inline(always)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
+#[inline(never)]
 unsafe fn run_t<Y: Out>(
     x: &[i8],
     c_in: usize,
@@ -545,17 +562,21 @@ unsafe fn run_t<Y: Out>(
     let kpad = c_in.div_ceil(64) * 16;
     let steps = c_in / 64;
     let rem = c_in % 64;
-    let mut xp = [0u32; PK_MAX / 4 * NR];
+    let np = pixels.div_ceil(NR);
+    let mut xp = [[0u32; PK_MAX / 4 * NR]; TP];
     let mut tail = [0u8; 32 * 64];
     let mut cbuf = [0i32; 32 * 32];
-    // SAFETY (whole body): AMX, AVX-512 and AVX2 usable (contract); xp holds kpad ≤ PK_MAX/4
-    // rows of 32 words; every o0 + 32 ≤ c_out, so the weight rows o0..o0+32, the bias and the
-    // multipliers read are in bounds; the tail copy reads channels 64·steps..c_in of them.
+    // SAFETY (whole body): AMX, AVX-512 and AVX2 usable (contract); np ≤ TP panels of kpad ≤
+    // PK_MAX/4 rows of 32 words, panel j packing pixels 32j..min(32j + 32, pixels); every
+    // o0 + 32 ≤ c_out, so the weight rows o0..o0+32, the bias and the multipliers read are in
+    // bounds; the tail copy reads channels 64·steps..c_in of them.
     unsafe {
         config(16);
-        pack_pixels(x, c_in, pixels, &mut xp);
-        xp[kg * NR..kpad * NR].fill(0);
-        let xb: &[u8] = bytemuck::cast_slice(&xp[..kpad * NR]);
+        for (j, panel) in xp.iter_mut().enumerate().take(np) {
+            let p0 = j * NR;
+            pack_pixels(x, c_in, p0, NR.min(pixels - p0), panel);
+            panel[kg * NR..kpad * NR].fill(0);
+        }
         let rq = Rq16::new(q.shift, q.out_zero);
         let lut = luts::<Y>(q);
         let mut o = 0;
@@ -571,10 +592,15 @@ unsafe fn run_t<Y: Out>(
                     dst[rem..].fill(0);
                 }
             }
-            block(q.weight, c_in, o0, o0 + 16, xb, &tail, &mut cbuf);
             let bias = q.bias_n::<NR>(o0);
             let mult = q.mult_n::<NR>(o0);
-            epilogue_t(&cbuf, pixels, o0, &bias, &mult, rq, lut, c_out, y);
+            for (j, panel) in xp.iter().enumerate().take(np) {
+                let xb: &[u8] = bytemuck::cast_slice(&panel[..kpad * NR]);
+                block(q.weight, c_in, o0, o0 + 16, xb, &tail, &mut cbuf);
+                let p0 = j * NR;
+                let n = NR.min(pixels - p0);
+                epilogue_t(&cbuf, p0, n, o0, &bias, &mult, rq, lut, c_out, y);
+            }
             o += NR;
         }
         core::arch::asm!("tilerelease", options(nostack, nomem));
@@ -599,12 +625,13 @@ unsafe fn luts<Y: Out>(q: &ConvQ<'_>) -> Option<[__m512i; 4]> {
     }
 }
 
-/// The pixel-major form (more than 32 pixels): [`run`]'s layout in the module docs.
+/// The pixel-major form (more than `TP·32` pixels), described in the module docs.
 ///
 /// # Safety
 /// As [`run`].
 #[cfg(ldp_avx512)]
-#[inline(always)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
+#[inline(never)]
 unsafe fn run_p<Y: Out>(
     x: &[i8],
     c_in: usize,
