@@ -25,7 +25,9 @@ pub use crate::kernels::quantize::int8::{
     dequantize, dequantize_reference, quantize, quantize_reference,
 };
 pub use crate::kernels::resize::int8::{resize_bilinear, resize_bilinear_reference, taps_q10};
-pub use crate::kernels::se::int8::{se_apply, se_gate_from_sums, se_tmp_len, squeeze_excite};
+pub use crate::kernels::se::int8::{
+    se_apply, se_apply_reference, se_gate_from_sums, se_tmp_len, squeeze_excite,
+};
 
 /// Parameters of an int8 convolution (pointwise or depthwise).
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,5 @@
-//! int8 squeeze-excitation, portable only.
+//! int8 squeeze-excitation: the portable code (the reference) and the dispatch to the x86-64
+//! AVX-512 back end (`se/x86.rs`) for the channel sums and the gate multiplication.
 
 use crate::error::{check_len, size_of_dims, Error};
 use crate::quant::fixed::{div_round, requant, sat_i8};
@@ -62,7 +63,18 @@ pub fn se_gate_from_sums(
 }
 
 /// Multiplies `x: [pixels][c]` by the gate: `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.
+/// Runs the x86-64 AVX-512 kernel where there is one (the same bits as
+/// [`se_apply_reference`]).
 pub fn se_apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::x86::apply(q, gate, x) {
+        return;
+    }
+    se_apply_reference(q, gate, x)
+}
+
+/// The portable [`se_apply`], the reference of its fast paths.
+pub fn se_apply_reference(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
     let c = gate.len().max(1);
     for px in x.chunks_exact_mut(c) {
         for (v, g) in px.iter_mut().zip(gate.iter()) {
@@ -99,9 +111,15 @@ pub fn squeeze_excite(
     let gate = &mut rest[..c];
     // Per-channel sums of x − z (wrapping, like the streaming accumulator).
     sums.iter_mut().for_each(|v| *v = 0);
-    for px in x.chunks_exact(c) {
-        for (acc, &v) in sums.iter_mut().zip(px) {
-            *acc = acc.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+    #[cfg(target_arch = "x86_64")]
+    let done = super::x86::sums(x, c, q.in_zero, sums);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
+        for px in x.chunks_exact(c) {
+            for (acc, &v) in sums.iter_mut().zip(px) {
+                *acc = acc.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+            }
         }
     }
     se_gate_from_sums(q, sums, x.len() / c, hid, gate)?;

@@ -54,6 +54,8 @@ use core::arch::x86_64::*;
 use super::int8::Out;
 use crate::error::Error;
 use crate::kernels::cpu;
+#[cfg(ldp_avx512)]
+use crate::kernels::isa::x86::Rq16;
 use crate::quant::kernels::ConvQ;
 
 /// Outputs per panel (two `B` tiles of 16 outputs).
@@ -163,55 +165,6 @@ struct TileCfg {
 /// same shifted right by 32 in every 64-bit lane (the odd lanes' multipliers), 16 per register.
 #[cfg(ldp_avx512)]
 type PanelOut = (usize, [__m512i; 2], [__m512i; 2], [__m512i; 2]);
-
-/// The AVX2 kernels' requantization (`isa::x86::Rq`) on 16 lanes with AVX-512's 64-bit arithmetic shift: `out_zero + requant(acc, m,
-/// shift)` (wrapping), exactly the reference's `((acc·m) + 2^(s−1)) >> s` in 64 bits, low 32
-/// bits kept.
-#[cfg(ldp_avx512)]
-#[derive(Clone, Copy)]
-struct Rq16 {
-    /// `2^(s−1)` in every 64-bit lane.
-    k: __m512i,
-    /// `s`.
-    cnt: __m128i,
-    /// `out_zero` in every 32-bit lane.
-    off: __m512i,
-}
-
-#[cfg(ldp_avx512)]
-impl Rq16 {
-    /// # Safety
-    /// AVX-512 F available.
-    #[inline(always)]
-    unsafe fn new(shift: i32, out_zero: i32) -> Rq16 {
-        let s = shift.clamp(1, 62) as u32;
-        // SAFETY: register-only AVX-512 operations.
-        unsafe {
-            Rq16 {
-                k: _mm512_set1_epi64(1i64 << (s - 1)),
-                cnt: _mm_cvtsi32_si128(s as i32),
-                off: _mm512_set1_epi32(out_zero),
-            }
-        }
-    }
-
-    /// `acc` = 16 accumulators, `m` their multipliers, `m_odd` = `m >> 32` per 64-bit lane.
-    ///
-    /// # Safety
-    /// AVX-512 F available.
-    #[inline(always)]
-    unsafe fn apply(self, acc: __m512i, m: __m512i, m_odd: __m512i) -> __m512i {
-        // SAFETY: register-only AVX-512 operations.
-        unsafe {
-            let pe = _mm512_mul_epi32(acc, m);
-            let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), m_odd);
-            let pe = _mm512_sra_epi64(_mm512_add_epi64(pe, self.k), self.cnt);
-            let po = _mm512_sra_epi64(_mm512_add_epi64(po, self.k), self.cnt);
-            let r = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
-            _mm512_add_epi32(r, self.off)
-        }
-    }
-}
 
 /// One `C` block: rows `a0..a0+mr` and `a1..a1+mr` of the `[rows][c_in]` matrix `x` (the
 /// pixels, or in the transposed form the weights) × the 32 columns of `panel` (outputs, or
