@@ -1339,9 +1339,9 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
-    /// int8 squeeze-excitation: the dispatching `squeeze_excite` (AVX-512 channel sums and gate
-    /// multiplication where the CPU has them) equals the portable steps (sums, gate,
-    /// `se_apply_reference`) bit for bit; `se_apply` alone too. Channels 1..=70 (16-lane blocks
+    /// int8 squeeze-excitation: the dispatching `squeeze_excite` (AVX-512 channel sums, FC dot
+    /// products and gate multiplication where the CPU has them) equals a scalar reference
+    /// written out here (sums, means, fc1 + ReLU, fc2 + table, `se_apply_reference`) bit for bit; `se_apply` alone too. Channels 1..=70 (16-lane blocks
     /// and scalar tails), any zero points, full-range multipliers, every shift.
     #[test]
     fn int8_squeeze_excite_equals_reference(c in 1usize..=70, s in 1usize..=9, pixels in 1usize..=30,
@@ -1360,9 +1360,21 @@ proptest! {
         let mut y = x.clone();
         let mut tmp = vec![0i32; qk::se_tmp_len(c, s)];
         qk::squeeze_excite(&mut y, c, s, &q, &mut tmp).unwrap();
-        let mut sums: Vec<i32> = (0..c).map(|i| x.chunks_exact(c).fold(0i32, |a, p| a.wrapping_add((p[i] as i32).wrapping_sub(zi)))).collect();
-        let (mut hid, mut gate) = (vec![0i32; s], vec![0i32; c]);
-        qk::se_gate_from_sums(&q, &mut sums, pixels, &mut hid, &mut gate).unwrap();
+        // The reference, written out here (scalar): means, fc1 + ReLU, fc2 + table.
+        use ldp_core::quant::fixed::{div_round, requant, sat_i8};
+        let means: Vec<i32> = (0..c).map(|i| {
+            let sum = x.chunks_exact(c).fold(0i32, |a, p| a.wrapping_add((p[i] as i32).wrapping_sub(zi)));
+            zi.wrapping_add(div_round(sum as i64, pixels as i64) as i32).clamp(-128, 127)
+        }).collect();
+        let hid: Vec<i32> = (0..s).map(|j| {
+            let acc = (0..c).fold(0i32, |a, i| a.wrapping_add(means[i].wrapping_mul(w1[j * c + i] as i32)));
+            (sat_i8((-5i32).wrapping_add(requant(acc, m1[j] as i32, 12))) as i32).max(-5)
+        }).collect();
+        let gate: Vec<i32> = (0..c).map(|i| {
+            let acc = (0..s).fold(0i32, |a, j| a.wrapping_add(hid[j].wrapping_mul(w2[i * s + j] as i32)));
+            let v = sat_i8((-5i32).wrapping_add(requant(acc, m2[i] as i32, 12)));
+            gate_lut[(v as i32 + 128) as usize] as i32
+        }).collect();
         let mut r = x.clone();
         qk::se_apply_reference(&q, &gate, &mut r);
         prop_assert_eq!(&y, &r);

@@ -36,10 +36,10 @@ pub fn se_gate_from_sums(
             .clamp(-128, 127);
     }
     for j in 0..s {
-        let mut acc = q.fc1.bias_at(j);
-        for i in 0..c {
-            acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
-        }
+        let acc = q
+            .fc1
+            .bias_at(j)
+            .wrapping_add(dot(sums, &q.fc1.weight[j * c..(j + 1) * c]));
         let v = sat_i8(
             q.fc1
                 .out_zero
@@ -48,10 +48,10 @@ pub fn se_gate_from_sums(
         hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
     }
     for i in 0..c {
-        let mut acc = q.fc2.bias_at(i);
-        for j in 0..s {
-            acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
-        }
+        let acc = q
+            .fc2
+            .bias_at(i)
+            .wrapping_add(dot(hid, &q.fc2.weight[i * s..(i + 1) * s]));
         let v = sat_i8(
             q.fc2
                 .out_zero
@@ -60,6 +60,18 @@ pub fn se_gate_from_sums(
         gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
     }
     Ok(())
+}
+
+/// `Σ a[k]·w[k]`, wrapping (the AVX-512 kernel where there is one: the same bits).
+#[inline]
+fn dot(a: &[i32], w: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = super::x86::dot(a, w) {
+        return v;
+    }
+    a.iter()
+        .zip(w)
+        .fold(0i32, |acc, (&x, &v)| acc.wrapping_add(x.wrapping_mul(v as i32)))
 }
 
 /// Multiplies `x: [pixels][c]` by the gate: `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.

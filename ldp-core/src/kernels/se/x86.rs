@@ -1,6 +1,6 @@
-//! x86-64 AVX-512 int8 squeeze-excitation: the per-channel sums of `x − z` and the gate
-//! multiplication, 16 channels per zmm, bit-identical to the portable code in [`super::int8`]
-//! (the small gate FCs stay there).
+//! x86-64 AVX-512 int8 squeeze-excitation: the per-channel sums of `x − z`, the dot products of
+//! the two gate FCs and the gate multiplication, 16 channels per zmm, bit-identical to the
+//! portable code in [`super::int8`] (the FCs' requantization stays there).
 //!
 //! Sums: `vpmovsxbd` + `vpsubd` + `vpaddd`, wrapping `i32` additions as the reference's. Apply:
 //! `(x − z_in)·gate` with `vpmulld` (the low 32 bits: the reference's `wrapping_mul`), then the
@@ -49,6 +49,44 @@ pub(crate) fn apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) -> bool {
         apply_run(q, gate, x)
     };
     true
+}
+
+/// `Σ a[k]·w[k]` (wrapping `i32`, as the reference's loop; the order does not matter modulo
+/// 2^32), or `None` without AVX-512 or when the lengths differ.
+pub(crate) fn dot(a: &[i32], w: &[i8]) -> Option<i32> {
+    if !cfg!(ldp_avx512) || !cpu::x86_avx512() || a.len() != w.len() {
+        return None;
+    }
+    // SAFETY: AVX-512 F/BW present (checked above); equal lengths checked above.
+    #[cfg(ldp_avx512)]
+    return Some(unsafe { dot_run(a, w) });
+    #[cfg(not(ldp_avx512))]
+    None
+}
+
+/// # Safety
+/// AVX-512 F/BW available; `a.len() = w.len()`.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+unsafe fn dot_run(a: &[i32], w: &[i8]) -> i32 {
+    let n16 = a.len() / 16 * 16;
+    // SAFETY: 64-byte loads at a[i..i + 16] and 16-byte loads at w[i..i + 16], i + 16 ≤ n16;
+    // AVX-512 per the contract.
+    unsafe {
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < n16 {
+            let av = _mm512_loadu_si512(a.as_ptr().add(i) as *const __m512i);
+            let wv = _mm512_cvtepi8_epi32(_mm_loadu_si128(w.as_ptr().add(i) as *const __m128i));
+            acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(av, wv));
+            i += 16;
+        }
+        let mut r = _mm512_reduce_add_epi32(acc);
+        for (&x, &v) in a[n16..].iter().zip(&w[n16..]) {
+            r = r.wrapping_add(x.wrapping_mul(v as i32));
+        }
+        r
+    }
 }
 
 /// # Safety
