@@ -135,9 +135,12 @@ fn bench_pointwise(c: &mut Criterion) {
                 g.bench_function(BenchmarkId::new(format!("int8_{tag}"), name), |bch| {
                     bch.iter(|| qk::pointwise(black_box(&xq), ci, &q, co, &mut yq).unwrap())
                 });
-                g.bench_function(BenchmarkId::new(format!("int8_i16out_{tag}"), name), |bch| {
-                    bch.iter(|| qk::pointwise(black_box(&xq), ci, &q16, co, &mut yq16).unwrap())
-                });
+                g.bench_function(
+                    BenchmarkId::new(format!("int8_i16out_{tag}"), name),
+                    |bch| {
+                        bch.iter(|| qk::pointwise(black_box(&xq), ci, &q16, co, &mut yq16).unwrap())
+                    },
+                );
             }
             cpu::set_x86_level(cpu::X86Level::Amx);
         }

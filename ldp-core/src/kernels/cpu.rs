@@ -86,8 +86,13 @@ fn amx_permitted() -> bool {
         // SAFETY: CPUID exists on every x86-64 CPU (a safe function since Rust 1.87, unsafe in
         // the 1.85 this crate supports).
         #[allow(unused_unsafe)]
-        let (max_leaf, l1, l7) =
-            unsafe { (__cpuid_count(0, 0).eax, __cpuid_count(1, 0), __cpuid_count(7, 0)) };
+        let (max_leaf, l1, l7) = unsafe {
+            (
+                __cpuid_count(0, 0).eax,
+                __cpuid_count(1, 0),
+                __cpuid_count(7, 0),
+            )
+        };
         if max_leaf < 7 {
             return false;
         }

@@ -69,9 +69,9 @@ fn dot(a: &[i32], w: &[i8]) -> i32 {
     if let Some(v) = super::x86::dot(a, w) {
         return v;
     }
-    a.iter()
-        .zip(w)
-        .fold(0i32, |acc, (&x, &v)| acc.wrapping_add(x.wrapping_mul(v as i32)))
+    a.iter().zip(w).fold(0i32, |acc, (&x, &v)| {
+        acc.wrapping_add(x.wrapping_mul(v as i32))
+    })
 }
 
 /// Multiplies `x: [pixels][c]` by the gate: `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.

@@ -23,8 +23,7 @@ use crate::quant::kernels::SeQ;
 /// `false` (nothing done) without AVX-512 or when `sums.len() != c` or `c` does not divide
 /// `x.len()`.
 pub(crate) fn sums(x: &[i8], c: usize, in_zero: i32, sums: &mut [i32]) -> bool {
-    if !cfg!(ldp_avx512) || !cpu::x86_avx512() || c == 0 || sums.len() != c || x.len() % c != 0
-    {
+    if !cfg!(ldp_avx512) || !cpu::x86_avx512() || c == 0 || sums.len() != c || x.len() % c != 0 {
         return false;
     }
     // SAFETY: AVX-512 F/BW present (checked above); lengths checked above.

@@ -302,8 +302,9 @@ unsafe fn epilogue<Y: Out>(
                     _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, b);
                 } else {
                     let y16: &mut [i16] = bytemuck::cast_slice_mut(y);
-                    let dst: &mut [i16; 32] =
-                        (&mut y16[at..at + 32]).try_into().expect("32-element slice");
+                    let dst: &mut [i16; 32] = (&mut y16[at..at + 32])
+                        .try_into()
+                        .expect("32-element slice");
                     let d = dst.as_mut_ptr() as *mut __m256i;
                     _mm256_storeu_si256(d, _mm512_cvtsepi32_epi16(r[0]));
                     _mm256_storeu_si256(d.add(1), _mm512_cvtsepi32_epi16(r[1]));
@@ -379,8 +380,7 @@ unsafe fn pack_pixels(x: &[i8], c_in: usize, p0: usize, n: usize, panel: &mut [u
         // SAFETY: rows row(l0 + i) < p0 + n ≤ pixels; 32-byte loads at byte 4·jj with jj + 8 ≤ kw stay
         // inside a row; stores go to panel[(jj+j)·32 + l0 .. +8] with jj + j < kw ≤ kg.
         unsafe {
-            let rows: [*const i8; 8] =
-                core::array::from_fn(|i| x.as_ptr().add(row(l0 + i) * c_in));
+            let rows: [*const i8; 8] = core::array::from_fn(|i| x.as_ptr().add(row(l0 + i) * c_in));
             let mut jj = 0;
             while jj < kw8 {
                 let mut r: [__m256; 8] =
