@@ -139,8 +139,9 @@ fn amx_ok() -> bool {
 }
 
 /// The best level this CPU supports (with the `std` feature; else what the compile-time target
-/// features give, AVX-512 only with `std`). Never AVX-512 when `ldp-core` was built with a Rust
-/// older than 1.89 (no AVX-512 kernels then).
+/// features give, AVX-512 and AMX only with `std`). Never AVX-512 or AMX when `ldp-core` was
+/// built with a Rust older than 1.89 (no AVX-512 kernels then); AMX only on Linux, after the
+/// tile-data permission was granted (asked here, once per process).
 #[cfg(target_arch = "x86_64")]
 pub fn x86_detected() -> X86Level {
     #[cfg(feature = "std")]
