@@ -106,7 +106,7 @@ pub(crate) fn pointwise<Y: Out>(
 ///
 /// # Safety
 /// The CPU must support AMX-TILE and AMX-INT8, the process must have the tile-data permission,
-/// and AVX-512 F, BW, VL, DQ and VNNI, AVX2, FMA and F16C must be present: all true when
+/// and AVX-512 F, BW, VL, DQ, VNNI and VBMI, AVX2, FMA and F16C must be present: all true when
 /// [`cpu::x86_detected`] is [`cpu::X86Level::Amx`].
 pub unsafe fn pointwise_amx(
     x: &[i8],
