@@ -66,7 +66,8 @@ const PK_MAX: usize = 2048;
 const G: usize = 4;
 /// Bytes per packed panel row (32 outputs × 4 channels).
 const ROW: usize = NR * 4;
-/// Pixel panels of the transposed form: it takes up to `TP·32` pixels (320 KiB of stack).
+/// Pixel panels of the transposed form: it takes up to `TP·32` pixels (320 KiB of panels; its
+/// stack frame is about 329 KiB, the pixel-major form's about 264 KiB, never both at once).
 const TP: usize = 5;
 
 /// `true` when this kernel takes the shape (else the caller runs the next kernel).
