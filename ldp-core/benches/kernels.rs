@@ -7,7 +7,9 @@
 //! (f16 activations and weights, f32 arithmetic) and int8 (with an `i8` output, and with an `i16`
 //! output and no table). On x86-64 each `dispatch` row has an `avx2` twin: the same call with
 //! `cpu::set_x86_level(Avx2)` (the AVX2 kernels on an AVX-512 machine), and a `2threads` twin
-//! (`threads::set_threads(2)`); the ratio of two rows of one run is the number to quote.
+//! (`threads::set_threads(2)`); the int8 rows also have `amx` and `vnni` twins (levels `Amx` and
+//! `Avx512`: the AMX-INT8 and the AVX-512 VNNI kernels, where the CPU has them); the ratio of
+//! two rows of one run is the number to quote.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -121,6 +123,27 @@ fn bench_pointwise(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("int8_i16out_dispatch", name), |bch| {
             bch.iter(|| qk::pointwise(black_box(&xq), ci, &q16, co, &mut yq16).unwrap())
         });
+        // x86-64: the AMX-INT8 and the AVX-512 VNNI kernels side by side, forced by level.
+        #[cfg(target_arch = "x86_64")]
+        {
+            use ldp_core::kernels::cpu;
+            for (lv, tag) in [(cpu::X86Level::Amx, "amx"), (cpu::X86Level::Avx512, "vnni")] {
+                if cpu::x86_detected() < lv {
+                    continue;
+                }
+                cpu::set_x86_level(lv);
+                g.bench_function(BenchmarkId::new(format!("int8_{tag}"), name), |bch| {
+                    bch.iter(|| qk::pointwise(black_box(&xq), ci, &q, co, &mut yq).unwrap())
+                });
+                g.bench_function(
+                    BenchmarkId::new(format!("int8_i16out_{tag}"), name),
+                    |bch| {
+                        bch.iter(|| qk::pointwise(black_box(&xq), ci, &q16, co, &mut yq16).unwrap())
+                    },
+                );
+            }
+            cpu::set_x86_level(cpu::X86Level::Amx);
+        }
     }
     g.finish();
 }
@@ -139,7 +162,7 @@ fn twins<M: criterion::measurement::Measurement>(
         g.bench_function(BenchmarkId::new(format!("{kind}_avx2"), name), |bch| {
             bch.iter(&mut *f)
         });
-        cpu::set_x86_level(cpu::X86Level::Avx512);
+        cpu::set_x86_level(cpu::X86Level::Amx);
     }
     ldp_core::kernels::threads::set_threads(2);
     g.bench_function(BenchmarkId::new(format!("{kind}_2threads"), name), |bch| {

@@ -188,7 +188,18 @@ fn avx2() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 fn avx512() -> bool {
-    ldp_core::kernels::cpu::x86_detected() == ldp_core::kernels::cpu::X86Level::Avx512
+    ldp_core::kernels::cpu::x86_detected() >= ldp_core::kernels::cpu::X86Level::Avx512
+}
+
+/// AMX-INT8 usable by this process (CPU, OS and the tile-data permission); says so once when not.
+#[cfg(target_arch = "x86_64")]
+fn amx() -> bool {
+    let yes = ldp_core::kernels::cpu::x86_detected() == ldp_core::kernels::cpu::X86Level::Amx;
+    if !yes {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("AMX-INT8 not available here: the AMX kernel is not tested"));
+    }
+    yes
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -364,6 +375,10 @@ proptest! {
         if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
             prop_assert_eq!(&a, &c, "vnni");
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "amx");
+        }
     }
 
     #[test]
@@ -507,6 +522,10 @@ proptest! {
         if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
             prop_assert_eq!(&a, &c, "vnni");
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "amx");
+        }
     }
 
     /// int8 LayerNorm: dispatch and AVX2 equal the reference bit for bit (channels 1..=67, or
@@ -648,6 +667,73 @@ fn vnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>
     Some(c)
 }
 
+/// The AMX int8 pointwise kernel's output (`None` when the CPU or OS lacks AMX-INT8).
+#[cfg(target_arch = "x86_64")]
+fn amx_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>> {
+    if !amx() {
+        return None;
+    }
+    let mut c = vec![0i8; x.len() / c_in * c_out];
+    // SAFETY: the CPU features and the tile permission were detected just above.
+    unsafe { ldp_core::kernels::pointwise::x86::amx::pointwise_amx(x, c_in, q, c_out, &mut c) }
+        .unwrap();
+    Some(c)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 120, .. ProptestConfig::default() })]
+
+    /// The AMX kernel against the reference on the shapes it takes (`c_out ≥ 32`, `c_in ≤ 2048`):
+    /// `c_in` 1..=200 or up to 2048 (not multiples of 64: the zero-padded last step), `c_out`
+    /// 32..=170 (overlapping last panel, partial groups of 4 panels); 1..=170 pixels (the
+    /// transposed form up to 160: partial pixel panels, 1 to 6 panels) or 161..=301 (the
+    /// pixel-major form: overlapping last block); every shift, full-range biases and
+    /// multipliers, any output zero point, with and without a table, `i8` and `i16` outputs.
+    /// Skipped (with a message) where the CPU or the OS lacks AMX-INT8.
+    #[test]
+    fn int8_pointwise_amx_equals_reference(c_in in 1usize..=200, wide in 0usize..=2048, use_wide in 0u8..4,
+                                           c_out in 32usize..=170, pixels in 1usize..=170, big in 0u8..3,
+                                           shift in 1i32..=62, zo in -128i32..=127, with_lut in any::<bool>(),
+                                           extreme in any::<bool>(), seed in any::<u64>()) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !amx() {
+                return Ok(());
+            }
+            // Large pixel counts only with narrow inputs (the reference is scalar).
+            let (c_in, pixels) = if big == 0 {
+                (c_in, 161 + pixels % 141)
+            } else if use_wide == 0 {
+                (wide.max(1), pixels % 40 + 1)
+            } else {
+                (c_in, pixels)
+            };
+            let x = if extreme && seed % 3 == 0 { vec![-128i8; pixels * c_in] } else { i8s(pixels * c_in, seed) };
+            let w = if extreme && seed % 3 == 0 { vec![-128i8; c_in * c_out] } else { i8s(c_in * c_out, seed ^ 1) };
+            let (bias, bias_shift) = if extreme {
+                b16(&ints_in(c_out, seed ^ 2, i32::MIN, i32::MAX), true)
+            } else {
+                (i8s(c_out, seed ^ 2).iter().map(|&v| v as i16 * 250).collect(), 5)
+            };
+            let mult = m8(&ints_in(c_out, seed ^ 3, 0, 255));
+            let lut = i8s(256, seed ^ 4);
+            let q = ConvQ { weight: &w, bias: &bias, bias_shift, mult: &mult, shift, in_zero: 0, out_zero: zo,
+                            lut: if with_lut { Some(&lut) } else { None } };
+            let mut a = vec![0i8; pixels * c_out];
+            qk::pointwise_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+            let c = amx_i8(&x, c_in, &q, c_out).unwrap();
+            prop_assert_eq!(&a, &c, "amx i8 {} {} {}", c_in, c_out, pixels);
+            let q16 = ConvQ { lut: None, ..q };
+            let mut a16 = vec![0i16; pixels * c_out];
+            qk::pointwise_reference(&x, c_in, &q16, c_out, &mut a16).unwrap();
+            let mut c16 = vec![0i16; pixels * c_out];
+            // SAFETY: AMX detected just above (`amx()`).
+            unsafe { ldp_core::kernels::pointwise::x86::amx::pointwise_i16_amx(&x, c_in, &q16, c_out, &mut c16) }.unwrap();
+            prop_assert_eq!(&a16, &c16, "amx i16 {} {} {}", c_in, c_out, pixels);
+        }
+    }
+}
+
 /// int8 pointwise, VNNI kernel, on the shapes around its limits: `c_out` 32 (one panel),
 /// 33..=95 (overlapping last panel), 129..=255 (a full group of 4 panels and a partial one),
 /// `c_in` 1..=9 (word padding), 2047/2048 (largest) and 2049 (AVX2 fallback), pixel counts
@@ -691,6 +777,10 @@ fn int8_pointwise_vnni_shapes() {
             #[cfg(target_arch = "x86_64")]
             if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
                 assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "amx {c_in} {c_out} {pixels}");
             }
             let mut b = vec![0i8; pixels * c_out];
             qk::pointwise(&x, c_in, &q, c_out, &mut b).unwrap();
@@ -768,6 +858,10 @@ fn int8_pointwise_form_boundaries() {
             if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
                 assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
             }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "amx {c_in} {c_out} {pixels}");
+            }
         }
     }
 }
@@ -805,6 +899,16 @@ fn check_int8_pointwise_i16(
         }
         .unwrap();
         prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if amx() {
+        let mut c = vec![0i16; pixels * c_out];
+        // SAFETY: the CPU features and the tile permission were detected just above.
+        unsafe {
+            ldp_core::kernels::pointwise::x86::amx::pointwise_i16_amx(x, c_in, q, c_out, &mut c)
+        }
+        .unwrap();
+        prop_assert_eq!(&a, &c, "amx {} {} {}", c_in, c_out, pixels);
     }
     Ok(a)
 }
@@ -1229,5 +1333,56 @@ proptest! {
                 prop_assert_eq!(&a, &c, "i16 vnni={} {} {} {}", vnni_path, c_in, c_out, pixels);
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    /// int8 squeeze-excitation: the dispatching `squeeze_excite` (AVX-512 channel sums, FC dot
+    /// products and gate multiplication where the CPU has them) equals a scalar reference
+    /// written out here (sums, means, fc1 + ReLU, fc2 + table, `se_apply_reference`) bit for bit; `se_apply` alone too. Channels 1..=70 (16-lane blocks
+    /// and scalar tails), any zero points, full-range multipliers, every shift.
+    #[test]
+    fn int8_squeeze_excite_equals_reference(c in 1usize..=70, s in 1usize..=9, pixels in 1usize..=30,
+                                            zi in -128i32..=127, zo in -128i32..=127, mult in any::<i32>(),
+                                            shift in 1i32..=62, seed in any::<u64>()) {
+        let x = i8s(pixels * c, seed);
+        let w1 = i8s(s * c, seed ^ 1);
+        let w2 = i8s(c * s, seed ^ 2);
+        let m1 = m8(&ints_in(s, seed ^ 3, 0, 255));
+        let m2 = m8(&ints_in(c, seed ^ 4, 0, 255));
+        let gate_lut: Vec<u8> = i8s(256, seed ^ 5).iter().map(|&v| v as u8).collect();
+        fn conv<'a>(w: &'a [i8], m: &'a [u8]) -> ConvQ<'a> {
+            ConvQ { weight: w, bias: &[], bias_shift: 0, mult: m, shift: 12, in_zero: 0, out_zero: -5, lut: None }
+        }
+        let q = qk::SeQ { in_zero: zi, fc1: conv(&w1, &m1), fc2: conv(&w2, &m2), gate: &gate_lut, mult, shift, out_zero: zo };
+        let mut y = x.clone();
+        let mut tmp = vec![0i32; qk::se_tmp_len(c, s)];
+        qk::squeeze_excite(&mut y, c, s, &q, &mut tmp).unwrap();
+        // The reference, written out here (scalar): means, fc1 + ReLU, fc2 + table.
+        use ldp_core::quant::fixed::{div_round, requant, sat_i8};
+        let means: Vec<i32> = (0..c).map(|i| {
+            let sum = x.chunks_exact(c).fold(0i32, |a, p| a.wrapping_add((p[i] as i32).wrapping_sub(zi)));
+            zi.wrapping_add(div_round(sum as i64, pixels as i64) as i32).clamp(-128, 127)
+        }).collect();
+        let hid: Vec<i32> = (0..s).map(|j| {
+            let acc = (0..c).fold(0i32, |a, i| a.wrapping_add(means[i].wrapping_mul(w1[j * c + i] as i32)));
+            (sat_i8((-5i32).wrapping_add(requant(acc, m1[j] as i32, 12))) as i32).max(-5)
+        }).collect();
+        let gate: Vec<i32> = (0..c).map(|i| {
+            let acc = (0..s).fold(0i32, |a, j| a.wrapping_add(hid[j].wrapping_mul(w2[i * s + j] as i32)));
+            let v = sat_i8((-5i32).wrapping_add(requant(acc, m2[i] as i32, 12)));
+            gate_lut[(v as i32 + 128) as usize] as i32
+        }).collect();
+        let mut r = x.clone();
+        qk::se_apply_reference(&q, &gate, &mut r);
+        prop_assert_eq!(&y, &r);
+        // Any gate values (not only table outputs), through the dispatching `se_apply`.
+        let g: Vec<i32> = ints_in(c, seed ^ 6, -70000, 70000);
+        let (mut a, mut b) = (x.clone(), x.clone());
+        qk::se_apply(&q, &g, &mut a);
+        qk::se_apply_reference(&q, &g, &mut b);
+        prop_assert_eq!(&a, &b);
     }
 }

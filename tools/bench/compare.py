@@ -23,7 +23,7 @@ as .npy, then times
 `--threads 1,2` repeats everything with that many threads for every engine
 (`torch.set_num_threads`, onnxruntime `intra_op_num_threads`, `bench_model --threads`).
 `--x86 native,avx2` runs ours with the best kernels of the CPU and again with the AVX2 ones
-forced (`LDP_X86=avx2`). `--cli-batch N` also times ours the way a user runs it,
+forced (`LDP_X86=avx2`; `avx512` = AVX-512 and VNNI without AMX). `--cli-batch N` also times ours the way a user runs it,
 `ldp-quant run --threads T` on a batch of N samples and on 1 sample (the same blob), as
 `(T(N) - T(1)) / (N - 1)` per sample (median wall time of `--cli-runs` runs each: file I/O and
 layout conversion included). The nominal MACs of the PyTorch module (convolutions and linear
@@ -172,7 +172,7 @@ def main():
     ap.add_argument("--skip-build", action="store_true", help="use the already built binary")
     ap.add_argument("--markdown", help="also write the table to this Markdown file")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, for every engine")
-    ap.add_argument("--x86", default="native", help="our x86 kernel levels: native, avx2, portable "
+    ap.add_argument("--x86", default="native", help="our x86 kernel levels: native, avx512 (VNNI, no AMX), avx2, portable "
                                                     "(comma-separated; LDP_X86)")
     ap.add_argument("--ort-act", default="u8", choices=["u8", "s8"],
                     help="activation type of onnxruntime's static int8 (QDQ) model")

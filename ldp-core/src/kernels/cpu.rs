@@ -48,6 +48,12 @@ pub enum X86Level {
     /// AVX-512 F/BW/VL/DQ (f32/f16 pointwise GEMM), with AVX-512 VNNI for int8 pointwise when
     /// the CPU also has it ([`x86_vnni`]); implies everything of [`X86Level::Avx2`].
     Avx512,
+    /// [`X86Level::Avx512`] plus AMX-INT8 tiles (`tdpbssd`) for int8 pointwise
+    /// ([`x86_amx`]): detected only with the `std` feature on Linux, when the CPU has AMX-TILE,
+    /// AMX-INT8, AVX-512 VNNI and VBMI, the OS enables the tile state (`XCR0` bits 17–18) and grants this process
+    /// the tile-data permission (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, asked
+    /// once).
+    Amx,
 }
 
 /// The level detected at run time (0 = not yet), and the level forced by [`set_x86_level`]
@@ -62,13 +68,80 @@ fn x86_level_of(v: u8) -> X86Level {
     match v {
         1 => X86Level::Portable,
         2 => X86Level::Avx2,
-        _ => X86Level::Avx512,
+        3 => X86Level::Avx512,
+        _ => X86Level::Amx,
+    }
+}
+
+/// Asks Linux once for this process's permission to use the AMX tile data
+/// (`arch_prctl(ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18)`), after checking that
+/// the CPU has AMX-TILE and AMX-INT8 (`CPUID.(7,0):EDX` bits 24, 25) and that the OS enabled
+/// the tile state (`OSXSAVE`, `XCR0` bits 17 and 18). `true` when AMX-INT8 may be used; any
+/// failure means no AMX. The permission is process-wide (every thread, also later ones).
+#[cfg(all(target_arch = "x86_64", feature = "std", target_os = "linux"))]
+fn amx_permitted() -> bool {
+    static AMX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMX.get_or_init(|| {
+        use core::arch::x86_64::__cpuid_count;
+        // SAFETY: CPUID exists on every x86-64 CPU (a safe function since Rust 1.87, unsafe in
+        // the 1.85 this crate supports).
+        #[allow(unused_unsafe)]
+        let (max_leaf, l1, l7) = unsafe {
+            (
+                __cpuid_count(0, 0).eax,
+                __cpuid_count(1, 0),
+                __cpuid_count(7, 0),
+            )
+        };
+        if max_leaf < 7 {
+            return false;
+        }
+        let osxsave = l1.ecx & (1 << 27) != 0;
+        let amx = l7.edx & (1 << 24) != 0 && l7.edx & (1 << 25) != 0;
+        if !osxsave || !amx {
+            return false;
+        }
+        let (lo, _hi): (u32, u32);
+        // SAFETY: XGETBV with ECX = 0 is valid when CPUID reports OSXSAVE (checked above); it
+        // only reads XCR0.
+        unsafe {
+            core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi,
+                             options(nomem, nostack, preserves_flags));
+        }
+        if lo & (0b11 << 17) != 0b11 << 17 {
+            return false;
+        }
+        let ret: i64;
+        // SAFETY: the raw Linux x86-64 system call `arch_prctl` (158) with
+        // ARCH_REQ_XCOMP_PERM (0x1023) and XFEATURE_XTILEDATA (18): it only changes this
+        // process's permitted extended-state set and returns 0 or a negative errno; `syscall`
+        // clobbers rcx and r11 (declared) and does not touch the stack.
+        unsafe {
+            core::arch::asm!("syscall", inlateout("rax") 158i64 => ret,
+                             in("rdi") 0x1023u64, in("rsi") 18u64,
+                             lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+        ret == 0
+    })
+}
+
+/// AMX-INT8 usable by this process (Linux only: [`amx_permitted`]).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn amx_ok() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        amx_permitted()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }
 
 /// The best level this CPU supports (with the `std` feature; else what the compile-time target
-/// features give, AVX-512 only with `std`). Never AVX-512 when `ldp-core` was built with a Rust
-/// older than 1.89 (no AVX-512 kernels then).
+/// features give, AVX-512 and AMX only with `std`). Never AVX-512 or AMX when `ldp-core` was
+/// built with a Rust older than 1.89 (no AVX-512 kernels then); AMX only on Linux, after the
+/// tile-data permission was granted (asked here, once per process).
 #[cfg(target_arch = "x86_64")]
 pub fn x86_detected() -> X86Level {
     #[cfg(feature = "std")]
@@ -88,7 +161,14 @@ pub fn x86_detected() -> X86Level {
             && std::is_x86_feature_detected!("fma")
             && std::is_x86_feature_detected!("f16c")
         {
-            X86Level::Avx512
+            if std::is_x86_feature_detected!("avx512vnni")
+                && std::is_x86_feature_detected!("avx512vbmi")
+                && amx_ok()
+            {
+                X86Level::Amx
+            } else {
+                X86Level::Avx512
+            }
         } else if std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("fma")
             && std::is_x86_feature_detected!("f16c")
@@ -112,7 +192,8 @@ pub fn x86_detected() -> X86Level {
 
 /// The level the dispatching kernels use: the detected one ([`x86_detected`]), lowered by
 /// [`set_x86_level`] or, when that was never called, by the environment variable `LDP_X86`
-/// (`portable`, `avx2` or `avx512`, read once). Never above what the CPU has.
+/// (`portable`, `avx2`, `avx512` — AVX-512 and VNNI but no AMX — or `amx`, read once). Never
+/// above what the CPU has.
 #[cfg(target_arch = "x86_64")]
 pub fn x86_level() -> X86Level {
     #[cfg(feature = "std")]
@@ -125,7 +206,8 @@ pub fn x86_level() -> X86Level {
             let l = match env.to_ascii_lowercase().as_str() {
                 "portable" => X86Level::Portable,
                 "avx2" => X86Level::Avx2,
-                _ => X86Level::Avx512,
+                "avx512" => X86Level::Avx512,
+                _ => X86Level::Amx,
             };
             f = l as u8 + 1;
             // Only the first reader stores; a concurrent `set_x86_level` wins.
@@ -152,11 +234,19 @@ pub fn set_x86_level(level: X86Level) {
     let _ = level;
 }
 
-/// `true` when the AVX-512 kernels may run ([`x86_level`] is [`X86Level::Avx512`]).
+/// `true` when the AVX-512 kernels may run ([`x86_level`] is [`X86Level::Avx512`] or above).
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub fn x86_avx512() -> bool {
-    x86_level() == X86Level::Avx512
+    x86_level() >= X86Level::Avx512
+}
+
+/// `true` when the AMX-INT8 int8 kernels may run: [`x86_level`] is [`X86Level::Amx`] (the CPU
+/// has AMX-INT8, the OS gave this process the tile-data permission, nothing capped the level).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn x86_amx() -> bool {
+    x86_level() == X86Level::Amx
 }
 
 /// `true` when the AVX-512 VNNI int8 kernels may run: [`x86_avx512`] and the CPU has

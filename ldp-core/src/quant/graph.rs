@@ -464,7 +464,15 @@ fn forward_q(
                 b,
             )?;
             trace(&mut t, "z", b, p.z(V1::Z_Z), p.s(V1::Z_Z));
-            // Block 1: stride 1, residual.
+            // Block 1: stride 1, residual. The model output `y` is not written before block 2:
+            // when it holds more 16-bit values than `mid` (one grid row), it is the block's
+            // 16-bit buffer, so that the projection runs on several rows per kernel call
+            // (same results; each call reads all the weights once).
+            let yl = y.len() & !1;
+            let mid1: &mut [i16] = match bytemuck::try_cast_slice_mut::<i8, i16>(&mut y[..yl]) {
+                Ok(m) if m.len() > mid.len() => m,
+                _ => &mut *mid,
+            };
             v1_block(
                 &p,
                 0,
@@ -481,7 +489,7 @@ fn forward_q(
                 a,
                 cb,
                 tmp,
-                mid,
+                mid1,
                 &mut t,
             )?;
             add_inplace(
@@ -497,8 +505,19 @@ fn forward_q(
                 ),
             )?;
             trace(&mut t, "z2", b, p.z(V1::Z_Z2), p.s(V1::Z_Z2));
-            // Block 2: stride 2, straight into the output.
+            // Block 2: stride 2, straight into the output. `cb` is free now (block 1's output
+            // was added into `b`): when it is large enough for the 16-bit projection output of
+            // all the block's pixels, it replaces the one-row `mid`, so that the pointwise
+            // kernel runs once instead of once per grid row (same results; the kernels pack
+            // their weights per call, which costs more than the arithmetic of one row).
             let n2 = c.tokens_out();
+            let mid = match cb
+                .get_mut(..2 * n2 * co)
+                .and_then(|m| bytemuck::try_cast_slice_mut::<i8, i16>(m).ok())
+            {
+                Some(m) if m.len() > mid.len() => m,
+                _ => mid,
+            };
             v1_block(
                 &p,
                 1,
@@ -647,13 +666,13 @@ fn v1_block(
     // row at a time.
     let wo = shape.wo();
     let have = 2 * mid.len();
-    let mid = mid.get_mut(..wo * co).ok_or(Error::ScratchTooSmall {
+    let row = mid.get_mut(..wo * co).ok_or(Error::ScratchTooSmall {
         need: 2 * wo * co,
         have,
     })?;
     for oy in 0..shape.ho() {
-        depthwise_rows_i16(shape, z, &dw, oy, oy + 1, mid)?;
-        layer_norm_i16(mid, co, &nq, &mut d[oy * wo * co..(oy + 1) * wo * co])?;
+        depthwise_rows_i16(shape, z, &dw, oy, oy + 1, row)?;
+        layer_norm_i16(row, co, &nq, &mut d[oy * wo * co..(oy + 1) * wo * co])?;
     }
     trace(
         t,
@@ -706,7 +725,8 @@ fn v1_block(
         out_zero: p.z(m(V1::Z_U)),
         lut: None,
     };
-    // The projection's 16-bit output goes straight into LayerNorm, a row at a time.
+    // The projection's 16-bit output goes straight into LayerNorm, as many pixels at a time
+    // as `mid` holds (one grid row, or more when the caller has more room).
     pointwise_layer_norm(
         d,
         co,

@@ -25,7 +25,9 @@ pub use crate::kernels::quantize::int8::{
     dequantize, dequantize_reference, quantize, quantize_reference,
 };
 pub use crate::kernels::resize::int8::{resize_bilinear, resize_bilinear_reference, taps_q10};
-pub use crate::kernels::se::int8::{se_apply, se_gate_from_sums, se_tmp_len, squeeze_excite};
+pub use crate::kernels::se::int8::{
+    se_apply, se_apply_reference, se_gate_from_sums, se_tmp_len, squeeze_excite,
+};
 
 /// Parameters of an int8 convolution (pointwise or depthwise).
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +161,10 @@ impl Sealed for i8 {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
+        if crate::kernels::pointwise::x86::amx::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::kernels::pointwise::x86::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
@@ -201,6 +207,10 @@ impl Sealed for i16 {
         }
         #[cfg(ldp_arm_dsp)]
         if crate::kernels::pointwise::arm_dsp::pointwise_i16(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::pointwise::x86::amx::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]

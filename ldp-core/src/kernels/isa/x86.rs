@@ -1,4 +1,5 @@
-//! The x86-64 back end's shared int8 pieces: the exact vectorized requantization ([`Rq`]), int8
+//! The x86-64 back end's shared int8 pieces: the exact vectorized requantization ([`Rq`], and
+//! [`Rq16`] on AVX-512), int8
 //! saturation of 16 lanes ([`sat16`]) and the optional output table ([`apply_lut`]), used by the
 //! AVX2 int8 kernels of several operations (`kernels/{pointwise, depthwise, add}/x86`).
 
@@ -78,6 +79,57 @@ impl Rq {
             let po = _mm256_srl_epi64(_mm256_add_epi64(po, self.k), self.cnt);
             let r = _mm256_blend_epi32::<0b1010_1010>(pe, _mm256_slli_epi64::<32>(po));
             _mm256_add_epi32(r, self.off)
+        }
+    }
+}
+
+/// [`Rq`] on 16 lanes with AVX-512's 64-bit arithmetic shift: `out_zero + requant(acc, m,
+/// shift)` (wrapping), exactly the reference's `((acc·m) + 2^(s−1)) >> s` in 64 bits, low 32
+/// bits kept.
+#[cfg(ldp_avx512)]
+#[derive(Clone, Copy)]
+#[allow(clippy::incompatible_msrv)]
+pub(crate) struct Rq16 {
+    /// `2^(s−1)` in every 64-bit lane.
+    k: __m512i,
+    /// `s`.
+    cnt: __m128i,
+    /// `out_zero` in every 32-bit lane.
+    off: __m512i,
+}
+
+#[cfg(ldp_avx512)]
+#[allow(clippy::incompatible_msrv)]
+impl Rq16 {
+    /// # Safety
+    /// AVX-512 F available.
+    #[inline(always)]
+    pub(crate) unsafe fn new(shift: i32, out_zero: i32) -> Rq16 {
+        let s = shift.clamp(1, 62) as u32;
+        // SAFETY: register-only AVX-512 operations.
+        unsafe {
+            Rq16 {
+                k: _mm512_set1_epi64(1i64 << (s - 1)),
+                cnt: _mm_cvtsi32_si128(s as i32),
+                off: _mm512_set1_epi32(out_zero),
+            }
+        }
+    }
+
+    /// `acc` = 16 accumulators, `m` their multipliers, `m_odd` = `m >> 32` per 64-bit lane.
+    ///
+    /// # Safety
+    /// AVX-512 F available.
+    #[inline(always)]
+    pub(crate) unsafe fn apply(self, acc: __m512i, m: __m512i, m_odd: __m512i) -> __m512i {
+        // SAFETY: register-only AVX-512 operations.
+        unsafe {
+            let pe = _mm512_mul_epi32(acc, m);
+            let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), m_odd);
+            let pe = _mm512_sra_epi64(_mm512_add_epi64(pe, self.k), self.cnt);
+            let po = _mm512_sra_epi64(_mm512_add_epi64(po, self.k), self.cnt);
+            let r = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
+            _mm512_add_epi32(r, self.off)
         }
     }
 }

@@ -110,7 +110,8 @@ fn pointwise_one<Y: ConvOut>(
 }
 
 /// `y = LN(PW(x))` through a 16-bit intermediate: the conv writes `i16` ([`ConvOut`]) into
-/// `mid`, `mid.len() / c_out` pixels at a time, and [`layer_norm_i16`] normalizes them into `y`.
+/// `mid`, `mid.len() / c_out` pixels at a time (a multiple of 32 when that is more than 32), and
+/// [`layer_norm_i16`] normalizes them into `y`.
 /// Needs `mid.len() ≥ c_out`; the result does not depend on the chunk size.
 #[allow(clippy::too_many_arguments)]
 pub fn pointwise_layer_norm(
@@ -128,6 +129,9 @@ pub fn pointwise_layer_norm(
     let pixels = x.len() / c_in;
     check_dims("int8 pointwise output", y, &[pixels, c_out])?;
     let chunk = mid.len() / c_out;
+    // Whole 32-pixel tiles when there is room for more than one (the AMX kernel computes
+    // pixels in panels of 32: a 72-pixel chunk would cost as much as 96).
+    let chunk = if chunk > 32 { chunk / 32 * 32 } else { chunk };
     if chunk == 0 {
         return Err(Error::ScratchTooSmall {
             need: c_out.saturating_mul(2),

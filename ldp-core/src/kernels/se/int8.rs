@@ -1,4 +1,5 @@
-//! int8 squeeze-excitation, portable only.
+//! int8 squeeze-excitation: the portable code (the reference) and the dispatch to the x86-64
+//! AVX-512 back end (`se/x86.rs`) for the channel sums and the gate multiplication.
 
 use crate::error::{check_len, size_of_dims, Error};
 use crate::quant::fixed::{div_round, requant, sat_i8};
@@ -35,10 +36,10 @@ pub fn se_gate_from_sums(
             .clamp(-128, 127);
     }
     for j in 0..s {
-        let mut acc = q.fc1.bias_at(j);
-        for i in 0..c {
-            acc = acc.wrapping_add(sums[i].wrapping_mul(q.fc1.weight[j * c + i] as i32));
-        }
+        let acc = q
+            .fc1
+            .bias_at(j)
+            .wrapping_add(dot(sums, &q.fc1.weight[j * c..(j + 1) * c]));
         let v = sat_i8(
             q.fc1
                 .out_zero
@@ -47,10 +48,10 @@ pub fn se_gate_from_sums(
         hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
     }
     for i in 0..c {
-        let mut acc = q.fc2.bias_at(i);
-        for j in 0..s {
-            acc = acc.wrapping_add(hid[j].wrapping_mul(q.fc2.weight[i * s + j] as i32));
-        }
+        let acc = q
+            .fc2
+            .bias_at(i)
+            .wrapping_add(dot(hid, &q.fc2.weight[i * s..(i + 1) * s]));
         let v = sat_i8(
             q.fc2
                 .out_zero
@@ -61,8 +62,31 @@ pub fn se_gate_from_sums(
     Ok(())
 }
 
+/// `Σ a[k]·w[k]`, wrapping (the AVX-512 kernel where there is one: the same bits).
+#[inline]
+fn dot(a: &[i32], w: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = super::x86::dot(a, w) {
+        return v;
+    }
+    a.iter().zip(w).fold(0i32, |acc, (&x, &v)| {
+        acc.wrapping_add(x.wrapping_mul(v as i32))
+    })
+}
+
 /// Multiplies `x: [pixels][c]` by the gate: `y = sat(z_out + round((x − z_in)·gate[c]·m / 2^shift))`.
+/// Runs the x86-64 AVX-512 kernel where there is one (the same bits as
+/// [`se_apply_reference`]).
 pub fn se_apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::x86::apply(q, gate, x) {
+        return;
+    }
+    se_apply_reference(q, gate, x)
+}
+
+/// The portable [`se_apply`], the reference of its fast paths.
+pub fn se_apply_reference(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
     let c = gate.len().max(1);
     for px in x.chunks_exact_mut(c) {
         for (v, g) in px.iter_mut().zip(gate.iter()) {
@@ -99,9 +123,15 @@ pub fn squeeze_excite(
     let gate = &mut rest[..c];
     // Per-channel sums of x − z (wrapping, like the streaming accumulator).
     sums.iter_mut().for_each(|v| *v = 0);
-    for px in x.chunks_exact(c) {
-        for (acc, &v) in sums.iter_mut().zip(px) {
-            *acc = acc.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+    #[cfg(target_arch = "x86_64")]
+    let done = super::x86::sums(x, c, q.in_zero, sums);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = false;
+    if !done {
+        for px in x.chunks_exact(c) {
+            for (acc, &v) in sums.iter_mut().zip(px) {
+                *acc = acc.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+            }
         }
     }
     se_gate_from_sums(q, sums, x.len() / c, hid, gate)?;

@@ -3,6 +3,8 @@
 //! `s = hardsigmoid(fc2(relu(fc1(mean_{h,w}(x)))))`, `x[p][c] *= s[c]`.
 
 pub mod int8;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 use crate::elem::Elem;
 use crate::error::{check_dims, check_len, Error};

@@ -19,6 +19,7 @@
 //! [`activation`](crate::kernels::activation) functions, vectorized by the compiler inside this
 //! AVX2 function: results equal the scalar activations bit for bit.
 
+pub mod amx;
 pub mod avx512;
 pub mod int16;
 pub mod int8;

@@ -130,7 +130,7 @@ pub unsafe fn pointwise_i16_vnni(
 /// `o0 + 32 ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ kg·32`; AVX2 available.
 #[cfg(ldp_avx512)]
 #[inline(always)]
-unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
+pub(super) unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
     let kw = c_in / 4; // full words per row
     let kw8 = kw / 8 * 8;
     let kg = c_in.div_ceil(4);
