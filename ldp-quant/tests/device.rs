@@ -6,8 +6,9 @@
 //! builds the firmware and runs them with `--ignored`. Boards: `$LDP_DEVICE_TEST_BOARDS`
 //! (comma-separated), default `qemu-m4,qemu-m3,qemu-a53`.
 //!
-//! Every test uploads the ten bundled golden blobs (`firmware/data/default/`: ldp, MobileVLM V1
-//! and V2, each f32, f16 and int8, plus the V2 int8 blob with 16-bit activations) and the
+//! Every test uploads the fourteen bundled golden blobs (`firmware/data/default/`: ldp, MobileVLM
+//! V1 and V2 and mlp2x-gelu, each f32, f16 and int8, plus the V2 int8 blob with 16-bit
+//! activations and the heavy-tailed mlp2x-gelu int8 blob with a 16-bit input) and the
 //! heavy-tailed golden `ldp` and V1 cases quantized with an int8 and with a 16-bit input at run time,
 //! without a rebuild, and compares the device with the host's forward pass: int8 bit for bit,
 //! f32 within 1e-6 relative L2, f16 within 1e-3 (`device::float_bound`). Then the fault cases,
@@ -82,7 +83,9 @@ fn cases() -> Vec<Case> {
             input,
         });
     }
-    assert_eq!(out.len(), 10, "the ten bundled golden blobs");
+    // Four architectures in f32, f16 and int8, plus the int8-only heavy-tailed V2 (16-bit
+    // activations) and mlp2x-gelu (16-bit input) cases.
+    assert_eq!(out.len(), 14, "the fourteen bundled golden blobs");
     out
 }
 
