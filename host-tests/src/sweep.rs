@@ -65,7 +65,7 @@ pub struct Case {
     pub name: String,
     /// Configuration name (the case without its seed).
     pub config: String,
-    /// `ldp`, `mobilevlm-v1` or `mobilevlm-v2`.
+    /// `ldp`, `mobilevlm-v1`, `mobilevlm-v2` or `mlp2x-gelu`.
     pub arch: String,
     /// Input channels.
     pub c_in: usize,
@@ -155,7 +155,8 @@ fn clip_channels(seed: u64, c_in: usize) -> (Vec<usize>, Vec<f64>) {
     (chans, offs)
 }
 
-/// Input sample `sample` in PyTorch layout (`ldp`: `[c_in][h][w]`, V1/V2: `[h·w][c_in]`).
+/// Input sample `sample` in PyTorch layout (`ldp`: `[c_in][h][w]`, V1/V2 and `mlp2x-gelu`:
+/// `[h·w][c_in]`).
 pub fn input(case: &Case, sample: usize) -> Vec<f32> {
     let (c_in, hw) = (case.c_in, case.h * case.w);
     let n = c_in * hw;

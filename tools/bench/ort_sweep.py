@@ -8,7 +8,8 @@
 For each case of host-tests/golden/sweep/index.json it rebuilds the PyTorch module of
 tools/golden/gen_golden.py with the weights tools/golden/gen_sweep.py draws (both modules are
 imported; nothing of the generator is duplicated), exports it to ONNX (float32, opset 17, batch 1,
-the sweep's input layout: ldp NCHW [1, c_in, h, w], MobileVLM V1/V2 tokens [1, h*w, c_in]) and runs
+the sweep's input layout: ldp NCHW [1, c_in, h, w], MobileVLM V1/V2 and LLaVA's mlp2x-gelu tokens
+[1, h*w, c_in]; mlp2x-gelu is the plain nn.Sequential Linear-GELU-Linear, exported as it is) and runs
 
 The exported model first goes through onnxruntime's `quant_pre_process` (shape inference and
 basic graph cleanup, as onnxruntime recommends); every quantizer then sees that model with its

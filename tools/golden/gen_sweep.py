@@ -79,7 +79,7 @@ def student_t3(key, n):
 
 
 def draw_input(seed, sample, arch, c_in, h, w, dist):
-    """One input sample in the layout gen_golden.py uses: ldp (c_in, h, w), V1/V2 (h*w, c_in)."""
+    """One input sample in the layout gen_golden.py uses: ldp (c_in, h, w), V1/V2/mlp2x-gelu (h*w, c_in)."""
     n = c_in * h * w
     key = key_of(seed, 1000 + sample)
     if dist == "normal":
@@ -183,6 +183,11 @@ CONFIGS = [
     ("v2_128to256_16_clip", "mobilevlm-v2", 128, 256, 16, 16, "clip", 1, False),
     ("v1_real_1024to2048_24", "mobilevlm-v1", 1024, 2048, 24, 24, "clip", 1, True),
     ("v2_real_1024to2048_24", "mobilevlm-v2", 1024, 2048, 24, 24, "clip", 1, True),
+    # LLaVA's mlp2x-gelu, appended after the other configurations (their indices and split unchanged)
+    ("mlp_64to128_24", "mlp2x-gelu", 64, 128, 24, 24, "normal", 1, False),
+    ("mlp_16to32_5x7", "mlp2x-gelu", 16, 32, 5, 7, "normal", 2, False),
+    ("mlp_32to64_12_heavy", "mlp2x-gelu", 32, 64, 12, 12, "heavy", 1, False),
+    ("mlp_128to256_16_clip", "mlp2x-gelu", 128, 256, 16, 16, "clip", 1, False),
 ]
 SEEDS = 3
 N_CALIB = 4
