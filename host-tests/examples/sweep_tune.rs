@@ -24,35 +24,10 @@ fn main() -> anyhow::Result<()> {
     }
     let l = sweep::load(&case);
     let committed = sweep::int8_error(&case, &l, &Int8Options::default())?;
-    let cfg = l.model.config();
-    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, &Int8Options::default())?;
-    let aligned = ldp_quant::AlignedBytes::from_slice(&blob);
-    let m = ldp_core::Model::parse(aligned.as_bytes())
-        .map_err(|e| anyhow::anyhow!("blob does not parse: {e}"))?;
-    let mut scratch = vec![0u8; m.scratch_bytes()];
-    let (mut num, mut den) = (0f64, 0f64);
-    let first = case.n_calib + case.n_heldout;
-    for j in 0..n {
-        let arr = ldp_quant::npy::Array {
-            shape: sweep::batch_shape(&case, 1),
-            data: sweep::input(&case, first + j),
-        };
-        let xs = ldp_quant::layout::split_batch(&arr, &cfg, "input", false)?;
-        let want = l.model.forward(&xs[0])?;
-        let mut y = vec![0f32; m.output_len()];
-        m.forward(&xs[0], &mut y, &mut scratch)
-            .map_err(|e| anyhow::anyhow!("forward: {e}"))?;
-        for (a, b) in y.iter().zip(&want) {
-            num += (*a as f64 - *b as f64).powi(2);
-            den += (*b as f64).powi(2);
-        }
-    }
+    let fresh = sweep::fresh_error(&case, &l, n)?;
     println!(
         "{} split={} committed {:.4} extra{n} {:.4}",
-        case.name,
-        case.split,
-        committed.rel_l2,
-        (num / den.max(1e-300)).sqrt()
+        case.name, case.split, committed.rel_l2, fresh
     );
     Ok(())
 }

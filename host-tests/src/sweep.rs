@@ -391,3 +391,35 @@ fn read_expected(p: &std::path::Path) -> Vec<f64> {
             .collect(),
     }
 }
+
+/// The int8 error of `case`, quantized at the defaults on its calibration samples, on `n`
+/// *fresh* inputs drawn by the same generator after the committed ones (sample indices
+/// `n_calib + n_heldout` onward), against the f32 model (which matches PyTorch float64 to
+/// ~1e-7, far below the int8 errors): relative L2 over all of them.
+pub fn fresh_error(case: &Case, l: &Loaded, n: usize) -> anyhow::Result<f64> {
+    let cfg = l.model.config();
+    let opts = ldp_quant::quantize::Int8Options::default();
+    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, &opts)?;
+    let aligned = ldp_quant::AlignedBytes::from_slice(&blob);
+    let m = ldp_core::Model::parse(aligned.as_bytes())
+        .map_err(|e| anyhow::anyhow!("blob does not parse: {e}"))?;
+    let mut scratch = vec![0u8; m.scratch_bytes()];
+    let (mut num, mut den) = (0f64, 0f64);
+    let first = case.n_calib + case.n_heldout;
+    for j in 0..n {
+        let arr = ldp_quant::npy::Array {
+            shape: batch_shape(case, 1),
+            data: input(case, first + j),
+        };
+        let xs = ldp_quant::layout::split_batch(&arr, &cfg, "input", false)?;
+        let want = l.model.forward(&xs[0])?;
+        let mut y = vec![0f32; m.output_len()];
+        m.forward(&xs[0], &mut y, &mut scratch)
+            .map_err(|e| anyhow::anyhow!("forward: {e}"))?;
+        for (a, b) in y.iter().zip(&want) {
+            num += (*a as f64 - *b as f64).powi(2);
+            den += (*b as f64).powi(2);
+        }
+    }
+    Ok((num / den.max(1e-300)).sqrt())
+}

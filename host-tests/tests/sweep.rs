@@ -184,13 +184,18 @@ const KNOWN_OVER: &[(&str, f64)] = &[];
 /// [`int8_sweep_every_case_within_bound`] still requires them to beat onnxruntime; the subset
 /// tests fail only if they get worse. `ldp_8to40_5x7_s2` (held-out, 35 positions) was listed at
 /// 0.0353 against onnxruntime's 0.0350 and left the list with the few-value range rules (0.0347).
-/// The two below are held-out `mlp2x-gelu` cases, listed when the architecture joined the sweep
-/// (measured once at the defaults, nothing tuned on them).
+/// The first below is a held-out `mlp2x-gelu` case, listed when the architecture joined the
+/// sweep at 0.0200 and measured 0.0199 after the graph bias correction and table-input ranges.
+/// `mlp_16to32_5x7_s1` was listed at 0.0220 against onnxruntime's 0.0219 and left the list with
+/// the table-input ranges (0.0215; docs/ACCURACY.md says why that case is no longer clean
+/// held-out evidence).
 const KNOWN_PEER: &[(&str, f64)] = &[
     // onnxruntime 0.0197 (Entropy)
-    ("mlp_64to128_24_s2", 0.0200),
-    // onnxruntime 0.0219 (MinMax)
-    ("mlp_16to32_5x7_s1", 0.0220),
+    ("mlp_64to128_24_s2", 0.0199),
+    // Tuning; onnxruntime 0.0177 (MinMax and Percentile): a tie at four digits, ours above in
+    // the fifth since the table-input ranges (0.0176 before; on 32 fresh inputs they improve it,
+    // 0.0226 -> 0.0222).
+    ("mlp_16to32_5x7_s2", 0.0177),
 ];
 
 /// The small and medium cases: every case within its bound, every case at least as accurate as
@@ -201,10 +206,10 @@ fn int8_sweep_small_and_medium_within_bounds() {
 }
 
 /// Issue 16's Done-when, strictly: every case within its bound and at least as accurate as
-/// onnxruntime's best static int8. It fails on the two [`KNOWN_PEER`] cases; the two subset tests
+/// onnxruntime's best static int8. It fails on the [`KNOWN_PEER`] cases; the two subset tests
 /// run the same cases by default.
 #[test]
-#[ignore = "two held-out mlp2x-gelu cases are 0.5-1.5% behind onnxruntime's best static int8 (mlp_64to128_24_s2 0.0200 vs 0.0197, mlp_16to32_5x7_s1 0.0220 vs 0.0219); see docs/ACCURACY.md"]
+#[ignore = "two mlp2x-gelu cases are behind onnxruntime's best static int8: mlp_64to128_24_s2 0.0199 vs 0.0197 (held-out), mlp_16to32_5x7_s2 0.0177 vs 0.0177 (tuning, fifth digit); see docs/ACCURACY.md"]
 fn int8_sweep_every_case_within_bound() {
     run(|_| true, true);
 }
@@ -213,4 +218,64 @@ fn int8_sweep_every_case_within_bound() {
 #[test]
 fn int8_sweep_mobilevlm_real_sizes_within_bounds() {
     run(|c| c.real_size, false);
+}
+
+/// Heavy-tailed and CLIP-like cases whose error on fresh inputs is over the bound, with the
+/// error measured when listed (docs/ACCURACY.md, "Fresh inputs"). The strict test below still
+/// requires the bound; the default one fails only if they get worse.
+const KNOWN_FRESH_OVER: &[(&str, f64)] = &[
+    // One of the 32 inputs has a token at -890 (the calibration's peak was 337): the hidden
+    // layer and the output clip. 0.0332 on the two committed samples.
+    ("mlp_32to64_12_heavy_s1", 0.1846),
+];
+
+/// The outlier cases (heavy-tailed and CLIP-like, not the real sizes) on 32 *fresh* inputs each
+/// (drawn by the same generator after the committed samples; against the f32 model): the two
+/// committed held-out samples per case cannot show how often a rare outlier token leaves the
+/// calibrated ranges.
+fn fresh(strict: bool) {
+    let only = only();
+    let mut bad = Vec::new();
+    for c in sweep::cases()
+        .iter()
+        .filter(|c| c.dist != "normal" && !c.real_size)
+        .filter(|c| only.as_ref().is_none_or(|o| c.name.contains(o.as_str())))
+    {
+        let l = sweep::load(c);
+        let e = sweep::fresh_error(c, &l, 32).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+        let known = KNOWN_FRESH_OVER.iter().find(|(n, _)| *n == c.name);
+        let limit = match known {
+            Some((_, measured)) if !strict => measured + 0.01,
+            _ => c.bound(),
+        };
+        println!(
+            "SWEEP-FRESH case={} split={} dist={} rel_l2={e:.4} bound={} ok={}",
+            c.name,
+            c.split,
+            c.dist,
+            c.bound(),
+            e <= c.bound()
+        );
+        if e.is_nan() || e > limit {
+            bad.push(format!("{} {e:.4} > {limit:.4}", c.name));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "int8 over its bound on fresh inputs: {bad:?}"
+    );
+}
+
+/// Every outlier case within its bound on fresh inputs, except the [`KNOWN_FRESH_OVER`] ones,
+/// which must not get worse.
+#[test]
+fn int8_sweep_fresh_inputs_within_bounds() {
+    fresh(false);
+}
+
+/// The same, strictly.
+#[test]
+#[ignore = "mlp_32to64_12_heavy_s1 measures 0.1846 on 32 fresh inputs (bound 0.10): an outlier token far beyond the calibrated ranges clips mlp2x-gelu's int8 hidden layer and output; see docs/ACCURACY.md"]
+fn int8_sweep_fresh_inputs_strict() {
+    fresh(true);
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use anyhow::{bail, Context};
 use ldp_core::arch::mobilevlm_v2::POOL;
 use ldp_core::blob::specs::{specs_flags, FLAG_ACT16, FLAG_INPUT16, FLAG_PER_CHANNEL_INPUT};
+use ldp_core::graph::Act;
 use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
 use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
@@ -478,11 +479,21 @@ fn qp_of(lo: f32, hi: f32) -> QP {
 }
 
 fn quant_mse(v: &[f32], q: QP) -> f64 {
+    quant_mse_through(v, q, None)
+}
+
+/// The squared error of quantizing `v` with `q`, measured after `table` when the tensor only
+/// feeds a table (`table(dequantized) − table(v)`): the error that reaches the next layer.
+fn quant_mse_through(v: &[f32], q: QP, table: Option<Table>) -> f64 {
     let s = q.scale as f64;
     v.iter()
         .map(|&x| {
             let qq = ((x as f64 / s).round() + q.zero as f64).clamp(-128.0, 127.0);
-            let d = (qq - q.zero as f64) * s - x as f64;
+            let y = (qq - q.zero as f64) * s;
+            let d = match table {
+                None => y - x as f64,
+                Some(f) => f(y) - f(x as f64),
+            };
             d * d
         })
         .sum::<f64>()
@@ -521,8 +532,8 @@ fn few(sample: &[f32]) -> bool {
     !sample.is_empty() && sample.len() < FEW
 }
 
-fn choose(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP {
-    let q = choose_clipped(min, max, sample, method);
+fn choose(min: f32, max: f32, sample: &[f32], method: CalibMethod, table: Option<Table>) -> QP {
+    let q = choose_clipped(min, max, sample, method, table);
     if !few(sample) {
         return q;
     }
@@ -537,7 +548,13 @@ fn choose(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP {
     qp_of(lo as f32, hi as f32)
 }
 
-fn choose_clipped(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP {
+fn choose_clipped(
+    min: f32,
+    max: f32,
+    sample: &[f32],
+    method: CalibMethod,
+    table: Option<Table>,
+) -> QP {
     match method {
         CalibMethod::Minmax => qp_of(min, max),
         CalibMethod::Percentile => {
@@ -562,7 +579,7 @@ fn choose_clipped(min: f32, max: f32, sample: &[f32], method: CalibMethod) -> QP
                         (min * f * g.max(0.2), max * f),
                     ] {
                         let q = qp_of(lo, hi);
-                        let e = quant_mse(&sub, q);
+                        let e = quant_mse_through(&sub, q, table);
                         if e < best.0 {
                             best = (e, q);
                         }
@@ -603,7 +620,7 @@ impl Ranges {
             .obs
             .get(name)
             .with_context(|| format!("internal: no range for `{name}`"))?;
-        Ok(choose(o.min, o.max, &o.sample, self.method))
+        Ok(choose(o.min, o.max, &o.sample, self.method, None))
     }
     /// The 16-bit quantization of a conv output that only feeds a LayerNorm
     /// (`ldp_core::quant::kernels::ConvOut`): zero point 0, twice the calibrated absolute
@@ -641,8 +658,25 @@ impl Ranges {
             .with_context(|| format!("internal: no range for `{name}`"))?;
         Ok(o.per_ch
             .iter()
-            .map(|(lo, hi, s)| choose(*lo, *hi, s, self.method))
+            .map(|(lo, hi, s)| choose(*lo, *hi, s, self.method, None))
             .collect())
+    }
+}
+
+/// A table's function (real input to real output).
+type Table = fn(f64) -> f64;
+
+/// The activations whose only consumer is a table, with the table's function: their range is
+/// chosen by the error after the table ([`quant_mse_through`]).
+fn table_inputs(cfg: ModelConfig) -> Vec<(&'static str, Table)> {
+    match cfg {
+        ModelConfig::Graph(c) => c
+            .nodes()
+            .iter()
+            .filter(|nd| nd.act() == Act::Gelu)
+            .map(|nd| (graph::pre_name(nd.name), gelu64 as Table))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -652,16 +686,21 @@ pub fn calibrate(m: &FloatModel, calib: &CalibSet, method: CalibMethod) -> anyho
     let mut obs: HashMap<&'static str, Obs> = HashMap::new();
     let bar = crate::cli::progress(calib.len(), "calibrating");
     for s in &calib.samples {
-        for (name, v) in intermediates(m, s)? {
+        let acts = intermediates(m, s)?;
+        for (name, v) in acts {
             let ch = if name == "x" { Some(c_in) } else { None };
             obs.entry(name).or_default().observe(&v, ch);
         }
         bar.inc(1);
     }
     bar.finish_and_clear();
+    let tables = table_inputs(m.config());
     let chosen = obs
         .iter()
-        .map(|(n, o)| (*n, choose(o.min, o.max, &o.sample, method)))
+        .map(|(n, o)| {
+            let table = tables.iter().find(|(t, _)| t == n).map(|(_, f)| *f);
+            (*n, choose(o.min, o.max, &o.sample, method, table))
+        })
         .collect();
     let r = Ranges {
         obs,
@@ -811,9 +850,9 @@ fn conv(
         })
         .collect();
     for oo in 0..o {
-        let row = &rows[oo];
         let acc_scale = mult[oo] as f64 / k2 * out_scale as f64;
         let sw = acc_scale / in_acc;
+        let row = &rows[oo];
         let mut zsum = 0i64;
         for i in 0..k {
             let q = (row[i] / sw).round().clamp(-127.0, 127.0) as i8;
@@ -1544,6 +1583,18 @@ fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
 /// have 1/128 of the rounding error and are not traced.)
 const CORRECTABLE: [&str; 4] = ["d", "e", "z", "m"];
 
+/// Whether activation `n` of a model with config `cfg` is the direct int8 output of a conv
+/// ([`CORRECTABLE`]; for a graph architecture, the output of a node without a table).
+fn correctable(cfg: ModelConfig, n: &str) -> bool {
+    match cfg {
+        ModelConfig::Graph(c) => c
+            .nodes()
+            .iter()
+            .any(|nd| nd.name == n && nd.act() == Act::None),
+        _ => CORRECTABLE.contains(&n),
+    }
+}
+
 /// Empirical bias correction: for each conv output in graph order, the mean over the
 /// calibration set of (int8 − f32) per channel is subtracted from the conv's bias; a correction
 /// is kept only when the output error drops on both halves of the calibration set. Starts from
@@ -1564,7 +1615,7 @@ fn correct_biases(
         .iter()
         .map(|x| {
             let mut a = intermediates(m, x)?;
-            a.retain(|(n, _)| CORRECTABLE.contains(n));
+            a.retain(|(n, _)| correctable(m.config(), n));
             Ok(a)
         })
         .collect::<anyhow::Result<_>>()?;
@@ -2134,7 +2185,7 @@ mod tests {
         let (min, max) = gelu_like
             .iter()
             .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        let q = choose(min, max, &gelu_like, CalibMethod::Minmax);
+        let q = choose(min, max, &gelu_like, CalibMethod::Minmax, None);
         let (lo, hi) = (
             q.scale * (-128 - q.zero) as f32,
             q.scale * (127 - q.zero) as f32,
@@ -2157,7 +2208,7 @@ mod tests {
         assert!(lo <= min);
         // Enough values: no widening (min/max as observed, to the step).
         let many: Vec<f32> = (0..FEW).map(|i| i as f32 / FEW as f32).collect();
-        let q = choose(0.0, 1.0, &many, CalibMethod::Minmax);
+        let q = choose(0.0, 1.0, &many, CalibMethod::Minmax, None);
         assert!((q.scale * 255.0 - 1.0).abs() < 1e-6);
     }
 }
