@@ -356,13 +356,13 @@ fn header_lies_with_valid_crc_are_rejected() {
             fix_crc(&mut m);
             let what = format!("{}: flags {flags:#x}", b.name);
             let e = expect_err(&m, &what);
-            // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) only, bit
-            // 2 (16-bit input) for the other int8 blobs, alone; graph architectures (arch 4,
-            // mlp2x-gelu) have only bit 2.
+            // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) and graph
+            // architectures (arch 4, mlp2x-gelu), bit 2 (16-bit input) for the non-V2 int8
+            // blobs, alone; graph architectures have only bits 1 and 2, one at a time.
             let v2 = orig[8] == 3;
             let graph = orig[8] == 4;
             let valid = if graph {
-                flags == 0 || flags == 4
+                flags == 0 || flags == 2 || flags == 4
             } else {
                 flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)
             };

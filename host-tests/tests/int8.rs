@@ -271,15 +271,16 @@ fn int8_heavy_tailed_within_0_10() {
     );
 }
 
-/// `--activations auto` (the default) picks 16-bit activations exactly for the V2 cases whose
-/// calibration inputs are heavy-tailed, and int8 activations everywhere else.
+/// `--activations auto` (the default) picks 16-bit activations exactly for the V2 and
+/// `mlp2x-gelu` cases whose calibration inputs are heavy-tailed, and int8 activations everywhere
+/// else.
 #[test]
-fn int8_auto_activations_pick_16_bit_for_heavy_v2_only() {
+fn int8_auto_activations_pick_16_bit_for_heavy_v2_and_mlp_only() {
     let all = measure_all();
     for m in all {
         assert_eq!(
             m.act16,
-            m.heavy && m.name.starts_with("v2_"),
+            m.heavy && (m.name.starts_with("v2_") || m.name.starts_with("mlp_")),
             "{}: 16-bit activations {}",
             m.name,
             m.act16

@@ -1059,6 +1059,9 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
             }
         );
         let r = calibrate(m, calib, CalibMethod::Minmax)?;
+        if let ModelConfig::Graph(c) = m.config() {
+            return graph::quantize_a16(m, &r, &c);
+        }
         return quantize_v2_a16(m, &r);
     }
     let heavy = crest > HEAVY_CREST;
@@ -1172,14 +1175,21 @@ pub fn crest_factor(calib: &CalibSet) -> f64 {
 
 /// Whether to write a 16-bit-activation blob (`ldp_core::quant::a16`).
 fn use_a16(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Result<bool> {
-    let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));
+    // MobileVLM V2 and the graph architectures have a 16-bit-activation executor.
+    let v2 = matches!(
+        m.config(),
+        ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_)
+    );
     let per_ch = opts.input_quant == InputQuant::PerChannel;
+    // An explicit 16-bit input (`ldp`, V1 and the graphs) keeps int8 activations.
+    let x16 = opts.input_quant == InputQuant::Int16;
     match opts.activations {
         Activations::Int8 => Ok(false),
+        Activations::Auto if x16 => Ok(false),
         Activations::Int16 => {
             if !v2 {
                 bail!(
-                    "--activations int16 exists for mobilevlm-v2 only (this model is {}); use --activations int8, \
+                    "--activations int16 exists for mobilevlm-v2 and mlp2x-gelu only (this model is {}); use --activations int8, \
                      and --input-quant int16 for a 16-bit input (heavy-tailed inputs)",
                     m.config().arch().name()
                 );

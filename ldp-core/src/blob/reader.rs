@@ -230,16 +230,19 @@ impl<'a> Model<'a> {
         {
             return Err(BlobError::BadHeader("unknown flags"));
         }
+        let graph = crate::graph::graph_of(header.arch).is_some();
         if header.flags & FLAG_ACT16 != 0
-            && (header.arch != Arch::MobileVlmV2 || header.flags & FLAG_PER_CHANNEL_INPUT != 0)
+            && (!(header.arch == Arch::MobileVlmV2 || graph)
+                || header.flags & FLAG_PER_CHANNEL_INPUT != 0)
         {
             return Err(BlobError::BadHeader(
-                "16-bit activations (flag bit 1) exist for MobileVLM V2 with a per-tensor input only",
+                "16-bit activations (flag bit 1) exist for MobileVLM V2 and mlp2x-gelu with a per-tensor input only",
             ));
         }
-        if header.flags & !FLAG_INPUT16 != 0 && crate::graph::graph_of(header.arch).is_some() {
+        if graph && header.flags != 0 && header.flags != FLAG_INPUT16 && header.flags != FLAG_ACT16
+        {
             return Err(BlobError::BadHeader(
-                "a graph architecture (mlp2x-gelu) has no flag but the 16-bit input (bit 2)",
+                "a graph architecture (mlp2x-gelu) takes either the 16-bit input (bit 2) or 16-bit activations (bit 1), no other flag",
             ));
         }
         if header.flags & FLAG_INPUT16 != 0
@@ -445,9 +448,10 @@ impl<'a> Model<'a> {
         match self.header.dtype {
             DType::F32 => self.config.float_scratch_len() * 4,
             DType::F16 => self.config.float_scratch_len() * 2,
-            DType::Int8 if self.header.flags & FLAG_ACT16 != 0 => {
-                crate::quant::a16::scratch_bytes(&self.config)
-            }
+            DType::Int8 if self.header.flags & FLAG_ACT16 != 0 => match &self.config {
+                ModelConfig::Graph(g) => crate::graph::a16::scratch_bytes(g),
+                c => crate::quant::a16::scratch_bytes(c),
+            },
             DType::Int8 if self.header.flags & FLAG_INPUT16 != 0 => {
                 crate::quant::scratch_bytes_x16(&self.config)
             }

@@ -212,6 +212,7 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     if let Some(g) = crate::graph::graph_of(arch) {
         return match dtype {
             DType::F32 | DType::F16 => g.float,
+            DType::Int8 if flags & FLAG_ACT16 != 0 => g.int8_a16,
             DType::Int8 if flags & FLAG_INPUT16 != 0 => g.int8_x16,
             DType::Int8 => g.int8,
         };

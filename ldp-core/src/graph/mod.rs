@@ -20,6 +20,7 @@
 //! vocabulary grows with them: depthwise, LayerNorm, add, resize, pool, SE), each step proven
 //! by byte-identical blobs and outputs. See `docs/DESIGN.md`.
 
+pub mod a16;
 pub mod float;
 pub mod int8;
 pub mod mlp2x_gelu;
@@ -126,6 +127,10 @@ pub struct Graph {
     /// int8 blob tensors with a 16-bit model input
     /// ([`crate::blob::specs::FLAG_INPUT16`]): `input.limit` in place of `input.zero`.
     pub int8_x16: &'static [TensorSpec],
+    /// int8-weight blob tensors with 16-bit activations
+    /// ([`crate::blob::specs::FLAG_ACT16`], [`a16`]): per GELU node `name.lut16` and
+    /// `name.gelu16` in place of `name.lut`.
+    pub int8_a16: &'static [TensorSpec],
     /// The `quant.meta` indices of the conv shift words, one per node ([`meta::shift`]).
     pub conv_shifts: &'static [usize],
 }
@@ -208,14 +213,26 @@ pub const fn float_specs<const N: usize>(nodes: &'static [Node]) -> [TensorSpec;
     out
 }
 
-/// Number of int8 tensors of `nodes`.
-pub const fn int8_len(nodes: &[Node]) -> usize {
+/// The form of an int8-weight blob's tensor list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntForm {
+    /// int8 activations and input.
+    Int8,
+    /// int8 activations, 16-bit input ([`crate::blob::specs::FLAG_INPUT16`]).
+    Input16,
+    /// 16-bit activations and input ([`crate::blob::specs::FLAG_ACT16`]).
+    Act16,
+}
+
+/// Number of int8 tensors of `nodes` in `form`.
+pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
     let mut n = 4; // input.scale, input.zero … quant.scales, quant.meta
     let mut i = 0;
     while i < nodes.len() {
-        n += match nodes[i].op {
-            Op::Linear { act: Act::Gelu, .. } => 4,
-            Op::Linear { act: Act::None, .. } => 3,
+        n += match (nodes[i].op, form) {
+            (Op::Linear { act: Act::Gelu, .. }, IntForm::Act16) => 5,
+            (Op::Linear { act: Act::Gelu, .. }, _) => 4,
+            (Op::Linear { act: Act::None, .. }, _) => 3,
         };
         i += 1;
     }
@@ -225,17 +242,19 @@ pub const fn int8_len(nodes: &[Node]) -> usize {
 /// The int8 tensor list of `nodes`: `input.scale` (f32) and `input.zero` (i8) — or, with a
 /// 16-bit input (`x16`), `input.limit` (i32, the saturation) —, per Linear `name.weight` (i8),
 /// `name.bias` (i16, input zero point folded in), `name.mult` (u8) and for a fused GELU
-/// `name.lut` (i8, 256 entries), then `quant.scales` (f32) and `quant.meta` (i32) of length
-/// `meta_dims` ([`meta::len`]). `N` must be [`int8_len`]`(nodes)`.
+/// `name.lut` (i8, 256 entries) — with 16-bit activations (`Act16`) `name.lut16` (i16, 513
+/// entries) and `name.gelu16` (i32: position multiplier and shift, identity multiplier and
+/// shift) —, then `quant.scales` (f32) and `quant.meta` (i32) of length `meta_dims`
+/// ([`meta::len`]). `N` must be [`int8_len`]`(nodes, form)`.
 pub const fn int8_specs<const N: usize>(
     nodes: &'static [Node],
     meta_dims: &'static [Dim],
-    x16: bool,
+    form: IntForm,
 ) -> [TensorSpec; N] {
     const I8: ElemOf = ElemOf::Fixed(ElemType::I8);
     let mut out = [spec("", "", F32, VEC); N];
     out[0] = spec("input.scale", "", F32, &[Dim::Lit(1)]);
-    out[1] = if x16 {
+    out[1] = if let IntForm::Input16 = form {
         spec(
             "input.limit",
             "",
@@ -264,9 +283,27 @@ pub const fn int8_specs<const N: usize>(
                     vec_dims(c_out),
                 );
                 k += 3;
-                if let Act::Gelu = act {
-                    out[k] = spec(nd.name, "lut", I8, LUT);
-                    k += 1;
+                match (act, form) {
+                    (Act::Gelu, IntForm::Act16) => {
+                        out[k] = spec(
+                            nd.name,
+                            "lut16",
+                            ElemOf::Fixed(ElemType::I16),
+                            &[Dim::Lit(crate::quant::a16::GELU16_LEN as u32)],
+                        );
+                        out[k + 1] = spec(
+                            nd.name,
+                            "gelu16",
+                            ElemOf::Fixed(ElemType::I32),
+                            &[Dim::Lit(4)],
+                        );
+                        k += 2;
+                    }
+                    (Act::Gelu, _) => {
+                        out[k] = spec(nd.name, "lut", I8, LUT);
+                        k += 1;
+                    }
+                    (Act::None, _) => {}
                 }
             }
         }
@@ -285,19 +322,32 @@ macro_rules! graph {
             arch: $arch,
             nodes: $nodes,
             float: &$crate::graph::float_specs::<{ $crate::graph::float_len($nodes) }>($nodes),
-            int8: &$crate::graph::int8_specs::<{ $crate::graph::int8_len($nodes) }>(
+            int8: &$crate::graph::int8_specs::<
+                { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Int8) },
+            >(
                 $nodes,
                 &[$crate::blob::specs::Dim::Lit(
                     $crate::graph::meta::len($nodes.len()) as u32,
                 )],
-                false,
+                $crate::graph::IntForm::Int8,
             ),
-            int8_x16: &$crate::graph::int8_specs::<{ $crate::graph::int8_len($nodes) }>(
+            int8_x16: &$crate::graph::int8_specs::<
+                { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Input16) },
+            >(
                 $nodes,
                 &[$crate::blob::specs::Dim::Lit(
                     $crate::graph::meta::len($nodes.len()) as u32,
                 )],
-                true,
+                $crate::graph::IntForm::Input16,
+            ),
+            int8_a16: &$crate::graph::int8_specs::<
+                { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Act16) },
+            >(
+                $nodes,
+                &[$crate::blob::specs::Dim::Lit(
+                    $crate::graph::meta::len($nodes.len()) as u32,
+                )],
+                $crate::graph::IntForm::Act16,
             ),
             conv_shifts: &$crate::graph::meta::shifts::<{ $nodes.len() }>(),
         }

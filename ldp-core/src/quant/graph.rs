@@ -190,7 +190,7 @@ fn split(buf: &mut [u8], n: usize) -> (&mut [i8], &mut [u8]) {
 }
 
 /// `n` `i16`s at the start of `buf` (which must be 2-byte aligned), and the bytes after them.
-pub(super) fn split16(buf: &mut [u8], n: usize) -> Result<(&mut [i16], &mut [u8]), Error> {
+pub(crate) fn split16(buf: &mut [u8], n: usize) -> Result<(&mut [i16], &mut [u8]), Error> {
     let have = buf.len();
     if have < r16(2 * n) {
         return Err(Error::ScratchTooSmall {

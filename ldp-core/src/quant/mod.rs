@@ -107,6 +107,10 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         .and_then(|i| m.f32s(i).ok())
         .ok_or(bad("int8 blob without quant.scales"))?;
     if let ModelConfig::Graph(c) = m.config() {
+        if a16::is_a16(m) {
+            crate::graph::a16::validate(m, &c, meta, scales)?;
+            return check_input_scale(m);
+        }
         crate::graph::int8::validate(&c, meta, scales)?;
         check_input_scale(m)?;
         if graph::is_x16(m) {
@@ -348,6 +352,9 @@ pub fn forward_f32_traced(
     trace: Trace<'_>,
 ) -> Result<(), Error> {
     if a16::is_a16(m) {
+        if let ModelConfig::Graph(_) = m.config() {
+            return crate::graph::a16::forward_f32(m, input, output, scratch, trace);
+        }
         return a16::forward_f32(m, input, output, scratch, trace);
     }
     let cfg = m.config();

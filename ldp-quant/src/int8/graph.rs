@@ -9,6 +9,10 @@ use std::sync::{Mutex, OnceLock};
 use anyhow::Context;
 use ldp_core::graph::{float_index, meta, Act, GraphConfig};
 
+use ldp_core::blob::specs::FLAG_ACT16;
+use ldp_core::quant::fixed::encode_multiplier;
+use ldp_core::ModelConfig;
+
 use super::{conv, fb, gelu, gelu64, i8b, lut, map, pw, Acts, Out, Ranges, QP};
 use crate::graph::FloatModel;
 
@@ -115,4 +119,83 @@ pub(super) fn quantize(
         inq = out;
     }
     Ok(())
+}
+
+/// The blob of a graph model with 16-bit activations (`ldp_core::graph::a16`; V2's scheme):
+/// symmetric `i16` activations at [`super::A16_HEADROOM`]× the calibration set's absolute
+/// maximum, saturated where a Linear reads them so that `K·127·Q ≤ 2^30`; int8 weights as in
+/// the int8 path; each GELU a 513-entry table interpolated in 1/128 steps.
+pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyhow::Result<Vec<u8>> {
+    use ldp_core::quant::a16::{GELU16_LEN, MAX16, PRODUCT_BUDGET};
+    let amax = |n: &str| -> anyhow::Result<f64> {
+        let o = r
+            .obs
+            .get(n)
+            .with_context(|| format!("internal: no range for `{n}`"))?;
+        Ok((o.min.abs().max(o.max.abs()) as f64).max(1e-6))
+    };
+    let qmax = |k: usize| ((PRODUCT_BUDGET / (127 * k.max(1) as i64)) as i32).clamp(1, MAX16);
+    let qp = |n: &str, q: i32| -> anyhow::Result<QP> {
+        Ok(QP {
+            scale: (super::A16_HEADROOM * amax(n)? / q as f64) as f32,
+            zero: 0,
+        })
+    };
+    let nodes = c.nodes();
+    let mut o = Out::new(meta::len(nodes.len()));
+    // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
+    o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
+    let qx = qmax(c.c_in);
+    let x = qp("x", qx)?;
+    o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
+    o.t.insert("input.zero".into(), vec![0u8]);
+    o.act(meta::Z_X, x);
+    o.meta[meta::Z_X] = qx;
+    let mut inq = x;
+    for (i, nd) in nodes.iter().enumerate() {
+        let (ci, co) = nd.widths(c.c_in, c.c_out);
+        let (w, b) = linear(m, c, i)?;
+        let q_out = match nodes.get(i + 1) {
+            Some(next) => qmax(next.widths(c.c_in, c.c_out).0),
+            None => MAX16,
+        };
+        let out = qp(nd.name, q_out)?;
+        let pre = match nd.act() {
+            Act::Gelu => qp(pre_name(nd.name), MAX16)?,
+            Act::None => out,
+        };
+        let cv = conv(w, Some(b), co, ci, &[inq.scale], &[0], pre.scale, false);
+        o.conv(nd.name, cv, meta::shift(i));
+        o.act(meta::pre(i), pre);
+        o.act(meta::out(i), out);
+        o.meta[meta::out(i)] = q_out;
+        if nd.act() == Act::Gelu {
+            // The table covers [-T, T] of the pre-activation in 1/256 steps; right of it GELU is
+            // the identity to within 1e-9.
+            let step = super::A16_GELU_T / 256.0;
+            let (sp, sh) = (pre.scale as f64, out.scale as f64);
+            let lut: Vec<i16> = (0..GELU16_LEN)
+                .map(|j| {
+                    let v = gelu64((j as f64 - 256.0) * step) / sh;
+                    v.round().clamp(-(q_out as f64), q_out as f64) as i16
+                })
+                .collect();
+            o.t.insert(format!("{}.lut16", nd.name), super::i16b(&lut));
+            let (pm, ps) = encode_multiplier(sp / step * 128.0);
+            let (im, is) = encode_multiplier(sp / sh);
+            o.t.insert(
+                format!("{}.gelu16", nd.name),
+                super::i32b(&[pm, ps, im, is]),
+            );
+        }
+        inq = out;
+    }
+    if !o.problems.is_empty() {
+        anyhow::bail!(
+            "int8 (16-bit activations): {}. Check the calibration inputs (are they typical inputs \
+             of this model?), try --activations int8, or use f16",
+            o.problems.join(", ")
+        );
+    }
+    o.assemble(&ModelConfig::Graph(*c), FLAG_ACT16)
 }

@@ -1,0 +1,234 @@
+//! 16-bit activations for graph architectures ([`crate::blob::specs::FLAG_ACT16`]): the scheme
+//! of MobileVLM V2's heavy-tailed path ([`crate::quant::a16`]) over a graph's nodes. Symmetric
+//! `i16` activations (zero point 0) and int8 weights; each Linear is
+//! [`pointwise16`](crate::quant::a16::pointwise16), a fused GELU the interpolated 513-entry
+//! table [`Gelu16`]. For inputs whose outlier tokens would clip int8 activations (the quantizer
+//! chooses it for heavy-tailed calibration inputs).
+//!
+//! `quant.meta` uses [`super::meta`]'s layout with these meanings (every zero point is 0):
+//! `Z_X` holds the input's saturation `Q` (`1..=32767`, with `c_in · 127 · Q ≤ 2^30`),
+//! `pre(i)` holds 0, `out(i)` holds the saturation of node `i`'s output (the next node's input
+//! budget, or 32767 for the model output); `quant.scales` at the same indices are the real
+//! scales. A GELU node's `name.gelu16` holds its position multiplier and shift and its identity
+//! multiplier and shift.
+
+use super::{meta, Act, GraphConfig};
+use crate::blob::int8::conv_shifts;
+use crate::blob::{BlobError, Model, ModelConfig};
+use crate::error::{check_len, Error};
+use crate::quant::a16::{
+    dequantize16, gelu16_inplace, is_a16, pointwise16, quantize16, Gelu16, MAX16, PRODUCT_BUDGET,
+};
+use crate::quant::graph::{idx, split16, trace, Params};
+use crate::quant::kernels::MAX_BIAS_SHIFT;
+use crate::quant::Trace;
+
+const fn r16(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+/// Bytes of scratch of [`forward_i16`]: two 16-bit intermediate maps (one for two nodes).
+pub const fn scratch_bytes_i16(cfg: &GraphConfig) -> usize {
+    let n = cfg.nodes().len();
+    let maps = if n <= 1 {
+        0
+    } else if n == 2 {
+        1
+    } else {
+        2
+    };
+    maps * r16(2 * cfg.tokens() * cfg.widest_mid())
+}
+
+/// Bytes of scratch of the f32-boundary forward pass (plus the 16-bit input and output).
+pub const fn scratch_bytes(cfg: &GraphConfig) -> usize {
+    scratch_bytes_i16(cfg) + r16(2 * cfg.input_len()) + r16(2 * cfg.output_len())
+}
+
+/// Whether a saturation `q` of a pointwise input of width `k` keeps `k · 127 · q ≤ 2^30`.
+fn within_budget(k: usize, q: i32) -> bool {
+    (1..=MAX16).contains(&q) && (k as i64).saturating_mul(127 * q as i64) <= PRODUCT_BUDGET
+}
+
+/// Semantic checks of a graph blob with 16-bit activations (see the module docs for the
+/// meanings): saturations in `1..=32767` within the accumulator budget of the node that reads
+/// them, zero `pre` entries, finite non-negative scales, conv shifts in `1..=62` with bias
+/// shifts up to 14, and GELU shifts in `1..=62` with non-negative multipliers.
+pub(crate) fn validate(
+    m: &Model<'_>,
+    cfg: &GraphConfig,
+    meta_v: &[i32],
+    scales: &[f32],
+) -> Result<(), BlobError> {
+    let bad = BlobError::BadTable;
+    let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
+    let scale_ok = |i: usize| scales.get(i).is_some_and(|s| s.is_finite() && *s >= 0.0);
+    let nodes = cfg.nodes();
+    if !within_budget(cfg.c_in, at(meta::Z_X)?) || !scale_ok(meta::Z_X) {
+        return Err(bad(
+            "the 16-bit input's saturation is outside 1..=32767 or over the accumulator budget",
+        ));
+    }
+    for (i, nd) in nodes.iter().enumerate() {
+        let q = at(meta::out(i))?;
+        let ok = match nodes.get(i + 1) {
+            Some(next) => within_budget(next.widths(cfg.c_in, cfg.c_out).0, q),
+            None => (1..=MAX16).contains(&q),
+        };
+        if !ok {
+            return Err(bad(
+                "a 16-bit activation's saturation is outside 1..=32767 or over the accumulator budget",
+            ));
+        }
+        if at(meta::pre(i))? != 0 {
+            return Err(bad("a 16-bit activation has a zero point"));
+        }
+        if !scale_ok(meta::pre(i)) || !scale_ok(meta::out(i)) {
+            return Err(bad("an activation scale is not finite and non-negative"));
+        }
+        let word = at(meta::shift(i))?;
+        let (shift, bias_shift) = conv_shifts(word);
+        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
+            return Err(bad("a conv's requantization shift is outside 1..=62"));
+        }
+        if bias_shift > MAX_BIAS_SHIFT - 1 {
+            return Err(bad("a conv's bias shift is above 14 (16-bit activations)"));
+        }
+        if nd.act() == Act::Gelu {
+            let g = m
+                .find(nd.name, ".gelu16")
+                .and_then(|k| m.i32s(k).ok())
+                .ok_or(bad("a GELU node without its gelu16 parameters"))?;
+            let [pm, ps, im, is] = g else {
+                return Err(bad("gelu16 parameters are not 4 values"));
+            };
+            if !(1..=62).contains(ps) || !(1..=62).contains(is) || *pm < 0 || *im < 0 {
+                return Err(bad(
+                    "a GELU table's shifts are outside 1..=62 or a multiplier is negative",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn graph_config(m: &Model<'_>) -> Result<GraphConfig, Error> {
+    match m.config() {
+        ModelConfig::Graph(c) if is_a16(m) => Ok(c),
+        _ => Err(Error::Unsupported(
+            "not a graph blob with 16-bit activations",
+        )),
+    }
+}
+
+/// The integer forward pass of a graph blob with 16-bit activations: `i16` input (quantized as
+/// [`quantize_input16`] does) to `i16` output. `scratch` needs [`scratch_bytes_i16`] bytes,
+/// 2-byte aligned. `trace` sees every node's name and output scale (with empty data).
+pub fn forward_i16(
+    m: &Model<'_>,
+    x: &[i16],
+    y: &mut [i16],
+    scratch: &mut [u8],
+    mut t: Trace<'_>,
+) -> Result<(), Error> {
+    let cfg = graph_config(m)?;
+    cfg.validate()?;
+    check_len("16-bit input", x, cfg.input_len())?;
+    check_len("16-bit output", y, cfg.output_len())?;
+    let need = scratch_bytes_i16(&cfg);
+    if scratch.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: scratch.len(),
+        });
+    }
+    let p = Params::new(m)?;
+    let nodes = cfg.nodes();
+    let n = cfg.tokens();
+    let mid = n * cfg.widest_mid();
+    let (mut cur, rest) = split16(scratch, if nodes.len() > 1 { mid } else { 0 })?;
+    let (mut other, _) = split16(rest, if nodes.len() > 2 { mid } else { 0 })?;
+    if nodes.len() == 2 {
+        // One intermediate map: node 0 writes it, node 1 reads it.
+        core::mem::swap(&mut cur, &mut other);
+    }
+    for (i, nd) in nodes.iter().enumerate() {
+        let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
+        let q = p.conv(nd.name, meta::shift(i), 0, 0, None)?;
+        let last = i + 1 == nodes.len();
+        {
+            let src: &[i16] = if i == 0 { x } else { &cur[..n * ci] };
+            let dst: &mut [i16] = if last { &mut *y } else { &mut other[..n * co] };
+            pointwise16(src, ci, &q, co, dst)?;
+            let sat = p.z(meta::out(i));
+            match nd.act() {
+                Act::Gelu => {
+                    let g = p.m.i32s(idx(p.m, nd.name, ".gelu16")?)?;
+                    check_len("gelu16 parameters", g, 4)?;
+                    let gelu = Gelu16 {
+                        lut: p.m.i16s(idx(p.m, nd.name, ".lut16")?)?,
+                        pos_mult: g[0],
+                        pos_shift: g[1],
+                        id_mult: g[2],
+                        id_shift: g[3],
+                        clamp: sat,
+                    };
+                    gelu16_inplace(dst, &gelu)?;
+                }
+                Act::None if sat < MAX16 => {
+                    let s = sat.clamp(0, MAX16) as i16;
+                    for v in dst.iter_mut() {
+                        *v = (*v).clamp(-s, s);
+                    }
+                }
+                Act::None => {}
+            }
+        }
+        trace(&mut t, nd.name, &[], 0, p.s(meta::out(i)));
+        if !last {
+            core::mem::swap(&mut cur, &mut other);
+        }
+    }
+    Ok(())
+}
+
+/// Quantizes a channels-last f32 input as a graph blob with 16-bit activations expects.
+pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
+    let cfg = graph_config(m)?;
+    let p = Params::new(m)?;
+    let scale = m.f32s(idx(m, "input.scale", "")?)?;
+    check_len("input scale", scale, 1)?;
+    check_len("input", x, cfg.input_len())?;
+    quantize16(x, scale[0], p.z(meta::Z_X), xq)
+}
+
+/// Dequantizes the 16-bit output.
+pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(), Error> {
+    let cfg = graph_config(m)?;
+    let p = Params::new(m)?;
+    dequantize16(yq, p.s(super::int8::output_meta(&cfg)), y)
+}
+
+/// f32-in, f32-out forward pass (`scratch`: [`scratch_bytes`]).
+pub fn forward_f32(
+    m: &Model<'_>,
+    input: &[f32],
+    output: &mut [f32],
+    scratch: &mut [u8],
+    trace: Trace<'_>,
+) -> Result<(), Error> {
+    let cfg = graph_config(m)?;
+    let need = scratch_bytes(&cfg);
+    if scratch.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: scratch.len(),
+        });
+    }
+    let (work, rest) = scratch.split_at_mut(scratch_bytes_i16(&cfg));
+    let (xq, rest) = split16(rest, cfg.input_len())?;
+    let (yq, _) = split16(rest, cfg.output_len())?;
+    quantize_input16(m, input, xq)?;
+    forward_i16(m, xq, yq, work, trace)?;
+    dequantize_output16(m, yq, output)
+}
