@@ -1095,11 +1095,11 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         }
         _ if heavy && input_quant == InputQuant::Int16 => format!(
             "calibration inputs heavy-tailed (peak/RMS {crest:.1}); 16-bit activations \
-             throughout exist for mobilevlm-v2 only, the input is 16-bit"
+             throughout exist for mobilevlm-v2 and mlp2x-gelu only, the input is 16-bit"
         ),
         _ if heavy => format!(
             "calibration inputs heavy-tailed (peak/RMS {crest:.1}), but 16-bit activations \
-             exist for mobilevlm-v2 only: expect a larger error (docs/ACCURACY.md)"
+             were not chosen: expect a larger error (docs/ACCURACY.md)"
         ),
         _ => format!("calibration inputs peak/RMS {crest:.1} <= {HEAVY_CREST}"),
     };

@@ -82,7 +82,7 @@ pub enum Activations {
     Auto,
     /// int8 activations (TFLite's int8 scheme).
     Int8,
-    /// 16-bit activations, int8 weights (TFLite's 16x8 mode; MobileVLM V2 only).
+    /// 16-bit activations, int8 weights (TFLite's 16x8 mode; MobileVLM V2 and `mlp2x-gelu`).
     Int16,
 }
 

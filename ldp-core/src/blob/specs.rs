@@ -23,8 +23,8 @@ pub enum Dim {
 
 /// Header flag bit 0: the int8 model input is quantized per channel.
 pub const FLAG_PER_CHANNEL_INPUT: u16 = 1;
-/// Header flag bit 1: an int8 MobileVLM V2 blob with 16-bit activations
-/// ([`crate::quant::a16`]; not combined with bit 0).
+/// Header flag bit 1: an int8 MobileVLM V2 or graph-architecture blob with 16-bit activations
+/// ([`crate::quant::a16`], [`crate::graph::a16`]; not combined with another bit).
 pub const FLAG_ACT16: u16 = 2;
 /// Header flag bit 2: an int8 `ldp`, MobileVLM V1 or graph-architecture blob whose model input
 /// is quantized to 16 bits (per tensor, zero point 0, saturated to [`crate::quant::input16_limit`]); everything

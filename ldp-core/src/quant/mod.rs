@@ -16,9 +16,10 @@
 //! * skip additions as TFLite's ADD, resize and pooling keep their input's quantization and
 //!   round as AVERAGE_POOL_2D; the SE gate is an 8-bit table ([`kernels::SeQ`]).
 //!
-//! MobileVLM V2 blobs may instead carry **16-bit activations** with the same int8 weights
-//! (TFLite's 16x8 mode, header flag bit 1, [`a16`]): `ldp-quant` writes them when the
-//! calibration inputs are heavy-tailed, because V2 has no LayerNorm to tame the tails.
+//! MobileVLM V2 and graph-architecture blobs may instead carry **16-bit activations** with the
+//! same int8 weights (TFLite's 16x8 mode, header flag bit 1, [`a16`], [`crate::graph::a16`]):
+//! `ldp-quant` writes them when the calibration inputs are heavy-tailed, because neither has a
+//! LayerNorm to tame the tails.
 //! [`forward_f32_traced`] and [`crate::Model::forward`] run both kinds; the int8-boundary entry
 //! points ([`forward_i8`], [`quantize_input`], [`dequantize_output`]) refuse a 16-bit blob with
 //! `Error::Unsupported` (use [`a16::forward_i16`]).
