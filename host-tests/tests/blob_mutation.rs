@@ -109,12 +109,13 @@ fn blobs() -> Vec<Blob> {
         }
         let cal = calib(cfg, 99 + i as u64);
         let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
-        // Graph architectures (mlp2x-gelu) have a per-tensor int8 or a 16-bit input.
+        // Graph architectures (mlp2x-gelu) have a per-tensor int8 or a 16-bit input, or 16-bit
+        // activations.
         let graph = matches!(cfg, ModelConfig::Graph(_));
         let variants = [(InputQuant::PerTensor, Activations::Auto, "per-tensor")]
             .into_iter()
             .chain((!graph).then_some((InputQuant::PerChannel, Activations::Auto, "per-channel")))
-            .chain(v2.then_some((
+            .chain((v2 || graph).then_some((
                 InputQuant::PerTensor,
                 Activations::Int16,
                 "16-bit activations",
@@ -801,7 +802,7 @@ fn write_fuzz_seeds() {
         let variants = [(InputQuant::PerTensor, Activations::Auto, "int8_pt")]
             .into_iter()
             .chain((!graph).then_some((InputQuant::PerChannel, Activations::Auto, "int8_pc")))
-            .chain(v2.then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")))
+            .chain((v2 || graph).then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")))
             .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "int8_x16")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
