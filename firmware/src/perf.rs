@@ -412,18 +412,21 @@ fn kernel_selftest() -> bool {
     {
         let (n_pw16, f16) = i16_pointwise_selftest(&mut r, b, y16, y16_ref);
         failures += f16;
+        let (n_a16, fa) = a16_pointwise_selftest(&mut r, b, y16, y16_ref);
+        failures += fa;
         let (n_ln16, fl) = ln16_selftest(&mut r, b, y16, y16_ref);
         failures += fl;
         let m = mve_selftest(&mut r, b, y16, y16_ref);
         failures += m.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} ln16={=usize} resize={=usize} ln16_mve={=usize} add_mve={=usize} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} i16_pointwise={=usize} a16_pointwise={=usize} ln16={=usize} resize={=usize} ln16_mve={=usize} add_mve={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
             n_dw,
             n_other,
             n_pw16,
+            n_a16,
             n_ln16,
             n_resize,
             m.ln16,
@@ -435,10 +438,12 @@ fn kernel_selftest() -> bool {
     {
         let (n_ln16, fl) = ln16_selftest(&mut r, b, y16, y16_ref);
         failures += fl;
+        let (n_a16, fa) = a16_pointwise_selftest(&mut r, b, y16, y16_ref);
+        failures += fa;
         let f = crate::neon_selftest::run();
         failures += f.failures;
         println!(
-            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} dotprod={=bool} sdot_pointwise={=usize} ln16={=usize} resize={=usize} failures={=usize}",
+            "SELFTEST board={=str} kernels={=str} pointwise={=usize} depthwise={=usize} norm_add={=usize} f32_pointwise={=usize} f32_depthwise={=usize} f16_pointwise={=usize} f16_depthwise={=usize} i16_pointwise={=usize} a16_pointwise={=usize} fp16_arith={=bool} fp16_pointwise={=usize} fp16_worst_normwise={=f32} dotprod={=bool} sdot_pointwise={=usize} ln16={=usize} resize={=usize} failures={=usize}",
             models::BOARD,
             kernels_name(),
             n_pw,
@@ -449,6 +454,7 @@ fn kernel_selftest() -> bool {
             f.f16_pointwise,
             f.f16_depthwise,
             f.i16_pointwise,
+            n_a16,
             f.fp16,
             f.fp16_pointwise,
             f.fp16_worst,
@@ -460,6 +466,92 @@ fn kernel_selftest() -> bool {
         );
     }
     failures == 0
+}
+
+/// 16-bit-activation pointwise convs (`quant::a16::pointwise16`, the dispatching kernel: the
+/// DSP or NEON kernel where this build has one) against `pointwise16_reference`, bit for bit:
+/// `c_in` 1..=67 and 1000, `c_out` 1..=67, odd and single pixels, inputs up to the 16-bit
+/// path's saturation for that `c_in` (and its extremes), shifts 1..=62. Returns `(cases,
+/// failures)`.
+fn a16_pointwise_selftest(
+    r: &mut Rng,
+    b: &mut SelfTestBufs,
+    y16: &mut [i16],
+    y_ref: &mut [i16],
+) -> (usize, usize) {
+    use ldp_core::quant::a16::{pointwise16, pointwise16_reference, MAX16, PRODUCT_BUDGET};
+    const HALF: usize = ST_Y16 / 2;
+    let (x, y) = y16.split_at_mut(HALF);
+    let (mut cases, mut failures) = (0usize, 0usize);
+    for case in 0..120usize {
+        let (c_in, c_out) = match case {
+            0 => (1000, 3),
+            1 => (1000, 2),
+            2..=20 => (
+                16 * r.range(1, 4) as usize,
+                r.range(1, ST_C as i32) as usize,
+            ),
+            _ => (
+                r.range(1, ST_C as i32) as usize,
+                r.range(1, ST_C as i32) as usize,
+            ),
+        };
+        let max_px = (HALF / c_in.max(c_out)).clamp(1, 61) as i32;
+        let pixels = if case % 5 == 0 {
+            1
+        } else {
+            r.range(1, max_px) as usize
+        };
+        let shift = match r.next() % 4 {
+            0 => r.range(1, 62),
+            1 => r.range(1, 15),
+            _ => r.range(8, 24),
+        };
+        for o in 0..c_out {
+            b.bias[o] = r.next() as i16;
+            b.mult[o] = r.next() as u8;
+        }
+        let q_in = (PRODUCT_BUDGET / (127 * c_in as i64)).min(MAX16 as i64) as i32;
+        for v in x[..pixels * c_in].iter_mut() {
+            *v = r.range(-q_in, q_in) as i16;
+        }
+        if case % 8 == 1 {
+            x[..c_in].fill(q_in as i16);
+        }
+        r.fill(&mut b.w[..c_in * c_out]);
+        let q = ConvQ {
+            weight: &b.w[..c_in * c_out],
+            bias: &b.bias[..c_out],
+            bias_shift: shift as u32 % 15,
+            mult: &b.mult[..c_out],
+            shift,
+            in_zero: 0,
+            out_zero: 0,
+            lut: None,
+        };
+        let n = pixels * c_out;
+        let x = &x[..pixels * c_in];
+        y[..n].fill(0);
+        y_ref[..n].fill(1);
+        y[n..n + ST_GUARD].fill(0x5a5a);
+        y_ref[n..n + ST_GUARD].fill(0x5a5a);
+        let ok = pointwise16(x, c_in, &q, c_out, &mut y[..n]).is_ok()
+            && pointwise16_reference(x, c_in, &q, c_out, &mut y_ref[..n]).is_ok()
+            && y[..n] == y_ref[..n]
+            && y[n..n + ST_GUARD]
+                .iter()
+                .chain(&y_ref[n..n + ST_GUARD])
+                .all(|&v| v == 0x5a5a);
+        if !ok {
+            failures += 1;
+            error!(
+                "self-test: i16 -> i16 pointwise {=usize} px, {=usize} -> {=usize}, shift {=i32}: differs from the reference",
+                pixels, c_in, c_out, shift
+            );
+        }
+        cases += 1;
+    }
+    (cases, failures)
 }
 
 /// Int8 pointwise convs with an `i16` output (the dispatching kernel: the DSP kernel where this

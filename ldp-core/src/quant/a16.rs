@@ -106,6 +106,14 @@ pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `-32768` → `-32767`: an `i16`-range saturation narrowed to [`MAX16`]'s symmetric range.
+#[cfg(any(ldp_arm_dsp, target_arch = "aarch64"))]
+fn narrow16(y: &mut [i16]) {
+    for v in y.iter_mut() {
+        *v = (*v).max(-MAX16 as i16);
+    }
+}
+
 /// Requantizes a conv accumulator of output channel `o` to a 16-bit activation.
 #[inline(always)]
 pub(crate) fn out16(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
@@ -130,9 +138,11 @@ pub fn pointwise16_reference(
 }
 
 /// Tiled [`pointwise16_reference`]: on x86-64 with AVX2 a 2-pixel × 4-output `vpmaddwd` kernel
-/// (`kernels::pointwise::x86::int16`), elsewhere 4 output channels per pass over a pixel's inputs in portable
-/// Rust (no DSP/NEON kernel yet; measured on the heavy V2 golden model: −21% instructions on the
-/// Cortex-M4, −36% on the A53 against the reference loop). Bit-identical to the reference
+/// (`kernels::pointwise::x86::int16`), on Cortex-M with the DSP extension the `SMLAD` kernel of
+/// `kernels::pointwise::arm_dsp` (16-bit staging, `i16` output), on AArch64 the `SMLAL` kernel
+/// of `kernels::pointwise::neon::int16`, elsewhere 4 output channels per pass over a pixel's
+/// inputs in portable Rust. The DSP and NEON kernels are checked against the reference by the
+/// firmware self-test (`a16_pointwise`). Bit-identical to the reference
 /// (integer sums are exact in any order; wrapping, like the reference, for hostile blobs).
 pub fn pointwise16(
     x: &[i16],
@@ -144,6 +154,23 @@ pub fn pointwise16(
     let pixels = check_pw(x, c_in, q, c_out, y)?;
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::pointwise::x86::int16::pointwise16(x, c_in, q, c_out, y, pixels) {
+        return Ok(());
+    }
+    // The DSP and NEON kernels saturate to the `i16` range with the output zero point added
+    // (the int8 kernels' 16-bit output); with this path's zero point 0 that equals [`out16`]
+    // except at -32768, narrowed here.
+    #[cfg(ldp_arm_dsp)]
+    if q.out_zero == 0
+        && crate::kernels::pointwise::arm_dsp::pointwise16(x, c_in, q, c_out, y, pixels)
+    {
+        narrow16(y);
+        return Ok(());
+    }
+    #[cfg(target_arch = "aarch64")]
+    if q.out_zero == 0
+        && crate::kernels::pointwise::neon::int16::pointwise16(x, c_in, q, c_out, y, pixels)
+    {
+        narrow16(y);
         return Ok(());
     }
     pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {

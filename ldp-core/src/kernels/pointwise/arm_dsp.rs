@@ -436,6 +436,20 @@ pub(crate) fn pointwise_in16(
     pointwise_impl(x, c_in, q, c_out, y, pixels)
 }
 
+/// The DSP kernel with a 16-bit input and a 16-bit output (`quant::a16::pointwise16`): the
+/// tiles of [`pointwise_in16`] requantized in Rust to `i16` (saturated to the `i16` range; the
+/// caller narrows `-32768` to the 16-bit path's `-32767`). `false` for shapes it does not take.
+pub(crate) fn pointwise16(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+    pixels: usize,
+) -> bool {
+    pointwise_impl(x, c_in, q, c_out, y, pixels)
+}
+
 /// The input types of the DSP pointwise kernel: how a pixel pair is staged as 16-bit pairs.
 trait PwIn: Copy + Into<i32> {
     /// [`pw_stage_x`] for this type.

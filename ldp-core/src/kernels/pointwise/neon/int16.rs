@@ -1,5 +1,7 @@
 //! AArch64 NEON pointwise kernel of a 16-bit model input × int8 weights → int8
-//! (`quant::a16::pointwise_in16`).
+//! (`quant::a16::pointwise_in16`), and of 16-bit activations → 16-bit activations
+//! (`quant::a16::pointwise16`: the same tiles, an `i16` output saturated to the `i16` range; the
+//! caller narrows `-32768` to the 16-bit path's `-32767`).
 //!
 //! A register tile of 2 pixels × 4 outputs (8 accumulators of 4 `i32` lanes): per 8 input
 //! channels, the 8 activations of each pixel are loaded as they are (`LD1 {v.8h}`), the 8 weights
@@ -16,7 +18,7 @@ use core::arch::aarch64::*;
 use core::arch::asm;
 
 use crate::quant::a16::tiles16;
-use crate::quant::kernels::{finish, ConvQ};
+use crate::quant::kernels::{finish, ConvOut, ConvQ};
 
 /// Runs the kernel (NEON is part of every AArch64 target). The shapes are checked again here
 /// (`check_pw`, O(1)): `false` unless they hold.
@@ -33,6 +35,23 @@ pub(crate) fn pointwise_in16(
     }
     // SAFETY: `check_pw` verified `x.len() = pixels·c_in`, `q.weight.len() = c_out·c_in` and
     // `y.len() = pixels·c_out` (products without overflow); `run` stays inside them.
+    unsafe { run(x, c_in, q, c_out, y, pixels) };
+    true
+}
+
+/// [`pointwise_in16`] with an `i16` output (see the module docs).
+pub(crate) fn pointwise16(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+    pixels: usize,
+) -> bool {
+    if crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y) != Ok(pixels) {
+        return false;
+    }
+    // SAFETY: as in `pointwise_in16`: `check_pw` verified every length `run` relies on.
     unsafe { run(x, c_in, q, c_out, y, pixels) };
     true
 }
@@ -80,8 +99,15 @@ unsafe fn ld8b_s16(p: *const i8) -> int16x8_t {
 ///
 /// # Safety
 /// Lengths as checked by [`pointwise_in16`].
-unsafe fn run(x: &[i16], c_in: usize, q: &ConvQ<'_>, c_out: usize, y: &mut [i8], pixels: usize) {
-    let finish = |acc: i32, o: usize| finish::<i8>(q.bias_at(o).wrapping_add(acc), o, q);
+unsafe fn run<Y: ConvOut>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    let finish = |acc: i32, o: usize| finish::<Y>(q.bias_at(o).wrapping_add(acc), o, q);
     tiles16(
         x,
         c_in,
