@@ -750,6 +750,43 @@ mod tests {
         }
     }
 
+    /// The 16-bit-activation conv (`quant::a16::pointwise16`'s DSP path): 16-bit input at the
+    /// path's saturation, output zero point 0, `-32768` narrowed as the caller does.
+    #[test]
+    fn pointwise16_matches_reference() {
+        let mut r = Rng(0x6a09_e667_f3bc_c908);
+        for case in 0..300 {
+            let c_in = if case % 29 == 0 {
+                r.range(100, 1000) as usize
+            } else {
+                r.range(1, 67) as usize
+            };
+            let c_out = r.range(1, 40) as usize;
+            let pixels = r.range(1, 9) as usize;
+            let lim = ((1i64 << 30) / (127 * c_in as i64)).min(32767);
+            let x: std::vec::Vec<i16> = (0..pixels * c_in)
+                .map(|_| r.range(-lim, lim) as i16)
+                .collect();
+            let mut p = Params::new(&mut r, c_in * c_out, c_out);
+            p.in_zero = 0;
+            p.out_zero = 0;
+            p.lut = None;
+            p.bias_shift = p.bias_shift.min(14);
+            let q = p.conv();
+            let mut want = vec![0i16; pixels * c_out];
+            let mut got = vec![0x5a5ai16; pixels * c_out];
+            crate::quant::a16::pointwise16_reference(&x, c_in, &q, c_out, &mut want).unwrap();
+            assert!(pointwise16(&x, c_in, &q, c_out, &mut got, pixels));
+            for v in got.iter_mut() {
+                *v = (*v).max(-32767);
+            }
+            assert_eq!(
+                got, want,
+                "case {case}: c_in {c_in} c_out {c_out} px {pixels}"
+            );
+        }
+    }
+
     #[test]
     fn pointwise_i16_matches_reference() {
         let mut r = Rng(0x51ed_2701_a5a5_0f0f);
