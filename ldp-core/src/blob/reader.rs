@@ -448,10 +448,9 @@ impl<'a> Model<'a> {
         match self.header.dtype {
             DType::F32 => self.config.float_scratch_len() * 4,
             DType::F16 => self.config.float_scratch_len() * 2,
-            DType::Int8 if self.header.flags & FLAG_ACT16 != 0 => match &self.config {
-                ModelConfig::Graph(g) => crate::graph::a16::scratch_bytes(g),
-                c => crate::quant::a16::scratch_bytes(c),
-            },
+            DType::Int8 if self.header.flags & FLAG_ACT16 != 0 => {
+                crate::quant::a16::scratch_bytes(&self.config)
+            }
             DType::Int8 if self.header.flags & FLAG_INPUT16 != 0 => {
                 crate::quant::scratch_bytes_x16(&self.config)
             }

@@ -11,6 +11,8 @@
 //! budget, or 32767 for the model output); `quant.scales` at the same indices are the real
 //! scales. A GELU node's `name.gelu16` holds its position multiplier and shift and its identity
 //! multiplier and shift.
+//!
+//! The f32 boundary and the scratch sizes are [`crate::quant::a16`]'s, which dispatches here.
 
 use super::{meta, Act, GraphConfig};
 use crate::blob::int8::conv_shifts;
@@ -38,11 +40,6 @@ pub const fn scratch_bytes_i16(cfg: &GraphConfig) -> usize {
         2
     };
     maps * r16(2 * cfg.tokens() * cfg.widest_mid())
-}
-
-/// Bytes of scratch of the f32-boundary forward pass (plus the 16-bit input and output).
-pub const fn scratch_bytes(cfg: &GraphConfig) -> usize {
-    scratch_bytes_i16(cfg) + r16(2 * cfg.input_len()) + r16(2 * cfg.output_len())
 }
 
 /// Whether a saturation `q` of a pointwise input of width `k` keeps `k · 127 · q ≤ 2^30`.
@@ -207,28 +204,4 @@ pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(
     let cfg = graph_config(m)?;
     let p = Params::new(m)?;
     dequantize16(yq, p.s(super::int8::output_meta(&cfg)), y)
-}
-
-/// f32-in, f32-out forward pass (`scratch`: [`scratch_bytes`]).
-pub fn forward_f32(
-    m: &Model<'_>,
-    input: &[f32],
-    output: &mut [f32],
-    scratch: &mut [u8],
-    trace: Trace<'_>,
-) -> Result<(), Error> {
-    let cfg = graph_config(m)?;
-    let need = scratch_bytes(&cfg);
-    if scratch.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: scratch.len(),
-        });
-    }
-    let (work, rest) = scratch.split_at_mut(scratch_bytes_i16(&cfg));
-    let (xq, rest) = split16(rest, cfg.input_len())?;
-    let (yq, _) = split16(rest, cfg.output_len())?;
-    quantize_input16(m, input, xq)?;
-    forward_i16(m, xq, yq, work, trace)?;
-    dequantize_output16(m, yq, output)
 }

@@ -425,9 +425,11 @@ const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
-/// Bytes of scratch [`forward_i16`] needs: two 16-bit maps of `max(N, 144) · c_out`.
+/// Bytes of scratch [`forward_i16`] needs: for V2 two 16-bit maps of `max(N, 144) · c_out`, for
+/// a graph architecture [`crate::graph::a16::scratch_bytes_i16`].
 pub const fn scratch_bytes_i16(cfg: &ModelConfig) -> usize {
     match cfg {
+        ModelConfig::Graph(g) => crate::graph::a16::scratch_bytes_i16(g),
         ModelConfig::MobileVlmV2(c) => {
             let n = if c.tokens_in() > POOL * POOL {
                 c.tokens_in()
@@ -457,9 +459,10 @@ fn params<'m, 'a>(m: &'m Model<'a>) -> Result<Params<'m, 'a>, Error> {
     Params::new(m)
 }
 
-/// The integer forward pass of a 16-bit-activation V2 blob: `i16` input (quantized as
-/// [`quantize_input16`] does) to `i16` output. `scratch` needs [`scratch_bytes_i16`] bytes,
-/// 2-byte aligned. `trace` sees every activation's name and scale (with empty data).
+/// The integer forward pass of a 16-bit-activation blob (V2, or a graph architecture:
+/// [`crate::graph::a16::forward_i16`]): `i16` input (quantized as [`quantize_input16`] does) to
+/// `i16` output. `scratch` needs [`scratch_bytes_i16`] bytes, 2-byte aligned. `trace` sees every
+/// activation's name and scale (with empty data).
 pub fn forward_i16(
     m: &Model<'_>,
     x: &[i16],
@@ -467,6 +470,9 @@ pub fn forward_i16(
     scratch: &mut [u8],
     mut t: super::Trace<'_>,
 ) -> Result<(), Error> {
+    if let ModelConfig::Graph(_) = m.config() {
+        return crate::graph::a16::forward_i16(m, x, y, scratch, t);
+    }
     let p = params(m)?;
     let ModelConfig::MobileVlmV2(c) = m.config() else {
         return Err(Error::Unsupported(
@@ -531,6 +537,9 @@ pub fn forward_i16(
 
 /// Quantizes a channels-last f32 input as a 16-bit-activation blob expects.
 pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
+    if let ModelConfig::Graph(_) = m.config() {
+        return crate::graph::a16::quantize_input16(m, x, xq);
+    }
     let p = params(m)?;
     let scale = m.f32s(idx(m, "input.scale", "")?)?;
     check_len("input scale", scale, 1)?;
@@ -540,6 +549,9 @@ pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), 
 
 /// Dequantizes the 16-bit output.
 pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(), Error> {
+    if let ModelConfig::Graph(_) = m.config() {
+        return crate::graph::a16::dequantize_output16(m, yq, y);
+    }
     let p = params(m)?;
     dequantize16(yq, p.s(V2::Z_Y), y)
 }

@@ -353,9 +353,6 @@ pub fn forward_f32_traced(
     trace: Trace<'_>,
 ) -> Result<(), Error> {
     if a16::is_a16(m) {
-        if let ModelConfig::Graph(_) = m.config() {
-            return crate::graph::a16::forward_f32(m, input, output, scratch, trace);
-        }
         return a16::forward_f32(m, input, output, scratch, trace);
     }
     let cfg = m.config();
