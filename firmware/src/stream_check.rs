@@ -2,10 +2,13 @@
 //! (`ldp_core::stream`, whole-width rows) and compared with the same expected output as the
 //! whole-tensor run — bit for bit for int8 (the host's int8 output), within the model's bound for
 //! f32/f16. One `STREAM board=… arch=… dtype=… ok=… stream_bytes=…` line per model; blobs that
-//! streaming does not run yet (16-bit activations or a 16-bit input) are reported as skipped.
+//! streaming does not run yet (16-bit activations, or an `ldp`/V1 16-bit input) are reported as
+//! skipped. Graph blobs with a 16-bit input stream 16-bit rows (`stream::forward_x16`).
 
 use defmt::{error, println, warn};
-use ldp_core::stream::{self, InputQuantizer, RowSink, RowSource, SliceSink, SliceSource};
+use ldp_core::stream::{
+    self, InputQuantizer, InputQuantizer16, RowSink, RowSource, SliceSink, SliceSource,
+};
 use ldp_core::{DType, Error, Model};
 
 use crate::check;
@@ -21,6 +24,29 @@ struct QuantSource<'a> {
 
 impl RowSource<i8> for QuantSource<'_> {
     fn read(&mut self, row: usize, col: usize, out: &mut [i8]) -> Result<(), Error> {
+        let start = row
+            .checked_mul(self.w)
+            .and_then(|v| v.checked_add(col))
+            .and_then(|v| v.checked_mul(self.c))
+            .ok_or(Error::InvalidConfig("stream check: row out of range"))?;
+        let x = start
+            .checked_add(out.len())
+            .and_then(|end| self.x.get(start..end))
+            .ok_or(Error::InvalidConfig("stream check: read past the input"))?;
+        self.q.quantize(x, out)
+    }
+}
+
+/// f32 input rows quantized on the fly to the 16-bit input of a blob with one.
+struct QuantSource16<'a> {
+    x: &'a [f32],
+    w: usize,
+    c: usize,
+    q: InputQuantizer16,
+}
+
+impl RowSource<i16> for QuantSource16<'_> {
+    fn read(&mut self, row: usize, col: usize, out: &mut [i16]) -> Result<(), Error> {
         let start = row
             .checked_mul(self.w)
             .and_then(|v| v.checked_add(col))
@@ -70,10 +96,15 @@ pub fn run(arena: &mut [u8], output: &mut [f32]) -> (usize, usize) {
             continue;
         };
         let cfg = m.config();
-        let need = stream::scratch_bytes(&cfg, m.dtype(), stream::FULL_WIDTH);
-        if ldp_core::quant::a16::is_a16(&m) || ldp_core::quant::is_x16(&m) {
+        let x16 = ldp_core::quant::is_x16(&m);
+        let need = if x16 {
+            stream::scratch_bytes_x16(&cfg, stream::FULL_WIDTH)
+        } else {
+            stream::scratch_bytes(&cfg, m.dtype(), stream::FULL_WIDTH)
+        };
+        if ldp_core::quant::a16::is_a16(&m) || (x16 && need == 0) {
             warn!(
-                "STREAM board={=str} arch={=str} dtype={=str} skipped (16-bit activations or input: whole tensor only)",
+                "STREAM board={=str} arch={=str} dtype={=str} skipped (16-bit activations or an ldp/V1 16-bit input: whole tensor only)",
                 models::BOARD, e.arch, e.dtype
             );
             continue;
@@ -91,6 +122,21 @@ pub fn run(arena: &mut [u8], output: &mut [f32]) -> (usize, usize) {
         out.fill(f32::NAN);
         let scratch = &mut arena[..need];
         let r = match m.dtype() {
+            DType::Int8 if x16 => InputQuantizer16::new(&m).and_then(|q| {
+                let mut src = QuantSource16 {
+                    x: e.input,
+                    w: wi,
+                    c: c_in,
+                    q,
+                };
+                let mut sink = DequantSink {
+                    m: &m,
+                    y: out,
+                    w: wo,
+                    c: c_out,
+                };
+                stream::forward_x16(&m, stream::FULL_WIDTH, &mut src, &mut sink, scratch)
+            }),
             DType::Int8 => InputQuantizer::new(&m).and_then(|q| {
                 let mut src = QuantSource {
                     x: e.input,

@@ -126,6 +126,9 @@ fn strips_for(cfg: &ModelConfig) -> Vec<usize> {
 /// int8 streaming == whole-tensor, bit for bit, for every strip width; returns the output.
 fn check_i8(blob: &AlignedBytes, x: &[f32], what: &str) {
     let m = Model::parse(blob.as_bytes()).unwrap();
+    if ldp_core::quant::is_x16(&m) {
+        return check_x16(&m, x, what);
+    }
     let (xq, want) = whole_i8(&m, x);
     for strip in strips_for(&m.config()) {
         let got = stream_i8(&m, &xq, strip);
@@ -137,6 +140,71 @@ fn check_i8(blob: &AlignedBytes, x: &[f32], what: &str) {
             want.len()
         );
     }
+}
+
+/// An int8 blob with a 16-bit input (the `mlp2x-gelu` default): streaming 16-bit rows
+/// (`stream::forward_x16`, quantized by `InputQuantizer16`) == whole-tensor
+/// (`quant::quantize_input16` + `quant::forward_x16`), bit for bit.
+fn check_x16(m: &Model<'_>, x: &[f32], what: &str) {
+    let cfg = m.config();
+    let mut xq = vec![0i16; cfg.input_len()];
+    ldp_core::quant::quantize_input16(m, x, &mut xq).unwrap();
+    let mut rows = vec![0i16; x.len()];
+    stream::InputQuantizer16::new(m)
+        .unwrap()
+        .quantize(x, &mut rows)
+        .unwrap();
+    assert_eq!(rows, xq, "{what}: InputQuantizer16 != quantize_input16");
+    let mut want = vec![0i8; cfg.output_len()];
+    let mut s = scratch(m.scratch_bytes());
+    ldp_core::quant::forward_x16(m, &xq, &mut want, s.as_mut_bytes()).unwrap();
+    let (c_in, c_out) = cfg.channels();
+    let (wi, wo) = row_w(&cfg);
+    let need = stream::scratch_bytes_x16(&cfg, FULL_WIDTH);
+    assert!(need > 0, "{what}: no 16-bit-input streaming scratch");
+    // One byte short is refused, not run.
+    let mut small = scratch(need - 1);
+    let mut got = vec![0x55i8; cfg.output_len()];
+    let e = stream::forward_x16(
+        m,
+        FULL_WIDTH,
+        &mut SliceSource::new(&xq, wi, c_in),
+        &mut SliceSink::new(&mut got, wo, c_out),
+        &mut small.as_mut_bytes()[..need - 1],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, ldp_core::Error::ScratchTooSmall { .. }),
+        "{what}: {e:?}"
+    );
+    let mut s = scratch(need);
+    stream::forward_x16(
+        m,
+        FULL_WIDTH,
+        &mut SliceSource::new(&xq, wi, c_in),
+        &mut SliceSink::new(&mut got, wo, c_out),
+        s.as_mut_bytes(),
+    )
+    .unwrap();
+    let bad = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(
+        bad, 0,
+        "{what}: 16-bit-input streaming: {bad} values differ"
+    );
+    // The int8-row entry point refuses it and says what to use.
+    let xq8 = vec![0i8; cfg.input_len()];
+    let e = stream::forward_i8(
+        m,
+        FULL_WIDTH,
+        &mut SliceSource::new(&xq8, wi, c_in),
+        &mut SliceSink::new(&mut got, wo, c_out),
+        s.as_mut_bytes(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, ldp_core::Error::Unsupported(m) if m.contains("forward_x16")),
+        "{what}: {e:?}"
+    );
 }
 
 /// Float streaming within 1e-6 relative of whole-tensor in f32 (relative L2, and max abs error

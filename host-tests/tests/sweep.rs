@@ -44,7 +44,7 @@ fn only() -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn run(select: impl Fn(&Case) -> bool, strict: bool) {
+fn run(select: impl Fn(&Case) -> bool) {
     let only = only();
     if let Some(o) = &only {
         println!("SWEEP-ONLY LDP_SWEEP_ONLY={o}: a manual subset, not the full sweep");
@@ -100,24 +100,8 @@ fn run(select: impl Fn(&Case) -> bool, strict: bool) {
     let bad: Vec<String> = rows
         .iter()
         .filter(|r| r.over())
-        .filter(|r| {
-            // A case known to be over its bound fails only if it got worse than measured.
-            match KNOWN_OVER.iter().find(|(n, _)| *n == r.case.name) {
-                Some((_, measured)) if !strict => r.rel_l2 > measured + 0.005 || r.rel_l2.is_nan(),
-                _ => true,
-            }
-        })
         .map(|r| format!("{} {:.4} > {}", r.case.name, r.rel_l2, r.case.bound()))
         .collect();
-    for (n, measured) in KNOWN_OVER {
-        if let Some(r) = rows.iter().find(|r| r.case.name == *n) {
-            println!(
-                "SWEEP-KNOWN-OVER case={n} rel_l2={:.4} bound={} measured_when_listed={measured}",
-                r.rel_l2,
-                r.case.bound()
-            );
-        }
-    }
     assert!(
         bad.is_empty(),
         "int8 over its bound at the defaults: {bad:?}"
@@ -130,12 +114,7 @@ fn run(select: impl Fn(&Case) -> bool, strict: bool) {
         .iter()
         .filter_map(|r| {
             let o = *ort.get(&r.case.name)?;
-            let known = KNOWN_PEER.iter().find(|(n, _)| *n == r.case.name);
-            let limit = match known {
-                Some((_, measured)) if !strict => measured + 0.002,
-                _ => o,
-            };
-            (r.rel_l2.is_nan() || r.rel_l2 > limit)
+            (r.rel_l2.is_nan() || r.rel_l2 > o)
                 .then(|| format!("{} ours {:.4} > onnxruntime {o:.4}", r.case.name, r.rel_l2))
         })
         .collect();
@@ -172,67 +151,25 @@ fn ort_best_static() -> std::collections::HashMap<String, f64> {
         .collect()
 }
 
-/// Cases over their bound at the defaults, with the error measured when they were listed
-/// (docs/ACCURACY.md explains each). [`int8_sweep_every_case_within_bound`] still requires them
-/// to meet the bound; the subset tests fail only if they get worse.
-/// None since the 16-bit input for heavy-tailed `ldp`/V1 inputs: `v1_32to64_12_heavy_s0` was
-/// listed at 0.1367 and measures 0.086 with it.
-const KNOWN_OVER: &[(&str, f64)] = &[];
-
-/// Cases where onnxruntime's best static int8 method (picked on the held-out samples) is more
-/// accurate than our defaults, with our error when listed (docs/ACCURACY.md, "The peer").
-/// [`int8_sweep_every_case_within_bound`] still requires them to beat onnxruntime; the subset
-/// tests fail only if they get worse. `ldp_8to40_5x7_s2` (held-out, 35 positions) was listed at
-/// 0.0353 against onnxruntime's 0.0350 and left the list with the few-value range rules (0.0347).
-/// The first below is a held-out `mlp2x-gelu` case, listed when the architecture joined the
-/// sweep at 0.0200 and measured 0.0199 after the graph bias correction and table-input ranges.
-/// `mlp_16to32_5x7_s1` was listed at 0.0220 against onnxruntime's 0.0219 and left the list with
-/// the table-input ranges (0.0215; docs/ACCURACY.md says why that case is no longer clean
-/// held-out evidence).
-const KNOWN_PEER: &[(&str, f64)] = &[
-    // onnxruntime 0.0197 (Entropy)
-    ("mlp_64to128_24_s2", 0.0199),
-    // Tuning; onnxruntime 0.0177 (MinMax and Percentile): a tie at four digits, ours above in
-    // the fifth since the table-input ranges (0.0176 before; on 32 fresh inputs they improve it,
-    // 0.0226 -> 0.0222).
-    ("mlp_16to32_5x7_s2", 0.0177),
-];
-
-/// The small and medium cases: every case within its bound, every case at least as accurate as
-/// onnxruntime except the [`KNOWN_PEER`] ones, which must not get worse.
+/// The small and medium cases: every case within its bound and at least as accurate as
+/// onnxruntime's best static int8 (issue 16's Done-when; the real sizes are the next test).
 #[test]
 fn int8_sweep_small_and_medium_within_bounds() {
-    run(|c| !c.real_size, false);
-}
-
-/// Issue 16's Done-when, strictly: every case within its bound and at least as accurate as
-/// onnxruntime's best static int8. It fails on the [`KNOWN_PEER`] cases; the two subset tests
-/// run the same cases by default.
-#[test]
-#[ignore = "two mlp2x-gelu cases are behind onnxruntime's best static int8: mlp_64to128_24_s2 0.0199 vs 0.0197 (held-out), mlp_16to32_5x7_s2 0.0177 vs 0.0177 (tuning, fifth digit); see docs/ACCURACY.md"]
-fn int8_sweep_every_case_within_bound() {
-    run(|_| true, true);
+    run(|c| !c.real_size);
 }
 
 /// MobileVLM's real sizes (1024 → 2048 at 24×24), with the same checks.
 #[test]
 fn int8_sweep_mobilevlm_real_sizes_within_bounds() {
-    run(|c| c.real_size, false);
+    run(|c| c.real_size);
 }
-
-/// Heavy-tailed and CLIP-like cases whose error on fresh inputs is over the bound, with the
-/// error measured when listed (docs/ACCURACY.md, "Fresh inputs"). The strict test below still
-/// requires the bound; the default one fails only if they get worse.
-/// None since `mlp2x-gelu` got 16-bit activations for heavy-tailed inputs:
-/// `mlp_32to64_12_heavy_s1` was listed at 0.1846 (an input token at −890 against a calibrated
-/// peak of 337 clipped its int8 hidden layer and output) and measures 0.0062 with them.
-const KNOWN_FRESH_OVER: &[(&str, f64)] = &[];
 
 /// The outlier cases (heavy-tailed and CLIP-like, not the real sizes) on 32 *fresh* inputs each
 /// (drawn by the same generator after the committed samples; against the f32 model): the two
 /// committed held-out samples per case cannot show how often a rare outlier token leaves the
 /// calibrated ranges.
-fn fresh(strict: bool) {
+#[test]
+fn int8_sweep_fresh_inputs_within_bounds() {
     let only = only();
     let mut bad = Vec::new();
     for c in sweep::cases()
@@ -242,11 +179,7 @@ fn fresh(strict: bool) {
     {
         let l = sweep::load(c);
         let e = sweep::fresh_error(c, &l, 32).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
-        let known = KNOWN_FRESH_OVER.iter().find(|(n, _)| *n == c.name);
-        let limit = match known {
-            Some((_, measured)) if !strict => measured + 0.01,
-            _ => c.bound(),
-        };
+        let limit = c.bound();
         println!(
             "SWEEP-FRESH case={} split={} dist={} rel_l2={e:.4} bound={} ok={}",
             c.name,
@@ -263,17 +196,4 @@ fn fresh(strict: bool) {
         bad.is_empty(),
         "int8 over its bound on fresh inputs: {bad:?}"
     );
-}
-
-/// Every outlier case within its bound on fresh inputs, except the [`KNOWN_FRESH_OVER`] ones,
-/// which must not get worse.
-#[test]
-fn int8_sweep_fresh_inputs_within_bounds() {
-    fresh(false);
-}
-
-/// The same, strictly.
-#[test]
-fn int8_sweep_fresh_inputs_strict() {
-    fresh(true);
 }

@@ -716,10 +716,18 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
              convert with --activations int8 to stream)\n",
         );
     } else if ldp_core::quant::is_x16(&model) {
-        s.push_str(
-            "streaming: not available for blobs with a 16-bit input yet (whole-tensor only; \
-             convert with --input-quant per-tensor to stream)\n",
-        );
+        let need = ldp_core::stream::scratch_bytes_x16(&config, ldp_core::stream::FULL_WIDTH);
+        if need > 0 {
+            s.push_str(&format!(
+                "RAM streaming:    {need} bytes (ldp_core::stream::forward_x16: 16-bit input \
+                 rows, whole rows, no recompute)\n"
+            ));
+        } else {
+            s.push_str(
+                "streaming: not available for ldp/V1 blobs with a 16-bit input yet (whole-tensor \
+                 only; convert with --input-quant per-tensor to stream)\n",
+            );
+        }
     } else {
         s.push_str(&streaming_ram_section(&config, model.dtype()));
     }

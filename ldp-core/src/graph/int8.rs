@@ -93,6 +93,21 @@ pub(crate) fn node_i8(
     pointwise(x, ci, &conv(p, i, nd)?, co, y)
 }
 
+/// Runs node 0 on whole tokens of the quantized input `x` (int8 or 16-bit) into `y`.
+pub(crate) fn node0(
+    p: &Params<'_, '_>,
+    cfg: &GraphConfig,
+    x: QInput<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    let nd = cfg
+        .nodes()
+        .first()
+        .ok_or(Error::Unsupported("graph without nodes"))?;
+    let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
+    x.pointwise(ci, &conv(p, 0, nd)?, co, y)
+}
+
 /// `quant.meta` index of the model output's zero point and scale.
 pub(crate) fn output_meta(cfg: &GraphConfig) -> usize {
     meta::out(cfg.nodes().len().saturating_sub(1))

@@ -1,19 +1,41 @@
 //! Row streaming of graph architectures: every operation so far works token by token, so each
 //! input row runs through all nodes on its own and is emitted at once. RAM: one input row, the
 //! intermediate rows and one output row ([`GraphConfig::stream_scratch_bytes`]). The kernels are
-//! the whole-tensor executor's own on row slices, so the output is bit-identical to it.
+//! the whole-tensor executor's own on row slices, so the output is bit-identical to it. An int8
+//! blob with a 16-bit input streams 16-bit input rows (one more byte per input value).
 
 use super::float::activation;
 use super::{GraphConfig, Op};
-use crate::blob::{DType, Model};
+use crate::blob::Model;
 use crate::elem::Elem;
 use crate::error::Error;
 use crate::kernels::pointwise::pointwise;
-use crate::quant::graph::Params;
+use crate::quant::graph::{Params, QInput};
 use crate::stream::{check_scratch, elem_sizes, Carver, RowSink, RowSource};
 
-/// Streams an int8 graph blob row by row (int8 rows in and out).
-pub(crate) fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
+/// An input row element of an int8 graph blob: `i8` (per-tensor int8 input) or `i16`
+/// ([`crate::blob::specs::FLAG_INPUT16`]); only node 0 reads it.
+pub(crate) trait QRow: bytemuck::Pod + Default {
+    /// The row as the first conv's input.
+    fn row(x: &[Self]) -> QInput<'_>;
+}
+
+impl QRow for i8 {
+    fn row(x: &[i8]) -> QInput<'_> {
+        QInput::I8(x)
+    }
+}
+
+impl QRow for i16 {
+    fn row(x: &[i16]) -> QInput<'_> {
+        QInput::I16(x)
+    }
+}
+
+/// Streams an int8 graph blob row by row (`X` input rows — `i8`, or `i16` for a blob with a
+/// 16-bit input — to int8 output rows). The caller has checked that `X` is the blob's input
+/// type.
+pub(crate) fn forward_q<X: QRow, S: RowSource<X>, K: RowSink<i8>>(
     m: &Model<'_>,
     cfg: &GraphConfig,
     src: &mut S,
@@ -21,13 +43,14 @@ pub(crate) fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
     scratch: &mut [u8],
 ) -> Result<(), Error> {
     cfg.validate()?;
-    check_scratch(scratch, cfg.stream_scratch_bytes(elem_sizes(DType::Int8)))?;
+    let sx = core::mem::size_of::<X>();
+    check_scratch(scratch, cfg.stream_scratch_bytes((sx, 1, 1)))?;
     let p = Params::new(m)?;
     let nodes = cfg.nodes();
     let w = cfg.w;
     let widest = cfg.widest_mid();
     let mut c = Carver::new(scratch);
-    let x: &mut [i8] = c.take(w * cfg.c_in)?;
+    let x: &mut [X] = c.take(w * cfg.c_in)?;
     let mut a: &mut [i8] = c.take(if nodes.len() > 1 { w * widest } else { 0 })?;
     let mut b: &mut [i8] = c.take(if nodes.len() > 2 { w * widest } else { 0 })?;
     let y: &mut [i8] = c.take(w * cfg.c_out)?;
@@ -37,8 +60,8 @@ pub(crate) fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
             let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
             let last = i + 1 == nodes.len();
             match (i == 0, last) {
-                (true, true) => super::int8::node_i8(&p, cfg, i, x, y)?,
-                (true, false) => super::int8::node_i8(&p, cfg, i, x, &mut a[..w * co])?,
+                (true, true) => super::int8::node0(&p, cfg, X::row(x), y)?,
+                (true, false) => super::int8::node0(&p, cfg, X::row(x), &mut a[..w * co])?,
                 (false, true) => super::int8::node_i8(&p, cfg, i, &a[..w * ci], y)?,
                 (false, false) => {
                     super::int8::node_i8(&p, cfg, i, &a[..w * ci], &mut b[..w * co])?;

@@ -785,6 +785,13 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
 /// Quantizes a channels-last f32 input to the 16-bit input of a [`FLAG_INPUT16`] blob:
 /// `sat(round(x / scale), input16_limit(c_in))`, zero point 0.
 pub(crate) fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
+    let (s, limit) = input16_params(m)?;
+    crate::error::check_len("input", x, m.config().input_len())?;
+    super::a16::quantize16(x, s, limit, xq)
+}
+
+/// `(input.scale, input.limit)` of an int8 blob with a 16-bit input.
+pub(crate) fn input16_params(m: &Model<'_>) -> Result<(f32, i32), Error> {
     if !is_x16(m) {
         return Err(Error::Unsupported(
             "this int8 blob has an int8 input: use quant::quantize_input",
@@ -804,8 +811,7 @@ pub(crate) fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Resu
             ))
         }
     };
-    crate::error::check_len("input", x, m.config().input_len())?;
-    super::a16::quantize16(x, s, limit, xq)
+    Ok((s, limit))
 }
 
 /// The saturation of a 16-bit model input with `c_in` channels: the largest `Q ≤ 32767` with

@@ -479,6 +479,16 @@ pub const fn scratch_bytes(cfg: &ModelConfig, dtype: DType, strip: usize) -> usi
     }
 }
 
+/// Scratch bytes of [`forward_x16`] (an int8 blob with a 16-bit input): as
+/// [`scratch_bytes`]`(cfg, Int8, strip)` with a 16-bit input row. `0` for architectures that do
+/// not stream a 16-bit input yet (`ldp`, MobileVLM V1; V2 has no 16-bit-input form).
+pub const fn scratch_bytes_x16(cfg: &ModelConfig, strip: usize) -> usize {
+    match cfg {
+        ModelConfig::Graph(c) if strip > 0 => c.stream_scratch_bytes((2, 1, 1)),
+        _ => 0,
+    }
+}
+
 /// Multiply-accumulates of streaming execution (with recomputation) of `cfg`.
 pub const fn macs(cfg: &ModelConfig, strip: usize) -> usize {
     match cfg {
@@ -565,15 +575,67 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
         ));
     }
     if crate::quant::is_x16(m) {
-        return Err(Error::Unsupported(
-            "streaming does not run blobs with a 16-bit input yet: use Model::forward (whole tensor)",
-        ));
+        return Err(Error::Unsupported(match m.config() {
+            ModelConfig::Graph(_) => {
+                "this int8 blob has a 16-bit input: stream it with stream::forward_x16"
+            }
+            _ => "streaming does not run ldp/V1 blobs with a 16-bit input yet: use Model::forward (whole tensor)",
+        }));
     }
     match m.config() {
         ModelConfig::Ldp(_) => ldp_i8(m, strip, src, sink, scratch),
         ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
         ModelConfig::MobileVlmV2(_) => v2_i8(m, src, sink, scratch),
-        ModelConfig::Graph(c) => crate::graph::stream::forward_i8(m, &c, src, sink, scratch),
+        ModelConfig::Graph(c) => crate::graph::stream::forward_q(m, &c, src, sink, scratch),
+    }
+}
+
+/// Streams an int8 blob with a 16-bit input ([`crate::quant::is_x16`]; `ldp-quant` writes one
+/// for `mlp2x-gelu` by default): 16-bit input rows (quantized as [`InputQuantizer16`] does) to
+/// int8 output rows, bit-identical to [`crate::quant::forward_x16`]. Graph architectures only
+/// so far; `ldp` and V1 blobs with a 16-bit input return [`Error::Unsupported`]. `scratch`
+/// needs [`scratch_bytes_x16`]`(config, strip)` bytes, 16-byte aligned.
+pub fn forward_x16<S: RowSource<i16>, K: RowSink<i8>>(
+    m: &Model<'_>,
+    strip: usize,
+    src: &mut S,
+    sink: &mut K,
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    if m.dtype() != DType::Int8 || !crate::quant::is_x16(m) {
+        return Err(Error::Unsupported(
+            "forward_x16 needs an int8 blob with a 16-bit input; use forward_i8 or forward_float",
+        ));
+    }
+    match m.config() {
+        ModelConfig::Graph(c) if strip > 0 => {
+            crate::graph::stream::forward_q(m, &c, src, sink, scratch)
+        }
+        ModelConfig::Graph(_) => Err(Error::InvalidConfig("strip must be at least 1")),
+        _ => Err(Error::Unsupported(
+            "streaming does not run ldp/V1 blobs with a 16-bit input yet: use Model::forward (whole tensor)",
+        )),
+    }
+}
+
+/// Quantizes f32 input row segments to the 16-bit input of an int8 blob with
+/// [`crate::blob::specs::FLAG_INPUT16`] (the same rounding and saturation as
+/// [`crate::quant::quantize_input16`]), for wrapping an f32 source.
+#[derive(Debug, Clone, Copy)]
+pub struct InputQuantizer16 {
+    scale: f32,
+    limit: i32,
+}
+
+impl InputQuantizer16 {
+    /// The input quantization of an int8 blob with a 16-bit input.
+    pub fn new(m: &Model<'_>) -> Result<Self, Error> {
+        let (scale, limit) = crate::quant::graph::input16_params(m)?;
+        Ok(InputQuantizer16 { scale, limit })
+    }
+    /// Quantizes `x` into `q` (the same length).
+    pub fn quantize(&self, x: &[f32], q: &mut [i16]) -> Result<(), Error> {
+        crate::quant::a16::quantize16(x, self.scale, self.limit, q)
     }
 }
 
