@@ -264,6 +264,12 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
                     _mm_storeu_si128((hs.as_mut_ptr() as *mut __m128i).add(q), h);
                 }
                 core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
+            } else if nv == NR {
+                // A full panel: vector stores (a variable-length copy is a `memcpy` call).
+                for q in 0..NR / 8 {
+                    let v = _mm256_loadu_ps(t.as_ptr().add(8 * q));
+                    _mm256_storeu_ps((yr as *mut f32).add(8 * q), v);
+                }
             } else {
                 core::ptr::copy_nonoverlapping(t.as_ptr(), yr as *mut f32, nv);
             }

@@ -323,6 +323,10 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
                     _mm_storeu_si128((hs.as_mut_ptr() as *mut __m128i).add(1), h1);
                     core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
                 }
+            } else if nv == NR {
+                // A full panel: two vector stores (a variable-length copy is a `memcpy` call).
+                _mm256_storeu_ps(yr as *mut f32, _mm256_loadu_ps(t.as_ptr()));
+                _mm256_storeu_ps((yr as *mut f32).add(8), _mm256_loadu_ps(t.as_ptr().add(8)));
             } else {
                 core::ptr::copy_nonoverlapping(t.as_ptr(), yr as *mut f32, nv);
             }
@@ -349,8 +353,24 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     let bp = panel.as_mut_ptr() as *mut f32;
     let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
     let abuf = abuf_store.as_mut_ptr() as *mut f32;
+    // Short rows (`k ≤ KC/2`): several panels are packed side by side into the buffer, and
+    // each block of `MB` pixels (kept in L1) runs against all of them before the next block,
+    // so `x` streams from memory once per group of panels instead of once per panel. The
+    // arithmetic per output is unchanged (same tile, same channel order).
+    let group = (KC / k).clamp(1, KC / NR);
+    let mb = if group > 1 {
+        (MB_BYTES / (k * core::mem::size_of::<X>())).max(MR) / MR * MR
+    } else {
+        pixels.max(1)
+    };
     let mut n0 = 0;
     while n0 < n {
+        if group > 1 {
+            // SAFETY: k ≤ KC/2 here, so `group` panels of k·16 values fit in the buffer;
+            // shapes and features per this function's contract.
+            n0 = unsafe { gemm_group(x, k, w, bias, n, act, y, n0, group, mb, bp, abuf) };
+            continue;
+        }
         let nv = NR.min(n - n0);
         let mut bias16 = [0.0f32; NR];
         if let Some(b) = bias {
@@ -362,37 +382,128 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
             // SAFETY: rows n0..n0+nv and channels k0..k0+kc lie inside w; the panel holds
             // KC·16 ≥ kc·16 values and is fully written before it is read.
             unsafe { pack_panel(w, k, n0, nv, k0, kc, bp) };
-            let mut p0 = 0;
-            while p0 < pixels {
-                let m = MR.min(pixels - p0);
-                // SAFETY: p0 + m ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed above; abuf
-                // holds MR·KC floats; features checked by the caller.
-                unsafe {
-                    match m {
-                        6 => {
-                            tile::<X, Y, 6>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
-                        }
-                        5 => {
-                            tile::<X, Y, 5>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
-                        }
-                        4 => {
-                            tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
-                        }
-                        3 => {
-                            tile::<X, Y, 3>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
-                        }
-                        2 => {
-                            tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
-                        }
-                        _ => {
-                            tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias16, act)
-                        }
-                    }
-                }
-                p0 += m;
-            }
+            // SAFETY: as above; the tiles stay inside the pixels, outputs n0..n0+nv and
+            // channels k0..k0+kc.
+            unsafe {
+                tiles(
+                    x, k, y, n, 0, pixels, n0, nv, k0, kc, bp, abuf, &bias16, act,
+                )
+            };
             k0 += kc;
         }
         n0 += nv;
+    }
+}
+
+/// Bytes of `x` per pixel block of the grouped form (half of a 32 KiB L1).
+const MB_BYTES: usize = 16 * 1024;
+
+/// The grouped form for `k ≤ KC/2`: packs up to `group` panels starting at output `n0`, then
+/// runs every block of `mb` pixels against each of them. Returns the next `n0`.
+///
+/// # Safety
+/// As [`gemm`], with `k·16·group ≤ KC·16` (`group ≤ KC/k`) and `bp` holding `KC·16` values.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn gemm_group<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    n: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+    n0: usize,
+    group: usize,
+    mb: usize,
+    bp: *mut f32,
+    abuf: *mut f32,
+) -> usize {
+    let pixels = x.len() / k;
+    let mut biases = [[0.0f32; NR]; KC / NR];
+    let mut ends = n0;
+    let mut g = 0;
+    while g < group && ends < n {
+        let nv = NR.min(n - ends);
+        if let Some(b) = bias {
+            biases[g][..nv].copy_from_slice(&b[ends..ends + nv]);
+        }
+        // SAFETY: rows ends..ends+nv and channels 0..k lie inside w; panel g occupies
+        // bp[g·k·16 .. (g+1)·k·16] ≤ KC·16 since g < group ≤ KC/k.
+        unsafe { pack_panel(w, k, ends, nv, 0, k, bp.add(g * k * NR)) };
+        ends += nv;
+        g += 1;
+    }
+    let mut pb = 0;
+    while pb < pixels {
+        let pe = (pb + mb).min(pixels);
+        let mut m0 = n0;
+        for (j, b16) in biases.iter().enumerate().take(g) {
+            let nv = NR.min(n - m0);
+            // SAFETY: pixels pb..pe, outputs m0..m0+nv ≤ n, channels 0..k; panel j packed
+            // above.
+            unsafe {
+                tiles(
+                    x,
+                    k,
+                    y,
+                    n,
+                    pb,
+                    pe,
+                    m0,
+                    nv,
+                    0,
+                    k,
+                    bp.add(j * k * NR),
+                    abuf,
+                    b16,
+                    act,
+                )
+            };
+            m0 += nv;
+        }
+        pb = pe;
+    }
+    ends
+}
+
+/// Pixels `p_start..p_end` against one packed panel (outputs `n0..n0+nv`, channels
+/// `k0..k0+kc`), in tiles of [`MR`] pixels.
+///
+/// # Safety
+/// As [`tile`] for every tile: `p_end ≤ P`, `n0 + nv ≤ N`, `k0 + kc ≤ K`, `bp` packed.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tiles<X: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    y: &mut [Y],
+    n: usize,
+    p_start: usize,
+    p_end: usize,
+    n0: usize,
+    nv: usize,
+    k0: usize,
+    kc: usize,
+    bp: *const f32,
+    abuf: *mut f32,
+    bias16: &[f32; NR],
+    act: Option<Activation>,
+) {
+    let mut p0 = p_start;
+    while p0 < p_end {
+        let m = MR.min(p_end - p0);
+        // SAFETY: p0 + m ≤ p_end ≤ pixels; the rest per this function's contract.
+        unsafe {
+            match m {
+                6 => tile::<X, Y, 6>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias16, act),
+                5 => tile::<X, Y, 5>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias16, act),
+                4 => tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias16, act),
+                3 => tile::<X, Y, 3>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias16, act),
+                2 => tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias16, act),
+                _ => tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias16, act),
+            }
+        }
+        p0 += m;
     }
 }
