@@ -9,7 +9,10 @@
 //!   best of 2000 runs of 2.4 M cycles (short runs, so that the best one is seldom preempted on
 //!   a shared machine);
 //! * f32 FMA throughput with 12 independent ymm chains (AVX2) and 24 zmm chains (AVX-512), and
-//!   `vpdpbusd` throughput with 24 zmm chains (AVX-512 VNNI), in MACs per cycle of that clock.
+//!   `vpdpbusd` throughput with 24 zmm chains (AVX-512 VNNI), in MACs per cycle of that clock;
+//! * the AVX2 integer ceilings: `vpmaddwd` + `vpaddd` (16 exact int8 MACs, the step of our
+//!   AVX2 int8 kernels) and `vpmaddubsw` alone (32 u8×s8 MACs into *saturating* i16 pair sums,
+//!   the step of onnxruntime's AVX2 u8s8 GEMM), 12 independent ymm chains each.
 
 #[cfg(target_arch = "x86_64")]
 fn main() {
@@ -45,6 +48,22 @@ fn main() {
         let g = (m * 12 * 8) as f64 / t / 1e9;
         println!("AVX2 f32 FMA: {g:.1} GMAC/s = {:.1} MAC/cycle", g / ghz);
     }
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 detected just above.
+        let t = best(2000, || unsafe { madd256(m) });
+        let g = (m * 12 * 16) as f64 / t / 1e9;
+        println!(
+            "AVX2 int8 exact (vpmaddwd + vpaddd): {g:.1} GMAC/s = {:.1} MAC/cycle",
+            g / ghz
+        );
+        // SAFETY: AVX2 detected just above.
+        let t = best(2000, || unsafe { maddubs256(m) });
+        let g = (m * 12 * 32) as f64 / t / 1e9;
+        println!(
+            "AVX2 u8s8 saturating (vpmaddubsw): {g:.1} GMAC/s = {:.1} MAC/cycle",
+            g / ghz
+        );
+    }
     if is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F detected just above.
         let t = best(2000, || unsafe { fma512(m) });
@@ -78,6 +97,38 @@ unsafe fn fma256(n: u64) {
     for _ in 0..n {
         for v in a.iter_mut() {
             *v = _mm256_fmadd_ps(*v, b, c);
+        }
+    }
+    std::hint::black_box(a);
+}
+
+/// # Safety
+/// AVX2 available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn madd256(n: u64) {
+    use std::arch::x86_64::*;
+    let mut a: [__m256i; 12] = core::array::from_fn(|i| _mm256_set1_epi16(i as i16 + 1));
+    let (b, c) = (_mm256_set1_epi16(3), _mm256_set1_epi32(-7));
+    for _ in 0..n {
+        for v in a.iter_mut() {
+            *v = _mm256_add_epi32(_mm256_madd_epi16(*v, b), c);
+        }
+    }
+    std::hint::black_box(a);
+}
+
+/// # Safety
+/// AVX2 available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn maddubs256(n: u64) {
+    use std::arch::x86_64::*;
+    let mut a: [__m256i; 12] = core::array::from_fn(|i| _mm256_set1_epi8(i as i8 + 1));
+    let b = _mm256_set1_epi8(3);
+    for _ in 0..n {
+        for v in a.iter_mut() {
+            *v = _mm256_maddubs_epi16(*v, b);
         }
     }
     std::hint::black_box(a);

@@ -828,3 +828,75 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+/// `quant::quantize_input_nchw` / `dequantize_output_nchw` (the CLI's channels-first int8 path)
+/// give the same bits as transposing in f32 and calling `quantize_input` / `dequantize_output`,
+/// per-tensor and per-channel inputs, odd sizes; wrong lengths and other architectures are
+/// errors, not panics.
+#[test]
+fn ldp_channels_first_int8_boundary_matches_channels_last() {
+    let shapes = [(8, 8, 6, 5), (3, 5, 1, 1), (16, 16, 7, 9)];
+    for (k, &(c_in, c_out, h, w)) in shapes.iter().enumerate() {
+        let cfg = ModelConfig::Ldp(LdpConfig { c_in, c_out, h, w });
+        let model = FloatModel::synthetic(cfg, 90 + k as u64);
+        let samples = (0..3)
+            .map(|i| randn(cfg.input_len(), 300 + i as u64, 1.0))
+            .collect();
+        let calib = CalibSet {
+            config: cfg,
+            samples,
+        };
+        for iq in [
+            ldp_quant::int8::InputQuant::PerTensor,
+            ldp_quant::int8::InputQuant::PerChannel,
+        ] {
+            let opts = Int8Options {
+                input_quant: iq,
+                ..Int8Options::default()
+            };
+            let blob = AlignedBytes::from_slice(
+                &ldp_quant::int8::quantize(&model, &calib, &opts).unwrap(),
+            );
+            let m = Model::parse(blob.as_bytes()).unwrap();
+            let (n_in, n_out) = (cfg.input_len(), cfg.output_len());
+            let x_nchw = randn(n_in, 400 + k as u64, 1.5);
+            let mut x_nhwc = vec![0f32; n_in];
+            ldp_core::tensor::nchw_to_nhwc(&x_nchw, &mut x_nhwc, c_in, h, w).unwrap();
+            let mut want = vec![0i8; n_in];
+            ldp_core::quant::quantize_input(&m, &x_nhwc, &mut want).unwrap();
+            let (mut got, mut tmp) = (vec![0i8; n_in], vec![0i8; n_in]);
+            ldp_core::quant::quantize_input_nchw(&m, &x_nchw, &mut got, &mut tmp).unwrap();
+            assert_eq!(got, want, "{cfg:?} {iq:?}: input");
+            let mut short = vec![0i8; n_in.saturating_sub(1)];
+            assert!(
+                ldp_core::quant::quantize_input_nchw(&m, &x_nchw, &mut got, &mut short).is_err()
+            );
+            let mut yq = vec![0i8; n_out];
+            let mut s = scratch(m.scratch_bytes());
+            ldp_core::quant::forward_i8(&m, &got, &mut yq, s.as_mut_bytes()).unwrap();
+            let mut y_nhwc = vec![0f32; n_out];
+            ldp_core::quant::dequantize_output(&m, &yq, &mut y_nhwc).unwrap();
+            let (h2, w2) = cfg.output_grid();
+            let mut want_y = vec![0f32; n_out];
+            ldp_core::tensor::nhwc_to_nchw(&y_nhwc, &mut want_y, c_out, h2, w2).unwrap();
+            let (mut got_y, mut ytmp) = (vec![0f32; n_out], vec![0i8; n_out]);
+            ldp_core::quant::dequantize_output_nchw(&m, &yq, &mut got_y, &mut ytmp).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got_y), bits(&want_y), "{cfg:?} {iq:?}: output");
+        }
+    }
+    // Token models have no channels-first layout.
+    let cfg = ModelConfig::MobileVlmV2(V2Config {
+        c_in: 4,
+        c_out: 8,
+        h: 4,
+    });
+    let blob = int8_blob(cfg, 3);
+    let m = Model::parse(blob.as_bytes()).unwrap();
+    let x = randn(cfg.input_len(), 1, 1.0);
+    let (mut q, mut t) = (vec![0i8; cfg.input_len()], vec![0i8; cfg.input_len()]);
+    assert!(matches!(
+        ldp_core::quant::quantize_input_nchw(&m, &x, &mut q, &mut t),
+        Err(ldp_core::Error::Unsupported(_))
+    ));
+}

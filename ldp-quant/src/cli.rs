@@ -468,15 +468,39 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         let mut shape = vec![batch];
         shape.extend(output_sample_shape(&config));
         let mut writer = npy::create_f32(&a.output, &shape)?;
-        let (mut xt, mut xs) = (vec![0.0f32; n_in], vec![0.0f32; n_in]);
-        let (mut ys, mut yt) = (vec![0.0f32; n_out], vec![0.0f32; n_out]);
         let mut scratch = scratch_for(&model);
+        // `ldp` takes and gives channels-first (NCHW) samples, the token models channels-last
+        // ones as they are. An `ldp` int8 blob with an int8 input quantizes in file order and
+        // transposes int8 values (`quant::quantize_input_nchw`), a quarter of the f32 bytes.
+        let ldp = matches!(config, ModelConfig::Ldp(_));
+        let int8_nchw = ldp
+            && model.dtype() == DType::Int8
+            && !ldp_core::quant::is_x16(&model)
+            && !ldp_core::quant::a16::is_a16(&model);
+        let mut xt = vec![0.0f32; n_in];
+        let mut yt = vec![0.0f32; n_out];
+        let (mut xs, mut ys) = if ldp && !int8_nchw {
+            (vec![0.0f32; n_in], vec![0.0f32; n_out])
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (mut xq, mut xtmp, mut yq, mut ytmp) = if int8_nchw {
+            (
+                vec![0i8; n_in],
+                vec![0i8; n_in],
+                vec![0i8; n_out],
+                vec![0i8; n_out],
+            )
+        } else {
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new())
+        };
         let pb = progress(batch, "run");
         for i in 0..batch {
             reader
                 .read_into(&mut xt)
                 .with_context(|| format!("`{}`", a.input.display()))?;
-            if let Some(j) = xt.iter().position(|v| !v.is_finite()) {
+            if !all_finite(&xt) {
+                let j = xt.iter().position(|v| !v.is_finite()).unwrap_or(0);
                 bail!(
                     "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
                     a.input.display(),
@@ -485,11 +509,26 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                     shape_str(&reader.shape)
                 );
             }
-            crate::layout::sample_to_nhwc(&xt, &config, &mut xs)?;
-            model
-                .forward(&xs, &mut ys, scratch.as_mut_bytes())
-                .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
-            crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+            let failed =
+                |e: ldp_core::Error| anyhow::anyhow!("forward pass failed on sample {i}: {e}");
+            if int8_nchw {
+                ldp_core::quant::quantize_input_nchw(&model, &xt, &mut xq, &mut xtmp)
+                    .map_err(failed)?;
+                ldp_core::quant::forward_i8(&model, &xq, &mut yq, scratch.as_mut_bytes())
+                    .map_err(failed)?;
+                ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
+                    .map_err(failed)?;
+            } else if ldp {
+                crate::layout::sample_to_nhwc(&xt, &config, &mut xs)?;
+                model
+                    .forward(&xs, &mut ys, scratch.as_mut_bytes())
+                    .map_err(failed)?;
+                crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+            } else {
+                model
+                    .forward(&xt, &mut yt, scratch.as_mut_bytes())
+                    .map_err(failed)?;
+            }
             writer.write(&yt)?;
             pb.inc(1);
         }
@@ -504,6 +543,15 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         shape_str(&in_shape),
         shape_str(&out_shape)
     ))
+}
+
+/// Whether every value is finite, in a form the compiler vectorizes (no early exit per value).
+fn all_finite(x: &[f32]) -> bool {
+    x.chunks(4096).all(|c| {
+        c.iter().fold(0u32, |acc, v| {
+            acc | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+        }) == 0
+    })
 }
 
 fn config_summary(config: &ModelConfig) -> String {

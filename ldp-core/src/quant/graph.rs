@@ -782,6 +782,70 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
     super::kernels::quantize(x, c_in, scale, zero, xq)
 }
 
+/// [`quantize_input`] of an `ldp` input given channels-first (`[c_in][h][w]`, PyTorch's
+/// layout): each value quantized where it lies (its channel is `i / (h·w)`), then the int8
+/// result transposed to channels-last through `tmp` (`input_len` bytes). The same bits as
+/// transposing the f32 input and calling [`quantize_input`]: quantization is elementwise.
+pub(crate) fn quantize_input_nchw(
+    m: &Model<'_>,
+    x: &[f32],
+    xq: &mut [i8],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    int8_activations(m)?;
+    let ModelConfig::Ldp(c) = m.config() else {
+        return Err(Error::Unsupported(
+            "a channels-first input exists for ldp only (the MobileVLM and graph inputs are tokens)",
+        ));
+    };
+    let scale = m.f32s(idx(m, "input.scale", "")?)?;
+    let zero = m.i8s(idx(m, "input.zero", "")?)?;
+    let n = m.config().input_len();
+    crate::error::check_len("input", x, n)?;
+    crate::error::check_len("quantized input", xq, n)?;
+    crate::error::check_len("quantize scratch", tmp, n)?;
+    if scale.is_empty() || zero.len() != scale.len() {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    }
+    let hw = c.h * c.w;
+    if hw == 0 {
+        return Err(Error::InvalidConfig("ldp: empty input grid"));
+    }
+    if scale.len() == c.c_in && c.c_in > 1 {
+        for (ch, (xc, tc)) in x.chunks_exact(hw).zip(tmp.chunks_exact_mut(hw)).enumerate() {
+            let (s, z) = (&scale[ch..ch + 1], &zero[ch..ch + 1]);
+            super::kernels::quantize(xc, 1, s, z, tc)?;
+        }
+    } else {
+        super::kernels::quantize(x, 1, &scale[..1], &zero[..1], tmp)?;
+    }
+    crate::tensor::nchw_to_nhwc(tmp, xq, c.c_in, c.h, c.w)
+}
+
+/// [`dequantize_output`] of an `ldp` output written channels-first (`[c_out][h2][w2]`): the
+/// int8 output transposed through `tmp` (`output_len` bytes), then dequantized (per tensor,
+/// so the same bits as dequantizing first).
+pub(crate) fn dequantize_output_nchw(
+    m: &Model<'_>,
+    yq: &[i8],
+    y: &mut [f32],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    let ModelConfig::Ldp(c) = m.config() else {
+        return Err(Error::Unsupported(
+            "a channels-first output exists for ldp only (the MobileVLM and graph outputs are tokens)",
+        ));
+    };
+    let n = m.config().output_len();
+    crate::error::check_len("quantized output", yq, n)?;
+    crate::error::check_len("output", y, n)?;
+    crate::error::check_len("dequantize scratch", tmp, n)?;
+    crate::tensor::nhwc_to_nchw(yq, tmp, c.c_out, c.h2(), c.w2())?;
+    dequantize_output(m, tmp, y)
+}
+
 /// Quantizes a channels-last f32 input to the 16-bit input of a [`FLAG_INPUT16`] blob:
 /// `sat(round(x / scale), input16_limit(c_in))`, zero point 0.
 pub(crate) fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {

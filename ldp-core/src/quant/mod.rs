@@ -440,3 +440,29 @@ pub fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<(), Err
 pub fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Result<(), Error> {
     graph::dequantize_output(m, yq, y)
 }
+
+/// [`quantize_input`] for an `ldp` input in PyTorch's channels-first layout (`[c_in][h][w]`):
+/// quantizes in place order, then transposes the int8 values (a quarter of the f32 bytes) to
+/// the channels-last `xq` that [`forward_i8`] takes, through `tmp` (`input_len` bytes). The
+/// same bits as `tensor::nchw_to_nhwc` followed by [`quantize_input`]. `Error::Unsupported`
+/// for other architectures (their inputs are tokens, already channels-last).
+pub fn quantize_input_nchw(
+    m: &Model<'_>,
+    x: &[f32],
+    xq: &mut [i8],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    graph::quantize_input_nchw(m, x, xq, tmp)
+}
+
+/// [`dequantize_output`] to PyTorch's channels-first layout (`[c_out][h2][w2]`) for an `ldp`
+/// blob: transposes the int8 output through `tmp` (`output_len` bytes), then dequantizes. The
+/// same bits as [`dequantize_output`] followed by `tensor::nhwc_to_nchw`.
+pub fn dequantize_output_nchw(
+    m: &Model<'_>,
+    yq: &[i8],
+    y: &mut [f32],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    graph::dequantize_output_nchw(m, yq, y, tmp)
+}
