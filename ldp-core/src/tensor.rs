@@ -48,6 +48,20 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
         };
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if core::mem::size_of::<T>() == 1 {
+        // SAFETY: SSE2 is part of x86-64; the caller checked `src.len() = dst.len() =
+        // rows·cols`; 1-byte elements are only moved (byte shuffles copy their bits unchanged).
+        unsafe {
+            transpose8_sse2(
+                src.as_ptr() as *const u8,
+                dst.as_mut_ptr() as *mut u8,
+                rows,
+                cols,
+            )
+        };
+        return;
+    }
     let block = |dst: &mut [T], i0: usize, j0: usize| {
         let (i1, j1) = ((i0 + B).min(rows), (j0 + B).min(cols));
         if i1 - i0 == B && j1 - j0 == B {
@@ -80,6 +94,84 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
         for i0 in (0..rows).step_by(B) {
             for j0 in (0..cols).step_by(B) {
                 block(dst, i0, j0);
+            }
+        }
+    }
+}
+
+/// [`transpose`] of 1-byte elements with 16 × 16 SSE2 register transposes (four rounds of
+/// byte, word, dword and qword unpacks), edge blocks element by element.
+///
+/// # Safety
+/// `src` and `dst` point at `rows·cols` bytes each, not overlapping.
+#[cfg(target_arch = "x86_64")]
+unsafe fn transpose8_sse2(src: *const u8, dst: *mut u8, rows: usize, cols: usize) {
+    use core::arch::x86_64::*;
+    const B: usize = 16;
+    let block = |i0: usize, j0: usize| {
+        // SAFETY: a full block reads rows i0..i0+16 at columns j0..j0+16 and writes rows
+        // j0..j0+16 of dst at columns i0..i0+16, all inside rows·cols; edge blocks index
+        // element by element inside the same bounds.
+        unsafe {
+            if i0 + B <= rows && j0 + B <= cols {
+                let r: [__m128i; B] = core::array::from_fn(|i| {
+                    _mm_loadu_si128(src.add((i0 + i) * cols + j0) as *const __m128i)
+                });
+                let z = _mm_setzero_si128();
+                // Round 1: bytes of row pairs.
+                let mut a = [z; B];
+                for k in 0..8 {
+                    a[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
+                    a[k + 8] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
+                }
+                // Round 2: 16-bit pairs.
+                let mut b = [z; B];
+                for g in [0, 8] {
+                    for k in 0..4 {
+                        b[g + k] = _mm_unpacklo_epi16(a[g + 2 * k], a[g + 2 * k + 1]);
+                        b[g + 4 + k] = _mm_unpackhi_epi16(a[g + 2 * k], a[g + 2 * k + 1]);
+                    }
+                }
+                // Round 3: 32-bit groups.
+                let mut c = [z; B];
+                for g in [0, 4, 8, 12] {
+                    for k in 0..2 {
+                        c[g + k] = _mm_unpacklo_epi32(b[g + 2 * k], b[g + 2 * k + 1]);
+                        c[g + 2 + k] = _mm_unpackhi_epi32(b[g + 2 * k], b[g + 2 * k + 1]);
+                    }
+                }
+                // Round 4: 64-bit halves.
+                let mut d = [z; B];
+                for g in (0..B).step_by(2) {
+                    d[g] = _mm_unpacklo_epi64(c[g], c[g + 1]);
+                    d[g + 1] = _mm_unpackhi_epi64(c[g], c[g + 1]);
+                }
+                // d[j] holds column j of the block, rows i0..i0+16 in order.
+                for (j, v) in d.iter().enumerate() {
+                    _mm_storeu_si128(dst.add((j0 + j) * rows + i0) as *mut __m128i, *v);
+                }
+            } else {
+                for i in i0..(i0 + B).min(rows) {
+                    for j in j0..(j0 + B).min(cols) {
+                        *dst.add(j * rows + i) = *src.add(i * cols + j);
+                    }
+                }
+            }
+        }
+    };
+    // The inner loop runs along the shorter side (as in `transpose`): with `rows ≤ cols` each
+    // 16-column step writes whole destination rows, and the source lines it reads in 16-byte
+    // pieces are still in L1 for the next steps.
+    if rows <= cols {
+        for j0 in (0..cols).step_by(B) {
+            for i0 in (0..rows).step_by(B) {
+                block(i0, j0);
+            }
+        }
+    } else {
+        for i0 in (0..rows).step_by(B) {
+            for j0 in (0..cols).step_by(B) {
+                block(i0, j0);
             }
         }
     }
@@ -204,6 +296,26 @@ mod layout_tests {
         assert!(
             (0..24).all(|ch| (0..64).all(|p| y[p * 24 + ch].to_bits() == x[ch * 64 + p].to_bits()))
         );
+        // 1-byte elements (the SSE2 16 × 16 path on x86-64): sizes around the block, both loop
+        // orders, against the definition and round trip.
+        for (c, h, w) in [
+            (1, 1, 1),
+            (16, 4, 4),
+            (15, 1, 17),
+            (17, 5, 7),
+            (128, 8, 8),
+            (3, 64, 64),
+            (40, 3, 33),
+        ] {
+            let n = c * h * w;
+            let x: std::vec::Vec<i8> = (0..n).map(|v| (v * 7 % 251) as i8).collect();
+            let mut y = std::vec![0i8; n];
+            nchw_to_nhwc(&x, &mut y, c, h, w).unwrap();
+            assert!((0..c).all(|ch| (0..h * w).all(|p| y[p * c + ch] == x[ch * h * w + p])));
+            let mut z = std::vec![0i8; n];
+            nhwc_to_nchw(&y, &mut z, c, h, w).unwrap();
+            assert_eq!(z, x, "{c} {h} {w}");
+        }
         let mut y = [0u32; 4];
         assert!(nchw_to_nhwc(&[0u32; 4], &mut y, usize::MAX, 2, 2).is_err());
         assert!(nhwc_to_nchw(&[0u32; 3], &mut y, 1, 2, 2).is_err());
