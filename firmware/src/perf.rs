@@ -1063,6 +1063,12 @@ fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
+/// The quantized input of a traced run.
+enum TracedInput<'a> {
+    I8(&'a mut [i8]),
+    I16(&'a mut [i16]),
+}
+
 /// Runs one int8 model layer by layer; `None` when skipped, else whether it passed.
 fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool> {
     let board = models::BOARD;
@@ -1087,27 +1093,53 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
         );
         return None;
     }
-    if ldp_core::quant::is_x16(&model) {
+    // A 16-bit input (the `mlp2x-gelu` default) is traced through `forward_x16_traced`.
+    let x16 = ldp_core::quant::is_x16(&model);
+    let cfg = model.config();
+    let (n_in, n_out) = (cfg.input_len(), cfg.output_len());
+    let in_bytes = if x16 { 2 * n_in } else { n_in };
+    let work_len = r16(ldp_core::quant::scratch_bytes_i8(&cfg));
+    if work_len + r16(in_bytes) + n_out > arena.len() {
         println!(
-            "SKIP board={=str} arch={=str} dtype={=str} reason=16-bit input (the per-layer trace takes an int8 input)",
-            board, m.arch, m.dtype
+            "SKIP board={=str} arch={=str} dtype={=str} reason=the traced run needs {=usize} bytes, the board's arena has {=usize}",
+            board, m.arch, m.dtype, work_len + r16(in_bytes) + n_out, arena.len()
         );
         return None;
     }
-    let cfg = model.config();
-    let (n_in, n_out) = (cfg.input_len(), cfg.output_len());
-    let (work, rest) = arena.split_at_mut(ldp_core::quant::scratch_bytes_i8(&cfg));
-    let (xq, rest) = rest.split_at_mut(r16(n_in));
-    // SAFETY: i8 and u8 have the same size, alignment and validity.
-    let xq: &mut [i8] = unsafe { core::slice::from_raw_parts_mut(xq.as_mut_ptr().cast(), n_in) };
-    // SAFETY: as above; `scratch_bytes` covers the int8 scratch plus both rounded buffers.
+    let (work, rest) = arena.split_at_mut(work_len);
+    let (xb, rest) = rest.split_at_mut(r16(in_bytes));
+    // SAFETY: i8 and u8 have the same size, alignment and validity; `rest` holds ≥ n_out bytes
+    // (checked above).
     let yq: &mut [i8] = unsafe { core::slice::from_raw_parts_mut(rest.as_mut_ptr().cast(), n_out) };
     let out = &mut output[..m.expected.len()];
     out.fill(f32::NAN);
-    if let Err(e) = ldp_core::quant::quantize_input(&model, m.input, xq) {
-        error!("{=str}/{=str}: quantize_input: {}", m.arch, m.dtype, e);
-        return Some(false);
-    }
+    let input = if x16 {
+        if !(xb.as_ptr() as usize).is_multiple_of(2) {
+            error!(
+                "{=str}/{=str}: the arena is not 2-byte aligned",
+                m.arch, m.dtype
+            );
+            return Some(false);
+        }
+        // SAFETY: `xb` holds 2·n_in bytes (checked above) at a 2-byte aligned address (checked
+        // just above); every bit pattern is a valid i16.
+        let xq: &mut [i16] =
+            unsafe { core::slice::from_raw_parts_mut(xb.as_mut_ptr().cast(), n_in) };
+        if let Err(e) = ldp_core::quant::quantize_input16(&model, m.input, xq) {
+            error!("{=str}/{=str}: quantize_input16: {}", m.arch, m.dtype, e);
+            return Some(false);
+        }
+        TracedInput::I16(xq)
+    } else {
+        // SAFETY: i8 and u8 have the same size, alignment and validity; `xb` holds n_in bytes.
+        let xq: &mut [i8] =
+            unsafe { core::slice::from_raw_parts_mut(xb.as_mut_ptr().cast(), n_in) };
+        if let Err(e) = ldp_core::quant::quantize_input(&model, m.input, xq) {
+            error!("{=str}/{=str}: quantize_input: {}", m.arch, m.dtype, e);
+            return Some(false);
+        }
+        TracedInput::I8(xq)
+    };
 
     let mut names: [&'static str; MAX_SEGS] = [""; MAX_SEGS];
     let mut n = 0usize;
@@ -1120,7 +1152,14 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
     };
     stack::paint();
     mark();
-    let result = ldp_core::quant::forward_i8_traced(&model, xq, yq, work, Some(&mut on_layer));
+    let result = match input {
+        TracedInput::I8(xq) => {
+            ldp_core::quant::forward_i8_traced(&model, xq, yq, work, Some(&mut on_layer))
+        }
+        TracedInput::I16(xq) => {
+            ldp_core::quant::forward_x16_traced(&model, xq, yq, work, Some(&mut on_layer))
+        }
+    };
     mark();
     let stack_bytes = stack::high_water();
 

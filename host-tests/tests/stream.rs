@@ -900,3 +900,41 @@ fn ldp_channels_first_int8_boundary_matches_channels_last() {
         Err(ldp_core::Error::Unsupported(_))
     ));
 }
+
+/// `Model::forward` refuses a NaN or an infinity anywhere in the input with its index (the
+/// first one), in either scan chunk and at the edges, for f32 and int8 blobs alike.
+#[test]
+fn forward_reports_the_first_non_finite_input_index() {
+    let cfg = ModelConfig::Ldp(LdpConfig {
+        c_in: 8,
+        c_out: 8,
+        h: 16,
+        w: 17,
+    });
+    let n = cfg.input_len();
+    assert!(n > 2048);
+    for blob in [float_blob(cfg, 5, DType::F32), int8_blob(cfg, 6)] {
+        let m = Model::parse(blob.as_bytes()).unwrap();
+        let mut s = scratch(m.scratch_bytes());
+        let mut y = vec![0f32; cfg.output_len()];
+        for (at, bad) in [
+            (0, f32::NAN),
+            (1023, f32::INFINITY),
+            (1024, f32::NEG_INFINITY),
+            (n - 1, f32::NAN),
+        ] {
+            let mut x = randn(n, 9, 1.0);
+            x[at] = bad;
+            if at + 5 < n {
+                x[at + 5] = f32::NAN; // a later one is not the one reported
+            }
+            let e = m.forward(&x, &mut y, s.as_mut_bytes()).unwrap_err();
+            assert!(
+                matches!(e, ldp_core::Error::NonFiniteInput { index } if index == at),
+                "{e:?} at {at}"
+            );
+        }
+        let x = randn(n, 9, 1.0);
+        m.forward(&x, &mut y, s.as_mut_bytes()).unwrap();
+    }
+}

@@ -420,6 +420,17 @@ pub fn forward_x16(
     graph::forward_x16(m, input, output, scratch, None)
 }
 
+/// [`forward_x16`] with a per-layer observer (see [`forward_i8_traced`]).
+pub fn forward_x16_traced(
+    m: &Model<'_>,
+    input: &[i16],
+    output: &mut [i8],
+    scratch: &mut [u8],
+    trace: Trace<'_>,
+) -> Result<(), Error> {
+    graph::forward_x16(m, input, output, scratch, trace)
+}
+
 /// Whether an int8 blob has a 16-bit input ([`crate::blob::specs::FLAG_INPUT16`]).
 pub fn is_x16(m: &Model<'_>) -> bool {
     graph::is_x16(m)
