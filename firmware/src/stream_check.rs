@@ -14,39 +14,34 @@ use ldp_core::{DType, Error, Model};
 use crate::check;
 use crate::models::{self, MODELS};
 
-/// f32 input rows quantized on the fly as the blob expects.
-struct QuantSource<'a> {
-    x: &'a [f32],
-    w: usize,
-    c: usize,
-    q: InputQuantizer<'a>,
+/// The blob's input quantization of a row: [`InputQuantizer`] (int8 input) or
+/// [`InputQuantizer16`] (16-bit input).
+trait RowQuant<T> {
+    fn quantize_row(&self, x: &[f32], out: &mut [T]) -> Result<(), Error>;
 }
 
-impl RowSource<i8> for QuantSource<'_> {
-    fn read(&mut self, row: usize, col: usize, out: &mut [i8]) -> Result<(), Error> {
-        let start = row
-            .checked_mul(self.w)
-            .and_then(|v| v.checked_add(col))
-            .and_then(|v| v.checked_mul(self.c))
-            .ok_or(Error::InvalidConfig("stream check: row out of range"))?;
-        let x = start
-            .checked_add(out.len())
-            .and_then(|end| self.x.get(start..end))
-            .ok_or(Error::InvalidConfig("stream check: read past the input"))?;
-        self.q.quantize(x, out)
+impl RowQuant<i8> for InputQuantizer<'_> {
+    fn quantize_row(&self, x: &[f32], out: &mut [i8]) -> Result<(), Error> {
+        self.quantize(x, out)
     }
 }
 
-/// f32 input rows quantized on the fly to the 16-bit input of a blob with one.
-struct QuantSource16<'a> {
+impl RowQuant<i16> for InputQuantizer16 {
+    fn quantize_row(&self, x: &[f32], out: &mut [i16]) -> Result<(), Error> {
+        self.quantize(x, out)
+    }
+}
+
+/// f32 input rows quantized on the fly as the blob expects.
+struct QuantSource<'a, Q> {
     x: &'a [f32],
     w: usize,
     c: usize,
-    q: InputQuantizer16,
+    q: Q,
 }
 
-impl RowSource<i16> for QuantSource16<'_> {
-    fn read(&mut self, row: usize, col: usize, out: &mut [i16]) -> Result<(), Error> {
+impl<T, Q: RowQuant<T>> RowSource<T> for QuantSource<'_, Q> {
+    fn read(&mut self, row: usize, col: usize, out: &mut [T]) -> Result<(), Error> {
         let start = row
             .checked_mul(self.w)
             .and_then(|v| v.checked_add(col))
@@ -56,7 +51,7 @@ impl RowSource<i16> for QuantSource16<'_> {
             .checked_add(out.len())
             .and_then(|end| self.x.get(start..end))
             .ok_or(Error::InvalidConfig("stream check: read past the input"))?;
-        self.q.quantize(x, out)
+        self.q.quantize_row(x, out)
     }
 }
 
@@ -123,7 +118,7 @@ pub fn run(arena: &mut [u8], output: &mut [f32]) -> (usize, usize) {
         let scratch = &mut arena[..need];
         let r = match m.dtype() {
             DType::Int8 if x16 => InputQuantizer16::new(&m).and_then(|q| {
-                let mut src = QuantSource16 {
+                let mut src = QuantSource {
                     x: e.input,
                     w: wi,
                     c: c_in,

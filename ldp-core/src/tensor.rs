@@ -1,7 +1,25 @@
 //! Layouts. `ldp-core` works channels-last (NHWC, which is also MobileVLM's token order
-//! `[N, C]`); PyTorch's convolutions are NCHW. These helpers convert one image.
+//! `[N, C]`); PyTorch's convolutions are NCHW. These helpers convert one image, and find the
+//! first non-finite value of an f32 input.
 
 use crate::error::{check_len, Error};
+
+/// Index of the first NaN or infinity of `x`: chunks are first scanned with a fold that
+/// vectorizes (exponent bits all ones, no early exit per value), and only a chunk that holds
+/// one is searched value by value. [`crate::Model::forward`] refuses an input with one at this
+/// index.
+pub fn first_non_finite(x: &[f32]) -> Option<usize> {
+    const CHUNK: usize = 1024;
+    for (k, c) in x.chunks(CHUNK).enumerate() {
+        let bad = c.iter().fold(0u32, |a, v| {
+            a | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+        });
+        if bad != 0 {
+            return c.iter().position(|v| !v.is_finite()).map(|i| k * CHUNK + i);
+        }
+    }
+    None
+}
 
 /// Copies NCHW `src` (`[c][h][w]`) into NHWC `dst` (`[h][w][c]`).
 pub fn nchw_to_nhwc<T: Copy>(

@@ -499,18 +499,27 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             reader
                 .read_into(&mut xt)
                 .with_context(|| format!("`{}`", a.input.display()))?;
-            if !all_finite(&xt) {
-                let j = xt.iter().position(|v| !v.is_finite()).unwrap_or(0);
-                bail!(
+            let non_finite = |j: usize| {
+                anyhow::anyhow!(
                     "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
                     a.input.display(),
                     xt[j],
                     i * n_in + j,
                     shape_str(&reader.shape)
-                );
+                )
+            };
+            // `Model::forward` checks its channels-last input itself, and token samples are in
+            // file order, so its index is the file's. `ldp` samples are checked here, before
+            // the transpose (the int8 path below does not call `Model::forward`).
+            if ldp {
+                if let Some(j) = ldp_core::tensor::first_non_finite(&xt) {
+                    return Err(non_finite(j));
+                }
             }
-            let failed =
-                |e: ldp_core::Error| anyhow::anyhow!("forward pass failed on sample {i}: {e}");
+            let failed = |e: ldp_core::Error| match e {
+                ldp_core::Error::NonFiniteInput { index } if !ldp => non_finite(index),
+                e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
+            };
             if int8_nchw {
                 ldp_core::quant::quantize_input_nchw(&model, &xt, &mut xq, &mut xtmp)
                     .map_err(failed)?;
@@ -543,15 +552,6 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         shape_str(&in_shape),
         shape_str(&out_shape)
     ))
-}
-
-/// Whether every value is finite, in a form the compiler vectorizes (no early exit per value).
-fn all_finite(x: &[f32]) -> bool {
-    x.chunks(4096).all(|c| {
-        c.iter().fold(0u32, |acc, v| {
-            acc | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-        }) == 0
-    })
 }
 
 fn config_summary(config: &ModelConfig) -> String {

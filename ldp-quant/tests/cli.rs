@@ -701,6 +701,37 @@ fn bad_inputs_are_refused_not_silently_wrong() {
         "non-finite value",
     );
     assert!(e.contains("flat index 0"), "{e}");
+    // A token model (checked by `Model::forward`, its index mapped to the file's): the bad
+    // value in the second sample of a batch, f32 and int8 (16-bit input) alike.
+    let tg = golden().join("mlp_32to64_h6");
+    let tx = npy::read_f32(&tg.join("input.npy")).unwrap();
+    let n = tx.data.len();
+    let mut shape = tx.shape.clone();
+    shape[0] = 2;
+    let mut data = [tx.data.clone(), tx.data.clone()].concat();
+    data[n + 5] = f32::NAN;
+    npy::write_f32(&d("tok_bad.npy"), &shape, &data).unwrap();
+    let tblob = d("tok.ldp");
+    convert(&tg.join("weights.safetensors"), "6x6", "f32", &tblob);
+    let tblob8 = d("tok8.ldp");
+    ok(&[
+        "convert",
+        "--weights",
+        &p(&tg.join("weights.safetensors")),
+        "--grid",
+        "6x6",
+        "--dtype",
+        "int8",
+        "--calib",
+        &p(&tg.join("calib.npy")),
+        "-o",
+        &p(&tblob8),
+    ]);
+    for b in [&tblob, &tblob8] {
+        let e = fails(&runv(b, &d("tok_bad.npy"), &d("y.npy")), "non-finite value");
+        assert!(e.contains(&format!("flat index {}", n + 5)), "{e}");
+        assert!(!d("y.npy").exists(), "a failed run left an output");
+    }
     // A failed write (no such directory) leaves no file behind either.
     fails(
         &runv(&blob, &input, &d("no/such/dir/y.npy")),

@@ -483,7 +483,7 @@ impl<'a> Model<'a> {
         output: &mut [f32],
         scratch: &mut [u8],
     ) -> Result<(), Error> {
-        if let Some(index) = first_non_finite(input) {
+        if let Some(index) = crate::tensor::first_non_finite(input) {
             return Err(Error::NonFiniteInput { index });
         }
         let need = self.scratch_bytes();
@@ -619,20 +619,4 @@ impl<'a> Model<'a> {
         let _ = ElemType::F32;
         Ok(())
     }
-}
-
-/// Index of the first NaN or infinity of `x`: chunks are first scanned with a fold that
-/// vectorizes (exponent bits all ones, no early exit per value), and only a chunk that holds
-/// one is searched value by value.
-fn first_non_finite(x: &[f32]) -> Option<usize> {
-    const CHUNK: usize = 1024;
-    for (k, c) in x.chunks(CHUNK).enumerate() {
-        let bad = c.iter().fold(0u32, |a, v| {
-            a | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
-        });
-        if bad != 0 {
-            return c.iter().position(|v| !v.is_finite()).map(|i| k * CHUNK + i);
-        }
-    }
-    None
 }

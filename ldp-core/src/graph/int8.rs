@@ -77,12 +77,13 @@ pub(crate) fn forward(
     Ok(())
 }
 
-/// Runs node `i` on whole tokens `x` into `y` (the streaming executor's step).
-pub(crate) fn node_i8(
+/// Runs node `i` on whole tokens `x` into `y` (the streaming executor's step). Only node 0
+/// reads a 16-bit input ([`QInput::I16`]); the later nodes read int8 activations.
+pub(crate) fn node(
     p: &Params<'_, '_>,
     cfg: &GraphConfig,
     i: usize,
-    x: &[i8],
+    x: QInput<'_>,
     y: &mut [i8],
 ) -> Result<(), Error> {
     let nd = cfg
@@ -90,22 +91,7 @@ pub(crate) fn node_i8(
         .get(i)
         .ok_or(Error::Unsupported("graph node out of range"))?;
     let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-    pointwise(x, ci, &conv(p, i, nd)?, co, y)
-}
-
-/// Runs node 0 on whole tokens of the quantized input `x` (int8 or 16-bit) into `y`.
-pub(crate) fn node0(
-    p: &Params<'_, '_>,
-    cfg: &GraphConfig,
-    x: QInput<'_>,
-    y: &mut [i8],
-) -> Result<(), Error> {
-    let nd = cfg
-        .nodes()
-        .first()
-        .ok_or(Error::Unsupported("graph without nodes"))?;
-    let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-    x.pointwise(ci, &conv(p, 0, nd)?, co, y)
+    x.pointwise(ci, &conv(p, i, nd)?, co, y)
 }
 
 /// `quant.meta` index of the model output's zero point and scale.

@@ -5,6 +5,7 @@
 //! blob with a 16-bit input streams 16-bit input rows (one more byte per input value).
 
 use super::float::activation;
+use super::int8::node;
 use super::{GraphConfig, Op};
 use crate::blob::Model;
 use crate::elem::Elem;
@@ -60,11 +61,11 @@ pub(crate) fn forward_q<X: QRow, S: RowSource<X>, K: RowSink<i8>>(
             let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
             let last = i + 1 == nodes.len();
             match (i == 0, last) {
-                (true, true) => super::int8::node0(&p, cfg, X::row(x), y)?,
-                (true, false) => super::int8::node0(&p, cfg, X::row(x), &mut a[..w * co])?,
-                (false, true) => super::int8::node_i8(&p, cfg, i, &a[..w * ci], y)?,
+                (true, true) => node(&p, cfg, i, X::row(x), y)?,
+                (true, false) => node(&p, cfg, i, X::row(x), &mut a[..w * co])?,
+                (false, true) => node(&p, cfg, i, QInput::I8(&a[..w * ci]), y)?,
                 (false, false) => {
-                    super::int8::node_i8(&p, cfg, i, &a[..w * ci], &mut b[..w * co])?;
+                    node(&p, cfg, i, QInput::I8(&a[..w * ci]), &mut b[..w * co])?;
                     core::mem::swap(&mut a, &mut b);
                 }
             }

@@ -766,19 +766,26 @@ impl<'a> Params<'_, 'a> {
     }
 }
 
-/// Quantizes a channels-last f32 input with the model's input parameters.
-pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<(), Error> {
+/// `(input.scale, input.zero)` of an int8 blob with int8 activations and an int8 input: one
+/// entry each (per tensor) or `c_in` (per channel).
+fn int8_input_params<'a>(m: &Model<'a>) -> Result<(&'a [f32], &'a [i8]), Error> {
     int8_activations(m)?;
     let scale = m.f32s(idx(m, "input.scale", "")?)?;
     let zero = m.i8s(idx(m, "input.zero", "")?)?;
-    let (c_in, _) = m.config().channels();
-    crate::error::check_len("input", x, m.config().input_len())?;
-    crate::error::check_len("quantized input", xq, x.len())?;
     if scale.is_empty() || zero.len() != scale.len() {
         return Err(Error::Unsupported(
             "int8 blob has malformed input quantization",
         ));
     }
+    Ok((scale, zero))
+}
+
+/// Quantizes a channels-last f32 input with the model's input parameters.
+pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<(), Error> {
+    let (scale, zero) = int8_input_params(m)?;
+    let (c_in, _) = m.config().channels();
+    crate::error::check_len("input", x, m.config().input_len())?;
+    crate::error::check_len("quantized input", xq, x.len())?;
     super::kernels::quantize(x, c_in, scale, zero, xq)
 }
 
@@ -792,23 +799,16 @@ pub(crate) fn quantize_input_nchw(
     xq: &mut [i8],
     tmp: &mut [i8],
 ) -> Result<(), Error> {
-    int8_activations(m)?;
     let ModelConfig::Ldp(c) = m.config() else {
         return Err(Error::Unsupported(
             "a channels-first input exists for ldp only (the MobileVLM and graph inputs are tokens)",
         ));
     };
-    let scale = m.f32s(idx(m, "input.scale", "")?)?;
-    let zero = m.i8s(idx(m, "input.zero", "")?)?;
+    let (scale, zero) = int8_input_params(m)?;
     let n = m.config().input_len();
     crate::error::check_len("input", x, n)?;
     crate::error::check_len("quantized input", xq, n)?;
     crate::error::check_len("quantize scratch", tmp, n)?;
-    if scale.is_empty() || zero.len() != scale.len() {
-        return Err(Error::Unsupported(
-            "int8 blob has malformed input quantization",
-        ));
-    }
     let hw = c.h * c.w;
     if hw == 0 {
         return Err(Error::InvalidConfig("ldp: empty input grid"));

@@ -555,6 +555,10 @@ pub(crate) fn check_scratch(scratch: &[u8], need: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// Why an `ldp`/V1 blob with a 16-bit input does not stream.
+const NO_X16_STREAM: &str =
+    "streaming does not run ldp/V1 blobs with a 16-bit input yet: use Model::forward (whole tensor)";
+
 /// Streams an int8 blob: int8 input rows (quantized with the blob's `input.scale`/`input.zero`,
 /// see [`InputQuantizer`]) to int8 output rows, bit-identical to [`crate::quant::forward_i8`].
 /// `strip` bounds the output columns per strip (`ldp` only). `scratch` needs
@@ -579,7 +583,7 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
             ModelConfig::Graph(_) => {
                 "this int8 blob has a 16-bit input: stream it with stream::forward_x16"
             }
-            _ => "streaming does not run ldp/V1 blobs with a 16-bit input yet: use Model::forward (whole tensor)",
+            _ => NO_X16_STREAM,
         }));
     }
     match m.config() {
@@ -612,9 +616,7 @@ pub fn forward_x16<S: RowSource<i16>, K: RowSink<i8>>(
             crate::graph::stream::forward_q(m, &c, src, sink, scratch)
         }
         ModelConfig::Graph(_) => Err(Error::InvalidConfig("strip must be at least 1")),
-        _ => Err(Error::Unsupported(
-            "streaming does not run ldp/V1 blobs with a 16-bit input yet: use Model::forward (whole tensor)",
-        )),
+        _ => Err(Error::Unsupported(NO_X16_STREAM)),
     }
 }
 
