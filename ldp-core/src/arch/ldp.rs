@@ -3,11 +3,9 @@
 
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
-use crate::kernels::activation::{apply_inplace, Activation};
-use crate::kernels::depthwise::{depthwise3x3, out_dim, DwShape};
-use crate::kernels::norm::layer_norm_inplace;
-use crate::kernels::pointwise::pointwise;
-use crate::kernels::resize::bilinear;
+use crate::graph::float::{forward_nodes, node_tensors};
+use crate::graph::plan::{plan, Dims, Scheme};
+use crate::kernels::depthwise::out_dim;
 
 /// Shape of an `ldp` block: `LDP(in_channels=c_in, out_channels=c_out)` on an `h × w` grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +48,10 @@ impl LdpConfig {
     /// assert_eq!(ARENA.len(), (2 * 64 * 64 + 32 * 32) * 128);
     /// ```
     pub const fn scratch_len(&self) -> usize {
-        (2 * self.h * self.w + self.h2() * self.w2()) * self.c_out
+        match plan(crate::graph::ldp::NODES, self.dims(), Scheme::Float) {
+            Ok(p) => p.len,
+            Err(_) => 0,
+        }
     }
     /// Number of parameters (weights, biases and LayerNorm affine).
     pub const fn param_count(&self) -> usize {
@@ -143,80 +144,65 @@ impl<W> LdpWeights<'_, W> {
     }
 }
 
+impl<'a, W> LdpWeights<'a, W> {
+    /// The weight-typed tensor `k` of the blob's float tensor list
+    /// ([`crate::graph::ldp::GRAPH`]`.float`).
+    fn wt(&self, k: usize) -> Result<&'a [W], Error> {
+        Ok(match k {
+            0 => self.pw1_w,
+            2 => self.dw1_w,
+            4 => self.pw2_w,
+            8 => self.dw2_w,
+            10 => self.pw3_w,
+            _ => return Err(Error::Unsupported("ldp: no such weight tensor")),
+        })
+    }
+    /// The f32 tensor `k` of the float tensor list.
+    fn ft(&self, k: usize) -> Result<&'a [f32], Error> {
+        Ok(match k {
+            1 => self.pw1_b,
+            3 => self.dw1_b,
+            5 => self.pw2_b,
+            6 => self.ln1_w,
+            7 => self.ln1_b,
+            9 => self.dw2_b,
+            11 => self.pw3_b,
+            12 => self.ln2_w,
+            13 => self.ln2_b,
+            _ => return Err(Error::Unsupported("ldp: no such f32 tensor")),
+        })
+    }
+}
+
+impl LdpConfig {
+    /// The graph's sizes.
+    pub(crate) const fn dims(&self) -> Dims {
+        Dims {
+            c_in: self.c_in,
+            c_out: self.c_out,
+            h: self.h,
+            w: self.w,
+        }
+    }
+}
+
 /// Runs the block on channels-last `input` (`[h][w][c_in]`), writing `output` (`[h2][w2][c_out]`).
 ///
 /// `scratch` must hold at least [`LdpConfig::scratch_len`] elements; its contents are overwritten.
-/// Activations are stored as `A` (`f32`, or `f16` for the half-precision path); all arithmetic is f32.
-pub fn forward<X: Elem, W: Elem, A: Elem, Y: Elem>(
+/// Activations are stored as `A` (`f32`, or `f16` for the half-precision path); all arithmetic is
+/// f32. The block is the graph [`crate::graph::ldp`], run by the float graph executor.
+pub fn forward<W: Elem, A: Elem>(
     cfg: &LdpConfig,
     wts: &LdpWeights<'_, W>,
-    input: &[X],
-    output: &mut [Y],
+    input: &[f32],
+    output: &mut [f32],
     scratch: &mut [A],
 ) -> Result<(), Error> {
     cfg.validate()?;
     wts.validate(cfg)?;
     check_len("input", input, cfg.input_len())?;
     check_len("output", output, cfg.output_len())?;
-    let need = cfg.scratch_len();
-    if scratch.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: scratch.len(),
-        });
-    }
-    let (c, hw) = (cfg.c_out, cfg.h * cfg.w);
-    let (h2, w2) = (cfg.h2(), cfg.w2());
-    let (buf_a, rest) = scratch.split_at_mut(hw * c);
-    let (buf_b, rest) = rest.split_at_mut(hw * c);
-    let skip = &mut rest[..h2 * w2 * c];
-
-    // 1–2: a = GELU(PW1(x))
-    pointwise(
-        input,
-        cfg.c_in,
-        wts.pw1_w,
-        Some(wts.pw1_b),
-        c,
-        Some(Activation::Gelu),
-        buf_a,
-    )?;
-    // Skip 2, computed early so that `a` can be overwritten: resize(x or a) to (h2, w2).
-    if cfg.c_in == cfg.c_out {
-        bilinear(input, cfg.h, cfg.w, c, skip, h2, w2)?;
-    } else {
-        bilinear(&*buf_a, cfg.h, cfg.w, c, skip, h2, w2)?;
-    }
-    // 3–4: b = DW1(a) + a
-    let s1 = DwShape {
-        h: cfg.h,
-        w: cfg.w,
-        c,
-        stride: 1,
-    };
-    depthwise3x3(
-        s1,
-        &*buf_a,
-        wts.dw1_w,
-        Some(wts.dw1_b),
-        Some(&*buf_a),
-        buf_b,
-    )?;
-    // 5–7: c = GELU(LN1(PW2(b)))
-    pointwise(&*buf_b, c, wts.pw2_w, Some(wts.pw2_b), c, None, buf_a)?;
-    layer_norm_inplace(buf_a, c, wts.ln1_w, wts.ln1_b)?;
-    apply_inplace(Activation::Gelu, buf_a);
-    // 8–9: f = DW2(c) + resize(s)
-    let s2 = DwShape {
-        h: cfg.h,
-        w: cfg.w,
-        c,
-        stride: 2,
-    };
-    let f = &mut buf_b[..h2 * w2 * c];
-    depthwise3x3(s2, &*buf_a, wts.dw2_w, Some(wts.dw2_b), Some(&*skip), f)?;
-    // 10–11: y = LN2(PW3(f))
-    pointwise(&*f, c, wts.pw3_w, Some(wts.pw3_b), c, None, output)?;
-    layer_norm_inplace(output, c, wts.ln2_w, wts.ln2_b)?;
-    Ok(())
+    let nodes = crate::graph::ldp::NODES;
+    let tensors = |i| node_tensors(nodes, i, |k| wts.wt(k), |k| wts.ft(k));
+    forward_nodes(nodes, cfg.dims(), tensors, input, output, scratch)
 }

@@ -9,7 +9,7 @@
 
 use crate::blob::format::ElemType;
 use crate::blob::specs::{Dim, ElemOf, TensorSpec};
-use Dim::{Cin, CinQ, Cout, Lit, SkipQ, S};
+use Dim::{Cin, CinQ, Cout, Lit, S};
 
 const fn t(name: &'static str, e: ElemType, dims: &'static [Dim]) -> TensorSpec {
     TensorSpec {
@@ -101,45 +101,6 @@ pub mod ldp_meta {
     pub const Z_Y: usize = 28;
     pub const LEN: usize = 29;
 }
-
-/// int8 tensors of `ldp`.
-pub const LDP_INT8: &[TensorSpec] = &{
-    let pw1 = conv!("pointwise1", &[Cout, Cin], VEC);
-    let dw1 = conv!("depthwise1", &[Cout, Lit(9)], VEC);
-    let pw2 = conv!("pointwise2", &[Cout, Cout], VEC);
-    let n1 = norm!("norm1");
-    let dw2 = conv!("depthwise2", &[Cout, Lit(9)], VEC);
-    let pw3 = conv!("pointwise3", &[Cout, Cout], VEC);
-    let n2 = norm!("norm2");
-    [
-        t("input.scale", F32, &[CinQ]),
-        t("input.zero", I8, &[CinQ]),
-        pw1[0],
-        pw1[1],
-        pw1[2],
-        t("gelu1.lut", I8, LUT),
-        t("skip.mult", I16, &[SkipQ]),
-        dw1[0],
-        dw1[1],
-        dw1[2],
-        pw2[0],
-        pw2[1],
-        pw2[2],
-        n1[0],
-        n1[1],
-        t("gelu2.lut", I8, LUT),
-        dw2[0],
-        dw2[1],
-        dw2[2],
-        pw3[0],
-        pw3[1],
-        pw3[2],
-        n2[0],
-        n2[1],
-        t("quant.scales", F32, &[Lit(ldp_meta::LEN as u32)]),
-        t("quant.meta", I32, &[Lit(ldp_meta::LEN as u32)]),
-    ]
-};
 
 /// Indices into `quant.meta` / `quant.scales` of `mobilevlm-v1`. Block `b` (0 or 1) entries are
 /// at `BLOCK0 + b·BLOCK_LEN + offset`.
@@ -341,8 +302,6 @@ const fn with_input16<const N: usize>(base: &[TensorSpec]) -> [TensorSpec; N] {
     out
 }
 
-/// int8 tensors of `ldp` with a 16-bit input (`with_input16`).
-pub const LDP_INT8_X16: &[TensorSpec] = &with_input16::<{ LDP_INT8.len() }>(LDP_INT8);
 /// int8 tensors of `mobilevlm-v1` with a 16-bit input (`with_input16`).
 pub const V1_INT8_X16: &[TensorSpec] = &with_input16::<{ V1_INT8.len() }>(V1_INT8);
 

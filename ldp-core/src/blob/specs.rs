@@ -126,24 +126,6 @@ const PW: &[Dim] = &[Cout, Cout];
 const DW: &[Dim] = &[Cout, Lit(9)];
 const VEC: &[Dim] = &[Cout];
 
-/// Float (f32/f16) tensors of `ldp`, in blob order.
-pub const LDP_FLOAT: &[TensorSpec] = &[
-    w("pointwise1.weight", PW_IN),
-    f("pointwise1.bias", VEC),
-    w("depthwise1.weight", DW),
-    f("depthwise1.bias", VEC),
-    w("pointwise2.weight", PW),
-    f("pointwise2.bias", VEC),
-    f("norm1.weight", VEC),
-    f("norm1.bias", VEC),
-    w("depthwise2.weight", DW),
-    f("depthwise2.bias", VEC),
-    w("pointwise3.weight", PW),
-    f("pointwise3.bias", VEC),
-    f("norm2.weight", VEC),
-    f("norm2.bias", VEC),
-];
-
 macro_rules! v1_block {
     ($b:literal) => {
         [
@@ -220,21 +202,23 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
         return super::int8::V2_A16;
     }
-    if flags & FLAG_INPUT16 != 0 && dtype == DType::Int8 {
-        match arch {
-            Arch::Ldp => return super::int8::LDP_INT8_X16,
-            Arch::MobileVlmV1 => return super::int8::V1_INT8_X16,
-            Arch::MobileVlmV2 | Arch::Mlp2xGelu => {}
-        }
+    if arch == Arch::Ldp {
+        let g = &crate::graph::ldp::GRAPH;
+        return match dtype {
+            DType::F32 | DType::F16 => g.float,
+            DType::Int8 if flags & FLAG_INPUT16 != 0 => g.int8_x16,
+            DType::Int8 => g.int8,
+        };
+    }
+    if flags & FLAG_INPUT16 != 0 && dtype == DType::Int8 && arch == Arch::MobileVlmV1 {
+        return super::int8::V1_INT8_X16;
     }
     match (arch, dtype) {
-        (Arch::Ldp, DType::F32 | DType::F16) => LDP_FLOAT,
         (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,
         (Arch::MobileVlmV2, DType::F32 | DType::F16) => V2_FLOAT,
-        (Arch::Ldp, DType::Int8) => super::int8::LDP_INT8,
         (Arch::MobileVlmV1, DType::Int8) => super::int8::V1_INT8,
         (Arch::MobileVlmV2, DType::Int8) => super::int8::V2_INT8,
-        (Arch::Mlp2xGelu, _) => &[],
+        (Arch::Ldp | Arch::Mlp2xGelu, _) => &[], // returned above
     }
 }
 

@@ -2,12 +2,17 @@
 //! reading the input, the last writing the output, the others ping-ponging between two scratch
 //! maps ([`GraphConfig::scratch_len`]).
 
-use super::{Act, GraphConfig, Op};
+use super::plan::{input_shape, plan, Dims, Place, Scheme};
+use super::{Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::Model;
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
+use crate::kernels::activation::apply_inplace;
 use crate::kernels::activation::Activation;
+use crate::kernels::depthwise::{depthwise3x3, DwShape};
+use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
+use crate::kernels::resize::bilinear;
 
 pub(super) const fn activation(a: Act) -> Option<Activation> {
     match a {
@@ -57,7 +62,7 @@ pub fn forward_with<'w, W: Elem + 'w, A: Elem>(
     let (mut cur, mut other) = scratch[..need].split_at_mut(half);
     for (i, nd) in nodes.iter().enumerate() {
         let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-        let Op::Linear { act, .. } = nd.op;
+        let act = nd.act();
         let (w, b) = weights(i)?;
         check_len("Linear weight", w, ci * co)?;
         check_len("Linear bias", b, co)?;
@@ -79,6 +84,187 @@ pub fn forward_with<'w, W: Elem + 'w, A: Elem>(
                 )?;
                 core::mem::swap(&mut cur, &mut other);
             }
+        }
+    }
+    Ok(())
+}
+
+/// A value an operation reads: the model input (or output) as f32, or an arena range.
+enum Rd<'s, A> {
+    F(&'s [f32]),
+    A(&'s [A]),
+}
+/// The range an operation writes.
+enum Wr<'s, A> {
+    F(&'s mut [f32]),
+    A(&'s mut [A]),
+}
+
+macro_rules! rd {
+    ($r:expr, |$x:ident| $body:expr) => {
+        match $r {
+            Rd::F($x) => $body,
+            Rd::A($x) => $body,
+        }
+    };
+}
+macro_rules! wr {
+    ($w:expr, |$y:ident| $body:expr) => {
+        match $w {
+            Wr::F($y) => $body,
+            Wr::A($y) => $body,
+        }
+    };
+}
+
+/// The float weights of one node: `(first, second)` of its float tensors — a Linear's or
+/// depthwise's weight and bias, or a LayerNorm's scale (in `second_f32`'s slot order: scale,
+/// bias).
+pub(crate) struct NodeTensors<'w, W> {
+    /// Linear / depthwise weight (empty for a LayerNorm).
+    pub w: &'w [W],
+    /// LayerNorm scale (empty otherwise).
+    pub g: &'w [f32],
+    /// Bias.
+    pub b: &'w [f32],
+}
+
+/// Node `i`'s tensors from accessors of the float tensor list (`wt(k)`: tensor `k` as weights,
+/// `ft(k)`: as f32), in the order [`super::float_specs`] lists them.
+pub(crate) fn node_tensors<'w, W: 'w>(
+    nodes: &[Node],
+    i: usize,
+    wt: impl Fn(usize) -> Result<&'w [W], Error>,
+    ft: impl Fn(usize) -> Result<&'w [f32], Error>,
+) -> Result<NodeTensors<'w, W>, Error> {
+    let k = super::float_index(nodes, i);
+    let op = nodes.get(i).map(|n| n.op);
+    Ok(match op {
+        Some(Op::Linear { .. } | Op::Depthwise { .. }) => NodeTensors {
+            w: wt(k)?,
+            g: &[],
+            b: ft(k + 1)?,
+        },
+        Some(Op::LayerNorm { .. }) => NodeTensors {
+            w: &[],
+            g: ft(k)?,
+            b: ft(k + 1)?,
+        },
+        Some(Op::Resize { .. }) | None => NodeTensors {
+            w: &[],
+            g: &[],
+            b: &[],
+        },
+    })
+}
+
+/// Runs any node list in f32/f16 on the whole tensor: `input` channels-last `[h][w][c_in]`,
+/// `output` the last node's shape, `scratch` at least the [`Scheme::Float`] plan's length
+/// (elements of `A`). `tensors(i)` gives node `i`'s weights. Bit-identical to the hand-written
+/// executors it replaces: the same kernels in the same order, GELU fused into a Linear, the
+/// residual addition fused into the depthwise conv, LayerNorm (then its GELU) in place.
+pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
+    nodes: &[Node],
+    d: Dims,
+    tensors: impl Fn(usize) -> Result<NodeTensors<'w, W>, Error>,
+    input: &[f32],
+    output: &mut [f32],
+    scratch: &mut [A],
+) -> Result<(), Error> {
+    let p = plan(nodes, d, Scheme::Float).map_err(Error::InvalidConfig)?;
+    check_len("input", input, input_shape(d).len())?;
+    check_len("output", output, p.shape[nodes.len() - 1].len())?;
+    if scratch.len() < p.len {
+        return Err(Error::ScratchTooSmall {
+            need: p.len,
+            have: scratch.len(),
+        });
+    }
+    let range = |k: usize| match p.place[k] {
+        Place::Arena(o) => Some(o..o + p.shape[k].len()),
+        Place::Output => None,
+    };
+    for (i, nd) in nodes.iter().enumerate() {
+        let t = tensors(i)?;
+        let x_shape = match p.input[i] {
+            Resolved::Input => input_shape(d),
+            Resolved::Node(k) => p.shape[k],
+        };
+        if let Op::LayerNorm { act } = nd.op {
+            // In place on its input's range (the planner made it the node's own).
+            let c = p.shape[i].c;
+            let dst: Wr<'_, A> = match range(i) {
+                Some(r) => Wr::A(&mut scratch[r]),
+                None => Wr::F(&mut *output),
+            };
+            wr!(dst, |y| {
+                layer_norm_inplace(y, c, t.g, t.b)?;
+                if let Some(a) = activation(act) {
+                    apply_inplace(a, y);
+                }
+            });
+            continue;
+        }
+        // The written range, and the arena split around it for the reads.
+        let (lo, dst, hi, base) = match range(i) {
+            Some(r) => {
+                let (lo, rest) = scratch.split_at_mut(r.start);
+                let (mid, hi) = rest.split_at_mut(r.end - r.start);
+                (&*lo, Wr::A(mid), &*hi, r.end)
+            }
+            None => (&scratch[..], Wr::F(&mut *output), &[][..], 0),
+        };
+        let read = |src: Resolved| -> Result<Rd<'_, A>, Error> {
+            let k = match src {
+                Resolved::Input => return Ok(Rd::F(input)),
+                Resolved::Node(k) => k,
+            };
+            let r = range(k).ok_or(Error::InvalidConfig(
+                "graph: a node reads the output while writing it",
+            ))?;
+            if r.end <= lo.len() {
+                Ok(Rd::A(&lo[r]))
+            } else if r.start >= base && !hi.is_empty() {
+                Ok(Rd::A(&hi[r.start - base..r.end - base]))
+            } else {
+                Err(Error::InvalidConfig(
+                    "graph: a plan overlaps a read and a write",
+                ))
+            }
+        };
+        let x = read(p.input[i])?;
+        let y_shape = p.shape[i];
+        match nd.op {
+            Op::Linear { act, .. } => rd!(x, |x| wr!(dst, |y| pointwise(
+                x,
+                x_shape.c,
+                t.w,
+                Some(t.b),
+                y_shape.c,
+                activation(act),
+                y
+            )?)),
+            Op::Resize { .. } => rd!(x, |x| wr!(dst, |y| bilinear(
+                x, x_shape.h, x_shape.w, x_shape.c, y, y_shape.h, y_shape.w
+            )?)),
+            Op::Depthwise { stride, .. } => {
+                let s = DwShape {
+                    h: x_shape.h,
+                    w: x_shape.w,
+                    c: x_shape.c,
+                    stride: stride as usize,
+                };
+                let res = match p.residual[i] {
+                    Some(r) => Some(read(r)?),
+                    None => None,
+                };
+                rd!(x, |x| wr!(dst, |y| match res {
+                    Some(Rd::F(r)) => depthwise3x3(s, x, t.w, Some(t.b), Some(r), y)?,
+                    Some(Rd::A(r)) => depthwise3x3(s, x, t.w, Some(t.b), Some(r), y)?,
+                    None => depthwise3x3(s, x, t.w, Some(t.b), None::<&[f32]>, y)?,
+                }))
+            }
+            Op::LayerNorm { .. } => {}
         }
     }
     Ok(())

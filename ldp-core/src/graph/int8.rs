@@ -13,7 +13,7 @@ use crate::quant::Trace;
 /// The int8 parameters of node `i`, `nd`.
 fn conv<'a>(p: &Params<'_, 'a>, i: usize, nd: &Node) -> Result<ConvQ<'a>, Error> {
     let lut = match nd.act() {
-        Act::Gelu => Some(p.m.i8s(idx(p.m, nd.name, ".lut")?)?),
+        Act::Gelu => Some(p.m.i8s(idx(p.m, nd.table_name(), ".lut")?)?),
         Act::None => None,
     };
     p.conv(nd.name, meta::shift(i), 0, p.z(meta::pre(i)), lut)
@@ -50,7 +50,6 @@ pub(crate) fn forward(
     let (mut cur, mut other) = scratch.split_at_mut(half);
     for (i, nd) in nodes.iter().enumerate() {
         let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-        let Op::Linear { .. } = nd.op;
         let q = conv(&p, i, nd)?;
         let last = i + 1 == nodes.len();
         let out: &[i8] = match (i == 0, last) {
@@ -100,35 +99,87 @@ pub(crate) fn output_meta(cfg: &GraphConfig) -> usize {
 }
 
 /// Semantic checks of a graph int8 blob's `quant.meta` / `quant.scales` (lengths are checked
-/// by the table): zero points in `-128..=127` with finite non-negative scales, conv shift words
-/// with a shift in `1..=62` and a bias shift in `0..=15`, and a pre-table zero point equal to
-/// the output's for nodes without activation.
+/// by the table), walking the nodes: zero points in `-128..=127` with finite non-negative
+/// scales, conv shift words with a shift in `1..=62` and a bias shift in `0..=15`, other shifts
+/// in `1..=62`, multipliers and epsilons non-negative, and a pre-table zero point equal to the
+/// output's for a Linear without activation.
 pub(crate) fn validate(cfg: &GraphConfig, meta_v: &[i32], scales: &[f32]) -> Result<(), BlobError> {
+    validate_nodes(cfg.nodes(), meta_v, scales)
+}
+
+/// [`validate`] for any node list (the `ldp` graph included).
+pub(crate) fn validate_nodes(
+    nodes: &[Node],
+    meta_v: &[i32],
+    scales: &[f32],
+) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
     let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
-    let mut zeros = [meta::Z_X, 0, 0];
-    for (i, nd) in cfg.nodes().iter().enumerate() {
-        zeros[1] = meta::pre(i);
-        zeros[2] = meta::out(i);
-        for &z in if i == 0 { &zeros[..] } else { &zeros[1..] } {
-            if !(-128..=127).contains(&at(z)?) {
-                return Err(bad("an activation zero point is outside -128..=127"));
-            }
-            let s = scales.get(z).copied().unwrap_or(0.0);
-            if !(s.is_finite() && s >= 0.0) {
-                return Err(bad("an activation scale is not finite and non-negative"));
-            }
+    let zero = |z: usize| -> Result<(), BlobError> {
+        if !(-128..=127).contains(&at(z)?) {
+            return Err(bad("an activation zero point is outside -128..=127"));
         }
-        if nd.act() == Act::None && at(meta::pre(i))? != at(meta::out(i))? {
-            return Err(bad("a node without activation has two output zero points"));
+        let s = scales.get(z).copied().unwrap_or(0.0);
+        if !(s.is_finite() && s >= 0.0) {
+            return Err(bad("an activation scale is not finite and non-negative"));
         }
-        let word = at(meta::shift(i))?;
+        Ok(())
+    };
+    let conv_word = |i: usize| -> Result<(), BlobError> {
+        let word = at(i)?;
         let (shift, bias_shift) = conv_shifts(word);
         if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
             return Err(bad("a conv's requantization shift is outside 1..=62"));
         }
         if bias_shift > MAX_BIAS_SHIFT {
             return Err(bad("a conv's bias shift is above 15"));
+        }
+        Ok(())
+    };
+    let shift = |i: usize| -> Result<(), BlobError> {
+        if !(1..=62).contains(&at(i)?) {
+            return Err(bad("a requantization shift is outside 1..=62"));
+        }
+        Ok(())
+    };
+    let nonneg = |i: usize| -> Result<(), BlobError> {
+        if at(i)? < 0 {
+            return Err(bad("a multiplier or epsilon is negative"));
+        }
+        Ok(())
+    };
+    zero(meta::Z_X)?;
+    for (i, nd) in nodes.iter().enumerate() {
+        let m = meta::node(nodes, i);
+        match nd.op {
+            Op::Linear { act, .. } => {
+                conv_word(m.shift)?;
+                zero(m.pre)?;
+                zero(m.out)?;
+                if act == Act::None && at(m.pre)? != at(m.out)? {
+                    return Err(bad("a node without activation has two output zero points"));
+                }
+            }
+            Op::Depthwise { add, .. } => {
+                conv_word(m.shift)?;
+                zero(m.out)?;
+                if add.is_some() {
+                    nonneg(m.add)?;
+                    nonneg(m.add + 1)?;
+                    shift(m.add + 2)?;
+                    zero(m.add + 3)?;
+                }
+            }
+            Op::LayerNorm { .. } => {
+                shift(m.shift)?;
+                nonneg(m.eps)?;
+                zero(m.pre)?;
+                zero(m.out)?;
+            }
+            Op::Resize { .. } => {
+                shift(m.shift)?;
+                zero(m.out)?;
+            }
         }
     }
     Ok(())

@@ -23,7 +23,9 @@
 pub mod a16;
 pub mod float;
 pub mod int8;
+pub mod ldp;
 pub mod mlp2x_gelu;
+pub mod plan;
 pub mod stream;
 
 use crate::blob::format::{Arch, ElemType};
@@ -63,6 +65,31 @@ pub enum Act {
     Gelu,
 }
 
+/// Where a node reads a tensor from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Src {
+    /// The previous node's output (the model input for node 0).
+    Prev,
+    /// The model input.
+    Input,
+    /// The output of the node whose [`Node::value`] is this name.
+    Value(&'static str),
+    /// The model input when `c_in == c_out`, else the named value (`ldp`'s skip: PyTorch resizes
+    /// the input itself when the widths agree).
+    InputIfSameWidth(&'static str),
+}
+
+/// A residual addition after an operation: `out = op(x) + from`, with its own output value.
+/// Float executors fuse it into the operation; int8 executors requantize the sum
+/// (`quant.meta`: two multipliers, a shift and the output's zero point).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Residual {
+    /// The other operand.
+    pub from: Src,
+    /// Name of the sum (traces, calibration).
+    pub value: &'static str,
+}
+
 /// One operation of an architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -76,25 +103,107 @@ pub enum Op {
         /// Fused activation.
         act: Act,
     },
+    /// Depthwise 3×3 conv with padding 1 over `c_out` channels: weight `[c][9]`
+    /// (`name.weight`), bias `[c]` (`name.bias`); stride 2 halves the grid (rounding up).
+    Depthwise {
+        /// 1 or 2.
+        stride: u8,
+        /// Residual addition after the conv.
+        add: Option<Residual>,
+    },
+    /// LayerNorm over the `c_out` channels of every pixel: `name.weight`, `name.bias` (f32; in
+    /// int8 `name.gamma`, `name.beta`). In int8 it reads 16-bit input: the Linear feeding it
+    /// writes 16 bits (its only consumer is this LayerNorm).
+    LayerNorm {
+        /// Fused activation.
+        act: Act,
+    },
+    /// Bilinear resize (`align_corners=False`) of `c_out` channels to the grid a stride-2
+    /// depthwise produces; in int8 a per-channel (or per-tensor) multiplier `name.mult` (i16).
+    Resize {
+        /// Source.
+        from: Src,
+    },
 }
 
-/// A node: an operation whose weights are `name.*`. Node `i` reads node `i − 1`'s output (node
-/// 0 the model input); the last node's output is the model output.
+/// A node: an operation whose weights are `name.*`, reading `input`; its output is the value
+/// `value`. The last node's output is the model output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node {
-    /// Module path of the weights in the PyTorch checkpoint (without the projector prefix); also
-    /// the name of the node's output in traces and `eval` reports.
+    /// Module path of the weights in the PyTorch checkpoint (without the projector prefix).
     pub name: &'static str,
+    /// Name of the node's output (traces, `eval` reports, calibration points).
+    pub value: &'static str,
+    /// Where it reads.
+    pub input: Src,
+    /// Key under which an int8 blob stores the fused GELU's table (`table.lut`); empty: `name`.
+    pub table: &'static str,
     /// What it computes.
     pub op: Op,
 }
 
 impl Node {
-    /// A Linear node.
+    /// A Linear node reading the previous node, its output named after it.
     pub const fn linear(name: &'static str, c_in: Ch, c_out: Ch, act: Act) -> Node {
         Node {
             name,
+            value: name,
+            input: Src::Prev,
+            table: "",
             op: Op::Linear { c_in, c_out, act },
+        }
+    }
+    /// A depthwise 3×3 node reading the previous node.
+    pub const fn depthwise(name: &'static str, stride: u8, add: Option<Residual>) -> Node {
+        Node {
+            name,
+            value: name,
+            input: Src::Prev,
+            table: "",
+            op: Op::Depthwise { stride, add },
+        }
+    }
+    /// A LayerNorm node reading the previous node.
+    pub const fn layer_norm(name: &'static str, act: Act) -> Node {
+        Node {
+            name,
+            value: name,
+            input: Src::Prev,
+            table: "",
+            op: Op::LayerNorm { act },
+        }
+    }
+    /// A bilinear resize node.
+    pub const fn resize(name: &'static str, from: Src) -> Node {
+        Node {
+            name,
+            value: name,
+            input: from,
+            table: "",
+            op: Op::Resize { from },
+        }
+    }
+    /// This node with its output named `value`.
+    pub const fn value(mut self, value: &'static str) -> Node {
+        self.value = value;
+        self
+    }
+    /// This node reading `input`.
+    pub const fn reads(mut self, input: Src) -> Node {
+        self.input = input;
+        self
+    }
+    /// This node with its int8 GELU table stored as `table.lut`.
+    pub const fn table(mut self, table: &'static str) -> Node {
+        self.table = table;
+        self
+    }
+    /// The key prefix of the int8 GELU table.
+    pub const fn table_name(&self) -> &'static str {
+        if self.table.is_empty() {
+            self.name
+        } else {
+            self.table
         }
     }
     /// `(input width, output width)` in a configuration.
@@ -103,13 +212,19 @@ impl Node {
             Op::Linear {
                 c_in: i, c_out: o, ..
             } => (i.of(c_in, c_out), o.of(c_in, c_out)),
+            Op::Depthwise { .. } | Op::LayerNorm { .. } | Op::Resize { .. } => (c_out, c_out),
         }
     }
     /// The fused activation.
     pub const fn act(&self) -> Act {
         match self.op {
-            Op::Linear { act, .. } => act,
+            Op::Linear { act, .. } | Op::LayerNorm { act } => act,
+            Op::Depthwise { .. } | Op::Resize { .. } => Act::None,
         }
+    }
+    /// Whether the node is a Linear (the only operation of token-wise graphs).
+    pub const fn is_linear(&self) -> bool {
+        matches!(self.op, Op::Linear { .. })
     }
 }
 
@@ -179,22 +294,26 @@ pub const fn float_len(nodes: &[Node]) -> usize {
     float_index(nodes, nodes.len())
 }
 
-/// Index in the float tensor list of node `node`'s first tensor (a Linear's weight; its bias
-/// follows).
+/// Index in the float tensor list of node `node`'s first tensor (the weight of a Linear or
+/// depthwise, the scale of a LayerNorm; its bias follows).
 pub const fn float_index(nodes: &[Node], node: usize) -> usize {
     let mut n = 0;
     let mut i = 0;
     while i < node && i < nodes.len() {
         n += match nodes[i].op {
-            Op::Linear { .. } => 2,
+            Op::Linear { .. } | Op::Depthwise { .. } | Op::LayerNorm { .. } => 2,
+            Op::Resize { .. } => 0,
         };
         i += 1;
     }
     n
 }
 
-/// The float tensor list of `nodes`: per Linear `name.weight` (the model's weight type) and
-/// `name.bias` (f32). `N` must be [`float_len`]`(nodes)`.
+const DW: &[Dim] = &[Dim::Cout, Dim::Lit(9)];
+
+/// The float tensor list of `nodes`: per Linear or depthwise `name.weight` (the model's weight
+/// type) and `name.bias` (f32), per LayerNorm `name.weight` and `name.bias` (f32). `N` must be
+/// [`float_len`]`(nodes)`.
 pub const fn float_specs<const N: usize>(nodes: &'static [Node]) -> [TensorSpec; N] {
     let mut out = [spec("", "", F32, VEC); N];
     let (mut k, mut i) = (0, 0);
@@ -206,11 +325,100 @@ pub const fn float_specs<const N: usize>(nodes: &'static [Node]) -> [TensorSpec;
                 out[k + 1] = spec(nd.name, "bias", F32, vec_dims(c_out));
                 k += 2;
             }
+            Op::Depthwise { .. } => {
+                out[k] = spec(nd.name, "weight", ElemOf::Weight, DW);
+                out[k + 1] = spec(nd.name, "bias", F32, VEC);
+                k += 2;
+            }
+            Op::LayerNorm { .. } => {
+                out[k] = spec(nd.name, "weight", F32, VEC);
+                out[k + 1] = spec(nd.name, "bias", F32, VEC);
+                k += 2;
+            }
+            Op::Resize { .. } => {}
         }
         i += 1;
     }
     assert!(k == N, "float_specs: N is not float_len(nodes)");
     out
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// What a source resolves to: the model input, or a node's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// The model input.
+    Input,
+    /// The output of node `i` (after its residual addition, if any).
+    Node(usize),
+}
+
+/// Resolves source `src` of node `at` (`same_width`: `c_in == c_out`). A name matches a node's
+/// [`Node::value`] or its residual's value, both meaning the node's output. `None` when the
+/// name is unknown or names a node that does not run before `at`.
+pub const fn resolve_src(
+    nodes: &[Node],
+    at: usize,
+    src: Src,
+    same_width: bool,
+) -> Option<Resolved> {
+    let name = match src {
+        Src::Prev => {
+            return if at == 0 {
+                Some(Resolved::Input)
+            } else {
+                Some(Resolved::Node(at - 1))
+            }
+        }
+        Src::Input => return Some(Resolved::Input),
+        Src::InputIfSameWidth(_) if same_width => return Some(Resolved::Input),
+        Src::InputIfSameWidth(n) | Src::Value(n) => n,
+    };
+    let mut i = 0;
+    while i < at && i < nodes.len() {
+        let hit = str_eq(nodes[i].value, name)
+            || match nodes[i].op {
+                Op::Depthwise { add: Some(r), .. } => str_eq(r.value, name),
+                _ => false,
+            };
+        if hit {
+            return Some(Resolved::Node(i));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether node `i`'s output feeds a LayerNorm (an int8 executor then writes it with 16 bits).
+pub const fn feeds_norm(nodes: &[Node], i: usize) -> bool {
+    let mut j = i + 1;
+    while j < nodes.len() {
+        if let Op::LayerNorm { .. } = nodes[j].op {
+            // Either width agreement resolves a LayerNorm's input the same way unless it reads
+            // `InputIfSameWidth`, which no graph does for a LayerNorm.
+            if let Some(Resolved::Node(k)) = resolve_src(nodes, j, nodes[j].input, false) {
+                if k == i {
+                    return true;
+                }
+            }
+        }
+        j += 1;
+    }
+    false
 }
 
 /// The form of an int8-weight blob's tensor list.
@@ -233,6 +441,10 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
             (Op::Linear { act: Act::Gelu, .. }, IntForm::Act16) => 5,
             (Op::Linear { act: Act::Gelu, .. }, _) => 4,
             (Op::Linear { act: Act::None, .. }, _) => 3,
+            (Op::Depthwise { .. }, _) => 3,
+            (Op::LayerNorm { act: Act::Gelu }, _) => 3,
+            (Op::LayerNorm { act: Act::None }, _) => 2,
+            (Op::Resize { .. }, _) => 1,
         };
         i += 1;
     }
@@ -248,12 +460,15 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
 /// ([`meta::len`]). `N` must be [`int8_len`]`(nodes, form)`.
 pub const fn int8_specs<const N: usize>(
     nodes: &'static [Node],
+    input_q: &'static [Dim],
     meta_dims: &'static [Dim],
     form: IntForm,
 ) -> [TensorSpec; N] {
     const I8: ElemOf = ElemOf::Fixed(ElemType::I8);
+    const I16: ElemOf = ElemOf::Fixed(ElemType::I16);
+    const U8: ElemOf = ElemOf::Fixed(ElemType::U8);
     let mut out = [spec("", "", F32, VEC); N];
-    out[0] = spec("input.scale", "", F32, &[Dim::Lit(1)]);
+    out[0] = spec("input.scale", "", F32, input_q);
     out[1] = if let IntForm::Input16 = form {
         spec(
             "input.limit",
@@ -262,50 +477,55 @@ pub const fn int8_specs<const N: usize>(
             &[Dim::Lit(1)],
         )
     } else {
-        spec("input.zero", "", I8, &[Dim::Lit(1)])
+        spec("input.zero", "", I8, input_q)
     };
     let (mut k, mut i) = (2, 0);
     while i < nodes.len() {
         let nd = &nodes[i];
         match nd.op {
-            Op::Linear { c_in, c_out, act } => {
+            Op::Linear { c_in, c_out, .. } => {
                 out[k] = spec(nd.name, "weight", I8, weight_dims(c_out, c_in));
-                out[k + 1] = spec(
-                    nd.name,
-                    "bias",
-                    ElemOf::Fixed(ElemType::I16),
-                    vec_dims(c_out),
-                );
-                out[k + 2] = spec(
-                    nd.name,
-                    "mult",
-                    ElemOf::Fixed(ElemType::U8),
-                    vec_dims(c_out),
-                );
+                out[k + 1] = spec(nd.name, "bias", I16, vec_dims(c_out));
+                out[k + 2] = spec(nd.name, "mult", U8, vec_dims(c_out));
                 k += 3;
-                match (act, form) {
-                    (Act::Gelu, IntForm::Act16) => {
-                        out[k] = spec(
-                            nd.name,
-                            "lut16",
-                            ElemOf::Fixed(ElemType::I16),
-                            &[Dim::Lit(crate::quant::a16::GELU16_LEN as u32)],
-                        );
-                        out[k + 1] = spec(
-                            nd.name,
-                            "gelu16",
-                            ElemOf::Fixed(ElemType::I32),
-                            &[Dim::Lit(4)],
-                        );
-                        k += 2;
-                    }
-                    (Act::Gelu, _) => {
-                        out[k] = spec(nd.name, "lut", I8, LUT);
-                        k += 1;
-                    }
-                    (Act::None, _) => {}
-                }
             }
+            Op::Depthwise { .. } => {
+                out[k] = spec(nd.name, "weight", I8, DW);
+                out[k + 1] = spec(nd.name, "bias", I16, VEC);
+                out[k + 2] = spec(nd.name, "mult", U8, VEC);
+                k += 3;
+            }
+            Op::LayerNorm { .. } => {
+                out[k] = spec(nd.name, "gamma", I16, VEC);
+                out[k + 1] = spec(nd.name, "beta", I16, VEC);
+                k += 2;
+            }
+            Op::Resize { .. } => {
+                out[k] = spec(nd.name, "mult", I16, &[Dim::SkipQ]);
+                k += 1;
+            }
+        }
+        match (nd.act(), form, nd.op) {
+            (Act::Gelu, IntForm::Act16, Op::Linear { .. }) => {
+                out[k] = spec(
+                    nd.table_name(),
+                    "lut16",
+                    I16,
+                    &[Dim::Lit(crate::quant::a16::GELU16_LEN as u32)],
+                );
+                out[k + 1] = spec(
+                    nd.table_name(),
+                    "gelu16",
+                    ElemOf::Fixed(ElemType::I32),
+                    &[Dim::Lit(4)],
+                );
+                k += 2;
+            }
+            (Act::Gelu, _, _) => {
+                out[k] = spec(nd.table_name(), "lut", I8, LUT);
+                k += 1;
+            }
+            (Act::None, _, _) => {}
         }
         i += 1;
     }
@@ -315,9 +535,14 @@ pub const fn int8_specs<const N: usize>(
     out
 }
 
-/// Builds a [`Graph`] from a `const` node list: `graph!(ARCH, NODES)` in the architecture's file.
+/// Builds a [`Graph`] from a `const` node list: `graph!(ARCH, NODES)` in the architecture's
+/// file (input quantized per tensor), or `graph!(ARCH, NODES, INPUT_Q)` with the dims of
+/// `input.scale` / `input.zero` (`&[Dim::CinQ]`: per channel when the header says so).
 macro_rules! graph {
     ($arch:expr, $nodes:expr) => {
+        $crate::graph::graph!($arch, $nodes, &[$crate::blob::specs::Dim::Lit(1)])
+    };
+    ($arch:expr, $nodes:expr, $input_q:expr) => {
         $crate::graph::Graph {
             arch: $arch,
             nodes: $nodes,
@@ -326,8 +551,9 @@ macro_rules! graph {
                 { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Int8) },
             >(
                 $nodes,
+                $input_q,
                 &[$crate::blob::specs::Dim::Lit(
-                    $crate::graph::meta::len($nodes.len()) as u32,
+                    $crate::graph::meta::total($nodes) as u32,
                 )],
                 $crate::graph::IntForm::Int8,
             ),
@@ -335,8 +561,9 @@ macro_rules! graph {
                 { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Input16) },
             >(
                 $nodes,
+                $input_q,
                 &[$crate::blob::specs::Dim::Lit(
-                    $crate::graph::meta::len($nodes.len()) as u32,
+                    $crate::graph::meta::total($nodes) as u32,
                 )],
                 $crate::graph::IntForm::Input16,
             ),
@@ -344,12 +571,15 @@ macro_rules! graph {
                 { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Act16) },
             >(
                 $nodes,
+                $input_q,
                 &[$crate::blob::specs::Dim::Lit(
-                    $crate::graph::meta::len($nodes.len()) as u32,
+                    $crate::graph::meta::total($nodes) as u32,
                 )],
                 $crate::graph::IntForm::Act16,
             ),
-            conv_shifts: &$crate::graph::meta::shifts::<{ $nodes.len() }>(),
+            conv_shifts: &$crate::graph::meta::conv_shifts::<
+                { $crate::graph::meta::conv_count($nodes) },
+            >($nodes),
         }
     };
 }
@@ -375,16 +605,149 @@ pub mod meta {
     pub const fn out(i: usize) -> usize {
         3 + PER_NODE * i
     }
-    /// The conv shift word indices of `N` nodes.
-    pub const fn shifts<const N: usize>() -> [usize; N] {
-        let mut out = [0; N];
-        let mut i = 0;
-        while i < N {
-            out[i] = shift(i);
-            i += 1;
+    /// Where node `i`'s parameters sit in `quant.meta` / `quant.scales`, found by walking the
+    /// nodes before it. Per operation, in this order:
+    ///
+    /// * Linear: shift word, pre-table zero point, output zero point — or, when it feeds a
+    ///   LayerNorm (16-bit output), shift word and output zero point;
+    /// * depthwise: shift word, output zero point; with a residual addition then the two
+    ///   multipliers, the shift and the sum's zero point;
+    /// * LayerNorm: shift, epsilon, the pre-table zero point (only with an activation), the
+    ///   output zero point;
+    /// * resize: shift, output zero point.
+    ///
+    /// Index 0 is the model input's zero point. For Linear-only graphs this is [`shift`],
+    /// [`pre`] and [`out`].
+    pub const fn node(nodes: &[super::Node], i: usize) -> NodeMeta {
+        let mut at = 1;
+        let mut k = 0;
+        while k < nodes.len() {
+            let m = one(nodes, k, at);
+            if k == i {
+                return m;
+            }
+            at += m.len;
+            k += 1;
         }
+        NodeMeta {
+            shift: 0,
+            eps: 0,
+            pre: 0,
+            out: 0,
+            add: 0,
+            len: 0,
+        }
+    }
+    const fn one(nodes: &[super::Node], k: usize, at: usize) -> NodeMeta {
+        use super::{Act, Op};
+        let mut m = NodeMeta {
+            shift: at,
+            eps: 0,
+            pre: at + 1,
+            out: at + 1,
+            add: 0,
+            len: 2,
+        };
+        match nodes[k].op {
+            Op::Linear { .. } => {
+                if !super::feeds_norm(nodes, k) {
+                    m.out = at + 2;
+                    m.len = 3;
+                }
+            }
+            Op::Resize { .. } => {}
+            Op::Depthwise { add, .. } => {
+                if add.is_some() {
+                    m.add = at + 2;
+                    m.len = 6;
+                }
+            }
+            Op::LayerNorm { act } => {
+                m.eps = at + 1;
+                m.pre = at + 2;
+                m.out = at + 2;
+                m.len = 3;
+                if let Act::Gelu = act {
+                    m.out = at + 3;
+                    m.len = 4;
+                }
+            }
+        }
+        m
+    }
+    /// Length of `quant.meta` of a node list.
+    pub const fn total(nodes: &[super::Node]) -> usize {
+        let mut at = 1;
+        let mut k = 0;
+        while k < nodes.len() {
+            at += one(nodes, k, at).len;
+            k += 1;
+        }
+        at
+    }
+    /// Index of the model output's zero point and scale.
+    pub const fn output(nodes: &[super::Node]) -> usize {
+        if nodes.is_empty() {
+            return Z_X;
+        }
+        node(nodes, nodes.len() - 1).result()
+    }
+    /// Number of shift words of convs (Linear, depthwise) in a node list.
+    pub const fn conv_count(nodes: &[super::Node]) -> usize {
+        let (mut n, mut k) = (0, 0);
+        while k < nodes.len() {
+            if let super::Op::Linear { .. } | super::Op::Depthwise { .. } = nodes[k].op {
+                n += 1;
+            }
+            k += 1;
+        }
+        n
+    }
+    /// The `quant.meta` indices of the conv shift words, in node order. `N` must be
+    /// [`conv_count`]`(nodes)`.
+    pub const fn conv_shifts<const N: usize>(nodes: &[super::Node]) -> [usize; N] {
+        let mut out = [0; N];
+        let (mut n, mut k) = (0, 0);
+        while k < nodes.len() {
+            if let super::Op::Linear { .. } | super::Op::Depthwise { .. } = nodes[k].op {
+                out[n] = node(nodes, k).shift;
+                n += 1;
+            }
+            k += 1;
+        }
+        assert!(n == N, "conv_shifts: N is not conv_count(nodes)");
         out
     }
+
+    /// A node's `quant.meta` indices ([`node`]); 0 where the operation has no such entry.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct NodeMeta {
+        /// Shift word (conv) or shift (LayerNorm, resize).
+        pub shift: usize,
+        /// LayerNorm epsilon.
+        pub eps: usize,
+        /// Zero point before the activation table (equal to `out` without one).
+        pub pre: usize,
+        /// Zero point of the operation's output (before a residual addition).
+        pub out: usize,
+        /// Residual addition: multiplier of the operation's output; `add + 1` that of the other
+        /// operand, `add + 2` the shift, `add + 3` the sum's zero point. 0 without addition.
+        pub add: usize,
+        /// Entries of the node.
+        pub len: usize,
+    }
+
+    impl NodeMeta {
+        /// Zero point of the node's result: the sum's with a residual addition, else `out`.
+        pub const fn result(&self) -> usize {
+            if self.add != 0 {
+                self.add + 3
+            } else {
+                self.out
+            }
+        }
+    }
+
     /// Length of `quant.meta` for `nodes` nodes.
     pub const fn len(nodes: usize) -> usize {
         1 + PER_NODE * nodes
@@ -407,6 +770,19 @@ pub struct GraphConfig {
     pub w: usize,
 }
 
+/// Whether every node is a Linear reading the previous node: the graphs [`GraphConfig`]'s
+/// executors run (one token at a time, grid unchanged).
+pub const fn token_wise(nodes: &[Node]) -> bool {
+    let mut i = 0;
+    while i < nodes.len() {
+        if !nodes[i].is_linear() || !matches!(nodes[i].input, Src::Prev) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
@@ -421,10 +797,13 @@ impl GraphConfig {
     /// cannot overflow). The executors call it first; a `GraphConfig` from
     /// [`crate::Model::parse`] always passes.
     pub const fn validate(&self) -> Result<(), crate::Error> {
-        if graph_of(self.arch).is_none() {
-            return Err(crate::Error::InvalidConfig(
-                "GraphConfig: the architecture is not a graph architecture",
-            ));
+        match graph_of(self.arch) {
+            Some(g) if token_wise(g.nodes) => {}
+            _ => {
+                return Err(crate::Error::InvalidConfig(
+                    "GraphConfig: the architecture is not a token-wise graph architecture",
+                ))
+            }
         }
         if self.c_in == 0 || self.c_out == 0 || self.h == 0 || self.w == 0 {
             return Err(crate::Error::InvalidConfig(
@@ -520,6 +899,9 @@ impl GraphConfig {
             let (ci, co) = nodes[i].widths(self.c_in, self.c_out);
             p += match nodes[i].op {
                 Op::Linear { .. } => ci * co + co,
+                Op::Depthwise { .. } => 10 * co,
+                Op::LayerNorm { .. } => 2 * co,
+                Op::Resize { .. } => 0,
             };
             i += 1;
         }
@@ -533,6 +915,8 @@ impl GraphConfig {
             let (ci, co) = nodes[i].widths(self.c_in, self.c_out);
             m += match nodes[i].op {
                 Op::Linear { .. } => self.tokens() * ci * co,
+                Op::Depthwise { .. } => self.tokens() * 9 * co,
+                Op::LayerNorm { .. } | Op::Resize { .. } => 0,
             };
             i += 1;
         }

@@ -6,7 +6,7 @@
 
 use super::float::activation;
 use super::int8::node;
-use super::{GraphConfig, Op};
+use super::GraphConfig;
 use crate::blob::Model;
 use crate::elem::Elem;
 use crate::error::Error;
@@ -97,7 +97,7 @@ pub(crate) fn forward_float<W: Elem, A: Elem, S: RowSource<f32>, K: RowSink<f32>
         src.read(row, 0, x)?;
         for (i, nd) in nodes.iter().enumerate() {
             let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-            let Op::Linear { act, .. } = nd.op;
+            let act = nd.act();
             let k = super::float_index(nodes, i);
             let (wt, bias) = (m.graph_weights::<W>(k)?, m.f32s(k + 1)?);
             let (act, bias) = (activation(act), Some(bias));

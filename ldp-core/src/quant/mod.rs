@@ -81,7 +81,7 @@ pub fn conv_shift_indices(arch: crate::Arch) -> &'static [usize] {
         return g.conv_shifts;
     }
     match arch {
-        crate::Arch::Ldp => LDP_CONV_SHIFTS,
+        crate::Arch::Ldp => crate::graph::ldp::GRAPH.conv_shifts,
         crate::Arch::MobileVlmV1 => &V1_CONV_SHIFTS,
         crate::Arch::MobileVlmV2 => V2_CONV_SHIFTS,
         crate::Arch::Mlp2xGelu => &[], // returned above
@@ -119,9 +119,18 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         }
         return Ok(());
     }
+    if let ModelConfig::Ldp(_) = m.config() {
+        let nodes = crate::graph::ldp::NODES;
+        crate::graph::int8::validate_nodes(nodes, meta, scales)?;
+        check_input_scale(m)?;
+        if graph::is_x16(m) {
+            check_x16(m, meta, crate::graph::meta::node(nodes, 0).shift)?;
+        }
+        return Ok(());
+    }
     let a16 = a16::is_a16(m);
     let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
-        ModelConfig::Ldp(_) => (LDP_ZEROS, LDP_SHIFTS, LDP_NONNEG),
+        ModelConfig::Ldp(_) => return Err(bad("unreachable: ldp blobs are checked above")),
         ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
         ModelConfig::MobileVlmV2(_) if a16 => (V2_ZEROS, A16_SHIFTS, A16_NONNEG),
         ModelConfig::MobileVlmV2(_) => (V2_ZEROS, V2_SHIFTS, V2_NONNEG),
@@ -186,9 +195,8 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     check_input_scale(m)?;
     if graph::is_x16(m) {
         let first = match m.config() {
-            ModelConfig::Ldp(_) => L::PW1_SHIFT,
             ModelConfig::MobileVlmV1(_) => V1::FC1_SHIFT,
-            ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_) => {
+            ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_) => {
                 return Err(bad("a 16-bit input on a V2 blob"))
             }
         };
@@ -234,45 +242,7 @@ fn check_input_scale(m: &Model<'_>) -> Result<(), BlobError> {
     Ok(())
 }
 
-use specs::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
-
-const LDP_ZEROS: &[usize] = &[
-    L::Z_X,
-    L::Z_P,
-    L::Z_A,
-    L::Z_R,
-    L::Z_D,
-    L::Z_B,
-    L::Z_Q,
-    L::Z_N,
-    L::Z_C,
-    L::Z_E,
-    L::Z_F,
-    L::Z_G,
-    L::Z_Y,
-];
-const LDP_SHIFTS: &[usize] = &[
-    L::SKIP_SHIFT,
-    L::ADD1_SHIFT,
-    L::LN1_SHIFT,
-    L::ADD2_SHIFT,
-    L::LN2_SHIFT,
-];
-const LDP_CONV_SHIFTS: &[usize] = &[
-    L::PW1_SHIFT,
-    L::DW1_SHIFT,
-    L::PW2_SHIFT,
-    L::DW2_SHIFT,
-    L::PW3_SHIFT,
-];
-const LDP_NONNEG: &[usize] = &[
-    L::ADD1_MA,
-    L::ADD1_MB,
-    L::ADD2_MA,
-    L::ADD2_MB,
-    L::LN1_EPS,
-    L::LN2_EPS,
-];
+use specs::{v1_meta as V1, v2_meta as V2};
 
 const fn v1_block_list<const N: usize>(head: &[usize], offs: &[usize]) -> [usize; N] {
     let mut out = [0usize; N];

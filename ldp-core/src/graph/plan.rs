@@ -1,0 +1,330 @@
+//! Memory planning of a graph: where each node's output lives in the scratch arena.
+//!
+//! Every node writes one value. A value lives from the node that writes it to the last node
+//! that reads it (as its input or its residual operand). Two values whose lives overlap get
+//! disjoint ranges; the placement is greedy by size (largest first, lowest offset that fits),
+//! as TFLite Micro's planner does. An *in-place* node (a float LayerNorm) writes into its
+//! input's range instead. The model output is not in the arena: the last node — and the node
+//! whose range it writes in place — write the caller's output buffer.
+//!
+//! Everything here is a `const fn`, so a configuration's scratch size is a constant
+//! (`static ARENA: [u8; CFG.scratch_bytes()]`).
+
+use super::{resolve_src, Node, Op, Resolved};
+use crate::kernels::depthwise::out_dim;
+
+/// Most nodes a graph may have.
+pub const MAX_NODES: usize = 16;
+
+/// The sizes a graph is run at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    /// Input width.
+    pub c_in: usize,
+    /// Output width of the model (the width of every `Ch::Out` tensor).
+    pub c_out: usize,
+    /// Input grid rows.
+    pub h: usize,
+    /// Input grid columns.
+    pub w: usize,
+}
+
+/// The shape of a value: grid rows, columns, channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+}
+
+impl Shape {
+    /// Elements.
+    pub const fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+    /// Pixels.
+    pub const fn pixels(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// Where a value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// At this offset (in the caller's units) of the arena.
+    Arena(usize),
+    /// In the model output.
+    Output,
+}
+
+/// A graph's memory plan (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Each node's output shape.
+    pub shape: [Shape; MAX_NODES],
+    /// Where each node's output lives.
+    pub place: [Place; MAX_NODES],
+    /// Each node's input (and residual operand).
+    pub input: [Resolved; MAX_NODES],
+    /// Each node's residual operand, if any.
+    pub residual: [Option<Resolved>; MAX_NODES],
+    /// Arena length (units).
+    pub len: usize,
+}
+
+const EMPTY: Shape = Shape { h: 0, w: 0, c: 0 };
+
+/// The input shape of the model.
+pub const fn input_shape(d: Dims) -> Shape {
+    Shape {
+        h: d.h,
+        w: d.w,
+        c: d.c_in,
+    }
+}
+
+const fn shape_of(shapes: &[Shape; MAX_NODES], d: Dims, r: Resolved) -> Shape {
+    match r {
+        Resolved::Input => input_shape(d),
+        Resolved::Node(k) => shapes[k],
+    }
+}
+
+/// Why a graph cannot be planned.
+pub type PlanError = &'static str;
+
+/// How an executor stores values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Float executors: units are elements of the activation type; a LayerNorm runs in place.
+    Float,
+    /// int8 executors: units are bytes, each value rounded up to 16; a Linear feeding a
+    /// LayerNorm writes 16 bits per element; nothing runs in place.
+    Int8,
+}
+
+const fn r16(n: usize) -> usize {
+    n.div_ceil(16) * 16
+}
+
+const fn units(nodes: &[Node], scheme: Scheme, i: usize, s: Shape) -> usize {
+    match scheme {
+        Scheme::Float => s.len(),
+        Scheme::Int8 => {
+            let wide = matches!(nodes[i].op, Op::Linear { .. }) && super::feeds_norm(nodes, i);
+            r16(if wide { 2 } else { 1 } * s.len())
+        }
+    }
+}
+
+const fn in_place(nodes: &[Node], scheme: Scheme, i: usize) -> bool {
+    matches!((scheme, nodes[i].op), (Scheme::Float, Op::LayerNorm { .. }))
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+const fn min(a: usize, b: usize) -> usize {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Plans `nodes` at `d` for an executor storing values as `scheme` says.
+///
+/// Errors: more than [`MAX_NODES`] nodes, a source naming no earlier node, a shape mismatch
+/// (operands of an addition, a Linear's or LayerNorm's input width), or an in-place node whose
+/// input is the model input or is read again later.
+pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanError> {
+    let n = nodes.len();
+    if n == 0 || n > MAX_NODES {
+        return Err("a graph has 1 to 16 nodes");
+    }
+    let same = d.c_in == d.c_out;
+    let mut p = Plan {
+        shape: [EMPTY; MAX_NODES],
+        place: [Place::Output; MAX_NODES],
+        input: [Resolved::Input; MAX_NODES],
+        residual: [None; MAX_NODES],
+        len: 0,
+    };
+    // Shapes and sources.
+    let mut i = 0;
+    while i < n {
+        let nd = &nodes[i];
+        let Some(src) = resolve_src(nodes, i, nd.input, same) else {
+            return Err("a node reads a value no earlier node writes");
+        };
+        p.input[i] = src;
+        let x = shape_of(&p.shape, d, src);
+        p.shape[i] = match nd.op {
+            Op::Linear { c_in, c_out, .. } => {
+                if x.c != c_in.of(d.c_in, d.c_out) {
+                    return Err("a Linear's input width does not match its source");
+                }
+                Shape {
+                    h: x.h,
+                    w: x.w,
+                    c: c_out.of(d.c_in, d.c_out),
+                }
+            }
+            Op::Depthwise { stride, add } => {
+                if x.c != d.c_out || (stride != 1 && stride != 2) {
+                    return Err("a depthwise conv reads c_out channels with stride 1 or 2");
+                }
+                let y = Shape {
+                    h: out_dim(x.h, stride as usize),
+                    w: out_dim(x.w, stride as usize),
+                    c: d.c_out,
+                };
+                if let Some(r) = add {
+                    let Some(rs) = resolve_src(nodes, i, r.from, same) else {
+                        return Err("a residual reads a value no earlier node writes");
+                    };
+                    let s = shape_of(&p.shape, d, rs);
+                    if s.h != y.h || s.w != y.w || s.c != y.c {
+                        return Err("a residual's shape differs from the conv's output");
+                    }
+                    p.residual[i] = Some(rs);
+                }
+                y
+            }
+            Op::LayerNorm { .. } => {
+                if x.c != d.c_out {
+                    return Err("a LayerNorm reads c_out channels");
+                }
+                x
+            }
+            Op::Resize { .. } => {
+                if x.c != d.c_out {
+                    return Err("a resize reads c_out channels");
+                }
+                Shape {
+                    h: out_dim(x.h, 2),
+                    w: out_dim(x.w, 2),
+                    c: d.c_out,
+                }
+            }
+        };
+        i += 1;
+    }
+    // Buffers: each node's root (the node whose range it writes) and the roots' lives.
+    let mut root = [0usize; MAX_NODES];
+    let mut last = [0usize; MAX_NODES];
+    i = 0;
+    while i < n {
+        last[i] = i;
+        root[i] = i;
+        if in_place(nodes, scheme, i) {
+            match p.input[i] {
+                Resolved::Input => return Err("an in-place node reads the model input"),
+                Resolved::Node(k) => {
+                    // Nothing after `i` may read `k`'s value: `i` overwrites it.
+                    let mut j = i + 1;
+                    while j < n {
+                        if reads(&p, j, k) {
+                            return Err("an in-place node's input is read again later");
+                        }
+                        j += 1;
+                    }
+                    root[i] = root[k];
+                }
+            }
+        }
+        i += 1;
+    }
+    i = 0;
+    while i < n {
+        // Every read extends the life of the value's root.
+        if let Resolved::Node(k) = p.input[i] {
+            if last[root[k]] < i {
+                last[root[k]] = i;
+            }
+        }
+        if let Some(Resolved::Node(k)) = p.residual[i] {
+            if last[root[k]] < i {
+                last[root[k]] = i;
+            }
+        }
+        if last[root[i]] < i {
+            last[root[i]] = i;
+        }
+        i += 1;
+    }
+    let out_root = root[n - 1];
+    // Greedy by size over the arena roots.
+    let mut size = [0usize; MAX_NODES];
+    let mut placed = [false; MAX_NODES];
+    let mut off = [0usize; MAX_NODES];
+    i = 0;
+    while i < n {
+        if root[i] == i && i != out_root {
+            size[i] = units(nodes, scheme, i, p.shape[i]);
+        }
+        i += 1;
+    }
+    let mut round = 0;
+    while round < n {
+        // The largest unplaced root (lowest index on ties).
+        let mut best = n;
+        i = 0;
+        while i < n {
+            if root[i] == i && i != out_root && !placed[i] && (best == n || size[i] > size[best]) {
+                best = i;
+            }
+            i += 1;
+        }
+        if best == n {
+            break;
+        }
+        // The lowest offset clear of every placed root whose life overlaps.
+        let mut at = 0;
+        let mut moved = true;
+        while moved {
+            moved = false;
+            let mut k = 0;
+            while k < n {
+                if placed[k]
+                    && max(best, k) <= min(last[best], last[k])
+                    && at < off[k] + size[k]
+                    && off[k] < at + size[best]
+                {
+                    at = off[k] + size[k];
+                    moved = true;
+                }
+                k += 1;
+            }
+        }
+        off[best] = at;
+        placed[best] = true;
+        if at + size[best] > p.len {
+            p.len = at + size[best];
+        }
+        round += 1;
+    }
+    i = 0;
+    while i < n {
+        p.place[i] = if root[i] == out_root {
+            Place::Output
+        } else {
+            Place::Arena(off[root[i]])
+        };
+        i += 1;
+    }
+    Ok(p)
+}
+
+const fn reads(p: &Plan, j: usize, k: usize) -> bool {
+    let a = matches!(p.input[j], Resolved::Node(x) if x == k);
+    let b = matches!(p.residual[j], Some(Resolved::Node(x)) if x == k);
+    a || b
+}
