@@ -172,8 +172,8 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
     scratch: &mut [A],
 ) -> Result<(), Error> {
     let p = plan(nodes, d, Scheme::Float).map_err(Error::InvalidConfig)?;
-    check_len("input", input, input_shape(d).len())?;
-    check_len("output", output, p.shape[nodes.len() - 1].len())?;
+    check_len("input", input, input_shape(d).elems())?;
+    check_len("output", output, p.shape[nodes.len() - 1].elems())?;
     if scratch.len() < p.len {
         return Err(Error::ScratchTooSmall {
             need: p.len,
@@ -181,7 +181,7 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
         });
     }
     let range = |k: usize| match p.place[k] {
-        Place::Arena(o) => Some(o..o + p.shape[k].len()),
+        Place::Arena(o) => Some(o..o + p.shape[k].elems()),
         Place::Output => None,
     };
     for (i, nd) in nodes.iter().enumerate() {

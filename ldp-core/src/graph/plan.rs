@@ -42,7 +42,7 @@ pub struct Shape {
 
 impl Shape {
     /// Elements.
-    pub const fn len(&self) -> usize {
+    pub const fn elems(&self) -> usize {
         self.h * self.w * self.c
     }
     /// Pixels.
@@ -112,10 +112,10 @@ const fn r16(n: usize) -> usize {
 
 const fn units(nodes: &[Node], scheme: Scheme, i: usize, s: Shape) -> usize {
     match scheme {
-        Scheme::Float => s.len(),
+        Scheme::Float => s.elems(),
         Scheme::Int8 => {
             let wide = matches!(nodes[i].op, Op::Linear { .. }) && super::feeds_norm(nodes, i);
-            r16(if wide { 2 } else { 1 } * s.len())
+            r16(if wide { 2 } else { 1 } * s.elems())
         }
     }
 }
