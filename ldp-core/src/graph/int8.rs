@@ -2,11 +2,15 @@
 //! blobs. Every parameter is read from the blob by node name; zero points, scales and shifts
 //! sit in `quant.meta` / `quant.scales` at [`super::meta`]'s indices.
 
-use super::{meta, Act, GraphConfig, Node, Op};
+use super::plan::{input_shape, plan, Dims, Place, Scheme};
+use super::{feeds_norm, meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model};
 use crate::error::{check_len, Error};
+use crate::kernels::depthwise::DwShape;
+use crate::quant::a16::resize_bilinear_in16;
 use crate::quant::graph::{idx, trace, Params, QInput};
+use crate::quant::kernels::{add_inplace, depthwise, layer_norm_i16, resize_bilinear};
 use crate::quant::kernels::{pointwise, ConvQ, MAX_BIAS_SHIFT};
 use crate::quant::Trace;
 
@@ -179,6 +183,207 @@ pub(crate) fn validate_nodes(
             Op::Resize { .. } => {
                 shift(m.shift)?;
                 zero(m.out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value an int8 node reads.
+enum Q<'s> {
+    /// The model input (int8 or 16-bit).
+    In(QInput<'s>),
+    /// An int8 activation.
+    I8(&'s [i8]),
+    /// A 16-bit conv output (the input of a LayerNorm).
+    I16(&'s [i16]),
+}
+
+/// Runs any node list in int8 on the whole tensor: quantized input `x` (`[h][w][c_in]`), int8
+/// output `y` (the last node's shape), `scratch` at least the [`Scheme::Int8`] plan's length
+/// (bytes, 2-byte aligned). Parameters come from the blob by node name, zero points and scales
+/// from `quant.meta` at [`meta::node`]'s indices. Bit-identical to the hand-written executor it
+/// replaces: the same kernels in the same order.
+pub(crate) fn forward_nodes(
+    m: &Model<'_>,
+    nodes: &[Node],
+    d: Dims,
+    x: QInput<'_>,
+    y: &mut [i8],
+    scratch: &mut [u8],
+    mut t: Trace<'_>,
+) -> Result<(), Error> {
+    let pl = plan(nodes, d, Scheme::Int8).map_err(Error::InvalidConfig)?;
+    let n_in = input_shape(d).elems();
+    match x {
+        QInput::I8(x) => check_len("int8 input", x, n_in)?,
+        QInput::I16(x) => check_len("16-bit input", x, n_in)?,
+    }
+    check_len("int8 output", y, pl.shape[nodes.len() - 1].elems())?;
+    if scratch.len() < pl.len {
+        return Err(Error::ScratchTooSmall {
+            need: pl.len,
+            have: scratch.len(),
+        });
+    }
+    let p = Params::new(m)?;
+    let wide = |k: usize| nodes[k].is_linear() && feeds_norm(nodes, k);
+    // Byte range of node k's value in the arena.
+    let range = |k: usize| match pl.place[k] {
+        Place::Arena(o) => Some(o..o + pl.shape[k].elems() * if wide(k) { 2 } else { 1 }),
+        Place::Output => None,
+    };
+    // Zero point of a value as its readers see it.
+    let zero_of = |r: Resolved| match r {
+        Resolved::Input => p.z(meta::Z_X),
+        Resolved::Node(k) => p.z(meta::node(nodes, k).result()),
+    };
+    for (i, nd) in nodes.iter().enumerate() {
+        let mi = meta::node(nodes, i);
+        let xs = match pl.input[i] {
+            Resolved::Input => input_shape(d),
+            Resolved::Node(k) => pl.shape[k],
+        };
+        let ys = pl.shape[i];
+        let (lo, dst, hi, base): (&[u8], &mut [u8], &[u8], usize) = match range(i) {
+            Some(r) => {
+                let (lo, rest) = scratch.split_at_mut(r.start);
+                let (mid, hi) = rest.split_at_mut(r.end - r.start);
+                (&*lo, mid, &*hi, r.end)
+            }
+            None => (&scratch[..], &mut [][..], &[][..], 0),
+        };
+        let read = |src: Resolved| -> Result<Q<'_>, Error> {
+            let k = match src {
+                Resolved::Input => return Ok(Q::In(x)),
+                Resolved::Node(k) => k,
+            };
+            let r = range(k).ok_or(Error::InvalidConfig("graph: a node reads the model output"))?;
+            let bytes = if r.end <= lo.len() {
+                &lo[r]
+            } else if r.start >= base {
+                hi.get(r.start - base..r.end - base)
+                    .ok_or(Error::InvalidConfig(
+                        "graph: a plan overlaps a read and a write",
+                    ))?
+            } else {
+                return Err(Error::InvalidConfig(
+                    "graph: a plan overlaps a read and a write",
+                ));
+            };
+            Ok(if wide(k) {
+                Q::I16(
+                    bytemuck::try_cast_slice(bytes)
+                        .map_err(|_| Error::Misaligned { what: "scratch" })?,
+                )
+            } else {
+                Q::I8(bytemuck::cast_slice(bytes))
+            })
+        };
+        let out: &mut [i8] = match range(i) {
+            Some(_) if wide(i) => &mut [],
+            Some(_) => bytemuck::cast_slice_mut(&mut *dst),
+            None => &mut *y,
+        };
+        let xv = read(pl.input[i])?;
+        let lut = |nd: &Node| match nd.act() {
+            Act::Gelu => p.lut_at(nd.table_name(), ".lut").map(Some),
+            Act::None => Ok(None),
+        };
+        match nd.op {
+            Op::Linear { .. } => {
+                let q = p.conv(nd.name, mi.shift, 0, p.z(mi.pre), lut(nd)?)?;
+                if wide(i) {
+                    let o16: &mut [i16] = bytemuck::try_cast_slice_mut(&mut *dst)
+                        .map_err(|_| Error::Misaligned { what: "scratch" })?;
+                    match xv {
+                        Q::I8(v) => pointwise(v, xs.c, &q, ys.c, o16)?,
+                        _ => {
+                            return Err(Error::Unsupported(
+                                "graph: a 16-bit Linear output from this input",
+                            ))
+                        }
+                    }
+                    trace(&mut t, nd.value, &[], p.z(mi.out), p.s(mi.out));
+                } else {
+                    match xv {
+                        Q::In(v) => v.pointwise(xs.c, &q, ys.c, out)?,
+                        Q::I8(v) => pointwise(v, xs.c, &q, ys.c, out)?,
+                        Q::I16(_) => {
+                            return Err(Error::Unsupported("graph: a Linear reading 16 bits"))
+                        }
+                    }
+                    trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
+                }
+            }
+            Op::Resize { .. } => {
+                let mult = p.m.i16s(idx(p.m, nd.name, ".mult")?)?;
+                let (sh, zo) = (p.z(mi.shift), p.z(mi.out));
+                match xv {
+                    Q::In(QInput::I16(v)) => {
+                        resize_bilinear_in16(v, xs.h, xs.w, xs.c, mult, sh, zo, out, ys.h, ys.w)?
+                    }
+                    Q::In(QInput::I8(v)) => {
+                        let zin = p.m.i8s(idx(p.m, "input.zero", "")?)?;
+                        resize_bilinear(v, xs.h, xs.w, xs.c, zin, mult, sh, zo, out, ys.h, ys.w)?
+                    }
+                    Q::I8(v) => {
+                        let za = [zero_of(pl.input[i]).clamp(-128, 127) as i8];
+                        resize_bilinear(v, xs.h, xs.w, xs.c, &za, mult, sh, zo, out, ys.h, ys.w)?
+                    }
+                    Q::I16(_) => return Err(Error::Unsupported("graph: a resize reading 16 bits")),
+                }
+                trace(&mut t, nd.value, out, zo, p.s(mi.out));
+            }
+            Op::Depthwise { stride, add } => {
+                let s = DwShape {
+                    h: xs.h,
+                    w: xs.w,
+                    c: xs.c,
+                    stride: stride as usize,
+                };
+                let zx = zero_of(pl.input[i]);
+                let q = p.conv(nd.name, mi.shift, zx, p.z(mi.out), None)?;
+                match xv {
+                    Q::I8(v) => depthwise(s, v, &q, &mut *out)?,
+                    _ => {
+                        return Err(Error::Unsupported(
+                            "graph: a depthwise conv reading the input or 16 bits",
+                        ))
+                    }
+                }
+                trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
+                if let (Some(r), Some(src)) = (add, pl.residual[i]) {
+                    let aq = p.add(
+                        p.z(mi.out),
+                        zero_of(src),
+                        mi.add,
+                        mi.add + 1,
+                        mi.add + 2,
+                        mi.add + 3,
+                    );
+                    match read(src)? {
+                        Q::I8(v) => add_inplace(&mut *out, v, &aq)?,
+                        _ => {
+                            return Err(Error::Unsupported(
+                                "graph: a residual from the input or 16 bits",
+                            ))
+                        }
+                    }
+                    trace(&mut t, r.value, out, p.z(mi.add + 3), p.s(mi.add + 3));
+                }
+            }
+            Op::LayerNorm { .. } => {
+                let nq = p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut(nd)?)?;
+                match xv {
+                    Q::I16(v) => layer_norm_i16(v, ys.c, &nq, &mut *out)?,
+                    _ => {
+                        return Err(Error::Unsupported(
+                            "graph: a LayerNorm reads a 16-bit conv output",
+                        ))
+                    }
+                }
+                trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
             }
         }
     }

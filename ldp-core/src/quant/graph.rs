@@ -3,13 +3,14 @@
 
 use super::kernels::{
     adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16, pointwise,
-    pointwise_layer_norm, resize_bilinear, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
+    pointwise_layer_norm, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
 };
 use crate::arch::mobilevlm_v2::POOL;
 use crate::blob::int8::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
 use crate::blob::specs::FLAG_INPUT16;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
+use crate::graph::plan::Scheme;
 use crate::kernels::depthwise::DwShape;
 
 /// Called after each int8 layer with the name of its output activation (the names of
@@ -26,17 +27,6 @@ const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
-/// `ldp`'s shared region: `a` and then `pointwise2`'s 16-bit output, later `e` followed by
-/// `pointwise3`'s 16-bit output.
-const fn ldp_mid_bytes(hw: usize, hw2: usize, c: usize) -> usize {
-    let (one, two) = (r16(2 * hw * c), r16(hw2 * c) + r16(2 * hw2 * c));
-    if one > two {
-        one
-    } else {
-        two
-    }
-}
-
 /// Bytes of scratch the int8-in/int8-out forward pass needs.
 ///
 /// `ldp`: the 16-bit output of `pointwise2` (`2·H·W·C`, its first half shared with `a`, its
@@ -45,8 +35,10 @@ const fn ldp_mid_bytes(hw: usize, hw2: usize, c: usize) -> usize {
 pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Ldp(c) => {
-            let (hw, hw2) = (c.h * c.w, c.h2() * c.w2());
-            ldp_mid_bytes(hw, hw2, c.c_out) + r16(hw * c.c_out) + r16(hw2 * c.c_out)
+            match crate::graph::plan::plan(crate::graph::ldp::NODES, c.dims(), Scheme::Int8) {
+                Ok(p) => p.len,
+                Err(_) => 0,
+            }
         }
         ModelConfig::MobileVlmV1(c) => {
             3 * r16(c.tokens_in() * c.c_out)
@@ -101,7 +93,10 @@ impl<'m, 'a> Params<'m, 'a> {
     pub(crate) fn s(&self, i: usize) -> f32 {
         self.scales.get(i).copied().unwrap_or(0.0)
     }
-    fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
+    pub(crate) fn lut_at(&self, name: &str, suffix: &str) -> Result<&'a [i8], Error> {
+        self.m.i8s(idx(self.m, name, suffix)?)
+    }
+    pub(crate) fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
         self.m.i8s(idx(self.m, name, "")?)
     }
     pub(crate) fn conv(
@@ -120,7 +115,7 @@ impl<'m, 'a> Params<'m, 'a> {
             lut,
         )
     }
-    fn norm(
+    pub(crate) fn norm(
         &self,
         prefix: &str,
         shift: usize,
@@ -137,7 +132,7 @@ impl<'m, 'a> Params<'m, 'a> {
             lut,
         })
     }
-    pub(super) fn add(
+    pub(crate) fn add(
         &self,
         za: i32,
         zb: i32,
@@ -286,157 +281,15 @@ fn forward_q(
     let p = Params::new(m)?;
     match cfg {
         ModelConfig::Graph(c) => crate::graph::int8::forward(m, &c, x, y, scratch, t)?,
-        ModelConfig::Ldp(c) => {
-            let (co, hw, h2, w2) = (c.c_out, c.h * c.w, c.h2(), c.w2());
-            // `mid` (2·H·W·C bytes) holds `a` in its first half, later `pointwise2`'s 16-bit
-            // output, then `e`/`f` at its start and `pointwise3`'s 16-bit output after them.
-            let (mid, rest) = scratch.split_at_mut(ldp_mid_bytes(hw, h2 * w2, co));
-            let (b, rest) = split(rest, hw * co);
-            let (r, _) = split(rest, h2 * w2 * co);
-            let (a, _) = split(mid, hw * co);
-            let gelu1 = p.lut("gelu1.lut")?;
-            x.pointwise(
-                c.c_in,
-                &p.conv("pointwise1", L::PW1_SHIFT, 0, p.z(L::Z_P), Some(gelu1))?,
-                co,
-                a,
-            )?;
-            trace(&mut t, "a", a, p.z(L::Z_A), p.s(L::Z_A));
-            let mult = m.i16s(idx(m, "skip.mult", "")?)?;
-            if let (true, QInput::I16(x)) = (c.c_in == co, x) {
-                super::a16::resize_bilinear_in16(
-                    x,
-                    c.h,
-                    c.w,
-                    co,
-                    mult,
-                    p.z(L::SKIP_SHIFT),
-                    p.z(L::Z_R),
-                    r,
-                    h2,
-                    w2,
-                )?;
-            } else if let (true, QInput::I8(x)) = (c.c_in == co, x) {
-                let zin = m.i8s(idx(m, "input.zero", "")?)?;
-                resize_bilinear(
-                    x,
-                    c.h,
-                    c.w,
-                    co,
-                    zin,
-                    mult,
-                    p.z(L::SKIP_SHIFT),
-                    p.z(L::Z_R),
-                    r,
-                    h2,
-                    w2,
-                )?;
-            } else {
-                let za = [p.z(L::Z_A).clamp(-128, 127) as i8];
-                resize_bilinear(
-                    a,
-                    c.h,
-                    c.w,
-                    co,
-                    &za,
-                    mult,
-                    p.z(L::SKIP_SHIFT),
-                    p.z(L::Z_R),
-                    r,
-                    h2,
-                    w2,
-                )?;
-            }
-            trace(&mut t, "r", r, p.z(L::Z_R), p.s(L::Z_R));
-            let s1 = DwShape {
-                h: c.h,
-                w: c.w,
-                c: co,
-                stride: 1,
-            };
-            depthwise(
-                s1,
-                a,
-                &p.conv("depthwise1", L::DW1_SHIFT, p.z(L::Z_A), p.z(L::Z_D), None)?,
-                b,
-            )?;
-            trace(&mut t, "d", b, p.z(L::Z_D), p.s(L::Z_D));
-            add_inplace(
-                b,
-                a,
-                &p.add(
-                    p.z(L::Z_D),
-                    p.z(L::Z_A),
-                    L::ADD1_MA,
-                    L::ADD1_MB,
-                    L::ADD1_SHIFT,
-                    L::Z_B,
-                ),
-            )?;
-            trace(&mut t, "b", b, p.z(L::Z_B), p.s(L::Z_B));
-            // pointwise2 → 16 bits → LayerNorm (+ GELU table) into `b` (`c`).
-            let (q16, _) = split16(mid, hw * co)?;
-            pointwise(
-                b,
-                co,
-                &p.conv("pointwise2", L::PW2_SHIFT, 0, p.z(L::Z_Q), None)?,
-                co,
-                q16,
-            )?;
-            trace(&mut t, "q", &[], p.z(L::Z_Q), p.s(L::Z_Q));
-            let gelu2 = p.lut("gelu2.lut")?;
-            layer_norm_i16(
-                q16,
-                co,
-                &p.norm("norm1", L::LN1_SHIFT, L::LN1_EPS, p.z(L::Z_N), Some(gelu2))?,
-                b,
-            )?;
-            let a = b;
-            trace(&mut t, "c", a, p.z(L::Z_C), p.s(L::Z_C));
-            let s2 = DwShape {
-                h: c.h,
-                w: c.w,
-                c: co,
-                stride: 2,
-            };
-            let (e, rest) = split(mid, h2 * w2 * co);
-            depthwise(
-                s2,
-                a,
-                &p.conv("depthwise2", L::DW2_SHIFT, p.z(L::Z_C), p.z(L::Z_E), None)?,
-                e,
-            )?;
-            trace(&mut t, "e", e, p.z(L::Z_E), p.s(L::Z_E));
-            add_inplace(
-                e,
-                r,
-                &p.add(
-                    p.z(L::Z_E),
-                    p.z(L::Z_R),
-                    L::ADD2_MA,
-                    L::ADD2_MB,
-                    L::ADD2_SHIFT,
-                    L::Z_F,
-                ),
-            )?;
-            trace(&mut t, "f", e, p.z(L::Z_F), p.s(L::Z_F));
-            let (g16, _) = split16(rest, h2 * w2 * co)?;
-            pointwise(
-                e,
-                co,
-                &p.conv("pointwise3", L::PW3_SHIFT, 0, p.z(L::Z_G), None)?,
-                co,
-                g16,
-            )?;
-            trace(&mut t, "g", &[], p.z(L::Z_G), p.s(L::Z_G));
-            layer_norm_i16(
-                g16,
-                co,
-                &p.norm("norm2", L::LN2_SHIFT, L::LN2_EPS, p.z(L::Z_Y), None)?,
-                y,
-            )?;
-            trace(&mut t, "y", y, p.z(L::Z_Y), p.s(L::Z_Y));
-        }
+        ModelConfig::Ldp(c) => crate::graph::int8::forward_nodes(
+            m,
+            crate::graph::ldp::NODES,
+            c.dims(),
+            x,
+            y,
+            scratch,
+            t,
+        )?,
         ModelConfig::MobileVlmV1(c) => {
             let (co, n, s) = (c.c_out, c.tokens_in(), c.squeeze);
             let (a, rest) = split(scratch, n * co);
