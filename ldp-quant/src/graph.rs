@@ -3,7 +3,7 @@
 //! what `eval` compares a blob against and what the quantizer calibrates on.
 
 use anyhow::{bail, Context};
-use ldp_core::arch::ldp::{self, LdpConfig, LdpWeights};
+use ldp_core::arch::ldp::LdpConfig;
 use ldp_core::arch::mobilevlm_v1::{self, V1BlockWeights, V1Config, V1Weights};
 use ldp_core::arch::mobilevlm_v2::{self, V2Config, V2Weights};
 use ldp_core::blob::format::MAX_DIM;
@@ -192,26 +192,6 @@ impl FloatModel {
             .with_context(|| format!("internal: tensor `{name}` missing"))
     }
 
-    /// `ldp` weight views.
-    pub fn ldp_weights(&self) -> anyhow::Result<LdpWeights<'_, f32>> {
-        Ok(LdpWeights {
-            pw1_w: self.t("pointwise1.weight")?,
-            pw1_b: self.t("pointwise1.bias")?,
-            dw1_w: self.t("depthwise1.weight")?,
-            dw1_b: self.t("depthwise1.bias")?,
-            pw2_w: self.t("pointwise2.weight")?,
-            pw2_b: self.t("pointwise2.bias")?,
-            ln1_w: self.t("norm1.weight")?,
-            ln1_b: self.t("norm1.bias")?,
-            dw2_w: self.t("depthwise2.weight")?,
-            dw2_b: self.t("depthwise2.bias")?,
-            pw3_w: self.t("pointwise3.weight")?,
-            pw3_b: self.t("pointwise3.bias")?,
-            ln2_w: self.t("norm2.weight")?,
-            ln2_b: self.t("norm2.bias")?,
-        })
-    }
-
     fn v1_block(&self, b: u8) -> anyhow::Result<V1BlockWeights<'_, f32>> {
         let k = |s: &str| format!("mb_block.{b}.block.{s}");
         Ok(V1BlockWeights {
@@ -272,7 +252,21 @@ impl FloatModel {
         }
         let r = match self.config {
             ModelConfig::Ldp(cfg) => {
-                ldp::forward(&cfg, &self.ldp_weights()?, input, output, scratch)
+                let t = |k: usize| {
+                    self.tensors
+                        .get(k)
+                        .map(|v| v.as_slice())
+                        .ok_or(ldp_core::Error::Unsupported("ldp: tensor missing"))
+                };
+                ldp_core::graph::float::forward_tensors(
+                    &ldp_core::graph::ldp::GRAPH,
+                    cfg.dims(),
+                    t,
+                    t,
+                    input,
+                    output,
+                    scratch,
+                )
             }
             ModelConfig::MobileVlmV1(cfg) => {
                 mobilevlm_v1::forward(&cfg, &self.v1_weights()?, input, output, scratch)

@@ -61,7 +61,7 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
-    /// Whether the key is `prefix` followed by `suffix` (e.g. `pointwise3` + `.weight`).
+    /// Whether the key is `prefix` followed by `suffix` (e.g. `0` + `.weight`).
     pub fn is(&self, prefix: &str, suffix: &str) -> bool {
         let key_len = self.key_len();
         key_len == prefix.len() + suffix.len()

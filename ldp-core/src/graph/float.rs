@@ -3,7 +3,7 @@
 //! maps ([`GraphConfig::scratch_len`]).
 
 use super::plan::{input_shape, plan, Dims, Place, Scheme};
-use super::{Act, GraphConfig, Node, Op, Resolved};
+use super::{Act, Graph, GraphConfig, Node, Op, Resolved};
 use crate::blob::Model;
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
@@ -156,6 +156,24 @@ pub(crate) fn node_tensors<'w, W: 'w>(
             b: &[],
         },
     })
+}
+
+/// Runs graph `g` in f32/f16 at sizes `d` with its float tensors from accessors (`wt(k)`: tensor
+/// `k` of `g.float` as weights, `ft(k)`: as f32): `input` channels-last `[h][w][c_in]`, `output`
+/// the last node's shape, `scratch` at least [`Plan::len`](super::plan::Plan) elements of the
+/// [`Scheme::Float`] plan. The executor of blobs and of `ldp-quant`'s f32 reference alike.
+pub fn forward_tensors<'w, W: Elem + 'w, A: Elem>(
+    g: &Graph,
+    d: Dims,
+    wt: impl Fn(usize) -> Result<&'w [W], Error>,
+    ft: impl Fn(usize) -> Result<&'w [f32], Error>,
+    input: &[f32],
+    output: &mut [f32],
+    scratch: &mut [A],
+) -> Result<(), Error> {
+    let nodes = g.nodes;
+    let tensors = |i| node_tensors(nodes, i, &wt, &ft);
+    forward_nodes(nodes, d, tensors, input, output, scratch)
 }
 
 /// Runs any node list in f32/f16 on the whole tensor: `input` channels-last `[h][w][c_in]`,

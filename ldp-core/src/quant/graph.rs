@@ -29,8 +29,7 @@ const fn r16(n: usize) -> usize {
 
 /// Bytes of scratch the int8-in/int8-out forward pass needs.
 ///
-/// `ldp`: the 16-bit output of `pointwise2` (`2·H·W·C`, its first half shared with `a`, its
-/// start with `e` and the 16-bit output of `pointwise3`), `b`/`c` (`H·W·C`) and the skip `r`.
+/// `ldp`: the length of its graph's int8 memory plan ([`crate::graph::plan`]).
 /// V1: three maps, the SE's `i32`s and one row of 16-bit pointwise output per block.
 pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
     match cfg {

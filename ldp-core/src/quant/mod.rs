@@ -9,8 +9,8 @@
 //!   ([`fixed::requant`]), no floats anywhere between the quantized input and output;
 //! * GELU, Hardswish and Hardsigmoid through 256-entry tables built at convert time;
 //! * LayerNorm from integer statistics with an exact integer rsqrt ([`kernels::NormQ`]); a conv
-//!   whose only consumer is a LayerNorm (`ldp`'s `pointwise2`/`pointwise3`, V1's depthwise convs
-//!   and projections) writes a **16-bit** intermediate instead of int8 ([`kernels::ConvOut`]):
+//!   whose only consumer is a LayerNorm (in `ldp` the last two pointwise convs, in V1 the
+//!   depthwise convs and projections) writes a **16-bit** intermediate instead of int8 ([`kernels::ConvOut`]):
 //!   LayerNorm does not depend on its input's scale, so this drops one int8 rounding per
 //!   LayerNorm (measured: held-out error −8…−14% on the `ldp` and V1 golden cases);
 //! * skip additions as TFLite's ADD, resize and pooling keep their input's quantization and
