@@ -120,6 +120,7 @@ macro_rules! wr {
 /// The float weights of one node: `(first, second)` of its float tensors — a Linear's or
 /// depthwise's weight and bias, or a LayerNorm's scale (in `second_f32`'s slot order: scale,
 /// bias).
+#[derive(Clone, Copy)]
 pub(crate) struct NodeTensors<'w, W> {
     /// Linear / depthwise weight (empty for a LayerNorm).
     pub w: &'w [W],
@@ -127,6 +128,15 @@ pub(crate) struct NodeTensors<'w, W> {
     pub g: &'w [f32],
     /// Bias.
     pub b: &'w [f32],
+}
+
+impl<W> NodeTensors<'_, W> {
+    /// No tensors.
+    pub(crate) const EMPTY: Self = NodeTensors {
+        w: &[],
+        g: &[],
+        b: &[],
+    };
 }
 
 /// Node `i`'s tensors from accessors of the float tensor list (`wt(k)`: tensor `k` as weights,

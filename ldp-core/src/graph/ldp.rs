@@ -386,3 +386,44 @@ mod plan_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod stream_tests {
+    use super::{LdpConfig, NODES};
+    use crate::graph::plan::{Dims, Scheme};
+    use crate::graph::rows::{layout, scratch_bytes};
+
+    #[test]
+    fn stream_layouts_are_no_larger_than_the_hand_written_one() {
+        extern crate std;
+        for (c_in, c_out, h, w) in [
+            (128, 128, 64, 64),
+            (16, 16, 16, 16),
+            (12, 12, 1, 1),
+            (6, 10, 5, 3),
+            (8, 24, 7, 9),
+            (16, 24, 11, 13),
+            (8, 8, 2, 2),
+            (8, 8, 3, 3),
+            (8, 4, 9, 4),
+        ] {
+            let d = Dims { c_in, c_out, h, w };
+            let cfg = LdpConfig { c_in, c_out, h, w };
+            for strip in [1, 2, 3, 5, 16, usize::MAX] {
+                for (sizes, scheme) in [
+                    ((1, 1, 1), Scheme::Int8),
+                    ((4, 4, 4), Scheme::Float),
+                    ((4, 2, 4), Scheme::Float),
+                ] {
+                    let l = layout(NODES, d, strip, scheme).unwrap();
+                    let new = scratch_bytes(&l, d, sizes);
+                    let old = crate::stream::ldp_scratch_bytes(&cfg, strip, sizes);
+                    let old_macs = crate::stream::ldp_macs(&cfg, strip);
+                    std::println!("{c_in}->{c_out} {h}x{w} strip {strip} {sizes:?}: {new} vs {old}; depth {:?} cols {:?}; macs {} vs {old_macs}", &l.depth[..5], &l.cols[..5], l.macs);
+                    assert!(new <= old);
+                    assert_eq!(l.macs, old_macs);
+                }
+            }
+        }
+    }
+}

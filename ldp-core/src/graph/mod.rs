@@ -26,6 +26,7 @@ pub mod int8;
 pub mod ldp;
 pub mod mlp2x_gelu;
 pub mod plan;
+pub mod rows;
 pub mod stream;
 
 use crate::blob::format::{Arch, ElemType};

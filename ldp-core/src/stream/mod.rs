@@ -40,7 +40,6 @@
 //! for V1/V2 row by row. [`RowCrc`] turns any such order into the CRC-32 of the row-major output.
 
 pub mod kernels;
-mod ldp;
 mod params;
 mod v1;
 mod v2;
@@ -51,7 +50,6 @@ use crate::arch::mobilevlm_v2::{V2Config, POOL};
 use crate::blob::{DType, Model, ModelConfig};
 use crate::error::Error;
 
-pub use ldp::{ldp_float, ldp_i8};
 pub use v1::{v1_float, v1_i8};
 pub use v2::{v2_float, v2_i8};
 
@@ -322,42 +320,6 @@ pub const fn strip_bounds(w2: usize, n: usize, k: usize) -> (usize, usize) {
     (k * w2 / n, (k + 1) * w2 / n)
 }
 
-/// Column ranges of one `ldp` strip: output `[ox0, ox1)`, `c`/`b` `[c0, c1)`, `a`/`x` `[a0, a1)`.
-pub(crate) const fn ldp_strip_cols(w: usize, ox0: usize, ox1: usize) -> [usize; 6] {
-    let c0 = (2 * ox0).saturating_sub(1);
-    let c1 = if 2 * ox1 < w { 2 * ox1 } else { w };
-    let a0 = c0.saturating_sub(1);
-    let a1 = if c1 + 1 < w { c1 + 1 } else { w };
-    [ox0, ox1, c0, c1, a0, a1]
-}
-
-/// `(max a-columns, max c-columns, max output columns, Σ a-columns, Σ c-columns)` over the
-/// strips of an `ldp` configuration.
-const fn ldp_widths(cfg: &LdpConfig, strip: usize) -> [usize; 5] {
-    let w2 = cfg.w2();
-    let n = strip_count(w2, strip);
-    let mut out = [0usize; 5];
-    let mut k = 0;
-    while k < n {
-        let (ox0, ox1) = strip_bounds(w2, n, k);
-        let s = ldp_strip_cols(cfg.w, ox0, ox1);
-        let (wa, wc, wo) = (s[5] - s[4], s[3] - s[2], s[1] - s[0]);
-        if wa > out[0] {
-            out[0] = wa;
-        }
-        if wc > out[1] {
-            out[1] = wc;
-        }
-        if wo > out[2] {
-            out[2] = wo;
-        }
-        out[3] += wa;
-        out[4] += wc;
-        k += 1;
-    }
-    out
-}
-
 /// Scratch bytes of streaming `ldp` with strips of at most `strip` output columns, for element
 /// sizes `(input, activation, output)` ([`elem_sizes`]).
 ///
@@ -374,29 +336,27 @@ pub const fn ldp_scratch_bytes(
     strip: usize,
     sizes: (usize, usize, usize),
 ) -> usize {
-    let (sx, sa, sy) = sizes;
-    let [wa, wc, wo, _, _] = ldp_widths(cfg, strip);
-    let (ci, c) = (cfg.c_in, cfg.c_out);
-    let dx = if ci == c { 2 } else { 1 };
-    r16(dx * wa * ci * sx) // x rows (two when the skip is the input itself)
-        + r16(3 * wa * c * sa) // a: 3-row window of DW1
-        + r16(3 * wc * c * sa) // c: 3-row window of DW2
-        + r16(2 * wo * c * sa) // r: downsampled skip, two rows
-        + r16(CHUNK * c * sa) // b chunk
-        + r16(CHUNK * c * sa) // f chunk
-        + r16(CHUNK * c * sy) // y chunk
-        + if sa == 1 { r16(CHUNK * c * 2) } else { 0 } // int8: 16-bit PW2/PW3 output chunk
+    use crate::graph::plan::Scheme;
+    let scheme = if sizes.1 == 1 {
+        Scheme::Int8
+    } else {
+        Scheme::Float
+    };
+    match crate::graph::rows::layout(crate::graph::ldp::NODES, cfg.dims(), strip, scheme) {
+        Ok(l) => crate::graph::rows::scratch_bytes(&l, cfg.dims(), sizes),
+        Err(_) => 0,
+    }
 }
 
 /// Multiply-accumulates of streaming `ldp` with strips of at most `strip` output columns:
 /// [`LdpConfig::macs`] plus the halo columns that neighbouring strips both compute (PW1 on the
 /// `a` halo, DW1 and PW2 on the `c` halo).
 pub const fn ldp_macs(cfg: &LdpConfig, strip: usize) -> usize {
-    let [_, _, _, sum_a, sum_c] = ldp_widths(cfg, strip);
-    let c = cfg.c_out;
-    let extra_a = sum_a.saturating_sub(cfg.w);
-    let extra_c = sum_c.saturating_sub(cfg.w);
-    cfg.macs() + cfg.h * (extra_a * cfg.c_in * c + extra_c * (9 * c + c * c))
+    use crate::graph::plan::Scheme;
+    match crate::graph::rows::layout(crate::graph::ldp::NODES, cfg.dims(), strip, Scheme::Int8) {
+        Ok(l) => l.macs,
+        Err(_) => 0,
+    }
 }
 
 /// Pooled rows of MobileVLM V2 whose bins are open at the same time (accumulator rows).
@@ -587,7 +547,11 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
         }));
     }
     match m.config() {
-        ModelConfig::Ldp(_) => ldp_i8(m, strip, src, sink, scratch),
+        ModelConfig::Ldp(c) => {
+            let nodes = crate::graph::ldp::NODES;
+            let ops = crate::graph::rows::I8Ops::new(m, nodes, c.dims())?;
+            crate::graph::rows::run(nodes, c.dims(), strip, &ops, src, sink, scratch)
+        }
         ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
         ModelConfig::MobileVlmV2(_) => v2_i8(m, src, sink, scratch),
         ModelConfig::Graph(c) => crate::graph::stream::forward_q(m, &c, src, sink, scratch),
@@ -652,12 +616,24 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
 ) -> Result<(), Error> {
     use half::f16;
     match (m.config(), m.dtype()) {
-        (ModelConfig::Ldp(c), DType::F32) => {
-            ldp_float::<f32, f32, _, _>(&c, &m.ldp_weights()?, strip, src, sink, scratch)
-        }
-        (ModelConfig::Ldp(c), DType::F16) => {
-            ldp_float::<f16, f16, _, _>(&c, &m.ldp_weights()?, strip, src, sink, scratch)
-        }
+        (ModelConfig::Ldp(c), DType::F32) => crate::graph::rows::run_float::<f32, f32, _, _>(
+            m,
+            &crate::graph::ldp::GRAPH,
+            c.dims(),
+            strip,
+            src,
+            sink,
+            scratch,
+        ),
+        (ModelConfig::Ldp(c), DType::F16) => crate::graph::rows::run_float::<f16, f16, _, _>(
+            m,
+            &crate::graph::ldp::GRAPH,
+            c.dims(),
+            strip,
+            src,
+            sink,
+            scratch,
+        ),
         (ModelConfig::MobileVlmV1(c), DType::F32) => {
             v1_float::<f32, f32, _, _>(&c, &m.v1_weights()?, src, sink, scratch)
         }

@@ -3,7 +3,7 @@
 
 use crate::blob::Model;
 use crate::error::Error;
-use crate::quant::kernels::{AddQ, ConvQ, NormQ};
+use crate::quant::kernels::{AddQ, ConvQ};
 
 pub(crate) struct P<'m, 'a> {
     pub m: &'m Model<'a>,
@@ -53,23 +53,6 @@ impl<'m, 'a> P<'m, 'a> {
         lut: Option<&'a [i8]>,
     ) -> Result<ConvQ<'a>, Error> {
         crate::quant::conv_q(self.m, w, self.z(shift), in_zero, out_zero, lut)
-    }
-    pub fn norm(
-        &self,
-        prefix: &str,
-        shift: usize,
-        eps: usize,
-        out_zero: i32,
-        lut: Option<&'a [i8]>,
-    ) -> Result<NormQ<'a>, Error> {
-        Ok(NormQ {
-            gamma: self.m.i16s(idx(self.m, prefix, ".gamma")?)?,
-            beta: self.m.i16s(idx(self.m, prefix, ".beta")?)?,
-            shift: self.z(shift),
-            eps_q8: self.z(eps),
-            out_zero,
-            lut,
-        })
     }
     pub fn add(&self, za: i32, zb: i32, ma: usize, mb: usize, shift: usize, zo: usize) -> AddQ {
         AddQ {

@@ -14,12 +14,13 @@ pub(crate) fn taps_q10_fit(n_in: usize, n_out: usize) -> bool {
 /// integers from `src = (d + 0.5)·n_in/n_out − 0.5` (PyTorch's `align_corners=False`). The
 /// resize kernels only call it with `(2·n_out + 1)·n_in·1024 < 2^63`.
 #[inline]
-pub fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
+pub const fn taps_q10(d: usize, n_in: usize, n_out: usize) -> (usize, usize, i64) {
     // src·1024 = ((2d+1)·n_in·1024 − n_out·1024) / (2·n_out), rounded to nearest.
     let num = ((2 * d + 1) as i64 * n_in as i64 - n_out as i64) * 1024;
     let den = 2 * n_out as i64;
     let src = if num <= 0 { 0 } else { (num + den / 2) / den };
-    let i0 = ((src >> 10) as usize).min(n_in - 1);
+    let i0 = (src >> 10) as usize;
+    let i0 = if i0 < n_in - 1 { i0 } else { n_in - 1 };
     let lambda = if i0 == n_in - 1 {
         0
     } else {

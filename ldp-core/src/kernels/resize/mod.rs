@@ -16,11 +16,15 @@ use crate::elem::Elem;
 use crate::error::{check_dims, Error};
 
 /// Interpolation taps along one axis: `(i0, i1, lambda)` with `v = (1-λ)·v[i0] + λ·v[i1]`.
+/// (A `const fn`: the streaming layout runs the resize's row schedule at compile time.)
 #[inline]
-pub fn taps(d: usize, n_in: usize, n_out: usize) -> (usize, usize, f32) {
+pub const fn taps(d: usize, n_in: usize, n_out: usize) -> (usize, usize, f32) {
     let scale = n_in as f32 / n_out as f32;
-    let src = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
-    let i0 = (src as usize).min(n_in - 1);
+    let s = (d as f32 + 0.5) * scale - 0.5;
+    // `max(s, 0.0)`: `s` is never NaN, and `s == -0.0` cannot occur (x − x rounds to +0).
+    let src = if s > 0.0 { s } else { 0.0 };
+    let i0 = src as usize;
+    let i0 = if i0 < n_in - 1 { i0 } else { n_in - 1 };
     let i1 = if i0 + 1 < n_in { i0 + 1 } else { i0 };
     let lambda = src - i0 as f32;
     (i0, i1, lambda)
