@@ -545,7 +545,9 @@ fn conv_shift_words_are_range_checked() {
         let word = |i: usize| i32::from_le_bytes(data[4 * i..4 * i + 4].try_into().unwrap());
         // A 16-bit input's first conv keeps its biases within ±2^29 as well.
         let first = match model.arch() {
-            ldp_core::Arch::Ldp => ldp_core::quant::specs::ldp_meta::PW1_SHIFT,
+            ldp_core::Arch::Ldp => {
+                ldp_core::graph::meta::node(ldp_core::graph::ldp::NODES, 0).shift
+            }
             ldp_core::Arch::MobileVlmV1 => ldp_core::quant::specs::v1_meta::FC1_SHIFT,
             ldp_core::Arch::Mlp2xGelu => ldp_core::graph::meta::shift(0),
             ldp_core::Arch::MobileVlmV2 => usize::MAX,

@@ -609,17 +609,33 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
         ));
     }
     s.push_str("  activations (zero point, scale) and layer constants (quant.meta):\n");
+    let mut wide_at: Vec<usize> = Vec::new();
     let (names, conv_shifts): (Vec<String>, Vec<usize>) =
-        match ldp_core::graph::graph_of(model.arch()) {
-            // A graph architecture's layout follows its nodes (`ldp_core::graph::meta`).
+        match ldp_core::graph::definition(model.arch()) {
+            // A graph architecture's layout follows its nodes (`ldp_core::graph::meta::node`).
             Some(g) => {
-                let mut names = vec!["Z_X".to_string()];
-                for nd in g.nodes {
-                    names.extend([
-                        format!("{}.SHIFT", nd.name),
-                        format!("{}.Z_PRE", nd.name),
-                        format!("{}.Z_OUT", nd.name),
-                    ]);
+                use ldp_core::graph::meta;
+                let nodes = g.nodes;
+                let mut names = vec![String::new(); meta::total(nodes)];
+                names[meta::Z_X] = "Z_X".to_string();
+                for (i, nd) in nodes.iter().enumerate() {
+                    let m = meta::node(nodes, i);
+                    let n = nd.name;
+                    names[m.shift] = format!("{n}.SHIFT");
+                    if m.eps != 0 {
+                        names[m.eps] = format!("{n}.EPS");
+                    }
+                    names[m.pre] = format!("{n}.Z_PRE");
+                    names[m.out] = format!("{n}.Z_OUT");
+                    if m.add != 0 {
+                        names[m.add] = format!("{n}.ADD_MA");
+                        names[m.add + 1] = format!("{n}.ADD_MB");
+                        names[m.add + 2] = format!("{n}.ADD_SHIFT");
+                        names[m.add + 3] = format!("{n}.Z_SUM");
+                    }
+                    if nd.is_linear() && ldp_core::graph::feeds_norm(nodes, i) {
+                        wide_at.push(m.out);
+                    }
                 }
                 (names, g.conv_shifts.to_vec())
             }
@@ -641,7 +657,9 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
         } else if tail.starts_with("Z_") {
             let wide = if a16 {
                 "  (16-bit)"
-            } else if ldp_core::quant::specs::is_wide_meta(model.arch(), name) {
+            } else if wide_at.contains(&i)
+                || ldp_core::quant::specs::is_wide_meta(model.arch(), name)
+            {
                 "  (16-bit LayerNorm input)"
             } else {
                 ""

@@ -17,9 +17,8 @@ use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
 use ldp_core::kernels::pointwise::pointwise;
 use ldp_core::kernels::pool::adaptive_avg_pool;
-use ldp_core::kernels::resize::bilinear;
 use ldp_core::quant::fixed::encode_multiplier;
-use ldp_core::quant::specs::{conv_shift_word, ldp_meta as L, v1_meta as V1, v2_meta as V2};
+use ldp_core::quant::specs::{conv_shift_word, v1_meta as V1, v2_meta as V2};
 use ldp_core::{DType, ModelConfig};
 
 mod graph;
@@ -111,85 +110,9 @@ fn ln(x: &[f32], c: usize, g: &[f32], b: &[f32]) -> anyhow::Result<Vec<f32>> {
 pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
     let mut acts: Acts = vec![("x", x.to_vec())];
     match m.config() {
-        ModelConfig::Graph(c) => graph::intermediates(m, &c, x, &mut acts)?,
-        ModelConfig::Ldp(c) => {
-            let co = c.c_out;
-            let p = pw(
-                x,
-                c.c_in,
-                t(m, "pointwise1.weight")?,
-                Some(t(m, "pointwise1.bias")?),
-                co,
-            )?;
-            let a = map(&p, gelu);
-            let (h2, w2) = (c.h2(), c.w2());
-            let mut r = vec![0.0; h2 * w2 * co];
-            ck(bilinear(
-                if c.c_in == co { x } else { &a[..] },
-                c.h,
-                c.w,
-                co,
-                &mut r,
-                h2,
-                w2,
-            ))?;
-            let s1 = DwShape {
-                h: c.h,
-                w: c.w,
-                c: co,
-                stride: 1,
-            };
-            let d = dw(
-                s1,
-                &a,
-                t(m, "depthwise1.weight")?,
-                Some(t(m, "depthwise1.bias")?),
-            )?;
-            let b = add(&d, &a);
-            let q = pw(
-                &b,
-                co,
-                t(m, "pointwise2.weight")?,
-                Some(t(m, "pointwise2.bias")?),
-                co,
-            )?;
-            let n = ln(&q, co, t(m, "norm1.weight")?, t(m, "norm1.bias")?)?;
-            let cc = map(&n, gelu);
-            let s2 = DwShape {
-                h: c.h,
-                w: c.w,
-                c: co,
-                stride: 2,
-            };
-            let e = dw(
-                s2,
-                &cc,
-                t(m, "depthwise2.weight")?,
-                Some(t(m, "depthwise2.bias")?),
-            )?;
-            let f = add(&e, &r);
-            let g = pw(
-                &f,
-                co,
-                t(m, "pointwise3.weight")?,
-                Some(t(m, "pointwise3.bias")?),
-                co,
-            )?;
-            let y = ln(&g, co, t(m, "norm2.weight")?, t(m, "norm2.bias")?)?;
-            acts.extend([
-                ("p", p),
-                ("a", a),
-                ("r", r),
-                ("d", d),
-                ("b", b),
-                ("q", q),
-                ("n", n),
-                ("c", cc),
-                ("e", e),
-                ("f", f),
-                ("g", g),
-                ("y", y),
-            ]);
+        ModelConfig::Graph(_) | ModelConfig::Ldp(_) => {
+            let (nodes, d) = graph::dag(m.config()).context("internal: not a graph")?;
+            graph::intermediates(m, nodes, d, x, &mut acts)?
         }
         ModelConfig::MobileVlmV1(c) => {
             let co = c.c_out;
@@ -597,8 +520,28 @@ fn choose_clipped(
 /// within its `2^24` clamp, `s ≥ sqrt(1e-5·256/2^24) ≈ 1.24e-5`.
 const MIN_SCALE16: f64 = 1.25e-5;
 
-/// Conv outputs kept at 16 bits (they only feed a LayerNorm): no int8 range to search.
-pub(crate) const WIDE: [&str; 6] = ["q", "g", "b1.d", "b1.pw", "b2.d", "b2.pw"];
+/// MobileVLM V1's conv outputs kept at 16 bits (they only feed a LayerNorm): no int8 range to
+/// search. (For graph architectures [`graph::wide`] finds them from the nodes.)
+const V1_WIDE: [&str; 4] = ["b1.d", "b1.pw", "b2.d", "b2.pw"];
+
+/// Whether activation `n` is a conv output kept at 16 bits (it only feeds a LayerNorm).
+pub(crate) fn is_wide(cfg: ModelConfig, n: &str) -> bool {
+    match graph::dag(cfg) {
+        Some((nodes, _)) => graph::wide(nodes, n),
+        None => V1_WIDE.contains(&n),
+    }
+}
+
+/// The resize outputs that take their source's quantization ([`graph::tied_resizes`]).
+fn tied(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> Vec<&'static str> {
+    let c_in = m.config().channels().0;
+    let per_ch = opts.input_quant == InputQuant::PerChannel && c_in > 1;
+    let x16 = opts.input_quant == InputQuant::Int16;
+    match graph::dag(m.config()) {
+        Some((nodes, d)) => graph::tied_resizes(nodes, d, r, per_ch, x16),
+        None => Vec::new(),
+    }
+}
 
 /// Collected ranges of every named activation.
 pub struct Ranges {
@@ -676,7 +619,7 @@ fn table_inputs(cfg: ModelConfig) -> Vec<(&'static str, Table)> {
             .nodes()
             .iter()
             .filter(|nd| nd.act() == Act::Gelu)
-            .map(|nd| (graph::pre_name(nd.name), gelu64 as Table))
+            .map(|nd| (graph::pre_of(nd), gelu64 as Table))
             .collect(),
         _ => Vec::new(),
     }
@@ -1128,13 +1071,13 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         ..*opts
     };
     let mut r = calibrate(m, calib, opts.calib_method)?;
-    let skip = skip_source(m, &r, opts);
+    let tied_now = tied(m, &r, opts);
     let mut few_names: Vec<&str> = r
         .obs
         .iter()
-        .filter(|(n, o)| few(&o.sample) && !WIDE.contains(n))
+        .filter(|(n, o)| few(&o.sample) && !is_wide(m.config(), n))
         .filter(|(n, _)| !(**n == "x" && input_quant == InputQuant::Int16))
-        .filter(|(n, _)| !(**n == "r" && skip.is_some()))
+        .filter(|(n, _)| !tied_now.contains(n))
         .map(|(n, _)| *n)
         .collect();
     few_names.sort_unstable();
@@ -1151,10 +1094,10 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
             few_names.join(", ")
         ));
     }
-    if let Some(src) = skip {
+    for v in &tied_now {
         notes.push(format!(
-            "the skip `r` (fewer than {FEW} values) takes `{src}`'s quantization: a resize of \
-             it cannot leave its range"
+            "the resize output `{v}` (fewer than {FEW} values) takes its source's quantization: \
+             a resize of it cannot leave its range"
         ));
     }
     if !notes.is_empty() {
@@ -1464,11 +1407,11 @@ fn refine(
     let names: Vec<&'static str> = intermediates(m, &calib.samples[0])?
         .into_iter()
         .map(|(n, _)| n)
-        .filter(|n| r.obs.contains_key(n) && !WIDE.contains(n))
+        .filter(|n| r.obs.contains_key(n) && !is_wide(m.config(), n))
         // A 16-bit input's range is fixed (headroom over the calibrated maximum).
         .filter(|n| !(*n == "x" && opts.input_quant == InputQuant::Int16))
-        // A skip that takes its source's quantization has no range of its own to search.
-        .filter(|n| !(*n == "r" && skip_source(m, r, opts).is_some()))
+        // A resize that takes its source's quantization has no range of its own to search.
+        .filter(|n| !tied(m, r, opts).contains(n))
         .collect();
     let want: Vec<Vec<f32>> = calib
         .samples
@@ -1603,20 +1546,17 @@ fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
     }
 }
 
-/// Activations that are the direct int8 output of a conv (not of a table): their per-channel
-/// mean int8 error can be folded back into that conv's bias. (The 16-bit outputs in [`WIDE`]
-/// have 1/128 of the rounding error and are not traced.)
-const CORRECTABLE: [&str; 4] = ["d", "e", "z", "m"];
+/// MobileVLM V1/V2 activations that are the direct int8 output of a conv (not of a table): their
+/// per-channel mean int8 error can be folded back into that conv's bias. (16-bit outputs have
+/// 1/128 of the rounding error and are not traced.)
+const CORRECTABLE: [&str; 3] = ["d", "z", "m"];
 
 /// Whether activation `n` of a model with config `cfg` is the direct int8 output of a conv
-/// ([`CORRECTABLE`]; for a graph architecture, the output of a node without a table).
+/// ([`graph::correctable`] for graph architectures).
 fn correctable(cfg: ModelConfig, n: &str) -> bool {
-    match cfg {
-        ModelConfig::Graph(c) => c
-            .nodes()
-            .iter()
-            .any(|nd| nd.name == n && nd.act() == Act::None),
-        _ => CORRECTABLE.contains(&n),
+    match graph::dag(cfg) {
+        Some((nodes, _)) => graph::correctable(nodes, n),
+        None => CORRECTABLE.contains(&n),
     }
 }
 
@@ -1695,28 +1635,6 @@ fn correct_biases(
     Ok(best)
 }
 
-/// Whether `ldp`'s skip output `r` takes its source's quantization instead of its own range:
-/// `Some("a")` (the resize of `a`, `c_in != c_out`) or `Some("x")` (of a per-tensor int8 input)
-/// when `r` has [`FEW`] calibration values. The skip is a bilinear resize of the *quantized*
-/// source, a convex combination of its int8 values, so it cannot leave the source's int8
-/// range: that range never clips it, and it is estimated from 4× more values (the source has
-/// the full grid, `r` a quarter of it) than `r`'s own. (Issue 16: on the sweep's tuning case
-/// `ldp_8to40_5x7_s1`, 128 fresh inputs, 0.0418 → 0.0404.) Not for a per-channel or 16-bit
-/// input, whose quantized values have no single int8 range.
-fn skip_source(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> Option<&'static str> {
-    let ModelConfig::Ldp(c) = m.config() else {
-        return None;
-    };
-    if !r.obs.get("r").is_some_and(|o| few(&o.sample)) {
-        return None;
-    }
-    if c.c_in != c.c_out {
-        return Some("a");
-    }
-    let per_ch = opts.input_quant == InputQuant::PerChannel && c.c_in > 1;
-    (!per_ch && opts.input_quant != InputQuant::Int16).then_some("x")
-}
-
 fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Result<Vec<u8>> {
     let cfg = m.config();
     let (c_in, co) = cfg.channels();
@@ -1734,18 +1652,27 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     };
     let xs: Vec<f32> = xq.iter().map(|q| q.scale).collect();
     let xz: Vec<i32> = xq.iter().map(|q| q.zero).collect();
-    if let ModelConfig::Graph(c) = cfg {
-        if per_ch {
+    if let Some((nodes, d)) = graph::dag(cfg) {
+        if per_ch && matches!(cfg, ModelConfig::Graph(_)) {
             bail!("internal: graph architectures take a per-tensor or 16-bit input");
         }
-        let mut o = Out::new(ldp_core::graph::meta::len(c.nodes().len()));
+        let mut o = Out::new(ldp_core::graph::meta::total(nodes));
         let limit = x16.then(|| ldp_core::quant::input16_limit(c_in));
-        graph::quantize(m, r, &c, xq[0], limit, &mut o)?;
-        return finish(o, &cfg, if x16 { FLAG_INPUT16 } else { 0 });
+        let tied = tied(m, r, opts);
+        graph::quantize(m, r, nodes, d, &xq, limit, &tied, &mut o)?;
+        let flags = if per_ch {
+            FLAG_PER_CHANNEL_INPUT
+        } else if x16 {
+            FLAG_INPUT16
+        } else {
+            0
+        };
+        return finish(o, &cfg, flags);
     }
     let meta_len = match cfg {
-        ModelConfig::Graph(_) => bail!("internal: graph architectures are quantized above"),
-        ModelConfig::Ldp(_) => L::LEN,
+        ModelConfig::Graph(_) | ModelConfig::Ldp(_) => {
+            bail!("internal: graph architectures are quantized above")
+        }
         ModelConfig::MobileVlmV1(_) => V1::LEN,
         ModelConfig::MobileVlmV2(_) => V2::LEN,
     };
@@ -1764,142 +1691,6 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     }
     let w = |n: &str| t(m, n);
     match cfg {
-        ModelConfig::Ldp(c) => {
-            if !per_ch {
-                o.act(L::Z_X, xq[0]);
-            }
-            let (p, a, d, b) = (r.qp("p")?, r.qp("a")?, r.qp("d")?, r.qp("b")?);
-            let rr = match skip_source(m, r, opts) {
-                Some("a") => a,
-                Some(_) => xq[0],
-                None => r.qp("r")?,
-            };
-            let (q, n, cc, e, f, g, y) = (
-                r.qp16("q")?,
-                r.qp("n")?,
-                r.qp("c")?,
-                r.qp("e")?,
-                r.qp("f")?,
-                r.qp16("g")?,
-                r.qp("y")?,
-            );
-            for (i, v) in [
-                (L::Z_P, p),
-                (L::Z_A, a),
-                (L::Z_D, d),
-                (L::Z_Q, q),
-                (L::Z_N, n),
-                (L::Z_C, cc),
-                (L::Z_E, e),
-                (L::Z_G, g),
-                (L::Z_Y, y),
-            ] {
-                o.act(i, v);
-            }
-            // A 16-bit input's first conv keeps its biases within ±2^29 (bias shift ≤ 14).
-            if x16 {
-                o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-            }
-            o.conv(
-                "pointwise1",
-                conv(
-                    w("pointwise1.weight")?,
-                    Some(w("pointwise1.bias")?),
-                    co,
-                    c.c_in,
-                    &xs,
-                    &xz,
-                    p.scale,
-                    false,
-                ),
-                L::PW1_SHIFT,
-            );
-            o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
-            o.t.insert("gelu1.lut".into(), i8b(&lut(gelu64, p, a)));
-            // Skip: resize of x (per-channel or per-tensor) or of a, requantized to r.
-            let src: Vec<f32> = if c.c_in == co {
-                xs.clone()
-            } else {
-                vec![a.scale]
-            };
-            let skip_m: Vec<f64> = src.iter().map(|&s| s as f64 / rr.scale as f64).collect();
-            o.check_mult("skip", max_of(&skip_m));
-            let (sm, ss) = mults16(&skip_m);
-            o.t.insert("skip.mult".into(), i16b(&sm));
-            o.meta[L::SKIP_SHIFT] = ss;
-            o.act(L::Z_R, rr);
-            o.conv(
-                "depthwise1",
-                conv(
-                    w("depthwise1.weight")?,
-                    fb(r, "d", Some(w("depthwise1.bias")?), co).as_deref(),
-                    co,
-                    9,
-                    &[a.scale],
-                    &[a.zero],
-                    d.scale,
-                    true,
-                ),
-                L::DW1_SHIFT,
-            );
-            o.add(d, a, b, L::ADD1_MA, L::ADD1_MB, L::ADD1_SHIFT, L::Z_B);
-            o.conv(
-                "pointwise2",
-                conv(
-                    w("pointwise2.weight")?,
-                    fb(r, "q", Some(w("pointwise2.bias")?), co).as_deref(),
-                    co,
-                    co,
-                    &[b.scale],
-                    &[b.zero],
-                    q.scale,
-                    false,
-                ),
-                L::PW2_SHIFT,
-            );
-            o.norm(
-                "norm1",
-                norm(w("norm1.weight")?, w("norm1.bias")?, q, n),
-                L::LN1_SHIFT,
-                L::LN1_EPS,
-            );
-            o.t.insert("gelu2.lut".into(), i8b(&lut(gelu64, n, cc)));
-            o.conv(
-                "depthwise2",
-                conv(
-                    w("depthwise2.weight")?,
-                    fb(r, "e", Some(w("depthwise2.bias")?), co).as_deref(),
-                    co,
-                    9,
-                    &[cc.scale],
-                    &[cc.zero],
-                    e.scale,
-                    true,
-                ),
-                L::DW2_SHIFT,
-            );
-            o.add(e, rr, f, L::ADD2_MA, L::ADD2_MB, L::ADD2_SHIFT, L::Z_F);
-            o.conv(
-                "pointwise3",
-                conv(
-                    w("pointwise3.weight")?,
-                    fb(r, "g", Some(w("pointwise3.bias")?), co).as_deref(),
-                    co,
-                    co,
-                    &[f.scale],
-                    &[f.zero],
-                    g.scale,
-                    false,
-                ),
-                L::PW3_SHIFT,
-            );
-            o.norm(
-                "norm2",
-                norm(w("norm2.weight")?, w("norm2.bias")?, g, y),
-                L::LN2_SHIFT,
-                L::LN2_EPS,
-            );
-        }
         ModelConfig::MobileVlmV1(c) => {
             if !per_ch {
                 o.act(V1::Z_X, xq[0]);
@@ -1961,7 +1752,9 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             v2_layers(m, r, &mut o, &c, &xs, &xz, [h1p, h1, mm, d, y])?;
             o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
         }
-        ModelConfig::Graph(_) => bail!("internal: graph architectures are quantized above"),
+        ModelConfig::Graph(_) | ModelConfig::Ldp(_) => {
+            bail!("internal: graph architectures are quantized above")
+        }
     }
     let flags = if per_ch {
         FLAG_PER_CHANNEL_INPUT

@@ -67,41 +67,6 @@ macro_rules! norm {
     };
 }
 
-/// Indices into `quant.meta` / `quant.scales` of `ldp`.
-pub mod ldp_meta {
-    #![allow(missing_docs)]
-    pub const Z_X: usize = 0;
-    pub const PW1_SHIFT: usize = 1;
-    pub const Z_P: usize = 2;
-    pub const Z_A: usize = 3;
-    pub const SKIP_SHIFT: usize = 4;
-    pub const Z_R: usize = 5;
-    pub const DW1_SHIFT: usize = 6;
-    pub const Z_D: usize = 7;
-    pub const ADD1_MA: usize = 8;
-    pub const ADD1_MB: usize = 9;
-    pub const ADD1_SHIFT: usize = 10;
-    pub const Z_B: usize = 11;
-    pub const PW2_SHIFT: usize = 12;
-    pub const Z_Q: usize = 13;
-    pub const LN1_SHIFT: usize = 14;
-    pub const LN1_EPS: usize = 15;
-    pub const Z_N: usize = 16;
-    pub const Z_C: usize = 17;
-    pub const DW2_SHIFT: usize = 18;
-    pub const Z_E: usize = 19;
-    pub const ADD2_MA: usize = 20;
-    pub const ADD2_MB: usize = 21;
-    pub const ADD2_SHIFT: usize = 22;
-    pub const Z_F: usize = 23;
-    pub const PW3_SHIFT: usize = 24;
-    pub const Z_G: usize = 25;
-    pub const LN2_SHIFT: usize = 26;
-    pub const LN2_EPS: usize = 27;
-    pub const Z_Y: usize = 28;
-    pub const LEN: usize = 29;
-}
-
 /// Indices into `quant.meta` / `quant.scales` of `mobilevlm-v1`. Block `b` (0 or 1) entries are
 /// at `BLOCK0 + b·BLOCK_LEN + offset`.
 pub mod v1_meta {
@@ -305,40 +270,6 @@ const fn with_input16<const N: usize>(base: &[TensorSpec]) -> [TensorSpec; N] {
 /// int8 tensors of `mobilevlm-v1` with a 16-bit input (`with_input16`).
 pub const V1_INT8_X16: &[TensorSpec] = &with_input16::<{ V1_INT8.len() }>(V1_INT8);
 
-/// Names of the `quant.meta` entries of `ldp`, by index (`Z_*` are zero points; their
-/// scale is at the same index of `quant.scales`).
-pub const LDP_META_NAMES: [&str; ldp_meta::LEN] = [
-    "Z_X",
-    "PW1_SHIFT",
-    "Z_P",
-    "Z_A",
-    "SKIP_SHIFT",
-    "Z_R",
-    "DW1_SHIFT",
-    "Z_D",
-    "ADD1_MA",
-    "ADD1_MB",
-    "ADD1_SHIFT",
-    "Z_B",
-    "PW2_SHIFT",
-    "Z_Q",
-    "LN1_SHIFT",
-    "LN1_EPS",
-    "Z_N",
-    "Z_C",
-    "DW2_SHIFT",
-    "Z_E",
-    "ADD2_MA",
-    "ADD2_MB",
-    "ADD2_SHIFT",
-    "Z_F",
-    "PW3_SHIFT",
-    "Z_G",
-    "LN2_SHIFT",
-    "LN2_EPS",
-    "Z_Y",
-];
-
 /// Names of the `quant.meta` entries of `v2`, by index (`Z_*` are zero points; their
 /// scale is at the same index of `quant.scales`).
 pub const V2_META_NAMES: [&str; v2_meta::LEN] = [
@@ -410,9 +341,8 @@ pub const V1_META_NAMES: [&str; v1_meta::LEN] = [
 /// 16-bit LayerNorm input ([`crate::quant::kernels::ConvOut`]) rather than of an int8 activation.
 pub fn is_wide_meta(arch: crate::Arch, name: &str) -> bool {
     match arch {
-        crate::Arch::Ldp => matches!(name, "Z_Q" | "Z_G"),
         crate::Arch::MobileVlmV1 => matches!(name, "B1.Z_D" | "B1.Z_PW" | "B2.Z_D" | "B2.Z_PW"),
-        crate::Arch::MobileVlmV2 | crate::Arch::Mlp2xGelu => false,
+        crate::Arch::Ldp | crate::Arch::MobileVlmV2 | crate::Arch::Mlp2xGelu => false,
     }
 }
 
@@ -445,8 +375,7 @@ pub fn meta_names_flags(arch: crate::Arch, flags: u16) -> &'static [&'static str
 /// a graph architecture, whose layout is [`crate::graph::meta`] over its nodes.
 pub fn meta_names(arch: crate::Arch) -> &'static [&'static str] {
     match arch {
-        crate::Arch::Mlp2xGelu => &[],
-        crate::Arch::Ldp => &LDP_META_NAMES,
+        crate::Arch::Ldp | crate::Arch::Mlp2xGelu => &[],
         crate::Arch::MobileVlmV1 => &V1_META_NAMES,
         crate::Arch::MobileVlmV2 => &V2_META_NAMES,
     }

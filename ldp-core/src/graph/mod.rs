@@ -139,6 +139,8 @@ pub struct Node {
     pub input: Src,
     /// Key under which an int8 blob stores the fused GELU's table (`table.lut`); empty: `name`.
     pub table: &'static str,
+    /// Name of the value before the fused activation (calibration, traces); empty: `name.pre`.
+    pub pre: &'static str,
     /// What it computes.
     pub op: Op,
 }
@@ -151,6 +153,7 @@ impl Node {
             value: name,
             input: Src::Prev,
             table: "",
+            pre: "",
             op: Op::Linear { c_in, c_out, act },
         }
     }
@@ -161,6 +164,7 @@ impl Node {
             value: name,
             input: Src::Prev,
             table: "",
+            pre: "",
             op: Op::Depthwise { stride, add },
         }
     }
@@ -171,6 +175,7 @@ impl Node {
             value: name,
             input: Src::Prev,
             table: "",
+            pre: "",
             op: Op::LayerNorm { act },
         }
     }
@@ -181,6 +186,7 @@ impl Node {
             value: name,
             input: from,
             table: "",
+            pre: "",
             op: Op::Resize { from },
         }
     }
@@ -197,6 +203,11 @@ impl Node {
     /// This node with its int8 GELU table stored as `table.lut`.
     pub const fn table(mut self, table: &'static str) -> Node {
         self.table = table;
+        self
+    }
+    /// This node with its pre-activation value named `pre`.
+    pub const fn pre(mut self, pre: &'static str) -> Node {
+        self.pre = pre;
         self
     }
     /// The key prefix of the int8 GELU table.
@@ -251,7 +262,18 @@ pub struct Graph {
     pub conv_shifts: &'static [usize],
 }
 
-/// The graph of a graph architecture, `None` for the hand-written ones (`ldp`, V1, V2).
+/// The definition of an architecture written as a graph (`ldp`, `mlp2x-gelu`); `None` for the
+/// hand-written MobileVLM V1 and V2.
+pub const fn definition(arch: Arch) -> Option<&'static Graph> {
+    match arch {
+        Arch::Ldp => Some(&ldp::GRAPH),
+        Arch::Mlp2xGelu => Some(&mlp2x_gelu::GRAPH),
+        Arch::MobileVlmV1 | Arch::MobileVlmV2 => None,
+    }
+}
+
+/// The graph of a token-wise graph architecture ([`GraphConfig`]; `mlp2x-gelu`), `None` for the
+/// others (`ldp` is a graph too, run through its own configuration: see [`definition`]).
 pub const fn graph_of(arch: Arch) -> Option<&'static Graph> {
     match arch {
         Arch::Mlp2xGelu => Some(&mlp2x_gelu::GRAPH),

@@ -6,7 +6,7 @@ use super::kernels::{
     pointwise_layer_norm, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
 };
 use crate::arch::mobilevlm_v2::POOL;
-use crate::blob::int8::{ldp_meta as L, v1_meta as V1, v2_meta as V2};
+use crate::blob::int8::{v1_meta as V1, v2_meta as V2};
 use crate::blob::specs::FLAG_INPUT16;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
@@ -754,7 +754,7 @@ pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Resu
     }
     let p = Params::new(m)?;
     let zi = match m.config() {
-        ModelConfig::Ldp(_) => L::Z_Y,
+        ModelConfig::Ldp(_) => crate::graph::meta::output(crate::graph::ldp::NODES),
         ModelConfig::MobileVlmV1(_) => V1::BLOCK0 + V1::BLOCK_LEN + V1::Z_U,
         ModelConfig::MobileVlmV2(_) => V2::Z_Y,
         ModelConfig::Graph(c) => crate::graph::int8::output_meta(&c),

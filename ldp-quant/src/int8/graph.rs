@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context;
-use ldp_core::graph::{float_index, meta, Act, GraphConfig};
+use ldp_core::graph::plan::{input_shape, plan, Dims, Scheme};
+use ldp_core::graph::{feeds_norm, float_index, meta, Act, GraphConfig, Node, Op, Resolved};
+use ldp_core::kernels::depthwise::DwShape;
+use ldp_core::kernels::resize::bilinear;
 
 use ldp_core::blob::specs::FLAG_ACT16;
 use ldp_core::quant::fixed::encode_multiplier;
@@ -42,81 +45,336 @@ fn linear<'m>(
     }
 }
 
-/// The f32 walk: every node's output (and pre-activation output) on input `x`.
+/// The node list and sizes of a model written as a graph (`ldp`, `mlp2x-gelu`); `None` for the
+/// hand-written architectures (MobileVLM V1, V2).
+pub(super) fn dag(cfg: ModelConfig) -> Option<(&'static [Node], Dims)> {
+    match cfg {
+        ModelConfig::Ldp(c) => Some((ldp_core::graph::ldp::NODES, c.dims())),
+        ModelConfig::Graph(c) => Some((
+            c.nodes(),
+            Dims {
+                c_in: c.c_in,
+                c_out: c.c_out,
+                h: c.h,
+                w: c.w,
+            },
+        )),
+        ModelConfig::MobileVlmV1(_) | ModelConfig::MobileVlmV2(_) => None,
+    }
+}
+
+/// Name of node `nd`'s value before its activation table (`name.pre` unless the graph names it).
+pub(super) fn pre_of(nd: &Node) -> &'static str {
+    if nd.pre.is_empty() {
+        pre_name(nd.name)
+    } else {
+        nd.pre
+    }
+}
+
+/// The name of node `i`'s result (its residual's sum when it has one).
+fn result_name(nd: &Node) -> &'static str {
+    match nd.op {
+        Op::Depthwise { add: Some(r), .. } => r.value,
+        _ => nd.value,
+    }
+}
+
+/// Whether value `n` is a Linear's 16-bit output (it only feeds a LayerNorm): no int8 range.
+pub(super) fn wide(nodes: &[Node], n: &str) -> bool {
+    nodes
+        .iter()
+        .enumerate()
+        .any(|(i, nd)| nd.value == n && nd.is_linear() && feeds_norm(nodes, i))
+}
+
+/// Whether value `n` is the direct int8 output of a conv (a depthwise conv before its residual,
+/// a Linear without table that does not write 16 bits): its per-channel mean int8 error can be
+/// folded back into the conv's bias.
+pub(super) fn correctable(nodes: &[Node], n: &str) -> bool {
+    nodes.iter().enumerate().any(|(i, nd)| {
+        nd.value == n
+            && match nd.op {
+                Op::Depthwise { .. } => true,
+                Op::Linear { act, .. } => act == Act::None && !feeds_norm(nodes, i),
+                Op::LayerNorm { .. } | Op::Resize { .. } => false,
+            }
+    })
+}
+
+/// The float tensors of node `i` as `(weight, bias)` — for a LayerNorm `(scale, bias)`.
+fn tensors<'m>(
+    m: &'m FloatModel,
+    nodes: &[Node],
+    i: usize,
+) -> anyhow::Result<(&'m [f32], &'m [f32])> {
+    let k = float_index(nodes, i);
+    let t = m.tensors();
+    match (t.get(k), t.get(k + 1)) {
+        (Some(w), Some(b)) => Ok((w, b)),
+        _ => anyhow::bail!("internal: graph node {i} has no tensors"),
+    }
+}
+
+/// The f32 walk: every node's output (its value before an activation table, and a depthwise
+/// conv's output before its residual, too) on input `x`, in node order.
 pub(super) fn intermediates(
     m: &FloatModel,
-    c: &GraphConfig,
+    nodes: &[Node],
+    d: Dims,
     x: &[f32],
     acts: &mut Acts,
 ) -> anyhow::Result<()> {
-    let mut cur = x.to_vec();
-    for (i, nd) in c.nodes().iter().enumerate() {
-        let (ci, co) = nd.widths(c.c_in, c.c_out);
-        let (w, b) = linear(m, c, i)?;
-        let p = pw(&cur, ci, w, Some(b), co)?;
-        cur = match nd.act() {
-            Act::Gelu => {
-                let a = map(&p, gelu);
-                acts.push((pre_name(nd.name), p));
-                a
+    let pl = plan(nodes, d, Scheme::Float).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
+    let mut vals: Vec<Vec<f32>> = Vec::with_capacity(nodes.len());
+    for (i, nd) in nodes.iter().enumerate() {
+        let get = |r: Resolved| -> &[f32] {
+            match r {
+                Resolved::Input => x,
+                Resolved::Node(k) => &vals[k],
             }
-            Act::None => p,
         };
-        acts.push((nd.name, cur.clone()));
+        let src = get(pl.input[i]);
+        let xs = match pl.input[i] {
+            Resolved::Input => input_shape(d),
+            Resolved::Node(k) => pl.shape[k],
+        };
+        let ys = pl.shape[i];
+        let v = match nd.op {
+            Op::Linear { act, .. } => {
+                let (w, b) = tensors(m, nodes, i)?;
+                let p = pw(src, xs.c, w, Some(b), ys.c)?;
+                match act {
+                    Act::Gelu => {
+                        let a = map(&p, gelu);
+                        acts.push((pre_of(nd), p));
+                        a
+                    }
+                    Act::None => p,
+                }
+            }
+            Op::Resize { .. } => {
+                let mut r = vec![0.0; ys.elems()];
+                super::ck(bilinear(src, xs.h, xs.w, xs.c, &mut r, ys.h, ys.w))?;
+                r
+            }
+            Op::Depthwise { stride, add } => {
+                let (w, b) = tensors(m, nodes, i)?;
+                let sh = DwShape {
+                    h: xs.h,
+                    w: xs.w,
+                    c: xs.c,
+                    stride: stride as usize,
+                };
+                let dd = super::dw(sh, src, w, Some(b))?;
+                match (add, pl.residual[i]) {
+                    (Some(_), Some(r)) => {
+                        let sum = super::add(&dd, get(r));
+                        acts.push((nd.value, dd));
+                        sum
+                    }
+                    _ => dd,
+                }
+            }
+            Op::LayerNorm { act } => {
+                let (g, b) = tensors(m, nodes, i)?;
+                let n = super::ln(src, ys.c, g, b)?;
+                match act {
+                    Act::Gelu => {
+                        let c = map(&n, gelu);
+                        acts.push((pre_of(nd), n));
+                        c
+                    }
+                    Act::None => n,
+                }
+            }
+        };
+        acts.push((result_name(nd), v.clone()));
+        vals.push(v);
     }
     Ok(())
 }
 
-/// The int8 tensors of a graph model: per node the conv (input zero point folded into the bias),
-/// its table, and the `quant.meta` entries at [`meta`]'s indices; per-tensor input `xq`, 16-bit
-/// saturated at `limit` when given (then node 0's biases keep a shift of at most 14).
+/// The resize nodes whose output takes its source's quantization instead of its own range
+/// (their values): when the output has fewer than [`super::FEW`] calibration values and the
+/// source is an int8 activation or a per-tensor int8 input. A bilinear resize of the *quantized*
+/// source is a convex combination of its int8 values, so it cannot leave the source's int8 range:
+/// that range never clips it, and it is estimated from 4× more values than the output's own.
+/// (Issue 16: on the sweep's tuning case `ldp_8to40_5x7_s1`, 128 fresh inputs, 0.0418 →
+/// 0.0404.) Not for a per-channel or 16-bit input, whose quantized values have no single int8
+/// range.
+pub(super) fn tied_resizes(
+    nodes: &[Node],
+    d: Dims,
+    r: &Ranges,
+    per_ch: bool,
+    x16: bool,
+) -> Vec<&'static str> {
+    let Ok(pl) = plan(nodes, d, Scheme::Int8) else {
+        return Vec::new();
+    };
+    nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, nd)| {
+            matches!(nd.op, Op::Resize { .. })
+                && r.obs.get(nd.value).is_some_and(|o| super::few(&o.sample))
+                && match pl.input[*i] {
+                    Resolved::Input => !per_ch && !x16,
+                    Resolved::Node(_) => true,
+                }
+        })
+        .map(|(_, nd)| nd.value)
+        .collect()
+}
+
+/// The int8 tensors of a graph model: the input quantization (`xq`: one per-tensor value, or
+/// one per input channel), then per node its conv (input zero point folded into a Linear's
+/// bias), table, resize multipliers, LayerNorm or residual addition, and the `quant.meta`
+/// entries at [`meta::node`]'s indices. A 16-bit input (`limit`) keeps the biases of the convs
+/// reading it within a shift of 14; `tied` resizes take their source's quantization.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn quantize(
     m: &FloatModel,
     r: &Ranges,
-    c: &GraphConfig,
-    xq: QP,
+    nodes: &[Node],
+    d: Dims,
+    xq: &[QP],
     limit: Option<i32>,
+    tied: &[&str],
     o: &mut Out,
 ) -> anyhow::Result<()> {
-    o.t.insert("input.scale".into(), super::f32b(&[xq.scale]));
+    let pl = plan(nodes, d, Scheme::Int8).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
+    let per_ch = xq.len() > 1;
+    let xs: Vec<f32> = xq.iter().map(|q| q.scale).collect();
+    let xz: Vec<i32> = xq.iter().map(|q| q.zero).collect();
+    o.t.insert("input.scale".into(), super::f32b(&xs));
     match limit {
         Some(q) => o.t.insert("input.limit".into(), super::i32b(&[q])),
-        None => o.t.insert("input.zero".into(), vec![xq.zero as i8 as u8]),
+        None => o.t.insert(
+            "input.zero".into(),
+            xz.iter().map(|&z| z as i8 as u8).collect(),
+        ),
     };
-    o.act(meta::Z_X, xq);
-    let mut inq = xq;
-    for (i, nd) in c.nodes().iter().enumerate() {
-        let (ci, co) = nd.widths(c.c_in, c.c_out);
-        let (w, b) = linear(m, c, i)?;
-        let out = r.qp(nd.name)?;
-        let pre = match nd.act() {
-            Act::Gelu => r.qp(pre_name(nd.name))?,
-            Act::None => out,
+    if !per_ch {
+        o.act(meta::Z_X, xq[0]);
+    }
+    let max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
+    let mut res: Vec<QP> = Vec::with_capacity(nodes.len());
+    for (i, nd) in nodes.iter().enumerate() {
+        let mi = meta::node(nodes, i);
+        let from_input = pl.input[i] == Resolved::Input;
+        let (in_s, in_z): (Vec<f32>, Vec<i32>) = match pl.input[i] {
+            Resolved::Input => (xs.clone(), xz.clone()),
+            Resolved::Node(k) => (vec![res[k].scale], vec![res[k].zero]),
         };
-        let bias = fb(r, nd.name, Some(b), co).context("internal: bias")?;
-        let cv = conv(
-            w,
-            Some(&bias),
-            co,
-            ci,
-            &[inq.scale],
-            &[inq.zero],
-            pre.scale,
-            false,
-        );
-        let max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
-        o.max_bias_shift = if i == 0 && limit.is_some() {
-            max_bias_shift - 1
-        } else {
-            max_bias_shift
+        let xs_shape = match pl.input[i] {
+            Resolved::Input => input_shape(d),
+            Resolved::Node(k) => pl.shape[k],
         };
-        o.conv(nd.name, cv, meta::shift(i));
-        o.act(meta::pre(i), pre);
-        if nd.act() == Act::Gelu {
-            o.t.insert(format!("{}.lut", nd.name), i8b(&lut(gelu64, pre, out)));
-        }
-        o.act(meta::out(i), out);
-        inq = out;
+        let co = pl.shape[i].c;
+        let result = match nd.op {
+            Op::Linear { act, .. } => {
+                let (w, b) = tensors(m, nodes, i)?;
+                let out = if feeds_norm(nodes, i) {
+                    r.qp16(nd.value)?
+                } else {
+                    r.qp(nd.value)?
+                };
+                let pre = match act {
+                    Act::Gelu => r.qp(pre_of(nd))?,
+                    Act::None => out,
+                };
+                let fix = match act {
+                    Act::Gelu => pre_of(nd),
+                    Act::None => nd.value,
+                };
+                let bias = fb(r, fix, Some(b), co).context("internal: bias")?;
+                let cv = conv(
+                    w,
+                    Some(&bias),
+                    co,
+                    xs_shape.c,
+                    &in_s,
+                    &in_z,
+                    pre.scale,
+                    false,
+                );
+                o.max_bias_shift = if from_input && limit.is_some() {
+                    max_bias_shift - 1
+                } else {
+                    max_bias_shift
+                };
+                o.conv(nd.name, cv, mi.shift);
+                o.max_bias_shift = max_bias_shift;
+                o.act(mi.pre, pre);
+                if act == Act::Gelu {
+                    o.t.insert(
+                        format!("{}.lut", nd.table_name()),
+                        i8b(&lut(gelu64, pre, out)),
+                    );
+                }
+                o.act(mi.out, out);
+                out
+            }
+            Op::Resize { .. } => {
+                let out = match pl.input[i] {
+                    _ if !tied.contains(&nd.value) => r.qp(nd.value)?,
+                    Resolved::Input => xq[0],
+                    Resolved::Node(k) => res[k],
+                };
+                let mult: Vec<f64> = in_s.iter().map(|&s| s as f64 / out.scale as f64).collect();
+                o.check_mult(nd.name, super::max_of(&mult));
+                let (sm, ss) = super::mults16(&mult);
+                o.t.insert(format!("{}.mult", nd.name), super::i16b(&sm));
+                o.meta[mi.shift] = ss;
+                o.act(mi.out, out);
+                out
+            }
+            Op::Depthwise { add, .. } => {
+                let (w, b) = tensors(m, nodes, i)?;
+                let dq = r.qp(nd.value)?;
+                let bias = fb(r, nd.value, Some(b), co);
+                let cv = conv(w, bias.as_deref(), co, 9, &in_s, &in_z, dq.scale, true);
+                o.conv(nd.name, cv, mi.shift);
+                match (add, pl.residual[i]) {
+                    (Some(a), Some(Resolved::Node(k))) => {
+                        let sum = r.qp(a.value)?;
+                        let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
+                        o.add(dq, res[k], sum, ma, mb, sh, zo);
+                        o.act(mi.out, dq);
+                        sum
+                    }
+                    (None, None) => {
+                        o.act(mi.out, dq);
+                        dq
+                    }
+                    _ => anyhow::bail!("internal: a residual from the model input"),
+                }
+            }
+            Op::LayerNorm { act } => {
+                let (g, b) = tensors(m, nodes, i)?;
+                let Resolved::Node(k) = pl.input[i] else {
+                    anyhow::bail!("internal: a LayerNorm of the model input");
+                };
+                let out = r.qp(nd.value)?;
+                let pre = match act {
+                    Act::Gelu => r.qp(pre_of(nd))?,
+                    Act::None => out,
+                };
+                o.norm(nd.name, super::norm(g, b, res[k], pre), mi.shift, mi.eps);
+                if act == Act::Gelu {
+                    o.t.insert(
+                        format!("{}.lut", nd.table_name()),
+                        i8b(&lut(gelu64, pre, out)),
+                    );
+                }
+                o.act(mi.pre, pre);
+                o.act(mi.out, out);
+                out
+            }
+        };
+        res.push(result);
     }
     Ok(())
 }
