@@ -1,12 +1,12 @@
 //! Architectures as data: an architecture is a `const` list of operations over named tensors,
-//! written once ([`mlp2x_gelu`]), and everything else is derived from that list by walking it:
+//! written once ([`ldp`], [`mlp2x_gelu`]), and everything else is derived from that list by walking it:
 //!
 //! * the blob's tensor lists, float and int8 ([`Graph::float`], [`Graph::int8`], built at compile
 //!   time by [`float_specs`] / [`int8_specs`]) and the `quant.meta` layout ([`meta`]);
 //! * the sizes: parameters, MACs, scratch bytes of every executor (`const fn`s of
 //!   [`GraphConfig`]);
-//! * the executors: float whole-tensor ([`float`]), int8 whole-tensor ([`int8`]) and row
-//!   streaming ([`stream`]);
+//! * the memory plans ([`plan`]) and the executors: float whole-tensor ([`float`]), int8
+//!   whole-tensor ([`int8`]) and row streaming ([`rows`]; [`stream`] for token-wise graphs);
 //! * in `ldp-quant`: the calibration points, the quantized tables and the `eval` per-layer report
 //!   (one per node, named after it).
 //!
@@ -14,11 +14,12 @@
 //! blob keys are `name.param` (`0.weight`, `0.bias`, and for int8 `0.mult`, `0.lut`), and the
 //! checkpoint importer only maps a prefix onto them.
 //!
-//! **State of the migration (issue 19).** LLaVA's `mlp2x_gelu` is the first architecture
-//! written this way. The three earlier ones (`ldp`, MobileVLM V1 and V2) still have hand-written
-//! executors in `arch/`, `quant/` and `stream/`; they move here operation by operation (the
-//! vocabulary grows with them: depthwise, LayerNorm, add, resize, pool, SE), each step proven
-//! by byte-identical blobs and outputs. See `docs/DESIGN.md`.
+//! **State of the migration (issue 19).** The seed `ldp` block ([`ldp`]) and LLaVA's
+//! `mlp2x_gelu` ([`mlp2x_gelu`]) are written this way: their whole-tensor float and int8
+//! executors ([`float`], [`int8`]), memory plans ([`plan`]), row streaming ([`rows`]), blob
+//! layouts and quantizer walks all come from their node lists. MobileVLM V1 and V2 still have
+//! hand-written executors in `arch/`, `quant/` and `stream/`; they need pooling,
+//! squeeze-excitation and a DAG form of the 16-bit-activation executor. See `docs/DESIGN.md`.
 
 pub mod a16;
 pub mod float;

@@ -509,7 +509,7 @@ use crate::kernels::depthwise::DwShape;
 use crate::stream::kernels::DwRows;
 use crate::stream::{check_scratch, Carver, RowSink, RowSource, CHUNK};
 
-/// Bytes of scratch [`run`] needs for element sizes `(input, activation, output)`.
+/// Bytes of scratch the row executor needs for element sizes `(input, activation, output)`.
 pub const fn scratch_bytes(l: &Layout, d: Dims, sizes: (usize, usize, usize)) -> usize {
     let (sx, sa, sy) = sizes;
     let s = &l.stages;

@@ -27,7 +27,8 @@
 //! `host-tests/tests/stream.rs` check both, and the row kernels against the whole-tensor ones).
 //!
 //! **Architectures.**
-//! * `ldp`: rows and column strips ([`ldp_scratch_bytes`]).
+//! * `ldp`: rows and column strips, by the graph row executor (`graph::rows`: stages, rings and
+//!   strips derived from the node list; [`ldp_scratch_bytes`]).
 //! * `mobilevlm-v2`: rows (full width); the adaptive pool accumulates the rows of each open bin,
 //!   the PEG conv keeps three pooled rows.
 //! * `mobilevlm-v1`: its squeeze-excitations need the mean of whole maps, so it runs in three
