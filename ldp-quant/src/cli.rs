@@ -612,14 +612,18 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     let mut wide_at: Vec<usize> = Vec::new();
     let (names, conv_shifts): (Vec<String>, Vec<usize>) =
         match ldp_core::graph::definition(model.arch()) {
-            // A graph architecture's layout follows its nodes (`ldp_core::graph::meta::node`).
-            Some(g) => {
+            // A graph architecture's layout follows its nodes (`ldp_core::graph::meta::node`);
+            // V2's 16-bit-activation blobs keep their own longer layout.
+            Some(g) if !(a16 && model.arch() == ldp_core::Arch::MobileVlmV2) => {
                 use ldp_core::graph::meta;
                 let nodes = g.nodes;
                 let mut names = vec![String::new(); meta::total(nodes)];
                 names[meta::Z_X] = "Z_X".to_string();
                 for (i, nd) in nodes.iter().enumerate() {
                     let m = meta::node(nodes, i);
+                    if m.len == 0 {
+                        continue; // a pool: its output keeps its input's entries
+                    }
                     let n = nd.name;
                     names[m.shift] = format!("{n}.SHIFT");
                     if m.eps != 0 {
@@ -639,7 +643,7 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
                 }
                 (names, g.conv_shifts.to_vec())
             }
-            None => (
+            _ => (
                 ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags)
                     .iter()
                     .map(|s| s.to_string())

@@ -5,7 +5,7 @@
 use anyhow::{bail, Context};
 use ldp_core::arch::ldp::LdpConfig;
 use ldp_core::arch::mobilevlm_v1::{self, V1BlockWeights, V1Config, V1Weights};
-use ldp_core::arch::mobilevlm_v2::{self, V2Config, V2Weights};
+use ldp_core::arch::mobilevlm_v2::V2Config;
 use ldp_core::blob::format::MAX_DIM;
 use ldp_core::blob::specs::{resolve, TensorSpec};
 use ldp_core::graph::GraphConfig;
@@ -222,18 +222,6 @@ impl FloatModel {
         })
     }
 
-    /// `mobilevlm-v2` weight views.
-    pub fn v2_weights(&self) -> anyhow::Result<V2Weights<'_, f32>> {
-        Ok(V2Weights {
-            fc1_w: self.t("mlp.mlp.0.weight")?,
-            fc1_b: self.t("mlp.mlp.0.bias")?,
-            fc2_w: self.t("mlp.mlp.2.weight")?,
-            fc2_b: self.t("mlp.mlp.2.bias")?,
-            peg_w: self.t("peg.peg.0.weight")?,
-            peg_b: self.t("peg.peg.0.bias")?,
-        })
-    }
-
     /// Scratch elements (f32) of the reference forward pass.
     pub fn scratch_len(&self) -> usize {
         self.config.float_scratch_len()
@@ -272,7 +260,21 @@ impl FloatModel {
                 mobilevlm_v1::forward(&cfg, &self.v1_weights()?, input, output, scratch)
             }
             ModelConfig::MobileVlmV2(cfg) => {
-                mobilevlm_v2::forward(&cfg, &self.v2_weights()?, input, output, scratch)
+                let t = |k: usize| {
+                    self.tensors
+                        .get(k)
+                        .map(|v| v.as_slice())
+                        .ok_or(ldp_core::Error::Unsupported("mobilevlm-v2: tensor missing"))
+                };
+                ldp_core::graph::float::forward_variant(
+                    ldp_core::graph::mobilevlm_v2::nodes_for(cfg.tokens_in()),
+                    cfg.dims(),
+                    t,
+                    t,
+                    input,
+                    output,
+                    scratch,
+                )
             }
             ModelConfig::Graph(cfg) => {
                 let weights = |i: usize| {

@@ -9,14 +9,12 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Context};
-use ldp_core::arch::mobilevlm_v2::POOL;
 use ldp_core::blob::specs::{specs_flags, FLAG_ACT16, FLAG_INPUT16, FLAG_PER_CHANNEL_INPUT};
 use ldp_core::graph::Act;
 use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
 use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
 use ldp_core::kernels::pointwise::pointwise;
-use ldp_core::kernels::pool::adaptive_avg_pool;
 use ldp_core::quant::fixed::encode_multiplier;
 use ldp_core::quant::specs::{conv_shift_word, v1_meta as V1, v2_meta as V2};
 use ldp_core::{DType, ModelConfig};
@@ -110,7 +108,7 @@ fn ln(x: &[f32], c: usize, g: &[f32], b: &[f32]) -> anyhow::Result<Vec<f32>> {
 pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
     let mut acts: Acts = vec![("x", x.to_vec())];
     match m.config() {
-        ModelConfig::Graph(_) | ModelConfig::Ldp(_) => {
+        ModelConfig::Graph(_) | ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) => {
             let (nodes, d) = graph::dag(m.config()).context("internal: not a graph")?;
             graph::intermediates(m, nodes, d, x, &mut acts)?
         }
@@ -160,62 +158,6 @@ pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
                 &z2,
                 &mut acts,
             )?;
-        }
-        ModelConfig::MobileVlmV2(c) => {
-            let co = c.c_out;
-            let h1p = pw(
-                x,
-                c.c_in,
-                t(m, "mlp.mlp.0.weight")?,
-                Some(t(m, "mlp.mlp.0.bias")?),
-                co,
-            )?;
-            let h1 = map(&h1p, gelu);
-            let fc2 = |a: &[f32]| {
-                pw(
-                    a,
-                    co,
-                    t(m, "mlp.mlp.2.weight")?,
-                    Some(t(m, "mlp.mlp.2.bias")?),
-                    co,
-                )
-            };
-            let pool = |a: &[f32]| {
-                let mut pooled = vec![0.0; POOL * POOL * co];
-                ck(adaptive_avg_pool(a, c.h, c.h, co, &mut pooled, POOL, POOL)).map(|_| pooled)
-            };
-            // The order of the int8 graph (`V2Config::pool_first`): `pooled` is the pooled `h1`
-            // when pooling first (then `m` is fc2 of it), else the pooled `m`.
-            let (mm, pooled) = if c.pool_first() {
-                let pooled = pool(&h1)?;
-                (fc2(&pooled)?, pooled)
-            } else {
-                let mm = fc2(&h1)?;
-                let pooled = pool(&mm)?;
-                (mm, pooled)
-            };
-            let peg_in = if c.pool_first() { &mm } else { &pooled };
-            let s = DwShape {
-                h: POOL,
-                w: POOL,
-                c: co,
-                stride: 1,
-            };
-            let d = dw(
-                s,
-                peg_in,
-                t(m, "peg.peg.0.weight")?,
-                Some(t(m, "peg.peg.0.bias")?),
-            )?;
-            let y = add(&d, peg_in);
-            acts.extend([
-                ("h1p", h1p),
-                ("h1", h1),
-                ("m", mm),
-                ("pooled", pooled),
-                ("d", d),
-                ("y", y),
-            ]);
         }
     }
     Ok(acts)
@@ -1186,7 +1128,8 @@ const A16_HEADROOM: f64 = 4.0;
 /// identity to within 6·Φ(−6) ≈ 6·10⁻⁹).
 const A16_GELU_T: f64 = 6.0;
 
-/// V2's layers after the input, shared by the int8 and the 16-bit writers: the activation
+/// V2's layers after the input in a 16-bit-activation blob ([`quantize_v2_a16`]; the int8 blob
+/// is written by the graph walk, `int8/graph.rs`): the activation
 /// entries of `h1p`, `h1`, `m`, `d` (and `y` via the ADD), `fc1` on inputs of scale `xs` and zero
 /// point `xz` (per tensor or per channel), `fc2`, the PEG conv (both with any bias correction of
 /// the range search) and the ADD. The GELU table is the caller's.
@@ -1546,10 +1489,10 @@ fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
     }
 }
 
-/// MobileVLM V1/V2 activations that are the direct int8 output of a conv (not of a table): their
+/// MobileVLM V1's activations that are the direct int8 output of a conv (not of a table): their
 /// per-channel mean int8 error can be folded back into that conv's bias. (16-bit outputs have
 /// 1/128 of the rounding error and are not traced.)
-const CORRECTABLE: [&str; 3] = ["d", "z", "m"];
+const CORRECTABLE: [&str; 1] = ["z"];
 
 /// Whether activation `n` of a model with config `cfg` is the direct int8 output of a conv
 /// ([`graph::correctable`] for graph architectures).
@@ -1670,11 +1613,10 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
         return finish(o, &cfg, flags);
     }
     let meta_len = match cfg {
-        ModelConfig::Graph(_) | ModelConfig::Ldp(_) => {
+        ModelConfig::Graph(_) | ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) => {
             bail!("internal: graph architectures are quantized above")
         }
         ModelConfig::MobileVlmV1(_) => V1::LEN,
-        ModelConfig::MobileVlmV2(_) => V2::LEN,
     };
     let mut o = Out::new(meta_len);
     o.t.insert("input.scale".into(), f32b(&xs));
@@ -1738,21 +1680,7 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
             o.add(z, u1, z2, V1::ADD_MA, V1::ADD_MB, V1::ADD_SHIFT, V1::Z_Z2);
             v1_block_q(m, r, &mut o, 2, z2, c.squeeze, co)?;
         }
-        ModelConfig::MobileVlmV2(c) => {
-            if !per_ch {
-                o.act(V2::Z_X, xq[0]);
-            }
-            let (h1p, h1, mm, d, y) = (
-                r.qp("h1p")?,
-                r.qp("h1")?,
-                r.qp("m")?,
-                r.qp("d")?,
-                r.qp("y")?,
-            );
-            v2_layers(m, r, &mut o, &c, &xs, &xz, [h1p, h1, mm, d, y])?;
-            o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
-        }
-        ModelConfig::Graph(_) | ModelConfig::Ldp(_) => {
+        ModelConfig::Graph(_) | ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) => {
             bail!("internal: graph architectures are quantized above")
         }
     }

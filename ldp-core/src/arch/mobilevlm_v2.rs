@@ -6,10 +6,6 @@
 
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
-use crate::kernels::activation::Activation;
-use crate::kernels::depthwise::{depthwise3x3, DwShape};
-use crate::kernels::pointwise::pointwise;
-use crate::kernels::pool::adaptive_avg_pool;
 
 /// Side of the pooled grid (`TokenDownLayer((12, 12))`).
 pub const POOL: usize = 12;
@@ -45,12 +41,20 @@ impl V2Config {
     }
     /// Scratch elements of the activation type: two maps `[N][c_out]` (the pooled map reuses one).
     pub const fn scratch_len(&self) -> usize {
-        let n = if self.tokens_in() > POOL * POOL {
-            self.tokens_in()
-        } else {
-            POOL * POOL
-        };
-        2 * n * self.c_out
+        let nodes = crate::graph::mobilevlm_v2::nodes_for(self.tokens_in());
+        match crate::graph::plan::plan(nodes, self.dims(), crate::graph::plan::Scheme::Float) {
+            Ok(p) => p.len,
+            Err(_) => 0,
+        }
+    }
+    /// The sizes the graph ([`crate::graph::mobilevlm_v2`]) runs at.
+    pub const fn dims(&self) -> crate::graph::plan::Dims {
+        crate::graph::plan::Dims {
+            c_in: self.c_in,
+            c_out: self.c_out,
+            h: self.h,
+            w: self.h,
+        }
     }
     /// Number of parameters.
     pub const fn param_count(&self) -> usize {
@@ -119,85 +123,49 @@ impl<W> V2Weights<'_, W> {
     }
 }
 
-/// Runs the projector on tokens `input` (`[N][c_in]`), writing `output` (`[144][c_out]`).
-pub fn forward<X: Elem, W: Elem, A: Elem, Y: Elem>(
+impl<'a, W> V2Weights<'a, W> {
+    /// The weight-typed tensor `k` of the float tensor list
+    /// ([`crate::graph::mobilevlm_v2::GRAPH`]`.float`).
+    fn wt(&self, k: usize) -> Result<&'a [W], Error> {
+        Ok(match k {
+            0 => self.fc1_w,
+            2 => self.fc2_w,
+            4 => self.peg_w,
+            _ => return Err(Error::Unsupported("mobilevlm-v2: no such weight tensor")),
+        })
+    }
+    /// The f32 tensor `k` of the float tensor list.
+    fn ft(&self, k: usize) -> Result<&'a [f32], Error> {
+        Ok(match k {
+            1 => self.fc1_b,
+            3 => self.fc2_b,
+            5 => self.peg_b,
+            _ => return Err(Error::Unsupported("mobilevlm-v2: no such f32 tensor")),
+        })
+    }
+}
+
+/// Runs the projector on tokens `input` (`[N][c_in]`), writing `output` (`[144][c_out]`): the
+/// graph [`crate::graph::mobilevlm_v2`] (pool first above 144 tokens) by the float executor.
+pub fn forward<W: Elem, A: Elem>(
     cfg: &V2Config,
     wts: &V2Weights<'_, W>,
-    input: &[X],
-    output: &mut [Y],
+    input: &[f32],
+    output: &mut [f32],
     scratch: &mut [A],
 ) -> Result<(), Error> {
     cfg.validate()?;
     wts.validate(cfg)?;
     check_len("input", input, cfg.input_len())?;
     check_len("output", output, cfg.output_len())?;
-    let need = cfg.scratch_len();
-    if scratch.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: scratch.len(),
-        });
-    }
-    let (c, n) = (cfg.c_out, cfg.tokens_in());
-    let half = need / 2;
-    let (buf_a, buf_b) = scratch[..need].split_at_mut(half);
-    pointwise(
+    let nodes = crate::graph::mobilevlm_v2::nodes_for(cfg.tokens_in());
+    crate::graph::float::forward_variant(
+        nodes,
+        cfg.dims(),
+        |k| wts.wt(k),
+        |k| wts.ft(k),
         input,
-        cfg.c_in,
-        wts.fc1_w,
-        Some(wts.fc1_b),
-        c,
-        Some(Activation::Gelu),
-        &mut buf_a[..n * c],
-    )?;
-    let m = POOL * POOL * c;
-    let pooled = if cfg.pool_first() {
-        adaptive_avg_pool(
-            &buf_a[..n * c],
-            cfg.h,
-            cfg.h,
-            c,
-            &mut buf_b[..m],
-            POOL,
-            POOL,
-        )?;
-        pointwise(
-            &buf_b[..m],
-            c,
-            wts.fc2_w,
-            Some(wts.fc2_b),
-            c,
-            None,
-            &mut buf_a[..m],
-        )?;
-        &buf_a[..m]
-    } else {
-        pointwise(
-            &buf_a[..n * c],
-            c,
-            wts.fc2_w,
-            Some(wts.fc2_b),
-            c,
-            None,
-            &mut buf_b[..n * c],
-        )?;
-        adaptive_avg_pool(
-            &buf_b[..n * c],
-            cfg.h,
-            cfg.h,
-            c,
-            &mut buf_a[..m],
-            POOL,
-            POOL,
-        )?;
-        &buf_a[..m]
-    };
-    let s = DwShape {
-        h: POOL,
-        w: POOL,
-        c,
-        stride: 1,
-    };
-    depthwise3x3(s, pooled, wts.peg_w, Some(wts.peg_b), Some(pooled), output)?;
-    Ok(())
+        output,
+        scratch,
+    )
 }

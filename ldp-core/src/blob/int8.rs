@@ -199,40 +199,18 @@ pub mod v2_meta {
     pub const LEN_A16: usize = 18;
 }
 
-/// int8 tensors of `mobilevlm-v2`.
-pub const V2_INT8: &[TensorSpec] = &{
-    let f0 = conv!("mlp.mlp.0", &[Cout, Cin], VEC);
-    let f2 = conv!("mlp.mlp.2", &[Cout, Cout], VEC);
-    let peg = conv!("peg.peg.0", &[Cout, Lit(9)], VEC);
-    [
-        t("input.scale", F32, &[CinQ]),
-        t("input.zero", I8, &[CinQ]),
-        f0[0],
-        f0[1],
-        f0[2],
-        t("gelu.lut", I8, LUT),
-        f2[0],
-        f2[1],
-        f2[2],
-        peg[0],
-        peg[1],
-        peg[2],
-        t("quant.scales", F32, &[Lit(v2_meta::LEN as u32)]),
-        t("quant.meta", I32, &[Lit(v2_meta::LEN as u32)]),
-    ]
-};
-
 /// Tensors of a `mobilevlm-v2` blob with 16-bit activations ([`crate::quant::a16`], header flag
 /// [`crate::blob::specs::FLAG_ACT16`]): the int8 list with a 513-entry `i16` GELU table and
 /// the longer `quant.meta`/`quant.scales`.
 pub const V2_A16: &[TensorSpec] = &{
-    let mut out = [V2_INT8[0]; V2_INT8.len()];
+    const INT8: &[TensorSpec] = crate::graph::mobilevlm_v2::GRAPH.int8;
+    let mut out = [INT8[0]; INT8.len()];
     let mut i = 0;
     while i < out.len() {
-        out[i] = V2_INT8[i];
+        out[i] = INT8[i];
         i += 1;
     }
-    // Indices in V2_INT8: 5 `gelu.lut`, 12 `quant.scales`, 13 `quant.meta` (a mismatch fails
+    // Indices in the int8 list: 5 `gelu.lut`, 12 `quant.scales`, 13 `quant.meta` (a mismatch fails
     // every a16 blob test: the writer fills tensors by these names).
     out[5] = t(
         "gelu.lut16",

@@ -174,16 +174,6 @@ pub const V1_FLOAT: &[TensorSpec] = &[
     V1_B2[9],
 ];
 
-/// Float tensors of `mobilevlm-v2`, in blob order.
-pub const V2_FLOAT: &[TensorSpec] = &[
-    w("mlp.mlp.0.weight", PW_IN),
-    f("mlp.mlp.0.bias", VEC),
-    w("mlp.mlp.2.weight", PW),
-    f("mlp.mlp.2.bias", VEC),
-    w("peg.peg.0.weight", DW),
-    f("peg.peg.0.bias", VEC),
-];
-
 /// The tensor list of a model of this architecture and dtype (header flags 0).
 pub fn specs(arch: Arch, dtype: DType) -> &'static [TensorSpec] {
     specs_flags(arch, dtype, 0)
@@ -202,6 +192,15 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
         return super::int8::V2_A16;
     }
+    if arch == Arch::MobileVlmV2 {
+        let g = &crate::graph::mobilevlm_v2::GRAPH;
+        return match dtype {
+            DType::F32 | DType::F16 => g.float,
+            // No 16-bit-input form: the tensor table of such a header is the int8 one, and the
+            // semantic checks refuse the flag.
+            DType::Int8 => g.int8,
+        };
+    }
     if arch == Arch::Ldp {
         let g = &crate::graph::ldp::GRAPH;
         return match dtype {
@@ -215,10 +214,8 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     }
     match (arch, dtype) {
         (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,
-        (Arch::MobileVlmV2, DType::F32 | DType::F16) => V2_FLOAT,
         (Arch::MobileVlmV1, DType::Int8) => super::int8::V1_INT8,
-        (Arch::MobileVlmV2, DType::Int8) => super::int8::V2_INT8,
-        (Arch::Ldp | Arch::Mlp2xGelu, _) => &[], // returned above
+        (Arch::Ldp | Arch::Mlp2xGelu | Arch::MobileVlmV2, _) => &[], // returned above
     }
 }
 

@@ -12,6 +12,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::depthwise::{depthwise3x3, DwShape};
 use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
+use crate::kernels::pool::adaptive_avg_pool;
 use crate::kernels::resize::bilinear;
 
 pub(super) const fn activation(a: Act) -> Option<Activation> {
@@ -160,7 +161,7 @@ pub(crate) fn node_tensors<'w, W: 'w>(
             g: ft(k)?,
             b: ft(k + 1)?,
         },
-        Some(Op::Resize { .. }) | None => NodeTensors {
+        Some(Op::Resize { .. } | Op::Pool { .. }) | None => NodeTensors {
             w: &[],
             g: &[],
             b: &[],
@@ -181,7 +182,20 @@ pub fn forward_tensors<'w, W: Elem + 'w, A: Elem>(
     output: &mut [f32],
     scratch: &mut [A],
 ) -> Result<(), Error> {
-    let nodes = g.nodes;
+    forward_variant(g.nodes, d, wt, ft, input, output, scratch)
+}
+
+/// [`forward_tensors`] for a variant of a graph's node list with the same tensor list (MobileVLM
+/// V2's pool-first order, [`super::mobilevlm_v2::nodes_for`]).
+pub fn forward_variant<'w, W: Elem + 'w, A: Elem>(
+    nodes: &[Node],
+    d: Dims,
+    wt: impl Fn(usize) -> Result<&'w [W], Error>,
+    ft: impl Fn(usize) -> Result<&'w [f32], Error>,
+    input: &[f32],
+    output: &mut [f32],
+    scratch: &mut [A],
+) -> Result<(), Error> {
     let tensors = |i| node_tensors(nodes, i, &wt, &ft);
     forward_nodes(nodes, d, tensors, input, output, scratch)
 }
@@ -271,6 +285,9 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
                 y_shape.c,
                 activation(act),
                 y
+            )?)),
+            Op::Pool { .. } => rd!(x, |x| wr!(dst, |y| adaptive_avg_pool(
+                x, x_shape.h, x_shape.w, x_shape.c, y, y_shape.h, y_shape.w
             )?)),
             Op::Resize { .. } => rd!(x, |x| wr!(dst, |y| bilinear(
                 x, x_shape.h, x_shape.w, x_shape.c, y, y_shape.h, y_shape.w

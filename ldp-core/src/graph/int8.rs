@@ -10,7 +10,9 @@ use crate::error::{check_len, Error};
 use crate::kernels::depthwise::DwShape;
 use crate::quant::a16::resize_bilinear_in16;
 use crate::quant::graph::{idx, trace, Params, QInput};
-use crate::quant::kernels::{add_inplace, depthwise, layer_norm_i16, resize_bilinear};
+use crate::quant::kernels::{
+    adaptive_avg_pool, add_inplace, depthwise, layer_norm_i16, resize_bilinear,
+};
 use crate::quant::kernels::{pointwise, ConvQ, MAX_BIAS_SHIFT};
 use crate::quant::Trace;
 
@@ -184,6 +186,7 @@ pub(crate) fn validate_nodes(
                 shift(m.shift)?;
                 zero(m.out)?;
             }
+            Op::Pool { .. } => {}
         }
     }
     Ok(())
@@ -334,6 +337,14 @@ pub(crate) fn forward_nodes(
                     Q::I16(_) => return Err(Error::Unsupported("graph: a resize reading 16 bits")),
                 }
                 trace(&mut t, nd.value, out, zo, p.s(mi.out));
+            }
+            Op::Pool { .. } => {
+                let z = zero_of(pl.input[i]);
+                match xv {
+                    Q::I8(v) => adaptive_avg_pool(v, xs.h, xs.w, xs.c, z, &mut *out, ys.h, ys.w)?,
+                    _ => return Err(Error::Unsupported("graph: a pool reads an int8 activation")),
+                }
+                trace(&mut t, nd.value, out, z, p.s(mi.out));
             }
             Op::Depthwise { stride, add } => {
                 let s = DwShape {

@@ -9,7 +9,7 @@ use crate::blob::format::Arch;
 /// `Linear(c_out, c_out)`.
 pub const NODES: &[Node] = &[
     Node::linear("0", Ch::In, Ch::Out, Act::Gelu),
-    Node::linear("2", Ch::Out, Ch::Out, Act::None),
+    Node::linear("2", Ch::Out, Ch::Out, Act::None).with_pre_entry(),
 ];
 
 /// The graph.

@@ -26,6 +26,7 @@ pub mod float;
 pub mod int8;
 pub mod ldp;
 pub mod mlp2x_gelu;
+pub mod mobilevlm_v2;
 pub mod plan;
 pub mod rows;
 pub mod stream;
@@ -126,6 +127,12 @@ pub enum Op {
         /// Source.
         from: Src,
     },
+    /// Adaptive average pooling (`nn.AdaptiveAvgPool2d`) of `c_out` channels to `side × side`;
+    /// no weights; in int8 the output keeps its input's quantization (no `quant.meta` entry).
+    Pool {
+        /// Output grid side.
+        side: u8,
+    },
 }
 
 /// A node: an operation whose weights are `name.*`, reading `input`; its output is the value
@@ -142,6 +149,9 @@ pub struct Node {
     pub table: &'static str,
     /// Name of the value before the fused activation (calibration, traces); empty: `name.pre`.
     pub pre: &'static str,
+    /// A Linear without activation keeps a pre-table `quant.meta` entry (equal to its output's),
+    /// as `mlp2x-gelu` blobs have; others store only the output's.
+    pub pre_entry: bool,
     /// What it computes.
     pub op: Op,
 }
@@ -155,6 +165,7 @@ impl Node {
             input: Src::Prev,
             table: "",
             pre: "",
+            pre_entry: false,
             op: Op::Linear { c_in, c_out, act },
         }
     }
@@ -166,6 +177,7 @@ impl Node {
             input: Src::Prev,
             table: "",
             pre: "",
+            pre_entry: false,
             op: Op::Depthwise { stride, add },
         }
     }
@@ -177,6 +189,7 @@ impl Node {
             input: Src::Prev,
             table: "",
             pre: "",
+            pre_entry: false,
             op: Op::LayerNorm { act },
         }
     }
@@ -188,6 +201,7 @@ impl Node {
             input: from,
             table: "",
             pre: "",
+            pre_entry: false,
             op: Op::Resize { from },
         }
     }
@@ -204,6 +218,23 @@ impl Node {
     /// This node with its int8 GELU table stored as `table.lut`.
     pub const fn table(mut self, table: &'static str) -> Node {
         self.table = table;
+        self
+    }
+    /// An adaptive average pool to `side × side`.
+    pub const fn pool(name: &'static str, side: u8) -> Node {
+        Node {
+            name,
+            value: name,
+            input: Src::Prev,
+            table: "",
+            pre: "",
+            pre_entry: false,
+            op: Op::Pool { side },
+        }
+    }
+    /// This Linear with a pre-table `quant.meta` entry even without an activation.
+    pub const fn with_pre_entry(mut self) -> Node {
+        self.pre_entry = true;
         self
     }
     /// This node with its pre-activation value named `pre`.
@@ -225,14 +256,16 @@ impl Node {
             Op::Linear {
                 c_in: i, c_out: o, ..
             } => (i.of(c_in, c_out), o.of(c_in, c_out)),
-            Op::Depthwise { .. } | Op::LayerNorm { .. } | Op::Resize { .. } => (c_out, c_out),
+            Op::Depthwise { .. } | Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => {
+                (c_out, c_out)
+            }
         }
     }
     /// The fused activation.
     pub const fn act(&self) -> Act {
         match self.op {
             Op::Linear { act, .. } | Op::LayerNorm { act } => act,
-            Op::Depthwise { .. } | Op::Resize { .. } => Act::None,
+            Op::Depthwise { .. } | Op::Resize { .. } | Op::Pool { .. } => Act::None,
         }
     }
     /// Whether the node is a Linear (the only operation of token-wise graphs).
@@ -269,7 +302,8 @@ pub const fn definition(arch: Arch) -> Option<&'static Graph> {
     match arch {
         Arch::Ldp => Some(&ldp::GRAPH),
         Arch::Mlp2xGelu => Some(&mlp2x_gelu::GRAPH),
-        Arch::MobileVlmV1 | Arch::MobileVlmV2 => None,
+        Arch::MobileVlmV2 => Some(&mobilevlm_v2::GRAPH),
+        Arch::MobileVlmV1 => None,
     }
 }
 
@@ -326,7 +360,7 @@ pub const fn float_index(nodes: &[Node], node: usize) -> usize {
     while i < node && i < nodes.len() {
         n += match nodes[i].op {
             Op::Linear { .. } | Op::Depthwise { .. } | Op::LayerNorm { .. } => 2,
-            Op::Resize { .. } => 0,
+            Op::Resize { .. } | Op::Pool { .. } => 0,
         };
         i += 1;
     }
@@ -359,7 +393,7 @@ pub const fn float_specs<const N: usize>(nodes: &'static [Node]) -> [TensorSpec;
                 out[k + 1] = spec(nd.name, "bias", F32, VEC);
                 k += 2;
             }
-            Op::Resize { .. } => {}
+            Op::Resize { .. } | Op::Pool { .. } => {}
         }
         i += 1;
     }
@@ -469,6 +503,7 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
             (Op::LayerNorm { act: Act::Gelu }, _) => 3,
             (Op::LayerNorm { act: Act::None }, _) => 2,
             (Op::Resize { .. }, _) => 1,
+            (Op::Pool { .. }, _) => 0,
         };
         i += 1;
     }
@@ -528,6 +563,7 @@ pub const fn int8_specs<const N: usize>(
                 out[k] = spec(nd.name, "mult", I16, &[Dim::SkipQ]);
                 k += 1;
             }
+            Op::Pool { .. } => {}
         }
         match (nd.act(), form, nd.op) {
             (Act::Gelu, IntForm::Act16, Op::Linear { .. }) => {
@@ -673,13 +709,25 @@ pub mod meta {
             len: 2,
         };
         match nodes[k].op {
-            Op::Linear { .. } => {
-                if !super::feeds_norm(nodes, k) {
+            Op::Linear { act, .. } => {
+                let pre = matches!(act, Act::Gelu) || nodes[k].pre_entry;
+                if pre && !super::feeds_norm(nodes, k) {
                     m.out = at + 2;
                     m.len = 3;
                 }
             }
             Op::Resize { .. } => {}
+            Op::Pool { .. } => {
+                // No entry: the output keeps its input's quantization.
+                let src = match super::resolve_src(nodes, k, nodes[k].input, false) {
+                    Some(super::Resolved::Node(j)) => node(nodes, j).result(),
+                    _ => Z_X,
+                };
+                m.shift = 0;
+                m.pre = src;
+                m.out = src;
+                m.len = 0;
+            }
             Op::Depthwise { add, .. } => {
                 if add.is_some() {
                     m.add = at + 2;
@@ -925,7 +973,7 @@ impl GraphConfig {
                 Op::Linear { .. } => ci * co + co,
                 Op::Depthwise { .. } => 10 * co,
                 Op::LayerNorm { .. } => 2 * co,
-                Op::Resize { .. } => 0,
+                Op::Resize { .. } | Op::Pool { .. } => 0,
             };
             i += 1;
         }
@@ -940,7 +988,7 @@ impl GraphConfig {
             m += match nodes[i].op {
                 Op::Linear { .. } => self.tokens() * ci * co,
                 Op::Depthwise { .. } => self.tokens() * 9 * co,
-                Op::LayerNorm { .. } | Op::Resize { .. } => 0,
+                Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => 0,
             };
             i += 1;
         }

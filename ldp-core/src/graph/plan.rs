@@ -204,6 +204,16 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
                 }
                 x
             }
+            Op::Pool { side } => {
+                if side == 0 {
+                    return Err("a pool's side must be > 0");
+                }
+                Shape {
+                    h: side as usize,
+                    w: side as usize,
+                    c: x.c,
+                }
+            }
             Op::Resize { .. } => {
                 if x.c != d.c_out {
                     return Err("a resize reads c_out channels");

@@ -145,6 +145,12 @@ const fn head_window(
             (lo, hi)
         }
         Op::Resize { .. } => tap_rows(j, n_in, n_out, scheme),
+        // The pooling bin of `j` (not streamed yet: `layout` refuses it).
+        Op::Pool { .. } => {
+            let lo = j * n_in / n_out;
+            let hi = ((j + 1) * n_in).div_ceil(n_out);
+            (lo, if hi > lo { hi - 1 } else { lo })
+        }
         Op::Linear { .. } | Op::LayerNorm { .. } => (j, j),
     }
 }
@@ -230,7 +236,7 @@ const fn macs_per_pixel(nd: &Node, d: Dims) -> usize {
     match nd.op {
         Op::Linear { .. } => ci * co,
         Op::Depthwise { .. } => 9 * co,
-        Op::LayerNorm { .. } | Op::Resize { .. } => 0,
+        Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => 0,
     }
 }
 
@@ -257,6 +263,9 @@ pub const fn layout(
     let mut mid16 = false;
     let mut cmax = d.c_in;
     while i < nodes.len() {
+        if let Op::Pool { .. } = nodes[i].op {
+            return Err("stream: pooling does not run in the graph row executor yet");
+        }
         if p.shape[i].c > cmax {
             cmax = p.shape[i].c;
         }
@@ -919,7 +928,7 @@ impl<O: RowOps> Ctx<'_, O> {
                     self.ops
                         .resize_row(f, rows, c0, hw, j, x, dst!(0, c_head))?;
                 }
-                Op::LayerNorm { .. } => return Err(INTERNAL),
+                Op::LayerNorm { .. } | Op::Pool { .. } => return Err(INTERNAL),
             }
             // The pixel-wise units.
             for u in 0..nu {
@@ -1036,6 +1045,7 @@ impl<'a> I8Ops<'a> {
                 Op::LayerNorm { .. } => {
                     NodeQ::Norm(p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut)?)
                 }
+                Op::Pool { .. } => NodeQ::None,
                 Op::Resize { .. } => {
                     o.zero[i] = [zero_of(pl.input[i]).clamp(-128, 127) as i8];
                     let in_zero: &'a [i8] = match pl.input[i] {

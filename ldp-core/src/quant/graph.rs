@@ -2,11 +2,10 @@
 //! maps, with every parameter read from the blob by name.
 
 use super::kernels::{
-    adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16, pointwise,
-    pointwise_layer_norm, se_tmp_len, squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
+    add_inplace, depthwise_rows_i16, layer_norm_i16, pointwise, pointwise_layer_norm, se_tmp_len,
+    squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
 };
-use crate::arch::mobilevlm_v2::POOL;
-use crate::blob::int8::{v1_meta as V1, v2_meta as V2};
+use crate::blob::int8::v1_meta as V1;
 use crate::blob::specs::FLAG_INPUT16;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
@@ -46,12 +45,11 @@ pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
                 + r16(2 * c.h * c.c_out)
         }
         ModelConfig::MobileVlmV2(c) => {
-            let n = if c.tokens_in() > POOL * POOL {
-                c.tokens_in()
-            } else {
-                POOL * POOL
-            };
-            2 * r16(n * c.c_out)
+            let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+            match crate::graph::plan::plan(nodes, c.dims(), Scheme::Int8) {
+                Ok(p) => p.len,
+                Err(_) => 0,
+            }
         }
         ModelConfig::Graph(c) => c.scratch_bytes_i8(),
     }
@@ -391,87 +389,13 @@ fn forward_q(
             )?;
         }
         ModelConfig::MobileVlmV2(c) => {
-            let (co, n) = (c.c_out, c.tokens_in());
-            let nmax = n.max(POOL * POOL);
-            let (a, rest) = split(scratch, nmax * co);
-            let (b, _) = split(rest, nmax * co);
-            let gelu = p.lut("gelu.lut")?;
-            let QInput::I8(x) = x else {
+            if let QInput::I16(_) = x {
                 return Err(Error::Unsupported(
                     "a 16-bit input exists for ldp and mobilevlm-v1 only",
                 ));
-            };
-            pointwise(
-                x,
-                c.c_in,
-                &p.conv("mlp.mlp.0", V2::FC1_SHIFT, 0, p.z(V2::Z_H1P), Some(gelu))?,
-                co,
-                &mut a[..n * co],
-            )?;
-            trace(&mut t, "h1", &a[..n * co], p.z(V2::Z_H1), p.s(V2::Z_H1));
-            let fc2 = p.conv("mlp.mlp.2", V2::FC2_SHIFT, 0, p.z(V2::Z_M), None)?;
-            let np = POOL * POOL;
-            let pooled = if c.pool_first() {
-                // pool(fc2(h1)) = fc2(pool(h1)): pool the GELU output (its own zero point and
-                // scale), then run fc2 on the 144 pooled tokens.
-                let (zh, sh) = (p.z(V2::Z_H1), p.s(V2::Z_H1));
-                adaptive_avg_pool(
-                    &a[..n * co],
-                    c.h,
-                    c.h,
-                    co,
-                    zh,
-                    &mut b[..np * co],
-                    POOL,
-                    POOL,
-                )?;
-                trace(&mut t, "pooled", &b[..np * co], zh, sh);
-                pointwise(&b[..np * co], co, &fc2, co, &mut a[..np * co])?;
-                trace(&mut t, "m", &a[..np * co], p.z(V2::Z_M), p.s(V2::Z_M));
-                &a[..np * co]
-            } else {
-                pointwise(&a[..n * co], co, &fc2, co, &mut b[..n * co])?;
-                trace(&mut t, "m", &b[..n * co], p.z(V2::Z_M), p.s(V2::Z_M));
-                let (zm, sm) = (p.z(V2::Z_M), p.s(V2::Z_M));
-                adaptive_avg_pool(
-                    &b[..n * co],
-                    c.h,
-                    c.h,
-                    co,
-                    zm,
-                    &mut a[..np * co],
-                    POOL,
-                    POOL,
-                )?;
-                trace(&mut t, "pooled", &a[..np * co], zm, sm);
-                &a[..np * co]
-            };
-            let sh = DwShape {
-                h: POOL,
-                w: POOL,
-                c: co,
-                stride: 1,
-            };
-            depthwise(
-                sh,
-                pooled,
-                &p.conv("peg.peg.0", V2::PEG_SHIFT, p.z(V2::Z_M), p.z(V2::Z_D), None)?,
-                y,
-            )?;
-            trace(&mut t, "d", y, p.z(V2::Z_D), p.s(V2::Z_D));
-            add_inplace(
-                y,
-                pooled,
-                &p.add(
-                    p.z(V2::Z_D),
-                    p.z(V2::Z_M),
-                    V2::ADD_MA,
-                    V2::ADD_MB,
-                    V2::ADD_SHIFT,
-                    V2::Z_Y,
-                ),
-            )?;
-            trace(&mut t, "y", y, p.z(V2::Z_Y), p.s(V2::Z_Y));
+            }
+            let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+            crate::graph::int8::forward_nodes(m, nodes, c.dims(), x, y, scratch, t)?
         }
     }
     Ok(())
@@ -756,7 +680,9 @@ pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Resu
     let zi = match m.config() {
         ModelConfig::Ldp(_) => crate::graph::meta::output(crate::graph::ldp::NODES),
         ModelConfig::MobileVlmV1(_) => V1::BLOCK0 + V1::BLOCK_LEN + V1::Z_U,
-        ModelConfig::MobileVlmV2(_) => V2::Z_Y,
+        ModelConfig::MobileVlmV2(_) => {
+            crate::graph::meta::output(crate::graph::mobilevlm_v2::NODES)
+        }
         ModelConfig::Graph(c) => crate::graph::int8::output_meta(&c),
     };
     let (z, s) = (p.z(zi), p.s(zi));

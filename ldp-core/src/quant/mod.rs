@@ -83,7 +83,7 @@ pub fn conv_shift_indices(arch: crate::Arch) -> &'static [usize] {
     match arch {
         crate::Arch::Ldp => crate::graph::ldp::GRAPH.conv_shifts,
         crate::Arch::MobileVlmV1 => &V1_CONV_SHIFTS,
-        crate::Arch::MobileVlmV2 => V2_CONV_SHIFTS,
+        crate::Arch::MobileVlmV2 => crate::graph::mobilevlm_v2::GRAPH.conv_shifts,
         crate::Arch::Mlp2xGelu => &[], // returned above
     }
 }
@@ -129,11 +129,22 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         return Ok(());
     }
     let a16 = a16::is_a16(m);
+    if let (ModelConfig::MobileVlmV2(c), false) = (m.config(), a16) {
+        let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+        crate::graph::int8::validate_nodes(nodes, meta, scales)?;
+        check_input_scale(m)?;
+        if graph::is_x16(m) {
+            return Err(bad("a 16-bit input on a V2 blob"));
+        }
+        return Ok(());
+    }
     let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
         ModelConfig::Ldp(_) => return Err(bad("unreachable: ldp blobs are checked above")),
         ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
         ModelConfig::MobileVlmV2(_) if a16 => (V2_ZEROS, A16_SHIFTS, A16_NONNEG),
-        ModelConfig::MobileVlmV2(_) => (V2_ZEROS, V2_SHIFTS, V2_NONNEG),
+        ModelConfig::MobileVlmV2(_) => {
+            return Err(bad("unreachable: int8 V2 blobs are checked above"))
+        }
         ModelConfig::Graph(_) => return Err(bad("unreachable: graph blobs are checked above")),
     };
     let zero_range = if a16 { 0..=0 } else { -128..=127 };
@@ -293,9 +304,6 @@ const V1_NONNEG: [usize; 2 + 2 * 3] = v1_block_list(
     &[V1::LN1_EPS, V1::LN2_EPS, V1::SE_MULT],
 );
 const V2_ZEROS: &[usize] = &[V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y];
-const V2_SHIFTS: &[usize] = &[V2::ADD_SHIFT];
-const V2_CONV_SHIFTS: &[usize] = &[V2::FC1_SHIFT, V2::FC2_SHIFT, V2::PEG_SHIFT];
-const V2_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB];
 const A16_SHIFTS: &[usize] = &[V2::ADD_SHIFT, V2::GELU_PS, V2::GELU_IS];
 const A16_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM];
 

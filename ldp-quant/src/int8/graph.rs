@@ -10,6 +10,7 @@ use anyhow::Context;
 use ldp_core::graph::plan::{input_shape, plan, Dims, Scheme};
 use ldp_core::graph::{feeds_norm, float_index, meta, Act, GraphConfig, Node, Op, Resolved};
 use ldp_core::kernels::depthwise::DwShape;
+use ldp_core::kernels::pool::adaptive_avg_pool;
 use ldp_core::kernels::resize::bilinear;
 
 use ldp_core::blob::specs::FLAG_ACT16;
@@ -59,7 +60,11 @@ pub(super) fn dag(cfg: ModelConfig) -> Option<(&'static [Node], Dims)> {
                 w: c.w,
             },
         )),
-        ModelConfig::MobileVlmV1(_) | ModelConfig::MobileVlmV2(_) => None,
+        ModelConfig::MobileVlmV2(c) => Some((
+            ldp_core::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
+            c.dims(),
+        )),
+        ModelConfig::MobileVlmV1(_) => None,
     }
 }
 
@@ -97,7 +102,7 @@ pub(super) fn correctable(nodes: &[Node], n: &str) -> bool {
             && match nd.op {
                 Op::Depthwise { .. } => true,
                 Op::Linear { act, .. } => act == Act::None && !feeds_norm(nodes, i),
-                Op::LayerNorm { .. } | Op::Resize { .. } => false,
+                Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => false,
             }
     })
 }
@@ -158,6 +163,11 @@ pub(super) fn intermediates(
                 super::ck(bilinear(src, xs.h, xs.w, xs.c, &mut r, ys.h, ys.w))?;
                 r
             }
+            Op::Pool { .. } => {
+                let mut r = vec![0.0; ys.elems()];
+                super::ck(adaptive_avg_pool(src, xs.h, xs.w, xs.c, &mut r, ys.h, ys.w))?;
+                r
+            }
             Op::Depthwise { stride, add } => {
                 let (w, b) = tensors(m, nodes, i)?;
                 let sh = DwShape {
@@ -192,7 +202,42 @@ pub(super) fn intermediates(
         acts.push((result_name(nd), v.clone()));
         vals.push(v);
     }
+    // Report in the order of the architecture's definition when `nodes` is a variant of it
+    // (MobileVLM V2's pool-first order computes `pooled` before `m`): the range search and the
+    // bias correction visit values in this order.
+    let def = ldp_core::graph::definition(m.config().arch()).map(|g| g.nodes);
+    if let Some(canon) = def.filter(|def| *def != nodes).map(canonical) {
+        let rank = |n: &str| canon.iter().position(|c| *c == n).unwrap_or(usize::MAX);
+        let start = acts.len() - nodes_values(nodes);
+        acts[start..].sort_by_key(|(n, _)| rank(n));
+    }
     Ok(())
+}
+
+/// Values a walk of `nodes` pushes.
+fn nodes_values(nodes: &[Node]) -> usize {
+    nodes
+        .iter()
+        .map(|nd| {
+            1 + usize::from(nd.act() == Act::Gelu)
+                + usize::from(matches!(nd.op, Op::Depthwise { add: Some(_), .. }))
+        })
+        .sum()
+}
+
+/// The value names a walk of `def` pushes, in its order.
+fn canonical(def: &[Node]) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    for nd in def {
+        if nd.act() == Act::Gelu {
+            names.push(pre_of(nd));
+        }
+        if let Op::Depthwise { add: Some(_), .. } = nd.op {
+            names.push(nd.value);
+        }
+        names.push(result_name(nd));
+    }
+    names
 }
 
 /// The resize nodes whose output takes its source's quantization instead of its own range
@@ -352,6 +397,11 @@ pub(super) fn quantize(
                     _ => anyhow::bail!("internal: a residual from the model input"),
                 }
             }
+            Op::Pool { .. } => match pl.input[i] {
+                // The pool keeps its input's quantization (no `quant.meta` entry).
+                Resolved::Node(k) => res[k],
+                Resolved::Input => anyhow::bail!("internal: a pool of the model input"),
+            },
             Op::LayerNorm { act } => {
                 let (g, b) = tensors(m, nodes, i)?;
                 let Resolved::Node(k) = pl.input[i] else {
