@@ -53,7 +53,10 @@ pub const fn stages(nodes: &[Node], p: &Plan) -> Stages {
     let mut i = 0;
     while i < n {
         let start = i == 0
-            || matches!(nodes[i].op, Op::Depthwise { .. } | Op::Resize { .. })
+            || matches!(
+                nodes[i].op,
+                Op::Depthwise { .. } | Op::Resize { .. } | Op::Pool { .. }
+            )
             || !matches!(p.input[i], Resolved::Node(k) if k + 1 == i)
             || {
                 // Another node reads the previous value: it must be kept.
@@ -263,9 +266,6 @@ pub const fn layout(
     let mut mid16 = false;
     let mut cmax = d.c_in;
     while i < nodes.len() {
-        if let Op::Pool { .. } = nodes[i].op {
-            return Err("stream: pooling does not run in the graph row executor yet");
-        }
         if p.shape[i].c > cmax {
             cmax = p.shape[i].c;
         }
