@@ -279,10 +279,13 @@ fn ldp_float_within_1e6() {
         let cfg = ldp(ci, co, h, w);
         let x = randn(cfg.input_len(), 2000 + k as u64, 1.0);
         for dtype in [DType::F32, DType::F16] {
-            check_float(
-                &float_blob(cfg, 11 + k as u64, dtype),
-                &x,
-                &format!("ldp {ci}->{co} {h}x{w}"),
+            assert!(
+                check_float(
+                    &float_blob(cfg, 11 + k as u64, dtype),
+                    &x,
+                    &format!("ldp {ci}->{co} {h}x{w}"),
+                ),
+                "ldp {ci}->{co} {h}x{w} {dtype:?}: streaming is not bit-identical"
             );
         }
     }
@@ -310,7 +313,10 @@ fn v2_int8_identical_float_within_1e6() {
         let what = format!("v2 {ci}->{co} h{h}");
         check_i8(&int8_blob(cfg, 21 + k as u64), &x, &what);
         for dtype in [DType::F32, DType::F16] {
-            check_float(&float_blob(cfg, 31 + k as u64, dtype), &x, &what);
+            assert!(
+                check_float(&float_blob(cfg, 31 + k as u64, dtype), &x, &what),
+                "{what} {dtype:?} not bit-identical"
+            );
         }
     }
 }

@@ -180,6 +180,13 @@ pub struct Layout {
     pub mid16: bool,
     /// Multiply-accumulates including the recomputed halo columns.
     pub macs: usize,
+    /// The input is read chunk by chunk (all its readers are pixel-wise): no input ring.
+    pub x_chunk: bool,
+    /// Kept values read only by pools: accumulated as they are produced, no ring.
+    pub pooled: [bool; MAX_NODES + 1],
+    /// Accumulator elements (`i32` / `f32`) of each stage headed by a pool: its open bins ×
+    /// its columns × channels.
+    pub acc: [usize; MAX_NODES],
 }
 
 /// Why a graph does not stream.
@@ -243,6 +250,81 @@ const fn macs_per_pixel(nd: &Node, d: Dims) -> usize {
     }
 }
 
+/// Whether kept value `v` is read by some node, and only by pool heads.
+const fn read_only_by_pools(nodes: &[Node], p: &Plan, s: &Stages, v: usize) -> bool {
+    let mut any = false;
+    let mut k = 0;
+    while k < s.n {
+        let head = s.first[k];
+        if let Some(x) = slot_of(s, p.input[head]) {
+            if x == v {
+                if !matches!(nodes[head].op, Op::Pool { .. }) {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        let mut i = head;
+        while i <= s.last[k] {
+            if let Some(r) = p.residual[i] {
+                if let Some(x) = slot_of(s, r) {
+                    if x == v {
+                        return false;
+                    }
+                }
+            }
+            i += 1;
+        }
+        k += 1;
+    }
+    any
+}
+
+/// Whether every reader of the model input is a pixel-wise stage head (Linear).
+const fn input_pixelwise(nodes: &[Node], p: &Plan, s: &Stages) -> bool {
+    let mut k = 0;
+    while k < s.n {
+        let head = s.first[k];
+        if let Resolved::Input = p.input[head] {
+            if !matches!(nodes[head].op, Op::Linear { .. }) {
+                return false;
+            }
+        }
+        let mut i = head;
+        while i <= s.last[k] {
+            if let Some(Resolved::Input) = p.residual[i] {
+                return false;
+            }
+            i += 1;
+        }
+        k += 1;
+    }
+    true
+}
+
+/// Most bins of `n_out` over `n_in` that contain one input index (the accumulator rows open at
+/// once).
+pub(crate) const fn open_bins(n_in: usize, n_out: usize) -> usize {
+    let mut best = 0;
+    let mut t = 0;
+    while t < n_in {
+        let mut n = 0;
+        let mut i = 0;
+        while i < n_out {
+            let (a, b) = crate::kernels::pool::bin(i, n_in, n_out);
+            if a <= t && t < b {
+                n += 1;
+            }
+            i += 1;
+        }
+        if n > best {
+            best = n;
+        }
+        t += 1;
+    }
+    best
+}
+
 /// The streaming layout (see the module docs).
 pub const fn layout(
     nodes: &[Node],
@@ -279,6 +361,12 @@ pub const fn layout(
         }
         if let Op::LayerNorm { .. } = nodes[f].op {
             return Err("stream: a LayerNorm must follow the Linear that feeds it");
+        }
+        if let Op::Pool { .. } = nodes[f].op {
+            match slot_of(&s, p.input[f]) {
+                Some(v) if v > 0 && read_only_by_pools(nodes, &p, &s, v) => {}
+                _ => return Err("stream: a pool must read a computed value that only pools read"),
+            }
         }
         // Unfused pixel nodes after the head; a Linear + LayerNorm pair counts as one.
         let mut units = 0;
@@ -373,6 +461,25 @@ pub const fn layout(
         k += 1;
     }
     depth[s.n] = 0;
+    let x_chunk = input_pixelwise(nodes, &p, &s);
+    if x_chunk {
+        depth[0] = 0;
+    }
+    let mut pooled = [false; MAX_NODES + 1];
+    let mut acc = [0usize; MAX_NODES];
+    k = 0;
+    while k < s.n {
+        if read_only_by_pools(nodes, &p, &s, k + 1) {
+            pooled[k + 1] = true;
+            depth[k + 1] = 0;
+        }
+        let head = s.first[k];
+        if let (Op::Pool { .. }, Resolved::Node(q)) = (nodes[head].op, p.input[head]) {
+            let open = open_bins(p.shape[q].h, p.shape[head].h);
+            acc[k] = open * cols[k + 1] * p.shape[head].c;
+        }
+        k += 1;
+    }
     Ok(Layout {
         plan: p,
         stages: s,
@@ -383,6 +490,9 @@ pub const fn layout(
         two_chunks: two,
         mid16,
         macs,
+        x_chunk,
+        pooled,
+        acc,
     })
 }
 
@@ -440,7 +550,9 @@ pub(crate) const fn oldest_needed(
         let j = next[k];
         if j < p.shape[s.last[k]].h {
             let head = s.first[k];
-            if let Some(x) = slot_of(s, p.input[head]) {
+            // A pool accumulates its input rows as they are produced: it keeps none.
+            let pool = matches!(nodes[head].op, Op::Pool { .. });
+            if let (Some(x), false) = (slot_of(s, p.input[head]), pool) {
                 if x == v {
                     let (lo, _) = head_window(nodes, p, head, j, d, scheme, false);
                     if lo < oldest {
@@ -523,7 +635,20 @@ pub const fn scratch_bytes(l: &Layout, d: Dims, sizes: (usize, usize, usize)) ->
     let (sx, sa, sy) = sizes;
     let s = &l.stages;
     let mut b = r16(l.depth[0] * l.cols[0] * d.c_in * sx);
+    if l.x_chunk {
+        b += r16(CHUNK * d.c_in * sx);
+    }
+    let mut pooled_any = false;
     let mut k = 0;
+    while k < s.n {
+        b += r16(l.acc[k] * 4);
+        pooled_any = pooled_any || l.pooled[k + 1];
+        k += 1;
+    }
+    if pooled_any {
+        b += r16(l.chunk_elems * sa);
+    }
+    k = 0;
     while k + 1 < s.n {
         b += r16(l.depth[k + 1] * l.cols[k + 1] * l.plan.shape[s.last[k]].c * sa);
         k += 1;
@@ -556,6 +681,18 @@ pub(crate) trait RowOps {
     type X: bytemuck::Pod;
     type A: bytemuck::Pod;
     type Y: bytemuck::Pod;
+    /// Pool accumulator: `i32` (int8, input minus zero point) or `f32`.
+    type Acc: bytemuck::Pod;
+    /// Adds one pixel `v` of pool node `i`'s input into its bin's accumulator `acc`.
+    fn pool_acc(&self, i: usize, v: &[Self::A], acc: &mut [Self::Acc]);
+    /// Pool node `i`'s output pixels from their accumulators (`counts`: values per bin).
+    fn pool_fin(
+        &self,
+        i: usize,
+        acc: &[Self::Acc],
+        counts: &[usize],
+        y: Out<'_, Self::A, Self::Y>,
+    ) -> Result<(), Error>;
     /// How this dtype computes taps (and so which rows a resize reads).
     const SCHEME: Scheme;
     /// Linear node `i` (with its fused activation) on whole pixels.
@@ -644,6 +781,14 @@ pub(crate) fn run<O: RowOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
     let t1: &mut [O::A] = cv.take(if l.two_chunks { l.chunk_elems } else { 0 })?;
     let yc: &mut [O::Y] = cv.take(CHUNK * p.shape[s.last[s.n - 1]].c)?;
     let mid: &mut [i16] = cv.take(if l.mid16 { l.chunk_elems } else { 0 })?;
+    let xc: &mut [O::X] = cv.take(if l.x_chunk { CHUNK * d.c_in } else { 0 })?;
+    let pooled_any = l.pooled.iter().any(|&b| b);
+    let tz: &mut [O::A] = cv.take(if pooled_any { l.chunk_elems } else { 0 })?;
+    let mut acc_off = [0usize; MAX_NODES + 1];
+    for k in 0..s.n {
+        acc_off[k + 1] = acc_off[k] + r16(l.acc[k] * 4) / 4;
+    }
+    let acc: &mut [O::Acc] = cv.take(acc_off[s.n])?;
     let mut st = State {
         xs,
         arena,
@@ -651,6 +796,10 @@ pub(crate) fn run<O: RowOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
         t1,
         yc,
         mid,
+        xc,
+        tz,
+        acc,
+        acc_off,
     };
     let out = p.shape[nodes.len() - 1];
     for t in 0..l.strips {
@@ -668,13 +817,13 @@ pub(crate) fn run<O: RowOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
         let mut avail = [0usize; MAX_NODES + 1];
         for row in 0..d.h {
             let (c0, c1) = cols[0];
-            if c1 > c0 {
+            if c1 > c0 && !l.x_chunk {
                 let at = (row % l.depth[0].max(1)) * l.cols[0] * d.c_in;
                 let x = st.xs.get_mut(at..at + (c1 - c0) * d.c_in).ok_or(INTERNAL)?;
                 src.read(row, c0, x)?;
             }
             avail[0] = row + 1;
-            ctx.drain(0, &mut next, &mut avail, &mut st, sink)?;
+            ctx.drain(0, &mut next, &mut avail, &mut st, src, sink)?;
         }
         for k in 0..s.n {
             if next[k] != p.shape[s.last[k]].h {
@@ -685,13 +834,20 @@ pub(crate) fn run<O: RowOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
     Ok(())
 }
 
-struct State<'s, X, A, Y> {
+struct State<'s, X, A, Y, C> {
     xs: &'s mut [X],
     arena: &'s mut [A],
     t0: &'s mut [A],
     t1: &'s mut [A],
     yc: &'s mut [Y],
     mid: &'s mut [i16],
+    /// An input chunk (when the input is read chunk by chunk).
+    xc: &'s mut [X],
+    /// The output chunk of a stage whose value only pools read.
+    tz: &'s mut [A],
+    /// Pool accumulators, stage `k`'s at `acc_off[k]..acc_off[k + 1]`.
+    acc: &'s mut [C],
+    acc_off: [usize; MAX_NODES + 1],
 }
 
 struct Ctx<'c, O: RowOps> {
@@ -725,12 +881,13 @@ impl<'a, A> Split<'a, A> {
 }
 
 impl<O: RowOps> Ctx<'_, O> {
-    fn drain<K: RowSink<O::Y>>(
+    fn drain<S: RowSource<O::X>, K: RowSink<O::Y>>(
         &mut self,
         from: usize,
         next: &mut [usize; MAX_NODES],
         avail: &mut [usize; MAX_NODES + 1],
-        st: &mut State<'_, O::X, O::A, O::Y>,
+        st: &mut State<'_, O::X, O::A, O::Y, O::Acc>,
+        src: &mut S,
         sink: &mut K,
     ) -> Result<(), Error> {
         let (p, s) = (&self.l.plan, &self.l.stages);
@@ -738,10 +895,10 @@ impl<O: RowOps> Ctx<'_, O> {
             while next[k] < p.shape[s.last[k]].h
                 && ready(self.nodes, p, s, self.d, O::SCHEME, k, next[k], avail)
             {
-                self.stage_row(k, next[k], avail, st, sink)?;
+                self.stage_row(k, next[k], avail, st, src, sink)?;
                 next[k] += 1;
                 avail[k + 1] = next[k];
-                self.drain(k + 1, next, avail, st, sink)?;
+                self.drain(k + 1, next, avail, st, src, sink)?;
             }
         }
         Ok(())
@@ -787,12 +944,13 @@ impl<O: RowOps> Ctx<'_, O> {
     }
 
     /// Computes row `j` of stage `k`.
-    fn stage_row<K: RowSink<O::Y>>(
+    fn stage_row<S: RowSource<O::X>, K: RowSink<O::Y>>(
         &mut self,
         k: usize,
         j: usize,
         avail: &[usize; MAX_NODES + 1],
-        st: &mut State<'_, O::X, O::A, O::Y>,
+        st: &mut State<'_, O::X, O::A, O::Y, O::Acc>,
+        src: &mut S,
         sink: &mut K,
     ) -> Result<(), Error> {
         let (p, s, nodes) = (&self.l.plan, &self.l.stages, self.nodes);
@@ -804,8 +962,9 @@ impl<O: RowOps> Ctx<'_, O> {
             return Ok(());
         }
         let c_out = p.shape[last].c;
+        let pooled_out = self.l.pooled[v];
         // Split the arena around the ring row this stage writes.
-        let (lo, ring_row, hi, base) = if final_stage {
+        let (lo, ring_row, hi, base) = if final_stage || pooled_out {
             (&st.arena[..], &mut [][..], &[][..], st.arena.len())
         } else {
             let at = self.rings.off[v] + (j % self.l.depth[v].max(1)) * self.rings.stride[v];
@@ -820,8 +979,11 @@ impl<O: RowOps> Ctx<'_, O> {
         let sp = Split { lo, hi, base };
         let xs: &[O::X] = st.xs;
         let (t0, t1, yc, mbuf) = (&mut *st.t0, &mut *st.t1, &mut *st.yc, &mut *st.mid);
-        // Single-node intermediate stages compute the whole range at once.
-        let step = if !final_stage && f == last {
+        let (xc, tz, acc, acc_off) = (&mut *st.xc, &mut *st.tz, &mut *st.acc, st.acc_off);
+        let x_chunked = self.l.x_chunk && p.input[f] == Resolved::Input;
+        // Single-node intermediate stages compute the whole range at once (a pool: by chunks).
+        let pool_head = matches!(nodes[f].op, Op::Pool { .. });
+        let step = if !final_stage && !pooled_out && !x_chunked && !pool_head && f == last {
             o1 - o0
         } else {
             CHUNK
@@ -854,6 +1016,8 @@ impl<O: RowOps> Ctx<'_, O> {
                     if $u == nu {
                         if final_stage {
                             Out::Y(&mut yc[..npx * $c])
+                        } else if pooled_out {
+                            Out::A(&mut tz[..npx * $c])
                         } else {
                             Out::A(&mut ring_row[(x - o0) * $c..(e - o0) * $c])
                         }
@@ -867,6 +1031,29 @@ impl<O: RowOps> Ctx<'_, O> {
             // The head.
             let c_head = p.shape[f].c;
             match nodes[f].op {
+                Op::Linear { .. } if x_chunked => {
+                    let xcs = xc.get_mut(..npx * self.d.c_in).ok_or(INTERNAL)?;
+                    src.read(j, x, xcs)?;
+                    self.ops.linear(f, In::X(&*xcs), dst!(0, c_head))?;
+                }
+                Op::Pool { .. } => {
+                    let Resolved::Node(q) = p.input[f] else {
+                        return Err(INTERNAL);
+                    };
+                    let (hi_, wi_) = (p.shape[q].h, p.shape[q].w);
+                    let (ho_, wo_) = (p.shape[f].h, p.shape[f].w);
+                    let open = open_bins(hi_, ho_).max(1);
+                    let (ry0, ry1) = crate::kernels::pool::bin(j, hi_, ho_);
+                    let mut counts = [0usize; CHUNK];
+                    for (t, ox) in (x..e).enumerate() {
+                        let (cx0, cx1) = crate::kernels::pool::bin(ox, wi_, wo_);
+                        *counts.get_mut(t).ok_or(INTERNAL)? = (ry1 - ry0) * (cx1 - cx0);
+                    }
+                    let stride = self.l.cols[v] * c_head;
+                    let at = acc_off[k] + (j % open) * stride + (x - o0) * c_head;
+                    let a = acc.get(at..at + npx * c_head).ok_or(INTERNAL)?;
+                    self.ops.pool_fin(f, a, &counts[..npx], dst!(0, c_head))?;
+                }
                 Op::Linear { .. } => {
                     let xin = self.row(avail, xs, &sp, u_in, j, x, e)?;
                     self.ops.linear(f, xin, dst!(0, c_head))?;
@@ -928,7 +1115,7 @@ impl<O: RowOps> Ctx<'_, O> {
                     self.ops
                         .resize_row(f, rows, c0, hw, j, x, dst!(0, c_head))?;
                 }
-                Op::LayerNorm { .. } | Op::Pool { .. } => return Err(INTERNAL),
+                Op::LayerNorm { .. } => return Err(INTERNAL),
             }
             // The pixel-wise units.
             for u in 0..nu {
@@ -939,6 +1126,8 @@ impl<O: RowOps> Ctx<'_, O> {
                 if u1 == nu {
                     let out = if final_stage {
                         Out::Y(&mut yc[..npx * co])
+                    } else if pooled_out {
+                        Out::A(&mut tz[..npx * co])
                     } else {
                         Out::A(&mut ring_row[(x - o0) * co..(e - o0) * co])
                     };
@@ -973,6 +1162,45 @@ impl<O: RowOps> Ctx<'_, O> {
             if final_stage {
                 sink.write(j, x, &yc[..npx * c_out])?;
             }
+            if pooled_out {
+                // Add the chunk into the open bins of every pool that reads this value.
+                let (hi_, wi_) = (p.shape[last].h, p.shape[last].w);
+                for q in 0..s.n {
+                    let head = s.first[q];
+                    if !matches!(nodes[head].op, Op::Pool { .. })
+                        || slot_of(s, p.input[head]) != Some(v)
+                    {
+                        continue;
+                    }
+                    let (ho_, wo_) = (p.shape[head].h, p.shape[head].w);
+                    let open = open_bins(hi_, ho_).max(1);
+                    let (p0, p1) = self.cols[q + 1];
+                    let stride = self.l.cols[q + 1] * c_out;
+                    for jj in 0..ho_ {
+                        let (ry0, ry1) = crate::kernels::pool::bin(jj, hi_, ho_);
+                        if !(ry0 <= j && j < ry1) {
+                            continue;
+                        }
+                        let base_a = acc_off[q] + (jj % open) * stride;
+                        let row_acc = acc
+                            .get_mut(base_a..base_a + (p1 - p0) * c_out)
+                            .ok_or(INTERNAL)?;
+                        if j == ry0 && x == o0 {
+                            row_acc.fill(<O::Acc as bytemuck::Zeroable>::zeroed());
+                        }
+                        for ix in x..e {
+                            let px = &tz[(ix - x) * c_out..(ix - x + 1) * c_out];
+                            for ox in p0..p1 {
+                                let (cx0, cx1) = crate::kernels::pool::bin(ox, wi_, wo_);
+                                if cx0 <= ix && ix < cx1 {
+                                    let a = &mut row_acc[(ox - p0) * c_out..(ox - p0 + 1) * c_out];
+                                    self.ops.pool_acc(head, px, a);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             x = e;
         }
         Ok(())
@@ -1005,6 +1233,8 @@ pub(crate) struct I8Ops<'a> {
     q: [NodeQ<'a>; MAX_NODES],
     /// Zero point of a resize reading an activation (one value for all channels).
     zero: [[i8; 1]; MAX_NODES],
+    /// Zero point of a pool's input (and output).
+    pool_zero: [i32; MAX_NODES],
     d: Dims,
 }
 
@@ -1022,6 +1252,7 @@ impl<'a> I8Ops<'a> {
             nodes,
             q: [NodeQ::None; MAX_NODES],
             zero: [[0]; MAX_NODES],
+            pool_zero: [0; MAX_NODES],
             d,
         };
         for (i, nd) in nodes.iter().enumerate() {
@@ -1045,7 +1276,10 @@ impl<'a> I8Ops<'a> {
                 Op::LayerNorm { .. } => {
                     NodeQ::Norm(p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut)?)
                 }
-                Op::Pool { .. } => NodeQ::None,
+                Op::Pool { .. } => {
+                    o.pool_zero[i] = zero_of(pl.input[i]);
+                    NodeQ::None
+                }
                 Op::Resize { .. } => {
                     o.zero[i] = [zero_of(pl.input[i]).clamp(-128, 127) as i8];
                     let in_zero: &'a [i8] = match pl.input[i] {
@@ -1086,6 +1320,34 @@ impl RowOps for I8Ops<'_> {
     type X = i8;
     type A = i8;
     type Y = i8;
+    type Acc = i32;
+    fn pool_acc(&self, i: usize, v: &[i8], acc: &mut [i32]) {
+        let z = self.pool_zero[i];
+        for (a, &v) in acc.iter_mut().zip(v) {
+            *a = a.wrapping_add((v as i32).wrapping_sub(z));
+        }
+    }
+    fn pool_fin(
+        &self,
+        i: usize,
+        acc: &[i32],
+        counts: &[usize],
+        y: Out<'_, i8, i8>,
+    ) -> Result<(), Error> {
+        let (z, c) = (self.pool_zero[i], self.d.c_out);
+        let y = i8_out(y);
+        if y.len() != acc.len() || y.len() != counts.len() * c {
+            return Err(INTERNAL);
+        }
+        for ((yp, ap), &n) in y.chunks_mut(c).zip(acc.chunks(c)).zip(counts) {
+            for (o, &s) in yp.iter_mut().zip(ap) {
+                *o = crate::quant::fixed::sat_i8(
+                    z.wrapping_add(crate::quant::fixed::div_round(s as i64, n as i64) as i32),
+                );
+            }
+        }
+        Ok(())
+    }
     const SCHEME: Scheme = Scheme::Int8;
     fn linear(&self, i: usize, x: In<'_, i8, i8>, y: Out<'_, i8, i8>) -> Result<(), Error> {
         let (q, _) = self.conv(i)?;
@@ -1218,6 +1480,33 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
     type X = f32;
     type A = A;
     type Y = f32;
+    type Acc = f32;
+    fn pool_acc(&self, _i: usize, v: &[A], acc: &mut [f32]) {
+        for (a, &v) in acc.iter_mut().zip(v) {
+            *a += v.to_f32();
+        }
+    }
+    fn pool_fin(
+        &self,
+        _i: usize,
+        acc: &[f32],
+        counts: &[usize],
+        y: Out<'_, A, f32>,
+    ) -> Result<(), Error> {
+        let c = self.d.c_out;
+        fout!(y, |y| {
+            if y.len() != acc.len() || y.len() != counts.len() * c {
+                return Err(INTERNAL);
+            }
+            for ((yp, ap), &n) in y.chunks_mut(c).zip(acc.chunks(c)).zip(counts) {
+                let inv = 1.0 / n as f32;
+                for (o, &s) in yp.iter_mut().zip(ap) {
+                    *o = Elem::from_f32(s * inv);
+                }
+            }
+            Ok(())
+        })
+    }
     const SCHEME: Scheme = Scheme::Float;
     fn linear(&self, i: usize, x: In<'_, f32, A>, y: Out<'_, A, f32>) -> Result<(), Error> {
         let t = &self.t[i];
@@ -1299,17 +1588,17 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
     }
 }
 
-/// Streams a float blob of graph `g` (weights `W` of the blob's dtype, activations `A`).
+/// Streams a float blob of node list `nodes` (weights `W` of the blob's dtype, activations
+/// `A`).
 pub(crate) fn run_float<W: Elem, A: Elem + bytemuck::Pod, S: RowSource<f32>, K: RowSink<f32>>(
     m: &Model<'_>,
-    g: &'static super::Graph,
+    nodes: &'static [Node],
     d: Dims,
     strip: usize,
     src: &mut S,
     sink: &mut K,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
-    let nodes = g.nodes;
     let tensors =
         |i| super::float::node_tensors(nodes, i, |k| m.graph_weights::<W>(k), |k| m.f32s(k));
     let ops = FloatOps::<W, A>::new(nodes, d, tensors)?;

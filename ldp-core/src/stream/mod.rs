@@ -29,8 +29,10 @@
 //! **Architectures.**
 //! * `ldp`: rows and column strips, by the graph row executor (`graph::rows`: stages, rings and
 //!   strips derived from the node list; [`ldp_scratch_bytes`]).
-//! * `mobilevlm-v2`: rows (full width); the adaptive pool accumulates the rows of each open bin,
-//!   the PEG conv keeps three pooled rows.
+//! * `mobilevlm-v2`: rows (full width), by the same graph row executor: the MLP runs on pixel
+//!   chunks read straight from the source, the adaptive pool accumulates each chunk into its
+//!   open bins (no rows of the MLP are kept), the PEG conv keeps three pooled rows
+//!   ([`v2_scratch_bytes`]).
 //! * `mobilevlm-v1`: its squeeze-excitations need the mean of whole maps, so it runs in three
 //!   passes over the input: pass 1 accumulates block 1's SE mean, pass 2 recomputes block 1 with
 //!   its gate and accumulates block 2's SE mean, pass 3 recomputes everything and emits the
@@ -43,16 +45,14 @@
 pub mod kernels;
 mod params;
 mod v1;
-mod v2;
 
 use crate::arch::ldp::LdpConfig;
 use crate::arch::mobilevlm_v1::V1Config;
-use crate::arch::mobilevlm_v2::{V2Config, POOL};
+use crate::arch::mobilevlm_v2::V2Config;
 use crate::blob::{DType, Model, ModelConfig};
 use crate::error::Error;
 
 pub use v1::{v1_float, v1_i8};
-pub use v2::{v2_float, v2_i8};
 
 /// Pixels per chunk between pointwise layers (the chunks of `b`, `f` and `y`).
 pub const CHUNK: usize = 2;
@@ -360,38 +360,19 @@ pub const fn ldp_macs(cfg: &LdpConfig, strip: usize) -> usize {
     }
 }
 
-/// Pooled rows of MobileVLM V2 whose bins are open at the same time (accumulator rows).
-pub(crate) const fn v2_open_rows(h: usize) -> usize {
-    let mut best = 0;
-    let mut t = 0;
-    while t < h {
-        let mut n = 0;
-        let mut i = 0;
-        while i < POOL {
-            let (s, e) = crate::kernels::pool::bin(i, h, POOL);
-            if s <= t && t < e {
-                n += 1;
-            }
-            i += 1;
-        }
-        if n > best {
-            best = n;
-        }
-        t += 1;
-    }
-    best
-}
-
 /// Scratch bytes of streaming MobileVLM V2 for element sizes `(input, activation, output)`.
 pub const fn v2_scratch_bytes(cfg: &V2Config, sizes: (usize, usize, usize)) -> usize {
-    let (sx, sa, sy) = sizes;
-    let c = cfg.c_out;
-    r16(CHUNK * cfg.c_in * sx) // x chunk
-        + r16(CHUNK * c * sa) // h1 chunk
-        + r16(CHUNK * c * sa) // m chunk
-        + r16(v2_open_rows(cfg.h) * POOL * c * 4) // pool accumulators (i32 / f32)
-        + r16(3 * POOL * c * sa) // pooled rows: 3-row window of the PEG conv
-        + r16(POOL * c * sy) // output row
+    use crate::graph::plan::Scheme;
+    let scheme = if sizes.1 == 1 {
+        Scheme::Int8
+    } else {
+        Scheme::Float
+    };
+    let nodes = crate::graph::mobilevlm_v2::nodes_for(cfg.tokens_in());
+    match crate::graph::rows::layout(nodes, cfg.dims(), FULL_WIDTH, scheme) {
+        Ok(l) => crate::graph::rows::scratch_bytes(&l, cfg.dims(), sizes),
+        Err(_) => 0,
+    }
 }
 
 /// Scratch bytes of streaming MobileVLM V1 (three passes) for element sizes
@@ -554,7 +535,11 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
             crate::graph::rows::run(nodes, c.dims(), strip, &ops, src, sink, scratch)
         }
         ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
-        ModelConfig::MobileVlmV2(_) => v2_i8(m, src, sink, scratch),
+        ModelConfig::MobileVlmV2(c) => {
+            let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+            let ops = crate::graph::rows::I8Ops::new(m, nodes, c.dims())?;
+            crate::graph::rows::run(nodes, c.dims(), FULL_WIDTH, &ops, src, sink, scratch)
+        }
         ModelConfig::Graph(c) => crate::graph::stream::forward_q(m, &c, src, sink, scratch),
     }
 }
@@ -619,7 +604,7 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
     match (m.config(), m.dtype()) {
         (ModelConfig::Ldp(c), DType::F32) => crate::graph::rows::run_float::<f32, f32, _, _>(
             m,
-            &crate::graph::ldp::GRAPH,
+            crate::graph::ldp::NODES,
             c.dims(),
             strip,
             src,
@@ -628,7 +613,7 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
         ),
         (ModelConfig::Ldp(c), DType::F16) => crate::graph::rows::run_float::<f16, f16, _, _>(
             m,
-            &crate::graph::ldp::GRAPH,
+            crate::graph::ldp::NODES,
             c.dims(),
             strip,
             src,
@@ -642,10 +627,26 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
             v1_float::<f16, f16, _, _>(&c, &m.v1_weights()?, src, sink, scratch)
         }
         (ModelConfig::MobileVlmV2(c), DType::F32) => {
-            v2_float::<f32, f32, _, _>(&c, &m.v2_weights()?, src, sink, scratch)
+            crate::graph::rows::run_float::<f32, f32, _, _>(
+                m,
+                crate::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
+                c.dims(),
+                FULL_WIDTH,
+                src,
+                sink,
+                scratch,
+            )
         }
         (ModelConfig::MobileVlmV2(c), DType::F16) => {
-            v2_float::<f16, f16, _, _>(&c, &m.v2_weights()?, src, sink, scratch)
+            crate::graph::rows::run_float::<f16, f16, _, _>(
+                m,
+                crate::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
+                c.dims(),
+                FULL_WIDTH,
+                src,
+                sink,
+                scratch,
+            )
         }
         (ModelConfig::Graph(c), DType::F32) => {
             crate::graph::stream::forward_float::<f32, f32, _, _>(m, &c, src, sink, scratch)
