@@ -16,7 +16,7 @@ use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
 use ldp_core::kernels::pointwise::pointwise;
 use ldp_core::quant::fixed::encode_multiplier;
-use ldp_core::quant::specs::{conv_shift_word, v1_meta as V1, v2_meta as V2};
+use ldp_core::quant::specs::{conv_shift_word, v1_meta as V1};
 use ldp_core::{DType, ModelConfig};
 
 mod graph;
@@ -949,7 +949,8 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         if let ModelConfig::Graph(c) = m.config() {
             return graph::quantize_a16(m, &r, &c);
         }
-        return quantize_v2_a16(m, &r);
+        let (nodes, d) = graph::dag(m.config()).context("internal: V2 is a graph")?;
+        return graph::quantize_a16_appended(m, &r, nodes, d);
     }
     let heavy = crest > HEAVY_CREST;
     let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));
@@ -1127,144 +1128,6 @@ const A16_HEADROOM: f64 = 4.0;
 /// Half-width of the 16-bit GELU table's real interval (`[-6, 6]`; outside it GELU is 0 or the
 /// identity to within 6·Φ(−6) ≈ 6·10⁻⁹).
 const A16_GELU_T: f64 = 6.0;
-
-/// V2's layers after the input in a 16-bit-activation blob ([`quantize_v2_a16`]; the int8 blob
-/// is written by the graph walk, `int8/graph.rs`): the activation
-/// entries of `h1p`, `h1`, `m`, `d` (and `y` via the ADD), `fc1` on inputs of scale `xs` and zero
-/// point `xz` (per tensor or per channel), `fc2`, the PEG conv (both with any bias correction of
-/// the range search) and the ADD. The GELU table is the caller's.
-#[allow(clippy::too_many_arguments)]
-fn v2_layers(
-    m: &FloatModel,
-    r: &Ranges,
-    o: &mut Out,
-    c: &ldp_core::arch::mobilevlm_v2::V2Config,
-    xs: &[f32],
-    xz: &[i32],
-    [h1p, h1, mm, d, y]: [QP; 5],
-) -> anyhow::Result<()> {
-    let (co, w) = (c.c_out, |n: &str| t(m, n));
-    for (i, v) in [
-        (V2::Z_H1P, h1p),
-        (V2::Z_H1, h1),
-        (V2::Z_M, mm),
-        (V2::Z_D, d),
-    ] {
-        o.act(i, v);
-    }
-    o.conv(
-        "mlp.mlp.0",
-        conv(
-            w("mlp.mlp.0.weight")?,
-            Some(w("mlp.mlp.0.bias")?),
-            co,
-            c.c_in,
-            xs,
-            xz,
-            h1p.scale,
-            false,
-        ),
-        V2::FC1_SHIFT,
-    );
-    o.conv(
-        "mlp.mlp.2",
-        conv(
-            w("mlp.mlp.2.weight")?,
-            fb(r, "m", Some(w("mlp.mlp.2.bias")?), co).as_deref(),
-            co,
-            co,
-            &[h1.scale],
-            &[h1.zero],
-            mm.scale,
-            false,
-        ),
-        V2::FC2_SHIFT,
-    );
-    o.conv(
-        "peg.peg.0",
-        conv(
-            w("peg.peg.0.weight")?,
-            fb(r, "d", Some(w("peg.peg.0.bias")?), co).as_deref(),
-            co,
-            9,
-            &[mm.scale],
-            &[mm.zero],
-            d.scale,
-            true,
-        ),
-        V2::PEG_SHIFT,
-    );
-    o.add(d, mm, y, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
-    Ok(())
-}
-
-/// The 16-bit-activation V2 blob (`ldp_core::quant::a16`): symmetric `i16` activations at
-/// [`A16_HEADROOM`]× the calibration set's absolute maximum, saturated for the pointwise
-/// inputs so that `K·127·Q ≤ 2^30`; int8 weights as in the int8 path.
-fn quantize_v2_a16(m: &FloatModel, r: &Ranges) -> anyhow::Result<Vec<u8>> {
-    use ldp_core::quant::a16::{GELU16_LEN, MAX16, PRODUCT_BUDGET};
-    let cfg = m.config();
-    let ModelConfig::MobileVlmV2(c) = cfg else {
-        bail!("internal: 16-bit activations for a non-V2 model");
-    };
-    let co = c.c_out;
-    let amax = |n: &str| -> anyhow::Result<f64> {
-        let o = r
-            .obs
-            .get(n)
-            .with_context(|| format!("internal: no range for `{n}`"))?;
-        Ok((o.min.abs().max(o.max.abs()) as f64).max(1e-6))
-    };
-    let qmax = |k: usize| ((PRODUCT_BUDGET / (127 * k as i64)) as i32).clamp(1, MAX16);
-    let qp = |n: &str, q: i32| -> anyhow::Result<QP> {
-        Ok(QP {
-            scale: (A16_HEADROOM * amax(n)? / q as f64) as f32,
-            zero: 0,
-        })
-    };
-    let (qx, qh1) = (qmax(c.c_in), qmax(co));
-    let x = qp("x", qx)?;
-    let h1p = qp("h1p", MAX16)?;
-    let h1 = qp("h1", qh1)?;
-    let (mm, d, y) = (qp("m", MAX16)?, qp("d", MAX16)?, qp("y", MAX16)?);
-    let mut o = Out::new(V2::LEN_A16);
-    // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
-    o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-    o.t.insert("input.scale".into(), f32b(&[x.scale]));
-    o.t.insert("input.zero".into(), vec![0u8]);
-    o.act(V2::Z_X, x);
-    v2_layers(m, r, &mut o, &c, &[x.scale], &[0], [h1p, h1, mm, d, y])?;
-    // GELU: a 513-entry table over [-T, T] in output units, interpolated in 1/128 steps.
-    let step = A16_GELU_T / 256.0;
-    let (sp, sh) = (h1p.scale as f64, h1.scale as f64);
-    let lut: Vec<i16> = (0..GELU16_LEN)
-        .map(|j| {
-            let v = gelu64((j as f64 - 256.0) * step) / sh;
-            v.round().clamp(-(qh1 as f64), qh1 as f64) as i16
-        })
-        .collect();
-    o.t.insert("gelu.lut16".into(), i16b(&lut));
-    let (pm, ps) = encode_multiplier(sp / step * 128.0);
-    let (im, is) = encode_multiplier(sp / sh);
-    for (i, v) in [
-        (V2::Q_X, qx),
-        (V2::Q_H1, qh1),
-        (V2::GELU_PM, pm),
-        (V2::GELU_PS, ps),
-        (V2::GELU_IM, im),
-        (V2::GELU_IS, is),
-    ] {
-        o.meta[i] = v;
-    }
-    if !o.problems.is_empty() {
-        anyhow::bail!(
-            "int8 (16-bit activations): {}. Check the calibration inputs (are they typical inputs \
-             of this model?), try --activations int8, or use f16",
-            o.problems.join(", ")
-        );
-    }
-    o.assemble(&cfg, FLAG_ACT16)
-}
 
 /// Output error of the int8 blob over the calibration set, per sample: `(‖y_q − y‖², ‖y‖²)`.
 fn blob_errors(

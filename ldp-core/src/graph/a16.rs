@@ -14,7 +14,8 @@
 //!
 //! The f32 boundary and the scratch sizes are [`crate::quant::a16`]'s, which dispatches here.
 
-use super::{meta, Act, GraphConfig};
+use super::plan::{input_shape, plan, Dims, Place, Scheme};
+use super::{meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::{check_len, Error};
@@ -204,4 +205,164 @@ pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(
     let cfg = graph_config(m)?;
     let p = Params::new(m)?;
     dequantize16(yq, p.s(super::int8::output_meta(&cfg)), y)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node lists with the parameters appended (MobileVLM V2's 16-bit blobs).
+
+/// `quant.meta` of a node list's 16-bit blob in the *appended* form (MobileVLM V2's): the int8
+/// layout ([`meta::node`], every zero point 0, scales at the same indices), then the input's
+/// saturation, then per GELU node (in node order) its output saturation, table position
+/// multiplier and shift, and identity multiplier and shift. The table is `table.lut16`.
+pub mod appended {
+    use crate::graph::{meta, Act, Node};
+
+    /// Index of the input's saturation.
+    pub const fn q_x(nodes: &[Node]) -> usize {
+        meta::total(nodes)
+    }
+    /// Index of GELU node `i`'s five entries (saturation, position multiplier and shift,
+    /// identity multiplier and shift), or 0 when `i` has no GELU.
+    pub const fn gelu(nodes: &[Node], i: usize) -> usize {
+        let mut g = 0;
+        let mut k = 0;
+        while k < i && k < nodes.len() {
+            if let Act::Gelu = nodes[k].act() {
+                g += 1;
+            }
+            k += 1;
+        }
+        if i < nodes.len() && matches!(nodes[i].act(), Act::Gelu) {
+            meta::total(nodes) + 1 + 5 * g
+        } else {
+            0
+        }
+    }
+    /// Length of `quant.meta`.
+    pub const fn len(nodes: &[Node]) -> usize {
+        let mut g = 0;
+        let mut k = 0;
+        while k < nodes.len() {
+            if let Act::Gelu = nodes[k].act() {
+                g += 1;
+            }
+            k += 1;
+        }
+        meta::total(nodes) + 1 + 5 * g
+    }
+}
+
+/// The 16-bit integer forward pass of node list `nodes` in the appended form ([`appended`]):
+/// `i16` input to `i16` output, `scratch` at least the [`Scheme::Int16`] plan's length (bytes,
+/// 2-byte aligned). Linear layers are [`pointwise16`], a GELU [`gelu16_inplace`] clamped to its
+/// saturation, pools [`crate::quant::a16::avg_pool16`], depthwise convs
+/// [`crate::quant::a16::depthwise16`] and residual adds [`crate::quant::a16::add16_inplace`].
+pub(crate) fn forward_nodes16(
+    m: &Model<'_>,
+    nodes: &[Node],
+    d: Dims,
+    x: &[i16],
+    y: &mut [i16],
+    scratch: &mut [u8],
+    mut t: Trace<'_>,
+) -> Result<(), Error> {
+    use crate::quant::a16::{add16_inplace, avg_pool16, depthwise16};
+    let pl = plan(nodes, d, Scheme::Int16).map_err(Error::InvalidConfig)?;
+    check_len("16-bit input", x, input_shape(d).elems())?;
+    check_len("16-bit output", y, pl.shape[nodes.len() - 1].elems())?;
+    if scratch.len() < pl.len {
+        return Err(Error::ScratchTooSmall {
+            need: pl.len,
+            have: scratch.len(),
+        });
+    }
+    let p = Params::new(m)?;
+    let bad = Error::InvalidConfig("graph: a 16-bit plan overlaps a read and a write");
+    let range = |k: usize| match pl.place[k] {
+        Place::Arena(o) => Some(o..o + 2 * pl.shape[k].elems()),
+        Place::Output => None,
+    };
+    for (i, nd) in nodes.iter().enumerate() {
+        let mi = meta::node(nodes, i);
+        let xs = match pl.input[i] {
+            Resolved::Input => input_shape(d),
+            Resolved::Node(k) => pl.shape[k],
+        };
+        let ys = pl.shape[i];
+        let (lo, dst, hi, base): (&[u8], &mut [u8], &[u8], usize) = match range(i) {
+            Some(r) => {
+                let (lo, rest) = scratch.split_at_mut(r.start);
+                let (mid, hi) = rest.split_at_mut(r.end - r.start);
+                (&*lo, mid, &*hi, r.end)
+            }
+            None => (&scratch[..], &mut [][..], &[][..], 0),
+        };
+        let read = |src: Resolved| -> Result<&[i16], Error> {
+            let k = match src {
+                Resolved::Input => return Ok(x),
+                Resolved::Node(k) => k,
+            };
+            let r = range(k).ok_or(bad)?;
+            let bytes = if r.end <= lo.len() {
+                &lo[r]
+            } else if r.start >= base {
+                hi.get(r.start - base..r.end - base).ok_or(bad)?
+            } else {
+                return Err(bad);
+            };
+            bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned { what: "scratch" })
+        };
+        let out: &mut [i16] = match range(i) {
+            Some(_) => bytemuck::try_cast_slice_mut(dst)
+                .map_err(|_| Error::Misaligned { what: "scratch" })?,
+            None => &mut *y,
+        };
+        let xv = read(pl.input[i])?;
+        match nd.op {
+            Op::Linear { .. } => {
+                let q = p.conv(nd.name, mi.shift, 0, 0, None)?;
+                pointwise16(xv, xs.c, &q, ys.c, &mut *out)?;
+                if let Act::Gelu = nd.act() {
+                    trace(&mut t, nd.pre, &[], 0, p.s(mi.pre));
+                    let g = appended::gelu(nodes, i);
+                    let gelu = Gelu16 {
+                        lut: p.m.i16s(idx(p.m, nd.table_name(), ".lut16")?)?,
+                        pos_mult: p.z(g + 1),
+                        pos_shift: p.z(g + 2),
+                        id_mult: p.z(g + 3),
+                        id_shift: p.z(g + 4),
+                        clamp: p.z(g),
+                    };
+                    gelu16_inplace(&mut *out, &gelu)?;
+                }
+                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+            }
+            Op::Pool { .. } => {
+                avg_pool16(xv, xs.h, xs.w, xs.c, &mut *out, ys.h, ys.w)?;
+                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+            }
+            Op::Depthwise { stride, add } => {
+                let sh = crate::kernels::depthwise::DwShape {
+                    h: xs.h,
+                    w: xs.w,
+                    c: xs.c,
+                    stride: stride as usize,
+                };
+                depthwise16(sh, xv, &p.conv(nd.name, mi.shift, 0, 0, None)?, &mut *out)?;
+                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                if let (Some(r), Some(src)) = (add, pl.residual[i]) {
+                    let a = mi.add;
+                    let q = p.add(0, 0, a, a + 1, a + 2, a + 3);
+                    add16_inplace(&mut *out, read(src)?, &q)?;
+                    trace(&mut t, r.value, &[], 0, p.s(a + 3));
+                }
+            }
+            Op::LayerNorm { .. } | Op::Resize { .. } => {
+                return Err(Error::Unsupported(
+                    "16-bit activations do not cover LayerNorm or resize nodes",
+                ))
+            }
+        }
+    }
+    Ok(())
 }

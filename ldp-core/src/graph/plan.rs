@@ -104,6 +104,9 @@ pub enum Scheme {
     /// int8 executors: units are bytes, each value rounded up to 16; a Linear feeding a
     /// LayerNorm writes 16 bits per element; nothing runs in place.
     Int8,
+    /// 16-bit-activation executors: units are bytes, two per element, each value rounded up to
+    /// 16; nothing runs in place.
+    Int16,
 }
 
 const fn r16(n: usize) -> usize {
@@ -117,6 +120,7 @@ const fn units(nodes: &[Node], scheme: Scheme, i: usize, s: Shape) -> usize {
             let wide = matches!(nodes[i].op, Op::Linear { .. }) && super::feeds_norm(nodes, i);
             r16(if wide { 2 } else { 1 } * s.elems())
         }
+        Scheme::Int16 => r16(2 * s.elems()),
     }
 }
 

@@ -113,7 +113,7 @@ pub(crate) const fn tap_rows(
     scheme: Scheme,
 ) -> (usize, usize) {
     match scheme {
-        Scheme::Int8 => {
+        Scheme::Int8 | Scheme::Int16 => {
             let (a, b, _) = taps_q10(d, n_in, n_out);
             (a, b)
         }

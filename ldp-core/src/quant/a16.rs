@@ -26,10 +26,8 @@
 //!   `round((a·m_a + b·m_b) / 2^shift)` in `i64`.
 
 use super::fixed::requant;
-use super::graph::{idx, split16, trace, Params};
+use super::graph::{idx, split16, Params};
 use super::kernels::{finish, AddQ, ConvQ};
-use crate::arch::mobilevlm_v2::POOL;
-use crate::blob::int8::v2_meta as V2;
 use crate::blob::{Model, ModelConfig};
 use crate::error::{check_len, Error};
 use crate::kernels::depthwise::int8::check_dw;
@@ -425,18 +423,17 @@ const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
-/// Bytes of scratch [`forward_i16`] needs: for V2 two 16-bit maps of `max(N, 144) · c_out`, for
+/// Bytes of scratch [`forward_i16`] needs: for V2 its graph's 16-bit memory plan, for
 /// a graph architecture [`crate::graph::a16::scratch_bytes_i16`].
 pub const fn scratch_bytes_i16(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Graph(g) => crate::graph::a16::scratch_bytes_i16(g),
         ModelConfig::MobileVlmV2(c) => {
-            let n = if c.tokens_in() > POOL * POOL {
-                c.tokens_in()
-            } else {
-                POOL * POOL
-            };
-            2 * r16(2 * n * c.c_out)
+            let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+            match crate::graph::plan::plan(nodes, c.dims(), crate::graph::plan::Scheme::Int16) {
+                Ok(p) => p.len,
+                Err(_) => 0,
+            }
         }
         _ => 0,
     }
@@ -468,71 +465,19 @@ pub fn forward_i16(
     x: &[i16],
     y: &mut [i16],
     scratch: &mut [u8],
-    mut t: super::Trace<'_>,
+    t: super::Trace<'_>,
 ) -> Result<(), Error> {
     if let ModelConfig::Graph(_) = m.config() {
         return crate::graph::a16::forward_i16(m, x, y, scratch, t);
     }
-    let p = params(m)?;
+    params(m)?;
     let ModelConfig::MobileVlmV2(c) = m.config() else {
         return Err(Error::Unsupported(
-            "16-bit activations exist for MobileVLM V2 only",
+            "16-bit activations exist for MobileVLM V2 and graph architectures only",
         ));
     };
-    let (co, n) = (c.c_out, c.tokens_in());
-    check_len("input", x, c.input_len())?;
-    check_len("output", y, c.output_len())?;
-    let need = scratch_bytes_i16(&m.config());
-    if scratch.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: scratch.len(),
-        });
-    }
-    let nmax = n.max(POOL * POOL);
-    let (a, rest) = split16(scratch, nmax * co)?;
-    let (b, _) = split16(rest, nmax * co)?;
-    let gelu = Gelu16 {
-        lut: m.i16s(idx(m, "gelu.lut16", "")?)?,
-        pos_mult: p.z(V2::GELU_PM),
-        pos_shift: p.z(V2::GELU_PS),
-        id_mult: p.z(V2::GELU_IM),
-        id_shift: p.z(V2::GELU_IS),
-        clamp: p.z(V2::Q_H1),
-    };
-    let fc1 = p.conv("mlp.mlp.0", V2::FC1_SHIFT, 0, 0, None)?;
-    let fc2 = p.conv("mlp.mlp.2", V2::FC2_SHIFT, 0, 0, None)?;
-    let peg = p.conv("peg.peg.0", V2::PEG_SHIFT, 0, 0, None)?;
-    pointwise16(x, c.c_in, &fc1, co, &mut a[..n * co])?;
-    trace(&mut t, "h1p", &[], 0, p.s(V2::Z_H1P));
-    gelu16_inplace(&mut a[..n * co], &gelu)?;
-    trace(&mut t, "h1", &[], 0, p.s(V2::Z_H1));
-    let np = POOL * POOL;
-    let pooled: &[i16] = if c.pool_first() {
-        avg_pool16(&a[..n * co], c.h, c.h, co, &mut b[..np * co], POOL, POOL)?;
-        trace(&mut t, "pooled", &[], 0, p.s(V2::Z_H1));
-        pointwise16(&b[..np * co], co, &fc2, co, &mut a[..np * co])?;
-        trace(&mut t, "m", &[], 0, p.s(V2::Z_M));
-        &a[..np * co]
-    } else {
-        pointwise16(&a[..n * co], co, &fc2, co, &mut b[..n * co])?;
-        trace(&mut t, "m", &[], 0, p.s(V2::Z_M));
-        avg_pool16(&b[..n * co], c.h, c.h, co, &mut a[..np * co], POOL, POOL)?;
-        trace(&mut t, "pooled", &[], 0, p.s(V2::Z_M));
-        &a[..np * co]
-    };
-    let sh = DwShape {
-        h: POOL,
-        w: POOL,
-        c: co,
-        stride: 1,
-    };
-    depthwise16(sh, pooled, &peg, y)?;
-    trace(&mut t, "d", &[], 0, p.s(V2::Z_D));
-    let add = p.add(0, 0, V2::ADD_MA, V2::ADD_MB, V2::ADD_SHIFT, V2::Z_Y);
-    add16_inplace(y, pooled, &add)?;
-    trace(&mut t, "y", &[], 0, p.s(V2::Z_Y));
-    Ok(())
+    let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+    crate::graph::a16::forward_nodes16(m, nodes, c.dims(), x, y, scratch, t)
 }
 
 /// Quantizes a channels-last f32 input as a 16-bit-activation blob expects.
@@ -544,7 +489,8 @@ pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), 
     let scale = m.f32s(idx(m, "input.scale", "")?)?;
     check_len("input scale", scale, 1)?;
     check_len("input", x, m.config().input_len())?;
-    quantize16(x, scale[0], p.z(V2::Q_X), xq)
+    let q_x = crate::graph::a16::appended::q_x(crate::graph::mobilevlm_v2::NODES);
+    quantize16(x, scale[0], p.z(q_x), xq)
 }
 
 /// Dequantizes the 16-bit output.
@@ -553,7 +499,13 @@ pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(
         return crate::graph::a16::dequantize_output16(m, yq, y);
     }
     let p = params(m)?;
-    dequantize16(yq, p.s(V2::Z_Y), y)
+    dequantize16(
+        yq,
+        p.s(crate::graph::meta::output(
+            crate::graph::mobilevlm_v2::NODES,
+        )),
+        y,
+    )
 }
 
 /// f32-in, f32-out forward pass of a 16-bit-activation blob (`scratch`: [`scratch_bytes`]).

@@ -507,3 +507,138 @@ pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyho
     }
     o.assemble(&ModelConfig::Graph(*c), FLAG_ACT16)
 }
+
+/// The 16-bit-activation blob of a node list in the appended form
+/// (`ldp_core::graph::a16::appended`; MobileVLM V2's): symmetric `i16` activations at
+/// [`super::A16_HEADROOM`]× the calibration set's absolute maximum — saturated for the Linear
+/// that reads them so that `K·127·Q ≤ 2^30` (the input, a GELU's output), else at 32767 —, int8
+/// weights as in the int8 path, each GELU a 513-entry table interpolated in 1/128 steps, its
+/// parameters appended to `quant.meta`.
+pub(super) fn quantize_a16_appended(
+    m: &FloatModel,
+    r: &Ranges,
+    nodes: &[Node],
+    d: Dims,
+) -> anyhow::Result<Vec<u8>> {
+    use ldp_core::graph::a16::appended;
+    use ldp_core::quant::a16::{GELU16_LEN, MAX16, PRODUCT_BUDGET};
+    let pl = plan(nodes, d, Scheme::Int16).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
+    let amax = |n: &str| -> anyhow::Result<f64> {
+        let o = r
+            .obs
+            .get(n)
+            .with_context(|| format!("internal: no range for `{n}`"))?;
+        Ok((o.min.abs().max(o.max.abs()) as f64).max(1e-6))
+    };
+    let qmax = |k: usize| ((PRODUCT_BUDGET / (127 * k as i64)) as i32).clamp(1, MAX16);
+    let qp = |n: &str, q: i32| -> anyhow::Result<QP> {
+        Ok(QP {
+            scale: (super::A16_HEADROOM * amax(n)? / q as f64) as f32,
+            zero: 0,
+        })
+    };
+    let mut o = Out::new(appended::len(nodes));
+    // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
+    o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
+    let qx = qmax(d.c_in);
+    let x = qp("x", qx)?;
+    o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
+    o.t.insert("input.zero".into(), vec![0u8]);
+    o.act(meta::Z_X, x);
+    o.meta[appended::q_x(nodes)] = qx;
+    let mut res: Vec<QP> = Vec::with_capacity(nodes.len());
+    for (i, nd) in nodes.iter().enumerate() {
+        let mi = meta::node(nodes, i);
+        let inq = match pl.input[i] {
+            Resolved::Input => x,
+            Resolved::Node(k) => res[k],
+        };
+        let (ci, co) = (
+            match pl.input[i] {
+                Resolved::Input => d.c_in,
+                Resolved::Node(k) => pl.shape[k].c,
+            },
+            pl.shape[i].c,
+        );
+        let result = match nd.op {
+            Op::Linear { act, .. } => {
+                let (w, b) = tensors(m, nodes, i)?;
+                // A GELU's output feeds the next Linear (through a pool at most): its
+                // saturation keeps that Linear's products within the budget.
+                let q_out = if act == Act::Gelu { qmax(co) } else { MAX16 };
+                let out = qp(nd.value, q_out)?;
+                let pre = match act {
+                    Act::Gelu => qp(pre_of(nd), MAX16)?,
+                    Act::None => out,
+                };
+                let fix = match act {
+                    Act::Gelu => pre_of(nd),
+                    Act::None => nd.value,
+                };
+                let bias = fb(r, fix, Some(b), co).context("internal: bias")?;
+                let cv = conv(w, Some(&bias), co, ci, &[inq.scale], &[0], pre.scale, false);
+                o.conv(nd.name, cv, mi.shift);
+                o.act(mi.pre, pre);
+                o.act(mi.out, out);
+                if act == Act::Gelu {
+                    // The table covers [-T, T] of the pre-activation in 1/256 steps; right of
+                    // it GELU is the identity to within 1e-9.
+                    let step = super::A16_GELU_T / 256.0;
+                    let (sp, sh) = (pre.scale as f64, out.scale as f64);
+                    let lut: Vec<i16> = (0..GELU16_LEN)
+                        .map(|j| {
+                            let v = gelu64((j as f64 - 256.0) * step) / sh;
+                            v.round().clamp(-(q_out as f64), q_out as f64) as i16
+                        })
+                        .collect();
+                    o.t.insert(format!("{}.lut16", nd.table_name()), super::i16b(&lut));
+                    let (pm, ps) = encode_multiplier(sp / step * 128.0);
+                    let (im, is) = encode_multiplier(sp / sh);
+                    let g = appended::gelu(nodes, i);
+                    o.meta[g..g + 5].copy_from_slice(&[q_out, pm, ps, im, is]);
+                }
+                out
+            }
+            Op::Pool { .. } => inq,
+            Op::Depthwise { add, .. } => {
+                let (w, b) = tensors(m, nodes, i)?;
+                let dq = qp(nd.value, MAX16)?;
+                let bias = fb(r, nd.value, Some(b), co);
+                let cv = conv(
+                    w,
+                    bias.as_deref(),
+                    co,
+                    9,
+                    &[inq.scale],
+                    &[0],
+                    dq.scale,
+                    true,
+                );
+                o.conv(nd.name, cv, mi.shift);
+                o.act(mi.out, dq);
+                match (add, pl.residual[i]) {
+                    (Some(a), Some(Resolved::Node(k))) => {
+                        let sum = qp(a.value, MAX16)?;
+                        let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
+                        o.add(dq, res[k], sum, ma, mb, sh, zo);
+                        sum
+                    }
+                    (None, None) => dq,
+                    _ => anyhow::bail!("internal: a residual from the model input"),
+                }
+            }
+            Op::LayerNorm { .. } | Op::Resize { .. } => {
+                anyhow::bail!("16-bit activations do not cover LayerNorm or resize nodes")
+            }
+        };
+        res.push(result);
+    }
+    if !o.problems.is_empty() {
+        anyhow::bail!(
+            "int8 (16-bit activations): {}. Check the calibration inputs (are they typical inputs \
+             of this model?), try --activations int8, or use f16",
+            o.problems.join(", ")
+        );
+    }
+    o.assemble(&m.config(), FLAG_ACT16)
+}
