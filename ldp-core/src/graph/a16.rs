@@ -14,7 +14,7 @@
 //!
 //! The f32 boundary and the scratch sizes are [`crate::quant::a16`]'s, which dispatches here.
 
-use super::plan::{input_shape, plan, Dims, Place, Scheme};
+use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
 use super::{meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model, ModelConfig};
@@ -277,7 +277,7 @@ pub(crate) fn forward_nodes16(
         });
     }
     let p = Params::new(m)?;
-    let bad = Error::InvalidConfig("graph: a 16-bit plan overlaps a read and a write");
+    let bad = Error::InvalidConfig("graph: a node reads the model output");
     let range = |k: usize| match pl.place[k] {
         Place::Arena(o) => Some(o..o + 2 * pl.shape[k].elems()),
         Place::Output => None,
@@ -289,27 +289,13 @@ pub(crate) fn forward_nodes16(
             Resolved::Node(k) => pl.shape[k],
         };
         let ys = pl.shape[i];
-        let (lo, dst, hi, base): (&[u8], &mut [u8], &[u8], usize) = match range(i) {
-            Some(r) => {
-                let (lo, rest) = scratch.split_at_mut(r.start);
-                let (mid, hi) = rest.split_at_mut(r.end - r.start);
-                (&*lo, mid, &*hi, r.end)
-            }
-            None => (&scratch[..], &mut [][..], &[][..], 0),
-        };
+        let (around, dst) = Around::split(&mut *scratch, range(i))?;
         let read = |src: Resolved| -> Result<&[i16], Error> {
             let k = match src {
                 Resolved::Input => return Ok(x),
                 Resolved::Node(k) => k,
             };
-            let r = range(k).ok_or(bad)?;
-            let bytes = if r.end <= lo.len() {
-                &lo[r]
-            } else if r.start >= base {
-                hi.get(r.start - base..r.end - base).ok_or(bad)?
-            } else {
-                return Err(bad);
-            };
+            let bytes = around.get(range(k).ok_or(bad)?)?;
             bytemuck::try_cast_slice(bytes).map_err(|_| Error::Misaligned { what: "scratch" })
         };
         let out: &mut [i16] = match range(i) {

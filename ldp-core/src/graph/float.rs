@@ -2,7 +2,7 @@
 //! reading the input, the last writing the output, the others ping-ponging between two scratch
 //! maps ([`GraphConfig::scratch_len`]).
 
-use super::plan::{input_shape, plan, Dims, Place, Scheme};
+use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
 use super::{Act, Graph, GraphConfig, Node, Op, Resolved};
 use crate::blob::Model;
 use crate::elem::Elem;
@@ -248,30 +248,20 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
             continue;
         }
         // The written range, and the arena split around it for the reads.
-        let (lo, dst, hi, base) = match range(i) {
-            Some(r) => {
-                let (lo, rest) = scratch.split_at_mut(r.start);
-                let (mid, hi) = rest.split_at_mut(r.end - r.start);
-                (&*lo, Wr::A(mid), &*hi, r.end)
-            }
-            None => (&scratch[..], Wr::F(&mut *output), &[][..], 0),
+        let (around, mid) = Around::split(&mut *scratch, range(i))?;
+        let dst = match range(i) {
+            Some(_) => Wr::A(mid),
+            None => Wr::F(&mut *output),
         };
         let read = |src: Resolved| -> Result<Rd<'_, A>, Error> {
-            let k = match src {
-                Resolved::Input => return Ok(Rd::F(input)),
-                Resolved::Node(k) => k,
-            };
-            let r = range(k).ok_or(Error::InvalidConfig(
-                "graph: a node reads the output while writing it",
-            ))?;
-            if r.end <= lo.len() {
-                Ok(Rd::A(&lo[r]))
-            } else if r.start >= base && !hi.is_empty() {
-                Ok(Rd::A(&hi[r.start - base..r.end - base]))
-            } else {
-                Err(Error::InvalidConfig(
-                    "graph: a plan overlaps a read and a write",
-                ))
+            match src {
+                Resolved::Input => Ok(Rd::F(input)),
+                Resolved::Node(k) => {
+                    let r = range(k).ok_or(Error::InvalidConfig(
+                        "graph: a node reads the output while writing it",
+                    ))?;
+                    Ok(Rd::A(around.get(r)?))
+                }
             }
         };
         let x = read(p.input[i])?;

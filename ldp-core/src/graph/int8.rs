@@ -2,7 +2,7 @@
 //! blobs. Every parameter is read from the blob by node name; zero points, scales and shifts
 //! sit in `quant.meta` / `quant.scales` at [`super::meta`]'s indices.
 
-use super::plan::{input_shape, plan, Dims, Place, Scheme};
+use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
 use super::{feeds_norm, meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model};
@@ -248,32 +248,14 @@ pub(crate) fn forward_nodes(
             Resolved::Node(k) => pl.shape[k],
         };
         let ys = pl.shape[i];
-        let (lo, dst, hi, base): (&[u8], &mut [u8], &[u8], usize) = match range(i) {
-            Some(r) => {
-                let (lo, rest) = scratch.split_at_mut(r.start);
-                let (mid, hi) = rest.split_at_mut(r.end - r.start);
-                (&*lo, mid, &*hi, r.end)
-            }
-            None => (&scratch[..], &mut [][..], &[][..], 0),
-        };
+        let (around, dst) = Around::split(&mut *scratch, range(i))?;
         let read = |src: Resolved| -> Result<Q<'_>, Error> {
             let k = match src {
                 Resolved::Input => return Ok(Q::In(x)),
                 Resolved::Node(k) => k,
             };
             let r = range(k).ok_or(Error::InvalidConfig("graph: a node reads the model output"))?;
-            let bytes = if r.end <= lo.len() {
-                &lo[r]
-            } else if r.start >= base {
-                hi.get(r.start - base..r.end - base)
-                    .ok_or(Error::InvalidConfig(
-                        "graph: a plan overlaps a read and a write",
-                    ))?
-            } else {
-                return Err(Error::InvalidConfig(
-                    "graph: a plan overlaps a read and a write",
-                ));
-            };
+            let bytes = around.get(r)?;
             Ok(if wide(k) {
                 Q::I16(
                     bytemuck::try_cast_slice(bytes)

@@ -342,3 +342,62 @@ const fn reads(p: &Plan, j: usize, k: usize) -> bool {
     let b = matches!(p.residual[j], Some(Resolved::Node(x)) if x == k);
     a || b
 }
+
+/// An arena split around the range one node writes: the written range mutable, everything else
+/// readable — the executors' way to read a node's inputs while writing its output without
+/// `unsafe` (the plan guarantees the ranges of values alive together are disjoint; a read that
+/// overlaps the write is an error, not aliasing).
+pub(crate) struct Around<'a, T> {
+    lo: &'a [T],
+    hi: &'a [T],
+    base: usize,
+}
+
+impl<'a, T> Around<'a, T> {
+    /// Splits `buf` around `w` (`None`: nothing written in the arena). Errors when `w` does not
+    /// fit.
+    pub(crate) fn split(
+        buf: &'a mut [T],
+        w: Option<core::ops::Range<usize>>,
+    ) -> Result<(Self, &'a mut [T]), crate::error::Error> {
+        let Some(w) = w else {
+            let base = buf.len();
+            return Ok((
+                Around {
+                    lo: buf,
+                    hi: &[],
+                    base,
+                },
+                &mut [],
+            ));
+        };
+        if w.start > w.end || w.end > buf.len() {
+            return Err(crate::error::Error::InvalidConfig(
+                "graph: a planned range lies outside the arena",
+            ));
+        }
+        let (lo, rest) = buf.split_at_mut(w.start);
+        let (mid, hi) = rest.split_at_mut(w.end - w.start);
+        Ok((
+            Around {
+                lo,
+                hi,
+                base: w.end,
+            },
+            mid,
+        ))
+    }
+    /// The readable range `r`; an error when it overlaps the written one.
+    pub(crate) fn get(&self, r: core::ops::Range<usize>) -> Result<&'a [T], crate::error::Error> {
+        let bad = crate::error::Error::InvalidConfig("graph: a plan overlaps a read and a write");
+        if r.end <= self.lo.len() {
+            self.lo.get(r).ok_or(bad)
+        } else if r.start >= self.base {
+            self.hi
+                .get(r.start - self.base..r.end - self.base)
+                .ok_or(bad)
+        } else {
+            Err(bad)
+        }
+    }
+}

@@ -20,7 +20,7 @@
 //! stage computes exactly its value's range — the halo columns are recomputed by neighbouring
 //! strips ([`layout`] counts those MACs).
 
-use super::plan::{input_shape, plan, Dims, Plan, Scheme, MAX_NODES};
+use super::plan::{input_shape, plan, Around, Dims, Plan, Scheme, MAX_NODES};
 use super::{feeds_norm, Node, Op, Resolved};
 use crate::kernels::resize::int8::taps_q10;
 use crate::kernels::resize::taps;
@@ -859,27 +859,6 @@ struct Ctx<'c, O: RowOps> {
     ops: &'c O,
 }
 
-/// The activation arena split around the ring row being written.
-struct Split<'a, A> {
-    lo: &'a [A],
-    hi: &'a [A],
-    base: usize,
-}
-
-impl<'a, A> Split<'a, A> {
-    fn get(&self, r: core::ops::Range<usize>) -> Result<&'a [A], Error> {
-        if r.end <= self.lo.len() {
-            Ok(&self.lo[r])
-        } else if r.start >= self.base {
-            self.hi
-                .get(r.start - self.base..r.end - self.base)
-                .ok_or(INTERNAL)
-        } else {
-            Err(INTERNAL)
-        }
-    }
-}
-
 impl<O: RowOps> Ctx<'_, O> {
     fn drain<S: RowSource<O::X>, K: RowSink<O::Y>>(
         &mut self,
@@ -918,7 +897,7 @@ impl<O: RowOps> Ctx<'_, O> {
         &self,
         avail: &[usize; MAX_NODES + 1],
         xs: &'r [O::X],
-        sp: &Split<'r, O::A>,
+        sp: &Around<'r, O::A>,
         v: usize,
         j: usize,
         x: usize,
@@ -964,19 +943,13 @@ impl<O: RowOps> Ctx<'_, O> {
         let c_out = p.shape[last].c;
         let pooled_out = self.l.pooled[v];
         // Split the arena around the ring row this stage writes.
-        let (lo, ring_row, hi, base) = if final_stage || pooled_out {
-            (&st.arena[..], &mut [][..], &[][..], st.arena.len())
+        let w = if final_stage || pooled_out {
+            None
         } else {
             let at = self.rings.off[v] + (j % self.l.depth[v].max(1)) * self.rings.stride[v];
-            let len = (o1 - o0) * c_out;
-            if at + len > st.arena.len() {
-                return Err(INTERNAL);
-            }
-            let (lo, rest) = st.arena.split_at_mut(at);
-            let (ring_row, hi) = rest.split_at_mut(len);
-            (&*lo, ring_row, &*hi, at + len)
+            Some(at..at + (o1 - o0) * c_out)
         };
-        let sp = Split { lo, hi, base };
+        let (sp, ring_row) = Around::split(&mut *st.arena, w)?;
         let xs: &[O::X] = st.xs;
         let (t0, t1, yc, mbuf) = (&mut *st.t0, &mut *st.t1, &mut *st.yc, &mut *st.mid);
         let (xc, tz, acc, acc_off) = (&mut *st.xc, &mut *st.tz, &mut *st.acc, st.acc_off);

@@ -601,52 +601,34 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
     scratch: &mut [u8],
 ) -> Result<(), Error> {
     use half::f16;
+    let graph = match m.config() {
+        ModelConfig::Ldp(c) => Some((crate::graph::ldp::NODES, c.dims(), strip)),
+        ModelConfig::MobileVlmV2(c) => Some((
+            crate::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
+            c.dims(),
+            FULL_WIDTH,
+        )),
+        _ => None,
+    };
+    if let Some((nodes, d, strip)) = graph {
+        use crate::graph::rows::run_float;
+        return match m.dtype() {
+            DType::F32 => run_float::<f32, f32, _, _>(m, nodes, d, strip, src, sink, scratch),
+            DType::F16 => run_float::<f16, f16, _, _>(m, nodes, d, strip, src, sink, scratch),
+            DType::Int8 => Err(Error::Unsupported(
+                "forward_float needs an f32 or f16 blob; use forward_i8",
+            )),
+        };
+    }
     match (m.config(), m.dtype()) {
-        (ModelConfig::Ldp(c), DType::F32) => crate::graph::rows::run_float::<f32, f32, _, _>(
-            m,
-            crate::graph::ldp::NODES,
-            c.dims(),
-            strip,
-            src,
-            sink,
-            scratch,
-        ),
-        (ModelConfig::Ldp(c), DType::F16) => crate::graph::rows::run_float::<f16, f16, _, _>(
-            m,
-            crate::graph::ldp::NODES,
-            c.dims(),
-            strip,
-            src,
-            sink,
-            scratch,
-        ),
         (ModelConfig::MobileVlmV1(c), DType::F32) => {
             v1_float::<f32, f32, _, _>(&c, &m.v1_weights()?, src, sink, scratch)
         }
         (ModelConfig::MobileVlmV1(c), DType::F16) => {
             v1_float::<f16, f16, _, _>(&c, &m.v1_weights()?, src, sink, scratch)
         }
-        (ModelConfig::MobileVlmV2(c), DType::F32) => {
-            crate::graph::rows::run_float::<f32, f32, _, _>(
-                m,
-                crate::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
-                c.dims(),
-                FULL_WIDTH,
-                src,
-                sink,
-                scratch,
-            )
-        }
-        (ModelConfig::MobileVlmV2(c), DType::F16) => {
-            crate::graph::rows::run_float::<f16, f16, _, _>(
-                m,
-                crate::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
-                c.dims(),
-                FULL_WIDTH,
-                src,
-                sink,
-                scratch,
-            )
+        (ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_), _) => {
+            Err(Error::Unsupported("internal: graph blobs stream above"))
         }
         (ModelConfig::Graph(c), DType::F32) => {
             crate::graph::stream::forward_float::<f32, f32, _, _>(m, &c, src, sink, scratch)
