@@ -309,15 +309,34 @@ mod tests {
             let nodes = nodes_for(h * h);
             let f = plan(nodes, d, Scheme::Float).unwrap();
             let q = plan(nodes, d, Scheme::Int8).unwrap();
-            let old_i8 = crate::quant::scratch_bytes_i8(&crate::ModelConfig::MobileVlmV2(cfg));
-            std::println!(
-                "v2 {c_in}->{c_out} h{h}: float {} (old {}), int8 {} (old {old_i8})",
+            // The hand-written layouts this plan replaced (commit 2868883): two maps of
+            // `max(N, 144)·C` (int8: each 16-byte rounded).
+            let n = (h * h).max(POOL * POOL);
+            let (old_f, old_i8) = (2 * n * c_out, 2 * (n * c_out).div_ceil(16) * 16);
+            let what = std::format!("v2 {c_in}->{c_out} h{h}");
+            assert!(
+                f.len <= old_f && q.len <= old_i8,
+                "{what}: {} {}",
                 f.len,
-                cfg.scratch_len(),
                 q.len
             );
-            assert!(f.len <= cfg.scratch_len());
-            assert!(q.len <= old_i8);
+            assert_eq!(cfg.scratch_len(), f.len);
+            let mc = crate::ModelConfig::MobileVlmV2(cfg);
+            assert_eq!(crate::quant::scratch_bytes_i8(&mc), q.len);
+            // Streaming: the hand-written streamer's chunks, pool accumulators, 3 pooled rows
+            // and output row, against the graph row executor's layout.
+            let r16 = |b: usize| b.div_ceil(16) * 16;
+            let open = crate::graph::rows::open_bins(h, POOL);
+            for (sx, sa, sy) in [(1, 1, 1), (4, 4, 4), (4, 2, 4)] {
+                let chunk = crate::stream::CHUNK;
+                let old = r16(chunk * c_in * sx)
+                    + 2 * r16(chunk * c_out * sa)
+                    + r16(open * POOL * c_out * 4)
+                    + r16(3 * POOL * c_out * sa)
+                    + r16(POOL * c_out * sy);
+                let new = crate::stream::v2_scratch_bytes(&cfg, (sx, sa, sy));
+                assert!(new < old, "{what} ({sx}, {sa}, {sy}): {new} against {old}");
+            }
         }
     }
 }

@@ -312,7 +312,7 @@ const fn input_pixelwise(nodes: &[Node], p: &Plan, s: &Stages) -> bool {
 
 /// Most bins of `n_out` over `n_in` that contain one input index (the accumulator rows open at
 /// once).
-pub(crate) const fn open_bins(n_in: usize, n_out: usize) -> usize {
+pub const fn open_bins(n_in: usize, n_out: usize) -> usize {
     let mut best = 0;
     let mut t = 0;
     while t < n_in {
