@@ -270,12 +270,7 @@ pub(crate) fn forward_nodes16(
     let pl = plan(nodes, d, Scheme::Int16).map_err(Error::InvalidConfig)?;
     check_len("16-bit input", x, input_shape(d).elems())?;
     check_len("16-bit output", y, pl.shape[nodes.len() - 1].elems())?;
-    if scratch.len() < pl.len {
-        return Err(Error::ScratchTooSmall {
-            need: pl.len,
-            have: scratch.len(),
-        });
-    }
+    pl.fits(scratch.len())?;
     let p = Params::new(m)?;
     let bad = Error::InvalidConfig("graph: a node reads the model output");
     let range = |k: usize| match pl.place[k] {

@@ -216,12 +216,7 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
     let p = plan(nodes, d, Scheme::Float).map_err(Error::InvalidConfig)?;
     check_len("input", input, input_shape(d).elems())?;
     check_len("output", output, p.shape[nodes.len() - 1].elems())?;
-    if scratch.len() < p.len {
-        return Err(Error::ScratchTooSmall {
-            need: p.len,
-            have: scratch.len(),
-        });
-    }
+    p.fits(scratch.len())?;
     let range = |k: usize| match p.place[k] {
         Place::Arena(o) => Some(o..o + p.shape[k].elems()),
         Place::Output => None,

@@ -223,12 +223,7 @@ pub(crate) fn forward_nodes(
         QInput::I16(x) => check_len("16-bit input", x, n_in)?,
     }
     check_len("int8 output", y, pl.shape[nodes.len() - 1].elems())?;
-    if scratch.len() < pl.len {
-        return Err(Error::ScratchTooSmall {
-            need: pl.len,
-            have: scratch.len(),
-        });
-    }
+    pl.fits(scratch.len())?;
     let p = Params::new(m)?;
     let wide = |k: usize| nodes[k].is_linear() && feeds_norm(nodes, k);
     // Byte range of node k's value in the arena.

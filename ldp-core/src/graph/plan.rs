@@ -75,6 +75,19 @@ pub struct Plan {
     pub len: usize,
 }
 
+impl Plan {
+    /// `Ok` when an arena of `have` units holds the plan.
+    pub(crate) fn fits(&self, have: usize) -> Result<(), crate::error::Error> {
+        if have < self.len {
+            return Err(crate::error::Error::ScratchTooSmall {
+                need: self.len,
+                have,
+            });
+        }
+        Ok(())
+    }
+}
+
 const EMPTY: Shape = Shape { h: 0, w: 0, c: 0 };
 
 /// The input shape of the model.

@@ -429,31 +429,56 @@ pub(super) fn quantize(
     Ok(())
 }
 
+/// The saturation of a 16-bit activation read by a Linear of `k` inputs: `k·127·Q ≤ 2^30`.
+fn qmax16(k: usize) -> i32 {
+    use ldp_core::quant::a16::{MAX16, PRODUCT_BUDGET};
+    ((PRODUCT_BUDGET / (127 * k.max(1) as i64)) as i32).clamp(1, MAX16)
+}
+
+/// The symmetric 16-bit quantization of activation `n` saturated at `q`:
+/// [`super::A16_HEADROOM`]× its calibrated absolute maximum at `q`.
+fn qp16(r: &Ranges, n: &str, q: i32) -> anyhow::Result<QP> {
+    let o = r
+        .obs
+        .get(n)
+        .with_context(|| format!("internal: no range for `{n}`"))?;
+    let amax = (o.min.abs().max(o.max.abs()) as f64).max(1e-6);
+    Ok(QP {
+        scale: (super::A16_HEADROOM * amax / q as f64) as f32,
+        zero: 0,
+    })
+}
+
+/// A 16-bit GELU's 513-entry table (clamped to `±q`) and its parameters: position multiplier
+/// and shift, identity multiplier and shift. The table covers [-T, T] of the pre-activation in
+/// 1/256 steps; right of it GELU is the identity to within 1e-9.
+fn gelu16_table(pre: QP, out: QP, q: i32) -> (Vec<i16>, [i32; 4]) {
+    use ldp_core::quant::a16::GELU16_LEN;
+    let step = super::A16_GELU_T / 256.0;
+    let (sp, sh) = (pre.scale as f64, out.scale as f64);
+    let lut = (0..GELU16_LEN)
+        .map(|j| {
+            let v = gelu64((j as f64 - 256.0) * step) / sh;
+            v.round().clamp(-(q as f64), q as f64) as i16
+        })
+        .collect();
+    let (pm, ps) = encode_multiplier(sp / step * 128.0);
+    let (im, is) = encode_multiplier(sp / sh);
+    (lut, [pm, ps, im, is])
+}
+
 /// The blob of a graph model with 16-bit activations (`ldp_core::graph::a16`; V2's scheme):
 /// symmetric `i16` activations at [`super::A16_HEADROOM`]× the calibration set's absolute
 /// maximum, saturated where a Linear reads them so that `K·127·Q ≤ 2^30`; int8 weights as in
 /// the int8 path; each GELU a 513-entry table interpolated in 1/128 steps.
 pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyhow::Result<Vec<u8>> {
-    use ldp_core::quant::a16::{GELU16_LEN, MAX16, PRODUCT_BUDGET};
-    let amax = |n: &str| -> anyhow::Result<f64> {
-        let o = r
-            .obs
-            .get(n)
-            .with_context(|| format!("internal: no range for `{n}`"))?;
-        Ok((o.min.abs().max(o.max.abs()) as f64).max(1e-6))
-    };
-    let qmax = |k: usize| ((PRODUCT_BUDGET / (127 * k.max(1) as i64)) as i32).clamp(1, MAX16);
-    let qp = |n: &str, q: i32| -> anyhow::Result<QP> {
-        Ok(QP {
-            scale: (super::A16_HEADROOM * amax(n)? / q as f64) as f32,
-            zero: 0,
-        })
-    };
+    use ldp_core::quant::a16::MAX16;
+    let qp = |n: &str, q: i32| qp16(r, n, q);
     let nodes = c.nodes();
     let mut o = Out::new(meta::len(nodes.len()));
     // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
     o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-    let qx = qmax(c.c_in);
+    let qx = qmax16(c.c_in);
     let x = qp("x", qx)?;
     o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
     o.t.insert("input.zero".into(), vec![0u8]);
@@ -464,7 +489,7 @@ pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyho
         let (ci, co) = nd.widths(c.c_in, c.c_out);
         let (w, b) = linear(m, c, i)?;
         let q_out = match nodes.get(i + 1) {
-            Some(next) => qmax(next.widths(c.c_in, c.c_out).0),
+            Some(next) => qmax16(next.widths(c.c_in, c.c_out).0),
             None => MAX16,
         };
         let out = qp(nd.name, q_out)?;
@@ -478,19 +503,8 @@ pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyho
         o.act(meta::out(i), out);
         o.meta[meta::out(i)] = q_out;
         if nd.act() == Act::Gelu {
-            // The table covers [-T, T] of the pre-activation in 1/256 steps; right of it GELU is
-            // the identity to within 1e-9.
-            let step = super::A16_GELU_T / 256.0;
-            let (sp, sh) = (pre.scale as f64, out.scale as f64);
-            let lut: Vec<i16> = (0..GELU16_LEN)
-                .map(|j| {
-                    let v = gelu64((j as f64 - 256.0) * step) / sh;
-                    v.round().clamp(-(q_out as f64), q_out as f64) as i16
-                })
-                .collect();
+            let (lut, [pm, ps, im, is]) = gelu16_table(pre, out, q_out);
             o.t.insert(format!("{}.lut16", nd.name), super::i16b(&lut));
-            let (pm, ps) = encode_multiplier(sp / step * 128.0);
-            let (im, is) = encode_multiplier(sp / sh);
             o.t.insert(
                 format!("{}.gelu16", nd.name),
                 super::i32b(&[pm, ps, im, is]),
@@ -521,26 +535,13 @@ pub(super) fn quantize_a16_appended(
     d: Dims,
 ) -> anyhow::Result<Vec<u8>> {
     use ldp_core::graph::a16::appended;
-    use ldp_core::quant::a16::{GELU16_LEN, MAX16, PRODUCT_BUDGET};
+    use ldp_core::quant::a16::MAX16;
     let pl = plan(nodes, d, Scheme::Int16).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
-    let amax = |n: &str| -> anyhow::Result<f64> {
-        let o = r
-            .obs
-            .get(n)
-            .with_context(|| format!("internal: no range for `{n}`"))?;
-        Ok((o.min.abs().max(o.max.abs()) as f64).max(1e-6))
-    };
-    let qmax = |k: usize| ((PRODUCT_BUDGET / (127 * k as i64)) as i32).clamp(1, MAX16);
-    let qp = |n: &str, q: i32| -> anyhow::Result<QP> {
-        Ok(QP {
-            scale: (super::A16_HEADROOM * amax(n)? / q as f64) as f32,
-            zero: 0,
-        })
-    };
+    let qp = |n: &str, q: i32| qp16(r, n, q);
     let mut o = Out::new(appended::len(nodes));
     // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
     o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-    let qx = qmax(d.c_in);
+    let qx = qmax16(d.c_in);
     let x = qp("x", qx)?;
     o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
     o.t.insert("input.zero".into(), vec![0u8]);
@@ -565,7 +566,7 @@ pub(super) fn quantize_a16_appended(
                 let (w, b) = tensors(m, nodes, i)?;
                 // A GELU's output feeds the next Linear (through a pool at most): its
                 // saturation keeps that Linear's products within the budget.
-                let q_out = if act == Act::Gelu { qmax(co) } else { MAX16 };
+                let q_out = if act == Act::Gelu { qmax16(co) } else { MAX16 };
                 let out = qp(nd.value, q_out)?;
                 let pre = match act {
                     Act::Gelu => qp(pre_of(nd), MAX16)?,
@@ -581,19 +582,8 @@ pub(super) fn quantize_a16_appended(
                 o.act(mi.pre, pre);
                 o.act(mi.out, out);
                 if act == Act::Gelu {
-                    // The table covers [-T, T] of the pre-activation in 1/256 steps; right of
-                    // it GELU is the identity to within 1e-9.
-                    let step = super::A16_GELU_T / 256.0;
-                    let (sp, sh) = (pre.scale as f64, out.scale as f64);
-                    let lut: Vec<i16> = (0..GELU16_LEN)
-                        .map(|j| {
-                            let v = gelu64((j as f64 - 256.0) * step) / sh;
-                            v.round().clamp(-(q_out as f64), q_out as f64) as i16
-                        })
-                        .collect();
+                    let (lut, [pm, ps, im, is]) = gelu16_table(pre, out, q_out);
                     o.t.insert(format!("{}.lut16", nd.table_name()), super::i16b(&lut));
-                    let (pm, ps) = encode_multiplier(sp / step * 128.0);
-                    let (im, is) = encode_multiplier(sp / sh);
                     let g = appended::gelu(nodes, i);
                     o.meta[g..g + 5].copy_from_slice(&[q_out, pm, ps, im, is]);
                 }
