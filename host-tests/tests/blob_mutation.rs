@@ -548,7 +548,9 @@ fn conv_shift_words_are_range_checked() {
             ldp_core::Arch::Ldp => {
                 ldp_core::graph::meta::node(ldp_core::graph::ldp::NODES, 0).shift
             }
-            ldp_core::Arch::MobileVlmV1 => ldp_core::quant::specs::v1_meta::FC1_SHIFT,
+            ldp_core::Arch::MobileVlmV1 => {
+                ldp_core::graph::meta::node(ldp_core::graph::mobilevlm_v1::NODES, 0).shift
+            }
             ldp_core::Arch::Mlp2xGelu => ldp_core::graph::meta::shift(0),
             ldp_core::Arch::MobileVlmV2 => usize::MAX,
         };

@@ -43,14 +43,32 @@ Examples:
   ldp-quant convert --weights ckpt.safetensors --arch mobilevlm-v2 --prefix model.mm_projector. \\
       --grid 24x24 --dtype int8 --calib calib.npy -o v2_int8.ldp
 
-The architecture is detected from the key names (`pointwise1.*` = ldp, `mlp.1.*`/`mb_block.*` =
-mobilevlm-v1, `mlp.mlp.*`/`peg.*` = mobilevlm-v2, `0.*`/`2.*` = LLaVA's mlp2x-gelu), with no
-prefix, `model.mm_projector.` or
-`model.mm_projector.model.` tried in turn; other tensors of a whole-model checkpoint are ignored.
 --weights takes a .safetensors file, a torch.save .bin/.pt/.pth (read without Python by a
 restricted unpickler), a *.index.json, a .gguf file or a model directory. Weights may be F32,
 F16 or BF16. The calibration file (int8) is a batch [B, ...] of inputs in the
 same layout as `run` takes.";
+
+/// `convert`'s help: the examples, then how the architecture is detected — each one's key
+/// names, from its graph definition (`ldp_core::graph`).
+fn convert_help() -> String {
+    let archs: Vec<String> = crate::import::ARCHS
+        .iter()
+        .filter_map(|&a| {
+            let g = ldp_core::graph::definition(a)?;
+            let (first, last) = (g.float.first()?.name, g.float.last()?.name);
+            Some(format!("`{first}.*` … `{last}.*` = {}", a.name()))
+        })
+        .collect();
+    let (examples, rest) = CONVERT_EXAMPLES
+        .split_once("--weights takes")
+        .unwrap_or((CONVERT_EXAMPLES, ""));
+    format!(
+        "{examples}The architecture is detected from the key names ({}), with no prefix, \
+         `model.mm_projector.` or `model.mm_projector.model.` tried in turn; other tensors of a \
+         whole-model checkpoint are ignored.\n--weights takes{rest}",
+        archs.join(", ")
+    )
+}
 
 const RUN_EXAMPLES: &str = "\
 Examples:
@@ -85,7 +103,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Convert a safetensors checkpoint into a model blob (f32, f16 or int8).
-    #[command(after_help = CONVERT_EXAMPLES)]
+    #[command(after_help = convert_help())]
     Convert(ConvertArgs),
     /// Run a model blob on a .npy input and write the output .npy.
     #[command(after_help = RUN_EXAMPLES)]
@@ -637,7 +655,15 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
                         names[m.add + 2] = format!("{n}.ADD_SHIFT");
                         names[m.add + 3] = format!("{n}.Z_SUM");
                     }
-                    if nd.is_linear() && ldp_core::graph::feeds_norm(nodes, i) {
+                    if m.se != 0 {
+                        names[m.shift] = format!("{n}.FC1_SHIFT");
+                        names[m.pre] = format!("{n}.Z_HID");
+                        names[m.se] = format!("{n}.FC2_SHIFT");
+                        names[m.se + 1] = format!("{n}.Z_GATE");
+                        names[m.se + 2] = format!("{n}.MULT");
+                        names[m.se + 3] = format!("{n}.MULT_SHIFT");
+                    }
+                    if ldp_core::graph::plan::wide(nodes, i) {
                         wide_at.push(m.out);
                     }
                 }
@@ -661,9 +687,7 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
         } else if tail.starts_with("Z_") {
             let wide = if a16 {
                 "  (16-bit)"
-            } else if wide_at.contains(&i)
-                || ldp_core::quant::specs::is_wide_meta(model.arch(), name)
-            {
+            } else if wide_at.contains(&i) {
                 "  (16-bit LayerNorm input)"
             } else {
                 ""

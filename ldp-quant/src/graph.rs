@@ -2,14 +2,13 @@
 //! order. It builds `ldp-core`'s weight views and runs the f32 reference forward pass, which is
 //! what `eval` compares a blob against and what the quantizer calibrates on.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use ldp_core::arch::ldp::LdpConfig;
-use ldp_core::arch::mobilevlm_v1::{self, V1BlockWeights, V1Config, V1Weights};
+use ldp_core::arch::mobilevlm_v1::V1Config;
 use ldp_core::arch::mobilevlm_v2::V2Config;
 use ldp_core::blob::format::MAX_DIM;
 use ldp_core::blob::specs::{resolve, TensorSpec};
 use ldp_core::graph::GraphConfig;
-use ldp_core::kernels::se::SeWeights;
 use ldp_core::{Arch, ModelConfig};
 
 use crate::import::{float_specs, Imported};
@@ -187,41 +186,6 @@ impl FloatModel {
         self.tensors.get(i).map(|v| v.as_slice())
     }
 
-    fn t(&self, name: &str) -> anyhow::Result<&[f32]> {
-        self.tensor(name)
-            .with_context(|| format!("internal: tensor `{name}` missing"))
-    }
-
-    fn v1_block(&self, b: u8) -> anyhow::Result<V1BlockWeights<'_, f32>> {
-        let k = |s: &str| format!("mb_block.{b}.block.{s}");
-        Ok(V1BlockWeights {
-            dw_w: self.t(&k("0.0.weight"))?,
-            ln1_w: self.t(&k("0.1.weight"))?,
-            ln1_b: self.t(&k("0.1.bias"))?,
-            se: SeWeights {
-                fc1_w: self.t(&k("1.fc1.weight"))?,
-                fc1_b: self.t(&k("1.fc1.bias"))?,
-                fc2_w: self.t(&k("1.fc2.weight"))?,
-                fc2_b: self.t(&k("1.fc2.bias"))?,
-            },
-            pw_w: self.t(&k("2.0.weight"))?,
-            ln2_w: self.t(&k("2.1.weight"))?,
-            ln2_b: self.t(&k("2.1.bias"))?,
-        })
-    }
-
-    /// `mobilevlm-v1` weight views.
-    pub fn v1_weights(&self) -> anyhow::Result<V1Weights<'_, f32>> {
-        Ok(V1Weights {
-            fc1_w: self.t("mlp.1.weight")?,
-            fc1_b: self.t("mlp.1.bias")?,
-            fc2_w: self.t("mlp.3.weight")?,
-            fc2_b: self.t("mlp.3.bias")?,
-            block1: self.v1_block(1)?,
-            block2: self.v1_block(2)?,
-        })
-    }
-
     /// Scratch elements (f32) of the reference forward pass.
     pub fn scratch_len(&self) -> usize {
         self.config.float_scratch_len()
@@ -238,44 +202,40 @@ impl FloatModel {
         if scratch.len() < need {
             scratch.resize(need, 0.0);
         }
+        let t = |k: usize| {
+            self.tensors
+                .get(k)
+                .map(|v| v.as_slice())
+                .ok_or(ldp_core::Error::Unsupported("model: tensor missing"))
+        };
         let r = match self.config {
-            ModelConfig::Ldp(cfg) => {
-                let t = |k: usize| {
-                    self.tensors
-                        .get(k)
-                        .map(|v| v.as_slice())
-                        .ok_or(ldp_core::Error::Unsupported("ldp: tensor missing"))
-                };
-                ldp_core::graph::float::forward_tensors(
-                    &ldp_core::graph::ldp::GRAPH,
-                    cfg.dims(),
-                    t,
-                    t,
-                    input,
-                    output,
-                    scratch,
-                )
-            }
-            ModelConfig::MobileVlmV1(cfg) => {
-                mobilevlm_v1::forward(&cfg, &self.v1_weights()?, input, output, scratch)
-            }
-            ModelConfig::MobileVlmV2(cfg) => {
-                let t = |k: usize| {
-                    self.tensors
-                        .get(k)
-                        .map(|v| v.as_slice())
-                        .ok_or(ldp_core::Error::Unsupported("mobilevlm-v2: tensor missing"))
-                };
-                ldp_core::graph::float::forward_variant(
-                    ldp_core::graph::mobilevlm_v2::nodes_for(cfg.tokens_in()),
-                    cfg.dims(),
-                    t,
-                    t,
-                    input,
-                    output,
-                    scratch,
-                )
-            }
+            ModelConfig::Ldp(cfg) => ldp_core::graph::float::forward_tensors(
+                &ldp_core::graph::ldp::GRAPH,
+                cfg.dims(),
+                t,
+                t,
+                input,
+                output,
+                scratch,
+            ),
+            ModelConfig::MobileVlmV1(cfg) => ldp_core::graph::float::forward_tensors(
+                &ldp_core::graph::mobilevlm_v1::GRAPH,
+                cfg.dims(),
+                t,
+                t,
+                input,
+                output,
+                scratch,
+            ),
+            ModelConfig::MobileVlmV2(cfg) => ldp_core::graph::float::forward_variant(
+                ldp_core::graph::mobilevlm_v2::nodes_for(cfg.tokens_in()),
+                cfg.dims(),
+                t,
+                t,
+                input,
+                output,
+                scratch,
+            ),
             ModelConfig::Graph(cfg) => {
                 let weights = |i: usize| {
                     let k = ldp_core::graph::float_index(cfg.nodes(), i);

@@ -11,12 +11,11 @@ use std::collections::HashMap;
 use anyhow::{bail, Context};
 use ldp_core::blob::specs::{specs_flags, FLAG_ACT16, FLAG_INPUT16, FLAG_PER_CHANNEL_INPUT};
 use ldp_core::graph::Act;
-use ldp_core::kernels::activation::{gelu, hardsigmoid, hardswish, relu, Activation};
+use ldp_core::kernels::activation::gelu;
 use ldp_core::kernels::depthwise::{depthwise3x3, DwShape};
 use ldp_core::kernels::norm::{layer_norm_inplace, LN_EPS};
 use ldp_core::kernels::pointwise::pointwise;
-use ldp_core::quant::fixed::encode_multiplier;
-use ldp_core::quant::specs::{conv_shift_word, v1_meta as V1};
+use ldp_core::quant::specs::conv_shift_word;
 use ldp_core::{DType, ModelConfig};
 
 mod graph;
@@ -72,11 +71,6 @@ fn ck<T>(r: Result<T, ldp_core::Error>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("f32 reference graph: {e}"))
 }
 
-fn t<'m>(m: &'m FloatModel, name: &str) -> anyhow::Result<&'m [f32]> {
-    m.tensor(name)
-        .with_context(|| format!("internal: tensor `{name}` missing"))
-}
-
 fn pw(x: &[f32], ci: usize, w: &[f32], b: Option<&[f32]>, co: usize) -> anyhow::Result<Vec<f32>> {
     let mut y = vec![0.0; x.len() / ci * co];
     ck(pointwise(x, ci, w, b, co, None, &mut y))?;
@@ -107,129 +101,9 @@ fn ln(x: &[f32], c: usize, g: &[f32], b: &[f32]) -> anyhow::Result<Vec<f32>> {
 /// int8 graph quantizes, by name. The last entry is the output.
 pub fn intermediates(m: &FloatModel, x: &[f32]) -> anyhow::Result<Acts> {
     let mut acts: Acts = vec![("x", x.to_vec())];
-    match m.config() {
-        ModelConfig::Graph(_) | ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) => {
-            let (nodes, d) = graph::dag(m.config()).context("internal: not a graph")?;
-            graph::intermediates(m, nodes, d, x, &mut acts)?
-        }
-        ModelConfig::MobileVlmV1(c) => {
-            let co = c.c_out;
-            let h1p = pw(
-                x,
-                c.c_in,
-                t(m, "mlp.1.weight")?,
-                Some(t(m, "mlp.1.bias")?),
-                co,
-            )?;
-            let h1 = map(&h1p, gelu);
-            let z = pw(
-                &h1,
-                co,
-                t(m, "mlp.3.weight")?,
-                Some(t(m, "mlp.3.bias")?),
-                co,
-            )?;
-            acts.extend([("h1p", h1p), ("h1", h1), ("z", z.clone())]);
-            let u1 = v1_block(
-                m,
-                1,
-                DwShape {
-                    h: c.h,
-                    w: c.h,
-                    c: co,
-                    stride: 1,
-                },
-                c.squeeze,
-                &z,
-                &mut acts,
-            )?;
-            let z2 = add(&z, &u1);
-            acts.push(("z2", z2.clone()));
-            v1_block(
-                m,
-                2,
-                DwShape {
-                    h: c.h,
-                    w: c.h,
-                    c: co,
-                    stride: 2,
-                },
-                c.squeeze,
-                &z2,
-                &mut acts,
-            )?;
-        }
-    }
+    let (nodes, d) = graph::dag(m.config()).context("internal: not a graph")?;
+    graph::intermediates(m, nodes, d, x, &mut acts)?;
     Ok(acts)
-}
-
-const B1: [&str; 9] = [
-    "b1.d", "b1.n", "b1.hs", "b1.sh", "b1.sg", "b1.se", "b1.pw", "b1.u", "",
-];
-const B2: [&str; 9] = [
-    "b2.d", "b2.n", "b2.hs", "b2.sh", "b2.sg", "b2.se", "b2.pw", "b2.u", "",
-];
-
-fn v1_block(
-    m: &FloatModel,
-    b: u8,
-    s: DwShape,
-    sq: usize,
-    z: &[f32],
-    acts: &mut Acts,
-) -> anyhow::Result<Vec<f32>> {
-    let names = if b == 1 { B1 } else { B2 };
-    let k = |x: &str| format!("mb_block.{b}.block.{x}");
-    let co = s.c;
-    let d = dw(s, z, t(m, &k("0.0.weight"))?, None)?;
-    let n = ln(&d, co, t(m, &k("0.1.weight"))?, t(m, &k("0.1.bias"))?)?;
-    let hs = map(&n, hardswish);
-    let pixels = hs.len() / co;
-    let mut mean = vec![0.0f32; co];
-    for px in hs.chunks_exact(co) {
-        for (a, v) in mean.iter_mut().zip(px) {
-            *a += v;
-        }
-    }
-    mean.iter_mut().for_each(|v| *v /= pixels as f32);
-    let sh = map(
-        &pw(
-            &mean,
-            co,
-            t(m, &k("1.fc1.weight"))?,
-            Some(t(m, &k("1.fc1.bias"))?),
-            sq,
-        )?,
-        relu,
-    );
-    let sg = pw(
-        &sh,
-        sq,
-        t(m, &k("1.fc2.weight"))?,
-        Some(t(m, &k("1.fc2.bias"))?),
-        co,
-    )?;
-    let gate = map(&sg, hardsigmoid);
-    let mut se = hs.clone();
-    for px in se.chunks_exact_mut(co) {
-        for (v, g) in px.iter_mut().zip(&gate) {
-            *v *= g;
-        }
-    }
-    let pwo = pw(&se, co, t(m, &k("2.0.weight"))?, None, co)?;
-    let u = ln(&pwo, co, t(m, &k("2.1.weight"))?, t(m, &k("2.1.bias"))?)?;
-    let _ = Activation::Relu;
-    acts.extend([
-        (names[0], d),
-        (names[1], n),
-        (names[2], hs),
-        (names[3], sh),
-        (names[4], sg),
-        (names[5], se),
-        (names[6], pwo),
-        (names[7], u.clone()),
-    ]);
-    Ok(u)
 }
 
 /// A short description of an int8 blob's activation scheme, for reports:
@@ -462,16 +336,10 @@ fn choose_clipped(
 /// within its `2^24` clamp, `s ≥ sqrt(1e-5·256/2^24) ≈ 1.24e-5`.
 const MIN_SCALE16: f64 = 1.25e-5;
 
-/// MobileVLM V1's conv outputs kept at 16 bits (they only feed a LayerNorm): no int8 range to
-/// search. (For graph architectures [`graph::wide`] finds them from the nodes.)
-const V1_WIDE: [&str; 4] = ["b1.d", "b1.pw", "b2.d", "b2.pw"];
-
-/// Whether activation `n` is a conv output kept at 16 bits (it only feeds a LayerNorm).
+/// Whether activation `n` is a conv output kept at 16 bits (it only feeds a LayerNorm;
+/// [`graph::wide`]).
 pub(crate) fn is_wide(cfg: ModelConfig, n: &str) -> bool {
-    match graph::dag(cfg) {
-        Some((nodes, _)) => graph::wide(nodes, n),
-        None => V1_WIDE.contains(&n),
-    }
+    graph::dag(cfg).is_some_and(|(nodes, _)| graph::wide(nodes, n))
 }
 
 /// The resize outputs that take their source's quantization ([`graph::tied_resizes`]).
@@ -1352,18 +1220,10 @@ fn fb(r: &Ranges, out: &str, b: Option<&[f32]>, n: usize) -> Option<Vec<f32>> {
     }
 }
 
-/// MobileVLM V1's activations that are the direct int8 output of a conv (not of a table): their
-/// per-channel mean int8 error can be folded back into that conv's bias. (16-bit outputs have
-/// 1/128 of the rounding error and are not traced.)
-const CORRECTABLE: [&str; 1] = ["z"];
-
 /// Whether activation `n` of a model with config `cfg` is the direct int8 output of a conv
-/// ([`graph::correctable`] for graph architectures).
+/// ([`graph::correctable`]).
 fn correctable(cfg: ModelConfig, n: &str) -> bool {
-    match graph::dag(cfg) {
-        Some((nodes, _)) => graph::correctable(nodes, n),
-        None => CORRECTABLE.contains(&n),
-    }
+    graph::dag(cfg).is_some_and(|(nodes, _)| graph::correctable(nodes, n))
 }
 
 /// Empirical bias correction: for each conv output in graph order, the mean over the
@@ -1443,7 +1303,7 @@ fn correct_biases(
 
 fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Result<Vec<u8>> {
     let cfg = m.config();
-    let (c_in, co) = cfg.channels();
+    let (c_in, _) = cfg.channels();
     let per_ch = opts.input_quant == InputQuant::PerChannel && c_in > 1;
     let x16 = opts.input_quant == InputQuant::Int16;
     if x16 && matches!(cfg, ModelConfig::MobileVlmV2(_)) {
@@ -1456,97 +1316,14 @@ fn quantize_with(m: &FloatModel, r: &Ranges, opts: &Int8Options) -> anyhow::Resu
     } else {
         vec![r.qp("x")?]
     };
-    let xs: Vec<f32> = xq.iter().map(|q| q.scale).collect();
-    let xz: Vec<i32> = xq.iter().map(|q| q.zero).collect();
-    if let Some((nodes, d)) = graph::dag(cfg) {
-        if per_ch && matches!(cfg, ModelConfig::Graph(_)) {
-            bail!("internal: graph architectures take a per-tensor or 16-bit input");
-        }
-        let mut o = Out::new(ldp_core::graph::meta::total(nodes));
-        let limit = x16.then(|| ldp_core::quant::input16_limit(c_in));
-        let tied = tied(m, r, opts);
-        graph::quantize(m, r, nodes, d, &xq, limit, &tied, &mut o)?;
-        let flags = if per_ch {
-            FLAG_PER_CHANNEL_INPUT
-        } else if x16 {
-            FLAG_INPUT16
-        } else {
-            0
-        };
-        return finish(o, &cfg, flags);
+    let (nodes, d) = graph::dag(cfg).context("internal: not a graph")?;
+    if per_ch && matches!(cfg, ModelConfig::Graph(_)) {
+        bail!("internal: graph architectures take a per-tensor or 16-bit input");
     }
-    let meta_len = match cfg {
-        ModelConfig::Graph(_) | ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) => {
-            bail!("internal: graph architectures are quantized above")
-        }
-        ModelConfig::MobileVlmV1(_) => V1::LEN,
-    };
-    let mut o = Out::new(meta_len);
-    o.t.insert("input.scale".into(), f32b(&xs));
-    if x16 {
-        o.t.insert(
-            "input.limit".into(),
-            i32b(&[ldp_core::quant::input16_limit(c_in)]),
-        );
-    } else {
-        o.t.insert(
-            "input.zero".into(),
-            xz.iter().map(|&z| z as i8 as u8).collect(),
-        );
-    }
-    let w = |n: &str| t(m, n);
-    match cfg {
-        ModelConfig::MobileVlmV1(c) => {
-            if !per_ch {
-                o.act(V1::Z_X, xq[0]);
-            }
-            let (h1p, h1, z, z2) = (r.qp("h1p")?, r.qp("h1")?, r.qp("z")?, r.qp("z2")?);
-            o.act(V1::Z_H1P, h1p);
-            o.act(V1::Z_H1, h1);
-            o.act(V1::Z_Z, z);
-            // A 16-bit input's first conv keeps its biases within ±2^29 (bias shift ≤ 14).
-            if x16 {
-                o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-            }
-            o.conv(
-                "mlp.1",
-                conv(
-                    w("mlp.1.weight")?,
-                    Some(w("mlp.1.bias")?),
-                    co,
-                    c.c_in,
-                    &xs,
-                    &xz,
-                    h1p.scale,
-                    false,
-                ),
-                V1::FC1_SHIFT,
-            );
-            o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT;
-            o.t.insert("gelu.lut".into(), i8b(&lut(gelu64, h1p, h1)));
-            o.conv(
-                "mlp.3",
-                conv(
-                    w("mlp.3.weight")?,
-                    fb(r, "z", Some(w("mlp.3.bias")?), co).as_deref(),
-                    co,
-                    co,
-                    &[h1.scale],
-                    &[h1.zero],
-                    z.scale,
-                    false,
-                ),
-                V1::FC2_SHIFT,
-            );
-            v1_block_q(m, r, &mut o, 1, z, c.squeeze, co)?;
-            let u1 = r.qp("b1.u")?;
-            o.add(z, u1, z2, V1::ADD_MA, V1::ADD_MB, V1::ADD_SHIFT, V1::Z_Z2);
-            v1_block_q(m, r, &mut o, 2, z2, c.squeeze, co)?;
-        }
-        ModelConfig::Graph(_) | ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) => {
-            bail!("internal: graph architectures are quantized above")
-        }
-    }
+    let mut o = Out::new(ldp_core::graph::meta::total(nodes));
+    let limit = x16.then(|| ldp_core::quant::input16_limit(c_in));
+    let tied = tied(m, r, opts);
+    graph::quantize(m, r, nodes, d, &xq, limit, &tied, &mut o)?;
     let flags = if per_ch {
         FLAG_PER_CHANNEL_INPUT
     } else if x16 {
@@ -1576,128 +1353,6 @@ fn gelu64(x: f64) -> f64 {
 fn libm_erfc(x: f64) -> f64 {
     // erfc via the f32 kernel's f64 twin in `libm`: accurate to f64 rounding.
     libm::erfc(x)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn v1_block_q(
-    m: &FloatModel,
-    r: &Ranges,
-    o: &mut Out,
-    b: u8,
-    zin: QP,
-    sq: usize,
-    co: usize,
-) -> anyhow::Result<()> {
-    let base = V1::BLOCK0 + (b as usize - 1) * V1::BLOCK_LEN;
-    let names = if b == 1 { B1 } else { B2 };
-    let k = |x: &str| format!("mb_block.{b}.block.{x}");
-    let w = |n: String| -> anyhow::Result<&[f32]> { t(m, &n) };
-    let (d, n, hs, sh, sg, se, pwo, u) = (
-        r.qp16(names[0])?,
-        r.qp(names[1])?,
-        r.qp(names[2])?,
-        r.qp(names[3])?,
-        r.qp(names[4])?,
-        r.qp(names[5])?,
-        r.qp16(names[6])?,
-        r.qp(names[7])?,
-    );
-    for (i, v) in [
-        (V1::Z_D, d),
-        (V1::Z_N, n),
-        (V1::Z_HS, hs),
-        (V1::Z_SH, sh),
-        (V1::Z_SG, sg),
-        (V1::Z_SE, se),
-        (V1::Z_PW, pwo),
-        (V1::Z_U, u),
-    ] {
-        o.act(base + i, v);
-    }
-    o.conv(
-        &k("0.0"),
-        conv(
-            w(k("0.0.weight"))?,
-            fb(r, names[0], None, co).as_deref(),
-            co,
-            9,
-            &[zin.scale],
-            &[zin.zero],
-            d.scale,
-            true,
-        ),
-        base + V1::DW_SHIFT,
-    );
-    o.norm(
-        &k("0.1"),
-        norm(w(k("0.1.weight"))?, w(k("0.1.bias"))?, d, n),
-        base + V1::LN1_SHIFT,
-        base + V1::LN1_EPS,
-    );
-    o.t.insert(
-        format!("mb_block.{b}.hswish.lut"),
-        i8b(&lut(|x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0, n, hs)),
-    );
-    o.conv(
-        &k("1.fc1"),
-        conv(
-            w(k("1.fc1.weight"))?,
-            Some(w(k("1.fc1.bias"))?),
-            sq,
-            co,
-            &[hs.scale],
-            &[hs.zero],
-            sh.scale,
-            false,
-        ),
-        base + V1::SE_FC1_SHIFT,
-    );
-    o.conv(
-        &k("1.fc2"),
-        conv(
-            w(k("1.fc2.weight"))?,
-            Some(w(k("1.fc2.bias"))?),
-            co,
-            sq,
-            &[sh.scale],
-            &[sh.zero],
-            sg.scale,
-            false,
-        ),
-        base + V1::SE_FC2_SHIFT,
-    );
-    let gate: Vec<u8> = (-128i32..=127)
-        .map(|q| {
-            let x = sg.scale as f64 * (q - sg.zero) as f64;
-            ((x + 3.0).clamp(0.0, 6.0) / 6.0 * 255.0).round() as u8
-        })
-        .collect();
-    o.t.insert(k("1.gate.lut"), gate);
-    let (sm, ss) = encode_multiplier(hs.scale as f64 / (255.0 * se.scale as f64));
-    o.meta[base + V1::SE_MULT] = sm;
-    o.meta[base + V1::SE_SHIFT] = ss;
-    o.conv(
-        &k("2.0"),
-        conv(
-            w(k("2.0.weight"))?,
-            None,
-            co,
-            co,
-            &[se.scale],
-            &[se.zero],
-            pwo.scale,
-            false,
-        ),
-        base + V1::PW_SHIFT,
-    );
-    o.norm(
-        &k("2.1"),
-        norm(w(k("2.1.weight"))?, w(k("2.1.bias"))?, pwo, u),
-        base + V1::LN2_SHIFT,
-        base + V1::LN2_EPS,
-    );
-    let _ = hardsigmoid(0.0);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -103,77 +103,6 @@ impl core::fmt::Display for TensorSpec {
     }
 }
 
-const fn w(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
-    TensorSpec {
-        name,
-        param: "",
-        elem: ElemOf::Weight,
-        dims,
-    }
-}
-const fn f(name: &'static str, dims: &'static [Dim]) -> TensorSpec {
-    TensorSpec {
-        name,
-        param: "",
-        elem: ElemOf::Fixed(ElemType::F32),
-        dims,
-    }
-}
-
-use Dim::{Cin, Cout, Lit, S};
-const PW_IN: &[Dim] = &[Cout, Cin];
-const PW: &[Dim] = &[Cout, Cout];
-const DW: &[Dim] = &[Cout, Lit(9)];
-const VEC: &[Dim] = &[Cout];
-
-macro_rules! v1_block {
-    ($b:literal) => {
-        [
-            w(concat!("mb_block.", $b, ".block.0.0.weight"), DW),
-            f(concat!("mb_block.", $b, ".block.0.1.weight"), VEC),
-            f(concat!("mb_block.", $b, ".block.0.1.bias"), VEC),
-            w(concat!("mb_block.", $b, ".block.1.fc1.weight"), &[S, Cout]),
-            f(concat!("mb_block.", $b, ".block.1.fc1.bias"), &[S]),
-            w(concat!("mb_block.", $b, ".block.1.fc2.weight"), &[Cout, S]),
-            f(concat!("mb_block.", $b, ".block.1.fc2.bias"), VEC),
-            w(concat!("mb_block.", $b, ".block.2.0.weight"), PW),
-            f(concat!("mb_block.", $b, ".block.2.1.weight"), VEC),
-            f(concat!("mb_block.", $b, ".block.2.1.bias"), VEC),
-        ]
-    };
-}
-
-const V1_B1: [TensorSpec; 10] = v1_block!("1");
-const V1_B2: [TensorSpec; 10] = v1_block!("2");
-
-/// Float tensors of `mobilevlm-v1`, in blob order.
-pub const V1_FLOAT: &[TensorSpec] = &[
-    w("mlp.1.weight", PW_IN),
-    f("mlp.1.bias", VEC),
-    w("mlp.3.weight", PW),
-    f("mlp.3.bias", VEC),
-    V1_B1[0],
-    V1_B1[1],
-    V1_B1[2],
-    V1_B1[3],
-    V1_B1[4],
-    V1_B1[5],
-    V1_B1[6],
-    V1_B1[7],
-    V1_B1[8],
-    V1_B1[9],
-    V1_B2[0],
-    V1_B2[1],
-    V1_B2[2],
-    V1_B2[3],
-    V1_B2[4],
-    V1_B2[5],
-    V1_B2[6],
-    V1_B2[7],
-    V1_B2[8],
-    V1_B2[9],
-];
-
 /// The tensor list of a model of this architecture and dtype (header flags 0).
 pub fn specs(arch: Arch, dtype: DType) -> &'static [TensorSpec] {
     specs_flags(arch, dtype, 0)
@@ -201,21 +130,15 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
             DType::Int8 => g.int8,
         };
     }
-    if arch == Arch::Ldp {
-        let g = &crate::graph::ldp::GRAPH;
-        return match dtype {
-            DType::F32 | DType::F16 => g.float,
-            DType::Int8 if flags & FLAG_INPUT16 != 0 => g.int8_x16,
-            DType::Int8 => g.int8,
-        };
-    }
-    if flags & FLAG_INPUT16 != 0 && dtype == DType::Int8 && arch == Arch::MobileVlmV1 {
-        return super::int8::V1_INT8_X16;
-    }
-    match (arch, dtype) {
-        (Arch::MobileVlmV1, DType::F32 | DType::F16) => V1_FLOAT,
-        (Arch::MobileVlmV1, DType::Int8) => super::int8::V1_INT8,
-        (Arch::Ldp | Arch::Mlp2xGelu | Arch::MobileVlmV2, _) => &[], // returned above
+    let g = match arch {
+        Arch::Ldp => &crate::graph::ldp::GRAPH,
+        Arch::MobileVlmV1 => &crate::graph::mobilevlm_v1::GRAPH,
+        Arch::Mlp2xGelu | Arch::MobileVlmV2 => return &[], // returned above
+    };
+    match dtype {
+        DType::F32 | DType::F16 => g.float,
+        DType::Int8 if flags & FLAG_INPUT16 != 0 => g.int8_x16,
+        DType::Int8 => g.int8,
     }
 }
 

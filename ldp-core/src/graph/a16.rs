@@ -180,6 +180,11 @@ pub fn forward_i16(
                     }
                 }
                 Act::None => {}
+                Act::Hardswish => {
+                    return Err(Error::Unsupported(
+                        "16-bit activations cover GELU, not Hardswish",
+                    ))
+                }
             }
         }
         trace(&mut t, nd.name, &[], 0, p.s(meta::out(i)));
@@ -338,9 +343,9 @@ pub(crate) fn forward_nodes16(
                     trace(&mut t, r.value, &[], 0, p.s(a + 3));
                 }
             }
-            Op::LayerNorm { .. } | Op::Resize { .. } => {
+            Op::LayerNorm { .. } | Op::Resize { .. } | Op::SqueezeExcite { .. } => {
                 return Err(Error::Unsupported(
-                    "16-bit activations do not cover LayerNorm or resize nodes",
+                    "16-bit activations do not cover LayerNorm, resize or squeeze-excitation nodes",
                 ))
             }
         }

@@ -14,11 +14,13 @@ use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
 use crate::kernels::pool::adaptive_avg_pool;
 use crate::kernels::resize::bilinear;
+use crate::kernels::se::{squeeze_excite, SeWeights};
 
 pub(super) const fn activation(a: Act) -> Option<Activation> {
     match a {
         Act::None => None,
         Act::Gelu => Some(Activation::Gelu),
+        Act::Hardswish => Some(Activation::Hardswish),
     }
 }
 
@@ -123,12 +125,16 @@ macro_rules! wr {
 /// bias).
 #[derive(Clone, Copy)]
 pub(crate) struct NodeTensors<'w, W> {
-    /// Linear / depthwise weight (empty for a LayerNorm).
+    /// Linear / depthwise weight, squeeze-excitation `fc1.weight` (empty for a LayerNorm).
     pub w: &'w [W],
     /// LayerNorm scale (empty otherwise).
     pub g: &'w [f32],
-    /// Bias.
+    /// Bias (empty for a conv without one), squeeze-excitation `fc1.bias`.
     pub b: &'w [f32],
+    /// Squeeze-excitation `fc2.weight` (empty otherwise).
+    pub w2: &'w [W],
+    /// Squeeze-excitation `fc2.bias` (empty otherwise).
+    pub b2: &'w [f32],
 }
 
 impl<W> NodeTensors<'_, W> {
@@ -137,7 +143,14 @@ impl<W> NodeTensors<'_, W> {
         w: &[],
         g: &[],
         b: &[],
+        w2: &[],
+        b2: &[],
     };
+}
+
+/// `Some(b)` for a node with a bias, `None` for one without.
+fn bias<'b>(nd: &Node, b: &'b [f32]) -> Option<&'b [f32]> {
+    nd.bias.then_some(b)
 }
 
 /// Node `i`'s tensors from accessors of the float tensor list (`wt(k)`: tensor `k` as weights,
@@ -150,22 +163,26 @@ pub(crate) fn node_tensors<'w, W: 'w>(
 ) -> Result<NodeTensors<'w, W>, Error> {
     let k = super::float_index(nodes, i);
     let op = nodes.get(i).map(|n| n.op);
+    let has_bias = nodes.get(i).is_some_and(|n| n.bias);
     Ok(match op {
         Some(Op::Linear { .. } | Op::Depthwise { .. }) => NodeTensors {
             w: wt(k)?,
-            g: &[],
-            b: ft(k + 1)?,
+            b: if has_bias { ft(k + 1)? } else { &[] },
+            ..NodeTensors::EMPTY
         },
         Some(Op::LayerNorm { .. }) => NodeTensors {
-            w: &[],
             g: ft(k)?,
             b: ft(k + 1)?,
+            ..NodeTensors::EMPTY
         },
-        Some(Op::Resize { .. } | Op::Pool { .. }) | None => NodeTensors {
-            w: &[],
+        Some(Op::SqueezeExcite { .. }) => NodeTensors {
+            w: wt(k)?,
+            b: ft(k + 1)?,
+            w2: wt(k + 2)?,
+            b2: ft(k + 3)?,
             g: &[],
-            b: &[],
         },
+        Some(Op::Resize { .. } | Op::Pool { .. }) | None => NodeTensors::EMPTY,
     })
 }
 
@@ -217,6 +234,8 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
     check_len("input", input, input_shape(d).elems())?;
     check_len("output", output, p.shape[nodes.len() - 1].elems())?;
     p.fits(scratch.len())?;
+    // The values, and after them the working memory.
+    let (scratch, temp) = scratch[..p.len].split_at_mut(p.temp);
     let range = |k: usize| match p.place[k] {
         Place::Arena(o) => Some(o..o + p.shape[k].elems()),
         Place::Output => None,
@@ -227,19 +246,46 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
             Resolved::Input => input_shape(d),
             Resolved::Node(k) => p.shape[k],
         };
-        if let Op::LayerNorm { act } = nd.op {
-            // In place on its input's range (the planner made it the node's own).
+        if let Op::LayerNorm { .. } | Op::SqueezeExcite { .. } = nd.op {
+            let act = nd.act();
+            // In place on its input's range (the planner made it the node's own); the residual
+            // operand and the squeeze-excitation's working memory lie around it.
             let c = p.shape[i].c;
+            let (around, mid) = Around::split(&mut *scratch, range(i))?;
             let dst: Wr<'_, A> = match range(i) {
-                Some(r) => Wr::A(&mut scratch[r]),
+                Some(_) => Wr::A(mid),
                 None => Wr::F(&mut *output),
             };
-            wr!(dst, |y| {
-                layer_norm_inplace(y, c, t.g, t.b)?;
-                if let Some(a) = activation(act) {
-                    apply_inplace(a, y);
+            let res = match p.residual[i] {
+                Some(Resolved::Input) => Some(Rd::F(input)),
+                Some(Resolved::Node(k)) => Some(Rd::A(around.get(range(k).ok_or(
+                    Error::InvalidConfig("graph: a residual reads the model output"),
+                )?)?)),
+                None => None,
+            };
+            match nd.op {
+                Op::SqueezeExcite { .. } => {
+                    let tmp = se_tmp::<A>(&mut *temp, d.c_out, d.squeeze)?;
+                    let w = SeWeights {
+                        fc1_w: t.w,
+                        fc1_b: t.b,
+                        fc2_w: t.w2,
+                        fc2_b: t.b2,
+                    };
+                    wr!(dst, |y| squeeze_excite(y, c, d.squeeze, &w, tmp)?);
                 }
-            });
+                _ => wr!(dst, |y| {
+                    layer_norm_inplace(y, c, t.g, t.b)?;
+                    if let Some(a) = activation(act) {
+                        apply_inplace(a, y);
+                    }
+                    match res {
+                        Some(Rd::F(r)) => add_into(y, r)?,
+                        Some(Rd::A(r)) => add_into(y, r)?,
+                        None => {}
+                    }
+                }),
+            }
             continue;
         }
         // The written range, and the arena split around it for the reads.
@@ -266,7 +312,7 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
                 x,
                 x_shape.c,
                 t.w,
-                Some(t.b),
+                bias(nd, t.b),
                 y_shape.c,
                 activation(act),
                 y
@@ -289,13 +335,37 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
                     None => None,
                 };
                 rd!(x, |x| wr!(dst, |y| match res {
-                    Some(Rd::F(r)) => depthwise3x3(s, x, t.w, Some(t.b), Some(r), y)?,
-                    Some(Rd::A(r)) => depthwise3x3(s, x, t.w, Some(t.b), Some(r), y)?,
-                    None => depthwise3x3(s, x, t.w, Some(t.b), None::<&[f32]>, y)?,
+                    Some(Rd::F(r)) => depthwise3x3(s, x, t.w, bias(nd, t.b), Some(r), y)?,
+                    Some(Rd::A(r)) => depthwise3x3(s, x, t.w, bias(nd, t.b), Some(r), y)?,
+                    None => depthwise3x3(s, x, t.w, bias(nd, t.b), None::<&[f32]>, y)?,
                 }))
             }
-            Op::LayerNorm { .. } => {}
+            Op::LayerNorm { .. } | Op::SqueezeExcite { .. } => {}
         }
     }
     Ok(())
+}
+
+/// `y = y + r` elementwise, rounded to `Y` once (the f32 sum of the two stored values).
+fn add_into<Y: Elem, R: Elem>(y: &mut [Y], r: &[R]) -> Result<(), Error> {
+    check_len("residual", r, y.len())?;
+    for (v, a) in y.iter_mut().zip(r) {
+        *v = Y::from_f32(a.to_f32() + v.to_f32());
+    }
+    Ok(())
+}
+
+/// The squeeze-excitation's `2c + s` f32s carved out of the arena's working memory (units of
+/// `A`), aligned to 4 bytes.
+fn se_tmp<A: Elem>(raw: &mut [A], c: usize, s: usize) -> Result<&mut [f32], Error> {
+    let n = crate::kernels::se::scratch_len(c, s)
+        .checked_mul(4)
+        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(raw);
+    let off = bytes.as_ptr().align_offset(4);
+    bytes
+        .get_mut(off..)
+        .and_then(|b| b.get_mut(..n))
+        .and_then(|b| bytemuck::try_cast_slice_mut::<u8, f32>(b).ok())
+        .ok_or(Error::Misaligned { what: "scratch" })
 }

@@ -3,7 +3,7 @@
 //! sit in `quant.meta` / `quant.scales` at [`super::meta`]'s indices.
 
 use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
-use super::{feeds_norm, meta, Act, GraphConfig, Node, Op, Resolved};
+use super::{meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model};
 use crate::error::{check_len, Error};
@@ -11,7 +11,8 @@ use crate::kernels::depthwise::DwShape;
 use crate::quant::a16::resize_bilinear_in16;
 use crate::quant::graph::{idx, trace, Params, QInput};
 use crate::quant::kernels::{
-    adaptive_avg_pool, add_inplace, depthwise, layer_norm_i16, resize_bilinear,
+    adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16,
+    pointwise_layer_norm, resize_bilinear, se_tmp_len, squeeze_excite, SeQ,
 };
 use crate::quant::kernels::{pointwise, ConvQ, MAX_BIAS_SHIFT};
 use crate::quant::Trace;
@@ -19,7 +20,7 @@ use crate::quant::Trace;
 /// The int8 parameters of node `i`, `nd`.
 fn conv<'a>(p: &Params<'_, 'a>, i: usize, nd: &Node) -> Result<ConvQ<'a>, Error> {
     let lut = match nd.act() {
-        Act::Gelu => Some(p.m.i8s(idx(p.m, nd.table_name(), ".lut")?)?),
+        Act::Gelu | Act::Hardswish => Some(p.m.i8s(idx(p.m, nd.table_name(), ".lut")?)?),
         Act::None => None,
     };
     p.conv(nd.name, meta::shift(i), 0, p.z(meta::pre(i)), lut)
@@ -176,10 +177,25 @@ pub(crate) fn validate_nodes(
                     zero(m.add + 3)?;
                 }
             }
-            Op::LayerNorm { .. } => {
+            Op::LayerNorm { add, .. } => {
                 shift(m.shift)?;
                 nonneg(m.eps)?;
                 zero(m.pre)?;
+                zero(m.out)?;
+                if add.is_some() {
+                    nonneg(m.add)?;
+                    nonneg(m.add + 1)?;
+                    shift(m.add + 2)?;
+                    zero(m.add + 3)?;
+                }
+            }
+            Op::SqueezeExcite { .. } => {
+                conv_word(m.shift)?;
+                zero(m.pre)?;
+                conv_word(m.se)?;
+                zero(m.se + 1)?;
+                nonneg(m.se + 2)?;
+                shift(m.se + 3)?;
                 zero(m.out)?;
             }
             Op::Resize { .. } => {
@@ -205,8 +221,13 @@ enum Q<'s> {
 /// Runs any node list in int8 on the whole tensor: quantized input `x` (`[h][w][c_in]`), int8
 /// output `y` (the last node's shape), `scratch` at least the [`Scheme::Int8`] plan's length
 /// (bytes, 2-byte aligned). Parameters come from the blob by node name, zero points and scales
-/// from `quant.meta` at [`meta::node`]'s indices. Bit-identical to the hand-written executor it
+/// from `quant.meta` at [`meta::node`]'s indices. Bit-identical to the hand-written executors it
 /// replaces: the same kernels in the same order.
+///
+/// A conv feeding a row-fused LayerNorm ([`Node::rows`]) runs with it: a depthwise conv one
+/// output row at a time, a Linear as many pixels at a time as the largest free buffer holds (its
+/// planned row, the model output before the last node writes it, or a gap in the arena no live
+/// value uses) — the results do not depend on the chunking.
 pub(crate) fn forward_nodes(
     m: &Model<'_>,
     nodes: &[Node],
@@ -224,11 +245,18 @@ pub(crate) fn forward_nodes(
     }
     check_len("int8 output", y, pl.shape[nodes.len() - 1].elems())?;
     pl.fits(scratch.len())?;
+    let (scratch, temp) = scratch[..pl.len].split_at_mut(pl.temp);
     let p = Params::new(m)?;
-    let wide = |k: usize| nodes[k].is_linear() && feeds_norm(nodes, k);
+    let wide = |k: usize| super::plan::wide(nodes, k);
     // Byte range of node k's value in the arena.
     let range = |k: usize| match pl.place[k] {
-        Place::Arena(o) => Some(o..o + pl.shape[k].elems() * if wide(k) { 2 } else { 1 }),
+        Place::Arena(o) => Some(
+            o..o + if super::plan::row_fused(nodes, k) {
+                2 * pl.shape[k].w * pl.shape[k].c
+            } else {
+                pl.shape[k].elems() * if wide(k) { 2 } else { 1 }
+            },
+        ),
         Place::Output => None,
     };
     // Zero point of a value as its readers see it.
@@ -236,13 +264,111 @@ pub(crate) fn forward_nodes(
         Resolved::Input => p.z(meta::Z_X),
         Resolved::Node(k) => p.z(meta::node(nodes, k).result()),
     };
+    let lut = |nd: &Node| match nd.act() {
+        Act::Gelu | Act::Hardswish => p.lut_at(nd.table_name(), ".lut").map(Some),
+        Act::None => Ok(None),
+    };
     for (i, nd) in nodes.iter().enumerate() {
         let mi = meta::node(nodes, i);
-        let xs = match pl.input[i] {
+        let shape_in = |r: Resolved| match r {
             Resolved::Input => input_shape(d),
             Resolved::Node(k) => pl.shape[k],
         };
+        let xs = shape_in(pl.input[i]);
         let ys = pl.shape[i];
+        if super::plan::row_fused(nodes, i) {
+            // Runs with the LayerNorm after it.
+            trace(&mut t, nd.value, &[], p.z(mi.out), p.s(mi.out));
+            continue;
+        }
+        if nd.rows {
+            // Conv `k` and this LayerNorm, row by row: a second written range for the conv's
+            // 16-bit rows (the largest free one).
+            let k = i
+                .checked_sub(1)
+                .ok_or(Error::InvalidConfig("graph: a row-fused LayerNorm first"))?;
+            let mid_r = free_range(&pl, nodes, i, &range)
+                .or_else(|| range(k))
+                .ok_or(Error::InvalidConfig(
+                    "graph: a row-fused conv writes the model output",
+                ))?;
+            let out_r = range(i);
+            let (around, dst, mid) = match out_r.clone() {
+                Some(o) => Around::split2(&mut *scratch, o, mid_r)?,
+                None => {
+                    let (a, mid) = Around::split(&mut *scratch, Some(mid_r))?;
+                    (a, &mut [][..], mid)
+                }
+            };
+            let mid: &mut [i16] = bytemuck::try_cast_slice_mut(mid)
+                .map_err(|_| Error::Misaligned { what: "scratch" })?;
+            let (out, mid): (&mut [i8], &mut [i16]) = match out_r {
+                Some(_) => {
+                    // The model output is free before the last node writes it.
+                    let yl = y.len() & !1;
+                    let mid = match bytemuck::try_cast_slice_mut::<i8, i16>(&mut y[..yl]) {
+                        Ok(yy) if yy.len() > mid.len() => yy,
+                        _ => mid,
+                    };
+                    (bytemuck::cast_slice_mut(dst), mid)
+                }
+                None => (&mut *y, mid),
+            };
+            let nq = p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut(nd)?)?;
+            let conv_in = pl.input[k];
+            let xv: &[i8] = match conv_in {
+                Resolved::Node(j) => bytemuck::cast_slice(around.get(
+                    range(j).ok_or(Error::InvalidConfig("graph: a node reads the model output"))?,
+                )?),
+                Resolved::Input => match x {
+                    QInput::I8(v) => v,
+                    QInput::I16(_) => {
+                        return Err(Error::Unsupported("graph: a row-fused conv reads 16 bits"))
+                    }
+                },
+            };
+            let ck = &nodes[k];
+            let mk = meta::node(nodes, k);
+            let ks = pl.shape[k];
+            match ck.op {
+                Op::Linear { .. } => {
+                    let q = p.conv(ck.name, mk.shift, 0, p.z(mk.out), None)?;
+                    pointwise_layer_norm(xv, shape_in(conv_in).c, &q, ks.c, &nq, mid, &mut *out)?;
+                }
+                Op::Depthwise { stride, .. } => {
+                    let q = p.conv(ck.name, mk.shift, zero_of(conv_in), p.z(mk.out), None)?;
+                    let xs = shape_in(conv_in);
+                    let s = DwShape {
+                        h: xs.h,
+                        w: xs.w,
+                        c: xs.c,
+                        stride: stride as usize,
+                    };
+                    let rl = ks.w * ks.c;
+                    let have = 2 * mid.len();
+                    let row = mid
+                        .get_mut(..rl)
+                        .ok_or(Error::ScratchTooSmall { need: 2 * rl, have })?;
+                    for oy in 0..ks.h {
+                        depthwise_rows_i16(s, xv, &q, oy, oy + 1, row)?;
+                        let o = out
+                            .get_mut(oy * rl..(oy + 1) * rl)
+                            .ok_or(Error::InvalidConfig(
+                                "graph: a row-fused output is too short",
+                            ))?;
+                        layer_norm_i16(row, ks.c, &nq, o)?;
+                    }
+                }
+                _ => {
+                    return Err(Error::InvalidConfig(
+                        "graph: a row-fused LayerNorm after no conv",
+                    ))
+                }
+            }
+            trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
+            residual(&p, nodes, i, &pl, &around, &range, &zero_of, out, &mut t)?;
+            continue;
+        }
         let (around, dst) = Around::split(&mut *scratch, range(i))?;
         let read = |src: Resolved| -> Result<Q<'_>, Error> {
             let k = match src {
@@ -265,11 +391,32 @@ pub(crate) fn forward_nodes(
             Some(_) => bytemuck::cast_slice_mut(&mut *dst),
             None => &mut *y,
         };
+        if let Op::SqueezeExcite { .. } = nd.op {
+            // In place on its input's range (the planner made it the node's own).
+            let conv = |suffix: &str, word: usize, zo: i32| -> Result<ConvQ<'_>, Error> {
+                crate::quant::conv_q(m, idx(m, nd.name, suffix)?, p.z(word), 0, zo, None)
+            };
+            let se = SeQ {
+                in_zero: zero_of(pl.input[i]),
+                fc1: conv(".fc1.weight", mi.shift, p.z(mi.pre))?,
+                fc2: conv(".fc2.weight", mi.se, p.z(mi.se + 1))?,
+                gate: m.u8s(idx(m, nd.name, ".gate.lut")?)?,
+                mult: p.z(mi.se + 2),
+                shift: p.z(mi.se + 3),
+                out_zero: p.z(mi.out),
+            };
+            let words = se_tmp_len(d.c_out, d.squeeze);
+            let off = temp.as_ptr().align_offset(4);
+            let tmp: &mut [i32] = temp
+                .get_mut(off..)
+                .and_then(|b| b.get_mut(..4 * words))
+                .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
+                .ok_or(Error::Misaligned { what: "scratch" })?;
+            squeeze_excite(&mut *out, ys.c, d.squeeze, &se, tmp)?;
+            trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
+            continue;
+        }
         let xv = read(pl.input[i])?;
-        let lut = |nd: &Node| match nd.act() {
-            Act::Gelu => p.lut_at(nd.table_name(), ".lut").map(Some),
-            Act::None => Ok(None),
-        };
         match nd.op {
             Op::Linear { .. } => {
                 let q = p.conv(nd.name, mi.shift, 0, p.z(mi.pre), lut(nd)?)?;
@@ -323,7 +470,7 @@ pub(crate) fn forward_nodes(
                 }
                 trace(&mut t, nd.value, out, z, p.s(mi.out));
             }
-            Op::Depthwise { stride, add } => {
+            Op::Depthwise { stride, .. } => {
                 let s = DwShape {
                     h: xs.h,
                     w: xs.w,
@@ -332,34 +479,21 @@ pub(crate) fn forward_nodes(
                 };
                 let zx = zero_of(pl.input[i]);
                 let q = p.conv(nd.name, mi.shift, zx, p.z(mi.out), None)?;
-                match xv {
-                    Q::I8(v) => depthwise(s, v, &q, &mut *out)?,
-                    _ => {
-                        return Err(Error::Unsupported(
-                            "graph: a depthwise conv reading the input or 16 bits",
-                        ))
-                    }
+                let Q::I8(v) = xv else {
+                    return Err(Error::Unsupported(
+                        "graph: a depthwise conv reading the input or 16 bits",
+                    ));
+                };
+                if wide(i) {
+                    let o16: &mut [i16] = bytemuck::try_cast_slice_mut(&mut *dst)
+                        .map_err(|_| Error::Misaligned { what: "scratch" })?;
+                    depthwise_rows_i16(s, v, &q, 0, ys.h, o16)?;
+                    trace(&mut t, nd.value, &[], p.z(mi.out), p.s(mi.out));
+                    continue;
                 }
+                depthwise(s, v, &q, &mut *out)?;
                 trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
-                if let (Some(r), Some(src)) = (add, pl.residual[i]) {
-                    let aq = p.add(
-                        p.z(mi.out),
-                        zero_of(src),
-                        mi.add,
-                        mi.add + 1,
-                        mi.add + 2,
-                        mi.add + 3,
-                    );
-                    match read(src)? {
-                        Q::I8(v) => add_inplace(&mut *out, v, &aq)?,
-                        _ => {
-                            return Err(Error::Unsupported(
-                                "graph: a residual from the input or 16 bits",
-                            ))
-                        }
-                    }
-                    trace(&mut t, r.value, out, p.z(mi.add + 3), p.s(mi.add + 3));
-                }
+                residual(&p, nodes, i, &pl, &around, &range, &zero_of, out, &mut t)?;
             }
             Op::LayerNorm { .. } => {
                 let nq = p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut(nd)?)?;
@@ -372,8 +506,87 @@ pub(crate) fn forward_nodes(
                     }
                 }
                 trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
+                residual(&p, nodes, i, &pl, &around, &range, &zero_of, out, &mut t)?;
             }
+            Op::SqueezeExcite { .. } => {}
         }
     }
     Ok(())
+}
+
+/// Node `i`'s residual addition, if it has one, into its output `out`.
+#[allow(clippy::too_many_arguments)]
+fn residual(
+    p: &Params<'_, '_>,
+    nodes: &[Node],
+    i: usize,
+    pl: &super::plan::Plan,
+    around: &Around<'_, u8>,
+    range: &dyn Fn(usize) -> Option<core::ops::Range<usize>>,
+    zero_of: &dyn Fn(Resolved) -> i32,
+    out: &mut [i8],
+    t: &mut Trace<'_>,
+) -> Result<(), Error> {
+    let (Some(r), Some(src)) = (nodes[i].residual(), pl.residual[i]) else {
+        return Ok(());
+    };
+    let mi = meta::node(nodes, i);
+    let a = mi.add;
+    // `quant.meta` lists the first operand's multiplier first: the other operand's when the
+    // sum is written `from + op(x)`.
+    let (ma, mb) = if r.source_first {
+        (a + 1, a)
+    } else {
+        (a, a + 1)
+    };
+    let aq = p.add(p.z(mi.out), zero_of(src), ma, mb, a + 2, a + 3);
+    let Resolved::Node(k) = src else {
+        return Err(Error::Unsupported("graph: a residual from the model input"));
+    };
+    if super::plan::wide(nodes, k) {
+        return Err(Error::Unsupported("graph: a residual from a 16-bit value"));
+    }
+    let v = around
+        .get(range(k).ok_or(Error::InvalidConfig("graph: a node reads the model output"))?)?;
+    add_inplace(out, bytemuck::cast_slice(v), &aq)?;
+    trace(t, r.value, out, p.z(a + 3), p.s(a + 3));
+    Ok(())
+}
+
+/// The largest byte range of the arena that no value alive at node `i` uses (16-bit aligned),
+/// if larger than the planned range of the row-fused conv before `i`.
+fn free_range(
+    pl: &super::plan::Plan,
+    nodes: &[Node],
+    i: usize,
+    range: &dyn Fn(usize) -> Option<core::ops::Range<usize>>,
+) -> Option<core::ops::Range<usize>> {
+    let mut live: [(usize, usize); super::plan::MAX_NODES] = [(0, 0); super::plan::MAX_NODES];
+    let mut n = 0;
+    for k in 0..nodes.len() {
+        // Alive at `i`: written at or before `i` and read at or after the conv `i - 1`, which
+        // runs now (its own row is free: it is what this range replaces).
+        if k <= i && pl.last[k] + 1 >= i && k + 1 != i {
+            if let Some(r) = range(k) {
+                live[n] = (r.start, r.end);
+                n += 1;
+            }
+        }
+    }
+    let live = &mut live[..n];
+    live.sort_unstable();
+    let (mut best, mut at) = (0..0, 0usize);
+    for &(s, e) in live.iter() {
+        let lo = at.next_multiple_of(2);
+        if s > lo && s - lo > best.len() {
+            best = lo..s;
+        }
+        at = at.max(e);
+    }
+    let lo = at.next_multiple_of(2);
+    if pl.temp > lo && pl.temp - lo > best.len() {
+        best = lo..pl.temp;
+    }
+    let own = range(i.checked_sub(1)?)?;
+    (best.len() > own.len()).then_some(best)
 }

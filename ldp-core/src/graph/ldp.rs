@@ -22,16 +22,9 @@ pub const NODES: &[Node] = &[
     // r = bilinear(x if c_in == c_out else a) to the stride-2 grid.
     Node::resize("skip", Src::InputIfSameWidth("a")).value("r"),
     // b = depthwise1(a) + a
-    Node::depthwise(
-        "depthwise1",
-        1,
-        Some(Residual {
-            from: Src::Value("a"),
-            value: "b",
-        }),
-    )
-    .value("d")
-    .reads(Src::Value("a")),
+    Node::depthwise("depthwise1", 1, Some(Residual::after(Src::Value("a"), "b")))
+        .value("d")
+        .reads(Src::Value("a")),
     // q = pointwise2(b) (16-bit in int8: it feeds a LayerNorm)
     Node::linear("pointwise2", Ch::Out, Ch::Out, Act::None).value("q"),
     // c = GELU(norm1(q)); int8: table `gelu2.lut`, pre-table value `n`.
@@ -39,15 +32,7 @@ pub const NODES: &[Node] = &[
         .value("c")
         .table("gelu2"),
     // f = depthwise2(c, stride 2) + r
-    Node::depthwise(
-        "depthwise2",
-        2,
-        Some(Residual {
-            from: Src::Value("r"),
-            value: "f",
-        }),
-    )
-    .value("e"),
+    Node::depthwise("depthwise2", 2, Some(Residual::after(Src::Value("r"), "f"))).value("e"),
     // g = pointwise3(f) (16-bit in int8)
     Node::linear("pointwise3", Ch::Out, Ch::Out, Act::None).value("g"),
     // y = norm2(g)
@@ -241,6 +226,7 @@ impl LdpConfig {
             c_out: self.c_out,
             h: self.h,
             w: self.w,
+            squeeze: 0,
         }
     }
 }
@@ -374,7 +360,13 @@ mod plan_tests {
             (16, 24, 11, 13),
             (1024, 2048, 24, 24),
         ] {
-            let d = Dims { c_in, c_out, h, w };
+            let d = Dims {
+                c_in,
+                c_out,
+                h,
+                w,
+                squeeze: 0,
+            };
             let cfg = LdpConfig { c_in, c_out, h, w };
             let f = plan(NODES, d, Scheme::Float).unwrap();
             let q = plan(NODES, d, Scheme::Int8).unwrap();
@@ -447,7 +439,13 @@ mod stream_tests {
             (8, 8, 3, 3),
             (8, 4, 9, 4),
         ] {
-            let d = Dims { c_in, c_out, h, w };
+            let d = Dims {
+                c_in,
+                c_out,
+                h,
+                w,
+                squeeze: 0,
+            };
             let cfg = LdpConfig { c_in, c_out, h, w };
             for strip in [1, 2, 3, 5, 16, usize::MAX] {
                 for (sizes, scheme) in [

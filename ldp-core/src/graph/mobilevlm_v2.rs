@@ -26,15 +26,7 @@ const FC1: Node = Node::linear("mlp.mlp.0", Ch::In, Ch::Out, Act::Gelu)
     .table("gelu");
 const FC2: Node = Node::linear("mlp.mlp.2", Ch::Out, Ch::Out, Act::None).value("m");
 const POOLING: Node = Node::pool("pool", POOL as u8).value("pooled");
-const PEG: Node = Node::depthwise(
-    "peg.peg.0",
-    1,
-    Some(Residual {
-        from: Src::Prev,
-        value: "y",
-    }),
-)
-.value("d");
+const PEG: Node = Node::depthwise("peg.peg.0", 1, Some(Residual::after(Src::Prev, "y"))).value("d");
 
 /// The nodes in the PyTorch module's order (grids of at most 144 tokens).
 pub const NODES: &[Node] = &[FC1, FC2, POOLING, PEG];
@@ -105,6 +97,7 @@ impl V2Config {
             c_out: self.c_out,
             h: self.h,
             w: self.h,
+            squeeze: 0,
         }
     }
     /// Number of parameters.
@@ -305,6 +298,7 @@ mod tests {
                 c_out,
                 h,
                 w: h,
+                squeeze: 0,
             };
             let nodes = nodes_for(h * h);
             let f = plan(nodes, d, Scheme::Float).unwrap();

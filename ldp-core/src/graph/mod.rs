@@ -26,6 +26,7 @@ pub mod float;
 pub mod int8;
 pub mod ldp;
 pub mod mlp2x_gelu;
+pub mod mobilevlm_v1;
 pub mod mobilevlm_v2;
 pub mod plan;
 pub mod rows;
@@ -66,6 +67,16 @@ pub enum Act {
     None,
     /// Exact-erf GELU (`nn.GELU()`); in int8 a 256-entry table `name.lut`.
     Gelu,
+    /// Hardswish (`nn.Hardswish()`: `x·clamp(x + 3, 0, 6)/6`); in int8 a 256-entry table
+    /// `name.lut`.
+    Hardswish,
+}
+
+impl Act {
+    /// Whether the activation is a function (int8: a table) rather than the identity.
+    pub const fn is_some(self) -> bool {
+        !matches!(self, Act::None)
+    }
 }
 
 /// Where a node reads a tensor from.
@@ -91,6 +102,30 @@ pub struct Residual {
     pub from: Src,
     /// Name of the sum (traces, calibration).
     pub value: &'static str,
+    /// The sum is written `from + op(x)` (MobileVLM V1's `z + block(z)`): its four `quant.meta`
+    /// entries sit right after those of the node that writes `from`, the multiplier of `from`
+    /// first. Otherwise (`op(x) + from`) they follow the node's own entries, the multiplier of
+    /// `op(x)` first. Float results are the same either way (one f32 addition).
+    pub source_first: bool,
+}
+
+impl Residual {
+    /// `op(x) + from`, the sum named `value`.
+    pub const fn after(from: Src, value: &'static str) -> Residual {
+        Residual {
+            from,
+            value,
+            source_first: false,
+        }
+    }
+    /// `from + op(x)`, the sum named `value` (see [`Residual::source_first`]).
+    pub const fn before(from: Src, value: &'static str) -> Residual {
+        Residual {
+            from,
+            value,
+            source_first: true,
+        }
+    }
 }
 
 /// One operation of an architecture.
@@ -115,11 +150,25 @@ pub enum Op {
         add: Option<Residual>,
     },
     /// LayerNorm over the `c_out` channels of every pixel: `name.weight`, `name.bias` (f32; in
-    /// int8 `name.gamma`, `name.beta`). In int8 it reads 16-bit input: the Linear feeding it
+    /// int8 `name.gamma`, `name.beta`). In int8 it reads 16-bit input: the conv feeding it
     /// writes 16 bits (its only consumer is this LayerNorm).
     LayerNorm {
         /// Fused activation.
         act: Act,
+        /// Residual addition after the norm (and its activation).
+        add: Option<Residual>,
+    },
+    /// Squeeze-excitation (torchvision's `SqueezeExcitation`, Hardsigmoid gate) over `c_out`
+    /// channels with the model's squeeze width `s`: `x · hardsigmoid(fc2(relu(fc1(mean(x)))))`,
+    /// in place. Weights `name.fc1.weight` `[s][c]`, `name.fc1.bias`, `name.fc2.weight` `[c][s]`,
+    /// `name.fc2.bias`; in int8 each fc also `.mult`, and the gate table `name.gate.lut` (u8).
+    /// Its mean covers the whole map, so a row-streaming executor needs one more pass per
+    /// squeeze-excitation.
+    SqueezeExcite {
+        /// Name of the hidden vector after ReLU (calibration).
+        hid: &'static str,
+        /// Name of the gate's input, `fc2`'s output (calibration).
+        gate: &'static str,
     },
     /// Bilinear resize (`align_corners=False`) of `c_out` channels to the grid a stride-2
     /// depthwise produces; in int8 a per-channel (or per-tensor) multiplier `name.mult` (i16).
@@ -152,6 +201,13 @@ pub struct Node {
     /// A Linear without activation keeps a pre-table `quant.meta` entry (equal to its output's),
     /// as `mlp2x-gelu` blobs have; others store only the output's.
     pub pre_entry: bool,
+    /// The conv has a bias (`name.bias`). Without one (PyTorch's `bias=False`) the float blob has
+    /// no bias tensor; an int8 Linear still stores one (it holds the folded input zero point), an
+    /// int8 depthwise conv does not (its kernel subtracts the input zero point).
+    pub bias: bool,
+    /// A LayerNorm run in int8 together with the conv feeding it, a grid row at a time: the
+    /// conv's 16-bit output is one row, not a map (MobileVLM V1 keeps its RAM this way).
+    pub rows: bool,
     /// What it computes.
     pub op: Op,
 }
@@ -166,6 +222,8 @@ impl Node {
             table: "",
             pre: "",
             pre_entry: false,
+            bias: true,
+            rows: false,
             op: Op::Linear { c_in, c_out, act },
         }
     }
@@ -178,6 +236,8 @@ impl Node {
             table: "",
             pre: "",
             pre_entry: false,
+            bias: true,
+            rows: false,
             op: Op::Depthwise { stride, add },
         }
     }
@@ -190,7 +250,9 @@ impl Node {
             table: "",
             pre: "",
             pre_entry: false,
-            op: Op::LayerNorm { act },
+            bias: true,
+            rows: false,
+            op: Op::LayerNorm { act, add: None },
         }
     }
     /// A bilinear resize node.
@@ -202,6 +264,8 @@ impl Node {
             table: "",
             pre: "",
             pre_entry: false,
+            bias: true,
+            rows: false,
             op: Op::Resize { from },
         }
     }
@@ -229,7 +293,48 @@ impl Node {
             table: "",
             pre: "",
             pre_entry: false,
+            bias: true,
+            rows: false,
             op: Op::Pool { side },
+        }
+    }
+    /// A squeeze-excitation node reading the previous node; `hid`, `gate` name its internal
+    /// values.
+    pub const fn squeeze_excite(name: &'static str, hid: &'static str, gate: &'static str) -> Node {
+        Node {
+            name,
+            value: name,
+            input: Src::Prev,
+            table: "",
+            pre: "",
+            pre_entry: false,
+            bias: true,
+            rows: false,
+            op: Op::SqueezeExcite { hid, gate },
+        }
+    }
+    /// This conv without bias.
+    pub const fn no_bias(mut self) -> Node {
+        self.bias = false;
+        self
+    }
+    /// This LayerNorm run in int8 with its conv, a row at a time ([`Node::rows`]).
+    pub const fn by_rows(mut self) -> Node {
+        self.rows = true;
+        self
+    }
+    /// This LayerNorm followed by residual addition `r`.
+    pub const fn plus(mut self, r: Residual) -> Node {
+        if let Op::LayerNorm { act, .. } = self.op {
+            self.op = Op::LayerNorm { act, add: Some(r) };
+        }
+        self
+    }
+    /// The residual addition after the operation, if any.
+    pub const fn residual(&self) -> Option<Residual> {
+        match self.op {
+            Op::Depthwise { add, .. } | Op::LayerNorm { add, .. } => add,
+            _ => None,
         }
     }
     /// This Linear with a pre-table `quant.meta` entry even without an activation.
@@ -256,16 +361,21 @@ impl Node {
             Op::Linear {
                 c_in: i, c_out: o, ..
             } => (i.of(c_in, c_out), o.of(c_in, c_out)),
-            Op::Depthwise { .. } | Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => {
-                (c_out, c_out)
-            }
+            Op::Depthwise { .. }
+            | Op::LayerNorm { .. }
+            | Op::Resize { .. }
+            | Op::Pool { .. }
+            | Op::SqueezeExcite { .. } => (c_out, c_out),
         }
     }
     /// The fused activation.
     pub const fn act(&self) -> Act {
         match self.op {
-            Op::Linear { act, .. } | Op::LayerNorm { act } => act,
-            Op::Depthwise { .. } | Op::Resize { .. } | Op::Pool { .. } => Act::None,
+            Op::Linear { act, .. } | Op::LayerNorm { act, .. } => act,
+            Op::Depthwise { .. }
+            | Op::Resize { .. }
+            | Op::Pool { .. }
+            | Op::SqueezeExcite { .. } => Act::None,
         }
     }
     /// Whether the node is a Linear (the only operation of token-wise graphs).
@@ -303,7 +413,7 @@ pub const fn definition(arch: Arch) -> Option<&'static Graph> {
         Arch::Ldp => Some(&ldp::GRAPH),
         Arch::Mlp2xGelu => Some(&mlp2x_gelu::GRAPH),
         Arch::MobileVlmV2 => Some(&mobilevlm_v2::GRAPH),
-        Arch::MobileVlmV1 => None,
+        Arch::MobileVlmV1 => Some(&mobilevlm_v1::GRAPH),
     }
 }
 
@@ -358,16 +468,26 @@ pub const fn float_index(nodes: &[Node], node: usize) -> usize {
     let mut n = 0;
     let mut i = 0;
     while i < node && i < nodes.len() {
-        n += match nodes[i].op {
-            Op::Linear { .. } | Op::Depthwise { .. } | Op::LayerNorm { .. } => 2,
-            Op::Resize { .. } | Op::Pool { .. } => 0,
-        };
+        n += float_count(&nodes[i]);
         i += 1;
     }
     n
 }
 
+/// Float tensors of one node.
+const fn float_count(nd: &Node) -> usize {
+    match nd.op {
+        Op::Linear { .. } | Op::Depthwise { .. } => 1 + nd.bias as usize,
+        Op::LayerNorm { .. } => 2,
+        Op::SqueezeExcite { .. } => 4,
+        Op::Resize { .. } | Op::Pool { .. } => 0,
+    }
+}
+
 const DW: &[Dim] = &[Dim::Cout, Dim::Lit(9)];
+const SC: &[Dim] = &[Dim::S, Dim::Cout];
+const CS: &[Dim] = &[Dim::Cout, Dim::S];
+const SQ: &[Dim] = &[Dim::S];
 
 /// The float tensor list of `nodes`: per Linear or depthwise `name.weight` (the model's weight
 /// type) and `name.bias` (f32), per LayerNorm `name.weight` and `name.bias` (f32). `N` must be
@@ -380,21 +500,29 @@ pub const fn float_specs<const N: usize>(nodes: &'static [Node]) -> [TensorSpec;
         match nd.op {
             Op::Linear { c_in, c_out, .. } => {
                 out[k] = spec(nd.name, "weight", ElemOf::Weight, weight_dims(c_out, c_in));
-                out[k + 1] = spec(nd.name, "bias", F32, vec_dims(c_out));
-                k += 2;
+                if nd.bias {
+                    out[k + 1] = spec(nd.name, "bias", F32, vec_dims(c_out));
+                }
             }
             Op::Depthwise { .. } => {
                 out[k] = spec(nd.name, "weight", ElemOf::Weight, DW);
-                out[k + 1] = spec(nd.name, "bias", F32, VEC);
-                k += 2;
+                if nd.bias {
+                    out[k + 1] = spec(nd.name, "bias", F32, VEC);
+                }
             }
             Op::LayerNorm { .. } => {
                 out[k] = spec(nd.name, "weight", F32, VEC);
                 out[k + 1] = spec(nd.name, "bias", F32, VEC);
-                k += 2;
+            }
+            Op::SqueezeExcite { .. } => {
+                out[k] = spec(nd.name, "fc1.weight", ElemOf::Weight, SC);
+                out[k + 1] = spec(nd.name, "fc1.bias", F32, SQ);
+                out[k + 2] = spec(nd.name, "fc2.weight", ElemOf::Weight, CS);
+                out[k + 3] = spec(nd.name, "fc2.bias", F32, VEC);
             }
             Op::Resize { .. } | Op::Pool { .. } => {}
         }
+        k += float_count(nd);
         i += 1;
     }
     assert!(k == N, "float_specs: N is not float_len(nodes)");
@@ -449,9 +577,9 @@ pub const fn resolve_src(
     let mut i = 0;
     while i < at && i < nodes.len() {
         let hit = str_eq(nodes[i].value, name)
-            || match nodes[i].op {
-                Op::Depthwise { add: Some(r), .. } => str_eq(r.value, name),
-                _ => false,
+            || match nodes[i].residual() {
+                Some(r) => str_eq(r.value, name),
+                None => false,
             };
         if hit {
             return Some(Resolved::Node(i));
@@ -495,15 +623,19 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
     let mut n = 4; // input.scale, input.zero … quant.scales, quant.meta
     let mut i = 0;
     while i < nodes.len() {
-        n += match (nodes[i].op, form) {
-            (Op::Linear { act: Act::Gelu, .. }, IntForm::Act16) => 5,
-            (Op::Linear { act: Act::Gelu, .. }, _) => 4,
-            (Op::Linear { act: Act::None, .. }, _) => 3,
-            (Op::Depthwise { .. }, _) => 3,
-            (Op::LayerNorm { act: Act::Gelu }, _) => 3,
-            (Op::LayerNorm { act: Act::None }, _) => 2,
-            (Op::Resize { .. }, _) => 1,
-            (Op::Pool { .. }, _) => 0,
+        let nd = &nodes[i];
+        n += match nd.op {
+            Op::Linear { .. } => 3,
+            Op::Depthwise { .. } => 2 + nd.bias as usize,
+            Op::LayerNorm { .. } => 2,
+            Op::SqueezeExcite { .. } => 7,
+            Op::Resize { .. } => 1,
+            Op::Pool { .. } => 0,
+        };
+        n += match (nd.act(), form, nd.op) {
+            (Act::Gelu, IntForm::Act16, Op::Linear { .. }) => 2,
+            (Act::Gelu | Act::Hardswish, _, _) => 1,
+            (Act::None, _, _) => 0,
         };
         i += 1;
     }
@@ -550,9 +682,22 @@ pub const fn int8_specs<const N: usize>(
             }
             Op::Depthwise { .. } => {
                 out[k] = spec(nd.name, "weight", I8, DW);
-                out[k + 1] = spec(nd.name, "bias", I16, VEC);
-                out[k + 2] = spec(nd.name, "mult", U8, VEC);
-                k += 3;
+                if nd.bias {
+                    out[k + 1] = spec(nd.name, "bias", I16, VEC);
+                    k += 1;
+                }
+                out[k + 1] = spec(nd.name, "mult", U8, VEC);
+                k += 2;
+            }
+            Op::SqueezeExcite { .. } => {
+                out[k] = spec(nd.name, "fc1.weight", I8, SC);
+                out[k + 1] = spec(nd.name, "fc1.bias", I16, SQ);
+                out[k + 2] = spec(nd.name, "fc1.mult", U8, SQ);
+                out[k + 3] = spec(nd.name, "fc2.weight", I8, CS);
+                out[k + 4] = spec(nd.name, "fc2.bias", I16, VEC);
+                out[k + 5] = spec(nd.name, "fc2.mult", U8, VEC);
+                out[k + 6] = spec(nd.name, "gate.lut", U8, LUT);
+                k += 7;
             }
             Op::LayerNorm { .. } => {
                 out[k] = spec(nd.name, "gamma", I16, VEC);
@@ -581,7 +726,7 @@ pub const fn int8_specs<const N: usize>(
                 );
                 k += 2;
             }
-            (Act::Gelu, _, _) => {
+            (Act::Gelu | Act::Hardswish, _, _) => {
                 out[k] = spec(nd.table_name(), "lut", I8, LUT);
                 k += 1;
             }
@@ -679,38 +824,78 @@ pub mod meta {
     /// Index 0 is the model input's zero point. For Linear-only graphs this is [`shift`],
     /// [`pre`] and [`out`].
     pub const fn node(nodes: &[super::Node], i: usize) -> NodeMeta {
+        if i >= nodes.len() {
+            return NodeMeta {
+                shift: 0,
+                eps: 0,
+                pre: 0,
+                out: 0,
+                se: 0,
+                add: 0,
+                len: 0,
+            };
+        }
+        let at = start(nodes, i);
+        let mut m = own(nodes, i, at);
+        if let Some(r) = nodes[i].residual() {
+            if r.source_first {
+                if let Some(super::Resolved::Node(s)) = super::resolve_src(nodes, i, r.from, false)
+                {
+                    let sa = start(nodes, s);
+                    m.add = sa + own(nodes, s, sa).len;
+                }
+            }
+        }
+        if hosts(nodes, i) {
+            m.len += 4;
+        }
+        m
+    }
+    /// Where node `i`'s entries start.
+    const fn start(nodes: &[super::Node], i: usize) -> usize {
         let mut at = 1;
         let mut k = 0;
-        while k < nodes.len() {
-            let m = one(nodes, k, at);
-            if k == i {
-                return m;
-            }
-            at += m.len;
+        while k < i && k < nodes.len() {
+            at += own(nodes, k, at).len + if hosts(nodes, k) { 4 } else { 0 };
             k += 1;
         }
-        NodeMeta {
-            shift: 0,
-            eps: 0,
-            pre: 0,
-            out: 0,
-            add: 0,
-            len: 0,
-        }
+        at
     }
-    const fn one(nodes: &[super::Node], k: usize, at: usize) -> NodeMeta {
-        use super::{Act, Op};
+    /// Whether a later node's residual addition `from + op(x)` reads node `k` (its entries then
+    /// follow `k`'s, [`super::Residual::source_first`]).
+    const fn hosts(nodes: &[super::Node], k: usize) -> bool {
+        let mut j = k + 1;
+        while j < nodes.len() {
+            if let Some(r) = nodes[j].residual() {
+                if r.source_first {
+                    if let Some(super::Resolved::Node(s)) =
+                        super::resolve_src(nodes, j, r.from, false)
+                    {
+                        if s == k {
+                            return true;
+                        }
+                    }
+                }
+            }
+            j += 1;
+        }
+        false
+    }
+    /// Node `k`'s own entries starting at `at` (without hosted additions).
+    const fn own(nodes: &[super::Node], k: usize, at: usize) -> NodeMeta {
+        use super::Op;
         let mut m = NodeMeta {
             shift: at,
             eps: 0,
             pre: at + 1,
             out: at + 1,
+            se: 0,
             add: 0,
             len: 2,
         };
         match nodes[k].op {
             Op::Linear { act, .. } => {
-                let pre = matches!(act, Act::Gelu) || nodes[k].pre_entry;
+                let pre = act.is_some() || nodes[k].pre_entry;
                 if pre && !super::feeds_norm(nodes, k) {
                     m.out = at + 2;
                     m.len = 3;
@@ -728,34 +913,34 @@ pub mod meta {
                 m.out = src;
                 m.len = 0;
             }
-            Op::Depthwise { add, .. } => {
-                if add.is_some() {
-                    m.add = at + 2;
-                    m.len = 6;
-                }
-            }
-            Op::LayerNorm { act } => {
+            Op::Depthwise { .. } => {}
+            Op::LayerNorm { act, .. } => {
                 m.eps = at + 1;
                 m.pre = at + 2;
                 m.out = at + 2;
                 m.len = 3;
-                if let Act::Gelu = act {
+                if act.is_some() {
                     m.out = at + 3;
                     m.len = 4;
                 }
+            }
+            Op::SqueezeExcite { .. } => {
+                m.se = at + 2;
+                m.out = at + 6;
+                m.len = 7;
+            }
+        }
+        if let Some(r) = nodes[k].residual() {
+            if !r.source_first {
+                m.add = at + m.len;
+                m.len += 4;
             }
         }
         m
     }
     /// Length of `quant.meta` of a node list.
     pub const fn total(nodes: &[super::Node]) -> usize {
-        let mut at = 1;
-        let mut k = 0;
-        while k < nodes.len() {
-            at += one(nodes, k, at).len;
-            k += 1;
-        }
-        at
+        start(nodes, nodes.len())
     }
     /// Index of the model output's zero point and scale.
     pub const fn output(nodes: &[super::Node]) -> usize {
@@ -768,9 +953,11 @@ pub mod meta {
     pub const fn conv_count(nodes: &[super::Node]) -> usize {
         let (mut n, mut k) = (0, 0);
         while k < nodes.len() {
-            if let super::Op::Linear { .. } | super::Op::Depthwise { .. } = nodes[k].op {
-                n += 1;
-            }
+            n += match nodes[k].op {
+                super::Op::Linear { .. } | super::Op::Depthwise { .. } => 1,
+                super::Op::SqueezeExcite { .. } => 2,
+                _ => 0,
+            };
             k += 1;
         }
         n
@@ -781,9 +968,18 @@ pub mod meta {
         let mut out = [0; N];
         let (mut n, mut k) = (0, 0);
         while k < nodes.len() {
-            if let super::Op::Linear { .. } | super::Op::Depthwise { .. } = nodes[k].op {
-                out[n] = node(nodes, k).shift;
-                n += 1;
+            let m = node(nodes, k);
+            match nodes[k].op {
+                super::Op::Linear { .. } | super::Op::Depthwise { .. } => {
+                    out[n] = m.shift;
+                    n += 1;
+                }
+                super::Op::SqueezeExcite { .. } => {
+                    out[n] = m.shift;
+                    out[n + 1] = m.se;
+                    n += 2;
+                }
+                _ => {}
             }
             k += 1;
         }
@@ -802,8 +998,13 @@ pub mod meta {
         pub pre: usize,
         /// Zero point of the operation's output (before a residual addition).
         pub out: usize,
-        /// Residual addition: multiplier of the operation's output; `add + 1` that of the other
-        /// operand, `add + 2` the shift, `add + 3` the sum's zero point. 0 without addition.
+        /// Squeeze-excitation: `fc2`'s shift word; `se + 1` the gate input's zero point,
+        /// `se + 2` and `se + 3` the output multiplier and shift. (`shift` is `fc1`'s word,
+        /// `pre` the hidden vector's zero point.) 0 for other operations.
+        pub se: usize,
+        /// Residual addition: the multiplier of the first operand (the operation's output, or
+        /// the other operand for [`super::Residual::source_first`]), `add + 1` that of the
+        /// second, `add + 2` the shift, `add + 3` the sum's zero point. 0 without addition.
         pub add: usize,
         /// Entries of the node.
         pub len: usize,
@@ -973,7 +1174,8 @@ impl GraphConfig {
                 Op::Linear { .. } => ci * co + co,
                 Op::Depthwise { .. } => 10 * co,
                 Op::LayerNorm { .. } => 2 * co,
-                Op::Resize { .. } | Op::Pool { .. } => 0,
+                // Token-wise graphs have no squeeze-excitation.
+                Op::Resize { .. } | Op::Pool { .. } | Op::SqueezeExcite { .. } => 0,
             };
             i += 1;
         }
@@ -988,7 +1190,10 @@ impl GraphConfig {
             m += match nodes[i].op {
                 Op::Linear { .. } => self.tokens() * ci * co,
                 Op::Depthwise { .. } => self.tokens() * 9 * co,
-                Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => 0,
+                Op::LayerNorm { .. }
+                | Op::Resize { .. }
+                | Op::Pool { .. }
+                | Op::SqueezeExcite { .. } => 0,
             };
             i += 1;
         }

@@ -27,6 +27,8 @@ pub struct Dims {
     pub h: usize,
     /// Input grid columns.
     pub w: usize,
+    /// Squeeze width of squeeze-excitation nodes (0 when the graph has none).
+    pub squeeze: usize,
 }
 
 /// The shape of a value: grid rows, columns, channels.
@@ -71,6 +73,11 @@ pub struct Plan {
     pub input: [Resolved; MAX_NODES],
     /// Each node's residual operand, if any.
     pub residual: [Option<Resolved>; MAX_NODES],
+    /// The last node that reads each node's value (its own index when none does).
+    pub last: [usize; MAX_NODES],
+    /// Offset of the working memory of the nodes that need some (squeeze-excitation), after the
+    /// values; it runs to `len`.
+    pub temp: usize,
     /// Arena length (units).
     pub len: usize,
 }
@@ -126,19 +133,53 @@ const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
 }
 
+/// Whether an int8 executor writes node `i`'s output with 16 bits: a conv whose output feeds a
+/// LayerNorm.
+pub const fn wide(nodes: &[Node], i: usize) -> bool {
+    matches!(nodes[i].op, Op::Linear { .. } | Op::Depthwise { .. }) && super::feeds_norm(nodes, i)
+}
+
+/// Whether node `i` is a conv that an int8 executor runs a row at a time with the LayerNorm after
+/// it ([`Node::rows`](super::Node::rows)): its 16-bit value is one output row.
+pub const fn row_fused(nodes: &[Node], i: usize) -> bool {
+    wide(nodes, i) && i + 1 < nodes.len() && nodes[i + 1].rows
+}
+
 const fn units(nodes: &[Node], scheme: Scheme, i: usize, s: Shape) -> usize {
     match scheme {
         Scheme::Float => s.elems(),
-        Scheme::Int8 => {
-            let wide = matches!(nodes[i].op, Op::Linear { .. }) && super::feeds_norm(nodes, i);
-            r16(if wide { 2 } else { 1 } * s.elems())
-        }
+        Scheme::Int8 if row_fused(nodes, i) => r16(2 * s.w * s.c),
+        Scheme::Int8 => r16(if wide(nodes, i) { 2 } else { 1 } * s.elems()),
         Scheme::Int16 => r16(2 * s.elems()),
     }
 }
 
 const fn in_place(nodes: &[Node], scheme: Scheme, i: usize) -> bool {
-    matches!((scheme, nodes[i].op), (Scheme::Float, Op::LayerNorm { .. }))
+    matches!(
+        (scheme, nodes[i].op),
+        (Scheme::Float, Op::LayerNorm { .. }) | (_, Op::SqueezeExcite { .. })
+    )
+}
+
+/// Working memory of node `i` beyond its value (units of `scheme`), placed after the values: a
+/// squeeze-excitation's mean, hidden vector and gate (`2c + s` f32s or i32s, aligned to 4 bytes
+/// inside the range).
+const fn temp_units(nodes: &[Node], scheme: Scheme, d: Dims) -> usize {
+    let mut t = 0;
+    let mut i = 0;
+    while i < nodes.len() {
+        if let Op::SqueezeExcite { .. } = nodes[i].op {
+            let words = 2 * d.c_out + d.squeeze;
+            let u = match scheme {
+                // Elements of at least 2 bytes: 2 per word, 2 more to align.
+                Scheme::Float => 2 * words + 2,
+                Scheme::Int8 | Scheme::Int16 => r16(4 * words) + 16,
+            };
+            t = max(t, u);
+        }
+        i += 1;
+    }
+    t
 }
 
 const fn max(a: usize, b: usize) -> usize {
@@ -172,6 +213,8 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
         place: [Place::Output; MAX_NODES],
         input: [Resolved::Input; MAX_NODES],
         residual: [None; MAX_NODES],
+        last: [0; MAX_NODES],
+        temp: 0,
         len: 0,
     };
     // Shapes and sources.
@@ -194,30 +237,25 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
                     c: c_out.of(d.c_in, d.c_out),
                 }
             }
-            Op::Depthwise { stride, add } => {
+            Op::Depthwise { stride, .. } => {
                 if x.c != d.c_out || (stride != 1 && stride != 2) {
                     return Err("a depthwise conv reads c_out channels with stride 1 or 2");
                 }
-                let y = Shape {
+                Shape {
                     h: out_dim(x.h, stride as usize),
                     w: out_dim(x.w, stride as usize),
                     c: d.c_out,
-                };
-                if let Some(r) = add {
-                    let Some(rs) = resolve_src(nodes, i, r.from, same) else {
-                        return Err("a residual reads a value no earlier node writes");
-                    };
-                    let s = shape_of(&p.shape, d, rs);
-                    if s.h != y.h || s.w != y.w || s.c != y.c {
-                        return Err("a residual's shape differs from the conv's output");
-                    }
-                    p.residual[i] = Some(rs);
                 }
-                y
             }
             Op::LayerNorm { .. } => {
                 if x.c != d.c_out {
                     return Err("a LayerNorm reads c_out channels");
+                }
+                x
+            }
+            Op::SqueezeExcite { .. } => {
+                if x.c != d.c_out || d.squeeze == 0 {
+                    return Err("a squeeze-excitation reads c_out channels, squeeze width > 0");
                 }
                 x
             }
@@ -242,6 +280,27 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
                 }
             }
         };
+        if let Some(r) = nd.residual() {
+            let y = p.shape[i];
+            let Some(rs) = resolve_src(nodes, i, r.from, same) else {
+                return Err("a residual reads a value no earlier node writes");
+            };
+            let s = shape_of(&p.shape, d, rs);
+            if s.h != y.h || s.w != y.w || s.c != y.c {
+                return Err("a residual's shape differs from the operation's output");
+            }
+            if r.source_first && !matches!(rs, Resolved::Node(_)) {
+                return Err("a source-first residual reads the model input");
+            }
+            p.residual[i] = Some(rs);
+        }
+        if nd.rows
+            && !(i > 0
+                && wide(nodes, i - 1)
+                && matches!(p.input[i], Resolved::Node(k) if k + 1 == i))
+        {
+            return Err("a row-fused LayerNorm reads the conv right before it");
+        }
         i += 1;
     }
     // Buffers: each node's root (the node whose range it writes) and the roots' lives.
@@ -271,10 +330,16 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
     }
     i = 0;
     while i < n {
-        // Every read extends the life of the value's root.
+        // Every read extends the life of the value's root; a row-fused conv reads while the
+        // LayerNorm after it runs.
         if let Resolved::Node(k) = p.input[i] {
-            if last[root[k]] < i {
-                last[root[k]] = i;
+            let at = if matches!(scheme, Scheme::Int8) && row_fused(nodes, i) {
+                i + 1
+            } else {
+                i
+            };
+            if last[root[k]] < at {
+                last[root[k]] = at;
             }
         }
         if let Some(Resolved::Node(k)) = p.residual[i] {
@@ -345,8 +410,11 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
         } else {
             Place::Arena(off[root[i]])
         };
+        p.last[i] = last[root[i]];
         i += 1;
     }
+    p.temp = p.len;
+    p.len += temp_units(nodes, scheme, d);
     Ok(p)
 }
 
@@ -359,11 +427,10 @@ const fn reads(p: &Plan, j: usize, k: usize) -> bool {
 /// An arena split around the range one node writes: the written range mutable, everything else
 /// readable — the executors' way to read a node's inputs while writing its output without
 /// `unsafe` (the plan guarantees the ranges of values alive together are disjoint; a read that
-/// overlaps the write is an error, not aliasing).
+/// overlaps the write is an error, not aliasing). [`Around::split2`] takes out two ranges.
 pub(crate) struct Around<'a, T> {
-    lo: &'a [T],
-    hi: &'a [T],
-    base: usize,
+    /// Readable pieces: (offset in the arena, data); up to three.
+    pieces: [(usize, &'a [T]); 3],
 }
 
 impl<'a, T> Around<'a, T> {
@@ -374,43 +441,68 @@ impl<'a, T> Around<'a, T> {
         w: Option<core::ops::Range<usize>>,
     ) -> Result<(Self, &'a mut [T]), crate::error::Error> {
         let Some(w) = w else {
-            let base = buf.len();
             return Ok((
                 Around {
-                    lo: buf,
-                    hi: &[],
-                    base,
+                    pieces: [(0, buf), (0, &[]), (0, &[])],
                 },
                 &mut [],
             ));
         };
-        if w.start > w.end || w.end > buf.len() {
-            return Err(crate::error::Error::InvalidConfig(
-                "graph: a planned range lies outside the arena",
-            ));
-        }
-        let (lo, rest) = buf.split_at_mut(w.start);
-        let (mid, hi) = rest.split_at_mut(w.end - w.start);
+        let (lo, mid, (ho, hi)) = cut(buf, w)?;
         Ok((
             Around {
-                lo,
-                hi,
-                base: w.end,
+                pieces: [(0, lo), (ho, ro(hi)), (0, &[])],
             },
             mid,
         ))
     }
-    /// The readable range `r`; an error when it overlaps the written one.
+    /// Splits `buf` around two disjoint ranges, both mutable.
+    pub(crate) fn split2(
+        buf: &'a mut [T],
+        a: core::ops::Range<usize>,
+        b: core::ops::Range<usize>,
+    ) -> Result<(Self, &'a mut [T], &'a mut [T]), crate::error::Error> {
+        let swap = b.start < a.start;
+        let (first, second) = if swap { (b, a) } else { (a, b) };
+        if first.end > second.start {
+            return Err(crate::error::Error::InvalidConfig(
+                "graph: two written ranges overlap",
+            ));
+        }
+        let (lo, m1, (base, rest)) = cut(buf, first)?;
+        let (mid, m2, (e2, hi)) = cut(rest, second.start - base..second.end - base)?;
+        let pieces = [(0, lo), (base, mid), (base + e2, ro(hi))];
+        let (x, y) = if swap { (m2, m1) } else { (m1, m2) };
+        Ok((Around { pieces }, x, y))
+    }
+    /// The readable range `r`; an error when it overlaps a written one.
     pub(crate) fn get(&self, r: core::ops::Range<usize>) -> Result<&'a [T], crate::error::Error> {
         let bad = crate::error::Error::InvalidConfig("graph: a plan overlaps a read and a write");
-        if r.end <= self.lo.len() {
-            self.lo.get(r).ok_or(bad)
-        } else if r.start >= self.base {
-            self.hi
-                .get(r.start - self.base..r.end - self.base)
-                .ok_or(bad)
-        } else {
-            Err(bad)
+        for &(base, data) in &self.pieces {
+            if r.start >= base && r.end <= base + data.len() {
+                return data.get(r.start - base..r.end - base).ok_or(bad);
+            }
         }
+        Err(bad)
     }
+}
+
+fn ro<T>(x: &mut [T]) -> &[T] {
+    x
+}
+
+/// `buf` cut at `w`: the part before, `w` mutable, and the part after with its offset.
+#[allow(clippy::type_complexity)]
+fn cut<T>(
+    buf: &mut [T],
+    w: core::ops::Range<usize>,
+) -> Result<(&[T], &mut [T], (usize, &mut [T])), crate::error::Error> {
+    if w.start > w.end || w.end > buf.len() {
+        return Err(crate::error::Error::InvalidConfig(
+            "graph: a planned range lies outside the arena",
+        ));
+    }
+    let (lo, rest) = buf.split_at_mut(w.start);
+    let (mid, hi) = rest.split_at_mut(w.end - w.start);
+    Ok((ro(lo), mid, (w.end, hi)))
 }

@@ -1,16 +1,11 @@
 //! The int8 graphs of the three architectures: the same steps as [`crate::arch`], on int8
 //! maps, with every parameter read from the blob by name.
 
-use super::kernels::{
-    add_inplace, depthwise_rows_i16, layer_norm_i16, pointwise, pointwise_layer_norm, se_tmp_len,
-    squeeze_excite, AddQ, ConvQ, NormQ, SeQ,
-};
-use crate::blob::int8::v1_meta as V1;
+use super::kernels::{pointwise, AddQ, ConvQ, NormQ};
 use crate::blob::specs::FLAG_INPUT16;
 use crate::blob::{Model, ModelConfig};
 use crate::error::Error;
 use crate::graph::plan::Scheme;
-use crate::kernels::depthwise::DwShape;
 
 /// Called after each int8 layer with the name of its output activation (the names of
 /// `ldp-quant`'s f32 reference graph: `a`, `b`, … for `ldp`; `h1`, `z`, `b1.d`, … for V1; `h1`,
@@ -29,7 +24,7 @@ const fn r16(n: usize) -> usize {
 /// Bytes of scratch the int8-in/int8-out forward pass needs.
 ///
 /// `ldp`: the length of its graph's int8 memory plan ([`crate::graph::plan`]).
-/// V1: three maps, the SE's `i32`s and one row of 16-bit pointwise output per block.
+/// `ldp`, MobileVLM V1 and V2: the length of their graph's int8 memory plan.
 pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Ldp(c) => {
@@ -39,10 +34,14 @@ pub const fn scratch_bytes_i8(cfg: &ModelConfig) -> usize {
             }
         }
         ModelConfig::MobileVlmV1(c) => {
-            3 * r16(c.tokens_in() * c.c_out)
-                + 4 * se_tmp_len(c.c_out, c.squeeze)
-                + 16
-                + r16(2 * c.h * c.c_out)
+            match crate::graph::plan::plan(
+                crate::graph::mobilevlm_v1::NODES,
+                c.dims(),
+                Scheme::Int8,
+            ) {
+                Ok(p) => p.len,
+                Err(_) => 0,
+            }
         }
         ModelConfig::MobileVlmV2(c) => {
             let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
@@ -93,9 +92,6 @@ impl<'m, 'a> Params<'m, 'a> {
     pub(crate) fn lut_at(&self, name: &str, suffix: &str) -> Result<&'a [i8], Error> {
         self.m.i8s(idx(self.m, name, suffix)?)
     }
-    pub(crate) fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
-        self.m.i8s(idx(self.m, name, "")?)
-    }
     pub(crate) fn conv(
         &self,
         prefix: &str,
@@ -104,9 +100,10 @@ impl<'m, 'a> Params<'m, 'a> {
         out_zero: i32,
         lut: Option<&'a [i8]>,
     ) -> Result<ConvQ<'a>, Error> {
-        self.conv_at(
+        super::conv_q(
+            self.m,
             idx(self.m, prefix, ".weight")?,
-            shift,
+            self.z(shift),
             in_zero,
             out_zero,
             lut,
@@ -174,11 +171,6 @@ pub(crate) fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, 
     if let Some(f) = t.as_mut() {
         f(name, data, z, s);
     }
-}
-
-fn split(buf: &mut [u8], n: usize) -> (&mut [i8], &mut [u8]) {
-    let (a, b) = buf.split_at_mut(r16(n));
-    (&mut bytemuck::cast_slice_mut::<u8, i8>(a)[..n], b)
 }
 
 /// `n` `i16`s at the start of `buf` (which must be 2-byte aligned), and the bytes after them.
@@ -260,7 +252,7 @@ fn forward_q(
     x: QInput<'_>,
     y: &mut [i8],
     scratch: &mut [u8],
-    mut t: Trace<'_>,
+    t: Trace<'_>,
 ) -> Result<(), Error> {
     let cfg = m.config();
     match x {
@@ -275,7 +267,6 @@ fn forward_q(
             have: scratch.len(),
         });
     }
-    let p = Params::new(m)?;
     match cfg {
         ModelConfig::Graph(c) => crate::graph::int8::forward(m, &c, x, y, scratch, t)?,
         ModelConfig::Ldp(c) => crate::graph::int8::forward_nodes(
@@ -287,107 +278,15 @@ fn forward_q(
             scratch,
             t,
         )?,
-        ModelConfig::MobileVlmV1(c) => {
-            let (co, n, s) = (c.c_out, c.tokens_in(), c.squeeze);
-            let (a, rest) = split(scratch, n * co);
-            let (b, rest) = split(rest, n * co);
-            let (cb, rest) = split(rest, n * co);
-            let (mid, rest) = split16(rest, c.h * co)?;
-            let off = rest.as_ptr().align_offset(4);
-            let tmp: &mut [i32] = rest
-                .get_mut(off..off + 4 * se_tmp_len(co, s))
-                .and_then(|t| bytemuck::try_cast_slice_mut(t).ok())
-                .ok_or(Error::Misaligned { what: "scratch" })?;
-            let gelu = p.lut("gelu.lut")?;
-            x.pointwise(
-                c.c_in,
-                &p.conv("mlp.1", V1::FC1_SHIFT, 0, p.z(V1::Z_H1P), Some(gelu))?,
-                co,
-                a,
-            )?;
-            trace(&mut t, "h1", a, p.z(V1::Z_H1), p.s(V1::Z_H1));
-            pointwise(
-                a,
-                co,
-                &p.conv("mlp.3", V1::FC2_SHIFT, 0, p.z(V1::Z_Z), None)?,
-                co,
-                b,
-            )?;
-            trace(&mut t, "z", b, p.z(V1::Z_Z), p.s(V1::Z_Z));
-            // Block 1: stride 1, residual. The model output `y` is not written before block 2:
-            // when it holds more 16-bit values than `mid` (one grid row), it is the block's
-            // 16-bit buffer, so that the projection runs on several rows per kernel call
-            // (same results; each call reads all the weights once).
-            let yl = y.len() & !1;
-            let mid1: &mut [i16] = match bytemuck::try_cast_slice_mut::<i8, i16>(&mut y[..yl]) {
-                Ok(m) if m.len() > mid.len() => m,
-                _ => &mut *mid,
-            };
-            v1_block(
-                &p,
-                0,
-                "mb_block.1",
-                DwShape {
-                    h: c.h,
-                    w: c.h,
-                    c: co,
-                    stride: 1,
-                },
-                s,
-                b,
-                p.z(V1::Z_Z),
-                a,
-                cb,
-                tmp,
-                mid1,
-                &mut t,
-            )?;
-            add_inplace(
-                b,
-                cb,
-                &p.add(
-                    p.z(V1::Z_Z),
-                    p.z(V1::BLOCK0 + V1::Z_U),
-                    V1::ADD_MA,
-                    V1::ADD_MB,
-                    V1::ADD_SHIFT,
-                    V1::Z_Z2,
-                ),
-            )?;
-            trace(&mut t, "z2", b, p.z(V1::Z_Z2), p.s(V1::Z_Z2));
-            // Block 2: stride 2, straight into the output. `cb` is free now (block 1's output
-            // was added into `b`): when it is large enough for the 16-bit projection output of
-            // all the block's pixels, it replaces the one-row `mid`, so that the pointwise
-            // kernel runs once instead of once per grid row (same results; the kernels pack
-            // their weights per call, which costs more than the arithmetic of one row).
-            let n2 = c.tokens_out();
-            let mid = match cb
-                .get_mut(..2 * n2 * co)
-                .and_then(|m| bytemuck::try_cast_slice_mut::<i8, i16>(m).ok())
-            {
-                Some(m) if m.len() > mid.len() => m,
-                _ => mid,
-            };
-            v1_block(
-                &p,
-                1,
-                "mb_block.2",
-                DwShape {
-                    h: c.h,
-                    w: c.h,
-                    c: co,
-                    stride: 2,
-                },
-                s,
-                b,
-                p.z(V1::Z_Z2),
-                &mut a[..n2 * co],
-                y,
-                tmp,
-                mid,
-                &mut t,
-            )?;
-        }
+        ModelConfig::MobileVlmV1(c) => crate::graph::int8::forward_nodes(
+            m,
+            crate::graph::mobilevlm_v1::NODES,
+            c.dims(),
+            x,
+            y,
+            scratch,
+            t,
+        )?,
         ModelConfig::MobileVlmV2(c) => {
             if let QInput::I16(_) = x {
                 return Err(Error::Unsupported(
@@ -399,147 +298,6 @@ fn forward_q(
         }
     }
     Ok(())
-}
-
-/// One MobileVLM V1 inverted-residual block: `out = LN(PW(SE(HS(LN(DW(z))))))`, using `d` as
-/// the intermediate map.
-#[allow(clippy::too_many_arguments)]
-fn v1_block(
-    p: &Params<'_, '_>,
-    b: usize,
-    prefix: &'static str,
-    shape: DwShape,
-    s: usize,
-    z: &[i8],
-    z_zero: i32,
-    d: &mut [i8],
-    out: &mut [i8],
-    tmp: &mut [i32],
-    mid: &mut [i16],
-    t: &mut Trace<'_>,
-) -> Result<(), Error> {
-    let base = V1::BLOCK0 + b * V1::BLOCK_LEN;
-    let m = |o: usize| base + o;
-    let co = shape.c;
-    let pfx = |suffix: &'static str| -> Result<usize, Error> { idx(p.m, prefix, suffix) };
-    let dw = p.conv_at(
-        pfx(".block.0.0.weight")?,
-        m(V1::DW_SHIFT),
-        z_zero,
-        p.z(m(V1::Z_D)),
-        None,
-    )?;
-    let hs = p.m.i8s(pfx(".hswish.lut")?)?;
-    let nq = NormQ {
-        gamma: p.m.i16s(pfx(".block.0.1.gamma")?)?,
-        beta: p.m.i16s(pfx(".block.0.1.beta")?)?,
-        shift: p.z(m(V1::LN1_SHIFT)),
-        eps_q8: p.z(m(V1::LN1_EPS)),
-        out_zero: p.z(m(V1::Z_N)),
-        lut: Some(hs),
-    };
-    // The depthwise conv's 16-bit output goes straight into LayerNorm (+ Hardswish table), a
-    // row at a time.
-    let wo = shape.wo();
-    let have = 2 * mid.len();
-    let row = mid.get_mut(..wo * co).ok_or(Error::ScratchTooSmall {
-        need: 2 * wo * co,
-        have,
-    })?;
-    for oy in 0..shape.ho() {
-        depthwise_rows_i16(shape, z, &dw, oy, oy + 1, row)?;
-        layer_norm_i16(row, co, &nq, &mut d[oy * wo * co..(oy + 1) * wo * co])?;
-    }
-    trace(
-        t,
-        if b == 0 { "b1.d" } else { "b2.d" },
-        &[],
-        p.z(m(V1::Z_D)),
-        p.s(m(V1::Z_D)),
-    );
-    trace(
-        t,
-        if b == 0 { "b1.hs" } else { "b2.hs" },
-        d,
-        p.z(m(V1::Z_HS)),
-        p.s(m(V1::Z_HS)),
-    );
-    let se = SeQ {
-        in_zero: p.z(m(V1::Z_HS)),
-        fc1: p.conv_at(
-            pfx(".block.1.fc1.weight")?,
-            m(V1::SE_FC1_SHIFT),
-            0,
-            p.z(m(V1::Z_SH)),
-            None,
-        )?,
-        fc2: p.conv_at(
-            pfx(".block.1.fc2.weight")?,
-            m(V1::SE_FC2_SHIFT),
-            0,
-            p.z(m(V1::Z_SG)),
-            None,
-        )?,
-        gate: p.m.u8s(pfx(".block.1.gate.lut")?)?,
-        mult: p.z(m(V1::SE_MULT)),
-        shift: p.z(m(V1::SE_SHIFT)),
-        out_zero: p.z(m(V1::Z_SE)),
-    };
-    squeeze_excite(d, co, s, &se, tmp)?;
-    trace(
-        t,
-        if b == 0 { "b1.se" } else { "b2.se" },
-        d,
-        p.z(m(V1::Z_SE)),
-        p.s(m(V1::Z_SE)),
-    );
-    let nq2 = NormQ {
-        gamma: p.m.i16s(pfx(".block.2.1.gamma")?)?,
-        beta: p.m.i16s(pfx(".block.2.1.beta")?)?,
-        shift: p.z(m(V1::LN2_SHIFT)),
-        eps_q8: p.z(m(V1::LN2_EPS)),
-        out_zero: p.z(m(V1::Z_U)),
-        lut: None,
-    };
-    // The projection's 16-bit output goes straight into LayerNorm, as many pixels at a time
-    // as `mid` holds (one grid row, or more when the caller has more room).
-    pointwise_layer_norm(
-        d,
-        co,
-        &p.conv_at(
-            pfx(".block.2.0.weight")?,
-            m(V1::PW_SHIFT),
-            0,
-            p.z(m(V1::Z_PW)),
-            None,
-        )?,
-        co,
-        &nq2,
-        mid,
-        out,
-    )?;
-    trace(
-        t,
-        if b == 0 { "b1.u" } else { "b2.u" },
-        out,
-        p.z(m(V1::Z_U)),
-        p.s(m(V1::Z_U)),
-    );
-    Ok(())
-}
-
-impl<'a> Params<'_, 'a> {
-    /// A conv whose weight tensor is at index `w` ([`super::conv_q`]).
-    fn conv_at(
-        &self,
-        w: usize,
-        shift: usize,
-        in_zero: i32,
-        out_zero: i32,
-        lut: Option<&'a [i8]>,
-    ) -> Result<ConvQ<'a>, Error> {
-        super::conv_q(self.m, w, self.z(shift), in_zero, out_zero, lut)
-    }
 }
 
 /// `(input.scale, input.zero)` of an int8 blob with int8 activations and an int8 input: one
@@ -679,7 +437,9 @@ pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Resu
     let p = Params::new(m)?;
     let zi = match m.config() {
         ModelConfig::Ldp(_) => crate::graph::meta::output(crate::graph::ldp::NODES),
-        ModelConfig::MobileVlmV1(_) => V1::BLOCK0 + V1::BLOCK_LEN + V1::Z_U,
+        ModelConfig::MobileVlmV1(_) => {
+            crate::graph::meta::output(crate::graph::mobilevlm_v1::NODES)
+        }
         ModelConfig::MobileVlmV2(_) => {
             crate::graph::meta::output(crate::graph::mobilevlm_v2::NODES)
         }

@@ -82,7 +82,7 @@ pub fn conv_shift_indices(arch: crate::Arch) -> &'static [usize] {
     }
     match arch {
         crate::Arch::Ldp => crate::graph::ldp::GRAPH.conv_shifts,
-        crate::Arch::MobileVlmV1 => &V1_CONV_SHIFTS,
+        crate::Arch::MobileVlmV1 => crate::graph::mobilevlm_v1::GRAPH.conv_shifts,
         crate::Arch::MobileVlmV2 => crate::graph::mobilevlm_v2::GRAPH.conv_shifts,
         crate::Arch::Mlp2xGelu => &[], // returned above
     }
@@ -119,8 +119,12 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         }
         return Ok(());
     }
-    if let ModelConfig::Ldp(_) = m.config() {
-        let nodes = crate::graph::ldp::NODES;
+    let graph_nodes = match m.config() {
+        ModelConfig::Ldp(_) => Some(crate::graph::ldp::NODES),
+        ModelConfig::MobileVlmV1(_) => Some(crate::graph::mobilevlm_v1::NODES),
+        _ => None,
+    };
+    if let Some(nodes) = graph_nodes {
         crate::graph::int8::validate_nodes(nodes, meta, scales)?;
         check_input_scale(m)?;
         if graph::is_x16(m) {
@@ -139,8 +143,9 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         return Ok(());
     }
     let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
-        ModelConfig::Ldp(_) => return Err(bad("unreachable: ldp blobs are checked above")),
-        ModelConfig::MobileVlmV1(_) => (&V1_ZEROS, &V1_SHIFTS, &V1_NONNEG),
+        ModelConfig::Ldp(_) | ModelConfig::MobileVlmV1(_) => {
+            return Err(bad("unreachable: ldp and V1 blobs are checked above"))
+        }
         ModelConfig::MobileVlmV2(_) if a16 => (V2_ZEROS, A16_SHIFTS, A16_NONNEG),
         ModelConfig::MobileVlmV2(_) => {
             return Err(bad("unreachable: int8 V2 blobs are checked above"))
@@ -205,13 +210,7 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
     }
     check_input_scale(m)?;
     if graph::is_x16(m) {
-        let first = match m.config() {
-            ModelConfig::MobileVlmV1(_) => V1::FC1_SHIFT,
-            ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_) => {
-                return Err(bad("a 16-bit input on a V2 blob"))
-            }
-        };
-        check_x16(m, meta, first)?;
+        return Err(bad("a 16-bit input on a V2 blob"));
     }
     Ok(())
 }
@@ -253,56 +252,8 @@ fn check_input_scale(m: &Model<'_>) -> Result<(), BlobError> {
     Ok(())
 }
 
-use specs::{v1_meta as V1, v2_meta as V2};
+use specs::v2_meta as V2;
 
-const fn v1_block_list<const N: usize>(head: &[usize], offs: &[usize]) -> [usize; N] {
-    let mut out = [0usize; N];
-    let mut i = 0;
-    while i < head.len() {
-        out[i] = head[i];
-        i += 1;
-    }
-    let mut b = 0;
-    while b < 2 {
-        let mut j = 0;
-        while j < offs.len() {
-            out[head.len() + b * offs.len() + j] = V1::BLOCK0 + b * V1::BLOCK_LEN + offs[j];
-            j += 1;
-        }
-        b += 1;
-    }
-    out
-}
-const V1_ZEROS: [usize; 5 + 2 * 8] = v1_block_list(
-    &[V1::Z_X, V1::Z_H1P, V1::Z_H1, V1::Z_Z, V1::Z_Z2],
-    &[
-        V1::Z_D,
-        V1::Z_N,
-        V1::Z_HS,
-        V1::Z_SH,
-        V1::Z_SG,
-        V1::Z_SE,
-        V1::Z_PW,
-        V1::Z_U,
-    ],
-);
-const V1_SHIFTS: [usize; 1 + 2 * 3] = v1_block_list(
-    &[V1::ADD_SHIFT],
-    &[V1::LN1_SHIFT, V1::SE_SHIFT, V1::LN2_SHIFT],
-);
-const V1_CONV_SHIFTS: [usize; 2 + 2 * 4] = v1_block_list(
-    &[V1::FC1_SHIFT, V1::FC2_SHIFT],
-    &[
-        V1::DW_SHIFT,
-        V1::SE_FC1_SHIFT,
-        V1::SE_FC2_SHIFT,
-        V1::PW_SHIFT,
-    ],
-);
-const V1_NONNEG: [usize; 2 + 2 * 3] = v1_block_list(
-    &[V1::ADD_MA, V1::ADD_MB],
-    &[V1::LN1_EPS, V1::LN2_EPS, V1::SE_MULT],
-);
 const V2_ZEROS: &[usize] = &[V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y];
 const A16_SHIFTS: &[usize] = &[V2::ADD_SHIFT, V2::GELU_PS, V2::GELU_IS];
 const A16_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM];

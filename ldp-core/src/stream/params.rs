@@ -24,9 +24,6 @@ impl<'m, 'a> P<'m, 'a> {
     pub fn z(&self, i: usize) -> i32 {
         self.meta.get(i).copied().unwrap_or(0)
     }
-    pub fn lut(&self, name: &str) -> Result<&'a [i8], Error> {
-        self.m.i8s(idx(self.m, name, "")?)
-    }
     pub fn conv(
         &self,
         prefix: &str,

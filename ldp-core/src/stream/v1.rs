@@ -18,10 +18,12 @@ use super::kernels::{depthwise_row_float, depthwise_row_i8, DwRows};
 use super::params::{idx, P};
 use super::{check_scratch, v1_scratch_bytes, Carver, RowSink, RowSource, CHUNK};
 use crate::arch::mobilevlm_v1::{V1BlockWeights, V1Config, V1Weights};
-use crate::blob::int8::v1_meta as V1;
 use crate::blob::{DType, Model, ModelConfig};
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
+use crate::graph::meta;
+use crate::graph::mobilevlm_v1::{block_node, NODES};
+use crate::graph::Node;
 use crate::kernels::activation::{apply_inplace, hardsigmoid, relu, Activation};
 use crate::kernels::depthwise::DwShape;
 use crate::kernels::norm::layer_norm_inplace;
@@ -207,63 +209,58 @@ struct I8Ops<'a> {
     blocks: [BlockQ<'a>; 2],
 }
 
-fn block_q<'a>(p: &P<'_, 'a>, b: usize, prefix: &str, z_in: i32) -> Result<BlockQ<'a>, Error> {
-    let base = V1::BLOCK0 + b * V1::BLOCK_LEN;
-    let m = |o: usize| base + o;
-    let pfx = |suffix: &str| idx(p.m, prefix, suffix);
-    let hs = p.m.i8s(pfx(".hswish.lut")?)?;
+/// The int8 parameters of block `b` (0 or 1), read by the graph's node names and `quant.meta`
+/// indices ([`crate::graph::mobilevlm_v1`]).
+fn block_q<'a>(p: &P<'_, 'a>, b: usize) -> Result<BlockQ<'a>, Error> {
+    let k = block_node(b);
+    let node = |j: usize| NODES.get(j).ok_or(INTERNAL);
+    let (dw, ln1, se, pw, ln2) = (
+        node(k)?,
+        node(k + 1)?,
+        node(k + 2)?,
+        node(k + 3)?,
+        node(k + 4)?,
+    );
+    let m = |j: usize| meta::node(NODES, j);
+    let (md, m1, ms, mp, m2) = (m(k), m(k + 1), m(k + 2), m(k + 3), m(k + 4));
+    let z_in = p.z(m(k - 1).result());
+    let norm = |nd: &Node, nm: meta::NodeMeta, lut| -> Result<NormQ<'a>, Error> {
+        Ok(NormQ {
+            gamma: p.m.i16s(idx(p.m, nd.name, ".gamma")?)?,
+            beta: p.m.i16s(idx(p.m, nd.name, ".beta")?)?,
+            shift: p.z(nm.shift),
+            eps_q8: p.z(nm.eps),
+            out_zero: p.z(nm.pre),
+            lut,
+        })
+    };
+    let hs = p.m.i8s(idx(p.m, ln1.table_name(), ".lut")?)?;
     Ok(BlockQ {
-        dw: p.conv_at(
-            pfx(".block.0.0.weight")?,
-            m(V1::DW_SHIFT),
-            z_in,
-            p.z(m(V1::Z_D)),
-            None,
-        )?,
-        ln1: NormQ {
-            gamma: p.m.i16s(pfx(".block.0.1.gamma")?)?,
-            beta: p.m.i16s(pfx(".block.0.1.beta")?)?,
-            shift: p.z(m(V1::LN1_SHIFT)),
-            eps_q8: p.z(m(V1::LN1_EPS)),
-            out_zero: p.z(m(V1::Z_N)),
-            lut: Some(hs),
-        },
+        dw: p.conv(dw.name, md.shift, z_in, p.z(md.out), None)?,
+        ln1: norm(ln1, m1, Some(hs))?,
         se: SeQ {
-            in_zero: p.z(m(V1::Z_HS)),
+            in_zero: p.z(m1.out),
             fc1: p.conv_at(
-                pfx(".block.1.fc1.weight")?,
-                m(V1::SE_FC1_SHIFT),
+                idx(p.m, se.name, ".fc1.weight")?,
+                ms.shift,
                 0,
-                p.z(m(V1::Z_SH)),
+                p.z(ms.pre),
                 None,
             )?,
             fc2: p.conv_at(
-                pfx(".block.1.fc2.weight")?,
-                m(V1::SE_FC2_SHIFT),
+                idx(p.m, se.name, ".fc2.weight")?,
+                ms.se,
                 0,
-                p.z(m(V1::Z_SG)),
+                p.z(ms.se + 1),
                 None,
             )?,
-            gate: p.m.u8s(pfx(".block.1.gate.lut")?)?,
-            mult: p.z(m(V1::SE_MULT)),
-            shift: p.z(m(V1::SE_SHIFT)),
-            out_zero: p.z(m(V1::Z_SE)),
+            gate: p.m.u8s(idx(p.m, se.name, ".gate.lut")?)?,
+            mult: p.z(ms.se + 2),
+            shift: p.z(ms.se + 3),
+            out_zero: p.z(ms.out),
         },
-        pw: p.conv_at(
-            pfx(".block.2.0.weight")?,
-            m(V1::PW_SHIFT),
-            0,
-            p.z(m(V1::Z_PW)),
-            None,
-        )?,
-        ln2: NormQ {
-            gamma: p.m.i16s(pfx(".block.2.1.gamma")?)?,
-            beta: p.m.i16s(pfx(".block.2.1.beta")?)?,
-            shift: p.z(m(V1::LN2_SHIFT)),
-            eps_q8: p.z(m(V1::LN2_EPS)),
-            out_zero: p.z(m(V1::Z_U)),
-            lut: None,
-        },
+        pw: p.conv(pw.name, mp.shift, 0, p.z(mp.out), None)?,
+        ln2: norm(ln2, m2, None)?,
     })
 }
 
@@ -357,28 +354,29 @@ pub fn v1_i8<S: RowSource<i8>, K: RowSink<i8>>(
         return Err(Error::Unsupported("grid too large for streaming"));
     }
     let p = P::new(m)?;
+    let (fc1, fc2) = (&NODES[0], &NODES[1]);
+    let (m0, m1) = (meta::node(NODES, 0), meta::node(NODES, 1));
+    // Block 1's LayerNorm after its projection carries the residual `z + u`.
+    let ma = meta::node(NODES, block_node(0) + 4);
     let ops = I8Ops {
         cfg,
         fc1: p.conv(
-            "mlp.1",
-            V1::FC1_SHIFT,
+            fc1.name,
+            m0.shift,
             0,
-            p.z(V1::Z_H1P),
-            Some(p.lut("gelu.lut")?),
+            p.z(m0.pre),
+            Some(p.m.i8s(idx(p.m, fc1.table_name(), ".lut")?)?),
         )?,
-        fc2: p.conv("mlp.3", V1::FC2_SHIFT, 0, p.z(V1::Z_Z), None)?,
+        fc2: p.conv(fc2.name, m1.shift, 0, p.z(m1.out), None)?,
         add: p.add(
-            p.z(V1::Z_Z),
-            p.z(V1::BLOCK0 + V1::Z_U),
-            V1::ADD_MA,
-            V1::ADD_MB,
-            V1::ADD_SHIFT,
-            V1::Z_Z2,
+            p.z(m1.out),
+            p.z(ma.out),
+            ma.add,
+            ma.add + 1,
+            ma.add + 2,
+            ma.add + 3,
         ),
-        blocks: [
-            block_q(&p, 0, "mb_block.1", p.z(V1::Z_Z))?,
-            block_q(&p, 1, "mb_block.2", p.z(V1::Z_Z2))?,
-        ],
+        blocks: [block_q(&p, 0)?, block_q(&p, 1)?],
     };
     run(&cfg, &ops, src, sink, scratch)
 }

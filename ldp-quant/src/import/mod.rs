@@ -688,12 +688,18 @@ pub fn import_source(
         "c_in={c_in}, c_out={c_out} from `{}`",
         src.stored_name(&first.0)
     );
-    if arch == Arch::MobileVlmV1 {
-        let key = format!("{prefix}mb_block.1.block.1.fc1.weight");
+    // The squeeze width: the rows of the first squeeze-excitation's `fc1.weight`.
+    let se = ldp_core::graph::definition(arch).and_then(|g| {
+        g.nodes
+            .iter()
+            .find(|n| matches!(n.op, ldp_core::graph::Op::SqueezeExcite { .. }))
+    });
+    if let Some(se) = se {
+        let key = format!("{prefix}{}.fc1.weight", se.name);
         let (_, m) = metas
             .iter()
             .find(|(k, _)| *k == key)
-            .context("internal: V1 spec list has no SE weight")?;
+            .context("internal: the tensor list has no squeeze-excitation weight")?;
         squeeze = match normalise(Kind::Matrix, &m.shape) {
             Some(d) if d[0] > 0 => d[0],
             _ => bail!(

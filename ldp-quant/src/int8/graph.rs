@@ -19,6 +19,7 @@ use ldp_core::ModelConfig;
 
 use super::{conv, fb, gelu, gelu64, i8b, lut, map, pw, Acts, Out, Ranges, QP};
 use crate::graph::FloatModel;
+use ldp_core::kernels::activation::{hardsigmoid, hardswish, relu};
 
 /// `name.pre`, interned (activation names are `&'static str` throughout the quantizer).
 pub(super) fn pre_name(node: &'static str) -> &'static str {
@@ -58,13 +59,14 @@ pub(super) fn dag(cfg: ModelConfig) -> Option<(&'static [Node], Dims)> {
                 c_out: c.c_out,
                 h: c.h,
                 w: c.w,
+                squeeze: 0,
             },
         )),
         ModelConfig::MobileVlmV2(c) => Some((
             ldp_core::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
             c.dims(),
         )),
-        ModelConfig::MobileVlmV1(_) => None,
+        ModelConfig::MobileVlmV1(c) => Some((ldp_core::graph::mobilevlm_v1::NODES, c.dims())),
     }
 }
 
@@ -79,18 +81,36 @@ pub(super) fn pre_of(nd: &Node) -> &'static str {
 
 /// The name of node `i`'s result (its residual's sum when it has one).
 fn result_name(nd: &Node) -> &'static str {
-    match nd.op {
-        Op::Depthwise { add: Some(r), .. } => r.value,
-        _ => nd.value,
+    match nd.residual() {
+        Some(r) => r.value,
+        None => nd.value,
     }
 }
 
-/// Whether value `n` is a Linear's 16-bit output (it only feeds a LayerNorm): no int8 range.
+/// Whether value `n` is a conv's 16-bit output (it only feeds a LayerNorm): no int8 range.
 pub(super) fn wide(nodes: &[Node], n: &str) -> bool {
     nodes
         .iter()
         .enumerate()
-        .any(|(i, nd)| nd.value == n && nd.is_linear() && feeds_norm(nodes, i))
+        .any(|(i, nd)| nd.value == n && ldp_core::graph::plan::wide(nodes, i))
+}
+
+/// The f64 function of an activation's int8 table.
+fn act64(a: Act) -> fn(f64) -> f64 {
+    match a {
+        Act::Gelu => gelu64,
+        Act::Hardswish => |x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+        Act::None => |x| x,
+    }
+}
+
+/// The f32 function of an activation (the reference walk).
+fn act32(a: Act) -> fn(f32) -> f32 {
+    match a {
+        Act::Gelu => gelu,
+        Act::Hardswish => hardswish,
+        Act::None => |x| x,
+    }
 }
 
 /// Whether value `n` is the direct int8 output of a conv (a depthwise conv before its residual,
@@ -100,25 +120,48 @@ pub(super) fn correctable(nodes: &[Node], n: &str) -> bool {
     nodes.iter().enumerate().any(|(i, nd)| {
         nd.value == n
             && match nd.op {
-                Op::Depthwise { .. } => true,
+                Op::Depthwise { .. } => !feeds_norm(nodes, i),
                 Op::Linear { act, .. } => act == Act::None && !feeds_norm(nodes, i),
-                Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => false,
+                Op::LayerNorm { .. }
+                | Op::Resize { .. }
+                | Op::Pool { .. }
+                | Op::SqueezeExcite { .. } => false,
             }
     })
 }
 
-/// The float tensors of node `i` as `(weight, bias)` — for a LayerNorm `(scale, bias)`.
+/// The float tensors of node `i` as `(weight, bias)` — for a LayerNorm `(scale, bias)`, for a
+/// squeeze-excitation `fc1`'s —; the bias `None` for a conv without one.
 fn tensors<'m>(
     m: &'m FloatModel,
     nodes: &[Node],
     i: usize,
-) -> anyhow::Result<(&'m [f32], &'m [f32])> {
+) -> anyhow::Result<(&'m [f32], Option<&'m [f32]>)> {
     let k = float_index(nodes, i);
     let t = m.tensors();
+    let has_bias = nodes.get(i).is_some_and(|nd| nd.bias);
     match (t.get(k), t.get(k + 1)) {
-        (Some(w), Some(b)) => Ok((w, b)),
+        (Some(w), _) if !has_bias => Ok((w, None)),
+        (Some(w), Some(b)) => Ok((w, Some(b))),
         _ => anyhow::bail!("internal: graph node {i} has no tensors"),
     }
+}
+
+/// The float tensor `j` of node `i` (`fc2.weight` of a squeeze-excitation is 2).
+fn tensor<'m>(m: &'m FloatModel, nodes: &[Node], i: usize, j: usize) -> anyhow::Result<&'m [f32]> {
+    m.tensors()
+        .get(float_index(nodes, i) + j)
+        .map(|v| v.as_slice())
+        .with_context(|| format!("internal: graph node {i} has no tensor {j}"))
+}
+
+/// A LayerNorm's `(scale, bias)`.
+fn norm_tensors<'m>(
+    m: &'m FloatModel,
+    nodes: &[Node],
+    i: usize,
+) -> anyhow::Result<(&'m [f32], &'m [f32])> {
+    Ok((tensor(m, nodes, i, 0)?, tensor(m, nodes, i, 1)?))
 }
 
 /// The f32 walk: every node's output (its value before an activation table, and a depthwise
@@ -148,14 +191,13 @@ pub(super) fn intermediates(
         let v = match nd.op {
             Op::Linear { act, .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
-                let p = pw(src, xs.c, w, Some(b), ys.c)?;
-                match act {
-                    Act::Gelu => {
-                        let a = map(&p, gelu);
-                        acts.push((pre_of(nd), p));
-                        a
-                    }
-                    Act::None => p,
+                let p = pw(src, xs.c, w, b, ys.c)?;
+                if act.is_some() {
+                    let a = map(&p, act32(act));
+                    acts.push((pre_of(nd), p));
+                    a
+                } else {
+                    p
                 }
             }
             Op::Resize { .. } => {
@@ -168,7 +210,7 @@ pub(super) fn intermediates(
                 super::ck(adaptive_avg_pool(src, xs.h, xs.w, xs.c, &mut r, ys.h, ys.w))?;
                 r
             }
-            Op::Depthwise { stride, add } => {
+            Op::Depthwise { stride, .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
                 let sh = DwShape {
                     h: xs.h,
@@ -176,27 +218,60 @@ pub(super) fn intermediates(
                     c: xs.c,
                     stride: stride as usize,
                 };
-                let dd = super::dw(sh, src, w, Some(b))?;
-                match (add, pl.residual[i]) {
-                    (Some(_), Some(r)) => {
+                let dd = super::dw(sh, src, w, b)?;
+                match pl.residual[i] {
+                    Some(r) => {
                         let sum = super::add(&dd, get(r));
                         acts.push((nd.value, dd));
                         sum
                     }
-                    _ => dd,
+                    None => dd,
                 }
             }
-            Op::LayerNorm { act } => {
-                let (g, b) = tensors(m, nodes, i)?;
+            Op::LayerNorm { act, .. } => {
+                let (g, b) = norm_tensors(m, nodes, i)?;
                 let n = super::ln(src, ys.c, g, b)?;
-                match act {
-                    Act::Gelu => {
-                        let c = map(&n, gelu);
-                        acts.push((pre_of(nd), n));
-                        c
+                let u = if act.is_some() {
+                    let c = map(&n, act32(act));
+                    acts.push((pre_of(nd), n));
+                    c
+                } else {
+                    n
+                };
+                match pl.residual[i] {
+                    // The same f32 sum either way round.
+                    Some(r) => {
+                        let sum = super::add(get(r), &u);
+                        acts.push((nd.value, u));
+                        sum
                     }
-                    Act::None => n,
+                    None => u,
                 }
+            }
+            Op::SqueezeExcite { hid, gate } => {
+                let (w1, b1) = (tensor(m, nodes, i, 0)?, tensor(m, nodes, i, 1)?);
+                let (w2, b2) = (tensor(m, nodes, i, 2)?, tensor(m, nodes, i, 3)?);
+                let co = ys.c;
+                let pixels = src.len() / co.max(1);
+                let mut mean = vec![0.0f32; co];
+                for px in src.chunks_exact(co) {
+                    for (a, v) in mean.iter_mut().zip(px) {
+                        *a += v;
+                    }
+                }
+                mean.iter_mut().for_each(|v| *v /= pixels as f32);
+                let sh = map(&pw(&mean, co, w1, Some(b1), d.squeeze)?, relu);
+                let sg = pw(&sh, d.squeeze, w2, Some(b2), co)?;
+                let g = map(&sg, hardsigmoid);
+                let mut se = src.to_vec();
+                for px in se.chunks_exact_mut(co) {
+                    for (v, g) in px.iter_mut().zip(&g) {
+                        *v *= g;
+                    }
+                }
+                acts.push((hid, sh));
+                acts.push((gate, sg));
+                se
             }
         };
         acts.push((result_name(nd), v.clone()));
@@ -219,8 +294,9 @@ fn nodes_values(nodes: &[Node]) -> usize {
     nodes
         .iter()
         .map(|nd| {
-            1 + usize::from(nd.act() == Act::Gelu)
-                + usize::from(matches!(nd.op, Op::Depthwise { add: Some(_), .. }))
+            1 + usize::from(nd.act().is_some())
+                + usize::from(nd.residual().is_some())
+                + 2 * usize::from(matches!(nd.op, Op::SqueezeExcite { .. }))
         })
         .sum()
 }
@@ -229,10 +305,13 @@ fn nodes_values(nodes: &[Node]) -> usize {
 fn canonical(def: &[Node]) -> Vec<&'static str> {
     let mut names = Vec::new();
     for nd in def {
-        if nd.act() == Act::Gelu {
+        if nd.act().is_some() {
             names.push(pre_of(nd));
         }
-        if let Op::Depthwise { add: Some(_), .. } = nd.op {
+        if let Op::SqueezeExcite { hid, gate } = nd.op {
+            names.extend([hid, gate]);
+        }
+        if nd.residual().is_some() {
             names.push(nd.value);
         }
         names.push(result_name(nd));
@@ -318,26 +397,28 @@ pub(super) fn quantize(
             Resolved::Node(k) => pl.shape[k],
         };
         let co = pl.shape[i].c;
+        let wide_i = ldp_core::graph::plan::wide(nodes, i);
         let result = match nd.op {
             Op::Linear { act, .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
-                let out = if feeds_norm(nodes, i) {
+                let out = if wide_i {
                     r.qp16(nd.value)?
                 } else {
                     r.qp(nd.value)?
                 };
-                let pre = match act {
-                    Act::Gelu => r.qp(pre_of(nd))?,
-                    Act::None => out,
+                let pre = if act.is_some() {
+                    r.qp(pre_of(nd))?
+                } else {
+                    out
                 };
-                let fix = match act {
-                    Act::Gelu => pre_of(nd),
-                    Act::None => nd.value,
-                };
-                let bias = fb(r, fix, Some(b), co).context("internal: bias")?;
+                let fix = if act.is_some() { pre_of(nd) } else { nd.value };
+                let bias = fb(r, fix, b, co);
+                if nd.bias && bias.is_none() {
+                    anyhow::bail!("internal: bias");
+                }
                 let cv = conv(
                     w,
-                    Some(&bias),
+                    bias.as_deref(),
                     co,
                     xs_shape.c,
                     &in_s,
@@ -353,10 +434,10 @@ pub(super) fn quantize(
                 o.conv(nd.name, cv, mi.shift);
                 o.max_bias_shift = max_bias_shift;
                 o.act(mi.pre, pre);
-                if act == Act::Gelu {
+                if act.is_some() {
                     o.t.insert(
                         format!("{}.lut", nd.table_name()),
-                        i8b(&lut(gelu64, pre, out)),
+                        i8b(&lut(act64(act), pre, out)),
                     );
                 }
                 o.act(mi.out, out);
@@ -376,57 +457,123 @@ pub(super) fn quantize(
                 o.act(mi.out, out);
                 out
             }
-            Op::Depthwise { add, .. } => {
+            Op::Depthwise { .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
-                let dq = r.qp(nd.value)?;
-                let bias = fb(r, nd.value, Some(b), co);
+                let dq = if wide_i {
+                    r.qp16(nd.value)?
+                } else {
+                    r.qp(nd.value)?
+                };
+                let bias = fb(r, nd.value, b, co);
                 let cv = conv(w, bias.as_deref(), co, 9, &in_s, &in_z, dq.scale, true);
                 o.conv(nd.name, cv, mi.shift);
-                match (add, pl.residual[i]) {
-                    (Some(a), Some(Resolved::Node(k))) => {
-                        let sum = r.qp(a.value)?;
-                        let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
-                        o.add(dq, res[k], sum, ma, mb, sh, zo);
-                        o.act(mi.out, dq);
-                        sum
-                    }
-                    (None, None) => {
-                        o.act(mi.out, dq);
-                        dq
-                    }
-                    _ => anyhow::bail!("internal: a residual from the model input"),
-                }
+                o.act(mi.out, dq);
+                residual(r, nd, &mi, &pl.residual[i], &res, dq, o)?
             }
             Op::Pool { .. } => match pl.input[i] {
                 // The pool keeps its input's quantization (no `quant.meta` entry).
                 Resolved::Node(k) => res[k],
                 Resolved::Input => anyhow::bail!("internal: a pool of the model input"),
             },
-            Op::LayerNorm { act } => {
-                let (g, b) = tensors(m, nodes, i)?;
+            Op::LayerNorm { act, .. } => {
+                let (g, b) = norm_tensors(m, nodes, i)?;
                 let Resolved::Node(k) = pl.input[i] else {
                     anyhow::bail!("internal: a LayerNorm of the model input");
                 };
                 let out = r.qp(nd.value)?;
-                let pre = match act {
-                    Act::Gelu => r.qp(pre_of(nd))?,
-                    Act::None => out,
+                let pre = if act.is_some() {
+                    r.qp(pre_of(nd))?
+                } else {
+                    out
                 };
                 o.norm(nd.name, super::norm(g, b, res[k], pre), mi.shift, mi.eps);
-                if act == Act::Gelu {
+                if act.is_some() {
                     o.t.insert(
                         format!("{}.lut", nd.table_name()),
-                        i8b(&lut(gelu64, pre, out)),
+                        i8b(&lut(act64(act), pre, out)),
                     );
                 }
                 o.act(mi.pre, pre);
                 o.act(mi.out, out);
-                out
+                residual(r, nd, &mi, &pl.residual[i], &res, out, o)?
+            }
+            Op::SqueezeExcite { hid, gate } => {
+                let Resolved::Node(k) = pl.input[i] else {
+                    anyhow::bail!("internal: a squeeze-excitation of the model input");
+                };
+                let (hs, sq) = (res[k], d.squeeze);
+                let (sh, sg, se) = (r.qp(hid)?, r.qp(gate)?, r.qp(nd.value)?);
+                o.act(mi.pre, sh);
+                o.act(mi.se + 1, sg);
+                o.act(mi.out, se);
+                let (w1, b1) = (tensor(m, nodes, i, 0)?, tensor(m, nodes, i, 1)?);
+                let (w2, b2) = (tensor(m, nodes, i, 2)?, tensor(m, nodes, i, 3)?);
+                let fc1 = conv(
+                    w1,
+                    Some(b1),
+                    sq,
+                    co,
+                    &[hs.scale],
+                    &[hs.zero],
+                    sh.scale,
+                    false,
+                );
+                o.conv(&format!("{}.fc1", nd.name), fc1, mi.shift);
+                let fc2 = conv(
+                    w2,
+                    Some(b2),
+                    co,
+                    sq,
+                    &[sh.scale],
+                    &[sh.zero],
+                    sg.scale,
+                    false,
+                );
+                o.conv(&format!("{}.fc2", nd.name), fc2, mi.se);
+                // The 8-bit Hardsigmoid gate: 255 at 1.
+                let table: Vec<u8> = (-128i32..=127)
+                    .map(|q| {
+                        let x = sg.scale as f64 * (q - sg.zero) as f64;
+                        ((x + 3.0).clamp(0.0, 6.0) / 6.0 * 255.0).round() as u8
+                    })
+                    .collect();
+                o.t.insert(format!("{}.gate.lut", nd.name), table);
+                let (sm, ss) = encode_multiplier(hs.scale as f64 / (255.0 * se.scale as f64));
+                o.meta[mi.se + 2] = sm;
+                o.meta[mi.se + 3] = ss;
+                se
             }
         };
         res.push(result);
     }
     Ok(())
+}
+
+/// The residual addition after node `nd` (its output quantized as `out`), if it has one: the
+/// sum's quantization and `quant.meta` entries ([`meta::NodeMeta::add`]); else `out`.
+fn residual(
+    r: &Ranges,
+    nd: &Node,
+    mi: &meta::NodeMeta,
+    src: &Option<Resolved>,
+    res: &[QP],
+    out: QP,
+    o: &mut Out,
+) -> anyhow::Result<QP> {
+    let (Some(a), Some(src)) = (nd.residual(), src) else {
+        return Ok(out);
+    };
+    let Resolved::Node(k) = *src else {
+        anyhow::bail!("internal: a residual from the model input");
+    };
+    let sum = r.qp(a.value)?;
+    let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
+    if a.source_first {
+        o.add(res[k], out, sum, ma, mb, sh, zo);
+    } else {
+        o.add(out, res[k], sum, ma, mb, sh, zo);
+    }
+    Ok(sum)
 }
 
 /// The saturation of a 16-bit activation read by a Linear of `k` inputs: `k·127·Q ≤ 2^30`.
@@ -496,6 +643,7 @@ pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyho
         let pre = match nd.act() {
             Act::Gelu => qp(pre_name(nd.name), MAX16)?,
             Act::None => out,
+            Act::Hardswish => anyhow::bail!("16-bit activations cover GELU, not Hardswish"),
         };
         let cv = conv(w, Some(b), co, ci, &[inq.scale], &[0], pre.scale, false);
         o.conv(nd.name, cv, meta::shift(i));
@@ -568,15 +716,12 @@ pub(super) fn quantize_a16_appended(
                 // saturation keeps that Linear's products within the budget.
                 let q_out = if act == Act::Gelu { qmax16(co) } else { MAX16 };
                 let out = qp(nd.value, q_out)?;
-                let pre = match act {
-                    Act::Gelu => qp(pre_of(nd), MAX16)?,
-                    Act::None => out,
+                let (pre, fix) = match act {
+                    Act::Gelu => (qp(pre_of(nd), MAX16)?, pre_of(nd)),
+                    Act::None => (out, nd.value),
+                    Act::Hardswish => anyhow::bail!("16-bit activations cover GELU, not Hardswish"),
                 };
-                let fix = match act {
-                    Act::Gelu => pre_of(nd),
-                    Act::None => nd.value,
-                };
-                let bias = fb(r, fix, Some(b), co).context("internal: bias")?;
+                let bias = fb(r, fix, b, co).context("internal: bias")?;
                 let cv = conv(w, Some(&bias), co, ci, &[inq.scale], &[0], pre.scale, false);
                 o.conv(nd.name, cv, mi.shift);
                 o.act(mi.pre, pre);
@@ -593,7 +738,7 @@ pub(super) fn quantize_a16_appended(
             Op::Depthwise { add, .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
                 let dq = qp(nd.value, MAX16)?;
-                let bias = fb(r, nd.value, Some(b), co);
+                let bias = fb(r, nd.value, b, co);
                 let cv = conv(
                     w,
                     bias.as_deref(),
@@ -617,9 +762,9 @@ pub(super) fn quantize_a16_appended(
                     _ => anyhow::bail!("internal: a residual from the model input"),
                 }
             }
-            Op::LayerNorm { .. } | Op::Resize { .. } => {
-                anyhow::bail!("16-bit activations do not cover LayerNorm or resize nodes")
-            }
+            Op::LayerNorm { .. } | Op::Resize { .. } | Op::SqueezeExcite { .. } => anyhow::bail!(
+                "16-bit activations do not cover LayerNorm, resize or squeeze-excitation nodes"
+            ),
         };
         res.push(result);
     }

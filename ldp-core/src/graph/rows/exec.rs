@@ -468,7 +468,7 @@ impl<O: RowOps> Ctx<'_, O> {
                     self.ops
                         .resize_row(f, rows, c0, hw, j, x, dst!(0, c_head))?;
                 }
-                Op::LayerNorm { .. } => return Err(INTERNAL),
+                Op::LayerNorm { .. } | Op::SqueezeExcite { .. } => return Err(INTERNAL),
             }
             // The pixel-wise units.
             for u in 0..nu {

@@ -61,7 +61,7 @@ impl<'a> I8Ops<'a> {
         for (i, nd) in nodes.iter().enumerate() {
             let mi = meta::node(nodes, i);
             let lut = match nd.act() {
-                Act::Gelu => Some(p.lut_at(nd.table_name(), ".lut")?),
+                Act::Gelu | Act::Hardswish => Some(p.lut_at(nd.table_name(), ".lut")?),
                 Act::None => None,
             };
             o.q[i] = match nd.op {
@@ -82,6 +82,11 @@ impl<'a> I8Ops<'a> {
                 Op::Pool { .. } => {
                     o.pool_zero[i] = zero_of(pl.input[i]);
                     NodeQ::None
+                }
+                Op::SqueezeExcite { .. } => {
+                    return Err(Error::Unsupported(
+                        "stream: squeeze-excitation needs the multi-pass streamer",
+                    ))
                 }
                 Op::Resize { .. } => {
                     o.zero[i] = [zero_of(pl.input[i]).clamp(-128, 127) as i8];
