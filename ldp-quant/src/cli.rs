@@ -682,7 +682,7 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
         if conv_shifts.contains(&i) {
             let (shift, bias_shift) = ldp_core::quant::specs::conv_shifts(*v);
             s.push_str(&format!(
-                "    {name:<16} {shift}  (bias shift {bias_shift})\n"
+                "    {name:<30} {shift}  (bias shift {bias_shift})\n"
             ));
         } else if tail.starts_with("Z_") {
             let wide = if a16 {
@@ -693,11 +693,11 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
                 ""
             };
             s.push_str(&format!(
-                "    {name:<16} zero {v:>5}  scale {:.6e}{wide}\n",
+                "    {name:<30} zero {v:>5}  scale {:.6e}{wide}\n",
                 scales.get(i).copied().unwrap_or(0.0)
             ));
         } else {
-            s.push_str(&format!("    {name:<16} {v}\n"));
+            s.push_str(&format!("    {name:<30} {v}\n"));
         }
     }
     s.push_str("  per-channel requantization multipliers (u8 mantissa / 2^shift):\n");

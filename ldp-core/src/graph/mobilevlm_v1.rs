@@ -429,4 +429,70 @@ mod tests {
         assert_eq!(meta::output(NODES), 45);
         assert_eq!(GRAPH.conv_shifts, &[1, 4, 10, 16, 18, 23, 28, 34, 36, 41]);
     }
+
+    /// The whole-tensor plans take what the hand-written executors took (commit 4dbb733): three
+    /// maps and the squeeze-excitation's vectors; int8 also one 16-bit grid row.
+    #[test]
+    fn plans_match_the_hand_written_scratch() {
+        use crate::graph::plan::{plan, Scheme};
+        let r16 = |n: usize| n.div_ceil(16) * 16;
+        for (ci, co, h) in [
+            (32, 64, 6),
+            (8, 16, 3),
+            (16, 32, 1),
+            (13, 22, 5),
+            (1024, 2048, 24),
+        ] {
+            let c = V1Config::new(ci, co, h);
+            let (n, s) = (c.tokens_in(), c.squeeze);
+            let f = plan(NODES, c.dims(), Scheme::Float).unwrap();
+            assert_eq!(f.len, 3 * n * co + 2 * (2 * co + s) + 2, "{ci} {co} {h}");
+            let q = plan(NODES, c.dims(), Scheme::Int8).unwrap();
+            let hand = 3 * r16(n * co) + 4 * (2 * co + s) + 16 + r16(2 * h * co);
+            assert_eq!(q.len, hand, "{ci} {co} {h}");
+        }
+    }
+
+    /// Streaming through the graph's row executor (three passes) takes no more RAM than the
+    /// hand-written three-pass streamer it replaced (commit 4dbb733, formula below), with the
+    /// same MACs except the squeeze-excitation FCs of block 1, which that count had twice.
+    #[test]
+    fn streaming_is_no_larger_than_the_hand_written_streamer() {
+        use crate::graph::plan::Scheme;
+        use crate::stream::{CHUNK, FULL_WIDTH};
+        let r16 = |n: usize| n.div_ceil(16) * 16;
+        for (ci, co, h) in [
+            (16, 16, 1),
+            (16, 32, 5),
+            (8, 16, 6),
+            (24, 48, 7),
+            (1024, 2048, 24),
+        ] {
+            let cfg = V1Config::new(ci, co, h);
+            let (c, s) = (co, cfg.squeeze);
+            for (sizes, scheme) in [
+                ((1, 1, 1), Scheme::Int8),
+                ((4, 4, 4), Scheme::Float),
+                ((4, 2, 4), Scheme::Float),
+            ] {
+                let (sx, sa, sy) = sizes;
+                let hand = r16(CHUNK * ci * sx)
+                    + r16(CHUNK * c * sa)
+                    + 2 * r16(3 * h * c * sa)
+                    + r16(CHUNK * c * sa)
+                    + r16(CHUNK * c * sy)
+                    + r16(4 * (3 * c + s))
+                    + if sa == 1 { r16(CHUNK * c * 2) } else { 0 };
+                let l = crate::graph::rows::layout(NODES, cfg.dims(), FULL_WIDTH, scheme).unwrap();
+                let got = crate::graph::rows::scratch_bytes(&l, cfg.dims(), sizes);
+                std::println!("{ci}->{co} {h}x{h} {sizes:?}: {got} (hand-written {hand})");
+                assert!(got <= hand, "{ci}->{co} h{h} {sizes:?}: {got} > {hand}");
+                let (n, n2) = (cfg.tokens_in(), cfg.tokens_out());
+                let (mlp, dw1, pw1) = (n * ci * c + n * c * c, n * 9 * c, n * c * c);
+                let (dw2, pw2) = (n2 * 9 * c, n2 * c * c);
+                let fcs = 2 * (2 * s * c);
+                assert_eq!(l.macs, 3 * mlp + 3 * dw1 + 2 * pw1 + 2 * dw2 + pw2 + fcs);
+            }
+        }
+    }
 }

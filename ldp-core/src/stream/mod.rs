@@ -33,26 +33,23 @@
 //!   chunks read straight from the source, the adaptive pool accumulates each chunk into its
 //!   open bins (no rows of the MLP are kept), the PEG conv keeps three pooled rows
 //!   ([`v2_scratch_bytes`]).
-//! * `mobilevlm-v1`: its squeeze-excitations need the mean of whole maps, so it runs in three
-//!   passes over the input: pass 1 accumulates block 1's SE mean, pass 2 recomputes block 1 with
-//!   its gate and accumulates block 2's SE mean, pass 3 recomputes everything and emits the
-//!   output. RAM stays at a few rows; the cost is recomputation (about 3× the MLP's MACs, see
+//! * `mobilevlm-v1`: rows (full width), by the same graph row executor. Its squeeze-excitations
+//!   need the mean of whole maps, so it runs in three passes over the input: pass 1 sums block
+//!   1's SE input, pass 2 recomputes block 1 with its gate and sums block 2's SE input, pass 3
+//!   recomputes everything and emits the output. RAM stays at a few rows
+//!   ([`v1_scratch_bytes`]); the cost is recomputation (about 3× the MLP's MACs, see
 //!   [`v1_macs`]).
 //!
 //! Order of emission: for `ldp`, strip by strip, and inside a strip row by row, left to right;
 //! for V1/V2 row by row. [`RowCrc`] turns any such order into the CRC-32 of the row-major output.
 
 pub mod kernels;
-mod params;
-mod v1;
 
 use crate::arch::ldp::LdpConfig;
 use crate::arch::mobilevlm_v1::V1Config;
 use crate::arch::mobilevlm_v2::V2Config;
 use crate::blob::{DType, Model, ModelConfig};
 use crate::error::Error;
-
-pub use v1::{v1_float, v1_i8};
 
 /// Pixels per chunk between pointwise layers (the chunks of `b`, `f` and `y`).
 pub const CHUNK: usize = 2;
@@ -375,31 +372,40 @@ pub const fn v2_scratch_bytes(cfg: &V2Config, sizes: (usize, usize, usize)) -> u
     }
 }
 
-/// Scratch bytes of streaming MobileVLM V1 (three passes) for element sizes
-/// `(input, activation, output)`.
+/// Scratch bytes of streaming MobileVLM V1 (three passes: one per squeeze-excitation, then the
+/// output) for element sizes `(input, activation, output)`: its graph's row layout.
 pub const fn v1_scratch_bytes(cfg: &V1Config, sizes: (usize, usize, usize)) -> usize {
-    let (sx, sa, sy) = sizes;
-    let (c, h, s) = (cfg.c_out, cfg.h, cfg.squeeze);
-    r16(CHUNK * cfg.c_in * sx) // x chunk
-        + r16(CHUNK * c * sa) // h1 chunk
-        + r16(3 * h * c * sa) // z: 3-row window of block 1's DW (and the residual)
-        + r16(3 * h * c * sa) // z2: 3-row window of block 2's DW
-        + r16(CHUNK * c * sa) // d / hs / se chunk of either block
-        + r16(CHUNK * c * sy) // output chunk
-        + r16(4 * (3 * c + s)) // SE: channel sums, two gates, hidden (i32 / f32)
-        + if sa == 1 { r16(CHUNK * c * 2) } else { 0 } // int8: 16-bit projection output chunk
+    use crate::graph::plan::Scheme;
+    let scheme = if sizes.1 == 1 {
+        Scheme::Int8
+    } else {
+        Scheme::Float
+    };
+    match crate::graph::rows::layout(
+        crate::graph::mobilevlm_v1::NODES,
+        cfg.dims(),
+        FULL_WIDTH,
+        scheme,
+    ) {
+        Ok(l) => crate::graph::rows::scratch_bytes(&l, cfg.dims(), sizes),
+        Err(_) => 0,
+    }
 }
 
-/// Multiply-accumulates of streaming MobileVLM V1: pass 1 runs the MLP and block 1's depthwise,
-/// pass 2 adds block 1's SE/pointwise and block 2's depthwise, pass 3 runs everything.
+/// Multiply-accumulates of streaming MobileVLM V1: pass 1 runs the MLP and block 1 up to its
+/// squeeze-excitation, pass 2 block 1 and block 2 up to its squeeze-excitation, pass 3
+/// everything (the row layout's count).
 pub const fn v1_macs(cfg: &V1Config) -> usize {
-    let (n, n2, c, s) = (cfg.tokens_in(), cfg.tokens_out(), cfg.c_out, cfg.squeeze);
-    let mlp = n * cfg.c_in * c + n * c * c;
-    let dw1 = n * 9 * c;
-    let rest1 = 2 * s * c + n * c * c;
-    let dw2 = n2 * 9 * c;
-    let rest2 = 2 * s * c + n2 * c * c;
-    3 * mlp + 3 * dw1 + 2 * rest1 + 2 * dw2 + rest2
+    use crate::graph::plan::Scheme;
+    match crate::graph::rows::layout(
+        crate::graph::mobilevlm_v1::NODES,
+        cfg.dims(),
+        FULL_WIDTH,
+        Scheme::Int8,
+    ) {
+        Ok(l) => l.macs,
+        Err(_) => 0,
+    }
 }
 
 /// Scratch bytes of streaming execution of a model with blob dtype `dtype`, with column strips
@@ -534,7 +540,11 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
             let ops = crate::graph::rows::I8Ops::new(m, nodes, c.dims())?;
             crate::graph::rows::run(nodes, c.dims(), strip, &ops, src, sink, scratch)
         }
-        ModelConfig::MobileVlmV1(_) => v1_i8(m, src, sink, scratch),
+        ModelConfig::MobileVlmV1(c) => {
+            let nodes = crate::graph::mobilevlm_v1::NODES;
+            let ops = crate::graph::rows::I8Ops::new(m, nodes, c.dims())?;
+            crate::graph::rows::run(nodes, c.dims(), FULL_WIDTH, &ops, src, sink, scratch)
+        }
         ModelConfig::MobileVlmV2(c) => {
             let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
             let ops = crate::graph::rows::I8Ops::new(m, nodes, c.dims())?;
@@ -608,7 +618,10 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
             c.dims(),
             FULL_WIDTH,
         )),
-        _ => None,
+        ModelConfig::MobileVlmV1(c) => {
+            Some((crate::graph::mobilevlm_v1::NODES, c.dims(), FULL_WIDTH))
+        }
+        ModelConfig::Graph(_) => None,
     };
     if let Some((nodes, d, strip)) = graph {
         use crate::graph::rows::run_float;
@@ -621,13 +634,7 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
         };
     }
     match (m.config(), m.dtype()) {
-        (ModelConfig::MobileVlmV1(c), DType::F32) => {
-            v1_float::<f32, f32, _, _>(&c, &m.v1_weights()?, src, sink, scratch)
-        }
-        (ModelConfig::MobileVlmV1(c), DType::F16) => {
-            v1_float::<f16, f16, _, _>(&c, &m.v1_weights()?, src, sink, scratch)
-        }
-        (ModelConfig::Ldp(_) | ModelConfig::MobileVlmV2(_), _) => {
+        (ModelConfig::Ldp(_) | ModelConfig::MobileVlmV1(_) | ModelConfig::MobileVlmV2(_), _) => {
             Err(Error::Unsupported("internal: graph blobs stream above"))
         }
         (ModelConfig::Graph(c), DType::F32) => {

@@ -38,6 +38,10 @@ pub const fn scratch_bytes(l: &Layout, d: Dims, sizes: (usize, usize, usize)) ->
     if l.mid16 {
         b += r16(l.chunk_elems * 2);
     }
+    if l.n_se > 0 {
+        // Channel sums, one gate per squeeze-excitation, the hidden vector (i32 / f32).
+        b += r16(4 * ((l.n_se + 1) * d.c_out + d.squeeze));
+    }
     b
 }
 
@@ -82,14 +86,47 @@ pub(crate) trait RowOps {
         x: In<'_, Self::X, Self::A>,
         y: Out<'_, Self::A, Self::Y>,
     ) -> Result<(), Error>;
-    /// Linear node `i`, then LayerNorm node `i + 1` with its activation; `mid` holds int8's
-    /// 16-bit conv output.
+    /// Linear node `i`, then LayerNorm node `i + 1` with its activation and its residual
+    /// addition `res` (the same pixels); `mid` holds int8's 16-bit conv output.
     fn linear_norm(
         &self,
         i: usize,
         x: In<'_, Self::X, Self::A>,
         mid: &mut [i16],
+        res: Option<&[Self::A]>,
         y: Out<'_, Self::A, Self::Y>,
+    ) -> Result<(), Error>;
+    /// Depthwise node `i` (output row `oy`, columns from `ox0`), then LayerNorm node `i + 1`
+    /// with its activation; `mid` holds int8's 16-bit conv output.
+    #[allow(clippy::too_many_arguments)]
+    fn depthwise_norm_row(
+        &self,
+        i: usize,
+        s: DwShape,
+        rows: &DwRows<'_, Self::A>,
+        oy: usize,
+        ox0: usize,
+        mid: &mut [i16],
+        y: Out<'_, Self::A, Self::Y>,
+    ) -> Result<(), Error>;
+    /// Adds pixels `x` into squeeze-excitation node `i`'s channel sums.
+    fn se_sum(&self, i: usize, x: &[Self::A], sums: &mut [Self::Acc]);
+    /// Node `i`'s gate from the sums over `pixels` pixels (`sums` is clobbered).
+    fn se_gate(
+        &self,
+        i: usize,
+        sums: &mut [Self::Acc],
+        pixels: usize,
+        hid: &mut [Self::Acc],
+        gate: &mut [Self::Acc],
+    ) -> Result<(), Error>;
+    /// Node `i`'s output: pixels `x` times the gate.
+    fn se_apply(
+        &self,
+        i: usize,
+        gate: &[Self::Acc],
+        x: &[Self::A],
+        y: &mut [Self::A],
     ) -> Result<(), Error>;
     /// Depthwise node `i`: output row `oy`, columns from `ox0`, plus the residual `res` (the
     /// same pixels).
@@ -116,6 +153,9 @@ pub(crate) trait RowOps {
         y: Out<'_, Self::A, Self::Y>,
     ) -> Result<(), Error>;
 }
+
+/// Where a unit writes.
+type UnitOut<'r, O> = Out<'r, <O as RowOps>::A, <O as RowOps>::Y>;
 
 pub(super) const INTERNAL: Error = Error::InvalidConfig("stream: internal schedule error");
 
@@ -169,6 +209,12 @@ pub(crate) fn run<O: RowOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
         acc_off[k + 1] = acc_off[k] + r16(l.acc[k] * 4) / 4;
     }
     let acc: &mut [O::Acc] = cv.take(acc_off[s.n])?;
+    let se_len = if l.n_se > 0 {
+        (l.n_se + 1) * d.c_out + d.squeeze
+    } else {
+        0
+    };
+    let se: &mut [O::Acc] = cv.take(se_len)?;
     let mut st = State {
         xs,
         arena,
@@ -180,35 +226,62 @@ pub(crate) fn run<O: RowOps, S: RowSource<O::X>, K: RowSink<O::Y>>(
         tz,
         acc,
         acc_off,
+        se,
     };
     let out = p.shape[nodes.len() - 1];
-    for t in 0..l.strips {
-        let (ox0, ox1) = (t * out.w / l.strips, (t + 1) * out.w / l.strips);
-        let cols = strip_cols(nodes, p, s, d, O::SCHEME, ox0, ox1);
-        let mut ctx = Ctx {
-            nodes,
-            d,
-            l: &l,
-            rings: &rings,
-            cols: &cols,
-            ops,
+    // Pass `q < n_se` runs up to squeeze-excitation `se[q]`, which sums its input; the last pass
+    // runs everything with the gates known. (Without squeeze-excitation: one pass.)
+    for pass in 0..=l.n_se {
+        let limit = (pass < l.n_se).then(|| l.se[pass]);
+        let n_run = match limit {
+            Some(i) => {
+                (0..s.n)
+                    .find(|&k| s.first[k] <= i && i <= s.last[k])
+                    .ok_or(INTERNAL)?
+                    + 1
+            }
+            None => s.n,
         };
-        let mut next = [0usize; MAX_NODES];
-        let mut avail = [0usize; MAX_NODES + 1];
-        for row in 0..d.h {
-            let (c0, c1) = cols[0];
-            if c1 > c0 && !l.x_chunk {
-                let at = (row % l.depth[0].max(1)) * l.cols[0] * d.c_in;
-                let x = st.xs.get_mut(at..at + (c1 - c0) * d.c_in).ok_or(INTERNAL)?;
-                src.read(row, c0, x)?;
+        // Fresh channel sums (the gates of earlier passes stay).
+        let c_sums = st.se.len().min(d.c_out);
+        st.se[..c_sums].fill(<O::Acc as bytemuck::Zeroable>::zeroed());
+        for t in 0..l.strips {
+            let (ox0, ox1) = (t * out.w / l.strips, (t + 1) * out.w / l.strips);
+            let cols = strip_cols(nodes, p, s, d, O::SCHEME, ox0, ox1);
+            let mut ctx = Ctx {
+                nodes,
+                d,
+                l: &l,
+                rings: &rings,
+                cols: &cols,
+                ops,
+                limit,
+                n_run,
+            };
+            let mut next = [0usize; MAX_NODES];
+            let mut avail = [0usize; MAX_NODES + 1];
+            for row in 0..d.h {
+                let (c0, c1) = cols[0];
+                if c1 > c0 && !l.x_chunk {
+                    let at = (row % l.depth[0].max(1)) * l.cols[0] * d.c_in;
+                    let x = st.xs.get_mut(at..at + (c1 - c0) * d.c_in).ok_or(INTERNAL)?;
+                    src.read(row, c0, x)?;
+                }
+                avail[0] = row + 1;
+                ctx.drain(0, &mut next, &mut avail, &mut st, src, sink)?;
             }
-            avail[0] = row + 1;
-            ctx.drain(0, &mut next, &mut avail, &mut st, src, sink)?;
+            for k in 0..n_run {
+                if next[k] != p.shape[s.last[k]].h {
+                    return Err(INTERNAL);
+                }
+            }
         }
-        for k in 0..s.n {
-            if next[k] != p.shape[s.last[k]].h {
-                return Err(INTERNAL);
-            }
+        if let Some(i) = limit {
+            let c = d.c_out;
+            let (sums, rest) = st.se.split_at_mut(c);
+            let (gates, hid) = rest.split_at_mut(l.n_se * c);
+            let gate = gates.get_mut(pass * c..(pass + 1) * c).ok_or(INTERNAL)?;
+            ops.se_gate(i, sums, p.shape[i].pixels(), hid, gate)?;
         }
     }
     Ok(())
@@ -228,6 +301,8 @@ struct State<'s, X, A, Y, C> {
     /// Pool accumulators, stage `k`'s at `acc_off[k]..acc_off[k + 1]`.
     acc: &'s mut [C],
     acc_off: [usize; MAX_NODES + 1],
+    /// Squeeze-excitation vectors: `c` channel sums, `c` per gate, the hidden vector.
+    se: &'s mut [C],
 }
 
 struct Ctx<'c, O: RowOps> {
@@ -237,6 +312,10 @@ struct Ctx<'c, O: RowOps> {
     rings: &'c Rings,
     cols: &'c [(usize, usize); MAX_NODES + 1],
     ops: &'c O,
+    /// This pass stops at this squeeze-excitation node (it sums its input), if any.
+    limit: Option<usize>,
+    /// Stages this pass runs.
+    n_run: usize,
 }
 
 impl<O: RowOps> Ctx<'_, O> {
@@ -250,7 +329,7 @@ impl<O: RowOps> Ctx<'_, O> {
         sink: &mut K,
     ) -> Result<(), Error> {
         let (p, s) = (&self.l.plan, &self.l.stages);
-        for k in from..s.n {
+        for k in from..self.n_run {
             while next[k] < p.shape[s.last[k]].h
                 && ready(self.nodes, p, s, self.d, O::SCHEME, k, next[k], avail)
             {
@@ -302,6 +381,30 @@ impl<O: RowOps> Ctx<'_, O> {
         }
     }
 
+    /// Columns `[x, e)` of row `j` of node `i`'s residual operand, if it has one.
+    #[allow(clippy::too_many_arguments)]
+    fn residual<'r>(
+        &self,
+        avail: &[usize; MAX_NODES + 1],
+        xs: &'r [O::X],
+        sp: &Around<'r, O::A>,
+        i: usize,
+        j: usize,
+        x: usize,
+        e: usize,
+    ) -> Result<Option<&'r [O::A]>, Error> {
+        let Some(rr) = self.l.plan.residual[i] else {
+            return Ok(None);
+        };
+        let rv = slot_of(&self.l.stages, rr).ok_or(INTERNAL)?;
+        match self.row(avail, xs, sp, rv, j, x, e)? {
+            In::A(a) => Ok(Some(a)),
+            In::X(_) => Err(Error::Unsupported(
+                "stream: a residual from the model input",
+            )),
+        }
+    }
+
     /// Computes row `j` of stage `k`.
     fn stage_row<S: RowSource<O::X>, K: RowSink<O::Y>>(
         &mut self,
@@ -333,6 +436,21 @@ impl<O: RowOps> Ctx<'_, O> {
         let xs: &[O::X] = st.xs;
         let (t0, t1, yc, mbuf) = (&mut *st.t0, &mut *st.t1, &mut *st.yc, &mut *st.mid);
         let (xc, tz, acc, acc_off) = (&mut *st.xc, &mut *st.tz, &mut *st.acc, st.acc_off);
+        // This pass stops inside this stage, at a squeeze-excitation that sums its input.
+        let cut = self.limit.filter(|&i| f <= i && i <= last);
+        let c_se = self.d.c_out;
+        let (sums, gates) = {
+            let (a, b) = st.se.split_at_mut(st.se.len().min(c_se));
+            (a, &*b)
+        };
+        let gate_of = |i: usize| -> Result<&[O::Acc], Error> {
+            let q = self.l.se[..self.l.n_se]
+                .iter()
+                .position(|&n| n == i)
+                .ok_or(INTERNAL)?;
+            gates.get(q * c_se..(q + 1) * c_se).ok_or(INTERNAL)
+        };
+        let dw_norm = super::head_norm(nodes, f);
         let x_chunked = self.l.x_chunk && p.input[f] == Resolved::Input;
         // Single-node intermediate stages compute the whole range at once (a pool: by chunks).
         let pool_head = matches!(nodes[f].op, Op::Pool { .. });
@@ -350,11 +468,11 @@ impl<O: RowOps> Ctx<'_, O> {
         while x < o1 {
             let e = if o1 - x > step { x + step } else { o1 };
             let npx = e - x;
-            // Units after the head: (node, fused LayerNorm).
+            // Units after the head: (node, fused LayerNorm); a pass's cut ends them.
             let mut units = [(0usize, false); MAX_NODES];
             let mut nu = 0;
-            let mut i = f + 1;
-            while i <= last {
+            let mut i = if dw_norm { f + 2 } else { f + 1 };
+            while i <= last && cut.is_none_or(|c| i <= c) {
                 let fused = matches!(nodes[i].op, Op::Linear { .. })
                     && i < last
                     && matches!(nodes[i + 1].op, Op::LayerNorm { .. });
@@ -381,8 +499,8 @@ impl<O: RowOps> Ctx<'_, O> {
                     }
                 };
             }
-            // The head.
-            let c_head = p.shape[f].c;
+            // The head (with the LayerNorm it feeds).
+            let c_head = p.shape[if dw_norm { f + 1 } else { f }].c;
             match nodes[f].op {
                 Op::Linear { .. } if x_chunked => {
                     let xcs = xc.get_mut(..npx * self.d.c_in).ok_or(INTERNAL)?;
@@ -440,22 +558,16 @@ impl<O: RowOps> Ctx<'_, O> {
                         ],
                         col0: c0,
                     };
-                    let res = match p.residual[f] {
-                        Some(rr) => {
-                            let rv = slot_of(s, rr).ok_or(INTERNAL)?;
-                            match self.row(avail, xs, &sp, rv, j, x, e)? {
-                                In::A(a) => Some(a),
-                                In::X(_) => {
-                                    return Err(Error::Unsupported(
-                                        "stream: a residual from the model input",
-                                    ))
-                                }
-                            }
-                        }
-                        None => None,
-                    };
-                    self.ops
-                        .depthwise_row(f, sh, &rows, j, x, res, dst!(0, c_head))?;
+                    let res = self.residual(avail, xs, &sp, f, j, x, e)?;
+                    if dw_norm {
+                        // int8's 16-bit conv output (floats have no such buffer).
+                        let m = mbuf.get_mut(..npx * c_head).unwrap_or(&mut []);
+                        self.ops
+                            .depthwise_norm_row(f, sh, &rows, j, x, m, dst!(0, c_head))?;
+                    } else {
+                        self.ops
+                            .depthwise_row(f, sh, &rows, j, x, res, dst!(0, c_head))?;
+                    }
                 }
                 Op::Resize { .. } => {
                     let (y0, y1) = tap_rows(j, x_shape.h, p.shape[f].h, O::SCHEME);
@@ -476,7 +588,7 @@ impl<O: RowOps> Ctx<'_, O> {
                 let ci = p.shape[i - 1].c;
                 let co = p.shape[if fused { i + 1 } else { i }].c;
                 let u1 = u + 1;
-                if u1 == nu {
+                let (xin, out): (&[O::A], UnitOut<'_, O>) = if u1 == nu {
                     let out = if final_stage {
                         Out::Y(&mut yc[..npx * co])
                     } else if pooled_out {
@@ -485,32 +597,36 @@ impl<O: RowOps> Ctx<'_, O> {
                         Out::A(&mut ring_row[(x - o0) * co..(e - o0) * co])
                     };
                     let xin = if u % 2 == 0 {
-                        In::A(&t0[..npx * ci])
+                        &t0[..npx * ci]
                     } else {
-                        In::A(&t1[..npx * ci])
+                        &t1[..npx * ci]
                     };
-                    if fused {
-                        self.ops.linear_norm(i, xin, mbuf, out)?;
-                    } else {
-                        self.ops.linear(i, xin, out)?;
-                    }
+                    (xin, out)
                 } else if u % 2 == 0 {
-                    let out = Out::A(&mut t1[..npx * co]);
-                    let xin = In::A(&t0[..npx * ci]);
-                    if fused {
-                        self.ops.linear_norm(i, xin, mbuf, out)?;
-                    } else {
-                        self.ops.linear(i, xin, out)?;
-                    }
+                    (&t0[..npx * ci], Out::A(&mut t1[..npx * co]))
                 } else {
-                    let out = Out::A(&mut t0[..npx * co]);
-                    let xin = In::A(&t1[..npx * ci]);
-                    if fused {
-                        self.ops.linear_norm(i, xin, mbuf, out)?;
+                    (&t1[..npx * ci], Out::A(&mut t0[..npx * co]))
+                };
+                if let Op::SqueezeExcite { .. } = nodes[i].op {
+                    if cut == Some(i) {
+                        self.ops.se_sum(i, xin, &mut *sums);
                     } else {
-                        self.ops.linear(i, xin, out)?;
+                        match out {
+                            Out::A(y) => self.ops.se_apply(i, gate_of(i)?, xin, y)?,
+                            Out::Y(_) => return Err(INTERNAL),
+                        }
                     }
+                } else if fused {
+                    let res = self.residual(avail, xs, &sp, i + 1, j, x, e)?;
+                    self.ops.linear_norm(i, In::A(xin), mbuf, res, out)?;
+                } else {
+                    self.ops.linear(i, In::A(xin), out)?;
                 }
+            }
+            if cut.is_some() {
+                // This pass only sums: nothing of this stage is kept or sent.
+                x = e;
+                continue;
             }
             if final_stage {
                 sink.write(j, x, &yc[..npx * c_out])?;

@@ -2,8 +2,11 @@
 //! the executor that follows it (`exec.rs`) and the per-dtype operations (`ops.rs`).
 //!
 //! **Stages.** The nodes split into stages: a stage starts at a spatial operation (depthwise,
-//! resize), at a node that does not read the previous one, or after a value other nodes also
-//! read; the pixel-wise nodes after it (Linear, LayerNorm) join it. Only a stage's last value is
+//! resize, pool), at a node that does not read the previous one, or after a value other nodes
+//! also read; the pixel-wise nodes after it (Linear, LayerNorm, squeeze-excitation) join it. A
+//! Linear and the LayerNorm after it run as one unit (in int8 through 16-bit chunks), and so do a
+//! depthwise head and the LayerNorm it feeds; a LayerNorm's residual addition reads the same
+//! pixels of a kept value. Only a stage's last value is
 //! kept, in a **ring of rows**; inside a stage a row is computed in chunks of
 //! [`crate::stream::CHUNK`] pixels through small buffers.
 //!
@@ -14,6 +17,14 @@
 //! stage the stages after it catch up. A ring holds a value's rows from the oldest one a
 //! consumer still needs to the newest; its depth is the largest such span, found by running the
 //! schedule without data ([`layout`]).
+//!
+//! **Passes.** A squeeze-excitation multiplies its map by a gate computed from the mean of the
+//! *whole* map, so no row after it is final before its input's last row is known. Rather than
+//! keep maps, the executor recomputes them: pass `q` runs the graph up to the `q`-th
+//! squeeze-excitation, which only sums its input per channel, then computes its gate; the last
+//! pass runs everything with every gate known (MobileVLM V1: three passes, the input read three
+//! times). A stage that the pass stops in keeps and sends nothing. Such graphs stream whole rows
+//! (no strips), so that the float sums run in the whole-tensor kernel's order: the same bits.
 //!
 //! **Columns.** The output is computed in vertical strips of at most `strip` columns. Walking
 //! the stages backwards, each value's column range is the union of what its consumers read (a
@@ -195,6 +206,11 @@ pub struct Layout {
     /// Accumulator elements (`i32` / `f32`) of each stage headed by a pool: its open bins ×
     /// its columns × channels.
     pub acc: [usize; MAX_NODES],
+    /// The squeeze-excitation nodes, in order: pass `q < n_se` runs the graph up to `se[q]`,
+    /// which sums its input; the last pass runs everything with every gate known.
+    pub se: [usize; MAX_SE],
+    /// Number of squeeze-excitations (passes − 1).
+    pub n_se: usize,
 }
 
 /// Why a graph does not stream.
@@ -255,6 +271,7 @@ const fn macs_per_pixel(nd: &Node, d: Dims) -> usize {
         Op::Linear { .. } => ci * co,
         Op::Depthwise { .. } => 9 * co,
         Op::LayerNorm { .. } | Op::Resize { .. } | Op::Pool { .. } => 0,
+        // Its two small FCs run once per pass that computes the gate (counted in `layout`).
         Op::SqueezeExcite { .. } => 0,
     }
 }
@@ -348,20 +365,23 @@ pub const fn layout(
         Ok(p) => p,
         Err(e) => return Err(e),
     };
-    // Not streamed by this executor yet: squeeze-excitation (its mean covers the whole map:
-    // MobileVLM V1 streams through `crate::stream::v1`), a LayerNorm with a residual addition,
-    // convs without bias, a depthwise conv feeding a LayerNorm.
+    // Squeeze-excitations: each one's mean covers its whole input map, so the graph runs in
+    // passes (see the module docs).
+    let mut se = [0usize; MAX_SE];
+    let mut n_se = 0;
     let mut i = 0;
     while i < nodes.len() {
-        let nd = &nodes[i];
-        if matches!(nd.op, Op::SqueezeExcite { .. }) {
-            return Err("stream: squeeze-excitation needs the multi-pass streamer");
-        }
-        if matches!(nd.op, Op::LayerNorm { add: Some(_), .. })
-            || !nd.bias
-            || (matches!(nd.op, Op::Depthwise { .. }) && feeds_norm(nodes, i))
-        {
-            return Err("stream: this operation does not stream yet");
+        if let Op::SqueezeExcite { .. } = nodes[i].op {
+            if n_se == MAX_SE {
+                return Err("stream: more than 4 squeeze-excitations");
+            }
+            if i + 1 == nodes.len() || !matches!(p.input[i], Resolved::Node(k) if k + 1 == i) {
+                return Err(
+                    "stream: a squeeze-excitation must read the node before it and not be last",
+                );
+            }
+            se[n_se] = i;
+            n_se += 1;
         }
         i += 1;
     }
@@ -385,8 +405,20 @@ pub const fn layout(
         if let (Op::Depthwise { .. }, Resolved::Input) = (nodes[f].op, p.input[f]) {
             return Err("stream: a depthwise conv reading the model input does not stream yet");
         }
-        if let Op::LayerNorm { .. } = nodes[f].op {
-            return Err("stream: a LayerNorm must follow the Linear that feeds it");
+        if let Op::LayerNorm { .. } | Op::SqueezeExcite { .. } = nodes[f].op {
+            return Err(
+                "stream: a LayerNorm or squeeze-excitation must follow the node feeding it",
+            );
+        }
+        // A depthwise conv feeding a LayerNorm runs with it (16-bit rows in int8).
+        let dw_norm = head_norm(nodes, f);
+        if matches!(nodes[f].op, Op::Depthwise { .. }) && feeds_norm(nodes, f) {
+            if !dw_norm || f + 1 > l || p.residual[f].is_some() {
+                return Err("stream: a depthwise conv feeding a LayerNorm must be right before it");
+            }
+            if let Scheme::Int8 = scheme {
+                mid16 = true;
+            }
         }
         if let Op::Pool { .. } = nodes[f].op {
             match slot_of(&s, p.input[f]) {
@@ -396,7 +428,7 @@ pub const fn layout(
         }
         // Unfused pixel nodes after the head; a Linear + LayerNorm pair counts as one.
         let mut units = 0;
-        let mut j = f + 1;
+        let mut j = if dw_norm { f + 2 } else { f + 1 };
         while j <= l {
             if matches!(nodes[j].op, Op::Linear { .. })
                 && j < l
@@ -409,6 +441,9 @@ pub const fn layout(
             } else if let Op::LayerNorm { .. } = nodes[j].op {
                 return Err("stream: a LayerNorm must follow the Linear that feeds it");
             } else {
+                if p.residual[j].is_some() {
+                    return Err("stream: a residual addition after this operation");
+                }
                 j += 1;
             }
             units += 1;
@@ -433,6 +468,10 @@ pub const fn layout(
     } else {
         out.w.div_ceil(strip)
     };
+    if n_se > 0 && strips > 1 {
+        // The float mean is summed in row order, as the whole-tensor kernel sums it.
+        return Err("stream: a graph with squeeze-excitation streams whole rows (no strips)");
+    }
     let mut cols = [0usize; MAX_NODES + 1];
     let mut macs = 0;
     let mut t = 0;
@@ -453,7 +492,19 @@ pub const fn layout(
             let h_k = p.shape[s.last[k]].h;
             let mut j = s.first[k];
             while j <= s.last[k] {
-                macs += h_k * w_k * macs_per_pixel(&nodes[j], d);
+                // Pass `q` runs the nodes up to its squeeze-excitation (all in the last pass).
+                let mut runs = 1;
+                let mut q = 0;
+                while q < n_se {
+                    if j <= se[q] {
+                        runs += 1;
+                    }
+                    q += 1;
+                }
+                macs += runs * h_k * w_k * macs_per_pixel(&nodes[j], d);
+                if let Op::SqueezeExcite { .. } = nodes[j].op {
+                    macs += 2 * d.squeeze * d.c_out;
+                }
                 j += 1;
             }
             k += 1;
@@ -519,8 +570,22 @@ pub const fn layout(
         x_chunk,
         pooled,
         acc,
+        se,
+        n_se,
     })
 }
+
+/// Whether stage head `f` is a depthwise conv whose output only the LayerNorm right after it
+/// reads: the executor runs the two together.
+pub(crate) const fn head_norm(nodes: &[Node], f: usize) -> bool {
+    matches!(nodes[f].op, Op::Depthwise { .. })
+        && f + 1 < nodes.len()
+        && matches!(nodes[f + 1].op, Op::LayerNorm { .. })
+        && feeds_norm(nodes, f)
+}
+
+/// Most squeeze-excitations a streamed graph may have (each adds a pass).
+pub const MAX_SE: usize = 4;
 
 /// Whether stage `k` can compute its row `j` with `avail` rows of every slot.
 pub(crate) const fn ready(

@@ -15,7 +15,7 @@ use crate::stream::{RowSink, RowSource};
 
 use crate::blob::Model;
 use crate::quant::graph::{idx, Params};
-use crate::quant::kernels::{self as qk, AddQ, ConvQ, NormQ};
+use crate::quant::kernels::{self as qk, AddQ, ConvQ, NormQ, SeQ};
 use crate::stream::kernels::{
     depthwise_row_float, depthwise_row_i8, resize_row_float, resize_row_i8, ResizeQ,
 };
@@ -25,8 +25,9 @@ use crate::stream::kernels::{
 enum NodeQ<'a> {
     None,
     Conv(ConvQ<'a>, Option<AddQ>),
-    Norm(NormQ<'a>),
+    Norm(NormQ<'a>, Option<AddQ>),
     Resize(ResizeQ<'a>),
+    Se(SeQ<'a>),
 }
 
 /// The int8 operations, parameters read from the blob by node name at the indices of
@@ -64,30 +65,50 @@ impl<'a> I8Ops<'a> {
                 Act::Gelu | Act::Hardswish => Some(p.lut_at(nd.table_name(), ".lut")?),
                 Act::None => None,
             };
+            // A residual addition: the operation's output is the first operand (`quant.meta`
+            // lists the other operand's multiplier first for `from + op(x)`).
+            let add = match (nd.residual(), pl.residual[i]) {
+                (Some(r), Some(src)) => {
+                    let a = mi.add;
+                    let (ma, mb) = if r.source_first {
+                        (a + 1, a)
+                    } else {
+                        (a, a + 1)
+                    };
+                    Some(p.add(p.z(mi.out), zero_of(src), ma, mb, a + 2, a + 3))
+                }
+                _ => None,
+            };
             o.q[i] = match nd.op {
                 Op::Linear { .. } => {
                     NodeQ::Conv(p.conv(nd.name, mi.shift, 0, p.z(mi.pre), lut)?, None)
                 }
                 Op::Depthwise { .. } => {
                     let q = p.conv(nd.name, mi.shift, zero_of(pl.input[i]), p.z(mi.out), None)?;
-                    let add = pl.residual[i].map(|r| {
-                        let (a, z) = (mi.add, zero_of(r));
-                        p.add(p.z(mi.out), z, a, a + 1, a + 2, a + 3)
-                    });
                     NodeQ::Conv(q, add)
                 }
                 Op::LayerNorm { .. } => {
-                    NodeQ::Norm(p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut)?)
+                    NodeQ::Norm(p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut)?, add)
+                }
+                Op::SqueezeExcite { .. } => {
+                    let conv = |suffix: &str, word: usize, zo: i32| {
+                        crate::quant::conv_q(m, idx(m, nd.name, suffix)?, p.z(word), 0, zo, None)
+                    };
+                    NodeQ::Se(SeQ {
+                        in_zero: zero_of(pl.input[i]),
+                        fc1: conv(".fc1.weight", mi.shift, p.z(mi.pre))?,
+                        fc2: conv(".fc2.weight", mi.se, p.z(mi.se + 1))?,
+                        gate: m.u8s(idx(m, nd.name, ".gate.lut")?)?,
+                        mult: p.z(mi.se + 2),
+                        shift: p.z(mi.se + 3),
+                        out_zero: p.z(mi.out),
+                    })
                 }
                 Op::Pool { .. } => {
                     o.pool_zero[i] = zero_of(pl.input[i]);
                     NodeQ::None
                 }
-                Op::SqueezeExcite { .. } => {
-                    return Err(Error::Unsupported(
-                        "stream: squeeze-excitation needs the multi-pass streamer",
-                    ))
-                }
+
                 Op::Resize { .. } => {
                     o.zero[i] = [zero_of(pl.input[i]).clamp(-128, 127) as i8];
                     let in_zero: &'a [i8] = match pl.input[i] {
@@ -167,14 +188,71 @@ impl RowOps for I8Ops<'_> {
         i: usize,
         x: In<'_, i8, i8>,
         mid: &mut [i16],
+        res: Option<&[i8]>,
         y: Out<'_, i8, i8>,
     ) -> Result<(), Error> {
         let (q, _) = self.conv(i)?;
-        let NodeQ::Norm(n) = &self.q[i + 1] else {
+        let NodeQ::Norm(n, add) = &self.q[i + 1] else {
             return Err(INTERNAL);
         };
         let (ci, co) = self.nodes[i].widths(self.d.c_in, self.d.c_out);
-        qk::pointwise_layer_norm(i8_in(x), ci, q, co, n, mid, i8_out(y))
+        let y = i8_out(y);
+        qk::pointwise_layer_norm(i8_in(x), ci, q, co, n, mid, &mut *y)?;
+        match (add, res) {
+            (Some(a), Some(r)) => qk::add_inplace(y, r, a),
+            (None, None) => Ok(()),
+            _ => Err(INTERNAL),
+        }
+    }
+    fn depthwise_norm_row(
+        &self,
+        i: usize,
+        s: DwShape,
+        rows: &DwRows<'_, i8>,
+        oy: usize,
+        ox0: usize,
+        mid: &mut [i16],
+        y: Out<'_, i8, i8>,
+    ) -> Result<(), Error> {
+        let (q, _) = self.conv(i)?;
+        let NodeQ::Norm(n, None) = &self.q[i + 1] else {
+            return Err(INTERNAL);
+        };
+        let y = i8_out(y);
+        let mid = mid.get_mut(..y.len()).ok_or(INTERNAL)?;
+        depthwise_row_i8(s, rows, q, oy, ox0, &mut *mid)?;
+        qk::layer_norm_i16(mid, self.d.c_out, n, y)
+    }
+    fn se_sum(&self, i: usize, x: &[i8], sums: &mut [i32]) {
+        let NodeQ::Se(q) = &self.q[i] else { return };
+        let c = sums.len().max(1);
+        for px in x.chunks_exact(c) {
+            for (s, &v) in sums.iter_mut().zip(px) {
+                *s = s.wrapping_add((v as i32).wrapping_sub(q.in_zero));
+            }
+        }
+    }
+    fn se_gate(
+        &self,
+        i: usize,
+        sums: &mut [i32],
+        pixels: usize,
+        hid: &mut [i32],
+        gate: &mut [i32],
+    ) -> Result<(), Error> {
+        let NodeQ::Se(q) = &self.q[i] else {
+            return Err(INTERNAL);
+        };
+        // The function `quant::kernels::squeeze_excite` uses, from the sums on.
+        qk::se_gate_from_sums(q, sums, pixels, hid, gate)
+    }
+    fn se_apply(&self, i: usize, gate: &[i32], x: &[i8], y: &mut [i8]) -> Result<(), Error> {
+        let NodeQ::Se(q) = &self.q[i] else {
+            return Err(INTERNAL);
+        };
+        y.get_mut(..x.len()).ok_or(INTERNAL)?.copy_from_slice(x);
+        qk::se_apply(q, gate, y);
+        Ok(())
     }
     fn depthwise_row(
         &self,
@@ -232,7 +310,7 @@ impl RowOps for I8Ops<'_> {
 // float
 
 use crate::graph::float::{activation, NodeTensors};
-use crate::kernels::activation::apply_inplace;
+use crate::kernels::activation::{apply_inplace, hardsigmoid, relu};
 use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
 
@@ -320,35 +398,117 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
         let t = &self.t[i];
         let (ci, co) = self.widths(i);
         let act = activation(self.nodes[i].act());
-        fin!(x, |x| fout!(y, |y| pointwise(
-            x,
-            ci,
-            t.w,
-            Some(t.b),
-            co,
-            act,
-            y
-        )))
+        let b = self.nodes[i].bias.then_some(t.b);
+        fin!(x, |x| fout!(y, |y| pointwise(x, ci, t.w, b, co, act, y)))
     }
     fn linear_norm(
         &self,
         i: usize,
         x: In<'_, f32, A>,
         _mid: &mut [i16],
+        res: Option<&[A]>,
         y: Out<'_, A, f32>,
     ) -> Result<(), Error> {
         let (t, n) = (&self.t[i], &self.t[i + 1]);
         let (ci, co) = self.widths(i);
         let act = activation(self.nodes[i].act());
         let act_n = activation(self.nodes[i + 1].act());
+        let b = self.nodes[i].bias.then_some(t.b);
         fin!(x, |x| fout!(y, |y| {
-            pointwise(x, ci, t.w, Some(t.b), co, act, &mut *y)?;
+            pointwise(x, ci, t.w, b, co, act, &mut *y)?;
             layer_norm_inplace(&mut *y, co, n.g, n.b)?;
+            if let Some(a) = act_n {
+                apply_inplace(a, &mut *y);
+            }
+            if let Some(r) = res {
+                if r.len() != y.len() {
+                    return Err(INTERNAL);
+                }
+                // The whole-tensor executor's sum: the residual plus the stored value.
+                for (o, a) in y.iter_mut().zip(r) {
+                    *o = Elem::from_f32(a.to_f32() + o.to_f32());
+                }
+            }
+            Ok(())
+        }))
+    }
+    fn depthwise_norm_row(
+        &self,
+        i: usize,
+        s: DwShape,
+        rows: &DwRows<'_, A>,
+        oy: usize,
+        ox0: usize,
+        _mid: &mut [i16],
+        y: Out<'_, A, f32>,
+    ) -> Result<(), Error> {
+        let (t, n) = (&self.t[i], &self.t[i + 1]);
+        let b = self.nodes[i].bias.then_some(t.b);
+        let act_n = activation(self.nodes[i + 1].act());
+        let c = self.d.c_out;
+        fout!(y, |y| {
+            depthwise_row_float(s, rows, t.w, b, None::<&[A]>, oy, ox0, &mut *y)?;
+            layer_norm_inplace(&mut *y, c, n.g, n.b)?;
             if let Some(a) = act_n {
                 apply_inplace(a, y);
             }
             Ok(())
-        }))
+        })
+    }
+    fn se_sum(&self, _i: usize, x: &[A], sums: &mut [f32]) {
+        let c = sums.len().max(1);
+        for px in x.chunks_exact(c) {
+            for (s, v) in sums.iter_mut().zip(px) {
+                *s += v.to_f32();
+            }
+        }
+    }
+    fn se_gate(
+        &self,
+        i: usize,
+        sums: &mut [f32],
+        pixels: usize,
+        hid: &mut [f32],
+        gate: &mut [f32],
+    ) -> Result<(), Error> {
+        // `kernels::se::squeeze_excite`, from the sums on.
+        let t = &self.t[i];
+        let (c, s) = (sums.len(), hid.len());
+        if t.w.len() != s * c || t.b.len() != s || t.w2.len() != c * s || t.b2.len() != c {
+            return Err(INTERNAL);
+        }
+        if gate.len() != c || pixels == 0 {
+            return Err(INTERNAL);
+        }
+        let inv = 1.0 / pixels as f32;
+        sums.iter_mut().for_each(|m| *m *= inv);
+        for j in 0..s {
+            let mut acc = t.b[j];
+            for k in 0..c {
+                acc += t.w[j * c + k].to_f32() * sums[k];
+            }
+            hid[j] = relu(acc);
+        }
+        for k in 0..c {
+            let mut acc = t.b2[k];
+            for j in 0..s {
+                acc += t.w2[k * s + j].to_f32() * hid[j];
+            }
+            gate[k] = hardsigmoid(acc);
+        }
+        Ok(())
+    }
+    fn se_apply(&self, _i: usize, gate: &[f32], x: &[A], y: &mut [A]) -> Result<(), Error> {
+        let c = gate.len().max(1);
+        if y.len() < x.len() {
+            return Err(INTERNAL);
+        }
+        for (py, px) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+            for ((o, v), g) in py.iter_mut().zip(px).zip(gate) {
+                *o = A::from_f32(v.to_f32() * g);
+            }
+        }
+        Ok(())
     }
     fn depthwise_row(
         &self,
@@ -361,16 +521,8 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
         y: Out<'_, A, f32>,
     ) -> Result<(), Error> {
         let t = &self.t[i];
-        fout!(y, |y| depthwise_row_float(
-            s,
-            rows,
-            t.w,
-            Some(t.b),
-            res,
-            oy,
-            ox0,
-            y
-        ))
+        let b = self.nodes[i].bias.then_some(t.b);
+        fout!(y, |y| depthwise_row_float(s, rows, t.w, b, res, oy, ox0, y))
     }
     fn resize_row(
         &self,
