@@ -236,16 +236,18 @@ impl FloatModel {
                 output,
                 scratch,
             ),
-            ModelConfig::Graph(cfg) => {
-                let weights = |i: usize| {
-                    let k = ldp_core::graph::float_index(cfg.nodes(), i);
-                    match (self.tensors.get(k), self.tensors.get(k + 1)) {
-                        (Some(w), Some(b)) => Ok((w.as_slice(), b.as_slice())),
-                        _ => Err(ldp_core::Error::Unsupported("graph node without weights")),
-                    }
-                };
-                ldp_core::graph::float::forward_with(&cfg, weights, input, output, scratch)
-            }
+            ModelConfig::Graph(cfg) => match ldp_core::graph::definition(cfg.arch) {
+                Some(g) => ldp_core::graph::float::forward_tensors(
+                    g,
+                    cfg.dims(),
+                    t,
+                    t,
+                    input,
+                    output,
+                    scratch,
+                ),
+                None => Err(ldp_core::Error::Unsupported("not a graph")),
+            },
         };
         r.map_err(|e| anyhow::anyhow!("f32 reference forward pass failed: {e}"))
     }

@@ -529,7 +529,16 @@ impl<'a> Model<'a> {
                 mobilevlm_v2::forward(&cfg, &w, input, output, s)
             }
             ModelConfig::Graph(cfg) => {
-                crate::graph::float::forward::<W, A>(self, &cfg, input, output, s)
+                cfg.validate()?;
+                crate::graph::float::forward_tensors(
+                    crate::graph::definition(cfg.arch).ok_or(Error::Unsupported("no graph"))?,
+                    cfg.dims(),
+                    |k| self.graph_weights::<W>(k),
+                    |k| self.f32s(k),
+                    input,
+                    output,
+                    s,
+                )
             }
         }
     }

@@ -209,7 +209,7 @@ pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), 
 pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(), Error> {
     let cfg = graph_config(m)?;
     let p = Params::new(m)?;
-    dequantize16(yq, p.s(super::int8::output_meta(&cfg)), y)
+    dequantize16(yq, p.s(meta::output(cfg.nodes())), y)
 }
 
 // ---------------------------------------------------------------------------------------------

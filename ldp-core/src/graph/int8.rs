@@ -14,96 +14,8 @@ use crate::quant::kernels::{
     adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16,
     pointwise_layer_norm, resize_bilinear, se_tmp_len, squeeze_excite, SeQ,
 };
-use crate::quant::kernels::{pointwise, ConvQ, MAX_BIAS_SHIFT};
+use crate::quant::kernels::{pointwise, AddQ, ConvQ, MAX_BIAS_SHIFT};
 use crate::quant::Trace;
-
-/// The int8 parameters of node `i`, `nd`.
-fn conv<'a>(p: &Params<'_, 'a>, i: usize, nd: &Node) -> Result<ConvQ<'a>, Error> {
-    let lut = match nd.act() {
-        Act::Gelu | Act::Hardswish => Some(p.m.i8s(idx(p.m, nd.table_name(), ".lut")?)?),
-        Act::None => None,
-    };
-    p.conv(nd.name, meta::shift(i), 0, p.z(meta::pre(i)), lut)
-}
-
-/// Quantized input `x` (`[N][c_in]`, int8 or 16-bit; only node 0 reads it) to int8 output `y`
-/// (`[N][c_out]`); `scratch` needs [`GraphConfig::scratch_bytes_i8`] bytes.
-pub(crate) fn forward(
-    m: &Model<'_>,
-    cfg: &GraphConfig,
-    x: QInput<'_>,
-    y: &mut [i8],
-    scratch: &mut [u8],
-    mut t: Trace<'_>,
-) -> Result<(), Error> {
-    cfg.validate()?;
-    match x {
-        QInput::I8(x) => check_len("int8 input", x, cfg.input_len())?,
-        QInput::I16(x) => check_len("16-bit input", x, cfg.input_len())?,
-    }
-    check_len("int8 output", y, cfg.output_len())?;
-    let need = cfg.scratch_bytes_i8();
-    if scratch.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: scratch.len(),
-        });
-    }
-    let p = Params::new(m)?;
-    let nodes = cfg.nodes();
-    let n = cfg.tokens();
-    let scratch: &mut [i8] = bytemuck::cast_slice_mut(&mut scratch[..need]);
-    let half = if nodes.len() > 2 { need / 2 } else { need };
-    let (mut cur, mut other) = scratch.split_at_mut(half);
-    for (i, nd) in nodes.iter().enumerate() {
-        let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-        let q = conv(&p, i, nd)?;
-        let last = i + 1 == nodes.len();
-        let out: &[i8] = match (i == 0, last) {
-            (true, true) => {
-                x.pointwise(ci, &q, co, &mut *y)?;
-                &*y
-            }
-            (true, false) => {
-                x.pointwise(ci, &q, co, &mut cur[..n * co])?;
-                &cur[..n * co]
-            }
-            (false, true) => {
-                pointwise(&cur[..n * ci], ci, &q, co, &mut *y)?;
-                &*y
-            }
-            (false, false) => {
-                pointwise(&cur[..n * ci], ci, &q, co, &mut other[..n * co])?;
-                core::mem::swap(&mut cur, &mut other);
-                &cur[..n * co]
-            }
-        };
-        trace(&mut t, nd.name, out, p.z(meta::out(i)), p.s(meta::out(i)));
-    }
-    Ok(())
-}
-
-/// Runs node `i` on whole tokens `x` into `y` (the streaming executor's step). Only node 0
-/// reads a 16-bit input ([`QInput::I16`]); the later nodes read int8 activations.
-pub(crate) fn node(
-    p: &Params<'_, '_>,
-    cfg: &GraphConfig,
-    i: usize,
-    x: QInput<'_>,
-    y: &mut [i8],
-) -> Result<(), Error> {
-    let nd = cfg
-        .nodes()
-        .get(i)
-        .ok_or(Error::Unsupported("graph node out of range"))?;
-    let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-    x.pointwise(ci, &conv(p, i, nd)?, co, y)
-}
-
-/// `quant.meta` index of the model output's zero point and scale.
-pub(crate) fn output_meta(cfg: &GraphConfig) -> usize {
-    meta::out(cfg.nodes().len().saturating_sub(1))
-}
 
 /// Semantic checks of a graph int8 blob's `quant.meta` / `quant.scales` (lengths are checked
 /// by the table), walking the nodes: zero points in `-128..=127` with finite non-negative
@@ -393,18 +305,7 @@ pub(crate) fn forward_nodes(
         };
         if let Op::SqueezeExcite { .. } = nd.op {
             // In place on its input's range (the planner made it the node's own).
-            let conv = |suffix: &str, word: usize, zo: i32| -> Result<ConvQ<'_>, Error> {
-                crate::quant::conv_q(m, idx(m, nd.name, suffix)?, p.z(word), 0, zo, None)
-            };
-            let se = SeQ {
-                in_zero: zero_of(pl.input[i]),
-                fc1: conv(".fc1.weight", mi.shift, p.z(mi.pre))?,
-                fc2: conv(".fc2.weight", mi.se, p.z(mi.se + 1))?,
-                gate: m.u8s(idx(m, nd.name, ".gate.lut")?)?,
-                mult: p.z(mi.se + 2),
-                shift: p.z(mi.se + 3),
-                out_zero: p.z(mi.out),
-            };
+            let se = se_q(&p, nd, &mi, zero_of(pl.input[i]))?;
             let words = se_tmp_len(d.c_out, d.squeeze);
             let off = temp.as_ptr().align_offset(4);
             let tmp: &mut [i32] = temp
@@ -532,14 +433,7 @@ fn residual(
     };
     let mi = meta::node(nodes, i);
     let a = mi.add;
-    // `quant.meta` lists the first operand's multiplier first: the other operand's when the
-    // sum is written `from + op(x)`.
-    let (ma, mb) = if r.source_first {
-        (a + 1, a)
-    } else {
-        (a, a + 1)
-    };
-    let aq = p.add(p.z(mi.out), zero_of(src), ma, mb, a + 2, a + 3);
+    let aq = add_q(p, r, &mi, zero_of(src));
     let Resolved::Node(k) = src else {
         return Err(Error::Unsupported("graph: a residual from the model input"));
     };
@@ -551,6 +445,48 @@ fn residual(
     add_inplace(out, bytemuck::cast_slice(v), &aq)?;
     trace(t, r.value, out, p.z(a + 3), p.s(a + 3));
     Ok(())
+}
+
+/// The int8 parameters of squeeze-excitation node `nd` (`quant.meta` indices `mi`) reading a
+/// map with zero point `in_zero`.
+pub(crate) fn se_q<'a>(
+    p: &Params<'_, 'a>,
+    nd: &Node,
+    mi: &meta::NodeMeta,
+    in_zero: i32,
+) -> Result<SeQ<'a>, Error> {
+    let m = p.m;
+    let conv = |suffix: &str, word: usize, zo: i32| -> Result<ConvQ<'a>, Error> {
+        crate::quant::conv_q(m, idx(m, nd.name, suffix)?, p.z(word), 0, zo, None)
+    };
+    Ok(SeQ {
+        in_zero,
+        fc1: conv(".fc1.weight", mi.shift, p.z(mi.pre))?,
+        fc2: conv(".fc2.weight", mi.se, p.z(mi.se + 1))?,
+        gate: m.u8s(idx(m, nd.name, ".gate.lut")?)?,
+        mult: p.z(mi.se + 2),
+        shift: p.z(mi.se + 3),
+        out_zero: p.z(mi.out),
+    })
+}
+
+/// The requantized addition `op(x) + from` of residual `r` (node `quant.meta` indices `mi`; the
+/// other operand's zero point `z_from`), as `add_inplace(op_output, from)` takes it.
+/// `quant.meta` lists the first operand's multiplier first: `from`'s when the sum is written
+/// `from + op(x)` ([`super::Residual::source_first`]).
+pub(crate) fn add_q(
+    p: &Params<'_, '_>,
+    r: super::Residual,
+    mi: &meta::NodeMeta,
+    z_from: i32,
+) -> AddQ {
+    let a = mi.add;
+    let (ma, mb) = if r.source_first {
+        (a + 1, a)
+    } else {
+        (a, a + 1)
+    };
+    p.add(p.z(mi.out), z_from, ma, mb, a + 2, a + 3)
 }
 
 /// The largest byte range of the arena that no value alive at node `i` uses (16-bit aligned),

@@ -1,12 +1,12 @@
 //! Architectures as data: an architecture is a `const` list of operations over named tensors,
-//! written once ([`ldp`], [`mlp2x_gelu`]), and everything else is derived from that list by walking it:
+//! written once, and everything else is derived from that list by walking it:
 //!
 //! * the blob's tensor lists, float and int8 ([`Graph::float`], [`Graph::int8`], built at compile
 //!   time by [`float_specs`] / [`int8_specs`]) and the `quant.meta` layout ([`meta`]);
 //! * the sizes: parameters, MACs, scratch bytes of every executor (`const fn`s of
 //!   [`GraphConfig`]);
 //! * the memory plans ([`plan`]) and the executors: float whole-tensor ([`float`]), int8
-//!   whole-tensor ([`int8`]) and row streaming ([`rows`]; [`stream`] for token-wise graphs);
+//!   whole-tensor ([`int8`]), row streaming ([`rows`]) and 16-bit activations ([`a16`]);
 //! * in `ldp-quant`: the calibration points, the quantized tables and the `eval` per-layer report
 //!   (one per node, named after it).
 //!
@@ -14,12 +14,11 @@
 //! blob keys are `name.param` (`0.weight`, `0.bias`, and for int8 `0.mult`, `0.lut`), and the
 //! checkpoint importer only maps a prefix onto them.
 //!
-//! **State of the migration (issue 19).** The seed `ldp` block ([`ldp`]) and LLaVA's
-//! `mlp2x_gelu` ([`mlp2x_gelu`]) are written this way: their whole-tensor float and int8
-//! executors ([`float`], [`int8`]), memory plans ([`plan`]), row streaming ([`rows`]), blob
-//! layouts and quantizer walks all come from their node lists. MobileVLM V1 and V2 still have
-//! hand-written executors in `arch/`, `quant/` and `stream/`; they need pooling,
-//! squeeze-excitation and a DAG form of the 16-bit-activation executor. See `docs/DESIGN.md`.
+//! Every architecture is written this way: the seed `ldp` block ([`ldp`]), MobileVLM V1
+//! ([`mobilevlm_v1`]) and V2 ([`mobilevlm_v2`]), LLaVA's `mlp2x_gelu` ([`mlp2x_gelu`]). The
+//! float and int8 whole-tensor executors ([`float`], [`int8`]), the memory plans ([`plan`]), row
+//! streaming ([`rows`], multi-pass for squeeze-excitation), the 16-bit-activation executors
+//! ([`a16`]), the blob layouts and the quantizer walk their node lists. See `docs/DESIGN.md`.
 
 pub mod a16;
 pub mod float;
@@ -30,7 +29,6 @@ pub mod mobilevlm_v1;
 pub mod mobilevlm_v2;
 pub mod plan;
 pub mod rows;
-pub mod stream;
 
 use crate::blob::format::{Arch, ElemType};
 use crate::blob::specs::{Dim, ElemOf, TensorSpec};
@@ -213,8 +211,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// A Linear node reading the previous node, its output named after it.
-    pub const fn linear(name: &'static str, c_in: Ch, c_out: Ch, act: Act) -> Node {
+    /// A node computing `op` with the weights `name.*`, reading the previous node, its output
+    /// named after it, no other attribute.
+    pub const fn new(name: &'static str, op: Op) -> Node {
         Node {
             name,
             value: name,
@@ -224,50 +223,24 @@ impl Node {
             pre_entry: false,
             bias: true,
             rows: false,
-            op: Op::Linear { c_in, c_out, act },
+            op,
         }
+    }
+    /// A Linear node reading the previous node, its output named after it.
+    pub const fn linear(name: &'static str, c_in: Ch, c_out: Ch, act: Act) -> Node {
+        Node::new(name, Op::Linear { c_in, c_out, act })
     }
     /// A depthwise 3×3 node reading the previous node.
     pub const fn depthwise(name: &'static str, stride: u8, add: Option<Residual>) -> Node {
-        Node {
-            name,
-            value: name,
-            input: Src::Prev,
-            table: "",
-            pre: "",
-            pre_entry: false,
-            bias: true,
-            rows: false,
-            op: Op::Depthwise { stride, add },
-        }
+        Node::new(name, Op::Depthwise { stride, add })
     }
     /// A LayerNorm node reading the previous node.
     pub const fn layer_norm(name: &'static str, act: Act) -> Node {
-        Node {
-            name,
-            value: name,
-            input: Src::Prev,
-            table: "",
-            pre: "",
-            pre_entry: false,
-            bias: true,
-            rows: false,
-            op: Op::LayerNorm { act, add: None },
-        }
+        Node::new(name, Op::LayerNorm { act, add: None })
     }
     /// A bilinear resize node.
     pub const fn resize(name: &'static str, from: Src) -> Node {
-        Node {
-            name,
-            value: name,
-            input: from,
-            table: "",
-            pre: "",
-            pre_entry: false,
-            bias: true,
-            rows: false,
-            op: Op::Resize { from },
-        }
+        Node::new(name, Op::Resize { from }).reads(from)
     }
     /// This node with its output named `value`.
     pub const fn value(mut self, value: &'static str) -> Node {
@@ -286,32 +259,12 @@ impl Node {
     }
     /// An adaptive average pool to `side × side`.
     pub const fn pool(name: &'static str, side: u8) -> Node {
-        Node {
-            name,
-            value: name,
-            input: Src::Prev,
-            table: "",
-            pre: "",
-            pre_entry: false,
-            bias: true,
-            rows: false,
-            op: Op::Pool { side },
-        }
+        Node::new(name, Op::Pool { side })
     }
     /// A squeeze-excitation node reading the previous node; `hid`, `gate` name its internal
     /// values.
     pub const fn squeeze_excite(name: &'static str, hid: &'static str, gate: &'static str) -> Node {
-        Node {
-            name,
-            value: name,
-            input: Src::Prev,
-            table: "",
-            pre: "",
-            pre_entry: false,
-            bias: true,
-            rows: false,
-            op: Op::SqueezeExcite { hid, gate },
-        }
+        Node::new(name, Op::SqueezeExcite { hid, gate })
     }
     /// This conv without bias.
     pub const fn no_bias(mut self) -> Node {
@@ -1056,10 +1009,6 @@ pub const fn token_wise(nodes: &[Node]) -> bool {
     true
 }
 
-const fn r16(n: usize) -> usize {
-    n.div_ceil(16) * 16
-}
-
 /// Largest activation map or weight matrix (elements) a graph model may have, as the blob reader
 /// allows: every size computation stays in range on 32-bit targets.
 const MAX_ELEMS: usize = 1 << 28;
@@ -1135,34 +1084,50 @@ impl GraphConfig {
         }
         c
     }
-    /// Intermediate maps held at once: none for one node, one for two, two (ping-pong) above.
-    const fn mid_maps(&self) -> usize {
-        let n = self.nodes().len();
-        if n <= 1 {
-            0
-        } else if n == 2 {
-            1
-        } else {
-            2
+    /// The sizes the graph runs at.
+    pub const fn dims(&self) -> plan::Dims {
+        plan::Dims {
+            c_in: self.c_in,
+            c_out: self.c_out,
+            h: self.h,
+            w: self.w,
+            squeeze: 0,
         }
     }
-    /// Scratch elements (of the activation type) of the float forward pass.
+    /// Scratch elements (of the activation type) of the float forward pass: the float memory
+    /// plan of the nodes (0 for a configuration that does not validate).
     pub const fn scratch_len(&self) -> usize {
-        self.mid_maps() * self.tokens() * self.widest_mid()
+        self.plan_len(plan::Scheme::Float)
     }
-    /// Scratch bytes of the int8 forward pass (int8 input to int8 output).
+    /// Scratch bytes of the int8 forward pass (int8 input to int8 output): the int8 plan.
     pub const fn scratch_bytes_i8(&self) -> usize {
-        self.mid_maps() * r16(self.tokens() * self.widest_mid())
+        self.plan_len(plan::Scheme::Int8)
     }
-    /// Scratch bytes of the row-streaming forward pass for element sizes `(input, activation,
-    /// output)` ([`crate::stream::elem_sizes`]): one input row, the intermediate rows, one
-    /// output row.
-    pub const fn stream_scratch_bytes(&self, sizes: (usize, usize, usize)) -> usize {
-        let (sx, sa, sy) = sizes;
-        let n = self.w;
-        r16(sx * n * self.c_in)
-            + self.mid_maps() * r16(sa * n * self.widest_mid())
-            + r16(sy * n * self.c_out)
+    const fn plan_len(&self, scheme: plan::Scheme) -> usize {
+        if self.validate().is_err() {
+            return 0;
+        }
+        match plan::plan(self.nodes(), self.dims(), scheme) {
+            Ok(p) => p.len,
+            Err(_) => 0,
+        }
+    }
+    /// Scratch bytes of the row-streaming forward pass with strips of at most `strip` output
+    /// columns, for element sizes `(input, activation, output)`
+    /// ([`crate::stream::elem_sizes`]): the row layout of the nodes (0 when `strip` is 0).
+    pub const fn stream_scratch_bytes(&self, strip: usize, sizes: (usize, usize, usize)) -> usize {
+        let scheme = if sizes.1 == 1 {
+            plan::Scheme::Int8
+        } else {
+            plan::Scheme::Float
+        };
+        if self.validate().is_err() {
+            return 0;
+        }
+        match rows::layout(self.nodes(), self.dims(), strip, scheme) {
+            Ok(l) => rows::scratch_bytes(&l, self.dims(), sizes),
+            Err(_) => 0,
+        }
     }
     /// Number of parameters.
     pub const fn param_count(&self) -> usize {

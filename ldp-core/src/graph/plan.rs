@@ -207,6 +207,9 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
     if n == 0 || n > MAX_NODES {
         return Err("a graph has 1 to 16 nodes");
     }
+    if !dims_fit(d) {
+        return Err("sizes must be >= 1 and every map and weight matrix at most 2^28 elements");
+    }
     let same = d.c_in == d.c_out;
     let mut p = Plan {
         shape: [EMPTY; MAX_NODES],
@@ -416,6 +419,32 @@ pub const fn plan(nodes: &[Node], d: Dims, scheme: Scheme) -> Result<Plan, PlanE
     p.temp = p.len;
     p.len += temp_units(nodes, scheme, d);
     Ok(p)
+}
+
+/// Largest activation map or weight matrix (elements) a plan accepts: every size computation
+/// (the 16-bit maps, the arena offsets) stays in range on 32-bit targets.
+pub const MAX_ELEMS: usize = 1 << 28;
+
+const fn within(v: Option<usize>) -> bool {
+    matches!(v, Some(x) if x <= MAX_ELEMS)
+}
+
+/// Whether sizes `d` can be planned without overflow: channels and grid sides ≥ 1, the input map,
+/// a `c_out` map of the input grid and every weight matrix (`c_out × c_in`, `c_out²`,
+/// `squeeze × c_out`) at most [`MAX_ELEMS`] elements.
+pub const fn dims_fit(d: Dims) -> bool {
+    if d.c_in == 0 || d.c_out == 0 || d.h == 0 || d.w == 0 {
+        return false;
+    }
+    let cmax = if d.c_in > d.c_out { d.c_in } else { d.c_out };
+    match d.h.checked_mul(d.w) {
+        Some(px) => {
+            within(px.checked_mul(cmax))
+                && within(cmax.checked_mul(cmax))
+                && within(d.squeeze.checked_mul(d.c_out))
+        }
+        None => false,
+    }
 }
 
 const fn reads(p: &Plan, j: usize, k: usize) -> bool {

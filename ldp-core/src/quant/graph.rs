@@ -268,7 +268,10 @@ fn forward_q(
         });
     }
     match cfg {
-        ModelConfig::Graph(c) => crate::graph::int8::forward(m, &c, x, y, scratch, t)?,
+        ModelConfig::Graph(c) => {
+            c.validate()?;
+            crate::graph::int8::forward_nodes(m, c.nodes(), c.dims(), x, y, scratch, t)?
+        }
         ModelConfig::Ldp(c) => crate::graph::int8::forward_nodes(
             m,
             crate::graph::ldp::NODES,
@@ -443,7 +446,7 @@ pub(crate) fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Resu
         ModelConfig::MobileVlmV2(_) => {
             crate::graph::meta::output(crate::graph::mobilevlm_v2::NODES)
         }
-        ModelConfig::Graph(c) => crate::graph::int8::output_meta(&c),
+        ModelConfig::Graph(c) => crate::graph::meta::output(c.nodes()),
     };
     let (z, s) = (p.z(zi), p.s(zi));
     super::kernels::dequantize(yq, z, s, y)

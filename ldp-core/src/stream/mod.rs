@@ -423,7 +423,7 @@ pub const fn scratch_bytes(cfg: &ModelConfig, dtype: DType, strip: usize) -> usi
         }
         ModelConfig::MobileVlmV1(c) => v1_scratch_bytes(c, sizes),
         ModelConfig::MobileVlmV2(c) => v2_scratch_bytes(c, sizes),
-        ModelConfig::Graph(c) => c.stream_scratch_bytes(sizes),
+        ModelConfig::Graph(c) => c.stream_scratch_bytes(strip, sizes),
     }
 }
 
@@ -432,7 +432,7 @@ pub const fn scratch_bytes(cfg: &ModelConfig, dtype: DType, strip: usize) -> usi
 /// not stream a 16-bit input yet (`ldp`, MobileVLM V1; V2 has no 16-bit-input form).
 pub const fn scratch_bytes_x16(cfg: &ModelConfig, strip: usize) -> usize {
     match cfg {
-        ModelConfig::Graph(c) if strip > 0 => c.stream_scratch_bytes((2, 1, 1)),
+        ModelConfig::Graph(c) if strip > 0 => c.stream_scratch_bytes(strip, (2, 1, 1)),
         _ => 0,
     }
 }
@@ -550,7 +550,11 @@ pub fn forward_i8<S: RowSource<i8>, K: RowSink<i8>>(
             let ops = crate::graph::rows::I8Ops::new(m, nodes, c.dims())?;
             crate::graph::rows::run(nodes, c.dims(), FULL_WIDTH, &ops, src, sink, scratch)
         }
-        ModelConfig::Graph(c) => crate::graph::stream::forward_q(m, &c, src, sink, scratch),
+        ModelConfig::Graph(c) => {
+            c.validate()?;
+            let ops = crate::graph::rows::I8Ops::new(m, c.nodes(), c.dims())?;
+            crate::graph::rows::run(c.nodes(), c.dims(), strip, &ops, src, sink, scratch)
+        }
     }
 }
 
@@ -573,7 +577,9 @@ pub fn forward_x16<S: RowSource<i16>, K: RowSink<i8>>(
     }
     match m.config() {
         ModelConfig::Graph(c) if strip > 0 => {
-            crate::graph::stream::forward_q(m, &c, src, sink, scratch)
+            c.validate()?;
+            let ops = crate::graph::rows::I8Ops::<i16>::new(m, c.nodes(), c.dims())?;
+            crate::graph::rows::run(c.nodes(), c.dims(), strip, &ops, src, sink, scratch)
         }
         ModelConfig::Graph(_) => Err(Error::InvalidConfig("strip must be at least 1")),
         _ => Err(Error::Unsupported(NO_X16_STREAM)),
@@ -621,7 +627,10 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
         ModelConfig::MobileVlmV1(c) => {
             Some((crate::graph::mobilevlm_v1::NODES, c.dims(), FULL_WIDTH))
         }
-        ModelConfig::Graph(_) => None,
+        ModelConfig::Graph(c) => {
+            c.validate()?;
+            Some((c.nodes(), c.dims(), strip))
+        }
     };
     if let Some((nodes, d, strip)) = graph {
         use crate::graph::rows::run_float;
@@ -633,20 +642,9 @@ pub fn forward_float<S: RowSource<f32>, K: RowSink<f32>>(
             )),
         };
     }
-    match (m.config(), m.dtype()) {
-        (ModelConfig::Ldp(_) | ModelConfig::MobileVlmV1(_) | ModelConfig::MobileVlmV2(_), _) => {
-            Err(Error::Unsupported("internal: graph blobs stream above"))
-        }
-        (ModelConfig::Graph(c), DType::F32) => {
-            crate::graph::stream::forward_float::<f32, f32, _, _>(m, &c, src, sink, scratch)
-        }
-        (ModelConfig::Graph(c), DType::F16) => {
-            crate::graph::stream::forward_float::<f16, f16, _, _>(m, &c, src, sink, scratch)
-        }
-        (_, DType::Int8) => Err(Error::Unsupported(
-            "forward_float needs an f32 or f16 blob; use forward_i8",
-        )),
-    }
+    Err(Error::Unsupported(
+        "internal: every architecture streams above",
+    ))
 }
 
 /// Quantizes f32 input row segments as an int8 blob expects (the same rounding as

@@ -14,7 +14,7 @@ use crate::stream::{RowSink, RowSource};
 // int8
 
 use crate::blob::Model;
-use crate::quant::graph::{idx, Params};
+use crate::quant::graph::{idx, Params, QInput};
 use crate::quant::kernels::{self as qk, AddQ, ConvQ, NormQ, SeQ};
 use crate::stream::kernels::{
     depthwise_row_float, depthwise_row_i8, resize_row_float, resize_row_i8, ResizeQ,
@@ -30,9 +30,29 @@ enum NodeQ<'a> {
     Se(SeQ<'a>),
 }
 
+/// An input row element of an int8 blob: `i8`, or `i16` for a blob with a 16-bit input
+/// ([`crate::blob::specs::FLAG_INPUT16`]; only Linear nodes may read it).
+pub(crate) trait QRow: bytemuck::Pod + Default {
+    /// The row as a conv's input.
+    fn row(x: &[Self]) -> QInput<'_>;
+}
+
+impl QRow for i8 {
+    fn row(x: &[i8]) -> QInput<'_> {
+        QInput::I8(x)
+    }
+}
+
+impl QRow for i16 {
+    fn row(x: &[i16]) -> QInput<'_> {
+        QInput::I16(x)
+    }
+}
+
 /// The int8 operations, parameters read from the blob by node name at the indices of
-/// [`super::meta::node`] — the same values the whole-tensor executor reads.
-pub(crate) struct I8Ops<'a> {
+/// [`super::meta::node`] — the same values the whole-tensor executor reads. `X` is the input
+/// row element ([`QRow`]).
+pub(crate) struct I8Ops<'a, X = i8> {
     nodes: &'a [Node],
     q: [NodeQ<'a>; MAX_NODES],
     /// Zero point of a resize reading an activation (one value for all channels).
@@ -40,9 +60,10 @@ pub(crate) struct I8Ops<'a> {
     /// Zero point of a pool's input (and output).
     pool_zero: [i32; MAX_NODES],
     d: Dims,
+    _x: core::marker::PhantomData<X>,
 }
 
-impl<'a> I8Ops<'a> {
+impl<'a, X: QRow> I8Ops<'a, X> {
     /// The parameters of an int8 blob of graph `nodes`.
     pub(crate) fn new(m: &Model<'a>, nodes: &'a [Node], d: Dims) -> Result<Self, Error> {
         use crate::graph::{meta, Act};
@@ -58,6 +79,7 @@ impl<'a> I8Ops<'a> {
             zero: [[0]; MAX_NODES],
             pool_zero: [0; MAX_NODES],
             d,
+            _x: core::marker::PhantomData,
         };
         for (i, nd) in nodes.iter().enumerate() {
             let mi = meta::node(nodes, i);
@@ -68,15 +90,7 @@ impl<'a> I8Ops<'a> {
             // A residual addition: the operation's output is the first operand (`quant.meta`
             // lists the other operand's multiplier first for `from + op(x)`).
             let add = match (nd.residual(), pl.residual[i]) {
-                (Some(r), Some(src)) => {
-                    let a = mi.add;
-                    let (ma, mb) = if r.source_first {
-                        (a + 1, a)
-                    } else {
-                        (a, a + 1)
-                    };
-                    Some(p.add(p.z(mi.out), zero_of(src), ma, mb, a + 2, a + 3))
-                }
+                (Some(r), Some(src)) => Some(crate::graph::int8::add_q(&p, r, &mi, zero_of(src))),
                 _ => None,
             };
             o.q[i] = match nd.op {
@@ -91,18 +105,7 @@ impl<'a> I8Ops<'a> {
                     NodeQ::Norm(p.norm(nd.name, mi.shift, mi.eps, p.z(mi.pre), lut)?, add)
                 }
                 Op::SqueezeExcite { .. } => {
-                    let conv = |suffix: &str, word: usize, zo: i32| {
-                        crate::quant::conv_q(m, idx(m, nd.name, suffix)?, p.z(word), 0, zo, None)
-                    };
-                    NodeQ::Se(SeQ {
-                        in_zero: zero_of(pl.input[i]),
-                        fc1: conv(".fc1.weight", mi.shift, p.z(mi.pre))?,
-                        fc2: conv(".fc2.weight", mi.se, p.z(mi.se + 1))?,
-                        gate: m.u8s(idx(m, nd.name, ".gate.lut")?)?,
-                        mult: p.z(mi.se + 2),
-                        shift: p.z(mi.se + 3),
-                        out_zero: p.z(mi.out),
-                    })
+                    NodeQ::Se(crate::graph::int8::se_q(&p, nd, &mi, zero_of(pl.input[i]))?)
                 }
                 Op::Pool { .. } => {
                     o.pool_zero[i] = zero_of(pl.input[i]);
@@ -134,9 +137,29 @@ impl<'a> I8Ops<'a> {
     }
 }
 
-fn i8_in<'r>(x: In<'r, i8, i8>) -> &'r [i8] {
+/// `y += res` requantized by `add` (a node with a residual has both, others neither).
+fn add_res(y: &mut [i8], add: Option<&AddQ>, res: Option<&[i8]>) -> Result<(), Error> {
+    match (add, res) {
+        (Some(a), Some(r)) => qk::add_inplace(y, r, a),
+        (None, None) => Ok(()),
+        _ => Err(INTERNAL),
+    }
+}
+
+/// A node's int8 input: an activation, or the model input rows.
+fn q_in<'r, X: QRow>(x: In<'r, X, i8>) -> QInput<'r> {
     match x {
-        In::X(v) | In::A(v) => v,
+        In::X(v) => X::row(v),
+        In::A(v) => QInput::I8(v),
+    }
+}
+/// An int8 input that must be 8-bit (a 16-bit model input only feeds a Linear).
+fn i8_in<'r, X: QRow>(x: In<'r, X, i8>) -> Result<&'r [i8], Error> {
+    match q_in(x) {
+        QInput::I8(v) => Ok(v),
+        QInput::I16(_) => Err(Error::Unsupported(
+            "stream: a 16-bit input read by an operation other than a Linear",
+        )),
     }
 }
 fn i8_out<'r>(y: Out<'r, i8, i8>) -> &'r mut [i8] {
@@ -145,8 +168,8 @@ fn i8_out<'r>(y: Out<'r, i8, i8>) -> &'r mut [i8] {
     }
 }
 
-impl RowOps for I8Ops<'_> {
-    type X = i8;
+impl<X: QRow> RowOps for I8Ops<'_, X> {
+    type X = X;
     type A = i8;
     type Y = i8;
     type Acc = i32;
@@ -178,15 +201,15 @@ impl RowOps for I8Ops<'_> {
         Ok(())
     }
     const SCHEME: Scheme = Scheme::Int8;
-    fn linear(&self, i: usize, x: In<'_, i8, i8>, y: Out<'_, i8, i8>) -> Result<(), Error> {
+    fn linear(&self, i: usize, x: In<'_, X, i8>, y: Out<'_, i8, i8>) -> Result<(), Error> {
         let (q, _) = self.conv(i)?;
         let (ci, co) = self.nodes[i].widths(self.d.c_in, self.d.c_out);
-        qk::pointwise(i8_in(x), ci, q, co, i8_out(y))
+        q_in(x).pointwise(ci, q, co, i8_out(y))
     }
     fn linear_norm(
         &self,
         i: usize,
-        x: In<'_, i8, i8>,
+        x: In<'_, X, i8>,
         mid: &mut [i16],
         res: Option<&[i8]>,
         y: Out<'_, i8, i8>,
@@ -197,12 +220,8 @@ impl RowOps for I8Ops<'_> {
         };
         let (ci, co) = self.nodes[i].widths(self.d.c_in, self.d.c_out);
         let y = i8_out(y);
-        qk::pointwise_layer_norm(i8_in(x), ci, q, co, n, mid, &mut *y)?;
-        match (add, res) {
-            (Some(a), Some(r)) => qk::add_inplace(y, r, a),
-            (None, None) => Ok(()),
-            _ => Err(INTERNAL),
-        }
+        qk::pointwise_layer_norm(i8_in(x)?, ci, q, co, n, mid, &mut *y)?;
+        add_res(y, add.as_ref(), res)
     }
     fn depthwise_norm_row(
         &self,
@@ -267,16 +286,12 @@ impl RowOps for I8Ops<'_> {
         let (q, add) = self.conv(i)?;
         let y = i8_out(y);
         depthwise_row_i8(s, rows, q, oy, ox0, &mut *y)?;
-        match (add, res) {
-            (Some(a), Some(r)) => qk::add_inplace(y, r, a),
-            (None, None) => Ok(()),
-            _ => Err(INTERNAL),
-        }
+        add_res(y, add, res)
     }
     fn resize_row(
         &self,
         i: usize,
-        rows: [In<'_, i8, i8>; 2],
+        rows: [In<'_, X, i8>; 2],
         col0: usize,
         (h, w, ho, wo): (usize, usize, usize, usize),
         oy: usize,
@@ -293,7 +308,7 @@ impl RowOps for I8Ops<'_> {
         let [r0, r1] = rows;
         let (_, _, ly) = crate::kernels::resize::int8::taps_q10(oy, h, ho);
         resize_row_i8(
-            [i8_in(r0), i8_in(r1)],
+            [i8_in(r0)?, i8_in(r1)?],
             col0,
             w,
             wo,
@@ -310,7 +325,7 @@ impl RowOps for I8Ops<'_> {
 // float
 
 use crate::graph::float::{activation, NodeTensors};
-use crate::kernels::activation::{apply_inplace, hardsigmoid, relu};
+use crate::kernels::activation::apply_inplace;
 use crate::kernels::norm::layer_norm_inplace;
 use crate::kernels::pointwise::pointwise;
 
@@ -473,30 +488,13 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
     ) -> Result<(), Error> {
         // `kernels::se::squeeze_excite`, from the sums on.
         let t = &self.t[i];
-        let (c, s) = (sums.len(), hid.len());
-        if t.w.len() != s * c || t.b.len() != s || t.w2.len() != c * s || t.b2.len() != c {
-            return Err(INTERNAL);
-        }
-        if gate.len() != c || pixels == 0 {
-            return Err(INTERNAL);
-        }
-        let inv = 1.0 / pixels as f32;
-        sums.iter_mut().for_each(|m| *m *= inv);
-        for j in 0..s {
-            let mut acc = t.b[j];
-            for k in 0..c {
-                acc += t.w[j * c + k].to_f32() * sums[k];
-            }
-            hid[j] = relu(acc);
-        }
-        for k in 0..c {
-            let mut acc = t.b2[k];
-            for j in 0..s {
-                acc += t.w2[k * s + j].to_f32() * hid[j];
-            }
-            gate[k] = hardsigmoid(acc);
-        }
-        Ok(())
+        let w = crate::kernels::se::SeWeights {
+            fc1_w: t.w,
+            fc1_b: t.b,
+            fc2_w: t.w2,
+            fc2_b: t.b2,
+        };
+        crate::kernels::se::gate_from_sums(&w, sums, pixels, hid, gate)
     }
     fn se_apply(&self, _i: usize, gate: &[f32], x: &[A], y: &mut [A]) -> Result<(), Error> {
         let c = gate.len().max(1);

@@ -66,12 +66,41 @@ pub fn squeeze_excite<A: Elem, W: Elem>(
             *m += v.to_f32();
         }
     }
+    gate_from_sums(wts, mean, pixels, hid, gate)?;
+    for px in x.chunks_exact_mut(c) {
+        for (v, g) in px.iter_mut().zip(gate.iter()) {
+            *v = A::from_f32(v.to_f32() * g);
+        }
+    }
+    Ok(())
+}
+
+/// The gate from the channel sums of the input (`sums`, clobbered: they become the means) over
+/// `pixels` pixels: `hardsigmoid(fc2(relu(fc1(sums / pixels))))` into `gate` (`c` values), `hid`
+/// holding the `s` hidden values. [`squeeze_excite`] from its sums on, shared with the row
+/// executor (which sums rows as they come) so that both compute the same bits.
+pub(crate) fn gate_from_sums<W: Elem>(
+    wts: &SeWeights<'_, W>,
+    sums: &mut [f32],
+    pixels: usize,
+    hid: &mut [f32],
+    gate: &mut [f32],
+) -> Result<(), Error> {
+    let (c, s) = (sums.len(), hid.len());
+    check_dims("se.fc1.weight", wts.fc1_w, &[s, c])?;
+    check_len("se.fc1.bias", wts.fc1_b, s)?;
+    check_dims("se.fc2.weight", wts.fc2_w, &[c, s])?;
+    check_len("se.fc2.bias", wts.fc2_b, c)?;
+    check_len("se gate", gate, c)?;
+    if pixels == 0 {
+        return Err(Error::InvalidConfig("squeeze-excitation: no pixels"));
+    }
     let inv = 1.0 / pixels as f32;
-    mean.iter_mut().for_each(|m| *m *= inv);
+    sums.iter_mut().for_each(|m| *m *= inv);
     for j in 0..s {
         let mut acc = wts.fc1_b[j];
         for i in 0..c {
-            acc += wts.fc1_w[j * c + i].to_f32() * mean[i];
+            acc += wts.fc1_w[j * c + i].to_f32() * sums[i];
         }
         hid[j] = relu(acc);
     }
@@ -81,11 +110,6 @@ pub fn squeeze_excite<A: Elem, W: Elem>(
             acc += wts.fc2_w[i * s + j].to_f32() * hid[j];
         }
         gate[i] = hardsigmoid(acc);
-    }
-    for px in x.chunks_exact_mut(c) {
-        for (v, g) in px.iter_mut().zip(gate.iter()) {
-            *v = A::from_f32(v.to_f32() * g);
-        }
     }
     Ok(())
 }
