@@ -22,25 +22,20 @@ use crate::error::{check_len, Error};
 use crate::quant::a16::{
     dequantize16, gelu16_inplace, is_a16, pointwise16, quantize16, Gelu16, MAX16, PRODUCT_BUDGET,
 };
-use crate::quant::graph::{idx, split16, trace, Params};
+use crate::quant::graph::{idx, trace, Params};
 use crate::quant::kernels::MAX_BIAS_SHIFT;
 use crate::quant::Trace;
 
-const fn r16(n: usize) -> usize {
-    n.div_ceil(16) * 16
-}
-
-/// Bytes of scratch of [`forward_i16`]: two 16-bit intermediate maps (one for two nodes).
+/// Bytes of scratch of [`forward_i16`]: the [`Scheme::Int16`] plan of the graph's nodes (one
+/// 16-bit intermediate map for two nodes; 0 for a configuration that does not validate).
 pub const fn scratch_bytes_i16(cfg: &GraphConfig) -> usize {
-    let n = cfg.nodes().len();
-    let maps = if n <= 1 {
-        0
-    } else if n == 2 {
-        1
-    } else {
-        2
-    };
-    maps * r16(2 * cfg.tokens() * cfg.widest_mid())
+    if cfg.validate().is_err() {
+        return 0;
+    }
+    match plan(cfg.nodes(), cfg.dims(), Scheme::Int16) {
+        Ok(p) => p.len,
+        Err(_) => 0,
+    }
 }
 
 /// Whether a saturation `q` of a pointwise input of width `k` keeps `k · 127 · q ≤ 2^30`.
@@ -127,72 +122,20 @@ pub fn forward_i16(
     x: &[i16],
     y: &mut [i16],
     scratch: &mut [u8],
-    mut t: Trace<'_>,
+    t: Trace<'_>,
 ) -> Result<(), Error> {
     let cfg = graph_config(m)?;
     cfg.validate()?;
-    check_len("16-bit input", x, cfg.input_len())?;
-    check_len("16-bit output", y, cfg.output_len())?;
-    let need = scratch_bytes_i16(&cfg);
-    if scratch.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: scratch.len(),
-        });
-    }
-    let p = Params::new(m)?;
-    let nodes = cfg.nodes();
-    let n = cfg.tokens();
-    let mid = n * cfg.widest_mid();
-    let (mut cur, rest) = split16(scratch, if nodes.len() > 1 { mid } else { 0 })?;
-    let (mut other, _) = split16(rest, if nodes.len() > 2 { mid } else { 0 })?;
-    if nodes.len() == 2 {
-        // One intermediate map: node 0 writes it, node 1 reads it.
-        core::mem::swap(&mut cur, &mut other);
-    }
-    for (i, nd) in nodes.iter().enumerate() {
-        let (ci, co) = nd.widths(cfg.c_in, cfg.c_out);
-        let q = p.conv(nd.name, meta::shift(i), 0, 0, None)?;
-        let last = i + 1 == nodes.len();
-        {
-            let src: &[i16] = if i == 0 { x } else { &cur[..n * ci] };
-            let dst: &mut [i16] = if last { &mut *y } else { &mut other[..n * co] };
-            pointwise16(src, ci, &q, co, dst)?;
-            let sat = p.z(meta::out(i));
-            match nd.act() {
-                Act::Gelu => {
-                    let g = p.m.i32s(idx(p.m, nd.name, ".gelu16")?)?;
-                    check_len("gelu16 parameters", g, 4)?;
-                    let gelu = Gelu16 {
-                        lut: p.m.i16s(idx(p.m, nd.name, ".lut16")?)?,
-                        pos_mult: g[0],
-                        pos_shift: g[1],
-                        id_mult: g[2],
-                        id_shift: g[3],
-                        clamp: sat,
-                    };
-                    gelu16_inplace(dst, &gelu)?;
-                }
-                Act::None if sat < MAX16 => {
-                    let s = sat.clamp(0, MAX16) as i16;
-                    for v in dst.iter_mut() {
-                        *v = (*v).clamp(-s, s);
-                    }
-                }
-                Act::None => {}
-                Act::Hardswish => {
-                    return Err(Error::Unsupported(
-                        "16-bit activations cover GELU, not Hardswish",
-                    ))
-                }
-            }
-        }
-        trace(&mut t, nd.name, &[], 0, p.s(meta::out(i)));
-        if !last {
-            core::mem::swap(&mut cur, &mut other);
-        }
-    }
-    Ok(())
+    forward_nodes16(
+        m,
+        cfg.nodes(),
+        cfg.dims(),
+        Form16::PerNode,
+        x,
+        y,
+        scratch,
+        t,
+    )
 }
 
 /// Quantizes a channels-last f32 input as a graph blob with 16-bit activations expects.
@@ -257,15 +200,27 @@ pub mod appended {
     }
 }
 
-/// The 16-bit integer forward pass of node list `nodes` in the appended form ([`appended`]):
-/// `i16` input to `i16` output, `scratch` at least the [`Scheme::Int16`] plan's length (bytes,
-/// 2-byte aligned). Linear layers are [`pointwise16`], a GELU [`gelu16_inplace`] clamped to its
-/// saturation, pools [`crate::quant::a16::avg_pool16`], depthwise convs
-/// [`crate::quant::a16::depthwise16`] and residual adds [`crate::quant::a16::add16_inplace`].
+/// Where a 16-bit blob keeps each GELU's parameters and each node's output saturation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form16 {
+    /// Token-wise graphs (`mlp2x-gelu`; the module docs): `quant.meta`'s `out` entry of a node is
+    /// its output saturation, a GELU's parameters are the tensor `name.gelu16`.
+    PerNode,
+    /// MobileVLM V2's: appended to `quant.meta` ([`appended`]).
+    Appended,
+}
+
+/// The 16-bit integer forward pass of node list `nodes` in `form`: `i16` input to `i16`
+/// output, `scratch` at least the [`Scheme::Int16`] plan's length (bytes, 2-byte aligned).
+/// Linear layers are [`pointwise16`], a GELU [`gelu16_inplace`] clamped to its saturation,
+/// pools [`crate::quant::a16::avg_pool16`], depthwise convs [`crate::quant::a16::depthwise16`]
+/// and residual adds [`crate::quant::a16::add16_inplace`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_nodes16(
     m: &Model<'_>,
     nodes: &[Node],
     d: Dims,
+    form: Form16,
     x: &[i16],
     y: &mut [i16],
     scratch: &mut [u8],
@@ -308,18 +263,45 @@ pub(crate) fn forward_nodes16(
             Op::Linear { .. } => {
                 let q = p.conv(nd.name, mi.shift, 0, 0, None)?;
                 pointwise16(xv, xs.c, &q, ys.c, &mut *out)?;
-                if let Act::Gelu = nd.act() {
-                    trace(&mut t, nd.pre, &[], 0, p.s(mi.pre));
-                    let g = appended::gelu(nodes, i);
-                    let gelu = Gelu16 {
-                        lut: p.m.i16s(idx(p.m, nd.table_name(), ".lut16")?)?,
-                        pos_mult: p.z(g + 1),
-                        pos_shift: p.z(g + 2),
-                        id_mult: p.z(g + 3),
-                        id_shift: p.z(g + 4),
-                        clamp: p.z(g),
-                    };
-                    gelu16_inplace(&mut *out, &gelu)?;
+                let sat = p.z(mi.out);
+                match (nd.act(), form) {
+                    (Act::Gelu, _) => {
+                        // Parameters: position multiplier and shift, identity multiplier and
+                        // shift, saturation.
+                        let g: [i32; 5] = match form {
+                            Form16::Appended => {
+                                trace(&mut t, nd.pre, &[], 0, p.s(mi.pre));
+                                let g = appended::gelu(nodes, i);
+                                [p.z(g + 1), p.z(g + 2), p.z(g + 3), p.z(g + 4), p.z(g)]
+                            }
+                            Form16::PerNode => {
+                                let g = p.m.i32s(idx(p.m, nd.name, ".gelu16")?)?;
+                                check_len("gelu16 parameters", g, 4)?;
+                                [g[0], g[1], g[2], g[3], sat]
+                            }
+                        };
+                        let gelu = Gelu16 {
+                            lut: p.m.i16s(idx(p.m, nd.table_name(), ".lut16")?)?,
+                            pos_mult: g[0],
+                            pos_shift: g[1],
+                            id_mult: g[2],
+                            id_shift: g[3],
+                            clamp: g[4],
+                        };
+                        gelu16_inplace(&mut *out, &gelu)?;
+                    }
+                    (Act::None, Form16::PerNode) if sat < MAX16 => {
+                        let s = sat.clamp(0, MAX16) as i16;
+                        for v in out.iter_mut() {
+                            *v = (*v).clamp(-s, s);
+                        }
+                    }
+                    (Act::None, _) => {}
+                    (Act::Hardswish, _) => {
+                        return Err(Error::Unsupported(
+                            "16-bit activations cover GELU, not Hardswish",
+                        ))
+                    }
                 }
                 trace(&mut t, nd.value, &[], 0, p.s(mi.out));
             }

@@ -1071,19 +1071,6 @@ impl GraphConfig {
     pub const fn output_len(&self) -> usize {
         self.tokens() * self.c_out
     }
-    /// The widest intermediate (a node output other than the last).
-    pub(crate) const fn widest_mid(&self) -> usize {
-        let nodes = self.nodes();
-        let (mut c, mut i) = (0, 0);
-        while i + 1 < nodes.len() {
-            let (_, o) = nodes[i].widths(self.c_in, self.c_out);
-            if o > c {
-                c = o;
-            }
-            i += 1;
-        }
-        c
-    }
     /// The sizes the graph runs at.
     pub const fn dims(&self) -> plan::Dims {
         plan::Dims {

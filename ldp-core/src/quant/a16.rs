@@ -477,7 +477,16 @@ pub fn forward_i16(
         ));
     };
     let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
-    crate::graph::a16::forward_nodes16(m, nodes, c.dims(), x, y, scratch, t)
+    crate::graph::a16::forward_nodes16(
+        m,
+        nodes,
+        c.dims(),
+        crate::graph::a16::Form16::Appended,
+        x,
+        y,
+        scratch,
+        t,
+    )
 }
 
 /// Quantizes a channels-last f32 input as a 16-bit-activation blob expects.
