@@ -814,11 +814,13 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
             }
         );
         let r = calibrate(m, calib, CalibMethod::Minmax)?;
-        if let ModelConfig::Graph(c) = m.config() {
-            return graph::quantize_a16(m, &r, &c);
-        }
-        let (nodes, d) = graph::dag(m.config()).context("internal: V2 is a graph")?;
-        return graph::quantize_a16_appended(m, &r, nodes, d);
+        let (nodes, d) = graph::dag(m.config()).context("internal: not a graph")?;
+        // Token-wise graphs keep their saturations per node, V2 its appended form.
+        let form = match m.config() {
+            ModelConfig::Graph(_) => ldp_core::graph::a16::Form16::PerNode,
+            _ => ldp_core::graph::a16::Form16::Appended,
+        };
+        return graph::quantize_a16(m, &r, nodes, d, form);
     }
     let heavy = crest > HEAVY_CREST;
     let v2 = matches!(m.config(), ModelConfig::MobileVlmV2(_));

@@ -202,7 +202,7 @@ pub mod appended {
 
 /// Where a 16-bit blob keeps each GELU's parameters and each node's output saturation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Form16 {
+pub enum Form16 {
     /// Token-wise graphs (`mlp2x-gelu`; the module docs): `quant.meta`'s `out` entry of a node is
     /// its output saturation, a GELU's parameters are the tensor `name.gelu16`.
     PerNode,

@@ -8,12 +8,13 @@ use std::sync::{Mutex, OnceLock};
 
 use anyhow::Context;
 use ldp_core::graph::plan::{input_shape, plan, Dims, Scheme};
-use ldp_core::graph::{feeds_norm, float_index, meta, Act, GraphConfig, Node, Op, Resolved};
+use ldp_core::graph::{feeds_norm, float_index, meta, Act, Node, Op, Resolved};
 use ldp_core::kernels::depthwise::DwShape;
 use ldp_core::kernels::pool::adaptive_avg_pool;
 use ldp_core::kernels::resize::bilinear;
 
 use ldp_core::blob::specs::FLAG_ACT16;
+use ldp_core::graph::a16::Form16;
 use ldp_core::quant::fixed::encode_multiplier;
 use ldp_core::ModelConfig;
 
@@ -31,20 +32,6 @@ pub(super) fn pre_name(node: &'static str) -> &'static str {
     names
         .entry(node)
         .or_insert_with(|| Box::leak(format!("{node}.pre").into_boxed_str()))
-}
-
-/// The weight and bias of node `i`.
-fn linear<'m>(
-    m: &'m FloatModel,
-    c: &GraphConfig,
-    i: usize,
-) -> anyhow::Result<(&'m [f32], &'m [f32])> {
-    let k = float_index(c.nodes(), i);
-    let t = m.tensors();
-    match (t.get(k), t.get(k + 1)) {
-        (Some(w), Some(b)) => Ok((w, b)),
-        _ => anyhow::bail!("internal: graph node {i} has no weights"),
-    }
 }
 
 /// The node list and sizes of a model written as a graph (`ldp`, `mlp2x-gelu`); `None` for the
@@ -614,79 +601,31 @@ fn gelu16_table(pre: QP, out: QP, q: i32) -> (Vec<i16>, [i32; 4]) {
     (lut, [pm, ps, im, is])
 }
 
-/// The blob of a graph model with 16-bit activations (`ldp_core::graph::a16`; V2's scheme):
-/// symmetric `i16` activations at [`super::A16_HEADROOM`]× the calibration set's absolute
-/// maximum, saturated where a Linear reads them so that `K·127·Q ≤ 2^30`; int8 weights as in
-/// the int8 path; each GELU a 513-entry table interpolated in 1/128 steps.
-pub(super) fn quantize_a16(m: &FloatModel, r: &Ranges, c: &GraphConfig) -> anyhow::Result<Vec<u8>> {
-    use ldp_core::quant::a16::MAX16;
-    let qp = |n: &str, q: i32| qp16(r, n, q);
-    let nodes = c.nodes();
-    let mut o = Out::new(meta::len(nodes.len()));
-    // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
-    o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-    let qx = qmax16(c.c_in);
-    let x = qp("x", qx)?;
-    o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
-    o.t.insert("input.zero".into(), vec![0u8]);
-    o.act(meta::Z_X, x);
-    o.meta[meta::Z_X] = qx;
-    let mut inq = x;
-    for (i, nd) in nodes.iter().enumerate() {
-        let (ci, co) = nd.widths(c.c_in, c.c_out);
-        let (w, b) = linear(m, c, i)?;
-        let q_out = match nodes.get(i + 1) {
-            Some(next) => qmax16(next.widths(c.c_in, c.c_out).0),
-            None => MAX16,
-        };
-        let out = qp(nd.name, q_out)?;
-        let pre = match nd.act() {
-            Act::Gelu => qp(pre_name(nd.name), MAX16)?,
-            Act::None => out,
-            Act::Hardswish => anyhow::bail!("16-bit activations cover GELU, not Hardswish"),
-        };
-        let cv = conv(w, Some(b), co, ci, &[inq.scale], &[0], pre.scale, false);
-        o.conv(nd.name, cv, meta::shift(i));
-        o.act(meta::pre(i), pre);
-        o.act(meta::out(i), out);
-        o.meta[meta::out(i)] = q_out;
-        if nd.act() == Act::Gelu {
-            let (lut, [pm, ps, im, is]) = gelu16_table(pre, out, q_out);
-            o.t.insert(format!("{}.lut16", nd.name), super::i16b(&lut));
-            o.t.insert(
-                format!("{}.gelu16", nd.name),
-                super::i32b(&[pm, ps, im, is]),
-            );
-        }
-        inq = out;
-    }
-    if !o.problems.is_empty() {
-        anyhow::bail!(
-            "int8 (16-bit activations): {}. Check the calibration inputs (are they typical inputs \
-             of this model?), try --activations int8, or use f16",
-            o.problems.join(", ")
-        );
-    }
-    o.assemble(&ModelConfig::Graph(*c), FLAG_ACT16)
-}
-
-/// The 16-bit-activation blob of a node list in the appended form
-/// (`ldp_core::graph::a16::appended`; MobileVLM V2's): symmetric `i16` activations at
-/// [`super::A16_HEADROOM`]× the calibration set's absolute maximum — saturated for the Linear
-/// that reads them so that `K·127·Q ≤ 2^30` (the input, a GELU's output), else at 32767 —, int8
-/// weights as in the int8 path, each GELU a 513-entry table interpolated in 1/128 steps, its
-/// parameters appended to `quant.meta`.
-pub(super) fn quantize_a16_appended(
+/// The 16-bit-activation blob of a node list (`ldp_core::graph::a16`) in `form`: symmetric
+/// `i16` activations at [`super::A16_HEADROOM`]× the calibration set's absolute maximum,
+/// saturated where a Linear reads them so that `K·127·Q ≤ 2^30`, int8 weights as in the int8
+/// path, each GELU a 513-entry table interpolated in 1/128 steps.
+/// - [`Form16::PerNode`] (token-wise graphs: `mlp2x-gelu`): each node's output is saturated for
+///   the node that reads it (the last at 32767), its saturation stored in its `out` entry of
+///   `quant.meta`, the input's in `Z_X`; a GELU's parameters are the tensor `name.gelu16`.
+/// - [`Form16::Appended`] (MobileVLM V2): a GELU's output is saturated for a Linear of its own
+///   width (it feeds one, through a pool at most), the others at 32767; the input's saturation
+///   and the GELUs' parameters are appended to `quant.meta` (`ldp_core::graph::a16::appended`).
+pub(super) fn quantize_a16(
     m: &FloatModel,
     r: &Ranges,
     nodes: &[Node],
     d: Dims,
+    form: Form16,
 ) -> anyhow::Result<Vec<u8>> {
     use ldp_core::graph::a16::appended;
     use ldp_core::quant::a16::MAX16;
     let pl = plan(nodes, d, Scheme::Int16).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
     let qp = |n: &str, q: i32| qp16(r, n, q);
-    let mut o = Out::new(appended::len(nodes));
+    let mut o = Out::new(match form {
+        Form16::PerNode => meta::total(nodes),
+        Form16::Appended => appended::len(nodes),
+    });
     // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
     o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
     let qx = qmax16(d.c_in);
@@ -694,7 +633,10 @@ pub(super) fn quantize_a16_appended(
     o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
     o.t.insert("input.zero".into(), vec![0u8]);
     o.act(meta::Z_X, x);
-    o.meta[appended::q_x(nodes)] = qx;
+    match form {
+        Form16::PerNode => o.meta[meta::Z_X] = qx,
+        Form16::Appended => o.meta[appended::q_x(nodes)] = qx,
+    }
     let mut res: Vec<QP> = Vec::with_capacity(nodes.len());
     for (i, nd) in nodes.iter().enumerate() {
         let mi = meta::node(nodes, i);
@@ -712,9 +654,17 @@ pub(super) fn quantize_a16_appended(
         let result = match nd.op {
             Op::Linear { act, .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
-                // A GELU's output feeds the next Linear (through a pool at most): its
-                // saturation keeps that Linear's products within the budget.
-                let q_out = if act == Act::Gelu { qmax16(co) } else { MAX16 };
+                let q_out = match form {
+                    // The next node's input budget (a chain of Linears).
+                    Form16::PerNode => match nodes.get(i + 1) {
+                        Some(next) => qmax16(next.widths(d.c_in, d.c_out).0),
+                        None => MAX16,
+                    },
+                    // A GELU's output feeds the next Linear (through a pool at most): its
+                    // saturation keeps that Linear's products within the budget.
+                    Form16::Appended if act == Act::Gelu => qmax16(co),
+                    Form16::Appended => MAX16,
+                };
                 let out = qp(nd.value, q_out)?;
                 let (pre, fix) = match act {
                     Act::Gelu => (qp(pre_of(nd), MAX16)?, pre_of(nd)),
@@ -726,11 +676,24 @@ pub(super) fn quantize_a16_appended(
                 o.conv(nd.name, cv, mi.shift);
                 o.act(mi.pre, pre);
                 o.act(mi.out, out);
+                if form == Form16::PerNode {
+                    o.meta[mi.out] = q_out;
+                }
                 if act == Act::Gelu {
                     let (lut, [pm, ps, im, is]) = gelu16_table(pre, out, q_out);
                     o.t.insert(format!("{}.lut16", nd.table_name()), super::i16b(&lut));
-                    let g = appended::gelu(nodes, i);
-                    o.meta[g..g + 5].copy_from_slice(&[q_out, pm, ps, im, is]);
+                    match form {
+                        Form16::PerNode => {
+                            o.t.insert(
+                                format!("{}.gelu16", nd.name),
+                                super::i32b(&[pm, ps, im, is]),
+                            );
+                        }
+                        Form16::Appended => {
+                            let g = appended::gelu(nodes, i);
+                            o.meta[g..g + 5].copy_from_slice(&[q_out, pm, ps, im, is]);
+                        }
+                    }
                 }
                 out
             }
