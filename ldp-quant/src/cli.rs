@@ -630,13 +630,34 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     let mut wide_at: Vec<usize> = Vec::new();
     let (names, conv_shifts): (Vec<String>, Vec<usize>) =
         match ldp_core::graph::definition(model.arch()) {
-            // A graph architecture's layout follows its nodes (`ldp_core::graph::meta::node`);
-            // V2's 16-bit-activation blobs keep their own longer layout.
-            Some(g) if !(a16 && model.arch() == ldp_core::Arch::MobileVlmV2) => {
+            // The layout follows the nodes (`ldp_core::graph::meta::node`); V2's 16-bit blobs
+            // append the saturations and GELU parameters (`ldp_core::graph::a16::appended`).
+            Some(g) => {
+                use ldp_core::graph::a16::appended;
                 use ldp_core::graph::meta;
                 let nodes = g.nodes;
-                let mut names = vec![String::new(); meta::total(nodes)];
+                let appended = a16 && model.arch() == ldp_core::Arch::MobileVlmV2;
+                let total = if appended {
+                    appended::len(nodes)
+                } else {
+                    meta::total(nodes)
+                };
+                let mut names = vec![String::new(); total];
                 names[meta::Z_X] = "Z_X".to_string();
+                if appended {
+                    names[appended::q_x(nodes)] = "Q_X".to_string();
+                    for (i, nd) in nodes.iter().enumerate() {
+                        let k = appended::gelu(nodes, i);
+                        if k != 0 {
+                            for (j, p) in ["Q", "GELU_PM", "GELU_PS", "GELU_IM", "GELU_IS"]
+                                .iter()
+                                .enumerate()
+                            {
+                                names[k + j] = format!("{}.{p}", nd.name);
+                            }
+                        }
+                    }
+                }
                 for (i, nd) in nodes.iter().enumerate() {
                     let m = meta::node(nodes, i);
                     if m.len == 0 {
@@ -669,13 +690,7 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
                 }
                 (names, g.conv_shifts.to_vec())
             }
-            _ => (
-                ldp_core::quant::specs::meta_names_flags(model.arch(), model.header().flags)
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                ldp_core::quant::conv_shift_indices(model.arch()).to_vec(),
-            ),
+            None => (Vec::new(), Vec::new()),
         };
     for (i, (name, v)) in names.iter().zip(meta).enumerate() {
         let tail = name.rsplit('.').next().unwrap_or(name);

@@ -119,7 +119,7 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
         };
     }
     if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV2 && dtype == DType::Int8 {
-        return super::int8::V2_A16;
+        return crate::graph::mobilevlm_v2::GRAPH.int8_a16;
     }
     if arch == Arch::MobileVlmV2 {
         let g = &crate::graph::mobilevlm_v2::GRAPH;

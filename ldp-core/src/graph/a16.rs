@@ -105,6 +105,100 @@ pub(crate) fn validate(
     Ok(())
 }
 
+/// Semantic checks of a 16-bit blob of node list `nodes` in the appended form ([`appended`];
+/// MobileVLM V2's): zero points 0 with finite non-negative scales, conv shift words with a shift
+/// in `1..=62` and a bias shift up to 14, addition and GELU shifts in `1..=62` with non-negative
+/// multipliers, and the input's and every GELU output's saturation in `1..=32767` within the
+/// accumulator budget of the Linear that reads it (`c_in`, and the GELU's width).
+pub(crate) fn validate_appended(
+    nodes: &[Node],
+    d: Dims,
+    meta_v: &[i32],
+    scales: &[f32],
+) -> Result<(), BlobError> {
+    let bad = BlobError::BadTable;
+    let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
+    let zero = |i: usize| -> Result<(), BlobError> {
+        if at(i)? != 0 {
+            return Err(bad(
+                "an activation zero point is outside -128..=127 (int8) or not 0 (16-bit)",
+            ));
+        }
+        match scales.get(i) {
+            Some(s) if s.is_finite() && *s >= 0.0 => Ok(()),
+            _ => Err(bad("an activation scale is not finite and non-negative")),
+        }
+    };
+    let shift = |i: usize| -> Result<(), BlobError> {
+        if !(1..=62).contains(&at(i)?) {
+            return Err(bad("a requantization shift is outside 1..=62"));
+        }
+        Ok(())
+    };
+    let nonneg = |i: usize| -> Result<(), BlobError> {
+        if at(i)? < 0 {
+            return Err(bad("a multiplier or epsilon is negative"));
+        }
+        Ok(())
+    };
+    let conv_word = |i: usize| -> Result<(), BlobError> {
+        let word = at(i)?;
+        let (sh, bias_shift) = conv_shifts(word);
+        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&sh) {
+            return Err(bad("a conv's requantization shift is outside 1..=62"));
+        }
+        if bias_shift > MAX_BIAS_SHIFT - 1 {
+            return Err(bad("a conv's bias shift is above 14 (16-bit activations)"));
+        }
+        Ok(())
+    };
+    let saturation = |q: i32, k: usize| -> Result<(), BlobError> {
+        if !within_budget(k, q) {
+            return Err(bad(
+                "a 16-bit activation's saturation is outside 1..=32767 or over the accumulator budget",
+            ));
+        }
+        Ok(())
+    };
+    zero(meta::Z_X)?;
+    saturation(at(appended::q_x(nodes))?, d.c_in)?;
+    for (i, nd) in nodes.iter().enumerate() {
+        let mi = meta::node(nodes, i);
+        match nd.op {
+            Op::Linear { .. } => {
+                conv_word(mi.shift)?;
+                zero(mi.pre)?;
+                zero(mi.out)?;
+                if let Act::Gelu = nd.act() {
+                    let g = appended::gelu(nodes, i);
+                    saturation(at(g)?, nd.widths(d.c_in, d.c_out).1)?;
+                    nonneg(g + 1)?;
+                    shift(g + 2)?;
+                    nonneg(g + 3)?;
+                    shift(g + 4)?;
+                }
+            }
+            Op::Depthwise { add, .. } => {
+                conv_word(mi.shift)?;
+                zero(mi.out)?;
+                if add.is_some() {
+                    nonneg(mi.add)?;
+                    nonneg(mi.add + 1)?;
+                    shift(mi.add + 2)?;
+                    zero(mi.add + 3)?;
+                }
+            }
+            Op::Pool { .. } => {}
+            Op::LayerNorm { .. } | Op::Resize { .. } | Op::SqueezeExcite { .. } => {
+                return Err(bad(
+                    "16-bit activations cover Linear, depthwise and pool nodes",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn graph_config(m: &Model<'_>) -> Result<GraphConfig, Error> {
     match m.config() {
         ModelConfig::Graph(c) if is_a16(m) => Ok(c),

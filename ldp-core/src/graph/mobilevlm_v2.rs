@@ -43,8 +43,14 @@ pub const fn nodes_for(tokens: usize) -> &'static [Node] {
     }
 }
 
-/// The graph (input quantized per channel when the header says so).
-pub const GRAPH: Graph = graph!(Arch::MobileVlmV2, NODES, &[Dim::CinQ]);
+/// The graph (input quantized per channel when the header says so; 16-bit-activation blobs in
+/// the appended form).
+pub const GRAPH: Graph = graph!(
+    Arch::MobileVlmV2,
+    NODES,
+    &[Dim::CinQ],
+    super::IntForm::Act16Appended
+);
 
 // ---------------------------------------------------------------------------------------------
 // The typed API: configuration, borrowed weights, forward pass (also at
@@ -218,8 +224,26 @@ pub fn forward<W: Elem, A: Elem>(
 mod tests {
     extern crate std;
     use super::*;
-    use crate::blob::int8::v2_meta as V2;
     use crate::graph::meta;
+
+    /// V2's `quant.meta` indices (the blob format; `v2_meta` of commit 619cd67 named them).
+    mod v2 {
+        pub const FC1_SHIFT: usize = 1;
+        pub const Z_H1P: usize = 2;
+        pub const Z_H1: usize = 3;
+        pub const FC2_SHIFT: usize = 4;
+        pub const Z_M: usize = 5;
+        pub const PEG_SHIFT: usize = 6;
+        pub const Z_D: usize = 7;
+        pub const ADD_MA: usize = 8;
+        pub const Z_Y: usize = 11;
+        pub const LEN: usize = 12;
+        /// 16-bit blobs: the input's saturation, then the GELU's saturation and parameters.
+        pub const Q_X: usize = 12;
+        pub const Q_H1: usize = 13;
+        pub const LEN_A16: usize = 18;
+    }
+    use v2 as V2;
 
     fn keys(a: &[crate::blob::specs::TensorSpec]) -> std::vec::Vec<std::string::String> {
         use std::string::ToString;
@@ -246,6 +270,33 @@ mod tests {
         int8.extend(conv(f[2]));
         int8.extend(["quant.scales".into(), "quant.meta".into()]);
         assert_eq!(keys(GRAPH.int8), int8);
+        // 16-bit activations (appended form): a 513-entry `i16` GELU table in place of the
+        // int8 one, and the longer `quant.meta` (compared entry by entry, elements and dims
+        // included, with the hand-written `V2_A16` of commit 619cd67 before it was deleted).
+        let mut a16 = int8.clone();
+        a16[5] = "gelu.lut16".into();
+        assert_eq!(keys(GRAPH.int8_a16), a16);
+        assert_eq!(
+            GRAPH.int8_a16[5].dims,
+            &[crate::blob::specs::Dim::Lit(
+                crate::quant::a16::GELU16_LEN as u32
+            )]
+        );
+        assert_eq!(
+            GRAPH.int8_a16[5].elem,
+            crate::blob::specs::ElemOf::Fixed(crate::blob::format::ElemType::I16)
+        );
+        assert_eq!(
+            GRAPH.int8_a16[13].dims,
+            &[crate::blob::specs::Dim::Lit(V2::LEN_A16 as u32)]
+        );
+        for nodes in [NODES, NODES_POOL_FIRST] {
+            use crate::graph::a16::appended;
+            assert_eq!(appended::len(nodes), V2::LEN_A16);
+            assert_eq!(appended::q_x(nodes), V2::Q_X);
+            let fc1 = nodes.iter().position(|nd| nd.name == "mlp.mlp.0").unwrap();
+            assert_eq!(appended::gelu(nodes, fc1), V2::Q_H1);
+        }
         for nodes in [NODES, NODES_POOL_FIRST] {
             let m = |n: &str| {
                 let i = nodes.iter().position(|nd| nd.name == n).unwrap();

@@ -567,8 +567,20 @@ pub enum IntForm {
     Int8,
     /// int8 activations, 16-bit input ([`crate::blob::specs::FLAG_INPUT16`]).
     Input16,
-    /// 16-bit activations and input ([`crate::blob::specs::FLAG_ACT16`]).
+    /// 16-bit activations and input ([`crate::blob::specs::FLAG_ACT16`]), per node: a GELU's
+    /// table `name.lut16` and parameters `name.gelu16`, `quant.meta` as for int8.
     Act16,
+    /// 16-bit activations in the appended form ([`a16::appended`]): a GELU's table
+    /// `name.lut16`, its parameters and the saturations appended to `quant.meta`.
+    Act16Appended,
+}
+
+/// Length of `quant.meta` of a 16-bit-activation blob of `nodes` in `form`.
+pub const fn a16_meta_len(nodes: &[Node], form: IntForm) -> usize {
+    match form {
+        IntForm::Act16Appended => a16::appended::len(nodes),
+        _ => meta::total(nodes),
+    }
 }
 
 /// Number of int8 tensors of `nodes` in `form`.
@@ -587,6 +599,7 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
         };
         n += match (nd.act(), form, nd.op) {
             (Act::Gelu, IntForm::Act16, Op::Linear { .. }) => 2,
+            (Act::Gelu, IntForm::Act16Appended, Op::Linear { .. }) => 1,
             (Act::Gelu | Act::Hardswish, _, _) => 1,
             (Act::None, _, _) => 0,
         };
@@ -664,6 +677,15 @@ pub const fn int8_specs<const N: usize>(
             Op::Pool { .. } => {}
         }
         match (nd.act(), form, nd.op) {
+            (Act::Gelu, IntForm::Act16Appended, Op::Linear { .. }) => {
+                out[k] = spec(
+                    nd.table_name(),
+                    "lut16",
+                    I16,
+                    &[Dim::Lit(crate::quant::a16::GELU16_LEN as u32)],
+                );
+                k += 1;
+            }
             (Act::Gelu, IntForm::Act16, Op::Linear { .. }) => {
                 out[k] = spec(
                     nd.table_name(),
@@ -695,12 +717,17 @@ pub const fn int8_specs<const N: usize>(
 
 /// Builds a [`Graph`] from a `const` node list: `graph!(ARCH, NODES)` in the architecture's
 /// file (input quantized per tensor), or `graph!(ARCH, NODES, INPUT_Q)` with the dims of
-/// `input.scale` / `input.zero` (`&[Dim::CinQ]`: per channel when the header says so).
+/// `input.scale` / `input.zero` (`&[Dim::CinQ]`: per channel when the header says so), or
+/// `graph!(ARCH, NODES, INPUT_Q, IntForm::Act16Appended)` for 16-bit-activation blobs in the
+/// appended form ([`a16::appended`]; MobileVLM V2's).
 macro_rules! graph {
     ($arch:expr, $nodes:expr) => {
         $crate::graph::graph!($arch, $nodes, &[$crate::blob::specs::Dim::Lit(1)])
     };
     ($arch:expr, $nodes:expr, $input_q:expr) => {
+        $crate::graph::graph!($arch, $nodes, $input_q, $crate::graph::IntForm::Act16)
+    };
+    ($arch:expr, $nodes:expr, $input_q:expr, $a16:expr) => {
         $crate::graph::Graph {
             arch: $arch,
             nodes: $nodes,
@@ -725,15 +752,13 @@ macro_rules! graph {
                 )],
                 $crate::graph::IntForm::Input16,
             ),
-            int8_a16: &$crate::graph::int8_specs::<
-                { $crate::graph::int8_len($nodes, $crate::graph::IntForm::Act16) },
-            >(
+            int8_a16: &$crate::graph::int8_specs::<{ $crate::graph::int8_len($nodes, $a16) }>(
                 $nodes,
                 $input_q,
                 &[$crate::blob::specs::Dim::Lit(
-                    $crate::graph::meta::total($nodes) as u32,
+                    $crate::graph::a16_meta_len($nodes, $a16) as u32,
                 )],
-                $crate::graph::IntForm::Act16,
+                $a16,
             ),
             conv_shifts: &$crate::graph::meta::conv_shifts::<
                 { $crate::graph::meta::conv_count($nodes) },

@@ -132,81 +132,14 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         }
         return Ok(());
     }
-    let a16 = a16::is_a16(m);
-    if let (ModelConfig::MobileVlmV2(c), false) = (m.config(), a16) {
-        let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
-        crate::graph::int8::validate_nodes(nodes, meta, scales)?;
-        check_input_scale(m)?;
-        if graph::is_x16(m) {
-            return Err(bad("a 16-bit input on a V2 blob"));
-        }
-        return Ok(());
-    }
-    let (zeros, shifts, nonneg): (&[usize], &[usize], &[usize]) = match m.config() {
-        ModelConfig::Ldp(_) | ModelConfig::MobileVlmV1(_) => {
-            return Err(bad("unreachable: ldp and V1 blobs are checked above"))
-        }
-        ModelConfig::MobileVlmV2(_) if a16 => (V2_ZEROS, A16_SHIFTS, A16_NONNEG),
-        ModelConfig::MobileVlmV2(_) => {
-            return Err(bad("unreachable: int8 V2 blobs are checked above"))
-        }
-        ModelConfig::Graph(_) => return Err(bad("unreachable: graph blobs are checked above")),
+    let ModelConfig::MobileVlmV2(c) = m.config() else {
+        return Err(bad("unreachable: every architecture is checked above"));
     };
-    let zero_range = if a16 { 0..=0 } else { -128..=127 };
-    let at = |i: usize| meta.get(i).copied().ok_or(bad("quant.meta too short"));
-    for &i in zeros {
-        if !zero_range.contains(&at(i)?) {
-            return Err(bad(
-                "an activation zero point is outside -128..=127 (int8) or not 0 (16-bit)",
-            ));
-        }
-        let s = scales.get(i).copied().unwrap_or(0.0);
-        if !s.is_finite() {
-            return Err(bad("an activation scale is not finite"));
-        }
-        if s < 0.0 {
-            return Err(bad("an activation scale is negative"));
-        }
-    }
-    for &i in shifts {
-        if !(1..=62).contains(&at(i)?) {
-            return Err(bad("a requantization shift is outside 1..=62"));
-        }
-    }
-    let max_bias_shift = if a16 {
-        kernels::MAX_BIAS_SHIFT - 1
+    let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
+    if a16::is_a16(m) {
+        crate::graph::a16::validate_appended(nodes, c.dims(), meta, scales)?;
     } else {
-        kernels::MAX_BIAS_SHIFT
-    };
-    for &i in conv_shift_indices(m.arch()) {
-        let word = at(i)?;
-        let (shift, bias_shift) = specs::conv_shifts(word);
-        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
-            return Err(bad("a conv's requantization shift is outside 1..=62"));
-        }
-        if bias_shift > max_bias_shift {
-            return Err(bad(
-                "a conv's bias shift is above 15 (14 with 16-bit activations)",
-            ));
-        }
-    }
-    for &i in nonneg {
-        if at(i)? < 0 {
-            return Err(bad("a multiplier or epsilon is negative"));
-        }
-    }
-    if a16 {
-        let (c_in, c_out) = m.config().channels();
-        for (q, k) in [(at(V2::Q_X)?, c_in), (at(V2::Q_H1)?, c_out)] {
-            if !(1..=a16::MAX16).contains(&q) {
-                return Err(bad("a 16-bit saturation is outside 1..=32767"));
-            }
-            if (k as i64) * 127 * (q as i64) > a16::PRODUCT_BUDGET {
-                return Err(bad(
-                    "a 16-bit pointwise input's saturation could overflow the i32 accumulator",
-                ));
-            }
-        }
+        crate::graph::int8::validate_nodes(nodes, meta, scales)?;
     }
     check_input_scale(m)?;
     if graph::is_x16(m) {
@@ -251,12 +184,6 @@ fn check_input_scale(m: &Model<'_>) -> Result<(), BlobError> {
     }
     Ok(())
 }
-
-use specs::v2_meta as V2;
-
-const V2_ZEROS: &[usize] = &[V2::Z_X, V2::Z_H1P, V2::Z_H1, V2::Z_M, V2::Z_D, V2::Z_Y];
-const A16_SHIFTS: &[usize] = &[V2::ADD_SHIFT, V2::GELU_PS, V2::GELU_IS];
-const A16_NONNEG: &[usize] = &[V2::ADD_MA, V2::ADD_MB, V2::GELU_PM, V2::GELU_IM];
 
 /// Scratch bytes of the int8 forward pass with f32 input and output.
 pub(crate) const fn scratch_bytes(cfg: &ModelConfig) -> usize {
