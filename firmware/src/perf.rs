@@ -1035,27 +1035,6 @@ fn ldp_macs(cfg: &ModelConfig, t: &str) -> usize {
     }
 }
 
-/// The instruction marker of `board::mark`, at an 8-byte aligned address. QEMU 7.2's Thumb
-/// translator peeks at the next halfword after an instruction that ends within 3 bytes of a
-/// target page boundary (1 KiB pages on M-profile), and its plugin API then reports that
-/// instruction as 4 bytes long: a marker at page offset 0x3fc is not recognized by `insn_mark`
-/// (seen at 0xeffc and 0xfbfc). Aligned to 8 bytes it can never be there (the alignment may add
-/// up to three `nop`s before it, counted in the previous segment).
-#[inline(always)]
-fn mark() {
-    // SAFETY: alignment padding and a register move without effect (see `board::mark`).
-    #[cfg(target_arch = "arm")]
-    unsafe {
-        core::arch::asm!(
-            ".p2align 3",
-            ".inst.n 0x46db",
-            options(nostack, preserves_flags)
-        )
-    };
-    #[cfg(not(target_arch = "arm"))]
-    board::mark();
-}
-
 /// Most layers traced per model.
 const MAX_SEGS: usize = 32;
 
@@ -1144,14 +1123,14 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
     let mut names: [&'static str; MAX_SEGS] = [""; MAX_SEGS];
     let mut n = 0usize;
     let mut on_layer = |name: &'static str, _: &[i8], _: i32, _: f32| {
-        mark();
+        board::mark();
         if n < MAX_SEGS {
             names[n] = name;
         }
         n += 1;
     };
     stack::paint();
-    mark();
+    board::mark();
     let result = match input {
         TracedInput::I8(xq) => {
             ldp_core::quant::forward_i8_traced(&model, xq, yq, work, Some(&mut on_layer))
@@ -1160,7 +1139,7 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
             ldp_core::quant::forward_x16_traced(&model, xq, yq, work, Some(&mut on_layer))
         }
     };
-    mark();
+    board::mark();
     let stack_bytes = stack::high_water();
 
     let result = result.and_then(|_| ldp_core::quant::dequantize_output(&model, yq, out));

@@ -65,12 +65,23 @@ pub fn delta(start: u64, end: u64, bits: u32) -> u64 {
 
 /// Executes the marker no-op counted by `tools/qemu-insn/insn_mark.c` (`mov r11, r11` on
 /// Thumb, `mov xzr, xzr` on AArch64). Architecturally a no-op.
+///
+/// On Thumb the marker sits at an 8-byte aligned address. QEMU 7.2's Thumb translator peeks at
+/// the next halfword after an instruction that ends within 3 bytes of a target page boundary
+/// (1 KiB pages on M-profile), and its plugin API then reports that instruction as 4 bytes long:
+/// a marker at page offset 0x3fc is not recognized by `insn_mark` (seen at 0xeffc and 0xfbfc,
+/// and in the application firmware when its code grew). Aligned to 8 bytes it can never be
+/// there (the alignment may add up to three `nop`s before it, counted in the previous segment).
 #[inline(always)]
 pub fn mark() {
-    // SAFETY: both encodings are register moves without effect.
+    // SAFETY: alignment padding and register moves without effect.
     unsafe {
         #[cfg(target_arch = "arm")]
-        core::arch::asm!(".inst.n 0x46db", options(nostack, preserves_flags));
+        core::arch::asm!(
+            ".p2align 3",
+            ".inst.n 0x46db",
+            options(nostack, preserves_flags)
+        );
         #[cfg(target_arch = "aarch64")]
         core::arch::asm!(".inst 0xaa1f03ff", options(nostack, preserves_flags));
     }
