@@ -330,6 +330,34 @@ proptest! {
     }
 }
 
+/// Wide maps: channel counts past the AVX2 kernel's 256-channel staging chunk (several chunks,
+/// a chunk ending off a 32-channel block, a scalar tail), every kernel bit for bit.
+#[test]
+fn depthwise_kernels_match_reference_bitwise_wide_channels() {
+    for (i, &c) in [255usize, 256, 257, 300, 520, 777].iter().enumerate() {
+        for (h, w) in [(1, 1), (2, 5), (5, 4), (6, 7)] {
+            for stride in 1..=2 {
+                for k in all_kernels() {
+                    let seed = (i * 100 + h * 10 + w) as u64;
+                    check_depthwise::<f32, f32, f32, f32>(
+                        k,
+                        c,
+                        h,
+                        w,
+                        stride,
+                        true,
+                        stride == 1,
+                        seed,
+                    )
+                    .unwrap();
+                    check_depthwise::<f16, f16, f32, f16>(k, c, h, w, stride, false, true, seed)
+                        .unwrap();
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 

@@ -1,8 +1,9 @@
 //! x86-64 AVX2 depthwise 3×3 kernel, f32 and f16 storage (F16C conversions).
 //!
-//! Channels are innermost (NHWC), so a block of `8·V` channels is `V` ymm registers. For each
-//! block the 9 taps are transposed once to `[9][8·V]`; then every output pixel is `V` vector
-//! accumulators over its valid taps. Per output the arithmetic is the reference's, in its
+//! Channels are innermost (NHWC), so a block of `8·V` channels is `V` ymm registers. The taps
+//! of up to 256 channels are staged once as `[9][256]` f32; then, output row by output row (so
+//! the three input rows stay in cache across the channel blocks), every output pixel is `V`
+//! vector accumulators over its valid taps, unrolled for interior pixels. Per output the arithmetic is the reference's, in its
 //! order — `bias`, then `+ x·w` for each valid tap in (ky, kx) order as a separate multiply and
 //! add (no FMA), then `+ residual` — so the results equal the reference bit for bit. Channels
 //! past the last multiple of 8 take the same scalar sequence.
@@ -82,66 +83,86 @@ unsafe fn store8<T: Elem>(p: *mut T, v: __m256) {
     }
 }
 
-/// Channels `c0..c0+8·V` of every output pixel.
+/// Channels staged per chunk: the taps of `CH` channels as `[9][CH]` f32 (9 KiB of stack).
+const CH: usize = 256;
+
+/// Output row `oy`, channels `c0..c0+8·V` (inside the staged chunk starting at `cs`). Interior
+/// pixels (all 9 taps inside the map) run the taps unrolled; border pixels clip them.
 ///
 /// # Safety
-/// Shapes validated; `c0 + 8·V ≤ s.c`; AVX2 and F16C available.
+/// Shapes validated; `oy < ho`; `cs ≤ c0`, `c0 + 8·V ≤ min(cs + CH, s.c)`; `wt[k·CH + i]`
+/// holds tap `k` of channel `cs + i`; AVX2 and F16C available.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const V: usize>(
+unsafe fn row<X: Elem, Y: Elem, R: Elem, const V: usize>(
     s: DwShape,
     x: &[X],
-    weight: &[W],
+    wt: &[f32; 9 * CH],
+    cs: usize,
     bias: Option<&[f32]>,
     residual: Option<&[R]>,
     y: &mut [Y],
+    oy: usize,
     c0: usize,
 ) {
-    let (ho, wo, c) = (s.ho(), s.wo(), s.c);
+    let (wo, c) = (s.wo(), s.c);
     // SAFETY (whole body): all indices stay inside the validated shapes: taps are clipped to
-    // the map, channels to c0..c0+8·V ≤ c.
+    // the map (the unrolled form only runs when all nine are inside), channels to
+    // c0..c0+8·V ≤ c, staged taps to c0 − cs + 8·V ≤ CH.
     unsafe {
-        let mut wt = [[_mm256_setzero_ps(); V]; 9];
-        for (k, wk) in wt.iter_mut().enumerate() {
-            for (v, wv) in wk.iter_mut().enumerate() {
-                let t: [f32; 8] =
-                    core::array::from_fn(|l| weight[(c0 + 8 * v + l) * 9 + k].to_f32());
-                *wv = _mm256_loadu_ps(t.as_ptr());
-            }
-        }
         let mut b = [_mm256_setzero_ps(); V];
         if let Some(bs) = bias {
             for (v, bv) in b.iter_mut().enumerate() {
                 *bv = _mm256_loadu_ps(bs.as_ptr().add(c0 + 8 * v));
             }
         }
-        for oy in 0..ho {
-            let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-            let ky1 = (s.h + 1 - oy * s.stride).min(3);
-            for ox in 0..wo {
-                let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-                let kx1 = (s.w + 1 - ox * s.stride).min(3);
-                let mut acc = b;
+        let wp = wt.as_ptr().add(c0 - cs);
+        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
+        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        for ox in 0..wo {
+            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
+            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let mut acc = b;
+            if ky0 == 0 && ky1 == 3 && kx0 == 0 && kx1 == 3 {
+                let x0 = x
+                    .as_ptr()
+                    .add(((oy * s.stride - 1) * s.w + ox * s.stride - 1) * c + c0);
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let xp = x0.add((ky * s.w + kx) * c);
+                        let wk = wp.add((ky * 3 + kx) * CH);
+                        for v in 0..V {
+                            acc[v] = _mm256_add_ps(
+                                acc[v],
+                                _mm256_mul_ps(load8(xp.add(8 * v)), _mm256_loadu_ps(wk.add(8 * v))),
+                            );
+                        }
+                    }
+                }
+            } else {
                 for ky in ky0..ky1 {
                     let iy = oy * s.stride + ky - 1;
                     for kx in kx0..kx1 {
                         let ix = ox * s.stride + kx - 1;
                         let xp = x.as_ptr().add((iy * s.w + ix) * c + c0);
-                        let wk = &wt[ky * 3 + kx];
+                        let wk = wp.add((ky * 3 + kx) * CH);
                         for v in 0..V {
-                            acc[v] =
-                                _mm256_add_ps(acc[v], _mm256_mul_ps(load8(xp.add(8 * v)), wk[v]));
+                            acc[v] = _mm256_add_ps(
+                                acc[v],
+                                _mm256_mul_ps(load8(xp.add(8 * v)), _mm256_loadu_ps(wk.add(8 * v))),
+                            );
                         }
                     }
                 }
-                let o = (oy * wo + ox) * c + c0;
-                if let Some(r) = residual {
-                    for v in 0..V {
-                        acc[v] = _mm256_add_ps(acc[v], load8(r.as_ptr().add(o + 8 * v)));
-                    }
-                }
+            }
+            let o = (oy * wo + ox) * c + c0;
+            if let Some(r) = residual {
                 for v in 0..V {
-                    store8(y.as_mut_ptr().add(o + 8 * v), acc[v]);
+                    acc[v] = _mm256_add_ps(acc[v], load8(r.as_ptr().add(o + 8 * v)));
                 }
+            }
+            for v in 0..V {
+                store8(y.as_mut_ptr().add(o + 8 * v), acc[v]);
             }
         }
     }
@@ -195,19 +216,36 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     residual: Option<&[R]>,
     y: &mut [Y],
 ) {
-    let mut c0 = 0;
-    // SAFETY: each block covers channels c0..c0+8·V ≤ s.c; features per the contract.
-    unsafe {
-        while c0 + 32 <= s.c {
-            block::<X, W, Y, R, 4>(s, x, weight, bias, residual, y, c0);
-            c0 += 32;
+    let c8 = s.c / 8 * 8;
+    let mut wt = [0.0f32; 9 * CH];
+    // Chunks of CH channels: the taps staged once per chunk, then output rows outermost, so
+    // the three input rows a row reads stay in cache across the chunk's channel blocks.
+    let mut cs = 0;
+    while cs < c8 {
+        let ce = (cs + CH).min(c8);
+        for ch in cs..ce {
+            for k in 0..9 {
+                wt[k * CH + ch - cs] = weight[ch * 9 + k].to_f32();
+            }
         }
-        while c0 + 8 <= s.c {
-            block::<X, W, Y, R, 1>(s, x, weight, bias, residual, y, c0);
-            c0 += 8;
+        for oy in 0..s.ho() {
+            let mut c0 = cs;
+            // SAFETY: each block covers channels c0..c0+8·V ≤ ce ≤ cs + CH, ce ≤ s.c; the
+            // chunk's taps are staged; features per the contract.
+            unsafe {
+                while c0 + 32 <= ce {
+                    row::<X, Y, R, 4>(s, x, &wt, cs, bias, residual, y, oy, c0);
+                    c0 += 32;
+                }
+                while c0 + 8 <= ce {
+                    row::<X, Y, R, 1>(s, x, &wt, cs, bias, residual, y, oy, c0);
+                    c0 += 8;
+                }
+            }
         }
+        cs = ce;
     }
-    if c0 < s.c {
-        scalar_tail(s, x, weight, bias, residual, y, c0);
+    if c8 < s.c {
+        scalar_tail(s, x, weight, bias, residual, y, c8);
     }
 }

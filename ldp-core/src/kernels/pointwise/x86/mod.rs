@@ -195,13 +195,18 @@ unsafe fn pack_panel<W: Elem>(
     }
 }
 
-/// Applies `act` to 16 values (a `match` outside the loop, so each arm vectorizes).
+/// Applies `act` to 16 values (a `match` outside the loop, so each arm vectorizes); GELU is
+/// the AVX2 + FMA form of `gelu_slice` (the same bits as it, whatever the position).
+///
+/// # Safety
+/// AVX2 and FMA available.
 #[inline(always)]
-pub(super) fn activate(act: Option<Activation>, v: &mut [f32; NR]) {
-    use crate::kernels::activation::{gelu_block, hardsigmoid, hardswish, relu};
+pub(super) unsafe fn activate(act: Option<Activation>, v: &mut [f32; NR]) {
+    use crate::kernels::activation::{hardsigmoid, hardswish, relu};
     match act {
         None => {}
-        Some(Activation::Gelu) => gelu_block(v),
+        // SAFETY: AVX2 and FMA per the contract.
+        Some(Activation::Gelu) => unsafe { crate::kernels::activation::x86::gelu16(v) },
         Some(Activation::Hardswish) => v.iter_mut().for_each(|e| *e = hardswish(*e)),
         Some(Activation::Hardsigmoid) => v.iter_mut().for_each(|e| *e = hardsigmoid(*e)),
         Some(Activation::Relu) => v.iter_mut().for_each(|e| *e = relu(*e)),
@@ -301,13 +306,27 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
             }
         }
         micro::<M>(&a, bp, kc, &mut acc);
+        let mut act = if last { act } else { None };
+        if act == Some(Activation::Gelu) {
+            // Two rows (four vectors) per step: independent chains in flight.
+            use crate::kernels::activation::x86::gelu_n;
+            let mut m = 0;
+            while m + 2 <= M {
+                let g = gelu_n::<4>([acc[m][0], acc[m][1], acc[m + 1][0], acc[m + 1][1]]);
+                acc[m] = [g[0], g[1]];
+                acc[m + 1] = [g[2], g[3]];
+                m += 2;
+            }
+            if m < M {
+                acc[m] = gelu_n::<2>(acc[m]);
+            }
+            act = None;
+        }
         for m in 0..M {
             let mut t = [0.0f32; NR];
             _mm256_storeu_ps(t.as_mut_ptr(), acc[m][0]);
             _mm256_storeu_ps(t.as_mut_ptr().add(8), acc[m][1]);
-            if last {
-                activate(act, &mut t);
-            }
+            activate(act, &mut t);
             let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
             if Y::DTYPE == DType::F16 {
                 let h0 = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(t.as_ptr()));

@@ -15,11 +15,15 @@
 //! * `exp(r)` on `|r| ≤ ln2/2` is Cephes' degree-7 polynomial, scaled by `2^n` through the
 //!   exponent bits.
 //!
-//! Polynomials are evaluated by Estrin's scheme, and slices in blocks of 32 ([`gelu_block`]),
-//! so that several independent vector chains are in flight. Below `x = -13` (`Φ < 1e-38`, the
-//! end of normal f32) GELU returns `-0.0`.
+//! Polynomials are evaluated by Estrin's scheme (short dependency chains). Below `x = -13`
+//! (`Φ < 1e-38`, the end of normal f32) GELU returns `-0.0`. This scalar form is the
+//! reference; on x86-64 with AVX2 and FMA, [`gelu_slice`] and the GEMM epilogues run the same
+//! formula 8 lanes at a time with fused multiply-adds (`x86.rs`, same error bound).
 
 use crate::elem::Elem;
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86;
 
 const FRAC_1_SQRT_2: f32 = core::f32::consts::FRAC_1_SQRT_2;
 
@@ -98,64 +102,20 @@ pub fn gelu(x: f32) -> f32 {
     gelu_finish(x, t * exp_hi_lo(hi, erfc_poly(t) + lo))
 }
 
-/// [`gelu`] of `N` values, computed step by step across all of them: the same operations per
-/// element (bit-identical results), but `N/8` independent vector chains in flight instead of
-/// one, which roughly halves the time of a long dependency chain like this one.
-#[inline(always)]
-pub fn gelu_block<const N: usize>(x: &mut [f32; N]) {
-    let mut a = [0.0f32; N];
-    let mut t = [0.0f32; N];
-    let mut hi = [0.0f32; N];
-    let mut lo = [0.0f32; N];
-    for i in 0..N {
-        a[i] = x[i].abs().min(13.0);
-    }
-    for i in 0..N {
-        t[i] = 1.0 / (1.0 + 0.5 * (a[i] * FRAC_1_SQRT_2));
-    }
-    for i in 0..N {
-        (hi[i], lo[i]) = neg_half_square(a[i]);
-    }
-    for i in 0..N {
-        lo[i] += erfc_poly(t[i]);
-    }
-    for i in 0..N {
-        a[i] = t[i] * exp_hi_lo(hi[i], lo[i]);
-    }
-    for i in 0..N {
-        x[i] = gelu_finish(x[i], a[i]);
-    }
-}
-
-/// [`gelu`] of every element of `buf`, in place, vectorized (with AVX2 when it is detected at
-/// run time with the `std` feature, or enabled at compile time); the same values as [`gelu`],
-/// bit for bit.
+/// GELU of every element of `buf`, in place, vectorized. On x86-64 with AVX2 and FMA (detected
+/// at run time with the `std` feature, or enabled at compile time) this is the 8-lane FMA form
+/// of `x86.rs` (same formula and bound as [`gelu`], not its bits); elsewhere the same values as
+/// [`gelu`], bit for bit.
 pub fn gelu_slice(buf: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::cpu::x86_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { gelu_slice_avx2(buf) };
+        unsafe { x86::gelu_slice_avx2(buf) };
         return;
     }
     // In-order cores (and instruction counts) prefer the plain loop, which LLVM vectorizes
     // with fewer instructions than the blocked form.
     buf.iter_mut().for_each(|v| *v = gelu(*v));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gelu_slice_avx2(buf: &mut [f32]) {
-    // Rust never contracts a·b + c into an FMA, so this is the same arithmetic as `gelu`; the
-    // blocks of 32 keep four independent ymm chains in flight on out-of-order cores.
-    let mut chunks = buf.chunks_exact_mut(32);
-    for c in &mut chunks {
-        let c: &mut [f32; 32] = c.try_into().expect("chunks_exact_mut(32)");
-        gelu_block(c);
-    }
-    chunks
-        .into_remainder()
-        .iter_mut()
-        .for_each(|v| *v = gelu(*v));
 }
 
 /// `Hardswish(x) = x·min(max(x + 3, 0), 6)/6` (PyTorch's `nn.Hardswish`).
@@ -279,6 +239,8 @@ mod tests {
         }
     }
 
+    /// Off x86-64 `gelu_slice` is `gelu` bit for bit (x86's FMA form has its own tests).
+    #[cfg(not(target_arch = "x86_64"))]
     #[test]
     fn gelu_slice_matches_scalar_bitwise() {
         let mut v: [f32; 1003] = core::array::from_fn(|i| (i as f32 - 501.0) * 0.029);
