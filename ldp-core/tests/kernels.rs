@@ -1414,3 +1414,43 @@ proptest! {
         prop_assert_eq!(&a, &b);
     }
 }
+
+/// LayerNorm with a fused activation equals LayerNorm then the activation, bit for bit (f32
+/// and f16, GELU and the others, odd widths).
+#[test]
+fn layer_norm_act_equals_layer_norm_then_act() {
+    use ldp_core::kernels::activation::apply_inplace;
+    use ldp_core::kernels::norm::{layer_norm_act_inplace, layer_norm_inplace};
+    for c in [1usize, 7, 8, 31, 128, 133] {
+        let x = vals(5 * c, c as u64);
+        let g = vals(c, 11);
+        let b = vals(c, 12);
+        for act in [None, Some(Activation::Gelu), Some(Activation::Hardswish)] {
+            let mut want = x.clone();
+            layer_norm_inplace(&mut want, c, &g, &b).unwrap();
+            if let Some(a) = act {
+                apply_inplace(a, &mut want);
+            }
+            let mut got = x.clone();
+            layer_norm_act_inplace(&mut got, c, &g, &b, act).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "c {c} {act:?}");
+            let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+            let mut want = xh.clone();
+            layer_norm_inplace(&mut want, c, &g, &b).unwrap();
+            if let Some(a) = act {
+                apply_inplace(a, &mut want);
+            }
+            let mut got = xh;
+            layer_norm_act_inplace(&mut got, c, &g, &b, act).unwrap();
+            assert_eq!(got, want, "f16 c {c} {act:?}");
+        }
+    }
+    let mut bad = vec![0.0f32; 10];
+    assert!(
+        layer_norm_act_inplace(&mut bad, 3, &[1.0; 3], &[0.0; 3], Some(Activation::Gelu)).is_err()
+    );
+    assert!(
+        layer_norm_act_inplace(&mut bad, 5, &[1.0; 4], &[0.0; 5], Some(Activation::Gelu)).is_err()
+    );
+}

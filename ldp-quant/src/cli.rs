@@ -526,16 +526,23 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                     shape_str(&reader.shape)
                 )
             };
-            // `Model::forward` checks its channels-last input itself, and token samples are in
-            // file order, so its index is the file's. `ldp` samples are checked here, before
-            // the transpose (the int8 path below does not call `Model::forward`).
-            if ldp {
+            // `Model::forward` checks its channels-last input itself: token samples are in file
+            // order, so its index is the file's; an `ldp` sample's channels-last index
+            // `p·c + ch` is `ch·h·w + p` in the file. The int8 `ldp` path below does not call
+            // `Model::forward` (it quantizes the file's values), so it checks them here.
+            if int8_nchw {
                 if let Some(j) = ldp_core::tensor::first_non_finite(&xt) {
                     return Err(non_finite(j));
                 }
             }
             let failed = |e: ldp_core::Error| match e {
                 ldp_core::Error::NonFiniteInput { index } if !ldp => non_finite(index),
+                ldp_core::Error::NonFiniteInput { index } => {
+                    let (h, w) = config.input_grid();
+                    let hw = (h * w).max(1);
+                    let c = (n_in / hw).max(1);
+                    non_finite((index % c) * hw + index / c)
+                }
                 e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
             };
             if int8_nchw {

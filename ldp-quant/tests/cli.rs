@@ -682,12 +682,21 @@ fn bad_inputs_are_refused_not_silently_wrong() {
 
     // Non-finite inputs: a clear error naming the first bad index; no output file.
     let x = npy::read_f32(&input).unwrap();
-    for (bad, name) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+    // (Index 197 is channel 3, pixel 5: the f32 model finds it in its channels-last copy, at
+    // 5·16 + 3, and the CLI maps that back to the file's order.)
+    for (bad, name, at) in [
+        (f32::NAN, "NaN", 37),
+        (f32::INFINITY, "inf", 37),
+        (f32::NAN, "NaN", 197),
+    ] {
         let mut data = x.data.clone();
-        data[37] = bad;
+        data[at] = bad;
         npy::write_f32(&d("bad.npy"), &x.shape, &data).unwrap();
         let e = fails(&runv(&blob, &d("bad.npy"), &d("y.npy")), "non-finite value");
-        assert!(e.contains("flat index 37") && e.contains(name), "{e}");
+        assert!(
+            e.contains(&format!("flat index {at} ")) && e.contains(name),
+            "{e}"
+        );
         assert!(!d("y.npy").exists(), "a failed run left an output");
     }
     // The same for an int8 model, whose quantizer used to turn NaN into 0.

@@ -6,10 +6,9 @@ use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
 use super::{Act, Graph, Node, Op, Resolved};
 use crate::elem::Elem;
 use crate::error::{check_len, Error};
-use crate::kernels::activation::apply_inplace;
 use crate::kernels::activation::Activation;
 use crate::kernels::depthwise::{depthwise3x3, DwShape};
-use crate::kernels::norm::layer_norm_inplace;
+use crate::kernels::norm::layer_norm_act_inplace;
 use crate::kernels::pointwise::pointwise;
 use crate::kernels::pool::adaptive_avg_pool;
 use crate::kernels::resize::bilinear;
@@ -206,10 +205,7 @@ pub(crate) fn forward_nodes<'w, W: Elem + 'w, A: Elem>(
                     wr!(dst, |y| squeeze_excite(y, c, d.squeeze, &w, tmp)?);
                 }
                 _ => wr!(dst, |y| {
-                    layer_norm_inplace(y, c, t.g, t.b)?;
-                    if let Some(a) = activation(act) {
-                        apply_inplace(a, y);
-                    }
+                    layer_norm_act_inplace(y, c, t.g, t.b, activation(act))?;
                     match res {
                         Some(Rd::F(r)) => add_into(y, r)?,
                         Some(Rd::A(r)) => add_into(y, r)?,

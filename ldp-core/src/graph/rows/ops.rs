@@ -325,8 +325,7 @@ impl<X: QRow> RowOps for I8Ops<'_, X> {
 // float
 
 use crate::graph::float::{activation, NodeTensors};
-use crate::kernels::activation::apply_inplace;
-use crate::kernels::norm::layer_norm_inplace;
+use crate::kernels::norm::layer_norm_act_inplace;
 use crate::kernels::pointwise::pointwise;
 
 /// The float operations (weights `W`, activations stored as `A`; f32 rows in and out).
@@ -431,10 +430,7 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
         let b = self.nodes[i].bias.then_some(t.b);
         fin!(x, |x| fout!(y, |y| {
             pointwise(x, ci, t.w, b, co, act, &mut *y)?;
-            layer_norm_inplace(&mut *y, co, n.g, n.b)?;
-            if let Some(a) = act_n {
-                apply_inplace(a, &mut *y);
-            }
+            layer_norm_act_inplace(&mut *y, co, n.g, n.b, act_n)?;
             if let Some(r) = res {
                 if r.len() != y.len() {
                     return Err(INTERNAL);
@@ -463,10 +459,7 @@ impl<W: Elem, A: Elem + bytemuck::Pod> RowOps for FloatOps<'_, W, A> {
         let c = self.d.c_out;
         fout!(y, |y| {
             depthwise_row_float(s, rows, t.w, b, None::<&[A]>, oy, ox0, &mut *y)?;
-            layer_norm_inplace(&mut *y, c, n.g, n.b)?;
-            if let Some(a) = act_n {
-                apply_inplace(a, y);
-            }
+            layer_norm_act_inplace(&mut *y, c, n.g, n.b, act_n)?;
             Ok(())
         })
     }

@@ -84,6 +84,57 @@ pub fn layer_norm_inplace<A: Elem>(
     Ok(())
 }
 
+/// LayerNorm of every pixel of `buf`, then `act` (if any), in place: the same values as
+/// [`layer_norm_inplace`] followed by [`apply_inplace`](crate::kernels::activation::apply_inplace).
+/// On x86-64 with AVX2 and FMA an f32 GELU runs on each pixel right after its normalization,
+/// while the pixel is still in L1 (GELU is elementwise and position-independent: the same bits
+/// as the two passes).
+pub fn layer_norm_act_inplace<A: Elem>(
+    buf: &mut [A],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    act: Option<crate::kernels::activation::Activation>,
+) -> Result<(), Error> {
+    use crate::kernels::activation::{apply_inplace, Activation};
+    #[cfg(target_arch = "x86_64")]
+    if act == Some(Activation::Gelu) && crate::kernels::cpu::x86_avx2_fma() {
+        if let Some(b) = crate::kernels::cpu::as_f32_mut(buf) {
+            check_len("norm.weight", gamma, c)?;
+            check_len("norm.bias", beta, c)?;
+            if c == 0 || b.len() % c != 0 {
+                return Err(Error::BufferLen {
+                    what: "layer_norm input",
+                    expected: c,
+                    found: b.len(),
+                });
+            }
+            // SAFETY: AVX2 and FMA are present (checked just above); lengths checked above.
+            unsafe { ln_gelu_rows_avx2(b, c, gamma, beta) };
+            return Ok(());
+        }
+    }
+    layer_norm_inplace(buf, c, gamma, beta)?;
+    if let Some(a) = act {
+        apply_inplace(a, buf);
+    }
+    Ok(())
+}
+
+/// [`ln_rows`] then the AVX2 GELU, pixel by pixel.
+///
+/// # Safety
+/// AVX2 and FMA available; `c > 0` divides `buf.len()`, `gamma`/`beta` hold `c`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ln_gelu_rows_avx2(buf: &mut [f32], c: usize, gamma: &[f32], beta: &[f32]) {
+    for px in buf.chunks_exact_mut(c) {
+        ln_rows(px, c, gamma, beta);
+        // SAFETY: AVX2 and FMA per the contract.
+        unsafe { crate::kernels::activation::x86::gelu_slice_avx2(px) };
+    }
+}
+
 /// [`ln_rows`] compiled with AVX2 enabled.
 ///
 /// # Safety

@@ -370,6 +370,7 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
     let mut kb = [0i64; LN_MAX_C];
     ln_stage(q, c8, kt, &mut g32, &mut kb);
     let mut tp = [0i32; 256];
+    let mut ub = [0i32; LN_MAX_C];
     if let Some(t) = q.lut {
         for (j, w) in tp.iter_mut().enumerate() {
             let (lo, hi) = (t[j] as i32, t[(j + 1).min(255)] as i32);
@@ -379,7 +380,8 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
     // SAFETY (whole body): AVX2 available; loads of 16 (8) i16 at i + 16 ≤ c16 (i + 8 ≤ c8)
     // inside a pixel of c values of x, 8-byte stores at i + 8 ≤ c8 inside the same pixel of y
     // (y.len() == x.len()); staged loads at i + 8 ≤ c8 ≤ 2048; gathers from tp at indices
-    // (u >> 8) + 128 ∈ 0..=255 (u clamped to −2^15..=127·2^8 first).
+    // (u >> 8) + 128 ∈ 0..=255 (u clamped to −2^15..=127·2^8 first); `ub` holds
+    // LN_MAX_C ≥ c8 values.
     unsafe {
         let ones = _mm256_set1_epi16(1);
         let lo32 = _mm256_set1_epi64x(0xffff_ffff);
@@ -413,6 +415,9 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
                 s2 += (v as i64) * (v as i64);
             }
             let lp = ln_px(cc, e, s1, s2);
+            // With a table: first every clamped `u` of the pixel into `ub`, then the gathers
+            // and interpolations in a short second loop, so that many gathers (long latency)
+            // are in flight at once.
             let mut i = 0;
             while i < c8 {
                 let qv = _mm256_cvtepi16_epi32(_mm_loadu_si128(p.add(i) as *const __m128i));
@@ -422,27 +427,36 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
                 let (ae, ao) = ln_acc(xh, g32.as_ptr(), kb.as_ptr(), i);
                 let ae = _mm256_srl_epi64(_mm256_sll_epi64(ae, lcnt), rcnt);
                 let ao = _mm256_srl_epi64(_mm256_sll_epi64(ao, lcnt), rcnt);
-                let r = if q.lut.is_none() {
-                    _mm256_add_epi32(
+                if q.lut.is_none() {
+                    let r = _mm256_add_epi32(
                         _mm256_blend_epi32::<0b1010_1010>(ae, _mm256_slli_epi64::<32>(ao)),
                         off32,
-                    )
+                    );
+                    store8(o.add(i), r);
                 } else {
                     let ue = clamp64(_mm256_add_epi64(ae, cst64), ulo, uhi);
                     let uo = clamp64(_mm256_add_epi64(ao, cst64), ulo, uhi);
                     let u = _mm256_blend_epi32::<0b1010_1010>(ue, _mm256_slli_epi64::<32>(uo));
+                    _mm256_storeu_si256(ub.as_mut_ptr().add(i) as *mut __m256i, u);
+                }
+                i += 8;
+            }
+            if q.lut.is_some() {
+                let mut i = 0;
+                while i < c8 {
+                    let u = _mm256_loadu_si256(ub.as_ptr().add(i) as *const __m256i);
                     let j = _mm256_add_epi32(_mm256_srai_epi32::<8>(u), c128);
                     let f = _mm256_and_si256(u, m255);
                     let w = _mm256_i32gather_epi32::<4>(tp.as_ptr(), j);
                     let lo = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(w));
                     let d = _mm256_srai_epi32::<16>(w);
-                    _mm256_add_epi32(
+                    let r = _mm256_add_epi32(
                         lo,
                         _mm256_srai_epi32::<8>(_mm256_add_epi32(_mm256_mullo_epi32(d, f), r128)),
-                    )
-                };
-                store8(o.add(i), r);
-                i += 8;
+                    );
+                    store8(o.add(i), r);
+                    i += 8;
+                }
             }
             for i in c8..c {
                 let num = cc * xs[i] as i64 - s1;
