@@ -96,9 +96,9 @@ pub fn layer_norm_act_inplace<A: Elem>(
     beta: &[f32],
     act: Option<crate::kernels::activation::Activation>,
 ) -> Result<(), Error> {
-    use crate::kernels::activation::{apply_inplace, Activation};
+    use crate::kernels::activation::apply_inplace;
     #[cfg(target_arch = "x86_64")]
-    if act == Some(Activation::Gelu) && crate::kernels::cpu::x86_avx2_fma() {
+    if act == Some(crate::kernels::activation::Activation::Gelu) && crate::kernels::cpu::x86_avx2_fma() {
         if let Some(b) = crate::kernels::cpu::as_f32_mut(buf) {
             check_len("norm.weight", gamma, c)?;
             check_len("norm.bias", beta, c)?;
