@@ -1,5 +1,6 @@
-//! The pointwise layers give the same bits on any number of threads (`kernels::threads`), on
-//! shapes big enough to be split, for f32, f16 and int8 (both output types).
+//! The pointwise layers and the LayerNorms give the same bits on any number of threads
+//! (`kernels::threads`), on shapes big enough to be split, for f32, f16 and int8 (both output
+//! types; LayerNorms in place and of 16-bit inputs, with and without a table).
 #![cfg(feature = "std")]
 
 use half::f16;
@@ -90,6 +91,53 @@ fn pointwise_bits_do_not_depend_on_threads() {
         assert_eq!(one.2, yr, "int8 vs reference {c_in} {c_out} {pixels}");
         for n in [2, 3, 5, 8] {
             assert!(one == run(n), "{n} threads differ: {c_in} {c_out} {pixels}");
+        }
+    }
+    // LayerNorms (split above 2^22 / 16 elements: `threads::NORM_COST` is 16).
+    use ldp_core::kernels::norm::layer_norm_act_inplace;
+    for (c, pixels) in [(128usize, 4096 + 5), (2048, 577), (100, 3000)] {
+        assert!(pixels * c * 16 >= threads::MIN_MACS);
+        let x = vals(pixels * c, 11);
+        let g = vals(c, 12);
+        let b = vals(c, 13);
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let xq = i8s(pixels * c, 14);
+        let x16: Vec<i16> = xq.iter().map(|&v| v as i16 * 211).collect();
+        let gq: Vec<i16> = i8s(c, 15).iter().map(|&v| 16384 + 64 * v as i16).collect();
+        let bq: Vec<i16> = i8s(c, 16).iter().map(|&v| 32 * v as i16).collect();
+        let lut = i8s(256, 17);
+        let nq = qk::NormQ {
+            gamma: &gq,
+            beta: &bq,
+            shift: 20,
+            eps_q8: 256,
+            out_zero: 3,
+            lut: None,
+        };
+        let nl = qk::NormQ {
+            lut: Some(&lut),
+            ..nq
+        };
+        let run = |n: usize| {
+            threads::set_threads(n);
+            let mut y = x.clone();
+            layer_norm_act_inplace(&mut y, c, &g, &b, Some(Activation::Gelu)).unwrap();
+            let mut yh = xh.clone();
+            layer_norm_act_inplace(&mut yh, c, &g, &b, None).unwrap();
+            let mut yq = xq.clone();
+            qk::layer_norm_inplace(&mut yq, c, &nq).unwrap();
+            let mut y16 = vec![0i8; pixels * c];
+            qk::layer_norm_i16(&x16, c, &nl, &mut y16).unwrap();
+            let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            let hbits: Vec<u16> = yh.iter().map(|v| v.to_bits()).collect();
+            (bits, hbits, yq, y16)
+        };
+        let one = run(1);
+        let mut r16 = vec![0i8; pixels * c];
+        qk::layer_norm_i16_reference(&x16, c, &nl, &mut r16).unwrap();
+        assert_eq!(one.3, r16, "16-bit LayerNorm vs reference {c} {pixels}");
+        for n in [2, 3, 5] {
+            assert!(one == run(n), "LayerNorm: {n} threads differ: {c} {pixels}");
         }
     }
     threads::set_threads(1);

@@ -28,6 +28,23 @@ pub(crate) fn check_norm16(x: &[i16], c: usize, q: &NormQ<'_>, y: &[i8]) -> Resu
 /// kernel where the target has one, else [`layer_norm_reference`].
 pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     check_norm(buf, c, q)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(
+            buf.len() / c,
+            c.saturating_mul(crate::kernels::threads::NORM_COST),
+        );
+        if n > 1 {
+            return crate::kernels::threads::split_inplace(buf, c, n, |b| {
+                layer_norm_inplace_one(b, c, q)
+            });
+        }
+    }
+    layer_norm_inplace_one(buf, c, q)
+}
+
+/// [`layer_norm_inplace`] on the calling thread; parameters checked.
+fn layer_norm_inplace_one(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(), Error> {
     #[cfg(ldp_arm_dsp)]
     if crate::kernels::norm::arm_dsp::layer_norm_inplace(buf, c, q) {
         return Ok(());
@@ -164,6 +181,23 @@ pub fn layer_norm_reference(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(
 /// [`layer_norm_i16_reference`].
 pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     check_norm16(x, c, q, y)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(
+            x.len() / c,
+            c.saturating_mul(crate::kernels::threads::NORM_COST),
+        );
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, c, y, c, n, |xb, yb| {
+                layer_norm_i16_one(xb, c, q, yb)
+            });
+        }
+    }
+    layer_norm_i16_one(x, c, q, y)
+}
+
+/// [`layer_norm_i16`] on the calling thread; parameters checked.
+fn layer_norm_i16_one(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Result<(), Error> {
     #[cfg(ldp_arm_mve)]
     if crate::kernels::norm::mve::layer_norm_i16(x, c, q, y) {
         return Ok(());

@@ -97,18 +97,20 @@ pub fn layer_norm_act_inplace<A: Elem>(
     act: Option<crate::kernels::activation::Activation>,
 ) -> Result<(), Error> {
     use crate::kernels::activation::apply_inplace;
+    check_len("norm.weight", gamma, c)?;
+    check_len("norm.bias", beta, c)?;
+    if c == 0 || buf.len() % c != 0 {
+        return Err(Error::BufferLen {
+            what: "layer_norm input",
+            expected: c,
+            found: buf.len(),
+        });
+    }
     #[cfg(target_arch = "x86_64")]
-    if act == Some(crate::kernels::activation::Activation::Gelu) && crate::kernels::cpu::x86_avx2_fma() {
+    if act == Some(crate::kernels::activation::Activation::Gelu)
+        && crate::kernels::cpu::x86_avx2_fma()
+    {
         if let Some(b) = crate::kernels::cpu::as_f32_mut(buf) {
-            check_len("norm.weight", gamma, c)?;
-            check_len("norm.bias", beta, c)?;
-            if c == 0 || b.len() % c != 0 {
-                return Err(Error::BufferLen {
-                    what: "layer_norm input",
-                    expected: c,
-                    found: b.len(),
-                });
-            }
             // SAFETY: AVX2 and FMA are present (checked just above); lengths checked above.
             unsafe { ln_gelu_rows_avx2(b, c, gamma, beta) };
             return Ok(());
