@@ -85,18 +85,7 @@ pub(crate) fn split_rows<X: Sync, Y: Send, E: Send>(
                 handles.push(s.spawn(move || f(xb, yb)));
             }
         }
-        let mut out = Ok(());
-        for h in handles {
-            match h.join() {
-                Ok(r) => {
-                    if out.is_ok() {
-                        out = r;
-                    }
-                }
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        out.and(last)
+        join(handles, last)
     })
 }
 
@@ -122,17 +111,25 @@ pub(crate) fn split_inplace<T: Send, E: Send>(
                 handles.push(s.spawn(move || f(b)));
             }
         }
-        let mut out = Ok(());
-        for h in handles {
-            match h.join() {
-                Ok(r) => {
-                    if out.is_ok() {
-                        out = r;
-                    }
-                }
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        out.and(last)
+        join(handles, last)
     })
+}
+
+/// Joins the spawned bands (re-raising a panic), then the calling thread's: the first error.
+fn join<E>(
+    handles: std::vec::Vec<std::thread::ScopedJoinHandle<'_, Result<(), E>>>,
+    last: Result<(), E>,
+) -> Result<(), E> {
+    let mut out = Ok(());
+    for h in handles {
+        match h.join() {
+            Ok(r) => {
+                if out.is_ok() {
+                    out = r;
+                }
+            }
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+    out.and(last)
 }

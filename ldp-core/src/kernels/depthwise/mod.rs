@@ -60,6 +60,13 @@ impl DwShape {
     }
 }
 
+/// The taps `k0..k1` (of `0..3`) of output index `o` that fall inside an axis of `n` inputs
+/// (3×3 kernel, padding 1): the first is skipped at `o·stride = 0`, the last past the end.
+#[inline(always)]
+pub(crate) fn tap_range(o: usize, stride: usize, n: usize) -> (usize, usize) {
+    (usize::from(o * stride == 0), (n + 1 - o * stride).min(3))
+}
+
 pub(crate) fn check<X, W, Y, R>(
     s: DwShape,
     x: &[X],

@@ -56,6 +56,20 @@ pub fn layer_norm_pixel<X: Elem, Y: Elem>(x: &[X], gamma: &[f32], beta: &[f32], 
     }
 }
 
+/// The checks of the float LayerNorms: `gamma`/`beta` hold `c`, `c > 0` divides `len`.
+fn check_ln(len: usize, c: usize, gamma: &[f32], beta: &[f32]) -> Result<(), Error> {
+    check_len("norm.weight", gamma, c)?;
+    check_len("norm.bias", beta, c)?;
+    if c == 0 || len % c != 0 {
+        return Err(Error::BufferLen {
+            what: "layer_norm input",
+            expected: c,
+            found: len,
+        });
+    }
+    Ok(())
+}
+
 /// LayerNorm of every pixel of `buf` (`[pixels][c]`), in place. On x86-64 with AVX2 the same
 /// code is compiled for 8-lane vectors (the same per-lane sums and no FMA: the same bits as
 /// the baseline build).
@@ -65,15 +79,7 @@ pub fn layer_norm_inplace<A: Elem>(
     gamma: &[f32],
     beta: &[f32],
 ) -> Result<(), Error> {
-    check_len("norm.weight", gamma, c)?;
-    check_len("norm.bias", beta, c)?;
-    if c == 0 || buf.len() % c != 0 {
-        return Err(Error::BufferLen {
-            what: "layer_norm input",
-            expected: c,
-            found: buf.len(),
-        });
-    }
+    check_ln(buf.len(), c, gamma, beta)?;
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::cpu::x86_avx2_fma() {
         // SAFETY: AVX2 and FMA are present (checked just above); lengths checked above.
@@ -97,15 +103,7 @@ pub fn layer_norm_act_inplace<A: Elem>(
     act: Option<crate::kernels::activation::Activation>,
 ) -> Result<(), Error> {
     use crate::kernels::activation::apply_inplace;
-    check_len("norm.weight", gamma, c)?;
-    check_len("norm.bias", beta, c)?;
-    if c == 0 || buf.len() % c != 0 {
-        return Err(Error::BufferLen {
-            what: "layer_norm input",
-            expected: c,
-            found: buf.len(),
-        });
-    }
+    check_ln(buf.len(), c, gamma, beta)?;
     #[cfg(target_arch = "x86_64")]
     if act == Some(crate::kernels::activation::Activation::Gelu)
         && crate::kernels::cpu::x86_avx2_fma()

@@ -80,11 +80,9 @@ unsafe fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const V: usize>(
             }
         }
         for oy in 0..ho {
-            let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-            let ky1 = (s.h + 1 - oy * s.stride).min(3);
+            let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
             for ox in 0..wo {
-                let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-                let kx1 = (s.w + 1 - ox * s.stride).min(3);
+                let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
                 let mut acc = b;
                 for ky in ky0..ky1 {
                     let iy = oy * s.stride + ky - 1;
@@ -123,11 +121,9 @@ fn scalar_tail<X: Elem, W: Elem, Y: Elem, R: Elem>(
 ) {
     let (ho, wo, c) = (s.ho(), s.wo(), s.c);
     for oy in 0..ho {
-        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
         for ox in 0..wo {
-            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
             let o = (oy * wo + ox) * c;
             for ch in c0..c {
                 let mut acc = bias.map_or(0.0, |b| b[ch]);

@@ -10,11 +10,9 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) {
     let (ho, wo, c) = (s.ho(), s.wo(), s.c);
     let z = q.in_zero;
     for oy in 0..ho {
-        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
         for ox in 0..wo {
-            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
             let o = (oy * wo + ox) * c;
             for ch in 0..c {
                 let wk = &q.weight[ch * 9..ch * 9 + 9];

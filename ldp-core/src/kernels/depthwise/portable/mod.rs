@@ -30,11 +30,9 @@ fn block<X: Elem, W: Elem, Y: Elem, R: Elem, const N: usize>(
         core::array::from_fn(|k| core::array::from_fn(|l| weight[(c0 + l) * 9 + k].to_f32()));
     let b: [f32; N] = core::array::from_fn(|l| bias.map_or(0.0, |b| b[c0 + l]));
     for oy in rows {
-        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
         for ox in 0..wo {
-            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
             let mut acc = b;
             for ky in ky0..ky1 {
                 let iy = oy * s.stride + ky - 1;

@@ -117,11 +117,9 @@ unsafe fn row<X: Elem, Y: Elem, R: Elem, const V: usize>(
             }
         }
         let wp = wt.as_ptr().add(c0 - cs);
-        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
         for ox in 0..wo {
-            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
             let mut acc = b;
             if ky0 == 0 && ky1 == 3 && kx0 == 0 && kx1 == 3 {
                 let x0 = x
@@ -180,11 +178,9 @@ fn scalar_tail<X: Elem, W: Elem, Y: Elem, R: Elem>(
 ) {
     let (ho, wo, c) = (s.ho(), s.wo(), s.c);
     for oy in 0..ho {
-        let ky0 = if oy * s.stride == 0 { 1 } else { 0 };
-        let ky1 = (s.h + 1 - oy * s.stride).min(3);
+        let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
         for ox in 0..wo {
-            let kx0 = if ox * s.stride == 0 { 1 } else { 0 };
-            let kx1 = (s.w + 1 - ox * s.stride).min(3);
+            let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
             let o = (oy * wo + ox) * c;
             for ch in c0..c {
                 let mut acc = bias.map_or(0.0, |b| b[ch]);
