@@ -14,9 +14,9 @@
 //!
 //! The f32 boundary and the scratch sizes are [`crate::quant::a16`]'s, which dispatches here.
 
+use super::checks::MetaChecks;
 use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
 use super::{meta, Act, GraphConfig, Node, Op, Resolved};
-use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::{check_len, Error};
 use crate::quant::a16::{
@@ -38,6 +38,9 @@ pub const fn scratch_bytes_i16(cfg: &GraphConfig) -> usize {
     }
 }
 
+/// The bias-shift error of the 16-bit forms (one bit of headroom less than int8's 15).
+const BIAS14: &str = "a conv's bias shift is above 14 (16-bit activations)";
+
 /// Whether a saturation `q` of a pointwise input of width `k` keeps `k · 127 · q ≤ 2^30`.
 fn within_budget(k: usize, q: i32) -> bool {
     (1..=MAX16).contains(&q) && (k as i64).saturating_mul(127 * q as i64) <= PRODUCT_BUDGET
@@ -54,8 +57,8 @@ pub(crate) fn validate(
     scales: &[f32],
 ) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
-    let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
-    let scale_ok = |i: usize| scales.get(i).is_some_and(|s| s.is_finite() && *s >= 0.0);
+    let c = MetaChecks::new(meta_v, scales);
+    let (at, scale_ok) = (|i| c.at(i), |i| c.scale_ok(i));
     let nodes = cfg.nodes();
     if !within_budget(cfg.c_in, at(meta::Z_X)?) || !scale_ok(meta::Z_X) {
         return Err(bad(
@@ -79,14 +82,7 @@ pub(crate) fn validate(
         if !scale_ok(meta::pre(i)) || !scale_ok(meta::out(i)) {
             return Err(bad("an activation scale is not finite and non-negative"));
         }
-        let word = at(meta::shift(i))?;
-        let (shift, bias_shift) = conv_shifts(word);
-        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
-            return Err(bad("a conv's requantization shift is outside 1..=62"));
-        }
-        if bias_shift > MAX_BIAS_SHIFT - 1 {
-            return Err(bad("a conv's bias shift is above 14 (16-bit activations)"));
-        }
+        c.conv_word(meta::shift(i), MAX_BIAS_SHIFT - 1, BIAS14)?;
         if nd.act() == Act::Gelu {
             let g = m
                 .find(nd.name, ".gelu16")
@@ -117,41 +113,16 @@ pub(crate) fn validate_appended(
     scales: &[f32],
 ) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
-    let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
-    let zero = |i: usize| -> Result<(), BlobError> {
-        if at(i)? != 0 {
-            return Err(bad(
-                "an activation zero point is outside -128..=127 (int8) or not 0 (16-bit)",
-            ));
-        }
-        match scales.get(i) {
-            Some(s) if s.is_finite() && *s >= 0.0 => Ok(()),
-            _ => Err(bad("an activation scale is not finite and non-negative")),
-        }
+    let c = MetaChecks::new(meta_v, scales);
+    let zero = |i: usize| {
+        c.zero(
+            i,
+            0..=0,
+            "an activation zero point is outside -128..=127 (int8) or not 0 (16-bit)",
+        )
     };
-    let shift = |i: usize| -> Result<(), BlobError> {
-        if !(1..=62).contains(&at(i)?) {
-            return Err(bad("a requantization shift is outside 1..=62"));
-        }
-        Ok(())
-    };
-    let nonneg = |i: usize| -> Result<(), BlobError> {
-        if at(i)? < 0 {
-            return Err(bad("a multiplier or epsilon is negative"));
-        }
-        Ok(())
-    };
-    let conv_word = |i: usize| -> Result<(), BlobError> {
-        let word = at(i)?;
-        let (sh, bias_shift) = conv_shifts(word);
-        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&sh) {
-            return Err(bad("a conv's requantization shift is outside 1..=62"));
-        }
-        if bias_shift > MAX_BIAS_SHIFT - 1 {
-            return Err(bad("a conv's bias shift is above 14 (16-bit activations)"));
-        }
-        Ok(())
-    };
+    let conv_word = |i: usize| c.conv_word(i, MAX_BIAS_SHIFT - 1, BIAS14);
+    let (at, shift, nonneg) = (|i| c.at(i), |i| c.shift(i), |i| c.nonneg(i));
     let saturation = |q: i32, k: usize| -> Result<(), BlobError> {
         if !within_budget(k, q) {
             return Err(bad(
@@ -182,10 +153,7 @@ pub(crate) fn validate_appended(
                 conv_word(mi.shift)?;
                 zero(mi.out)?;
                 if add.is_some() {
-                    nonneg(mi.add)?;
-                    nonneg(mi.add + 1)?;
-                    shift(mi.add + 2)?;
-                    zero(mi.add + 3)?;
+                    c.add(mi.add, zero)?;
                 }
             }
             Op::Pool { .. } => {}

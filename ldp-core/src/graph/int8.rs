@@ -2,9 +2,9 @@
 //! blobs. Every parameter is read from the blob by node name; zero points, scales and shifts
 //! sit in `quant.meta` / `quant.scales` at [`super::meta`]'s indices.
 
+use super::checks::MetaChecks;
 use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
 use super::{meta, Act, GraphConfig, Node, Op, Resolved};
-use crate::blob::int8::conv_shifts;
 use crate::blob::{BlobError, Model};
 use crate::error::{check_len, Error};
 use crate::kernels::depthwise::DwShape;
@@ -33,40 +33,16 @@ pub(crate) fn validate_nodes(
     scales: &[f32],
 ) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
-    let at = |i: usize| meta_v.get(i).copied().ok_or(bad("quant.meta too short"));
-    let zero = |z: usize| -> Result<(), BlobError> {
-        if !(-128..=127).contains(&at(z)?) {
-            return Err(bad("an activation zero point is outside -128..=127"));
-        }
-        let s = scales.get(z).copied().unwrap_or(0.0);
-        if !(s.is_finite() && s >= 0.0) {
-            return Err(bad("an activation scale is not finite and non-negative"));
-        }
-        Ok(())
+    let c = MetaChecks::new(meta_v, scales);
+    let zero = |z: usize| {
+        c.zero(
+            z,
+            -128..=127,
+            "an activation zero point is outside -128..=127",
+        )
     };
-    let conv_word = |i: usize| -> Result<(), BlobError> {
-        let word = at(i)?;
-        let (shift, bias_shift) = conv_shifts(word);
-        if !(0..1 << 16).contains(&word) || !(1..=62).contains(&shift) {
-            return Err(bad("a conv's requantization shift is outside 1..=62"));
-        }
-        if bias_shift > MAX_BIAS_SHIFT {
-            return Err(bad("a conv's bias shift is above 15"));
-        }
-        Ok(())
-    };
-    let shift = |i: usize| -> Result<(), BlobError> {
-        if !(1..=62).contains(&at(i)?) {
-            return Err(bad("a requantization shift is outside 1..=62"));
-        }
-        Ok(())
-    };
-    let nonneg = |i: usize| -> Result<(), BlobError> {
-        if at(i)? < 0 {
-            return Err(bad("a multiplier or epsilon is negative"));
-        }
-        Ok(())
-    };
+    let conv_word = |i: usize| c.conv_word(i, MAX_BIAS_SHIFT, "a conv's bias shift is above 15");
+    let (at, shift, nonneg) = (|i| c.at(i), |i| c.shift(i), |i| c.nonneg(i));
     zero(meta::Z_X)?;
     for (i, nd) in nodes.iter().enumerate() {
         let m = meta::node(nodes, i);
@@ -83,10 +59,7 @@ pub(crate) fn validate_nodes(
                 conv_word(m.shift)?;
                 zero(m.out)?;
                 if add.is_some() {
-                    nonneg(m.add)?;
-                    nonneg(m.add + 1)?;
-                    shift(m.add + 2)?;
-                    zero(m.add + 3)?;
+                    c.add(m.add, zero)?;
                 }
             }
             Op::LayerNorm { add, .. } => {
@@ -95,10 +68,7 @@ pub(crate) fn validate_nodes(
                 zero(m.pre)?;
                 zero(m.out)?;
                 if add.is_some() {
-                    nonneg(m.add)?;
-                    nonneg(m.add + 1)?;
-                    shift(m.add + 2)?;
-                    zero(m.add + 3)?;
+                    c.add(m.add, zero)?;
                 }
             }
             Op::SqueezeExcite { .. } => {

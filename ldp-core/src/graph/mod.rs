@@ -21,6 +21,7 @@
 //! ([`a16`]), the blob layouts and the quantizer walk their node lists. See `docs/DESIGN.md`.
 
 pub mod a16;
+mod checks;
 pub mod float;
 pub mod int8;
 pub mod ldp;

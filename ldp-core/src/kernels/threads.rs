@@ -9,7 +9,7 @@
 //! per-output chain of the GEMMs. The band boundaries are multiples of 12 pixels (the AVX-512
 //! tile) and layers below [`MIN_MACS`] multiply-accumulates stay on the calling thread (spawning
 //! costs tens of microseconds). The int8 LayerNorms (in place and of 16-bit inputs) split their
-//! pixels the same way, counting [`NORM_COST`] per element; each pixel is normalized alone, so
+//! pixels the same way, counting 16 multiply-accumulates per element; each pixel is normalized alone, so
 //! their bits do not depend on the split either. Other layers (float LayerNorm — splitting it
 //! measured no gain on 2 cores, only a wider spread —, depthwise, SE, ADD) run on the calling
 //! thread.
@@ -25,7 +25,7 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 pub const MIN_MACS: usize = 1 << 22;
 
 /// The cost of a LayerNorm per element, in multiply-accumulates, for [`bands`].
-pub(crate) const NORM_COST: usize = 16;
+const NORM_COST: usize = 16;
 
 /// Pixels per band are a multiple of this.
 const ALIGN: usize = 12;
@@ -57,6 +57,17 @@ pub(crate) fn bands(pixels: usize, macs_per_pixel: usize) -> usize {
     t.min(pixels / ALIGN).max(1)
 }
 
+/// How many bands a LayerNorm of `pixels` pixels of `c` channels splits into ([`bands`] at
+/// `NORM_COST` per element).
+pub(crate) fn norm_bands(pixels: usize, c: usize) -> usize {
+    bands(pixels, c.saturating_mul(NORM_COST))
+}
+
+/// Rows per band when `rows` rows are split `n` ways: a multiple of [`ALIGN`] (at least 1).
+fn band_rows(rows: usize, n: usize) -> usize {
+    (rows.div_ceil(n.max(1)).div_ceil(ALIGN) * ALIGN).max(1)
+}
+
 /// Runs `f(x_band, y_band)` on `n` bands of rows (`x_row` elements of `x` and `y_row` of `y` per
 /// row), in parallel; the calling thread runs the last band. `x.len() / x_row` rows are split;
 /// `y` must hold as many rows of `y_row`. Returns the first error.
@@ -68,9 +79,7 @@ pub(crate) fn split_rows<X: Sync, Y: Send, E: Send>(
     n: usize,
     f: impl Fn(&[X], &mut [Y]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
-    let rows = x.len() / x_row.max(1);
-    let per = rows.div_ceil(n.max(1)).div_ceil(ALIGN) * ALIGN;
-    let per = per.max(1);
+    let per = band_rows(x.len() / x_row.max(1), n);
     std::thread::scope(|s| {
         let mut handles = std::vec::Vec::new();
         let mut xs = x.chunks(per * x_row).peekable();
@@ -96,9 +105,7 @@ pub(crate) fn split_inplace<T: Send, E: Send>(
     n: usize,
     f: impl Fn(&mut [T]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
-    let rows = buf.len() / row.max(1);
-    let per = rows.div_ceil(n.max(1)).div_ceil(ALIGN) * ALIGN;
-    let per = per.max(1);
+    let per = band_rows(buf.len() / row.max(1), n);
     std::thread::scope(|s| {
         let mut handles = std::vec::Vec::new();
         let mut bands = buf.chunks_mut(per * row.max(1)).peekable();

@@ -30,10 +30,7 @@ pub fn layer_norm_inplace(buf: &mut [i8], c: usize, q: &NormQ<'_>) -> Result<(),
     check_norm(buf, c, q)?;
     #[cfg(feature = "std")]
     {
-        let n = crate::kernels::threads::bands(
-            buf.len() / c,
-            c.saturating_mul(crate::kernels::threads::NORM_COST),
-        );
+        let n = crate::kernels::threads::norm_bands(buf.len() / c, c);
         if n > 1 {
             return crate::kernels::threads::split_inplace(buf, c, n, |b| {
                 layer_norm_inplace_one(b, c, q)
@@ -183,10 +180,7 @@ pub fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -> Resul
     check_norm16(x, c, q, y)?;
     #[cfg(feature = "std")]
     {
-        let n = crate::kernels::threads::bands(
-            x.len() / c,
-            c.saturating_mul(crate::kernels::threads::NORM_COST),
-        );
+        let n = crate::kernels::threads::norm_bands(x.len() / c, c);
         if n > 1 {
             return crate::kernels::threads::split_rows(x, c, y, c, n, |xb, yb| {
                 layer_norm_i16_one(xb, c, q, yb)
