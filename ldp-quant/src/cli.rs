@@ -877,12 +877,12 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
         ));
     }
     if model.dtype() == DType::Int8 {
-        // ---- int8 quantization parameters (filled in by the int8 work) ----
         match int8_params_section(&model) {
             Some(sec) => s.push_str(&sec),
-            None => {
-                s.push_str("quantization parameters: (not shown yet: int8 support in progress)\n")
-            }
+            None => s.push_str(
+                "quantization parameters: not readable (an input.* or quant.* entry is \
+                 missing or malformed)\n",
+            ),
         }
     }
     out(&s)

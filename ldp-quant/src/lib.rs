@@ -2,7 +2,7 @@
 //!
 //! The host tool of the LDP runtime: imports a projector from the checkpoints users hold
 //! (safetensors, `torch.save` archives, sharded checkpoints, model directories, llama.cpp GGUF), writes model
-//! blobs for `ldp-core` (f32, f16; int8 in progress), runs, inspects and evaluates them.
+//! blobs for `ldp-core` (f32, f16, int8 with per-channel weights and 16-bit activation modes), runs, inspects and evaluates them.
 //! The binary is a thin wrapper over [`cli`]; the modules are public so tests can write blobs
 //! directly.
 //!
@@ -10,7 +10,7 @@
 //!   checks; a restricted unpickler for `torch.save` files, nothing from a file is executed).
 //! * [`graph`]: [`graph::FloatModel`], the owned f32 model and its reference forward pass.
 //! * [`quantize`]: f16 conversion; the int8 entry point.
-//! * [`write`]: the blob writer (layout from `ldp_core::blob`).
+//! * [`write`](mod@write): the blob writer (layout from `ldp_core::blob`).
 //! * [`device`]: a board running the serve firmware as a device in the loop (`run --device`).
 //! * [`npy`], [`layout`], [`calib`], [`metrics`]: files, layouts and numbers.
 //! * [`calib_check`]: diagnosis of a calibration set (refused or warned about before int8).

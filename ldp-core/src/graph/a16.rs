@@ -1,7 +1,7 @@
 //! 16-bit activations for graph architectures ([`crate::blob::specs::FLAG_ACT16`]): the scheme
 //! of MobileVLM V2's heavy-tailed path ([`crate::quant::a16`]) over a graph's nodes. Symmetric
 //! `i16` activations (zero point 0) and int8 weights; each Linear is
-//! [`pointwise16`](crate::quant::a16::pointwise16), a fused GELU the interpolated 513-entry
+//! [`crate::quant::a16::pointwise16`], a fused GELU the interpolated 513-entry
 //! table [`Gelu16`]. For inputs whose outlier tokens would clip int8 activations (the quantizer
 //! chooses it for heavy-tailed calibration inputs).
 //!

@@ -303,7 +303,7 @@ static FP16: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0)
 
 /// `true` when the f16 kernels may use FEAT_FP16 arithmetic (half-precision FMLA, f16 products
 /// summed in f16 over 16 channels and then in f32; see
-/// [`crate::kernels::pointwise::neon`]). Known at compile time with `-C target-feature=+fp16`
+/// `kernels::pointwise::neon`, AArch64 builds only). Known at compile time with `-C target-feature=+fp16`
 /// (e.g. `-C target-cpu=cortex-a76`); else detected at run time: with the `std` feature through
 /// the OS, on bare metal (`target_os = "none"`, running at EL1 or higher) from `ID_AA64PFR0_EL1`.
 /// Always `false` after [`set_fp16_arith`]`(false)` and on other architectures.

@@ -120,7 +120,7 @@ pub(crate) fn out16(acc: i32, o: usize, q: &ConvQ<'_>) -> i16 {
 
 /// Reference pointwise conv, 16-bit activations × int8 weights: `x: [pixels][c_in]` →
 /// `y: [pixels][c_out]`, `y = sat16(round((bias + Σ x·w) · mult / 2^shift))` (the int8
-/// reference's loop, [`crate::kernels::pointwise::int8::pointwise_sums`]).
+/// reference's loop, `kernels::pointwise::int8::pointwise_sums`).
 pub fn pointwise16_reference(
     x: &[i16],
     c_in: usize,
@@ -366,7 +366,7 @@ pub fn resize_bilinear_in16(
 }
 
 /// Depthwise 3×3 conv (padding 1, stride 1 or 2), 16-bit activations × int8 weights (the int8
-/// reference's loop, [`crate::kernels::depthwise::int8::depthwise_sums`], input zero point 0).
+/// reference's loop, `kernels::depthwise::int8::depthwise_sums`, input zero point 0).
 pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
     depthwise_sums(s, x, q, |i, c, acc| y[i] = out16(acc, c, q));

@@ -5,7 +5,7 @@
 //! taps outside the map count as zero. `x: [h][w][c]`, `w: [c][9]` (PyTorch's `[C, 1, 3, 3]`),
 //! `y` and `r`: `[ho][wo][c]` with `ho = (h-1)/s + 1` (= `ceil(h/2)` for stride 2).
 //!
-//! [`depthwise3x3`] picks the kernel: [`x86`] (AVX2, run-time detected with `std`), [`neon`]
+//! [`depthwise3x3`] picks the kernel: [`x86`] (AVX2, run-time detected with `std`), `neon`
 //! (AArch64), else the portable [`portable`]. Every one of them computes each output in the
 //! reference's order with separate multiplies and adds, so all agree with
 //! [`reference::depthwise3x3`] bit for bit.

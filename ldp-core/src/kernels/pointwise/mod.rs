@@ -12,7 +12,7 @@
 //!   the same GEMM with a 12 × 32 tile of zmm registers and the same summation order, so its
 //!   results equal the AVX2 kernel's bit for bit ([`crate::kernels::cpu::set_x86_level`] picks
 //!   the AVX2 path on such a machine);
-//! * AArch64 with NEON: [`neon`], the same GEMM with an 8 × 8 tile of `vfmaq_f32`;
+//! * AArch64 with NEON: `neon`, the same GEMM with an 8 × 8 tile of `vfmaq_f32`;
 //! * anything else: [`portable`], portable code that autovectorizes.
 //!
 //! The choice never depends on the pixel count, so splitting the pixels into chunks (as the
@@ -65,7 +65,7 @@ pub(crate) fn check_shapes<X, W, Y>(
 }
 
 /// Pointwise convolution with an optional fused activation, using the best kernel available
-/// (with the `std` feature, on up to [`crate::kernels::threads::threads`] threads; same bits).
+/// (with the `std` feature, on up to `kernels::threads::threads()` threads; same bits).
 pub fn pointwise<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     c_in: usize,

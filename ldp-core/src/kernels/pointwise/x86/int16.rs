@@ -10,7 +10,7 @@
 //! AVX-512 VNNI the same tile takes 32 channels per step with `vpdpwssd`. i32 additions wrap
 //! exactly like the reference's `wrapping_add`, so the sum equals the references bit for bit
 //! whatever the order; bias, requantization and saturation are the references' own scalar code
-//! ([`out16`], `quant::kernels::finish`).
+//! (`out16`, `quant::kernels::finish`).
 
 use core::arch::x86_64::*;
 
@@ -116,7 +116,7 @@ unsafe fn forced<Y: crate::quant::kernels::ConvOut>(
     Ok(())
 }
 
-/// [`pointwise_in16`] (int8 outputs) forced to the AVX2 kernel (`vnni = false`) or to the
+/// `pointwise_in16` (int8 outputs) forced to the AVX2 kernel (`vnni = false`) or to the
 /// AVX-512 VNNI one (`vnni = true`; the AVX2 one on builds without the AVX-512 intrinsics),
 /// with its own shape checks, for tests and benchmarks.
 ///
@@ -138,7 +138,7 @@ pub unsafe fn pointwise_in16_forced(
     unsafe { forced(x, c_in, q, c_out, y, vnni, fin) }
 }
 
-/// [`pointwise16`] (16-bit outputs) forced as [`pointwise_in16_forced`].
+/// `pointwise16` (16-bit outputs) forced as [`pointwise_in16_forced`].
 ///
 /// # Safety
 /// As [`pointwise_in16_forced`].

@@ -12,7 +12,7 @@
 //! and pair sums fit i32 (|a·b + c·d| ≤ 2·128²), and i32 addition wraps exactly like the
 //! reference's `wrapping_add`, so the result equals the reference bit for bit whatever the order.
 //!
-//! Both output types share all of the above; only the store differs ([`Out`]): `i8` saturates
+//! Both output types share all of the above; only the store differs (`Out`): `i8` saturates
 //! twice (`vpackssdw`, `vpacksswb`) and applies the table, `i16` saturates once (`vpackssdw`,
 //! the reference's `clamp(-32768, 32767)`) and stores 2 bytes per output.
 
