@@ -34,8 +34,8 @@ cargo xtask <command> [options]
 
 Commands:
   test
-        Everything CI checks: cargo fmt --check, cargo clippy -D warnings, cargo test (host:
-        golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
+        Everything CI checks: cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings,
+        cargo test (host: golden tests vs PyTorch, kernels, blobs, int8, streaming, CLI), ldp-core built for
         thumbv6m-none-eabi, thumbv7em-none-eabihf and aarch64-unknown-none (no alloc), every
         QEMU board (as `qemu`), then the kernel self-tests on qemu-m55, qemu-a53 and qemu-a76
         (as `perf --board qemu-m55 --board qemu-a53 --board qemu-a76 --no-seed`), then the serve
@@ -393,6 +393,20 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
                 "--",
                 "-D",
                 "warnings",
+            ],
+        ),
+        (
+            // The docs are the manual: no broken or private links.
+            "docs",
+            vec![
+                "doc",
+                "-p",
+                "ldp-core",
+                "-p",
+                "ldp-quant",
+                "--no-deps",
+                "--config",
+                "build.rustdocflags=[\"-D\", \"warnings\"]",
             ],
         ),
         (
