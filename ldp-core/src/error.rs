@@ -40,7 +40,8 @@ pub enum Error {
     /// first: a float model would return NaN everywhere, an int8 model would quietly map NaN
     /// to 0 and saturate infinities, and the output would look normal).
     NonFiniteInput {
-        /// Index of the first non-finite value in the input slice (channels-last).
+        /// Index of the first non-finite value in the input slice as given (channels-last for
+        /// `Model::forward`, channels-first for `quant::quantize_input_nchw`).
         index: usize,
     },
 }

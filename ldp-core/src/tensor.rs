@@ -135,35 +135,7 @@ unsafe fn transpose8_sse2(src: *const u8, dst: *mut u8, rows: usize, cols: usize
                 let r: [__m128i; B] = core::array::from_fn(|i| {
                     _mm_loadu_si128(src.add((i0 + i) * cols + j0) as *const __m128i)
                 });
-                let z = _mm_setzero_si128();
-                // Round 1: bytes of row pairs.
-                let mut a = [z; B];
-                for k in 0..8 {
-                    a[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
-                    a[k + 8] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
-                }
-                // Round 2: 16-bit pairs.
-                let mut b = [z; B];
-                for g in [0, 8] {
-                    for k in 0..4 {
-                        b[g + k] = _mm_unpacklo_epi16(a[g + 2 * k], a[g + 2 * k + 1]);
-                        b[g + 4 + k] = _mm_unpackhi_epi16(a[g + 2 * k], a[g + 2 * k + 1]);
-                    }
-                }
-                // Round 3: 32-bit groups.
-                let mut c = [z; B];
-                for g in [0, 4, 8, 12] {
-                    for k in 0..2 {
-                        c[g + k] = _mm_unpacklo_epi32(b[g + 2 * k], b[g + 2 * k + 1]);
-                        c[g + 2 + k] = _mm_unpackhi_epi32(b[g + 2 * k], b[g + 2 * k + 1]);
-                    }
-                }
-                // Round 4: 64-bit halves.
-                let mut d = [z; B];
-                for g in (0..B).step_by(2) {
-                    d[g] = _mm_unpacklo_epi64(c[g], c[g + 1]);
-                    d[g + 1] = _mm_unpackhi_epi64(c[g], c[g + 1]);
-                }
+                let d = transpose16x16_u8(r);
                 // d[j] holds column j of the block, rows i0..i0+16 in order.
                 for (j, v) in d.iter().enumerate() {
                     _mm_storeu_si128(dst.add((j0 + j) * rows + i0) as *mut __m128i, *v);
@@ -192,6 +164,50 @@ unsafe fn transpose8_sse2(src: *const u8, dst: *mut u8, rows: usize, cols: usize
                 block(i0, j0);
             }
         }
+    }
+}
+
+/// Transposes a 16 × 16 byte block held as 16 rows: element `j` of the result's row `i` is
+/// element `i` of `r[j]` (four rounds of byte, word, dword and qword unpacks).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn transpose16x16_u8(
+    r: [core::arch::x86_64::__m128i; 16],
+) -> [core::arch::x86_64::__m128i; 16] {
+    use core::arch::x86_64::*;
+    const B: usize = 16;
+    // SAFETY: register-only SSE2 operations (SSE2 is part of x86-64).
+    unsafe {
+        let z = _mm_setzero_si128();
+        // Round 1: bytes of row pairs.
+        let mut a = [z; B];
+        for k in 0..8 {
+            a[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]);
+            a[k + 8] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
+        }
+        // Round 2: 16-bit pairs.
+        let mut b = [z; B];
+        for g in [0, 8] {
+            for k in 0..4 {
+                b[g + k] = _mm_unpacklo_epi16(a[g + 2 * k], a[g + 2 * k + 1]);
+                b[g + 4 + k] = _mm_unpackhi_epi16(a[g + 2 * k], a[g + 2 * k + 1]);
+            }
+        }
+        // Round 3: 32-bit groups.
+        let mut c = [z; B];
+        for g in [0, 4, 8, 12] {
+            for k in 0..2 {
+                c[g + k] = _mm_unpacklo_epi32(b[g + 2 * k], b[g + 2 * k + 1]);
+                c[g + 2 + k] = _mm_unpackhi_epi32(b[g + 2 * k], b[g + 2 * k + 1]);
+            }
+        }
+        // Round 4: 64-bit halves.
+        let mut d = [z; B];
+        for g in (0..B).step_by(2) {
+            d[g] = _mm_unpacklo_epi64(c[g], c[g + 1]);
+            d[g + 1] = _mm_unpackhi_epi64(c[g], c[g + 1]);
+        }
+        d
     }
 }
 

@@ -680,6 +680,72 @@ proptest! {
             prop_assert!(fa.iter().zip(&fd).all(|(p, q)| p.to_bits() == q.to_bits()));
         }
     }
+
+    /// Channels-first quantization into channels-last (the CLI's `ldp` int8 input): dispatch,
+    /// AVX2 and reference equal the f32 transpose followed by `quantize_reference` bit for bit
+    /// (odd channel and pixel counts, 1×1, several 64-pixel tiles, per tensor and per channel,
+    /// halfway and saturating values); a non-finite value anywhere is refused with the index of
+    /// the first one in channels-first order.
+    #[test]
+    fn int8_quantize_nchw_equals_transpose_then_quantize(c in 1usize..=50, hw in 1usize..=150,
+                                                         per_ch in any::<bool>(), special in any::<bool>(),
+                                                         bad in proptest::option::of((any::<usize>(), 0usize..3, any::<bool>())),
+                                                         seed in any::<u64>()) {
+        let mut x: Vec<f32> = vals(c * hw, seed).iter().map(|v| v * 150.0).collect();
+        if special {
+            let sp = [0.5f32, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 1e30, -1e30, -0.0,
+                      8388609.0, 126.5, -127.5, 2147483648.0];
+            for (i, v) in x.iter_mut().enumerate() {
+                if i % 3 == 0 { *v = sp[(i / 3) % sp.len()]; }
+            }
+        }
+        let n = if per_ch { c } else { 1 };
+        let scale: Vec<f32> = vals(n, seed ^ 1).iter().map(|v| if special { 1.0 } else { v.abs() + 0.01 }).collect();
+        let zero = i8s(n, seed ^ 2);
+        // The definition: transpose the f32 values, then quantize channels-last.
+        let mut xt = vec![0f32; x.len()];
+        for ch in 0..c {
+            for p in 0..hw {
+                xt[p * c + ch] = x[ch * hw + p];
+            }
+        }
+        let mut want = vec![0i8; x.len()];
+        qk::quantize_reference(&xt, c, &scale, &zero, &mut want).unwrap();
+        let mut first = None;
+        if let Some((at, k, also_later)) = bad {
+            let i = at % x.len();
+            x[i] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][k];
+            let last = x.len() - 1;
+            if also_later && i < last {
+                x[last] = f32::NAN;
+            }
+            first = Some(i);
+        }
+        let mut tmp = vec![0i8; x.len()];
+        let mut runs: Vec<(&str, Result<(), ldp_core::Error>, Vec<i8>)> = Vec::new();
+        let mut a = vec![0i8; x.len()];
+        let r = qk::quantize_nchw_reference(&x, c, hw, &scale, &zero, &mut a, &mut tmp);
+        runs.push(("reference", r, a));
+        let mut b = vec![0i8; x.len()];
+        let r = qk::quantize_nchw(&x, c, hw, &scale, &zero, &mut b, &mut tmp);
+        runs.push(("dispatch", r, b));
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = vec![0i8; x.len()];
+            // SAFETY: the CPU features were detected just above.
+            let r = unsafe { ldp_core::kernels::quantize::x86::quantize_nchw_avx2(&x, c, hw, &scale, &zero, &mut d, &mut tmp) };
+            runs.push(("avx2", r, d));
+        }
+        for (name, r, got) in runs {
+            match first {
+                None => {
+                    prop_assert!(r.is_ok(), "{}: {:?}", name, r);
+                    prop_assert_eq!(&want, &got, "{}", name);
+                }
+                Some(i) => prop_assert_eq!(r, Err(ldp_core::Error::NonFiniteInput { index: i }), "{}", name),
+            }
+        }
+    }
 }
 
 /// The VNNI int8 pointwise kernel's output (`None` when the CPU lacks AVX-512 VNNI).

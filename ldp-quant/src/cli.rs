@@ -528,15 +528,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             };
             // `Model::forward` checks its channels-last input itself: token samples are in file
             // order, so its index is the file's; an `ldp` sample's channels-last index
-            // `p·c + ch` is `ch·h·w + p` in the file. The int8 `ldp` path below does not call
-            // `Model::forward` (it quantizes the file's values), so it checks them here.
-            if int8_nchw {
-                if let Some(j) = ldp_core::tensor::first_non_finite(&xt) {
-                    return Err(non_finite(j));
-                }
-            }
+            // `p·c + ch` is `ch·h·w + p` in the file. The int8 `ldp` path quantizes the file's
+            // values (`quant::quantize_input_nchw` refuses non-finite ones with their index in
+            // the file's order).
             let failed = |e: ldp_core::Error| match e {
-                ldp_core::Error::NonFiniteInput { index } if !ldp => non_finite(index),
+                ldp_core::Error::NonFiniteInput { index } if !ldp || int8_nchw => non_finite(index),
                 ldp_core::Error::NonFiniteInput { index } => {
                     let (h, w) = config.input_grid();
                     let hw = (h * w).max(1);

@@ -702,14 +702,30 @@ fn bad_inputs_are_refused_not_silently_wrong() {
     // The same for an int8 model, whose quantizer used to turn NaN into 0.
     let blob8 = d("m8.ldp");
     ok(&conv(&blob8, &int8(&calib)));
-    let mut data = x.data.clone();
-    data[0] = f32::NAN;
-    npy::write_f32(&d("bad.npy"), &x.shape, &data).unwrap();
-    let e = fails(
-        &runv(&blob8, &d("bad.npy"), &d("y.npy")),
-        "non-finite value",
-    );
-    assert!(e.contains("flat index 0"), "{e}");
+    // Its channels-first quantizer (`quant::quantize_input_nchw`) finds the value in the
+    // file's order: first, inside (channel 3, pixel 5) and last, and a later second one.
+    let last = x.data.len() - 1;
+    for (bad, name, at) in [
+        (f32::NAN, "NaN", 0),
+        (f32::NEG_INFINITY, "-inf", 197),
+        (f32::INFINITY, "inf", last),
+    ] {
+        let mut data = x.data.clone();
+        data[at] = bad;
+        if at < last {
+            data[last] = f32::NAN;
+        }
+        npy::write_f32(&d("bad.npy"), &x.shape, &data).unwrap();
+        let e = fails(
+            &runv(&blob8, &d("bad.npy"), &d("y.npy")),
+            "non-finite value",
+        );
+        assert!(
+            e.contains(&format!("flat index {at} ")) && e.contains(name),
+            "{e}"
+        );
+        assert!(!d("y.npy").exists(), "a failed run left an output");
+    }
     // A token model (checked by `Model::forward`, its index mapped to the file's): the bad
     // value in the second sample of a batch, f32 and int8 (16-bit input) alike.
     let tg = golden().join("mlp_32to64_h6");

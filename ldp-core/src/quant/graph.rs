@@ -327,9 +327,10 @@ pub(crate) fn quantize_input(m: &Model<'_>, x: &[f32], xq: &mut [i8]) -> Result<
 }
 
 /// [`quantize_input`] of an `ldp` input given channels-first (`[c_in][h][w]`, PyTorch's
-/// layout): each value quantized where it lies (its channel is `i / (h·w)`), then the int8
-/// result transposed to channels-last through `tmp` (`input_len` bytes). The same bits as
-/// transposing the f32 input and calling [`quantize_input`]: quantization is elementwise.
+/// layout) into channels-last `xq` (`kernels::quantize::int8::quantize_nchw`; `tmp`,
+/// `input_len` bytes, is its portable path's staging buffer). The same bits as transposing
+/// the f32 input and calling [`quantize_input`]: quantization is elementwise. Non-finite
+/// values are refused (`Error::NonFiniteInput`, index in `x`'s channels-first order).
 pub(crate) fn quantize_input_nchw(
     m: &Model<'_>,
     x: &[f32],
@@ -342,23 +343,23 @@ pub(crate) fn quantize_input_nchw(
         ));
     };
     let (scale, zero) = int8_input_params(m)?;
-    let n = m.config().input_len();
-    crate::error::check_len("input", x, n)?;
-    crate::error::check_len("quantized input", xq, n)?;
-    crate::error::check_len("quantize scratch", tmp, n)?;
-    let hw = c.h * c.w;
+    let hw =
+        c.h.checked_mul(c.w)
+            .ok_or(Error::InvalidConfig("ldp: input grid overflows"))?;
     if hw == 0 {
         return Err(Error::InvalidConfig("ldp: empty input grid"));
     }
-    if scale.len() == c.c_in && c.c_in > 1 {
-        for (ch, (xc, tc)) in x.chunks_exact(hw).zip(tmp.chunks_exact_mut(hw)).enumerate() {
-            let (s, z) = (&scale[ch..ch + 1], &zero[ch..ch + 1]);
-            super::kernels::quantize(xc, 1, s, z, tc)?;
-        }
-    } else {
-        super::kernels::quantize(x, 1, &scale[..1], &zero[..1], tmp)?;
-    }
-    crate::tensor::nchw_to_nhwc(tmp, xq, c.c_in, c.h, c.w)
+    // Per channel when the blob has one scale per input channel, else per tensor.
+    let k = if scale.len() == c.c_in { c.c_in } else { 1 };
+    crate::kernels::quantize::int8::quantize_nchw(
+        x,
+        c.c_in,
+        hw,
+        &scale[..k.min(scale.len())],
+        &zero[..k.min(zero.len())],
+        xq,
+        tmp,
+    )
 }
 
 /// [`dequantize_output`] of an `ldp` output written channels-first (`[c_out][h2][w2]`): the

@@ -308,11 +308,14 @@ pub fn dequantize_output(m: &Model<'_>, yq: &[i8], y: &mut [f32]) -> Result<(), 
     graph::dequantize_output(m, yq, y)
 }
 
-/// [`quantize_input`] for an `ldp` input in PyTorch's channels-first layout (`[c_in][h][w]`):
-/// quantizes in place order, then transposes the int8 values (a quarter of the f32 bytes) to
-/// the channels-last `xq` that [`forward_i8`] takes, through `tmp` (`input_len` bytes). The
-/// same bits as `tensor::nchw_to_nhwc` followed by [`quantize_input`]. `Error::Unsupported`
-/// for other architectures (their inputs are tokens, already channels-last).
+/// [`quantize_input`] for an `ldp` input in PyTorch's channels-first layout (`[c_in][h][w]`)
+/// into the channels-last `xq` that [`forward_i8`] takes: on x86-64 with AVX2 one pass
+/// (quantization and a register transpose), else quantized in place order and the int8
+/// values transposed through `tmp` (`input_len` bytes). The same bits as
+/// `tensor::nchw_to_nhwc` followed by [`quantize_input`]. A non-finite value is refused
+/// (`Error::NonFiniteInput`, its index in `x`, channels-first), where [`quantize_input`] maps
+/// it as `as i32` does. `Error::Unsupported` for other architectures (their inputs are tokens,
+/// already channels-last).
 pub fn quantize_input_nchw(
     m: &Model<'_>,
     x: &[f32],

@@ -60,6 +60,93 @@ pub fn quantize_reference(
     Ok(())
 }
 
+/// Quantizes a channels-first `x: [c][hw]` (an `ldp` input as PyTorch holds it) into the
+/// channels-last `xq: [hw][c]`: per channel when `scale` has `c > 1` entries, else per tensor
+/// (`scale[0]`, `zero[0]`), each value as [`quantize`]. Non-finite values are refused
+/// (`Error::NonFiniteInput` with the index of the first one in `x`'s order) rather than mapped
+/// to 0 or saturated. The AVX2 kernel on x86-64 (quantization and a 16 × 16 byte transpose in
+/// one pass over `x`), else [`quantize_nchw_reference`]; `tmp` (`c·hw` bytes) is the
+/// reference's staging buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_nchw(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)?;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(finite) = crate::kernels::quantize::x86::quantize_nchw(x, c, hw, scale, zero, xq) {
+        return match finite {
+            true => Ok(()),
+            false => Err(non_finite(x)),
+        };
+    }
+    quantize_nchw_reference(x, c, hw, scale, zero, xq, tmp)
+}
+
+/// The error for a slice with a non-finite value: its first one's index.
+fn non_finite(x: &[f32]) -> Error {
+    Error::NonFiniteInput {
+        index: crate::tensor::first_non_finite(x).unwrap_or(0),
+    }
+}
+
+/// The shape checks of [`quantize_nchw`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_quantize_nchw(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &[i8],
+    tmp: &[i8],
+) -> Result<(), Error> {
+    let n = c
+        .checked_mul(hw)
+        .ok_or(Error::InvalidConfig("int8 quantize: c·hw overflows"))?;
+    if c == 0 || hw == 0 {
+        return Err(Error::InvalidConfig("int8 quantize: empty input"));
+    }
+    check_len("input", x, n)?;
+    check_len("quantize scratch", tmp, n)?;
+    check_quantize(x, 1, scale, zero, xq)?;
+    if scale.len() != 1 && scale.len() != c {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    }
+    Ok(())
+}
+
+/// Reference of [`quantize_nchw`]: the finiteness check, [`quantize_reference`] channel by
+/// channel into `tmp`, then `tensor::nchw_to_nhwc`.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_nchw_reference(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)?;
+    if crate::tensor::first_non_finite(x).is_some() {
+        return Err(non_finite(x));
+    }
+    let per_ch = scale.len() == c && c > 1;
+    for (ch, (xc, tc)) in x.chunks_exact(hw).zip(tmp.chunks_exact_mut(hw)).enumerate() {
+        let k = if per_ch { ch } else { 0 };
+        quantize(xc, 1, &scale[k..k + 1], &zero[k..k + 1], tc)?;
+    }
+    crate::tensor::nchw_to_nhwc(tmp, xq, c, hw, 1)
+}
+
 /// Dequantizes int8 values: `y = (q − z) as f32 · s` (the AVX2 kernel on x86-64: the same
 /// exact conversion and one IEEE multiply per value).
 pub fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {

@@ -122,6 +122,141 @@ unsafe fn quantize_run(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &mut
     }
 }
 
+/// Runs the AVX2 channels-first quantization (see `kernels::quantize::int8::quantize_nchw`)
+/// if the CPU has it: `Some(all values finite)`, else `None`. Parameters validated by the
+/// caller (`check_quantize_nchw`; checked again here, O(1)).
+pub(crate) fn quantize_nchw(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Option<bool> {
+    let n = c.checked_mul(hw)?;
+    if !cpu::x86_avx2_fma()
+        || c == 0
+        || x.len() != n
+        || xq.len() != n
+        || scale.is_empty()
+        || zero.len() != scale.len()
+        || (scale.len() != 1 && scale.len() != c)
+    {
+        return None;
+    }
+    // SAFETY: AVX2 present; x and xq hold c·hw values; scale and zero hold 1 or c values.
+    Some(unsafe { quantize_nchw_run(x, c, hw, scale, zero, xq) })
+}
+
+/// The AVX2 channels-first quantization with its own checks, for tests and benchmarks.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C (`is_x86_feature_detected!`).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn quantize_nchw_avx2(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+    tmp: &mut [i8],
+) -> Result<(), Error> {
+    crate::kernels::quantize::int8::check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)?;
+    // SAFETY: features per the contract, parameters checked just above.
+    match unsafe { quantize_nchw_run(x, c, hw, scale, zero, xq) } {
+        true => Ok(()),
+        false => Err(Error::NonFiniteInput {
+            index: crate::tensor::first_non_finite(x).unwrap_or(0),
+        }),
+    }
+}
+
+/// Blocks of 16 channels × 16 pixels: each channel's 16 values quantized (`quant8`) and
+/// saturated to 16 bytes, the 16 × 16 bytes transposed in registers and stored as 16 pixels'
+/// channels. Pixels are taken in tiles of `PT`: within a tile, channel blocks outside, pixel
+/// blocks inside, so that 16 source rows are read in sequence (prefetched; all of a tile's
+/// channel rows at once would be too many streams) while the tile's destination rows
+/// (`PT·c` bytes) stay in cache until complete. Edge channels and pixels run the reference's
+/// scalar formula. Returns `false` when a value was not finite (exponent bits all ones; the
+/// output is then not meaningful).
+///
+/// # Safety
+/// `x.len() = xq.len() = c·hw`, `scale.len() = zero.len() ∈ {1, c}`; AVX2 available.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_nchw_run(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> bool {
+    let per_ch = scale.len() == c && c > 1;
+    let (c16, p16) = (c / 16 * 16, hw / 16 * 16);
+    let sz = |ch: usize| {
+        if per_ch {
+            (scale[ch], zero[ch])
+        } else {
+            (scale[0], zero[0])
+        }
+    };
+    let one = |ch: usize, p: usize| {
+        let (s, z) = sz(ch);
+        sat_i8((libm::roundf(x[ch * hw + p] / s) as i32).saturating_add(z as i32))
+    };
+    const PT: usize = 64;
+    let mut bad = 0u32;
+    // SAFETY (whole body): AVX2 available; a block reads x at channel rows ch0..ch0+16 < c16 ≤ c,
+    // pixels p0..p0+16 ≤ p16 ≤ hw, and writes xq at pixel rows p0..p0+16, channels
+    // ch0..ch0+16, all inside c·hw.
+    unsafe {
+        let exp = _mm256_set1_epi32(0x7f80_0000);
+        let mut badv = _mm256_setzero_si256();
+        let mut pt = 0;
+        while pt < p16 {
+            let pe = (pt + PT).min(p16);
+            let mut ch0 = 0;
+            while ch0 < c16 {
+                let mut p0 = pt;
+                while p0 < pe {
+                    let rows: [__m128i; 16] = core::array::from_fn(|r| {
+                        let (s, z) = sz(ch0 + r);
+                        let (sv, zv) = (_mm256_set1_ps(s), _mm256_set1_epi32(z as i32));
+                        let src = x.as_ptr().add((ch0 + r) * hw + p0);
+                        let (va, vb) = (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8)));
+                        for v in [va, vb] {
+                            let e = _mm256_and_si256(_mm256_castps_si256(v), exp);
+                            badv = _mm256_or_si256(badv, _mm256_cmpeq_epi32(e, exp));
+                        }
+                        sat16(quant8(va, sv, zv), quant8(vb, sv, zv))
+                    });
+                    let cols = crate::tensor::transpose16x16_u8(rows);
+                    for (j, v) in cols.iter().enumerate() {
+                        _mm_storeu_si128(
+                            xq.as_mut_ptr().add((p0 + j) * c + ch0) as *mut __m128i,
+                            *v,
+                        );
+                    }
+                    p0 += 16;
+                }
+                ch0 += 16;
+            }
+            pt = pe;
+        }
+        bad |= _mm256_movemask_epi8(badv) as u32;
+    }
+    for p in 0..hw {
+        let chs = if p < p16 { c16..c } else { 0..c };
+        for ch in chs {
+            let v = x[ch * hw + p];
+            bad |= u32::from(!v.is_finite());
+            xq[p * c + ch] = one(ch, p);
+        }
+    }
+    bad == 0
+}
+
 /// Runs the AVX2 dequantization (see `kernels::dequantize`) if the CPU has it (else `false`).
 pub(crate) fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> bool {
     if !cpu::x86_avx2_fma() || y.len() != yq.len() {
