@@ -355,9 +355,54 @@ fn bench_elementwise(c: &mut Criterion) {
     g.finish();
 }
 
+/// The CLI's layout conversions of a seed-block sample (`ldp-quant run` on `ldp` blobs): the
+/// f32 transposes, the int8 output transpose and the int8 input's channels-first quantization
+/// against its two-pass reference (quantize, then transpose).
+fn bench_layout(c: &mut Criterion) {
+    use ldp_core::tensor::{nchw_to_nhwc, nhwc_to_nchw};
+    let mut g = c.benchmark_group("layout");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let (ch, h, w) = (128usize, 64usize, 64usize);
+    let n = ch * h * w;
+    g.throughput(Throughput::Elements(n as u64));
+    let x = vals(n, 1);
+    let mut y = vec![0f32; n];
+    g.bench_function("f32_nchw_to_nhwc/128x64x64", |bch| {
+        bch.iter(|| nchw_to_nhwc(black_box(&x), &mut y, ch, h, w).unwrap())
+    });
+    g.bench_function("f32_nhwc_to_nchw/128x32x32", |bch| {
+        bch.iter(|| {
+            nhwc_to_nchw(black_box(&x[..n / 4]), &mut y[..n / 4], ch, h / 2, w / 2).unwrap()
+        })
+    });
+    let xq = i8s(n, 2);
+    let mut yq = vec![0i8; n];
+    g.bench_function("i8_nhwc_to_nchw/128x32x32", |bch| {
+        bch.iter(|| {
+            nhwc_to_nchw(black_box(&xq[..n / 4]), &mut yq[..n / 4], ch, h / 2, w / 2).unwrap()
+        })
+    });
+    let (scale, zero) = ([0.05f32], [3i8]);
+    let mut tmp = vec![0i8; n];
+    g.bench_function("quantize_nchw/128x64x64", |bch| {
+        bch.iter(|| {
+            qk::quantize_nchw(black_box(&x), ch, h * w, &scale, &zero, &mut yq, &mut tmp).unwrap()
+        })
+    });
+    g.bench_function("quantize_nchw_reference/128x64x64", |bch| {
+        bch.iter(|| {
+            qk::quantize_nchw_reference(black_box(&x), ch, h * w, &scale, &zero, &mut yq, &mut tmp)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = bench_pointwise, bench_depthwise, bench_elementwise
+    targets = bench_pointwise, bench_depthwise, bench_elementwise, bench_layout
 }
 criterion_main!(benches);

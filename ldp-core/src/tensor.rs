@@ -242,24 +242,27 @@ unsafe fn transpose32_avx(src: *const f32, dst: *mut f32, rows: usize, cols: usi
             }
         }
     };
-    // The outer loop steps 16 (two 8 × 8 blocks), so each 64-byte line of the side it walks
-    // across is used whole at once: lines of the other side, `rows` or `cols` elements apart,
-    // often fall into the same cache set and would not survive until their second half is read.
+    // Tiles of `T` along the longer side; in a tile, 8-element steps of the shorter side
+    // outside, blocks along the tile inside. Each source row is then read `T` elements in
+    // sequence and each destination row written `T` elements in sequence, a few streams at a
+    // time (the prefetchers follow them), while the tile's lines on the other side (`T` rows
+    // of up to `min(rows, cols)` elements) stay in cache until complete. Walking all of the
+    // shorter side per step instead touches one line in each of `min(rows, cols)` rows, often
+    // in the same cache set.
+    const T: usize = 64;
     if rows <= cols {
-        for j0 in (0..cols).step_by(2 * B) {
+        for jt in (0..cols).step_by(T) {
             for i0 in (0..rows).step_by(B) {
-                block(i0, j0);
-                if j0 + B < cols {
-                    block(i0, j0 + B);
+                for j0 in (jt..(jt + T).min(cols)).step_by(B) {
+                    block(i0, j0);
                 }
             }
         }
     } else {
-        for i0 in (0..rows).step_by(2 * B) {
+        for it in (0..rows).step_by(T) {
             for j0 in (0..cols).step_by(B) {
-                block(i0, j0);
-                if i0 + B < rows {
-                    block(i0 + B, j0);
+                for i0 in (it..(it + T).min(rows)).step_by(B) {
+                    block(i0, j0);
                 }
             }
         }
@@ -292,7 +295,7 @@ mod layout_tests {
     use super::*;
 
     /// The blocked transposes against the element-by-element definition, on sizes around the
-    /// 16 × 16 block, and their round trip.
+    /// 8 × 8 and 16 × 16 blocks and the 64-element tiles, and their round trip.
     #[test]
     fn layout_conversions_match_definition() {
         for (c, h, w) in [
@@ -302,6 +305,10 @@ mod layout_tests {
             (17, 3, 11),
             (128, 8, 8),
             (33, 1, 40),
+            // Several 64-element tiles with a ragged last one, both orientations.
+            (20, 10, 15),
+            (130, 1, 70),
+            (200, 7, 11),
         ] {
             let n = c * h * w;
             let x: std::vec::Vec<u32> = (0..n as u32).collect();
