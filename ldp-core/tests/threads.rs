@@ -140,5 +140,43 @@ fn pointwise_bits_do_not_depend_on_threads() {
             assert!(one == run(n), "LayerNorm: {n} threads differ: {c} {pixels}");
         }
     }
+    // Several threads of a program running layers at once: one holds the worker pool, the
+    // others get threads of their own; every result is still the one-thread bits.
+    let (c_in, c_out, pixels) = (128, 96, 4096 + 3);
+    let x = vals(pixels * c_in, 21);
+    let w = vals(c_in * c_out, 22);
+    let xq = i8s(pixels * c_in, 23);
+    let wq = i8s(c_in * c_out, 24);
+    let mult = vec![200u8; c_out];
+    let q = ConvQ {
+        weight: &wq,
+        bias: &[],
+        bias_shift: 0,
+        mult: &mult,
+        shift: 18,
+        in_zero: 0,
+        out_zero: -2,
+        lut: None,
+    };
+    let layer = || {
+        let mut y = vec![0.0f32; pixels * c_out];
+        pointwise::pointwise(&x, c_in, &w, None, c_out, None, &mut y).unwrap();
+        let mut yq = vec![0i8; pixels * c_out];
+        qk::pointwise(&xq, c_in, &q, c_out, &mut yq).unwrap();
+        (y.iter().map(|v| v.to_bits()).collect::<Vec<u32>>(), yq)
+    };
+    threads::set_threads(1);
+    let one = layer();
+    threads::set_threads(3);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| (0..5).map(|_| layer()).collect::<Vec<_>>()))
+            .collect();
+        for h in hs {
+            for r in h.join().unwrap() {
+                assert!(r == one, "concurrent callers: a result differs");
+            }
+        }
+    });
     threads::set_threads(1);
 }

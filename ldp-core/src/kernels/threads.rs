@@ -1,14 +1,18 @@
 //! Multithreaded host execution (`std` feature only): the pointwise layers — f32/f16
 //! ([`crate::kernels::pointwise::pointwise`]) and int8 ([`crate::quant::kernels::pointwise`]),
 //! which carry almost all of the multiply-accumulates — split their pixels into bands, one per
-//! thread, run in a [`std::thread::scope`] (the calling thread takes the last band).
+//! thread: the calling thread takes the last band, a small pool of persistent workers the
+//! others. A worker spins for 2 ms after its band before it parks, so the next layer finds it
+//! awake (threads created per layer, as before, gave no speed-up at all on a 2-vCPU VM: the
+//! new thread often started on the calling thread's core). While one thread of a program runs
+//! bands, another that wants the pool gets threads of its own ([`std::thread::scope`]).
 //!
 //! Every kernel computes each output from its own pixel row alone, in an order that depends
 //! only on the channel counts (never on the pixel count or the tile an output lands in), so the
 //! result is the same bits for any thread count: int8 is exact, and f32/f16 keep the serial
 //! per-output chain of the GEMMs. The band boundaries are multiples of 12 pixels (the AVX-512
-//! tile) and layers below [`MIN_MACS`] multiply-accumulates stay on the calling thread (spawning
-//! costs tens of microseconds). The int8 LayerNorms (in place and of 16-bit inputs) split their
+//! tile) and layers below [`MIN_MACS`] multiply-accumulates stay on the calling thread (handing
+//! a band over costs microseconds). The int8 LayerNorms (in place and of 16-bit inputs) split their
 //! pixels the same way, counting 16 multiply-accumulates per element; each pixel is normalized alone, so
 //! their bits do not depend on the split either. Other layers (float LayerNorm — splitting it
 //! measured no gain on 2 cores, only a wider spread —, depthwise, SE, ADD) run on the calling
@@ -70,7 +74,7 @@ fn band_rows(rows: usize, n: usize) -> usize {
 
 /// Runs `f(x_band, y_band)` on `n` bands of rows (`x_row` elements of `x` and `y_row` of `y` per
 /// row), in parallel; the calling thread runs the last band. `x.len() / x_row` rows are split;
-/// `y` must hold as many rows of `y_row`. Returns the first error.
+/// `y` must hold as many rows of `y_row`. Returns the first error (in band order).
 pub(crate) fn split_rows<X: Sync, Y: Send, E: Send>(
     x: &[X],
     x_row: usize,
@@ -80,22 +84,12 @@ pub(crate) fn split_rows<X: Sync, Y: Send, E: Send>(
     f: impl Fn(&[X], &mut [Y]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
     let per = band_rows(x.len() / x_row.max(1), n);
-    std::thread::scope(|s| {
-        let mut handles = std::vec::Vec::new();
-        let mut xs = x.chunks(per * x_row).peekable();
-        let mut ys = y.chunks_mut(per * y_row);
-        let mut last = Ok(());
-        while let (Some(xb), Some(yb)) = (xs.next(), ys.next()) {
-            if xs.peek().is_none() {
-                last = f(xb, yb);
-            } else {
-                let f = &f;
-                // Default stack (2 MiB): the largest kernel frame is about 400 KiB.
-                handles.push(s.spawn(move || f(xb, yb)));
-            }
-        }
-        join(handles, last)
-    })
+    let f = &f;
+    let jobs = x
+        .chunks(per * x_row.max(1))
+        .zip(y.chunks_mut(per * y_row.max(1)))
+        .map(|(xb, yb)| move || f(xb, yb));
+    run_bands(jobs.collect())
 }
 
 /// [`split_rows`] on one buffer, in place: `f(band)` on `n` bands of rows of `row` elements.
@@ -106,37 +100,189 @@ pub(crate) fn split_inplace<T: Send, E: Send>(
     f: impl Fn(&mut [T]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
     let per = band_rows(buf.len() / row.max(1), n);
-    std::thread::scope(|s| {
-        let mut handles = std::vec::Vec::new();
-        let mut bands = buf.chunks_mut(per * row.max(1)).peekable();
-        let mut last = Ok(());
-        while let Some(b) = bands.next() {
-            if bands.peek().is_none() {
-                last = f(b);
-            } else {
-                let f = &f;
-                handles.push(s.spawn(move || f(b)));
-            }
-        }
-        join(handles, last)
-    })
+    let f = &f;
+    let jobs = buf.chunks_mut(per * row.max(1)).map(|b| move || f(b));
+    run_bands(jobs.collect())
 }
 
-/// Joins the spawned bands (re-raising a panic), then the calling thread's: the first error.
-fn join<E>(
-    handles: std::vec::Vec<std::thread::ScopedJoinHandle<'_, Result<(), E>>>,
-    last: Result<(), E>,
+/// Runs the bands: all but the last on the pool's workers (see [`pool`]), the last on the
+/// calling thread; waits for all of them; returns the first error in band order. When the pool
+/// is busy (another thread of the program is running bands, or a band itself splits), the
+/// bands run on threads spawned for the call instead ([`std::thread::scope`]).
+fn run_bands<E: Send, J: FnOnce() -> Result<(), E> + Send>(
+    mut jobs: std::vec::Vec<J>,
 ) -> Result<(), E> {
-    let mut out = Ok(());
-    for h in handles {
-        match h.join() {
-            Ok(r) => {
-                if out.is_ok() {
-                    out = r;
+    use std::vec::Vec;
+    let Some(last) = jobs.pop() else {
+        return Ok(());
+    };
+    if jobs.is_empty() {
+        return last();
+    }
+    let Some(guard) = pool::acquire(jobs.len()) else {
+        return std::thread::scope(|s| {
+            let handles: Vec<_> = jobs.into_iter().map(|j| s.spawn(j)).collect();
+            let last = last();
+            let mut out = Ok(());
+            for h in handles {
+                match h.join() {
+                    Ok(r) => out = out.and(r),
+                    Err(p) => std::panic::resume_unwind(p),
                 }
             }
-            Err(p) => std::panic::resume_unwind(p),
+            out.and(last)
+        });
+    };
+    let results: Vec<std::sync::Mutex<Option<Result<(), E>>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let boxed: Vec<pool::Job<'_>> = jobs
+        .into_iter()
+        .zip(&results)
+        .map(|(j, r)| {
+            std::boxed::Box::new(move || {
+                let v = j();
+                if let Ok(mut g) = r.lock() {
+                    *g = Some(v);
+                }
+            }) as pool::Job<'_>
+        })
+        .collect();
+    // The calling thread's band runs while the workers run theirs; `run` returns only when
+    // every worker has finished (and dropped) its job, also when the last band panics.
+    let last = guard.run(boxed, last);
+    let mut out = Ok(());
+    for r in results {
+        match r.into_inner().ok().flatten() {
+            Some(v) => out = out.and(v),
+            None => panic!("a worker band did not report (it panicked)"),
         }
     }
     out.and(last)
+}
+
+/// The persistent workers of [`run_bands`]. Each worker spins for a short while after its job
+/// (a layer's band), then parks: consecutive layers find it awake, and no thread is created per
+/// layer (creating one costs tens of microseconds, and a new thread may start on the creating
+/// thread's core — measured on a 2-vCPU VM: two threads no faster than one).
+mod pool {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use std::boxed::Box;
+    use std::sync::{Arc, Mutex, MutexGuard};
+    use std::thread::Thread;
+    use std::time::{Duration, Instant};
+    use std::vec::Vec;
+
+    /// A band handed to a worker.
+    pub(super) type Job<'a> = Box<dyn FnOnce() + Send + 'a>;
+
+    /// How long a worker spins for its next job before parking.
+    const SPIN: Duration = Duration::from_millis(2);
+
+    struct Slot {
+        /// The job, lifetime erased (see `Guard::run`).
+        job: Mutex<Option<Job<'static>>>,
+        /// Set with the job, cleared by the worker when it takes it.
+        ready: AtomicBool,
+        /// Set by the worker when its job has finished and been dropped.
+        done: AtomicBool,
+        /// Set when the job panicked.
+        panicked: AtomicBool,
+        thread: Thread,
+    }
+
+    /// The workers; the lock is held by the one caller running bands at a time.
+    static WORKERS: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
+
+    /// Exclusive use of at least `n` workers (spawned on first use), or `None` when another
+    /// caller holds them or a worker cannot be spawned.
+    pub(super) fn acquire(n: usize) -> Option<Guard> {
+        let mut w = WORKERS.try_lock().ok()?;
+        while w.len() < n {
+            let (tx, rx) = std::sync::mpsc::channel::<Arc<Slot>>();
+            let spawned = std::thread::Builder::new()
+                .name(std::format!("ldp-worker-{}", w.len()))
+                .spawn(move || {
+                    let slot = Arc::new(Slot {
+                        job: Mutex::new(None),
+                        ready: AtomicBool::new(false),
+                        done: AtomicBool::new(true),
+                        panicked: AtomicBool::new(false),
+                        thread: std::thread::current(),
+                    });
+                    if tx.send(slot.clone()).is_ok() {
+                        worker(&slot);
+                    }
+                });
+            spawned.ok()?;
+            w.push(rx.recv().ok()?);
+        }
+        Some(Guard { workers: w })
+    }
+
+    fn worker(slot: &Slot) {
+        loop {
+            let start = Instant::now();
+            let mut k = 0u32;
+            while !slot.ready.load(Ordering::Acquire) {
+                k = k.wrapping_add(1);
+                if k % 64 != 0 || start.elapsed() < SPIN {
+                    core::hint::spin_loop();
+                } else {
+                    // A wake-up (`unpark`) given before this point is kept, so none is lost.
+                    std::thread::park();
+                }
+            }
+            slot.ready.store(false, Ordering::Relaxed);
+            let job = slot.job.lock().ok().and_then(|mut g| g.take());
+            if let Some(job) = job {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                slot.panicked.store(r.is_err(), Ordering::Relaxed);
+            }
+            slot.done.store(true, Ordering::Release);
+        }
+    }
+
+    pub(super) struct Guard {
+        workers: MutexGuard<'static, Vec<Arc<Slot>>>,
+    }
+
+    impl Guard {
+        /// Hands `jobs[i]` to worker `i`, runs `last` here, and returns its result once every
+        /// worker is done. Re-raises a panic of `last` or of a worker's job, after all are done.
+        pub(super) fn run<'a, R>(&self, jobs: Vec<Job<'a>>, last: impl FnOnce() -> R) -> R {
+            for (slot, job) in self.workers.iter().zip(jobs) {
+                // SAFETY: only the lifetime is changed. The job borrows data of the caller's
+                // frame for 'a; this function does not return or unwind before every worker it
+                // handed a job has set `done`, which a worker does only after the job has run
+                // (or panicked, caught) and been dropped. So the job never outlives 'a.
+                let job: Job<'static> =
+                    unsafe { core::mem::transmute::<Job<'a>, Job<'static>>(job) };
+                slot.done.store(false, Ordering::Relaxed);
+                if let Ok(mut g) = slot.job.lock() {
+                    *g = Some(job);
+                }
+                slot.ready.store(true, Ordering::Release);
+                slot.thread.unpark();
+            }
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(last));
+            let mut k = 0u32;
+            let mut worker_panicked = false;
+            for slot in self.workers.iter() {
+                while !slot.done.load(Ordering::Acquire) {
+                    k = k.wrapping_add(1);
+                    if k % 1024 == 0 {
+                        std::thread::yield_now();
+                    } else {
+                        core::hint::spin_loop();
+                    }
+                }
+                worker_panicked |= slot.panicked.swap(false, Ordering::Relaxed);
+            }
+            match r {
+                Err(p) => std::panic::resume_unwind(p),
+                Ok(_) if worker_panicked => panic!("a worker band panicked"),
+                Ok(v) => v,
+            }
+        }
+    }
 }
