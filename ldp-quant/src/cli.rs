@@ -513,17 +513,16 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new())
         };
         let pb = progress(batch, "run");
-        for i in 0..batch {
-            reader
-                .read_into(&mut xt)
-                .with_context(|| format!("`{}`", a.input.display()))?;
+        let in_shape_str = shape_str(&reader.shape);
+        // One sample, already read into `xt`: converted, run, converted back and written.
+        let mut step = |i: usize, xt: &[f32]| -> anyhow::Result<()> {
             let non_finite = |j: usize| {
                 anyhow::anyhow!(
                     "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
                     a.input.display(),
-                    xt[j],
+                    xt.get(j).copied().unwrap_or(f32::NAN),
                     i * n_in + j,
-                    shape_str(&reader.shape)
+                    in_shape_str
                 )
             };
             // `Model::forward` checks its channels-last input itself: token samples are in file
@@ -542,25 +541,62 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
             };
             if int8_nchw {
-                ldp_core::quant::quantize_input_nchw(&model, &xt, &mut xq, &mut xtmp)
+                ldp_core::quant::quantize_input_nchw(&model, xt, &mut xq, &mut xtmp)
                     .map_err(failed)?;
                 ldp_core::quant::forward_i8(&model, &xq, &mut yq, scratch.as_mut_bytes())
                     .map_err(failed)?;
                 ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
                     .map_err(failed)?;
             } else if ldp {
-                crate::layout::sample_to_nhwc(&xt, &config, &mut xs)?;
+                crate::layout::sample_to_nhwc(xt, &config, &mut xs)?;
                 model
                     .forward(&xs, &mut ys, scratch.as_mut_bytes())
                     .map_err(failed)?;
                 crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
             } else {
                 model
-                    .forward(&xt, &mut yt, scratch.as_mut_bytes())
+                    .forward(xt, &mut yt, scratch.as_mut_bytes())
                     .map_err(failed)?;
             }
             writer.write(&yt)?;
             pb.inc(1);
+            Ok(())
+        };
+        let read_ctx = || format!("`{}`", a.input.display());
+        if ldp_core::kernels::threads::threads() < 2 || batch < 2 {
+            for i in 0..batch {
+                reader.read_into(&mut xt).with_context(read_ctx)?;
+                step(i, &xt)?;
+            }
+        } else {
+            // With two threads or more, a reader thread reads the next sample while this one
+            // runs the current one (two buffers passed back and forth).
+            std::thread::scope(|s| -> anyhow::Result<()> {
+                let (full_tx, full_rx) = std::sync::mpsc::sync_channel(1);
+                let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<f32>>();
+                free_tx.send(std::mem::take(&mut xt)).ok();
+                free_tx.send(vec![0.0f32; n_in]).ok();
+                let reader = &mut reader;
+                s.spawn(move || {
+                    for _ in 0..batch {
+                        let Ok(mut b) = free_rx.recv() else { return };
+                        let r = reader.read_into(&mut b).map(|()| b);
+                        let failed = r.is_err();
+                        if full_tx.send(r).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                for i in 0..batch {
+                    let b = full_rx
+                        .recv()
+                        .context("internal: the reader thread stopped")?
+                        .with_context(read_ctx)?;
+                    step(i, &b)?;
+                    free_tx.send(b).ok();
+                }
+                Ok(())
+            })?;
         }
         pb.finish_and_clear();
         writer.finish()?;

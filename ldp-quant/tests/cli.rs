@@ -752,9 +752,23 @@ fn bad_inputs_are_refused_not_silently_wrong() {
         "-o",
         &p(&tblob8),
     ]);
-    for b in [&tblob, &tblob8] {
-        let e = fails(&runv(b, &d("tok_bad.npy"), &d("y.npy")), "non-finite value");
-        assert!(e.contains(&format!("flat index {}", n + 5)), "{e}");
+    // One thread reads and runs in turn; two or more read the next sample on a reader thread.
+    for threads in ["1", "2"] {
+        for b in [&tblob, &tblob8] {
+            let mut v = runv(b, &d("tok_bad.npy"), &d("y.npy"));
+            v.extend(["--threads".to_string(), threads.to_string()]);
+            let e = fails(&v, "non-finite value");
+            assert!(e.contains(&format!("flat index {}", n + 5)), "{e}");
+            assert!(!d("y.npy").exists(), "a failed run left an output");
+        }
+        // A batch file that ends inside its second sample: refused (its length is checked
+        // against the header when opened), no output.
+        let mut bytes = std::fs::read(d("tok_bad.npy")).unwrap();
+        bytes.truncate(bytes.len() - 8);
+        std::fs::write(d("tok_short.npy"), &bytes).unwrap();
+        let mut v = runv(&tblob, &d("tok_short.npy"), &d("y.npy"));
+        v.extend(["--threads".to_string(), threads.to_string()]);
+        fails(&v, "tok_short.npy");
         assert!(!d("y.npy").exists(), "a failed run left an output");
     }
     // A failed write (no such directory) leaves no file behind either.

@@ -225,8 +225,11 @@ mod pool {
             let mut k = 0u32;
             while !slot.ready.load(Ordering::Acquire) {
                 k = k.wrapping_add(1);
-                if k % 64 != 0 || start.elapsed() < SPIN {
+                if k % 64 != 0 {
                     core::hint::spin_loop();
+                } else if start.elapsed() < SPIN {
+                    // Other threads of the program (a reader, say) get this core if they need it.
+                    std::thread::yield_now();
                 } else {
                     // A wake-up (`unpark`) given before this point is kept, so none is lost.
                     std::thread::park();
