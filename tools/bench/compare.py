@@ -37,6 +37,7 @@ writes it as Markdown. Exits 0 with a message when torch is not installed (CI do
 """
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -291,6 +292,10 @@ def main():
                     peers["ort_" + key] = t
                     print(f"   [{nt} thr] onnxruntime {key:<8} {t['median_ms']:9.2f} ms "
                           f"(rel L2 vs torch f32 {t['rel_l2']:.1e})", flush=True)
+                    # Release the session (and its thread pool, whose threads may still spin)
+                    # before anything else is timed.
+                    del sess
+                    gc.collect()
                 for dt in dtypes:
                     for level in levels:
                         out_path = os.path.join(tmp, f"{name}.y_{dt}.npy")
