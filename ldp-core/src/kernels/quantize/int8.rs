@@ -79,7 +79,9 @@ pub fn quantize_nchw(
 ) -> Result<(), Error> {
     check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)?;
     #[cfg(target_arch = "x86_64")]
-    if let Some(finite) = crate::kernels::quantize::x86::quantize_nchw(x, c, hw, scale, zero, xq) {
+    if let Some(finite) =
+        crate::kernels::quantize::x86::quantize_nchw(x, c, hw, scale, zero, xq, tmp)
+    {
         return match finite {
             true => Ok(()),
             false => Err(non_finite(x)),
@@ -89,7 +91,7 @@ pub fn quantize_nchw(
 }
 
 /// The error for a slice with a non-finite value: its first one's index.
-fn non_finite(x: &[f32]) -> Error {
+pub(crate) fn non_finite(x: &[f32]) -> Error {
     Error::NonFiniteInput {
         index: crate::tensor::first_non_finite(x).unwrap_or(0),
     }

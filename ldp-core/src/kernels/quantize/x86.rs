@@ -123,8 +123,9 @@ unsafe fn quantize_run(x: &[f32], c: usize, scale: &[f32], zero: &[i8], xq: &mut
 }
 
 /// Runs the AVX2 channels-first quantization (see `kernels::quantize::int8::quantize_nchw`)
-/// if the CPU has it: `Some(all values finite)`, else `None`. Parameters validated by the
-/// caller (`check_quantize_nchw`; checked again here, O(1)).
+/// if the CPU has it: `Some(all values finite)`, else `None` (also when the parameters do not
+/// pass `check_quantize_nchw`, which the caller has run already: O(1)).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn quantize_nchw(
     x: &[f32],
     c: usize,
@@ -132,19 +133,16 @@ pub(crate) fn quantize_nchw(
     scale: &[f32],
     zero: &[i8],
     xq: &mut [i8],
+    tmp: &[i8],
 ) -> Option<bool> {
-    let n = c.checked_mul(hw)?;
     if !cpu::x86_avx2_fma()
-        || c == 0
-        || x.len() != n
-        || xq.len() != n
-        || scale.is_empty()
-        || zero.len() != scale.len()
-        || (scale.len() != 1 && scale.len() != c)
+        || crate::kernels::quantize::int8::check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)
+            .is_err()
     {
         return None;
     }
-    // SAFETY: AVX2 present; x and xq hold c·hw values; scale and zero hold 1 or c values.
+    // SAFETY: AVX2 present; `check_quantize_nchw` just verified x and xq hold c·hw values and
+    // scale and zero 1 or c values.
     Some(unsafe { quantize_nchw_run(x, c, hw, scale, zero, xq) })
 }
 
@@ -166,9 +164,7 @@ pub unsafe fn quantize_nchw_avx2(
     // SAFETY: features per the contract, parameters checked just above.
     match unsafe { quantize_nchw_run(x, c, hw, scale, zero, xq) } {
         true => Ok(()),
-        false => Err(Error::NonFiniteInput {
-            index: crate::tensor::first_non_finite(x).unwrap_or(0),
-        }),
+        false => Err(crate::kernels::quantize::int8::non_finite(x)),
     }
 }
 
