@@ -133,29 +133,20 @@ fn run_bands<E: Send, J: FnOnce() -> Result<(), E> + Send>(
             out.and(last)
         });
     };
-    let results: Vec<std::sync::Mutex<Option<Result<(), E>>>> =
-        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    // Each band writes its result into its own slot.
+    let mut results: Vec<Option<Result<(), E>>> = jobs.iter().map(|_| None).collect();
     let boxed: Vec<pool::Job<'_>> = jobs
         .into_iter()
-        .zip(&results)
-        .map(|(j, r)| {
-            std::boxed::Box::new(move || {
-                let v = j();
-                if let Ok(mut g) = r.lock() {
-                    *g = Some(v);
-                }
-            }) as pool::Job<'_>
-        })
+        .zip(results.iter_mut())
+        .map(|(j, r)| std::boxed::Box::new(move || *r = Some(j())) as pool::Job<'_>)
         .collect();
     // The calling thread's band runs while the workers run theirs; `run` returns only when
-    // every worker has finished (and dropped) its job, also when the last band panics.
+    // every worker has finished (and dropped) its job, and re-raises a worker's panic, so
+    // every slot is filled here.
     let last = guard.run(boxed, last);
     let mut out = Ok(());
-    for r in results {
-        match r.into_inner().ok().flatten() {
-            Some(v) => out = out.and(v),
-            None => panic!("a worker band did not report (it panicked)"),
-        }
+    for v in results.into_iter().flatten() {
+        out = out.and(v);
     }
     out.and(last)
 }

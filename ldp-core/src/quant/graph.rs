@@ -346,20 +346,11 @@ pub(crate) fn quantize_input_nchw(
     let hw =
         c.h.checked_mul(c.w)
             .ok_or(Error::InvalidConfig("ldp: input grid overflows"))?;
-    if hw == 0 {
-        return Err(Error::InvalidConfig("ldp: empty input grid"));
-    }
-    // Per channel when the blob has one scale per input channel, else per tensor.
+    // Per channel when the blob has one scale per input channel, else per tensor
+    // (`int8_input_params`: scale and zero of the same non-zero length).
     let k = if scale.len() == c.c_in { c.c_in } else { 1 };
-    crate::kernels::quantize::int8::quantize_nchw(
-        x,
-        c.c_in,
-        hw,
-        &scale[..k.min(scale.len())],
-        &zero[..k.min(zero.len())],
-        xq,
-        tmp,
-    )
+    let (scale, zero) = (&scale[..k], &zero[..k]);
+    crate::kernels::quantize::int8::quantize_nchw(x, c.c_in, hw, scale, zero, xq, tmp)
 }
 
 /// [`dequantize_output`] of an `ldp` output written channels-first (`[c_out][h2][w2]`): the

@@ -138,8 +138,8 @@ pub fn quantize_nchw_reference(
     tmp: &mut [i8],
 ) -> Result<(), Error> {
     check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)?;
-    if crate::tensor::first_non_finite(x).is_some() {
-        return Err(non_finite(x));
+    if let Some(index) = crate::tensor::first_non_finite(x) {
+        return Err(Error::NonFiniteInput { index });
     }
     let per_ch = scale.len() == c && c > 1;
     for (ch, (xc, tc)) in x.chunks_exact(hw).zip(tmp.chunks_exact_mut(hw)).enumerate() {
