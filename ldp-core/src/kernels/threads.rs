@@ -3,8 +3,8 @@
 //! which carry almost all of the multiply-accumulates — split their pixels into bands, one per
 //! thread: the calling thread takes the last band, a small pool of persistent workers the
 //! others. A worker spins for 2 ms after its band before it parks, so the next layer finds it
-//! awake (threads created per layer, as before, gave no speed-up at all on a 2-vCPU VM: the
-//! new thread often started on the calling thread's core). While one thread of a program runs
+//! awake (threads created per layer, as before, gave no speed-up at all on a 2-vCPU VM, the
+//! bands running one after the other). While one thread of a program runs
 //! bands, another that wants the pool gets threads of its own ([`std::thread::scope`]).
 //!
 //! Every kernel computes each output from its own pixel row alone, in an order that depends
@@ -153,8 +153,8 @@ fn run_bands<E: Send, J: FnOnce() -> Result<(), E> + Send>(
 
 /// The persistent workers of [`run_bands`]. Each worker spins for a short while after its job
 /// (a layer's band), then parks: consecutive layers find it awake, and no thread is created per
-/// layer (creating one costs tens of microseconds, and a new thread may start on the creating
-/// thread's core — measured on a 2-vCPU VM: two threads no faster than one).
+/// layer (creating one costs tens of microseconds; created per layer, two threads measured no
+/// faster than one on a 2-vCPU VM).
 mod pool {
     use core::sync::atomic::{AtomicBool, Ordering};
     use std::boxed::Box;
