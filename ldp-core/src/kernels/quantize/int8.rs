@@ -90,7 +90,9 @@ pub fn quantize_nchw(
     quantize_nchw_reference(x, c, hw, scale, zero, xq, tmp)
 }
 
-/// The error for a slice with a non-finite value: its first one's index.
+/// The error for a slice with a non-finite value: its first one's index (the AVX2 paths learn
+/// only that there was one).
+#[cfg(target_arch = "x86_64")]
 pub(crate) fn non_finite(x: &[f32]) -> Error {
     Error::NonFiniteInput {
         index: crate::tensor::first_non_finite(x).unwrap_or(0),
