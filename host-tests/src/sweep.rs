@@ -58,6 +58,15 @@ fn student_t3(key: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The sweep's directory: `golden/sweep/`, or `LDP_SWEEP_DIR` when set (manual runs on extra
+/// seeds written by `gen_sweep.py --seeds A:B --out DIR`; CI leaves it unset).
+pub fn sweep_dir() -> std::path::PathBuf {
+    match std::env::var_os("LDP_SWEEP_DIR").filter(|s| !s.is_empty()) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => crate::golden_dir().join("sweep"),
+    }
+}
+
 /// One sweep case, from `index.json`.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -105,14 +114,19 @@ impl Case {
         }
     }
     fn dir(&self) -> PathBuf {
-        crate::golden_dir().join("sweep").join(&self.name)
+        sweep_dir().join(&self.name)
     }
 }
 
 /// Every case of the sweep.
 pub fn cases() -> Vec<Case> {
-    let path = crate::golden_dir().join("sweep/index.json");
-    let bytes = std::fs::read(&path).expect("golden/sweep/index.json");
+    let path = sweep_dir().join("index.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (written by tools/golden/gen_sweep.py)",
+            path.display()
+        )
+    });
     let v: serde_json::Value = serde_json::from_slice(&bytes).expect("index.json");
     let arr = v.as_array().expect("index.json is a list");
     arr.iter()
@@ -397,14 +411,57 @@ fn read_expected(p: &std::path::Path) -> Vec<f64> {
 /// `n_calib + n_heldout` onward), against the f32 model (which matches PyTorch float64 to
 /// ~1e-7, far below the int8 errors): relative L2 over all of them.
 pub fn fresh_error(case: &Case, l: &Loaded, n: usize) -> anyhow::Result<f64> {
-    let cfg = l.model.config();
     let opts = ldp_quant::quantize::Int8Options::default();
-    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, &opts)?;
+    Ok(fresh_stats(case, l, &opts, n)?.pooled)
+}
+
+/// The int8 error on fresh inputs, pooled and per sample.
+pub struct Fresh {
+    /// Relative L2 over all the fresh inputs together (as [`fresh_error`]).
+    pub pooled: f64,
+    /// Relative L2 of each fresh input on its own, in draw order.
+    pub each: Vec<f64>,
+}
+
+/// As [`fresh_error`] with `opts`: the pooled error and each input's own.
+pub fn fresh_stats(
+    case: &Case,
+    l: &Loaded,
+    opts: &ldp_quant::quantize::Int8Options,
+    n: usize,
+) -> anyhow::Result<Fresh> {
+    let (mut num, mut den) = (0f64, 0f64);
+    let mut each = Vec::with_capacity(n);
+    fresh_each(case, l, opts, n, |y, want| {
+        let (mut a, mut b) = (0f64, 0f64);
+        for (g, w) in y.iter().zip(want) {
+            a += (*g as f64 - *w as f64).powi(2);
+            b += (*w as f64).powi(2);
+        }
+        num += a;
+        den += b;
+        each.push((a / b.max(1e-300)).sqrt());
+    })?;
+    Ok(Fresh {
+        pooled: (num / den.max(1e-300)).sqrt(),
+        each,
+    })
+}
+
+/// Quantizes `l` with `opts` and calls `f(int8 output, f32 output)` for `n` fresh inputs.
+fn fresh_each(
+    case: &Case,
+    l: &Loaded,
+    opts: &ldp_quant::quantize::Int8Options,
+    n: usize,
+    mut f: impl FnMut(&[f32], &[f32]),
+) -> anyhow::Result<()> {
+    let cfg = l.model.config();
+    let blob = ldp_quant::int8::quantize(&l.model, &l.calib, opts)?;
     let aligned = ldp_quant::AlignedBytes::from_slice(&blob);
     let m = ldp_core::Model::parse(aligned.as_bytes())
         .map_err(|e| anyhow::anyhow!("blob does not parse: {e}"))?;
     let mut scratch = vec![0u8; m.scratch_bytes()];
-    let (mut num, mut den) = (0f64, 0f64);
     let first = case.n_calib + case.n_heldout;
     for j in 0..n {
         let arr = ldp_quant::npy::Array {
@@ -416,10 +473,7 @@ pub fn fresh_error(case: &Case, l: &Loaded, n: usize) -> anyhow::Result<f64> {
         let mut y = vec![0f32; m.output_len()];
         m.forward(&xs[0], &mut y, &mut scratch)
             .map_err(|e| anyhow::anyhow!("forward: {e}"))?;
-        for (a, b) in y.iter().zip(&want) {
-            num += (*a as f64 - *b as f64).powi(2);
-            den += (*b as f64).powi(2);
-        }
+        f(&y, &want);
     }
-    Ok((num / den.max(1e-300)).sqrt())
+    Ok(())
 }

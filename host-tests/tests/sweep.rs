@@ -2,7 +2,9 @@
 //! held-out halves, against PyTorch float64. Prints one `SWEEP` line per case and the
 //! distribution per half; fails when any case is above its bound.
 //!
-//! `LDP_SWEEP_ONLY=<substring>` (manual runs only) keeps the cases whose name contains it.
+//! `LDP_SWEEP_ONLY=<substring>` (manual runs only) keeps the cases whose name contains it;
+//! `LDP_SWEEP_DIR=<dir>` runs extra seeds written by `gen_sweep.py --seeds A:B --out <dir>`
+//! (split `extra`, no onnxruntime comparison).
 
 use host_tests::sweep::{self, Case};
 use ldp_quant::quantize::Int8Options;
@@ -76,7 +78,7 @@ fn run(select: impl Fn(&Case) -> bool) {
             r.scheme
         );
     }
-    for half in ["tuning", "heldout"] {
+    for half in ["tuning", "heldout", "extra"] {
         let mut e: Vec<f64> = rows
             .iter()
             .filter(|r| r.case.split == half)
@@ -109,6 +111,11 @@ fn run(select: impl Fn(&Case) -> bool) {
     // The peer: onnxruntime's best static int8 method on the same case (tools/bench/ort_sweep.py,
     // committed in docs/ort_sweep.tsv; the best of MinMax/Percentile/Entropy picked on the
     // held-out samples, so it flatters onnxruntime).
+    if std::env::var_os("LDP_SWEEP_DIR").is_some_and(|d| !d.is_empty()) {
+        // Extra seeds (a manual run): onnxruntime was not run on them.
+        println!("SWEEP-PEER skipped: LDP_SWEEP_DIR cases are not in docs/ort_sweep.tsv");
+        return;
+    }
     let ort = ort_best_static();
     let worse: Vec<String> = rows
         .iter()
@@ -167,29 +174,75 @@ fn int8_sweep_mobilevlm_real_sizes_within_bounds() {
 /// The outlier cases (heavy-tailed and CLIP-like, not the real sizes) on 32 *fresh* inputs each
 /// (drawn by the same generator after the committed samples; against the f32 model): the two
 /// committed held-out samples per case cannot show how often a rare outlier token leaves the
-/// calibrated ranges.
+/// calibrated ranges. Checks the pooled error and **each sample on its own** (one new input is
+/// what a user runs), except MobileVLM V1 with heavy-tailed inputs, whose single samples are the
+/// known failure below.
 #[test]
 fn int8_sweep_fresh_inputs_within_bounds() {
+    fresh_outliers(|_| true, |c| !v1_heavy(c), true);
+}
+
+/// MobileVLM V1 with heavy-tailed inputs, one fresh sample at a time. **Known to fail** (run it
+/// with `--ignored`): with int8 activations an outlier token beyond the calibrated range of the
+/// Linear outputs `h1` and `z` is clipped, and about 1 sample in 8 lands over the 0.1 bound
+/// (`v1_32to64_12_heavy_s1`: 25 of 200 over, worst 0.18; docs/ACCURACY.md, "Extra seeds"). The
+/// fix is 16-bit activations for V1 as V2 has them (a 16-bit LayerNorm, Hardswish and
+/// squeeze-excitation), not built yet. Its pooled error is checked by the test above.
+#[test]
+#[ignore = "known failure: V1 heavy-tailed single samples over the bound (needs 16-bit activations for V1)"]
+fn int8_sweep_fresh_single_samples_v1_heavy_within_bounds() {
+    fresh_outliers(v1_heavy, |_| true, false);
+}
+
+fn v1_heavy(c: &Case) -> bool {
+    c.arch == "mobilevlm-v1" && c.dist == "heavy"
+}
+
+/// 32 fresh inputs per outlier case (not the real sizes) selected by `select`: each sample's
+/// error within the bound where `each` says so, and the pooled error when `pooled` is true.
+fn fresh_outliers(select: impl Fn(&Case) -> bool, each: impl Fn(&Case) -> bool, pooled: bool) {
     let only = only();
     let mut bad = Vec::new();
     for c in sweep::cases()
         .iter()
-        .filter(|c| c.dist != "normal" && !c.real_size)
+        .filter(|c| c.dist != "normal" && !c.real_size && select(c))
         .filter(|c| only.as_ref().is_none_or(|o| c.name.contains(o.as_str())))
     {
         let l = sweep::load(c);
-        let e = sweep::fresh_error(c, &l, 32).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
+        let opts = ldp_quant::quantize::Int8Options::default();
+        let f =
+            sweep::fresh_stats(c, &l, &opts, 32).unwrap_or_else(|e| panic!("{}: {e:#}", c.name));
         let limit = c.bound();
+        let worst = f
+            .each
+            .iter()
+            .copied()
+            .fold(0f64, |a, b| if b.is_nan() { f64::NAN } else { a.max(b) });
+        let over = f.each.iter().filter(|e| e.is_nan() || **e > limit).count();
         println!(
-            "SWEEP-FRESH case={} split={} dist={} rel_l2={e:.4} bound={} ok={}",
+            "SWEEP-FRESH case={} split={} dist={} rel_l2={:.4} worst_sample={worst:.4} samples_over={over}/{} bound={} ok={}{}",
             c.name,
             c.split,
             c.dist,
-            c.bound(),
-            e <= c.bound()
+            f.pooled,
+            f.each.len(),
+            limit,
+            (!pooled || f.pooled <= limit) && (over == 0 || !each(c)),
+            if each(c) {
+                ""
+            } else {
+                " singles=unchecked(known_failure)"
+            }
         );
-        if e.is_nan() || e > limit {
-            bad.push(format!("{} {e:.4} > {limit:.4}", c.name));
+        if pooled && (f.pooled.is_nan() || f.pooled > limit) {
+            bad.push(format!("{} pooled {:.4} > {limit:.4}", c.name, f.pooled));
+        }
+        if over > 0 && each(c) {
+            bad.push(format!(
+                "{} {over} of {} samples over {limit:.4}, worst {worst:.4}",
+                c.name,
+                f.each.len()
+            ));
         }
     }
     assert!(

@@ -205,20 +205,26 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="host-tests/golden/sweep")
     ap.add_argument("--only", default=None, help="generate only configs containing this string")
+    ap.add_argument("--seeds", default=f"0:{SEEDS}",
+                    help="seed indices A:B (default 0:3, the committed sweep); others are extra "
+                         "held-out draws for manual runs (LDP_SWEEP_DIR=DIR), never tuned on")
+    ap.add_argument("--no-real", action="store_true", help="skip the MobileVLM real-size configs")
     args = ap.parse_args()
+    s_lo, s_hi = (int(v) for v in args.seeds.split(":"))
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
     index = []
     for i, (cfg, arch, c_in, c_out, h, w, dist, n_held, real) in enumerate(CONFIGS):
-        seeds = SEEDS
-        for s in range(seeds):
+        if real and args.no_real:
+            continue
+        for s in range(s_lo, s_hi):
             name = case_name(cfg, s)
             seed = zlib.crc32(name.encode()) & 0x7FFFFFFF
             entry = {
                 "name": name, "config": cfg, "arch": arch, "c_in": c_in, "c_out": c_out, "h": h, "w": w,
                 "dist": dist, "seed": seed, "n_calib": N_CALIB, "n_heldout": n_held,
-                "split": split_of(i, s), "real_size": real,
+                "split": split_of(i, s) if s < SEEDS else "extra", "real_size": real,
             }
             index.append(entry)
             if args.only and args.only not in cfg:
@@ -248,7 +254,7 @@ def main():
             with open(os.path.join(d, "fingerprint.json"), "w") as f:
                 json.dump(entry_fp, f, indent=1)
                 f.write("\n")
-            print(f"  {name:34s} {split_of(i, s):8s} out {list(y.shape)} std {y.std():.4f}", flush=True)
+            print(f"  {name:34s} {entry['split']:8s} out {list(y.shape)} std {y.std():.4f}", flush=True)
     with open(os.path.join(args.out, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
         f.write("\n")
