@@ -804,7 +804,7 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
     if use_a16(m, calib, opts)? {
         eprintln!(
             "int8 scheme: 16-bit activations with int8 weights ({}), per-tensor input, \
-             min/max ranges with 16x headroom; costs 2x activation scratch and about 1.5x the \
+             min/max ranges with 4x-16x headroom; costs 2x activation scratch and about 1.5x the \
              instructions of int8 activations on a Cortex-M4 (docs/ACCURACY.md)",
             if opts.activations == Activations::Int16 {
                 "--activations int16".to_string()
@@ -1000,8 +1000,8 @@ const INPUT16_HEADROOM: f64 = 4.0;
 /// sample beyond 4× the calibrated maximum is not rare: at 4× the tuning cases
 /// `v2_32to64_24_heavy_s1` and `mlp_32to64_12_heavy_s1` had 11 and 1 of 1000 fresh samples over
 /// the 0.1 bound (worst 0.57 and 0.33, one saturated outlier token), at 16× none (worst 0.0089
-/// and 0.0112); the typical error rises from 0.006 to 0.008–0.010, MobileVLM V2's real size from
-/// 0.0064 to 0.0103 (docs/ACCURACY.md, "Extra seeds").
+/// and 0.0112); the typical error rises from 0.006 to 0.008–0.010. Less where a wide Linear's
+/// budget saturates the activation early (`graph::headroom16`; docs/ACCURACY.md, "Extra seeds").
 const A16_HEADROOM: f64 = 16.0;
 /// Half-width of the 16-bit GELU table's real interval (`[-6, 6]`; outside it GELU is 0 or the
 /// identity to within 6·Φ(−6) ≈ 6·10⁻⁹).

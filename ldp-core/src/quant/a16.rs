@@ -5,9 +5,9 @@
 //! **Why.** V2 has no LayerNorm, so heavy-tailed inputs (MobileVLM's CLIP features, the
 //! issue's Student-t(3) inputs with outlier channels) keep their tails all the way to the
 //! output, and a static int8 range must either clip an unseen extreme or waste resolution on
-//! it. With 16-bit activations the quantizer leaves 16× headroom over the calibrated range and
-//! still has 4–16× finer steps than int8 (up to 2^14/16 steps over the calibrated range, fewer
-//! where a wide Linear's accumulator budget saturates its input earlier). `ldp-quant` picks this variant for V2 when the
+//! it. With 16-bit activations the quantizer leaves 16× headroom over the calibrated range
+//! (2^11 steps over it; 4–8× where a wide Linear's accumulator budget saturates its input early,
+//! keeping at least 2^10 steps) and still has 4–8× finer steps than int8. `ldp-quant` picks this variant for V2 when the
 //! calibration inputs are heavy-tailed (`--activations auto`, the default); weights stay int8
 //! per output channel, so the blob is the size of the int8 one.
 //!

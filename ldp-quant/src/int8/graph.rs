@@ -569,8 +569,8 @@ fn qmax16(k: usize) -> i32 {
     ((PRODUCT_BUDGET / (127 * k.max(1) as i64)) as i32).clamp(1, MAX16)
 }
 
-/// The symmetric 16-bit quantization of activation `n` saturated at `q`:
-/// [`super::A16_HEADROOM`]× its calibrated absolute maximum at `q`.
+/// The symmetric 16-bit quantization of activation `n` saturated at `q`: [`headroom16`]`(q)`×
+/// its calibrated absolute maximum at `q`.
 fn qp16(r: &Ranges, n: &str, q: i32) -> anyhow::Result<QP> {
     let o = r
         .obs
@@ -578,9 +578,17 @@ fn qp16(r: &Ranges, n: &str, q: i32) -> anyhow::Result<QP> {
         .with_context(|| format!("internal: no range for `{n}`"))?;
     let amax = (o.min.abs().max(o.max.abs()) as f64).max(1e-6);
     Ok(QP {
-        scale: (super::A16_HEADROOM * amax / q as f64) as f32,
+        scale: (headroom16(q) * amax / q as f64) as f32,
         zero: 0,
     })
+}
+
+/// The headroom of a 16-bit activation saturated at `q` over its calibrated absolute maximum:
+/// [`super::A16_HEADROOM`] (16×) where that leaves at least 2^10 steps over the calibrated range,
+/// less (down to [`super::INPUT16_HEADROOM`], 4×) where a wide Linear's accumulator budget
+/// saturates its input early (`q < 2^14`: MobileVLM's 1024- and 2048-wide inputs get 8× and 4×).
+fn headroom16(q: i32) -> f64 {
+    (q as f64 / 1024.0).clamp(super::INPUT16_HEADROOM, super::A16_HEADROOM)
 }
 
 /// A 16-bit GELU's 513-entry table (clamped to `±q`) and its parameters: position multiplier
@@ -602,7 +610,7 @@ fn gelu16_table(pre: QP, out: QP, q: i32) -> (Vec<i16>, [i32; 4]) {
 }
 
 /// The 16-bit-activation blob of a node list (`ldp_core::graph::a16`) in `form`: symmetric
-/// `i16` activations at [`super::A16_HEADROOM`]× the calibration set's absolute maximum,
+/// `i16` activations at [`headroom16`]× the calibration set's absolute maximum,
 /// saturated where a Linear reads them so that `K·127·Q ≤ 2^30`, int8 weights as in the int8
 /// path, each GELU a 513-entry table interpolated in 1/128 steps.
 /// - [`Form16::PerNode`] (token-wise graphs: `mlp2x-gelu`): each node's output is saturated for
