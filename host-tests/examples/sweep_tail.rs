@@ -1,40 +1,19 @@
-//! The per-sample error distribution of one sweep case at the defaults: quantizes it on its
+//! The per-sample error distribution of one sweep case (at the defaults, or with `sweep_probe`'s
+//! options after `N`): quantizes it on its
 //! calibration samples, runs `N` *fresh* inputs (drawn by the same generator after the committed
 //! ones) and prints the relative L2 error of each against the f32 model, sorted, with its
 //! percentiles and how many are over the case's bound. The committed held-out error pools one or
 //! two samples; this shows the tail a single new sample can land in.
 //!
-//! `cargo run --release -p host-tests --example sweep_tail -- CASE [N] [mse|minmax|percentile] [auto|on|off]` (`LDP_SWEEP_DIR` selects
-//! a directory of extra seeds, see `tools/golden/gen_sweep.py --seeds`).
+//! `cargo run --release -p host-tests --example sweep_tail -- CASE [N] [OPTIONS…]`
+//! (`LDP_SWEEP_DIR` selects a directory of extra seeds, see `tools/golden/gen_sweep.py --seeds`).
 
 use host_tests::sweep;
-use ldp_quant::quantize::{CalibMethod, Int8Options, RangeSearch};
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let name = a
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("usage: sweep_tail CASE [N]"))?;
-    let n: usize = a.get(1).map_or(Ok(32), |s| s.parse())?;
-    let case = sweep::cases()
-        .into_iter()
-        .find(|c| &c.name == name)
-        .ok_or_else(|| anyhow::anyhow!("no sweep case {name}"))?;
-    let mut o = Int8Options::default();
-    if let Some(m) = a.get(2) {
-        o.calib_method = match m.as_str() {
-            "minmax" => CalibMethod::Minmax,
-            "percentile" => CalibMethod::Percentile,
-            _ => CalibMethod::Mse,
-        };
-    }
-    if let Some(m) = a.get(3) {
-        o.range_search = match m.as_str() {
-            "on" => RangeSearch::On,
-            "off" => RangeSearch::Off,
-            _ => RangeSearch::Auto,
-        };
-    }
+    let (case, n) = sweep::case_and_count(&a, "sweep_tail CASE [N] [OPTIONS…]", 32)?;
+    let o = sweep::int8_options(a.get(2..).unwrap_or_default());
     let l = sweep::load(&case);
     let mut e = sweep::fresh_stats(&case, &l, &o, n)?.each;
     e.sort_by(f64::total_cmp);

@@ -11,16 +11,12 @@ use ldp_quant::quantize::Int8Options;
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
-    let name = a
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("usage: sweep_tune CASE [N]"))?;
-    let n: usize = a.get(1).map_or(Ok(16), |s| s.parse())?;
-    let case = sweep::cases()
-        .into_iter()
-        .find(|c| &c.name == name)
-        .ok_or_else(|| anyhow::anyhow!("no sweep case {name}"))?;
+    let (case, n) = sweep::case_and_count(&a, "sweep_tune CASE [N]", 16)?;
     if case.split != "tuning" {
-        anyhow::bail!("{name} is a held-out case: defaults are chosen on the tuning half only");
+        anyhow::bail!(
+            "{} is a held-out case: defaults are chosen on the tuning half only",
+            case.name
+        );
     }
     let l = sweep::load(&case);
     let committed = sweep::int8_error(&case, &l, &Int8Options::default())?;

@@ -58,6 +58,53 @@ fn student_t3(key: u64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The case named by the first of `args` and the count `N` in the second (default `n`), for
+/// the examples' `CASE [N]` command lines.
+pub fn case_and_count(args: &[String], usage: &str, n: usize) -> anyhow::Result<(Case, usize)> {
+    let name = args
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("usage: {usage}"))?;
+    let n: usize = args.get(1).map_or(Ok(n), |s| s.parse())?;
+    let case = cases()
+        .into_iter()
+        .find(|c| &c.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no sweep case {name}"))?;
+    Ok((case, n))
+}
+
+/// int8 options from positional words (the examples' command lines), each optional:
+/// `[mse|minmax|percentile] [auto|on|off] [auto|per-tensor|per-channel|int16] [auto|int8|int16]`
+/// — calibration method, range search, input quantization, activation width; anything else
+/// keeps the default.
+pub fn int8_options(words: &[String]) -> ldp_quant::quantize::Int8Options {
+    use ldp_quant::int8::InputQuant;
+    use ldp_quant::quantize::{Activations, CalibMethod, RangeSearch};
+    let mut o = ldp_quant::quantize::Int8Options::default();
+    let w = |i: usize| words.get(i).map(String::as_str);
+    o.calib_method = match w(0) {
+        Some("minmax") => CalibMethod::Minmax,
+        Some("percentile") => CalibMethod::Percentile,
+        _ => CalibMethod::Mse,
+    };
+    o.range_search = match w(1) {
+        Some("on") => RangeSearch::On,
+        Some("off") => RangeSearch::Off,
+        _ => RangeSearch::Auto,
+    };
+    o.input_quant = match w(2) {
+        Some("per-channel") => InputQuant::PerChannel,
+        Some("per-tensor") => InputQuant::PerTensor,
+        Some("int16") => InputQuant::Int16,
+        _ => InputQuant::Auto,
+    };
+    o.activations = match w(3) {
+        Some("int8") => Activations::Int8,
+        Some("int16") => Activations::Int16,
+        _ => Activations::Auto,
+    };
+    o
+}
+
 /// The sweep's directory: `golden/sweep/`, or `LDP_SWEEP_DIR` when set (manual runs on extra
 /// seeds written by `gen_sweep.py --seeds A:B --out DIR`; CI leaves it unset).
 pub fn sweep_dir() -> std::path::PathBuf {
