@@ -11,10 +11,7 @@ fn main() -> anyhow::Result<()> {
     let (Some(name), Some(dir)) = (a.first(), a.get(1)) else {
         anyhow::bail!("usage: sweep_dump CASE DIR");
     };
-    let case = sweep::cases()
-        .into_iter()
-        .find(|c| &c.name == name)
-        .ok_or_else(|| anyhow::anyhow!("no sweep case {name}"))?;
+    let case = sweep::case_named(name)?;
     let dir = std::path::Path::new(dir);
     std::fs::create_dir_all(dir)?;
     std::fs::write(

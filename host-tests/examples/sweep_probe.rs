@@ -8,10 +8,7 @@ use host_tests::sweep;
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let name = a.first().expect("case name");
-    let case = sweep::cases()
-        .into_iter()
-        .find(|c| &c.name == name)
-        .expect("no such case");
+    let case = sweep::case_named(name).expect("no such case");
     let o = sweep::int8_options(&a[1..]);
     let l = sweep::load(&case);
     let e = sweep::int8_error(&case, &l, &o).expect("quantize");

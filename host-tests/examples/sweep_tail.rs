@@ -1,7 +1,6 @@
 //! The per-sample error distribution of one sweep case (at the defaults, or with `sweep_probe`'s
-//! options after `N`): quantizes it on its
-//! calibration samples, runs `N` *fresh* inputs (drawn by the same generator after the committed
-//! ones) and prints the relative L2 error of each against the f32 model, sorted, with its
+//! options after `N`): quantizes it on its calibration samples, runs `N` *fresh* inputs (drawn
+//! by the same generator after the committed ones) and prints the relative L2 error of each against the f32 model, sorted, with its
 //! percentiles and how many are over the case's bound. The committed held-out error pools one or
 //! two samples; this shows the tail a single new sample can land in.
 //!
@@ -13,6 +12,9 @@ use host_tests::sweep;
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let (case, n) = sweep::case_and_count(&a, "sweep_tail CASE [N] [OPTIONS…]", 32)?;
+    if n == 0 {
+        anyhow::bail!("N must be at least 1");
+    }
     let o = sweep::int8_options(a.get(2..).unwrap_or_default());
     let l = sweep::load(&case);
     let mut e = sweep::fresh_stats(&case, &l, &o, n)?.each;

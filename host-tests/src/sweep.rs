@@ -65,11 +65,15 @@ pub fn case_and_count(args: &[String], usage: &str, n: usize) -> anyhow::Result<
         .first()
         .ok_or_else(|| anyhow::anyhow!("usage: {usage}"))?;
     let n: usize = args.get(1).map_or(Ok(n), |s| s.parse())?;
-    let case = cases()
+    Ok((case_named(name)?, n))
+}
+
+/// The sweep case called `name`.
+pub fn case_named(name: &str) -> anyhow::Result<Case> {
+    cases()
         .into_iter()
-        .find(|c| &c.name == name)
-        .ok_or_else(|| anyhow::anyhow!("no sweep case {name}"))?;
-    Ok((case, n))
+        .find(|c| c.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no sweep case {name}"))
 }
 
 /// int8 options from positional words (the examples' command lines), each optional:
@@ -108,10 +112,16 @@ pub fn int8_options(words: &[String]) -> ldp_quant::quantize::Int8Options {
 /// The sweep's directory: `golden/sweep/`, or `LDP_SWEEP_DIR` when set (manual runs on extra
 /// seeds written by `gen_sweep.py --seeds A:B --out DIR`; CI leaves it unset).
 pub fn sweep_dir() -> std::path::PathBuf {
-    match std::env::var_os("LDP_SWEEP_DIR").filter(|s| !s.is_empty()) {
+    match extra_dir() {
         Some(d) => std::path::PathBuf::from(d),
         None => crate::golden_dir().join("sweep"),
     }
+}
+
+/// `LDP_SWEEP_DIR` when it is set and not empty: the cases are extra seeds, not the committed
+/// sweep.
+pub fn extra_dir() -> Option<std::ffi::OsString> {
+    std::env::var_os("LDP_SWEEP_DIR").filter(|s| !s.is_empty())
 }
 
 /// One sweep case, from `index.json`.

@@ -111,7 +111,7 @@ fn run(select: impl Fn(&Case) -> bool) {
     // The peer: onnxruntime's best static int8 method on the same case (tools/bench/ort_sweep.py,
     // committed in docs/ort_sweep.tsv; the best of MinMax/Percentile/Entropy picked on the
     // held-out samples, so it flatters onnxruntime).
-    if std::env::var_os("LDP_SWEEP_DIR").is_some_and(|d| !d.is_empty()) {
+    if sweep::extra_dir().is_some() {
         // Extra seeds (a manual run): onnxruntime was not run on them.
         println!("SWEEP-PEER skipped: LDP_SWEEP_DIR cases are not in docs/ort_sweep.tsv");
         return;

@@ -7,8 +7,8 @@
 //! output, and a static int8 range must either clip an unseen extreme or waste resolution on
 //! it. With 16-bit activations the quantizer leaves 16× headroom over the calibrated range
 //! (2^11 steps over it; 4–8× where a wide Linear's accumulator budget saturates its input early,
-//! keeping at least 2^10 steps) and still has 4–8× finer steps than int8. `ldp-quant` picks this variant for V2 when the
-//! calibration inputs are heavy-tailed (`--activations auto`, the default); weights stay int8
+//! keeping at least 2^10 steps) and still has 4–8× finer steps than int8. `ldp-quant` picks
+//! this variant for V2 when the calibration inputs are heavy-tailed (`--activations auto`, the default); weights stay int8
 //! per output channel, so the blob is the size of the int8 one.
 //!
 //! **The scheme** (all integer, the determinism rule of [`super::fixed`]):
