@@ -816,7 +816,9 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
         let (nodes, d) = graph::dag(m.config()).context("internal: not a graph")?;
         // Token-wise graphs keep their saturations per node, V2 its appended form.
         let form = match m.config() {
-            ModelConfig::Graph(_) => ldp_core::graph::a16::Form16::PerNode,
+            ModelConfig::Graph(_) | ModelConfig::MobileVlmV1(_) => {
+                ldp_core::graph::a16::Form16::PerNode
+            }
             _ => ldp_core::graph::a16::Form16::Appended,
         };
         return graph::quantize_a16(m, &r, nodes, d, form);
@@ -958,6 +960,7 @@ fn use_a16(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Resu
         m.config(),
         ModelConfig::MobileVlmV2(_) | ModelConfig::Graph(_)
     );
+    let v1 = matches!(m.config(), ModelConfig::MobileVlmV1(_));
     let per_ch = opts.input_quant == InputQuant::PerChannel;
     // An explicit 16-bit input (`ldp`, V1 and the graphs) keeps int8 activations.
     let x16 = opts.input_quant == InputQuant::Int16;
@@ -965,9 +968,9 @@ fn use_a16(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow::Resu
         Activations::Int8 => Ok(false),
         Activations::Auto if x16 => Ok(false),
         Activations::Int16 => {
-            if !v2 {
+            if !(v2 || v1) {
                 bail!(
-                    "--activations int16 exists for mobilevlm-v2 and mlp2x-gelu only (this model is {}); use --activations int8, \
+                    "--activations int16 exists for mobilevlm-v1, mobilevlm-v2 and mlp2x-gelu only (this model is {}); use --activations int8, \
                      and --input-quant int16 for a 16-bit input (heavy-tailed inputs)",
                     m.config().arch().name()
                 );

@@ -232,11 +232,11 @@ impl<'a> Model<'a> {
         }
         let graph = crate::graph::graph_of(header.arch).is_some();
         if header.flags & FLAG_ACT16 != 0
-            && (!(header.arch == Arch::MobileVlmV2 || graph)
+            && (!(header.arch == Arch::MobileVlmV2 || header.arch == Arch::MobileVlmV1 || graph)
                 || header.flags & FLAG_PER_CHANNEL_INPUT != 0)
         {
             return Err(BlobError::BadHeader(
-                "16-bit activations (flag bit 1) exist for MobileVLM V2 and mlp2x-gelu with a per-tensor input only",
+                "16-bit activations (flag bit 1) exist for MobileVLM V1, V2 and mlp2x-gelu with a per-tensor input only",
             ));
         }
         if graph && header.flags != 0 && header.flags != FLAG_INPUT16 && header.flags != FLAG_ACT16

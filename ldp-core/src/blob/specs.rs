@@ -23,7 +23,7 @@ pub enum Dim {
 
 /// Header flag bit 0: the int8 model input is quantized per channel.
 pub const FLAG_PER_CHANNEL_INPUT: u16 = 1;
-/// Header flag bit 1: an int8 MobileVLM V2 or graph-architecture blob with 16-bit activations
+/// Header flag bit 1: an int8 MobileVLM V1, V2 or graph-architecture blob with 16-bit activations
 /// ([`crate::quant::a16`], [`crate::graph::a16`]; not combined with another bit).
 pub const FLAG_ACT16: u16 = 2;
 /// Header flag bit 2: an int8 `ldp`, MobileVLM V1 or graph-architecture blob whose model input
@@ -137,6 +137,9 @@ pub fn specs_flags(arch: Arch, dtype: DType, flags: u16) -> &'static [TensorSpec
     };
     match dtype {
         DType::F32 | DType::F16 => g.float,
+        // MobileVLM V1's 16-bit activations (`ldp` has none: its tensor table of such a header
+        // is the int8 one, and the header check refuses the flag).
+        DType::Int8 if flags & FLAG_ACT16 != 0 && arch == Arch::MobileVlmV1 => g.int8_a16,
         DType::Int8 if flags & FLAG_INPUT16 != 0 => g.int8_x16,
         DType::Int8 => g.int8,
     }

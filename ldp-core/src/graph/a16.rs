@@ -15,7 +15,7 @@
 //! The f32 boundary and the scratch sizes are [`crate::quant::a16`]'s, which dispatches here.
 
 use super::checks::MetaChecks;
-use super::plan::{input_shape, plan, Around, Dims, Place, Scheme};
+use super::plan::{input_shape, plan, Around, Dims, Place, Plan, Scheme};
 use super::{meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::{check_len, Error};
@@ -23,6 +23,8 @@ use crate::quant::a16::{
     dequantize16, gelu16_inplace, is_a16, pointwise16, quantize16, Gelu16, MAX16, PRODUCT_BUDGET,
 };
 use crate::quant::graph::{idx, trace, Params};
+use crate::kernels::norm::a16::{layer_norm16_inplace, Hswish16, Norm16};
+use crate::kernels::se::a16::{se16_tmp_len, squeeze_excite16, Se16};
 use crate::quant::kernels::MAX_BIAS_SHIFT;
 use crate::quant::Trace;
 
@@ -46,59 +48,187 @@ fn within_budget(k: usize, q: i32) -> bool {
     (1..=MAX16).contains(&q) && (k as i64).saturating_mul(127 * q as i64) <= PRODUCT_BUDGET
 }
 
+/// The width of the products of node `j` when it reads a 16-bit value — a Linear's input width,
+/// a squeeze-excitation's channels (its `fc1` reads their means) —, or `None` where the products
+/// need no budget (a depthwise conv sums 9, a LayerNorm and a pool none).
+const fn budget_of(nodes: &[Node], j: usize, d: Dims) -> Option<usize> {
+    match nodes[j].op {
+        Op::Linear { .. } => Some(nodes[j].widths(d.c_in, d.c_out).0),
+        Op::SqueezeExcite { .. } => Some(d.c_out),
+        _ => None,
+    }
+}
+
+/// The narrowest accumulator budget among the readers of value `v` (the model input or a node's
+/// value) in plan `pl`: its saturation `Q` must keep `width · 127 · Q ≤ 2^30`. `None` when no
+/// Linear or squeeze-excitation reads it (a residual addition reads without a budget).
+pub fn reader_width(nodes: &[Node], d: Dims, pl: &Plan, v: Resolved) -> Option<usize> {
+    let mut w: Option<usize> = None;
+    for j in 0..nodes.len() {
+        if pl.input[j] == v {
+            if let Some(b) = budget_of(nodes, j, d) {
+                w = Some(match w {
+                    Some(x) if x < b => x,
+                    _ => b,
+                });
+            }
+        }
+    }
+    w
+}
+
+/// Whether node `i` saturates its value to its `quant.meta` `out` entry ([`Form16::PerNode`]):
+/// a Linear, LayerNorm or squeeze-excitation without a residual addition. A depthwise conv, a
+/// pool or an addition saturates at 32767 only.
+pub const fn saturates(nodes: &[Node], i: usize) -> bool {
+    matches!(
+        nodes[i].op,
+        Op::Linear { .. } | Op::LayerNorm { .. } | Op::SqueezeExcite { .. }
+    ) && nodes[i].residual().is_none()
+}
+
 /// Semantic checks of a graph blob with 16-bit activations (see the module docs for the
-/// meanings): saturations in `1..=32767` within the accumulator budget of the node that reads
-/// them, zero `pre` entries, finite non-negative scales, conv shifts in `1..=62` with bias
-/// shifts up to 14, and GELU shifts in `1..=62` with non-negative multipliers.
+/// meanings); [`validate_nodes`] on the configuration's nodes.
 pub(crate) fn validate(
     m: &Model<'_>,
     cfg: &GraphConfig,
     meta_v: &[i32],
     scales: &[f32],
 ) -> Result<(), BlobError> {
+    validate_nodes(m, cfg.nodes(), cfg.dims(), meta_v, scales)
+}
+
+/// Semantic checks of a [`Form16::PerNode`] blob of node list `nodes` (graph architectures,
+/// MobileVLM V1): every saturation in `1..=32767`; every value a Linear or squeeze-excitation
+/// reads saturated within that reader's accumulator budget ([`reader_width`]; a value its node
+/// does not saturate counts as 32767); zero `pre` entries where they are not the output's;
+/// finite non-negative scales; conv shifts in `1..=62` with bias shifts up to 14; LayerNorm,
+/// addition and GELU shifts in `1..=62` with non-negative multipliers and epsilons; Hardswish
+/// parameters within [`Hswish16::valid`]; a squeeze-excitation's hidden saturation within
+/// `fc2`'s budget and its gate-input zero point 0.
+pub(crate) fn validate_nodes(
+    m: &Model<'_>,
+    nodes: &[Node],
+    d: Dims,
+    meta_v: &[i32],
+    scales: &[f32],
+) -> Result<(), BlobError> {
     let bad = BlobError::BadTable;
+    let pl = plan(nodes, d, Scheme::Int16).map_err(bad)?;
     let c = MetaChecks::new(meta_v, scales);
     let (at, scale_ok) = (|i| c.at(i), |i| c.scale_ok(i));
-    let nodes = cfg.nodes();
-    if !within_budget(cfg.c_in, at(meta::Z_X)?) || !scale_ok(meta::Z_X) {
-        return Err(bad(
-            "the 16-bit input's saturation is outside 1..=32767 or over the accumulator budget",
-        ));
-    }
-    for (i, nd) in nodes.iter().enumerate() {
-        let q = at(meta::out(i))?;
-        let ok = match nodes.get(i + 1) {
-            Some(next) => within_budget(next.widths(cfg.c_in, cfg.c_out).0, q),
-            None => (1..=MAX16).contains(&q),
-        };
+    let sat = |i: usize, v: Resolved, own: bool| -> Result<(), BlobError> {
+        let q = at(i)?;
+        let eff = if own { q } else { MAX16 };
+        let ok = (1..=MAX16).contains(&q)
+            && match reader_width(nodes, d, &pl, v) {
+                Some(w) => within_budget(w, eff),
+                None => true,
+            };
         if !ok {
             return Err(bad(
-                "a 16-bit activation's saturation is outside 1..=32767 or over the accumulator budget",
+                "a 16-bit activation's saturation is outside 1..=32767 or over the accumulator budget of a Linear or squeeze-excitation that reads it",
             ));
         }
-        if at(meta::pre(i))? != 0 {
-            return Err(bad("a 16-bit activation has a zero point"));
-        }
-        if !scale_ok(meta::pre(i)) || !scale_ok(meta::out(i)) {
+        if !scale_ok(i) {
             return Err(bad("an activation scale is not finite and non-negative"));
         }
-        c.conv_word(meta::shift(i), MAX_BIAS_SHIFT - 1, BIAS14)?;
-        if nd.act() == Act::Gelu {
-            let g = m
-                .find(nd.name, ".gelu16")
-                .and_then(|k| m.i32s(k).ok())
-                .ok_or(bad("a GELU node without its gelu16 parameters"))?;
-            let [pm, ps, im, is] = g else {
-                return Err(bad("gelu16 parameters are not 4 values"));
-            };
-            if !(1..=62).contains(ps) || !(1..=62).contains(is) || *pm < 0 || *im < 0 {
-                return Err(bad(
-                    "a GELU table's shifts are outside 1..=62 or a multiplier is negative",
-                ));
+        Ok(())
+    };
+    let zero = |i: usize| {
+        c.zero(
+            i,
+            0..=0,
+            "an activation zero point is outside -128..=127 (int8) or not 0 (16-bit)",
+        )
+    };
+    let conv_word = |i: usize| c.conv_word(i, MAX_BIAS_SHIFT - 1, BIAS14);
+    sat(meta::Z_X, Resolved::Input, true)?;
+    for (i, nd) in nodes.iter().enumerate() {
+        let mi = meta::node(nodes, i);
+        let own = saturates(nodes, i);
+        // The `pre` entry, where it is not the output's: 0 (a GELU's or Hardswish's input).
+        let pre_zero = || if mi.pre != mi.out { zero(mi.pre) } else { Ok(()) };
+        match nd.op {
+            Op::Linear { .. } => {
+                conv_word(mi.shift)?;
+                pre_zero()?;
+                sat(mi.out, Resolved::Node(i), own)?;
+                if nd.act() == Act::Gelu {
+                    let g = m
+                        .find(nd.table_name(), ".gelu16")
+                        .and_then(|k| m.i32s(k).ok())
+                        .ok_or(bad("a GELU node without its gelu16 parameters"))?;
+                    let [pm, ps, im, is] = g else {
+                        return Err(bad("gelu16 parameters are not 4 values"));
+                    };
+                    if !(1..=62).contains(ps) || !(1..=62).contains(is) || *pm < 0 || *im < 0 {
+                        return Err(bad(
+                            "a GELU table's shifts are outside 1..=62 or a multiplier is negative",
+                        ));
+                    }
+                }
             }
+            Op::Depthwise { .. } => {
+                conv_word(mi.shift)?;
+                sat(mi.out, Resolved::Node(i), own)?;
+            }
+            Op::LayerNorm { act, .. } => {
+                c.shift(mi.shift)?;
+                c.nonneg(mi.eps)?;
+                pre_zero()?;
+                sat(mi.out, Resolved::Node(i), own)?;
+                match act {
+                    Act::Hardswish => {
+                        hswish16(m, nd).map_err(|_| {
+                            bad("a 16-bit Hardswish without valid hswish16 parameters")
+                        })?;
+                    }
+                    Act::None => {}
+                    Act::Gelu => return Err(bad("a 16-bit LayerNorm with GELU")),
+                }
+            }
+            Op::SqueezeExcite { .. } => {
+                conv_word(mi.shift)?;
+                if !within_budget(d.squeeze, at(mi.pre)?) || !scale_ok(mi.pre) {
+                    return Err(bad(
+                        "a squeeze-excitation's hidden saturation is outside 1..=32767 or over fc2's accumulator budget",
+                    ));
+                }
+                conv_word(mi.se)?;
+                zero(mi.se + 1)?;
+                c.nonneg(mi.se + 2)?;
+                c.shift(mi.se + 3)?;
+                sat(mi.out, Resolved::Node(i), own)?;
+            }
+            Op::Pool { .. } => {}
+            Op::Resize { .. } => {
+                return Err(bad("16-bit activations do not cover resize nodes"));
+            }
+        }
+        if nd.residual().is_some() {
+            c.add(mi.add, zero)?;
         }
     }
     Ok(())
+}
+
+/// The 16-bit Hardswish parameters of LayerNorm node `nd` (`table.hswish16`: three, multiplier,
+/// shift), checked.
+fn hswish16(m: &Model<'_>, nd: &Node) -> Result<Hswish16, Error> {
+    let h = m.i32s(idx(m, nd.table_name(), ".hswish16")?)?;
+    check_len("hswish16 parameters", h, 3)?;
+    let h = Hswish16 {
+        three: h[0],
+        mult: h[1],
+        shift: h[2],
+    };
+    if !h.valid() {
+        return Err(Error::InvalidConfig(
+            "16-bit Hardswish parameters out of range",
+        ));
+    }
+    Ok(h)
 }
 
 /// Semantic checks of a 16-bit blob of node list `nodes` in the appended form ([`appended`];
@@ -167,18 +297,32 @@ pub(crate) fn validate_appended(
     Ok(())
 }
 
-fn graph_config(m: &Model<'_>) -> Result<GraphConfig, Error> {
+/// The node list and sizes of a [`Form16::PerNode`] blob: a graph architecture's, or MobileVLM
+/// V1's.
+fn per_node(m: &Model<'_>) -> Result<(&'static [Node], Dims, usize), Error> {
+    if !is_a16(m) {
+        return Err(Error::Unsupported("not a blob with 16-bit activations"));
+    }
     match m.config() {
-        ModelConfig::Graph(c) if is_a16(m) => Ok(c),
+        ModelConfig::Graph(c) => {
+            c.validate()?;
+            Ok((c.nodes(), c.dims(), c.input_len()))
+        }
+        ModelConfig::MobileVlmV1(c) => Ok((
+            super::mobilevlm_v1::NODES,
+            c.dims(),
+            c.input_len(),
+        )),
         _ => Err(Error::Unsupported(
-            "not a graph blob with 16-bit activations",
+            "not a graph or MobileVLM V1 blob with 16-bit activations",
         )),
     }
 }
 
-/// The integer forward pass of a graph blob with 16-bit activations: `i16` input (quantized as
-/// [`quantize_input16`] does) to `i16` output. `scratch` needs [`scratch_bytes_i16`] bytes,
-/// 2-byte aligned. `trace` sees every node's name and output scale (with empty data).
+/// The integer forward pass of a graph or MobileVLM V1 blob with 16-bit activations: `i16`
+/// input (quantized as [`quantize_input16`] does) to `i16` output. `scratch` needs
+/// [`crate::quant::a16::scratch_bytes_i16`] bytes, 2-byte aligned. `trace` sees every node's
+/// name and output scale (with empty data).
 pub fn forward_i16(
     m: &Model<'_>,
     x: &[i16],
@@ -186,35 +330,26 @@ pub fn forward_i16(
     scratch: &mut [u8],
     t: Trace<'_>,
 ) -> Result<(), Error> {
-    let cfg = graph_config(m)?;
-    cfg.validate()?;
-    forward_nodes16(
-        m,
-        cfg.nodes(),
-        cfg.dims(),
-        Form16::PerNode,
-        x,
-        y,
-        scratch,
-        t,
-    )
+    let (nodes, d, _) = per_node(m)?;
+    forward_nodes16(m, nodes, d, Form16::PerNode, x, y, scratch, t)
 }
 
-/// Quantizes a channels-last f32 input as a graph blob with 16-bit activations expects.
+/// Quantizes a channels-last f32 input as a graph or MobileVLM V1 blob with 16-bit activations
+/// expects.
 pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
-    let cfg = graph_config(m)?;
+    let (_, _, n) = per_node(m)?;
     let p = Params::new(m)?;
     let scale = m.f32s(idx(m, "input.scale", "")?)?;
     check_len("input scale", scale, 1)?;
-    check_len("input", x, cfg.input_len())?;
+    check_len("input", x, n)?;
     quantize16(x, scale[0], p.z(meta::Z_X), xq)
 }
 
 /// Dequantizes the 16-bit output.
 pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(), Error> {
-    let cfg = graph_config(m)?;
+    let (nodes, _, _) = per_node(m)?;
     let p = Params::new(m)?;
-    dequantize16(yq, p.s(meta::output(cfg.nodes())), y)
+    dequantize16(yq, p.s(meta::output(nodes)), y)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,6 +428,7 @@ pub(crate) fn forward_nodes16(
     check_len("16-bit input", x, input_shape(d).elems())?;
     check_len("16-bit output", y, pl.shape[nodes.len() - 1].elems())?;
     pl.fits(scratch.len())?;
+    let (scratch, temp) = scratch[..pl.len].split_at_mut(pl.temp);
     let p = Params::new(m)?;
     let bad = Error::InvalidConfig("graph: a node reads the model output");
     let range = |k: usize| match pl.place[k] {
@@ -320,6 +456,53 @@ pub(crate) fn forward_nodes16(
                 .map_err(|_| Error::Misaligned { what: "scratch" })?,
             None => &mut *y,
         };
+        match nd.op {
+            // In place on the node's own range, which holds its input (the planner made it so).
+            Op::LayerNorm { act, .. } => {
+                let norm = p.norm(nd.name, mi.shift, mi.eps, 0, None)?;
+                let hswish = match act {
+                    Act::Hardswish => Some(hswish16(p.m, nd)?),
+                    Act::None => None,
+                    Act::Gelu => return Err(Error::Unsupported("a 16-bit LayerNorm with GELU")),
+                };
+                let q = Norm16 {
+                    norm,
+                    hswish,
+                    clamp: p.z(mi.out),
+                };
+                layer_norm16_inplace(&mut *out, ys.c, &q)?;
+                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                if let (Some(r), Some(src)) = (nd.residual(), pl.residual[i]) {
+                    add16_inplace(&mut *out, read(src)?, &add_q16(&p, r, &mi))?;
+                    trace(&mut t, r.value, &[], 0, p.s(mi.add + 3));
+                }
+                continue;
+            }
+            Op::SqueezeExcite { .. } => {
+                let conv = |suffix: &str, word: usize| {
+                    crate::quant::conv_q(p.m, idx(p.m, nd.name, suffix)?, p.z(word), 0, 0, None)
+                };
+                let q = Se16 {
+                    fc1: conv(".fc1.weight", mi.shift)?,
+                    fc2: conv(".fc2.weight", mi.se)?,
+                    hid_clamp: p.z(mi.pre),
+                    mult: p.z(mi.se + 2),
+                    shift: p.z(mi.se + 3),
+                    clamp: p.z(mi.out),
+                };
+                let words = se16_tmp_len(d.c_out, d.squeeze);
+                let off = temp.as_ptr().align_offset(4);
+                let tmp: &mut [i32] = temp
+                    .get_mut(off..)
+                    .and_then(|b| b.get_mut(..4 * words))
+                    .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
+                    .ok_or(Error::Misaligned { what: "scratch" })?;
+                squeeze_excite16(&mut *out, ys.c, d.squeeze, &q, tmp)?;
+                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                continue;
+            }
+            _ => {}
+        }
         let xv = read(pl.input[i])?;
         match nd.op {
             Op::Linear { .. } => {
@@ -337,7 +520,7 @@ pub(crate) fn forward_nodes16(
                                 [p.z(g + 1), p.z(g + 2), p.z(g + 3), p.z(g + 4), p.z(g)]
                             }
                             Form16::PerNode => {
-                                let g = p.m.i32s(idx(p.m, nd.name, ".gelu16")?)?;
+                                let g = p.m.i32s(idx(p.m, nd.table_name(), ".gelu16")?)?;
                                 check_len("gelu16 parameters", g, 4)?;
                                 [g[0], g[1], g[2], g[3], sat]
                             }
@@ -381,18 +564,34 @@ pub(crate) fn forward_nodes16(
                 depthwise16(sh, xv, &p.conv(nd.name, mi.shift, 0, 0, None)?, &mut *out)?;
                 trace(&mut t, nd.value, &[], 0, p.s(mi.out));
                 if let (Some(r), Some(src)) = (add, pl.residual[i]) {
-                    let a = mi.add;
-                    let q = p.add(0, 0, a, a + 1, a + 2, a + 3);
-                    add16_inplace(&mut *out, read(src)?, &q)?;
-                    trace(&mut t, r.value, &[], 0, p.s(a + 3));
+                    add16_inplace(&mut *out, read(src)?, &add_q16(&p, r, &mi))?;
+                    trace(&mut t, r.value, &[], 0, p.s(mi.add + 3));
                 }
             }
-            Op::LayerNorm { .. } | Op::Resize { .. } | Op::SqueezeExcite { .. } => {
+            Op::LayerNorm { .. } | Op::SqueezeExcite { .. } => {}
+            Op::Resize { .. } => {
                 return Err(Error::Unsupported(
-                    "16-bit activations do not cover LayerNorm, resize or squeeze-excitation nodes",
+                    "16-bit activations do not cover resize nodes",
                 ))
             }
         }
     }
     Ok(())
+}
+
+/// The 16-bit addition of residual `r` (node entries `mi`): zero points 0, the first operand's
+/// multiplier first in `quant.meta` (the other operand's for [`super::Residual::source_first`]),
+/// as `add16_inplace(op_output, from)` takes it.
+fn add_q16(
+    p: &Params<'_, '_>,
+    r: super::Residual,
+    mi: &meta::NodeMeta,
+) -> crate::quant::kernels::AddQ {
+    let a = mi.add;
+    let (ma, mb) = if r.source_first {
+        (a + 1, a)
+    } else {
+        (a, a + 1)
+    };
+    p.add(0, 0, ma, mb, a + 2, a + 3)
 }

@@ -594,7 +594,11 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
             Op::Linear { .. } => 3,
             Op::Depthwise { .. } => 2 + nd.bias as usize,
             Op::LayerNorm { .. } => 2,
-            Op::SqueezeExcite { .. } => 7,
+            // The 16-bit form has no gate table.
+            Op::SqueezeExcite { .. } => match form {
+                IntForm::Act16 | IntForm::Act16Appended => 6,
+                _ => 7,
+            },
             Op::Resize { .. } => 1,
             Op::Pool { .. } => 0,
         };
@@ -614,8 +618,12 @@ pub const fn int8_len(nodes: &[Node], form: IntForm) -> usize {
 /// `name.bias` (i16, input zero point folded in), `name.mult` (u8) and for a fused GELU
 /// `name.lut` (i8, 256 entries) — with 16-bit activations (`Act16`) `name.lut16` (i16, 513
 /// entries) and `name.gelu16` (i32: position multiplier and shift, identity multiplier and
-/// shift) —, then `quant.scales` (f32) and `quant.meta` (i32) of length `meta_dims`
-/// ([`meta::len`]). `N` must be [`int8_len`]`(nodes, form)`.
+/// shift) —, per LayerNorm `name.gamma`, `name.beta` (i16) and for a fused Hardswish
+/// `table.lut` (i8) — with 16-bit activations `table.hswish16` (i32: three, multiplier, shift;
+/// [`crate::kernels::norm::a16::Hswish16`]) —, per squeeze-excitation both fcs' weight, bias and
+/// mult and the gate table `name.gate.lut` (u8; none with 16-bit activations), then
+/// `quant.scales` (f32) and `quant.meta` (i32) of length `meta_dims` ([`meta::len`]). `N` must
+/// be [`int8_len`]`(nodes, form)`.
 pub const fn int8_specs<const N: usize>(
     nodes: &'static [Node],
     input_q: &'static [Dim],
@@ -663,8 +671,11 @@ pub const fn int8_specs<const N: usize>(
                 out[k + 3] = spec(nd.name, "fc2.weight", I8, CS);
                 out[k + 4] = spec(nd.name, "fc2.bias", I16, VEC);
                 out[k + 5] = spec(nd.name, "fc2.mult", U8, VEC);
-                out[k + 6] = spec(nd.name, "gate.lut", U8, LUT);
-                k += 7;
+                k += 6;
+                if !matches!(form, IntForm::Act16 | IntForm::Act16Appended) {
+                    out[k] = spec(nd.name, "gate.lut", U8, LUT);
+                    k += 1;
+                }
             }
             Op::LayerNorm { .. } => {
                 out[k] = spec(nd.name, "gamma", I16, VEC);
@@ -701,6 +712,15 @@ pub const fn int8_specs<const N: usize>(
                     &[Dim::Lit(4)],
                 );
                 k += 2;
+            }
+            (Act::Hardswish, IntForm::Act16 | IntForm::Act16Appended, _) => {
+                out[k] = spec(
+                    nd.table_name(),
+                    "hswish16",
+                    ElemOf::Fixed(ElemType::I32),
+                    &[Dim::Lit(3)],
+                );
+                k += 1;
             }
             (Act::Gelu | Act::Hardswish, _, _) => {
                 out[k] = spec(nd.table_name(), "lut", I8, LUT);

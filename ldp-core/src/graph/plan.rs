@@ -125,7 +125,7 @@ pub enum Scheme {
     /// LayerNorm writes 16 bits per element; nothing runs in place.
     Int8,
     /// 16-bit-activation executors: units are bytes, two per element, each value rounded up to
-    /// 16; nothing runs in place.
+    /// 16; a LayerNorm runs in place.
     Int16,
 }
 
@@ -157,7 +157,7 @@ const fn units(nodes: &[Node], scheme: Scheme, i: usize, s: Shape) -> usize {
 const fn in_place(nodes: &[Node], scheme: Scheme, i: usize) -> bool {
     matches!(
         (scheme, nodes[i].op),
-        (Scheme::Float, Op::LayerNorm { .. }) | (_, Op::SqueezeExcite { .. })
+        (Scheme::Float | Scheme::Int16, Op::LayerNorm { .. }) | (_, Op::SqueezeExcite { .. })
     )
 }
 

@@ -429,6 +429,16 @@ const fn r16(n: usize) -> usize {
 pub const fn scratch_bytes_i16(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Graph(g) => crate::graph::a16::scratch_bytes_i16(g),
+        ModelConfig::MobileVlmV1(c) => {
+            match crate::graph::plan::plan(
+                crate::graph::mobilevlm_v1::NODES,
+                c.dims(),
+                crate::graph::plan::Scheme::Int16,
+            ) {
+                Ok(p) => p.len,
+                Err(_) => 0,
+            }
+        }
         ModelConfig::MobileVlmV2(c) => {
             let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
             match crate::graph::plan::plan(nodes, c.dims(), crate::graph::plan::Scheme::Int16) {
@@ -468,13 +478,13 @@ pub fn forward_i16(
     scratch: &mut [u8],
     t: super::Trace<'_>,
 ) -> Result<(), Error> {
-    if let ModelConfig::Graph(_) = m.config() {
+    if let ModelConfig::Graph(_) | ModelConfig::MobileVlmV1(_) = m.config() {
         return crate::graph::a16::forward_i16(m, x, y, scratch, t);
     }
     params(m)?;
     let ModelConfig::MobileVlmV2(c) = m.config() else {
         return Err(Error::Unsupported(
-            "16-bit activations exist for MobileVLM V2 and graph architectures only",
+            "16-bit activations exist for MobileVLM V1, V2 and graph architectures only",
         ));
     };
     let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
@@ -492,7 +502,7 @@ pub fn forward_i16(
 
 /// Quantizes a channels-last f32 input as a 16-bit-activation blob expects.
 pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), Error> {
-    if let ModelConfig::Graph(_) = m.config() {
+    if let ModelConfig::Graph(_) | ModelConfig::MobileVlmV1(_) = m.config() {
         return crate::graph::a16::quantize_input16(m, x, xq);
     }
     let p = params(m)?;
@@ -505,7 +515,7 @@ pub fn quantize_input16(m: &Model<'_>, x: &[f32], xq: &mut [i16]) -> Result<(), 
 
 /// Dequantizes the 16-bit output.
 pub fn dequantize_output16(m: &Model<'_>, yq: &[i16], y: &mut [f32]) -> Result<(), Error> {
-    if let ModelConfig::Graph(_) = m.config() {
+    if let ModelConfig::Graph(_) | ModelConfig::MobileVlmV1(_) = m.config() {
         return crate::graph::a16::dequantize_output16(m, yq, y);
     }
     let p = params(m)?;

@@ -124,6 +124,12 @@ pub(crate) fn validate(m: &Model<'_>) -> Result<(), BlobError> {
         ModelConfig::MobileVlmV1(_) => Some(crate::graph::mobilevlm_v1::NODES),
         _ => None,
     };
+    if let (Some(nodes), ModelConfig::MobileVlmV1(c)) = (graph_nodes, m.config()) {
+        if a16::is_a16(m) {
+            crate::graph::a16::validate_nodes(m, nodes, c.dims(), meta, scales)?;
+            return check_input_scale(m);
+        }
+    }
     if let Some(nodes) = graph_nodes {
         crate::graph::int8::validate_nodes(nodes, meta, scales)?;
         check_input_scale(m)?;

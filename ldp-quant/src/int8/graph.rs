@@ -626,7 +626,8 @@ pub(super) fn quantize_a16(
     d: Dims,
     form: Form16,
 ) -> anyhow::Result<Vec<u8>> {
-    use ldp_core::graph::a16::appended;
+    use ldp_core::graph::a16::{appended, reader_width};
+    use ldp_core::kernels::norm::a16::MAX_THREE;
     use ldp_core::quant::a16::MAX16;
     let pl = plan(nodes, d, Scheme::Int16).map_err(|e| anyhow::anyhow!("internal: {e}"))?;
     let qp = |n: &str, q: i32| qp16(r, n, q);
@@ -636,7 +637,10 @@ pub(super) fn quantize_a16(
     });
     // Biases within ±2^29 (|i16| · 2^14), the 16-bit path's accumulator budget.
     o.max_bias_shift = ldp_core::quant::kernels::MAX_BIAS_SHIFT - 1;
-    let qx = qmax16(d.c_in);
+    // A value's saturation: the narrowest budget among the Linears and squeeze-excitations that
+    // read it (32767 when none does).
+    let budget = |v: Resolved| reader_width(nodes, d, &pl, v).map_or(MAX16, qmax16);
+    let qx = budget(Resolved::Input);
     let x = qp("x", qx)?;
     o.t.insert("input.scale".into(), super::f32b(&[x.scale]));
     o.t.insert("input.zero".into(), vec![0u8]);
@@ -663,11 +667,8 @@ pub(super) fn quantize_a16(
             Op::Linear { act, .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
                 let q_out = match form {
-                    // The next node's input budget (a chain of Linears).
-                    Form16::PerNode => match nodes.get(i + 1) {
-                        Some(next) => qmax16(next.widths(d.c_in, d.c_out).0),
-                        None => MAX16,
-                    },
+                    // The budget of the nodes that read it.
+                    Form16::PerNode => budget(Resolved::Node(i)),
                     // A GELU's output feeds the next Linear (through a pool at most): its
                     // saturation keeps that Linear's products within the budget.
                     Form16::Appended if act == Act::Gelu => qmax16(co),
@@ -679,8 +680,20 @@ pub(super) fn quantize_a16(
                     Act::None => (out, nd.value),
                     Act::Hardswish => anyhow::bail!("16-bit activations cover GELU, not Hardswish"),
                 };
-                let bias = fb(r, fix, b, co).context("internal: bias")?;
-                let cv = conv(w, Some(&bias), co, ci, &[inq.scale], &[0], pre.scale, false);
+                let bias = fb(r, fix, b, co);
+                if nd.bias && bias.is_none() {
+                    anyhow::bail!("internal: bias");
+                }
+                let cv = conv(
+                    w,
+                    bias.as_deref(),
+                    co,
+                    ci,
+                    &[inq.scale],
+                    &[0],
+                    pre.scale,
+                    false,
+                );
                 o.conv(nd.name, cv, mi.shift);
                 o.act(mi.pre, pre);
                 o.act(mi.out, out);
@@ -693,7 +706,7 @@ pub(super) fn quantize_a16(
                     match form {
                         Form16::PerNode => {
                             o.t.insert(
-                                format!("{}.gelu16", nd.name),
+                                format!("{}.gelu16", nd.table_name()),
                                 super::i32b(&[pm, ps, im, is]),
                             );
                         }
@@ -722,6 +735,10 @@ pub(super) fn quantize_a16(
                 );
                 o.conv(nd.name, cv, mi.shift);
                 o.act(mi.out, dq);
+                if form == Form16::PerNode {
+                    // Saturated at 32767 only (the checks require no budget of its readers).
+                    o.meta[mi.out] = MAX16;
+                }
                 match (add, pl.residual[i]) {
                     (Some(a), Some(Resolved::Node(k))) => {
                         let sum = qp(a.value, MAX16)?;
@@ -733,8 +750,81 @@ pub(super) fn quantize_a16(
                     _ => anyhow::bail!("internal: a residual from the model input"),
                 }
             }
+            Op::LayerNorm { act, .. } if form == Form16::PerNode => {
+                let (g, b) = norm_tensors(m, nodes, i)?;
+                // Its own saturation; with a residual addition the sum is read instead (at
+                // 32767: only a depthwise conv reads it in V1).
+                let q_out = if nd.residual().is_some() {
+                    MAX16
+                } else {
+                    budget(Resolved::Node(i))
+                };
+                let mut out = qp(nd.value, q_out)?;
+                if act == Act::Hardswish {
+                    // The scale 3/three exactly, so that `v + three` is x + 3 on the grid.
+                    let three = (3.0 / out.scale as f64)
+                        .round()
+                        .clamp(1.0, MAX_THREE as f64) as i32;
+                    out.scale = (3.0 / three as f64) as f32;
+                    let shift = 29 + (2 * three).ilog2() as i32;
+                    let mult = ((1u64 << shift) as f64 / (2 * three) as f64).round() as i32;
+                    o.t.insert(
+                        format!("{}.hswish16", nd.table_name()),
+                        super::i32b(&[three, mult, shift]),
+                    );
+                } else if act == Act::Gelu {
+                    anyhow::bail!("16-bit activations cover a LayerNorm with Hardswish or none");
+                }
+                o.norm(nd.name, super::norm(g, b, inq, out), mi.shift, mi.eps);
+                o.act(mi.pre, out);
+                o.act(mi.out, out);
+                o.meta[mi.out] = q_out;
+                match (nd.residual(), pl.residual[i]) {
+                    (Some(a), Some(Resolved::Node(k))) => {
+                        let sum = qp(a.value, MAX16)?;
+                        let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
+                        if a.source_first {
+                            o.add(res[k], out, sum, ma, mb, sh, zo);
+                        } else {
+                            o.add(out, res[k], sum, ma, mb, sh, zo);
+                        }
+                        sum
+                    }
+                    (None, None) => out,
+                    _ => anyhow::bail!("internal: a residual from the model input"),
+                }
+            }
+            Op::SqueezeExcite { hid, .. } if form == Form16::PerNode => {
+                use ldp_core::kernels::se::a16::{GATE_ONE, GATE_SCALE};
+                let sq = d.squeeze;
+                let q_h = qmax16(sq);
+                let sh = qp(hid, q_h)?;
+                let sg = QP {
+                    scale: GATE_SCALE,
+                    zero: 0,
+                };
+                let q_out = budget(Resolved::Node(i));
+                let se = qp(nd.value, q_out)?;
+                o.act(mi.pre, sh);
+                o.meta[mi.pre] = q_h;
+                o.act(mi.se + 1, sg);
+                o.act(mi.out, se);
+                o.meta[mi.out] = q_out;
+                let (w1, b1) = (tensor(m, nodes, i, 0)?, tensor(m, nodes, i, 1)?);
+                let (w2, b2) = (tensor(m, nodes, i, 2)?, tensor(m, nodes, i, 3)?);
+                let fc1 = conv(w1, Some(b1), sq, co, &[inq.scale], &[0], sh.scale, false);
+                o.conv(&format!("{}.fc1", nd.name), fc1, mi.shift);
+                let fc2 = conv(w2, Some(b2), co, sq, &[sh.scale], &[0], sg.scale, false);
+                o.conv(&format!("{}.fc2", nd.name), fc2, mi.se);
+                let (sm, ss) =
+                    encode_multiplier(inq.scale as f64 / (GATE_ONE as f64 * se.scale as f64));
+                o.meta[mi.se + 2] = sm;
+                o.meta[mi.se + 3] = ss;
+                se
+            }
             Op::LayerNorm { .. } | Op::Resize { .. } | Op::SqueezeExcite { .. } => anyhow::bail!(
-                "16-bit activations do not cover LayerNorm, resize or squeeze-excitation nodes"
+                "16-bit activations in the appended form do not cover LayerNorm, resize or \
+                 squeeze-excitation nodes"
             ),
         };
         res.push(result);

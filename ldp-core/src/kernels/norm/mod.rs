@@ -3,6 +3,7 @@
 //! `y = (x - mean) / sqrt(var + eps) · gamma + beta`, `eps = 1e-5`, as `nn.LayerNorm(C)`
 //! applied to channels-last data (and timm's `LayerNormAct2d(act_layer=None)`).
 
+pub mod a16;
 pub mod int8;
 
 #[cfg(any(ldp_arm_dsp, test))]

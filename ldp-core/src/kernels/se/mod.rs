@@ -2,6 +2,7 @@
 //!
 //! `s = hardsigmoid(fc2(relu(fc1(mean_{h,w}(x)))))`, `x[p][c] *= s[c]`.
 
+pub mod a16;
 pub mod int8;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
