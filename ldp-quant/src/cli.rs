@@ -667,6 +667,9 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
     }
     s.push_str("  activations (zero point, scale) and layer constants (quant.meta):\n");
     let mut wide_at: Vec<usize> = Vec::new();
+    // 16-bit blobs in the per-node form (graphs, V1) keep saturations where int8 keeps the
+    // input's, outputs' and hidden vectors' zero points.
+    let per_node16 = a16 && model.arch() != ldp_core::Arch::MobileVlmV2;
     let (names, conv_shifts): (Vec<String>, Vec<usize>) =
         match ldp_core::graph::definition(model.arch()) {
             // The layout follows the nodes (`ldp_core::graph::meta::node`); V2's 16-bit blobs
@@ -746,8 +749,10 @@ fn int8_params_section(model: &Model<'_>) -> Option<String> {
             } else {
                 ""
             };
+            let sat = per_node16 && matches!(tail, "Z_X" | "Z_OUT" | "Z_HID");
             s.push_str(&format!(
-                "    {name:<30} zero {v:>5}  scale {:.6e}{wide}\n",
+                "    {name:<30} {} {v:>5}  scale {:.6e}{wide}\n",
+                if sat { "sat " } else { "zero" },
                 scales.get(i).copied().unwrap_or(0.0)
             ));
         } else {

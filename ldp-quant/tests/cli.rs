@@ -286,25 +286,49 @@ fn inspect_and_eval() {
         .and_then(|t| t.parse().ok())
         .expect("rel_l2 number");
     assert!(rel > 0.0 && rel < 5e-3, "f16 eval rel L2 {rel}");
-    // int8: the quantization parameters, with the 16-bit LayerNorm inputs labelled.
+    // int8 with int8 activations: the quantization parameters, with the 16-bit LayerNorm
+    // inputs labelled.
     let blob8 = dir.path().join("v1_8.ldp");
-    let o = cmd(&[
-        "convert",
-        "--weights",
-        &p(&g.join("weights.safetensors")),
-        "--grid",
-        "6x6",
-        "--dtype",
-        "int8",
-        "--calib",
-        &p(&g.join("calib.npy")),
-        "-o",
-        &p(&blob8),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let convert8 = |extra: &[&str], out: &Path| {
+        let mut a = vec![
+            "convert".to_string(),
+            "--weights".into(),
+            p(&g.join("weights.safetensors")),
+            "--grid".into(),
+            "6x6".into(),
+            "--dtype".into(),
+            "int8".into(),
+            "--calib".into(),
+            p(&g.join("calib.npy")),
+            "-o".into(),
+            p(out),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = cmd(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let e = convert8(&["--activations", "int8"], &blob8);
+    assert!(e.contains("note: MobileVLM V1 with int8 activations"), "{e}");
     let s = ok(&["inspect", "--model", &p(&blob8)]);
     assert_eq!(s.matches("(16-bit LayerNorm input)").count(), 4, "{s}");
     assert!(s.contains("mb_block.1.block.2.0.Z_OUT"), "{s}");
+    // The default: 16-bit activations, saturations where int8 has zero points.
+    let blob16 = dir.path().join("v1_16.ldp");
+    let e = convert8(&[], &blob16);
+    assert!(e.contains("16-bit activations with int8 weights (chosen: MobileVLM V1's default)"), "{e}");
+    let s = ok(&["inspect", "--model", &p(&blob16)]);
+    assert!(s.contains("16-bit symmetric activations"), "{s}");
+    assert!(s.contains("mb_block.1.hswish.hswish16"), "{s}");
+    assert!(!s.contains("gate.lut"), "{s}");
+    let sat_lines = |tail: &str| {
+        s.lines()
+            .filter(|l| l.contains(tail) && l.contains(" sat "))
+            .count()
+    };
+    assert_eq!(sat_lines(".Z_HID "), 2, "{s}");
+    assert_eq!(sat_lines(".Z_OUT "), 12, "{s}");
     // An f32 blob against its own weights is exact up to rounding.
     let blob32 = dir.path().join("v1_32.ldp");
     convert(&g.join("weights.safetensors"), "6x6", "f32", &blob32);
