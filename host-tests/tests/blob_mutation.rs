@@ -109,6 +109,7 @@ fn blobs() -> Vec<Blob> {
         }
         let cal = calib(cfg, 99 + i as u64);
         let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
+        let v1 = matches!(cfg, ModelConfig::MobileVlmV1(_));
         // Graph architectures (mlp2x-gelu) have a per-tensor int8 or a 16-bit input, or 16-bit
         // activations.
         let graph = matches!(cfg, ModelConfig::Graph(_));
@@ -120,7 +121,9 @@ fn blobs() -> Vec<Blob> {
                 Activations::Int16,
                 "16-bit activations",
             )))
-            .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "16-bit input")));
+            .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "16-bit input")))
+            // MobileVLM V1's default is 16-bit activations: its int8 activations explicitly.
+            .chain(v1.then_some((InputQuant::PerTensor, Activations::Int8, "int8 activations")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
@@ -357,15 +360,16 @@ fn header_lies_with_valid_crc_are_rejected() {
             fix_crc(&mut m);
             let what = format!("{}: flags {flags:#x}", b.name);
             let e = expect_err(&m, &what);
-            // Bit 1 (16-bit activations) exists for int8 MobileVLM V2 blobs (arch 3) and graph
-            // architectures (arch 4, mlp2x-gelu), bit 2 (16-bit input) for the non-V2 int8
-            // blobs, alone; graph architectures have only bits 1 and 2, one at a time.
+            // Bit 1 (16-bit activations) exists for int8 MobileVLM V1 and V2 blobs (arch 2, 3)
+            // and graph architectures (arch 4, mlp2x-gelu), bit 2 (16-bit input) for the non-V2
+            // int8 blobs, alone; graph architectures have only bits 1 and 2, one at a time.
             let v2 = orig[8] == 3;
+            let v1 = orig[8] == 2;
             let graph = orig[8] == 4;
             let valid = if graph {
                 flags == 0 || flags == 2 || flags == 4
             } else {
-                flags <= 1 || (v2 && flags == 2) || (!v2 && flags == 4)
+                flags <= 1 || ((v1 || v2) && flags == 2) || (!v2 && flags == 4)
             };
             if b.int8 && valid {
                 // Toggling the per-channel-input, 16-bit-activation or 16-bit-input bit
@@ -802,12 +806,14 @@ fn write_fuzz_seeds() {
         }
         let cal = calib(cfg, 200 + i as u64);
         let v2 = matches!(cfg, ModelConfig::MobileVlmV2(_));
+        let v1 = matches!(cfg, ModelConfig::MobileVlmV1(_));
         let graph = matches!(cfg, ModelConfig::Graph(_));
         let variants = [(InputQuant::PerTensor, Activations::Auto, "int8_pt")]
             .into_iter()
             .chain((!graph).then_some((InputQuant::PerChannel, Activations::Auto, "int8_pc")))
             .chain((v2 || graph).then_some((InputQuant::PerTensor, Activations::Int16, "int8_a16")))
-            .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "int8_x16")));
+            .chain((!v2).then_some((InputQuant::Int16, Activations::Auto, "int8_x16")))
+            .chain(v1.then_some((InputQuant::PerTensor, Activations::Int8, "int8_a8")));
         for (iq, activations, tag) in variants {
             let opts = Int8Options {
                 calib_method: CalibMethod::Minmax,
