@@ -21,6 +21,11 @@ pub const DEFAULT_CASES: [&str; 4] = [
 /// blob has a 16-bit input (`--input-quant auto`), so every board checks those paths bit for bit.
 pub const INT8_ONLY_CASES: [&str; 2] = ["v2_8to16_h24_heavy", "mlp_32to64_h12_heavy"];
 
+/// Cases embedded once more as int8 with int8 activations (`--activations int8`, blob
+/// `CASE.int8a8.ldp`): MobileVLM V1's int8 default has 16-bit activations, so this keeps its
+/// int8-activation path (row-fused LayerNorm, int8 squeeze-excitation) checked on every board.
+pub const INT8_ACT8_CASES: [&str; 1] = ["v1_32to64_h6"];
+
 /// Relative-L2 bounds of the float dtypes against an f32/f64 reference.
 pub fn float_tolerance(dtype: &str) -> &'static str {
     if dtype == "f16" {
@@ -61,6 +66,7 @@ pub fn convert(
     dtype: &str,
     calib: Option<&Path>,
     out: &Path,
+    extra: &[&str],
 ) -> Result<(), String> {
     let mut cmd = Command::new(lq);
     cmd.arg("convert").arg("--weights").arg(weights);
@@ -68,6 +74,7 @@ pub fn convert(
         cmd.args(["--arch", a]);
     }
     cmd.args(["--grid", grid, "--dtype", dtype]);
+    cmd.args(extra);
     if let Some(c) = calib {
         cmd.arg("--calib").arg(c);
     }
@@ -187,11 +194,15 @@ pub fn gen_default(ctx: &Ctx) -> Result<(), String> {
     let mut skipped = Vec::new();
     for case in DEFAULT_CASES.iter().chain(&INT8_ONLY_CASES) {
         let case = *case;
-        let dtypes: &[&str] = if INT8_ONLY_CASES.contains(&case) {
-            &["int8"]
+        // (file tag, dtype, extra convert arguments)
+        let mut kinds: Vec<(&str, &str, &[&str])> = if INT8_ONLY_CASES.contains(&case) {
+            vec![("int8", "int8", &[])]
         } else {
-            &["f32", "f16", "int8"]
+            vec![("f32", "f32", &[]), ("f16", "f16", &[]), ("int8", "int8", &[])]
         };
+        if INT8_ACT8_CASES.contains(&case) {
+            kinds.push(("int8a8", "int8", &["--activations", "int8"]));
+        }
         let dir = golden.join(case);
         let arch = match &case[..3] {
             "ldp" => "ldp",
@@ -208,12 +219,12 @@ pub fn gen_default(ctx: &Ctx) -> Result<(), String> {
         let expected_file = format!("{case}.expected.f32");
         write(&staging.join(&input_file), &input_raw)?;
         write(&staging.join(&expected_file), &expected_raw)?;
-        for &dtype in dtypes {
-            let blob_file = format!("{case}.{dtype}.ldp");
+        for &(tag, dtype, extra) in &kinds {
+            let blob_file = format!("{case}.{tag}.ldp");
             let blob = staging.join(&blob_file);
             let calib = dir.join("calib.npy");
             let calib = (dtype == "int8").then_some(calib.as_path());
-            if let Err(e) = convert(&lq, &weights, Some(arch), &grid, dtype, calib, &blob) {
+            if let Err(e) = convert(&lq, &weights, Some(arch), &grid, dtype, calib, &blob, extra) {
                 if dtype == "int8" {
                     eprintln!("note: {case} int8 skipped: {e}");
                     skipped.push(format!("{case}/int8"));
@@ -222,14 +233,14 @@ pub fn gen_default(ctx: &Ctx) -> Result<(), String> {
                 return Err(e);
             }
             // Host run of the blob: the int8 expected output, and a check of the float ones.
-            let host_npy = staging.join(format!("{case}.{dtype}.host.npy"));
+            let host_npy = staging.join(format!("{case}.{tag}.host.npy"));
             let host = run_model(&lq, &blob, &input_npy, &host_npy)
                 .and_then(|_| npy_to_raw(&host_npy).map(|(_, raw)| raw));
             let _ = std::fs::remove_file(&host_npy);
             let line = match dtype {
                 "int8" => match host {
                     Ok(raw) => {
-                        let f = format!("{case}.int8.expected.f32");
+                        let f = format!("{case}.{tag}.expected.f32");
                         write(&staging.join(&f), &raw)?;
                         eprintln!(
                             "  {case} int8: host int8 output vs PyTorch float64: relative L2 {:.3e}",
@@ -328,7 +339,7 @@ pub fn prepare_run(ctx: &Ctx, m: &ModelArgs) -> Result<RunData, String> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let blob = dir.join(format!("model.{}.ldp", m.dtype));
-    convert(&lq, m.weights, m.arch, m.grid, m.dtype, m.calib, &blob)?;
+    convert(&lq, m.weights, m.arch, m.grid, m.dtype, m.calib, &blob, &[])?;
     let bytes = std::fs::read(&blob).map_err(|e| format!("{}: {e}", blob.display()))?;
     let header = crate::blob_header(&bytes)?;
     // Input in PyTorch layout.
@@ -345,7 +356,7 @@ pub fn prepare_run(ctx: &Ctx, m: &ModelArgs) -> Result<RunData, String> {
         blob.clone()
     } else {
         let r = dir.join("reference.f32.ldp");
-        convert(&lq, m.weights, m.arch, m.grid, "f32", None, &r)?;
+        convert(&lq, m.weights, m.arch, m.grid, "f32", None, &r, &[])?;
         r
     };
     let expected_npy = dir.join("expected.npy");
