@@ -47,7 +47,8 @@ fn scratch(n: usize) -> AlignedBytes {
     AlignedBytes::zeroed(n)
 }
 
-/// A synthetic int8 blob of `cfg`, calibrated on 3 random inputs.
+/// A synthetic int8 blob of `cfg` with int8 activations (what the streaming executor runs;
+/// MobileVLM V1's default has 16-bit activations), calibrated on 3 random inputs.
 fn int8_blob(cfg: ModelConfig, seed: u64) -> AlignedBytes {
     let model = FloatModel::synthetic(cfg, seed);
     let samples = (0..3)
@@ -57,7 +58,11 @@ fn int8_blob(cfg: ModelConfig, seed: u64) -> AlignedBytes {
         config: cfg,
         samples,
     };
-    let blob = ldp_quant::int8::quantize(&model, &calib, &Int8Options::default()).unwrap();
+    let opts = Int8Options {
+        activations: Activations::Int8,
+        ..Int8Options::default()
+    };
+    let blob = ldp_quant::int8::quantize(&model, &calib, &opts).unwrap();
     AlignedBytes::from_slice(&blob)
 }
 
@@ -433,11 +438,19 @@ fn golden_cases_int8_identical_float_within_1e6() {
 /// `Error::Unsupported` (not run, not a panic), and the int8-boundary entry points refuse it too.
 #[test]
 fn a16_blobs_are_refused_by_streaming() {
-    let cfg = ModelConfig::MobileVlmV2(V2Config {
-        c_in: 4,
-        c_out: 8,
-        h: 13,
-    });
+    for cfg in [
+        ModelConfig::MobileVlmV2(V2Config {
+            c_in: 4,
+            c_out: 8,
+            h: 13,
+        }),
+        ModelConfig::MobileVlmV1(V1Config::new(4, 8, 5)),
+    ] {
+        a16_refused(cfg);
+    }
+}
+
+fn a16_refused(cfg: ModelConfig) {
     let model = FloatModel::synthetic(cfg, 5);
     let samples = (0..4)
         .map(|i| randn(cfg.input_len(), 40 + i as u64, 1.0))

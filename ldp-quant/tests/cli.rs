@@ -310,14 +310,20 @@ fn inspect_and_eval() {
         String::from_utf8_lossy(&o.stderr).to_string()
     };
     let e = convert8(&["--activations", "int8"], &blob8);
-    assert!(e.contains("note: MobileVLM V1 with int8 activations"), "{e}");
+    assert!(
+        e.contains("note: MobileVLM V1 with int8 activations"),
+        "{e}"
+    );
     let s = ok(&["inspect", "--model", &p(&blob8)]);
     assert_eq!(s.matches("(16-bit LayerNorm input)").count(), 4, "{s}");
     assert!(s.contains("mb_block.1.block.2.0.Z_OUT"), "{s}");
     // The default: 16-bit activations, saturations where int8 has zero points.
     let blob16 = dir.path().join("v1_16.ldp");
     let e = convert8(&[], &blob16);
-    assert!(e.contains("16-bit activations with int8 weights (chosen: MobileVLM V1's default)"), "{e}");
+    assert!(
+        e.contains("16-bit activations with int8 weights (chosen: MobileVLM V1's default)"),
+        "{e}"
+    );
     let s = ok(&["inspect", "--model", &p(&blob16)]);
     assert!(s.contains("16-bit symmetric activations"), "{s}");
     assert!(s.contains("mb_block.1.hswish.hswish16"), "{s}");

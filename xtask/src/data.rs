@@ -198,7 +198,11 @@ pub fn gen_default(ctx: &Ctx) -> Result<(), String> {
         let mut kinds: Vec<(&str, &str, &[&str])> = if INT8_ONLY_CASES.contains(&case) {
             vec![("int8", "int8", &[])]
         } else {
-            vec![("f32", "f32", &[]), ("f16", "f16", &[]), ("int8", "int8", &[])]
+            vec![
+                ("f32", "f32", &[]),
+                ("f16", "f16", &[]),
+                ("int8", "int8", &[]),
+            ]
         };
         if INT8_ACT8_CASES.contains(&case) {
             kinds.push(("int8a8", "int8", &["--activations", "int8"]));

@@ -19,12 +19,12 @@ use super::plan::{input_shape, plan, Around, Dims, Place, Plan, Scheme};
 use super::{meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::{BlobError, Model, ModelConfig};
 use crate::error::{check_len, Error};
+use crate::kernels::norm::a16::{layer_norm16_inplace, Hswish16, Norm16};
+use crate::kernels::se::a16::{se16_tmp_len, squeeze_excite16, Se16};
 use crate::quant::a16::{
     dequantize16, gelu16_inplace, is_a16, pointwise16, quantize16, Gelu16, MAX16, PRODUCT_BUDGET,
 };
 use crate::quant::graph::{idx, trace, Params};
-use crate::kernels::norm::a16::{layer_norm16_inplace, Hswish16, Norm16};
-use crate::kernels::se::a16::{se16_tmp_len, squeeze_excite16, Se16};
 use crate::quant::kernels::MAX_BIAS_SHIFT;
 use crate::quant::Trace;
 
@@ -148,7 +148,13 @@ pub(crate) fn validate_nodes(
         let mi = meta::node(nodes, i);
         let own = saturates(nodes, i);
         // The `pre` entry, where it is not the output's: 0 (a GELU's or Hardswish's input).
-        let pre_zero = || if mi.pre != mi.out { zero(mi.pre) } else { Ok(()) };
+        let pre_zero = || {
+            if mi.pre != mi.out {
+                zero(mi.pre)
+            } else {
+                Ok(())
+            }
+        };
         match nd.op {
             Op::Linear { .. } => {
                 conv_word(mi.shift)?;
@@ -308,11 +314,7 @@ fn per_node(m: &Model<'_>) -> Result<(&'static [Node], Dims, usize), Error> {
             c.validate()?;
             Ok((c.nodes(), c.dims(), c.input_len()))
         }
-        ModelConfig::MobileVlmV1(c) => Ok((
-            super::mobilevlm_v1::NODES,
-            c.dims(),
-            c.input_len(),
-        )),
+        ModelConfig::MobileVlmV1(c) => Ok((super::mobilevlm_v1::NODES, c.dims(), c.input_len())),
         _ => Err(Error::Unsupported(
             "not a graph or MobileVLM V1 blob with 16-bit activations",
         )),

@@ -159,7 +159,13 @@ mod tests {
     #[test]
     fn matches_float_layer_norm_hardswish() {
         let mut seed = 7u64;
-        for &(c, hs) in &[(1usize, false), (3, true), (16, false), (64, true), (257, true)] {
+        for &(c, hs) in &[
+            (1usize, false),
+            (3, true),
+            (16, false),
+            (64, true),
+            (257, true),
+        ] {
             let px = 5;
             let x: Vec<i16> = (0..px * c)
                 .map(|_| (lcg(&mut seed) % 20001 - 10000) as i16)
@@ -256,7 +262,16 @@ mod tests {
             mult: MULT_LIMIT - 1,
             shift: 62,
         });
-        let xx = [i16::MIN, i16::MAX, 0, -1, i16::MAX, i16::MAX, i16::MAX, i16::MIN];
+        let xx = [
+            i16::MIN,
+            i16::MAX,
+            0,
+            -1,
+            i16::MAX,
+            i16::MAX,
+            i16::MAX,
+            i16::MIN,
+        ];
         assert!(layer_norm16(&xx, 4, &q, &mut y).is_ok());
     }
 }

@@ -126,8 +126,12 @@ mod tests {
             let x: Vec<i16> = (0..px * c)
                 .map(|i| ((i * 7919 % 20011) as i32 - 10005) as i16)
                 .collect();
-            let w1: Vec<i8> = (0..s * c).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
-            let w2: Vec<i8> = (0..c * s).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
+            let w1: Vec<i8> = (0..s * c)
+                .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+                .collect();
+            let w2: Vec<i8> = (0..c * s)
+                .map(|i| ((i * 53 % 255) as i32 - 127) as i8)
+                .collect();
             let b1: Vec<i16> = (0..s).map(|j| (j as i16 - 2) * 100).collect();
             let b2: Vec<i16> = (0..c).map(|i| (i as i16 % 5 - 2) * 300).collect();
             let m1 = vec![200u8; s];
@@ -142,10 +146,12 @@ mod tests {
                 out_zero: 0,
                 lut: None,
             };
-            let leak = |v: Vec<i8>| -> &'static [i8] { std::boxed::Box::leak(v.into_boxed_slice()) };
+            let leak =
+                |v: Vec<i8>| -> &'static [i8] { std::boxed::Box::leak(v.into_boxed_slice()) };
             let leak16 =
                 |v: Vec<i16>| -> &'static [i16] { std::boxed::Box::leak(v.into_boxed_slice()) };
-            let leak8 = |v: Vec<u8>| -> &'static [u8] { std::boxed::Box::leak(v.into_boxed_slice()) };
+            let leak8 =
+                |v: Vec<u8>| -> &'static [u8] { std::boxed::Box::leak(v.into_boxed_slice()) };
             let q = Se16 {
                 fc1: conv(leak(w1.clone()), leak16(b1.clone()), leak8(m1.clone()), 16),
                 fc2: conv(leak(w2.clone()), leak16(b2.clone()), leak8(m2.clone()), 14),
@@ -172,7 +178,9 @@ mod tests {
             for i in 0..c {
                 let acc: f64 = (0..s).map(|j| hid[j] * w2[i * s + j] as f64).sum::<f64>()
                     + b2[i] as f64 * 16.0;
-                let v = (acc * m2[i] as f64 / 16384.0).round().clamp(-32767.0, 32767.0);
+                let v = (acc * m2[i] as f64 / 16384.0)
+                    .round()
+                    .clamp(-32767.0, 32767.0);
                 let g = (v + 24576.0).clamp(0.0, 49152.0);
                 assert_eq!(tmp[c + s + i] as f64, g, "gate {i}");
                 for p in 0..px {
