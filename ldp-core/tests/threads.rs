@@ -1,11 +1,14 @@
 //! The pointwise layers and the LayerNorms give the same bits on any number of threads
-//! (`kernels::threads`), on shapes big enough to be split, for f32, f16 and int8 (both output
-//! types; LayerNorms in place and of 16-bit inputs, with and without a table).
+//! (`kernels::threads`), on shapes big enough to be split, for f32, f16, int8 (both output
+//! types; LayerNorms in place and of 16-bit inputs, with and without a table) and 16-bit
+//! activations (pointwise, LayerNorm + Hardswish in place).
 #![cfg(feature = "std")]
 
 use half::f16;
 use ldp_core::kernels::activation::Activation;
+use ldp_core::kernels::norm::a16 as norm16;
 use ldp_core::kernels::{pointwise, threads};
+use ldp_core::quant::a16;
 use ldp_core::quant::kernels::{self as qk, ConvQ};
 
 fn vals(n: usize, seed: u64) -> Vec<f32> {
@@ -60,6 +63,12 @@ fn pointwise_bits_do_not_depend_on_threads() {
             lut: Some(&lut),
         };
         let q16 = ConvQ { lut: None, ..q };
+        let qa16 = ConvQ {
+            lut: None,
+            out_zero: 0,
+            ..q
+        };
+        let x16: Vec<i16> = xq.iter().map(|&v| v as i16 * 97).collect();
         let run = |n: usize| {
             threads::set_threads(n);
             let mut y = vec![0.0f32; pixels * c_out];
@@ -81,14 +90,20 @@ fn pointwise_bits_do_not_depend_on_threads() {
             qk::pointwise(&xq, c_in, &q, c_out, &mut yq).unwrap();
             let mut yq16 = vec![0i16; pixels * c_out];
             qk::pointwise(&xq, c_in, &q16, c_out, &mut yq16).unwrap();
+            // 16-bit activations (`quant::a16`).
+            let mut ya16 = vec![0i16; pixels * c_out];
+            a16::pointwise16(&x16, c_in, &qa16, c_out, &mut ya16).unwrap();
             let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
             let hbits: Vec<u16> = yh.iter().map(|v| v.to_bits()).collect();
-            (bits, hbits, yq, yq16)
+            (bits, hbits, yq, yq16, ya16)
         };
         let one = run(1);
         let mut yr = vec![0i8; pixels * c_out];
         qk::pointwise_reference(&xq, c_in, &q, c_out, &mut yr).unwrap();
         assert_eq!(one.2, yr, "int8 vs reference {c_in} {c_out} {pixels}");
+        let mut yr16 = vec![0i16; pixels * c_out];
+        a16::pointwise16_reference(&x16, c_in, &qa16, c_out, &mut yr16).unwrap();
+        assert_eq!(one.4, yr16, "16-bit vs reference {c_in} {c_out} {pixels}");
         for n in [2, 3, 5, 8] {
             assert!(one == run(n), "{n} threads differ: {c_in} {c_out} {pixels}");
         }
@@ -118,6 +133,19 @@ fn pointwise_bits_do_not_depend_on_threads() {
             lut: Some(&lut),
             ..nq
         };
+        let n16 = norm16::Norm16 {
+            norm: qk::NormQ {
+                out_zero: 0,
+                shift: 14,
+                ..nq
+            },
+            hswish: Some(norm16::Hswish16 {
+                three: 3000,
+                mult: ((1u64 << 41) / 6000) as i32,
+                shift: 41,
+            }),
+            clamp: 30000,
+        };
         let run = |n: usize| {
             threads::set_threads(n);
             let mut y = x.clone();
@@ -128,14 +156,23 @@ fn pointwise_bits_do_not_depend_on_threads() {
             qk::layer_norm_inplace(&mut yq, c, &nq).unwrap();
             let mut y16 = vec![0i8; pixels * c];
             qk::layer_norm_i16(&x16, c, &nl, &mut y16).unwrap();
+            // 16-bit activations: the in-place LayerNorm + Hardswish.
+            let mut ya16 = x16.clone();
+            norm16::layer_norm16_inplace(&mut ya16, c, &n16).unwrap();
             let bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
             let hbits: Vec<u16> = yh.iter().map(|v| v.to_bits()).collect();
-            (bits, hbits, yq, y16)
+            (bits, hbits, yq, y16, ya16)
         };
         let one = run(1);
         let mut r16 = vec![0i8; pixels * c];
         qk::layer_norm_i16_reference(&x16, c, &nl, &mut r16).unwrap();
         assert_eq!(one.3, r16, "16-bit LayerNorm vs reference {c} {pixels}");
+        let mut ra16 = vec![0i16; pixels * c];
+        norm16::layer_norm16(&x16, c, &n16, &mut ra16).unwrap();
+        assert_eq!(
+            one.4, ra16,
+            "16-bit-activation LayerNorm: in place vs not {c} {pixels}"
+        );
         for n in [2, 3, 5] {
             assert!(one == run(n), "LayerNorm: {n} threads differ: {c} {pixels}");
         }

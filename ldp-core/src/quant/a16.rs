@@ -151,9 +151,32 @@ pub fn pointwise16(
     y: &mut [i16],
 ) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(pixels, c_in.saturating_mul(c_out));
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, c_in, y, c_out, n, |xb, yb| {
+                pointwise16_one(xb, c_in, q, c_out, yb, xb.len() / c_in);
+                Ok(())
+            });
+        }
+    }
+    pointwise16_one(x, c_in, q, c_out, y, pixels);
+    Ok(())
+}
+
+/// [`pointwise16`] on the calling thread; shapes validated.
+fn pointwise16_one(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+    pixels: usize,
+) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::pointwise::x86::int16::pointwise16(x, c_in, q, c_out, y, pixels) {
-        return Ok(());
+        return;
     }
     // The DSP and NEON kernels saturate to the `i16` range with the output zero point added
     // (the int8 kernels' 16-bit output); with this path's zero point 0 that equals [`out16`]
@@ -163,19 +186,18 @@ pub fn pointwise16(
         && crate::kernels::pointwise::arm_dsp::pointwise16(x, c_in, q, c_out, y, pixels)
     {
         narrow16(y);
-        return Ok(());
+        return;
     }
     #[cfg(target_arch = "aarch64")]
     if q.out_zero == 0
         && crate::kernels::pointwise::neon::int16::pointwise16(x, c_in, q, c_out, y, pixels)
     {
         narrow16(y);
-        return Ok(());
+        return;
     }
     pointwise16_tiled(x, c_in, q, c_out, pixels, |i, o, acc| {
         y[i] = out16(acc, o, q)
     });
-    Ok(())
 }
 
 /// The portable tiled loop of the 16-bit-input pointwise convs: 4 output channels per pass over

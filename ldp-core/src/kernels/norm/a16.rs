@@ -74,9 +74,26 @@ pub fn layer_norm16(x: &[i16], c: usize, q: &Norm16<'_>, y: &mut [i16]) -> Resul
     Ok(())
 }
 
-/// [`layer_norm16`] in place.
+/// [`layer_norm16`] in place (pixel bands on the host's threads with `std`: every pixel is
+/// independent, so the bits do not depend on the split).
 pub fn layer_norm16_inplace(buf: &mut [i16], c: usize, q: &Norm16<'_>) -> Result<(), Error> {
     check(buf.len(), c, q)?;
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::norm_bands(buf.len() / c, c);
+        if n > 1 {
+            return crate::kernels::threads::split_inplace(buf, c, n, |b| {
+                inplace_one(b, c, q);
+                Ok(())
+            });
+        }
+    }
+    inplace_one(buf, c, q);
+    Ok(())
+}
+
+/// [`layer_norm16_inplace`] on the calling thread; parameters checked.
+fn inplace_one(buf: &mut [i16], c: usize, q: &Norm16<'_>) {
     for px in buf.chunks_exact_mut(c) {
         // The statistics read the whole pixel before any value is written.
         let (s1, inv, k) = stats(px, c, q);
@@ -84,7 +101,6 @@ pub fn layer_norm16_inplace(buf: &mut [i16], c: usize, q: &Norm16<'_>) -> Result
             px[i] = value(c, px[i], s1, inv, k, i, q);
         }
     }
-    Ok(())
 }
 
 fn check(len: usize, c: usize, q: &Norm16<'_>) -> Result<(), Error> {
