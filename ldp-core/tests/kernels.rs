@@ -1431,6 +1431,38 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// The 16-bit-activation depthwise conv (`quant::a16::depthwise16`, 16-channel blocks)
+    /// equals its reference bit for bit: channels 1..=70 (whole blocks and every remainder),
+    /// grids 1×1 to 9×8, strides 1 and 2, any inputs, weights, biases (or none), multipliers
+    /// and shifts.
+    #[test]
+    fn a16_depthwise_equals_reference(c in 1usize..=70, h in 1usize..=9, w in 1usize..=8, stride2 in any::<bool>(),
+                                      with_bias in any::<bool>(), shift in 1i32..=62, seed in any::<u64>()) {
+        use ldp_core::kernels::depthwise::DwShape;
+        use ldp_core::quant::a16;
+        let s = DwShape { h, w, c, stride: if stride2 { 2 } else { 1 } };
+        let x: Vec<i16> = ints_in(h * w * c, seed, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let wt = i8s(c * 9, seed ^ 1);
+        let bias = ints_in(c, seed ^ 2, -(1 << 29), 1 << 29);
+        let (bias, bias_shift) = b16(&bias, false);
+        let mult = m8(&ints_in(c, seed ^ 3, 0, 255));
+        let q = ConvQ { weight: &wt, bias: if with_bias { &bias } else { &[] }, bias_shift, mult: &mult, shift,
+                        in_zero: 0, out_zero: 0, lut: None };
+        let n = s.ho() * s.wo() * c;
+        let mut a = vec![0i16; n];
+        a16::depthwise16_reference(s, &x, &q, &mut a).unwrap();
+        let mut b = vec![0i16; n];
+        a16::depthwise16(s, &x, &q, &mut b).unwrap();
+        prop_assert_eq!(&a, &b, "{} {} {} stride {}", c, h, w, s.stride);
+        // Wrong lengths are refused by both.
+        prop_assert!(a16::depthwise16(s, &x[..x.len() - 1], &q, &mut b).is_err());
+        prop_assert!(a16::depthwise16(s, &x, &q, &mut b[..n - 1]).is_err());
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
     /// int8 squeeze-excitation: the dispatching `squeeze_excite` (AVX-512 channel sums, FC dot
