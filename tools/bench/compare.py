@@ -145,14 +145,18 @@ def time_cli(cli, blob, batch1, batchn, n, threads, level, runs, tmp):
 
 def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup, threads=1,
              level="native", blob_out=None):
-    # "int8a16": an int8 blob with 16-bit activations (--activations int16, MobileVLM V2 only).
-    a16 = dtype == "int8a16"
-    cmd = [exe, "--weights", st, "--grid", grid, "--dtype", "int8" if a16 else dtype,
+    # "int8": the default int8 blob (MobileVLM V1: 16-bit activations); "int8a16": 16-bit
+    # activations (--activations int16; V1, V2, mlp2x-gelu); "int8a8": int8 activations
+    # (--activations int8).
+    a16, a8 = dtype == "int8a16", dtype == "int8a8"
+    cmd = [exe, "--weights", st, "--grid", grid, "--dtype", "int8" if a16 or a8 else dtype,
            "--input", x_path, "--runs", str(runs), "--warmup", str(warmup), "--output", out_path]
-    if dtype in ("int8", "int8a16"):
+    if dtype in ("int8", "int8a16", "int8a8"):
         cmd += ["--calib", calib_path]
     if a16:
         cmd += ["--activations", "int16"]
+    if a8:
+        cmd += ["--activations", "int8"]
     cmd += ["--threads", str(threads)]
     if blob_out:
         cmd += ["--blob-out", blob_out]
@@ -165,8 +169,9 @@ def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup, t
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="ldp,mobilevlm-v1,mobilevlm-v2")
-    ap.add_argument("--dtypes", default="f32,int8", help="ldp-core dtypes (f32, f16, int8, int8a16 = int8 weights "
-                                                  "with 16-bit activations, V2 only)")
+    ap.add_argument("--dtypes", default="f32,int8", help="ldp-core dtypes (f32, f16, int8 = the default int8 blob, "
+                                                  "int8a16 / int8a8 = int8 weights with 16-bit / int8 "
+                                                  "activations)")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)

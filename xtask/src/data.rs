@@ -57,7 +57,8 @@ pub fn ldp_quant(ctx: &Ctx) -> Result<PathBuf, String> {
     }
 }
 
-/// `ldp-quant convert`; the error text on failure.
+/// `ldp-quant convert` (with `extra` arguments); the error text on failure.
+#[allow(clippy::too_many_arguments)]
 pub fn convert(
     lq: &Path,
     weights: &Path,

@@ -185,17 +185,14 @@ unsafe fn run<Y>(
     let (o4, k) = (c_out / 4 * 4, c_in / 16 * 16);
     let w = q.weight;
     let row = |o: usize| &w[o * c_in..(o + 1) * c_in];
-    // Cache blocks: `PB` pixels (a multiple of 3) against `ob` output rows, about 128 KiB of
-    // weights, so that each weight row is read from L2 by every pixel triple of the block
-    // instead of from memory (a 2048×2048 layer is 4 MiB of weights).
+    // Cache blocks of `PB` pixels (a multiple of 3; 192 KiB of 2048-wide rows, in L2): every
+    // group of 4 weight rows (in L1) passes over the whole block before the next group.
     const PB: usize = 48;
-    let ob = ((128 << 10) / c_in.max(1)).clamp(4, 1 << 20) / 4 * 4;
     let mut pb = 0;
     while pb < p3 {
         let pe = (pb + PB).min(p3);
-        let mut o0 = 0;
-        while o0 < o4 {
-            let oe = (o0 + ob).min(o4);
+        let mut o = 0;
+        while o < o4 {
             let mut p = pb;
             while p < pe {
                 let xs = [
@@ -203,8 +200,7 @@ unsafe fn run<Y>(
                     &x[(p + 1) * c_in..(p + 2) * c_in],
                     &x[(p + 2) * c_in..(p + 3) * c_in],
                 ];
-                let mut o = o0;
-                while o < oe {
+                {
                     let rows = [row(o), row(o + 1), row(o + 2), row(o + 3)];
                     let mut acc = [[_mm256_setzero_si256(); 4]; 3];
                     // Raw pointers in the loop (slices would keep 14 pointer and length
@@ -236,11 +232,10 @@ unsafe fn run<Y>(
                                 finish(hsum(acc[t][j]).wrapping_add(tail), o + j);
                         }
                     }
-                    o += 4;
                 }
                 p += 3;
             }
-            o0 = oe;
+            o += 4;
         }
         for p in pb..pe {
             for o in o4..c_out {
