@@ -804,7 +804,7 @@ pub fn quantize(m: &FloatModel, calib: &CalibSet, opts: &Int8Options) -> anyhow:
     if use_a16(m, calib, opts)? {
         eprintln!(
             "int8 scheme: 16-bit activations with int8 weights ({}), per-tensor input, \
-             min/max ranges with 4x-16x headroom; costs 2x activation scratch and about 1.5x the \
+             min/max ranges with 4x-16x headroom; costs 2x activation scratch and 1.5x-1.9x the \
              instructions of int8 activations on a Cortex-M4 (docs/ACCURACY.md)",
             if opts.activations == Activations::Int16 {
                 "--activations int16".to_string()

@@ -2,12 +2,14 @@
 //! 16-bit-activation path, `quant::a16::pointwise16`) and int8 outputs (a 16-bit model input,
 //! `quant::a16::pointwise_in16`).
 //!
-//! A register tile of 2 pixels × 4 outputs (8 accumulators): per step, 16 activations of each
-//! pixel are loaded as they are, 16 weights of each output row are sign-extended to i16
-//! (`vpmovsxbw`), and `vpmaddwd` multiplies pairwise into i32 (16 exact MACs per instruction:
-//! `|x·w + x'·w'| ≤ 2·32767·128` fits i32). The channels past the last multiple of 16, the
-//! leftover outputs and pixels run scalar (the shared tile driver `quant::a16::tiles16`). With
-//! AVX-512 VNNI the same tile takes 32 channels per step with `vpdpwssd`. i32 additions wrap
+//! AVX2: a register tile of 3 pixels × 4 outputs (12 accumulators) over blocks of 48 pixels,
+//! each group of 4 weight rows passing over the whole block while it is in L1; per step, 16
+//! activations of each pixel are loaded as they are, 16 weights of each output row are
+//! sign-extended to i16 (`vpmovsxbw`, once for three pixels), and `vpmaddwd` multiplies
+//! pairwise into i32 (16 exact MACs per instruction: `|x·w + x'·w'| ≤ 2·32767·128` fits i32).
+//! The channels past the last multiple of 16 and the leftover outputs run scalar; the last one
+//! or two pixels take the 2-pixel × 4-output tile of the shared driver `quant::a16::tiles16`.
+//! With AVX-512 VNNI that 2 × 4 tile takes 32 channels per step with `vpdpwssd`. i32 additions wrap
 //! exactly like the reference's `wrapping_add`, so the sum equals the references bit for bit
 //! whatever the order; bias, requantization and saturation are the references' own scalar code
 //! (`out16`, `quant::kernels::finish`).
