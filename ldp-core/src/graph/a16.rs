@@ -492,13 +492,7 @@ pub(crate) fn forward_nodes16(
                     shift: p.z(mi.se + 3),
                     clamp: p.z(mi.out),
                 };
-                let words = se16_tmp_len(d.c_out, d.squeeze);
-                let off = temp.as_ptr().align_offset(4);
-                let tmp: &mut [i32] = temp
-                    .get_mut(off..)
-                    .and_then(|b| b.get_mut(..4 * words))
-                    .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
-                    .ok_or(Error::Misaligned { what: "scratch" })?;
+                let tmp = super::plan::temp_words(temp, se16_tmp_len(d.c_out, d.squeeze))?;
                 squeeze_excite16(&mut *out, ys.c, d.squeeze, &q, tmp)?;
                 trace(&mut t, nd.value, &[], 0, p.s(mi.out));
                 continue;

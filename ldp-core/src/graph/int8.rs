@@ -276,13 +276,7 @@ pub(crate) fn forward_nodes(
         if let Op::SqueezeExcite { .. } = nd.op {
             // In place on its input's range (the planner made it the node's own).
             let se = se_q(&p, nd, &mi, zero_of(pl.input[i]))?;
-            let words = se_tmp_len(d.c_out, d.squeeze);
-            let off = temp.as_ptr().align_offset(4);
-            let tmp: &mut [i32] = temp
-                .get_mut(off..)
-                .and_then(|b| b.get_mut(..4 * words))
-                .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
-                .ok_or(Error::Misaligned { what: "scratch" })?;
+            let tmp = super::plan::temp_words(temp, se_tmp_len(d.c_out, d.squeeze))?;
             squeeze_excite(&mut *out, ys.c, d.squeeze, &se, tmp)?;
             trace(&mut t, nd.value, out, p.z(mi.out), p.s(mi.out));
             continue;

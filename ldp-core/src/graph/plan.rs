@@ -535,3 +535,13 @@ fn cut<T>(
     let (mid, hi) = rest.split_at_mut(w.end - w.start);
     Ok((ro(lo), mid, (w.end, hi)))
 }
+
+/// The `i32` words of a squeeze-excitation's temporary storage in the plan's temp range `temp`
+/// (bytes): the first 4-byte-aligned `4·words` bytes, as `i32`s.
+pub(crate) fn temp_words(temp: &mut [u8], words: usize) -> Result<&mut [i32], crate::error::Error> {
+    let off = temp.as_ptr().align_offset(4);
+    temp.get_mut(off..)
+        .and_then(|b| b.get_mut(..words.checked_mul(4)?))
+        .and_then(|b| bytemuck::try_cast_slice_mut(b).ok())
+        .ok_or(crate::error::Error::Misaligned { what: "scratch" })
+}

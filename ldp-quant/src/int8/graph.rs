@@ -399,10 +399,7 @@ pub(super) fn quantize(
                     out
                 };
                 let fix = if act.is_some() { pre_of(nd) } else { nd.value };
-                let bias = fb(r, fix, b, co);
-                if nd.bias && bias.is_none() {
-                    anyhow::bail!("internal: bias");
-                }
+                let bias = linear_bias(r, nd, fix, b, co)?;
                 let cv = conv(
                     w,
                     bias.as_deref(),
@@ -534,6 +531,22 @@ pub(super) fn quantize(
         res.push(result);
     }
     Ok(())
+}
+
+/// The bias of Linear node `nd` (its error-corrected float bias, `fix` the value it feeds), or
+/// `None` for a Linear without one.
+fn linear_bias(
+    r: &Ranges,
+    nd: &Node,
+    fix: &str,
+    b: Option<&[f32]>,
+    co: usize,
+) -> anyhow::Result<Option<Vec<f32>>> {
+    let bias = fb(r, fix, b, co);
+    if nd.bias && bias.is_none() {
+        anyhow::bail!("internal: bias");
+    }
+    Ok(bias)
 }
 
 /// The residual addition after node `nd` (its output quantized as `out`), if it has one: the
@@ -680,10 +693,7 @@ pub(super) fn quantize_a16(
                     Act::None => (out, nd.value),
                     Act::Hardswish => anyhow::bail!("16-bit activations cover GELU, not Hardswish"),
                 };
-                let bias = fb(r, fix, b, co);
-                if nd.bias && bias.is_none() {
-                    anyhow::bail!("internal: bias");
-                }
+                let bias = linear_bias(r, nd, fix, b, co)?;
                 let cv = conv(
                     w,
                     bias.as_deref(),

@@ -66,19 +66,7 @@ pub fn squeeze_excite16(
             "16-bit squeeze-excitation: negative multiplier",
         ));
     }
-    let need = c
-        .checked_mul(2)
-        .and_then(|v| v.checked_add(s))
-        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
-    if tmp.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: tmp.len(),
-        });
-    }
-    let (mean, rest) = tmp.split_at_mut(c);
-    let (hid, rest) = rest.split_at_mut(s);
-    let gate = &mut rest[..c];
+    let (mean, hid, gate) = super::split_tmp(tmp, c, s)?;
     let pixels = x.len() / c;
     // Means (i64 sums: any number of pixels).
     for (ch, m) in mean.iter_mut().enumerate() {

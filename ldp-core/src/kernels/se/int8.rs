@@ -107,20 +107,7 @@ pub fn squeeze_excite(
     if c == 0 || s == 0 || x.is_empty() || x.len() % c != 0 {
         return Err(Error::InvalidConfig("int8 squeeze-excitation: bad shape"));
     }
-    // se_tmp_len(c, s) without overflow.
-    let need = c
-        .checked_mul(2)
-        .and_then(|v| v.checked_add(s))
-        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
-    if tmp.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: tmp.len(),
-        });
-    }
-    let (sums, rest) = tmp.split_at_mut(c);
-    let (hid, rest) = rest.split_at_mut(s);
-    let gate = &mut rest[..c];
+    let (sums, hid, gate) = super::split_tmp(tmp, c, s)?;
     // Per-channel sums of x − z (wrapping, like the streaming accumulator).
     sums.iter_mut().for_each(|v| *v = 0);
     #[cfg(target_arch = "x86_64")]

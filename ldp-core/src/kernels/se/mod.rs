@@ -29,6 +29,28 @@ pub const fn scratch_len(c: usize, s: usize) -> usize {
     2 * c + s
 }
 
+/// The means (or sums), hidden values and gate of [`split_tmp`].
+pub(crate) type Parts<'a, T> = (&'a mut [T], &'a mut [T], &'a mut [T]);
+
+/// Splits the temporary storage of a squeeze-excitation (float, int8 or 16-bit) into the `c`
+/// channel means (or sums), the `s` hidden values and the `c` gate values; `2c + s` computed
+/// without overflow, a shorter `tmp` is [`Error::ScratchTooSmall`].
+pub(crate) fn split_tmp<T>(tmp: &mut [T], c: usize, s: usize) -> Result<Parts<'_, T>, Error> {
+    let need = c
+        .checked_mul(2)
+        .and_then(|v| v.checked_add(s))
+        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
+    if tmp.len() < need {
+        return Err(Error::ScratchTooSmall {
+            need,
+            have: tmp.len(),
+        });
+    }
+    let (mean, rest) = tmp.split_at_mut(c);
+    let (hid, rest) = rest.split_at_mut(s);
+    Ok((mean, hid, &mut rest[..c]))
+}
+
 /// Applies squeeze-excitation to `x: [pixels][c]` in place; `tmp` holds [`scratch_len`] f32s.
 pub fn squeeze_excite<A: Elem, W: Elem>(
     x: &mut [A],
@@ -46,20 +68,7 @@ pub fn squeeze_excite<A: Elem, W: Elem>(
     check_len("se.fc1.bias", wts.fc1_b, s)?;
     check_dims("se.fc2.weight", wts.fc2_w, &[c, s])?;
     check_len("se.fc2.bias", wts.fc2_b, c)?;
-    // scratch_len(c, s) without overflow.
-    let need = c
-        .checked_mul(2)
-        .and_then(|v| v.checked_add(s))
-        .ok_or(Error::InvalidConfig("dimensions overflow usize"))?;
-    if tmp.len() < need {
-        return Err(Error::ScratchTooSmall {
-            need,
-            have: tmp.len(),
-        });
-    }
-    let (mean, rest) = tmp.split_at_mut(c);
-    let (hid, rest) = rest.split_at_mut(s);
-    let gate = &mut rest[..c];
+    let (mean, hid, gate) = split_tmp(tmp, c, s)?;
     let pixels = x.len() / c;
     mean.iter_mut().for_each(|m| *m = 0.0);
     for px in x.chunks_exact(c) {
