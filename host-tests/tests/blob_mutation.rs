@@ -593,6 +593,72 @@ fn conv_shift_words_are_range_checked() {
     }
 }
 
+/// MobileVLM V1 with 16-bit activations at 2048 channels (squeeze width 512), where the
+/// accumulator budget (`K·127·Q ≤ 2^30`) allows saturations up to 4128 for a 2048-wide reader
+/// and 16513 for the 512-wide `fc2`: raising any
+/// saturation that a Linear or squeeze-excitation reads (the input's, `h1`, each LayerNorm's,
+/// each squeeze-excitation's output and hidden vector) one past its budget (or past 32767) is
+/// refused with `BadTable`; the blob as written parses and runs; a value no Linear reads (a depthwise output)
+/// may hold 32767, and a saturation of 0 is refused everywhere.
+#[test]
+fn a16_v1_saturations_over_the_budget_are_refused() {
+    use ldp_core::graph::meta;
+    let cfg = ModelConfig::MobileVlmV1(V1Config::new(16, 2048, 2));
+    let model = FloatModel::synthetic(cfg, 31);
+    let opts = Int8Options {
+        calib_method: CalibMethod::Minmax,
+        ..Int8Options::default()
+    };
+    let bytes = quantize::int8(&model, Some(&calib(cfg, 32)), &opts).unwrap();
+    assert_eq!(check(&bytes, "V1 2048 a16"), Ok(()));
+    let buf = AlignedBytes::from_slice(&bytes);
+    let m = Model::parse(buf.as_bytes()).unwrap();
+    assert!(ldp_core::quant::a16::is_a16(&m));
+    let (_, entry, _) = m.tensor(m.find("quant.meta", "").unwrap()).unwrap();
+    let at = |i: usize| entry.offset as usize + 4 * i;
+    let with = |i: usize, v: i32| {
+        let mut b = bytes.clone();
+        b[at(i)..at(i) + 4].copy_from_slice(&v.to_le_bytes());
+        fix_crc(&mut b);
+        b
+    };
+    let nodes = ldp_core::graph::mobilevlm_v1::NODES;
+    // The budget of a reader `k` wide, capped at 32767 (the input's 16-wide reader).
+    let budget = |k: usize| ((1i64 << 30) / (127 * k as i64)).min(32767) as i32;
+    let (c_in, c, s) = (
+        16,
+        2048,
+        ldp_core::arch::mobilevlm_v1::make_divisible(2048 / 4, 8),
+    );
+    // (entry, budget of its readers)
+    let mut budgeted = vec![
+        (meta::Z_X, budget(c_in)),
+        (meta::node(nodes, 0).out, budget(c)),
+    ];
+    for b in 0..2 {
+        let k = ldp_core::graph::mobilevlm_v1::block_node(b);
+        budgeted.push((meta::node(nodes, k + 1).out, budget(c))); // LayerNorm + Hardswish → SE
+        budgeted.push((meta::node(nodes, k + 2).pre, budget(s))); // SE hidden → fc2
+        budgeted.push((meta::node(nodes, k + 2).out, budget(c))); // SE → projection
+    }
+    assert_eq!((budget(c), budget(s)), (4128, 16513));
+    for &(i, q) in &budgeted {
+        let what = format!("meta[{i}] = {}", q + 1);
+        let e = expect_err(&with(i, q + 1), &what);
+        assert!(matches!(e, BlobError::BadTable(_)), "{what}: {e:?}");
+        assert_eq!(check(&with(i, q), &format!("meta[{i}] = {q}")), Ok(()));
+        let e = expect_err(&with(i, 0), &format!("meta[{i}] = 0"));
+        assert!(matches!(e, BlobError::BadTable(_)), "meta[{i}] = 0: {e:?}");
+    }
+    // The depthwise outputs feed LayerNorms only: 32767 is legal, 32768 is not.
+    for b in 0..2 {
+        let i = meta::node(nodes, ldp_core::graph::mobilevlm_v1::block_node(b)).out;
+        assert_eq!(check(&with(i, 32767), "dw 32767"), Ok(()));
+        let e = expect_err(&with(i, 32768), "dw 32768");
+        assert!(matches!(e, BlobError::BadTable(_)), "dw 32768: {e:?}");
+    }
+}
+
 #[test]
 fn huge_counts_and_sizes_are_rejected_quickly() {
     for b in blobs() {

@@ -64,8 +64,9 @@ const fn budget_of(nodes: &[Node], j: usize, d: Dims) -> Option<usize> {
 /// Linear or squeeze-excitation reads it (a residual addition reads without a budget).
 pub fn reader_width(nodes: &[Node], d: Dims, pl: &Plan, v: Resolved) -> Option<usize> {
     let mut w: Option<usize> = None;
-    for j in 0..nodes.len() {
-        if pl.input[j] == v {
+    // A plan holds at most `MAX_NODES` sources: a longer list than the plan's is read up to it.
+    for (j, src) in pl.input.iter().enumerate().take(nodes.len()) {
+        if *src == v {
             if let Some(b) = budget_of(nodes, j, d) {
                 w = Some(match w {
                     Some(x) if x < b => x,
@@ -79,12 +80,14 @@ pub fn reader_width(nodes: &[Node], d: Dims, pl: &Plan, v: Resolved) -> Option<u
 
 /// Whether node `i` saturates its value to its `quant.meta` `out` entry ([`Form16::PerNode`]):
 /// a Linear, LayerNorm or squeeze-excitation without a residual addition. A depthwise conv, a
-/// pool or an addition saturates at 32767 only.
+/// pool or an addition saturates at 32767 only (`false` for an index past the list).
 pub const fn saturates(nodes: &[Node], i: usize) -> bool {
-    matches!(
-        nodes[i].op,
-        Op::Linear { .. } | Op::LayerNorm { .. } | Op::SqueezeExcite { .. }
-    ) && nodes[i].residual().is_none()
+    i < nodes.len()
+        && matches!(
+            nodes[i].op,
+            Op::Linear { .. } | Op::LayerNorm { .. } | Op::SqueezeExcite { .. }
+        )
+        && nodes[i].residual().is_none()
 }
 
 /// Semantic checks of a graph blob with 16-bit activations (see the module docs for the

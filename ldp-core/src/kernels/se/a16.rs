@@ -41,9 +41,9 @@ pub struct Se16<'a> {
 }
 
 /// `i32`s of temporary storage [`squeeze_excite16`] needs: the means, the hidden vector, the
-/// gate.
+/// gate (saturating: an impossible size is `usize::MAX`, which no buffer meets).
 pub const fn se16_tmp_len(c: usize, s: usize) -> usize {
-    2 * c + s
+    c.saturating_mul(2).saturating_add(s)
 }
 
 /// 16-bit squeeze-excitation of `x: [pixels][c]` in place (the module docs' scheme); `tmp`

@@ -5,9 +5,10 @@ use crate::error::{check_len, size_of_dims, Error};
 use crate::quant::fixed::{div_round, requant, sat_i8};
 use crate::quant::kernels::*;
 
-/// Bytes of temporary storage (as `i32`s) that [`squeeze_excite`] needs.
+/// `i32`s of temporary storage that [`squeeze_excite`] needs (saturating: an impossible size is
+/// `usize::MAX`, which no buffer meets).
 pub const fn se_tmp_len(c: usize, s: usize) -> usize {
-    2 * c + s
+    c.saturating_mul(2).saturating_add(s)
 }
 
 /// The SE gate from per-channel sums of `x − z_in` over `pixels` pixels: the sums become the
