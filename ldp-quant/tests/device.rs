@@ -6,9 +6,10 @@
 //! builds the firmware and runs them with `--ignored`. Boards: `$LDP_DEVICE_TEST_BOARDS`
 //! (comma-separated), default `qemu-m4,qemu-m3,qemu-a53`.
 //!
-//! Every test uploads the fourteen bundled golden blobs (`firmware/data/default/`: ldp, MobileVLM
-//! V1 and V2 and mlp2x-gelu, each f32, f16 and int8, plus the V2 int8 blob with 16-bit
-//! activations and the heavy-tailed mlp2x-gelu int8 blob with a 16-bit input) and the
+//! Every test uploads the fifteen bundled golden blobs (`firmware/data/default/`: ldp, MobileVLM
+//! V1 and V2 and mlp2x-gelu, each f32, f16 and int8 — V1's int8 with 16-bit activations, its
+//! default —, plus V1 with int8 activations, the V2 int8 blob with 16-bit activations and the
+//! heavy-tailed mlp2x-gelu int8 blob with a 16-bit input) and the
 //! heavy-tailed golden `ldp` and V1 cases quantized with an int8 and with a 16-bit input at run time,
 //! without a rebuild, and compares the device with the host's forward pass: int8 bit for bit,
 //! f32 within 1e-6 relative L2, f16 within 1e-3 (`device::float_bound`). Then the fault cases,
@@ -83,9 +84,9 @@ fn cases() -> Vec<Case> {
             input,
         });
     }
-    // Four architectures in f32, f16 and int8, plus the int8-only heavy-tailed V2 (16-bit
-    // activations) and mlp2x-gelu (16-bit input) cases.
-    assert_eq!(out.len(), 14, "the fourteen bundled golden blobs");
+    // Four architectures in f32, f16 and int8, plus V1 with int8 activations and the int8-only
+    // heavy-tailed V2 (16-bit activations) and mlp2x-gelu (16-bit input) cases.
+    assert_eq!(out.len(), 15, "the fifteen bundled golden blobs");
     out
 }
 
@@ -117,8 +118,10 @@ fn input16_cases() -> Vec<Case> {
             (InputQuant::PerTensor, "int8 input"),
             (InputQuant::Int16, "16-bit input"),
         ] {
+            // int8 activations (V1's default is 16-bit activations, bundled above).
             let opts = Int8Options {
                 input_quant: iq,
+                activations: ldp_quant::quantize::Activations::Int8,
                 ..Int8Options::default()
             };
             let blob = ldp_quant::int8::quantize(&model, &calib, &opts).expect("quantize");
