@@ -34,7 +34,13 @@ pub const fn scratch_bytes_i16(cfg: &GraphConfig) -> usize {
     if cfg.validate().is_err() {
         return 0;
     }
-    match plan(cfg.nodes(), cfg.dims(), Scheme::Int16) {
+    scratch_bytes_nodes16(cfg.nodes(), cfg.dims())
+}
+
+/// Bytes of scratch of the 16-bit executor for node list `nodes` at `d`: the [`Scheme::Int16`]
+/// plan's length (0 for a list that does not plan).
+pub const fn scratch_bytes_nodes16(nodes: &[Node], d: Dims) -> usize {
+    match plan(nodes, d, Scheme::Int16) {
         Ok(p) => p.len,
         Err(_) => 0,
     }
@@ -68,10 +74,7 @@ pub fn reader_width(nodes: &[Node], d: Dims, pl: &Plan, v: Resolved) -> Option<u
     for (j, src) in pl.input.iter().enumerate().take(nodes.len()) {
         if *src == v {
             if let Some(b) = budget_of(nodes, j, d) {
-                w = Some(match w {
-                    Some(x) if x < b => x,
-                    _ => b,
-                });
+                w = Some(w.map_or(b, |x| x.min(b)));
             }
         }
     }

@@ -446,8 +446,9 @@ pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Resul
                                 acc[j] = acc[j].wrapping_add((xs[j] as i32).wrapping_mul(w[j]));
                             }
                         } else {
-                            for j in 0..nb {
-                                acc[j] = acc[j].wrapping_add((x[at + j] as i32).wrapping_mul(w[j]));
+                            let xs = &x[at..at + nb];
+                            for ((a, &v), &wj) in acc.iter_mut().zip(xs).zip(w) {
+                                *a = a.wrapping_add((v as i32).wrapping_mul(wj));
                             }
                         }
                     }
@@ -519,22 +520,12 @@ pub const fn scratch_bytes_i16(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Graph(g) => crate::graph::a16::scratch_bytes_i16(g),
         ModelConfig::MobileVlmV1(c) => {
-            match crate::graph::plan::plan(
-                crate::graph::mobilevlm_v1::NODES,
-                c.dims(),
-                crate::graph::plan::Scheme::Int16,
-            ) {
-                Ok(p) => p.len,
-                Err(_) => 0,
-            }
+            crate::graph::a16::scratch_bytes_nodes16(crate::graph::mobilevlm_v1::NODES, c.dims())
         }
-        ModelConfig::MobileVlmV2(c) => {
-            let nodes = crate::graph::mobilevlm_v2::nodes_for(c.tokens_in());
-            match crate::graph::plan::plan(nodes, c.dims(), crate::graph::plan::Scheme::Int16) {
-                Ok(p) => p.len,
-                Err(_) => 0,
-            }
-        }
+        ModelConfig::MobileVlmV2(c) => crate::graph::a16::scratch_bytes_nodes16(
+            crate::graph::mobilevlm_v2::nodes_for(c.tokens_in()),
+            c.dims(),
+        ),
         _ => 0,
     }
 }

@@ -452,7 +452,7 @@ pub(super) fn quantize(
                 let cv = conv(w, bias.as_deref(), co, 9, &in_s, &in_z, dq.scale, true);
                 o.conv(nd.name, cv, mi.shift);
                 o.act(mi.out, dq);
-                residual(r, nd, &mi, &pl.residual[i], &res, dq, o)?
+                residual(nd, &mi, &pl.residual[i], &res, dq, o, |v| r.qp(v))?
             }
             Op::Pool { .. } => match pl.input[i] {
                 // The pool keeps its input's quantization (no `quant.meta` entry).
@@ -479,7 +479,7 @@ pub(super) fn quantize(
                 }
                 o.act(mi.pre, pre);
                 o.act(mi.out, out);
-                residual(r, nd, &mi, &pl.residual[i], &res, out, o)?
+                residual(nd, &mi, &pl.residual[i], &res, out, o, |v| r.qp(v))?
             }
             Op::SqueezeExcite { hid, gate } => {
                 let Resolved::Node(k) = pl.input[i] else {
@@ -549,16 +549,18 @@ fn linear_bias(
     Ok(bias)
 }
 
-/// The residual addition after node `nd` (its output quantized as `out`), if it has one: the
+/// The residual addition after node `nd` (its output quantized as `out`, the sum as `sum_of`
+/// gives it: int8 or 16-bit), if it has one, in the operand order of
+/// [`ldp_core::graph::Residual::source_first`]: the
 /// sum's quantization and `quant.meta` entries ([`meta::NodeMeta::add`]); else `out`.
 fn residual(
-    r: &Ranges,
     nd: &Node,
     mi: &meta::NodeMeta,
     src: &Option<Resolved>,
     res: &[QP],
     out: QP,
     o: &mut Out,
+    sum_of: impl FnOnce(&str) -> anyhow::Result<QP>,
 ) -> anyhow::Result<QP> {
     let (Some(a), Some(src)) = (nd.residual(), src) else {
         return Ok(out);
@@ -566,7 +568,7 @@ fn residual(
     let Resolved::Node(k) = *src else {
         anyhow::bail!("internal: a residual from the model input");
     };
-    let sum = r.qp(a.value)?;
+    let sum = sum_of(a.value)?;
     let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
     if a.source_first {
         o.add(res[k], out, sum, ma, mb, sh, zo);
@@ -729,7 +731,7 @@ pub(super) fn quantize_a16(
                 out
             }
             Op::Pool { .. } => inq,
-            Op::Depthwise { add, .. } => {
+            Op::Depthwise { .. } => {
                 let (w, b) = tensors(m, nodes, i)?;
                 let dq = qp(nd.value, MAX16)?;
                 let bias = fb(r, nd.value, b, co);
@@ -749,16 +751,7 @@ pub(super) fn quantize_a16(
                     // Saturated at 32767 only (the checks require no budget of its readers).
                     o.meta[mi.out] = MAX16;
                 }
-                match (add, pl.residual[i]) {
-                    (Some(a), Some(Resolved::Node(k))) => {
-                        let sum = qp(a.value, MAX16)?;
-                        let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
-                        o.add(dq, res[k], sum, ma, mb, sh, zo);
-                        sum
-                    }
-                    (None, None) => dq,
-                    _ => anyhow::bail!("internal: a residual from the model input"),
-                }
+                residual(nd, &mi, &pl.residual[i], &res, dq, &mut o, |v| qp(v, MAX16))?
             }
             Op::LayerNorm { act, .. } if form == Form16::PerNode => {
                 let (g, b) = norm_tensors(m, nodes, i)?;
@@ -789,20 +782,9 @@ pub(super) fn quantize_a16(
                 o.act(mi.pre, out);
                 o.act(mi.out, out);
                 o.meta[mi.out] = q_out;
-                match (nd.residual(), pl.residual[i]) {
-                    (Some(a), Some(Resolved::Node(k))) => {
-                        let sum = qp(a.value, MAX16)?;
-                        let (ma, mb, sh, zo) = (mi.add, mi.add + 1, mi.add + 2, mi.add + 3);
-                        if a.source_first {
-                            o.add(res[k], out, sum, ma, mb, sh, zo);
-                        } else {
-                            o.add(out, res[k], sum, ma, mb, sh, zo);
-                        }
-                        sum
-                    }
-                    (None, None) => out,
-                    _ => anyhow::bail!("internal: a residual from the model input"),
-                }
+                residual(nd, &mi, &pl.residual[i], &res, out, &mut o, |v| {
+                    qp(v, MAX16)
+                })?
             }
             Op::SqueezeExcite { hid, .. } if form == Form16::PerNode => {
                 use ldp_core::kernels::se::a16::{GATE_ONE, GATE_SCALE};
