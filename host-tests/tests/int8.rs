@@ -312,18 +312,18 @@ fn int8_v2_16_bit_activations_within_0_01_on_every_v2_case() {
 }
 
 /// MobileVLM V1's 16-bit activations (the default) on every V1 golden case: held-out error
-/// against PyTorch float64 at most 0.025 (measured 0.0083-0.0118 on normal inputs, 0.0196 on
-/// `v1_16to32_h12_heavy`), against 0.04 (normal inputs) and 0.1 (heavy-tailed) for int8 in
-/// general.
+/// against PyTorch float64 at most 0.02 (measured 0.0083-0.0118 on normal inputs, 0.0196 on
+/// `v1_16to32_h12_heavy`; the quantizer is deterministic, min/max ranges), against 0.04 (normal
+/// inputs) and 0.1 (heavy-tailed) for int8 in general.
 #[test]
-fn int8_v1_16_bit_activations_within_0_025_on_every_v1_case() {
+fn int8_v1_16_bit_activations_within_0_02_on_every_v1_case() {
     let index: Vec<String> =
         serde_json::from_slice(&std::fs::read(golden_dir().join("index.json")).unwrap()).unwrap();
     let mut seen = 0;
     for name in index.iter().filter(|n| n.starts_with("v1_")) {
         let (e, len) = held_out_error_opts(name, &Int8Options::default());
         println!("{name}: 16-bit activations, held-out rel L2 {e:.4}, blob {len} B");
-        assert!(e <= 0.025, "{name}: {e:.4}");
+        assert!(e <= 0.02, "{name}: {e:.4}");
         seen += 1;
     }
     assert!(seen >= 4);
