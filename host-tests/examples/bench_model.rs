@@ -37,11 +37,19 @@ fn thread_cpu_seconds() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// The x86 kernel level the dispatchers use (`-` elsewhere).
+/// The x86 kernel level the dispatchers use (`-` elsewhere), with `+Avx2Gemm` where the level
+/// has AVX-512 but the f32/f16 GEMM is the AVX2 one (a CPU that splits 512-bit FMAs, such as
+/// AMD Zen 4: `cpu::x86_split_512_fma`).
 fn x86_level() -> String {
     #[cfg(target_arch = "x86_64")]
     {
-        format!("{:?}", ldp_core::kernels::cpu::x86_level())
+        use ldp_core::kernels::cpu;
+        let l = cpu::x86_level();
+        if l >= cpu::X86Level::Avx512 && !cpu::x86_avx512_float() {
+            format!("{l:?}+Avx2Gemm")
+        } else {
+            format!("{l:?}")
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

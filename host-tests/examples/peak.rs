@@ -9,7 +9,7 @@
 //!   best of 2000 runs of 2.4 M cycles (short runs, so that the best one is seldom preempted on
 //!   a shared machine);
 //! * f32 FMA throughput with 12 independent ymm chains (AVX2) and 24 zmm chains (AVX-512), and
-//!   `vpdpbusd` throughput with 24 zmm chains (AVX-512 VNNI), in MACs per cycle of that clock;
+//!   `vpdpbusd` and `vpdpwssd` throughput with 24 zmm chains (AVX-512 VNNI), in MACs per cycle of that clock;
 //! * the AVX2 integer ceilings: `vpmaddwd` + `vpaddd` (16 exact int8 MACs, the step of our
 //!   AVX2 int8 kernels) and `vpmaddubsw` alone (32 u8×s8 MACs into *saturating* i16 pair sums,
 //!   the step of onnxruntime's AVX2 u8s8 GEMM), 12 independent ymm chains each.
@@ -76,6 +76,13 @@ fn main() {
         let g = (m * 24 * 64) as f64 / t / 1e9;
         println!(
             "AVX-512 VNNI vpdpbusd: {g:.1} GMAC/s = {:.1} MAC/cycle",
+            g / ghz
+        );
+        // SAFETY: as above.
+        let t = best(2000, || unsafe { vnni512_16(m) });
+        let g = (m * 24 * 32) as f64 / t / 1e9;
+        println!(
+            "AVX-512 VNNI vpdpwssd (i16 x i16, the 16-bit-activation step): {g:.1} GMAC/s = {:.1} MAC/cycle",
             g / ghz
         );
     }
@@ -161,6 +168,22 @@ unsafe fn vnni512(n: u64) {
     for _ in 0..n {
         for v in a.iter_mut() {
             *v = _mm512_dpbusd_epi32(*v, b, c);
+        }
+    }
+    std::hint::black_box(a);
+}
+
+/// # Safety
+/// AVX-512F and AVX-512 VNNI available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn vnni512_16(n: u64) {
+    use std::arch::x86_64::*;
+    let mut a = [_mm512_setzero_si512(); 24];
+    let (b, c) = (_mm512_set1_epi16(3), _mm512_set1_epi16(-5));
+    for _ in 0..n {
+        for v in a.iter_mut() {
+            *v = _mm512_dpwssd_epi32(*v, b, c);
         }
     }
     std::hint::black_box(a);

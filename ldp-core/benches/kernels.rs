@@ -78,6 +78,26 @@ fn bench_pointwise(c: &mut Criterion) {
         twins(&mut g, "f32", name, &mut || {
             pointwise::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y).unwrap()
         });
+        // The AVX-512 GEMM forced, also where the dispatch prefers the AVX2 one (CPUs that
+        // split 512-bit FMAs, `cpu::x86_split_512_fma`).
+        #[cfg(target_arch = "x86_64")]
+        if ldp_core::kernels::cpu::x86_detected() >= ldp_core::kernels::cpu::X86Level::Avx512 {
+            g.bench_function(BenchmarkId::new("f32_avx512", name), |bch| {
+                // SAFETY: AVX-512 F/BW/VL/DQ, AVX2, FMA, F16C detected (`x86_detected`).
+                bch.iter(|| unsafe {
+                    pointwise::x86::avx512::pointwise_avx512(
+                        black_box(&x),
+                        ci,
+                        &w,
+                        Some(&b),
+                        co,
+                        act,
+                        &mut y,
+                    )
+                    .unwrap()
+                })
+            });
+        }
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
                 pointwise::portable::pointwise(black_box(&x), ci, &w, Some(&b), co, act, &mut y)
@@ -123,6 +143,48 @@ fn bench_pointwise(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("int8_i16out_dispatch", name), |bch| {
             bch.iter(|| qk::pointwise(black_box(&xq), ci, &q16, co, &mut yq16).unwrap())
         });
+        // The 16-bit-activation pointwise (int8 weights, i16 in and out; no table): dispatch,
+        // and on x86-64 the AVX2 and AVX-512 VNNI kernels forced.
+        let x16: Vec<i16> = xq.iter().map(|&v| v as i16 * 97).collect();
+        let qa16 = ConvQ {
+            lut: None,
+            out_zero: 0,
+            shift: 24,
+            ..q
+        };
+        g.bench_function(BenchmarkId::new("a16_dispatch", name), |bch| {
+            bch.iter(|| {
+                ldp_core::quant::a16::pointwise16(black_box(&x16), ci, &qa16, co, &mut yq16)
+                    .unwrap()
+            })
+        });
+        #[cfg(target_arch = "x86_64")]
+        for (on, vnni, tag) in [
+            (is_x86_feature_detected!("avx2"), false, "a16_avx2"),
+            (
+                ldp_core::kernels::cpu::x86_detected() >= ldp_core::kernels::cpu::X86Level::Avx512
+                    && is_x86_feature_detected!("avx512vnni"),
+                true,
+                "a16_vnni",
+            ),
+        ] {
+            if on {
+                g.bench_function(BenchmarkId::new(tag, name), |bch| {
+                    // SAFETY: the CPU features were detected just above.
+                    bch.iter(|| unsafe {
+                        ldp_core::kernels::pointwise::x86::int16::pointwise16_forced(
+                            black_box(&x16),
+                            ci,
+                            &qa16,
+                            co,
+                            &mut yq16,
+                            vnni,
+                        )
+                        .unwrap()
+                    })
+                });
+            }
+        }
         // x86-64: the AMX-INT8 and the AVX-512 VNNI kernels side by side, forced by level.
         #[cfg(target_arch = "x86_64")]
         {

@@ -1381,13 +1381,17 @@ proptest! {
     /// AVX2 kernel and the AVX-512 VNNI kernel (each forced where the CPU has it) equal the
     /// reference bit for bit. Inputs up to the saturation `input16_limit(c_in)`, channels
     /// 1..=67 or 1..=1100 (every remainder of 16 and 32), outputs 1..=41 (remainders of 4),
-    /// odd and even pixel counts, every shift, any output zero point.
+    /// pixel counts 1..=9 or, with narrow channels, 45..=101 (more than one 48-pixel cache
+    /// block, every remainder of the 3- and 4-pixel tiles), every shift, any output zero point.
     #[test]
     fn input16_pointwise_kernels_equal_reference(c_in in 1usize..=67, wide in any::<bool>(), c_in_any in 1usize..=1100,
                                                   c_out in 1usize..=41, pixels in 1usize..=9, shift in 1i32..=62,
+                                                  many in any::<bool>(), pixels_any in 45usize..=101,
                                                   zo in -128i32..=127, with_lut in any::<bool>(), seed in any::<u64>()) {
         use ldp_core::quant::a16;
         let c_in = if wide { c_in_any } else { c_in };
+        // Narrow cases also run past one 48-pixel cache block (and its partial tiles).
+        let pixels = if many && !wide { pixels_any } else { pixels };
         let lim = ldp_core::quant::input16_limit(c_in);
         let x: Vec<i16> = ints_in(pixels * c_in, seed, -lim, lim).iter().map(|&v| v as i16).collect();
         let w = i8s(c_in * c_out, seed ^ 1);

@@ -241,6 +241,50 @@ pub fn x86_avx512() -> bool {
     x86_level() >= X86Level::Avx512
 }
 
+/// `true` when the AVX-512 f32/f16 GEMM should run rather than the AVX2 one: [`x86_avx512`],
+/// and the CPU is not one that splits every 512-bit FMA into two 256-bit halves
+/// ([`x86_split_512_fma`]). Both GEMMs compute the same bits; this only picks the faster.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn x86_avx512_float() -> bool {
+    x86_avx512() && !x86_split_512_fma()
+}
+
+/// `true` on CPUs whose AVX-512 floating-point units are 256 bits wide, so that a 512-bit FMA
+/// costs two 256-bit ones and the AVX-512 f32 GEMM gains nothing over the AVX2 one: AMD's Zen 4
+/// (`AuthenticAMD`, family 19h; Zen 5, family 1Ah, has full-width units). Measured on an EPYC
+/// Zen 4: AVX2 and AVX-512 FMA peaks both 16 f32 MAC/cycle, and the AVX2 GEMM 3–20 % faster
+/// than the AVX-512 one on every shape of `docs/PERFORMANCE.md`. The integer VNNI kernels are
+/// not affected (`vpdpbusd` does 64 MACs per cycle there against 25 for AVX2's exact int8
+/// step). Read once from CPUID with the `std` feature; `false` without it.
+#[cfg(target_arch = "x86_64")]
+pub fn x86_split_512_fma() -> bool {
+    #[cfg(feature = "std")]
+    {
+        static SPLIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *SPLIT.get_or_init(|| {
+            use core::arch::x86_64::__cpuid_count;
+            // SAFETY: CPUID exists on every x86-64 CPU (a safe function since Rust 1.87,
+            // unsafe in the 1.85 this crate supports).
+            #[allow(unused_unsafe)]
+            let (l0, l1) = unsafe { (__cpuid_count(0, 0), __cpuid_count(1, 0)) };
+            // "AuthenticAMD" in EBX, EDX, ECX.
+            let amd = l0.ebx == 0x6874_7541 && l0.edx == 0x6974_6e65 && l0.ecx == 0x444d_4163;
+            let base = (l1.eax >> 8) & 0xf;
+            let family = if base == 0xf {
+                base + ((l1.eax >> 20) & 0xff)
+            } else {
+                base
+            };
+            amd && family <= 0x19
+        })
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
+}
+
 /// `true` when the AMX-INT8 int8 kernels may run: [`x86_level`] is [`X86Level::Amx`] (the CPU
 /// has AMX-INT8, the OS gave this process the tile-data permission, nothing capped the level).
 #[cfg(target_arch = "x86_64")]

@@ -40,8 +40,9 @@ const NR: usize = 32;
 /// same channels): `KC·NR` f32 = 256 KiB of stack.
 const KC: usize = 2048;
 
-/// Runs the AVX-512 kernel if the CPU has it and [`cpu::x86_level`] allows it (else `false`:
-/// the caller tries the next kernel). Shapes must already be validated.
+/// Runs the AVX-512 kernel if the CPU has it, [`cpu::x86_level`] allows it and its 512-bit
+/// FMAs are full width ([`cpu::x86_avx512_float`]; else `false`: the caller tries the next
+/// kernel, the AVX2 one with the same bits). Shapes must already be validated.
 pub(crate) fn pointwise<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     c_in: usize,
@@ -51,7 +52,7 @@ pub(crate) fn pointwise<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) -> bool {
-    if !cpu::x86_avx512() {
+    if !cpu::x86_avx512_float() {
         return false;
     }
     // SAFETY: AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C are present (checked just above).
