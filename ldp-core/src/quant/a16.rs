@@ -409,8 +409,34 @@ const DW16_BLOCK: usize = 16;
 /// `i32`s), then per output pixel and valid tap a fixed-length multiply-add over the block
 /// (integer sums are exact in any order; wrapping, like the reference, for hostile blobs). No
 /// heap, 0.6 KiB of stack.
+/// On x86-64 with AVX-512 (`std`; [`crate::kernels::cpu::x86_avx512`]) the same code runs
+/// compiled for AVX-512 (16-lane blocks in one register; integer arithmetic, the same bits).
 pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+    if crate::kernels::cpu::x86_avx512() {
+        // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
+        unsafe { depthwise16_avx512(s, x, q, y) };
+        return Ok(());
+    }
+    depthwise16_body(s, x, q, y);
+    Ok(())
+}
+
+/// [`depthwise16_body`] compiled for AVX-512.
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ and AVX2 available; shapes as checked by `check_dw`.
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+unsafe fn depthwise16_avx512(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) {
+    depthwise16_body(s, x, q, y)
+}
+
+/// The body of [`depthwise16`]; shapes checked by `check_dw`.
+#[inline(always)]
+fn depthwise16_body(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) {
     let (ho, wo) = (s.ho(), s.wo());
     // Output rows outermost: the three input rows one output row reads stay in cache while
     // every channel block passes over them.
@@ -461,7 +487,6 @@ pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Resul
             c0 += nb;
         }
     }
-    Ok(())
 }
 
 /// Adaptive average pool `[h][w][c]` → `[ho][wo][c]` (the input's scale):

@@ -92,13 +92,57 @@ pub fn layer_norm16_inplace(buf: &mut [i16], c: usize, q: &Norm16<'_>) -> Result
     Ok(())
 }
 
-/// [`layer_norm16_inplace`] on the calling thread; parameters checked.
+/// [`layer_norm16_inplace`] on the calling thread; parameters checked. On x86-64 with
+/// AVX-512 (the `std` feature; [`crate::kernels::cpu::x86_avx512`]) the same Rust code is
+/// compiled a second time for AVX-512 F/DQ/BW/VL, whose 64-bit multiplies, shifts and
+/// saturating narrows let the compiler vectorize the `i64` arithmetic: integer operations, so
+/// the bits are the portable code's (checked by `a16_layer_norm_avx512_equals_portable`).
 fn inplace_one(buf: &mut [i16], c: usize, q: &Norm16<'_>) {
+    #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+    if crate::kernels::cpu::x86_avx512() {
+        // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
+        unsafe { inplace_avx512(buf, c, q) };
+        return;
+    }
+    inplace_body(buf, c, q)
+}
+
+/// [`inplace_body`] compiled for AVX-512.
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ and AVX2 available.
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+unsafe fn inplace_avx512(buf: &mut [i16], c: usize, q: &Norm16<'_>) {
+    inplace_body(buf, c, q)
+}
+
+/// The body of [`inplace_one`]: the Hardswish test hoisted out of the channel loop.
+#[inline(always)]
+fn inplace_body(buf: &mut [i16], c: usize, q: &Norm16<'_>) {
+    match q.hswish {
+        Some(h) => inplace_pixels(buf, c, q, |v| h.apply(v)),
+        None => inplace_pixels(buf, c, q, |v| v),
+    }
+}
+
+#[inline(always)]
+fn inplace_pixels(buf: &mut [i16], c: usize, q: &Norm16<'_>, act: impl Fn(i64) -> i64) {
+    let n = &q.norm;
+    let (gamma, beta) = (&n.gamma[..c], &n.beta[..c]);
+    let m = MAX16 as i64;
+    let sat = q.clamp.clamp(0, MAX16) as i64;
     for px in buf.chunks_exact_mut(c) {
         // The statistics read the whole pixel before any value is written.
         let (s1, inv, k) = stats(px, c, q);
-        for i in 0..c {
-            px[i] = value(c, px[i], s1, inv, k, i, q);
+        for ((x, &g), &b) in px.iter_mut().zip(gamma).zip(beta) {
+            // `value`, with the Hardswish chosen outside the loop.
+            let num = (c as i64) * *x as i64 - s1;
+            let xh = requant64(num.wrapping_mul(inv), 46 - k);
+            let acc = xh.wrapping_mul(g as i64).wrapping_add((b as i64) << 16);
+            let v = act(requant64(acc, n.shift).clamp(-m, m));
+            *x = v.clamp(-sat, sat) as i16;
         }
     }
 }
@@ -168,6 +212,54 @@ mod tests {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         (*seed >> 33) as i64
+    }
+
+    /// The in-place loop (`inplace_body`, and its AVX-512 compilation where the CPU has it)
+    /// equals the out-of-place definition (`layer_norm16`, per value) bit for bit on arbitrary
+    /// parameters: any inputs, γ, β, shift, ε, Hardswish parameters and saturation.
+    #[test]
+    fn a16_layer_norm_avx512_equals_portable() {
+        let mut seed = 11u64;
+        for round in 0..200 {
+            let c = [1usize, 2, 7, 8, 15, 16, 17, 33, 64, 100, 257][round % 11];
+            let px = 1 + (lcg(&mut seed) % 4) as usize;
+            let r = |seed: &mut u64, lo: i64, hi: i64| lo + lcg(seed) % (hi - lo + 1);
+            let small = round % 3 == 0;
+            let x: Vec<i16> = (0..px * c)
+                .map(|_| if small { r(&mut seed, -3, 3) } else { r(&mut seed, -32768, 32767) } as i16)
+                .collect();
+            let gamma: Vec<i16> = (0..c).map(|_| r(&mut seed, -32768, 32767) as i16).collect();
+            let beta: Vec<i16> = (0..c).map(|_| r(&mut seed, -32768, 32767) as i16).collect();
+            let hsw = Hswish16 {
+                three: r(&mut seed, 1, MAX_THREE as i64) as i32,
+                mult: r(&mut seed, 0, MULT_LIMIT as i64 - 1) as i32,
+                shift: r(&mut seed, 1, 62) as i32,
+            };
+            let q = Norm16 {
+                norm: NormQ {
+                    gamma: &gamma,
+                    beta: &beta,
+                    shift: r(&mut seed, 1, 62) as i32,
+                    eps_q8: r(&mut seed, 0, 1 << 20) as i32,
+                    out_zero: 0,
+                    lut: None,
+                },
+                hswish: (round % 2 == 0).then_some(hsw),
+                clamp: r(&mut seed, 1, MAX16 as i64) as i32,
+            };
+            let mut want = std::vec![0i16; x.len()];
+            layer_norm16(&x, c, &q, &mut want).unwrap();
+            let mut got = x.clone();
+            inplace_body(&mut got, c, &q);
+            assert_eq!(want, got, "portable, round {round}, c={c}");
+            #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+            if crate::kernels::cpu::x86_detected() >= crate::kernels::cpu::X86Level::Avx512 {
+                let mut got = x.clone();
+                // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 detected just above.
+                unsafe { inplace_avx512(&mut got, c, &q) };
+                assert_eq!(want, got, "AVX-512, round {round}, c={c}");
+            }
+        }
     }
 
     /// Against the float definition: the normalized, scaled, Hardswish'd value in output units,

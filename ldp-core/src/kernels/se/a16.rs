@@ -67,11 +67,65 @@ pub fn squeeze_excite16(
         ));
     }
     let (mean, hid, gate) = super::split_tmp(tmp, c, s)?;
-    let pixels = x.len() / c;
-    // Means (i64 sums: any number of pixels).
-    for (ch, m) in mean.iter_mut().enumerate() {
-        let sum: i64 = x.iter().skip(ch).step_by(c).map(|&v| v as i64).sum();
-        *m = div_round(sum, pixels as i64) as i32;
+    #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+    if crate::kernels::cpu::x86_avx512() {
+        // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
+        unsafe { se16_avx512(x, c, q, mean, hid, gate) };
+        return Ok(());
+    }
+    se16_body(x, c, q, mean, hid, gate);
+    Ok(())
+}
+
+/// [`se16_body`] compiled for AVX-512 (64-bit multiplies and shifts let the compiler vectorize
+/// the gate's `i64` products; integer arithmetic, so the bits are the portable code's).
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ and AVX2 available.
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+unsafe fn se16_avx512(
+    x: &mut [i16],
+    c: usize,
+    q: &Se16<'_>,
+    mean: &mut [i32],
+    hid: &mut [i32],
+    gate: &mut [i32],
+) {
+    se16_body(x, c, q, mean, hid, gate)
+}
+
+/// Channels per block of the channel means: `[i64; 256]` on the stack.
+const MEAN_BLOCK: usize = 256;
+
+/// The squeeze-excitation after [`squeeze_excite16`]'s checks: `x` is `[pixels][c]` with
+/// `pixels ≥ 1`, `mean`/`gate` have `c` and `hid` has `s` entries, the convs are validated.
+#[inline(always)]
+fn se16_body(
+    x: &mut [i16],
+    c: usize,
+    q: &Se16<'_>,
+    mean: &mut [i32],
+    hid: &mut [i32],
+    gate: &mut [i32],
+) {
+    let (pixels, s) = (x.len() / c, hid.len());
+    // Means (i64 sums: any number of pixels), blocks of channels row by row so that the reads
+    // are contiguous.
+    let mut c0 = 0;
+    while c0 < c {
+        let nb = MEAN_BLOCK.min(c - c0);
+        let mut acc = [0i64; MEAN_BLOCK];
+        for px in x.chunks_exact(c) {
+            for (a, &v) in acc[..nb].iter_mut().zip(&px[c0..c0 + nb]) {
+                *a = a.wrapping_add(v as i64);
+            }
+        }
+        for (m, &a) in mean[c0..c0 + nb].iter_mut().zip(&acc[..nb]) {
+            *m = div_round(a, pixels as i64) as i32;
+        }
+        c0 += nb;
     }
     let hc = q.hid_clamp.clamp(0, MAX16);
     for (j, h) in hid.iter_mut().enumerate() {
@@ -89,7 +143,6 @@ pub fn squeeze_excite16(
             *v = requant64(p, q.shift).clamp(-oc, oc) as i16;
         }
     }
-    Ok(())
 }
 
 /// `Σ a[k]·w[k]`, wrapping (exact for a validated blob: within the accumulator budget).
