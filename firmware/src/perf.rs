@@ -1122,7 +1122,7 @@ fn run_traced(m: &Embedded, arena: &mut [u8], output: &mut [f32]) -> Option<bool
 
     let mut names: [&'static str; MAX_SEGS] = [""; MAX_SEGS];
     let mut n = 0usize;
-    let mut on_layer = |name: &'static str, _: &[i8], _: i32, _: f32| {
+    let mut on_layer = |name: &'static str, _: ldp_core::quant::Traced<'_>, _: f32| {
         board::mark();
         if n < MAX_SEGS {
             names[n] = name;

@@ -928,8 +928,9 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
 /// Per-layer error metrics for `eval`.
 ///
 /// Runs the int8 blob and the f32 reference layer by layer on `samples` (channels-last) and
-/// returns a table (layer, rel L2, cosine, max abs) of every int8 activation against its f32
-/// twin. Only int8 blobs have per-layer data (`None` otherwise).
+/// returns a table (layer, rel L2, cosine, max abs) of every quantized activation (int8, or
+/// 16-bit in a blob with 16-bit activations) against its f32 twin. Only int8 blobs have
+/// per-layer data (`None` otherwise).
 fn per_layer_report(
     model: &Model<'_>,
     reference: &FloatModel,
@@ -938,13 +939,11 @@ fn per_layer_report(
     if model.dtype() != ldp_core::DType::Int8 {
         return Ok(None);
     }
-    if ldp_core::quant::a16::is_a16(model) {
-        return Ok(Some(
-            "per layer: not available for 16-bit-activation blobs yet (the layer trace carries \
-             int8 data); the whole-model numbers above cover them\n"
-                .into(),
-        ));
-    }
+    let width = if ldp_core::quant::a16::is_a16(model) {
+        "16-bit"
+    } else {
+        "int8"
+    };
     // name -> (int8 dequantized, f32 reference), concatenated over samples, in graph order.
     let mut order: Vec<&'static str> = Vec::new();
     let mut acc: std::collections::HashMap<&'static str, (Vec<f64>, Vec<f64>)> = Default::default();
@@ -956,13 +955,8 @@ fn per_layer_report(
                 .into_iter()
                 .collect();
         let mut seen: Vec<(&'static str, Vec<f64>)> = Vec::new();
-        let mut obs = |name: &'static str, q: &[i8], z: i32, s: f32| {
-            seen.push((
-                name,
-                q.iter()
-                    .map(|&v| (v as i32 - z) as f64 * s as f64)
-                    .collect(),
-            ));
+        let mut obs = |name: &'static str, q: ldp_core::quant::Traced<'_>, s: f32| {
+            seen.push((name, (0..q.len()).map(|i| q.real(i, s)).collect()));
         };
         ldp_core::quant::forward_f32_traced(model, x, &mut out, &mut scratch, Some(&mut obs))
             .map_err(|e| anyhow::anyhow!("running the blob: {e}"))?;
@@ -979,7 +973,7 @@ fn per_layer_report(
             e.1.extend(r.iter().map(|&f| f as f64));
         }
     }
-    let mut s = String::from("per layer (int8 activation vs f32 reference):\n");
+    let mut s = format!("per layer ({width} activation vs f32 reference):\n");
     s.push_str(&format!(
         "  {:<10} {:>12} {:>10} {:>12}\n",
         "layer", "rel_l2", "cosine", "max_abs"

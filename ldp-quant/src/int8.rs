@@ -1298,13 +1298,9 @@ fn correct_biases(
                 continue;
             };
             let mut got: Option<Vec<f64>> = None;
-            let mut obs = |n: &'static str, q: &[i8], z: i32, s: f32| {
+            let mut obs = |n: &'static str, q: ldp_core::quant::Traced<'_>, s: f32| {
                 if n == name {
-                    got = Some(
-                        q.iter()
-                            .map(|&v| (v as i32 - z) as f64 * s as f64)
-                            .collect(),
-                    );
+                    got = Some((0..q.len()).map(|i| q.real(i, s)).collect());
                 }
             };
             ldp_core::quant::forward_f32_traced(&model, x, &mut y, &mut scratch, Some(&mut obs))

@@ -335,6 +335,70 @@ fn inspect_and_eval() {
     };
     assert_eq!(sat_lines(".Z_HID "), 2, "{s}");
     assert_eq!(sat_lines(".Z_OUT "), 12, "{s}");
+    // eval's per-layer report reads the 16-bit activations (and the int8 ones of the int8a8
+    // blob): every traced layer against its f32 twin, the last one being the output itself.
+    let eval_of = |blob: &Path| {
+        ok(&[
+            "eval",
+            "--model",
+            &p(blob),
+            "--weights",
+            &p(&g.join("weights.safetensors")),
+            "--input",
+            &p(&g.join("heldout.npy")),
+        ])
+    };
+    let number = |t: &str| -> f64 { t.trim().parse().expect("a number") };
+    // (The int8a8 blob's conv outputs that feed a LayerNorm, `b1.d`, `b1.pw`, …, are 16-bit
+    // intermediates computed row by row with their LayerNorm: not traced.)
+    for (blob, header, bound, wanted) in [
+        (
+            &blob16,
+            "per layer (16-bit activation vs f32 reference)",
+            0.02,
+            &["h1", "z", "b1.d", "b1.hs", "b1.se", "b1.pw", "b2.u"][..],
+        ),
+        (
+            &blob8,
+            "per layer (int8 activation vs f32 reference)",
+            0.06,
+            &["h1", "z", "b1.hs", "b1.se", "b2.u"][..],
+        ),
+    ] {
+        let s = eval_of(blob);
+        println!("{s}");
+        let overall = s
+            .lines()
+            .find(|l| l.starts_with("overall (4 samples)"))
+            .and_then(|l| l.split("rel_l2 = ").nth(1))
+            .and_then(|t| t.split(',').next())
+            .map(number)
+            .expect("overall rel_l2");
+        let rows: Vec<(String, f64)> = s
+            .lines()
+            .skip_while(|l| !l.starts_with(header))
+            .skip(2)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| w.len() == 4)
+            .map(|w| (w[0].to_string(), number(w[1])))
+            .collect();
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        for want in wanted {
+            assert!(
+                names.contains(want),
+                "{header}: no {want} in {names:?}\n{s}"
+            );
+        }
+        for (n, e) in &rows {
+            assert!(*e > 0.0 && *e <= bound, "{header}: {n} rel_l2 {e}");
+        }
+        let (last, e) = rows.last().expect("rows");
+        assert_eq!(last, "b2.u", "{s}");
+        assert!(
+            (e - overall).abs() <= 2e-3 * overall,
+            "{header}: {e} vs {overall}"
+        );
+    }
     // An f32 blob against its own weights is exact up to rounding.
     let blob32 = dir.path().join("v1_32.ldp");
     convert(&g.join("weights.safetensors"), "6x6", "f32", &blob32);

@@ -24,7 +24,7 @@ use crate::kernels::se::a16::{se16_tmp_len, squeeze_excite16, Se16};
 use crate::quant::a16::{
     dequantize16, gelu16_inplace, is_a16, pointwise16, quantize16, Gelu16, MAX16, PRODUCT_BUDGET,
 };
-use crate::quant::graph::{idx, trace, Params};
+use crate::quant::graph::{idx, trace16, Params};
 use crate::quant::kernels::MAX_BIAS_SHIFT;
 use crate::quant::Trace;
 
@@ -479,10 +479,10 @@ pub(crate) fn forward_nodes16(
                     clamp: p.z(mi.out),
                 };
                 layer_norm16_inplace(&mut *out, ys.c, &q)?;
-                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                trace16(&mut t, nd.value, out, p.s(mi.out));
                 if let (Some(r), Some(src)) = (nd.residual(), pl.residual[i]) {
                     add16_inplace(&mut *out, read(src)?, &add_q16(&p, r, &mi))?;
-                    trace(&mut t, r.value, &[], 0, p.s(mi.add + 3));
+                    trace16(&mut t, r.value, out, p.s(mi.add + 3));
                 }
                 continue;
             }
@@ -500,7 +500,7 @@ pub(crate) fn forward_nodes16(
                 };
                 let tmp = super::plan::temp_words(temp, se16_tmp_len(d.c_out, d.squeeze))?;
                 squeeze_excite16(&mut *out, ys.c, d.squeeze, &q, tmp)?;
-                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                trace16(&mut t, nd.value, out, p.s(mi.out));
                 continue;
             }
             _ => {}
@@ -517,7 +517,7 @@ pub(crate) fn forward_nodes16(
                         // shift, saturation.
                         let g: [i32; 5] = match form {
                             Form16::Appended => {
-                                trace(&mut t, nd.pre, &[], 0, p.s(mi.pre));
+                                trace16(&mut t, nd.pre, out, p.s(mi.pre));
                                 let g = appended::gelu(nodes, i);
                                 [p.z(g + 1), p.z(g + 2), p.z(g + 3), p.z(g + 4), p.z(g)]
                             }
@@ -550,11 +550,11 @@ pub(crate) fn forward_nodes16(
                         ))
                     }
                 }
-                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                trace16(&mut t, nd.value, out, p.s(mi.out));
             }
             Op::Pool { .. } => {
                 avg_pool16(xv, xs.h, xs.w, xs.c, &mut *out, ys.h, ys.w)?;
-                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                trace16(&mut t, nd.value, out, p.s(mi.out));
             }
             Op::Depthwise { stride, add } => {
                 let sh = crate::kernels::depthwise::DwShape {
@@ -564,10 +564,10 @@ pub(crate) fn forward_nodes16(
                     stride: stride as usize,
                 };
                 depthwise16(sh, xv, &p.conv(nd.name, mi.shift, 0, 0, None)?, &mut *out)?;
-                trace(&mut t, nd.value, &[], 0, p.s(mi.out));
+                trace16(&mut t, nd.value, out, p.s(mi.out));
                 if let (Some(r), Some(src)) = (add, pl.residual[i]) {
                     add16_inplace(&mut *out, read(src)?, &add_q16(&p, r, &mi))?;
-                    trace(&mut t, r.value, &[], 0, p.s(mi.add + 3));
+                    trace16(&mut t, r.value, out, p.s(mi.add + 3));
                 }
             }
             Op::LayerNorm { .. } | Op::SqueezeExcite { .. } => {}

@@ -13,9 +13,50 @@ use crate::graph::plan::Scheme;
 /// [`crate::arch::mobilevlm_v2::V2Config::pool_first`]), the int8 data, its zero point and scale;
 /// `None` in normal runs.
 /// The 16-bit conv outputs that feed a LayerNorm (`q`, `g` of `ldp`; `b1.d`, `b2.d` of V1) are
-/// reported with empty data (their zero point and scale are those of the 16-bit intermediate).
-/// V1's `b1.d`/`b2.d` are reported after their LayerNorm, which runs row by row with the conv.
-pub type Trace<'t> = Option<&'t mut dyn FnMut(&'static str, &[i8], i32, f32)>;
+/// reported with empty int8 data (their zero point and scale are those of the 16-bit
+/// intermediate). V1's `b1.d`/`b2.d` are reported after their LayerNorm, which runs row by row
+/// with the conv. Blobs with 16-bit activations ([`crate::quant::a16`]) report every node's
+/// `i16` values ([`Traced::I16`], zero point 0).
+pub type Trace<'t> = Option<&'t mut dyn FnMut(&'static str, Traced<'_>, f32)>;
+
+/// The quantized values a traced forward pass shows its observer ([`Trace`]); the scale comes
+/// beside them.
+#[derive(Debug, Clone, Copy)]
+pub enum Traced<'a> {
+    /// An int8 activation and its zero point (empty for a 16-bit intermediate of an int8 blob).
+    I8 {
+        /// The values.
+        data: &'a [i8],
+        /// Their zero point.
+        zero: i32,
+    },
+    /// A 16-bit activation (zero point 0).
+    I16(&'a [i16]),
+}
+
+impl Traced<'_> {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Traced::I8 { data, .. } => data.len(),
+            Traced::I16(d) => d.len(),
+        }
+    }
+
+    /// `true` when there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Value `i` in real units, `(q − zero)·scale` (0 past the end).
+    pub fn real(&self, i: usize, scale: f32) -> f64 {
+        let q = match self {
+            Traced::I8 { data, zero } => data.get(i).map_or(0, |&v| v as i32 - zero),
+            Traced::I16(d) => d.get(i).map_or(0, |&v| v as i32),
+        };
+        q as f64 * scale as f64
+    }
+}
 
 const fn r16(n: usize) -> usize {
     n.div_ceil(16) * 16
@@ -169,7 +210,14 @@ pub(crate) fn idx(m: &Model<'_>, prefix: &str, suffix: &str) -> Result<usize, Er
 
 pub(crate) fn trace(t: &mut Trace<'_>, name: &'static str, data: &[i8], z: i32, s: f32) {
     if let Some(f) = t.as_mut() {
-        f(name, data, z, s);
+        f(name, Traced::I8 { data, zero: z }, s);
+    }
+}
+
+/// [`trace`] of a 16-bit activation.
+pub(crate) fn trace16(t: &mut Trace<'_>, name: &'static str, data: &[i16], s: f32) {
+    if let Some(f) = t.as_mut() {
+        f(name, Traced::I16(data), s);
     }
 }
 

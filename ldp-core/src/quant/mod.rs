@@ -34,7 +34,7 @@ pub mod kernels;
 /// format in [`crate::blob::int8`]; this alias keeps the old path.
 pub use crate::blob::int8 as specs;
 
-pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace};
+pub use graph::{input16_limit, scratch_bytes_i8, scratch_bytes_x16, Trace, Traced};
 
 /// Whether this build runs the int8 pointwise and depthwise convolutions with the Arm DSP
 /// kernels (`kernels::<op>::arm_dsp`: SMLAD/SXTB16, selected by `build.rs` for thumbv7em and
