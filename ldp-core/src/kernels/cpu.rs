@@ -253,7 +253,7 @@ pub fn x86_avx512_float() -> bool {
 /// `true` on CPUs whose AVX-512 floating-point units are 256 bits wide, so that a 512-bit FMA
 /// costs two 256-bit ones and the AVX-512 f32 GEMM gains nothing over the AVX2 one: AMD's Zen 4
 /// (`AuthenticAMD`, family 19h; Zen 5, family 1Ah, has full-width units). Measured on an EPYC
-/// Zen 4: AVX2 and AVX-512 FMA peaks both 16 f32 MAC/cycle, and the AVX2 GEMM 3–20 % faster
+/// Zen 4: AVX2 and AVX-512 FMA peaks both 16 f32 MAC/cycle, and the AVX2 GEMM 2–20 % faster
 /// than the AVX-512 one on every shape of `docs/PERFORMANCE.md`. The integer VNNI kernels are
 /// not affected (`vpdpbusd` does 64 MACs per cycle there against 25 for AVX2's exact int8
 /// step). Read once from CPUID with the `std` feature; `false` without it.
