@@ -68,8 +68,9 @@ pub struct Norm16<'a> {
 pub fn layer_norm16(x: &[i16], c: usize, q: &Norm16<'_>, y: &mut [i16]) -> Result<(), Error> {
     check(x.len(), c, q)?;
     check_len("16-bit norm output", y, x.len())?;
-    for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
-        norm_pixel(px, c, q, |i, v| out[i] = v);
+    match q.hswish {
+        Some(h) => norm_pixels(x, c, q, y, |v| h.apply(v)),
+        None => norm_pixels(x, c, q, y, |v| v),
     }
     Ok(())
 }
@@ -129,20 +130,24 @@ fn inplace_body(buf: &mut [i16], c: usize, q: &Norm16<'_>) {
 
 #[inline(always)]
 fn inplace_pixels(buf: &mut [i16], c: usize, q: &Norm16<'_>, act: impl Fn(i64) -> i64) {
-    let n = &q.norm;
-    let (gamma, beta) = (&n.gamma[..c], &n.beta[..c]);
-    let m = MAX16 as i64;
-    let sat = q.clamp.clamp(0, MAX16) as i64;
+    let (gamma, beta) = (&q.norm.gamma[..c], &q.norm.beta[..c]);
     for px in buf.chunks_exact_mut(c) {
         // The statistics read the whole pixel before any value is written.
         let (s1, inv, k) = stats(px, c, q);
         for ((x, &g), &b) in px.iter_mut().zip(gamma).zip(beta) {
-            // `value`, with the Hardswish chosen outside the loop.
-            let num = (c as i64) * *x as i64 - s1;
-            let xh = requant64(num.wrapping_mul(inv), 46 - k);
-            let acc = xh.wrapping_mul(g as i64).wrapping_add((b as i64) << 16);
-            let v = act(requant64(acc, n.shift).clamp(-m, m));
-            *x = v.clamp(-sat, sat) as i16;
+            *x = value(c, *x, s1, inv, k, g, b, q, &act);
+        }
+    }
+}
+
+/// [`layer_norm16`]'s loop: `x` into `y` (the same length), the activation chosen outside it.
+#[inline(always)]
+fn norm_pixels(x: &[i16], c: usize, q: &Norm16<'_>, y: &mut [i16], act: impl Fn(i64) -> i64) {
+    let (gamma, beta) = (&q.norm.gamma[..c], &q.norm.beta[..c]);
+    for (px, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let (s1, inv, k) = stats(px, c, q);
+        for (((o, &x), &g), &b) in out.iter_mut().zip(px).zip(gamma).zip(beta) {
+            *o = value(c, x, s1, inv, k, g, b, q, &act);
         }
     }
 }
@@ -176,29 +181,28 @@ fn stats(px: &[i16], c: usize, q: &Norm16<'_>) -> (i64, i64, i32) {
     ln_stats(c as i64, ln_eps(c, &q.norm), s1, s2)
 }
 
+/// One output: the normalized, scaled value at the pre-activation scale, `act` (the Hardswish
+/// or the identity), saturated to `±clamp` (see the module docs).
 #[inline(always)]
-fn value(c: usize, x: i16, s1: i64, inv: i64, k: i32, i: usize, q: &Norm16<'_>) -> i16 {
-    let n = &q.norm;
+#[allow(clippy::too_many_arguments)]
+fn value(
+    c: usize,
+    x: i16,
+    s1: i64,
+    inv: i64,
+    k: i32,
+    g: i16,
+    b: i16,
+    q: &Norm16<'_>,
+    act: &impl Fn(i64) -> i64,
+) -> i16 {
     let num = (c as i64) * x as i64 - s1;
     let xh = requant64(num.wrapping_mul(inv), 46 - k);
-    let acc = xh
-        .wrapping_mul(n.gamma[i] as i64)
-        .wrapping_add((n.beta[i] as i64) << 16);
+    let acc = xh.wrapping_mul(g as i64).wrapping_add((b as i64) << 16);
     let m = MAX16 as i64;
-    let mut v = requant64(acc, n.shift).clamp(-m, m);
-    if let Some(h) = q.hswish {
-        v = h.apply(v);
-    }
+    let v = act(requant64(acc, q.norm.shift).clamp(-m, m));
     let s = q.clamp.clamp(0, MAX16) as i64;
     v.clamp(-s, s) as i16
-}
-
-#[inline(always)]
-fn norm_pixel(px: &[i16], c: usize, q: &Norm16<'_>, mut put: impl FnMut(usize, i16)) {
-    let (s1, inv, k) = stats(px, c, q);
-    for (i, &x) in px.iter().enumerate() {
-        put(i, value(c, x, s1, inv, k, i, q));
-    }
 }
 
 #[cfg(test)]
@@ -215,7 +219,7 @@ mod tests {
     }
 
     /// The in-place loop (`inplace_body`, and its AVX-512 compilation where the CPU has it)
-    /// equals the out-of-place definition (`layer_norm16`, per value) bit for bit on arbitrary
+    /// equals the out-of-place loop (`layer_norm16`) bit for bit on arbitrary
     /// parameters: any inputs, γ, β, shift, ε, Hardswish parameters and saturation.
     #[test]
     fn a16_layer_norm_avx512_equals_portable() {

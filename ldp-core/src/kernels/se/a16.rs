@@ -66,14 +66,14 @@ pub fn squeeze_excite16(
             "16-bit squeeze-excitation: negative multiplier",
         ));
     }
-    let (mean, hid, gate) = super::split_tmp(tmp, c, s)?;
+    let parts = super::split_tmp(tmp, c, s)?;
     #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
     if crate::kernels::cpu::x86_avx512() {
         // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
-        unsafe { se16_avx512(x, c, q, mean, hid, gate) };
+        unsafe { se16_avx512(x, c, q, parts) };
         return Ok(());
     }
-    se16_body(x, c, q, mean, hid, gate);
+    se16_body(x, c, q, parts);
     Ok(())
 }
 
@@ -85,31 +85,18 @@ pub fn squeeze_excite16(
 #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
-unsafe fn se16_avx512(
-    x: &mut [i16],
-    c: usize,
-    q: &Se16<'_>,
-    mean: &mut [i32],
-    hid: &mut [i32],
-    gate: &mut [i32],
-) {
-    se16_body(x, c, q, mean, hid, gate)
+unsafe fn se16_avx512(x: &mut [i16], c: usize, q: &Se16<'_>, parts: super::Parts<'_, i32>) {
+    se16_body(x, c, q, parts)
 }
 
 /// Channels per block of the channel means: `[i64; 256]` on the stack.
 const MEAN_BLOCK: usize = 256;
 
 /// The squeeze-excitation after [`squeeze_excite16`]'s checks: `x` is `[pixels][c]` with
-/// `pixels ≥ 1`, `mean`/`gate` have `c` and `hid` has `s` entries, the convs are validated.
+/// `pixels ≥ 1`, the temporaries `(mean, hid, gate)` of `c`, `s` and `c` entries
+/// (`split_tmp`), the convs are validated.
 #[inline(always)]
-fn se16_body(
-    x: &mut [i16],
-    c: usize,
-    q: &Se16<'_>,
-    mean: &mut [i32],
-    hid: &mut [i32],
-    gate: &mut [i32],
-) {
+fn se16_body(x: &mut [i16], c: usize, q: &Se16<'_>, (mean, hid, gate): super::Parts<'_, i32>) {
     let (pixels, s) = (x.len() / c, hid.len());
     // Means (i64 sums: any number of pixels), blocks of channels row by row so that the reads
     // are contiguous.
