@@ -207,6 +207,12 @@ fn vnni() -> bool {
     avx512() && is_x86_feature_detected!("avx512vnni")
 }
 
+/// AVX-512 VBMI usable (the 16-bit LayerNorm's AVX-512 kernel).
+#[cfg(target_arch = "x86_64")]
+fn avx512vbmi() -> bool {
+    avx512() && is_x86_feature_detected!("avx512vbmi")
+}
+
 fn all_kernels() -> Vec<Pw> {
     vec![
         Pw::Dispatch,
@@ -1123,7 +1129,8 @@ fn norm_i16s(pixels: usize, c: usize, form: u8, seed: u64) -> Vec<i16> {
     (0..pixels * c).map(|k| pick(k / c, full[k])).collect()
 }
 
-/// `layer_norm_i16` (dispatch) and, on x86-64 with AVX2, the explicit AVX2 entry against
+/// `layer_norm_i16` (dispatch) and, on x86-64, the explicit AVX2 and (where the CPU has it)
+/// AVX-512 VBMI entries against
 /// `layer_norm_i16_reference`, bit for bit.
 fn check_layer_norm_i16(x: &[i16], c: usize, q: &qk::NormQ<'_>) -> Result<Vec<i8>, TestCaseError> {
     let mut a = vec![0i8; x.len()];
@@ -1147,6 +1154,20 @@ fn check_layer_norm_i16(x: &[i16], c: usize, q: &qk::NormQ<'_>) -> Result<Vec<i8
             &a,
             &d,
             "avx2 c {} shift {} lut {}",
+            c,
+            q.shift,
+            q.lut.is_some()
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx512vbmi() {
+        let mut d = vec![0i8; x.len()];
+        // SAFETY: the CPU features were detected just above.
+        unsafe { ldp_core::kernels::norm::x86::layer_norm_i16_avx512(x, c, q, &mut d) }.unwrap();
+        prop_assert_eq!(
+            &a,
+            &d,
+            "avx512 c {} shift {} lut {}",
             c,
             q.shift,
             q.lut.is_some()

@@ -293,6 +293,21 @@ pub fn x86_amx() -> bool {
     x86_level() == X86Level::Amx
 }
 
+/// `true` when the AVX-512 VBMI kernels may run: [`x86_avx512`] and the CPU has AVX512_VBMI
+/// (`vpermi2b`, byte permutes across two registers: the 16-bit LayerNorm's table lookups).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn x86_vbmi() -> bool {
+    #[cfg(feature = "std")]
+    {
+        x86_avx512() && std::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
+}
+
 /// `true` when the AVX-512 VNNI int8 kernels may run: [`x86_avx512`] and the CPU has
 /// AVX512_VNNI (`vpdpbusd`).
 #[cfg(target_arch = "x86_64")]

@@ -72,6 +72,17 @@ fn ln_stage(q: &NormQ<'_>, c8: usize, kt: i64, g32: &mut [i32], kb: &mut [i64]) 
     }
 }
 
+/// The reference's scalar per-pixel statistics (`ln_stats`, with [`isqrt_sse2`]): `inv` and `k`.
+#[inline(always)]
+fn ln_inv(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i32) {
+    let d = (cc * s2 - s1 * s1).max(0) as u64;
+    let v = d.saturating_add(e).max(1);
+    let bits = 64 - v.leading_zeros() as i32;
+    let k = ((62 - bits) / 2).max(0);
+    let r = isqrt_sse2(v << (2 * k)).max(1);
+    (((1u64 << 62) / r) as i64, k)
+}
+
 /// Per-pixel values of the AVX2 LayerNorms: the reference's statistics (`ln_stats`, with
 /// [`isqrt_sse2`]) and the constants of `x̂·2^16 = requant64(num·inv, 46 − k)` in 8 lanes.
 #[derive(Clone, Copy)]
@@ -96,13 +107,7 @@ struct LnPx {
 /// AVX2 available.
 #[inline(always)]
 unsafe fn ln_px(cc: i64, e: u64, s1: i64, s2: i64) -> LnPx {
-    // The reference's scalar statistics.
-    let d = (cc * s2 - s1 * s1).max(0) as u64;
-    let v = d.saturating_add(e).max(1);
-    let bits = 64 - v.leading_zeros() as i32;
-    let k = ((62 - bits) / 2).max(0);
-    let r = isqrt_sse2(v << (2 * k)).max(1);
-    let inv = ((1u64 << 62) / r) as i64;
+    let (inv, k) = ln_inv(cc, e, s1, s2);
     // inv ∈ [2^30, 2^32] (r ≥ 2^30): inv = inv' + b·2^32 with inv' an i32.
     let b = inv >= 1 << 31;
     let invp = if b { inv - (1i64 << 32) } else { inv } as i32;
@@ -281,10 +286,354 @@ pub(crate) fn layer_norm_i16(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) -
     {
         return false;
     }
+    #[cfg(all(ldp_avx512, feature = "std"))]
+    if cpu::x86_vbmi() {
+        // SAFETY: AVX-512 F/BW/VL/DQ and VBMI present (`x86_vbmi`); parameters as below.
+        unsafe { ln16_run_avx512(x, c, q, y) };
+        return true;
+    }
     // SAFETY: AVX2 present; `check_norm16` just verified gamma/beta = c, lut = 256,
     // x.len() % c == 0 and y.len() == x.len(); 1 ≤ c ≤ 2048.
     unsafe { ln16_run(x, c, q, y) };
     true
+}
+
+/// The AVX-512 LayerNorm of 16-bit inputs with its own checks, for tests and benchmarks
+/// (`c > 2048` runs the portable code).
+///
+/// # Safety
+/// The CPU must support AVX-512 F, BW, VL, DQ and VBMI, AVX2, FMA and F16C
+/// (`is_x86_feature_detected!`).
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[allow(clippy::incompatible_msrv)]
+pub unsafe fn layer_norm_i16_avx512(
+    x: &[i16],
+    c: usize,
+    q: &NormQ<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    crate::kernels::norm::int8::check_norm16(x, c, q, y)?;
+    if c > LN_MAX_C {
+        return crate::quant::kernels::layer_norm_i16_reference(x, c, q, y);
+    }
+    // SAFETY: features per the contract, parameters checked just above.
+    unsafe { ln16_run_avx512(x, c, q, y) };
+    Ok(())
+}
+
+/// The AVX-512 form of [`ln16_run`]: the same integers, 16 channels per step, with what AVX-512
+/// adds to AVX2.
+///
+/// - Statistics as there, 32 values per `vpmaddwd`.
+/// - Per 16 channels: `num·inv` as the even and odd 64-bit lanes of `vpmuldq` (with
+///   `inv = inv' + b·2^32`, as there; `b` is known per pixel, so the loop is specialized on
+///   it), the rounding shifts as `requant64` itself (wrapping add, then `vpsraq`: AVX-512 has
+///   the 64-bit arithmetic shift AVX2 lacks), `x̂·γ + β·2^16 + 2^(T−1)` with γ and the rounding
+///   constant staged in the even/odd lane order, the table path's 64-bit clamp by
+///   `vpmaxsq`/`vpminsq`.
+/// - Without a table: the low 32 bits plus `z_out`, saturated by `vpmovsdb`.
+/// - With a table: `u + 2^15 ∈ 0..=65280` is stored as a `u16` whose high byte is the index
+///   `j = (u >> 8) + 128` and whose low byte is the fraction `f = u & 255`; a second loop
+///   over the pixel takes 32 of them per step: `vpermi2b` of the 256-byte table held in four
+///   registers (two lookups of 128 bytes, chosen by bit 7 of `j`) indexed by the words
+///   themselves (the odd bytes, `j`, give `t[j]`), the same for a staged `t[min(j + 1, 255)]`,
+///   then in 16-bit lanes `t[j] + (((t[j+1] − t[j])·f + 128) >> 8)` as `vpmulhrsw` of the
+///   difference and `f·2^7` (`(a·b·2^7 + 2^14) >> 15 = (a·b + 2^7) >> 8`: exact).
+/// - The last `c % 16` (`c % 32`) channels run the same steps under a lane mask (masked loads
+///   and stores touch only the pixel's own values).
+///
+/// # Safety
+/// Parameters validated, `1 ≤ c ≤ 2048`, `y.len() == x.len()`; AVX-512 F/BW/VL/DQ/VBMI and
+/// AVX2 available.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
+#[allow(clippy::incompatible_msrv)]
+unsafe fn ln16_run_avx512(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
+    // The second rounding step (`requant64(acc, s)`, its constant `2^(s−1)` staged into `kb`)
+    // or, on the table path with `T ≤ 8`, a left shift.
+    let (kt, mode, cnt) = match q.lut {
+        None => {
+            let t = q.shift.clamp(1, 62) as u32;
+            (1i64 << (t - 1), Ln16Out::Plain, t)
+        }
+        Some(_) if q.shift > 8 => {
+            let s = (q.shift - 8).clamp(1, 62) as u32;
+            (1i64 << (s - 1), Ln16Out::TableRight, s)
+        }
+        Some(_) => (0, Ln16Out::TableLeft, (8 - q.shift.max(0)) as u32),
+    };
+    // γ and `β·2^16 + kt` per 16-channel group as [even channels 8][odd channels 8] (the
+    // 64-bit lanes of `vpmuldq`); zero past `c`.
+    let mut st = Ln16Stage {
+        g: [0i64; LN_MAX_C],
+        kb: [0i64; LN_MAX_C],
+        t0: [0i8; 256],
+        t1: [0i8; 256],
+        ub: [0u16; LN_MAX_C],
+    };
+    for ch in 0..c {
+        let (grp, l) = (ch / 16, ch % 16);
+        let at = grp * 16 + (l % 2) * 8 + l / 2;
+        st.g[at] = q.gamma[ch] as i64;
+        st.kb[at] = ((q.beta[ch] as i64) << 16).wrapping_add(kt);
+    }
+    // The table and the table shifted by one (`t[min(j + 1, 255)]`).
+    if let Some(t) = q.lut {
+        st.t0.copy_from_slice(&t[..256]);
+        for j in 0..256 {
+            st.t1[j] = t[(j + 1).min(255)];
+        }
+    }
+    // SAFETY: features per this function's contract; parameters as `ln16_px` requires.
+    unsafe {
+        match mode {
+            Ln16Out::Plain => ln16_pixels::<0>(x, c, q, y, cnt, &mut st),
+            Ln16Out::TableRight => ln16_pixels::<1>(x, c, q, y, cnt, &mut st),
+            Ln16Out::TableLeft => ln16_pixels::<2>(x, c, q, y, cnt, &mut st),
+        }
+    }
+}
+
+/// The output step of [`ln16_run_avx512`].
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[derive(Clone, Copy)]
+enum Ln16Out {
+    /// No table: `sat_i8(z_out + requant64(acc, T))`.
+    Plain,
+    /// Table, `T > 8`: `v8 = requant64(acc, T − 8)`.
+    TableRight,
+    /// Table, `T ≤ 8`: `v8 = acc << (8 − max(T, 0))`.
+    TableLeft,
+}
+
+/// The staged parameters and the per-pixel buffer of [`ln16_run_avx512`].
+#[cfg(all(ldp_avx512, feature = "std"))]
+struct Ln16Stage {
+    g: [i64; LN_MAX_C],
+    kb: [i64; LN_MAX_C],
+    t0: [i8; 256],
+    t1: [i8; 256],
+    ub: [u16; LN_MAX_C],
+}
+
+/// The pixels of [`ln16_run_avx512`], output step `MODE` (`Ln16Out` as 0, 1, 2), `cnt` its
+/// shift count.
+///
+/// # Safety
+/// As [`ln16_run_avx512`]; `st` staged by it.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
+#[allow(clippy::incompatible_msrv)]
+unsafe fn ln16_pixels<const MODE: u8>(
+    x: &[i16],
+    c: usize,
+    q: &NormQ<'_>,
+    y: &mut [i8],
+    cnt: u32,
+    st: &mut Ln16Stage,
+) {
+    let cc = c as i64;
+    let e = ln_eps(c, q);
+    let groups = c.div_ceil(16);
+    let tail = c - (groups - 1) * 16;
+    let last_mask: u16 = if tail == 16 { !0 } else { (1u16 << tail) - 1 };
+    let c32 = c / 32 * 32;
+    let rest = c - c32;
+    let rest_mask: u32 = if rest == 0 { 0 } else { (1u32 << rest) - 1 };
+    // SAFETY (whole body): the CPU features per the contract. Per pixel of `c` values, group g
+    // reads x and writes y at `16g..16g + 16` under a mask whose lanes are `< c` (masked-off
+    // lanes are neither read nor written, so no access leaves the pixel); the statistics and
+    // the table loop read 32 values at `i + 32 ≤ c32`, then under the mask of the `rest`
+    // lanes; staged reads and `ub` writes at `16g + 16 ≤ 16·groups ≤ 2048`; the table loop
+    // reads `ub` at `i + 32 ≤ 2048` (`i` a multiple of 32 below `c ≤ 2048`); the tables are
+    // read 64 bytes at 0, 64, 128, 192 of 256.
+    unsafe {
+        let ones = _mm512_set1_epi16(1);
+        let lo32 = _mm512_set1_epi64(0xffff_ffff);
+        let ccv = _mm512_set1_epi32(c as i32);
+        let cntv = _mm_cvtsi32_si128(cnt as i32);
+        let ozv = _mm512_set1_epi32(q.out_zero);
+        // u + 2^15 = (z_out·2^8 + 2^15) + v8, clamped to 0..=65280.
+        let cstv = _mm512_set1_epi64(((q.out_zero as i64) << 8).wrapping_add(1 << 15));
+        let (ulo, uhi) = (_mm512_setzero_si512(), _mm512_set1_epi64(255 << 8));
+        let tl = |t: &[i8; 256], o: usize| _mm512_loadu_si512(t.as_ptr().add(o) as *const _);
+        let (a0, a1, a2, a3) = (
+            tl(&st.t0, 0),
+            tl(&st.t0, 64),
+            tl(&st.t0, 128),
+            tl(&st.t0, 192),
+        );
+        let (b0, b1, b2, b3) = (
+            tl(&st.t1, 0),
+            tl(&st.t1, 64),
+            tl(&st.t1, 128),
+            tl(&st.t1, 192),
+        );
+        let m255 = _mm512_set1_epi16(255);
+        let (g, kb, ub) = (st.g.as_ptr(), st.kb.as_ptr(), st.ub.as_mut_ptr());
+        // Blocks of `PB` pixels: first every pixel's statistics (independent chains, each a
+        // square root and a division, that overlap), then every pixel's outputs.
+        const PB: usize = 8;
+        let mut stats = [(0i64, 0i64, 0i32); PB];
+        for (xb, yb) in x.chunks(c * PB).zip(y.chunks_mut(c * PB)) {
+            for (xs, st) in xb.chunks_exact(c).zip(stats.iter_mut()) {
+                let p = xs.as_ptr();
+                // S1 in 32-bit lanes (pair sums ≤ 2^16), S2 as zero-extended u32 pair sums
+                // in 64-bit lanes (each ≤ 2^31), as the AVX2 kernel.
+                let (mut v1, mut v2) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                let mut stat = |v: __m512i| {
+                    v1 = _mm512_add_epi32(v1, _mm512_madd_epi16(v, ones));
+                    let m = _mm512_madd_epi16(v, v);
+                    v2 = _mm512_add_epi64(
+                        v2,
+                        _mm512_add_epi64(_mm512_and_si512(m, lo32), _mm512_srli_epi64::<32>(m)),
+                    );
+                };
+                let mut i = 0;
+                while i < c32 {
+                    stat(_mm512_loadu_si512(p.add(i) as *const _));
+                    i += 32;
+                }
+                if rest != 0 {
+                    stat(_mm512_maskz_loadu_epi16(rest_mask, p.add(c32)));
+                }
+                let s1 = _mm512_reduce_add_epi32(v1) as i64;
+                let s2 = _mm512_reduce_add_epi64(v2);
+                let (inv, k) = ln_inv(cc, e, s1, s2);
+                *st = (s1, inv, k);
+            }
+            for ((xs, ys), &(s1, inv, k)) in
+                xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)).zip(&stats)
+            {
+                let (p, o) = (xs.as_ptr(), ys.as_mut_ptr());
+                // inv ∈ [2^30, 2^32]: inv = inv' + b·2^32 with inv' an i32 (as `ln_px`).
+                let b = inv >= 1 << 31;
+                let invv = _mm512_set1_epi32(if b { inv - (1i64 << 32) } else { inv } as i32);
+                let s = (46 - k) as u32; // 16..=46
+                let px = Ln16Px {
+                    s1v: _mm512_set1_epi32(s1 as i32),
+                    invv,
+                    rk: _mm512_set1_epi64(1i64 << (s - 1)),
+                    scnt: _mm_cvtsi32_si128(s as i32),
+                };
+                for grp in 0..groups {
+                    let i = grp * 16;
+                    let m = if grp + 1 == groups { last_mask } else { !0 };
+                    let qv = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(m, p.add(i)));
+                    let (xe, xo) = if b {
+                        ln16_xh::<true>(qv, ccv, &px)
+                    } else {
+                        ln16_xh::<false>(qv, ccv, &px)
+                    };
+                    // acc + kt = x̂·γ + β·2^16 + kt (exact: |x̂·γ| < 2^46).
+                    let ae = _mm512_add_epi64(
+                        _mm512_mul_epi32(xe, _mm512_loadu_si512(g.add(i) as *const _)),
+                        _mm512_loadu_si512(kb.add(i) as *const _),
+                    );
+                    let ao = _mm512_add_epi64(
+                        _mm512_mul_epi32(xo, _mm512_loadu_si512(g.add(i + 8) as *const _)),
+                        _mm512_loadu_si512(kb.add(i + 8) as *const _),
+                    );
+                    if MODE == 0 {
+                        // The low 32 bits of requant64(acc, T), plus z_out (wrapping, as `ln_out`).
+                        let ve = _mm512_sra_epi64(ae, cntv);
+                        let vo = _mm512_sra_epi64(ao, cntv);
+                        let v = _mm512_mask_blend_epi32(0xaaaa, ve, _mm512_slli_epi64::<32>(vo));
+                        let r = _mm512_cvtsepi32_epi8(_mm512_add_epi32(v, ozv));
+                        _mm_mask_storeu_epi8(o.add(i), m, r);
+                    } else {
+                        let (ve, vo) = if MODE == 1 {
+                            (_mm512_sra_epi64(ae, cntv), _mm512_sra_epi64(ao, cntv))
+                        } else {
+                            (_mm512_sll_epi64(ae, cntv), _mm512_sll_epi64(ao, cntv))
+                        };
+                        // u + 2^15 with u = z_out·2^8 + v8 clamped to −2^15..=127·2^8: adding
+                        // 2^15 before the clamp is the same, as nothing wraps (|acc| < 2^47 and
+                        // kt ≤ 2^61, so |v8| < 2^62 and |z_out·2^8| ≤ 2^39).
+                        let clamp = |v: __m512i| {
+                            _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(v, cstv), ulo), uhi)
+                        };
+                        let u = _mm512_mask_blend_epi32(
+                            0xaaaa,
+                            clamp(ve),
+                            _mm512_slli_epi64::<32>(clamp(vo)),
+                        );
+                        _mm256_storeu_si256(ub.add(i) as *mut __m256i, _mm512_cvtepi32_epi16(u));
+                    }
+                }
+                if MODE != 0 {
+                    let look = |w: __m512i| {
+                        let hi = _mm512_movepi8_mask(w);
+                        let t = _mm512_mask_blend_epi8(
+                            hi,
+                            _mm512_permutex2var_epi8(a0, w, a1),
+                            _mm512_permutex2var_epi8(a2, w, a3),
+                        );
+                        let t1 = _mm512_mask_blend_epi8(
+                            hi,
+                            _mm512_permutex2var_epi8(b0, w, b1),
+                            _mm512_permutex2var_epi8(b2, w, b3),
+                        );
+                        // The odd bytes hold t[j] and t[j + 1]: sign-extended 16-bit lanes.
+                        let lo = _mm512_srai_epi16::<8>(t);
+                        let d = _mm512_sub_epi16(_mm512_srai_epi16::<8>(t1), lo);
+                        let f7 = _mm512_slli_epi16::<7>(_mm512_and_si512(w, m255));
+                        _mm512_cvtepi16_epi8(_mm512_add_epi16(lo, _mm512_mulhrs_epi16(d, f7)))
+                    };
+                    let mut i = 0;
+                    while i < c32 {
+                        let w = _mm512_loadu_si512(ub.add(i) as *const _);
+                        _mm256_storeu_si256(o.add(i) as *mut __m256i, look(w));
+                        i += 32;
+                    }
+                    if rest != 0 {
+                        let w = _mm512_loadu_si512(ub.add(c32) as *const _);
+                        _mm256_mask_storeu_epi8(o.add(c32), rest_mask, look(w));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per-pixel constants of [`ln16_pixels`].
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[allow(clippy::incompatible_msrv)]
+struct Ln16Px {
+    /// `S1` in every 32-bit lane.
+    s1v: __m512i,
+    /// `inv'` in every 32-bit lane.
+    invv: __m512i,
+    /// `2^(s−1)` in every 64-bit lane, `s = 46 − k`.
+    rk: __m512i,
+    /// `s`.
+    scnt: __m128i,
+}
+
+/// `x̂ = requant64((C·q − S1)·inv, s)` of 16 channels `qv` as (even, odd) 64-bit lanes (the
+/// values in the low halves), with `inv = inv' + B·2^32`: `|C·q − S1| ≤ 2^16·c` is exact in
+/// `i32`; `(C·q − S1)·inv = num·inv' + B·(num << 32)` in 64 bits; `|x̂| < 2^31` (see `ln_xh`).
+///
+/// # Safety
+/// AVX-512 F available.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[inline(always)]
+#[allow(clippy::incompatible_msrv)]
+unsafe fn ln16_xh<const B: bool>(qv: __m512i, ccv: __m512i, p: &Ln16Px) -> (__m512i, __m512i) {
+    // SAFETY: register-only AVX-512 F operations.
+    unsafe {
+        let num = _mm512_sub_epi32(_mm512_mullo_epi32(qv, ccv), p.s1v);
+        let mut pe = _mm512_mul_epi32(num, p.invv);
+        let mut po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(num), p.invv);
+        if B {
+            pe = _mm512_add_epi64(pe, _mm512_slli_epi64::<32>(num));
+            po = _mm512_add_epi64(po, _mm512_and_si512(num, _mm512_set1_epi64(-1i64 << 32)));
+        }
+        (
+            _mm512_sra_epi64(_mm512_add_epi64(pe, p.rk), p.scnt),
+            _mm512_sra_epi64(_mm512_add_epi64(po, p.rk), p.scnt),
+        )
+    }
 }
 
 /// The AVX2 LayerNorm of 16-bit inputs with its own checks, for tests and benchmarks
