@@ -375,6 +375,26 @@ fn bench_elementwise(c: &mut Criterion) {
                 BenchmarkId::new(format!("layernorm_i16{tag}"), name),
                 |bch| bch.iter(|| qk::layer_norm_i16(black_box(&x16), ch, &nq, &mut y16).unwrap()),
             );
+            #[cfg(target_arch = "x86_64")]
+            if ldp_core::kernels::cpu::x86_detected() >= ldp_core::kernels::cpu::X86Level::Avx2 {
+                g.bench_function(
+                    BenchmarkId::new(format!("layernorm_i16{tag}_avx2"), name),
+                    |bch| {
+                        bch.iter(|| {
+                            // SAFETY: AVX2, FMA and F16C detected just above.
+                            unsafe {
+                                ldp_core::kernels::norm::x86::layer_norm_i16_avx2(
+                                    black_box(&x16),
+                                    ch,
+                                    &nq,
+                                    &mut y16,
+                                )
+                            }
+                            .unwrap()
+                        })
+                    },
+                );
+            }
             g.bench_function(
                 BenchmarkId::new(format!("layernorm_i16{tag}_portable"), name),
                 |bch| {

@@ -87,6 +87,8 @@ fn ln_inv(cc: i64, e: u64, s1: i64, s2: i64) -> (i64, i32) {
 /// [`isqrt_sse2`]) and the constants of `x̂·2^16 = requant64(num·inv, 46 − k)` in 8 lanes.
 #[derive(Clone, Copy)]
 struct LnPx {
+    /// `S1`.
+    s1: i64,
     inv: i64,
     k: i32,
     /// `S1` in every 32-bit lane (`|S1| < 2^31`, see the callers).
@@ -120,6 +122,7 @@ unsafe fn ln_px(cc: i64, e: u64, s1: i64, s2: i64) -> LnPx {
     // SAFETY: register-only AVX2 operations.
     unsafe {
         LnPx {
+            s1,
             inv,
             k,
             s1v: _mm256_set1_epi32(s1 as i32),
@@ -744,75 +747,88 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
             _mm256_set1_epi32(255),
             _mm256_set1_epi32(128),
         );
-        for (xs, ys) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
-            let (p, o) = (xs.as_ptr(), ys.as_mut_ptr());
-            let (mut v1, mut v2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-            let mut i = 0;
-            while i < c16 {
-                let v = _mm256_loadu_si256(p.add(i) as *const __m256i);
-                v1 = _mm256_add_epi32(v1, _mm256_madd_epi16(v, ones));
-                let m = _mm256_madd_epi16(v, v);
-                v2 = _mm256_add_epi64(
-                    v2,
-                    _mm256_add_epi64(_mm256_and_si256(m, lo32), _mm256_srli_epi64::<32>(m)),
-                );
-                i += 16;
-            }
-            let (mut s1, mut s2) = (hsum(v1) as i64, hsum64(v2));
-            for &v in &xs[c16..] {
-                s1 += v as i64;
-                s2 += (v as i64) * (v as i64);
-            }
-            let lp = ln_px(cc, e, s1, s2);
-            // With a table: first every clamped `u` of the pixel into `ub`, then the gathers
-            // and interpolations in a short second loop, so that many gathers (long latency)
-            // are in flight at once.
-            let mut i = 0;
-            while i < c8 {
-                let qv = _mm256_cvtepi16_epi32(_mm_loadu_si128(p.add(i) as *const __m128i));
-                // |C·q − S1| ≤ 2^16·c: exact in i32.
-                let num = _mm256_sub_epi32(_mm256_mullo_epi32(qv, ccv), lp.s1v);
-                let xh = ln_xh(num, &lp);
-                let (ae, ao) = ln_acc(xh, g32.as_ptr(), kb.as_ptr(), i);
-                let ae = _mm256_srl_epi64(_mm256_sll_epi64(ae, lcnt), rcnt);
-                let ao = _mm256_srl_epi64(_mm256_sll_epi64(ao, lcnt), rcnt);
-                if q.lut.is_none() {
-                    let r = _mm256_add_epi32(
-                        _mm256_blend_epi32::<0b1010_1010>(ae, _mm256_slli_epi64::<32>(ao)),
-                        off32,
+        // Blocks of `PB` pixels: first every pixel's statistics (independent chains, each a
+        // square root and a division, that overlap), then every pixel's outputs.
+        const PB: usize = 8;
+        let mut lps = [ln_px(cc, e, 0, 0); PB];
+        for (xb, yb) in x.chunks(c * PB).zip(y.chunks_mut(c * PB)) {
+            for (xs, lp) in xb.chunks_exact(c).zip(lps.iter_mut()) {
+                let p = xs.as_ptr();
+                let (mut v1, mut v2) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                let mut i = 0;
+                while i < c16 {
+                    let v = _mm256_loadu_si256(p.add(i) as *const __m256i);
+                    v1 = _mm256_add_epi32(v1, _mm256_madd_epi16(v, ones));
+                    let m = _mm256_madd_epi16(v, v);
+                    v2 = _mm256_add_epi64(
+                        v2,
+                        _mm256_add_epi64(_mm256_and_si256(m, lo32), _mm256_srli_epi64::<32>(m)),
                     );
-                    store8(o.add(i), r);
-                } else {
-                    let ue = clamp64(_mm256_add_epi64(ae, cst64), ulo, uhi);
-                    let uo = clamp64(_mm256_add_epi64(ao, cst64), ulo, uhi);
-                    let u = _mm256_blend_epi32::<0b1010_1010>(ue, _mm256_slli_epi64::<32>(uo));
-                    _mm256_storeu_si256(ub.as_mut_ptr().add(i) as *mut __m256i, u);
+                    i += 16;
                 }
-                i += 8;
+                let (mut s1, mut s2) = (hsum(v1) as i64, hsum64(v2));
+                for &v in &xs[c16..] {
+                    s1 += v as i64;
+                    s2 += (v as i64) * (v as i64);
+                }
+                *lp = ln_px(cc, e, s1, s2);
             }
-            if q.lut.is_some() {
+            for ((xs, ys), lp) in xb.chunks_exact(c).zip(yb.chunks_exact_mut(c)).zip(&lps) {
+                let (p, o) = (xs.as_ptr(), ys.as_mut_ptr());
+                let s1 = lp.s1;
+                // With a table: first every clamped `u` of the pixel into `ub`, then the gathers
+                // and interpolations in a short second loop, so that many gathers (long latency)
+                // are in flight at once.
                 let mut i = 0;
                 while i < c8 {
-                    let u = _mm256_loadu_si256(ub.as_ptr().add(i) as *const __m256i);
-                    let j = _mm256_add_epi32(_mm256_srai_epi32::<8>(u), c128);
-                    let f = _mm256_and_si256(u, m255);
-                    let w = _mm256_i32gather_epi32::<4>(tp.as_ptr(), j);
-                    let lo = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(w));
-                    let d = _mm256_srai_epi32::<16>(w);
-                    let r = _mm256_add_epi32(
-                        lo,
-                        _mm256_srai_epi32::<8>(_mm256_add_epi32(_mm256_mullo_epi32(d, f), r128)),
-                    );
-                    store8(o.add(i), r);
+                    let qv = _mm256_cvtepi16_epi32(_mm_loadu_si128(p.add(i) as *const __m128i));
+                    // |C·q − S1| ≤ 2^16·c: exact in i32.
+                    let num = _mm256_sub_epi32(_mm256_mullo_epi32(qv, ccv), lp.s1v);
+                    let xh = ln_xh(num, &lp);
+                    let (ae, ao) = ln_acc(xh, g32.as_ptr(), kb.as_ptr(), i);
+                    let ae = _mm256_srl_epi64(_mm256_sll_epi64(ae, lcnt), rcnt);
+                    let ao = _mm256_srl_epi64(_mm256_sll_epi64(ao, lcnt), rcnt);
+                    if q.lut.is_none() {
+                        let r = _mm256_add_epi32(
+                            _mm256_blend_epi32::<0b1010_1010>(ae, _mm256_slli_epi64::<32>(ao)),
+                            off32,
+                        );
+                        store8(o.add(i), r);
+                    } else {
+                        let ue = clamp64(_mm256_add_epi64(ae, cst64), ulo, uhi);
+                        let uo = clamp64(_mm256_add_epi64(ao, cst64), ulo, uhi);
+                        let u = _mm256_blend_epi32::<0b1010_1010>(ue, _mm256_slli_epi64::<32>(uo));
+                        _mm256_storeu_si256(ub.as_mut_ptr().add(i) as *mut __m256i, u);
+                    }
                     i += 8;
                 }
-            }
-            for i in c8..c {
-                let num = cc * xs[i] as i64 - s1;
-                ys[i] = match q.lut {
-                    None => ln_out(num, lp.inv, lp.k, i, q),
-                    Some(t) => ln_out_lerp(num, lp.inv, lp.k, i, q, t),
-                };
+                if q.lut.is_some() {
+                    let mut i = 0;
+                    while i < c8 {
+                        let u = _mm256_loadu_si256(ub.as_ptr().add(i) as *const __m256i);
+                        let j = _mm256_add_epi32(_mm256_srai_epi32::<8>(u), c128);
+                        let f = _mm256_and_si256(u, m255);
+                        let w = _mm256_i32gather_epi32::<4>(tp.as_ptr(), j);
+                        let lo = _mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(w));
+                        let d = _mm256_srai_epi32::<16>(w);
+                        let r = _mm256_add_epi32(
+                            lo,
+                            _mm256_srai_epi32::<8>(_mm256_add_epi32(
+                                _mm256_mullo_epi32(d, f),
+                                r128,
+                            )),
+                        );
+                        store8(o.add(i), r);
+                        i += 8;
+                    }
+                }
+                for i in c8..c {
+                    let num = cc * xs[i] as i64 - s1;
+                    ys[i] = match q.lut {
+                        None => ln_out(num, lp.inv, lp.k, i, q),
+                        Some(t) => ln_out_lerp(num, lp.inv, lp.k, i, q, t),
+                    };
+                }
             }
         }
     }
