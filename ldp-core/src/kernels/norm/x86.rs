@@ -784,7 +784,7 @@ unsafe fn ln16_run(x: &[i16], c: usize, q: &NormQ<'_>, y: &mut [i8]) {
                     let qv = _mm256_cvtepi16_epi32(_mm_loadu_si128(p.add(i) as *const __m128i));
                     // |C·q − S1| ≤ 2^16·c: exact in i32.
                     let num = _mm256_sub_epi32(_mm256_mullo_epi32(qv, ccv), lp.s1v);
-                    let xh = ln_xh(num, &lp);
+                    let xh = ln_xh(num, lp);
                     let (ae, ao) = ln_acc(xh, g32.as_ptr(), kb.as_ptr(), i);
                     let ae = _mm256_srl_epi64(_mm256_sll_epi64(ae, lcnt), rcnt);
                     let ao = _mm256_srl_epi64(_mm256_sll_epi64(ao, lcnt), rcnt);
