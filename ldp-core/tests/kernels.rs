@@ -691,12 +691,13 @@ proptest! {
     /// AVX2 and reference equal the f32 transpose followed by `quantize_reference` bit for bit
     /// (odd channel and pixel counts, 1×1, several 64-pixel tiles, per tensor and per channel,
     /// halfway and saturating values); a non-finite value anywhere is refused with the index of
-    /// the first one in channels-first order.
+    /// the first one in channels-first order. The same, channel group by channel group
+    /// (`quantize_nchw_part`, groups of 1 to 50 channels).
     #[test]
     fn int8_quantize_nchw_equals_transpose_then_quantize(c in 1usize..=50, hw in 1usize..=150,
                                                          per_ch in any::<bool>(), special in any::<bool>(),
                                                          bad in proptest::option::of((any::<usize>(), 0usize..3, any::<bool>())),
-                                                         seed in any::<u64>()) {
+                                                         group in 1usize..=50, seed in any::<u64>()) {
         let mut x: Vec<f32> = vals(c * hw, seed).iter().map(|v| v * 150.0).collect();
         if special {
             let sp = [0.5f32, -0.5, 1.5, -2.5, 0.49999997, -0.49999997, 1e30, -1e30, -0.0,
@@ -741,6 +742,23 @@ proptest! {
             // SAFETY: the CPU features were detected just above.
             let r = unsafe { ldp_core::kernels::quantize::x86::quantize_nchw_avx2(&x, c, hw, &scale, &zero, &mut d, &mut tmp) };
             runs.push(("avx2", r, d));
+        }
+        // Channel group by channel group (`quantize_nchw_part`, dispatch and reference), as the
+        // CLI reads a sample: groups of `group` channels, the last one shorter.
+        type Part = fn(&[f32], usize, usize, usize, &[f32], &[i8], &mut [i8]) -> Result<(), ldp_core::Error>;
+        let parts: [(&str, Part); 2] = [("part dispatch", qk::quantize_nchw_part),
+                                        ("part reference", qk::quantize_nchw_part_reference)];
+        for (name, f) in parts {
+            let mut got = vec![0i8; x.len()];
+            let mut r = Ok(());
+            for ch0 in (0..c).step_by(group) {
+                let g = group.min(c - ch0);
+                r = f(&x[ch0 * hw..(ch0 + g) * hw], c, hw, ch0, &scale, &zero, &mut got);
+                if r.is_err() {
+                    break;
+                }
+            }
+            runs.push((name, r, got));
         }
         for (name, r, got) in runs {
             match first {

@@ -517,12 +517,11 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         // One sample, already read into `xt`: converted, run, converted back and written.
         let mut step = |i: usize, xt: &[f32]| -> anyhow::Result<()> {
             let non_finite = |j: usize| {
-                anyhow::anyhow!(
-                    "input `{}` has a non-finite value ({}) at flat index {} (in the file's order, shape {}); the model needs finite inputs",
-                    a.input.display(),
+                non_finite_input(
+                    &a.input,
                     xt.get(j).copied().unwrap_or(f32::NAN),
                     i * n_in + j,
-                    in_shape_str
+                    &in_shape_str,
                 )
             };
             // `Model::forward` checks its channels-last input itself: token samples are in file
@@ -563,7 +562,44 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             Ok(())
         };
         let read_ctx = || format!("`{}`", a.input.display());
-        if ldp_core::kernels::threads::threads() < 2 || batch < 2 {
+        let one_thread = ldp_core::kernels::threads::threads() < 2 || batch < 2;
+        if int8_nchw && one_thread {
+            // An int8 `ldp` sample on one thread is read in channel groups of about 256 KiB,
+            // each quantized into its places in `xq` while it is still in cache
+            // (`quant::quantize_input_nchw_part`: the same bits as the whole sample at once).
+            let (h, w) = config.input_grid();
+            let hw = (h * w).max(1);
+            let c_in = n_in / hw;
+            let g = (GROUP_BYTES / 4 / hw).clamp(1, c_in.max(1));
+            let mut chunk = vec![0.0f32; g * hw];
+            for i in 0..batch {
+                let mut ch0 = 0;
+                while ch0 < c_in {
+                    let part = &mut chunk[..g.min(c_in - ch0) * hw];
+                    reader.read_into(part).with_context(read_ctx)?;
+                    ldp_core::quant::quantize_input_nchw_part(&model, part, ch0, &mut xq).map_err(
+                        |e| match e {
+                            ldp_core::Error::NonFiniteInput { index } => non_finite_input(
+                                &a.input,
+                                part.get(index.wrapping_sub(ch0 * hw))
+                                    .copied()
+                                    .unwrap_or(f32::NAN),
+                                i * n_in + index,
+                                &in_shape_str,
+                            ),
+                            e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
+                        },
+                    )?;
+                    ch0 += part.len() / hw;
+                }
+                ldp_core::quant::forward_i8(&model, &xq, &mut yq, scratch.as_mut_bytes())
+                    .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+                ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
+                    .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+                writer.write(&yt)?;
+                pb.inc(1);
+            }
+        } else if one_thread {
             for i in 0..batch {
                 reader.read_into(&mut xt).with_context(read_ctx)?;
                 step(i, &xt)?;
@@ -609,6 +645,18 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         shape_str(&in_shape),
         shape_str(&out_shape)
     ))
+}
+
+/// Bytes of f32 input `run` reads at a time for an int8 `ldp` sample on one thread: a channel
+/// group that stays in L2 while it is quantized.
+const GROUP_BYTES: usize = 256 << 10;
+
+/// The error for a non-finite input value at `index` (flat, in the file's order).
+fn non_finite_input(path: &Path, value: f32, index: usize, shape: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "input `{}` has a non-finite value ({value}) at flat index {index} (in the file's order, shape {shape}); the model needs finite inputs",
+        path.display(),
+    )
 }
 
 fn config_summary(config: &ModelConfig) -> String {

@@ -401,6 +401,28 @@ pub(crate) fn quantize_input_nchw(
     crate::kernels::quantize::int8::quantize_nchw(x, c.c_in, hw, scale, zero, xq, tmp)
 }
 
+/// [`quantize_input_nchw`] of the input channels `ch0..ch0 + x.len() / (h·w)` only
+/// (`kernels::quantize::int8::quantize_nchw_part`), into their places in the whole `xq`.
+pub(crate) fn quantize_input_nchw_part(
+    m: &Model<'_>,
+    x: &[f32],
+    ch0: usize,
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    let ModelConfig::Ldp(c) = m.config() else {
+        return Err(Error::Unsupported(
+            "a channels-first input exists for ldp only (the MobileVLM and graph inputs are tokens)",
+        ));
+    };
+    let (scale, zero) = int8_input_params(m)?;
+    let hw =
+        c.h.checked_mul(c.w)
+            .ok_or(Error::InvalidConfig("ldp: input grid overflows"))?;
+    let k = if scale.len() == c.c_in { c.c_in } else { 1 };
+    let (scale, zero) = (&scale[..k], &zero[..k]);
+    crate::kernels::quantize::int8::quantize_nchw_part(x, c.c_in, hw, ch0, scale, zero, xq)
+}
+
 /// [`dequantize_output`] of an `ldp` output written channels-first (`[c_out][h2][w2]`): the
 /// int8 output transposed through `tmp` (`output_len` bytes), then dequantized (per tensor,
 /// so the same bits as dequantizing first).

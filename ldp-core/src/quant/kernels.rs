@@ -22,8 +22,8 @@ pub use crate::kernels::norm::int8::{
 pub use crate::kernels::pointwise::int8::{pointwise, pointwise_layer_norm, pointwise_reference};
 pub use crate::kernels::pool::int8::adaptive_avg_pool;
 pub use crate::kernels::quantize::int8::{
-    dequantize, dequantize_reference, quantize, quantize_nchw, quantize_nchw_reference,
-    quantize_reference,
+    dequantize, dequantize_reference, quantize, quantize_nchw, quantize_nchw_part,
+    quantize_nchw_part_reference, quantize_nchw_reference, quantize_reference,
 };
 pub use crate::kernels::resize::int8::{resize_bilinear, resize_bilinear_reference, taps_q10};
 pub use crate::kernels::se::int8::{

@@ -331,6 +331,21 @@ pub fn quantize_input_nchw(
     graph::quantize_input_nchw(m, x, xq, tmp)
 }
 
+/// [`quantize_input_nchw`] of the input channels `ch0..ch0 + g` only (`x`: those `g` channels,
+/// `[g][h][w]`, whole channels), written to their places in the whole channels-last `xq`
+/// (`input_len` bytes; the other channels untouched): for reading a channels-first sample in
+/// channel groups that stay in cache (`ldp-quant run` does). Quantizing every group gives the
+/// bits of [`quantize_input_nchw`]; a non-finite value is refused with its index in the whole
+/// input's channels-first order.
+pub fn quantize_input_nchw_part(
+    m: &Model<'_>,
+    x: &[f32],
+    ch0: usize,
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    graph::quantize_input_nchw_part(m, x, ch0, xq)
+}
+
 /// [`dequantize_output`] to PyTorch's channels-first layout (`[c_out][h2][w2]`) for an `ldp`
 /// blob: transposes the int8 output through `tmp` (`output_len` bytes), then dequantizes. The
 /// same bits as [`dequantize_output`] followed by `tensor::nhwc_to_nchw`.

@@ -151,6 +151,103 @@ pub fn quantize_nchw_reference(
     crate::tensor::nchw_to_nhwc(tmp, xq, c, hw, 1)
 }
 
+/// [`quantize_nchw`] of channels `ch0..ch0 + g` only, `g = x.len() / hw`: `x` holds those
+/// channels (`[g][hw]`, a piece of a channels-first input read channel group by channel group)
+/// and they are written to their places in the whole channels-last `xq: [hw][c]` (the other
+/// channels untouched); `scale`/`zero` are the whole input's (1 or `c` entries). Each value as
+/// [`quantize_nchw`], so quantizing every group gives its bits; a non-finite value is refused
+/// with its index in the whole input's order (`ch0·hw` + its index in `x`). The AVX2 kernel on
+/// x86-64, else [`quantize_nchw_part_reference`].
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_nchw_part(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    ch0: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    check_quantize_nchw_part(x, c, hw, ch0, scale, zero, xq)?;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(finite) =
+        crate::kernels::quantize::x86::quantize_nchw_part(x, c, hw, ch0, scale, zero, xq)
+    {
+        return match finite {
+            true => Ok(()),
+            false => Err(Error::NonFiniteInput {
+                index: ch0 * hw + crate::tensor::first_non_finite(x).unwrap_or(0),
+            }),
+        };
+    }
+    quantize_nchw_part_reference(x, c, hw, ch0, scale, zero, xq)
+}
+
+/// The checks of [`quantize_nchw_part`]: `x` whole channels (`g ≥ 1` of them) inside `c`,
+/// `xq` the whole `c·hw`, `scale` and `zero` 1 or `c` entries.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_quantize_nchw_part(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    ch0: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &[i8],
+) -> Result<(), Error> {
+    let n = c
+        .checked_mul(hw)
+        .ok_or(Error::InvalidConfig("int8 quantize: c·hw overflows"))?;
+    if c == 0 || hw == 0 || x.is_empty() || x.len() % hw != 0 {
+        return Err(Error::InvalidConfig(
+            "int8 quantize: a channel group must be whole channels of hw values",
+        ));
+    }
+    if ch0.checked_add(x.len() / hw).is_none_or(|end| end > c) {
+        return Err(Error::InvalidConfig(
+            "int8 quantize: the channel group runs past the input's channels",
+        ));
+    }
+    check_len("quantized input", xq, n)?;
+    if scale.is_empty() || zero.len() != scale.len() || (scale.len() != 1 && scale.len() != c) {
+        return Err(Error::Unsupported(
+            "int8 blob has malformed input quantization",
+        ));
+    }
+    Ok(())
+}
+
+/// Reference of [`quantize_nchw_part`]: the finiteness check, then each value as
+/// [`quantize_reference`] into its channels-last place.
+#[allow(clippy::too_many_arguments)]
+pub fn quantize_nchw_part_reference(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    ch0: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Result<(), Error> {
+    check_quantize_nchw_part(x, c, hw, ch0, scale, zero, xq)?;
+    if let Some(j) = crate::tensor::first_non_finite(x) {
+        return Err(Error::NonFiniteInput {
+            index: ch0 * hw + j,
+        });
+    }
+    let per_ch = scale.len() == c && c > 1;
+    for (r, xc) in x.chunks_exact(hw).enumerate() {
+        let ch = ch0 + r;
+        let k = if per_ch { ch } else { 0 };
+        for (p, &v) in xc.iter().enumerate() {
+            let q = libm::roundf(v / scale[k]);
+            // `as i32` saturates and maps NaN to 0: defined on every target.
+            xq[p * c + ch] = sat_i8((q as i32).saturating_add(zero[k] as i32));
+        }
+    }
+    Ok(())
+}
+
 /// Dequantizes int8 values: `y = (q − z) as f32 · s` (the AVX2 kernel on x86-64: the same
 /// exact conversion and one IEEE multiply per value).
 pub fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {

@@ -143,7 +143,31 @@ pub(crate) fn quantize_nchw(
     }
     // SAFETY: AVX2 present; `check_quantize_nchw` just verified x and xq hold c·hw values and
     // scale and zero 1 or c values.
-    Some(unsafe { quantize_nchw_run(x, c, hw, scale, zero, xq) })
+    Some(unsafe { quantize_nchw_run(x, c, hw, c, 0, scale, zero, xq) })
+}
+
+/// Runs the AVX2 channel-group quantization (see
+/// `kernels::quantize::int8::quantize_nchw_part`) if the CPU has it: `Some(all values
+/// finite)`, else `None` (also when the parameters do not pass `check_quantize_nchw_part`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn quantize_nchw_part(
+    x: &[f32],
+    c: usize,
+    hw: usize,
+    ch0: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Option<bool> {
+    if !cpu::x86_avx2_fma()
+        || crate::kernels::quantize::int8::check_quantize_nchw_part(x, c, hw, ch0, scale, zero, xq)
+            .is_err()
+    {
+        return None;
+    }
+    // SAFETY: AVX2 present; `check_quantize_nchw_part` just verified that x holds g ≥ 1 whole
+    // channels of hw values with ch0 + g ≤ c, xq c·hw values, scale and zero 1 or c values.
+    Some(unsafe { quantize_nchw_run(x, x.len() / hw, hw, c, ch0, scale, zero, xq) })
 }
 
 /// The AVX2 channels-first quantization with its own checks, for tests and benchmarks.
@@ -162,7 +186,7 @@ pub unsafe fn quantize_nchw_avx2(
 ) -> Result<(), Error> {
     crate::kernels::quantize::int8::check_quantize_nchw(x, c, hw, scale, zero, xq, tmp)?;
     // SAFETY: features per the contract, parameters checked just above.
-    match unsafe { quantize_nchw_run(x, c, hw, scale, zero, xq) } {
+    match unsafe { quantize_nchw_run(x, c, hw, c, 0, scale, zero, xq) } {
         true => Ok(()),
         false => Err(crate::kernels::quantize::int8::non_finite(x)),
     }
@@ -174,52 +198,58 @@ pub unsafe fn quantize_nchw_avx2(
 /// blocks inside, so that 16 source rows are read in sequence (prefetched; all of a tile's
 /// channel rows at once would be too many streams) while the tile's destination rows
 /// (`PT·c` bytes) stay in cache until complete. Edge channels and pixels run the reference's
-/// scalar formula. Returns `false` when a value was not finite (exponent bits all ones; the
-/// output is then not meaningful).
+/// scalar formula. `x` holds the `g` channels `ch0..ch0 + g` of a `c`-channel input (all of it
+/// when `g = c`, `ch0 = 0`), written to their places in `xq`. Returns `false` when a value was
+/// not finite (exponent bits all ones; the output is then not meaningful).
 ///
 /// # Safety
-/// `x.len() = xq.len() = c·hw`, `scale.len() = zero.len() ∈ {1, c}`; AVX2 available.
+/// `x.len() = g·hw`, `xq.len() = c·hw`, `ch0 + g ≤ c`, `scale.len() = zero.len() ∈ {1, c}`;
+/// AVX2 available.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_nchw_run(
     x: &[f32],
-    c: usize,
+    g: usize,
     hw: usize,
+    c: usize,
+    ch0: usize,
     scale: &[f32],
     zero: &[i8],
     xq: &mut [i8],
 ) -> bool {
     let per_ch = scale.len() == c && c > 1;
-    let (c16, p16) = (c / 16 * 16, hw / 16 * 16);
-    let sz = |ch: usize| {
+    let (g16, p16) = (g / 16 * 16, hw / 16 * 16);
+    // Scale and zero of local channel `l` (input channel `ch0 + l`).
+    let sz = |l: usize| {
         if per_ch {
-            (scale[ch], zero[ch])
+            (scale[ch0 + l], zero[ch0 + l])
         } else {
             (scale[0], zero[0])
         }
     };
-    let one = |ch: usize, p: usize| {
-        let (s, z) = sz(ch);
-        sat_i8((libm::roundf(x[ch * hw + p] / s) as i32).saturating_add(z as i32))
+    let one = |l: usize, p: usize| {
+        let (s, z) = sz(l);
+        sat_i8((libm::roundf(x[l * hw + p] / s) as i32).saturating_add(z as i32))
     };
     const PT: usize = 64;
     let mut bad = 0u32;
-    // SAFETY (whole body): AVX2 available; a block reads x at channel rows ch0..ch0+16 < c16 ≤ c,
-    // pixels p0..p0+16 ≤ p16 ≤ hw, and writes xq at pixel rows p0..p0+16, channels
-    // ch0..ch0+16, all inside c·hw.
+    // SAFETY (whole body): AVX2 available; a block reads x at local channel rows l0..l0+16 ≤
+    // g16 ≤ g, pixels p0..p0+16 ≤ p16 ≤ hw (inside g·hw), and writes xq at pixel rows
+    // p0..p0+16, channels ch0+l0..ch0+l0+16 ≤ ch0 + g ≤ c (inside c·hw).
     unsafe {
         let exp = _mm256_set1_epi32(0x7f80_0000);
         let mut badv = _mm256_setzero_si256();
         let mut pt = 0;
         while pt < p16 {
             let pe = (pt + PT).min(p16);
-            let mut ch0 = 0;
-            while ch0 < c16 {
+            let mut l0 = 0;
+            while l0 < g16 {
                 let mut p0 = pt;
                 while p0 < pe {
                     let rows: [__m128i; 16] = core::array::from_fn(|r| {
-                        let (s, z) = sz(ch0 + r);
+                        let (s, z) = sz(l0 + r);
                         let (sv, zv) = (_mm256_set1_ps(s), _mm256_set1_epi32(z as i32));
-                        let src = x.as_ptr().add((ch0 + r) * hw + p0);
+                        let src = x.as_ptr().add((l0 + r) * hw + p0);
                         let (va, vb) = (_mm256_loadu_ps(src), _mm256_loadu_ps(src.add(8)));
                         for v in [va, vb] {
                             let e = _mm256_and_si256(_mm256_castps_si256(v), exp);
@@ -230,24 +260,24 @@ unsafe fn quantize_nchw_run(
                     let cols = crate::tensor::transpose16x16_u8(rows);
                     for (j, v) in cols.iter().enumerate() {
                         _mm_storeu_si128(
-                            xq.as_mut_ptr().add((p0 + j) * c + ch0) as *mut __m128i,
+                            xq.as_mut_ptr().add((p0 + j) * c + ch0 + l0) as *mut __m128i,
                             *v,
                         );
                     }
                     p0 += 16;
                 }
-                ch0 += 16;
+                l0 += 16;
             }
             pt = pe;
         }
         bad |= _mm256_movemask_epi8(badv) as u32;
     }
     for p in 0..hw {
-        let chs = if p < p16 { c16..c } else { 0..c };
-        for ch in chs {
-            let v = x[ch * hw + p];
+        let ls = if p < p16 { g16..g } else { 0..g };
+        for l in ls {
+            let v = x[l * hw + p];
             bad |= u32::from(!v.is_finite());
-            xq[p * c + ch] = one(ch, p);
+            xq[p * c + ch0 + l] = one(l, p);
         }
     }
     bad == 0
