@@ -1,4 +1,5 @@
-//! x86-64 AVX2 int8 LayerNorm, exactly the integers of the reference in `quant::kernels`.
+//! x86-64 AVX2 (and AVX-512) int8 LayerNorm, exactly the integers of the reference in
+//! `quant::kernels`.
 //!
 //! - **int8 input**: `S1`, `S2` with `vpmaddwd` (exact in `i32` for `c ≤ 2048`); the per-pixel
 //!   integer square root (exact, see `isqrt_sse2`) and division are the reference's scalar
@@ -9,7 +10,9 @@
 //! - **16-bit input** (`quant::kernels::layer_norm_i16`): the same per-pixel statistics and
 //!   `x̂` (`S1` by `vpmaddwd` with ones, `S2` by `vpmaddwd` of `x` with itself summed as `u32`
 //!   pairs in 64-bit lanes), with or without the interpolated table (64-bit clamp, then one
-//!   `vpgatherdd` per 8 outputs); see `ln16_run`. Takes `c ≤ 2048`.
+//!   `vpgatherdd` per 8 outputs); see `ln16_run`. Takes `c ≤ 2048`. With AVX-512 F/BW/VL/DQ
+//!   and VBMI (run time, `std`), `ln16_run_avx512` instead: 16 channels per step, `vpsraq`
+//!   rounding, table lookups by `vpermi2b`, the interpolation in 16-bit lanes.
 
 use core::arch::x86_64::*;
 
