@@ -319,6 +319,24 @@ fn bench_depthwise(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("int8_dispatch", name), |bch| {
             bch.iter(|| qk::depthwise(s, black_box(&xq), &q, &mut yq).unwrap())
         });
+        // The AVX2 kernel forced (the dispatch runs the VNNI one where the CPU has it).
+        #[cfg(target_arch = "x86_64")]
+        if ldp_core::kernels::cpu::x86_detected() >= ldp_core::kernels::cpu::X86Level::Avx2 {
+            g.bench_function(BenchmarkId::new("int8_avx2", name), |bch| {
+                bch.iter(|| {
+                    // SAFETY: AVX2, FMA and F16C detected just above.
+                    unsafe {
+                        ldp_core::kernels::depthwise::x86::int8::depthwise_avx2(
+                            s,
+                            black_box(&xq),
+                            &q,
+                            &mut yq,
+                        )
+                    }
+                    .unwrap()
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -494,9 +494,11 @@ fn ints_in(n: usize, seed: u64, lo: i32, hi: i32) -> Vec<i32> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
-    /// int8 depthwise: the dispatching kernel and the AVX2 kernel equal the reference bit for bit
-    /// (every shift, full-range multipliers and biases, both strides, 1×1 grids, tables; `wide`
-    /// adds 256 channels to cross the kernel's 256-channel staging chunks).
+    /// int8 depthwise: the dispatching kernel, the AVX2 kernel and (where the CPU has it) the
+    /// AVX-512 VNNI kernel equal the reference bit for bit (every shift, full-range multipliers
+    /// and biases, both strides, 1×1 grids, tables; channels 64..=67 and `wide` (+256) reach the
+    /// VNNI kernel's 64-channel blocks with an AVX2/scalar remainder, and cross the 256-channel
+    /// staging chunks).
     #[test]
     fn int8_depthwise_kernels_equal_reference(c in 1usize..=67, wide in any::<bool>(), h in 1usize..=19,
                                               w in 1usize..=19, stride in 1usize..=2, shift in 1i32..=62,
@@ -525,6 +527,13 @@ proptest! {
             // SAFETY: the CPU features were detected just above.
             unsafe { ldp_core::kernels::depthwise::x86::int8::depthwise_avx2(s, &x, &q, &mut c) }.unwrap();
             prop_assert_eq!(&a, &c);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if vnni() {
+            let mut c = vec![0i8; n];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::kernels::depthwise::x86::int8::depthwise_vnni(s, &x, &q, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "vnni");
         }
     }
 
@@ -1300,8 +1309,8 @@ fn depthwise_rows_i16_portable(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
-    /// int8 depthwise with a 16-bit output over a range of output rows: the AVX2 kernel equals
-    /// the portable row kernel bit for bit (channels 1..=67 and 257..=300 across the staging
+    /// int8 depthwise with a 16-bit output over a range of output rows: the dispatch (VNNI where
+    /// present) and the AVX2 kernel equal the portable row kernel bit for bit (channels 1..=67 and 257..=300 across the staging
     /// chunks and the scalar tail, 1×1 grids, both strides, every shift, zero points, full-range
     /// biases and multipliers that saturate `i16`).
     #[test]
@@ -1323,6 +1332,11 @@ proptest! {
         let (a, b) = (ra as usize % ho, rb as usize % ho);
         let (oy0, oy1) = (a.min(b), a.max(b) + 1);
         let want = depthwise_rows_i16_portable(s, &x, &q, oy0, oy1);
+        // The dispatch (on x86-64 with VNNI the AVX-512 kernel for the first multiple of 64
+        // channels).
+        let mut got = vec![0i16; want.len()];
+        qk::depthwise_rows_i16(s, &x, &q, oy0, oy1, &mut got).unwrap();
+        prop_assert_eq!(&want, &got, "dispatch");
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             let mut got = vec![0i16; want.len()];

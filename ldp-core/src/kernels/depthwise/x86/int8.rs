@@ -43,7 +43,7 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
     }
     // SAFETY: AVX2 present; `check_dw` just verified x = h·w·c, weight = 9c, bias/mult = c,
     // y = ho·wo·c (products without overflow), lut = 256, stride 1 or 2.
-    unsafe { dw_run(s, x, q, 0, s.ho(), y) };
+    unsafe { run(s, x, q, 0, s.ho(), y) };
     true
 }
 
@@ -68,7 +68,7 @@ pub(crate) fn depthwise_rows_i16(
     }
     // SAFETY: AVX2 present; `check_dw_rows16` just verified the shapes, the row range, the
     // lengths and that there is no table.
-    unsafe { dw_run(s, x, q, oy0, oy1, y) };
+    unsafe { run(s, x, q, oy0, oy1, y) };
     true
 }
 
@@ -88,11 +88,60 @@ pub unsafe fn depthwise_rows_i16_avx2(
     crate::kernels::depthwise::int8::check_dw_rows16(s, x, q, oy0, oy1, y)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
-        unsafe { dw_run(s, x, q, oy0, oy1, y) };
+        unsafe { dw_run(s, x, q, oy0, oy1, y, 0) };
         Ok(())
     } else {
         crate::kernels::depthwise::int8::depthwise_rows_i16_portable(s, x, q, oy0, oy1, y)
     }
+}
+
+/// The AVX-512 VNNI kernel ([`dw_run_vnni`]) for the channels it takes and the AVX2 one for
+/// the rest when the CPU has VNNI, else the AVX2 kernel alone.
+///
+/// # Safety
+/// As [`dw_run`].
+unsafe fn run<Y: DwOut>(s: DwShape, x: &[i8], q: &ConvQ<'_>, oy0: usize, oy1: usize, y: &mut [Y]) {
+    #[cfg(all(ldp_avx512, feature = "std"))]
+    if cpu::x86_vnni() && s.c >= 64 {
+        let c64 = s.c / 64 * 64;
+        // SAFETY: VNNI and AVX-512 F/BW present (`x86_vnni`); shapes as `dw_run` requires;
+        // `c64 ≤ c`.
+        unsafe {
+            dw_run_vnni(s, x, q, oy0, oy1, y, c64);
+            dw_run(s, x, q, oy0, oy1, y, c64);
+        }
+        return;
+    }
+    // SAFETY: per this function's contract.
+    unsafe { dw_run(s, x, q, oy0, oy1, y, 0) }
+}
+
+/// The AVX-512 VNNI depthwise kernel with its own checks, for tests and benchmarks (shapes it
+/// does not take run the portable kernel; channels past the last multiple of 64 the AVX2
+/// kernel).
+///
+/// # Safety
+/// The CPU must support AVX-512 F/BW/VL/DQ and VNNI, AVX2, FMA and F16C
+/// (`is_x86_feature_detected!`).
+#[cfg(all(ldp_avx512, feature = "std"))]
+pub unsafe fn depthwise_vnni(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    y: &mut [i8],
+) -> Result<(), Error> {
+    crate::kernels::depthwise::int8::check_dw(s, x, q, y)?;
+    if dw_takes(s, q) {
+        let c64 = s.c / 64 * 64;
+        // SAFETY: features per the contract, shapes checked just above.
+        unsafe {
+            dw_run_vnni(s, x, q, 0, s.ho(), y, c64);
+            dw_run(s, x, q, 0, s.ho(), y, c64);
+        }
+    } else {
+        crate::kernels::depthwise::portable::int8::depthwise(s, x, q, y);
+    }
+    Ok(())
 }
 
 /// The AVX2 depthwise kernel with its own checks, for tests and benchmarks (shapes it does
@@ -109,7 +158,7 @@ pub unsafe fn depthwise_avx2(
     crate::kernels::depthwise::int8::check_dw(s, x, q, y)?;
     if dw_takes(s, q) {
         // SAFETY: features per the contract, shapes checked just above.
-        unsafe { dw_run(s, x, q, 0, s.ho(), y) };
+        unsafe { dw_run(s, x, q, 0, s.ho(), y, 0) };
     } else {
         crate::kernels::depthwise::portable::int8::depthwise(s, x, q, y);
     }
@@ -126,6 +175,13 @@ trait DwOut: ConvOut {
     unsafe fn store16(p: *mut Self, a: __m256i, b: __m256i);
     /// Applies the optional table in place (`i8` only).
     fn table(v: &mut [Self], lut: Option<&[i8]>);
+    /// Stores 64 outputs of the VNNI kernel from the requantized `i32` lanes `r[i]` (lane `L`,
+    /// dword `d` of `r[i]` = channel `16L + 4i + d`).
+    ///
+    /// # Safety
+    /// AVX-512 F/BW available; `p` valid for 64 writes of `Self`.
+    #[cfg(all(ldp_avx512, feature = "std"))]
+    unsafe fn store64(p: *mut Self, r: [__m512i; 4]);
 }
 
 impl DwOut for i8 {
@@ -138,6 +194,20 @@ impl DwOut for i8 {
     fn table(v: &mut [i8], lut: Option<&[i8]>) {
         if lut.is_some() {
             apply_lut(v, lut);
+        }
+    }
+    #[cfg(all(ldp_avx512, feature = "std"))]
+    #[allow(clippy::incompatible_msrv)]
+    #[inline(always)]
+    unsafe fn store64(p: *mut i8, r: [__m512i; 4]) {
+        // SAFETY: AVX-512 BW available, `p` writable for 64 bytes (the contract). The packs
+        // saturate per 128-bit lane: lane L of `packs_epi32(r0, r1)` holds channels 16L..16L+8
+        // as i16, of `packs_epi32(r2, r3)` 16L+8..16L+16, and `packs_epi16` of the two puts
+        // them in order as i8 (saturating to i16 then to i8 is `sat_i8`).
+        unsafe {
+            let a = _mm512_packs_epi32(r[0], r[1]);
+            let b = _mm512_packs_epi32(r[2], r[3]);
+            _mm512_storeu_si512(p as *mut _, _mm512_packs_epi16(a, b));
         }
     }
 }
@@ -155,6 +225,22 @@ impl DwOut for i16 {
     }
     #[inline(always)]
     fn table(_v: &mut [i16], _lut: Option<&[i8]>) {}
+    #[cfg(all(ldp_avx512, feature = "std"))]
+    #[allow(clippy::incompatible_msrv)]
+    #[inline(always)]
+    unsafe fn store64(p: *mut i16, r: [__m512i; 4]) {
+        // SAFETY: AVX-512 F/BW available, `p` writable for 64 i16 (the contract). Lane L of
+        // `a` holds channels 16L..16L+8, of `b` 16L+8..16L+16 (saturated to i16); the 64-bit
+        // permutes interleave the lanes back into channel order.
+        unsafe {
+            let a = _mm512_packs_epi32(r[0], r[1]);
+            let b = _mm512_packs_epi32(r[2], r[3]);
+            let lo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+            let hi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+            _mm512_storeu_si512(p as *mut _, _mm512_permutex2var_epi64(a, lo, b));
+            _mm512_storeu_si512(p.add(32) as *mut _, _mm512_permutex2var_epi64(a, hi, b));
+        }
+    }
 }
 
 /// Channels `ch0..c` of output pixel `(oy, ox)`, scalar (the reference's arithmetic); `y`
@@ -197,11 +283,11 @@ fn dw_scalar<Y: ConvOut>(
 }
 
 /// Output rows `oy0..oy1` of the map (global geometry and padding) into `y`, which holds just
-/// those rows.
+/// those rows; channels `ch_start..c` (the VNNI kernel did the ones before).
 ///
 /// # Safety
 /// Shapes validated (x = h·w·c, weight = 9c, bias/mult = c, y = (oy1 − oy0)·wo·c,
-/// oy1 ≤ ho, lut 256 if any), `dw_takes`; AVX2 available.
+/// oy1 ≤ ho, lut 256 if any), `dw_takes`, `ch_start ≤ c`; AVX2 available.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dw_run<Y: DwOut>(
     s: DwShape,
@@ -210,6 +296,7 @@ unsafe fn dw_run<Y: DwOut>(
     oy0: usize,
     oy1: usize,
     y: &mut [Y],
+    ch_start: usize,
 ) {
     let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
     let wo = s.wo();
@@ -222,7 +309,7 @@ unsafe fn dw_run<Y: DwOut>(
     let mut bst = [0i32; DW_CH];
     let mut mst = [0i32; DW_CH];
     let zrow = [z as i8; DW_CH];
-    let mut ch0 = 0;
+    let mut ch0 = ch_start.min(c16);
     while ch0 < c16 {
         let nch = (c16 - ch0).min(DW_CH);
         for cl in 0..nch {
@@ -300,11 +387,147 @@ unsafe fn dw_run<Y: DwOut>(
         }
         ch0 += nch;
     }
-    if c16 < c {
+    if c16.max(ch_start) < c {
         for oy in oy0..oy1 {
             for ox in 0..wo {
-                dw_scalar(s, x, q, y, oy0, oy, ox, c16);
+                dw_scalar(s, x, q, y, oy0, oy, ox, c16.max(ch_start));
             }
         }
+    }
+}
+
+/// The AVX-512 VNNI depthwise: channels `0..c64` (a multiple of 64) of output rows
+/// `oy0..oy1`, the same integers as [`dw_run`].
+///
+/// 64 channels per step. The nine taps' 64-byte rows are offset to unsigned (`x + 128`, an
+/// `xor` of the sign bit) and interleaved four taps at a time within each 128-bit lane
+/// (`vpunpck{l,h}bw`, then `vpunpck{l,h}wd`: four registers whose dword `d` of lane `L` holds
+/// taps `t..t+4` of channel `16L + 4i + d`; the ninth tap alone, zero-extended the same way),
+/// so three `vpdpbusd` per register add `(x + 128)·w` for the nine taps (u8 × s8 products, exact,
+/// wrapping `i32` sums). The offset and the input zero point are folded into the bias:
+/// `bias − (z + 128)·Σw` (wrapping, exact mod 2^32, as the AVX2 kernel's `bias − z·Σw`); taps
+/// outside the map read a row of `z` (`(z − z)·w = 0`, the reference's skipped tap). Weights,
+/// biases and multipliers are staged per 256 channels in that channel order; requantization as
+/// `Rq16`; `vpackssdw` and `vpacksswb` (per lane) restore the channel order.
+///
+/// # Safety
+/// As [`dw_run`], `c64 ≤ c`, `c64 % 64 == 0`; AVX-512 F/BW/VL/DQ and VNNI available.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn dw_run_vnni<Y: DwOut>(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [Y],
+    c64: usize,
+) {
+    use crate::kernels::isa::x86::Rq16;
+    let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
+    let wo = s.wo();
+    let z = q.in_zero;
+    // SAFETY: AVX-512 F available (this function's contract).
+    let rq = unsafe { Rq16::new(q.shift, q.out_zero) };
+    // Per 64-channel block: per tap group g (taps 4g..4g+4, the last only tap 8), per register
+    // i, 64 bytes = 16 channels × 4 taps; bias and multiplier per register i, 16 channels.
+    let mut wst = [0i8; DW_CH * 12];
+    let mut bst = [0i32; DW_CH];
+    let mut mst = [0i32; DW_CH];
+    let zrow = [z as i8; DW_CH];
+    let mut ch0 = 0;
+    while ch0 < c64 {
+        let nch = (c64 - ch0).min(DW_CH);
+        for cl in 0..nch {
+            let ch = ch0 + cl;
+            let wk = &q.weight[ch * 9..ch * 9 + 9];
+            // Channel cl of the chunk: block, then lane L, register i, dword d.
+            let (blk, r) = (cl / 64, cl % 64);
+            let (lane, i, d) = (r / 16, r % 16 / 4, r % 4);
+            let slot = i * 16 + lane * 4 + d;
+            for g in 0..3 {
+                for t in 0..4 {
+                    let tap = 4 * g + t;
+                    wst[((blk * 3 + g) * 4 + slot / 16) * 64 + (slot % 16) * 4 + t] =
+                        if tap < 9 { wk[tap] } else { 0 };
+                }
+            }
+            let sw: i32 = wk.iter().map(|&v| v as i32).sum();
+            bst[blk * 64 + slot] = q
+                .bias_at(ch)
+                .wrapping_sub(z.wrapping_add(128).wrapping_mul(sw));
+            mst[blk * 64 + slot] = q.mult_at(ch);
+        }
+        // SAFETY (whole loop): AVX-512 available; every tap pointer has ≥ nch readable bytes
+        // (a pixel's channels ch0..ch0+nch ≤ c64 ≤ c, or the DW_CH-byte zero row) and
+        // b + 64 ≤ nch; the staged arrays hold nch entries per kind (12·nch weight bytes); y
+        // has the pixel's channels at o..o+nch.
+        unsafe {
+            let flip = _mm512_set1_epi8(-128);
+            let zero = _mm512_setzero_si512();
+            for oy in oy0..oy1 {
+                for ox in 0..wo {
+                    let mut tp = [zrow.as_ptr(); 9];
+                    for ky in 0..3 {
+                        let iy = (oy * st + ky) as isize - 1;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        for kx in 0..3 {
+                            let ix = (ox * st + kx) as isize - 1;
+                            if ix < 0 || ix >= w as isize {
+                                continue;
+                            }
+                            tp[ky * 3 + kx] =
+                                x.as_ptr().add((iy as usize * w + ix as usize) * c + ch0);
+                        }
+                    }
+                    let o = ((oy - oy0) * wo + ox) * c + ch0;
+                    let mut b = 0;
+                    while b < nch {
+                        let t: [__m512i; 9] = core::array::from_fn(|k| {
+                            _mm512_xor_si512(_mm512_loadu_si512(tp[k].add(b) as *const _), flip)
+                        });
+                        let wp = wst.as_ptr().add(b / 64 * 3 * 256) as *const __m512i;
+                        let mut acc: [__m512i; 4] = core::array::from_fn(|i| {
+                            _mm512_loadu_si512(bst.as_ptr().add(b + 16 * i) as *const _)
+                        });
+                        for g in 0..3 {
+                            let (t0, t1, t2, t3) = if g < 2 {
+                                (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3])
+                            } else {
+                                (t[8], zero, zero, zero)
+                            };
+                            let (a, bb) =
+                                (_mm512_unpacklo_epi8(t0, t1), _mm512_unpackhi_epi8(t0, t1));
+                            let (cc, dd) =
+                                (_mm512_unpacklo_epi8(t2, t3), _mm512_unpackhi_epi8(t2, t3));
+                            let v = [
+                                _mm512_unpacklo_epi16(a, cc),
+                                _mm512_unpackhi_epi16(a, cc),
+                                _mm512_unpacklo_epi16(bb, dd),
+                                _mm512_unpackhi_epi16(bb, dd),
+                            ];
+                            for i in 0..4 {
+                                acc[i] = _mm512_dpbusd_epi32(
+                                    acc[i],
+                                    v[i],
+                                    _mm512_loadu_si512(wp.add(g * 4 + i) as *const _),
+                                );
+                            }
+                        }
+                        let r: [__m512i; 4] = core::array::from_fn(|i| {
+                            let m = _mm512_loadu_si512(mst.as_ptr().add(b + 16 * i) as *const _);
+                            rq.apply(acc[i], m, _mm512_srli_epi64::<32>(m))
+                        });
+                        Y::store64(y.as_mut_ptr().add(o + b), r);
+                        b += 64;
+                    }
+                    Y::table(&mut y[o..o + nch], q.lut);
+                }
+            }
+        }
+        ch0 += nch;
     }
 }
