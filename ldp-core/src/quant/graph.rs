@@ -385,6 +385,17 @@ pub(crate) fn quantize_input_nchw(
     xq: &mut [i8],
     tmp: &mut [i8],
 ) -> Result<(), Error> {
+    let (c_in, hw, scale, zero) = nchw_input_params(m)?;
+    crate::kernels::quantize::int8::quantize_nchw(x, c_in, hw, scale, zero, xq, tmp)
+}
+
+/// `(c_in, h·w, scale, zero)` of an `ldp` int8 input.
+type NchwInput<'a> = (usize, usize, &'a [f32], &'a [i8]);
+
+/// An `ldp` int8 input's channels, `h·w` and quantization (per channel when the blob has one
+/// scale per input channel, else per tensor: `int8_input_params` gives scale and zero of the
+/// same non-zero length).
+fn nchw_input_params<'a>(m: &Model<'a>) -> Result<NchwInput<'a>, Error> {
     let ModelConfig::Ldp(c) = m.config() else {
         return Err(Error::Unsupported(
             "a channels-first input exists for ldp only (the MobileVLM and graph inputs are tokens)",
@@ -394,11 +405,8 @@ pub(crate) fn quantize_input_nchw(
     let hw =
         c.h.checked_mul(c.w)
             .ok_or(Error::InvalidConfig("ldp: input grid overflows"))?;
-    // Per channel when the blob has one scale per input channel, else per tensor
-    // (`int8_input_params`: scale and zero of the same non-zero length).
     let k = if scale.len() == c.c_in { c.c_in } else { 1 };
-    let (scale, zero) = (&scale[..k], &zero[..k]);
-    crate::kernels::quantize::int8::quantize_nchw(x, c.c_in, hw, scale, zero, xq, tmp)
+    Ok((c.c_in, hw, &scale[..k], &zero[..k]))
 }
 
 /// [`quantize_input_nchw`] of the input channels `ch0..ch0 + x.len() / (h·w)` only
@@ -409,18 +417,8 @@ pub(crate) fn quantize_input_nchw_part(
     ch0: usize,
     xq: &mut [i8],
 ) -> Result<(), Error> {
-    let ModelConfig::Ldp(c) = m.config() else {
-        return Err(Error::Unsupported(
-            "a channels-first input exists for ldp only (the MobileVLM and graph inputs are tokens)",
-        ));
-    };
-    let (scale, zero) = int8_input_params(m)?;
-    let hw =
-        c.h.checked_mul(c.w)
-            .ok_or(Error::InvalidConfig("ldp: input grid overflows"))?;
-    let k = if scale.len() == c.c_in { c.c_in } else { 1 };
-    let (scale, zero) = (&scale[..k], &zero[..k]);
-    crate::kernels::quantize::int8::quantize_nchw_part(x, c.c_in, hw, ch0, scale, zero, xq)
+    let (c_in, hw, scale, zero) = nchw_input_params(m)?;
+    crate::kernels::quantize::int8::quantize_nchw_part(x, c_in, hw, ch0, scale, zero, xq)
 }
 
 /// [`dequantize_output`] of an `ldp` output written channels-first (`[c_out][h2][w2]`): the

@@ -282,6 +282,38 @@ fn dw_scalar<Y: ConvOut>(
     }
 }
 
+/// The nine taps' rows of output pixel `(oy, ox)` from channel `ch0` on: `x` at
+/// `(iy·w + ix)·c + ch0` for the taps inside the map (the pixel's channels `ch0..c`), `zrow`
+/// (the zero-point row) for the padding ones. Only computes addresses (`wrapping_add`); the
+/// kernels read them.
+#[inline(always)]
+fn tap_rows(
+    s: DwShape,
+    x: &[i8],
+    zrow: *const i8,
+    oy: usize,
+    ox: usize,
+    ch0: usize,
+) -> [*const i8; 9] {
+    let mut tp = [zrow; 9];
+    for ky in 0..3 {
+        let iy = (oy * s.stride + ky) as isize - 1;
+        if iy < 0 || iy >= s.h as isize {
+            continue;
+        }
+        for kx in 0..3 {
+            let ix = (ox * s.stride + kx) as isize - 1;
+            if ix < 0 || ix >= s.w as isize {
+                continue;
+            }
+            tp[ky * 3 + kx] = x
+                .as_ptr()
+                .wrapping_add((iy as usize * s.w + ix as usize) * s.c + ch0);
+        }
+    }
+    tp
+}
+
 /// Output rows `oy0..oy1` of the map (global geometry and padding) into `y`, which holds just
 /// those rows; channels `ch_start..c` (the VNNI kernel did the ones before).
 ///
@@ -298,7 +330,7 @@ unsafe fn dw_run<Y: DwOut>(
     y: &mut [Y],
     ch_start: usize,
 ) {
-    let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
+    let c = s.c;
     let wo = s.wo();
     let c16 = c / 16 * 16;
     let z = q.in_zero;
@@ -327,23 +359,7 @@ unsafe fn dw_run<Y: DwOut>(
         }
         for oy in oy0..oy1 {
             for ox in 0..wo {
-                // The 9 taps' rows for channel ch0 (or the zero-point row).
-                let mut tp = [zrow.as_ptr(); 9];
-                for ky in 0..3 {
-                    let iy = (oy * st + ky) as isize - 1;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    for kx in 0..3 {
-                        let ix = (ox * st + kx) as isize - 1;
-                        if ix < 0 || ix >= w as isize {
-                            continue;
-                        }
-                        // SAFETY: (iy, ix) is inside the map: the pixel's channels ch0.. are in x.
-                        tp[ky * 3 + kx] =
-                            unsafe { x.as_ptr().add((iy as usize * w + ix as usize) * c + ch0) };
-                    }
-                }
+                let tp = tap_rows(s, x, zrow.as_ptr(), oy, ox, ch0);
                 let o = ((oy - oy0) * wo + ox) * c + ch0;
                 let mut b = 0;
                 while b < nch {
@@ -425,7 +441,7 @@ unsafe fn dw_run_vnni<Y: DwOut>(
     c64: usize,
 ) {
     use crate::kernels::isa::x86::Rq16;
-    let (h, w, c, st) = (s.h, s.w, s.c, s.stride);
+    let c = s.c;
     let wo = s.wo();
     let z = q.in_zero;
     // SAFETY: AVX-512 F available (this function's contract).
@@ -468,21 +484,7 @@ unsafe fn dw_run_vnni<Y: DwOut>(
             let zero = _mm512_setzero_si512();
             for oy in oy0..oy1 {
                 for ox in 0..wo {
-                    let mut tp = [zrow.as_ptr(); 9];
-                    for ky in 0..3 {
-                        let iy = (oy * st + ky) as isize - 1;
-                        if iy < 0 || iy >= h as isize {
-                            continue;
-                        }
-                        for kx in 0..3 {
-                            let ix = (ox * st + kx) as isize - 1;
-                            if ix < 0 || ix >= w as isize {
-                                continue;
-                            }
-                            tp[ky * 3 + kx] =
-                                x.as_ptr().add((iy as usize * w + ix as usize) * c + ch0);
-                        }
-                    }
+                    let tp = tap_rows(s, x, zrow.as_ptr(), oy, ox, ch0);
                     let o = ((oy - oy0) * wo + ox) * c + ch0;
                     let mut b = 0;
                     while b < nch {
