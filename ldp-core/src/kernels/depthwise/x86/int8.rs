@@ -11,6 +11,9 @@
 //! `(z − z)·w = 0` is the reference's skipped tap. Weights, biases and multipliers are staged
 //! per chunk of 256 channels (7.3 KiB of stack with the zero-point row). Takes zero points in
 //! `-128..=127` and at least 16 channels; `c % 16` tail channels are scalar.
+//!
+//! With AVX-512 VNNI (run time, `std`) the first multiple of 64 channels runs `dw_run_vnni`
+//! instead: 64 channels per step, four taps per `vpdpbusd` (see there), the rest as above.
 
 use core::arch::x86_64::*;
 
