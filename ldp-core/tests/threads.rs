@@ -1,7 +1,7 @@
 //! The pointwise layers and the LayerNorms give the same bits on any number of threads
 //! (`kernels::threads`), on shapes big enough to be split, for f32, f16, int8 (both output
 //! types; LayerNorms in place and of 16-bit inputs, with and without a table) and 16-bit
-//! activations (pointwise, LayerNorm + Hardswish in place).
+//! activations (pointwise, LayerNorm + Hardswish in place, depthwise conv, GELU).
 #![cfg(feature = "std")]
 
 use half::f16;
@@ -175,6 +175,55 @@ fn pointwise_bits_do_not_depend_on_threads() {
         );
         for n in [2, 3, 5] {
             assert!(one == run(n), "LayerNorm: {n} threads differ: {c} {pixels}");
+        }
+    }
+    // 16-bit activations: the depthwise conv (bands of output rows, both strides, a channel
+    // count off the 16-channel blocks) and GELU (bands of values).
+    let lut16: Vec<i16> = (0..513).map(|i| (i as i16 - 256) * 50).collect();
+    let g16 = a16::Gelu16 {
+        lut: &lut16,
+        pos_mult: 1 << 20,
+        pos_shift: 22,
+        id_mult: 3 << 28,
+        id_shift: 30,
+        clamp: 30000,
+    };
+    for (h, w, c, stride) in [(50usize, 47usize, 260usize, 1usize), (100, 99, 200, 2)] {
+        use ldp_core::kernels::depthwise::DwShape;
+        let s = DwShape { h, w, c, stride };
+        assert!(s.ho() * s.wo() * c * 9 >= threads::MIN_MACS);
+        let x16: Vec<i16> = i8s(h * w * c, 31).iter().map(|&v| v as i16 * 97).collect();
+        let wq = i8s(9 * c, 32);
+        let bq: Vec<i16> = i8s(c, 33).iter().map(|&v| v as i16 * 50).collect();
+        let mult: Vec<u8> = i8s(c, 34).iter().map(|&v| v as u8 | 128).collect();
+        let q = ConvQ {
+            weight: &wq,
+            bias: &bq,
+            bias_shift: 3,
+            mult: &mult,
+            shift: 12,
+            in_zero: 0,
+            out_zero: 0,
+            lut: None,
+        };
+        let n = s.ho() * s.wo() * c;
+        let mut want = vec![0i16; n];
+        a16::depthwise16_reference(s, &x16, &q, &mut want).unwrap();
+        let mut gwant = x16.clone();
+        for v in gwant.iter_mut() {
+            *v = g16.apply(*v);
+        }
+        for t in [1, 2, 3, 5] {
+            threads::set_threads(t);
+            let mut y = vec![0i16; n];
+            a16::depthwise16(s, &x16, &q, &mut y).unwrap();
+            assert_eq!(
+                y, want,
+                "16-bit depthwise, {t} threads: {h}x{w}x{c} s{stride}"
+            );
+            let mut g = x16.clone();
+            a16::gelu16_inplace(&mut g, &g16).unwrap();
+            assert_eq!(g, gwant, "16-bit GELU, {t} threads");
         }
     }
     // Several threads of a program running layers at once: one holds the worker pool, the

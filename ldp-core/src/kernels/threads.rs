@@ -14,9 +14,10 @@
 //! tile) and layers below [`MIN_MACS`] multiply-accumulates stay on the calling thread (handing
 //! a band over costs microseconds). The int8 LayerNorms (in place and of 16-bit inputs) split their
 //! pixels the same way, counting 16 multiply-accumulates per element; each pixel is normalized alone, so
-//! their bits do not depend on the split either. Other layers (float LayerNorm — splitting it
-//! measured no gain on 2 cores, only a wider spread —, depthwise, SE, ADD) run on the calling
-//! thread.
+//! their bits do not depend on the split either. So do the 16-bit-activation depthwise conv
+//! (bands of output rows, each reading the shared input; 9 multiply-accumulates per output) and
+//! GELU (elementwise, 16 per element). Other layers (float LayerNorm — splitting it measured no
+//! gain on 2 cores, only a wider spread —, int8 depthwise, SE, ADD) run on the calling thread.
 //!
 //! The thread count is process-wide: [`set_threads`]; the default is 1.
 
@@ -102,6 +103,23 @@ pub(crate) fn split_inplace<T: Send, E: Send>(
     let per = band_rows(buf.len() / row.max(1), n);
     let f = &f;
     let jobs = buf.chunks_mut(per * row.max(1)).map(|b| move || f(b));
+    run_bands(jobs.collect())
+}
+
+/// [`split_inplace`] passing each band's first row too: `f(first_row, band)` (for kernels that
+/// compute output rows from a shared input, as the 16-bit depthwise conv).
+pub(crate) fn split_inplace_at<T: Send, E: Send>(
+    buf: &mut [T],
+    row: usize,
+    n: usize,
+    f: impl Fn(usize, &mut [T]) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let per = band_rows(buf.len() / row.max(1), n);
+    let f = &f;
+    let jobs = buf
+        .chunks_mut(per * row.max(1))
+        .enumerate()
+        .map(|(i, b)| move || f(i * per, b));
     run_bands(jobs.collect())
 }
 

@@ -99,10 +99,21 @@ impl Gelu16<'_> {
 /// GELU in place.
 pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
     g.check()?;
-    for v in x.iter_mut() {
-        *v = g.apply(*v);
+    let gelu = |b: &mut [i16]| {
+        for v in b.iter_mut() {
+            *v = g.apply(*v);
+        }
+        Ok(())
+    };
+    #[cfg(feature = "std")]
+    {
+        // Elementwise: bands of values on the host's threads, the same bits.
+        let n = crate::kernels::threads::bands(x.len(), 16);
+        if n > 1 {
+            return crate::kernels::threads::split_inplace(x, 1, n, gelu);
+        }
     }
-    Ok(())
+    gelu(x)
 }
 
 /// `-32768` → `-32767`: an `i16`-range saturation narrowed to [`MAX16`]'s symmetric range.
@@ -413,14 +424,33 @@ const DW16_BLOCK: usize = 16;
 /// compiled for AVX-512 (16-lane blocks in one register; integer arithmetic, the same bits).
 pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    #[cfg(feature = "std")]
+    {
+        // Bands of output rows on the host's threads (each output from the shared input
+        // alone: the same bits).
+        let row = s.wo() * s.c; // ≤ y.len(), checked by `check_dw`
+        let n = crate::kernels::threads::bands(s.ho(), row.saturating_mul(9));
+        if n > 1 {
+            return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
+                depthwise16_rows(s, x, q, oy0, yb);
+                Ok(())
+            });
+        }
+    }
+    depthwise16_rows(s, x, q, 0, y);
+    Ok(())
+}
+
+/// Output rows from `oy0` on into `y` (which holds whole output rows from there: the
+/// AVX-512 build where the CPU has it, else the portable body). Shapes checked by `check_dw`.
+fn depthwise16_rows(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i16]) {
     #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
     if crate::kernels::cpu::x86_avx512() {
         // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
-        unsafe { depthwise16_avx512(s, x, q, y) };
-        return Ok(());
+        unsafe { depthwise16_avx512(s, x, q, oy0, y) };
+        return;
     }
-    depthwise16_body(s, x, q, y);
-    Ok(())
+    depthwise16_body(s, x, q, oy0, y);
 }
 
 /// [`depthwise16_body`] compiled for AVX-512.
@@ -430,17 +460,19 @@ pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Resul
 #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
-unsafe fn depthwise16_avx512(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) {
-    depthwise16_body(s, x, q, y)
+unsafe fn depthwise16_avx512(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i16]) {
+    depthwise16_body(s, x, q, oy0, y)
 }
 
-/// The body of [`depthwise16`]; shapes checked by `check_dw`.
+/// The body of [`depthwise16`]: output rows `oy0..oy0 + y.len() / (wo·c)` into `y`, which holds
+/// just those rows; shapes checked by `check_dw`.
 #[inline(always)]
-fn depthwise16_body(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) {
-    let (ho, wo) = (s.ho(), s.wo());
+fn depthwise16_body(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i16]) {
+    let wo = s.wo();
+    let rows = y.len().checked_div(wo * s.c).unwrap_or(0);
     // Output rows outermost: the three input rows one output row reads stay in cache while
     // every channel block passes over them.
-    for oy in 0..ho {
+    for oy in oy0..(oy0 + rows).min(s.ho()) {
         let mut c0 = 0;
         while c0 < s.c {
             let nb = DW16_BLOCK.min(s.c - c0);
@@ -479,7 +511,7 @@ fn depthwise16_body(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) {
                         }
                     }
                 }
-                let o = (oy * wo + ox) * s.c + c0;
+                let o = ((oy - oy0) * wo + ox) * s.c + c0;
                 for j in 0..nb {
                     y[o + j] = out16(acc[j], c0 + j, q);
                 }
