@@ -1,7 +1,8 @@
 //! The pointwise layers and the LayerNorms give the same bits on any number of threads
 //! (`kernels::threads`), on shapes big enough to be split, for f32, f16, int8 (both output
 //! types; LayerNorms in place and of 16-bit inputs, with and without a table) and 16-bit
-//! activations (pointwise, LayerNorm + Hardswish in place, depthwise conv, GELU).
+//! activations (pointwise, LayerNorm + Hardswish in place, depthwise conv, GELU), and the
+//! f32/f16/int8 depthwise convs.
 #![cfg(feature = "std")]
 
 use half::f16;
@@ -224,6 +225,67 @@ fn pointwise_bits_do_not_depend_on_threads() {
             let mut g = x16.clone();
             a16::gelu16_inplace(&mut g, &g16).unwrap();
             assert_eq!(g, gwant, "16-bit GELU, {t} threads");
+        }
+    }
+    // The f32/f16 and int8 depthwise convs (bands of output rows, both strides, channel
+    // counts off the 8/32/64-channel blocks, with a residual / a table): the reference's bits
+    // on any thread count.
+    for (h, w, c, stride) in [(50usize, 47usize, 260usize, 1usize), (100, 99, 203, 2)] {
+        use ldp_core::kernels::depthwise::{self, DwShape};
+        let s = DwShape { h, w, c, stride };
+        assert!(s.ho() * s.wo() * c * 9 >= threads::MIN_MACS);
+        let n = s.ho() * s.wo() * c;
+        let x = vals(h * w * c, 41);
+        let wt = vals(9 * c, 42);
+        let b = vals(c, 43);
+        let r = vals(n, 44);
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let mut want = vec![0.0f32; n];
+        depthwise::reference::depthwise3x3(s, &x, &wt, Some(&b), Some(&r), &mut want).unwrap();
+        let mut want_h = vec![f16::ZERO; n];
+        depthwise::reference::depthwise3x3(s, &xh, &wt, Some(&b), None::<&[f32]>, &mut want_h)
+            .unwrap();
+        let xq = i8s(h * w * c, 45);
+        let wq = i8s(9 * c, 46);
+        let bq: Vec<i16> = i8s(c, 47).iter().map(|&v| v as i16 * 50).collect();
+        let mult: Vec<u8> = i8s(c, 48).iter().map(|&v| v as u8 | 128).collect();
+        let lut = i8s(256, 49);
+        for table in [None, Some(&lut[..])] {
+            let q = ConvQ {
+                weight: &wq,
+                bias: &bq,
+                bias_shift: 3,
+                mult: &mult,
+                shift: 12,
+                in_zero: -3,
+                out_zero: 5,
+                lut: table,
+            };
+            let mut want_q = vec![0i8; n];
+            depthwise::int8::depthwise_reference(s, &xq, &q, &mut want_q).unwrap();
+            for t in [1, 2, 3, 5] {
+                threads::set_threads(t);
+                let mut y = vec![0.0f32; n];
+                depthwise::depthwise3x3(s, &x, &wt, Some(&b), Some(&r), &mut y).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+                assert!(
+                    bits(&y) == bits(&want),
+                    "f32 depthwise, {t} threads: {h}x{w}x{c} s{stride}"
+                );
+                let mut yh = vec![f16::ZERO; n];
+                depthwise::depthwise3x3(s, &xh, &wt, Some(&b), None::<&[f32]>, &mut yh).unwrap();
+                assert!(
+                    yh == want_h,
+                    "f16 depthwise, {t} threads: {h}x{w}x{c} s{stride}"
+                );
+                let mut yq = vec![0i8; n];
+                depthwise::int8::depthwise(s, &xq, &q, &mut yq).unwrap();
+                assert!(
+                    yq == want_q,
+                    "int8 depthwise (table {}), {t} threads: {h}x{w}x{c} s{stride}",
+                    table.is_some()
+                );
+            }
         }
     }
     // Several threads of a program running layers at once: one holds the worker pool, the

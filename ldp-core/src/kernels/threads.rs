@@ -62,15 +62,26 @@ pub(crate) fn bands(pixels: usize, macs_per_pixel: usize) -> usize {
     t.min(pixels / ALIGN).max(1)
 }
 
+/// How many bands of output rows to use for a layer of `rows` rows of `macs_per_row`
+/// multiply-accumulates each (a depthwise conv): as [`bands`], but rows need no alignment, so
+/// up to one band per row.
+pub(crate) fn row_bands(rows: usize, macs_per_row: usize) -> usize {
+    let t = threads();
+    if t <= 1 || rows.saturating_mul(macs_per_row) < MIN_MACS {
+        return 1;
+    }
+    t.min(rows).max(1)
+}
+
 /// How many bands a LayerNorm of `pixels` pixels of `c` channels splits into ([`bands`] at
 /// `NORM_COST` per element).
 pub(crate) fn norm_bands(pixels: usize, c: usize) -> usize {
     bands(pixels, c.saturating_mul(NORM_COST))
 }
 
-/// Rows per band when `rows` rows are split `n` ways: a multiple of [`ALIGN`] (at least 1).
-fn band_rows(rows: usize, n: usize) -> usize {
-    (rows.div_ceil(n.max(1)).div_ceil(ALIGN) * ALIGN).max(1)
+/// Rows per band when `rows` rows are split `n` ways: a multiple of `align` (at least 1).
+fn band_rows(rows: usize, n: usize, align: usize) -> usize {
+    (rows.div_ceil(n.max(1)).div_ceil(align) * align).max(1)
 }
 
 /// Runs `f(x_band, y_band)` on `n` bands of rows (`x_row` elements of `x` and `y_row` of `y` per
@@ -84,7 +95,7 @@ pub(crate) fn split_rows<X: Sync, Y: Send, E: Send>(
     n: usize,
     f: impl Fn(&[X], &mut [Y]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
-    let per = band_rows(x.len() / x_row.max(1), n);
+    let per = band_rows(x.len() / x_row.max(1), n, ALIGN);
     let f = &f;
     let jobs = x
         .chunks(per * x_row.max(1))
@@ -100,21 +111,22 @@ pub(crate) fn split_inplace<T: Send, E: Send>(
     n: usize,
     f: impl Fn(&mut [T]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
-    let per = band_rows(buf.len() / row.max(1), n);
+    let per = band_rows(buf.len() / row.max(1), n, ALIGN);
     let f = &f;
     let jobs = buf.chunks_mut(per * row.max(1)).map(|b| move || f(b));
     run_bands(jobs.collect())
 }
 
 /// [`split_inplace`] passing each band's first row too: `f(first_row, band)` (for kernels that
-/// compute output rows from a shared input, as the 16-bit depthwise conv).
+/// compute output rows from a shared input, as the depthwise convs). The rows are output rows
+/// of a map, not pixels: the bands need no alignment (`n` from [`row_bands`]).
 pub(crate) fn split_inplace_at<T: Send, E: Send>(
     buf: &mut [T],
     row: usize,
     n: usize,
     f: impl Fn(usize, &mut [T]) -> Result<(), E> + Sync,
 ) -> Result<(), E> {
-    let per = band_rows(buf.len() / row.max(1), n);
+    let per = band_rows(buf.len() / row.max(1), n, 1);
     let f = &f;
     let jobs = buf
         .chunks_mut(per * row.max(1))

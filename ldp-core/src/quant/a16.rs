@@ -429,7 +429,7 @@ pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Resul
         // Bands of output rows on the host's threads (each output from the shared input
         // alone: the same bits).
         let row = s.wo() * s.c; // ≤ y.len(), checked by `check_dw`
-        let n = crate::kernels::threads::bands(s.ho(), row.saturating_mul(9));
+        let n = crate::kernels::threads::row_bands(s.ho(), row.saturating_mul(9));
         if n > 1 {
             return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
                 depthwise16_rows(s, x, q, oy0, yb);

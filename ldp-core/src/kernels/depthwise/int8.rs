@@ -147,7 +147,9 @@ pub(crate) fn depthwise_rows_i16_portable(
 }
 
 /// Tiled int8 depthwise 3×3; on Cortex-M with the DSP extension the SMLAD kernel of
-/// `kernels::depthwise::arm_dsp`, on x86-64 with AVX2 the kernel of `kernels::depthwise::x86::int8`.
+/// `kernels::depthwise::arm_dsp`, on x86-64 with AVX2 the kernel of `kernels::depthwise::x86::int8`
+/// (with the `std` feature, in bands of output rows on up to `kernels::threads::threads()`
+/// threads when the map is large enough; same bits).
 pub fn depthwise(
     s: crate::kernels::depthwise::DwShape,
     x: &[i8],
@@ -155,6 +157,21 @@ pub fn depthwise(
     y: &mut [i8],
 ) -> Result<(), Error> {
     check_dw(s, x, q, y)?;
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if crate::kernels::depthwise::x86::int8::takes(s, q) {
+        let row = s.wo() * s.c;
+        let n = crate::kernels::threads::row_bands(s.ho(), row.saturating_mul(9));
+        if n > 1 {
+            return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
+                let oy1 = oy0 + yb.len() / row;
+                if crate::kernels::depthwise::x86::int8::depthwise_band(s, x, q, oy0, oy1, yb) {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidConfig("depthwise: band outside the map"))
+                }
+            });
+        }
+    }
     #[cfg(ldp_arm_mve)]
     if crate::kernels::depthwise::mve::depthwise(s, x, q, y) {
         return Ok(());

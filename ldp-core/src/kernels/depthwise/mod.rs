@@ -93,7 +93,14 @@ pub(crate) fn check<X, W, Y, R>(
     check_len("depthwise output", y, out)
 }
 
-/// Depthwise 3×3 convolution with the best kernel available.
+/// A band of output rows that does not fit the map (cannot happen: the bands are cut from a
+/// validated output).
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+const BAND: Error = Error::InvalidConfig("depthwise: band outside the map");
+
+/// Depthwise 3×3 convolution with the best kernel available. With the `std` feature on x86-64,
+/// maps large enough run in bands of output rows on up to `kernels::threads::threads()`
+/// threads (same bits: each output is computed alone, in the reference's order).
 pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
@@ -103,6 +110,25 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     y: &mut [Y],
 ) -> Result<(), Error> {
     check(s, x, weight, bias, residual, y)?;
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if crate::kernels::cpu::x86_avx2_fma() {
+        let row = s.wo() * s.c;
+        let n = crate::kernels::threads::row_bands(s.ho(), row.saturating_mul(9));
+        if n > 1 {
+            return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
+                let oy1 = oy0 + yb.len() / row;
+                let rb = match residual {
+                    Some(r) => Some(r.get(oy0 * row..oy1 * row).ok_or(BAND)?),
+                    None => None,
+                };
+                if x86::depthwise3x3_rows(s, x, weight, bias, rb, yb, oy0, oy1) {
+                    Ok(())
+                } else {
+                    Err(BAND)
+                }
+            });
+        }
+    }
     #[cfg(target_arch = "x86_64")]
     if x86::depthwise3x3(s, x, weight, bias, residual, y) {
         return Ok(());

@@ -50,6 +50,35 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
     true
 }
 
+/// Runs the AVX2 (or VNNI) depthwise kernel with an `i8` output for output rows `oy0..oy1` of
+/// the map into `y`, which holds just those rows, if the CPU has it and it takes the shape
+/// (else `false`). The whole map must already be validated (`check_dw` with a whole-map
+/// output); the band's range and length are checked here (`false` when they do not hold).
+/// For the threaded dispatch: each output's bits do not depend on the band it lands in.
+pub(crate) fn depthwise_band(
+    s: DwShape,
+    x: &[i8],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    oy1: usize,
+    y: &mut [i8],
+) -> bool {
+    let band = oy1.checked_sub(oy0).map(|n| n * s.wo() * s.c);
+    if !cpu::x86_avx2_fma() || !dw_takes(s, q) || oy1 > s.ho() || band != Some(y.len()) {
+        return false;
+    }
+    // SAFETY: AVX2 present; the map validated by the caller (x = h·w·c, weight = 9c,
+    // bias/mult = c, lut = 256 when present, stride 1 or 2); the band's range and length just
+    // above.
+    unsafe { run(s, x, q, oy0, oy1, y) };
+    true
+}
+
+/// Whether [`depthwise_band`] takes these parameters on this CPU.
+pub(crate) fn takes(s: DwShape, q: &ConvQ<'_>) -> bool {
+    cpu::x86_avx2_fma() && dw_takes(s, q)
+}
+
 /// Runs the AVX2 depthwise kernel with a 16-bit output (the `i16` [`ConvOut`]: requantized,
 /// output zero point added, saturated to `i16`) for output rows `oy0..oy1` of the map, into
 /// `y` holding just those rows, if the CPU has it and it takes the shape (else `false`).

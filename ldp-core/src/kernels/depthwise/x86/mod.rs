@@ -34,6 +34,36 @@ pub(crate) fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     unsafe { depthwise3x3_avx2(s, x, weight, bias, residual, y) }.is_ok()
 }
 
+/// Output rows `oy0..oy1` of the map into `y` (and from `residual`), both holding just those
+/// rows, with the AVX2 kernel if the CPU has it (else `false`). The whole-map shapes must
+/// already be validated ([`super::check`] with a whole-map `y`); the band's lengths and range
+/// are checked here (`false` when they do not hold). For the threaded dispatch: the bits of
+/// each output do not depend on the band it lands in.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise3x3_rows<X: Elem, W: Elem, Y: Elem, R: Elem>(
+    s: DwShape,
+    x: &[X],
+    weight: &[W],
+    bias: Option<&[f32]>,
+    residual: Option<&[R]>,
+    y: &mut [Y],
+    oy0: usize,
+    oy1: usize,
+) -> bool {
+    let band = oy1.checked_sub(oy0).map(|n| n * s.wo() * s.c);
+    if !cpu::x86_avx2_fma()
+        || oy1 > s.ho()
+        || band != Some(y.len())
+        || residual.is_some_and(|r| Some(r.len()) != band)
+    {
+        return false;
+    }
+    // SAFETY: AVX2, FMA and F16C present; the map's shapes validated by the caller, the band's
+    // range and lengths just above.
+    unsafe { run(s, x, weight, bias, residual, y, oy0, oy1) };
+    true
+}
+
 /// The AVX2 kernel, for tests and benchmarks that want this path whatever the dispatch picks.
 ///
 /// # Safety
@@ -48,7 +78,7 @@ pub unsafe fn depthwise3x3_avx2<X: Elem, W: Elem, Y: Elem, R: Elem>(
 ) -> Result<(), Error> {
     super::check(s, x, weight, bias, residual, y)?;
     // SAFETY: features guaranteed by the caller; shapes validated just above.
-    unsafe { run(s, x, weight, bias, residual, y) };
+    unsafe { run(s, x, weight, bias, residual, y, 0, s.ho()) };
     Ok(())
 }
 
@@ -86,12 +116,14 @@ unsafe fn store8<T: Elem>(p: *mut T, v: __m256) {
 /// Channels staged per chunk: the taps of `CH` channels as `[9][CH]` f32 (9 KiB of stack).
 const CH: usize = 256;
 
-/// Output row `oy`, channels `c0..c0+8·V` (inside the staged chunk starting at `cs`). Interior
-/// pixels (all 9 taps inside the map) run the taps unrolled; border pixels clip them.
+/// Output row `oy` (at `yrow`, its residual row at `rrow`), channels `c0..c0+8·V` (inside the
+/// staged chunk starting at `cs`). Interior pixels (all 9 taps inside the map) run the taps
+/// unrolled; border pixels clip them.
 ///
 /// # Safety
-/// Shapes validated; `oy < ho`; `cs ≤ c0`, `c0 + 8·V ≤ min(cs + CH, s.c)`; `wt[k·CH + i]`
-/// holds tap `k` of channel `cs + i`; AVX2 and F16C available.
+/// Shapes validated; `oy < ho`; `yrow` (and `rrow`) point at `wo·c` elements of row `oy`;
+/// `cs ≤ c0`, `c0 + 8·V ≤ min(cs + CH, s.c)`; `wt[k·CH + i]` holds tap `k` of channel
+/// `cs + i`; AVX2 and F16C available.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn row<X: Elem, Y: Elem, R: Elem, const V: usize>(
@@ -100,15 +132,15 @@ unsafe fn row<X: Elem, Y: Elem, R: Elem, const V: usize>(
     wt: &[f32; 9 * CH],
     cs: usize,
     bias: Option<&[f32]>,
-    residual: Option<&[R]>,
-    y: &mut [Y],
+    rrow: Option<*const R>,
+    yrow: *mut Y,
     oy: usize,
     c0: usize,
 ) {
     let (wo, c) = (s.wo(), s.c);
     // SAFETY (whole body): all indices stay inside the validated shapes: taps are clipped to
     // the map (the unrolled form only runs when all nine are inside), channels to
-    // c0..c0+8·V ≤ c, staged taps to c0 − cs + 8·V ≤ CH.
+    // c0..c0+8·V ≤ c, staged taps to c0 − cs + 8·V ≤ CH, outputs to the row's wo·c elements.
     unsafe {
         let mut b = [_mm256_setzero_ps(); V];
         if let Some(bs) = bias {
@@ -153,20 +185,22 @@ unsafe fn row<X: Elem, Y: Elem, R: Elem, const V: usize>(
                     }
                 }
             }
-            let o = (oy * wo + ox) * c + c0;
-            if let Some(r) = residual {
+            let o = ox * c + c0;
+            if let Some(r) = rrow {
                 for v in 0..V {
-                    acc[v] = _mm256_add_ps(acc[v], load8(r.as_ptr().add(o + 8 * v)));
+                    acc[v] = _mm256_add_ps(acc[v], load8(r.add(o + 8 * v)));
                 }
             }
             for v in 0..V {
-                store8(y.as_mut_ptr().add(o + 8 * v), acc[v]);
+                store8(yrow.add(o + 8 * v), acc[v]);
             }
         }
     }
 }
 
-/// Channels `c0..c` one at a time, the reference's sequence.
+/// Channels `c0..c` one at a time, the reference's sequence, output rows `oy0..oy1` into `y`
+/// (and `residual`) holding just those rows.
+#[allow(clippy::too_many_arguments)]
 fn scalar_tail<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
@@ -175,13 +209,14 @@ fn scalar_tail<X: Elem, W: Elem, Y: Elem, R: Elem>(
     residual: Option<&[R]>,
     y: &mut [Y],
     c0: usize,
+    (oy0, oy1): (usize, usize),
 ) {
-    let (ho, wo, c) = (s.ho(), s.wo(), s.c);
-    for oy in 0..ho {
+    let (wo, c) = (s.wo(), s.c);
+    for oy in oy0..oy1 {
         let (ky0, ky1) = crate::kernels::depthwise::tap_range(oy, s.stride, s.h);
         for ox in 0..wo {
             let (kx0, kx1) = crate::kernels::depthwise::tap_range(ox, s.stride, s.w);
-            let o = (oy * wo + ox) * c;
+            let o = ((oy - oy0) * wo + ox) * c;
             for ch in c0..c {
                 let mut acc = bias.map_or(0.0, |b| b[ch]);
                 for ky in ky0..ky1 {
@@ -201,8 +236,12 @@ fn scalar_tail<X: Elem, W: Elem, Y: Elem, R: Elem>(
     }
 }
 
+/// Output rows `oy0..oy1` of the map into `y` (and from `residual`), both holding just those
+/// rows.
+///
 /// # Safety
-/// Shapes validated; AVX2, FMA and F16C available.
+/// Shapes validated as [`super::check`] does for the whole map, except that `y` and `residual`
+/// hold `(oy1 − oy0)·wo·c` elements; `oy0 ≤ oy1 ≤ ho`; AVX2, FMA and F16C available.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
@@ -211,8 +250,11 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     bias: Option<&[f32]>,
     residual: Option<&[R]>,
     y: &mut [Y],
+    oy0: usize,
+    oy1: usize,
 ) {
     let c8 = s.c / 8 * 8;
+    let rl = s.wo() * s.c;
     let mut wt = [0.0f32; 9 * CH];
     // Chunks of CH channels: the taps staged once per chunk, then output rows outermost, so
     // the three input rows a row reads stay in cache across the chunk's channel blocks.
@@ -224,17 +266,21 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
                 wt[k * CH + ch - cs] = weight[ch * 9 + k].to_f32();
             }
         }
-        for oy in 0..s.ho() {
+        for oy in oy0..oy1 {
+            // SAFETY: row `oy − oy0` of the band is inside `y` (and `residual`): both hold
+            // (oy1 − oy0)·rl elements.
+            let yrow = unsafe { y.as_mut_ptr().add((oy - oy0) * rl) };
+            let rrow = residual.map(|r| unsafe { r.as_ptr().add((oy - oy0) * rl) });
             let mut c0 = cs;
             // SAFETY: each block covers channels c0..c0+8·V ≤ ce ≤ cs + CH, ce ≤ s.c; the
             // chunk's taps are staged; features per the contract.
             unsafe {
                 while c0 + 32 <= ce {
-                    row::<X, Y, R, 4>(s, x, &wt, cs, bias, residual, y, oy, c0);
+                    row::<X, Y, R, 4>(s, x, &wt, cs, bias, rrow, yrow, oy, c0);
                     c0 += 32;
                 }
                 while c0 + 8 <= ce {
-                    row::<X, Y, R, 1>(s, x, &wt, cs, bias, residual, y, oy, c0);
+                    row::<X, Y, R, 1>(s, x, &wt, cs, bias, rrow, yrow, oy, c0);
                     c0 += 8;
                 }
             }
@@ -242,6 +288,6 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
         cs = ce;
     }
     if c8 < s.c {
-        scalar_tail(s, x, weight, bias, residual, y, c8);
+        scalar_tail(s, x, weight, bias, residual, y, c8, (oy0, oy1));
     }
 }
