@@ -2,7 +2,7 @@
 //! (`kernels::threads`), on shapes big enough to be split, for f32, f16, int8 (both output
 //! types; LayerNorms in place and of 16-bit inputs, with and without a table) and 16-bit
 //! activations (pointwise, LayerNorm + Hardswish in place, depthwise conv, GELU), and the
-//! f32/f16/int8 depthwise convs.
+//! f32/f16/int8 depthwise convs, the int8 ADD and squeeze-excitation.
 #![cfg(feature = "std")]
 
 use half::f16;
@@ -286,6 +286,95 @@ fn pointwise_bits_do_not_depend_on_threads() {
                     table.is_some()
                 );
             }
+        }
+    }
+    // The int8 ADD (bands of elements) and squeeze-excitation (the gate's two FCs in bands of
+    // outputs, the gate multiplication in bands of pixels) against scalar references.
+    {
+        let n = 300_001;
+        let (a0, b0) = (i8s(n, 51), i8s(n, 52));
+        let q = qk::AddQ {
+            a_zero: 3,
+            a_mult: 1 << 29,
+            b_zero: -7,
+            b_mult: 3 << 27,
+            shift: 30,
+            out_zero: -2,
+        };
+        let mut want = a0.clone();
+        qk::add_reference(&mut want, &b0, &q).unwrap();
+        for t in [1, 2, 3, 5] {
+            threads::set_threads(t);
+            let mut a = a0.clone();
+            qk::add_inplace(&mut a, &b0, &q).unwrap();
+            assert!(a == want, "int8 add, {t} threads");
+        }
+    }
+    {
+        use ldp_core::quant::fixed::{div_round, requant, sat_i8};
+        let (c, s, pixels, zi) = (1030usize, 515usize, 300usize, -3i32);
+        assert!(s * c * 8 >= threads::MIN_MACS && pixels * c * 16 >= threads::MIN_MACS);
+        let x = i8s(pixels * c, 61);
+        let (w1, w2) = (i8s(s * c, 62), i8s(c * s, 63));
+        let m1: Vec<u8> = i8s(s, 64).iter().map(|&v| v as u8 | 128).collect();
+        let m2: Vec<u8> = i8s(c, 65).iter().map(|&v| v as u8 | 128).collect();
+        let gate_lut: Vec<u8> = i8s(256, 66).iter().map(|&v| v as u8).collect();
+        let conv = |w: &'static [i8], m: &'static [u8]| ConvQ {
+            weight: w,
+            bias: &[],
+            bias_shift: 0,
+            mult: m,
+            shift: 16,
+            in_zero: 0,
+            out_zero: -5,
+            lut: None,
+        };
+        let (w1, w2, m1, m2) = (w1.leak(), w2.leak(), m1.leak(), m2.leak());
+        let q = qk::SeQ {
+            in_zero: zi,
+            fc1: conv(w1, m1),
+            fc2: conv(w2, m2),
+            gate: &gate_lut,
+            mult: 3 << 20,
+            shift: 28,
+            out_zero: 4,
+        };
+        // The scalar reference: means, fc1 + ReLU, fc2 + table, `se_apply_reference`.
+        let means: Vec<i32> = (0..c)
+            .map(|i| {
+                let sum = x
+                    .chunks_exact(c)
+                    .fold(0i32, |a, p| a.wrapping_add((p[i] as i32).wrapping_sub(zi)));
+                zi.wrapping_add(div_round(sum as i64, pixels as i64) as i32)
+                    .clamp(-128, 127)
+            })
+            .collect();
+        let hid: Vec<i32> = (0..s)
+            .map(|j| {
+                let acc = (0..c).fold(0i32, |a, i| {
+                    a.wrapping_add(means[i].wrapping_mul(w1[j * c + i] as i32))
+                });
+                (sat_i8((-5i32).wrapping_add(requant(acc, m1[j] as i32, 16))) as i32).max(-5)
+            })
+            .collect();
+        let gate: Vec<i32> = (0..c)
+            .map(|i| {
+                let acc = (0..s).fold(0i32, |a, j| {
+                    a.wrapping_add(hid[j].wrapping_mul(w2[i * s + j] as i32))
+                });
+                let v = sat_i8((-5i32).wrapping_add(requant(acc, m2[i] as i32, 16)));
+                gate_lut[(v as i32 + 128) as usize] as i32
+            })
+            .collect();
+        let mut want = x.clone();
+        qk::se_apply_reference(&q, &gate, &mut want);
+        assert!(want != x, "the SE test changes its input");
+        for t in [1, 2, 3, 5] {
+            threads::set_threads(t);
+            let mut y = x.clone();
+            let mut tmp = vec![0i32; qk::se_tmp_len(c, s)];
+            qk::squeeze_excite(&mut y, c, s, &q, &mut tmp).unwrap();
+            assert!(y == want, "int8 squeeze-excitation, {t} threads");
         }
     }
     // Several threads of a program running layers at once: one holds the worker pool, the

@@ -228,17 +228,39 @@ pub(crate) fn forward_nodes(
                     };
                     let rl = ks.w * ks.c;
                     let have = 2 * mid.len();
-                    let row = mid
-                        .get_mut(..rl)
-                        .ok_or(Error::ScratchTooSmall { need: 2 * rl, have })?;
-                    for oy in 0..ks.h {
-                        depthwise_rows_i16(s, xv, &q, oy, oy + 1, row)?;
-                        let o = out
-                            .get_mut(oy * rl..(oy + 1) * rl)
-                            .ok_or(Error::InvalidConfig(
-                                "graph: a row-fused output is too short",
-                            ))?;
-                        layer_norm_i16(row, ks.c, &nq, o)?;
+                    let out = out.get_mut(..ks.h * rl).ok_or(Error::InvalidConfig(
+                        "graph: a row-fused output is too short",
+                    ))?;
+                    // Output rows `oy0..` into `band` through the 16-bit row `row`.
+                    let rows = |oy0: usize, band: &mut [i8], row: &mut [i16]| {
+                        for (i, o) in band.chunks_exact_mut(rl).enumerate() {
+                            depthwise_rows_i16(s, xv, &q, oy0 + i, oy0 + i + 1, row)?;
+                            layer_norm_i16(row, ks.c, &nq, o)?;
+                        }
+                        Ok::<(), Error>(())
+                    };
+                    // With the `std` feature, bands of rows on the host's threads when the
+                    // free range holds a 16-bit row for each (same bits: rows are independent).
+                    #[cfg(feature = "std")]
+                    let done = {
+                        let n = crate::kernels::threads::row_bands(ks.h, rl.saturating_mul(25));
+                        if n > 1 {
+                            crate::kernels::threads::split_inplace_at_with(
+                                &mut *out, rl, n, &mut *mid, rl, rows,
+                            )
+                            .transpose()?
+                            .is_some()
+                        } else {
+                            false
+                        }
+                    };
+                    #[cfg(not(feature = "std"))]
+                    let done = false;
+                    if !done {
+                        let row = mid
+                            .get_mut(..rl)
+                            .ok_or(Error::ScratchTooSmall { need: 2 * rl, have })?;
+                        rows(0, out, row)?;
                     }
                 }
                 _ => {

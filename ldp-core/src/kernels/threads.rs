@@ -135,6 +135,31 @@ pub(crate) fn split_inplace_at<T: Send, E: Send>(
     run_bands(jobs.collect())
 }
 
+/// [`split_inplace_at`] with a scratch chunk of `scratch_len` elements per band, cut from
+/// `scratch`: `f(first_row, band, chunk)`. `None` (nothing run) when `scratch` holds fewer
+/// chunks than there are bands.
+pub(crate) fn split_inplace_at_with<T: Send, S: Send, E: Send>(
+    buf: &mut [T],
+    row: usize,
+    n: usize,
+    scratch: &mut [S],
+    scratch_len: usize,
+    f: impl Fn(usize, &mut [T], &mut [S]) -> Result<(), E> + Sync,
+) -> Option<Result<(), E>> {
+    let per = band_rows(buf.len() / row.max(1), n, 1);
+    let bands = buf.len().div_ceil(per * row.max(1));
+    if scratch_len == 0 || scratch.len() / scratch_len < bands {
+        return None;
+    }
+    let f = &f;
+    let jobs = buf
+        .chunks_mut(per * row.max(1))
+        .zip(scratch.chunks_mut(scratch_len))
+        .enumerate()
+        .map(|(i, (b, s))| move || f(i * per, b, s));
+    Some(run_bands(jobs.collect()))
+}
+
 /// Runs the bands: all but the last on the pool's workers (see [`pool`]), the last on the
 /// calling thread; waits for all of them; returns the first error in band order. When the pool
 /// is busy (another thread of the program is running bands, or a band itself splits), the

@@ -7,23 +7,50 @@ use crate::quant::kernels::*;
 /// has one, else [`add_reference`].
 pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     check_len("int8 add operand", b, a.len())?;
+    // With the `std` feature, bands of elements on the host's threads (elementwise: same bits).
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(a.len(), ELEM_COST);
+        if n > 1 {
+            return crate::kernels::threads::split_inplace_at(a, 1, n, |i0, ab| {
+                let bb = b
+                    .get(i0..i0 + ab.len())
+                    .ok_or(Error::InvalidConfig("int8 add: band outside the operand"))?;
+                add_one(ab, bb, q);
+                Ok(())
+            });
+        }
+    }
+    add_one(a, b, q);
+    Ok(())
+}
+
+/// The cost of one element of an elementwise int8 kernel, in multiply-accumulates, for
+/// `kernels::threads::bands` (the threshold counts GEMM multiply-accumulates).
+#[cfg(feature = "std")]
+pub(crate) const ELEM_COST: usize = 16;
+
+/// [`add_inplace`] on one band (`b.len() = a.len()`).
+fn add_one(a: &mut [i8], b: &[i8], q: &AddQ) {
     #[cfg(ldp_arm_mve)]
     if crate::kernels::add::mve::add_inplace(a, b, q) {
-        return Ok(());
+        return;
     }
     #[cfg(ldp_arm_dsp)]
     if crate::kernels::add::arm_dsp::add_inplace(a, b, q) {
-        return Ok(());
+        return;
     }
     #[cfg(target_arch = "aarch64")]
     if crate::kernels::add::neon::add_inplace(a, b, q) {
-        return Ok(());
+        return;
     }
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::add::x86::add_inplace(a, b, q) {
-        return Ok(());
+        return;
     }
-    add_reference(a, b, q)
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x = q.add(*x, y);
+    }
 }
 
 /// Reference of [`add_inplace`]: [`AddQ::add`] on every pair.

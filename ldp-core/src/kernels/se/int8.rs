@@ -36,31 +36,64 @@ pub fn se_gate_from_sums(
             .wrapping_add(div_round(*v as i64, pixels as i64) as i32)
             .clamp(-128, 127);
     }
-    for j in 0..s {
-        let acc = q
-            .fc1
-            .bias_at(j)
-            .wrapping_add(dot(sums, &q.fc1.weight[j * c..(j + 1) * c]));
-        let v = sat_i8(
-            q.fc1
-                .out_zero
-                .wrapping_add(requant(acc, q.fc1.mult_at(j), q.fc1.shift)),
-        );
-        hid[j] = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
+    let sums = &*sums;
+    // Outputs `j0..` of fc1 + ReLU into `band`.
+    let fc1 = |j0: usize, band: &mut [i32]| {
+        for (jj, h) in band.iter_mut().enumerate() {
+            let j = j0 + jj;
+            let acc = q
+                .fc1
+                .bias_at(j)
+                .wrapping_add(dot(sums, &q.fc1.weight[j * c..(j + 1) * c]));
+            let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
+                acc,
+                q.fc1.mult_at(j),
+                q.fc1.shift,
+            )));
+            *h = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
+        }
+        Ok::<(), Error>(())
+    };
+    per_output(hid, c, fc1)?;
+    let hid = &*hid;
+    // Outputs `i0..` of fc2 + the gate table into `band`.
+    let fc2 = |i0: usize, band: &mut [i32]| {
+        for (ii, g) in band.iter_mut().enumerate() {
+            let i = i0 + ii;
+            let acc = q
+                .fc2
+                .bias_at(i)
+                .wrapping_add(dot(hid, &q.fc2.weight[i * s..(i + 1) * s]));
+            let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
+                acc,
+                q.fc2.mult_at(i),
+                q.fc2.shift,
+            )));
+            *g = q.gate[(v as i32 + 128) as usize] as i32;
+        }
+        Ok::<(), Error>(())
+    };
+    per_output(gate, s, fc2)
+}
+
+/// Runs `f(first, band)` over `out`, one value per output of `k` multiply-accumulates: with the
+/// `std` feature in bands on the host's threads (each output computed alone: same bits).
+fn per_output(
+    out: &mut [i32],
+    k: usize,
+    f: impl Fn(usize, &mut [i32]) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    // A dot product of i32 by i8 runs far below the GEMM's rate: count 8 per element.
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::row_bands(out.len(), k.saturating_mul(8));
+        if n > 1 {
+            return crate::kernels::threads::split_inplace_at(out, 1, n, f);
+        }
     }
-    for i in 0..c {
-        let acc = q
-            .fc2
-            .bias_at(i)
-            .wrapping_add(dot(hid, &q.fc2.weight[i * s..(i + 1) * s]));
-        let v = sat_i8(
-            q.fc2
-                .out_zero
-                .wrapping_add(requant(acc, q.fc2.mult_at(i), q.fc2.shift)),
-        );
-        gate[i] = q.gate[(v as i32 + 128) as usize] as i32;
-    }
-    Ok(())
+    #[cfg(not(feature = "std"))]
+    let _ = k;
+    f(0, out)
 }
 
 /// `Σ a[k]·w[k]`, wrapping (the AVX-512 kernel where there is one: the same bits).
@@ -79,6 +112,25 @@ fn dot(a: &[i32], w: &[i8]) -> i32 {
 /// Runs the x86-64 AVX-512 kernel where there is one (the same bits as
 /// [`se_apply_reference`]).
 pub fn se_apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
+    // With the `std` feature, bands of pixels on the host's threads (same bits).
+    #[cfg(feature = "std")]
+    {
+        let c = gate.len().max(1);
+        let n =
+            crate::kernels::threads::bands(x.len() / c, c * crate::kernels::add::int8::ELEM_COST);
+        if n > 1 {
+            let _ = crate::kernels::threads::split_inplace(x, c, n, |b| {
+                se_apply_one(q, gate, b);
+                Ok::<(), Error>(())
+            });
+            return;
+        }
+    }
+    se_apply_one(q, gate, x)
+}
+
+/// [`se_apply`] on one band of pixels.
+fn se_apply_one(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
     #[cfg(target_arch = "x86_64")]
     if super::x86::apply(q, gate, x) {
         return;
