@@ -10,6 +10,7 @@ use half::f16;
 use ldp_core::kernels::activation::Activation;
 use ldp_core::kernels::depthwise::{self, DwShape};
 use ldp_core::kernels::pointwise;
+use ldp_core::kernels::se;
 use ldp_core::quant::kernels::{self as qk, ConvQ};
 use ldp_core::Elem;
 use proptest::prelude::*;
@@ -1567,6 +1568,79 @@ proptest! {
         qk::se_apply(&q, &g, &mut a);
         qk::se_apply_reference(&q, &g, &mut b);
         prop_assert_eq!(&a, &b);
+    }
+}
+
+/// The float squeeze-excitation written out plainly: means, `fc1` + ReLU and `fc2` +
+/// Hardsigmoid as serial sums (a separate multiply and add per term), then the gate.
+pub fn se_plain<A: Elem, W: Elem>(
+    x: &[A],
+    c: usize,
+    s: usize,
+    wts: &se::SeWeights<'_, W>,
+) -> Vec<A> {
+    use ldp_core::kernels::activation::{hardsigmoid, relu};
+    let pixels = x.len() / c;
+    let mut mean = vec![0.0f32; c];
+    for px in x.chunks_exact(c) {
+        for (m, v) in mean.iter_mut().zip(px) {
+            *m += v.to_f32();
+        }
+    }
+    let inv = 1.0 / pixels as f32;
+    mean.iter_mut().for_each(|m| *m *= inv);
+    let hid: Vec<f32> = (0..s)
+        .map(|j| {
+            let mut acc = wts.fc1_b[j];
+            for i in 0..c {
+                acc += wts.fc1_w[j * c + i].to_f32() * mean[i];
+            }
+            relu(acc)
+        })
+        .collect();
+    let gate: Vec<f32> = (0..c)
+        .map(|i| {
+            let mut acc = wts.fc2_b[i];
+            for j in 0..s {
+                acc += wts.fc2_w[i * s + j].to_f32() * hid[j];
+            }
+            hardsigmoid(acc)
+        })
+        .collect();
+    x.chunks_exact(c)
+        .flat_map(|px| {
+            px.iter()
+                .zip(&gate)
+                .map(|(v, g)| A::from_f32(v.to_f32() * g))
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    /// Float squeeze-excitation (f32 and f16 activations and weights): `squeeze_excite` equals
+    /// the plain loops bit for bit — its FCs run eight outputs interleaved (and in bands on
+    /// threads, `tests/threads.rs`), which must not change a bit. Channel and squeeze widths
+    /// off the 8-output blocks.
+    #[test]
+    fn float_squeeze_excite_equals_plain_loops(c in 1usize..=70, s in 1usize..=20,
+                                               pixels in 1usize..=12, seed in any::<u64>()) {
+        let x = vals(pixels * c, seed);
+        let (w1, w2) = (vals(s * c, seed ^ 1), vals(c * s, seed ^ 2));
+        let (b1, b2) = (vals(s, seed ^ 3), vals(c, seed ^ 4));
+        let wts = se::SeWeights { fc1_w: &w1, fc1_b: &b1, fc2_w: &w2, fc2_b: &b2 };
+        let mut tmp = vec![0.0f32; se::scratch_len(c, s)];
+        let mut y = x.clone();
+        se::squeeze_excite(&mut y, c, s, &wts, &mut tmp).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&y), bits(&se_plain(&x, c, s, &wts)));
+        let h = |v: &[f32]| v.iter().map(|&e| f16::from_f32(e)).collect::<Vec<_>>();
+        let (xh, w1h, w2h) = (h(&x), h(&w1), h(&w2));
+        let wh = se::SeWeights { fc1_w: &w1h, fc1_b: &b1, fc2_w: &w2h, fc2_b: &b2 };
+        let mut yh = xh.clone();
+        se::squeeze_excite(&mut yh, c, s, &wh, &mut tmp).unwrap();
+        prop_assert_eq!(yh, se_plain(&xh, c, s, &wh));
     }
 }
 

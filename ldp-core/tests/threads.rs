@@ -2,7 +2,7 @@
 //! (`kernels::threads`), on shapes big enough to be split, for f32, f16, int8 (both output
 //! types; LayerNorms in place and of 16-bit inputs, with and without a table) and 16-bit
 //! activations (pointwise, LayerNorm + Hardswish in place, depthwise conv, GELU), and the
-//! f32/f16/int8 depthwise convs, the int8 ADD and squeeze-excitation.
+//! f32/f16/int8 depthwise convs, the int8 ADD and the int8 and float squeeze-excitations.
 #![cfg(feature = "std")]
 
 use half::f16;
@@ -375,6 +375,48 @@ fn pointwise_bits_do_not_depend_on_threads() {
             let mut tmp = vec![0i32; qk::se_tmp_len(c, s)];
             qk::squeeze_excite(&mut y, c, s, &q, &mut tmp).unwrap();
             assert!(y == want, "int8 squeeze-excitation, {t} threads");
+        }
+    }
+    // The float squeeze-excitation: its FCs in bands of outputs, against the plain loops.
+    {
+        use ldp_core::kernels::activation::{hardsigmoid, relu};
+        use ldp_core::kernels::se;
+        let (c, s, pixels) = (1030usize, 515usize, 300usize);
+        assert!(s * c * 8 >= threads::MIN_MACS);
+        let x = vals(pixels * c, 71);
+        let (w1, w2) = (vals(s * c, 72), vals(c * s, 73));
+        let (b1, b2) = (vals(s, 74), vals(c, 75));
+        let wts = se::SeWeights {
+            fc1_w: &w1,
+            fc1_b: &b1,
+            fc2_w: &w2,
+            fc2_b: &b2,
+        };
+        let mut mean = vec![0.0f32; c];
+        for px in x.chunks_exact(c) {
+            for (m, v) in mean.iter_mut().zip(px) {
+                *m += v;
+            }
+        }
+        let inv = 1.0 / pixels as f32;
+        mean.iter_mut().for_each(|m| *m *= inv);
+        let hid: Vec<f32> = (0..s)
+            .map(|j| relu((0..c).fold(b1[j], |a, i| a + w1[j * c + i] * mean[i])))
+            .collect();
+        let gate: Vec<f32> = (0..c)
+            .map(|i| hardsigmoid((0..s).fold(b2[i], |a, j| a + w2[i * s + j] * hid[j])))
+            .collect();
+        let want: Vec<u32> = x
+            .chunks_exact(c)
+            .flat_map(|px| px.iter().zip(&gate).map(|(v, g)| (v * g).to_bits()))
+            .collect();
+        for t in [1, 2, 3, 5] {
+            threads::set_threads(t);
+            let mut y = x.clone();
+            let mut tmp = vec![0.0f32; se::scratch_len(c, s)];
+            se::squeeze_excite(&mut y, c, s, &wts, &mut tmp).unwrap();
+            let got: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            assert!(got == want, "f32 squeeze-excitation, {t} threads");
         }
     }
     // Several threads of a program running layers at once: one holds the worker pool, the

@@ -107,19 +107,62 @@ pub(crate) fn gate_from_sums<W: Elem>(
     }
     let inv = 1.0 / pixels as f32;
     sums.iter_mut().for_each(|m| *m *= inv);
-    for j in 0..s {
-        let mut acc = wts.fc1_b[j];
-        for i in 0..c {
-            acc += wts.fc1_w[j * c + i].to_f32() * sums[i];
-        }
-        hid[j] = relu(acc);
-    }
-    for i in 0..c {
-        let mut acc = wts.fc2_b[i];
-        for j in 0..s {
-            acc += wts.fc2_w[i * s + j].to_f32() * hid[j];
-        }
-        gate[i] = hardsigmoid(acc);
-    }
+    fc(wts.fc1_w, wts.fc1_b, sums, hid, relu);
+    fc(wts.fc2_w, wts.fc2_b, hid, gate, hardsigmoid);
     Ok(())
+}
+
+/// `out[j] = act(b[j] + Σ_i w[j·k + i]·x[i])` with `k = x.len()`, each sum serial in `i`
+/// (a separate multiply and add per term, the order of the plain loop). Eight outputs run
+/// interleaved, so their chains overlap instead of waiting on one add after another; with the
+/// `std` feature the outputs split into bands on the host's threads. Neither changes a bit.
+/// Lengths: `w = out.len()·k`, `b = out.len()` (checked by the caller).
+fn fc<W: Elem>(w: &[W], b: &[f32], x: &[f32], out: &mut [f32], act: fn(f32) -> f32) {
+    let k = x.len();
+    let rows = |j0: usize, band: &mut [f32]| {
+        let mut j = j0;
+        for o in band.chunks_mut(8) {
+            if let (Ok(o), Some(wr), Some(br)) = (
+                <&mut [f32; 8]>::try_from(&mut *o),
+                w.get(j * k..(j + 8) * k),
+                b.get(j..j + 8),
+            ) {
+                let mut acc: [f32; 8] = core::array::from_fn(|l| br[l]);
+                let wr8: [&[W]; 8] = core::array::from_fn(|l| &wr[l * k..(l + 1) * k]);
+                for (i, &xi) in x.iter().enumerate() {
+                    for (a, row) in acc.iter_mut().zip(&wr8) {
+                        *a += row[i].to_f32() * xi;
+                    }
+                }
+                for (v, a) in o.iter_mut().zip(acc) {
+                    *v = act(a);
+                }
+            } else {
+                for (l, v) in o.iter_mut().enumerate() {
+                    let mut acc = b.get(j + l).copied().unwrap_or(0.0);
+                    for (i, &xi) in x.iter().enumerate() {
+                        acc += w.get((j + l) * k + i).map_or(0.0, |e| e.to_f32()) * xi;
+                    }
+                    *v = act(acc);
+                }
+            }
+            j += o.len();
+        }
+        Ok::<(), Error>(())
+    };
+    // About 8 GEMM multiply-accumulates' time per term.
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::row_bands(out.len(), k.saturating_mul(8));
+        if n > 1 {
+            let _ = crate::kernels::threads::split_inplace_at(
+                out,
+                8,
+                n.min(out.len() / 8),
+                |j0, ob| rows(j0 * 8, ob),
+            );
+            return;
+        }
+    }
+    let _ = rows(0, out);
 }
