@@ -1592,8 +1592,8 @@ pub fn se_plain<A: Elem, W: Elem>(
     let hid: Vec<f32> = (0..s)
         .map(|j| {
             let mut acc = wts.fc1_b[j];
-            for i in 0..c {
-                acc += wts.fc1_w[j * c + i].to_f32() * mean[i];
+            for (w, m) in wts.fc1_w[j * c..(j + 1) * c].iter().zip(&mean) {
+                acc += w.to_f32() * m;
             }
             relu(acc)
         })
@@ -1601,8 +1601,8 @@ pub fn se_plain<A: Elem, W: Elem>(
     let gate: Vec<f32> = (0..c)
         .map(|i| {
             let mut acc = wts.fc2_b[i];
-            for j in 0..s {
-                acc += wts.fc2_w[i * s + j].to_f32() * hid[j];
+            for (w, h) in wts.fc2_w[i * s..(i + 1) * s].iter().zip(&hid) {
+                acc += w.to_f32() * h;
             }
             hardsigmoid(acc)
         })
