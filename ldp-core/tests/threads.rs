@@ -419,6 +419,77 @@ fn pointwise_bits_do_not_depend_on_threads() {
             assert!(got == want, "f32 squeeze-excitation, {t} threads");
         }
     }
+    // The 16-bit path's elementwise kernels (input quantization, ADD, output dequantization)
+    // and squeeze-excitation (its gate multiplication in bands of pixels): the one-thread bits
+    // (the serial code) on any thread count.
+    {
+        use ldp_core::kernels::se::a16::{squeeze_excite16, Se16};
+        let n = 300_001;
+        let xf = vals(n, 81);
+        let a: Vec<i16> = i8s(n, 82).iter().map(|&v| v as i16 * 255).collect();
+        let b: Vec<i16> = i8s(n, 83).iter().map(|&v| v as i16 * 201).collect();
+        let q = qk::AddQ {
+            a_zero: 0,
+            a_mult: 3 << 28,
+            b_zero: 0,
+            b_mult: 5 << 27,
+            shift: 30,
+            out_zero: 0,
+        };
+        let (c, s, pixels) = (1030usize, 257usize, 300usize);
+        let x16: Vec<i16> = i8s(pixels * c, 84)
+            .iter()
+            .map(|&v| v as i16 * 199)
+            .collect();
+        let (w1, w2) = (i8s(s * c, 85), i8s(c * s, 86));
+        let (m1, m2) = (vec![150u8; s], vec![170u8; c]);
+        let conv = |w: &'static [i8], m: &'static [u8]| ConvQ {
+            weight: w,
+            bias: &[],
+            bias_shift: 0,
+            mult: m,
+            shift: 20,
+            in_zero: 0,
+            out_zero: 0,
+            lut: None,
+        };
+        let se = Se16 {
+            fc1: conv(w1.leak(), m1.leak()),
+            fc2: conv(w2.leak(), m2.leak()),
+            hid_clamp: 4000,
+            mult: 1 << 28,
+            shift: 40,
+            clamp: 30000,
+        };
+        let run = || {
+            let mut xq = vec![0i16; n];
+            a16::quantize16(&xf, 0.003, 32767, &mut xq).unwrap();
+            let mut sum = a.clone();
+            a16::add16_inplace(&mut sum, &b, &q).unwrap();
+            let mut yf = vec![0.0f32; n];
+            a16::dequantize16(&sum, 0.7, &mut yf).unwrap();
+            let mut y = x16.clone();
+            let mut tmp = vec![0i32; 2 * c + s];
+            squeeze_excite16(&mut y, c, s, &se, &mut tmp).unwrap();
+            (
+                xq,
+                sum,
+                yf.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                y,
+            )
+        };
+        threads::set_threads(1);
+        let one = run();
+        assert!(one.3 != x16, "the 16-bit SE test changes its input");
+        for t in [2, 3, 5] {
+            threads::set_threads(t);
+            let got = run();
+            assert!(got.0 == one.0, "16-bit quantization, {t} threads");
+            assert!(got.1 == one.1, "16-bit add, {t} threads");
+            assert!(got.2 == one.2, "16-bit dequantization, {t} threads");
+            assert!(got.3 == one.3, "16-bit squeeze-excitation, {t} threads");
+        }
+    }
     // Several threads of a program running layers at once: one holds the worker pool, the
     // others get threads of their own; every result is still the one-thread bits.
     let (c_in, c_out, pixels) = (128, 96, 4096 + 3);

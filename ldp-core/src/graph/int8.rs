@@ -243,7 +243,13 @@ pub(crate) fn forward_nodes(
                     // free range holds a 16-bit row for each (same bits: rows are independent).
                     #[cfg(feature = "std")]
                     let done = {
-                        let n = crate::kernels::threads::row_bands(ks.h, rl.saturating_mul(25));
+                        let n = crate::kernels::threads::row_bands(
+                            ks.h,
+                            rl.saturating_mul(
+                                crate::kernels::threads::DEPTHWISE_COST
+                                    + crate::kernels::threads::NORM_COST,
+                            ),
+                        );
                         if n > 1 {
                             crate::kernels::threads::split_inplace_at_with(
                                 &mut *out, rl, n, &mut *mid, rl, rows,

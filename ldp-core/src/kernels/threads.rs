@@ -12,12 +12,23 @@
 //! result is the same bits for any thread count: int8 is exact, and f32/f16 keep the serial
 //! per-output chain of the GEMMs. The band boundaries are multiples of 12 pixels (the AVX-512
 //! tile) and layers below [`MIN_MACS`] multiply-accumulates stay on the calling thread (handing
-//! a band over costs microseconds). The int8 LayerNorms (in place and of 16-bit inputs) split their
-//! pixels the same way, counting 16 multiply-accumulates per element; each pixel is normalized alone, so
-//! their bits do not depend on the split either. So do the 16-bit-activation depthwise conv
-//! (bands of output rows, each reading the shared input; 9 multiply-accumulates per output) and
-//! GELU (elementwise, 16 per element). Other layers (float LayerNorm — splitting it measured no
-//! gain on 2 cores, only a wider spread —, int8 depthwise, SE, ADD) run on the calling thread.
+//! a band over costs microseconds; other kernels count their work in the GEMMs' units:
+//! [`NORM_COST`], [`DEPTHWISE_COST`], [`ELEM_COST`]).
+//!
+//! What else splits, each output computed alone as on one thread:
+//! * the int8 LayerNorms (in place and of 16-bit inputs): bands of pixels;
+//! * the depthwise convs (f32/f16 and int8 on x86-64, the 16-bit one everywhere): bands of
+//!   output rows, each reading the shared input ([`split_inplace_at`], [`row_bands`]); the int8
+//!   depthwise fused row by row with its LayerNorm too, each band with its own 16-bit row;
+//! * squeeze-excitation: the gate's two FCs in bands of outputs (float, int8), the gate
+//!   multiplication in bands of pixels (int8, 16-bit);
+//! * elementwise kernels: the int8 and 16-bit ADD, the 16-bit GELU, the 16-bit input
+//!   quantization and output dequantization.
+//!
+//! What stays on the calling thread: the float LayerNorm (splitting it measured no gain on 2
+//! cores, only a wider spread), the channel sums of squeeze-excitation (a float sum split by
+//! pixels would change its order), the float gate multiplication, the int8 input quantization,
+//! resizes and pools.
 //!
 //! The thread count is process-wide: [`set_threads`]; the default is 1.
 
@@ -30,7 +41,17 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 pub const MIN_MACS: usize = 1 << 22;
 
 /// The cost of a LayerNorm per element, in multiply-accumulates, for [`bands`].
-const NORM_COST: usize = 16;
+pub(crate) const NORM_COST: usize = 16;
+
+/// The cost of one element of an elementwise kernel (an ADD, a requantization, a gate
+/// multiplication), in multiply-accumulates, for [`bands`] (whose threshold counts the GEMMs'
+/// multiply-accumulates).
+pub(crate) const ELEM_COST: usize = 16;
+
+/// The cost of one output of a depthwise 3×3 conv, in the GEMMs' multiply-accumulates, for
+/// [`row_bands`]: nine multiply-accumulates, each about four times a GEMM's (the taps are
+/// loaded for every output; measured on Zen 4).
+pub(crate) const DEPTHWISE_COST: usize = 36;
 
 /// Pixels per band are a multiple of this.
 const ALIGN: usize = 12;

@@ -429,7 +429,10 @@ pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Resul
         // Bands of output rows on the host's threads (each output from the shared input
         // alone: the same bits).
         let row = s.wo() * s.c; // ≤ y.len(), checked by `check_dw`
-        let n = crate::kernels::threads::row_bands(s.ho(), row.saturating_mul(9));
+        let n = crate::kernels::threads::row_bands(
+            s.ho(),
+            row.saturating_mul(crate::kernels::threads::DEPTHWISE_COST),
+        );
         if n > 1 {
             return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
                 depthwise16_rows(s, x, q, oy0, yb);
@@ -539,29 +542,58 @@ pub fn avg_pool16(
 /// `a = a + b`: [`AddQ::sum`] (zero points 0), saturated to 16 bits.
 pub fn add16_inplace(a: &mut [i16], b: &[i16], q: &AddQ) -> Result<(), Error> {
     check_len("16-bit add operand", b, a.len())?;
-    for (x, &y) in a.iter_mut().zip(b) {
-        *x = sat(q.sum(*x as i32, y as i32), MAX16);
+    elementwise(a, |i0, ab| {
+        let bb = b.get(i0..i0 + ab.len()).ok_or(BAND)?;
+        for (x, &y) in ab.iter_mut().zip(bb) {
+            *x = sat(q.sum(*x as i32, y as i32), MAX16);
+        }
+        Ok(())
+    })
+}
+
+/// A band of an elementwise kernel outside its operand (cannot happen: the bands are cut
+/// from a buffer of the checked length).
+const BAND: Error = Error::InvalidConfig("elementwise: band outside the operand");
+
+/// Runs `f(first, band)` over `out`: with the `std` feature in bands of elements on the host's
+/// threads when it is large enough (each element computed alone: same bits), else whole.
+fn elementwise<T: Send>(
+    out: &mut [T],
+    f: impl Fn(usize, &mut [T]) -> Result<(), Error> + Sync,
+) -> Result<(), Error> {
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(out.len(), crate::kernels::threads::ELEM_COST);
+        if n > 1 {
+            return crate::kernels::threads::split_inplace_at(out, 1, n, f);
+        }
     }
-    Ok(())
+    f(0, out)
 }
 
 /// Quantizes f32 values: `q = clamp(roundf(x / scale) as i32, ±clamp)` (`as i32` saturates and
 /// maps NaN to 0 on every target).
 pub fn quantize16(x: &[f32], scale: f32, clamp: i32, xq: &mut [i16]) -> Result<(), Error> {
     check_len("quantized input", xq, x.len())?;
-    for (v, q) in x.iter().zip(xq.iter_mut()) {
-        *q = sat(libm::roundf(*v / scale) as i32, clamp);
-    }
-    Ok(())
+    elementwise(xq, |i0, qb| {
+        let xb = x.get(i0..i0 + qb.len()).ok_or(BAND)?;
+        for (v, q) in xb.iter().zip(qb.iter_mut()) {
+            *q = sat(libm::roundf(*v / scale) as i32, clamp);
+        }
+        Ok(())
+    })
 }
 
 /// Dequantizes: `y = q as f32 · s`.
 pub fn dequantize16(yq: &[i16], s: f32, y: &mut [f32]) -> Result<(), Error> {
     check_len("output", y, yq.len())?;
-    for (o, &q) in y.iter_mut().zip(yq) {
-        *o = q as f32 * s;
-    }
-    Ok(())
+    elementwise(y, |i0, yb| {
+        let qb = yq.get(i0..i0 + yb.len()).ok_or(BAND)?;
+        for (o, &q) in yb.iter_mut().zip(qb) {
+            *o = q as f32 * s;
+        }
+        Ok(())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

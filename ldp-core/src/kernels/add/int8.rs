@@ -10,7 +10,7 @@ pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     // With the `std` feature, bands of elements on the host's threads (elementwise: same bits).
     #[cfg(feature = "std")]
     {
-        let n = crate::kernels::threads::bands(a.len(), ELEM_COST);
+        let n = crate::kernels::threads::bands(a.len(), crate::kernels::threads::ELEM_COST);
         if n > 1 {
             return crate::kernels::threads::split_inplace_at(a, 1, n, |i0, ab| {
                 let bb = b
@@ -24,11 +24,6 @@ pub fn add_inplace(a: &mut [i8], b: &[i8], q: &AddQ) -> Result<(), Error> {
     add_one(a, b, q);
     Ok(())
 }
-
-/// The cost of one element of an elementwise int8 kernel, in multiply-accumulates, for
-/// `kernels::threads::bands` (the threshold counts GEMM multiply-accumulates).
-#[cfg(feature = "std")]
-pub(crate) const ELEM_COST: usize = 16;
 
 /// [`add_inplace`] on one band (`b.len() = a.len()`).
 fn add_one(a: &mut [i8], b: &[i8], q: &AddQ) {

@@ -160,7 +160,10 @@ pub fn depthwise(
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if crate::kernels::depthwise::x86::int8::takes(s, q) {
         let row = s.wo() * s.c;
-        let n = crate::kernels::threads::row_bands(s.ho(), row.saturating_mul(9));
+        let n = crate::kernels::threads::row_bands(
+            s.ho(),
+            row.saturating_mul(crate::kernels::threads::DEPTHWISE_COST),
+        );
         if n > 1 {
             return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
                 let oy1 = oy0 + yb.len() / row;

@@ -113,7 +113,10 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if crate::kernels::cpu::x86_avx2_fma() {
         let row = s.wo() * s.c;
-        let n = crate::kernels::threads::row_bands(s.ho(), row.saturating_mul(9));
+        let n = crate::kernels::threads::row_bands(
+            s.ho(),
+            row.saturating_mul(crate::kernels::threads::DEPTHWISE_COST),
+        );
         if n > 1 {
             return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
                 let oy1 = oy0 + yb.len() / row;

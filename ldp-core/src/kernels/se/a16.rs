@@ -66,37 +66,82 @@ pub fn squeeze_excite16(
             "16-bit squeeze-excitation: negative multiplier",
         ));
     }
-    let parts = super::split_tmp(tmp, c, s)?;
-    #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
-    if crate::kernels::cpu::x86_avx512() {
-        // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
-        unsafe { se16_avx512(x, c, q, parts) };
-        return Ok(());
+    let (mean, hid, gate) = super::split_tmp(tmp, c, s)?;
+    se16_gate(x, c, q, (mean, hid, &mut *gate));
+    let gate = &*gate;
+    // With the `std` feature, the gate multiplication in bands of pixels on the host's threads
+    // (integer arithmetic on each element alone: same bits).
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(
+            x.len() / c,
+            c.saturating_mul(crate::kernels::threads::ELEM_COST),
+        );
+        if n > 1 {
+            return crate::kernels::threads::split_inplace(x, c, n, |b| {
+                se16_apply(b, c, q, gate);
+                Ok(())
+            });
+        }
     }
-    se16_body(x, c, q, parts);
+    se16_apply(x, c, q, gate);
     Ok(())
 }
 
-/// [`se16_body`] compiled for AVX-512 (64-bit multiplies and shifts let the compiler vectorize
-/// the gate's `i64` products; integer arithmetic, so the bits are the portable code's).
+/// [`se16_apply_body`], compiled for AVX-512 where the CPU has it (64-bit multiplies and
+/// shifts let the compiler vectorize the gate's `i64` products; integer arithmetic, so the
+/// bits are the portable code's).
+fn se16_apply(x: &mut [i16], c: usize, q: &Se16<'_>, gate: &[i32]) {
+    #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+    if crate::kernels::cpu::x86_avx512() {
+        // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
+        unsafe { se16_apply_avx512(x, c, q, gate) };
+        return;
+    }
+    se16_apply_body(x, c, q, gate)
+}
+
+/// [`se16_apply_body`] compiled for AVX-512.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ and AVX2 available.
 #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
-unsafe fn se16_avx512(x: &mut [i16], c: usize, q: &Se16<'_>, parts: super::Parts<'_, i32>) {
-    se16_body(x, c, q, parts)
+unsafe fn se16_apply_avx512(x: &mut [i16], c: usize, q: &Se16<'_>, gate: &[i32]) {
+    se16_apply_body(x, c, q, gate)
+}
+
+/// [`se16_gate_body`], compiled for AVX-512 where the CPU has it.
+fn se16_gate(x: &[i16], c: usize, q: &Se16<'_>, parts: super::Parts<'_, i32>) {
+    #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+    if crate::kernels::cpu::x86_avx512() {
+        // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`).
+        unsafe { se16_gate_avx512(x, c, q, parts) };
+        return;
+    }
+    se16_gate_body(x, c, q, parts)
+}
+
+/// [`se16_gate_body`] compiled for AVX-512.
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ and AVX2 available.
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+unsafe fn se16_gate_avx512(x: &[i16], c: usize, q: &Se16<'_>, parts: super::Parts<'_, i32>) {
+    se16_gate_body(x, c, q, parts)
 }
 
 /// Channels per block of the channel means: `[i64; 256]` on the stack.
 const MEAN_BLOCK: usize = 256;
 
-/// The squeeze-excitation after [`squeeze_excite16`]'s checks: `x` is `[pixels][c]` with
-/// `pixels ≥ 1`, the temporaries `(mean, hid, gate)` of `c`, `s` and `c` entries
-/// (`split_tmp`), the convs are validated.
+/// The gate of the squeeze-excitation after [`squeeze_excite16`]'s checks: `x` is
+/// `[pixels][c]` with `pixels ≥ 1`, the temporaries `(mean, hid, gate)` of `c`, `s` and `c`
+/// entries (`split_tmp`), the convs are validated.
 #[inline(always)]
-fn se16_body(x: &mut [i16], c: usize, q: &Se16<'_>, (mean, hid, gate): super::Parts<'_, i32>) {
+fn se16_gate_body(x: &[i16], c: usize, q: &Se16<'_>, (mean, hid, gate): super::Parts<'_, i32>) {
     let (pixels, s) = (x.len() / c, hid.len());
     // Means (i64 sums: any number of pixels), blocks of channels row by row so that the reads
     // are contiguous.
@@ -123,6 +168,11 @@ fn se16_body(x: &mut [i16], c: usize, q: &Se16<'_>, (mean, hid, gate): super::Pa
         let acc = dot(hid, &q.fc2.weight[i * s..(i + 1) * s]).wrapping_add(q.fc2.bias_at(i));
         *g = (out16(acc, i, &q.fc2) as i32 + GATE_THREE).clamp(0, GATE_ONE);
     }
+}
+
+/// The gate multiplication of [`squeeze_excite16`] on `x: [pixels][c]` (`gate`: `c` values).
+#[inline(always)]
+fn se16_apply_body(x: &mut [i16], c: usize, q: &Se16<'_>, gate: &[i32]) {
     let oc = q.clamp.clamp(0, MAX16) as i64;
     for px in x.chunks_exact_mut(c) {
         for (v, &g) in px.iter_mut().zip(gate.iter()) {

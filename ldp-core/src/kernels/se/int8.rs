@@ -116,8 +116,7 @@ pub fn se_apply(q: &SeQ<'_>, gate: &[i32], x: &mut [i8]) {
     #[cfg(feature = "std")]
     {
         let c = gate.len().max(1);
-        let n =
-            crate::kernels::threads::bands(x.len() / c, c * crate::kernels::add::int8::ELEM_COST);
+        let n = crate::kernels::threads::bands(x.len() / c, c * crate::kernels::threads::ELEM_COST);
         if n > 1 {
             let _ = crate::kernels::threads::split_inplace(x, c, n, |b| {
                 se_apply_one(q, gate, b);
