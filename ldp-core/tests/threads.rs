@@ -490,6 +490,66 @@ fn pointwise_bits_do_not_depend_on_threads() {
             assert!(got.3 == one.3, "16-bit squeeze-excitation, {t} threads");
         }
     }
+    // The float LayerNorm (f32 with and without its fused GELU, f16): bands of pixels, the
+    // one-thread bits on any thread count.
+    {
+        use ldp_core::kernels::norm::layer_norm_act_inplace;
+        let (c, pixels) = (130usize, 4099usize);
+        let x = vals(c * pixels, 91);
+        let (g, b) = (vals(c, 92), vals(c, 93));
+        let xh: Vec<f16> = x.iter().map(|&v| f16::from_f32(v)).collect();
+        let run = || {
+            let mut out = Vec::new();
+            for act in [None, Some(Activation::Gelu), Some(Activation::Hardswish)] {
+                let mut y = x.clone();
+                layer_norm_act_inplace(&mut y, c, &g, &b, act).unwrap();
+                out.push(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
+            let mut yh = xh.clone();
+            layer_norm_act_inplace(&mut yh, c, &g, &b, None).unwrap();
+            out.push(yh.iter().map(|v| v.to_bits() as u32).collect());
+            out
+        };
+        threads::set_threads(1);
+        let one = run();
+        for t in [2, 3, 5] {
+            threads::set_threads(t);
+            assert!(run() == one, "float LayerNorm, {t} threads");
+        }
+    }
+    // The int8 input quantization (per channel and per tensor) and output dequantization:
+    // bands of pixels, against their references.
+    {
+        use ldp_core::kernels::quantize::int8 as qz;
+        let (c, pixels) = (131usize, 4099usize);
+        let x = vals(c * pixels, 101);
+        let scale: Vec<f32> = vals(c, 102).iter().map(|v| 0.01 + v.abs() * 0.02).collect();
+        let zero = i8s(c, 103);
+        let yq = i8s(c * pixels, 104);
+        for (sc, z) in [(&scale[..], &zero[..]), (&scale[..1], &zero[..1])] {
+            let mut want = vec![0i8; x.len()];
+            qz::quantize_reference(&x, c, sc, z, &mut want).unwrap();
+            let mut want_y = vec![0.0f32; yq.len()];
+            qz::dequantize_reference(&yq, -3, 0.037, &mut want_y).unwrap();
+            for t in [1, 2, 3, 5] {
+                threads::set_threads(t);
+                let mut q = vec![0i8; x.len()];
+                qz::quantize(&x, c, sc, z, &mut q).unwrap();
+                assert!(
+                    q == want,
+                    "int8 quantization ({} scales), {t} threads",
+                    sc.len()
+                );
+                let mut y = vec![0.0f32; yq.len()];
+                qz::dequantize(&yq, -3, 0.037, &mut y).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+                assert!(
+                    bits(&y) == bits(&want_y),
+                    "int8 dequantization, {t} threads"
+                );
+            }
+        }
+    }
     // Several threads of a program running layers at once: one holds the worker pool, the
     // others get threads of their own; every result is still the one-thread bits.
     let (c_in, c_out, pixels) = (128, 96, 4096 + 3);

@@ -16,19 +16,18 @@
 //! [`NORM_COST`], [`DEPTHWISE_COST`], [`ELEM_COST`]).
 //!
 //! What else splits, each output computed alone as on one thread:
-//! * the int8 LayerNorms (in place and of 16-bit inputs): bands of pixels;
+//! * the LayerNorms (float, int8 in place and of 16-bit inputs): bands of pixels;
 //! * the depthwise convs (f32/f16 and int8 on x86-64, the 16-bit one everywhere): bands of
 //!   output rows, each reading the shared input ([`split_inplace_at`], [`row_bands`]); the int8
 //!   depthwise fused row by row with its LayerNorm too, each band with its own 16-bit row;
 //! * squeeze-excitation: the gate's two FCs in bands of outputs (float, int8), the gate
 //!   multiplication in bands of pixels (int8, 16-bit);
-//! * elementwise kernels: the int8 and 16-bit ADD, the 16-bit GELU, the 16-bit input
-//!   quantization and output dequantization.
+//! * elementwise kernels: the int8 and 16-bit ADD, the 16-bit GELU, the int8 and 16-bit
+//!   input quantization (of channels-last inputs) and output dequantization.
 //!
-//! What stays on the calling thread: the float LayerNorm (splitting it measured no gain on 2
-//! cores, only a wider spread), the channel sums of squeeze-excitation (a float sum split by
-//! pixels would change its order), the float gate multiplication, the int8 input quantization,
-//! resizes and pools.
+//! What stays on the calling thread: the channel sums of squeeze-excitation (a float sum split by
+//! pixels would change its order), the float gate multiplication, the fused
+//! quantize-and-transpose of channels-first inputs, resizes and pools.
 //!
 //! The thread count is process-wide: [`set_threads`]; the default is 1.
 

@@ -73,22 +73,26 @@ fn check_ln(len: usize, c: usize, gamma: &[f32], beta: &[f32]) -> Result<(), Err
 
 /// LayerNorm of every pixel of `buf` (`[pixels][c]`), in place. On x86-64 with AVX2 the same
 /// code is compiled for 8-lane vectors (the same per-lane sums and no FMA: the same bits as
-/// the baseline build).
+/// the baseline build). With the `std` feature, large maps run in bands of pixels on up to
+/// `kernels::threads::threads()` threads (same bits).
 pub fn layer_norm_inplace<A: Elem>(
     buf: &mut [A],
     c: usize,
     gamma: &[f32],
     beta: &[f32],
 ) -> Result<(), Error> {
-    check_ln(buf.len(), c, gamma, beta)?;
+    layer_norm_act_inplace(buf, c, gamma, beta, None)
+}
+
+/// [`layer_norm_inplace`] on one band of pixels (lengths checked by the caller).
+fn layer_norm_one<A: Elem>(buf: &mut [A], c: usize, gamma: &[f32], beta: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::cpu::x86_avx2_fma() {
-        // SAFETY: AVX2 and FMA are present (checked just above); lengths checked above.
+        // SAFETY: AVX2 and FMA are present (checked just above); lengths checked by the caller.
         unsafe { ln_rows_avx2(buf, c, gamma, beta) };
-        return Ok(());
+        return;
     }
     ln_rows(buf, c, gamma, beta);
-    Ok(())
 }
 
 /// LayerNorm of every pixel of `buf`, then `act` (if any), in place: the same values as
@@ -103,23 +107,47 @@ pub fn layer_norm_act_inplace<A: Elem>(
     beta: &[f32],
     act: Option<crate::kernels::activation::Activation>,
 ) -> Result<(), Error> {
-    use crate::kernels::activation::apply_inplace;
     check_ln(buf.len(), c, gamma, beta)?;
+    // With the `std` feature, bands of pixels on the host's threads (each pixel normalized
+    // alone: same bits).
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::norm_bands(buf.len() / c, c);
+        if n > 1 {
+            return crate::kernels::threads::split_inplace(buf, c, n, |b| {
+                layer_norm_act_one(b, c, gamma, beta, act);
+                Ok(())
+            });
+        }
+    }
+    layer_norm_act_one(buf, c, gamma, beta, act);
+    Ok(())
+}
+
+/// [`layer_norm_act_inplace`] on one band of pixels (lengths checked by the caller).
+fn layer_norm_act_one<A: Elem>(
+    buf: &mut [A],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    act: Option<crate::kernels::activation::Activation>,
+) {
+    use crate::kernels::activation::apply_inplace;
     #[cfg(target_arch = "x86_64")]
     if act == Some(crate::kernels::activation::Activation::Gelu)
         && crate::kernels::cpu::x86_avx2_fma()
     {
         if let Some(b) = crate::kernels::cpu::as_f32_mut(buf) {
-            // SAFETY: AVX2 and FMA are present (checked just above); lengths checked above.
+            // SAFETY: AVX2 and FMA are present (checked just above); lengths checked by the
+            // caller.
             unsafe { ln_gelu_rows_avx2(b, c, gamma, beta) };
-            return Ok(());
+            return;
         }
     }
-    layer_norm_inplace(buf, c, gamma, beta)?;
+    layer_norm_one(buf, c, gamma, beta);
     if let Some(a) = act {
         apply_inplace(a, buf);
     }
-    Ok(())
 }
 
 /// [`ln_rows`] then the AVX2 GELU, pixel by pixel.

@@ -15,6 +15,32 @@ pub fn quantize(
     xq: &mut [i8],
 ) -> Result<(), Error> {
     check_quantize(x, c, scale, zero, xq)?;
+    // With the `std` feature, bands of pixels on the host's threads (each value alone: same
+    // bits; the bands start on pixel boundaries, so per-channel parameters stay aligned).
+    #[cfg(feature = "std")]
+    {
+        let row = c.max(1);
+        let n = crate::kernels::threads::bands(
+            x.len() / row,
+            row.saturating_mul(crate::kernels::threads::ELEM_COST),
+        );
+        if n > 1 {
+            return crate::kernels::threads::split_rows(x, row, xq, row, n, |xb, qb| {
+                quantize_one(xb, c, scale, zero, qb)
+            });
+        }
+    }
+    quantize_one(x, c, scale, zero, xq)
+}
+
+/// [`quantize`] on one band of whole pixels.
+fn quantize_one(
+    x: &[f32],
+    c: usize,
+    scale: &[f32],
+    zero: &[i8],
+    xq: &mut [i8],
+) -> Result<(), Error> {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::quantize::x86::quantize(x, c, scale, zero, xq) {
         return Ok(());
@@ -252,6 +278,21 @@ pub fn quantize_nchw_part_reference(
 /// exact conversion and one IEEE multiply per value).
 pub fn dequantize(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {
     check_len("output", y, yq.len())?;
+    // With the `std` feature, bands of values on the host's threads (same bits).
+    #[cfg(feature = "std")]
+    {
+        let n = crate::kernels::threads::bands(y.len(), crate::kernels::threads::ELEM_COST);
+        if n > 1 {
+            return crate::kernels::threads::split_rows(yq, 1, y, 1, n, |qb, yb| {
+                dequantize_one(qb, z, s, yb)
+            });
+        }
+    }
+    dequantize_one(yq, z, s, y)
+}
+
+/// [`dequantize`] on one band.
+fn dequantize_one(yq: &[i8], z: i32, s: f32, y: &mut [f32]) -> Result<(), Error> {
     #[cfg(target_arch = "x86_64")]
     if crate::kernels::quantize::x86::dequantize(yq, z, s, y) {
         return Ok(());
