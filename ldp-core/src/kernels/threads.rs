@@ -13,12 +13,12 @@
 //! per-output chain of the GEMMs. The band boundaries are multiples of 12 pixels (the AVX-512
 //! tile) and layers below [`MIN_MACS`] multiply-accumulates stay on the calling thread (handing
 //! a band over costs microseconds; other kernels count their work in the GEMMs' units:
-//! [`NORM_COST`], [`DEPTHWISE_COST`], [`ELEM_COST`]).
+//! `NORM_COST`, `DEPTHWISE_COST`, `ELEM_COST`).
 //!
 //! What else splits, each output computed alone as on one thread:
 //! * the LayerNorms (float, int8 in place and of 16-bit inputs): bands of pixels;
 //! * the depthwise convs (f32/f16 and int8 on x86-64, the 16-bit one everywhere): bands of
-//!   output rows, each reading the shared input ([`split_inplace_at`], [`row_bands`]); the int8
+//!   output rows, each reading the shared input (`split_inplace_at`, `row_bands`); the int8
 //!   depthwise fused row by row with its LayerNorm too, each band with its own 16-bit row;
 //! * squeeze-excitation: the gate's two FCs in bands of outputs (float, int8), the gate
 //!   multiplication in bands of pixels (int8, 16-bit);
