@@ -120,13 +120,11 @@ pub(crate) fn gate_from_sums<W: Elem>(
 fn fc<W: Elem>(w: &[W], b: &[f32], x: &[f32], out: &mut [f32], act: fn(f32) -> f32) {
     let k = x.len();
     let rows = |j0: usize, band: &mut [f32]| {
-        let mut j = j0;
-        for o in band.chunks_mut(8) {
-            if let (Ok(o), Some(wr), Some(br)) = (
-                <&mut [f32; 8]>::try_from(&mut *o),
-                w.get(j * k..(j + 8) * k),
-                b.get(j..j + 8),
-            ) {
+        for (jc, o) in band.chunks_mut(8).enumerate() {
+            let j = j0 + jc * 8;
+            // In range: the caller checked `w = out.len()·k` and `b = out.len()`.
+            let (wr, br) = (&w[j * k..(j + o.len()) * k], &b[j..j + o.len()]);
+            if let Ok(o) = <&mut [f32; 8]>::try_from(&mut *o) {
                 let mut acc: [f32; 8] = core::array::from_fn(|l| br[l]);
                 let wr8: [&[W]; 8] = core::array::from_fn(|l| &wr[l * k..(l + 1) * k]);
                 for (i, &xi) in x.iter().enumerate() {
@@ -138,17 +136,15 @@ fn fc<W: Elem>(w: &[W], b: &[f32], x: &[f32], out: &mut [f32], act: fn(f32) -> f
                     *v = act(a);
                 }
             } else {
-                for (l, v) in o.iter_mut().enumerate() {
-                    let mut acc = b.get(j + l).copied().unwrap_or(0.0);
-                    for (i, &xi) in x.iter().enumerate() {
-                        acc += w.get((j + l) * k + i).map_or(0.0, |e| e.to_f32()) * xi;
+                for ((v, &bl), row) in o.iter_mut().zip(br).zip(wr.chunks_exact(k.max(1))) {
+                    let mut acc = bl;
+                    for (e, &xi) in row.iter().zip(x) {
+                        acc += e.to_f32() * xi;
                     }
                     *v = act(acc);
                 }
             }
-            j += o.len();
         }
-        Ok::<(), Error>(())
     };
     // About 8 GEMM multiply-accumulates' time per term.
     #[cfg(feature = "std")]
@@ -159,10 +155,13 @@ fn fc<W: Elem>(w: &[W], b: &[f32], x: &[f32], out: &mut [f32], act: fn(f32) -> f
                 out,
                 8,
                 n.min(out.len() / 8),
-                |j0, ob| rows(j0 * 8, ob),
+                |j0, ob| {
+                    rows(j0 * 8, ob);
+                    Ok::<(), Error>(())
+                },
             );
             return;
         }
     }
-    let _ = rows(0, out);
+    rows(0, out);
 }

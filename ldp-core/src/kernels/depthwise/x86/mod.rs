@@ -267,10 +267,10 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
             }
         }
         for oy in oy0..oy1 {
-            // SAFETY: row `oy − oy0` of the band is inside `y` (and `residual`): both hold
+            // Row `oy − oy0` of the band, inside `y` (and `residual`): both hold
             // (oy1 − oy0)·rl elements.
-            let yrow = unsafe { y.as_mut_ptr().add((oy - oy0) * rl) };
-            let rrow = residual.map(|r| unsafe { r.as_ptr().add((oy - oy0) * rl) });
+            let yrow = y[(oy - oy0) * rl..].as_mut_ptr();
+            let rrow = residual.map(|r| r[(oy - oy0) * rl..].as_ptr());
             let mut c0 = cs;
             // SAFETY: each block covers channels c0..c0+8·V ≤ ce ≤ cs + CH, ce ≤ s.c; the
             // chunk's taps are staged; features per the contract.
