@@ -155,6 +155,32 @@ pub(crate) fn split_inplace_at<T: Send, E: Send>(
     run_bands(jobs.collect())
 }
 
+/// The output rows of a depthwise conv's map `s` in bands on the threads, when the map is
+/// large enough ([`row_bands`] at `DEPTHWISE_COST` per output): `f(oy0, oy1, band)` fills rows
+/// `oy0..oy1` (`band` holds just those rows of `y`); a `false` from it is an error (a band
+/// outside the map: cannot happen for a validated `y`). `None`, nothing run, when the map stays
+/// on the calling thread.
+pub(crate) fn depthwise_bands<T: Send>(
+    s: crate::kernels::depthwise::DwShape,
+    y: &mut [T],
+    f: impl Fn(usize, usize, &mut [T]) -> bool + Sync,
+) -> Option<Result<(), crate::Error>> {
+    let row = s.wo().saturating_mul(s.c).max(1);
+    let n = row_bands(s.ho(), row.saturating_mul(DEPTHWISE_COST));
+    if n <= 1 {
+        return None;
+    }
+    Some(split_inplace_at(y, row, n, |oy0, yb| {
+        if f(oy0, oy0 + yb.len() / row, yb) {
+            Ok(())
+        } else {
+            Err(crate::Error::InvalidConfig(
+                "depthwise: band outside the map",
+            ))
+        }
+    }))
+}
+
 /// [`split_inplace_at`] with a scratch chunk of `scratch_len` elements per band, cut from
 /// `scratch`: `f(first_row, band, chunk)`. `None` (nothing run) when `scratch` holds fewer
 /// chunks than there are bands.

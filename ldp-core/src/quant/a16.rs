@@ -428,16 +428,12 @@ pub fn depthwise16(s: DwShape, x: &[i16], q: &ConvQ<'_>, y: &mut [i16]) -> Resul
     {
         // Bands of output rows on the host's threads (each output from the shared input
         // alone: the same bits).
-        let row = s.wo() * s.c; // ≤ y.len(), checked by `check_dw`
-        let n = crate::kernels::threads::row_bands(
-            s.ho(),
-            row.saturating_mul(crate::kernels::threads::DEPTHWISE_COST),
-        );
-        if n > 1 {
-            return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
-                depthwise16_rows(s, x, q, oy0, yb);
-                Ok(())
-            });
+        let band = |oy0, _oy1, yb: &mut [i16]| {
+            depthwise16_rows(s, x, q, oy0, yb);
+            true
+        };
+        if let Some(r) = crate::kernels::threads::depthwise_bands(s, y, band) {
+            return r;
         }
     }
     depthwise16_rows(s, x, q, 0, y);

@@ -159,20 +159,11 @@ pub fn depthwise(
     check_dw(s, x, q, y)?;
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if crate::kernels::depthwise::x86::int8::takes(s, q) {
-        let row = s.wo() * s.c;
-        let n = crate::kernels::threads::row_bands(
-            s.ho(),
-            row.saturating_mul(crate::kernels::threads::DEPTHWISE_COST),
-        );
-        if n > 1 {
-            return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
-                let oy1 = oy0 + yb.len() / row;
-                if crate::kernels::depthwise::x86::int8::depthwise_band(s, x, q, oy0, oy1, yb) {
-                    Ok(())
-                } else {
-                    Err(Error::InvalidConfig("depthwise: band outside the map"))
-                }
-            });
+        let band = |oy0, oy1, yb: &mut [i8]| {
+            crate::kernels::depthwise::x86::int8::depthwise_band(s, x, q, oy0, oy1, yb)
+        };
+        if let Some(r) = crate::kernels::threads::depthwise_bands(s, y, band) {
+            return r;
         }
     }
     #[cfg(ldp_arm_mve)]

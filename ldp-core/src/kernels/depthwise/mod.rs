@@ -93,11 +93,6 @@ pub(crate) fn check<X, W, Y, R>(
     check_len("depthwise output", y, out)
 }
 
-/// A band of output rows that does not fit the map (cannot happen: the bands are cut from a
-/// validated output).
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
-const BAND: Error = Error::InvalidConfig("depthwise: band outside the map");
-
 /// Depthwise 3×3 convolution with the best kernel available. With the `std` feature on x86-64,
 /// maps large enough run in bands of output rows on up to `kernels::threads::threads()`
 /// threads (same bits: each output is computed alone, in the reference's order).
@@ -113,23 +108,14 @@ pub fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if crate::kernels::cpu::x86_avx2_fma() {
         let row = s.wo() * s.c;
-        let n = crate::kernels::threads::row_bands(
-            s.ho(),
-            row.saturating_mul(crate::kernels::threads::DEPTHWISE_COST),
-        );
-        if n > 1 {
-            return crate::kernels::threads::split_inplace_at(y, row, n, |oy0, yb| {
-                let oy1 = oy0 + yb.len() / row;
-                let rb = match residual {
-                    Some(r) => Some(r.get(oy0 * row..oy1 * row).ok_or(BAND)?),
-                    None => None,
-                };
-                if x86::depthwise3x3_rows(s, x, weight, bias, rb, yb, oy0, oy1) {
-                    Ok(())
-                } else {
-                    Err(BAND)
-                }
-            });
+        let band = |oy0: usize, oy1: usize, yb: &mut [Y]| match residual {
+            Some(r) => r.get(oy0 * row..oy1 * row).is_some_and(|rb| {
+                x86::depthwise3x3_rows(s, x, weight, bias, Some(rb), yb, oy0, oy1)
+            }),
+            None => x86::depthwise3x3_rows(s, x, weight, bias, None::<&[R]>, yb, oy0, oy1),
+        };
+        if let Some(r) = crate::kernels::threads::depthwise_bands(s, y, band) {
+            return r;
         }
     }
     #[cfg(target_arch = "x86_64")]

@@ -36,64 +36,46 @@ pub fn se_gate_from_sums(
             .wrapping_add(div_round(*v as i64, pixels as i64) as i32)
             .clamp(-128, 127);
     }
-    let sums = &*sums;
-    // Outputs `j0..` of fc1 + ReLU into `band`.
-    let fc1 = |j0: usize, band: &mut [i32]| {
-        for (jj, h) in band.iter_mut().enumerate() {
-            let j = j0 + jj;
-            let acc = q
-                .fc1
-                .bias_at(j)
-                .wrapping_add(dot(sums, &q.fc1.weight[j * c..(j + 1) * c]));
-            let v = sat_i8(q.fc1.out_zero.wrapping_add(requant(
-                acc,
-                q.fc1.mult_at(j),
-                q.fc1.shift,
-            )));
-            *h = (v as i32).max(q.fc1.out_zero.clamp(-128, 127));
-        }
-        Ok::<(), Error>(())
-    };
-    per_output(hid, c, fc1)?;
-    let hid = &*hid;
-    // Outputs `i0..` of fc2 + the gate table into `band`.
-    let fc2 = |i0: usize, band: &mut [i32]| {
-        for (ii, g) in band.iter_mut().enumerate() {
-            let i = i0 + ii;
-            let acc = q
-                .fc2
-                .bias_at(i)
-                .wrapping_add(dot(hid, &q.fc2.weight[i * s..(i + 1) * s]));
-            let v = sat_i8(q.fc2.out_zero.wrapping_add(requant(
-                acc,
-                q.fc2.mult_at(i),
-                q.fc2.shift,
-            )));
-            *g = q.gate[(v as i32 + 128) as usize] as i32;
-        }
-        Ok::<(), Error>(())
-    };
-    per_output(gate, s, fc2)
+    let fc1_floor = q.fc1.out_zero.clamp(-128, 127);
+    fc(&q.fc1, sums, hid, |v| (v as i32).max(fc1_floor))?;
+    fc(&q.fc2, hid, gate, |v| {
+        q.gate[(v as i32 + 128) as usize] as i32
+    })
 }
 
-/// Runs `f(first, band)` over `out`, one value per output of `k` multiply-accumulates: with the
-/// `std` feature in bands on the host's threads (each output computed alone: same bits).
-fn per_output(
+/// One FC of the gate: `out[o] = finish(sat_i8(z + requant(bias[o] + Σ x·w[o], m[o])))` with
+/// rows of `x.len()` weights (the conv validated by the caller for `out.len()` outputs). With
+/// the `std` feature the outputs run in bands on the host's threads (each computed alone: same
+/// bits); a dot product of i32 by i8 counts 8 GEMM multiply-accumulates per term.
+fn fc(
+    conv: &ConvQ<'_>,
+    x: &[i32],
     out: &mut [i32],
-    k: usize,
-    f: impl Fn(usize, &mut [i32]) -> Result<(), Error> + Sync,
+    finish: impl Fn(i8) -> i32 + Sync,
 ) -> Result<(), Error> {
-    // A dot product of i32 by i8 runs far below the GEMM's rate: count 8 per element.
+    let k = x.len();
+    let rows = |o0: usize, band: &mut [i32]| {
+        for (oo, v) in band.iter_mut().enumerate() {
+            let o = o0 + oo;
+            let acc = conv
+                .bias_at(o)
+                .wrapping_add(dot(x, &conv.weight[o * k..(o + 1) * k]));
+            *v = finish(sat_i8(conv.out_zero.wrapping_add(requant(
+                acc,
+                conv.mult_at(o),
+                conv.shift,
+            ))));
+        }
+        Ok::<(), Error>(())
+    };
     #[cfg(feature = "std")]
     {
         let n = crate::kernels::threads::row_bands(out.len(), k.saturating_mul(8));
         if n > 1 {
-            return crate::kernels::threads::split_inplace_at(out, 1, n, f);
+            return crate::kernels::threads::split_inplace_at(out, 1, n, rows);
         }
     }
-    #[cfg(not(feature = "std"))]
-    let _ = k;
-    f(0, out)
+    rows(0, out)
 }
 
 /// `Σ a[k]·w[k]`, wrapping (the AVX-512 kernel where there is one: the same bits).
