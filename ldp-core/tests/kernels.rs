@@ -1489,6 +1489,58 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    /// The packed GEMM form of the AVX-512 VNNI 16-bit pointwise kernel (`vpdpwssd`, panels of
+    /// 32 outputs, tiles of 12/8/4/2/1 pixels) against the references, both output types, bit for
+    /// bit: outputs 32..=100 (whole panels and an overlapping last one), even channel counts
+    /// 2..=160 or up to 2048 (the largest it takes; the pair tail of the 8-word packing), odd
+    /// ones (the form declines, the tile kernel runs), pixels 1..=40 (every tile size and
+    /// remainder), activations over the whole `±32767` range, biases up to `2^29`, every shift.
+    #[test]
+    fn a16_pointwise_gemm_form_equals_reference(c_in in 1usize..=80, wide in 0u8..4, c_in_any in 1usize..=1024,
+                                                c_out in 32usize..=100, pixels in 1usize..=40, shift in 1i32..=62,
+                                                zo in -128i32..=127, with_lut in any::<bool>(), seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        // Even counts mostly (the shapes the GEMM form takes), some odd; one case in four wide.
+        let c_in = if wide == 0 { 2 * c_in_any } else { c_in + (c_in < 80 && c_in % 3 != 0) as usize * (c_in % 2) };
+        let x: Vec<i16> = ints_in(pixels * c_in, seed, -32767, 32767).iter().map(|&v| v as i16).collect();
+        let w = i8s(c_in * c_out, seed ^ 1);
+        let bias = ints_in(c_out, seed ^ 2, -(1 << 29), 1 << 29);
+        let (bias, bias_shift) = b16(&bias, false);
+        let mult = m8(&ints_in(c_out, seed ^ 3, 0, 255));
+        let lut = i8s(256, seed ^ 4);
+        let q = ConvQ { weight: &w, bias: &bias, bias_shift, mult: &mult, shift, in_zero: 0, out_zero: 0, lut: None };
+        let mut a = vec![0i16; pixels * c_out];
+        a16::pointwise16_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i16; pixels * c_out];
+        a16::pointwise16(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b, "i16 dispatch {} {} {}", c_in, c_out, pixels);
+        #[cfg(target_arch = "x86_64")]
+        if vnni() {
+            let mut c = vec![0i16; pixels * c_out];
+            // SAFETY: the CPU features were detected (`vnni()`).
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise16_forced(&x, c_in, &q, c_out, &mut c, true) }.unwrap();
+            prop_assert_eq!(&a, &c, "i16 vnni {} {} {}", c_in, c_out, pixels);
+        }
+        // int8 outputs (a 16-bit model input): zero point and optional table.
+        let q = ConvQ { out_zero: zo, lut: if with_lut { Some(&lut) } else { None }, ..q };
+        let mut a = vec![0i8; pixels * c_out];
+        a16::pointwise_in16_reference(&x, c_in, &q, c_out, &mut a).unwrap();
+        let mut b = vec![0i8; pixels * c_out];
+        a16::pointwise_in16(&x, c_in, &q, c_out, &mut b).unwrap();
+        prop_assert_eq!(&a, &b, "i8 dispatch {} {} {}", c_in, c_out, pixels);
+        #[cfg(target_arch = "x86_64")]
+        if vnni() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected (`vnni()`).
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_forced(&x, c_in, &q, c_out, &mut c, true) }.unwrap();
+            prop_assert_eq!(&a, &c, "i8 vnni {} {} {}", c_in, c_out, pixels);
+        }
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
     /// The 16-bit-activation depthwise conv (`quant::a16::depthwise16`, 16-channel blocks)

@@ -17,6 +17,8 @@
 use core::arch::x86_64::*;
 
 use crate::kernels::cpu;
+#[cfg(ldp_avx512)]
+use crate::kernels::isa::x86::Rq16;
 use crate::quant::a16::{out16, tiles16};
 use crate::quant::kernels::ConvQ;
 
@@ -48,7 +50,7 @@ pub(crate) fn pointwise16(
 ///
 /// # Safety
 /// AVX2 available; lengths as checked by `check_pw`.
-unsafe fn run_best<Y>(
+unsafe fn run_best<Y: Out16>(
     x: &[i16],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -96,7 +98,7 @@ pub(crate) fn pointwise_in16(
 ///
 /// # Safety
 /// AVX2, and with `vnni` AVX-512 F/BW/VL and AVX512_VNNI.
-unsafe fn forced<Y: crate::quant::kernels::ConvOut>(
+unsafe fn forced<Y: crate::quant::kernels::ConvOut + Out16>(
     x: &[i16],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -289,8 +291,9 @@ unsafe fn run<Y>(
     )
 }
 
-/// The AVX-512 VNNI kernel: [`tiles16`] with 32 channels per step (`vpdpwssd`: 32 `i16·i16`
-/// products added pairwise into 16 `i32` lanes, non-saturating, so wrapping like the
+/// The AVX-512 VNNI kernel: the packed GEMM form [`gemm16`] for the shapes it takes (even
+/// `c_in ≤ 2048`, `c_out ≥ 32`), else [`tiles16`] with 32 channels per step (`vpdpwssd`: 32
+/// `i16·i16` products added pairwise into 16 `i32` lanes, non-saturating, so wrapping like the
 /// reference), weights widened with `vpmovsxbw`.
 ///
 /// # Safety
@@ -298,7 +301,7 @@ unsafe fn run<Y>(
 #[cfg(ldp_avx512)]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-unsafe fn run_vnni<Y>(
+unsafe fn run_vnni<Y: Out16>(
     x: &[i16],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -307,6 +310,12 @@ unsafe fn run_vnni<Y>(
     pixels: usize,
     finish: impl Fn(i32, usize) -> Y,
 ) {
+    if gemm_takes(c_in, c_out) {
+        // SAFETY: features and lengths per this function's contract; the shape is one the
+        // GEMM form takes.
+        unsafe { gemm16(x, c_in, q, c_out, y, pixels) };
+        return;
+    }
     let hsum512 = |v: __m512i| {
         hsum(_mm256_add_epi32(
             _mm512_castsi512_si256(v),
@@ -338,8 +347,11 @@ unsafe fn run_vnni<Y>(
                     let r = &rows[j][i..i + 32];
                     // SAFETY: `r` holds the 32 bytes read.
                     let wk = _mm512_cvtepi8_epi16(unsafe { _mm256_loadu_si256(r.as_ptr().cast()) });
-                    a[j] = _mm512_dpwssd_epi32(a[j], va, wk);
-                    b[j] = _mm512_dpwssd_epi32(b[j], vb, wk);
+                    // SAFETY: AVX512_VNNI available (this function's contract).
+                    unsafe {
+                        a[j] = dpwssd(a[j], va, wk);
+                        b[j] = dpwssd(b[j], vb, wk);
+                    }
                 }
                 i += 32;
             }
@@ -347,4 +359,283 @@ unsafe fn run_vnni<Y>(
         },
         finish,
     )
+}
+
+/// Outputs per packed panel of the GEMM form (two zmm of `i32`).
+#[cfg(ldp_avx512)]
+const NR16: usize = 32;
+/// Largest `c_in` of the GEMM form (a panel is `c_in / 2 · 32` words: 128 KiB of stack).
+#[cfg(ldp_avx512)]
+const PK16_MAX: usize = 2048;
+/// Panels per group (each pixel tile runs against the group's panels while its rows are hot).
+#[cfg(ldp_avx512)]
+const G16: usize = 2;
+
+/// `true` when the GEMM form [`gemm16`] takes the shape: an even `c_in ≤ 2048` (the activation
+/// pairs are read as 32-bit words inside each row) and `c_out ≥ 32` (whole panels; the last one
+/// overlaps the one before).
+#[cfg(ldp_avx512)]
+fn gemm_takes(c_in: usize, c_out: usize) -> bool {
+    c_in % 2 == 0 && c_in <= PK16_MAX && c_out >= NR16
+}
+
+/// The output stage of the 16-bit pointwise kernels' GEMM form: the reference's finishing
+/// step on 16 lanes.
+pub(crate) trait Out16: Sized {
+    /// The output zero point folded into the requantization (`i16`: none, [`out16`]).
+    fn zero(q: &ConvQ<'_>) -> i32;
+    /// Stores the 16 requantized lanes `r` (zero point added) at `y[at..at + 16]`:
+    /// saturated to `±MAX16` (`i16`, [`out16`]) or to int8 then through the optional table
+    /// (`i8`, `quant::kernels::finish`).
+    ///
+    /// # Safety
+    /// AVX-512 F/BW available.
+    #[cfg(ldp_avx512)]
+    unsafe fn store(y: &mut [Self], at: usize, r: __m512i, lut: Option<&[i8]>);
+}
+
+impl Out16 for i16 {
+    fn zero(_q: &ConvQ<'_>) -> i32 {
+        0
+    }
+
+    #[cfg(ldp_avx512)]
+    #[inline(always)]
+    #[allow(clippy::incompatible_msrv)]
+    unsafe fn store(y: &mut [i16], at: usize, r: __m512i, _lut: Option<&[i8]>) {
+        // Bounds-checked first: the raw store below writes exactly these 16 `i16`s.
+        let dst: &mut [i16; 16] = (&mut y[at..at + 16]).try_into().expect("16-element slice");
+        // SAFETY: register-only AVX-512 operations; `dst` is 16 writable `i16` (32 bytes).
+        unsafe {
+            let lim = _mm512_set1_epi32(crate::quant::a16::MAX16);
+            let r = _mm512_max_epi32(
+                _mm512_min_epi32(r, lim),
+                _mm512_sub_epi32(_mm512_setzero_si512(), lim),
+            );
+            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, _mm512_cvtsepi32_epi16(r));
+        }
+    }
+}
+
+impl Out16 for i8 {
+    fn zero(q: &ConvQ<'_>) -> i32 {
+        q.out_zero
+    }
+
+    #[cfg(ldp_avx512)]
+    #[inline(always)]
+    #[allow(clippy::incompatible_msrv)]
+    unsafe fn store(y: &mut [i8], at: usize, r: __m512i, lut: Option<&[i8]>) {
+        // Bounds-checked first: the raw store below writes exactly these 16 bytes.
+        let dst: &mut [i8; 16] = (&mut y[at..at + 16]).try_into().expect("16-byte slice");
+        // SAFETY: register-only AVX-512 operations; `dst` is 16 writable bytes.
+        unsafe { _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, _mm512_cvtsepi32_epi8(r)) };
+        crate::kernels::isa::x86::apply_lut(dst, lut);
+    }
+}
+
+/// Packs outputs `o0..o0+32` into `panel` as `[c_in/2][32]` words: word `j` of output `o` holds
+/// the weights of channels `2j` (low half) and `2j + 1` (high half) of row `o0 + o`, each
+/// sign-extended to `i16` — the operand layout of `vpdpwssd` against a broadcast pair of
+/// activations.
+///
+/// # Safety
+/// `c_in` even, `o0 + 32 ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ c_in/2·32`;
+/// AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn pack16(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
+    let kp = c_in / 2;
+    let kp8 = kp / 8 * 8;
+    let pp = panel.as_mut_ptr();
+    for l0 in (0..NR16).step_by(8) {
+        // SAFETY: rows o0+l0..o0+l0+8 < c_out; 16-byte loads at byte 2·jj with jj + 8 ≤ kp stay
+        // inside a row of c_in = 2·kp bytes; stores go to panel[(jj+j)·32 + l0 .. +8] with
+        // jj + j < kp.
+        unsafe {
+            let rows: [*const i8; 8] =
+                core::array::from_fn(|i| weight.as_ptr().add((o0 + l0 + i) * c_in));
+            let mut jj = 0;
+            while jj < kp8 {
+                let mut r: [__m256; 8] = core::array::from_fn(|i| {
+                    let b = _mm_loadu_si128(rows[i].add(2 * jj) as *const __m128i);
+                    _mm256_castsi256_ps(_mm256_cvtepi8_epi16(b))
+                });
+                super::transpose8(&mut r);
+                for (j, v) in r.iter().enumerate() {
+                    _mm256_storeu_ps(pp.add((jj + j) * NR16 + l0) as *mut f32, *v);
+                }
+                jj += 8;
+            }
+        }
+        for i in 0..8 {
+            let row = &weight[(o0 + l0 + i) * c_in..(o0 + l0 + i + 1) * c_in];
+            for j in kp8..kp {
+                let lo = row[2 * j] as i16 as u16 as u32;
+                let hi = row[2 * j + 1] as i16 as u16 as u32;
+                panel[j * NR16 + l0 + i] = lo | (hi << 16);
+            }
+        }
+    }
+}
+
+/// `vpdpwssd acc, u, w` as one instruction. LLVM rewrites `_mm512_dpwssd_epi32` into
+/// `vpmaddwd` + `vpaddd` for CPUs it does not know to have a fast `vpdpwssd` (the generic
+/// x86-64 tuning included), which halves this kernel's throughput; the same arithmetic (exact
+/// pair sums added with wrapping into each `i32` lane).
+///
+/// # Safety
+/// AVX-512 F and AVX512_VNNI available.
+#[cfg(ldp_avx512)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn dpwssd(acc: __m512i, u: __m512i, w: __m512i) -> __m512i {
+    let mut a = acc;
+    // SAFETY: a register-only instruction of AVX512_VNNI (available per the contract); no
+    // memory, stack or flags touched.
+    unsafe {
+        core::arch::asm!(
+            "vpdpwssd {a}, {u}, {w}",
+            a = inout(zmm_reg) a,
+            u = in(zmm_reg) u,
+            w = in(zmm_reg) w,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    a
+}
+
+/// Epilogue of a panel: the 32 biases, the 32 multipliers and their odd 64-bit halves (two zmm
+/// each), for [`Rq16::apply`].
+#[cfg(ldp_avx512)]
+type Panel16 = ([__m512i; 2], [__m512i; 2], [__m512i; 2]);
+
+/// One tile: pixels `p0..p0+M` against the packed panel of outputs `o0..o0+32`: per pair of
+/// channels, two panel loads, `M` broadcasts of the pixels' activation pairs and `2·M`
+/// `vpdpwssd` into `M × 32` `i32` accumulators.
+///
+/// # Safety
+/// `c_in` even, `p0 + M ≤ pixels`, `o0 + 32 ≤ c_out`, lengths as checked by `check_pw`;
+/// `panel` packed for `o0` ([`pack16`]); AVX-512 F/BW/VNNI available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::incompatible_msrv)]
+unsafe fn tile16<Y: Out16, const M: usize>(
+    x: &[i16],
+    c_in: usize,
+    panel: &[u32],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    o0: usize,
+    p0: usize,
+    rq: Rq16,
+    (bias, mult, mult_odd): Panel16,
+) {
+    let kp = c_in / 2;
+    // SAFETY (whole body): the activation words are read at i16 index 2j, 2j + 1 < c_in of rows
+    // p0 + m < pixels (4-byte unaligned reads); panel words at j < kp; the stores go through
+    // bounds-checked slices (`Out16::store`).
+    unsafe {
+        let mut acc = [[_mm512_setzero_si512(); 2]; M];
+        let xs: [*const i16; M] = core::array::from_fn(|m| x.as_ptr().add((p0 + m) * c_in));
+        let wp = panel.as_ptr() as *const __m512i;
+        for j in 0..kp {
+            let w0 = _mm512_loadu_si512(wp.add(2 * j));
+            let w1 = _mm512_loadu_si512(wp.add(2 * j + 1));
+            for m in 0..M {
+                let pair = (xs[m].add(2 * j) as *const i32).read_unaligned();
+                let u = _mm512_set1_epi32(pair);
+                acc[m][0] = dpwssd(acc[m][0], u, w0);
+                acc[m][1] = dpwssd(acc[m][1], u, w1);
+            }
+        }
+        for (m, a) in acc.iter().enumerate() {
+            let at = (p0 + m) * c_out + o0;
+            for h in 0..2 {
+                let r = rq.apply(_mm512_add_epi32(a[h], bias[h]), mult[h], mult_odd[h]);
+                Y::store(y, at + 16 * h, r, q.lut);
+            }
+        }
+    }
+}
+
+/// The GEMM form of the AVX-512 VNNI 16-bit kernel: panels of 32 outputs packed once per call
+/// ([`pack16`], weights widened to `i16` pairs), two panels per group, pixel tiles of 12 (then
+/// 8, 4, 2, 1) run against each panel of the group ([`tile16`]); the epilogue is the
+/// reference's bias, requantization and saturation on 16 lanes ([`Rq16`], [`Out16`]).
+/// `vpdpwssd` adds exact `i16·i16` pair sums into `i32` lanes without saturation, so every sum
+/// equals the reference's wrapping sum. When 32 does not divide `c_out` the last panel overlaps
+/// the one before (outputs computed twice get the same value).
+///
+/// # Safety
+/// AVX-512 F/BW/VL and AVX512_VNNI; lengths as checked by `check_pw`; [`gemm_takes`].
+#[cfg(ldp_avx512)]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+unsafe fn gemm16<Y: Out16>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    let mut panels = [[0u32; PK16_MAX / 2 * NR16]; G16];
+    // SAFETY (whole body): features per the contract; every o0 + 32 ≤ c_out (c_out ≥ 32), so the
+    // bias/mult reads are in bounds; each panel holds c_in/2·32 ≤ PK16_MAX/2·32 words; the tiles
+    // stay inside p < pixels.
+    unsafe {
+        let rq = Rq16::new(q.shift, Y::zero(q));
+        let z = _mm512_setzero_si512();
+        let mut o = 0;
+        while o < c_out {
+            let mut o0s = [0usize; G16];
+            let mut outs: [Panel16; G16] = [([z; 2], [z; 2], [z; 2]); G16];
+            let mut ng = 0;
+            while ng < G16 && o < c_out {
+                let o0 = o.min(c_out - NR16);
+                pack16(q.weight, c_in, o0, &mut panels[ng]);
+                let b = q.bias_n::<NR16>(o0);
+                let mu = q.mult_n::<NR16>(o0);
+                let bias: [__m512i; 2] =
+                    core::array::from_fn(|h| _mm512_loadu_si512(b.as_ptr().add(16 * h).cast()));
+                let mult: [__m512i; 2] =
+                    core::array::from_fn(|h| _mm512_loadu_si512(mu.as_ptr().add(16 * h).cast()));
+                let odd = [
+                    _mm512_srli_epi64::<32>(mult[0]),
+                    _mm512_srli_epi64::<32>(mult[1]),
+                ];
+                outs[ng] = (bias, mult, odd);
+                o0s[ng] = o0;
+                ng += 1;
+                o += NR16;
+            }
+            let mut p = 0;
+            while p < pixels {
+                let left = pixels - p;
+                for g in 0..ng {
+                    let (pn, o0, po) = (&panels[g][..], o0s[g], outs[g]);
+                    if left >= 12 {
+                        tile16::<Y, 12>(x, c_in, pn, q, c_out, y, o0, p, rq, po);
+                    } else if left >= 8 {
+                        tile16::<Y, 8>(x, c_in, pn, q, c_out, y, o0, p, rq, po);
+                    } else if left >= 4 {
+                        tile16::<Y, 4>(x, c_in, pn, q, c_out, y, o0, p, rq, po);
+                    } else if left >= 2 {
+                        tile16::<Y, 2>(x, c_in, pn, q, c_out, y, o0, p, rq, po);
+                    } else {
+                        tile16::<Y, 1>(x, c_in, pn, q, c_out, y, o0, p, rq, po);
+                    }
+                }
+                p += match left {
+                    12.. => 12,
+                    8..=11 => 8,
+                    4..=7 => 4,
+                    2..=3 => 2,
+                    _ => 1,
+                };
+            }
+        }
+    }
 }
