@@ -1489,6 +1489,41 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 120, .. ProptestConfig::default() })]
+
+    /// The fused pointwise → 16-bit → LayerNorm (`pointwise_layer_norm`) equals the reference
+    /// conv then the reference 16-bit LayerNorm, bit for bit, whatever the 16-bit buffer: with
+    /// a buffer of fewer pixels than the layer the conv runs in chunks, and on x86-64 with
+    /// AVX-512 VNNI over weights packed once for all of them (`x86::vnni::pack_all`, panels
+    /// of 32 outputs, the last overlapping): outputs 32..=100 or 1..=31, channels 1..=300,
+    /// pixels 1..=70, 1 to 70 pixels per chunk, every shift.
+    #[test]
+    fn pointwise_layer_norm_chunks_equal_reference(c_in in 1usize..=300, c_out in 32usize..=100, narrow_out in 1usize..=31,
+                                                   few_out in 0u8..5, pixels in 1usize..=70, chunk in 1usize..=70,
+                                                   shift in 8i32..=40, nshift in 1i32..=40, zo in -128i32..=127,
+                                                   seed in any::<u64>()) {
+        let c_out = if few_out == 0 { narrow_out } else { c_out };
+        let x = i8s(pixels * c_in, seed);
+        let w = i8s(c_in * c_out, seed ^ 1);
+        let bias = ints_in(c_out, seed ^ 2, -(1 << 20), 1 << 20);
+        let (bias, bias_shift) = b16(&bias, false);
+        let mult = m8(&ints_in(c_out, seed ^ 3, 1, 255));
+        let conv = ConvQ { weight: &w, bias: &bias, bias_shift, mult: &mult, shift, in_zero: 0, out_zero: 0, lut: None };
+        let gamma: Vec<i16> = ints_in(c_out, seed ^ 4, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let beta: Vec<i16> = ints_in(c_out, seed ^ 5, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let norm = qk::NormQ { gamma: &gamma, beta: &beta, shift: nshift, eps_q8: 3, out_zero: zo, lut: None };
+        let mut mid_ref = vec![0i16; pixels * c_out];
+        qk::pointwise_reference(&x, c_in, &conv, c_out, &mut mid_ref).unwrap();
+        let mut want = vec![0i8; pixels * c_out];
+        qk::layer_norm_i16_reference(&mid_ref, c_out, &norm, &mut want).unwrap();
+        let mut mid = vec![0i16; chunk * c_out];
+        let mut got = vec![0i8; pixels * c_out];
+        qk::pointwise_layer_norm(&x, c_in, &conv, c_out, &norm, &mut mid, &mut got).unwrap();
+        prop_assert_eq!(&want, &got, "{} {} {} chunk {}", c_in, c_out, pixels, chunk);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
     /// The packed GEMM form of the AVX-512 VNNI 16-bit pointwise kernel (`vpdpwssd`, panels of

@@ -115,6 +115,20 @@ mod sealed {
             y: &mut [Self],
             pixels: usize,
         ) -> bool;
+
+        /// The x86-64 VNNI kernel over weights packed once for the layer
+        /// (`kernels::pointwise::x86::vnni::pack_all`); `false` (nothing written) when it does
+        /// not run (as `pointwise_arch`, and unless `pre` was packed from `q` with this shape).
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        fn pointwise_packed(
+            x: &[i8],
+            c_in: usize,
+            q: &ConvQ<'_>,
+            c_out: usize,
+            y: &mut [Self],
+            pixels: usize,
+            pre: &crate::kernels::pointwise::x86::vnni::Packed,
+        ) -> bool;
     }
 }
 use sealed::Sealed;
@@ -144,6 +158,19 @@ impl ConvOut for i8 {
 }
 
 impl Sealed for i8 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    fn pointwise_packed(
+        x: &[i8],
+        c_in: usize,
+        q: &ConvQ<'_>,
+        c_out: usize,
+        y: &mut [i8],
+        pixels: usize,
+        pre: &crate::kernels::pointwise::x86::vnni::Packed,
+    ) -> bool {
+        crate::kernels::pointwise::x86::vnni::pointwise_packed(x, c_in, q, c_out, y, pixels, pre)
+    }
+
     #[allow(unused_variables)]
     fn pointwise_arch(
         x: &[i8],
@@ -193,6 +220,19 @@ impl ConvOut for i16 {
 }
 
 impl Sealed for i16 {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    fn pointwise_packed(
+        x: &[i8],
+        c_in: usize,
+        q: &ConvQ<'_>,
+        c_out: usize,
+        y: &mut [i16],
+        pixels: usize,
+        pre: &crate::kernels::pointwise::x86::vnni::Packed,
+    ) -> bool {
+        crate::kernels::pointwise::x86::vnni::pointwise_packed(x, c_in, q, c_out, y, pixels, pre)
+    }
+
     #[allow(unused_variables)]
     fn pointwise_arch(
         x: &[i8],

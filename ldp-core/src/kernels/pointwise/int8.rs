@@ -79,18 +79,37 @@ pub fn pointwise<Y: ConvOut>(
     c_out: usize,
     y: &mut [Y],
 ) -> Result<(), Error> {
+    pointwise_with(x, c_in, q, c_out, y, None)
+}
+
+/// A layer's weights packed once for the kernel that runs it, where the target has such a
+/// kernel and `std` (x86-64 VNNI: `x86::vnni::pack_all`); uninhabited elsewhere.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+type Prepacked = crate::kernels::pointwise::x86::vnni::Packed;
+#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+type Prepacked = core::convert::Infallible;
+
+/// [`pointwise`], with the weights packed beforehand when `pre` is given (same bits).
+fn pointwise_with<Y: ConvOut>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pre: Option<&Prepacked>,
+) -> Result<(), Error> {
     let pixels = check_pw(x, c_in, q, c_out, y)?;
     #[cfg(feature = "std")]
     {
         let n = crate::kernels::threads::bands(pixels, c_in.saturating_mul(c_out));
         if n > 1 {
             return crate::kernels::threads::split_rows(x, c_in, y, c_out, n, |xb, yb| {
-                pointwise_one(xb, c_in, q, c_out, yb, xb.len() / c_in);
+                pointwise_one(xb, c_in, q, c_out, yb, xb.len() / c_in, pre);
                 Ok(())
             });
         }
     }
-    pointwise_one(x, c_in, q, c_out, y, pixels);
+    pointwise_one(x, c_in, q, c_out, y, pixels, pre);
     Ok(())
 }
 
@@ -102,7 +121,15 @@ fn pointwise_one<Y: ConvOut>(
     c_out: usize,
     y: &mut [Y],
     pixels: usize,
+    pre: Option<&Prepacked>,
 ) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if let Some(p) = pre {
+        if Y::pointwise_packed(x, c_in, q, c_out, y, pixels, p) {
+            return;
+        }
+    }
+    let _ = pre;
     if Y::pointwise_arch(x, c_in, q, c_out, y, pixels) {
         return;
     }
@@ -138,11 +165,26 @@ pub fn pointwise_layer_norm(
             have: mid.len().saturating_mul(2),
         });
     }
+    // More than one chunk: the weights are packed once for all of them, not per chunk.
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    let pre = match chunk < pixels {
+        true => crate::kernels::pointwise::x86::vnni::pack_all(conv, c_in, c_out),
+        false => None,
+    };
+    #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+    let pre: Option<Prepacked> = None;
     let mut p = 0;
     while p < pixels {
         let n = chunk.min(pixels - p);
         let m = &mut mid[..n * c_out];
-        pointwise(&x[p * c_in..(p + n) * c_in], c_in, conv, c_out, m)?;
+        pointwise_with(
+            &x[p * c_in..(p + n) * c_in],
+            c_in,
+            conv,
+            c_out,
+            m,
+            pre.as_ref(),
+        )?;
         layer_norm_i16(m, c_out, norm, &mut y[p * c_out..(p + n) * c_out])?;
         p += n;
     }

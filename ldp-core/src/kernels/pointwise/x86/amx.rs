@@ -75,6 +75,12 @@ fn takes(c_in: usize, c_out: usize) -> bool {
     c_out >= NR && c_in <= PK_MAX
 }
 
+/// `true` when [`pointwise`] would run a layer of this shape (AMX usable and allowed, the
+/// shape taken); the VNNI kernel's packing once per layer (`vnni::pack_all`) defers to it.
+pub(super) fn takes_layer(c_in: usize, c_out: usize) -> bool {
+    cfg!(ldp_avx512) && takes(c_in, c_out) && cpu::x86_amx()
+}
+
 /// Runs the AMX kernel if the CPU and OS allow AMX-INT8, [`cpu::x86_level`] allows it and the
 /// shape suits it (else `false`). Shapes validated by the caller; re-checked here.
 pub(crate) fn pointwise<Y: Out>(

@@ -250,8 +250,14 @@ unsafe fn tile<Y: Out, const M: usize>(
                 _mm512_castsi512_si256(a[1]),
                 _mm512_extracti64x4_epi64::<1>(a[1]),
             ];
-            let r: [__m256i; 4] =
-                core::array::from_fn(|t| rq.apply(_mm256_add_epi32(h[t], bias[t]), mult[t]));
+            // Written out, not `array::from_fn`: a closure LLVM may leave outlined runs the
+            // intrinsics as calls, without the target features.
+            let r = [
+                rq.apply(_mm256_add_epi32(h[0], bias[0]), mult[0]),
+                rq.apply(_mm256_add_epi32(h[1], bias[1]), mult[1]),
+                rq.apply(_mm256_add_epi32(h[2], bias[2]), mult[2]),
+                rq.apply(_mm256_add_epi32(h[3], bias[3]), mult[3]),
+            ];
             let at = (p0 + m) * c_out + o0;
             Y::store16(y, at, r[0], r[1], q.lut);
             Y::store16(y, at + 16, r[2], r[3], q.lut);
@@ -270,7 +276,7 @@ unsafe fn tile<Y: Out, const M: usize>(
 unsafe fn tiles<Y: Out, const M: usize>(
     x: &[i8],
     c_in: usize,
-    panels: &[[u32; PK_MAX / 4 * NR]; G],
+    panels: &[&[u32]; G],
     outs: &[PanelOut; G],
     o0s: &[usize; G],
     ng: usize,
@@ -284,7 +290,97 @@ unsafe fn tiles<Y: Out, const M: usize>(
     unsafe {
         convert::<M>(x, c_in, xt, p0);
         for g in 0..ng {
-            tile::<Y, M>(c_in, &panels[g], xt, q, c_out, y, o0s[g], p0, outs[g]);
+            tile::<Y, M>(c_in, panels[g], xt, q, c_out, y, o0s[g], p0, outs[g]);
+        }
+    }
+}
+
+/// `bias − 128·Σ_i w[o][i]` of the 32 outputs of a packed panel (`o0..o0+32`): the bias with
+/// the activations' `+128` offset taken out, `Σ_i w[o][i]` computed exactly with `vpdpbusd` of a
+/// vector of ones.
+///
+/// # Safety
+/// `o0 + 32 ≤ c_out`, bias/mult validated for `c_out`; `panel` holds `kg·32` packed words;
+/// AVX-512 F/BW/VNNI available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn panel_bias(q: &ConvQ<'_>, o0: usize, panel: &[u32], kg: usize) -> [i32; NR] {
+    // SAFETY: panel words j < kg (2 zmm each); register operations otherwise.
+    unsafe {
+        let ones = _mm512_set1_epi8(1);
+        let wp = panel.as_ptr() as *const __m512i;
+        let mut sw = [_mm512_setzero_si512(); 2];
+        for j in 0..kg {
+            sw[0] = _mm512_dpbusd_epi32(sw[0], ones, _mm512_loadu_si512(wp.add(2 * j)));
+            sw[1] = _mm512_dpbusd_epi32(sw[1], ones, _mm512_loadu_si512(wp.add(2 * j + 1)));
+        }
+        let mut sws = [0i32; NR];
+        _mm512_storeu_si512(sws.as_mut_ptr() as *mut __m512i, sw[0]);
+        _mm512_storeu_si512(sws.as_mut_ptr().add(16) as *mut __m512i, sw[1]);
+        let b = q.bias_n::<NR>(o0);
+        core::array::from_fn(|t| b[t].wrapping_sub(sws[t] << 7))
+    }
+}
+
+/// The epilogue registers of the panel of outputs `o0..o0+32` from its corrected biases.
+///
+/// # Safety
+/// `o0 + 32 ≤ c_out` (mult validated for `c_out`); AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn panel_out(q: &ConvQ<'_>, o0: usize, bc: &[i32; NR], rq: Rq) -> PanelOut {
+    let mu = q.mult_n::<NR>(o0);
+    // SAFETY: 8-lane loads inside the 32-element arrays.
+    unsafe {
+        let bias: [__m256i; 4] =
+            core::array::from_fn(|t| _mm256_loadu_si256(bc.as_ptr().add(8 * t) as *const __m256i));
+        let mult: [__m256i; 4] =
+            core::array::from_fn(|t| _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i));
+        (bias, mult, rq)
+    }
+}
+
+/// All pixels, in tiles of 12 (then 8, 4, 2, 1), against the `ng` panels of a group.
+///
+/// # Safety
+/// As [`tiles`].
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn all_pixels<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    panels: &[&[u32]; G],
+    outs: &[PanelOut; G],
+    o0s: &[usize; G],
+    ng: usize,
+    xt: &mut [u32],
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+) {
+    let mut p = 0;
+    // SAFETY (whole loop): per this function's contract; every tile stays inside p < pixels.
+    unsafe {
+        while p < pixels {
+            let (pn, left) = (panels, pixels - p);
+            p += if left >= 12 {
+                tiles::<Y, 12>(x, c_in, pn, outs, o0s, ng, xt, q, c_out, y, p);
+                12
+            } else if left >= 8 {
+                tiles::<Y, 8>(x, c_in, pn, outs, o0s, ng, xt, q, c_out, y, p);
+                8
+            } else if left >= 4 {
+                tiles::<Y, 4>(x, c_in, pn, outs, o0s, ng, xt, q, c_out, y, p);
+                4
+            } else if left >= 2 {
+                tiles::<Y, 2>(x, c_in, pn, outs, o0s, ng, xt, q, c_out, y, p);
+                2
+            } else {
+                tiles::<Y, 1>(x, c_in, pn, outs, o0s, ng, xt, q, c_out, y, p);
+                1
+            };
         }
     }
 }
@@ -310,7 +406,6 @@ unsafe fn run<Y: Out>(
     // bounds; the tiles stay inside p < pixels.
     unsafe {
         let rq = Rq::new(q.shift, q.out_zero);
-        let ones = _mm512_set1_epi8(1);
         let zero = _mm256_setzero_si256();
         let mut o = 0;
         while o < c_out {
@@ -321,51 +416,189 @@ unsafe fn run<Y: Out>(
                 let o0 = o.min(c_out - NR);
                 let panel = &mut panels[ng];
                 pack_panel(q.weight, c_in, o0, panel);
-                // Σ_i w[o][i] per output, exact: 4 products of 1·w per vpdpbusd.
-                let wp = panel.as_ptr() as *const __m512i;
-                let mut sw = [_mm512_setzero_si512(); 2];
-                for j in 0..kg {
-                    sw[0] = _mm512_dpbusd_epi32(sw[0], ones, _mm512_loadu_si512(wp.add(2 * j)));
-                    sw[1] = _mm512_dpbusd_epi32(sw[1], ones, _mm512_loadu_si512(wp.add(2 * j + 1)));
-                }
-                let mut sws = [0i32; NR];
-                _mm512_storeu_si512(sws.as_mut_ptr() as *mut __m512i, sw[0]);
-                _mm512_storeu_si512(sws.as_mut_ptr().add(16) as *mut __m512i, sw[1]);
-                let b = q.bias_n::<NR>(o0);
-                let bc: [i32; NR] = core::array::from_fn(|t| b[t].wrapping_sub(sws[t] << 7));
-                let mu = q.mult_n::<NR>(o0);
-                let bias: [__m256i; 4] = core::array::from_fn(|t| {
-                    _mm256_loadu_si256(bc.as_ptr().add(8 * t) as *const __m256i)
-                });
-                let mult: [__m256i; 4] = core::array::from_fn(|t| {
-                    _mm256_loadu_si256(mu.as_ptr().add(8 * t) as *const __m256i)
-                });
+                let bc = panel_bias(q, o0, panel, kg);
                 o0s[ng] = o0;
-                outs[ng] = (bias, mult, rq);
+                outs[ng] = panel_out(q, o0, &bc, rq);
                 ng += 1;
                 o += NR;
             }
-            let mut p = 0;
-            while p < pixels {
-                let left = pixels - p;
-                let (pn, xt) = (&panels, &mut xt[..]);
-                p += if left >= 12 {
-                    tiles::<Y, 12>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
-                    12
-                } else if left >= 8 {
-                    tiles::<Y, 8>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
-                    8
-                } else if left >= 4 {
-                    tiles::<Y, 4>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
-                    4
-                } else if left >= 2 {
-                    tiles::<Y, 2>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
-                    2
-                } else {
-                    tiles::<Y, 1>(x, c_in, pn, &outs, &o0s, ng, xt, q, c_out, y, p);
-                    1
-                };
+            let refs: [&[u32]; G] = core::array::from_fn(|g| &panels[g][..]);
+            all_pixels(
+                x, c_in, &refs, &outs, &o0s, ng, &mut xt, q, c_out, y, pixels,
+            );
+        }
+    }
+}
+
+/// A layer's weights packed once, for a layer run in several calls (the chunks of the fused
+/// pointwise → LayerNorm): the panels the kernel otherwise packs on every call, and their
+/// biases with the activation offset taken out. Host builds only (`std`: a heap buffer of
+/// about `c_out`·`4⌈c_in/4⌉` bytes). Opaque: made and used inside the crate.
+#[cfg(feature = "std")]
+pub struct Packed {
+    /// Segments of `kg·32 + 32` words, one per panel `i` (outputs `min(32i, c_out − 32)..+32`):
+    /// the packed panel, then its 32 corrected biases (`i32` bits).
+    words: std::vec::Vec<u32>,
+    c_in: usize,
+    c_out: usize,
+    /// Address and length of the weights packed (a packing is used only with its own weights).
+    src: (usize, usize),
+}
+
+#[cfg(feature = "std")]
+impl Packed {
+    /// Whether this packing was made from `q`'s weights with this shape (and is complete).
+    fn matches(&self, q: &ConvQ<'_>, c_in: usize, c_out: usize) -> bool {
+        let np = c_out.div_ceil(NR);
+        self.c_in == c_in
+            && self.c_out == c_out
+            && self.src == (q.weight.as_ptr() as usize, q.weight.len())
+            && Some(self.words.len()) == segment(c_in).checked_mul(np)
+    }
+}
+
+/// Words per panel of a [`Packed`]: the panel's `⌈c_in/4⌉·32`, then 32 biases.
+#[cfg(feature = "std")]
+fn segment(c_in: usize) -> usize {
+    c_in.div_ceil(4) * NR + NR
+}
+
+/// Packs `q`'s weights once ([`Packed`]) when this kernel would run the layer (VNNI present
+/// and allowed, the AMX kernel not taking it, a shape this kernel takes, valid lengths); `None`
+/// otherwise.
+#[cfg(feature = "std")]
+pub(crate) fn pack_all(q: &ConvQ<'_>, c_in: usize, c_out: usize) -> Option<Packed> {
+    if !cfg!(ldp_avx512)
+        || !takes(c_in, c_out)
+        || !cpu::x86_vnni()
+        || super::amx::takes_layer(c_in, c_out)
+        || Some(q.weight.len()) != c_in.checked_mul(c_out)
+        || q.mult.len() != c_out
+    {
+        return None;
+    }
+    #[cfg(ldp_avx512)]
+    {
+        let (kg, seg) = (c_in.div_ceil(4), segment(c_in));
+        let np = c_out.div_ceil(NR);
+        let mut words = std::vec![0u32; np.checked_mul(seg)?];
+        // Panels in bands on the threads (each panel packed once, by one thread).
+        let n = crate::kernels::threads::threads().min(np);
+        let _ = crate::kernels::threads::split_inplace_at(&mut words, seg, n, |i0, band| {
+            for (i, s) in band.chunks_exact_mut(seg).enumerate() {
+                let o0 = ((i0 + i) * NR).min(c_out - NR);
+                let (panel, bias) = s.split_at_mut(kg * NR);
+                // SAFETY: AVX-512 VNNI and AVX2 present (`x86_vnni`); o0 + 32 ≤ c_out; weights
+                // of c_out·c_in and mult of c_out checked above (bias through `bias_n`, which
+                // reads only what is there); the panel holds kg·32 words.
+                let bc = unsafe { pack_one(q, c_in, o0, panel, kg) };
+                for (b, v) in bias.iter_mut().zip(bc) {
+                    *b = v as u32;
+                }
             }
+            Ok::<(), ()>(())
+        });
+        Some(Packed {
+            words,
+            c_in,
+            c_out,
+            src: (q.weight.as_ptr() as usize, q.weight.len()),
+        })
+    }
+    #[cfg(not(ldp_avx512))]
+    None
+}
+
+/// [`pack_panel`] then [`panel_bias`], with the features enabled.
+///
+/// # Safety
+/// As [`pack_panel`] and [`panel_bias`]; AVX-512 F/BW/VNNI and AVX2 available.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2")]
+unsafe fn pack_one(
+    q: &ConvQ<'_>,
+    c_in: usize,
+    o0: usize,
+    panel: &mut [u32],
+    kg: usize,
+) -> [i32; NR] {
+    // SAFETY: per this function's contract.
+    unsafe {
+        pack_panel(q.weight, c_in, o0, panel);
+        panel_bias(q, o0, panel, kg)
+    }
+}
+
+/// [`pointwise`] with the panels packed beforehand ([`pack_all`]): `false` (nothing written)
+/// unless the CPU has AVX-512 VNNI, the shape suits this kernel, the lengths are valid and
+/// `pre` was packed from these weights with this shape.
+#[cfg(feature = "std")]
+pub(crate) fn pointwise_packed<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    pre: &Packed,
+) -> bool {
+    if !cfg!(ldp_avx512)
+        || !takes(c_in, c_out)
+        || !cpu::x86_vnni()
+        || !pre.matches(q, c_in, c_out)
+        || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels)
+    {
+        return false;
+    }
+    #[cfg(ldp_avx512)]
+    // SAFETY: as in `pointwise`; `pre` holds ⌈c_out/32⌉ complete panels of this shape (`matches`).
+    unsafe {
+        run_packed(x, c_in, q, c_out, y, pixels, pre)
+    };
+    true
+}
+
+/// [`run`] over the panels of `pre`.
+///
+/// # Safety
+/// As [`run`]; `pre.matches(q, c_in, c_out)`.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn run_packed<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    pre: &Packed,
+) {
+    let (kg, seg) = (c_in.div_ceil(4), segment(c_in));
+    let mut xt = [0u32; MR * (PK_MAX / 4)];
+    // SAFETY (whole body): as in `run`; the segment of panel i of `pre` is words
+    // i·seg .. (i+1)·seg, all present (`matches`).
+    unsafe {
+        let rq = Rq::new(q.shift, q.out_zero);
+        let zero = _mm256_setzero_si256();
+        let mut o = 0;
+        while o < c_out {
+            let mut o0s = [0usize; G];
+            let mut outs: [PanelOut; G] = [([zero; 4], [zero; 4], rq); G];
+            let mut refs: [&[u32]; G] = [&[]; G];
+            let mut ng = 0;
+            while ng < G && o < c_out {
+                let (i, o0) = (o / NR, o.min(c_out - NR));
+                let (panel, bias) = pre.words[i * seg..(i + 1) * seg].split_at(kg * NR);
+                let bc: [i32; NR] = core::array::from_fn(|t| bias[t] as i32);
+                refs[ng] = panel;
+                o0s[ng] = o0;
+                outs[ng] = panel_out(q, o0, &bc, rq);
+                ng += 1;
+                o += NR;
+            }
+            all_pixels(
+                x, c_in, &refs, &outs, &o0s, ng, &mut xt, q, c_out, y, pixels,
+            );
         }
     }
 }
