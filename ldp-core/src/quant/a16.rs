@@ -449,10 +449,16 @@ fn depthwise16_rows(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i
         unsafe { depthwise16_avx512(s, x, q, oy0, y) };
         return;
     }
-    depthwise16_body(s, x, q, oy0, y);
+    depthwise16_body(s, x, q, oy0, y, |acc, c0, d| {
+        for (j, v) in d.iter_mut().enumerate() {
+            *v = out16(acc[j], c0 + j, q);
+        }
+    });
 }
 
-/// [`depthwise16_body`] compiled for AVX-512.
+/// [`depthwise16_body`] compiled for AVX-512, with the output stage of a whole channel block
+/// ([`out16`] of 16 accumulators) on 16 lanes: [`Rq16`](crate::kernels::isa::x86::Rq16) (the
+/// reference's 64-bit rounding shift, exactly), the `±MAX16` clamp, `vpmovsdw`.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ and AVX2 available; shapes as checked by `check_dw`.
@@ -460,13 +466,41 @@ fn depthwise16_rows(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
 unsafe fn depthwise16_avx512(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i16]) {
-    depthwise16_body(s, x, q, oy0, y)
+    use core::arch::x86_64::*;
+    // SAFETY: register-only AVX-512 operations (available per the contract).
+    let rq = unsafe { crate::kernels::isa::x86::Rq16::new(q.shift, 0) };
+    let (lim, nlim) = (_mm512_set1_epi32(MAX16), _mm512_set1_epi32(-MAX16));
+    depthwise16_body(s, x, q, oy0, y, |acc, c0, d| {
+        // Checked slices: the raw loads and the store below touch exactly these.
+        let m16: &[u8; DW16_BLOCK] = q.mult[c0..c0 + DW16_BLOCK]
+            .try_into()
+            .expect("16 multipliers");
+        let d: &mut [i16; DW16_BLOCK] = d.try_into().expect("16 outputs");
+        // SAFETY: AVX-512 F/BW available (this closure inherits the enclosing function's
+        // features); 16-byte and 64-byte loads of `m16` and `acc`, a 32-byte store to `d`.
+        unsafe {
+            let m = _mm512_cvtepu8_epi32(_mm_loadu_si128(m16.as_ptr().cast()));
+            let a = _mm512_loadu_si512(acc.as_ptr().cast());
+            let r = rq.apply(a, m, _mm512_srli_epi64::<32>(m));
+            let r = _mm512_max_epi32(_mm512_min_epi32(r, lim), nlim);
+            _mm256_storeu_si256(d.as_mut_ptr().cast(), _mm512_cvtsepi32_epi16(r));
+        }
+    })
 }
 
 /// The body of [`depthwise16`]: output rows `oy0..oy0 + y.len() / (wo·c)` into `y`, which holds
-/// just those rows; shapes checked by `check_dw`.
+/// just those rows; shapes checked by `check_dw`. `fin(acc, c0, d)` writes the outputs `d` of
+/// a whole block of 16 channels from `c0` ([`out16`] of each accumulator); partial blocks use
+/// [`out16`] directly.
 #[inline(always)]
-fn depthwise16_body(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i16]) {
+fn depthwise16_body(
+    s: DwShape,
+    x: &[i16],
+    q: &ConvQ<'_>,
+    oy0: usize,
+    y: &mut [i16],
+    fin: impl Fn(&[i32; DW16_BLOCK], usize, &mut [i16]),
+) {
     let wo = s.wo();
     let rows = y.len().checked_div(wo * s.c).unwrap_or(0);
     // Output rows outermost: the three input rows one output row reads stay in cache while
@@ -511,8 +545,12 @@ fn depthwise16_body(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y: &mut [i
                     }
                 }
                 let o = ((oy - oy0) * wo + ox) * s.c + c0;
-                for j in 0..nb {
-                    y[o + j] = out16(acc[j], c0 + j, q);
+                if nb == DW16_BLOCK {
+                    fin(&acc, c0, &mut y[o..o + DW16_BLOCK]);
+                } else {
+                    for j in 0..nb {
+                        y[o + j] = out16(acc[j], c0 + j, q);
+                    }
                 }
             }
             c0 += nb;
