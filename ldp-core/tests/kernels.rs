@@ -1489,6 +1489,33 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// The 16-bit GELU in place (`a16::gelu16_inplace`: with AVX-512 16 values at a time)
+    /// equals `Gelu16::apply` of each value, bit for bit: any table, position and identity
+    /// multipliers over the whole `i32` range (positions far outside the table on both sides),
+    /// every shift, any saturation, 0..=100 values (whole vectors and every remainder) including
+    /// the `i16` extremes.
+    #[test]
+    fn a16_gelu_equals_scalar(n in 0usize..=100, pos_mult in prop_oneof![1i32..=70_000, any::<i32>()],
+                              pos_shift in 1i32..=62, id_mult in any::<i32>(), id_shift in 1i32..=62,
+                              clamp in prop_oneof![Just(32767i32), 1i32..=32767, any::<i32>()], seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        let lut: Vec<i16> = ints_in(a16::GELU16_LEN, seed, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let mut x: Vec<i16> = ints_in(n, seed ^ 1, -32768, 32767).iter().map(|&v| v as i16).collect();
+        for (i, v) in [i16::MIN, i16::MAX, 0, -1].into_iter().enumerate() {
+            if let Some(e) = x.get_mut(i * 7) {
+                *e = v;
+            }
+        }
+        let g = a16::Gelu16 { lut: &lut, pos_mult, pos_shift, id_mult, id_shift, clamp };
+        let want: Vec<i16> = x.iter().map(|&v| g.apply(v)).collect();
+        a16::gelu16_inplace(&mut x, &g).unwrap();
+        prop_assert_eq!(want, x);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 120, .. ProptestConfig::default() })]
 
     /// The fused pointwise → 16-bit → LayerNorm (`pointwise_layer_norm`) equals the reference

@@ -96,10 +96,18 @@ impl Gelu16<'_> {
     }
 }
 
-/// GELU in place.
+/// GELU in place ([`Gelu16::apply`] of every value; with AVX-512 16 values at a time, the same
+/// bits).
 pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
     g.check()?;
     let gelu = |b: &mut [i16]| {
+        #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+        if crate::kernels::cpu::x86_avx512() {
+            // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`); the table holds
+            // 513 entries (`check` above).
+            unsafe { gelu16_avx512(b, g) };
+            return Ok(());
+        }
         for v in b.iter_mut() {
             *v = g.apply(*v);
         }
@@ -114,6 +122,74 @@ pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
         }
     }
     gelu(x)
+}
+
+/// [`Gelu16::apply`] on 16 values at a time: the position `u = round(q·pos_mult / 2^s)` in 64-bit
+/// lanes (exact; clamped to `-32769..=32768`, which keeps both sides' classification, before it
+/// is narrowed to 32 bits), the two table entries of each position by one 32-bit gather at
+/// `lut + 2i` (`i ≤ 511`: inside the 513 entries), the interpolation, the identity's
+/// requantization right of the table ([`Rq16`](crate::kernels::isa::x86::Rq16)) and the
+/// saturation, each as the scalar code computes it. The last `len % 16` values run scalar.
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ and AVX2 available; `g.lut.len() = 513`.
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) {
+    use core::arch::x86_64::*;
+    let s = g.pos_shift.clamp(1, 62) as u32;
+    let c = g.clamp.clamp(0, MAX16);
+    let mut chunks = x.chunks_exact_mut(16);
+    // SAFETY (whole block): register operations; 32-byte loads and stores of each 16-value
+    // chunk; the gather reads 4 bytes at `lut + 2i` with `0 ≤ i ≤ 511`, inside the 1026 bytes
+    // of the 513-entry table (the contract).
+    unsafe {
+        let pm = _mm512_set1_epi32(g.pos_mult);
+        let k = _mm512_set1_epi64(1i64 << (s - 1));
+        let cnt = _mm_cvtsi32_si128(s as i32);
+        let (lo64, hi64) = (_mm512_set1_epi64(-32769), _mm512_set1_epi64(32768));
+        let idm = _mm512_set1_epi32(g.id_mult);
+        let idm_odd = _mm512_srli_epi64::<32>(idm);
+        let rq = crate::kernels::isa::x86::Rq16::new(g.id_shift, 0);
+        let off = _mm512_set1_epi32(256 * 128);
+        let lut0 = _mm512_set1_epi32(g.lut[0] as i32);
+        let (top, f_mask, half) = (
+            _mm512_set1_epi32(512 * 128),
+            _mm512_set1_epi32(127),
+            _mm512_set1_epi32(64),
+        );
+        let (cp, cn) = (_mm512_set1_epi32(c), _mm512_set1_epi32(-c));
+        let zero = _mm512_setzero_si512();
+        for ch in &mut chunks {
+            let q = _mm512_cvtepi16_epi32(_mm256_loadu_si256(ch.as_ptr().cast()));
+            let pe = _mm512_mul_epi32(q, pm);
+            let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(q), pm);
+            let pe = _mm512_sra_epi64(_mm512_add_epi64(pe, k), cnt);
+            let po = _mm512_sra_epi64(_mm512_add_epi64(po, k), cnt);
+            let pe = _mm512_min_epi64(_mm512_max_epi64(pe, lo64), hi64);
+            let po = _mm512_min_epi64(_mm512_max_epi64(po, lo64), hi64);
+            let u = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
+            let p = _mm512_add_epi32(u, off);
+            let below = _mm512_cmplt_epi32_mask(p, zero);
+            let above = _mm512_cmpge_epi32_mask(p, top);
+            let pin = _mm512_min_epi32(_mm512_max_epi32(p, zero), _mm512_set1_epi32(512 * 128 - 1));
+            let i = _mm512_srai_epi32::<7>(pin);
+            let f = _mm512_and_si512(pin, f_mask);
+            let ab = _mm512_i32gather_epi32::<2>(i, g.lut.as_ptr().cast());
+            let a = _mm512_srai_epi32::<16>(_mm512_slli_epi32::<16>(ab));
+            let b = _mm512_srai_epi32::<16>(ab);
+            let d = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_sub_epi32(b, a), f), half);
+            let v = _mm512_add_epi32(a, _mm512_srai_epi32::<7>(d));
+            let v = _mm512_mask_mov_epi32(v, below, lut0);
+            let v = _mm512_mask_mov_epi32(v, above, rq.apply(q, idm, idm_odd));
+            let v = _mm512_max_epi32(_mm512_min_epi32(v, cp), cn);
+            _mm256_storeu_si256(ch.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(v));
+        }
+    }
+    for v in chunks.into_remainder() {
+        *v = g.apply(*v);
+    }
 }
 
 /// `-32768` → `-32767`: an `i16`-range saturation narrowed to [`MAX16`]'s symmetric range.
