@@ -1491,6 +1491,29 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
+    /// The 16-bit ADD in place (`a16::add16_inplace`: with AVX-512 16 pairs at a time when the
+    /// zero points are within ±2^15) equals `sat(AddQ::sum)` of each pair, bit for bit: any
+    /// multipliers, every shift, zero points small (the vector path) or anywhere (the scalar
+    /// one), output zero points anywhere, 0..=100 values including the `i16` extremes.
+    #[test]
+    fn a16_add_equals_scalar(n in 0usize..=100, a_mult in any::<i32>(), b_mult in any::<i32>(), shift in 1i32..=62,
+                             small_zero in any::<bool>(), za in any::<i32>(), zb in any::<i32>(),
+                             out_zero in prop_oneof![-200i32..=200, any::<i32>()], seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        let (za, zb) = if small_zero { (za % 32769, zb % 32769) } else { (za, zb) };
+        let q = qk::AddQ { a_zero: za, a_mult, b_zero: zb, b_mult, shift, out_zero };
+        let mut a: Vec<i16> = ints_in(n, seed, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let b: Vec<i16> = ints_in(n, seed ^ 1, -32768, 32767).iter().map(|&v| v as i16).collect();
+        for (i, v) in [i16::MIN, i16::MAX, 0].into_iter().enumerate() {
+            if let Some(e) = a.get_mut(i * 5) {
+                *e = v;
+            }
+        }
+        let want: Vec<i16> = a.iter().zip(&b).map(|(&x, &y)| q.sum(x as i32, y as i32).clamp(-32767, 32767) as i16).collect();
+        a16::add16_inplace(&mut a, &b, &q).unwrap();
+        prop_assert_eq!(want, a);
+    }
+
     /// The 16-bit GELU in place (`a16::gelu16_inplace`: with AVX-512 16 values at a time)
     /// equals `Gelu16::apply` of each value, bit for bit: any table, position and identity
     /// multipliers over the whole `i32` range (positions far outside the table on both sides),

@@ -650,15 +650,79 @@ pub fn avg_pool16(
 }
 
 /// `a = a + b`: [`AddQ::sum`] (zero points 0), saturated to 16 bits.
+/// With AVX-512, 16 pairs at a time (the same bits) when both zero points lie within `±2^15`.
 pub fn add16_inplace(a: &mut [i16], b: &[i16], q: &AddQ) -> Result<(), Error> {
     check_len("16-bit add operand", b, a.len())?;
     elementwise(a, |i0, ab| {
         let bb = b.get(i0..i0 + ab.len()).ok_or(BAND)?;
+        #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+        if crate::kernels::cpu::x86_avx512() && add16_vector_ok(q) {
+            // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 present (`x86_avx512`); `bb` is as long as
+            // `ab` (cut from the checked operand); zero points within ±2^15.
+            unsafe { add16_avx512(ab, bb, q) };
+            return Ok(());
+        }
         for (x, &y) in ab.iter_mut().zip(bb) {
             *x = sat(q.sum(*x as i32, y as i32), MAX16);
         }
         Ok(())
     })
+}
+
+/// Whether the vector ADD takes `q`: `x − z` must fit the 32-bit operand of `vpmuldq` for every
+/// `i16` `x`.
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+fn add16_vector_ok(q: &AddQ) -> bool {
+    const Z: i32 = 1 << 15;
+    (-Z..=Z).contains(&q.a_zero) && (-Z..=Z).contains(&q.b_zero)
+}
+
+/// [`AddQ::sum`] then the `±MAX16` saturation on 16 pairs at a time: `(x − z)·m` of each operand
+/// as an exact 64-bit product (`vpmuldq`: `|x − z| < 2^17` here), their wrapping 64-bit sum, the
+/// 64-bit rounding shift (`requant64`), the low 32 bits plus the output zero point (wrapping), as
+/// the scalar code computes them. The last `len % 16` pairs run scalar.
+///
+/// # Safety
+/// AVX-512 F/BW/VL/DQ and AVX2 available; `b.len() ≥ a.len()`; [`add16_vector_ok`].
+#[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+unsafe fn add16_avx512(a: &mut [i16], b: &[i16], q: &AddQ) {
+    use core::arch::x86_64::*;
+    let s = q.shift.clamp(1, 62) as u32;
+    let n16 = a.len() / 16 * 16;
+    let (a16, a_tail) = a.split_at_mut(n16);
+    // SAFETY (whole block): register operations; 32-byte loads and stores at i + 16 ≤ n16 ≤
+    // a.len() ≤ b.len().
+    unsafe {
+        let (za, zb) = (_mm512_set1_epi32(q.a_zero), _mm512_set1_epi32(q.b_zero));
+        let (ma, mb) = (_mm512_set1_epi32(q.a_mult), _mm512_set1_epi32(q.b_mult));
+        let k = _mm512_set1_epi64(1i64 << (s - 1));
+        let cnt = _mm_cvtsi32_si128(s as i32);
+        let oz = _mm512_set1_epi32(q.out_zero);
+        let (lim, nlim) = (_mm512_set1_epi32(MAX16), _mm512_set1_epi32(-MAX16));
+        let mut i = 0;
+        while i < n16 {
+            let xa = _mm512_cvtepi16_epi32(_mm256_loadu_si256(a16.as_ptr().add(i).cast()));
+            let xb = _mm512_cvtepi16_epi32(_mm256_loadu_si256(b.as_ptr().add(i).cast()));
+            let (da, db) = (_mm512_sub_epi32(xa, za), _mm512_sub_epi32(xb, zb));
+            let even = _mm512_add_epi64(_mm512_mul_epi32(da, ma), _mm512_mul_epi32(db, mb));
+            let odd = _mm512_add_epi64(
+                _mm512_mul_epi32(_mm512_srli_epi64::<32>(da), ma),
+                _mm512_mul_epi32(_mm512_srli_epi64::<32>(db), mb),
+            );
+            let even = _mm512_sra_epi64(_mm512_add_epi64(even, k), cnt);
+            let odd = _mm512_sra_epi64(_mm512_add_epi64(odd, k), cnt);
+            let r = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+            let r = _mm512_add_epi32(r, oz);
+            let r = _mm512_max_epi32(_mm512_min_epi32(r, lim), nlim);
+            _mm256_storeu_si256(a16.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi16(r));
+            i += 16;
+        }
+    }
+    for (x, &y) in a_tail.iter_mut().zip(&b[n16..]) {
+        *x = sat(q.sum(*x as i32, y as i32), MAX16);
+    }
 }
 
 /// A band of an elementwise kernel outside its operand (cannot happen: the bands are cut
