@@ -1514,6 +1514,34 @@ proptest! {
         prop_assert_eq!(want, a);
     }
 
+    /// The 16-bit input quantization (`a16::quantize16`: with AVX-512 16 values at a time)
+    /// equals `clamp(roundf(x / scale) as i32, ±clamp)` of each value, bit for bit: values of
+    /// any magnitude, exact halves, NaN, ±inf, ±0; scales from tiny to huge, zero or negative;
+    /// any saturation.
+    #[test]
+    fn a16_quantize_equals_scalar(n in 0usize..=100, scale in prop_oneof![1e-6f32..10.0, any::<f32>(), Just(0.0f32), Just(1.0f32)],
+                                  clamp in prop_oneof![Just(32767i32), 0i32..=32767, any::<i32>()], seed in any::<u64>()) {
+        use ldp_core::quant::a16;
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, 0.5, -0.5, 2.5, -2.5, 1e30, -1e30, 32767.5, -32767.5];
+        let mut st = seed | 1;
+        let x: Vec<f32> = (0..n).map(|i| {
+            st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+            match st % 4 {
+                0 => specials[(st >> 8) as usize % specials.len()] * if scale.is_finite() && i % 2 == 0 { scale } else { 1.0 },
+                1 => ((st >> 16) as i32 % 70000) as f32 * 0.5 * scale,
+                2 => f32::from_bits((st >> 20) as u32),
+                _ => ((st >> 24) as i32 % 100000) as f32 / 1000.0,
+            }
+        }).collect();
+        let want: Vec<i16> = x.iter().map(|&v| {
+            let c = clamp.clamp(0, 32767);
+            (libm::roundf(v / scale) as i32).clamp(-c, c) as i16
+        }).collect();
+        let mut got = vec![0i16; n];
+        a16::quantize16(&x, scale, clamp, &mut got).unwrap();
+        prop_assert_eq!(want, got);
+    }
+
     /// The 16-bit GELU in place (`a16::gelu16_inplace`: with AVX-512 16 values at a time)
     /// equals `Gelu16::apply` of each value, bit for bit: any table, position and identity
     /// multipliers over the whole `i32` range (positions far outside the table on both sides),
