@@ -9,7 +9,14 @@
 //! pairwise into i32 (16 exact MACs per instruction: `|x·w + x'·w'| ≤ 2·32767·128` fits i32).
 //! The channels past the last multiple of 16 and the leftover outputs run scalar; the last one
 //! or two pixels take the 2-pixel × 4-output tile of the shared driver `quant::a16::tiles16`.
-//! With AVX-512 VNNI that 2 × 4 tile takes 32 channels per step with `vpdpwssd`. i32 additions wrap
+//!
+//! AVX-512 VNNI: a packed GEMM (`gemm16`) for even `c_in ≤ 2048` and `c_out ≥ 32` — panels of
+//! 32 outputs with the weights widened to `i16` pairs once per call, tiles of 12 pixels × 32
+//! outputs (24 zmm accumulators), per pair of channels two panel loads, 12 broadcasts of the
+//! pixels' activation pairs and 24 `vpdpwssd`, the output stage on 16 lanes. `vpdpwssd` is
+//! emitted by `asm!`: LLVM rewrites the intrinsic into `vpmaddwd` + `vpaddd` for CPUs it does
+//! not know to have a fast one (generic x86-64 tuning), which halved the throughput. Other
+//! shapes run the 2 × 4 tile with 32 channels per step. i32 additions wrap
 //! exactly like the reference's `wrapping_add`, so the sum equals the references bit for bit
 //! whatever the order; bias, requantization and saturation are the references' own scalar code
 //! (`out16`, `quant::kernels::finish`).
