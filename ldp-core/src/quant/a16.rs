@@ -102,12 +102,15 @@ pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
     g.check()?;
     let gelu = |b: &mut [i16]| {
         #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
-        if crate::kernels::cpu::x86_avx512() {
-            // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`); the table holds
-            // 513 entries (`check` above).
-            unsafe { gelu16_avx512(b, g) };
-            return Ok(());
-        }
+        let b = match crate::kernels::cpu::x86_avx512() {
+            true => {
+                // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 are present (`x86_avx512`); the table
+                // holds 513 entries (`check` above).
+                let n = unsafe { gelu16_avx512(b, g) };
+                &mut b[n..]
+            }
+            false => b,
+        };
         for v in b.iter_mut() {
             *v = g.apply(*v);
         }
@@ -129,18 +132,21 @@ pub fn gelu16_inplace(x: &mut [i16], g: &Gelu16<'_>) -> Result<(), Error> {
 /// is narrowed to 32 bits), the two table entries of each position by one 32-bit gather at
 /// `lut + 2i` (`i ≤ 511`: inside the 513 entries), the interpolation, the identity's
 /// requantization right of the table ([`Rq16`](crate::kernels::isa::x86::Rq16)) and the
-/// saturation, each as the scalar code computes it. The last `len % 16` values run scalar.
+/// saturation, each as the scalar code computes it. Left of the table the position clamps to
+/// entry 0 with no fraction, which is the scalar code's `lut[0]`. Returns how many values it
+/// did (whole vectors of 16); the caller does the rest.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ and AVX2 available; `g.lut.len() = 513`.
 #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
-unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) {
+unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) -> usize {
     use core::arch::x86_64::*;
     let s = g.pos_shift.clamp(1, 62) as u32;
     let c = g.clamp.clamp(0, MAX16);
-    let mut chunks = x.chunks_exact_mut(16);
+    let chunks = x.chunks_exact_mut(16);
+    let done = chunks.len() * 16;
     // SAFETY (whole block): register operations; 32-byte loads and stores of each 16-value
     // chunk; the gather reads 4 bytes at `lut + 2i` with `0 ≤ i ≤ 511`, inside the 1026 bytes
     // of the 513-entry table (the contract).
@@ -153,7 +159,6 @@ unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) {
         let idm_odd = _mm512_srli_epi64::<32>(idm);
         let rq = crate::kernels::isa::x86::Rq16::new(g.id_shift, 0);
         let off = _mm512_set1_epi32(256 * 128);
-        let lut0 = _mm512_set1_epi32(g.lut[0] as i32);
         let (top, f_mask, half) = (
             _mm512_set1_epi32(512 * 128),
             _mm512_set1_epi32(127),
@@ -161,7 +166,7 @@ unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) {
         );
         let (cp, cn) = (_mm512_set1_epi32(c), _mm512_set1_epi32(-c));
         let zero = _mm512_setzero_si512();
-        for ch in &mut chunks {
+        for ch in chunks {
             let q = _mm512_cvtepi16_epi32(_mm256_loadu_si256(ch.as_ptr().cast()));
             let pe = _mm512_mul_epi32(q, pm);
             let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(q), pm);
@@ -171,7 +176,6 @@ unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) {
             let po = _mm512_min_epi64(_mm512_max_epi64(po, lo64), hi64);
             let u = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
             let p = _mm512_add_epi32(u, off);
-            let below = _mm512_cmplt_epi32_mask(p, zero);
             let above = _mm512_cmpge_epi32_mask(p, top);
             let pin = _mm512_min_epi32(_mm512_max_epi32(p, zero), _mm512_set1_epi32(512 * 128 - 1));
             let i = _mm512_srai_epi32::<7>(pin);
@@ -181,15 +185,12 @@ unsafe fn gelu16_avx512(x: &mut [i16], g: &Gelu16<'_>) {
             let b = _mm512_srai_epi32::<16>(ab);
             let d = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_sub_epi32(b, a), f), half);
             let v = _mm512_add_epi32(a, _mm512_srai_epi32::<7>(d));
-            let v = _mm512_mask_mov_epi32(v, below, lut0);
             let v = _mm512_mask_mov_epi32(v, above, rq.apply(q, idm, idm_odd));
             let v = _mm512_max_epi32(_mm512_min_epi32(v, cp), cn);
             _mm256_storeu_si256(ch.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(v));
         }
     }
-    for v in chunks.into_remainder() {
-        *v = g.apply(*v);
-    }
+    done
 }
 
 /// `-32768` → `-32767`: an `i16`-range saturation narrowed to [`MAX16`]'s symmetric range.
@@ -545,7 +546,6 @@ unsafe fn depthwise16_avx512(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y
     use core::arch::x86_64::*;
     // SAFETY: register-only AVX-512 operations (available per the contract).
     let rq = unsafe { crate::kernels::isa::x86::Rq16::new(q.shift, 0) };
-    let (lim, nlim) = (_mm512_set1_epi32(MAX16), _mm512_set1_epi32(-MAX16));
     depthwise16_body(s, x, q, oy0, y, |acc, c0, d| {
         // Checked slices: the raw loads and the store below touch exactly these.
         let m16: &[u8; DW16_BLOCK] = q.mult[c0..c0 + DW16_BLOCK]
@@ -558,8 +558,7 @@ unsafe fn depthwise16_avx512(s: DwShape, x: &[i16], q: &ConvQ<'_>, oy0: usize, y
             let m = _mm512_cvtepu8_epi32(_mm_loadu_si128(m16.as_ptr().cast()));
             let a = _mm512_loadu_si512(acc.as_ptr().cast());
             let r = rq.apply(a, m, _mm512_srli_epi64::<32>(m));
-            let r = _mm512_max_epi32(_mm512_min_epi32(r, lim), nlim);
-            _mm256_storeu_si256(d.as_mut_ptr().cast(), _mm512_cvtsepi32_epi16(r));
+            crate::kernels::isa::x86::store_sat16(d, r);
         }
     })
 }
@@ -656,12 +655,15 @@ pub fn add16_inplace(a: &mut [i16], b: &[i16], q: &AddQ) -> Result<(), Error> {
     elementwise(a, |i0, ab| {
         let bb = b.get(i0..i0 + ab.len()).ok_or(BAND)?;
         #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
-        if crate::kernels::cpu::x86_avx512() && add16_vector_ok(q) {
-            // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 present (`x86_avx512`); `bb` is as long as
-            // `ab` (cut from the checked operand); zero points within ±2^15.
-            unsafe { add16_avx512(ab, bb, q) };
-            return Ok(());
-        }
+        let (ab, bb) = match crate::kernels::cpu::x86_avx512() && add16_vector_ok(q) {
+            true => {
+                // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 present (`x86_avx512`); `bb` is as long
+                // as `ab` (cut from the checked operand); zero points within ±2^15.
+                let n = unsafe { add16_avx512(ab, bb, q) };
+                (&mut ab[n..], &bb[n..])
+            }
+            false => (ab, bb),
+        };
         for (x, &y) in ab.iter_mut().zip(bb) {
             *x = sat(q.sum(*x as i32, y as i32), MAX16);
         }
@@ -680,49 +682,38 @@ fn add16_vector_ok(q: &AddQ) -> bool {
 /// [`AddQ::sum`] then the `±MAX16` saturation on 16 pairs at a time: `(x − z)·m` of each operand
 /// as an exact 64-bit product (`vpmuldq`: `|x − z| < 2^17` here), their wrapping 64-bit sum, the
 /// 64-bit rounding shift (`requant64`), the low 32 bits plus the output zero point (wrapping), as
-/// the scalar code computes them. The last `len % 16` pairs run scalar.
+/// the scalar code computes them ([`Rq16::finish`](crate::kernels::isa::x86::Rq16::finish)).
+/// Returns how many pairs it did (whole vectors of 16); the caller does the rest.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ and AVX2 available; `b.len() ≥ a.len()`; [`add16_vector_ok`].
 #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
-unsafe fn add16_avx512(a: &mut [i16], b: &[i16], q: &AddQ) {
+unsafe fn add16_avx512(a: &mut [i16], b: &[i16], q: &AddQ) -> usize {
     use core::arch::x86_64::*;
-    let s = q.shift.clamp(1, 62) as u32;
-    let n16 = a.len() / 16 * 16;
-    let (a16, a_tail) = a.split_at_mut(n16);
-    // SAFETY (whole block): register operations; 32-byte loads and stores at i + 16 ≤ n16 ≤
-    // a.len() ≤ b.len().
+    let mut n = 0;
+    // SAFETY (whole block): register operations; 32-byte loads of each 16-pair chunk of `a`
+    // and `b` (`b` at least as long), 32-byte stores to the chunk of `a`.
     unsafe {
         let (za, zb) = (_mm512_set1_epi32(q.a_zero), _mm512_set1_epi32(q.b_zero));
         let (ma, mb) = (_mm512_set1_epi32(q.a_mult), _mm512_set1_epi32(q.b_mult));
-        let k = _mm512_set1_epi64(1i64 << (s - 1));
-        let cnt = _mm_cvtsi32_si128(s as i32);
-        let oz = _mm512_set1_epi32(q.out_zero);
-        let (lim, nlim) = (_mm512_set1_epi32(MAX16), _mm512_set1_epi32(-MAX16));
-        let mut i = 0;
-        while i < n16 {
-            let xa = _mm512_cvtepi16_epi32(_mm256_loadu_si256(a16.as_ptr().add(i).cast()));
-            let xb = _mm512_cvtepi16_epi32(_mm256_loadu_si256(b.as_ptr().add(i).cast()));
+        let rq = crate::kernels::isa::x86::Rq16::new(q.shift, q.out_zero);
+        for (ca, cb) in a.chunks_exact_mut(16).zip(b.chunks_exact(16)) {
+            let xa = _mm512_cvtepi16_epi32(_mm256_loadu_si256(ca.as_ptr().cast()));
+            let xb = _mm512_cvtepi16_epi32(_mm256_loadu_si256(cb.as_ptr().cast()));
             let (da, db) = (_mm512_sub_epi32(xa, za), _mm512_sub_epi32(xb, zb));
             let even = _mm512_add_epi64(_mm512_mul_epi32(da, ma), _mm512_mul_epi32(db, mb));
             let odd = _mm512_add_epi64(
                 _mm512_mul_epi32(_mm512_srli_epi64::<32>(da), ma),
                 _mm512_mul_epi32(_mm512_srli_epi64::<32>(db), mb),
             );
-            let even = _mm512_sra_epi64(_mm512_add_epi64(even, k), cnt);
-            let odd = _mm512_sra_epi64(_mm512_add_epi64(odd, k), cnt);
-            let r = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
-            let r = _mm512_add_epi32(r, oz);
-            let r = _mm512_max_epi32(_mm512_min_epi32(r, lim), nlim);
-            _mm256_storeu_si256(a16.as_mut_ptr().add(i).cast(), _mm512_cvtepi32_epi16(r));
-            i += 16;
+            let dst: &mut [i16; 16] = ca.try_into().expect("16 values");
+            crate::kernels::isa::x86::store_sat16(dst, rq.finish(even, odd));
+            n += 16;
         }
     }
-    for (x, &y) in a_tail.iter_mut().zip(&b[n16..]) {
-        *x = sat(q.sum(*x as i32, y as i32), MAX16);
-    }
+    n
 }
 
 /// A band of an elementwise kernel outside its operand (cannot happen: the bands are cut
@@ -753,12 +744,15 @@ pub fn quantize16(x: &[f32], scale: f32, clamp: i32, xq: &mut [i16]) -> Result<(
     elementwise(xq, |i0, qb| {
         let xb = x.get(i0..i0 + qb.len()).ok_or(BAND)?;
         #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
-        if crate::kernels::cpu::x86_avx512() {
-            // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 present (`x86_avx512`); `xb` is as long as
-            // `qb`.
-            unsafe { quantize16_avx512(xb, scale, clamp, qb) };
-            return Ok(());
-        }
+        let (xb, qb) = match crate::kernels::cpu::x86_avx512() {
+            true => {
+                // SAFETY: AVX-512 F/BW/VL/DQ and AVX2 present (`x86_avx512`); `xb` is as long
+                // as `qb`.
+                let n = unsafe { quantize16_avx512(xb, scale, clamp, qb) };
+                (&xb[n..], &mut qb[n..])
+            }
+            false => (xb, qb),
+        };
         for (v, q) in xb.iter().zip(qb.iter_mut()) {
             *q = sat(libm::roundf(*v / scale) as i32, clamp);
         }
@@ -769,18 +763,19 @@ pub fn quantize16(x: &[f32], scale: f32, clamp: i32, xq: &mut [i16]) -> Result<(
 /// [`quantize16`] on 16 values at a time: the IEEE division (`vdivps`, correctly rounded like
 /// the scalar `/`), `roundf` as truncation plus one away from zero where the exact remainder is
 /// at least ½, the saturation as a float clamp to `±clamp` (the values are integers by then),
-/// NaN to 0 (the scalar `as i32`). The last `len % 16` values run scalar.
+/// NaN to 0 (the scalar `as i32`). Returns how many values it did (whole vectors of 16); the
+/// caller does the rest.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ and AVX2 available; `x.len() ≥ q.len()`.
 #[cfg(all(target_arch = "x86_64", feature = "std", ldp_avx512))]
 #[allow(clippy::incompatible_msrv)]
 #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
-unsafe fn quantize16_avx512(x: &[f32], scale: f32, clamp: i32, q: &mut [i16]) {
+unsafe fn quantize16_avx512(x: &[f32], scale: f32, clamp: i32, q: &mut [i16]) -> usize {
     use core::arch::x86_64::*;
     let c = clamp.clamp(0, MAX16);
     let n16 = q.len() / 16 * 16;
-    let (q16, q_tail) = q.split_at_mut(n16);
+    let q16 = &mut q[..n16];
     // SAFETY (whole block): register operations; 64-byte loads of `x` and 32-byte stores to `q`
     // at i + 16 ≤ n16 ≤ q.len() ≤ x.len().
     unsafe {
@@ -803,9 +798,7 @@ unsafe fn quantize16_avx512(x: &[f32], scale: f32, clamp: i32, q: &mut [i16]) {
             i += 16;
         }
     }
-    for (v, o) in x[n16..].iter().zip(q_tail.iter_mut()) {
-        *o = sat(libm::roundf(*v / scale) as i32, clamp);
-    }
+    n16
 }
 
 /// Dequantizes: `y = q as f32 · s`.

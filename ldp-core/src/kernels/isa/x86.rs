@@ -126,11 +126,44 @@ impl Rq16 {
         unsafe {
             let pe = _mm512_mul_epi32(acc, m);
             let po = _mm512_mul_epi32(_mm512_srli_epi64::<32>(acc), m_odd);
+            self.finish(pe, po)
+        }
+    }
+
+    /// `out_zero + requant64(p, shift)` (wrapping, low 32 bits) of the 64-bit values `pe`
+    /// (lanes 0, 2, …, 14) and `po` (lanes 1, 3, …, 15), as 16 `i32` lanes in order.
+    ///
+    /// # Safety
+    /// AVX-512 F available.
+    #[inline(always)]
+    pub(crate) unsafe fn finish(self, pe: __m512i, po: __m512i) -> __m512i {
+        // SAFETY: register-only AVX-512 operations.
+        unsafe {
             let pe = _mm512_sra_epi64(_mm512_add_epi64(pe, self.k), self.cnt);
             let po = _mm512_sra_epi64(_mm512_add_epi64(po, self.k), self.cnt);
             let r = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64::<32>(po));
             _mm512_add_epi32(r, self.off)
         }
+    }
+}
+
+/// Stores 16 `i32` lanes to `dst` saturated to the 16-bit activations' symmetric range
+/// `±MAX16` (`quant::a16::out16`'s saturation).
+///
+/// # Safety
+/// AVX-512 F/BW available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::incompatible_msrv)]
+pub(crate) unsafe fn store_sat16(dst: &mut [i16; 16], r: __m512i) {
+    use crate::quant::a16::MAX16;
+    // SAFETY: register-only AVX-512 operations; `dst` is 16 writable `i16` (32 bytes).
+    unsafe {
+        let r = _mm512_max_epi32(
+            _mm512_min_epi32(r, _mm512_set1_epi32(MAX16)),
+            _mm512_set1_epi32(-MAX16),
+        );
+        _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, _mm512_cvtsepi32_epi16(r));
     }
 }
 

@@ -167,9 +167,10 @@ pub fn pointwise_layer_norm(
     }
     // More than one chunk: the weights are packed once for all of them, not per chunk.
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    let pre = match chunk < pixels {
-        true => crate::kernels::pointwise::x86::vnni::pack_all(conv, c_in, c_out),
-        false => None,
+    let pre = if chunk < pixels {
+        crate::kernels::pointwise::x86::vnni::pack_all(conv, c_in, c_out)
+    } else {
+        None
     };
     #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
     let pre: Option<Prepacked> = None;

@@ -91,9 +91,7 @@ pub(crate) fn pointwise<Y: Out>(
     y: &mut [Y],
     pixels: usize,
 ) -> bool {
-    if !cfg!(ldp_avx512)
-        || !takes(c_in, c_out)
-        || !cpu::x86_amx()
+    if !takes_layer(c_in, c_out)
         || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels)
         || pixels == 0
     {

@@ -410,17 +410,10 @@ impl Out16 for i16 {
     #[inline(always)]
     #[allow(clippy::incompatible_msrv)]
     unsafe fn store(y: &mut [i16], at: usize, r: __m512i, _lut: Option<&[i8]>) {
-        // Bounds-checked first: the raw store below writes exactly these 16 `i16`s.
+        // Bounds-checked first: `store_sat16` writes exactly these 16 `i16`s.
         let dst: &mut [i16; 16] = (&mut y[at..at + 16]).try_into().expect("16-element slice");
-        // SAFETY: register-only AVX-512 operations; `dst` is 16 writable `i16` (32 bytes).
-        unsafe {
-            let lim = _mm512_set1_epi32(crate::quant::a16::MAX16);
-            let r = _mm512_max_epi32(
-                _mm512_min_epi32(r, lim),
-                _mm512_sub_epi32(_mm512_setzero_si512(), lim),
-            );
-            _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, _mm512_cvtsepi32_epi16(r));
-        }
+        // SAFETY: AVX-512 F/BW available (this function's contract).
+        unsafe { crate::kernels::isa::x86::store_sat16(dst, r) }
     }
 }
 

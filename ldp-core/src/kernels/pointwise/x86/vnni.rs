@@ -50,6 +50,25 @@ fn takes(c_in: usize, c_out: usize) -> bool {
     c_out >= NR && c_in <= PK_MAX
 }
 
+/// `true` when this kernel can run a layer of this shape here: built with the AVX-512
+/// intrinsics, a CPU with AVX-512 VNNI that [`cpu::x86_level`] allows, a shape it takes.
+fn runs(c_in: usize, c_out: usize) -> bool {
+    cfg!(ldp_avx512) && takes(c_in, c_out) && cpu::x86_vnni()
+}
+
+/// The panels of the group that starts at output `o` (a multiple of 32): the first output of
+/// each (the last one overlapping the one before when 32 does not divide `c_out`) and how many
+/// there are (at most `G`). Panel `g` of the group is panel `o/32 + g` of the layer.
+fn group(o: usize, c_out: usize) -> ([usize; G], usize) {
+    let mut o0s = [0usize; G];
+    let mut ng = 0;
+    while ng < G && o + ng * NR < c_out {
+        o0s[ng] = (o + ng * NR).min(c_out.saturating_sub(NR));
+        ng += 1;
+    }
+    (o0s, ng)
+}
+
 /// Runs the VNNI kernel if the CPU has AVX-512 VNNI, [`cpu::x86_level`] allows it and the
 /// shape suits it (else `false`). Shapes validated by the caller.
 pub(crate) fn pointwise<Y: Out>(
@@ -60,11 +79,7 @@ pub(crate) fn pointwise<Y: Out>(
     y: &mut [Y],
     pixels: usize,
 ) -> bool {
-    if !cfg!(ldp_avx512)
-        || !takes(c_in, c_out)
-        || !cpu::x86_vnni()
-        || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels)
-    {
+    if !runs(c_in, c_out) || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels) {
         return false;
     }
     // SAFETY: AVX-512 F/BW/VL/DQ/VNNI and AVX2 are present (checked above); `check` just
@@ -409,23 +424,18 @@ unsafe fn run<Y: Out>(
         let zero = _mm256_setzero_si256();
         let mut o = 0;
         while o < c_out {
-            let mut o0s = [0usize; G];
+            let (o0s, ng) = group(o, c_out);
             let mut outs: [PanelOut; G] = [([zero; 4], [zero; 4], rq); G];
-            let mut ng = 0;
-            while ng < G && o < c_out {
-                let o0 = o.min(c_out - NR);
-                let panel = &mut panels[ng];
-                pack_panel(q.weight, c_in, o0, panel);
-                let bc = panel_bias(q, o0, panel, kg);
-                o0s[ng] = o0;
-                outs[ng] = panel_out(q, o0, &bc, rq);
-                ng += 1;
-                o += NR;
+            for g in 0..ng {
+                pack_panel(q.weight, c_in, o0s[g], &mut panels[g]);
+                let bc = panel_bias(q, o0s[g], &panels[g], kg);
+                outs[g] = panel_out(q, o0s[g], &bc, rq);
             }
             let refs: [&[u32]; G] = core::array::from_fn(|g| &panels[g][..]);
             all_pixels(
                 x, c_in, &refs, &outs, &o0s, ng, &mut xt, q, c_out, y, pixels,
             );
+            o += ng * NR;
         }
     }
 }
@@ -468,9 +478,7 @@ fn segment(c_in: usize) -> usize {
 /// otherwise.
 #[cfg(feature = "std")]
 pub(crate) fn pack_all(q: &ConvQ<'_>, c_in: usize, c_out: usize) -> Option<Packed> {
-    if !cfg!(ldp_avx512)
-        || !takes(c_in, c_out)
-        || !cpu::x86_vnni()
+    if !runs(c_in, c_out)
         || super::amx::takes_layer(c_in, c_out)
         || Some(q.weight.len()) != c_in.checked_mul(c_out)
         || q.mult.len() != c_out
@@ -542,9 +550,7 @@ pub(crate) fn pointwise_packed<Y: Out>(
     pixels: usize,
     pre: &Packed,
 ) -> bool {
-    if !cfg!(ldp_avx512)
-        || !takes(c_in, c_out)
-        || !cpu::x86_vnni()
+    if !runs(c_in, c_out)
         || !pre.matches(q, c_in, c_out)
         || super::int8::check(x, c_in, q, c_out, y) != Ok(pixels)
     {
@@ -582,23 +588,20 @@ unsafe fn run_packed<Y: Out>(
         let zero = _mm256_setzero_si256();
         let mut o = 0;
         while o < c_out {
-            let mut o0s = [0usize; G];
+            let (o0s, ng) = group(o, c_out);
             let mut outs: [PanelOut; G] = [([zero; 4], [zero; 4], rq); G];
             let mut refs: [&[u32]; G] = [&[]; G];
-            let mut ng = 0;
-            while ng < G && o < c_out {
-                let (i, o0) = (o / NR, o.min(c_out - NR));
+            for g in 0..ng {
+                let i = o / NR + g;
                 let (panel, bias) = pre.words[i * seg..(i + 1) * seg].split_at(kg * NR);
                 let bc: [i32; NR] = core::array::from_fn(|t| bias[t] as i32);
-                refs[ng] = panel;
-                o0s[ng] = o0;
-                outs[ng] = panel_out(q, o0, &bc, rq);
-                ng += 1;
-                o += NR;
+                refs[g] = panel;
+                outs[g] = panel_out(q, o0s[g], &bc, rq);
             }
             all_pixels(
                 x, c_in, &refs, &outs, &o0s, ng, &mut xt, q, c_out, y, pixels,
             );
+            o += ng * NR;
         }
     }
 }
