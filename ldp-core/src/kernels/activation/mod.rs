@@ -104,13 +104,11 @@ pub fn gelu(x: f32) -> f32 {
 
 /// GELU of every element of `buf`, in place, vectorized. On x86-64 with AVX2 and FMA (detected
 /// at run time with the `std` feature, or enabled at compile time) this is the 8-lane FMA form
-/// of `x86.rs` (same formula and bound as [`gelu`], not its bits); elsewhere the same values as
-/// [`gelu`], bit for bit.
+/// of `x86.rs`, or its 16-lane AVX-512 form (the same bits; same formula and bound as [`gelu`],
+/// not its bits); elsewhere the same values as [`gelu`], bit for bit.
 pub fn gelu_slice(buf: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::kernels::cpu::x86_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-        unsafe { x86::gelu_slice_avx2(buf) };
+    if x86::gelu_slice_x86(buf) {
         return;
     }
     // In-order cores (and instruction counts) prefer the plain loop, which LLVM vectorizes
@@ -182,8 +180,7 @@ pub fn apply_inplace<A: Elem>(act: Activation, buf: &mut [A]) {
                 for (d, v) in t.iter_mut().zip(c.iter()) {
                     *d = v.to_f32();
                 }
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                unsafe { x86::gelu_slice_avx2(&mut t[..c.len()]) };
+                x86::gelu_slice_x86(&mut t[..c.len()]);
                 for (v, d) in c.iter_mut().zip(t.iter()) {
                     *v = A::from_f32(*d);
                 }

@@ -150,7 +150,7 @@ fn layer_norm_act_one<A: Elem>(
     }
 }
 
-/// [`ln_rows`] then the AVX2 GELU, pixel by pixel.
+/// [`ln_rows`] then the vector GELU (`gelu_slice_x86`), pixel by pixel.
 ///
 /// # Safety
 /// AVX2 and FMA available; `c > 0` divides `buf.len()`, `gamma`/`beta` hold `c`.
@@ -159,8 +159,7 @@ fn layer_norm_act_one<A: Elem>(
 unsafe fn ln_gelu_rows_avx2(buf: &mut [f32], c: usize, gamma: &[f32], beta: &[f32]) {
     for px in buf.chunks_exact_mut(c) {
         ln_rows(px, c, gamma, beta);
-        // SAFETY: AVX2 and FMA per the contract.
-        unsafe { crate::kernels::activation::x86::gelu_slice_avx2(px) };
+        crate::kernels::activation::x86::gelu_slice_x86(px);
     }
 }
 

@@ -453,6 +453,17 @@ unsafe fn gemm_group<X: Elem, W: Elem, Y: Elem>(
         ends += nv;
         g += 1;
     }
+    // When this group holds every output (`k ≤ KC/2` and `n ≤ group·16`: the seed block's
+    // 128 → 128) and AVX-512 is there, a GELU runs on each pixel block's finished rows while
+    // they are in L1, 16 lanes wide (`gelu_slice_avx512`, the same bits as the tile's 8-lane
+    // epilogue, with half the instructions in flight).
+    let late_gelu = cfg!(ldp_avx512)
+        && act == Some(Activation::Gelu)
+        && Y::DTYPE == DType::F32
+        && n0 == 0
+        && ends == n
+        && cpu::x86_avx512();
+    let act = if late_gelu { None } else { act };
     let mut pb = 0;
     while pb < pixels {
         let pe = (pb + mb).min(pixels);
@@ -480,6 +491,13 @@ unsafe fn gemm_group<X: Elem, W: Elem, Y: Elem>(
                 )
             };
             m0 += nv;
+        }
+        #[cfg(ldp_avx512)]
+        if late_gelu {
+            if let Some(rows) = cpu::as_f32_mut(&mut y[pb * n..pe * n]) {
+                // SAFETY: `late_gelu` checked the AVX-512 level, which has AVX-512F.
+                unsafe { crate::kernels::activation::x86::gelu_slice_avx512(rows) };
+            }
         }
         pb = pe;
     }
