@@ -55,6 +55,8 @@ pub(crate) fn depthwise(s: DwShape, x: &[i8], q: &ConvQ<'_>, y: &mut [i8]) -> bo
 /// (else `false`). The whole map must already be validated (`check_dw` with a whole-map
 /// output); the band's range and length are checked here (`false` when they do not hold).
 /// For the threaded dispatch: each output's bits do not depend on the band it lands in.
+// Used by the threaded dispatch (`std`).
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) fn depthwise_band(
     s: DwShape,
     x: &[i8],
@@ -75,6 +77,8 @@ pub(crate) fn depthwise_band(
 }
 
 /// Whether [`depthwise_band`] takes these parameters on this CPU.
+// Used by the threaded dispatch (`std`).
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) fn takes(s: DwShape, q: &ConvQ<'_>) -> bool {
     cpu::x86_avx2_fma() && dw_takes(s, q)
 }

@@ -41,6 +41,8 @@ pub(crate) fn depthwise3x3<X: Elem, W: Elem, Y: Elem, R: Elem>(
 /// are checked here (`false` when they do not hold). For the threaded dispatch: the bits of
 /// each output do not depend on the band it lands in.
 #[allow(clippy::too_many_arguments)]
+// Used by the threaded dispatch (`std`).
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) fn depthwise3x3_rows<X: Elem, W: Elem, Y: Elem, R: Elem>(
     s: DwShape,
     x: &[X],
