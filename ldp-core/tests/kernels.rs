@@ -697,6 +697,58 @@ proptest! {
         }
     }
 
+    /// Input quantization near the rounding boundaries: values within a few ulps of
+    /// `(k + ½)·s` for scales that are not powers of two (where `x·(1/s)` and `x/s` can round
+    /// differently), and scales whose inverse is not normal. Every kernel must equal the
+    /// reference (an IEEE division, then `roundf`) bit for bit, channels-last and
+    /// channels-first, per tensor and per channel. (A kernel that multiplied by the inverse and
+    /// divided only near a boundary passed this and failed it with a margin of 2^-30 instead
+    /// of 2^-21; it was also slower, 212 → 408 µs on 128×64×64, and was dropped.)
+    #[test]
+    fn int8_quantize_near_halves_equal_reference(c in 1usize..=40, pixels in 1usize..=40, per_ch in any::<bool>(),
+                                                 scale_kind in 0usize..6, seed in any::<u64>()) {
+        let n = if per_ch { c } else { 1 };
+        let scale: Vec<f32> = vals(n, seed ^ 1).iter().map(|v| match scale_kind {
+            0 | 1 => v.abs() * 3.0 + 1e-3,
+            2 => [0.1f32, 1.0 / 3.0, 0.037_1, 7.0e-3, 0.9999999][(v.to_bits() % 5) as usize],
+            3 => 1e-40,
+            4 => 3e38,
+            _ => f32::MIN_POSITIVE * 1.5,
+        }).collect();
+        let zero = i8s(n, seed ^ 2);
+        let ks = vals(pixels * c, seed ^ 3);
+        let x: Vec<f32> = ks.iter().enumerate().map(|(i, v)| {
+            let s = scale[if per_ch { i % c } else { 0 }] as f64;
+            let k = (v * 140.0).trunc() as f64;
+            let h = ((k + 0.5) * s).clamp(f32::MIN as f64, f32::MAX as f64) as f32;
+            let d = (i % 7) as i32 - 3;
+            if h != 0.0 && h.abs() < 1e38 { f32::from_bits((h.to_bits() as i32 + d) as u32) } else { h }
+        }).collect();
+        let mut want = vec![0i8; x.len()];
+        qk::quantize_reference(&x, c, &scale, &zero, &mut want).unwrap();
+        let mut got = vec![0i8; x.len()];
+        qk::quantize(&x, c, &scale, &zero, &mut got).unwrap();
+        prop_assert_eq!(&want, &got);
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            let mut d = vec![0i8; x.len()];
+            // SAFETY: the CPU features were detected just above.
+            unsafe { ldp_core::kernels::quantize::x86::quantize_avx2(&x, c, &scale, &zero, &mut d) }.unwrap();
+            prop_assert_eq!(&want, &d);
+        }
+        // Channels-first: the same values read as [c][pixels].
+        let mut xc = vec![0f32; x.len()];
+        for p in 0..pixels {
+            for ch in 0..c {
+                xc[ch * pixels + p] = x[p * c + ch];
+            }
+        }
+        let mut tmp = vec![0i8; x.len()];
+        let mut got = vec![0i8; x.len()];
+        qk::quantize_nchw(&xc, c, pixels, &scale, &zero, &mut got, &mut tmp).unwrap();
+        prop_assert_eq!(&want, &got);
+    }
+
     /// Channels-first quantization into channels-last (the CLI's `ldp` int8 input): dispatch,
     /// AVX2 and reference equal the f32 transpose followed by `quantize_reference` bit for bit
     /// (odd channel and pixel counts, 1×1, several 64-pixel tiles, per tensor and per channel,
