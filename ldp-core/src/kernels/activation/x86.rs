@@ -1,4 +1,5 @@
-//! x86-64 AVX2 + FMA GELU, 8 lanes at a time.
+//! x86-64 GELU: AVX2 + FMA, 8 lanes at a time, and the same operations on 16 lanes with
+//! AVX-512F (the same bits: a test below compares them).
 //!
 //! The formula of [`super::gelu`] (the reference): `Φ` from `erfc(|x|/√2) = t·exp(−x²/2 +
 //! P(t))` with Numerical Recipes' polynomial `P`, the exact pair `−x²/2 = hi + lo`, and the
@@ -6,9 +7,11 @@
 //! the exact square error is one FMA instead of Dekker's split, and the polynomials take one
 //! FMA per coefficient. The result is not the reference's bit for bit (each FMA rounds once
 //! where the reference rounds twice) but meets the same bound, relative error ≤ 1e-6 against
-//! f64 over [-10, 10] (tests below). Every element of a slice goes through the same 8-lane
-//! code, the tail too, so a value's result never depends on its position or on the slice's
-//! length (streaming rows and whole tensors agree bit for bit).
+//! f64 over [-10, 10] (tests below). Every element of a slice goes through the same per-lane
+//! operations, the tail too, so a value's result never depends on its position, on the
+//! slice's length or on the vector width (streaming rows and whole tensors agree bit for bit).
+//! The formula is written twice, once per vector type ([`gelu_n`], `gelu_n16`), with its
+//! constants in one place; `avx512_gelu_equals_avx2_bitwise` fails if the two drift apart.
 
 use core::arch::x86_64::*;
 
