@@ -456,7 +456,7 @@ fn bench_elementwise(c: &mut Criterion) {
 }
 
 /// The CLI's layout conversions of a seed-block sample (`ldp-quant run` on `ldp` blobs): the
-/// f32 transposes, the int8 output transpose and the int8 input's channels-first quantization
+/// f32 transposes (whole, and by channel groups as the CLI reads them), the int8 output transpose and the int8 input's channels-first quantization
 /// against its two-pass reference (quantize, then transpose).
 fn bench_layout(c: &mut Criterion) {
     use ldp_core::tensor::{nchw_to_nhwc, nhwc_to_nchw};
@@ -471,6 +471,18 @@ fn bench_layout(c: &mut Criterion) {
     let mut y = vec![0f32; n];
     g.bench_function("f32_nchw_to_nhwc/128x64x64", |bch| {
         bch.iter(|| nchw_to_nhwc(black_box(&x), &mut y, ch, h, w).unwrap())
+    });
+    // As `ldp-quant run` converts a sample while reading it: groups of 16 channels (256 KiB,
+    // read into one reused chunk that stays in L2), each into its places in the whole map.
+    let gch = 16;
+    let chunk = vals(gch * h * w, 3);
+    g.bench_function("f32_nchw_to_nhwc_by_16_channels/128x64x64", |bch| {
+        bch.iter(|| {
+            for ch0 in (0..ch).step_by(gch) {
+                ldp_core::tensor::nchw_to_nhwc_part(black_box(&chunk), &mut y, ch, h, w, ch0)
+                    .unwrap()
+            }
+        })
     });
     g.bench_function("f32_nhwc_to_nchw/128x32x32", |bch| {
         bch.iter(|| {

@@ -33,7 +33,42 @@ pub fn nchw_to_nhwc<T: Copy>(
     check_len("nchw source", src, n)?;
     check_len("nhwc destination", dst, n)?;
     // `src` is a `[c][hw]` matrix, `dst` its transpose: blocked so that both sides stay in cache.
-    transpose(src, dst, c, h * w);
+    transpose(src, dst, c, h * w, c);
+    Ok(())
+}
+
+/// [`nchw_to_nhwc`] of the channels `ch0 .. ch0 + g` only: `src` holds those `g` whole channels
+/// (`[g][h][w]`, `g = src.len() / (h·w)`), written to their places in the whole NHWC `dst`
+/// (`[h][w][c]`, `c·h·w` values; the other channels untouched). For converting a channels-first
+/// sample as it is read, in channel groups that stay in cache: converting every group gives
+/// [`nchw_to_nhwc`]'s result. An error when `src` is not whole channels, or they pass `c`.
+pub fn nchw_to_nhwc_part<T: Copy>(
+    src: &[T],
+    dst: &mut [T],
+    c: usize,
+    h: usize,
+    w: usize,
+    ch0: usize,
+) -> Result<(), Error> {
+    let n = checked_len(c, h, w)?;
+    check_len("nhwc destination", dst, n)?;
+    let hw = h * w;
+    if hw == 0 {
+        return Ok(());
+    }
+    let g = src.len() / hw;
+    if src.len() % hw != 0 || !matches!(ch0.checked_add(g), Some(e) if e <= c) {
+        return Err(Error::InvalidConfig(
+            "layout: a channel group must be whole channels inside the map's channel count",
+        ));
+    }
+    if g == 0 {
+        return Ok(());
+    }
+    // Destination row `p` (pixel) of the group starts at `p·c + ch0`: the transpose with row
+    // stride `c`, from `dst[ch0..]`; its last element, `(hw − 1)·c + g − 1`, is inside because
+    // `ch0 + g ≤ c`.
+    transpose(src, &mut dst[ch0..], g, hw, c);
     Ok(())
 }
 
@@ -44,17 +79,22 @@ fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
         .ok_or(Error::InvalidConfig("layout: size overflows usize"))
 }
 
-/// `dst[j][i] = src[i][j]` for a `rows × cols` row-major `src` (lengths checked by the caller),
-/// in blocks of 8 × 8: full blocks through fixed-size arrays (register shuffles, no bounds
+/// `dst[j·ld + i] = src[i][j]` for a `rows × cols` row-major `src`: the transpose, with
+/// destination rows `ld ≥ rows` elements apart (`ld = rows` for a whole transpose). The caller
+/// checked `src.len() = rows·cols` and `dst.len() ≥ (cols − 1)·ld + rows`. In blocks of 8 × 8: full blocks through fixed-size arrays (register shuffles, no bounds
 /// checks), edge blocks element by element. The inner loop runs along the shorter side, so the
 /// cache lines it half-fills (`min(rows, cols)` of them) are still in L1 when the next block
 /// fills their other half.
-fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
+fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize, ld: usize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    debug_assert!(ld >= rows && src.len() == rows * cols && dst.len() > (cols - 1) * ld + rows - 1);
     const B: usize = 8;
     #[cfg(target_arch = "x86_64")]
     if core::mem::size_of::<T>() == 4 && crate::kernels::cpu::x86_avx2_fma() {
-        // SAFETY: AVX is available (AVX2 implies it); the caller checked
-        // `src.len() = dst.len() = rows·cols`; 4-byte elements are only moved (loads, register
+        // SAFETY: AVX is available (AVX2 implies it); the caller checked `src.len() =
+        // rows·cols` and `dst.len() ≥ (cols − 1)·ld + rows`, `ld ≥ rows`; 4-byte elements are only moved (loads, register
         // shuffles and stores of 32-bit lanes copy their bits unchanged, whatever they mean).
         unsafe {
             transpose32_avx(
@@ -62,20 +102,22 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
                 dst.as_mut_ptr() as *mut f32,
                 rows,
                 cols,
+                ld,
             )
         };
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if core::mem::size_of::<T>() == 1 {
-        // SAFETY: SSE2 is part of x86-64; the caller checked `src.len() = dst.len() =
-        // rows·cols`; 1-byte elements are only moved (byte shuffles copy their bits unchanged).
+        // SAFETY: SSE2 is part of x86-64; the caller checked `src.len() = rows·cols` and
+        // `dst.len() ≥ (cols − 1)·ld + rows`, `ld ≥ rows`; 1-byte elements are only moved (byte shuffles copy their bits unchanged).
         unsafe {
             transpose8_sse2(
                 src.as_ptr() as *const u8,
                 dst.as_mut_ptr() as *mut u8,
                 rows,
                 cols,
+                ld,
             )
         };
         return;
@@ -88,7 +130,7 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
                 core::array::from_fn(|j| r[j])
             });
             for j in 0..B {
-                let d = &mut dst[(j0 + j) * rows + i0..][..B];
+                let d = &mut dst[(j0 + j) * ld + i0..][..B];
                 for i in 0..B {
                     d[i] = blk[i][j];
                 }
@@ -97,7 +139,7 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
             for i in i0..i1 {
                 let row = &src[i * cols + j0..i * cols + j1];
                 for (dj, &v) in row.iter().enumerate() {
-                    dst[(j0 + dj) * rows + i] = v;
+                    dst[(j0 + dj) * ld + i] = v;
                 }
             }
         }
@@ -121,15 +163,17 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize) {
 /// byte, word, dword and qword unpacks), edge blocks element by element.
 ///
 /// # Safety
-/// `src` and `dst` point at `rows·cols` bytes each, not overlapping.
+/// `src` points at `rows·cols` bytes, `dst` at `(cols − 1)·ld + rows` (`ld ≥ rows`), not
+/// overlapping.
 #[cfg(target_arch = "x86_64")]
-unsafe fn transpose8_sse2(src: *const u8, dst: *mut u8, rows: usize, cols: usize) {
+unsafe fn transpose8_sse2(src: *const u8, dst: *mut u8, rows: usize, cols: usize, ld: usize) {
     use core::arch::x86_64::*;
     const B: usize = 16;
     let block = |i0: usize, j0: usize| {
-        // SAFETY: a full block reads rows i0..i0+16 at columns j0..j0+16 and writes rows
-        // j0..j0+16 of dst at columns i0..i0+16, all inside rows·cols; edge blocks index
-        // element by element inside the same bounds.
+        // SAFETY: a full block reads rows i0..i0+16 at columns j0..j0+16 (inside rows·cols)
+        // and writes rows j0..j0+16 of dst at columns i0..i0+16, the last element at
+        // (cols − 1)·ld + rows − 1 at most; edge blocks index element by element inside the
+        // same bounds.
         unsafe {
             if i0 + B <= rows && j0 + B <= cols {
                 let r: [__m128i; B] = core::array::from_fn(|i| {
@@ -138,12 +182,12 @@ unsafe fn transpose8_sse2(src: *const u8, dst: *mut u8, rows: usize, cols: usize
                 let d = transpose16x16_u8(r);
                 // d[j] holds column j of the block, rows i0..i0+16 in order.
                 for (j, v) in d.iter().enumerate() {
-                    _mm_storeu_si128(dst.add((j0 + j) * rows + i0) as *mut __m128i, *v);
+                    _mm_storeu_si128(dst.add((j0 + j) * ld + i0) as *mut __m128i, *v);
                 }
             } else {
                 for i in i0..(i0 + B).min(rows) {
                     for j in j0..(j0 + B).min(cols) {
-                        *dst.add(j * rows + i) = *src.add(i * cols + j);
+                        *dst.add(j * ld + i) = *src.add(i * cols + j);
                     }
                 }
             }
@@ -215,28 +259,30 @@ pub(crate) fn transpose16x16_u8(
 /// edge blocks element by element.
 ///
 /// # Safety
-/// `src` and `dst` point at `rows·cols` elements each, not overlapping; AVX available.
+/// `src` points at `rows·cols` elements, `dst` at `(cols − 1)·ld + rows` (`ld ≥ rows`), not
+/// overlapping; AVX available.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn transpose32_avx(src: *const f32, dst: *mut f32, rows: usize, cols: usize) {
+unsafe fn transpose32_avx(src: *const f32, dst: *mut f32, rows: usize, cols: usize, ld: usize) {
     use core::arch::x86_64::*;
     const B: usize = 8;
     let block = |i0: usize, j0: usize| {
-        // SAFETY: i0 < rows, j0 < cols; a full block reads rows i0..i0+8 at columns j0..j0+8 and
-        // writes rows j0..j0+8 of dst at columns i0..i0+8, all inside rows·cols; edge blocks
-        // index element by element inside the same bounds.
+        // SAFETY: i0 < rows, j0 < cols; a full block reads rows i0..i0+8 at columns j0..j0+8
+        // (inside rows·cols) and writes rows j0..j0+8 of dst at columns i0..i0+8, the last
+        // element at (cols − 1)·ld + rows − 1 at most; edge blocks index element by element
+        // inside the same bounds.
         unsafe {
             if i0 + B <= rows && j0 + B <= cols {
                 let mut r: [__m256; B] =
                     core::array::from_fn(|i| _mm256_loadu_ps(src.add((i0 + i) * cols + j0)));
                 crate::kernels::pointwise::x86::transpose8(&mut r);
                 for (j, v) in r.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add((j0 + j) * rows + i0), *v);
+                    _mm256_storeu_ps(dst.add((j0 + j) * ld + i0), *v);
                 }
             } else {
                 for i in i0..(i0 + B).min(rows) {
                     for j in j0..(j0 + B).min(cols) {
-                        *dst.add(j * rows + i) = *src.add(i * cols + j);
+                        *dst.add(j * ld + i) = *src.add(i * cols + j);
                     }
                 }
             }
@@ -280,7 +326,7 @@ pub fn nhwc_to_nchw<T: Copy>(
     let n = checked_len(c, h, w)?;
     check_len("nhwc source", src, n)?;
     check_len("nchw destination", dst, n)?;
-    transpose(src, dst, h * w, c);
+    transpose(src, dst, h * w, c, h * w);
     Ok(())
 }
 
@@ -360,5 +406,61 @@ mod layout_tests {
         let mut y = [0u32; 4];
         assert!(nchw_to_nhwc(&[0u32; 4], &mut y, usize::MAX, 2, 2).is_err());
         assert!(nhwc_to_nchw(&[0u32; 3], &mut y, 1, 2, 2).is_err());
+    }
+
+    /// [`nchw_to_nhwc_part`] over channel groups of every size (1, odd, uneven last group, the
+    /// whole map) equals [`nchw_to_nhwc`] for 4-, 2- and 1-byte elements, leaves the other
+    /// channels untouched, and refuses groups that are not whole channels or pass `c`.
+    #[test]
+    fn layout_conversion_by_channel_groups_equals_whole() {
+        fn check<T: Copy + PartialEq + core::fmt::Debug>(
+            x: &[T],
+            fill: T,
+            c: usize,
+            h: usize,
+            w: usize,
+        ) {
+            let hw = h * w;
+            let mut whole = std::vec![fill; x.len()];
+            nchw_to_nhwc(x, &mut whole, c, h, w).unwrap();
+            for g in [1, 3, 7, 8, 9, 16, c] {
+                let mut y = std::vec![fill; x.len()];
+                let mut ch0 = 0;
+                while ch0 < c {
+                    let n = g.min(c - ch0);
+                    nchw_to_nhwc_part(&x[ch0 * hw..(ch0 + n) * hw], &mut y, c, h, w, ch0).unwrap();
+                    // Channels not yet converted are untouched.
+                    let done = ch0 + n;
+                    assert!(
+                        (0..hw).all(|p| y[p * c + done..(p + 1) * c].iter().all(|v| *v == fill))
+                    );
+                    ch0 = done;
+                }
+                assert_eq!(y, whole, "{c} {h} {w} groups of {g}");
+            }
+        }
+        for (c, h, w) in [
+            (1, 1, 1),
+            (17, 3, 11),
+            (16, 8, 8),
+            (40, 9, 10),
+            (130, 1, 70),
+            (24, 64, 3),
+        ] {
+            let n = c * h * w;
+            let x: std::vec::Vec<f32> = (1..=n).map(|v| v as f32).collect();
+            check(&x, 0.0, c, h, w);
+            let x: std::vec::Vec<u16> = (1..=n).map(|v| (v % 65521) as u16 + 1).collect();
+            check(&x, 0, c, h, w);
+            let x: std::vec::Vec<i8> = (0..n).map(|v| (v * 7 % 251) as i8 | 1).collect();
+            check(&x, 0, c, h, w);
+        }
+        let mut y = [0.0f32; 12];
+        // Not whole channels; past `c`; `ch0` overflowing.
+        assert!(nchw_to_nhwc_part(&[0.0f32; 5], &mut y, 3, 2, 2, 0).is_err());
+        assert!(nchw_to_nhwc_part(&[0.0f32; 8], &mut y, 3, 2, 2, 2).is_err());
+        assert!(nchw_to_nhwc_part(&[0.0f32; 4], &mut y, 3, 2, 2, usize::MAX).is_err());
+        assert!(nchw_to_nhwc_part(&[0.0f32; 4], &mut y[..11], 3, 2, 2, 0).is_err());
+        assert!(nchw_to_nhwc_part(&[0.0f32; 4], &mut y, 3, 2, 2, 2).is_ok());
     }
 }

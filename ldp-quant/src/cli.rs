@@ -488,97 +488,59 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
         let mut writer = npy::create_f32(&a.output, &shape)?;
         let mut scratch = scratch_for(&model);
         // `ldp` takes and gives channels-first (NCHW) samples, the token models channels-last
-        // ones as they are. An `ldp` int8 blob with an int8 input quantizes in file order and
-        // transposes int8 values (`quant::quantize_input_nchw`), a quarter of the f32 bytes.
+        // ones as they are. An `ldp` int8 blob with an int8 input quantizes the file's values
+        // into their channels-last places (`quant::quantize_input_nchw_part`), and transposes
+        // its int8 output, a quarter of the f32 bytes (`quant::dequantize_output_nchw`).
         let ldp = matches!(config, ModelConfig::Ldp(_));
         let int8_nchw = ldp
             && model.dtype() == DType::Int8
             && !ldp_core::quant::is_x16(&model)
             && !ldp_core::quant::a16::is_a16(&model);
-        let mut xt = vec![0.0f32; n_in];
-        let mut yt = vec![0.0f32; n_out];
-        let (mut xs, mut ys) = if ldp && !int8_nchw {
-            (vec![0.0f32; n_in], vec![0.0f32; n_out])
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let (mut xq, mut xtmp, mut yq, mut ytmp) = if int8_nchw {
-            (
-                vec![0i8; n_in],
-                vec![0i8; n_in],
-                vec![0i8; n_out],
-                vec![0i8; n_out],
-            )
-        } else {
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new())
-        };
-        let pb = progress(batch, "run");
-        let in_shape_str = shape_str(&reader.shape);
-        // One sample, already read into `xt`: converted, run, converted back and written.
-        let mut step = |i: usize, xt: &[f32]| -> anyhow::Result<()> {
-            let non_finite = |j: usize| {
-                non_finite_input(
-                    &a.input,
-                    xt.get(j).copied().unwrap_or(f32::NAN),
-                    i * n_in + j,
-                    &in_shape_str,
-                )
-            };
-            // `Model::forward` checks its channels-last input itself: token samples are in file
-            // order, so its index is the file's; an `ldp` sample's channels-last index
-            // `p·c + ch` is `ch·h·w + p` in the file. The int8 `ldp` path quantizes the file's
-            // values (`quant::quantize_input_nchw` refuses non-finite ones with their index in
-            // the file's order).
-            let failed = |e: ldp_core::Error| match e {
-                ldp_core::Error::NonFiniteInput { index } if !ldp || int8_nchw => non_finite(index),
-                ldp_core::Error::NonFiniteInput { index } => {
-                    let (h, w) = config.input_grid();
-                    let hw = (h * w).max(1);
-                    let c = (n_in / hw).max(1);
-                    non_finite((index % c) * hw + index / c)
-                }
-                e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
-            };
-            if int8_nchw {
-                ldp_core::quant::quantize_input_nchw(&model, xt, &mut xq, &mut xtmp)
-                    .map_err(failed)?;
-                ldp_core::quant::forward_i8(&model, &xq, &mut yq, scratch.as_mut_bytes())
-                    .map_err(failed)?;
-                ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
-                    .map_err(failed)?;
-            } else if ldp {
-                crate::layout::sample_to_nhwc(xt, &config, &mut xs)?;
-                model
-                    .forward(&xs, &mut ys, scratch.as_mut_bytes())
-                    .map_err(failed)?;
-                crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+        // A sample as the forward pass takes it: `f`, the channels-last f32 input (a token
+        // sample as read, an `ldp` sample converted from channels-first), or `q`, the int8
+        // input of an `int8_nchw` blob.
+        struct Sample {
+            f: Vec<f32>,
+            q: Vec<i8>,
+        }
+        let new_sample = || Sample {
+            f: if int8_nchw {
+                Vec::new()
             } else {
-                model
-                    .forward(xt, &mut yt, scratch.as_mut_bytes())
-                    .map_err(failed)?;
-            }
-            writer.write(&yt)?;
-            pb.inc(1);
-            Ok(())
+                vec![0.0f32; n_in]
+            },
+            q: if int8_nchw {
+                vec![0i8; n_in]
+            } else {
+                Vec::new()
+            },
         };
+        let (h, w) = config.input_grid();
+        let hw = (h * w).max(1);
+        let c_in = n_in / hw;
+        // An `ldp` sample is read in channel groups of about `GROUP_BYTES`, each converted to
+        // channels-last (`tensor::nchw_to_nhwc_part`) or quantized (`quantize_input_nchw_part`)
+        // into its places while it is still in cache: the same bits as the whole sample at once.
+        let g = (GROUP_BYTES / 4 / hw).clamp(1, c_in.max(1));
+        let chunk_len = if ldp { g * hw } else { 0 };
+        let in_shape_str = shape_str(&reader.shape);
         let read_ctx = || format!("`{}`", a.input.display());
-        let one_thread = ldp_core::kernels::threads::threads() < 2 || batch < 2;
-        if int8_nchw && one_thread {
-            // An int8 `ldp` sample on one thread is read in channel groups of about 256 KiB,
-            // each quantized into its places in `xq` while it is still in cache
-            // (`quant::quantize_input_nchw_part`: the same bits as the whole sample at once).
-            let (h, w) = config.input_grid();
-            let hw = (h * w).max(1);
-            let c_in = n_in / hw;
-            let g = (GROUP_BYTES / 4 / hw).clamp(1, c_in.max(1));
-            let mut chunk = vec![0.0f32; g * hw];
-            for i in 0..batch {
-                let mut ch0 = 0;
-                while ch0 < c_in {
-                    let part = &mut chunk[..g.min(c_in - ch0) * hw];
-                    reader.read_into(part).with_context(read_ctx)?;
-                    ldp_core::quant::quantize_input_nchw_part(&model, part, ch0, &mut xq).map_err(
-                        |e| match e {
+        // Reads sample `i` into `s`, through `chunk` (`chunk_len` values).
+        let prepare = |reader: &mut npy::F32Reader,
+                       chunk: &mut [f32],
+                       i: usize,
+                       s: &mut Sample|
+         -> anyhow::Result<()> {
+            if !ldp {
+                return reader.read_into(&mut s.f).with_context(read_ctx);
+            }
+            let mut ch0 = 0;
+            while ch0 < c_in {
+                let part = &mut chunk[..g.min(c_in - ch0) * hw];
+                reader.read_into(part).with_context(read_ctx)?;
+                if int8_nchw {
+                    ldp_core::quant::quantize_input_nchw_part(&model, part, ch0, &mut s.q)
+                        .map_err(|e| match e {
                             ldp_core::Error::NonFiniteInput { index } => non_finite_input(
                                 &a.input,
                                 part.get(index.wrapping_sub(ch0 * hw))
@@ -588,35 +550,90 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                                 &in_shape_str,
                             ),
                             e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
-                        },
-                    )?;
-                    ch0 += part.len() / hw;
+                        })?;
+                } else {
+                    ldp_core::tensor::nchw_to_nhwc_part(part, &mut s.f, c_in, h, w, ch0)
+                        .map_err(|e| anyhow::anyhow!("internal: {e}"))?;
                 }
-                ldp_core::quant::forward_i8(&model, &xq, &mut yq, scratch.as_mut_bytes())
-                    .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
-                ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
-                    .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
-                writer.write(&yt)?;
-                pb.inc(1);
+                ch0 += part.len() / hw;
             }
-        } else if one_thread {
+            Ok(())
+        };
+        let mut yt = vec![0.0f32; n_out];
+        let mut ys = if ldp && !int8_nchw {
+            vec![0.0f32; n_out]
+        } else {
+            Vec::new()
+        };
+        let (mut yq, mut ytmp) = if int8_nchw {
+            (vec![0i8; n_out], vec![0i8; n_out])
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let pb = progress(batch, "run");
+        // One sample, already prepared: run, converted back and written.
+        let mut step = |i: usize, s: &Sample| -> anyhow::Result<()> {
+            // `Model::forward` checks its channels-last input itself: a token sample is in file
+            // order, so its index is the file's; an `ldp` sample's channels-last index
+            // `p·c + ch` is `ch·h·w + p` in the file. The int8 `ldp` path refused non-finite
+            // values when it quantized them (`prepare`).
+            let failed = |e: ldp_core::Error| match e {
+                ldp_core::Error::NonFiniteInput { index } => {
+                    let file_index = if ldp {
+                        (index % c_in.max(1)) * hw + index / c_in.max(1)
+                    } else {
+                        index
+                    };
+                    non_finite_input(
+                        &a.input,
+                        s.f.get(index).copied().unwrap_or(f32::NAN),
+                        i * n_in + file_index,
+                        &in_shape_str,
+                    )
+                }
+                e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
+            };
+            if int8_nchw {
+                ldp_core::quant::forward_i8(&model, &s.q, &mut yq, scratch.as_mut_bytes())
+                    .map_err(failed)?;
+                ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
+                    .map_err(failed)?;
+            } else if ldp {
+                model
+                    .forward(&s.f, &mut ys, scratch.as_mut_bytes())
+                    .map_err(failed)?;
+                crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+            } else {
+                model
+                    .forward(&s.f, &mut yt, scratch.as_mut_bytes())
+                    .map_err(failed)?;
+            }
+            writer.write(&yt)?;
+            pb.inc(1);
+            Ok(())
+        };
+        if ldp_core::kernels::threads::threads() < 2 || batch < 2 {
+            let mut chunk = vec![0.0f32; chunk_len];
+            let mut s = new_sample();
             for i in 0..batch {
-                reader.read_into(&mut xt).with_context(read_ctx)?;
-                step(i, &xt)?;
+                prepare(&mut reader, &mut chunk, i, &mut s)?;
+                step(i, &s)?;
             }
         } else {
-            // With two threads or more, a reader thread reads the next sample while this one
-            // runs the current one (two buffers passed back and forth).
+            // With two threads or more, a reader thread reads and prepares the next sample
+            // while this one runs the current one (two samples passed back and forth).
             std::thread::scope(|s| -> anyhow::Result<()> {
                 let (full_tx, full_rx) = std::sync::mpsc::sync_channel(1);
-                let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<f32>>();
-                free_tx.send(std::mem::take(&mut xt)).ok();
-                free_tx.send(vec![0.0f32; n_in]).ok();
+                let (free_tx, free_rx) = std::sync::mpsc::channel::<Sample>();
+                free_tx.send(new_sample()).ok();
+                free_tx.send(new_sample()).ok();
                 let reader = &mut reader;
+                let prepare = &prepare;
                 s.spawn(move || {
-                    for _ in 0..batch {
+                    let mut chunk = vec![0.0f32; chunk_len];
+                    for i in 0..batch {
                         let Ok(mut b) = free_rx.recv() else { return };
-                        let r = reader.read_into(&mut b).map(|()| b);
+                        let r = prepare(reader, &mut chunk, i, &mut b).map(|()| b);
                         let failed = r.is_err();
                         if full_tx.send(r).is_err() || failed {
                             return;
@@ -626,8 +643,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 for i in 0..batch {
                     let b = full_rx
                         .recv()
-                        .context("internal: the reader thread stopped")?
-                        .with_context(read_ctx)?;
+                        .context("internal: the reader thread stopped")??;
                     step(i, &b)?;
                     free_tx.send(b).ok();
                 }
@@ -647,8 +663,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     ))
 }
 
-/// Bytes of f32 input `run` reads at a time for an int8 `ldp` sample on one thread: a channel
-/// group that stays in L2 while it is quantized.
+/// Bytes of f32 input `run` reads at a time for an `ldp` sample: a channel group that stays in
+/// L2 while it is converted to channels-last or quantized.
 const GROUP_BYTES: usize = 256 << 10;
 
 /// The error for a non-finite input value at `index` (flat, in the file's order).

@@ -820,6 +820,42 @@ fn bad_inputs_are_refused_not_silently_wrong() {
         );
         assert!(!d("y.npy").exists(), "a failed run left an output");
     }
+    // A batch of two `ldp` samples, the bad value in the second (channel 3, pixel 5), f32 and
+    // int8, on one thread and on two (where a reader thread reads, converts and quantizes the
+    // next sample in channel groups): the index in the file's order; and a good batch gives
+    // the single sample's output twice, bit for bit, whatever the thread count.
+    let n1 = x.data.len();
+    let mut shape2 = x.shape.clone();
+    shape2.insert(0, 2);
+    if shape2.len() == 5 {
+        shape2.remove(1);
+    }
+    let good2 = [x.data.clone(), x.data.clone()].concat();
+    npy::write_f32(&d("good2.npy"), &shape2, &good2).unwrap();
+    let mut bad2 = good2.clone();
+    bad2[n1 + 197] = f32::NAN;
+    npy::write_f32(&d("bad2.npy"), &shape2, &bad2).unwrap();
+    for b in [&blob, &blob8] {
+        run(b, &input, &d("y1.npy"));
+        let y1 = npy::read_f32(&d("y1.npy")).unwrap();
+        for threads in ["1", "2"] {
+            let mut v = runv(b, &d("bad2.npy"), &d("y.npy"));
+            v.extend(["--threads".to_string(), threads.to_string()]);
+            let e = fails(&v, "non-finite value");
+            assert!(e.contains(&format!("flat index {} ", n1 + 197)), "{e}");
+            assert!(!d("y.npy").exists(), "a failed run left an output");
+            let mut v = runv(b, &d("good2.npy"), &d("y2.npy"));
+            v.extend(["--threads".to_string(), threads.to_string()]);
+            ok(&v);
+            let y2 = npy::read_f32(&d("y2.npy")).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(y2.data.len(), 2 * y1.data.len());
+            assert_eq!(bits(&y2.data[..y1.data.len()]), bits(&y1.data), "{threads}");
+            assert_eq!(bits(&y2.data[y1.data.len()..]), bits(&y1.data), "{threads}");
+            std::fs::remove_file(d("y2.npy")).unwrap();
+        }
+        std::fs::remove_file(d("y1.npy")).unwrap();
+    }
     // A token model (checked by `Model::forward`, its index mapped to the file's): the bad
     // value in the second sample of a batch, f32 and int8 (16-bit input) alike.
     let tg = golden().join("mlp_32to64_h6");
@@ -974,4 +1010,87 @@ fn degenerate_calibration_is_refused_or_warned() {
     // The golden calibration set itself draws no warning.
     let (success, err) = status_and_stderr(&convert8(&g.join("calib.npy")));
     assert!(success && !err.contains("warning"), "{err}");
+}
+
+/// `ldp-quant run` on `ldp` samples large enough to be read in several channel groups (16
+/// channels of 64 × 80: groups of 12 and 4), f32 and int8, one thread and two (a reader thread
+/// preparing the next sample): each output sample equals the library's whole-sample path
+/// (`tensor::nchw_to_nhwc`, `Model::forward`, `tensor::nhwc_to_nchw`) bit for bit, and a
+/// non-finite value in the second group of the second sample is reported at its index in the
+/// file.
+#[test]
+fn ldp_samples_read_in_channel_groups_match_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n);
+    let g = golden().join("ldp_c16_8x8");
+    let (c, h, w) = (16usize, 64usize, 80usize);
+    let n1 = c * h * w;
+    let mut seed = 0x2545_f491_u32;
+    let mut next = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+    };
+    let x: Vec<f32> = (0..2 * n1).map(|_| next()).collect();
+    npy::write_f32(&d("x.npy"), &[2, c, h, w], &x).unwrap();
+    let calib: Vec<f32> = (0..3 * n1).map(|_| next()).collect();
+    npy::write_f32(&d("calib.npy"), &[3, c, h, w], &calib).unwrap();
+    let mut bad = x.clone();
+    let at = n1 + 13 * h * w + 7;
+    bad[at] = f32::INFINITY;
+    npy::write_f32(&d("bad.npy"), &[2, c, h, w], &bad).unwrap();
+    let weights = p(&g.join("weights.safetensors"));
+    for dtype in ["f32", "int8"] {
+        let blob = d(&format!("m_{dtype}.ldp"));
+        let mut v: Vec<String> = ["convert", "--weights", &weights, "--grid", "64x80"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(["--dtype".into(), dtype.into()]);
+        if dtype == "int8" {
+            v.extend(["--calib".into(), p(&d("calib.npy"))]);
+        }
+        v.extend(["-o".into(), p(&blob)]);
+        ok(&v);
+        // The library, one whole sample at a time.
+        let bytes = ldp_quant::AlignedBytes::read_file(&blob).unwrap();
+        let model = ldp_core::Model::parse(bytes.as_bytes()).unwrap();
+        let mut scratch = ldp_quant::AlignedBytes::zeroed(model.scratch_bytes());
+        let n_out = model.output_len();
+        let (h2, w2) = (h.div_ceil(2), w.div_ceil(2));
+        let mut want = Vec::new();
+        for s in x.chunks(n1) {
+            let mut xs = vec![0.0f32; n1];
+            ldp_core::tensor::nchw_to_nhwc(s, &mut xs, c, h, w).unwrap();
+            let mut ys = vec![0.0f32; n_out];
+            model.forward(&xs, &mut ys, scratch.as_mut_bytes()).unwrap();
+            let mut y = vec![0.0f32; n_out];
+            ldp_core::tensor::nhwc_to_nchw(&ys, &mut y, n_out / (h2 * w2), h2, w2).unwrap();
+            want.extend(y.iter().map(|v| v.to_bits()));
+        }
+        for threads in ["1", "2"] {
+            let runt = |input: &Path, out: &Path| -> Vec<String> {
+                let mut v: Vec<String> = ["run", "--model", &p(&blob), "--input", &p(input)]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                v.extend(["-o".into(), p(out), "--threads".into(), threads.into()]);
+                v
+            };
+            ok(&runt(&d("x.npy"), &d("y.npy")));
+            let y = npy::read_f32(&d("y.npy")).unwrap();
+            let got: Vec<u32> = y.data.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got.len(), want.len(), "{dtype} {threads}");
+            assert!(
+                got == want,
+                "{dtype}, {threads} thread(s): not the library's bits"
+            );
+            std::fs::remove_file(d("y.npy")).unwrap();
+            let e = fails(&runt(&d("bad.npy"), &d("y.npy")), "non-finite value");
+            assert!(
+                e.contains(&format!("flat index {at} ")),
+                "{dtype} {threads}: {e}"
+            );
+            assert!(!d("y.npy").exists(), "a failed run left an output");
+        }
+    }
 }
