@@ -5,6 +5,8 @@
 //!     --weights W.safetensors --grid 24x24 --dtype f32 --input x.npy [--calib c.npy] \
 //!     [--output y.npy] [--runs 10] [--warmup 2] [--activations auto|int8|int16] \
 //!     [--threads N] [--blob-out model.bin]
+//! cargo run --release -p host-tests --example bench_model -- \
+//!     --blob model.bin --input x.npy [--output y.npy] [--runs 10] [--warmup 2] [--threads N]
 //! ```
 //!
 //! Loads the weights with `ldp-quant`'s importer, builds an f32/f16 blob (or an int8 blob
@@ -14,7 +16,10 @@
 //! the output in PyTorch layout (for an accuracy check against the reference). Single thread
 //! unless `--threads N` (the pointwise layers on `N` threads, `ldp_quant::set_threads`; the
 //! thread CPU time then counts the calling thread only: use the wall time). `--blob-out` also
-//! writes the blob (to time `ldp-quant run` on the same model). The environment variable
+//! writes the blob (to time `ldp-quant run` on the same model); `--blob` times a blob written
+//! before, skipping the import and quantization (`tools/bench/compare.py --rounds` times each
+//! engine in several short rounds, in turn). The JSON also lists every run's wall and thread CPU
+//! time (`wall_ms`, `cpu_ms`). The environment variable
 //! `LDP_X86=avx2` runs the AVX2 kernels on an AVX-512 machine (`kernels::cpu::x86_level`).
 
 use std::path::PathBuf;
@@ -79,6 +84,7 @@ fn main() -> anyhow::Result<()> {
     let mut warmup = 2usize;
     let mut threads = 1usize;
     let mut blob_out = None;
+    let mut blob_in = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().with_context(|| format!("{a} needs a value"));
@@ -93,6 +99,7 @@ fn main() -> anyhow::Result<()> {
             "--warmup" => warmup = val()?.parse()?,
             "--threads" => threads = val()?.parse()?,
             "--blob-out" => blob_out = Some(PathBuf::from(val()?)),
+            "--blob" => blob_in = Some(PathBuf::from(val()?)),
             "--activations" => {
                 activations = match val()?.as_str() {
                     "auto" => Activations::Auto,
@@ -104,33 +111,45 @@ fn main() -> anyhow::Result<()> {
             other => bail!("unknown argument {other}"),
         }
     }
-    let weights = weights.context("--weights is required")?;
-    let (h, w) = grid.context("--grid is required")?;
     let input = input.context("--input is required")?;
-
-    let imp = ldp_quant::import::import_file(&weights, None, None)?;
-    let model = FloatModel::from_imported(imp, h, w)?;
-    let cfg = model.config();
-    let blob = match dtype.as_str() {
-        "f32" => ldp_quant::write::float_blob(&model, DType::F32)?,
-        "f16" => ldp_quant::write::float_blob(&model, DType::F16)?,
-        "int8" => {
-            let c = calib.context("--dtype int8 needs --calib")?;
-            let set = CalibSet::from_npy(&c, &cfg)?;
-            let opts = Int8Options {
-                activations,
-                ..Int8Options::default()
-            };
-            ldp_quant::int8::quantize(&model, &set, &opts)?
+    let blob = if let Some(p) = &blob_in {
+        if weights.is_some() || blob_out.is_some() {
+            bail!("--blob times a blob written before: drop --weights and --blob-out");
         }
-        d => bail!("--dtype must be f32, f16 or int8, got {d}"),
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
+    } else {
+        let weights = weights.context("--weights (or --blob) is required")?;
+        let (h, w) = grid.context("--grid is required")?;
+        let imp = ldp_quant::import::import_file(&weights, None, None)?;
+        let model = FloatModel::from_imported(imp, h, w)?;
+        let blob = match dtype.as_str() {
+            "f32" => ldp_quant::write::float_blob(&model, DType::F32)?,
+            "f16" => ldp_quant::write::float_blob(&model, DType::F16)?,
+            "int8" => {
+                let c = calib.context("--dtype int8 needs --calib")?;
+                let set = CalibSet::from_npy(&c, &model.config())?;
+                let opts = Int8Options {
+                    activations,
+                    ..Int8Options::default()
+                };
+                ldp_quant::int8::quantize(&model, &set, &opts)?
+            }
+            d => bail!("--dtype must be f32, f16 or int8, got {d}"),
+        };
+        if let Some(p) = &blob_out {
+            std::fs::write(p, &blob).with_context(|| format!("cannot write {}", p.display()))?;
+        }
+        blob
     };
-    if let Some(p) = &blob_out {
-        std::fs::write(p, &blob).with_context(|| format!("cannot write {}", p.display()))?;
-    }
     ldp_quant::set_threads(threads);
     let blob = AlignedBytes::from_slice(&blob);
     let m = Model::parse(blob.as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = m.config();
+    let dtype = match m.dtype() {
+        DType::F32 => "f32",
+        DType::F16 => "f16",
+        _ => "int8",
+    };
     let arr = npy::read_f32(&input)?;
     let samples = layout::split_batch(&arr, &cfg, "input", true)?;
     let x = &samples[0];
@@ -154,8 +173,15 @@ fn main() -> anyhow::Result<()> {
     }
     let min = wall.iter().cloned().fold(f64::INFINITY, f64::min);
     let cpu_min = cpu.iter().cloned().fold(f64::INFINITY, f64::min);
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|t| format!("{t:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (wall_list, cpu_list) = (list(&wall), list(&cpu));
     println!(
-        "{{\"arch\": \"{}\", \"dtype\": \"{dtype}\", \"threads\": {threads}, \"x86\": \"{}\", \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"cpu_median_ms\": {:.3}, \"cpu_min_ms\": {:.3}}}",
+        "{{\"arch\": \"{}\", \"dtype\": \"{dtype}\", \"threads\": {threads}, \"x86\": \"{}\", \"runs\": {}, \"median_ms\": {:.3}, \"min_ms\": {:.3}, \"cpu_median_ms\": {:.3}, \"cpu_min_ms\": {:.3}, \"wall_ms\": [{wall_list}], \"cpu_ms\": [{cpu_list}]}}",
         cfg.arch().name(),
         x86_level(),
         wall.len(),

@@ -272,6 +272,32 @@ fn bench_depthwise(c: &mut Criterion) {
                 .unwrap()
             })
         });
+        // As in a forward pass, where the map has left L2 (the seed's is 2 MiB): an 8 MiB sweep
+        // before each call (timed alone as `evict_only`; subtract it), a residual read too.
+        let mut junk = vec![0u8; 8 << 20];
+        g.bench_function(BenchmarkId::new("f32_dispatch_evicted", name), |bch| {
+            bch.iter(|| {
+                junk.iter_mut()
+                    .step_by(64)
+                    .for_each(|v| *v = v.wrapping_add(1));
+                depthwise::depthwise3x3::<f32, f32, f32, f32>(
+                    s,
+                    black_box(&x),
+                    &wt,
+                    Some(&b),
+                    Some(&x[..out]),
+                    &mut y,
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function(BenchmarkId::new("evict_only", name), |bch| {
+            bch.iter(|| {
+                junk.iter_mut()
+                    .step_by(64)
+                    .for_each(|v| *v = v.wrapping_add(1))
+            })
+        });
         g.bench_function(BenchmarkId::new("f32_tiled", name), |bch| {
             bch.iter(|| {
                 depthwise::portable::depthwise3x3::<f32, f32, f32, f32>(

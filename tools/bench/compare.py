@@ -4,6 +4,7 @@
     python3 tools/bench/compare.py                      # all three models, f32 + int8
     python3 tools/bench/compare.py --models ldp --runs 20 --dtypes f32,f16,int8
     python3 tools/bench/compare.py --threads 1,2 --x86 native,avx2 --cli-batch 8
+    python3 tools/bench/compare.py --models ldp --runs 60 --rounds 6   # engines interleaved
 
 For each model (the seed `ldp` 128->128 on [1,128,64,64]; MobileVLM V1 and V2 1024->2048 on
 576 tokens) it builds the PyTorch module exactly as tools/golden/gen_golden.py does (its
@@ -31,7 +32,10 @@ layers, counted with forward hooks) give GMAC/s columns.
 
 Every timing takes `--runs` runs after `--warmup` untimed ones and reports the median wall
 time and the minimum thread CPU time (the least disturbed run: the steadiest figure on a
-shared machine). Prints a table
+shared machine). `--rounds R` splits the runs into R rounds, and in each round every engine
+runs its share in turn (ours from the blob it wrote once, `bench_model --blob`): a slow phase of
+a shared machine, which can last seconds, then falls on all engines alike instead of on
+whichever ran during it; the medians and minima are over all rounds' runs. Prints a table
 with the ratios (their time / ours: > 1 means ldp-core is faster) and, with `--markdown F`,
 writes it as Markdown. Exits 0 with a message when torch is not installed (CI does not run it).
 """
@@ -70,8 +74,13 @@ def time_fn(fn, runs, warmup):
         fn()
         cpu.append((time.thread_time() - c0) * 1e3)
         wall.append((time.perf_counter() - t0) * 1e3)
+    return {"wall_ms": wall, "cpu_ms": cpu}
+
+
+def summary(wall, cpu):
+    """Median and minimum of the wall and thread CPU times of all runs (of all rounds)."""
     return {"median_ms": median(wall), "min_ms": min(wall), "cpu_median_ms": median(cpu),
-            "cpu_min_ms": min(cpu)}
+            "cpu_min_ms": min(cpu), "runs": len(wall)}
 
 
 def build_binary(skip):
@@ -147,6 +156,17 @@ def time_cli(cli, blob, batch1, batchn, n, threads, level, runs, tmp):
             "per_sample_min_ms": (min(tns) - min(t1s)) / (n - 1)}
 
 
+def time_ours(exe, blob, x_path, runs, warmup, threads, level):
+    """One round of ours on a blob written before (`bench_model --blob`): every run's times."""
+    cmd = [exe, "--blob", blob, "--input", x_path, "--runs", str(runs), "--warmup", str(warmup),
+           "--threads", str(threads)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=x86_env(level))
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
+    j = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"wall_ms": j["wall_ms"], "cpu_ms": j["cpu_ms"], "x86": j.get("x86", "?")}
+
+
 def run_ours(exe, st, grid, dtype, x_path, calib_path, out_path, runs, warmup, threads=1,
              level="native", blob_out=None):
     # "int8": the default int8 blob (MobileVLM V1: 16-bit activations); "int8a16": 16-bit
@@ -177,6 +197,10 @@ def main():
                                                   "int8a16 / int8a8 = int8 weights with 16-bit / int8 "
                                                   "activations)")
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="split every engine's --runs into this many rounds, all engines timed "
+                         "in turn in each round (a slow phase of a shared machine then hits "
+                         "them alike); medians and minima over all runs")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--skip-build", action="store_true", help="use the already built binary")
@@ -283,45 +307,76 @@ def main():
 
             for nt in thread_counts:
                 torch.set_num_threads(nt)
-                with torch.inference_mode():
-                    t_torch = time_fn(lambda: model(xt), args.runs, args.warmup)
-                print(f"   [{nt} thr] torch f32            {t_torch['median_ms']:9.2f} ms",
-                      flush=True)
-                peers = {"torch": t_torch}
-                for key, path in sessions.items():
-                    so = ort.SessionOptions()
-                    so.intra_op_num_threads = nt
-                    so.inter_op_num_threads = 1
-                    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-                    yo = sess.run(None, {"x": x})[0]
-                    t = time_fn(lambda: sess.run(None, {"x": x}), args.runs, args.warmup)
-                    t["rel_l2"] = float(np.linalg.norm(yo - y_ref) / np.linalg.norm(y_ref))
-                    peers["ort_" + key] = t
-                    print(f"   [{nt} thr] onnxruntime {key:<8} {t['median_ms']:9.2f} ms "
-                          f"(rel L2 vs torch f32 {t['rel_l2']:.1e})", flush=True)
-                    # Release the session (and its thread pool, whose threads may still spin)
-                    # before anything else is timed.
-                    del sess
-                    gc.collect()
+                # Ours: one blob per dtype and kernel level, written (and its output checked
+                # against PyTorch's) once, then timed from the file in every round.
+                ours_cfg = []
                 for dt in dtypes:
                     for level in levels:
                         out_path = os.path.join(tmp, f"{name}.y_{dt}.npy")
-                        blob = os.path.join(tmp, f"{name}.{dt}.blob") if cli else None
-                        ours = run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path,
-                                        args.runs, args.warmup, nt, level, blob)
+                        blob = os.path.join(tmp, f"{name}.{dt}.{level}.blob")
+                        info = run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path,
+                                        1, 0, nt, level, blob)
                         y = np.load(out_path)
-                        ours["rel_l2"] = float(np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref))
-                        if cli is not None:
-                            ours["cli"] = time_cli(cli, blob, x_path, batch_path, args.cli_batch,
-                                                   nt, level, args.cli_runs, tmp)
-                        cli_s = (f", CLI {ours['cli']['per_sample_ms']:.2f} ms/sample"
-                                 if cli is not None else "")
-                        print(f"   [{nt} thr] ldp-core {dt:<7} {level:<7} {ours['median_ms']:9.2f} ms "
-                              f"({ours.get('x86', '?')}; rel L2 vs torch f32 {ours['rel_l2']:.1e}"
-                              f"{cli_s})", flush=True)
-                        rows.append((name, nt, dt, level, macs, ours, peers))
+                        rel = float(np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref))
+                        ours_cfg.append((dt, level, blob, rel))
+                rounds = max(1, args.rounds)
+                per = max(1, -(-args.runs // rounds))
+                times = {}
+
+                def add(key, t):
+                    acc = times.setdefault(key, {"wall_ms": [], "cpu_ms": []})
+                    acc["wall_ms"] += t["wall_ms"]
+                    acc["cpu_ms"] += t["cpu_ms"]
+                    if "x86" in t:
+                        acc["x86"] = t["x86"]
+
+                rel_ort = {}
+                for r in range(rounds):
+                    with torch.inference_mode():
+                        add("torch", time_fn(lambda: model(xt), per, args.warmup))
+                    for key, path in sessions.items():
+                        so = ort.SessionOptions()
+                        so.intra_op_num_threads = nt
+                        so.inter_op_num_threads = 1
+                        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+                        if key not in rel_ort:
+                            yo = sess.run(None, {"x": x})[0]
+                            rel_ort[key] = float(np.linalg.norm(yo - y_ref) / np.linalg.norm(y_ref))
+                        add("ort_" + key, time_fn(lambda: sess.run(None, {"x": x}), per,
+                                                  args.warmup))
+                        # Release the session (and its thread pool, whose threads may still
+                        # spin) before anything else is timed.
+                        del sess
+                        gc.collect()
+                    for dt, level, blob, _ in ours_cfg:
+                        add(("ours", dt, level),
+                            time_ours(exe, blob, x_path, per, args.warmup, nt, level))
+                t_torch = summary(times["torch"]["wall_ms"], times["torch"]["cpu_ms"])
+                print(f"   [{nt} thr] torch f32            {t_torch['median_ms']:9.2f} ms",
+                      flush=True)
+                peers = {"torch": t_torch}
+                for key in sessions:
+                    t = summary(times["ort_" + key]["wall_ms"], times["ort_" + key]["cpu_ms"])
+                    t["rel_l2"] = rel_ort[key]
+                    peers["ort_" + key] = t
+                    print(f"   [{nt} thr] onnxruntime {key:<8} {t['median_ms']:9.2f} ms "
+                          f"(rel L2 vs torch f32 {t['rel_l2']:.1e})", flush=True)
+                for dt, level, blob, rel in ours_cfg:
+                    acc = times[("ours", dt, level)]
+                    ours = summary(acc["wall_ms"], acc["cpu_ms"])
+                    ours["x86"] = acc.get("x86", "?")
+                    ours["rel_l2"] = rel
+                    if cli is not None:
+                        ours["cli"] = time_cli(cli, blob, x_path, batch_path, args.cli_batch,
+                                               nt, level, args.cli_runs, tmp)
+                    cli_s = (f", CLI {ours['cli']['per_sample_ms']:.2f} ms/sample"
+                             if cli is not None else "")
+                    print(f"   [{nt} thr] ldp-core {dt:<7} {level:<7} {ours['median_ms']:9.2f} ms "
+                          f"({ours.get('x86', '?')}; rel L2 vs torch f32 {ours['rel_l2']:.1e}"
+                          f"{cli_s})", flush=True)
+                    rows.append((name, nt, dt, level, macs, ours, peers))
             torch.set_num_threads(1)
 
     fmt = lambda t, k="median_ms": "—" if t is None else f"{t[k]:.1f}"
@@ -353,8 +408,13 @@ def main():
                              f"{(c['per_sample_ms'] / ours['median_ms'] - 1) * 100:+.0f} % | "
                              f"{ours['min_ms']:.1f} | {c['per_sample_min_ms']:.1f} | "
                              f"{(c['per_sample_min_ms'] / ours['min_ms'] - 1) * 100:+.0f} % |")
+    rounds = max(1, args.rounds)
+    per = max(1, -(-args.runs // rounds))
+    how = (f"{per} runs after {args.warmup} warm-up runs" if rounds == 1 else
+           f"{rounds} rounds of {per} runs after {args.warmup} warm-up runs each, every engine "
+           "timed in turn in each round")
     text = ("Median wall time per forward pass, "
-            f"{args.runs} runs after {args.warmup} warm-up runs; GMAC/s = MACs of the PyTorch "
+            f"{how}; GMAC/s = MACs of the PyTorch "
             "module / median time:\n\n" + "\n".join(lines) +
             "\n\nMinimum thread CPU time (ms) over the same runs (the calling thread only: "
             "meaningful for 1 thread):\n\n" + "\n".join(cpu_lines) + "\n")

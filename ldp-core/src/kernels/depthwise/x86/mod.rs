@@ -2,7 +2,7 @@
 //!
 //! Channels are innermost (NHWC), so a block of `8·V` channels is `V` ymm registers. The taps
 //! of up to 256 channels are staged once as `[9][256]` f32; then, output row by output row
-//! (blocks outside the pixels for one chunk, inside for several: see `run`), every output
+//! (in a row, pixels outside the chunk's channel blocks: see `run`), every output
 //! pixel's channel block is `V` vector accumulators over its valid taps, unrolled for interior
 //! pixels. Per output the arithmetic is the reference's, in its
 //! order — `bias`, then `+ x·w` for each valid tap in (ky, kx) order as a separate multiply and
@@ -258,13 +258,14 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     let c8 = s.c / 8 * 8;
     let rl = s.wo() * s.c;
     let mut wt = [0.0f32; 9 * CH];
-    // Chunks of CH channels: the taps staged once per chunk; then output rows. With one chunk
-    // (c ≤ CH), channel blocks, then the row's pixels, so the three input rows stay in cache
-    // across the blocks. With several, pixels, then the chunk's channel blocks, so that a
-    // pixel's taps are read as contiguous runs of the chunk's channels: a block's nine taps
-    // are `c` values apart, at 2048 channels 8 KiB, one L1 set (24×24×2048 took 2.25 ms
-    // blocks-outside against 1.10 ms pixels-outside, stride 2 0.40 against 0.28 ms; 64×64×128
-    // 0.28 against 0.32 ms the other way).
+    // Chunks of CH channels: the taps staged once per chunk; then output rows; in a row, its
+    // pixels, then the chunk's channel blocks, so that a pixel's taps are read as contiguous
+    // runs of the chunk's channels, streams the prefetchers follow. Channel blocks outside
+    // (each row swept once per block) read every tap `c` values apart: at 2048 channels 8 KiB,
+    // one L1 set (24×24×2048: 2.25 ms against 1.10 ms pixels-outside, stride 2 0.40 against
+    // 0.28 ms); at 128 channels it measured 0.28 against 0.31 ms while the maps stay in L2,
+    // but 0.98 against 0.35 ms once they have left it, as in a forward pass (the seed's
+    // `depthwise1` reads a 2 MiB map: 10–15 % fewer samples in `perf`, f32 and f16).
     let mut cs = 0;
     while cs < c8 {
         let ce = (cs + CH).min(c8);
@@ -282,30 +283,14 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
             // SAFETY: each block covers channels c0..c0+8·V ≤ ce ≤ cs + CH, ce ≤ s.c; the
             // chunk's taps are staged; ox < wo; features per the contract.
             unsafe {
-                if s.c > CH {
-                    for ox in 0..wo {
-                        let mut c0 = cs;
-                        while c0 + 32 <= ce {
-                            pixel::<X, Y, R, 4>(s, x, &wt, cs, bias, rrow, yrow, oy, ox, c0);
-                            c0 += 32;
-                        }
-                        while c0 + 8 <= ce {
-                            pixel::<X, Y, R, 1>(s, x, &wt, cs, bias, rrow, yrow, oy, ox, c0);
-                            c0 += 8;
-                        }
-                    }
-                } else {
+                for ox in 0..wo {
                     let mut c0 = cs;
                     while c0 + 32 <= ce {
-                        for ox in 0..wo {
-                            pixel::<X, Y, R, 4>(s, x, &wt, cs, bias, rrow, yrow, oy, ox, c0);
-                        }
+                        pixel::<X, Y, R, 4>(s, x, &wt, cs, bias, rrow, yrow, oy, ox, c0);
                         c0 += 32;
                     }
                     while c0 + 8 <= ce {
-                        for ox in 0..wo {
-                            pixel::<X, Y, R, 1>(s, x, &wt, cs, bias, rrow, yrow, oy, ox, c0);
-                        }
+                        pixel::<X, Y, R, 1>(s, x, &wt, cs, bias, rrow, yrow, oy, ox, c0);
                         c0 += 8;
                     }
                 }
