@@ -72,10 +72,10 @@ pub fn nchw_to_nhwc_part<T: Copy>(
     Ok(())
 }
 
-/// `c·h·w`, or an error when it overflows.
+/// `c·h·w`, or an error when it (or `h·w` alone, which matters when `c = 0`) overflows.
 fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
-    c.checked_mul(h)
-        .and_then(|v| v.checked_mul(w))
+    h.checked_mul(w)
+        .and_then(|hw| hw.checked_mul(c))
         .ok_or(Error::InvalidConfig("layout: size overflows usize"))
 }
 
@@ -405,6 +405,10 @@ mod layout_tests {
         }
         let mut y = [0u32; 4];
         assert!(nchw_to_nhwc(&[0u32; 4], &mut y, usize::MAX, 2, 2).is_err());
+        // No channels, but a map whose `h·w` overflows: refused, not wrapped (or a panic).
+        assert!(nchw_to_nhwc::<u32>(&[], &mut [], 0, usize::MAX, 2).is_err());
+        assert!(nhwc_to_nchw::<u32>(&[], &mut [], 0, 2, usize::MAX).is_err());
+        assert!(nchw_to_nhwc_part::<u32>(&[], &mut [], 0, usize::MAX, 3, 0).is_err());
         assert!(nhwc_to_nchw(&[0u32; 3], &mut y, 1, 2, 2).is_err());
     }
 
