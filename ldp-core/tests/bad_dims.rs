@@ -364,7 +364,14 @@ fn float_resize_pool_se_norm_tensor() {
             err!(pool::adaptive_avg_pool(&x, 2, 2, 4, &mut y, h, w));
             err!(tensor::nchw_to_nhwc(&x, &mut y, c, h, w));
             err!(tensor::nhwc_to_nchw(&x, &mut y, c, h, w));
+            err!(tensor::nchw_to_nhwc_part(&x, &mut y, c, h, w, 0));
+            err!(tensor::nchw_to_nhwc_part(&x[..4], &mut y, 4, 2, 2, n));
         }
+        // No channels, empty buffers, and an `h·w` that overflows (a zero factor must not hide
+        // it: the conversions compute `h·w` on its own).
+        err!(tensor::nchw_to_nhwc::<f32>(&[], &mut [], 0, n, n));
+        err!(tensor::nhwc_to_nchw::<f32>(&[], &mut [], 0, n, n));
+        err!(tensor::nchw_to_nhwc_part::<f32>(&[], &mut [], 0, n, n, 0));
         let mut xs = [1.0f32; 4];
         let wts = SeWeights {
             fc1_w: &[1.0f32; 4],
