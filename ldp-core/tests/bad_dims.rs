@@ -76,6 +76,19 @@ fn shapes() -> Vec<DwShape> {
                 c: 16,
                 stride,
             });
+            // A zero factor must not hide the overflow of the others.
+            v.push(DwShape {
+                h: n,
+                w: n,
+                c: 0,
+                stride,
+            });
+            v.push(DwShape {
+                h: 0,
+                w: n,
+                c: n,
+                stride,
+            });
         }
     }
     // Wraps a 32-bit usize to 0: must not pass as an empty map.
