@@ -85,9 +85,17 @@ fn main() -> anyhow::Result<()> {
     let mut threads = 1usize;
     let mut blob_out = None;
     let mut blob_in = None;
+    // Options that shape the blob `--blob` reads (refused beside it).
+    let mut build_opts: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        if matches!(
+            a.as_str(),
+            "--weights" | "--grid" | "--dtype" | "--calib" | "--activations" | "--blob-out"
+        ) {
+            build_opts.push(a.clone());
+        }
         match a.as_str() {
             "--weights" => weights = Some(PathBuf::from(val()?)),
             "--grid" => grid = Some(ldp_quant::cli::parse_grid(&val()?)?),
@@ -113,8 +121,11 @@ fn main() -> anyhow::Result<()> {
     }
     let input = input.context("--input is required")?;
     let blob = if let Some(p) = &blob_in {
-        if weights.is_some() || blob_out.is_some() {
-            bail!("--blob times a blob written before: drop --weights and --blob-out");
+        if !build_opts.is_empty() {
+            bail!(
+                "--blob times a blob written before, as it is: drop {}",
+                build_opts.join(", ")
+            );
         }
         std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?
     } else {
