@@ -1708,15 +1708,18 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
-    /// The 16-bit-activation depthwise conv (`quant::a16::depthwise16`, 16-channel blocks)
-    /// equals its reference bit for bit: channels 1..=70 (whole blocks and every remainder),
-    /// grids 1×1 to 9×8, strides 1 and 2, any inputs, weights, biases (or none), multipliers
+    /// The 16-bit-activation depthwise conv (`quant::a16::depthwise16`, 16-channel blocks in
+    /// chunks of 256) equals its reference bit for bit: channels 1..=70 (whole blocks and every
+    /// remainder) on grids 1×1 to 9×8, or 250..=600 (several chunks, a partial last one) on
+    /// grids up to 4×4; strides 1 and 2, any inputs, weights, biases (or none), multipliers
     /// and shifts.
     #[test]
     fn a16_depthwise_equals_reference(c in 1usize..=70, h in 1usize..=9, w in 1usize..=8, stride2 in any::<bool>(),
-                                      with_bias in any::<bool>(), shift in 1i32..=62, seed in any::<u64>()) {
+                                      with_bias in any::<bool>(), shift in 1i32..=62, seed in any::<u64>(),
+                                      wide in any::<bool>(), c_wide in 250usize..=600) {
         use ldp_core::kernels::depthwise::DwShape;
         use ldp_core::quant::a16;
+        let (c, h, w) = if wide { (c_wide, h.min(4), w.min(4)) } else { (c, h, w) };
         let s = DwShape { h, w, c, stride: if stride2 { 2 } else { 1 } };
         let x: Vec<i16> = ints_in(h * w * c, seed, -32768, 32767).iter().map(|&v| v as i16).collect();
         let wt = i8s(c * 9, seed ^ 1);
