@@ -264,7 +264,7 @@ unsafe fn run<X: Elem, W: Elem, Y: Elem, R: Elem>(
     // (each row swept once per block) read every tap `c` values apart: at 2048 channels 8 KiB,
     // one L1 set (24×24×2048: 2.25 ms against 1.10 ms pixels-outside, stride 2 0.40 against
     // 0.28 ms); at 128 channels it measured 0.28 against 0.31 ms while the maps stay in L2,
-    // but 0.98 against 0.35 ms once they have left it, as in a forward pass (the seed's
+    // but 0.98 against 0.35–0.45 ms once they have left it, as in a forward pass (the seed's
     // `depthwise1` reads a 2 MiB map: 10–15 % fewer samples in `perf`, f32 and f16).
     let mut cs = 0;
     while cs < c8 {
