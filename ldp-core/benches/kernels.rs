@@ -482,8 +482,9 @@ fn bench_elementwise(c: &mut Criterion) {
 }
 
 /// The CLI's layout conversions of a seed-block sample (`ldp-quant run` on `ldp` blobs): the
-/// f32 transposes (whole, and by channel groups as the CLI reads them), the int8 output transpose and the int8 input's channels-first quantization
-/// against its two-pass reference (quantize, then transpose).
+/// f32 transposes (whole, and by channel groups as the CLI reads them), the int8 output
+/// transpose and the int8 input's channels-first quantization against its two-pass reference
+/// (quantize, then transpose).
 fn bench_layout(c: &mut Criterion) {
     use ldp_core::tensor::{nchw_to_nhwc, nhwc_to_nchw};
     let mut g = c.benchmark_group("layout");

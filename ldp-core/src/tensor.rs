@@ -79,12 +79,12 @@ fn checked_len(c: usize, h: usize, w: usize) -> Result<usize, Error> {
         .ok_or(Error::InvalidConfig("layout: size overflows usize"))
 }
 
-/// `dst[j·ld + i] = src[i][j]` for a `rows × cols` row-major `src`: the transpose, with
-/// destination rows `ld ≥ rows` elements apart (`ld = rows` for a whole transpose). The caller
-/// checked `src.len() = rows·cols` and `dst.len() ≥ (cols − 1)·ld + rows`. In blocks of 8 × 8: full blocks through fixed-size arrays (register shuffles, no bounds
-/// checks), edge blocks element by element. The inner loop runs along the shorter side, so the
-/// cache lines it half-fills (`min(rows, cols)` of them) are still in L1 when the next block
-/// fills their other half.
+/// `dst[j·ld + i] = src[i][j]` for a `rows × cols` row-major `src`: the transpose, with destination
+/// rows `ld ≥ rows` elements apart (`ld = rows` for a whole transpose). The caller checked
+/// `src.len() = rows·cols` and `dst.len() ≥ (cols − 1)·ld + rows`. In blocks of 8 × 8: full blocks
+/// through fixed-size arrays (register shuffles, no bounds checks), edge blocks element by element.
+/// The inner loop runs along the shorter side, so the cache lines it half-fills (`min(rows, cols)`
+/// of them) are still in L1 when the next block fills their other half.
 fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize, ld: usize) {
     if rows == 0 || cols == 0 {
         return;
@@ -94,8 +94,9 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize, ld: us
     #[cfg(target_arch = "x86_64")]
     if core::mem::size_of::<T>() == 4 && crate::kernels::cpu::x86_avx2_fma() {
         // SAFETY: AVX is available (AVX2 implies it); the caller checked `src.len() =
-        // rows·cols` and `dst.len() ≥ (cols − 1)·ld + rows`, `ld ≥ rows`; 4-byte elements are only moved (loads, register
-        // shuffles and stores of 32-bit lanes copy their bits unchanged, whatever they mean).
+        // rows·cols` and `dst.len() ≥ (cols − 1)·ld + rows`, `ld ≥ rows`; 4-byte elements are
+        // only moved (loads, register shuffles and stores of 32-bit lanes copy their bits
+        // unchanged, whatever they mean).
         unsafe {
             transpose32_avx(
                 src.as_ptr() as *const f32,
@@ -110,7 +111,8 @@ fn transpose<T: Copy>(src: &[T], dst: &mut [T], rows: usize, cols: usize, ld: us
     #[cfg(target_arch = "x86_64")]
     if core::mem::size_of::<T>() == 1 {
         // SAFETY: SSE2 is part of x86-64; the caller checked `src.len() = rows·cols` and
-        // `dst.len() ≥ (cols − 1)·ld + rows`, `ld ≥ rows`; 1-byte elements are only moved (byte shuffles copy their bits unchanged).
+        // `dst.len() ≥ (cols − 1)·ld + rows`, `ld ≥ rows`; 1-byte elements are only moved
+        // (byte shuffles copy their bits unchanged).
         unsafe {
             transpose8_sse2(
                 src.as_ptr() as *const u8,

@@ -242,6 +242,9 @@ def main():
     cli = build_cli(args.skip_build) if args.cli_batch >= 2 else None
     dtypes = [d for d in args.dtypes.split(",") if d]
     thread_counts = [int(t) for t in args.threads.split(",") if t]
+    # Each engine's runs per round (the last round may add a few past --runs).
+    rounds = max(1, args.rounds)
+    per = max(1, -(-args.runs // rounds))
     levels = [l for l in args.x86.split(",") if l]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ldp-bench-") as tmp:
@@ -314,13 +317,11 @@ def main():
                     for level in levels:
                         out_path = os.path.join(tmp, f"{name}.y_{dt}.npy")
                         blob = os.path.join(tmp, f"{name}.{dt}.{level}.blob")
-                        info = run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path,
-                                        1, 0, nt, level, blob)
+                        run_ours(exe, st, f"{h}x{w}", dt, x_path, calib_path, out_path, 1, 0,
+                                 nt, level, blob)
                         y = np.load(out_path)
                         rel = float(np.linalg.norm(y - y_ref) / np.linalg.norm(y_ref))
                         ours_cfg.append((dt, level, blob, rel))
-                rounds = max(1, args.rounds)
-                per = max(1, -(-args.runs // rounds))
                 times = {}
 
                 def add(key, t):
@@ -408,8 +409,6 @@ def main():
                              f"{(c['per_sample_ms'] / ours['median_ms'] - 1) * 100:+.0f} % | "
                              f"{ours['min_ms']:.1f} | {c['per_sample_min_ms']:.1f} | "
                              f"{(c['per_sample_min_ms'] / ours['min_ms'] - 1) * 100:+.0f} % |")
-    rounds = max(1, args.rounds)
-    per = max(1, -(-args.runs // rounds))
     how = (f"{per} runs after {args.warmup} warm-up runs" if rounds == 1 else
            f"{rounds} rounds of {per} runs after {args.warmup} warm-up runs each, every engine "
            "timed in turn in each round")

@@ -592,7 +592,6 @@ fn depthwise16_body(
     // are read as contiguous runs of the chunk's channels. With the blocks outside (each row
     // swept once per block), a block's taps are `c` values apart: at 2048 channels 4 KiB, all
     // in one L1 set (as the f32 kernel measured, `kernels/depthwise/x86/mod.rs`).
-    let blocks = DW16_CHUNK / DW16_BLOCK;
     let mut cs = 0;
     while cs < s.c {
         let ce = (cs + DW16_CHUNK).min(s.c);
@@ -607,11 +606,8 @@ fn depthwise16_body(
         }
         for oy in oy0..(oy0 + rows).min(s.ho()) {
             for ox in 0..wo {
-                for b in 0..blocks {
+                for b in 0..(ce - cs).div_ceil(DW16_BLOCK) {
                     let c0 = cs + b * DW16_BLOCK;
-                    if c0 >= ce {
-                        break;
-                    }
                     let nb = DW16_BLOCK.min(ce - c0);
                     let mut acc = bias[b];
                     for ky in 0..3 {

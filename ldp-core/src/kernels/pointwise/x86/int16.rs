@@ -15,9 +15,10 @@
 //! 6 pixels × both panels' 64 outputs (24 zmm accumulators): per pair of channels four panel
 //! loads, 6 broadcasts of the pixels' activation pairs and 24 `vpdpwssd` (the 12 × 32 tile of
 //! one panel needs 12 broadcasts for as many, and measured 7 % slower on V1); the pixels left
-//! over, and a group of one panel, take tiles of 12/8/4/2/1 × 32. The output stage on 16 lanes. `vpdpwssd` is
-//! emitted by `asm!`: LLVM rewrites the intrinsic into `vpmaddwd` + `vpaddd` for CPUs it does
-//! not know to have a fast one (generic x86-64 tuning), which halved the throughput. Other
+//! over, and a group of one panel, take tiles of 12/8/4/2/1 × 32. The output stage on 16
+//! lanes. `vpdpwssd` is emitted by `asm!`: LLVM rewrites the intrinsic into `vpmaddwd` +
+//! `vpaddd` for CPUs it does not know to have a fast one (generic x86-64 tuning), which halved
+//! the throughput. Other
 //! shapes run the 2 × 4 tile with 32 channels per step. i32 additions wrap
 //! exactly like the reference's `wrapping_add`, so the sum equals the references bit for bit
 //! whatever the order; bias, requantization and saturation are the references' own scalar code
