@@ -492,7 +492,7 @@ pub fn depthwise16_reference(
 /// Channels per block of [`depthwise16`].
 const DW16_BLOCK: usize = 16;
 /// Channels of [`depthwise16_body`] staged at a time: 16 blocks (9 KiB of taps on the stack)
-/// on x86-64 hosts, where the pixels-outside order it allows pays (`perf`: about −25 % on
+/// on x86-64 hosts, where the pixels-outside order it allows pays (`perf`: −22 % of samples on
 /// V1's 2048-channel maps); one block (0.6 KiB) on the devices, whose stacks are small.
 const DW16_CHUNK: usize = if cfg!(all(target_arch = "x86_64", feature = "std")) {
     256
