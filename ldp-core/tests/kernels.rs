@@ -282,7 +282,16 @@ proptest! {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn pointwise_avx512_equals_avx2_long_channels() {
-    for (c_in, c_out, pixels) in [(2100, 40, 13), (4200, 33, 3), (2048, 64, 25)] {
+    // Across the 256-channel blocks of f32 outputs and the pixel blocks (768 pixels at 256
+    // channels, 1956 at 130).
+    for (c_in, c_out, pixels) in [
+        (2100, 40, 13),
+        (4200, 33, 3),
+        (2048, 64, 25),
+        (257, 33, 13),
+        (600, 40, 800),
+        (130, 17, 2000),
+    ] {
         check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, None, 3).unwrap();
         check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, true, None, 4).unwrap();
     }

@@ -18,6 +18,8 @@ use core::arch::x86_64::*;
 /// The constants of the vector GELU (shared by the 8- and 16-lane forms, which compute the
 /// same bits).
 mod k {
+    /// `|x|` is capped here and GELU is `-0.0` below `-CUT` ([`super::super::GELU_CUT`]).
+    pub(super) const CUT: f32 = super::super::GELU_CUT;
     pub(super) const LOG2E: f32 = core::f32::consts::LOG2_E;
     /// 9 significant bits: `n·LN2_HI` is exact.
     pub(super) const LN2_HI: f32 = 0.693_359_4;
@@ -65,8 +67,8 @@ pub(crate) unsafe fn gelu_n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
         let set = _mm256_set1_ps;
         let one = set(1.0);
         let map = |f: &dyn Fn(usize) -> __m256| -> [__m256; N] { core::array::from_fn(f) };
-        // a = min(|x|, 13) (a NaN x gives 13, as f32::min; the result is NaN through x·Φ).
-        let a = map(&|j| _mm256_min_ps(_mm256_andnot_ps(set(-0.0), x[j]), set(13.0)));
+        // a = min(|x|, CUT) (a NaN x gives CUT, as f32::min; the result is NaN through x·Φ).
+        let a = map(&|j| _mm256_min_ps(_mm256_andnot_ps(set(-0.0), x[j]), set(CUT)));
         // t = 1/(1 + a/(2√2)).
         let c = set(C);
         let t = map(&|j| _mm256_div_ps(one, _mm256_fmadd_ps(a[j], c, one)));
@@ -108,7 +110,7 @@ pub(crate) unsafe fn gelu_n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
             _mm256_castsi256_ps(_mm256_slli_epi32::<23>(ni))
         });
         let erfc = map(&|j| _mm256_mul_ps(t[j], _mm256_mul_ps(e[j], scale[j])));
-        // Φ = 1 − erfc/2 for x ≥ 0, erfc/2 below; −0.0 below −13 (Φ < 1e-38).
+        // Φ = 1 − erfc/2 for x ≥ 0, erfc/2 below; −0.0 below −CUT.
         let half = set(0.5);
         let phi = map(&|j| {
             _mm256_blendv_ps(
@@ -121,7 +123,7 @@ pub(crate) unsafe fn gelu_n<const N: usize>(x: [__m256; N]) -> [__m256; N] {
             _mm256_blendv_ps(
                 _mm256_mul_ps(x[j], phi[j]),
                 set(-0.0),
-                _mm256_cmp_ps::<_CMP_LT_OQ>(x[j], set(-13.0)),
+                _mm256_cmp_ps::<_CMP_LT_OQ>(x[j], set(-CUT)),
             )
         })
     }
@@ -202,7 +204,7 @@ unsafe fn gelu_n16<const N: usize>(x: [__m512; N]) -> [__m512; N] {
         let set = _mm512_set1_ps;
         let one = set(1.0);
         let map = |f: &dyn Fn(usize) -> __m512| -> [__m512; N] { core::array::from_fn(f) };
-        let a = map(&|j| _mm512_min_ps(_mm512_abs_ps(x[j]), set(13.0)));
+        let a = map(&|j| _mm512_min_ps(_mm512_abs_ps(x[j]), set(CUT)));
         let t = map(&|j| _mm512_div_ps(one, _mm512_fmadd_ps(a[j], set(C), one)));
         let h = map(&|j| _mm512_mul_ps(a[j], set(-0.5)));
         let hi = map(&|j| _mm512_mul_ps(a[j], h[j]));
@@ -248,7 +250,7 @@ unsafe fn gelu_n16<const N: usize>(x: [__m512; N]) -> [__m512; N] {
         });
         map(&|j| {
             _mm512_mask_blend_ps(
-                _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x[j], set(-13.0)),
+                _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x[j], set(-CUT)),
                 _mm512_mul_ps(x[j], phi[j]),
                 set(-0.0),
             )
