@@ -282,8 +282,7 @@ proptest! {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn pointwise_avx512_equals_avx2_long_channels() {
-    // Across the 256-channel blocks of f32 outputs and the pixel blocks (768 pixels at 256
-    // channels, 1956 at 130).
+    // Both sides of the 2048-channel panel, and odd shapes with many pixels.
     for (c_in, c_out, pixels) in [
         (2100, 40, 13),
         (4200, 33, 3),
