@@ -294,6 +294,13 @@ fn pointwise_avx512_equals_avx2_long_channels() {
         check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, None, 3).unwrap();
         check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, true, None, 4).unwrap();
     }
+    // Narrow inputs with many pixels run in pixel blocks (each packing the weights again),
+    // here with the GELU epilogue: 3 blocks of 372 pixels, 2 of 4752, 2 of 516.
+    for (c_in, c_out, pixels) in [(128, 40, 1100), (7, 33, 9500), (64, 3, 1030)] {
+        let gelu = Some(Activation::Gelu);
+        check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, gelu, 5).unwrap();
+        check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, false, gelu, 6).unwrap();
+    }
 }
 
 proptest! {

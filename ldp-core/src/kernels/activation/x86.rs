@@ -197,7 +197,7 @@ pub(crate) unsafe fn gelu_slice_avx2(buf: &mut [f32]) {
 #[cfg(ldp_avx512)]
 #[allow(clippy::incompatible_msrv)]
 #[inline(always)]
-unsafe fn gelu_n16<const N: usize>(x: [__m512; N]) -> [__m512; N] {
+pub(crate) unsafe fn gelu_n16<const N: usize>(x: [__m512; N]) -> [__m512; N] {
     use k::*;
     // SAFETY: register-only AVX-512F operations, available per the contract.
     unsafe {

@@ -28,6 +28,7 @@ use half::f16;
 use super::{activate, load8, transpose8};
 use crate::elem::Elem;
 use crate::error::Error;
+use crate::kernels::activation::x86::gelu_n16;
 use crate::kernels::activation::Activation;
 use crate::kernels::cpu;
 use crate::DType;
@@ -246,16 +247,43 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
             }
         }
         micro::<M>(&a, bp, kc, &mut acc);
+        // GELU on the registers, 16 lanes and four vectors at a time (the same bits as the
+        // 8-lane form the other activations' path and the AVX2 kernel use).
+        let gelu = last && matches!(act, Some(Activation::Gelu));
+        if gelu {
+            let mut m = 0;
+            while m + 2 <= M {
+                let [a0, a1, b0, b1] =
+                    gelu_n16::<4>([acc[m][0], acc[m][1], acc[m + 1][0], acc[m + 1][1]]);
+                acc[m] = [a0, a1];
+                acc[m + 1] = [b0, b1];
+                m += 2;
+            }
+            if m < M {
+                let [a0, a1] = gelu_n16::<2>(acc[m]);
+                acc[m] = [a0, a1];
+            }
+        }
+        // What is left to apply per row.
+        let act = if last && !gelu { act } else { None };
+        // Lanes of the two halves that hold real outputs (`nv ≤ 32`).
+        let bits = if nv >= NR { u32::MAX } else { (1u32 << nv) - 1 };
+        let (mlo, mhi) = (bits as __mmask16, (bits >> 16) as __mmask16);
         for m in 0..M {
+            let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
+            if Y::DTYPE == DType::F32 && act.is_none() {
+                // Masked stores write only the `nv` valid outputs (masked-off lanes are never
+                // accessed).
+                _mm512_mask_storeu_ps(yr as *mut f32, mlo, acc[m][0]);
+                _mm512_mask_storeu_ps((yr as *mut f32).add(16), mhi, acc[m][1]);
+                continue;
+            }
             let mut t = [[0.0f32; 16]; 2];
             _mm512_storeu_ps(t[0].as_mut_ptr(), acc[m][0]);
             _mm512_storeu_ps(t[1].as_mut_ptr(), acc[m][1]);
-            if last {
-                activate(act, &mut t[0]);
-                activate(act, &mut t[1]);
-            }
+            activate(act, &mut t[0]);
+            activate(act, &mut t[1]);
             let t: &[f32; NR] = &*(t.as_ptr() as *const [f32; NR]);
-            let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
             if Y::DTYPE == DType::F16 {
                 let mut hs = [f16::ZERO; NR];
                 for q in 0..NR / 8 {
@@ -265,14 +293,10 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
                     _mm_storeu_si128((hs.as_mut_ptr() as *mut __m128i).add(q), h);
                 }
                 core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
-            } else if nv == NR {
-                // A full panel: vector stores (a variable-length copy is a `memcpy` call).
-                for q in 0..NR / 8 {
-                    let v = _mm256_loadu_ps(t.as_ptr().add(8 * q));
-                    _mm256_storeu_ps((yr as *mut f32).add(8 * q), v);
-                }
             } else {
-                core::ptr::copy_nonoverlapping(t.as_ptr(), yr as *mut f32, nv);
+                let yr = yr as *mut f32;
+                _mm512_mask_storeu_ps(yr, mlo, _mm512_loadu_ps(t.as_ptr()));
+                _mm512_mask_storeu_ps(yr.add(16), mhi, _mm512_loadu_ps(t.as_ptr().add(16)));
             }
         }
     }
@@ -299,46 +323,72 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     let bp = panel.as_mut_ptr() as *mut f32;
     let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
     let abuf = abuf_store.as_mut_ptr() as *mut f32;
-    let mut n0 = 0;
-    while n0 < n {
-        let nv = NR.min(n - n0);
-        let mut bias32 = [0.0f32; NR];
-        if let Some(b) = bias {
-            bias32[..nv].copy_from_slice(&b[n0..n0 + nv]);
-        }
-        let mut k0 = 0;
-        while k0 < k {
-            let kc = KC.min(k - k0);
-            // SAFETY: rows n0..n0+nv and channels k0..k0+kc lie inside w; the panel holds
-            // KC·32 ≥ kc·32 values and is fully written before it is read.
-            unsafe { pack_panel(w, k, n0, nv, k0, kc, bp) };
-            let mut p0 = 0;
-            while p0 < pixels {
-                let left = pixels - p0;
-                // SAFETY: p0 + m ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed above; abuf
-                // holds MR·KC floats; features checked by the caller.
-                let m = unsafe {
-                    if left >= 12 {
-                        tile::<X, Y, 12>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                        12
-                    } else if left >= 8 {
-                        tile::<X, Y, 8>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                        8
-                    } else if left >= 4 {
-                        tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                        4
-                    } else if left >= 2 {
-                        tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                        2
-                    } else {
-                        tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                        1
-                    }
-                };
-                p0 += m;
+    let pb = pixel_block(pixels, k);
+    let mut pb0 = 0;
+    while pb0 < pixels {
+        let pend = pixels.min(pb0 + pb);
+        let mut n0 = 0;
+        while n0 < n {
+            let nv = NR.min(n - n0);
+            let mut bias32 = [0.0f32; NR];
+            if let Some(b) = bias {
+                bias32[..nv].copy_from_slice(&b[n0..n0 + nv]);
             }
-            k0 += kc;
+            let mut k0 = 0;
+            while k0 < k {
+                let kc = KC.min(k - k0);
+                // SAFETY: rows n0..n0+nv and channels k0..k0+kc lie inside w; the panel holds
+                // KC·32 ≥ kc·32 values and is fully written before it is read.
+                unsafe { pack_panel(w, k, n0, nv, k0, kc, bp) };
+                let mut p0 = pb0;
+                while p0 < pend {
+                    let left = pend - p0;
+                    // SAFETY: p0 + m ≤ pend ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed
+                    // above; abuf holds MR·KC floats; features checked by the caller.
+                    let m = unsafe {
+                        if left >= 12 {
+                            tile::<X, Y, 12>(
+                                x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act,
+                            );
+                            12
+                        } else if left >= 8 {
+                            tile::<X, Y, 8>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                            8
+                        } else if left >= 4 {
+                            tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                            4
+                        } else if left >= 2 {
+                            tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                            2
+                        } else {
+                            tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
+                            1
+                        }
+                    };
+                    p0 += m;
+                }
+                k0 += kc;
+            }
+            n0 += nv;
         }
-        n0 += nv;
+        pb0 = pend;
     }
+}
+
+/// Bytes of `x` a pixel block may hold: it stays in L2 while every panel of outputs walks it.
+const XB_BYTES: usize = 256 * 1024;
+/// Fewest pixels per block: the weights are packed once per block, which costs about 8 MACs'
+/// time per packed value: under 2 % of the block's MACs from 512 pixels on.
+const PB_MIN: usize = 512;
+
+/// Pixels per block for `pixels` pixels of `k` channels (`k ≥ 1`): all of them when they fit
+/// [`XB_BYTES`] or when a block of [`PB_MIN`] pixels would not (wide inputs, whose rows stream
+/// anyway); else equal blocks, a multiple of the tile height, that fit.
+fn pixel_block(pixels: usize, k: usize) -> usize {
+    let fit = XB_BYTES / k.saturating_mul(4).max(1);
+    if fit >= pixels || fit < PB_MIN {
+        return pixels;
+    }
+    let blocks = pixels.div_ceil(fit);
+    pixels.div_ceil(blocks).div_ceil(MR) * MR
 }
