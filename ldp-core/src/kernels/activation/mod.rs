@@ -32,7 +32,7 @@ const FRAC_1_SQRT_2: f32 = core::f32::consts::FRAC_1_SQRT_2;
 
 /// GELU is `-0.0` below `-GELU_CUT`, and `|x|` is capped at it inside the formula, so that no
 /// intermediate value is a subnormal f32 (see the module docs).
-pub(crate) const GELU_CUT: f32 = 12.5;
+pub const GELU_CUT: f32 = 12.5;
 
 /// `exp(hi + lo)` for `-126·ln2 < hi + lo ≤ 0`, with `hi` reduced exactly (Cody–Waite) before
 /// the small `lo` is added: accurate when `hi` carries more bits than one f32 sum could keep.
