@@ -271,11 +271,13 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
         let (mlo, mhi) = (bits as __mmask16, (bits >> 16) as __mmask16);
         for m in 0..M {
             let yr = y.as_mut_ptr().add((p0 + m) * n + n0);
+            // Masked stores write only the `nv` valid outputs: masked-off lanes are never
+            // accessed, and the second half's address is formed with `wrapping_add` because it
+            // may lie past the end of `y` when `nv ≤ 16` (its mask is then empty).
+            let (ylo, yhi) = (yr as *mut f32, (yr as *mut f32).wrapping_add(16));
             if Y::DTYPE == DType::F32 && act.is_none() {
-                // Masked stores write only the `nv` valid outputs (masked-off lanes are never
-                // accessed).
-                _mm512_mask_storeu_ps(yr as *mut f32, mlo, acc[m][0]);
-                _mm512_mask_storeu_ps((yr as *mut f32).add(16), mhi, acc[m][1]);
+                _mm512_mask_storeu_ps(ylo, mlo, acc[m][0]);
+                _mm512_mask_storeu_ps(yhi, mhi, acc[m][1]);
                 continue;
             }
             let mut t = [[0.0f32; 16]; 2];
@@ -294,9 +296,8 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
                 }
                 core::ptr::copy_nonoverlapping(hs.as_ptr(), yr as *mut f16, nv);
             } else {
-                let yr = yr as *mut f32;
-                _mm512_mask_storeu_ps(yr, mlo, _mm512_loadu_ps(t.as_ptr()));
-                _mm512_mask_storeu_ps(yr.add(16), mhi, _mm512_loadu_ps(t.as_ptr().add(16)));
+                _mm512_mask_storeu_ps(ylo, mlo, _mm512_loadu_ps(t.as_ptr()));
+                _mm512_mask_storeu_ps(yhi, mhi, _mm512_loadu_ps(t.as_ptr().add(16)));
             }
         }
     }
