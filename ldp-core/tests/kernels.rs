@@ -1673,8 +1673,7 @@ proptest! {
 
     /// The packed GEMM form of the AVX-512 VNNI 16-bit pointwise kernel (`vpdpwssd`, panels of
     /// 32 outputs, tiles of 6 pixels × two panels and 12/8/4/2/1 × one) against the
-    /// references, both output types, bit for
-    /// bit: outputs 32..=100 (whole panels and an overlapping last one), even channel counts
+    /// references, both output types, bit for bit: outputs 32..=100 (whole panels and an overlapping last one), even channel counts
     /// 2..=160 or up to 2048 (the largest it takes; the pair tail of the 8-word packing), odd
     /// ones (the form declines, the tile kernel runs), pixels 1..=40 (every tile size and
     /// remainder), activations over the whole `±32767` range, biases up to `2^29`, every shift.

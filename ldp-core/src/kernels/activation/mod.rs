@@ -260,9 +260,19 @@ mod tests {
     }
 
     /// No result is subnormal, on either side of the cut, in the scalar form and in
-    /// `gelu_slice` (on x86-64 its vector forms); inside, `erfc` stays above 7e-36 there.
+    /// `gelu_slice` (on x86-64 its vector forms); and at the cap the formula's smallest
+    /// intermediates, `erfc` and `erfc/2`, are normal (both are subnormal with a cap of 13).
     #[test]
     fn gelu_results_are_never_subnormal() {
+        let a = GELU_CUT;
+        let t = 1.0 / (1.0 + 0.5 * (a * FRAC_1_SQRT_2));
+        let (hi, lo) = neg_half_square(a);
+        let erfc = t * exp_hi_lo(hi, erfc_poly(t) + lo);
+        assert!(
+            (0.5 * erfc).is_normal(),
+            "erfc/2 at the cap: {:e}",
+            0.5 * erfc
+        );
         let x: [f32; 28 * 1024] = core::array::from_fn(|i| -14.0 + i as f32 / 1024.0);
         let mut v = x;
         gelu_slice(&mut v);

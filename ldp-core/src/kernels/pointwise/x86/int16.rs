@@ -18,8 +18,7 @@
 //! over, and a group of one panel, take tiles of 12/8/4/2/1 × 32. The output stage on 16
 //! lanes. `vpdpwssd` is emitted by `asm!`: LLVM rewrites the intrinsic into `vpmaddwd` +
 //! `vpaddd` for CPUs it does not know to have a fast one (generic x86-64 tuning), which halved
-//! the throughput. Other
-//! shapes run the 2 × 4 tile with 32 channels per step. i32 additions wrap
+//! the throughput. Other shapes run the 2 × 4 tile with 32 channels per step. i32 additions wrap
 //! exactly like the reference's `wrapping_add`, so the sum equals the references bit for bit
 //! whatever the order; bias, requantization and saturation are the references' own scalar code
 //! (`out16`, `quant::kernels::finish`).
