@@ -226,8 +226,9 @@ struct RunArgs {
     /// Where to write the output .npy (float32, PyTorch layout).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
-    /// Threads for the pointwise layers (default, or 0: all cores). The output does not
-    /// depend on it, bit for bit.
+    /// Threads for the forward pass (default, or 0: all cores). The output does not depend on
+    /// it, bit for bit. On a batch, when the machine has a second core, one more thread reads
+    /// the next sample and another writes the last one while the pass runs.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// Run on a board with the serve firmware instead of the host: a QEMU board (qemu-m4,
@@ -559,20 +560,27 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             }
             Ok(())
         };
-        let mut yt = vec![0.0f32; n_out];
-        let mut ys = if ldp && !int8_nchw {
-            vec![0.0f32; n_out]
-        } else {
-            Vec::new()
-        };
-        let (mut yq, mut ytmp) = if int8_nchw {
-            (vec![0i8; n_out], vec![0i8; n_out])
-        } else {
-            (Vec::new(), Vec::new())
+        // A sample's output as the forward pass gives it: `f`, f32 (channels-last for `ldp`,
+        // as written for the token models), or `q`, the int8 output of an `int8_nchw` blob.
+        struct Output {
+            f: Vec<f32>,
+            q: Vec<i8>,
+        }
+        let new_output = || Output {
+            f: if int8_nchw {
+                Vec::new()
+            } else {
+                vec![0.0f32; n_out]
+            },
+            q: if int8_nchw {
+                vec![0i8; n_out]
+            } else {
+                Vec::new()
+            },
         };
         let pb = progress(batch, "run");
-        // One sample, already prepared: run, converted back and written.
-        let mut step = |i: usize, s: &Sample| -> anyhow::Result<()> {
+        // Runs sample `i`, already prepared, into `o`.
+        let mut compute = |i: usize, s: &Sample, o: &mut Output| -> anyhow::Result<()> {
             // `Model::forward` checks its channels-last input itself: a token sample is in file
             // order, so its index is the file's; an `ldp` sample's channels-last index
             // `p·c + ch` is `ch·h·w + p` in the file. The int8 `ldp` path refused non-finite
@@ -594,42 +602,58 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 e => anyhow::anyhow!("forward pass failed on sample {i}: {e}"),
             };
             if int8_nchw {
-                ldp_core::quant::forward_i8(&model, &s.q, &mut yq, scratch.as_mut_bytes())
-                    .map_err(failed)?;
-                ldp_core::quant::dequantize_output_nchw(&model, &yq, &mut yt, &mut ytmp)
-                    .map_err(failed)?;
-            } else if ldp {
-                model
-                    .forward(&s.f, &mut ys, scratch.as_mut_bytes())
-                    .map_err(failed)?;
-                crate::layout::sample_to_torch(&ys, &config, &mut yt)?;
+                ldp_core::quant::forward_i8(&model, &s.q, &mut o.q, scratch.as_mut_bytes())
+                    .map_err(failed)
             } else {
                 model
-                    .forward(&s.f, &mut yt, scratch.as_mut_bytes())
-                    .map_err(failed)?;
+                    .forward(&s.f, &mut o.f, scratch.as_mut_bytes())
+                    .map_err(failed)
             }
-            writer.write(&yt)?;
+        };
+        // Converts sample `i`'s output back to the file's layout and appends it.
+        let mut yt = vec![0.0f32; if ldp { n_out } else { 0 }];
+        let mut ytmp = vec![0i8; if int8_nchw { n_out } else { 0 }];
+        let wr = &mut writer;
+        let mut finish = |i: usize, o: &Output| -> anyhow::Result<()> {
+            if int8_nchw {
+                ldp_core::quant::dequantize_output_nchw(&model, &o.q, &mut yt, &mut ytmp)
+                    .map_err(|e| anyhow::anyhow!("forward pass failed on sample {i}: {e}"))?;
+                wr.write(&yt)?;
+            } else if ldp {
+                crate::layout::sample_to_torch(&o.f, &config, &mut yt)?;
+                wr.write(&yt)?;
+            } else {
+                wr.write(&o.f)?;
+            }
             pb.inc(1);
             Ok(())
         };
-        if ldp_core::kernels::threads::threads() < 2 || batch < 2 {
+        // The reader and writer threads need a second core: `--threads 2` or more, or one
+        // compute thread on a machine with a core to spare. Reading and converting the next
+        // sample, and converting and writing the one before, then overlap the forward pass
+        // instead of adding to it.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = ldp_core::kernels::threads::threads();
+        if batch < 2 || (threads < 2 && cores < 2) {
             let mut chunk = vec![0.0f32; chunk_len];
-            let mut s = new_sample();
+            let (mut s, mut o) = (new_sample(), new_output());
             for i in 0..batch {
                 prepare(&mut reader, &mut chunk, i, &mut s)?;
-                step(i, &s)?;
+                compute(i, &s, &mut o)?;
+                finish(i, &o)?;
             }
         } else {
-            // With two threads or more, a reader thread reads and prepares the next sample
-            // while this one runs the current one (two samples passed back and forth).
-            std::thread::scope(|s| -> anyhow::Result<()> {
+            // Three stages: a reader thread prepares sample i + 1 while this thread runs sample
+            // i and a writer thread writes sample i − 1 (two samples and two outputs passed back
+            // and forth). Samples are written in order.
+            std::thread::scope(|sc| -> anyhow::Result<()> {
                 let (full_tx, full_rx) = std::sync::mpsc::sync_channel(1);
                 let (free_tx, free_rx) = std::sync::mpsc::channel::<Sample>();
                 free_tx.send(new_sample()).ok();
                 free_tx.send(new_sample()).ok();
                 let reader = &mut reader;
                 let prepare = &prepare;
-                s.spawn(move || {
+                sc.spawn(move || {
                     let mut chunk = vec![0.0f32; chunk_len];
                     for i in 0..batch {
                         let Ok(mut b) = free_rx.recv() else { return };
@@ -640,14 +664,43 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                         }
                     }
                 });
-                for i in 0..batch {
-                    let b = full_rx
-                        .recv()
-                        .context("internal: the reader thread stopped")??;
-                    step(i, &b)?;
-                    free_tx.send(b).ok();
-                }
-                Ok(())
+                let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<(usize, Output)>(1);
+                let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Output>();
+                spare_tx.send(new_output()).ok();
+                spare_tx.send(new_output()).ok();
+                let finish = &mut finish;
+                let written = sc.spawn(move || -> anyhow::Result<()> {
+                    for (i, o) in done_rx {
+                        finish(i, &o)?;
+                        if spare_tx.send(o).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(())
+                });
+                let mut run_all = || -> anyhow::Result<()> {
+                    for i in 0..batch {
+                        let b = full_rx
+                            .recv()
+                            .context("internal: the reader thread stopped")??;
+                        // No spare output: the writer stopped, its error is reported below.
+                        let Ok(mut o) = spare_rx.recv() else {
+                            return Ok(());
+                        };
+                        compute(i, &b, &mut o)?;
+                        free_tx.send(b).ok();
+                        if done_tx.send((i, o)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Ok(())
+                };
+                let ran = run_all();
+                drop(done_tx);
+                let wrote = written
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("internal: the writer thread panicked"))?;
+                ran.and(wrote)
             })?;
         }
         pb.finish_and_clear();

@@ -4,7 +4,12 @@
 //! `w` is packed, converted to f32, into `[K][32]` (256 KiB of stack for `K ≤ 2048`), then a
 //! 12 × 32 register tile (12 pixels × 32 outputs = 24 zmm accumulators) walks down the pixels:
 //! per input channel two panel loads, twelve broadcasts of `x` (embedded in the FMAs) and 24
-//! FMAs of 16 lanes — 32 f32 MACs per FMA instead of 16.
+//! FMAs of 16 lanes — 32 f32 MACs per FMA instead of 16. The full 12-pixel tile's channel
+//! loop is written in assembly (`micro12`): 16 channels per iteration, the twelve rows
+//! addressed from three pointers plus `stride`, `2·stride` or `3·stride` (four pointer
+//! additions per 16 channels, where the compiled loop had one per row and channel and a spilled
+//! pointer), and one prefetch per row and iteration, 256 bytes ahead (the rows of wide inputs
+//! come from L3 once per panel). Same FMAs in the same order, so the same bits.
 //!
 //! Summation order, per output: `acc = bias`, then one FMA per input channel in channel order,
 //! continued through `y` for `K > 2048` (f32 outputs; f16 outputs with `K > 2048` take the
