@@ -14,7 +14,9 @@
 //! 32 outputs with the weights widened to `i16` pairs once per call, in groups of two; tiles of
 //! 6 pixels × both panels' 64 outputs (24 zmm accumulators): per pair of channels four panel
 //! loads, 6 broadcasts of the pixels' activation pairs and 24 `vpdpwssd` (the 12 × 32 tile of
-//! one panel needs 12 broadcasts for as many, and measured 7 % slower on V1); the pixels left
+//! one panel needs 12 broadcasts for as many, and measured 7 % slower on V1), its channel loop
+//! written in assembly (`micro6x2`: 8 pairs per iteration, rows addressed from two pointers and
+//! constant offsets; V1's pass −6 %); the pixels left
 //! over, and a group of one panel, take tiles of 12/8/4/2/1 × 32. The output stage on 16
 //! lanes. `vpdpwssd` is emitted by `asm!`: LLVM rewrites the intrinsic into `vpmaddwd` +
 //! `vpaddd` for CPUs it does not know to have a fast one (generic x86-64 tuning), which halved
@@ -562,6 +564,156 @@ unsafe fn tile16<Y: Out16, const M: usize>(
     }
 }
 
+/// One channel-pair step `\\i` of [`micro6x2`]'s 6 × 64 tile, for an assembler `.irp i` loop:
+/// the four panel words at `wa + 128·i`, `wb + 128·i` (two zmm each), then per row `m` a
+/// broadcast of its activation pair `i` (row pointers `r0`, `r3` for rows 0–2, 3–5, plus `0`,
+/// `s` or `2·s`) and four `vpdpwssd` into `zmm(4m)..zmm(4m+3)`.
+#[cfg(ldp_avx512)]
+macro_rules! i16_pair_step {
+    () => {
+        concat!(
+            "vmovdqu64 zmm24, [{wa} + \\i*128]\n",
+            "vmovdqu64 zmm25, [{wa} + \\i*128 + 64]\n",
+            "vmovdqu64 zmm26, [{wb} + \\i*128]\n",
+            "vmovdqu64 zmm27, [{wb} + \\i*128 + 64]\n",
+            "vpbroadcastd zmm28, dword ptr [{r0} + \\i*4]\n",
+            "vpdpwssd zmm0, zmm28, zmm24\n",
+            "vpdpwssd zmm1, zmm28, zmm25\n",
+            "vpdpwssd zmm2, zmm28, zmm26\n",
+            "vpdpwssd zmm3, zmm28, zmm27\n",
+            "vpbroadcastd zmm29, dword ptr [{r0} + {s} + \\i*4]\n",
+            "vpdpwssd zmm4, zmm29, zmm24\n",
+            "vpdpwssd zmm5, zmm29, zmm25\n",
+            "vpdpwssd zmm6, zmm29, zmm26\n",
+            "vpdpwssd zmm7, zmm29, zmm27\n",
+            "vpbroadcastd zmm30, dword ptr [{r0} + {s}*2 + \\i*4]\n",
+            "vpdpwssd zmm8, zmm30, zmm24\n",
+            "vpdpwssd zmm9, zmm30, zmm25\n",
+            "vpdpwssd zmm10, zmm30, zmm26\n",
+            "vpdpwssd zmm11, zmm30, zmm27\n",
+            "vpbroadcastd zmm31, dword ptr [{r3} + \\i*4]\n",
+            "vpdpwssd zmm12, zmm31, zmm24\n",
+            "vpdpwssd zmm13, zmm31, zmm25\n",
+            "vpdpwssd zmm14, zmm31, zmm26\n",
+            "vpdpwssd zmm15, zmm31, zmm27\n",
+            "vpbroadcastd zmm28, dword ptr [{r3} + {s} + \\i*4]\n",
+            "vpdpwssd zmm16, zmm28, zmm24\n",
+            "vpdpwssd zmm17, zmm28, zmm25\n",
+            "vpdpwssd zmm18, zmm28, zmm26\n",
+            "vpdpwssd zmm19, zmm28, zmm27\n",
+            "vpbroadcastd zmm29, dword ptr [{r3} + {s}*2 + \\i*4]\n",
+            "vpdpwssd zmm20, zmm29, zmm24\n",
+            "vpdpwssd zmm21, zmm29, zmm25\n",
+            "vpdpwssd zmm22, zmm29, zmm26\n",
+            "vpdpwssd zmm23, zmm29, zmm27\n",
+        )
+    };
+}
+
+/// The channel loop of [`tile16x2`] for 6 pixels whose rows are `stride` bytes apart, in
+/// assembly: 8 channel pairs per iteration, the six broadcasts addressed from two pointers
+/// (`r`, `r + 3·stride`) plus `stride` or `2·stride` and the channel offset in the
+/// displacement (four pointer additions per 8 pairs, where the compiled loop computed each
+/// row's address); the last `kp mod 8` pairs one at a time. `acc[m][h]` gains
+/// `Σ_j pair_j(row m) · panel_h(j)` (`h` 0–1: panel `wa`, 2–3: panel `wb`) by `vpdpwssd`,
+/// whose wrapping `i32` sums equal the intrinsics loop's bit for bit in any order.
+///
+/// # Safety
+/// Rows `x0 + m·stride` bytes (`m < 6`) each hold `2·kp` readable `i16`; `wa` and `wb` each
+/// hold `kp·32` words; `kp ≥ 1`; AVX-512 F and AVX512_VNNI available.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn micro6x2(
+    x0: *const i16,
+    stride: usize,
+    wa: *const u32,
+    wb: *const u32,
+    kp: usize,
+    acc: &mut [[__m512i; 4]; 6],
+) {
+    // SAFETY: the loops run `kp` steps in all; step `j` reads 4 bytes at `x0 + m·stride + 4j`
+    // (pair j < kp of row m) and 128 bytes at `wa + 128j` and at `wb + 128j` (inside the
+    // `kp·32`-word panels); `acc` is 24 zmm of writable memory, written at the end. Every zmm
+    // the code uses is declared clobbered; the stack is not touched.
+    unsafe {
+        core::arch::asm!(
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+            "vpxord zmm\\i, zmm\\i, zmm\\i",
+            ".endr",
+            "cmp {n}, 8",
+            "jb 4f",
+            "3:",
+            ".irp i, 0,1,2,3,4,5,6,7",
+            i16_pair_step!(),
+            ".endr",
+            "add {r0}, 32",
+            "add {r3}, 32",
+            "add {wa}, 1024",
+            "add {wb}, 1024",
+            "sub {n}, 8",
+            "cmp {n}, 8",
+            "jae 3b",
+            "4:",
+            "test {n}, {n}",
+            "jz 5f",
+            "2:",
+            ".irp i, 0",
+            i16_pair_step!(),
+            ".endr",
+            "add {r0}, 4",
+            "add {r3}, 4",
+            "add {wa}, 128",
+            "add {wb}, 128",
+            "dec {n}",
+            "jnz 2b",
+            "5:",
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+            "vmovdqu64 [{acc} + \\i*64], zmm\\i",
+            ".endr",
+            acc = in(reg) acc.as_mut_ptr(),
+            wa = inout(reg) wa => _,
+            wb = inout(reg) wb => _,
+            r0 = inout(reg) x0 => _,
+            r3 = inout(reg) x0.wrapping_byte_add(3 * stride) => _,
+            s = in(reg) stride,
+            n = inout(reg) kp => _,
+            out("zmm0") _,
+            out("zmm1") _,
+            out("zmm2") _,
+            out("zmm3") _,
+            out("zmm4") _,
+            out("zmm5") _,
+            out("zmm6") _,
+            out("zmm7") _,
+            out("zmm8") _,
+            out("zmm9") _,
+            out("zmm10") _,
+            out("zmm11") _,
+            out("zmm12") _,
+            out("zmm13") _,
+            out("zmm14") _,
+            out("zmm15") _,
+            out("zmm16") _,
+            out("zmm17") _,
+            out("zmm18") _,
+            out("zmm19") _,
+            out("zmm20") _,
+            out("zmm21") _,
+            out("zmm22") _,
+            out("zmm23") _,
+            out("zmm24") _,
+            out("zmm25") _,
+            out("zmm26") _,
+            out("zmm27") _,
+            out("zmm28") _,
+            out("zmm29") _,
+            out("zmm30") _,
+            out("zmm31") _,
+            options(nostack),
+        );
+    }
+}
+
 /// [`tile16`] against both panels of a group at once: pixels `p0..p0+M` against outputs
 /// `o0s[0]..+32` and `o0s[1]..+32`; per pair of channels four panel loads, `M` broadcasts and
 /// `4·M` `vpdpwssd` into `M × 64` accumulators — half the broadcasts per `vpdpwssd` of
@@ -589,10 +741,17 @@ unsafe fn tile16x2<Y: Out16, const M: usize>(
     // 2j, 2j + 1 < c_in of rows p0 + m < pixels; panel words at j < kp; bounds-checked stores.
     unsafe {
         let mut acc = [[_mm512_setzero_si512(); 4]; M];
+        if M == 6 && kp >= 1 {
+            // SAFETY: 6 rows of c_in = 2·kp i16 from row p0, c_in·2 bytes apart; each panel
+            // holds kp·32 words; acc is 6 × 4 zmm.
+            let a6 = &mut *(acc.as_mut_ptr() as *mut [[__m512i; 4]; 6]);
+            let (pa, pb) = (panels[0].as_ptr(), panels[1].as_ptr());
+            micro6x2(x.as_ptr().add(p0 * c_in), c_in * 2, pa, pb, kp, a6);
+        }
         let xs: [*const i16; M] = core::array::from_fn(|m| x.as_ptr().add((p0 + m) * c_in));
         let wa = panels[0].as_ptr() as *const __m512i;
         let wb = panels[1].as_ptr() as *const __m512i;
-        for j in 0..kp {
+        for j in (if M == 6 { kp } else { 0 })..kp {
             let w = [
                 _mm512_loadu_si512(wa.add(2 * j)),
                 _mm512_loadu_si512(wa.add(2 * j + 1)),
