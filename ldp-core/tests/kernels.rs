@@ -290,13 +290,21 @@ fn pointwise_avx512_equals_avx2_long_channels() {
         (257, 33, 13),
         (600, 40, 800),
         (130, 17, 2000),
+        // Two panels at a time (6 × 64 tiles), past the 2048-channel panel, a 6-output tail.
+        (2100, 70, 13),
     ] {
         check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, None, 3).unwrap();
         check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, true, None, 4).unwrap();
     }
     // Narrow inputs with many pixels run in pixel blocks (each packing the weights again),
-    // here with the GELU epilogue: 3 blocks of 372 pixels, 2 of 4752, 2 of 516.
-    for (c_in, c_out, pixels) in [(128, 40, 1100), (7, 33, 9500), (64, 3, 1030)] {
+    // here with the GELU epilogue: 3 blocks of 372 pixels, 2 of 4752, 2 of 516, 3 of 372
+    // (96 outputs: a pair of panels, then one).
+    for (c_in, c_out, pixels) in [
+        (128, 40, 1100),
+        (7, 33, 9500),
+        (64, 3, 1030),
+        (128, 96, 1100),
+    ] {
         let gelu = Some(Activation::Gelu);
         check_avx512_equals_avx2::<f32, f32, f32>(c_in, c_out, pixels, true, gelu, 5).unwrap();
         check_avx512_equals_avx2::<f16, f16, f16>(c_in, c_out, pixels, false, gelu, 6).unwrap();

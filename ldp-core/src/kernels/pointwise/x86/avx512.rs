@@ -8,7 +8,10 @@
 //! loop is written in assembly (`micro12`): 16 channels per iteration, the twelve rows
 //! addressed from three pointers plus `stride`, `2·stride` or `3·stride` (four pointer
 //! additions per 16 channels, where the compiled loop had one per row and channel and a spilled
-//! pointer). Same FMAs in the same order, so the same bits.
+//! pointer). While 64 outputs are left, two panels are packed (512 KiB of stack) and tiles of
+//! 6 pixels × 64 outputs (`micro6x2`: four panel loads and six broadcasts per 24 FMAs) walk
+//! the pixels; the last pixels take the 12/8/4/2/1 × 32 tiles on each panel. Same FMAs in the
+//! same order for every output, so the same bits.
 //!
 //! Summation order, per output: `acc = bias`, then one FMA per input channel in channel order,
 //! continued through `y` for `K > 2048` (f32 outputs; f16 outputs with `K > 2048` take the
@@ -338,6 +341,242 @@ unsafe fn micro12(
     }
 }
 
+/// One channel step `\\i` of [`micro6x2`]'s 6 × 64 tile, for an assembler `.irp i` loop:
+/// the two panels' rows at `b + 128·i` and `b2 + 128·i` (two zmm each), then per pixel row `m`
+/// a broadcast of channel `i` (row pointers `r0`, `r3` for rows 0–2, 3–5, plus `0`, `s` or
+/// `2·s`) and four FMAs into `zmm(4m)..zmm(4m+3)`.
+#[cfg(ldp_avx512)]
+macro_rules! f32_channel_step_6x2 {
+    () => {
+        concat!(
+            "vmovups zmm24, [{b} + \\i*128]\n",
+            "vmovups zmm25, [{b} + \\i*128 + 64]\n",
+            "vmovups zmm26, [{b2} + \\i*128]\n",
+            "vmovups zmm27, [{b2} + \\i*128 + 64]\n",
+            "vbroadcastss zmm28, dword ptr [{r0} + \\i*4]\n",
+            "vfmadd231ps zmm0, zmm28, zmm24\n",
+            "vfmadd231ps zmm1, zmm28, zmm25\n",
+            "vfmadd231ps zmm2, zmm28, zmm26\n",
+            "vfmadd231ps zmm3, zmm28, zmm27\n",
+            "vbroadcastss zmm29, dword ptr [{r0} + {s} + \\i*4]\n",
+            "vfmadd231ps zmm4, zmm29, zmm24\n",
+            "vfmadd231ps zmm5, zmm29, zmm25\n",
+            "vfmadd231ps zmm6, zmm29, zmm26\n",
+            "vfmadd231ps zmm7, zmm29, zmm27\n",
+            "vbroadcastss zmm30, dword ptr [{r0} + {s}*2 + \\i*4]\n",
+            "vfmadd231ps zmm8, zmm30, zmm24\n",
+            "vfmadd231ps zmm9, zmm30, zmm25\n",
+            "vfmadd231ps zmm10, zmm30, zmm26\n",
+            "vfmadd231ps zmm11, zmm30, zmm27\n",
+            "vbroadcastss zmm31, dword ptr [{r3} + \\i*4]\n",
+            "vfmadd231ps zmm12, zmm31, zmm24\n",
+            "vfmadd231ps zmm13, zmm31, zmm25\n",
+            "vfmadd231ps zmm14, zmm31, zmm26\n",
+            "vfmadd231ps zmm15, zmm31, zmm27\n",
+            "vbroadcastss zmm28, dword ptr [{r3} + {s} + \\i*4]\n",
+            "vfmadd231ps zmm16, zmm28, zmm24\n",
+            "vfmadd231ps zmm17, zmm28, zmm25\n",
+            "vfmadd231ps zmm18, zmm28, zmm26\n",
+            "vfmadd231ps zmm19, zmm28, zmm27\n",
+            "vbroadcastss zmm29, dword ptr [{r3} + {s}*2 + \\i*4]\n",
+            "vfmadd231ps zmm20, zmm29, zmm24\n",
+            "vfmadd231ps zmm21, zmm29, zmm25\n",
+            "vfmadd231ps zmm22, zmm29, zmm26\n",
+            "vfmadd231ps zmm23, zmm29, zmm27\n",
+        )
+    };
+}
+
+/// The channel loop of 6 pixels against two panels (64 outputs), in assembly like
+/// [`micro12`]: four panel loads and six broadcasts per 24 FMAs (the 12 × 32 tile needs two
+/// and twelve), 16 channels per iteration. `acc[m]` holds row `m`'s outputs `0..16`, `16..32`
+/// of panel `bp` and of panel `bp2`; each gains `x·w` per channel in channel order, the same
+/// FMAs as [`micro`], so the same bits.
+///
+/// # Safety
+/// Rows `a0 + m·stride` bytes (`m < 6`) each hold `kc` readable f32; `bp` and `bp2` each hold
+/// `kc·32`; `kc ≥ 1`; AVX-512F available.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f")]
+unsafe fn micro6x2(
+    a0: *const f32,
+    stride: usize,
+    bp: *const f32,
+    bp2: *const f32,
+    kc: usize,
+    acc: &mut [[__m512; 4]; 6],
+) {
+    // SAFETY: the loops run `kc` steps in all; step `i` reads 4 bytes at `a0 + m·stride + 4i`
+    // (row m, channel i < kc) and 128 bytes at `bp + 128i` and `bp2 + 128i` (inside the `kc·32`
+    // panels); `acc` is 24 zmm of writable memory, read at the start and written at the end.
+    // Every zmm is declared clobbered; the stack is not touched.
+    unsafe {
+        core::arch::asm!(
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+            "vmovups zmm\\i, [{acc} + \\i*64]",
+            ".endr",
+            "cmp {n}, 16",
+            "jb 4f",
+            "3:",
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+            f32_channel_step_6x2!(),
+            ".endr",
+            "add {r0}, 64",
+            "add {r3}, 64",
+            "add {b}, 2048",
+            "add {b2}, 2048",
+            "sub {n}, 16",
+            "cmp {n}, 16",
+            "jae 3b",
+            "4:",
+            "test {n}, {n}",
+            "jz 5f",
+            "2:",
+            ".irp i, 0",
+            f32_channel_step_6x2!(),
+            ".endr",
+            "add {r0}, 4",
+            "add {r3}, 4",
+            "add {b}, 128",
+            "add {b2}, 128",
+            "dec {n}",
+            "jnz 2b",
+            "5:",
+            ".irp i, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23",
+            "vmovups [{acc} + \\i*64], zmm\\i",
+            ".endr",
+            acc = in(reg) acc.as_mut_ptr(),
+            b = inout(reg) bp => _,
+            b2 = inout(reg) bp2 => _,
+            r0 = inout(reg) a0 => _,
+            r3 = inout(reg) a0.wrapping_byte_add(3 * stride) => _,
+            s = in(reg) stride,
+            n = inout(reg) kc => _,
+            out("zmm0") _,
+            out("zmm1") _,
+            out("zmm2") _,
+            out("zmm3") _,
+            out("zmm4") _,
+            out("zmm5") _,
+            out("zmm6") _,
+            out("zmm7") _,
+            out("zmm8") _,
+            out("zmm9") _,
+            out("zmm10") _,
+            out("zmm11") _,
+            out("zmm12") _,
+            out("zmm13") _,
+            out("zmm14") _,
+            out("zmm15") _,
+            out("zmm16") _,
+            out("zmm17") _,
+            out("zmm18") _,
+            out("zmm19") _,
+            out("zmm20") _,
+            out("zmm21") _,
+            out("zmm22") _,
+            out("zmm23") _,
+            out("zmm24") _,
+            out("zmm25") _,
+            out("zmm26") _,
+            out("zmm27") _,
+            out("zmm28") _,
+            out("zmm29") _,
+            out("zmm30") _,
+            out("zmm31") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The accumulators of pixels `p0..p0+M`, outputs `n0..n0+nv` at channel `k0`: the bias when
+/// `first`, else (`K > KC`) the f32 partial sums stored in `y`.
+///
+/// # Safety
+/// As [`tile`].
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn init_acc<Y: Elem, const M: usize>(
+    y: &[Y],
+    n: usize,
+    p0: usize,
+    n0: usize,
+    nv: usize,
+    first: bool,
+    bias32: &[f32; NR],
+) -> [[__m512; 2]; MR] {
+    // SAFETY: rows p0..p0+M, columns n0..n0+nv of y (per the contract); bias32 has 32 values.
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let mut acc = [[zero; 2]; MR];
+        for a in acc.iter_mut().take(M) {
+            *a = [
+                _mm512_loadu_ps(bias32.as_ptr()),
+                _mm512_loadu_ps(bias32.as_ptr().add(16)),
+            ];
+        }
+        if !first {
+            for (m, a) in acc.iter_mut().enumerate().take(M) {
+                // K > KC: continue the chain from the f32 partial sums stored in y.
+                let yr = y.as_ptr().add((p0 + m) * n + n0) as *const f32;
+                let mut t = [0.0f32; NR];
+                core::ptr::copy_nonoverlapping(yr, t.as_mut_ptr(), nv);
+                *a = [
+                    _mm512_loadu_ps(t.as_ptr()),
+                    _mm512_loadu_ps(t.as_ptr().add(16)),
+                ];
+            }
+        }
+        acc
+    }
+}
+
+/// The rows of pixels `p0..p0+M` from channel `k0` as f32 (`x` itself, or converted into
+/// `abuf` when `X` is f16), and the bytes between them.
+///
+/// # Safety
+/// As [`tile`].
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn rows_of<X: Elem, const M: usize>(
+    x: &[X],
+    k: usize,
+    p0: usize,
+    k0: usize,
+    kc: usize,
+    abuf: *mut f32,
+) -> ([*const f32; MR], usize) {
+    let mut a = [core::ptr::null::<f32>(); MR];
+    // SAFETY: rows p0..p0+M of x, channels k0..k0+kc (per the contract); abuf rows of KC ≥ kc.
+    unsafe {
+        for (m, am) in a.iter_mut().enumerate().take(M) {
+            let row = x.as_ptr().add((p0 + m) * k + k0);
+            if X::DTYPE == DType::F32 {
+                *am = row as *const f32;
+            } else {
+                let dst = abuf.add(m * KC);
+                let mut i = 0;
+                while i + 8 <= kc {
+                    _mm256_storeu_ps(dst.add(i), load8(row.add(i)));
+                    i += 8;
+                }
+                while i < kc {
+                    *dst.add(i) = (*row.add(i)).to_f32();
+                    i += 1;
+                }
+                *am = dst;
+            }
+        }
+    }
+    let stride = if X::DTYPE == DType::F32 {
+        k * 4
+    } else {
+        KC * 4
+    };
+    (a, stride)
+}
+
 /// Pixels `p0..p0+M` against the packed panel of outputs `n0..n0+nv`, channels `k0..k0+kc`.
 ///
 /// # Safety
@@ -345,6 +584,7 @@ unsafe fn micro12(
 /// panel; `abuf` holds `MR·KC` f32 (used when `X` is f16); AVX-512F, AVX2, FMA, F16C available.
 #[cfg(ldp_avx512)]
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
     x: &[X],
     k: usize,
@@ -360,54 +600,11 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
     bias32: &[f32; NR],
     act: Option<Activation>,
 ) {
-    let first = k0 == 0;
-    let last = k0 + kc == k;
-    // SAFETY (whole body): every pointer below is derived from in-bounds indices, per the
-    // function's contract: rows p0..p0+M of x/y, columns n0..n0+nv of y, channels k0..k0+kc.
+    // SAFETY (whole body): per the function's contract: rows p0..p0+M of x/y, columns
+    // n0..n0+nv of y, channels k0..k0+kc.
     unsafe {
-        let zero = _mm512_setzero_ps();
-        let mut acc = [[zero; 2]; MR];
-        for m in 0..M {
-            if first {
-                acc[m] = [
-                    _mm512_loadu_ps(bias32.as_ptr()),
-                    _mm512_loadu_ps(bias32.as_ptr().add(16)),
-                ];
-            } else {
-                // K > KC: continue the chain from the f32 partial sums stored in y.
-                let yr = y.as_ptr().add((p0 + m) * n + n0) as *const f32;
-                let mut t = [0.0f32; NR];
-                core::ptr::copy_nonoverlapping(yr, t.as_mut_ptr(), nv);
-                acc[m] = [
-                    _mm512_loadu_ps(t.as_ptr()),
-                    _mm512_loadu_ps(t.as_ptr().add(16)),
-                ];
-            }
-        }
-        let mut a = [core::ptr::null::<f32>(); MR];
-        for m in 0..M {
-            let row = x.as_ptr().add((p0 + m) * k + k0);
-            if X::DTYPE == DType::F32 {
-                a[m] = row as *const f32;
-            } else {
-                let dst = abuf.add(m * KC);
-                let mut i = 0;
-                while i + 8 <= kc {
-                    _mm256_storeu_ps(dst.add(i), load8(row.add(i)));
-                    i += 8;
-                }
-                while i < kc {
-                    *dst.add(i) = (*row.add(i)).to_f32();
-                    i += 1;
-                }
-                a[m] = dst;
-            }
-        }
-        let stride = if X::DTYPE == DType::F32 {
-            k * 4
-        } else {
-            KC * 4
-        };
+        let mut acc = init_acc::<Y, M>(y, n, p0, n0, nv, k0 == 0, bias32);
+        let (a, stride) = rows_of::<X, M>(x, k, p0, k0, kc, abuf);
         if M == MR {
             // SAFETY: the M = 12 rows are `stride` bytes apart (rows of x, or of abuf), each
             // with kc ≥ 1 channels from a[0]; the panel holds kc·32 values.
@@ -415,6 +612,74 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
         } else {
             micro::<M>(&a, bp, kc, &mut acc);
         }
+        epilogue::<Y, M>(acc, y, n, p0, n0, nv, k0 + kc == k, act);
+    }
+}
+
+/// Pixels `p0..p0+6` against two packed panels of 32 outputs each, `n0..n0+32` (`bp`) and
+/// `n0+32..n0+64` (`bp2`), channels `k0..k0+kc`: [`micro6x2`], half the broadcasts per FMA of
+/// the 12 × 32 tile. Each output gets the same FMAs in the same order as in [`tile`].
+///
+/// # Safety
+/// As [`tile`] with `M = 6`, for both panels (`n0 + 64 ≤ N`).
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile6x2<X: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    y: &mut [Y],
+    n: usize,
+    p0: usize,
+    n0: usize,
+    k0: usize,
+    kc: usize,
+    bp: *const f32,
+    bp2: *const f32,
+    abuf: *mut f32,
+    bias: [&[f32; NR]; 2],
+    act: Option<Activation>,
+) {
+    // SAFETY (whole body): per the function's contract.
+    unsafe {
+        let first = k0 == 0;
+        let a0 = init_acc::<Y, 6>(y, n, p0, n0, NR, first, bias[0]);
+        let a1 = init_acc::<Y, 6>(y, n, p0, n0 + NR, NR, first, bias[1]);
+        let mut acc: [[__m512; 4]; 6] =
+            core::array::from_fn(|m| [a0[m][0], a0[m][1], a1[m][0], a1[m][1]]);
+        let (a, stride) = rows_of::<X, 6>(x, k, p0, k0, kc, abuf);
+        micro6x2(a[0], stride, bp, bp2, kc, &mut acc);
+        let (mut a0, mut a1) = (a0, a1);
+        for m in 0..6 {
+            a0[m] = [acc[m][0], acc[m][1]];
+            a1[m] = [acc[m][2], acc[m][3]];
+        }
+        let last = k0 + kc == k;
+        epilogue::<Y, 6>(a0, y, n, p0, n0, NR, last, act);
+        epilogue::<Y, 6>(a1, y, n, p0, n0 + NR, NR, last, act);
+    }
+}
+
+/// Stores the finished accumulators of pixels `p0..p0+M`, outputs `n0..n0+nv`: the activation
+/// when `last` (GELU on the registers), f16 narrowing, masked stores of the `nv` outputs.
+///
+/// # Safety
+/// As [`tile`].
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn epilogue<Y: Elem, const M: usize>(
+    mut acc: [[__m512; 2]; MR],
+    y: &mut [Y],
+    n: usize,
+    p0: usize,
+    n0: usize,
+    nv: usize,
+    last: bool,
+    act: Option<Activation>,
+) {
+    // SAFETY (whole body): rows p0..p0+M, columns n0..n0+nv of y (per the contract).
+    unsafe {
         // GELU on the registers, 16 lanes and four vectors at a time (the same bits as the
         // 8-lane form the other activations' path and the AVX2 kernel use).
         let gelu = last && matches!(act, Some(Activation::Gelu));
@@ -490,55 +755,109 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     let pixels = x.len() / k;
     let mut panel = MaybeUninit::<[f32; KC * NR]>::uninit();
     let bp = panel.as_mut_ptr() as *mut f32;
+    let mut panel2 = MaybeUninit::<[f32; KC * NR]>::uninit();
+    let bp2 = panel2.as_mut_ptr() as *mut f32;
     let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
     let abuf = abuf_store.as_mut_ptr() as *mut f32;
     let pb = pixel_block(pixels, k);
+    let bias_of = |n0: usize, nv: usize| {
+        let mut b32 = [0.0f32; NR];
+        if let Some(b) = bias {
+            b32[..nv].copy_from_slice(&b[n0..n0 + nv]);
+        }
+        b32
+    };
     let mut pb0 = 0;
     while pb0 < pixels {
         let pend = pixels.min(pb0 + pb);
         let mut n0 = 0;
         while n0 < n {
+            // Two whole panels at a time while there are 64 outputs left and 6 pixels.
+            let two = n - n0 >= 2 * NR && pend - pb0 >= 6;
             let nv = NR.min(n - n0);
-            let mut bias32 = [0.0f32; NR];
-            if let Some(b) = bias {
-                bias32[..nv].copy_from_slice(&b[n0..n0 + nv]);
-            }
+            let bias32 = bias_of(n0, nv);
+            let bias2 = if two { bias_of(n0 + NR, NR) } else { bias32 };
             let mut k0 = 0;
             while k0 < k {
                 let kc = KC.min(k - k0);
-                // SAFETY: rows n0..n0+nv and channels k0..k0+kc lie inside w; the panel holds
-                // KC·32 ≥ kc·32 values and is fully written before it is read.
-                unsafe { pack_panel(w, k, n0, nv, k0, kc, bp) };
+                // SAFETY: rows n0..n0+nv (n0..n0+64 when `two`) and channels k0..k0+kc lie
+                // inside w; each panel holds KC·32 ≥ kc·32 values and is fully written before
+                // it is read.
+                unsafe {
+                    pack_panel(w, k, n0, nv, k0, kc, bp);
+                    if two {
+                        pack_panel(w, k, n0 + NR, NR, k0, kc, bp2);
+                    }
+                }
                 let mut p0 = pb0;
                 while p0 < pend {
                     let left = pend - p0;
-                    // SAFETY: p0 + m ≤ pend ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed
-                    // above; abuf holds MR·KC floats; features checked by the caller.
-                    let m = unsafe {
-                        if left >= 12 {
-                            tile::<X, Y, 12>(
-                                x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act,
-                            );
-                            12
-                        } else if left >= 8 {
-                            tile::<X, Y, 8>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                            8
-                        } else if left >= 4 {
-                            tile::<X, Y, 4>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                            4
-                        } else if left >= 2 {
-                            tile::<X, Y, 2>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                            2
-                        } else {
-                            tile::<X, Y, 1>(x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, &bias32, act);
-                            1
-                        }
+                    if two && left >= 6 {
+                        // SAFETY: p0 + 6 ≤ pend ≤ pixels, n0 + 64 ≤ n, k0 + kc ≤ k; both
+                        // panels packed above; abuf holds MR·KC floats.
+                        unsafe {
+                            tile6x2::<X, Y>(
+                                x,
+                                k,
+                                y,
+                                n,
+                                p0,
+                                n0,
+                                k0,
+                                kc,
+                                bp,
+                                bp2,
+                                abuf,
+                                [&bias32, &bias2],
+                                act,
+                            )
+                        };
+                        p0 += 6;
+                        continue;
+                    }
+                    let panels: &[(usize, usize, *const f32, &[f32; NR])] = if two {
+                        &[(n0, NR, bp, &bias32), (n0 + NR, NR, bp2, &bias2)]
+                    } else {
+                        &[(n0, nv, bp, &bias32)]
                     };
+                    let mut m = 1;
+                    for &(n0, nv, bp, bias32) in panels {
+                        // SAFETY: p0 + m ≤ pend ≤ pixels, n0 + nv ≤ n, k0 + kc ≤ k; bp packed
+                        // above; abuf holds MR·KC floats; features checked by the caller.
+                        m = unsafe {
+                            if left >= 12 {
+                                tile::<X, Y, 12>(
+                                    x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias32, act,
+                                );
+                                12
+                            } else if left >= 8 {
+                                tile::<X, Y, 8>(
+                                    x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias32, act,
+                                );
+                                8
+                            } else if left >= 4 {
+                                tile::<X, Y, 4>(
+                                    x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias32, act,
+                                );
+                                4
+                            } else if left >= 2 {
+                                tile::<X, Y, 2>(
+                                    x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias32, act,
+                                );
+                                2
+                            } else {
+                                tile::<X, Y, 1>(
+                                    x, k, y, n, p0, n0, nv, k0, kc, bp, abuf, bias32, act,
+                                );
+                                1
+                            }
+                        };
+                    }
                     p0 += m;
                 }
                 k0 += kc;
             }
-            n0 += nv;
+            n0 += if two { 2 * NR } else { nv };
         }
         pb0 = pend;
     }
