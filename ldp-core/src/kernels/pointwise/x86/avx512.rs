@@ -305,7 +305,6 @@ unsafe fn micro12(
             s = in(reg) stride,
             s3 = in(reg) 3 * stride,
             n = inout(reg) kc => _,
-
             out("zmm0") _,
             out("zmm1") _,
             out("zmm2") _,
@@ -510,23 +509,22 @@ unsafe fn init_acc<Y: Elem, const M: usize>(
     unsafe {
         let zero = _mm512_setzero_ps();
         let mut acc = [[zero; 2]; MR];
-        for a in acc.iter_mut().take(M) {
-            *a = [
-                _mm512_loadu_ps(bias32.as_ptr()),
-                _mm512_loadu_ps(bias32.as_ptr().add(16)),
-            ];
-        }
-        if !first {
-            for (m, a) in acc.iter_mut().enumerate().take(M) {
+        for (m, a) in acc.iter_mut().enumerate().take(M) {
+            *a = if first {
+                [
+                    _mm512_loadu_ps(bias32.as_ptr()),
+                    _mm512_loadu_ps(bias32.as_ptr().add(16)),
+                ]
+            } else {
                 // K > KC: continue the chain from the f32 partial sums stored in y.
                 let yr = y.as_ptr().add((p0 + m) * n + n0) as *const f32;
                 let mut t = [0.0f32; NR];
                 core::ptr::copy_nonoverlapping(yr, t.as_mut_ptr(), nv);
-                *a = [
+                [
                     _mm512_loadu_ps(t.as_ptr()),
                     _mm512_loadu_ps(t.as_ptr().add(16)),
-                ];
-            }
+                ]
+            };
         }
         acc
     }

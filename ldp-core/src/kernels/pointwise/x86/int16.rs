@@ -620,7 +620,7 @@ macro_rules! i16_pair_step {
 ///
 /// # Safety
 /// Rows `x0 + m·stride` bytes (`m < 6`) each hold `2·kp` readable `i16`; `wa` and `wb` each
-/// hold `kp·32` words; `kp ≥ 1`; AVX-512 F and AVX512_VNNI available.
+/// hold `kp·32` words (`kp = 0` leaves `acc` zero); AVX-512 F and AVX512_VNNI available.
 #[cfg(ldp_avx512)]
 #[target_feature(enable = "avx512f,avx512vnni")]
 unsafe fn micro6x2(
@@ -714,17 +714,17 @@ unsafe fn micro6x2(
     }
 }
 
-/// [`tile16`] against both panels of a group at once: pixels `p0..p0+M` against outputs
-/// `o0s[0]..+32` and `o0s[1]..+32`; per pair of channels four panel loads, `M` broadcasts and
-/// `4·M` `vpdpwssd` into `M × 64` accumulators — half the broadcasts per `vpdpwssd` of
-/// [`tile16`], and the pixels' rows read once for both panels.
+/// [`tile16`] against both panels of a group at once: pixels `p0..p0+6` against outputs
+/// `o0s[0]..+32` and `o0s[1]..+32`; per pair of channels four panel loads, 6 broadcasts and
+/// 24 `vpdpwssd` into 6 × 64 accumulators ([`micro6x2`]) — half the broadcasts per `vpdpwssd`
+/// of [`tile16`], and the pixels' rows read once for both panels.
 ///
 /// # Safety
 /// As [`tile16`], for each of the two panels (`panels[g]` packed for `o0s[g]`).
 #[cfg(ldp_avx512)]
 #[inline(always)]
 #[allow(clippy::too_many_arguments, clippy::incompatible_msrv)]
-unsafe fn tile16x2<Y: Out16, const M: usize>(
+unsafe fn tile16x2<Y: Out16>(
     x: &[i16],
     c_in: usize,
     panels: [&[u32]; 2],
@@ -736,36 +736,20 @@ unsafe fn tile16x2<Y: Out16, const M: usize>(
     rq: Rq16,
     outs: [Panel16; 2],
 ) {
-    let kp = c_in / 2;
-    // SAFETY (whole body): as in `tile16`, for each panel: activation words at i16 index
-    // 2j, 2j + 1 < c_in of rows p0 + m < pixels; panel words at j < kp; bounds-checked stores.
+    // SAFETY (whole body): as in `tile16`, for each panel: the 6 rows p0..p0+6 < pixels hold
+    // c_in = 2·kp i16 each, c_in·2 bytes apart; each panel holds kp·32 words; acc is 6 × 4
+    // zmm; bounds-checked stores.
     unsafe {
-        let mut acc = [[_mm512_setzero_si512(); 4]; M];
-        if M == 6 && kp >= 1 {
-            // SAFETY: 6 rows of c_in = 2·kp i16 from row p0, c_in·2 bytes apart; each panel
-            // holds kp·32 words; acc is 6 × 4 zmm.
-            let a6 = &mut *(acc.as_mut_ptr() as *mut [[__m512i; 4]; 6]);
-            let (pa, pb) = (panels[0].as_ptr(), panels[1].as_ptr());
-            micro6x2(x.as_ptr().add(p0 * c_in), c_in * 2, pa, pb, kp, a6);
-        }
-        let xs: [*const i16; M] = core::array::from_fn(|m| x.as_ptr().add((p0 + m) * c_in));
-        let wa = panels[0].as_ptr() as *const __m512i;
-        let wb = panels[1].as_ptr() as *const __m512i;
-        for j in (if M == 6 { kp } else { 0 })..kp {
-            let w = [
-                _mm512_loadu_si512(wa.add(2 * j)),
-                _mm512_loadu_si512(wa.add(2 * j + 1)),
-                _mm512_loadu_si512(wb.add(2 * j)),
-                _mm512_loadu_si512(wb.add(2 * j + 1)),
-            ];
-            for m in 0..M {
-                let pair = (xs[m].add(2 * j) as *const i32).read_unaligned();
-                let u = _mm512_set1_epi32(pair);
-                for h in 0..4 {
-                    acc[m][h] = dpwssd(acc[m][h], u, w[h]);
-                }
-            }
-        }
+        let mut acc = [[_mm512_setzero_si512(); 4]; 6];
+        let (pa, pb) = (panels[0].as_ptr(), panels[1].as_ptr());
+        micro6x2(
+            x.as_ptr().add(p0 * c_in),
+            c_in * 2,
+            pa,
+            pb,
+            c_in / 2,
+            &mut acc,
+        );
         for (m, a) in acc.iter().enumerate() {
             for g in 0..2 {
                 let (bias, mult, mult_odd) = outs[g];
@@ -841,7 +825,7 @@ unsafe fn gemm16<Y: Out16>(
             if ng == 2 {
                 while pixels - p >= 6 {
                     let pn = [&panels[0][..], &panels[1][..]];
-                    tile16x2::<Y, 6>(x, c_in, pn, q, c_out, y, o0s, p, rq, outs);
+                    tile16x2::<Y>(x, c_in, pn, q, c_out, y, o0s, p, rq, outs);
                     p += 6;
                 }
             }
