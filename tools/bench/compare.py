@@ -24,7 +24,11 @@ as .npy, then times
 `--threads 1,2` repeats everything with that many threads for every engine
 (`torch.set_num_threads`, onnxruntime `intra_op_num_threads`, `bench_model --threads`).
 `--x86 native,avx2` runs ours with the best kernels of the CPU and again with the AVX2 ones
-forced (`LDP_X86=avx2`; `avx512` = AVX-512 and VNNI without AMX). `--cli-batch N` also times ours the way a user runs it,
+forced (`LDP_X86=avx2`; `avx512` = AVX-512 and VNNI without AMX). With `avx2` among the levels
+on an x86-64 host, PyTorch is also timed with its AVX2 code forced, in a worker process of this
+script started with `MKL_ENABLE_INSTRUCTIONS=AVX2`, `ONEDNN_MAX_CPU_ISA=AVX2` and
+`ATEN_CPU_CAPABILITY=avx2` (the stand-in for an AVX2-only machine: the forced-AVX2 rows compare
+against it; onnxruntime's kernels have no such switch, so its columns stay native). `--cli-batch N` also times ours the way a user runs it,
 `ldp-quant run --threads T` on a batch of N samples and on 1 sample (the same blob), as
 `(T(N) - T(1)) / (N - 1)` per sample (from the median and from the minimum wall time of
 `--cli-runs` runs each, the two batch sizes in turn: file I/O and layout conversion included). The nominal MACs of the PyTorch module (convolutions and linear
@@ -81,6 +85,42 @@ def summary(wall, cpu):
     """Median and minimum of the wall and thread CPU times of all runs (of all rounds)."""
     return {"median_ms": median(wall), "min_ms": min(wall), "cpu_median_ms": median(cpu),
             "cpu_min_ms": min(cpu), "runs": len(wall)}
+
+
+AVX2_ENV = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "ATEN_CPU_CAPABILITY": "avx2"}
+
+
+def torch_worker(spec):
+    """`--torch-worker NAME,THREADS,RUNS,WARMUP,SEED,X_PATH`: time PyTorch eager on one model
+    in this process (started with AVX2_ENV) and print the times and the CPU capability as JSON."""
+    import numpy as np
+    import torch
+    sys.path.insert(0, os.path.join(ROOT, "tools", "golden"))
+    import gen_golden as gg
+    name, nt, runs, warmup, seed, x_path = spec.split(",", 5)
+    arch, c_in, c_out, _, _ = MODELS[name]
+    torch.set_num_interop_threads(1)
+    torch.set_num_threads(int(nt))
+    model = gg.build_module(arch, c_in, c_out, int(seed)).float().eval()
+    xt = torch.from_numpy(np.load(x_path))
+    with torch.inference_mode():
+        t = time_fn(lambda: model(xt), int(runs), int(warmup))
+    t["capability"] = torch.backends.cpu.get_cpu_capability()
+    print(json.dumps(t))
+    return 0
+
+
+def time_torch_avx2(name, nt, runs, warmup, seed, x_path):
+    """One round of PyTorch with its AVX2 code forced (a worker process of this script)."""
+    env = dict(os.environ)
+    env.update(AVX2_ENV)
+    cmd = [sys.executable, os.path.abspath(__file__), "--torch-worker",
+           f"{name},{nt},{runs},{warmup},{seed},{x_path}"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def build_binary(skip):
@@ -213,9 +253,12 @@ def main():
     ap.add_argument("--cli-batch", type=int, default=0,
                     help="also time `ldp-quant run` per sample on a batch of this many (>= 2)")
     ap.add_argument("--cli-runs", type=int, default=5)
+    ap.add_argument("--torch-worker", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help="keep the weights, inputs and outputs in this folder "
                                       "(default: a temporary folder)")
     args = ap.parse_args()
+    if args.torch_worker:
+        return torch_worker(args.torch_worker)
 
     try:
         import numpy as np
@@ -246,6 +289,8 @@ def main():
     rounds = max(1, args.rounds)
     per = max(1, -(-args.runs // rounds))
     levels = [l for l in args.x86.split(",") if l]
+    import platform
+    torch_avx2 = "avx2" in levels and platform.machine().lower() in ("x86_64", "amd64")
     rows = []
     with tempfile.TemporaryDirectory(prefix="ldp-bench-") as tmp:
         if args.workdir:
@@ -335,6 +380,10 @@ def main():
                 for r in range(rounds):
                     with torch.inference_mode():
                         add("torch", time_fn(lambda: model(xt), per, args.warmup))
+                    if torch_avx2:
+                        t = time_torch_avx2(name, nt, per, args.warmup, args.seed, x_path)
+                        add("torch_avx2", t)
+                        times["torch_avx2"]["capability"] = t.get("capability", "?")
                     for key, path in sessions.items():
                         so = ort.SessionOptions()
                         so.intra_op_num_threads = nt
@@ -358,6 +407,11 @@ def main():
                 print(f"   [{nt} thr] torch f32            {t_torch['median_ms']:9.2f} ms",
                       flush=True)
                 peers = {"torch": t_torch}
+                if torch_avx2:
+                    acc = times["torch_avx2"]
+                    peers["torch_avx2"] = summary(acc["wall_ms"], acc["cpu_ms"])
+                    print(f"   [{nt} thr] torch f32, AVX2 forced {peers['torch_avx2']['median_ms']:9.2f}"
+                          f" ms (ATen capability {acc.get('capability', '?')})", flush=True)
                 for key in sessions:
                     t = summary(times["ort_" + key]["wall_ms"], times["ort_" + key]["cpu_ms"])
                     t["rel_l2"] = rel_ort[key]
@@ -385,10 +439,12 @@ def main():
     gmacs = lambda macs, t, k="median_ms": "—" if t is None else f"{macs / t[k] / 1e6:.0f}"
     hdr = ("| model | threads | ours dtype | ours kernels | ours ms | ours GMAC/s | PyTorch f32 ms | "
            "onnxruntime f32 ms | onnxruntime int8 dyn. ms | onnxruntime int8 static QDQ ms | "
-           "best peer f32 / ours | ort static int8 / ours | ours rel L2 vs PyTorch f32 |")
-    lines = [hdr, "|" + "---|" * 13]
+           "best peer f32 / ours | ort static int8 / ours | ours rel L2 vs PyTorch f32 | "
+           "PyTorch f32, AVX2 forced ms | PyTorch AVX2 / ours (forced-AVX2 rows) |")
+    lines = [hdr, "|" + "---|" * 15]
     cpu_lines = ["| model | threads | ours dtype | ours kernels | ours | PyTorch f32 | onnxruntime f32 | "
-                 "onnxruntime int8 dyn. | onnxruntime int8 QDQ |", "|" + "---|" * 9]
+                 "onnxruntime int8 dyn. | onnxruntime int8 QDQ | PyTorch f32, AVX2 forced |",
+                 "|" + "---|" * 10]
     cli_lines = ["| model | threads | ours dtype | ours kernels | forward ms (in memory) | "
                  "`ldp-quant run` ms/sample | CLI overhead | forward min ms | "
                  "ms/sample from minima | overhead, minima |", "|" + "---|" * 10]
@@ -396,12 +452,14 @@ def main():
         tt, to, t8, tq = (p.get("torch"), p.get("ort_f32"), p.get("ort_int8"), p.get("ort_qdq"))
         best = min([t for t in (tt, to) if t is not None], key=lambda t: t["median_ms"])
         kern = ours.get("x86", level)
+        ta2 = p.get("torch_avx2")
         lines.append(f"| {name} | {nt} | {dt} | {kern} | {fmt(ours)} | {gmacs(macs, ours)} | "
                      f"{fmt(tt)} | {fmt(to)} | {fmt(t8)} | {fmt(tq)} | {ratio(best, ours)} | "
-                     f"{ratio(tq, ours)} | {ours['rel_l2']:.1e} |")
+                     f"{ratio(tq, ours)} | {ours['rel_l2']:.1e} | {fmt(ta2)} | "
+                     f"{ratio(ta2 if level == 'avx2' else None, ours)} |")
         k = "cpu_min_ms"
         cpu_lines.append(f"| {name} | {nt} | {dt} | {kern} | {fmt(ours, k)} | {fmt(tt, k)} | "
-                         f"{fmt(to, k)} | {fmt(t8, k)} | {fmt(tq, k)} |")
+                         f"{fmt(to, k)} | {fmt(t8, k)} | {fmt(tq, k)} | {fmt(ta2, k)} |")
         if "cli" in ours:
             c = ours["cli"]
             cli_lines.append(f"| {name} | {nt} | {dt} | {kern} | {ours['median_ms']:.1f} | "
