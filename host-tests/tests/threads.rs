@@ -26,6 +26,10 @@ fn forward(blob: &[u8], case: &sweep::Case, x: &[f32], threads: usize) -> Vec<u3
     y.iter().map(|v| v.to_bits()).collect()
 }
 
+/// Stack of the thread that runs a forward pass once more (with the CPU's best kernels, or the
+/// level `LDP_X86` forces).
+const SMALL_STACK: usize = 192 * 1024;
+
 /// One test function: the thread count is process-wide.
 #[test]
 fn forward_bits_do_not_depend_on_threads() {
@@ -57,6 +61,22 @@ fn forward_bits_do_not_depend_on_threads() {
         }
         for (what, blob) in &blobs {
             let one = forward(blob, &case, x, 1);
+            // The kernels' large buffers are per-thread heap workspaces
+            // (`ldp_core::kernels::workspace`), not stack arrays: the pass runs on a thread
+            // with a small stack (it needed about 540 KiB when the AVX-512 f32 GEMM kept its
+            // panels on the stack; a stack overflow aborts this test) and gives the same bits.
+            let small = std::thread::scope(|sc| {
+                std::thread::Builder::new()
+                    .stack_size(SMALL_STACK)
+                    .spawn_scoped(sc, || forward(blob, &case, x, 1))
+                    .expect("spawn a thread")
+                    .join()
+                    .expect("the small-stack forward pass")
+            });
+            assert!(
+                small == one,
+                "{name} {what}: other bits on a {SMALL_STACK}-byte stack"
+            );
             for t in [2, 3] {
                 let got = forward(blob, &case, x, t);
                 let diff = one.iter().zip(&got).filter(|(a, b)| a != b).count();

@@ -14,3 +14,5 @@ pub mod resize;
 pub mod se;
 #[cfg(feature = "std")]
 pub mod threads;
+#[cfg(target_arch = "x86_64")]
+mod workspace;

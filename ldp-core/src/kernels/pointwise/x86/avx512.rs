@@ -28,7 +28,6 @@
 #![cfg_attr(not(ldp_avx512), allow(unused_imports, dead_code))]
 
 use core::arch::x86_64::*;
-use core::mem::MaybeUninit;
 
 use half::f16;
 
@@ -734,13 +733,12 @@ unsafe fn epilogue<Y: Elem, const M: usize>(
     }
 }
 
-/// The packed GEMM.
+/// The packed GEMM, on this thread's workspace (`kernels::workspace`).
 ///
 /// # Safety
 /// Shapes validated by `check_shapes`; AVX-512 F/BW/VL/DQ, AVX2, FMA and F16C available; `Y` is
 /// f32 when `k > KC`.
 #[cfg(ldp_avx512)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
 unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     k: usize,
@@ -750,13 +748,38 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) {
+    crate::kernels::workspace::with::<f32, WS_FLOATS, _>(|ws| {
+        // SAFETY: this function's contract; `ws` holds WS_FLOATS floats.
+        unsafe { gemm_in(x, k, w, bias, n, act, y, ws) }
+    })
+}
+
+/// Floats of [`gemm`]'s workspace: two panels of `KC·NR`, then the `MR·KC` pixel rows.
+#[cfg(ldp_avx512)]
+const WS_FLOATS: usize = 2 * KC * NR + MR * KC;
+
+/// [`gemm`] on its workspace.
+///
+/// # Safety
+/// As [`gemm`]; `ws.len() ≥ WS_FLOATS`.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_in<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    n: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+    ws: &mut [f32],
+) {
     let pixels = x.len() / k;
-    let mut panel = MaybeUninit::<[f32; KC * NR]>::uninit();
-    let bp = panel.as_mut_ptr() as *mut f32;
-    let mut panel2 = MaybeUninit::<[f32; KC * NR]>::uninit();
-    let bp2 = panel2.as_mut_ptr() as *mut f32;
-    let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
-    let abuf = abuf_store.as_mut_ptr() as *mut f32;
+    // The two panels and the pixel rows: disjoint thirds of `ws` (WS_FLOATS long).
+    let (panels, rows) = ws.split_at_mut(2 * KC * NR);
+    let (panel, panel2) = panels.split_at_mut(KC * NR);
+    let (bp, bp2, abuf) = (panel.as_mut_ptr(), panel2.as_mut_ptr(), rows.as_mut_ptr());
     let pb = pixel_block(pixels, k);
     let bias_of = |n0: usize, nv: usize| {
         let mut b32 = [0.0f32; NR];

@@ -776,11 +776,11 @@ unsafe fn tile16x2<Y: Out16>(
 /// equals the reference's wrapping sum. When 32 does not divide `c_out` the last panel overlaps
 /// the one before (outputs computed twice get the same value).
 ///
+/// The panels live in this thread's workspace (`kernels::workspace`).
+///
 /// # Safety
 /// AVX-512 F/BW/VL and AVX512_VNNI; lengths as checked by `check_pw`; [`gemm_takes`].
 #[cfg(ldp_avx512)]
-#[allow(clippy::incompatible_msrv)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 unsafe fn gemm16<Y: Out16>(
     x: &[i16],
     c_in: usize,
@@ -789,7 +789,33 @@ unsafe fn gemm16<Y: Out16>(
     y: &mut [Y],
     pixels: usize,
 ) {
-    let mut panels = [[0u32; PK16_MAX / 2 * NR16]; G16];
+    crate::kernels::workspace::with::<u32, { G16 * PANEL16_WORDS }, _>(|ws| {
+        let (a, b) = ws.split_at_mut(PANEL16_WORDS);
+        // SAFETY: this function's contract; two panels of PANEL16_WORDS words (G16 = 2).
+        unsafe { gemm16_in(x, c_in, q, c_out, y, pixels, [a, b]) }
+    })
+}
+
+/// Words of one packed 16-bit panel (`c_in ≤ PK16_MAX`).
+const PANEL16_WORDS: usize = PK16_MAX / 2 * NR16;
+const _: () = assert!(G16 == 2, "gemm16 splits its workspace into two panels");
+
+/// [`gemm16`] on its panel buffers.
+///
+/// # Safety
+/// As [`gemm16`]; each panel buffer holds at least `PANEL16_WORDS` words.
+#[cfg(ldp_avx512)]
+#[allow(clippy::incompatible_msrv)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+unsafe fn gemm16_in<Y: Out16>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    panels: [&mut [u32]; G16],
+) {
     // SAFETY (whole body): features per the contract; every o0 + 32 ≤ c_out (c_out ≥ 32), so the
     // bias/mult reads are in bounds; each panel holds c_in/2·32 ≤ PK16_MAX/2·32 words; the tiles
     // stay inside p < pixels.
@@ -803,7 +829,7 @@ unsafe fn gemm16<Y: Out16>(
             let mut ng = 0;
             while ng < G16 && o < c_out {
                 let o0 = o.min(c_out - NR16);
-                pack16(q.weight, c_in, o0, &mut panels[ng]);
+                pack16(q.weight, c_in, o0, panels[ng]);
                 let b = q.bias_n::<NR16>(o0);
                 let mu = q.mult_n::<NR16>(o0);
                 let bias: [__m512i; 2] =

@@ -26,7 +26,6 @@ pub mod int8;
 pub mod vnni;
 
 use core::arch::x86_64::*;
-use core::mem::MaybeUninit;
 
 use half::f16;
 
@@ -353,11 +352,10 @@ unsafe fn tile<X: Elem, Y: Elem, const M: usize>(
     }
 }
 
-/// The packed GEMM.
+/// The packed GEMM, on this thread's workspace (`kernels::workspace`).
 ///
 /// # Safety
 /// Shapes validated by `check_shapes`; AVX2, FMA and F16C available; `Y` is f32 when `k > KC`.
-#[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     x: &[X],
     k: usize,
@@ -367,11 +365,35 @@ unsafe fn gemm<X: Elem, W: Elem, Y: Elem>(
     act: Option<Activation>,
     y: &mut [Y],
 ) {
+    crate::kernels::workspace::with::<f32, WS_FLOATS, _>(|ws| {
+        // SAFETY: this function's contract; `ws` holds WS_FLOATS floats.
+        unsafe { gemm_in(x, k, w, bias, n, act, y, ws) }
+    })
+}
+
+/// Floats of [`gemm`]'s workspace: a panel buffer of `KC·NR`, then the `MR·KC` pixel rows.
+const WS_FLOATS: usize = KC * NR + MR * KC;
+
+/// [`gemm`] on its workspace.
+///
+/// # Safety
+/// As [`gemm`]; `ws.len() ≥ WS_FLOATS`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_in<X: Elem, W: Elem, Y: Elem>(
+    x: &[X],
+    k: usize,
+    w: &[W],
+    bias: Option<&[f32]>,
+    n: usize,
+    act: Option<Activation>,
+    y: &mut [Y],
+    ws: &mut [f32],
+) {
     let pixels = x.len() / k;
-    let mut panel = MaybeUninit::<[f32; KC * NR]>::uninit();
-    let bp = panel.as_mut_ptr() as *mut f32;
-    let mut abuf_store = MaybeUninit::<[f32; MR * KC]>::uninit();
-    let abuf = abuf_store.as_mut_ptr() as *mut f32;
+    // The panel buffer and the pixel rows: disjoint parts of `ws` (WS_FLOATS long).
+    let (panel, rows) = ws.split_at_mut(KC * NR);
+    let (bp, abuf) = (panel.as_mut_ptr(), rows.as_mut_ptr());
     // Short rows (`k ≤ KC/2`): several panels are packed side by side into the buffer, and
     // each block of `MB` pixels (kept in L1) runs against all of them before the next block,
     // so `x` streams from memory once per group of panels instead of once per panel. The

@@ -400,11 +400,12 @@ unsafe fn all_pixels<Y: Out>(
     }
 }
 
+/// The kernel, on this thread's workspace (`kernels::workspace`).
+///
 /// # Safety
 /// Shapes validated, `c_out ≥ 32`, `c_in ≤ PK_MAX`; AVX-512 F/BW/VL/DQ/VNNI, AVX2, FMA and F16C
 /// available.
 #[cfg(ldp_avx512)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 unsafe fn run<Y: Out>(
     x: &[i8],
     c_in: usize,
@@ -413,9 +414,34 @@ unsafe fn run<Y: Out>(
     y: &mut [Y],
     pixels: usize,
 ) {
+    crate::kernels::workspace::with::<u32, WS_WORDS, _>(|ws| {
+        // SAFETY: this function's contract; `ws` holds WS_WORDS words.
+        unsafe { run_in(x, c_in, q, c_out, y, pixels, ws) }
+    })
+}
+
+/// Words of a packed panel buffer (`c_in ≤ PK_MAX`).
+const PANEL_WORDS: usize = PK_MAX / 4 * NR;
+/// Words of [`run`]'s workspace: `G` panels, then the converted pixel rows.
+const WS_WORDS: usize = G * PANEL_WORDS + MR * (PK_MAX / 4);
+
+/// [`run`] on its workspace.
+///
+/// # Safety
+/// As [`run`]; `ws.len() ≥ WS_WORDS`.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn run_in<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    ws: &mut [u32],
+) {
     let kg = c_in.div_ceil(4);
-    let mut panels = [[0u32; PK_MAX / 4 * NR]; G];
-    let mut xt = [0u32; MR * (PK_MAX / 4)];
+    let (panels, xt) = ws.split_at_mut(G * PANEL_WORDS);
     // SAFETY (whole body): AVX-512 VNNI and AVX2 available (this function's contract); each
     // panel holds kg·32 ≤ PK_MAX/4·32 words; every o0 + 32 ≤ c_out, so bias/mult reads are in
     // bounds; the tiles stay inside p < pixels.
@@ -426,15 +452,14 @@ unsafe fn run<Y: Out>(
         while o < c_out {
             let (o0s, ng) = group(o, c_out);
             let mut outs: [PanelOut; G] = [([zero; 4], [zero; 4], rq); G];
-            for g in 0..ng {
-                pack_panel(q.weight, c_in, o0s[g], &mut panels[g]);
-                let bc = panel_bias(q, o0s[g], &panels[g], kg);
+            for (g, panel) in panels.chunks_exact_mut(PANEL_WORDS).take(ng).enumerate() {
+                pack_panel(q.weight, c_in, o0s[g], panel);
+                let bc = panel_bias(q, o0s[g], panel, kg);
                 outs[g] = panel_out(q, o0s[g], &bc, rq);
             }
-            let refs: [&[u32]; G] = core::array::from_fn(|g| &panels[g][..]);
-            all_pixels(
-                x, c_in, &refs, &outs, &o0s, ng, &mut xt, q, c_out, y, pixels,
-            );
+            let refs: [&[u32]; G] =
+                core::array::from_fn(|g| &panels[g * PANEL_WORDS..(g + 1) * PANEL_WORDS]);
+            all_pixels(x, c_in, &refs, &outs, &o0s, ng, xt, q, c_out, y, pixels);
             o += ng * NR;
         }
     }
