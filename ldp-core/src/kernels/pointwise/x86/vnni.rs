@@ -471,9 +471,12 @@ unsafe fn run_in<Y: Out>(
 /// about `c_out`·`4⌈c_in/4⌉` bytes). Opaque: made and used inside the crate.
 #[cfg(feature = "std")]
 pub struct Packed {
-    /// Segments of `kg·32 + 32` words, one per panel `i` (outputs `min(32i, c_out − 32)..+32`):
-    /// the packed panel, then its 32 corrected biases (`i32` bits).
+    /// From word `off` on (a 64-byte boundary: every segment is a multiple of 128 bytes, so
+    /// every panel starts on one too), segments of `kg·32 + 32` words, one per panel `i`
+    /// (outputs `min(32i, c_out − 32)..+32`): the packed panel, then its 32 corrected biases
+    /// (`i32` bits).
     words: std::vec::Vec<u32>,
+    off: usize,
     c_in: usize,
     c_out: usize,
     /// Address and length of the weights packed (a packing is used only with its own weights).
@@ -488,7 +491,15 @@ impl Packed {
         self.c_in == c_in
             && self.c_out == c_out
             && self.src == (q.weight.as_ptr() as usize, q.weight.len())
-            && Some(self.words.len()) == segment(c_in).checked_mul(np)
+            && segment(c_in)
+                .checked_mul(np)
+                .and_then(|n| n.checked_add(self.off))
+                == Some(self.words.len())
+    }
+
+    /// The segments (after the alignment words).
+    fn segments(&self) -> &[u32] {
+        self.words.get(self.off..).unwrap_or(&[])
     }
 }
 
@@ -514,10 +525,15 @@ pub(crate) fn pack_all(q: &ConvQ<'_>, c_in: usize, c_out: usize) -> Option<Packe
     {
         let (kg, seg) = (c_in.div_ceil(4), segment(c_in));
         let np = c_out.div_ceil(NR);
-        let mut words = std::vec![0u32; np.checked_mul(seg)?];
+        // Up to 15 words of padding bring the segments to a 64-byte boundary (panel loads that
+        // do not split cache lines).
+        let len = np.checked_mul(seg)?;
+        let mut words = std::vec![0u32; len.checked_add(16)?];
+        let off = words.as_ptr().align_offset(64).min(16);
+        words.truncate(off + len);
         // Panels in bands on the threads (each panel packed once, by one thread).
         let n = crate::kernels::threads::threads().min(np);
-        let _ = crate::kernels::threads::split_inplace_at(&mut words, seg, n, |i0, band| {
+        let _ = crate::kernels::threads::split_inplace_at(&mut words[off..], seg, n, |i0, band| {
             for (i, s) in band.chunks_exact_mut(seg).enumerate() {
                 let o0 = ((i0 + i) * NR).min(c_out - NR);
                 let (panel, bias) = s.split_at_mut(kg * NR);
@@ -533,6 +549,7 @@ pub(crate) fn pack_all(q: &ConvQ<'_>, c_in: usize, c_out: usize) -> Option<Packe
         });
         Some(Packed {
             words,
+            off,
             c_in,
             c_out,
             src: (q.weight.as_ptr() as usize, q.weight.len()),
@@ -589,12 +606,11 @@ pub(crate) fn pointwise_packed<Y: Out>(
     true
 }
 
-/// [`run`] over the panels of `pre`.
+/// [`run`] over the panels of `pre`, its pixel rows in this thread's workspace.
 ///
 /// # Safety
 /// As [`run`]; `pre.matches(q, c_in, c_out)`.
 #[cfg(all(ldp_avx512, feature = "std"))]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 unsafe fn run_packed<Y: Out>(
     x: &[i8],
     c_in: usize,
@@ -604,10 +620,33 @@ unsafe fn run_packed<Y: Out>(
     pixels: usize,
     pre: &Packed,
 ) {
+    crate::kernels::workspace::with::<u32, { MR * (PK_MAX / 4) }, _>(|xt| {
+        // SAFETY: this function's contract; `xt` holds MR·PK_MAX/4 words.
+        unsafe { run_packed_in(x, c_in, q, c_out, y, pixels, pre, xt) }
+    })
+}
+
+/// [`run_packed`] with its pixel-row buffer.
+///
+/// # Safety
+/// As [`run_packed`]; `xt.len() ≥ MR·PK_MAX/4`.
+#[cfg(all(ldp_avx512, feature = "std"))]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_packed_in<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    pre: &Packed,
+    xt: &mut [u32],
+) {
     let (kg, seg) = (c_in.div_ceil(4), segment(c_in));
-    let mut xt = [0u32; MR * (PK_MAX / 4)];
+    let segs = pre.segments();
     // SAFETY (whole body): as in `run`; the segment of panel i of `pre` is words
-    // i·seg .. (i+1)·seg, all present (`matches`).
+    // i·seg .. (i+1)·seg of `segs`, all present (`matches`).
     unsafe {
         let rq = Rq::new(q.shift, q.out_zero);
         let zero = _mm256_setzero_si256();
@@ -618,14 +657,12 @@ unsafe fn run_packed<Y: Out>(
             let mut refs: [&[u32]; G] = [&[]; G];
             for g in 0..ng {
                 let i = o / NR + g;
-                let (panel, bias) = pre.words[i * seg..(i + 1) * seg].split_at(kg * NR);
+                let (panel, bias) = segs[i * seg..(i + 1) * seg].split_at(kg * NR);
                 let bc: [i32; NR] = core::array::from_fn(|t| bias[t] as i32);
                 refs[g] = panel;
                 outs[g] = panel_out(q, o0s[g], &bc, rq);
             }
-            all_pixels(
-                x, c_in, &refs, &outs, &o0s, ng, &mut xt, q, c_out, y, pixels,
-            );
+            all_pixels(x, c_in, &refs, &outs, &o0s, ng, xt, q, c_out, y, pixels);
             o += ng * NR;
         }
     }
