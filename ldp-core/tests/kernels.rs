@@ -434,6 +434,10 @@ proptest! {
             prop_assert_eq!(&a, &c, "vnni");
         }
         #[cfg(target_arch = "x86_64")]
+        if let Some(c) = avxvnni_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "avxvnni");
+        }
+        #[cfg(target_arch = "x86_64")]
         if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
             prop_assert_eq!(&a, &c, "amx");
         }
@@ -588,6 +592,10 @@ proptest! {
         #[cfg(target_arch = "x86_64")]
         if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
             prop_assert_eq!(&a, &c, "vnni");
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(c) = avxvnni_i8(&x, c_in, &q, c_out) {
+            prop_assert_eq!(&a, &c, "avxvnni");
         }
         #[cfg(target_arch = "x86_64")]
         if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
@@ -870,6 +878,32 @@ fn vnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>
     Some(c)
 }
 
+/// AVX-VNNI usable (the ymm `vpdpbusd` kernel); says so once when not.
+#[cfg(target_arch = "x86_64")]
+fn avxvnni() -> bool {
+    let yes = avx2() && std::is_x86_feature_detected!("avxvnni");
+    if !yes {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| eprintln!("AVX-VNNI not available here: its kernel is not tested"));
+    }
+    yes
+}
+
+/// The AVX-VNNI int8 pointwise kernel's output (`None` when the CPU lacks AVX-VNNI).
+#[cfg(target_arch = "x86_64")]
+fn avxvnni_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>> {
+    if !avxvnni() {
+        return None;
+    }
+    let mut c = vec![0i8; x.len() / c_in * c_out];
+    // SAFETY: the CPU features were detected just above.
+    unsafe {
+        ldp_core::kernels::pointwise::x86::avxvnni::pointwise_avxvnni(x, c_in, q, c_out, &mut c)
+    }
+    .unwrap();
+    Some(c)
+}
+
 /// The AMX int8 pointwise kernel's output (`None` when the CPU or OS lacks AMX-INT8).
 #[cfg(target_arch = "x86_64")]
 fn amx_i8(x: &[i8], c_in: usize, q: &ConvQ<'_>, c_out: usize) -> Option<Vec<i8>> {
@@ -937,7 +971,7 @@ proptest! {
     }
 }
 
-/// int8 pointwise, VNNI kernel, on the shapes around its limits: `c_out` 32 (one panel),
+/// int8 pointwise, VNNI and AVX-VNNI kernels, on the shapes around their limits: `c_out` 32 (one panel),
 /// 33..=95 (overlapping last panel), 129..=255 (a full group of 4 panels and a partial one),
 /// `c_in` 1..=9 (word padding), 2047/2048 (largest) and 2049 (AVX2 fallback), pixel counts
 /// around the 12-pixel tile; extreme biases, with and without table.
@@ -958,6 +992,13 @@ fn int8_pointwise_vnni_shapes() {
         (2047, 35, 3),
         (2048, 160, 5),
         (2049, 33, 2),
+        // The AVX-VNNI kernel's own limits: one 16-output panel, an overlapping last panel
+        // below 32 outputs, groups of 4 panels, pixel counts around its 6-pixel tile.
+        (7, 16, 5),
+        (33, 17, 7),
+        (2048, 31, 6),
+        (100, 80, 13),
+        (2047, 65, 1),
     ] {
         let x = i8s(pixels * c_in, 15);
         let w = i8s(c_in * c_out, 16);
@@ -980,6 +1021,10 @@ fn int8_pointwise_vnni_shapes() {
             #[cfg(target_arch = "x86_64")]
             if let Some(c) = vnni_i8(&x, c_in, &q, c_out) {
                 assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(c) = avxvnni_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "avxvnni {c_in} {c_out} {pixels}");
             }
             #[cfg(target_arch = "x86_64")]
             if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
@@ -1062,6 +1107,10 @@ fn int8_pointwise_form_boundaries() {
                 assert_eq!(a, c, "vnni {c_in} {c_out} {pixels}");
             }
             #[cfg(target_arch = "x86_64")]
+            if let Some(c) = avxvnni_i8(&x, c_in, &q, c_out) {
+                assert_eq!(a, c, "avxvnni {c_in} {c_out} {pixels}");
+            }
+            #[cfg(target_arch = "x86_64")]
             if let Some(c) = amx_i8(&x, c_in, &q, c_out) {
                 assert_eq!(a, c, "amx {c_in} {c_out} {pixels}");
             }
@@ -1102,6 +1151,18 @@ fn check_int8_pointwise_i16(
         }
         .unwrap();
         prop_assert_eq!(&a, &c, "vnni {} {} {}", c_in, c_out, pixels);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avxvnni() {
+        let mut c = vec![0i16; pixels * c_out];
+        // SAFETY: the CPU features were detected just above.
+        unsafe {
+            ldp_core::kernels::pointwise::x86::avxvnni::pointwise_i16_avxvnni(
+                x, c_in, q, c_out, &mut c,
+            )
+        }
+        .unwrap();
+        prop_assert_eq!(&a, &c, "avxvnni {} {} {}", c_in, c_out, pixels);
     }
     #[cfg(target_arch = "x86_64")]
     if amx() {

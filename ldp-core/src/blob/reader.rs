@@ -477,6 +477,14 @@ impl<'a> Model<'a> {
     /// [`Error::NonFiniteInput`] with its index, on the host and on a device alike (one
     /// comparison per input value, negligible next to the convolutions), and nothing is
     /// computed. The integer-only entry points take already quantized inputs and do not check.
+    ///
+    /// Memory besides `scratch`: without `std`, none on the heap, and the kernels' buffers on
+    /// the stack (a few KiB on the devices; up to about 0.6 MiB for the x86-64 GEMMs). With
+    /// `std` (host builds), each thread that runs an x86-64 pointwise GEMM keeps those buffers
+    /// in a heap workspace instead (up to about 0.6 MiB, reused by every later call on that
+    /// thread and freed when it exits), so the pass needs under 64 KiB of stack (measured on
+    /// the real V1/V2 sizes) and runs on threads with small stacks. Exception: on CPUs with
+    /// AMX, its int8 kernel still keeps up to about 330 KiB on the stack.
     pub fn forward(
         &self,
         input: &[f32],

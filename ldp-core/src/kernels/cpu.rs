@@ -45,6 +45,11 @@ pub enum X86Level {
     Portable,
     /// AVX2 + FMA + F16C.
     Avx2,
+    /// [`X86Level::Avx2`] plus AVX-VNNI (`vpdpbusd` on ymm, VEX-encoded) for int8 pointwise
+    /// ([`x86_avxvnni`]): CPUs with AVX2 and AVX-VNNI but no AVX-512, such as Intel's Alder
+    /// Lake and later client cores and the Sierra Forest Xeons. Never detected when `ldp-core`
+    /// was built with a Rust older than 1.89 (the intrinsics are stable since then).
+    AvxVnni,
     /// AVX-512 F/BW/VL/DQ (f32/f16 pointwise GEMM), with AVX-512 VNNI for int8 pointwise when
     /// the CPU also has it ([`x86_vnni`]); implies everything of [`X86Level::Avx2`].
     Avx512,
@@ -68,7 +73,8 @@ fn x86_level_of(v: u8) -> X86Level {
     match v {
         1 => X86Level::Portable,
         2 => X86Level::Avx2,
-        3 => X86Level::Avx512,
+        3 => X86Level::AvxVnni,
+        4 => X86Level::Avx512,
         _ => X86Level::Amx,
     }
 }
@@ -173,7 +179,11 @@ pub fn x86_detected() -> X86Level {
             && std::is_x86_feature_detected!("fma")
             && std::is_x86_feature_detected!("f16c")
         {
-            X86Level::Avx2
+            if avx_vnni_present() {
+                X86Level::AvxVnni
+            } else {
+                X86Level::Avx2
+            }
         } else {
             X86Level::Portable
         };
@@ -192,8 +202,8 @@ pub fn x86_detected() -> X86Level {
 
 /// The level the dispatching kernels use: the detected one ([`x86_detected`]), lowered by
 /// [`set_x86_level`] or, when that was never called, by the environment variable `LDP_X86`
-/// (`portable`, `avx2`, `avx512` — AVX-512 and VNNI but no AMX — or `amx`, read once). Never
-/// above what the CPU has.
+/// (`portable`, `avx2`, `avxvnni`, `avx512` — AVX-512 and VNNI but no AMX — or `amx`, read
+/// once). Never above what the CPU has.
 #[cfg(target_arch = "x86_64")]
 pub fn x86_level() -> X86Level {
     #[cfg(feature = "std")]
@@ -206,6 +216,7 @@ pub fn x86_level() -> X86Level {
             let l = match env.to_ascii_lowercase().as_str() {
                 "portable" => X86Level::Portable,
                 "avx2" => X86Level::Avx2,
+                "avxvnni" => X86Level::AvxVnni,
                 "avx512" => X86Level::Avx512,
                 _ => X86Level::Amx,
             };
@@ -301,6 +312,34 @@ pub fn x86_vbmi() -> bool {
     #[cfg(feature = "std")]
     {
         x86_avx512() && std::is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        false
+    }
+}
+
+/// Whether the CPU has AVX-VNNI (and this build its intrinsics: Rust ≥ 1.89, `ldp_avx512`).
+#[cfg(all(target_arch = "x86_64", feature = "std"))]
+fn avx_vnni_present() -> bool {
+    #[cfg(ldp_avx512)]
+    {
+        std::is_x86_feature_detected!("avxvnni") && std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(ldp_avx512))]
+    {
+        false
+    }
+}
+
+/// `true` when the AVX-VNNI int8 kernel may run: [`x86_level`] is [`X86Level::AvxVnni`] or
+/// above and the CPU has AVX-VNNI (an AVX-512 CPU may lack it, e.g. Ice Lake).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn x86_avxvnni() -> bool {
+    #[cfg(feature = "std")]
+    {
+        x86_level() >= X86Level::AvxVnni && avx_vnni_present()
     }
     #[cfg(not(feature = "std"))]
     {

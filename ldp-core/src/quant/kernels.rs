@@ -197,6 +197,10 @@ impl Sealed for i8 {
             return true;
         }
         #[cfg(target_arch = "x86_64")]
+        if crate::kernels::pointwise::x86::avxvnni::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::kernels::pointwise::x86::int8::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
@@ -256,6 +260,10 @@ impl Sealed for i16 {
         }
         #[cfg(target_arch = "x86_64")]
         if crate::kernels::pointwise::x86::vnni::pointwise(x, c_in, q, c_out, y, pixels) {
+            return true;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if crate::kernels::pointwise::x86::avxvnni::pointwise(x, c_in, q, c_out, y, pixels) {
             return true;
         }
         #[cfg(target_arch = "x86_64")]

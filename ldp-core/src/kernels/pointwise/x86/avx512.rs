@@ -1,17 +1,17 @@
 //! x86-64 AVX-512 pointwise kernel (a packed GEMM), f32 and f16 storage.
 //!
-//! The AVX2 kernel of [`super`] widened to zmm registers: a panel of 32 output channels of
-//! `w` is packed, converted to f32, into `[K][32]` (256 KiB of stack for `K ≤ 2048`), then a
-//! 12 × 32 register tile (12 pixels × 32 outputs = 24 zmm accumulators) walks down the pixels:
-//! per input channel two panel loads, twelve broadcasts of `x` (embedded in the FMAs) and 24
-//! FMAs of 16 lanes — 32 f32 MACs per FMA instead of 16. The full 12-pixel tile's channel
-//! loop is written in assembly (`micro12`): 16 channels per iteration, the twelve rows
-//! addressed from three pointers plus `stride`, `2·stride` or `3·stride` (four pointer
+//! The AVX2 kernel of [`super`] widened to zmm registers: a panel of 32 output channels of `w` is
+//! packed, converted to f32, into `[K][32]` (256 KiB for `K ≤ 2048`, in the thread's workspace with
+//! `std`, else on the stack), then a 12 × 32 register tile (12 pixels × 32 outputs = 24 zmm
+//! accumulators) walks down the pixels: per input channel two panel loads, twelve broadcasts of `x`
+//! (embedded in the FMAs) and 24 FMAs of 16 lanes — 32 f32 MACs per FMA instead of 16. The full
+//! 12-pixel tile's channel loop is written in assembly (`micro12`): 16 channels per iteration, the
+//! twelve rows addressed from three pointers plus `stride`, `2·stride` or `3·stride` (four pointer
 //! additions per 16 channels, where the compiled loop had one per row and channel and a spilled
-//! pointer). While 64 outputs are left, two panels are packed (512 KiB of stack) and tiles of
-//! 6 pixels × 64 outputs (`micro6x2`: four panel loads and six broadcasts per 24 FMAs) walk
-//! the pixels; the last pixels take the 12/8/4/2/1 × 32 tiles on each panel. Same FMAs in the
-//! same order for every output, so the same bits.
+//! pointer). While 64 outputs are left, two panels are packed (512 KiB) and tiles of 6 pixels × 64
+//! outputs (`micro6x2`: four panel loads and six broadcasts per 24 FMAs) walk the pixels; the last
+//! pixels take the 12/8/4/2/1 × 32 tiles on each panel. Same FMAs in the same order for every
+//! output, so the same bits.
 //!
 //! Summation order, per output: `acc = bias`, then one FMA per input channel in channel order,
 //! continued through `y` for `K > 2048` (f32 outputs; f16 outputs with `K > 2048` take the
@@ -44,7 +44,7 @@ const MR: usize = 12;
 /// Outputs per register tile (two zmm).
 const NR: usize = 32;
 /// Input channels per packed panel (the AVX2 kernel's, so both continue their chains at the
-/// same channels): `KC·NR` f32 = 256 KiB of stack.
+/// same channels): `KC·NR` f32 = 256 KiB (`kernels::workspace`).
 const KC: usize = 2048;
 
 /// Runs the AVX-512 kernel if the CPU has it, [`cpu::x86_level`] allows it and its 512-bit

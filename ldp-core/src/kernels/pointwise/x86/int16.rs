@@ -375,7 +375,7 @@ unsafe fn run_vnni<Y: Out16>(
 /// Outputs per packed panel of the GEMM form (two zmm of `i32`).
 #[cfg(ldp_avx512)]
 const NR16: usize = 32;
-/// Largest `c_in` of the GEMM form (a panel is `c_in / 2 · 32` words: 128 KiB of stack).
+/// Largest `c_in` of the GEMM form (a panel is `c_in / 2 · 32` words: 128 KiB, in the workspace).
 #[cfg(ldp_avx512)]
 const PK16_MAX: usize = 2048;
 /// Panels per group (each pixel tile runs against the group's panels while its rows are hot).

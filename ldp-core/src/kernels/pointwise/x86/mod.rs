@@ -21,6 +21,7 @@
 
 pub mod amx;
 pub mod avx512;
+pub mod avxvnni;
 pub mod int16;
 pub mod int8;
 pub mod vnni;
@@ -39,7 +40,7 @@ use crate::DType;
 const MR: usize = 6;
 /// Outputs per register tile (two ymm).
 const NR: usize = 16;
-/// Input channels per packed panel: `KC·NR` f32 = 128 KiB of stack.
+/// Input channels per packed panel: `KC·NR` f32 = 128 KiB (`kernels::workspace`).
 const KC: usize = 2048;
 
 /// Runs the AVX2 kernel if the CPU has it (else `false`: the caller then uses the portable

@@ -19,7 +19,8 @@
 //! the outputs in order. The epilogue is the AVX2 kernel's (bias, `Rq`, saturation, table) on
 //! 8 lanes at a time. When 32 does not divide `c_out` the last panel overlaps the one before
 //! (outputs computed twice get the same value). Takes `c_out ≥ 32` and `c_in ≤ 2048` (the four
-//! panels are 256 KiB of stack); other shapes go to the AVX2 kernel ([`super::int8`]).
+//! panels are 256 KiB, in `kernels::workspace`); other shapes go to the AVX2 kernel
+//! ([`super::int8`]).
 //!
 //! The AVX-512 intrinsics are stable since Rust 1.89: with an older compiler (`ldp_avx512` unset
 //! by `build.rs`) the entry points run the AVX2 kernel.
@@ -138,21 +139,38 @@ pub unsafe fn pointwise_i16_vnni(
     Ok(())
 }
 
-/// Packs outputs `o0..o0+32` into `panel` as `[kg][32]` words (`kg = ⌈c_in/4⌉`), word `j` of
-/// output `o` = channels `4j..4j+4` of row `o0 + o`, zero-padded past `c_in`.
+/// Packs outputs `o0..o0+32` into `panel` as `[kg][32]` words ([`pack_panel_w`]).
 ///
 /// # Safety
-/// `o0 + 32 ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ kg·32`; AVX2 available.
+/// As [`pack_panel_w`] with `W = 32`.
 #[cfg(ldp_avx512)]
 #[inline(always)]
 pub(super) unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
+    // SAFETY: per this function's contract.
+    unsafe { pack_panel_w::<NR>(weight, c_in, o0, panel) }
+}
+
+/// Packs outputs `o0..o0+W` (`W` a multiple of 8) into `panel` as `[kg][W]` words
+/// (`kg = ⌈c_in/4⌉`), word `j` of output `o` = channels `4j..4j+4` of row `o0 + o`, zero-padded
+/// past `c_in`: the layout of `vpdpbusd`'s signed operand, `W/16` zmm or `W/8` ymm per step.
+///
+/// # Safety
+/// `o0 + W ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ kg·W`; AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+pub(super) unsafe fn pack_panel_w<const W: usize>(
+    weight: &[i8],
+    c_in: usize,
+    o0: usize,
+    panel: &mut [u32],
+) {
     let kw = c_in / 4; // full words per row
     let kw8 = kw / 8 * 8;
     let kg = c_in.div_ceil(4);
     let pp = panel.as_mut_ptr();
-    for l0 in (0..NR).step_by(8) {
+    for l0 in (0..W).step_by(8) {
         // SAFETY: rows o0+l0..o0+l0+8 < c_out; 32-byte loads at byte 4·jj with jj + 8 ≤ kw stay
-        // inside a row; stores go to panel[(jj+j)·32 + l0 .. +8] with jj + j < kw ≤ kg.
+        // inside a row; stores go to panel[(jj+j)·W + l0 .. +8] with jj + j < kw ≤ kg.
         unsafe {
             let rows: [*const i8; 8] =
                 core::array::from_fn(|i| weight.as_ptr().add((o0 + l0 + i) * c_in));
@@ -162,7 +180,7 @@ pub(super) unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &m
                     core::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(4 * jj) as *const f32));
                 transpose8(&mut r);
                 for (j, v) in r.iter().enumerate() {
-                    _mm256_storeu_ps(pp.add((jj + j) * NR + l0) as *mut f32, *v);
+                    _mm256_storeu_ps(pp.add((jj + j) * W + l0) as *mut f32, *v);
                 }
                 jj += 8;
             }
@@ -176,7 +194,7 @@ pub(super) unsafe fn pack_panel(weight: &[i8], c_in: usize, o0: usize, panel: &m
                         *bt = v as u8;
                     }
                 }
-                panel[j * NR + l0 + i] = u32::from_le_bytes(b);
+                panel[j * W + l0 + i] = u32::from_le_bytes(b);
             }
         }
     }
