@@ -1568,7 +1568,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
 
     /// The pointwise conv of a 16-bit model input (int8 output, optional table): dispatch, the
-    /// AVX2 kernel and the AVX-512 VNNI kernel (each forced where the CPU has it) equal the
+    /// AVX2, AVX-VNNI and AVX-512 VNNI kernels (each forced where the CPU has it) equal the
     /// reference bit for bit. Inputs up to the saturation `input16_limit(c_in)`, channels
     /// 1..=67 or 1..=1100 (every remainder of 16 and 32), outputs 1..=41 (remainders of 4),
     /// pixel counts 1..=9 or, with narrow channels, 45..=101 (more than one 48-pixel cache
@@ -1605,6 +1605,13 @@ proptest! {
                 prop_assert_eq!(&a, &c, "vnni={} {} {} {}", vnni_path, c_in, c_out, pixels);
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        if avxvnni() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected (`avxvnni()`).
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_avxvnni(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "avxvnni {} {} {}", c_in, c_out, pixels);
+        }
         // The same kernels with 16-bit outputs (the 16-bit-activation path), no table.
         let q = ConvQ { lut: None, out_zero: 0, ..q };
         let mut a = vec![0i16; pixels * c_out];
@@ -1620,6 +1627,13 @@ proptest! {
                 unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise16_forced(&x, c_in, &q, c_out, &mut c, vnni_path) }.unwrap();
                 prop_assert_eq!(&a, &c, "i16 vnni={} {} {} {}", vnni_path, c_in, c_out, pixels);
             }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avxvnni() {
+            let mut c = vec![0i16; pixels * c_out];
+            // SAFETY: the CPU features were detected (`avxvnni()`).
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise16_avxvnni(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "i16 avxvnni {} {} {}", c_in, c_out, pixels);
         }
     }
 }

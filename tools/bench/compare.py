@@ -246,7 +246,7 @@ def main():
     ap.add_argument("--skip-build", action="store_true", help="use the already built binary")
     ap.add_argument("--markdown", help="also write the table to this Markdown file")
     ap.add_argument("--threads", default="1", help="comma-separated thread counts, for every engine")
-    ap.add_argument("--x86", default="native", help="our x86 kernel levels: native, avx512 (VNNI, no AMX), avx2, portable "
+    ap.add_argument("--x86", default="native", help="our x86 kernel levels: native, avx512 (VNNI, no AMX), avxvnni (AVX2 + AVX-VNNI), avx2, portable "
                                                     "(comma-separated; LDP_X86)")
     ap.add_argument("--ort-act", default="u8", choices=["u8", "s8"],
                     help="activation type of onnxruntime's static int8 (QDQ) model")

@@ -11,7 +11,7 @@
 //! requantization reads the same 32 bits as the reference's.
 //!
 //! Layout: a panel of 16 output channels is packed into `[⌈c_in/4⌉][16][4]` bytes
-//! ([`super::vnni::pack_panel_w`]), two ymm per 4 channels. A tile of 6 pixels has its rows
+//! (`vnni::pack_panel_w`), two ymm per 4 channels. A tile of 6 pixels has its rows
 //! converted to `u8` once into a small buffer, shared by a group of up to 4 panels (64
 //! outputs); then per 4 channels: two panel loads, six broadcasts and 12 `vpdpbusd` into
 //! 6 × 16 `i32` accumulators (12 of the 16 ymm registers). The epilogue is the AVX2 kernel's

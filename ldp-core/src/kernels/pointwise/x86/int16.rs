@@ -57,7 +57,8 @@ pub(crate) fn pointwise16(
 }
 
 /// [`run_vnni`] when this build has the AVX-512 intrinsics (`ldp_avx512`, rustc ≥ 1.89) and the
-/// CPU has AVX512_VNNI, else [`run`].
+/// CPU has AVX512_VNNI, else [`run_avxvnni`] when it has AVX-VNNI and the rows are short,
+/// else [`run`].
 ///
 /// # Safety
 /// AVX2 available; lengths as checked by `check_pw`.
@@ -76,9 +77,23 @@ unsafe fn run_best<Y: Out16>(
         unsafe { run_vnni(x, c_in, q, c_out, y, pixels, finish) };
         return;
     }
+    // `vpdpwssd` only on rows of at most `AVXVNNI16_MAX` channels: measured on this tile
+    // (docs/PERFORMANCE.md, sixteenth pass), it takes the seed block's 128-channel layers from
+    // 5.1 to 3.5 ms per pass but V1's 1024- and 2048-channel ones from 158 to 175 ms (it
+    // shares a port with the `vpmovsxbw` that widens the weights in the loop).
+    #[cfg(ldp_avx512)]
+    if c_in <= AVXVNNI16_MAX && cpu::x86_avxvnni() {
+        // SAFETY: AVX-VNNI present (`x86_avxvnni`), lengths per the contract.
+        unsafe { run_avxvnni(x, c_in, q, c_out, y, pixels, finish) };
+        return;
+    }
     // SAFETY: per the contract.
     unsafe { run(x, c_in, q, c_out, y, pixels, finish) }
 }
+
+/// Longest rows (input channels) the AVX-VNNI form of the AVX2-width kernel takes in
+/// [`run_best`]; longer ones run the `vpmaddwd` form.
+const AVXVNNI16_MAX: usize = 512;
 
 /// [`pointwise16`] with int8 outputs (zero point, optional table): the pointwise conv of a
 /// 16-bit model input, `quant::a16::pointwise_in16`. Same checks, same tile.
@@ -170,6 +185,57 @@ pub unsafe fn pointwise16_forced(
     unsafe { forced(x, c_in, q, c_out, y, vnni, fin) }
 }
 
+/// `pointwise_in16` (`i8` outputs, optional table) forced to the AVX-VNNI kernel, with its own
+/// shape checks, for tests and benchmarks (the AVX2 kernel on builds without the 1.89
+/// intrinsics).
+///
+/// # Safety
+/// The CPU must support AVX2 and AVX-VNNI (`is_x86_feature_detected!("avxvnni")`).
+pub unsafe fn pointwise_in16_avxvnni(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i8],
+) -> Result<(), crate::error::Error> {
+    let pixels = crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y)?;
+    let fin = |acc: i32, o: usize| {
+        crate::quant::kernels::finish::<i8>(q.bias_at(o).wrapping_add(acc), o, q)
+    };
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe {
+        #[cfg(ldp_avx512)]
+        run_avxvnni(x, c_in, q, c_out, y, pixels, fin);
+        #[cfg(not(ldp_avx512))]
+        run(x, c_in, q, c_out, y, pixels, fin);
+    }
+    Ok(())
+}
+
+/// `pointwise16` (16-bit outputs) forced to the AVX-VNNI kernel, as
+/// [`pointwise_in16_avxvnni`].
+///
+/// # Safety
+/// As [`pointwise_in16_avxvnni`].
+pub unsafe fn pointwise16_avxvnni(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [i16],
+) -> Result<(), crate::error::Error> {
+    let pixels = crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y)?;
+    let fin = |acc: i32, o: usize| out16(q.bias_at(o).wrapping_add(acc), o, q);
+    // SAFETY: features per the contract, shapes checked just above.
+    unsafe {
+        #[cfg(ldp_avx512)]
+        run_avxvnni(x, c_in, q, c_out, y, pixels, fin);
+        #[cfg(not(ldp_avx512))]
+        run(x, c_in, q, c_out, y, pixels, fin);
+    }
+    Ok(())
+}
+
 /// Sum of the 8 lanes (wrapping).
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -180,14 +246,70 @@ fn hsum(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// The AVX2 kernel: pixel triples through a 3-pixel × 4-output tile (12 accumulators, each
-/// widened weight vector used three times), the last one or two pixels through [`tiles16`];
-/// 16 channels per step (`vpmaddwd`).
+/// The AVX2 kernel ([`body`] with `vpmaddwd` + `vpaddd`).
 ///
 /// # Safety
 /// AVX2; lengths as checked by `check_pw`.
 #[target_feature(enable = "avx2")]
 unsafe fn run<Y>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    finish: impl Fn(i32, usize) -> Y,
+) {
+    // SAFETY: per this function's contract.
+    unsafe { body::<false, Y>(x, c_in, q, c_out, y, pixels, finish) }
+}
+
+/// The AVX-VNNI kernel: [`body`] with `vpdpwssd` on ymm (VEX), one instruction for the
+/// multiply and the add, non-saturating like `vpaddd`: the same bits.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI; lengths as checked by `check_pw`.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn run_avxvnni<Y>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    finish: impl Fn(i32, usize) -> Y,
+) {
+    // SAFETY: per this function's contract.
+    unsafe { body::<true, Y>(x, c_in, q, c_out, y, pixels, finish) }
+}
+
+/// `acc + Σ pairs a·b` on 8 `i32` lanes: `vpdpwssd` (AVX-VNNI) when `VNNI`, else `vpmaddwd`
+/// then `vpaddd`. Both wrap on overflow (the pair sums fit: `|a·b + c·d| ≤ 2·2^30`).
+///
+/// # Safety
+/// AVX2, and AVX-VNNI when `VNNI`.
+#[inline(always)]
+#[allow(clippy::incompatible_msrv)] // behind `ldp_avx512`: rustc ≥ 1.89 (build.rs)
+unsafe fn mac<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    #[cfg(ldp_avx512)]
+    if VNNI {
+        // SAFETY: AVX-VNNI per the contract.
+        return unsafe { _mm256_dpwssd_avx_epi32(acc, a, b) };
+    }
+    // SAFETY: AVX2 per the contract.
+    unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
+}
+
+/// The AVX2-width kernel: pixel triples through a 3-pixel × 4-output tile (12 accumulators,
+/// each widened weight vector used three times), the last one or two pixels through
+/// [`tiles16`]; 16 channels per step ([`mac`]).
+///
+/// # Safety
+/// AVX2, and AVX-VNNI when `VNNI`; lengths as checked by `check_pw`.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn body<const VNNI: bool, Y>(
     x: &[i16],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -233,8 +355,7 @@ unsafe fn run<Y>(
                             for j in 0..4 {
                                 let wk = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp[j].add(i).cast()));
                                 for t in 0..3 {
-                                    acc[t][j] =
-                                        _mm256_add_epi32(acc[t][j], _mm256_madd_epi16(v[t], wk));
+                                    acc[t][j] = mac::<VNNI>(acc[t][j], v[t], wk);
                                 }
                             }
                         }
@@ -291,8 +412,9 @@ unsafe fn run<Y>(
                     let r = &rows[j][i..i + 16];
                     // SAFETY: `r` holds the 16 bytes read.
                     let wk = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(r.as_ptr().cast()) });
-                    a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(va, wk));
-                    b[j] = _mm256_add_epi32(b[j], _mm256_madd_epi16(vb, wk));
+                    // SAFETY: AVX2 (and AVX-VNNI when `VNNI`) per `body`'s contract.
+                    (a[j], b[j]) =
+                        unsafe { (mac::<VNNI>(a[j], va, wk), mac::<VNNI>(b[j], vb, wk)) };
                 }
                 i += 16;
             }
