@@ -60,19 +60,6 @@ fn runs(c_in: usize, c_out: usize) -> bool {
     cfg!(ldp_avx512) && takes(c_in, c_out) && cpu::x86_avxvnni()
 }
 
-/// The panels of the group that starts at output `o` (a multiple of 16): the first output of
-/// each (the last one overlapping the one before when 16 does not divide `c_out`) and how many
-/// there are (at most `G`).
-fn group(o: usize, c_out: usize) -> ([usize; G], usize) {
-    let mut o0s = [0usize; G];
-    let mut ng = 0;
-    while ng < G && o + ng * NR < c_out {
-        o0s[ng] = (o + ng * NR).min(c_out.saturating_sub(NR));
-        ng += 1;
-    }
-    (o0s, ng)
-}
-
 /// Runs the AVX-VNNI kernel if the CPU has AVX-VNNI, [`cpu::x86_level`] allows it and the
 /// shape suits it (else `false`). The shapes are checked again here (O(1)).
 pub(crate) fn pointwise<Y: Out>(
@@ -106,16 +93,8 @@ pub unsafe fn pointwise_avxvnni(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), Error> {
-    let pixels = super::int8::check(x, c_in, q, c_out, y)?;
-    // SAFETY: features per the contract, shapes checked just above.
-    unsafe {
-        if cfg!(ldp_avx512) && takes(c_in, c_out) {
-            run(x, c_in, q, c_out, y, pixels);
-        } else {
-            super::int8::run(x, c_in, q, c_out, y, pixels);
-        }
-    }
-    Ok(())
+    // SAFETY: the contract is `forced`'s.
+    unsafe { forced(x, c_in, q, c_out, y) }
 }
 
 /// The AVX-VNNI kernel with a 16-bit output and its own shape checks, for tests and
@@ -129,6 +108,21 @@ pub unsafe fn pointwise_i16_avxvnni(
     q: &ConvQ<'_>,
     c_out: usize,
     y: &mut [i16],
+) -> Result<(), Error> {
+    // SAFETY: the contract is `forced`'s.
+    unsafe { forced(x, c_in, q, c_out, y) }
+}
+
+/// The kernel (or, for shapes it does not take, the AVX2 one) with its own shape checks.
+///
+/// # Safety
+/// AVX2, FMA, F16C and AVX-VNNI available.
+unsafe fn forced<Y: Out>(
+    x: &[i8],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
 ) -> Result<(), Error> {
     let pixels = super::int8::check(x, c_in, q, c_out, y)?;
     // SAFETY: features per the contract, shapes checked just above.
@@ -352,7 +346,7 @@ unsafe fn run_in<Y: Out>(
         let zero = _mm256_setzero_si256();
         let mut o = 0;
         while o < c_out {
-            let (o0s, ng) = group(o, c_out);
+            let (o0s, ng) = super::vnni::group_of::<NR, G>(o, c_out);
             let mut outs: [PanelOut; G] = [([zero; 2], [zero; 2], rq); G];
             for (g, panel) in panels.chunks_exact_mut(PANEL_WORDS).take(ng).enumerate() {
                 super::vnni::pack_panel_w::<NR>(q.weight, c_in, o0s[g], panel);

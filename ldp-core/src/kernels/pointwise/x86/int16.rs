@@ -198,18 +198,11 @@ pub unsafe fn pointwise_in16_avxvnni(
     c_out: usize,
     y: &mut [i8],
 ) -> Result<(), crate::error::Error> {
-    let pixels = crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y)?;
     let fin = |acc: i32, o: usize| {
         crate::quant::kernels::finish::<i8>(q.bias_at(o).wrapping_add(acc), o, q)
     };
-    // SAFETY: features per the contract, shapes checked just above.
-    unsafe {
-        #[cfg(ldp_avx512)]
-        run_avxvnni(x, c_in, q, c_out, y, pixels, fin);
-        #[cfg(not(ldp_avx512))]
-        run(x, c_in, q, c_out, y, pixels, fin);
-    }
-    Ok(())
+    // SAFETY: the contract is `forced_avxvnni`'s.
+    unsafe { forced_avxvnni(x, c_in, q, c_out, y, fin) }
 }
 
 /// `pointwise16` (16-bit outputs) forced to the AVX-VNNI kernel, as
@@ -224,14 +217,31 @@ pub unsafe fn pointwise16_avxvnni(
     c_out: usize,
     y: &mut [i16],
 ) -> Result<(), crate::error::Error> {
-    let pixels = crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y)?;
     let fin = |acc: i32, o: usize| out16(q.bias_at(o).wrapping_add(acc), o, q);
+    // SAFETY: the contract is `forced_avxvnni`'s.
+    unsafe { forced_avxvnni(x, c_in, q, c_out, y, fin) }
+}
+
+/// [`run_avxvnni`] (whatever the row length; [`run`] on builds without the 1.89 intrinsics)
+/// with its own shape checks.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI available.
+unsafe fn forced_avxvnni<Y: crate::quant::kernels::ConvOut>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    finish: impl Fn(i32, usize) -> Y,
+) -> Result<(), crate::error::Error> {
+    let pixels = crate::kernels::pointwise::int8::check_pw(x, c_in, q, c_out, y)?;
     // SAFETY: features per the contract, shapes checked just above.
     unsafe {
         #[cfg(ldp_avx512)]
-        run_avxvnni(x, c_in, q, c_out, y, pixels, fin);
+        run_avxvnni(x, c_in, q, c_out, y, pixels, finish);
         #[cfg(not(ldp_avx512))]
-        run(x, c_in, q, c_out, y, pixels, fin);
+        run(x, c_in, q, c_out, y, pixels, finish);
     }
     Ok(())
 }

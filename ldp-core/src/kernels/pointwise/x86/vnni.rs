@@ -57,14 +57,23 @@ fn runs(c_in: usize, c_out: usize) -> bool {
     cfg!(ldp_avx512) && takes(c_in, c_out) && cpu::x86_vnni()
 }
 
-/// The panels of the group that starts at output `o` (a multiple of 32): the first output of
-/// each (the last one overlapping the one before when 32 does not divide `c_out`) and how many
-/// there are (at most `G`). Panel `g` of the group is panel `o/32 + g` of the layer.
+/// The panels of the group that starts at output `o` (a multiple of 32): [`group_of`].
 fn group(o: usize, c_out: usize) -> ([usize; G], usize) {
-    let mut o0s = [0usize; G];
+    group_of::<NR, G>(o, c_out)
+}
+
+/// The panels of `W` outputs of the group that starts at output `o` (a multiple of `W`): the
+/// first output of each (the last one overlapping the one before when `W` does not divide
+/// `c_out`) and how many there are (at most `N`). Panel `g` of the group is panel `o/W + g` of
+/// the layer.
+pub(super) fn group_of<const W: usize, const N: usize>(
+    o: usize,
+    c_out: usize,
+) -> ([usize; N], usize) {
+    let mut o0s = [0usize; N];
     let mut ng = 0;
-    while ng < G && o + ng * NR < c_out {
-        o0s[ng] = (o + ng * NR).min(c_out.saturating_sub(NR));
+    while ng < N && o + ng * W < c_out {
+        o0s[ng] = (o + ng * W).min(c_out.saturating_sub(W));
         ng += 1;
     }
     (o0s, ng)
