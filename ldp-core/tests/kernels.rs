@@ -1754,9 +1754,10 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
 
-    /// The packed GEMM form of the AVX-512 VNNI 16-bit pointwise kernel (`vpdpwssd`, panels of
-    /// 32 outputs, tiles of 6 pixels × two panels and 12/8/4/2/1 × one) against the
-    /// references, both output types, bit for bit: outputs 32..=100 (whole panels and an overlapping last one), even channel counts
+    /// The packed GEMM forms of the AVX-512 VNNI 16-bit pointwise kernel (`vpdpwssd`, panels of
+    /// 32 outputs, tiles of 6 pixels × two panels and 12/8/4/2/1 × one) and of the AVX-VNNI one
+    /// (panels of 16, groups of 4, tiles of 6/4/2/1 pixels) against the references, both output
+    /// types, bit for bit: outputs 32..=100 (whole panels and an overlapping last one), even channel counts
     /// 2..=160 or up to 2048 (the largest it takes; the pair tail of the 8-word packing), odd
     /// ones (the form declines, the tile kernel runs), pixels 1..=40 (every tile size and
     /// remainder), activations over the whole `±32767` range, biases up to `2^29`, every shift.
@@ -1786,6 +1787,13 @@ proptest! {
             unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise16_forced(&x, c_in, &q, c_out, &mut c, true) }.unwrap();
             prop_assert_eq!(&a, &c, "i16 vnni {} {} {}", c_in, c_out, pixels);
         }
+        #[cfg(target_arch = "x86_64")]
+        if avxvnni() {
+            let mut c = vec![0i16; pixels * c_out];
+            // SAFETY: the CPU features were detected (`avxvnni()`).
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise16_avxvnni(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "i16 avxvnni {} {} {}", c_in, c_out, pixels);
+        }
         // int8 outputs (a 16-bit model input): zero point and optional table.
         let q = ConvQ { out_zero: zo, lut: if with_lut { Some(&lut) } else { None }, ..q };
         let mut a = vec![0i8; pixels * c_out];
@@ -1799,6 +1807,13 @@ proptest! {
             // SAFETY: the CPU features were detected (`vnni()`).
             unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_forced(&x, c_in, &q, c_out, &mut c, true) }.unwrap();
             prop_assert_eq!(&a, &c, "i8 vnni {} {} {}", c_in, c_out, pixels);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avxvnni() {
+            let mut c = vec![0i8; pixels * c_out];
+            // SAFETY: the CPU features were detected (`avxvnni()`).
+            unsafe { ldp_core::kernels::pointwise::x86::int16::pointwise_in16_avxvnni(&x, c_in, &q, c_out, &mut c) }.unwrap();
+            prop_assert_eq!(&a, &c, "i8 avxvnni {} {} {}", c_in, c_out, pixels);
         }
     }
 }

@@ -274,8 +274,9 @@ unsafe fn run<Y>(
     unsafe { body::<false, Y>(x, c_in, q, c_out, y, pixels, finish) }
 }
 
-/// The AVX-VNNI kernel: [`body`] with `vpdpwssd` on ymm (VEX), one instruction for the
-/// multiply and the add, non-saturating like `vpaddd`: the same bits.
+/// The AVX-VNNI kernel: the GEMM form [`gemm16_avxvnni`] for the shapes it takes (even
+/// `c_in ≤ 2048`, `c_out ≥ 16`), else [`body`] with `vpdpwssd` on ymm (VEX), one instruction for
+/// the multiply and the add, non-saturating like `vpaddd`: the same bits.
 ///
 /// # Safety
 /// AVX2 and AVX-VNNI; lengths as checked by `check_pw`.
@@ -290,8 +291,148 @@ unsafe fn run_avxvnni<Y>(
     pixels: usize,
     finish: impl Fn(i32, usize) -> Y,
 ) {
+    if c_in % 2 == 0 && c_in <= PK16_MAX && c_out >= NRY {
+        // SAFETY: per this function's contract; the shape is one the GEMM form takes.
+        unsafe { gemm16_avxvnni(x, c_in, q, c_out, y, pixels, finish) };
+        return;
+    }
     // SAFETY: per this function's contract.
     unsafe { body::<true, Y>(x, c_in, q, c_out, y, pixels, finish) }
+}
+
+/// Outputs per panel of the AVX-VNNI GEMM form (two ymm of `i32`).
+const NRY: usize = 16;
+/// Panels per group of the AVX-VNNI GEMM form (each pixel tile runs against all of them).
+const GY: usize = 4;
+/// Words of one panel of the AVX-VNNI GEMM form (`c_in ≤ PK16_MAX`).
+const PANELY_WORDS: usize = PK16_MAX / 2 * NRY;
+
+/// The AVX-VNNI kernel's GEMM form, for even `c_in ≤ 2048` and `c_out ≥ 16`: panels of 16
+/// outputs with their weights widened once per call ([`pack16_w`]; 4 panels, 256 KiB in
+/// `kernels::workspace`), then tiles of 6 pixels × 16 outputs (12 accumulators): per channel
+/// pair two panel loads, six broadcast pairs of activations (read in place) and 12 `vpdpwssd`.
+/// No widening in the loop, which is what kept the dot-product form ([`body`]) from gaining
+/// with `vpdpwssd`. Each output's sum is exact and wraps like the reference's; `finish` adds the
+/// bias and requantizes, as in [`body`].
+///
+/// # Safety
+/// AVX2 and AVX-VNNI; lengths as checked by `check_pw`; `c_in` even, `c_in ≤ PK16_MAX`,
+/// `c_out ≥ 16`.
+#[cfg(ldp_avx512)]
+unsafe fn gemm16_avxvnni<Y>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    finish: impl Fn(i32, usize) -> Y,
+) {
+    crate::kernels::workspace::with::<u32, { GY * PANELY_WORDS }, _>(|ws| {
+        // SAFETY: this function's contract; `ws` holds GY·PANELY_WORDS words.
+        unsafe { gemm16_avxvnni_in(x, c_in, q, c_out, y, pixels, &finish, ws) }
+    })
+}
+
+/// [`gemm16_avxvnni`] on its workspace.
+///
+/// # Safety
+/// As [`gemm16_avxvnni`]; `ws.len() ≥ GY·PANELY_WORDS`.
+#[cfg(ldp_avx512)]
+#[target_feature(enable = "avx2,avxvnni")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm16_avxvnni_in<Y>(
+    x: &[i16],
+    c_in: usize,
+    q: &ConvQ<'_>,
+    c_out: usize,
+    y: &mut [Y],
+    pixels: usize,
+    finish: &impl Fn(i32, usize) -> Y,
+    ws: &mut [u32],
+) {
+    let mut o = 0;
+    while o < c_out {
+        let (o0s, ng) = super::vnni::group_of::<NRY, GY>(o, c_out);
+        for (g, panel) in ws.chunks_exact_mut(PANELY_WORDS).take(ng).enumerate() {
+            // SAFETY: c_in even and ≤ PK16_MAX, o0 + 16 ≤ c_out, weights of c_out·c_in
+            // (contract); the panel holds PANELY_WORDS ≥ c_in/2·16 words; AVX2 present.
+            unsafe { pack16_w::<NRY>(q.weight, c_in, o0s[g], panel) };
+        }
+        let mut p = 0;
+        while p < pixels {
+            let m = match pixels - p {
+                6.. => 6,
+                4..=5 => 4,
+                2..=3 => 2,
+                _ => 1,
+            };
+            for (g, panel) in ws.chunks_exact(PANELY_WORDS).take(ng).enumerate() {
+                let o0 = o0s[g];
+                // SAFETY: p + m ≤ pixels, o0 + 16 ≤ c_out, the panel packed above; features
+                // per this function's contract.
+                unsafe {
+                    match m {
+                        6 => tile16y::<Y, 6>(x, c_in, panel, c_out, y, o0, p, finish),
+                        4 => tile16y::<Y, 4>(x, c_in, panel, c_out, y, o0, p, finish),
+                        2 => tile16y::<Y, 2>(x, c_in, panel, c_out, y, o0, p, finish),
+                        _ => tile16y::<Y, 1>(x, c_in, panel, c_out, y, o0, p, finish),
+                    }
+                }
+            }
+            p += m;
+        }
+        o += ng * NRY;
+    }
+}
+
+/// One tile of [`gemm16_avxvnni`]: pixels `p0..p0+M` × outputs `o0..o0+16`.
+///
+/// # Safety
+/// `p0 + M ≤ pixels`, `o0 + 16 ≤ c_out`, `x` of `pixels·c_in` and `y` of `pixels·c_out` values,
+/// `c_in` even; `panel` holds the packed `c_in/2·16` words of these outputs; AVX2 and AVX-VNNI.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::incompatible_msrv)]
+unsafe fn tile16y<Y, const M: usize>(
+    x: &[i16],
+    c_in: usize,
+    panel: &[u32],
+    c_out: usize,
+    y: &mut [Y],
+    o0: usize,
+    p0: usize,
+    finish: &impl Fn(i32, usize) -> Y,
+) {
+    let kp = c_in / 2;
+    let mut sums = [[0i32; NRY]; M];
+    // SAFETY: panel words j < kp (2 ymm each); activation pairs j < kp of rows p0..p0+M, each
+    // row c_in = 2·kp values (unaligned 4-byte reads).
+    unsafe {
+        let mut acc = [[_mm256_setzero_si256(); 2]; M];
+        let xs: [*const u32; M] =
+            core::array::from_fn(|t| x.as_ptr().add((p0 + t) * c_in) as *const u32);
+        let wp = panel.as_ptr() as *const __m256i;
+        for j in 0..kp {
+            let w0 = _mm256_loadu_si256(wp.add(2 * j));
+            let w1 = _mm256_loadu_si256(wp.add(2 * j + 1));
+            for t in 0..M {
+                let u = _mm256_set1_epi32(xs[t].add(j).read_unaligned() as i32);
+                acc[t][0] = _mm256_dpwssd_avx_epi32(acc[t][0], u, w0);
+                acc[t][1] = _mm256_dpwssd_avx_epi32(acc[t][1], u, w1);
+            }
+        }
+        for (s, a) in sums.iter_mut().zip(&acc) {
+            _mm256_storeu_si256(s.as_mut_ptr() as *mut __m256i, a[0]);
+            _mm256_storeu_si256(s.as_mut_ptr().add(8) as *mut __m256i, a[1]);
+        }
+    }
+    for (t, s) in sums.iter().enumerate() {
+        let row = (p0 + t) * c_out + o0;
+        for (l, (v, &acc)) in y[row..row + NRY].iter_mut().zip(s).enumerate() {
+            *v = finish(acc, o0 + l);
+        }
+    }
 }
 
 /// `acc + Σ pairs a·b` on 8 `i32` lanes: `vpdpwssd` (AVX-VNNI) when `VNNI`, else `vpmaddwd`
@@ -570,23 +711,34 @@ impl Out16 for i8 {
     }
 }
 
-/// Packs outputs `o0..o0+32` into `panel` as `[c_in/2][32]` words: word `j` of output `o` holds
-/// the weights of channels `2j` (low half) and `2j + 1` (high half) of row `o0 + o`, each
-/// sign-extended to `i16` — the operand layout of `vpdpwssd` against a broadcast pair of
-/// activations.
+/// Packs outputs `o0..o0+32` into `panel` as `[c_in/2][32]` words ([`pack16_w`]).
 ///
 /// # Safety
-/// `c_in` even, `o0 + 32 ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ c_in/2·32`;
-/// AVX2 available.
+/// As [`pack16_w`] with `W = 32`.
 #[cfg(ldp_avx512)]
 #[inline(always)]
 unsafe fn pack16(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
+    // SAFETY: per this function's contract.
+    unsafe { pack16_w::<NR16>(weight, c_in, o0, panel) }
+}
+
+/// Packs outputs `o0..o0+W` (`W` a multiple of 8) into `panel` as `[c_in/2][W]` words: word `j`
+/// of output `o` holds the weights of channels `2j` (low half) and `2j + 1` (high half) of row
+/// `o0 + o`, each sign-extended to `i16` — the operand layout of `vpdpwssd` against a broadcast
+/// pair of activations.
+///
+/// # Safety
+/// `c_in` even, `o0 + W ≤ c_out`, `weight.len() = c_out·c_in`, `panel.len() ≥ c_in/2·W`;
+/// AVX2 available.
+#[cfg(ldp_avx512)]
+#[inline(always)]
+unsafe fn pack16_w<const W: usize>(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
     let kp = c_in / 2;
     let kp8 = kp / 8 * 8;
     let pp = panel.as_mut_ptr();
-    for l0 in (0..NR16).step_by(8) {
+    for l0 in (0..W).step_by(8) {
         // SAFETY: rows o0+l0..o0+l0+8 < c_out; 16-byte loads at byte 2·jj with jj + 8 ≤ kp stay
-        // inside a row of c_in = 2·kp bytes; stores go to panel[(jj+j)·32 + l0 .. +8] with
+        // inside a row of c_in = 2·kp bytes; stores go to panel[(jj+j)·W + l0 .. +8] with
         // jj + j < kp.
         unsafe {
             let rows: [*const i8; 8] =
@@ -599,7 +751,7 @@ unsafe fn pack16(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
                 });
                 super::transpose8(&mut r);
                 for (j, v) in r.iter().enumerate() {
-                    _mm256_storeu_ps(pp.add((jj + j) * NR16 + l0) as *mut f32, *v);
+                    _mm256_storeu_ps(pp.add((jj + j) * W + l0) as *mut f32, *v);
                 }
                 jj += 8;
             }
@@ -609,7 +761,7 @@ unsafe fn pack16(weight: &[i8], c_in: usize, o0: usize, panel: &mut [u32]) {
             for j in kp8..kp {
                 let lo = row[2 * j] as i16 as u16 as u32;
                 let hi = row[2 * j + 1] as i16 as u16 as u32;
-                panel[j * NR16 + l0 + i] = lo | (hi << 16);
+                panel[j * W + l0 + i] = lo | (hi << 16);
             }
         }
     }
