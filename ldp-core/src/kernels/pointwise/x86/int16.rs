@@ -57,8 +57,7 @@ pub(crate) fn pointwise16(
 }
 
 /// [`run_vnni`] when this build has the AVX-512 intrinsics (`ldp_avx512`, rustc ≥ 1.89) and the
-/// CPU has AVX512_VNNI, else [`run_avxvnni`] when it has AVX-VNNI and the rows are short,
-/// else [`run`].
+/// CPU has AVX512_VNNI, else [`run_avxvnni`] when it has AVX-VNNI, else [`run`].
 ///
 /// # Safety
 /// AVX2 available; lengths as checked by `check_pw`.
@@ -77,12 +76,8 @@ unsafe fn run_best<Y: Out16>(
         unsafe { run_vnni(x, c_in, q, c_out, y, pixels, finish) };
         return;
     }
-    // `vpdpwssd` only on rows of at most `AVXVNNI16_MAX` channels: measured on this tile
-    // (docs/PERFORMANCE.md, sixteenth pass), it takes the seed block's 128-channel layers from
-    // 5.1 to 3.5 ms per pass but V1's 1024- and 2048-channel ones from 158 to 175 ms (it
-    // shares a port with the `vpmovsxbw` that widens the weights in the loop).
     #[cfg(ldp_avx512)]
-    if c_in <= AVXVNNI16_MAX && cpu::x86_avxvnni() {
+    if cpu::x86_avxvnni() {
         // SAFETY: AVX-VNNI present (`x86_avxvnni`), lengths per the contract.
         unsafe { run_avxvnni(x, c_in, q, c_out, y, pixels, finish) };
         return;
@@ -90,10 +85,6 @@ unsafe fn run_best<Y: Out16>(
     // SAFETY: per the contract.
     unsafe { run(x, c_in, q, c_out, y, pixels, finish) }
 }
-
-/// Longest rows (input channels) the AVX-VNNI form of the AVX2-width kernel takes in
-/// [`run_best`]; longer ones run the `vpmaddwd` form.
-const AVXVNNI16_MAX: usize = 512;
 
 /// [`pointwise16`] with int8 outputs (zero point, optional table): the pointwise conv of a
 /// 16-bit model input, `quant::a16::pointwise_in16`. Same checks, same tile.
@@ -418,8 +409,8 @@ unsafe fn tile16y<Y, const M: usize>(
             let w1 = _mm256_loadu_si256(wp.add(2 * j + 1));
             for t in 0..M {
                 let u = _mm256_set1_epi32(xs[t].add(j).read_unaligned() as i32);
-                acc[t][0] = _mm256_dpwssd_avx_epi32(acc[t][0], u, w0);
-                acc[t][1] = _mm256_dpwssd_avx_epi32(acc[t][1], u, w1);
+                acc[t][0] = dpwssd_y(acc[t][0], u, w0);
+                acc[t][1] = dpwssd_y(acc[t][1], u, w1);
             }
         }
         for (s, a) in sums.iter_mut().zip(&acc) {
@@ -446,7 +437,7 @@ unsafe fn mac<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i
     #[cfg(ldp_avx512)]
     if VNNI {
         // SAFETY: AVX-VNNI per the contract.
-        return unsafe { _mm256_dpwssd_avx_epi32(acc, a, b) };
+        return unsafe { dpwssd_y(acc, a, b) };
     }
     // SAFETY: AVX2 per the contract.
     unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
@@ -787,6 +778,31 @@ unsafe fn dpwssd(acc: __m512i, u: __m512i, w: __m512i) -> __m512i {
             a = inout(zmm_reg) a,
             u = in(zmm_reg) u,
             w = in(zmm_reg) w,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    a
+}
+
+/// `{vex} vpdpwssd acc, u, w` on ymm as one instruction: [`dpwssd`]'s reason (LLVM otherwise
+/// turns most of them into `vpmaddwd` + `vpaddd`, seen in the AVX-VNNI GEMM form's loop), the
+/// same arithmetic.
+///
+/// # Safety
+/// AVX2 and AVX-VNNI available.
+#[cfg(ldp_avx512)]
+#[inline]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn dpwssd_y(acc: __m256i, u: __m256i, w: __m256i) -> __m256i {
+    let mut a = acc;
+    // SAFETY: a register-only instruction of AVX-VNNI (available per the contract); no memory,
+    // stack or flags touched.
+    unsafe {
+        core::arch::asm!(
+            "{{vex}} vpdpwssd {a}, {u}, {w}",
+            a = inout(ymm_reg) a,
+            u = in(ymm_reg) u,
+            w = in(ymm_reg) w,
             options(pure, nomem, nostack, preserves_flags),
         );
     }
