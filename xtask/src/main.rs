@@ -456,12 +456,45 @@ fn cmd_test(ctx: &Ctx, args: &[String]) -> Result<bool, String> {
             ],
         ),
     ];
+    // On x86-64, the int8 models and the thread/stack test again with lower kernel levels forced
+    // (`LDP_X86`; a level the CPU lacks caps at what it has): every host path at model level,
+    // not only in the kernel proptests.
+    let forced: &[(&str, &str)] = if cfg!(target_arch = "x86_64") {
+        &[
+            ("host int8 models, AVX2 kernels forced", "avx2"),
+            ("host int8 models, AVX-VNNI kernels forced", "avxvnni"),
+        ]
+    } else {
+        &[]
+    };
+    let forced_args = vec![
+        "test",
+        "-p",
+        "host-tests",
+        "--test",
+        "int8",
+        "--test",
+        "threads",
+    ];
+    let steps = steps
+        .into_iter()
+        .map(|(name, cargs)| (name, cargs, None))
+        .chain(
+            forced
+                .iter()
+                .map(|&(name, level)| (name, forced_args.clone(), Some(level))),
+        );
     let (mut passed, mut failed) = (0usize, 0usize);
     let mut failures = Vec::new();
-    for (name, cargs) in steps {
-        println!("==> {name}: cargo {}", cargs.join(" "));
+    for (name, cargs, level) in steps {
+        let env = level.map_or(String::new(), |l| format!("LDP_X86={l} "));
+        println!("==> {name}: {env}cargo {}", cargs.join(" "));
         let t = Instant::now();
-        let ok = Command::new(&ctx.cargo)
+        let mut cmd = Command::new(&ctx.cargo);
+        if let Some(l) = level {
+            cmd.env("LDP_X86", l);
+        }
+        let ok = cmd
             .args(&cargs)
             .current_dir(&ctx.root)
             .status()
