@@ -213,8 +213,7 @@ pub unsafe fn pointwise16_avxvnni(
     unsafe { forced_avxvnni(x, c_in, q, c_out, y, fin) }
 }
 
-/// [`run_avxvnni`] (whatever the row length; [`run`] on builds without the 1.89 intrinsics)
-/// with its own shape checks.
+/// [`run_avxvnni`] ([`run`] on builds without the 1.89 intrinsics) with its own shape checks.
 ///
 /// # Safety
 /// AVX2 and AVX-VNNI available.
@@ -247,27 +246,9 @@ fn hsum(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// The AVX2 kernel ([`body`] with `vpmaddwd` + `vpaddd`).
-///
-/// # Safety
-/// AVX2; lengths as checked by `check_pw`.
-#[target_feature(enable = "avx2")]
-unsafe fn run<Y>(
-    x: &[i16],
-    c_in: usize,
-    q: &ConvQ<'_>,
-    c_out: usize,
-    y: &mut [Y],
-    pixels: usize,
-    finish: impl Fn(i32, usize) -> Y,
-) {
-    // SAFETY: per this function's contract.
-    unsafe { body::<false, Y>(x, c_in, q, c_out, y, pixels, finish) }
-}
-
 /// The AVX-VNNI kernel: the GEMM form [`gemm16_avxvnni`] for the shapes it takes (even
-/// `c_in ≤ 2048`, `c_out ≥ 16`), else [`body`] with `vpdpwssd` on ymm (VEX), one instruction for
-/// the multiply and the add, non-saturating like `vpaddd`: the same bits.
+/// `c_in ≤ 2048`, `c_out ≥ 16`), else the AVX2 kernel [`run`] (`vpdpwssd` in its dot-product
+/// loop, which widens the weights as it goes, measured slower than `vpmaddwd` there).
 ///
 /// # Safety
 /// AVX2 and AVX-VNNI; lengths as checked by `check_pw`.
@@ -287,8 +268,8 @@ unsafe fn run_avxvnni<Y>(
         unsafe { gemm16_avxvnni(x, c_in, q, c_out, y, pixels, finish) };
         return;
     }
-    // SAFETY: per this function's contract.
-    unsafe { body::<true, Y>(x, c_in, q, c_out, y, pixels, finish) }
+    // SAFETY: per this function's contract (AVX2 present).
+    unsafe { run(x, c_in, q, c_out, y, pixels, finish) }
 }
 
 /// Outputs per panel of the AVX-VNNI GEMM form (two ymm of `i32`).
@@ -302,9 +283,9 @@ const PANELY_WORDS: usize = PK16_MAX / 2 * NRY;
 /// outputs with their weights widened once per call ([`pack16_w`]; 4 panels, 256 KiB in
 /// `kernels::workspace`), then tiles of 6 pixels × 16 outputs (12 accumulators): per channel
 /// pair two panel loads, six broadcast pairs of activations (read in place) and 12 `vpdpwssd`.
-/// No widening in the loop, which is what kept the dot-product form ([`body`]) from gaining
+/// No widening in the loop, which is what kept the dot-product form ([`run`]) from gaining
 /// with `vpdpwssd`. Each output's sum is exact and wraps like the reference's; `finish` adds the
-/// bias and requantizes, as in [`body`].
+/// bias and requantizes, as in [`run`].
 ///
 /// # Safety
 /// AVX2 and AVX-VNNI; lengths as checked by `check_pw`; `c_in` even, `c_in ≤ PK16_MAX`,
@@ -426,32 +407,14 @@ unsafe fn tile16y<Y, const M: usize>(
     }
 }
 
-/// `acc + Σ pairs a·b` on 8 `i32` lanes: `vpdpwssd` (AVX-VNNI) when `VNNI`, else `vpmaddwd`
-/// then `vpaddd`. Both wrap on overflow (the pair sums fit: `|a·b + c·d| ≤ 2·2^30`).
+/// The AVX2 kernel: pixel triples through a 3-pixel × 4-output tile (12 accumulators, each
+/// widened weight vector used three times), the last one or two pixels through [`tiles16`];
+/// 16 channels per step (`vpmaddwd`).
 ///
 /// # Safety
-/// AVX2, and AVX-VNNI when `VNNI`.
-#[inline(always)]
-#[allow(clippy::incompatible_msrv)] // behind `ldp_avx512`: rustc ≥ 1.89 (build.rs)
-unsafe fn mac<const VNNI: bool>(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    #[cfg(ldp_avx512)]
-    if VNNI {
-        // SAFETY: AVX-VNNI per the contract.
-        return unsafe { dpwssd_y(acc, a, b) };
-    }
-    // SAFETY: AVX2 per the contract.
-    unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(a, b)) }
-}
-
-/// The AVX2-width kernel: pixel triples through a 3-pixel × 4-output tile (12 accumulators,
-/// each widened weight vector used three times), the last one or two pixels through
-/// [`tiles16`]; 16 channels per step ([`mac`]).
-///
-/// # Safety
-/// AVX2, and AVX-VNNI when `VNNI`; lengths as checked by `check_pw`.
-#[inline]
+/// AVX2; lengths as checked by `check_pw`.
 #[target_feature(enable = "avx2")]
-unsafe fn body<const VNNI: bool, Y>(
+unsafe fn run<Y>(
     x: &[i16],
     c_in: usize,
     q: &ConvQ<'_>,
@@ -497,7 +460,8 @@ unsafe fn body<const VNNI: bool, Y>(
                             for j in 0..4 {
                                 let wk = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp[j].add(i).cast()));
                                 for t in 0..3 {
-                                    acc[t][j] = mac::<VNNI>(acc[t][j], v[t], wk);
+                                    acc[t][j] =
+                                        _mm256_add_epi32(acc[t][j], _mm256_madd_epi16(v[t], wk));
                                 }
                             }
                         }
@@ -554,9 +518,8 @@ unsafe fn body<const VNNI: bool, Y>(
                     let r = &rows[j][i..i + 16];
                     // SAFETY: `r` holds the 16 bytes read.
                     let wk = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(r.as_ptr().cast()) });
-                    // SAFETY: AVX2 (and AVX-VNNI when `VNNI`) per `body`'s contract.
-                    (a[j], b[j]) =
-                        unsafe { (mac::<VNNI>(a[j], va, wk), mac::<VNNI>(b[j], vb, wk)) };
+                    a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(va, wk));
+                    b[j] = _mm256_add_epi32(b[j], _mm256_madd_epi16(vb, wk));
                 }
                 i += 16;
             }

@@ -498,12 +498,9 @@ unsafe fn run_in<Y: Out>(
 /// about `c_out`·`4⌈c_in/4⌉` bytes). Opaque: made and used inside the crate.
 #[cfg(feature = "std")]
 pub struct Packed {
-    /// From word `off` on (a 64-byte boundary: every segment is a multiple of 128 bytes, so
-    /// every panel starts on one too), segments of `kg·32 + 32` words, one per panel `i`
-    /// (outputs `min(32i, c_out − 32)..+32`): the packed panel, then its 32 corrected biases
-    /// (`i32` bits).
+    /// Segments of `kg·32 + 32` words, one per panel `i` (outputs `min(32i, c_out − 32)..+32`):
+    /// the packed panel, then its 32 corrected biases (`i32` bits).
     words: std::vec::Vec<u32>,
-    off: usize,
     c_in: usize,
     c_out: usize,
     /// Address and length of the weights packed (a packing is used only with its own weights).
@@ -518,15 +515,7 @@ impl Packed {
         self.c_in == c_in
             && self.c_out == c_out
             && self.src == (q.weight.as_ptr() as usize, q.weight.len())
-            && segment(c_in)
-                .checked_mul(np)
-                .and_then(|n| n.checked_add(self.off))
-                == Some(self.words.len())
-    }
-
-    /// The segments (after the alignment words).
-    fn segments(&self) -> &[u32] {
-        self.words.get(self.off..).unwrap_or(&[])
+            && Some(self.words.len()) == segment(c_in).checked_mul(np)
     }
 }
 
@@ -552,15 +541,10 @@ pub(crate) fn pack_all(q: &ConvQ<'_>, c_in: usize, c_out: usize) -> Option<Packe
     {
         let (kg, seg) = (c_in.div_ceil(4), segment(c_in));
         let np = c_out.div_ceil(NR);
-        // Up to 15 words of padding bring the segments to a 64-byte boundary (panel loads that
-        // do not split cache lines).
-        let len = np.checked_mul(seg)?;
-        let mut words = std::vec![0u32; len.checked_add(16)?];
-        let off = words.as_ptr().align_offset(64).min(16);
-        words.truncate(off + len);
+        let mut words = std::vec![0u32; np.checked_mul(seg)?];
         // Panels in bands on the threads (each panel packed once, by one thread).
         let n = crate::kernels::threads::threads().min(np);
-        let _ = crate::kernels::threads::split_inplace_at(&mut words[off..], seg, n, |i0, band| {
+        let _ = crate::kernels::threads::split_inplace_at(&mut words, seg, n, |i0, band| {
             for (i, s) in band.chunks_exact_mut(seg).enumerate() {
                 let o0 = ((i0 + i) * NR).min(c_out - NR);
                 let (panel, bias) = s.split_at_mut(kg * NR);
@@ -576,7 +560,6 @@ pub(crate) fn pack_all(q: &ConvQ<'_>, c_in: usize, c_out: usize) -> Option<Packe
         });
         Some(Packed {
             words,
-            off,
             c_in,
             c_out,
             src: (q.weight.as_ptr() as usize, q.weight.len()),
@@ -671,9 +654,8 @@ unsafe fn run_packed_in<Y: Out>(
     xt: &mut [u32],
 ) {
     let (kg, seg) = (c_in.div_ceil(4), segment(c_in));
-    let segs = pre.segments();
     // SAFETY (whole body): as in `run`; the segment of panel i of `pre` is words
-    // i·seg .. (i+1)·seg of `segs`, all present (`matches`).
+    // i·seg .. (i+1)·seg, all present (`matches`).
     unsafe {
         let rq = Rq::new(q.shift, q.out_zero);
         let zero = _mm256_setzero_si256();
@@ -684,7 +666,7 @@ unsafe fn run_packed_in<Y: Out>(
             let mut refs: [&[u32]; G] = [&[]; G];
             for g in 0..ng {
                 let i = o / NR + g;
-                let (panel, bias) = segs[i * seg..(i + 1) * seg].split_at(kg * NR);
+                let (panel, bias) = pre.words[i * seg..(i + 1) * seg].split_at(kg * NR);
                 let bc: [i32; NR] = core::array::from_fn(|t| bias[t] as i32);
                 refs[g] = panel;
                 outs[g] = panel_out(q, o0s[g], &bc, rq);
