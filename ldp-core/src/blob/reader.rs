@@ -483,8 +483,8 @@ impl<'a> Model<'a> {
     /// `std` (host builds), each thread that runs an x86-64 pointwise GEMM keeps those buffers
     /// in a heap workspace instead (up to about 0.6 MiB, reused by every later call on that
     /// thread and freed when it exits), so the pass needs under 64 KiB of stack (measured on
-    /// the real V1/V2 sizes) and runs on threads with small stacks. Exception: on CPUs with
-    /// AMX, its int8 kernel still keeps up to about 330 KiB on the stack.
+    /// the real V1/V2 sizes) and runs on threads with small stacks (the AMX kernel's panels
+    /// included).
     pub fn forward(
         &self,
         input: &[f32],

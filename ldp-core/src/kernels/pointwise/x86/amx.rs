@@ -22,7 +22,7 @@
 //! matrix. Two forms:
 //!
 //! * **More than 32 pixels** (`run_p`): `A` = the pixels (`mr` = 16), `B` = 32 outputs of the
-//!   weights, packed per call in groups of 4 panels (128 outputs, 256 KiB of stack); each block
+//!   weights, packed per call in groups of 4 panels (128 outputs, 256 KiB of the thread's workspace); each block
 //!   of 32 pixels runs against the group's panels. When 32 does not divide the pixel count the
 //!   last block overlaps the one before, and when 32 does not divide `c_out` the last panel
 //!   overlaps the one before (outputs computed twice get the same value). The epilogue
@@ -66,9 +66,13 @@ const PK_MAX: usize = 2048;
 const G: usize = 4;
 /// Bytes per packed panel row (32 outputs × 4 channels).
 const ROW: usize = NR * 4;
-/// Pixel panels of the transposed form: it takes up to `TP·32` pixels (320 KiB of panels; its
-/// stack frame is about 329 KiB, the pixel-major form's about 264 KiB, never both at once).
+/// Pixel panels of the transposed form: it takes up to `TP·32` pixels.
 const TP: usize = 5;
+/// Words of a packed panel (`c_in ≤ PK_MAX`).
+const PANEL_WORDS: usize = PK_MAX / 4 * NR;
+/// Words of the workspace (`kernels::workspace`): the panels of either form (320 KiB; the
+/// stack frames keep only the 12 KiB of tail and `C` buffers).
+const WS_WORDS: usize = if TP > G { TP } else { G } * PANEL_WORDS;
 
 /// `true` when this kernel takes the shape (else the caller runs the next kernel).
 fn takes(c_in: usize, c_out: usize) -> bool {
@@ -356,14 +360,17 @@ unsafe fn run<Y: Out>(
     y: &mut [Y],
     pixels: usize,
 ) {
-    // SAFETY: per this function's contract (the two forms take the same shapes).
-    unsafe {
-        if pixels <= TP * NR {
-            run_t(x, c_in, q, c_out, y, pixels)
-        } else {
-            run_p(x, c_in, q, c_out, y, pixels)
+    crate::kernels::workspace::with::<u32, WS_WORDS, _>(|ws| {
+        // SAFETY: per this function's contract (the two forms take the same shapes); `ws`
+        // holds WS_WORDS ≥ max(TP, G)·PANEL_WORDS words.
+        unsafe {
+            if pixels <= TP * NR {
+                run_t(x, c_in, q, c_out, y, pixels, ws)
+            } else {
+                run_p(x, c_in, q, c_out, y, pixels, ws)
+            }
         }
-    }
+    })
 }
 
 /// Packs the `n` pixel rows `p0..p0+n` of `x` into `panel` as 32 rows (row `r` = pixel
@@ -504,7 +511,7 @@ unsafe fn epilogue_t<Y: Out>(
 /// panels): the same tile loop as [`run_p`] ([`block`]) per pixel panel, then [`epilogue_t`].
 ///
 /// # Safety
-/// As [`run`], and `pixels ≤ TP·32`.
+/// As [`run`], and `pixels ≤ TP·32`; `ws.len() ≥ TP·PANEL_WORDS`.
 #[cfg(ldp_avx512)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
 #[inline(never)]
@@ -515,13 +522,14 @@ unsafe fn run_t<Y: Out>(
     c_out: usize,
     y: &mut [Y],
     pixels: usize,
+    ws: &mut [u32],
 ) {
     let kg = c_in.div_ceil(4);
     let kpad = c_in.div_ceil(64) * 16;
     let steps = c_in / 64;
     let rem = c_in % 64;
     let np = pixels.div_ceil(NR);
-    let mut xp = [[0u32; PK_MAX / 4 * NR]; TP];
+    let xp = &mut ws[..TP * PANEL_WORDS];
     let mut tail = [0u8; 32 * 64];
     let mut cbuf = [0i32; 32 * 32];
     // SAFETY (whole body): AMX, AVX-512 and AVX2 usable (contract); np ≤ TP panels of kpad ≤
@@ -530,7 +538,7 @@ unsafe fn run_t<Y: Out>(
     // bounds; the tail copy reads channels 64·steps..c_in of them.
     unsafe {
         config(16);
-        for (j, panel) in xp.iter_mut().enumerate().take(np) {
+        for (j, panel) in xp.chunks_exact_mut(PANEL_WORDS).enumerate().take(np) {
             let p0 = j * NR;
             pack_pixels(x, c_in, p0, NR.min(pixels - p0), panel);
             panel[kg * NR..kpad * NR].fill(0);
@@ -552,7 +560,7 @@ unsafe fn run_t<Y: Out>(
             }
             let bias = q.bias_n::<NR>(o0);
             let mult = q.mult_n::<NR>(o0);
-            for (j, panel) in xp.iter().enumerate().take(np) {
+            for (j, panel) in xp.chunks_exact(PANEL_WORDS).enumerate().take(np) {
                 let xb: &[u8] = bytemuck::cast_slice(&panel[..kpad * NR]);
                 block(q.weight, c_in, o0, o0 + 16, xb, &tail, &mut cbuf);
                 let p0 = j * NR;
@@ -586,7 +594,7 @@ unsafe fn luts<Y: Out>(q: &ConvQ<'_>) -> Option<[__m512i; 4]> {
 /// The pixel-major form (more than `TP·32` pixels), described in the module docs.
 ///
 /// # Safety
-/// As [`run`].
+/// As [`run`]; `ws.len() ≥ G·PANEL_WORDS`.
 #[cfg(ldp_avx512)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,fma,f16c")]
 #[inline(never)]
@@ -597,11 +605,12 @@ unsafe fn run_p<Y: Out>(
     c_out: usize,
     y: &mut [Y],
     pixels: usize,
+    ws: &mut [u32],
 ) {
     let kg = c_in.div_ceil(4);
     let kpad = c_in.div_ceil(64) * 16; // packed rows, whole 64-channel steps
     let mr = pixels.min(16);
-    let mut panels = [[0u32; PK_MAX / 4 * NR]; G];
+    let panels = &mut ws[..G * PANEL_WORDS];
     let mut tail = [0u8; 32 * 64];
     let mut cbuf = [0i32; 32 * 32];
     // SAFETY: AMX usable (contract), 1 ≤ mr ≤ 16.
@@ -622,7 +631,7 @@ unsafe fn run_p<Y: Out>(
             let mut ng = 0;
             while ng < G && o < c_out {
                 let o0 = o.min(c_out - NR);
-                let panel = &mut panels[ng];
+                let panel = &mut panels[ng * PANEL_WORDS..(ng + 1) * PANEL_WORDS];
                 super::vnni::pack_panel(q.weight, c_in, o0, panel);
                 panel[kg * NR..kpad * NR].fill(0);
                 let b = q.bias_n::<NR>(o0);
@@ -656,7 +665,8 @@ unsafe fn run_p<Y: Out>(
                     }
                 }
                 for (g, out) in outs.iter().enumerate().take(ng) {
-                    let bytes: &[u8] = bytemuck::cast_slice(&panels[g][..kpad * NR]);
+                    let panel = &panels[g * PANEL_WORDS..];
+                    let bytes: &[u8] = bytemuck::cast_slice(&panel[..kpad * NR]);
                     block(x, c_in, a0, a1, bytes, &tail, &mut cbuf);
                     epilogue(&cbuf, mr, a0, a1, *out, rq, lut, c_out, y);
                 }
