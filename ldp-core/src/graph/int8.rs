@@ -8,11 +8,16 @@ use super::{meta, Act, GraphConfig, Node, Op, Resolved};
 use crate::blob::{BlobError, Model};
 use crate::error::{check_len, Error};
 use crate::kernels::depthwise::DwShape;
+// `pw_ln`: the fused pointwise → LayerNorm; on hosts over all pixels in one conv call.
+#[cfg(feature = "std")]
+use crate::kernels::pointwise::int8::pointwise_layer_norm_host as pw_ln;
 use crate::quant::a16::resize_bilinear_in16;
 use crate::quant::graph::{idx, trace, Params, QInput};
+#[cfg(not(feature = "std"))]
+use crate::quant::kernels::pointwise_layer_norm as pw_ln;
 use crate::quant::kernels::{
-    adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16,
-    pointwise_layer_norm, resize_bilinear, se_tmp_len, squeeze_excite, SeQ,
+    adaptive_avg_pool, add_inplace, depthwise, depthwise_rows_i16, layer_norm_i16, resize_bilinear,
+    se_tmp_len, squeeze_excite, SeQ,
 };
 use crate::quant::kernels::{pointwise, AddQ, ConvQ, MAX_BIAS_SHIFT};
 use crate::quant::Trace;
@@ -215,7 +220,7 @@ pub(crate) fn forward_nodes(
             match ck.op {
                 Op::Linear { .. } => {
                     let q = p.conv(ck.name, mk.shift, 0, p.z(mk.out), None)?;
-                    pointwise_layer_norm(xv, shape_in(conv_in).c, &q, ks.c, &nq, mid, &mut *out)?;
+                    pw_ln(xv, shape_in(conv_in).c, &q, ks.c, &nq, mid, &mut *out)?;
                 }
                 Op::Depthwise { stride, .. } => {
                     let q = p.conv(ck.name, mk.shift, zero_of(conv_in), p.z(mk.out), None)?;

@@ -191,3 +191,36 @@ pub fn pointwise_layer_norm(
     }
     Ok(())
 }
+
+/// [`pointwise_layer_norm`] as the host executors run it (`std`): when `mid` holds fewer
+/// pixels than the layer (and at least one), the thread's workspace holds up to
+/// `HOST_MID_BYTES` of them instead, so the conv runs in one call over the layer (MobileVLM
+/// V1's 576-pixel block conv otherwise ran in 9 chunks of 64 pixels, each streaming its 4 MiB
+/// of weights from L3: 4–8 % of the int8-activation pass). Same bits: the result does not
+/// depend on the chunk size.
+#[cfg(feature = "std")]
+pub(crate) fn pointwise_layer_norm_host(
+    x: &[i8],
+    c_in: usize,
+    conv: &ConvQ<'_>,
+    c_out: usize,
+    norm: &NormQ<'_>,
+    mid: &mut [i16],
+    y: &mut [i8],
+) -> Result<(), Error> {
+    if c_in != 0 && c_out != 0 && mid.len() >= c_out {
+        let pixels = x.len() / c_in;
+        let want = pixels.min(HOST_MID_BYTES / 2 / c_out).max(1);
+        if mid.len() / c_out < want {
+            return crate::kernels::workspace::with_len::<i16, _>(want * c_out, |m| {
+                pointwise_layer_norm(x, c_in, conv, c_out, norm, m, y)
+            });
+        }
+    }
+    pointwise_layer_norm(x, c_in, conv, c_out, norm, mid, y)
+}
+
+/// The 16-bit rows of the fused pointwise → LayerNorm that a host keeps in its workspace at
+/// most (`std`): all of MobileVLM V1's 576 × 2048.
+#[cfg(feature = "std")]
+const HOST_MID_BYTES: usize = 4 << 20;
