@@ -3,7 +3,7 @@
 
     python3 tools/bench/compare.py                      # all three models, f32 + int8
     python3 tools/bench/compare.py --models ldp --runs 20 --dtypes f32,f16,int8
-    python3 tools/bench/compare.py --threads 1,2 --x86 native,avx2 --cli-batch 8
+    python3 tools/bench/compare.py --threads 1,2 --x86 native,avx2 --cli-batch 48
     python3 tools/bench/compare.py --models ldp --runs 60 --rounds 6   # engines interleaved
 
 For each model (the seed `ldp` 128->128 on [1,128,64,64]; MobileVLM V1 and V2 1024->2048 on
@@ -31,7 +31,9 @@ script started with `MKL_ENABLE_INSTRUCTIONS=AVX2`, `ONEDNN_MAX_CPU_ISA=AVX2` an
 against it; onnxruntime's kernels have no such switch, so its columns stay native). `--cli-batch N` also times ours the way a user runs it,
 `ldp-quant run --threads T` on a batch of N samples and on 1 sample (the same blob), as
 `(T(N) - T(1)) / (N - 1)` per sample (from the median and from the minimum wall time of
-`--cli-runs` runs each, the two batch sizes in turn: file I/O and layout conversion included). The nominal MACs of the PyTorch module (convolutions and linear
+`--cli-runs` runs each, the two batch sizes in turn: file I/O and layout conversion included;
+the range of the runs' own estimates is printed beside them: on a shared 2-vCPU VM a batch of
+12 seed-block samples gave +6 % and +52 % for the same blob, so take N ≥ 48 there). The nominal MACs of the PyTorch module (convolutions and linear
 layers, counted with forward hooks) give GMAC/s columns.
 
 Every timing takes `--runs` runs after `--warmup` untimed ones and reports the median wall
@@ -192,8 +194,12 @@ def time_cli(cli, blob, batch1, batchn, n, threads, level, runs, tmp):
         t1s.append(once(batch1))
         tns.append(once(batchn))
     t1, tn = median(t1s), median(tns)
+    # Each run's own estimate (its batch of N against the batch of 1 run just before it): their
+    # range says how far the machine's noise moves the figure (N too small when it is wide).
+    pairs = sorted((b - a) / (n - 1) for a, b in zip(t1s, tns))
     return {"t1_ms": t1, "tn_ms": tn, "per_sample_ms": (tn - t1) / (n - 1),
-            "per_sample_min_ms": (min(tns) - min(t1s)) / (n - 1)}
+            "per_sample_min_ms": (min(tns) - min(t1s)) / (n - 1),
+            "per_run_range_ms": (pairs[0], pairs[-1])}
 
 
 def time_ours(exe, blob, x_path, runs, warmup, threads, level):
@@ -447,7 +453,8 @@ def main():
                  "|" + "---|" * 10]
     cli_lines = ["| model | threads | ours dtype | ours kernels | forward ms (in memory) | "
                  "`ldp-quant run` ms/sample | CLI overhead | forward min ms | "
-                 "ms/sample from minima | overhead, minima |", "|" + "---|" * 10]
+                 "ms/sample from minima | overhead, minima | per-run estimates ms/sample |",
+                 "|" + "---|" * 11]
     for name, nt, dt, level, macs, ours, p in rows:
         tt, to, t8, tq = (p.get("torch"), p.get("ort_f32"), p.get("ort_int8"), p.get("ort_qdq"))
         best = min([t for t in (tt, to) if t is not None], key=lambda t: t["median_ms"])
@@ -466,7 +473,8 @@ def main():
                              f"{c['per_sample_ms']:.1f} | "
                              f"{(c['per_sample_ms'] / ours['median_ms'] - 1) * 100:+.0f} % | "
                              f"{ours['min_ms']:.1f} | {c['per_sample_min_ms']:.1f} | "
-                             f"{(c['per_sample_min_ms'] / ours['min_ms'] - 1) * 100:+.0f} % |")
+                             f"{(c['per_sample_min_ms'] / ours['min_ms'] - 1) * 100:+.0f} % | "
+                             f"{c['per_run_range_ms'][0]:.2f}–{c['per_run_range_ms'][1]:.2f} |")
     how = (f"{per} runs after {args.warmup} warm-up runs" if rounds == 1 else
            f"{rounds} rounds of {per} runs after {args.warmup} warm-up runs each, every engine "
            "timed in turn in each round")

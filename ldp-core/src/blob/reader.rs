@@ -484,7 +484,9 @@ impl<'a> Model<'a> {
     /// in a heap workspace instead (up to about 0.6 MiB, reused by every later call on that
     /// thread and freed when it exits), so the pass needs under 64 KiB of stack (measured on
     /// the real V1/V2 sizes) and runs on threads with small stacks (the AMX kernel's panels
-    /// included).
+    /// included). An int8 pass with a fused pointwise → LayerNorm (`ldp`, MobileVLM V1) also
+    /// keeps that conv's 16-bit output there when `scratch` holds only part of it (up to 4 MiB,
+    /// 2.3 MiB for V1), so the conv runs over all pixels at once instead of in chunks.
     pub fn forward(
         &self,
         input: &[f32],
