@@ -2016,3 +2016,61 @@ fn layer_norm_act_equals_layer_norm_then_act() {
         layer_norm_act_inplace(&mut bad, 5, &[1.0; 4], &[0.0; 5], Some(Activation::Gelu)).is_err()
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+    /// The adaptive average pools (channel blocks of 64 summed per pixel; power-of-two bin
+    /// counts divided by shifts) equal their one-value-at-a-time references bit for bit: int8
+    /// with any zero point (`i32` sums, and `i64` ones for zero points beyond ±2^15), the 16-bit pool against the int8 reference's formula (zero point 0,
+    /// 16-bit saturation), f32 and f16. Grids 1..=13 to 1..=7 (bins of 1 to 13 pixels, powers
+    /// of two among them), 1..=150 channels (one block, several, a partial last one), 1×1.
+    #[test]
+    fn adaptive_avg_pools_equal_references(h in 1usize..=13, w in 1usize..=13, ho in 1usize..=7, wo in 1usize..=7,
+                                            c in 1usize..=150, zero in -128i32..=127, wide_zero in any::<i32>(),
+                                            seed in any::<u64>()) {
+        let (ho, wo) = (ho.min(h), wo.min(w));
+        let x = i8s(h * w * c, seed);
+        let (mut got, mut want) = (vec![0i8; ho * wo * c], vec![0i8; ho * wo * c]);
+        qk::adaptive_avg_pool(&x, h, w, c, zero, &mut got, ho, wo).unwrap();
+        ldp_core::kernels::pool::adaptive_avg_pool_i8_reference(&x, h, w, c, zero, &mut want, ho, wo).unwrap();
+        prop_assert_eq!(&got, &want, "int8 {}x{} -> {}x{}, {} channels, zero {}", h, w, ho, wo, c, zero);
+        // Any zero point the public function accepts (beyond ±2^15 the sums run in `i64`).
+        qk::adaptive_avg_pool(&x, h, w, c, wide_zero, &mut got, ho, wo).unwrap();
+        ldp_core::kernels::pool::adaptive_avg_pool_i8_reference(&x, h, w, c, wide_zero, &mut want, ho, wo).unwrap();
+        prop_assert_eq!(&got, &want, "int8, zero {}", wide_zero);
+
+        // 16 bits: values across the whole range, so that sums and saturation are exercised.
+        let x16: Vec<i16> = ints_in(h * w * c, seed ^ 7, -32768, 32767).iter().map(|&v| v as i16).collect();
+        let mut got16 = vec![0i16; ho * wo * c];
+        ldp_core::quant::a16::avg_pool16(&x16, h, w, c, &mut got16, ho, wo).unwrap();
+        for oy in 0..ho {
+            let (ys, ye) = ldp_core::kernels::pool::bin(oy, h, ho);
+            for ox in 0..wo {
+                let (xs, xe) = ldp_core::kernels::pool::bin(ox, w, wo);
+                for ch in 0..c {
+                    let mut s = 0i64;
+                    for iy in ys..ye {
+                        for ix in xs..xe {
+                            s += x16[(iy * w + ix) * c + ch] as i64;
+                        }
+                    }
+                    let n = ((ye - ys) * (xe - xs)) as i64;
+                    let q = ldp_core::quant::fixed::div_round(s, n).clamp(-32767, 32767) as i16;
+                    prop_assert_eq!(got16[(oy * wo + ox) * c + ch], q, "16-bit at {} {} {}", oy, ox, ch);
+                }
+            }
+        }
+
+        let xf = vals(h * w * c, seed ^ 3);
+        let (mut gf, mut wf) = (vec![0f32; ho * wo * c], vec![0f32; ho * wo * c]);
+        ldp_core::kernels::pool::adaptive_avg_pool(&xf, h, w, c, &mut gf, ho, wo).unwrap();
+        ldp_core::kernels::pool::adaptive_avg_pool_reference(&xf, h, w, c, &mut wf, ho, wo).unwrap();
+        prop_assert!(gf.iter().zip(&wf).all(|(a, b)| a.to_bits() == b.to_bits()), "f32 pool differs");
+        let xh: Vec<f16> = xf.iter().map(|&v| f16::from_f32(v)).collect();
+        let (mut gh, mut wh) = (vec![f16::ZERO; ho * wo * c], vec![f16::ZERO; ho * wo * c]);
+        ldp_core::kernels::pool::adaptive_avg_pool(&xh, h, w, c, &mut gh, ho, wo).unwrap();
+        ldp_core::kernels::pool::adaptive_avg_pool_reference(&xh, h, w, c, &mut wh, ho, wo).unwrap();
+        prop_assert!(gh.iter().zip(&wh).all(|(a, b)| a.to_bits() == b.to_bits()), "f16 pool differs");
+    }
+}

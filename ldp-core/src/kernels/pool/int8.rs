@@ -20,7 +20,10 @@ pub fn adaptive_avg_pool(
 }
 
 /// The adaptive average pool over `i8` or `i16` activations:
-/// `y = sat(z + div_round(Σ (x − z), count))`.
+/// `y = sat(z + div_round(Σ (x − z), count))`. Per output pixel and block of `CB` channels, the
+/// bin's pixels are added in row-major order (each channel's sum the same chain of wrapping
+/// `i64` additions as [`super::adaptive_avg_pool_i8_reference`]); a power-of-two count divides
+/// by shifts ([`div_round_pow2`], the same quotients).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pool_means<X: Copy + Into<i32>, Y>(
     x: &[X],
@@ -34,28 +37,82 @@ pub(crate) fn pool_means<X: Copy + Into<i32>, Y>(
     sat: impl Fn(i32) -> Y,
 ) -> Result<(), Error> {
     use crate::kernels::pool::bin;
+    const CB: usize = 64;
     if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
         return Err(Error::InvalidConfig("int8 pool: empty shape"));
     }
     check_dims("int8 pool input", x, &[h, w, c])?;
     check_dims("int8 pool output", y, &[ho, wo, c])?;
+    let z = zero as i64;
+    // Sums in `i32` lanes (twice as many per register) while they cannot overflow: |x − z| ≤
+    // 2^16 + 2^15 for `i8`/`i16` inputs and |z| ≤ 2^15, times at most 2^14 pixels < 2^31.
+    let narrow = zero.unsigned_abs() <= 1 << 15;
+    let mut acc = [0i64; CB];
+    let mut acc32 = [0i32; CB];
     for oy in 0..ho {
         let (ys, ye) = bin(oy, h, ho);
         for ox in 0..wo {
             let (xs, xe) = bin(ox, w, wo);
+            // At most h·w pixels, within the checked input length: no overflow.
             let count = ((ye - ys) * (xe - xs)) as i64;
             let o = (oy * wo + ox) * c;
-            for ch in 0..c {
-                let mut s = 0i64;
-                for iy in ys..ye {
-                    for ix in xs..xe {
-                        let v: i32 = x[(iy * w + ix) * c + ch].into();
-                        s = s.wrapping_add(v as i64 - zero as i64);
+            let mut c0 = 0;
+            while c0 < c {
+                let n = CB.min(c - c0);
+                let acc = &mut acc[..n];
+                if narrow && count <= 1 << 14 {
+                    let a32 = &mut acc32[..n];
+                    a32.fill(0);
+                    for iy in ys..ye {
+                        for ix in xs..xe {
+                            let at = (iy * w + ix) * c + c0;
+                            for (a, &v) in a32.iter_mut().zip(&x[at..at + n]) {
+                                let v: i32 = v.into();
+                                *a += v - zero;
+                            }
+                        }
+                    }
+                    for (a, &b) in acc.iter_mut().zip(a32.iter()) {
+                        *a = b as i64;
+                    }
+                } else {
+                    acc.fill(0);
+                    for iy in ys..ye {
+                        for ix in xs..xe {
+                            let at = (iy * w + ix) * c + c0;
+                            for (a, &v) in acc.iter_mut().zip(&x[at..at + n]) {
+                                let v: i32 = v.into();
+                                *a = a.wrapping_add(v as i64 - z);
+                            }
+                        }
                     }
                 }
-                y[o + ch] = sat(zero.wrapping_add(div_round(s, count) as i32));
+                let dst = &mut y[o + c0..o + c0 + n];
+                if count.count_ones() == 1 {
+                    let k = count.trailing_zeros();
+                    for (d, &s) in dst.iter_mut().zip(acc.iter()) {
+                        *d = sat(zero.wrapping_add(div_round_pow2(s, k) as i32));
+                    }
+                } else {
+                    for (d, &s) in dst.iter_mut().zip(acc.iter()) {
+                        *d = sat(zero.wrapping_add(div_round(s, count) as i32));
+                    }
+                }
+                c0 += n;
             }
         }
     }
     Ok(())
+}
+
+/// [`div_round`]`(n, 2^k)` by a shift, for `k ≤ 62` and `|n| < 2^62`: `(n + 2^(k−1)) >> k` for
+/// `n ≥ 0`; for `n < 0` the truncating division of `n − 2^(k−1)` is the negated floor of
+/// `(−n + 2^(k−1)) / 2^k`.
+/// Without a branch: `−floor((2^(k−1) − n) / 2^k)` is `floor((n − 2^(k−1) + 2^k − 1) / 2^k)`,
+/// i.e. the bias is `2^(k−1)` for `n ≥ 0` and one less for `n < 0` (both 0 for `k = 0`).
+#[inline(always)]
+fn div_round_pow2(n: i64, k: u32) -> i64 {
+    let half = (1i64 << k) >> 1;
+    let less = (k > 0) as i64 & (n < 0) as i64;
+    (n + half - less) >> k
 }
