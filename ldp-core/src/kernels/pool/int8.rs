@@ -1,6 +1,6 @@
 //! int8 adaptive average pool (TFLite AVERAGE_POOL_2D rounding), portable only.
 
-use crate::error::{check_dims, Error};
+use crate::error::Error;
 use crate::quant::fixed::{div_round, sat_i8};
 
 /// int8 adaptive average pool (TFLite AVERAGE_POOL_2D rounding; output keeps the input's
@@ -38,11 +38,7 @@ pub(crate) fn pool_means<X: Copy + Into<i32>, Y>(
 ) -> Result<(), Error> {
     use crate::kernels::pool::bin;
     const CB: usize = 64;
-    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
-        return Err(Error::InvalidConfig("int8 pool: empty shape"));
-    }
-    check_dims("int8 pool input", x, &[h, w, c])?;
-    check_dims("int8 pool output", y, &[ho, wo, c])?;
+    super::check_shape(true, x, h, w, c, y, ho, wo)?;
     let z = zero as i64;
     // Sums in `i32` lanes (twice as many per register) while they cannot overflow: |x − z| ≤
     // 2^16 + 2^15 for `i8`/`i16` inputs and |z| ≤ 2^15, times at most 2^14 pixels < 2^31.

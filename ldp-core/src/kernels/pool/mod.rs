@@ -18,6 +18,35 @@ pub const fn bin(i: usize, n_in: usize, n_out: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// The shape checks every pool makes: a non-empty shape, `x` of `h·w·c` values and `y` of
+/// `ho·wo·c` (`int8` picks the messages' prefix).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_shape<X, Y>(
+    int8: bool,
+    x: &[X],
+    h: usize,
+    w: usize,
+    c: usize,
+    y: &[Y],
+    ho: usize,
+    wo: usize,
+) -> Result<(), Error> {
+    let [empty, input, output] = if int8 {
+        [
+            "int8 pool: empty shape",
+            "int8 pool input",
+            "int8 pool output",
+        ]
+    } else {
+        ["pool: empty shape", "pool input", "pool output"]
+    };
+    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
+        return Err(Error::InvalidConfig(empty));
+    }
+    check_dims(input, x, &[h, w, c])?;
+    check_dims(output, y, &[ho, wo, c])
+}
+
 /// Channels summed per pixel at a time: a block on the stack, so the sums run over contiguous
 /// channels (vectorized) instead of one strided channel at a time.
 const CB: usize = 64;
@@ -35,11 +64,7 @@ pub fn adaptive_avg_pool<X: Elem, Y: Elem>(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
-        return Err(Error::InvalidConfig("pool: empty shape"));
-    }
-    check_dims("pool input", x, &[h, w, c])?;
-    check_dims("pool output", y, &[ho, wo, c])?;
+    check_shape(false, x, h, w, c, y, ho, wo)?;
     let mut acc = [0.0f32; CB];
     for oy in 0..ho {
         let (ys, ye) = bin(oy, h, ho);

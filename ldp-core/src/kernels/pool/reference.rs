@@ -4,7 +4,7 @@
 
 use super::bin;
 use crate::elem::Elem;
-use crate::error::{check_dims, Error};
+use crate::error::Error;
 use crate::quant::fixed::{div_round, sat_i8};
 
 /// Adaptive average pool `x: [h][w][c]` → `y: [ho][wo][c]`, one value at a time: the reference
@@ -18,11 +18,7 @@ pub fn adaptive_avg_pool_reference<X: Elem, Y: Elem>(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
-        return Err(Error::InvalidConfig("pool: empty shape"));
-    }
-    check_dims("pool input", x, &[h, w, c])?;
-    check_dims("pool output", y, &[ho, wo, c])?;
+    super::check_shape(false, x, h, w, c, y, ho, wo)?;
     for oy in 0..ho {
         let (ys, ye) = bin(oy, h, ho);
         for ox in 0..wo {
@@ -56,11 +52,7 @@ pub fn adaptive_avg_pool_i8_reference(
     ho: usize,
     wo: usize,
 ) -> Result<(), Error> {
-    if h == 0 || w == 0 || c == 0 || ho == 0 || wo == 0 {
-        return Err(Error::InvalidConfig("int8 pool: empty shape"));
-    }
-    check_dims("int8 pool input", x, &[h, w, c])?;
-    check_dims("int8 pool output", y, &[ho, wo, c])?;
+    super::check_shape(true, x, h, w, c, y, ho, wo)?;
     for oy in 0..ho {
         let (ys, ye) = bin(oy, h, ho);
         for ox in 0..wo {
