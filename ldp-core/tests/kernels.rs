@@ -2022,8 +2022,9 @@ proptest! {
 
     /// The adaptive average pools (channel blocks of 64 summed per pixel; power-of-two bin
     /// counts divided by shifts) equal their one-value-at-a-time references bit for bit: int8
-    /// with any zero point (`i32` sums, and `i64` ones for zero points beyond ±2^15), the 16-bit pool against the int8 reference's formula (zero point 0,
-    /// 16-bit saturation), f32 and f16. Grids 1..=13 to 1..=7 (bins of 1 to 13 pixels, powers
+    /// with any zero point (`i32` sums, and `i64` ones for zero points beyond ±2^15), the
+    /// 16-bit pool against the int8 reference's formula (zero point 0, 16-bit saturation), f32
+    /// and f16. Grids 1..=13 to 1..=7 (bins of 1 to 13 pixels, powers
     /// of two among them), 1..=150 channels (one block, several, a partial last one), 1×1.
     #[test]
     fn adaptive_avg_pools_equal_references(h in 1usize..=13, w in 1usize..=13, ho in 1usize..=7, wo in 1usize..=7,

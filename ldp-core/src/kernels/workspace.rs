@@ -3,9 +3,9 @@
 //! fused pointwise → LayerNorm (up to 4 MiB, `with_len`).
 //!
 //! With `std` they live in two heap buffers per thread (a caller and one nested kernel each
-//! get one), kept for the thread's life and reused by every call, so a forward pass needs only tens of KiB of stack and runs on threads with small
-//! stacks (a C library's 128 KiB pthreads, an async runtime's workers); without `std` they are
-//! stack arrays, as on the devices. Their contents on entry are unspecified (whatever the last
+//! get one), kept for the thread's life and reused by every call, so a forward pass needs only
+//! tens of KiB of stack and runs on threads with small stacks (a C library's 128 KiB pthreads,
+//! an async runtime's workers); without `std` they are stack arrays, as on the devices. Their contents on entry are unspecified (whatever the last
 //! call left): every kernel writes what it reads.
 
 use bytemuck::Pod;

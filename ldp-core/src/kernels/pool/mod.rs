@@ -49,10 +49,10 @@ pub(crate) fn check_shape<X, Y>(
 
 /// Channels summed per pixel at a time: a block on the stack, so the sums run over contiguous
 /// channels (vectorized) instead of one strided channel at a time.
-const CB: usize = 64;
+pub(super) const CB: usize = 64;
 
 /// Adaptive average pool `x: [h][w][c]` → `y: [ho][wo][c]`: per output pixel and block of
-/// 64 channels, the bin's pixels added in row-major order (each channel's sum the same
+/// 64 channels (`CB`), the bin's pixels added in row-major order (each channel's sum the same
 /// chain of additions as [`adaptive_avg_pool_reference`], so the same bits), then scaled by
 /// `1/count`.
 pub fn adaptive_avg_pool<X: Elem, Y: Elem>(

@@ -22,8 +22,8 @@
 //! matrix. Two forms:
 //!
 //! * **More than 32 pixels** (`run_p`): `A` = the pixels (`mr` = 16), `B` = 32 outputs of the
-//!   weights, packed per call in groups of 4 panels (128 outputs, 256 KiB of the thread's workspace); each block
-//!   of 32 pixels runs against the group's panels. When 32 does not divide the pixel count the
+//!   weights, packed per call in groups of 4 panels (128 outputs, 256 KiB of the thread's
+//!   workspace); each block of 32 pixels runs against the group's panels. When 32 does not divide the pixel count the
 //!   last block overlaps the one before, and when 32 does not divide `c_out` the last panel
 //!   overlaps the one before (outputs computed twice get the same value). The epilogue
 //!   requantizes 32 outputs of a pixel at a time.
